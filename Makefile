@@ -1,0 +1,59 @@
+# cnn - build the library (static + shared), the cnn tool, the examples and the tests.
+PREFIX ?= /usr/local
+CC ?= cc
+CFLAGS ?= -O2
+CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -pthread
+CPPFLAGS += -Iinclude -Isrc
+LDLIBS += -lz -lm -pthread
+BUILD ?= build
+VERSION = 0.1.0
+
+LIB_SRC := $(sort $(wildcard src/*/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+TEST_SRC := $(wildcard tests/test_*.c)
+TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TEST_SUPPORT := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+
+all: $(BUILD)/libcnn.a $(BUILD)/libcnn.so $(EXAMPLES) $(BUILD)/cnn.pc
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libcnn.a: $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/libcnn.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libcnn.so.0 $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libcnn.a include/cnn.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) tests/test.h $(BUILD)/libcnn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests $< $(TEST_SUPPORT) -o $@ $(BUILD)/libcnn.a $(LDLIBS)
+
+$(BUILD)/cnn.pc: cnn.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+tests: $(TESTS)
+
+check test: $(TESTS)
+	@sh tests/run.sh $(BUILD)/tests
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/cnn.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libcnn.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libcnn.so $(DESTDIR)$(PREFIX)/lib/libcnn.so.$(VERSION)
+	ln -sf libcnn.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcnn.so.0
+	ln -sf libcnn.so.0 $(DESTDIR)$(PREFIX)/lib/libcnn.so
+	install -m 644 $(BUILD)/cnn.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all tests check test install clean

@@ -1,0 +1,27 @@
+/* A fixed set of worker threads owned by a model (never global).
+ * cnn_pool_run(pool, fn, ctx) calls fn(ctx, ith, nth) for ith = 0..nth-1,
+ * ith 0 on the calling thread, and returns when all have finished. */
+#ifndef CNN_CORE_THREADPOOL_H
+#define CNN_CORE_THREADPOOL_H
+
+#include "cnn.h"
+
+typedef struct cnn_pool cnn_pool;
+typedef void (*cnn_pool_fn)(void *ctx, int ith, int nth);
+
+/* threads >= 1; a pool of 1 runs everything on the caller. */
+cnn_status cnn_pool_create(cnn_pool **out, int threads);
+void cnn_pool_free(cnn_pool *pool);
+int cnn_pool_threads(const cnn_pool *pool);
+/* pool may be NULL (runs fn(ctx, 0, 1)). */
+void cnn_pool_run(cnn_pool *pool, cnn_pool_fn fn, void *ctx);
+
+/* The [begin, end) share of n items for worker ith of nth. */
+static inline void cnn_split_range(long n, int ith, int nth, long *begin, long *end)
+{
+    long per = n / nth, extra = n % nth;
+    *begin = ith * per + (ith < extra ? ith : extra);
+    *end = *begin + per + (ith < extra ? 1 : 0);
+}
+
+#endif

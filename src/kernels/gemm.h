@@ -1,0 +1,37 @@
+/* The one matrix-multiply interface that Conv2D (through im2col) and Dense
+ * run on. Row-major throughout:
+ *   C[M x N] = alpha * op(A)[M x K] * op(B)[K x N] + beta * C
+ * op(A) = A (M x K, row stride lda) or, with trans_a, A^T where A is K x M.
+ * op(B) = B (K x N, row stride ldb) or, with trans_b, B^T where B is N x K.
+ * beta == 0 means C is overwritten (its old contents may be NaN). */
+#ifndef CNN_KERNELS_GEMM_H
+#define CNN_KERNELS_GEMM_H
+
+#include <stdbool.h>
+
+#include "core/threadpool.h"
+
+/* The obviously-correct reference: triple loop, double accumulation. */
+void cnn_gemm_naive(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                    int ldc);
+
+/* Packing buffers for every worker of a pool, allocated once. */
+typedef struct cnn_gemm_ctx cnn_gemm_ctx;
+cnn_status cnn_gemm_ctx_create(cnn_gemm_ctx **out, cnn_pool *pool);
+void cnn_gemm_ctx_free(cnn_gemm_ctx *ctx);
+/* Route every cnn_gemm call of this context to the naive kernel (tests). */
+void cnn_gemm_ctx_use_naive(cnn_gemm_ctx *ctx, bool naive);
+/* Name of the kernel in use: "naive", "avx512", "avx2", "generic". */
+const char *cnn_gemm_ctx_kernel_name(const cnn_gemm_ctx *ctx);
+/* Tests and benchmarks: make cnn_gemm use the micro-kernel called name
+ * ("avx512", "avx2" or "generic") instead of the fastest one. Returns false,
+ * changing nothing, if the name is unknown or this CPU cannot run it. */
+bool cnn_gemm_ctx_force_kernel(cnn_gemm_ctx *ctx, const char *name);
+
+/* The fast path, multi-threaded over ctx's pool. Results do not depend on
+ * the number of threads (each element is summed in the same order). */
+void cnn_gemm(cnn_gemm_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+#endif

@@ -1,0 +1,226 @@
+/* Conv2D: y = conv(x, kernel) + bias, kernel (kh, kw, in, filters).
+ * Runs as GEMM on im2col tiles of at most TILE_FLOATS scratch floats, so
+ * the scratch is bounded whatever the image size. */
+#include <string.h>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "kernels/conv.h"
+#include "layers/layer.h"
+
+/* 8 MiB of column scratch: big enough for efficient GEMM tiles, small
+ * enough that a 2000x2000 image never needs the full im2col matrix. */
+#define TILE_FLOATS ((int64_t)1 << 21)
+
+typedef struct {
+    cnn_layer base;
+    cnn_conv2d_config cfg;
+    cnn_conv_geom geom;
+} conv2d_layer;
+
+static int64_t tile_rows(const conv2d_layer *c, int batch)
+{
+    int64_t K = (int64_t)c->geom.kh * c->geom.kw * c->geom.c;
+    int64_t M = (int64_t)batch * c->geom.oh * c->geom.ow;
+    int64_t rows = TILE_FLOATS / K;
+    if (rows < 1)
+        rows = 1;
+    return rows < M ? rows : M;
+}
+
+/* A 1x1, stride-1, unpadded convolution's columns are the input itself. */
+static bool columns_are_input(const cnn_conv_geom *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pad_top == 0
+        && g->pad_left == 0;
+}
+
+static cnn_status conv2d_infer(cnn_layer *l, cnn_shape in)
+{
+    conv2d_layer *c = (conv2d_layer *)l;
+    const cnn_conv2d_config *k = &c->cfg;
+    if (in.rank != 3)
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "%s (Conv2D): expects input of rank 3 (rows, cols, channels), got rank %d"
+                        " (add a channel axis with cnn_tensor_expand_dims for grayscale data,"
+                        " or no Flatten/Dense before Conv2D)",
+                        l->name, in.rank);
+    cnn_conv_geom *g = &c->geom;
+    g->h = in.dims[0];
+    g->w = in.dims[1];
+    g->c = in.dims[2];
+    g->kh = k->kernel_size[0];
+    g->kw = k->kernel_size[1];
+    g->sh = k->strides[0];
+    g->sw = k->strides[1];
+    g->dh = k->dilation_rate[0];
+    g->dw = k->dilation_rate[1];
+    int same = k->padding == CNN_PADDING_SAME;
+    g->oh = cnn_conv_out_size(g->h, g->kh, g->sh, g->dh, same, &g->pad_top);
+    g->ow = cnn_conv_out_size(g->w, g->kw, g->sw, g->dw, same, &g->pad_left);
+    if (g->oh < 1 || g->ow < 1)
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "%s (Conv2D): kernel %dx%d (dilation %dx%d) is larger than its input"
+                        " %dx%d with padding 'valid'",
+                        l->name, g->kh, g->kw, g->dh, g->dw, g->h, g->w);
+    int64_t K = (int64_t)g->kh * g->kw * g->c;
+    if (K > INT32_MAX / 4 || (int64_t)g->oh * g->ow * k->filters > INT32_MAX)
+        return cnn_fail(CNN_ERR_SHAPE, "%s (Conv2D): layer too large", l->name);
+    l->out = cnn_shape_hwc(g->oh, g->ow, k->filters);
+    cnn_layer_set_param(l, 0, "kernel", 4, (int64_t[]){g->kh, g->kw, g->c, k->filters}, true);
+    if (!k->no_bias)
+        cnn_layer_set_param(l, 1, "bias", 1, (int64_t[]){k->filters}, true);
+    return CNN_OK;
+}
+
+static void conv2d_init(cnn_layer *l, cnn_rng *rng)
+{
+    conv2d_layer *c = (conv2d_layer *)l;
+    int64_t field = (int64_t)c->geom.kh * c->geom.kw;
+    cnn_glorot_uniform(l->params[0].value, l->params[0].count, field * c->geom.c,
+                       field * c->cfg.filters, rng);
+    if (l->n_params > 1)
+        memset(l->params[1].value, 0, (size_t)l->params[1].count * sizeof(float));
+}
+
+static size_t conv2d_workspace(const cnn_layer *l, int batch)
+{
+    const conv2d_layer *c = (const conv2d_layer *)l;
+    if (columns_are_input(&c->geom))
+        return 0;
+    return (size_t)(tile_rows(c, batch) * c->geom.kh * c->geom.kw * c->geom.c);
+}
+
+/* im2col of one tile, split across the pool by rows. */
+typedef struct {
+    const cnn_conv_geom *g;
+    const float *x;
+    int64_t m0, m1;
+    float *col;
+} im2col_job;
+
+static void im2col_worker(void *p, int ith, int nth)
+{
+    im2col_job *j = p;
+    long b, e;
+    cnn_split_range((long)(j->m1 - j->m0), ith, nth, &b, &e);
+    int64_t K = (int64_t)j->g->kh * j->g->kw * j->g->c;
+    cnn_im2col_rows(j->g, j->x, j->m0 + b, j->m0 + e, j->col + b * K);
+}
+
+static const float *columns(const conv2d_layer *c, const cnn_layer_io *io, int64_t m0, int64_t m1)
+{
+    const cnn_conv_geom *g = &c->geom;
+    if (columns_are_input(g))
+        return io->x + m0 * g->c;
+    im2col_job job = {g, io->x, m0, m1, io->workspace};
+    cnn_pool_run((m1 - m0) > 64 ? io->pool : NULL, im2col_worker, &job);
+    return io->workspace;
+}
+
+static void conv2d_forward(cnn_layer *l, const cnn_layer_io *io)
+{
+    conv2d_layer *c = (conv2d_layer *)l;
+    const cnn_conv_geom *g = &c->geom;
+    const int K = g->kh * g->kw * g->c, F = c->cfg.filters;
+    const int64_t M = (int64_t)io->batch * g->oh * g->ow, tile = tile_rows(c, io->batch);
+    for (int64_t m0 = 0; m0 < M; m0 += tile) {
+        int64_t m1 = m0 + tile < M ? m0 + tile : M;
+        const float *col = columns(c, io, m0, m1);
+        float *y = io->y + m0 * F;
+        /* y[rows x F] = col[rows x K] * kernel[K x F] */
+        cnn_gemm(io->gemm, false, false, (int)(m1 - m0), F, K, 1.0f, col, K,
+                 l->params[0].value, F, 0.0f, y, F);
+        if (l->n_params > 1)
+            cnn_add_bias_rows(y, l->params[1].value, m1 - m0, F);
+    }
+}
+
+static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
+{
+    conv2d_layer *c = (conv2d_layer *)l;
+    const cnn_conv_geom *g = &c->geom;
+    const int K = g->kh * g->kw * g->c, F = c->cfg.filters;
+    const int64_t M = (int64_t)io->batch * g->oh * g->ow, tile = tile_rows(c, io->batch);
+    const bool direct = columns_are_input(g);
+    if (io->dx)
+        memset(io->dx, 0, (size_t)io->batch * g->h * g->w * g->c * sizeof(float));
+    for (int64_t m0 = 0; m0 < M; m0 += tile) {
+        int64_t m1 = m0 + tile < M ? m0 + tile : M;
+        int rows = (int)(m1 - m0);
+        const float *dy = io->dy + m0 * F;
+        const float *col = columns(c, io, m0, m1);
+        /* dkernel[K x F] += col^T[K x rows] * dy[rows x F] */
+        cnn_gemm(io->gemm, true, false, K, F, rows, 1.0f, col, K, dy, F, 1.0f,
+                 l->params[0].grad, F);
+        if (l->n_params > 1)
+            cnn_bias_grad_rows(dy, rows, F, l->params[1].grad);
+        if (!io->dx)
+            continue;
+        if (direct) {
+            /* dx rows = dy * kernel^T directly */
+            cnn_gemm(io->gemm, false, true, rows, K, F, 1.0f, dy, F, l->params[0].value, F, 0.0f,
+                     io->dx + m0 * g->c, K);
+            continue;
+        }
+        /* dcol[rows x K] = dy[rows x F] * kernel^T, reusing the column scratch */
+        cnn_gemm(io->gemm, false, true, rows, K, F, 1.0f, dy, F, l->params[0].value, F, 0.0f,
+                 io->workspace, K);
+        cnn_col2im_rows_add(g, io->workspace, m0, m1, io->dx);
+    }
+}
+
+const cnn_layer_ops cnn_conv2d_ops = {
+    .type_name = "Conv2D",
+    .auto_name = "conv2d",
+    .infer = conv2d_infer,
+    .init = conv2d_init,
+    .workspace_floats = conv2d_workspace,
+    .forward = conv2d_forward,
+    .backward = conv2d_backward,
+};
+
+static cnn_status check_pair(const char *layer, const char *field, const int v[2], int min)
+{
+    if (v[0] < min || v[1] < min)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Conv2D): %s must be >= %d, got (%d, %d)",
+                        layer, field, min, v[0], v[1]);
+    return CNN_OK;
+}
+
+cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_conv2d_config *cfg, const char *name)
+{
+    *out = NULL;
+    cnn_conv2d_config k = *cfg;
+    if (!k.strides[0] && !k.strides[1])
+        k.strides[0] = k.strides[1] = 1;
+    if (!k.dilation_rate[0] && !k.dilation_rate[1])
+        k.dilation_rate[0] = k.dilation_rate[1] = 1;
+    if (k.filters < 1)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Conv2D): filters must be >= 1, got %d",
+                        name, k.filters);
+    cnn_status st;
+    if ((st = check_pair(name, "kernel_size", k.kernel_size, 1))
+        || (st = check_pair(name, "strides", k.strides, 1))
+        || (st = check_pair(name, "dilation_rate", k.dilation_rate, 1)))
+        return st;
+    if ((k.strides[0] > 1 || k.strides[1] > 1)
+        && (k.dilation_rate[0] > 1 || k.dilation_rate[1] > 1))
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "%s (Conv2D): strides > 1 cannot be combined with dilation_rate > 1"
+                        " (as in Keras)",
+                        name);
+    if (k.padding != CNN_PADDING_VALID && k.padding != CNN_PADDING_SAME)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Conv2D): padding must be valid or same",
+                        name);
+    if ((unsigned)k.activation > CNN_ACTIVATION_SOFTMAX)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Conv2D): unknown activation %d", name,
+                        (int)k.activation);
+    cnn_layer *l;
+    if ((st = cnn_layer_alloc(&l, sizeof(conv2d_layer), &cnn_conv2d_ops, name)))
+        return st;
+    ((conv2d_layer *)l)->cfg = k;
+    l->activation = k.activation;
+    *out = l;
+    return CNN_OK;
+}

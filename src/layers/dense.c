@@ -1,0 +1,93 @@
+/* Dense: y = x kernel + bias on the last axis, kernel (in, units).
+ * Like Keras, an input of rank 3 is transformed pixel by pixel. */
+#include <string.h>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "kernels/conv.h"
+#include "layers/layer.h"
+
+typedef struct {
+    cnn_layer base;
+    cnn_dense_config cfg;
+    int in_features;
+    int64_t rows_per_example; /* product of the input dims but the last */
+} dense_layer;
+
+static cnn_status dense_infer(cnn_layer *l, cnn_shape in)
+{
+    dense_layer *d = (dense_layer *)l;
+    d->in_features = in.dims[in.rank - 1];
+    d->rows_per_example = cnn_shape_size(in) / d->in_features;
+    l->out = in;
+    l->out.dims[in.rank - 1] = d->cfg.units;
+    if ((int64_t)d->in_features * d->cfg.units > ((int64_t)1 << 40))
+        return cnn_fail(CNN_ERR_SHAPE, "%s (Dense): %d x %d weights is too large", l->name,
+                        d->in_features, d->cfg.units);
+    cnn_layer_set_param(l, 0, "kernel", 2, (int64_t[]){d->in_features, d->cfg.units}, true);
+    if (!d->cfg.no_bias)
+        cnn_layer_set_param(l, 1, "bias", 1, (int64_t[]){d->cfg.units}, true);
+    return CNN_OK;
+}
+
+static void dense_init(cnn_layer *l, cnn_rng *rng)
+{
+    dense_layer *d = (dense_layer *)l;
+    cnn_glorot_uniform(l->params[0].value, l->params[0].count, d->in_features, d->cfg.units, rng);
+    if (l->n_params > 1)
+        memset(l->params[1].value, 0, (size_t)l->params[1].count * sizeof(float));
+}
+
+static void dense_forward(cnn_layer *l, const cnn_layer_io *io)
+{
+    dense_layer *d = (dense_layer *)l;
+    int rows = (int)(io->batch * d->rows_per_example), U = d->cfg.units, In = d->in_features;
+    /* y[rows x U] = x[rows x In] * kernel[In x U] */
+    cnn_gemm(io->gemm, false, false, rows, U, In, 1.0f, io->x, In, l->params[0].value, U, 0.0f,
+             io->y, U);
+    if (l->n_params > 1)
+        cnn_add_bias_rows(io->y, l->params[1].value, rows, U);
+}
+
+static void dense_backward(cnn_layer *l, const cnn_layer_io *io)
+{
+    dense_layer *d = (dense_layer *)l;
+    int rows = (int)(io->batch * d->rows_per_example), U = d->cfg.units, In = d->in_features;
+    /* dkernel[In x U] += x^T[In x rows] * dy[rows x U] */
+    cnn_gemm(io->gemm, true, false, In, U, rows, 1.0f, io->x, In, io->dy, U, 1.0f,
+             l->params[0].grad, U);
+    if (l->n_params > 1)
+        cnn_bias_grad_rows(io->dy, rows, U, l->params[1].grad);
+    /* dx[rows x In] = dy[rows x U] * kernel^T */
+    if (io->dx)
+        cnn_gemm(io->gemm, false, true, rows, In, U, 1.0f, io->dy, U, l->params[0].value, U, 0.0f,
+                 io->dx, In);
+}
+
+const cnn_layer_ops cnn_dense_ops = {
+    .type_name = "Dense",
+    .auto_name = "dense",
+    .infer = dense_infer,
+    .init = dense_init,
+    .forward = dense_forward,
+    .backward = dense_backward,
+};
+
+cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_dense_config *cfg, const char *name)
+{
+    *out = NULL;
+    if (cfg->units < 1)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Dense): units must be >= 1, got %d", name,
+                        cfg->units);
+    if ((unsigned)cfg->activation > CNN_ACTIVATION_SOFTMAX)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Dense): unknown activation %d", name,
+                        (int)cfg->activation);
+    cnn_layer *l;
+    cnn_status st = cnn_layer_alloc(&l, sizeof(dense_layer), &cnn_dense_ops, name);
+    if (st)
+        return st;
+    ((dense_layer *)l)->cfg = *cfg;
+    l->activation = cfg->activation;
+    *out = l;
+    return CNN_OK;
+}

@@ -1,0 +1,150 @@
+/* The layers that keep the data's size: Activation, Dropout and Flatten.
+ * Flatten keeps NHWC order, so (h, w, c) -> (h*w*c) matches Keras. */
+#include <string.h>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "layers/layer.h"
+
+static size_t example_size(const cnn_layer *l) { return (size_t)cnn_shape_size(l->in); }
+
+static void copy_forward(cnn_layer *l, const cnn_layer_io *io)
+{
+    memcpy(io->y, io->x, (size_t)io->batch * example_size(l) * sizeof(float));
+}
+
+static void copy_backward(cnn_layer *l, const cnn_layer_io *io)
+{
+    if (io->dx)
+        memcpy(io->dx, io->dy, (size_t)io->batch * example_size(l) * sizeof(float));
+}
+
+static cnn_status same_shape_infer(cnn_layer *l, cnn_shape in)
+{
+    l->out = in;
+    return CNN_OK;
+}
+
+/* ---- Activation: the model applies l->activation after the copy. ---- */
+const cnn_layer_ops cnn_activation_ops = {
+    .type_name = "Activation",
+    .auto_name = "activation",
+    .infer = same_shape_infer,
+    .forward = copy_forward,
+    .backward = copy_backward,
+};
+
+cnn_status cnn_layer_activation_create(cnn_layer **out, const cnn_activation_config *cfg,
+                                       const char *name)
+{
+    *out = NULL;
+    if ((unsigned)cfg->activation > CNN_ACTIVATION_SOFTMAX)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Activation): unknown activation %d", name,
+                        (int)cfg->activation);
+    cnn_status st = cnn_layer_alloc(out, sizeof(cnn_layer), &cnn_activation_ops, name);
+    if (st == CNN_OK)
+        (*out)->activation = cfg->activation;
+    return st;
+}
+
+/* ---- Flatten ---- */
+static cnn_status flatten_infer(cnn_layer *l, cnn_shape in)
+{
+    int64_t n = cnn_shape_size(in);
+    if (n > INT32_MAX)
+        return cnn_fail(CNN_ERR_SHAPE, "%s (Flatten): %lld features is too many", l->name,
+                        (long long)n);
+    l->out = cnn_shape_flat((int)n);
+    return CNN_OK;
+}
+
+const cnn_layer_ops cnn_flatten_ops = {
+    .type_name = "Flatten",
+    .auto_name = "flatten",
+    .infer = flatten_infer,
+    .forward = copy_forward,
+    .backward = copy_backward,
+};
+
+cnn_status cnn_layer_flatten_create(cnn_layer **out, const cnn_flatten_config *cfg,
+                                    const char *name)
+{
+    (void)cfg;
+    return cnn_layer_alloc(out, sizeof(cnn_layer), &cnn_flatten_ops, name);
+}
+
+/* ---- Dropout: inverted (kept values scaled by 1 / (1 - rate) in training,
+ * identity in inference); the kept/dropped mask is saved for backward. ---- */
+typedef struct {
+    cnn_layer base;
+    float rate;
+    uint64_t seed;
+} dropout_layer;
+
+static size_t dropout_saved(const cnn_layer *l, int batch)
+{
+    return (size_t)batch * example_size(l);
+}
+
+static void dropout_forward(cnn_layer *l, const cnn_layer_io *io)
+{
+    dropout_layer *d = (dropout_layer *)l;
+    size_t n = (size_t)io->batch * example_size(l);
+    if (!io->training || d->rate == 0) {
+        copy_forward(l, io);
+        if (io->saved)
+            memset(io->saved, 1, n);
+        return;
+    }
+    uint8_t *mask = io->saved;
+    float scale = 1.0f / (1.0f - d->rate);
+    for (size_t i = 0; i < n; i++) {
+        mask[i] = cnn_rng_uniform(&l->rng) >= d->rate;
+        io->y[i] = mask[i] ? io->x[i] * scale : 0.0f;
+    }
+}
+
+static void dropout_backward(cnn_layer *l, const cnn_layer_io *io)
+{
+    dropout_layer *d = (dropout_layer *)l;
+    if (!io->dx)
+        return;
+    const uint8_t *mask = io->saved;
+    size_t n = (size_t)io->batch * example_size(l);
+    float scale = io->training && d->rate > 0 ? 1.0f / (1.0f - d->rate) : 1.0f;
+    for (size_t i = 0; i < n; i++)
+        io->dx[i] = mask[i] ? io->dy[i] * scale : 0.0f;
+}
+
+/* A seeded layer keeps its own stream; an unseeded one draws from the
+ * model's initialisation stream, so the model's seed decides it. */
+static void dropout_init(cnn_layer *l, cnn_rng *rng)
+{
+    dropout_layer *d = (dropout_layer *)l;
+    cnn_rng_seed(&l->rng, d->seed ? d->seed : cnn_rng_next(rng));
+}
+
+const cnn_layer_ops cnn_dropout_ops = {
+    .type_name = "Dropout",
+    .auto_name = "dropout",
+    .infer = same_shape_infer,
+    .init = dropout_init,
+    .saved_bytes = dropout_saved,
+    .forward = dropout_forward,
+    .backward = dropout_backward,
+};
+
+cnn_status cnn_layer_dropout_create(cnn_layer **out, const cnn_dropout_config *cfg,
+                                    const char *name)
+{
+    *out = NULL;
+    if (!(cfg->rate >= 0 && cfg->rate < 1))
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Dropout): rate must be in [0, 1), got %g",
+                        name, (double)cfg->rate);
+    cnn_status st = cnn_layer_alloc(out, sizeof(dropout_layer), &cnn_dropout_ops, name);
+    if (st == CNN_OK) {
+        ((dropout_layer *)*out)->rate = cfg->rate;
+        ((dropout_layer *)*out)->seed = cfg->seed;
+    }
+    return st;
+}

@@ -1,0 +1,47 @@
+#include "layers/layer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+cnn_status cnn_layer_alloc(cnn_layer **out, size_t size, const cnn_layer_ops *ops,
+                           const char *name)
+{
+    *out = NULL;
+    if (strlen(name) >= CNN_LAYER_NAME_MAX)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "layer name \"%.40s...\": longer than %d bytes",
+                        name, CNN_LAYER_NAME_MAX - 1);
+    cnn_layer *l = calloc(1, size);
+    if (!l)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", name);
+    l->ops = ops;
+    snprintf(l->name, sizeof l->name, "%s", name);
+    *out = l;
+    return CNN_OK;
+}
+
+void cnn_layer_set_param(cnn_layer *l, int i, const char *name, int rank, const int64_t *dims,
+                         bool trainable)
+{
+    cnn_param *p = &l->params[i];
+    p->name = name;
+    p->rank = rank;
+    p->count = 1;
+    for (int d = 0; d < rank; d++) {
+        p->dims[d] = dims[d];
+        p->count *= dims[d];
+    }
+    p->trainable = trainable;
+    if (l->n_params < i + 1)
+        l->n_params = i + 1;
+}
+
+void cnn_glorot_uniform(float *w, int64_t count, int64_t fan_in, int64_t fan_out, cnn_rng *rng)
+{
+    float limit = sqrtf(6.0f / (float)(fan_in + fan_out));
+    for (int64_t i = 0; i < count; i++)
+        w[i] = (2.0f * cnn_rng_uniform(rng) - 1.0f) * limit;
+}

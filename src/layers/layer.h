@@ -1,0 +1,105 @@
+/* The one small interface every layer kind implements.
+ *
+ * A layer kind is a file in src/layers/ that defines a cnn_layer_ops table
+ * and a create function, plus one line in src/layers/registry.c. Each kind's
+ * own settings live in its own struct whose first member is cnn_layer.
+ *
+ * Memory: the model owns every buffer. Parameters and their gradients are
+ * views into the model's two parameter blocks; outputs, gradients and
+ * scratch are views into its activation arena, sized once per batch size. */
+#ifndef CNN_LAYERS_LAYER_H
+#define CNN_LAYERS_LAYER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cnn.h"
+#include "core/rng.h"
+#include "core/threadpool.h"
+#include "kernels/gemm.h"
+
+#define CNN_LAYER_MAX_PARAMS 2
+#define CNN_LAYER_NAME_MAX 64
+
+typedef struct cnn_param {
+    const char *name;            /* "kernel", "bias" */
+    int rank;
+    int64_t dims[CNN_MAX_RANK];  /* Keras layout */
+    int64_t count;
+    bool trainable;
+    float *value, *grad;         /* views set by the model */
+} cnn_param;
+
+/* What a forward or backward call works on. Shapes: x (batch, in_shape),
+ * y and dy (batch, out_shape). */
+typedef struct cnn_layer_io {
+    int batch;
+    bool training;
+    const float *x;
+    float *y;
+    const float *dy;   /* backward: gradient w.r.t. the linear output (the
+                          model has already applied the activation's derivative) */
+    float *dx;         /* backward: overwritten with dLoss/dx; NULL = not needed */
+    float *workspace;  /* scratch of ops->workspace_floats(layer, batch) */
+    void *saved;       /* ops->saved_bytes(layer, batch) kept from forward to backward */
+    cnn_pool *pool;
+    cnn_gemm_ctx *gemm;
+} cnn_layer_io;
+
+typedef struct cnn_layer cnn_layer;
+
+typedef struct cnn_layer_ops {
+    const char *type_name;  /* Keras class name: "Conv2D" */
+    const char *auto_name;  /* Keras auto-name stem: "conv2d" */
+    /* Sets l->out and the parameter shapes for input shape in, or fails with
+     * a message naming the layer. */
+    cnn_status (*infer)(cnn_layer *l, cnn_shape in);
+    /* Fills parameters (glorot_uniform kernels, zero biases). NULL = none. */
+    void (*init)(cnn_layer *l, cnn_rng *rng);
+    /* Scratch floats needed for a batch (shared by all layers). NULL = 0. */
+    size_t (*workspace_floats)(const cnn_layer *l, int batch);
+    /* Bytes kept from forward to backward (e.g. a dropout mask). NULL = 0. */
+    size_t (*saved_bytes)(const cnn_layer *l, int batch);
+    /* y = layer(x) without the activation (the model applies it). */
+    void (*forward)(cnn_layer *l, const cnn_layer_io *io);
+    /* Accumulates (+=) parameter gradients and writes dx if non-NULL. */
+    void (*backward)(cnn_layer *l, const cnn_layer_io *io);
+} cnn_layer_ops;
+
+struct cnn_layer {
+    const cnn_layer_ops *ops;
+    char name[CNN_LAYER_NAME_MAX];
+    cnn_shape in, out;
+    cnn_activation activation;  /* applied by the model after forward */
+    int n_params;
+    cnn_param params[CNN_LAYER_MAX_PARAMS];
+    cnn_rng rng;                /* per-layer stream (dropout) */
+    bool auto_named;            /* named by the model (counts for Keras suffixes) */
+};
+
+/* Allocates a layer of the given struct size (first member cnn_layer),
+ * zeroed, with ops and name set. */
+cnn_status cnn_layer_alloc(cnn_layer **out, size_t size, const cnn_layer_ops *ops,
+                           const char *name);
+/* Sets parameter i's shape; count is computed. */
+void cnn_layer_set_param(cnn_layer *l, int i, const char *name, int rank, const int64_t *dims,
+                         bool trainable);
+/* Uniform(-limit, limit), limit = sqrt(6 / (fan_in + fan_out)). */
+void cnn_glorot_uniform(float *w, int64_t count, int64_t fan_in, int64_t fan_out, cnn_rng *rng);
+
+/* Creators, one per kind (config already validated for ranges by them). */
+cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_conv2d_config *cfg, const char *name);
+cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_dense_config *cfg, const char *name);
+cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_pool2d_config *cfg, bool max,
+                                   const char *name);
+cnn_status cnn_layer_activation_create(cnn_layer **out, const cnn_activation_config *cfg,
+                                       const char *name);
+cnn_status cnn_layer_dropout_create(cnn_layer **out, const cnn_dropout_config *cfg,
+                                    const char *name);
+cnn_status cnn_layer_flatten_create(cnn_layer **out, const cnn_flatten_config *cfg,
+                                    const char *name);
+
+extern const cnn_layer_ops cnn_conv2d_ops, cnn_dense_ops, cnn_max_pooling2d_ops,
+    cnn_average_pooling2d_ops, cnn_activation_ops, cnn_dropout_ops, cnn_flatten_ops;
+
+#endif

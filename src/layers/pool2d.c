@@ -1,0 +1,110 @@
+/* MaxPooling2D and AveragePooling2D: pool_size, strides (default =
+ * pool_size), padding with TensorFlow's rule. No parameters. */
+#include "core/error.h"
+#include "kernels/pool.h"
+#include "layers/layer.h"
+
+typedef struct {
+    cnn_layer base;
+    cnn_pool2d_config cfg;
+    cnn_conv_geom geom;
+} pool2d_layer;
+
+static cnn_status pool2d_infer(cnn_layer *l, cnn_shape in)
+{
+    pool2d_layer *p = (pool2d_layer *)l;
+    if (in.rank != 3)
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "%s (%s): expects input of rank 3 (rows, cols, channels), got rank %d",
+                        l->name, l->ops->type_name, in.rank);
+    cnn_conv_geom *g = &p->geom;
+    *g = (cnn_conv_geom){.h = in.dims[0], .w = in.dims[1], .c = in.dims[2],
+                         .kh = p->cfg.pool_size[0], .kw = p->cfg.pool_size[1],
+                         .sh = p->cfg.strides[0], .sw = p->cfg.strides[1], .dh = 1, .dw = 1};
+    int same = p->cfg.padding == CNN_PADDING_SAME;
+    g->oh = cnn_conv_out_size(g->h, g->kh, g->sh, 1, same, &g->pad_top);
+    g->ow = cnn_conv_out_size(g->w, g->kw, g->sw, 1, same, &g->pad_left);
+    if (g->oh < 1 || g->ow < 1)
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "%s (%s): pool_size %dx%d is larger than its input %dx%d with padding"
+                        " 'valid'",
+                        l->name, l->ops->type_name, g->kh, g->kw, g->h, g->w);
+    l->out = cnn_shape_hwc(g->oh, g->ow, g->c);
+    return CNN_OK;
+}
+
+static void max_forward(cnn_layer *l, const cnn_layer_io *io)
+{
+    cnn_maxpool_forward(&((pool2d_layer *)l)->geom, io->batch, io->x, io->y);
+}
+
+static void max_backward(cnn_layer *l, const cnn_layer_io *io)
+{
+    const cnn_conv_geom *g = &((pool2d_layer *)l)->geom;
+    if (!io->dx)
+        return;
+    for (int64_t i = 0, n = (int64_t)io->batch * g->h * g->w * g->c; i < n; i++)
+        io->dx[i] = 0;
+    cnn_maxpool_backward(g, io->batch, io->x, io->dy, io->dx);
+}
+
+static void avg_forward(cnn_layer *l, const cnn_layer_io *io)
+{
+    cnn_avgpool_forward(&((pool2d_layer *)l)->geom, io->batch, io->x, io->y);
+}
+
+static void avg_backward(cnn_layer *l, const cnn_layer_io *io)
+{
+    const cnn_conv_geom *g = &((pool2d_layer *)l)->geom;
+    if (!io->dx)
+        return;
+    for (int64_t i = 0, n = (int64_t)io->batch * g->h * g->w * g->c; i < n; i++)
+        io->dx[i] = 0;
+    cnn_avgpool_backward(g, io->batch, io->dy, io->dx);
+}
+
+const cnn_layer_ops cnn_max_pooling2d_ops = {
+    .type_name = "MaxPooling2D",
+    .auto_name = "max_pooling2d",
+    .infer = pool2d_infer,
+    .forward = max_forward,
+    .backward = max_backward,
+};
+
+const cnn_layer_ops cnn_average_pooling2d_ops = {
+    .type_name = "AveragePooling2D",
+    .auto_name = "average_pooling2d",
+    .infer = pool2d_infer,
+    .forward = avg_forward,
+    .backward = avg_backward,
+};
+
+cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_pool2d_config *cfg, bool max,
+                                   const char *name)
+{
+    *out = NULL;
+    const cnn_layer_ops *ops = max ? &cnn_max_pooling2d_ops : &cnn_average_pooling2d_ops;
+    cnn_pool2d_config k = *cfg;
+    if (!k.pool_size[0] && !k.pool_size[1])
+        k.pool_size[0] = k.pool_size[1] = 2;
+    if (!k.strides[0] && !k.strides[1]) {
+        k.strides[0] = k.pool_size[0];
+        k.strides[1] = k.pool_size[1];
+    }
+    if (k.pool_size[0] < 1 || k.pool_size[1] < 1 || k.strides[0] < 1 || k.strides[1] < 1)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "%s (%s): pool_size and strides must be >= 1, got pool_size (%d, %d),"
+                        " strides (%d, %d)",
+                        name, ops->type_name, k.pool_size[0], k.pool_size[1], k.strides[0],
+                        k.strides[1]);
+    if (k.padding != CNN_PADDING_VALID && k.padding != CNN_PADDING_SAME)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (%s): padding must be valid or same", name,
+                        ops->type_name);
+    cnn_layer *l;
+    cnn_status st = cnn_layer_alloc(&l, sizeof(pool2d_layer), ops, name);
+    if (st)
+        return st;
+    ((pool2d_layer *)l)->cfg = k;
+    *out = l;
+    return CNN_OK;
+}

@@ -1,0 +1,165 @@
+/* Optimizers with Keras's defaults and update rules (per element, g the
+ * gradient of the mean batch loss, t the 1-based step):
+ *   SGD:      v = momentum v - lr g;  w += v  (nesterov: w += momentum v - lr g)
+ *             and w -= lr g without momentum
+ *   Adam:     m += (1 - b1)(g - m);  v += (1 - b2)(g^2 - v);
+ *             w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+ *   RMSprop:  v = rho v + (1 - rho) g^2;  step = lr g / sqrt(v + eps);
+ *             with momentum: s = momentum s + step, w -= s; else w -= step */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/model.h"
+
+cnn_status cnn_optimizer_init(cnn_model *m)
+{
+    cnn_optimizer *o = &m->opt;
+    if (o->kind == 0)
+        o->kind = CNN_OPTIMIZER_RMSPROP; /* Keras's compile() default */
+    switch (o->kind) {
+    case CNN_OPTIMIZER_SGD:
+        if (o->learning_rate == 0)
+            o->learning_rate = 0.01f;
+        break;
+    case CNN_OPTIMIZER_ADAM:
+        if (o->learning_rate == 0)
+            o->learning_rate = 0.001f;
+        if (o->beta_1 == 0)
+            o->beta_1 = 0.9f;
+        if (o->beta_2 == 0)
+            o->beta_2 = 0.999f;
+        if (o->epsilon == 0)
+            o->epsilon = 1e-7f;
+        break;
+    case CNN_OPTIMIZER_RMSPROP:
+        if (o->learning_rate == 0)
+            o->learning_rate = 0.001f;
+        if (o->rho == 0)
+            o->rho = 0.9f;
+        if (o->epsilon == 0)
+            o->epsilon = 1e-7f;
+        break;
+    default:
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "compile: unknown optimizer kind %d",
+                        (int)o->kind);
+    }
+    if (!(o->learning_rate > 0) || !(o->momentum >= 0 && o->momentum < 1)
+        || !(o->beta_1 >= 0 && o->beta_1 < 1) || !(o->beta_2 >= 0 && o->beta_2 < 1)
+        || !(o->rho >= 0 && o->rho < 1) || !(o->epsilon >= 0))
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "compile: optimizer settings out of range (learning_rate > 0; momentum,"
+                        " beta_1, beta_2, rho in [0, 1); epsilon >= 0)");
+    size_t bytes = (size_t)(m->n_params ? m->n_params : 1) * sizeof(float);
+    free(m->opt_m);
+    free(m->opt_v);
+    m->opt_m = calloc(1, bytes);
+    m->opt_v = calloc(1, bytes);
+    if (!m->opt_m || !m->opt_v) {
+        free(m->opt_m);
+        free(m->opt_v);
+        m->opt_m = m->opt_v = NULL;
+        return cnn_fail(CNN_ERR_NO_MEMORY, "compile: cannot allocate optimizer state (%zu bytes)",
+                        2 * bytes);
+    }
+    m->opt_steps = 0;
+    return CNN_OK;
+}
+
+typedef struct {
+    const cnn_optimizer *o;
+    float *w, *g, *s1, *s2;
+    long n;
+    float adam_lr; /* Adam's bias-corrected step size */
+} update_job;
+
+static void update_worker(void *p, int ith, int nth)
+{
+    const update_job *j = p;
+    const cnn_optimizer *o = j->o;
+    long b, e;
+    cnn_split_range(j->n, ith, nth, &b, &e);
+    float *w = j->w, *g = j->g, *s1 = j->s1, *s2 = j->s2;
+    const float lr = o->learning_rate;
+    switch (o->kind) {
+    case CNN_OPTIMIZER_SGD:
+        if (o->momentum == 0) {
+            for (long i = b; i < e; i++)
+                w[i] -= lr * g[i];
+        } else {
+            for (long i = b; i < e; i++) {
+                s1[i] = o->momentum * s1[i] - lr * g[i];
+                w[i] += o->nesterov ? o->momentum * s1[i] - lr * g[i] : s1[i];
+            }
+        }
+        break;
+    case CNN_OPTIMIZER_ADAM:
+        for (long i = b; i < e; i++) {
+            s1[i] += (1 - o->beta_1) * (g[i] - s1[i]);
+            s2[i] += (1 - o->beta_2) * (g[i] * g[i] - s2[i]);
+            w[i] -= j->adam_lr * s1[i] / (sqrtf(s2[i]) + o->epsilon);
+        }
+        break;
+    case CNN_OPTIMIZER_RMSPROP:
+        for (long i = b; i < e; i++) {
+            s2[i] = o->rho * s2[i] + (1 - o->rho) * g[i] * g[i];
+            float step = lr * g[i] / sqrtf(s2[i] + o->epsilon);
+            if (o->momentum > 0) {
+                s1[i] = o->momentum * s1[i] + step;
+                w[i] -= s1[i];
+            } else {
+                w[i] -= step;
+            }
+        }
+        break;
+    }
+}
+
+void cnn_optimizer_step(cnn_model *m)
+{
+    const cnn_optimizer *o = &m->opt;
+    m->opt_steps++;
+    double t = (double)m->opt_steps;
+    float adam_lr = (float)(o->learning_rate * sqrt(1 - pow(o->beta_2, t)) / (1 - pow(o->beta_1, t)));
+    for (int i = 0; i < m->n_layers; i++) {
+        cnn_layer *l = m->layers[i];
+        for (int p = 0; p < l->n_params; p++) {
+            cnn_param *prm = &l->params[p];
+            if (!prm->trainable)
+                continue;
+            size_t off = (size_t)(prm->value - m->params);
+            update_job job = {o, prm->value, prm->grad, m->opt_m + off, m->opt_v + off,
+                              (long)prm->count, adam_lr};
+            cnn_pool_run(prm->count >= 65536 ? m->pool : NULL, update_worker, &job);
+        }
+    }
+}
+
+cnn_status cnn_model_compile(cnn_model *m, cnn_compile_config cfg)
+{
+    if (!m)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "compile: model is NULL");
+    if (cfg.loss < CNN_LOSS_CATEGORICAL_CROSSENTROPY || cfg.loss > CNN_LOSS_MSE)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "compile: loss must be categorical_crossentropy,"
+                        " sparse_categorical_crossentropy, binary_crossentropy or mse (got %d)",
+                        (int)cfg.loss);
+    cnn_status st = cnn_model_build(m);
+    if (st)
+        return st;
+    m->opt = cfg.optimizer;
+    if ((st = cnn_optimizer_init(m)))
+        return st;
+    m->loss = cfg.loss;
+    m->compiled = true;
+    return CNN_OK;
+}
+
+cnn_status cnn_model_apply_gradients(cnn_model *m)
+{
+    if (!m || !m->compiled)
+        return cnn_fail(CNN_ERR_STATE, "apply_gradients: compile the model first");
+    cnn_optimizer_step(m);
+    return CNN_OK;
+}

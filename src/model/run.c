@@ -1,0 +1,257 @@
+/* The forward and backward passes over the activation arena. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "kernels/activation.h"
+#include "kernels/loss.h"
+#include "model/model.h"
+
+static size_t round_floats(size_t bytes) { return (bytes + sizeof(float) - 1) / sizeof(float); }
+
+int64_t cnn_model_target_size(const cnn_model *m)
+{
+    if (m->loss == CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
+        return 1;
+    return cnn_shape_size(cnn_model_output_shape(m));
+}
+
+cnn_status cnn_model_reserve(cnn_model *m, int batch)
+{
+    cnn_status st = cnn_model_build(m);
+    if (st)
+        return st;
+    if (batch <= m->arena.batch)
+        return CNN_OK;
+    const int L = m->n_layers;
+    size_t total = 0, largest = 0, workspace = 0;
+    size_t in_size = (size_t)cnn_shape_size(m->input_shape) * batch;
+    size_t out_size = (size_t)cnn_shape_size(cnn_model_output_shape(m)) * batch;
+    for (int i = 0; i < L; i++) {
+        const cnn_layer *l = m->layers[i];
+        size_t n = (size_t)cnn_shape_size(l->out) * batch;
+        total += n;
+        largest = n > largest ? n : largest;
+        if (l->ops->saved_bytes)
+            total += round_floats(l->ops->saved_bytes(l, batch));
+        size_t w = l->ops->workspace_floats ? l->ops->workspace_floats(l, batch) : 0;
+        workspace = w > workspace ? w : workspace;
+    }
+    size_t target_size = (size_t)cnn_shape_size(cnn_model_output_shape(m)) * batch;
+    total += 2 * largest + out_size + workspace + in_size + target_size;
+
+    free(m->arena.block);
+    free(m->arena.outputs);
+    free(m->arena.saved);
+    memset(&m->arena, 0, sizeof m->arena);
+    float *block = malloc(total * sizeof(float));
+    float **outputs = calloc((size_t)L, sizeof *outputs);
+    void **saved = calloc((size_t)L, sizeof *saved);
+    if (!block || !outputs || !saved) {
+        free(block);
+        free(outputs);
+        free(saved);
+        return cnn_fail(CNN_ERR_NO_MEMORY,
+                        "model: cannot allocate %zu bytes of activations for a batch of %d",
+                        total * sizeof(float), batch);
+    }
+    float *p = block;
+    for (int i = 0; i < L; i++) {
+        const cnn_layer *l = m->layers[i];
+        outputs[i] = p;
+        p += (size_t)cnn_shape_size(l->out) * batch;
+        if (l->ops->saved_bytes) {
+            saved[i] = p;
+            p += round_floats(l->ops->saved_bytes(l, batch));
+        }
+    }
+    m->arena = (cnn_arena){.batch = batch, .block = block, .floats = total, .outputs = outputs,
+                           .saved = saved};
+    m->arena.grad[0] = p, p += largest;
+    m->arena.grad[1] = p, p += largest;
+    m->arena.logits = p, p += out_size;
+    m->arena.workspace = p, p += workspace;
+    m->arena.input = p, p += in_size;
+    m->arena.target = p;
+    return CNN_OK;
+}
+
+static cnn_layer_io layer_io(cnn_model *m, int i, int batch, bool training)
+{
+    return (cnn_layer_io){.batch = batch,
+                          .training = training,
+                          .x = i ? m->arena.outputs[i - 1] : m->last_input,
+                          .y = m->arena.outputs[i],
+                          .workspace = m->arena.workspace,
+                          .saved = m->arena.saved[i],
+                          .pool = m->pool,
+                          .gemm = m->gemm};
+}
+
+static void activation_rows(const cnn_layer *l, int batch, int64_t *rows, int *n)
+{
+    *n = l->out.dims[l->out.rank - 1];
+    *rows = cnn_shape_size(l->out) / *n * batch;
+}
+
+cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool training)
+{
+    cnn_status st = cnn_model_reserve(m, batch);
+    if (st)
+        return st;
+    const cnn_layer *last = m->layers[m->n_layers - 1];
+    m->last_input = x;
+    m->last_batch = batch;
+    m->last_training = training;
+    m->last_fused = m->compiled && cnn_loss_fuses_with(m->loss, last->activation);
+    for (int i = 0; i < m->n_layers; i++) {
+        cnn_layer *l = m->layers[i];
+        cnn_layer_io io = layer_io(m, i, batch, training);
+        l->ops->forward(l, &io);
+        int64_t rows;
+        int n;
+        activation_rows(l, batch, &rows, &n);
+        if (i == m->n_layers - 1 && m->last_fused)
+            memcpy(m->arena.logits, io.y, (size_t)(rows * n) * sizeof(float));
+        cnn_activation_forward(l->activation, io.y, rows, n);
+    }
+    return CNN_OK;
+}
+
+const float *cnn_model_output(const cnn_model *m) { return m->arena.outputs[m->n_layers - 1]; }
+
+cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *loss_sum,
+                                  double *correct_sum, bool backward, float *input_grad)
+{
+    if (!m->compiled)
+        return cnn_fail(CNN_ERR_STATE, "model: compile it (choose a loss) before training");
+    if (!m->last_input)
+        return cnn_fail(CNN_ERR_STATE, "model: backward needs a forward pass first");
+    const int L = m->n_layers, batch = m->last_batch;
+    const cnn_layer *last = m->layers[L - 1];
+    int64_t rows;
+    int n;
+    activation_rows(last, batch, &rows, &n);
+    if (rows != batch)
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "loss: the model's output must be one vector per example (add Flatten"
+                        " or GlobalPooling before the last Dense)");
+    cnn_loss_batch lb = {.loss = m->loss,
+                         .fused = m->last_fused,
+                         .batch = batch,
+                         .n = n,
+                         .logits = m->arena.logits,
+                         .output = cnn_model_output(m),
+                         .target = target,
+                         .grad_scale = 1.0f / (float)batch};
+    float *grad = backward ? m->arena.grad[(L - 1) % 2] : NULL;
+    cnn_status st = cnn_loss_compute(&lb, loss_sum, correct_sum, grad);
+    if (st || !backward)
+        return st;
+    for (int i = L - 1; i >= 0; i--) {
+        cnn_layer *l = m->layers[i];
+        cnn_layer_io io = layer_io(m, i, batch, m->last_training);
+        float *dy = m->arena.grad[i % 2];
+        if (!(i == L - 1 && m->last_fused)) {
+            activation_rows(l, batch, &rows, &n);
+            cnn_activation_backward(l->activation, io.y, dy, rows, n);
+        }
+        io.dy = dy;
+        io.dx = i ? m->arena.grad[(i - 1) % 2] : input_grad;
+        l->ops->backward(l, &io);
+    }
+    return CNN_OK;
+}
+
+static void format_dims(const int64_t *dims, int rank, char *buf, size_t cap)
+{
+    cnn_tensor t = {.rank = rank};
+    memcpy(t.dims, dims, (size_t)rank * sizeof *dims);
+    cnn_tensor_format_shape(&t, buf, cap);
+}
+
+cnn_status cnn_model_check_data(const cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
+                                const char *what)
+{
+    if (!x || !x->data)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s: x is NULL", what);
+    cnn_shape in = m->input_shape;
+    char got[96], want[96];
+    cnn_tensor_format_shape(x, got, sizeof got);
+    cnn_shape_format(in, want, sizeof want);
+    bool ok = x->rank == in.rank + 1;
+    for (int i = 0; ok && i < in.rank; i++)
+        ok = x->dims[i + 1] == in.dims[i];
+    if (!ok) {
+        bool missing_channel = x->rank == in.rank && in.rank == 3 && in.dims[2] == 1
+                            && x->dims[1] == in.dims[0] && x->dims[2] == in.dims[1];
+        return cnn_fail(CNN_ERR_SHAPE, "%s: x has shape %s, the model expects %s%s", what, got,
+                        want,
+                        missing_channel
+                            ? "; grayscale images need a channel axis: call"
+                              " cnn_tensor_expand_dims(x) (NumPy's np.expand_dims(x, -1))"
+                            : "");
+    }
+    if (x->dims[0] < 1)
+        return cnn_fail(CNN_ERR_SHAPE, "%s: x has no examples", what);
+    if (!y)
+        return CNN_OK;
+    if (!y->data)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s: y has no data", what);
+    if (y->dims[0] != x->dims[0])
+        return cnn_fail(CNN_ERR_SHAPE, "%s: x has %lld examples but y has %lld", what,
+                        (long long)x->dims[0], (long long)y->dims[0]);
+    int64_t per = cnn_tensor_size(y) / y->dims[0], want_per = cnn_model_target_size(m);
+    if (per != want_per) {
+        format_dims(y->dims, y->rank, got, sizeof got);
+        if (m->loss == CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
+            return cnn_fail(CNN_ERR_SHAPE,
+                            "%s: y has shape %s; sparse_categorical_crossentropy expects one"
+                            " integer label per example, shape (%lld,)",
+                            what, got, (long long)y->dims[0]);
+        cnn_shape_format(cnn_model_output_shape(m), want, sizeof want);
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "%s: y has shape %s, the model's output is %s%s", what, got, want,
+                        m->loss == CNN_LOSS_CATEGORICAL_CROSSENTROPY && per == 1
+                            ? "; categorical_crossentropy needs one-hot targets"
+                              " (cnn_tensor_one_hot) or use sparse_categorical_crossentropy"
+                            : "");
+    }
+    return CNN_OK;
+}
+
+cnn_status cnn_model_forward(cnn_model *m, const cnn_tensor *x, bool training,
+                             const float **output)
+{
+    if (!m)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "forward: model is NULL");
+    cnn_status st = cnn_model_check_data(m, x, NULL, "forward");
+    if (st)
+        return st;
+    if (x->dims[0] > INT32_MAX)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "forward: batch too large");
+    st = cnn_model_forward_raw(m, x->data, (int)x->dims[0], training);
+    if (st == CNN_OK && output)
+        *output = cnn_model_output(m);
+    return st;
+}
+
+cnn_status cnn_model_backward(cnn_model *m, const cnn_tensor *y, double *loss, float *input_grad)
+{
+    if (!m || !y)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "backward: model and y are required");
+    if (!m->compiled)
+        return cnn_fail(CNN_ERR_STATE, "backward: compile the model (choose a loss) first");
+    if (!m->last_input)
+        return cnn_fail(CNN_ERR_STATE, "backward: call cnn_model_forward first");
+    if (y->dims[0] != m->last_batch
+        || cnn_tensor_size(y) != (int64_t)m->last_batch * cnn_model_target_size(m))
+        return cnn_fail(CNN_ERR_SHAPE, "backward: y does not match the last forward batch of %d",
+                        m->last_batch);
+    double sum, correct;
+    cnn_status st = cnn_model_backward_raw(m, y->data, &sum, &correct, true, input_grad);
+    if (st == CNN_OK && loss)
+        *loss = sum / m->last_batch;
+    return st;
+}

@@ -1,0 +1,132 @@
+/* summary(): the classic Keras (TensorFlow 2.x) table, column for column:
+ * line length 65, columns ending at 29, 55 and 65, each field cut to its
+ * column with its last character turned into the separating space. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "model/model.h"
+
+#define LINE_LENGTH 65
+static const int column_end[3] = {29, 55, 65};
+
+typedef struct {
+    char *text;
+    size_t len, cap;
+    bool failed;
+} text_buf;
+
+static void append(text_buf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *grown = realloc(b->text, cap);
+        if (!grown) {
+            b->failed = true;
+            return;
+        }
+        b->text = grown;
+        b->cap = cap;
+    }
+    memcpy(b->text + b->len, s, n);
+    b->len += n;
+    b->text[b->len] = '\0';
+}
+
+static void append_line(text_buf *b, char c)
+{
+    char line[LINE_LENGTH + 1];
+    memset(line, c, LINE_LENGTH);
+    line[LINE_LENGTH] = '\n';
+    append(b, line, sizeof line);
+}
+
+/* Keras's print_row. */
+static void append_row(text_buf *b, const char *fields[3])
+{
+    char line[LINE_LENGTH + 2];
+    size_t len = 0;
+    for (int i = 0; i < 3; i++) {
+        if (i > 0)
+            line[len - 1] = ' ';
+        size_t end = (size_t)column_end[i], n = strlen(fields[i]);
+        if (len + n > end)
+            n = end - len;
+        memcpy(line + len, fields[i], n);
+        len += n;
+        while (len < end)
+            line[len++] = ' ';
+    }
+    line[len++] = '\n';
+    append(b, line, len);
+}
+
+/* 1234567 -> "1,234,567" */
+static void with_commas(int64_t v, char *out, size_t cap)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%lld", (long long)v);
+    size_t o = 0;
+    for (int i = 0; i < n && o + 1 < cap; i++) {
+        if (i > 0 && (n - i) % 3 == 0 && digits[0] != '-')
+            out[o++] = ',';
+        out[o++] = digits[i];
+    }
+    out[o] = '\0';
+}
+
+cnn_status cnn_model_summary(const cnn_model *m, char **text_out)
+{
+    if (!m || !text_out)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "summary: model and text_out are required");
+    *text_out = NULL;
+    text_buf b = {0};
+    const char *model_line = "Model: \"sequential\"\n";
+    append(&b, model_line, strlen(model_line));
+    append_line(&b, '_');
+    append_row(&b, (const char *[3]){"Layer (type)", "Output Shape", "Param #"});
+    append_line(&b, '=');
+    for (int i = 0; i < m->n_layers; i++) {
+        const cnn_layer *l = m->layers[i];
+        char name[CNN_LAYER_NAME_MAX + 40], shape[96], params[32];
+        snprintf(name, sizeof name, "%s (%s)", l->name, l->ops->type_name);
+        cnn_shape_format(l->out, shape, sizeof shape);
+        snprintf(params, sizeof params, "%lld", (long long)cnn_model_layer_param_count(m, i));
+        append_row(&b, (const char *[3]){name, shape, params});
+        append_line(&b, i + 1 < m->n_layers ? '_' : '=');
+    }
+    if (m->n_layers == 0)
+        append_line(&b, '=');
+    char total[32], trainable[32], frozen[32], line[128];
+    int64_t all = cnn_model_param_count(m), train = cnn_model_trainable_param_count(m);
+    with_commas(all, total, sizeof total);
+    with_commas(train, trainable, sizeof trainable);
+    with_commas(all - train, frozen, sizeof frozen);
+    int n = snprintf(line, sizeof line,
+                     "Total params: %s\nTrainable params: %s\nNon-trainable params: %s\n", total,
+                     trainable, frozen);
+    append(&b, line, (size_t)n);
+    append_line(&b, '_');
+    if (b.failed) {
+        free(b.text);
+        return cnn_fail(CNN_ERR_NO_MEMORY, "summary: out of memory");
+    }
+    *text_out = b.text;
+    return CNN_OK;
+}
+
+cnn_status cnn_model_print_summary(const cnn_model *m, FILE *stream)
+{
+    char *text;
+    cnn_status st = cnn_model_summary(m, &text);
+    if (st)
+        return st;
+    int ok = fputs(text, stream ? stream : stdout) >= 0;
+    free(text);
+    return ok ? CNN_OK : cnn_fail(CNN_ERR_IO, "summary: cannot write to the stream");
+}

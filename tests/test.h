@@ -1,0 +1,59 @@
+/* A tiny test harness: CHECK records a failure and goes on; each test
+ * program exits non-zero if anything failed, and prints one
+ * "name: N passed, N failed" line that tests/run.sh adds up. */
+#ifndef CNN_TEST_H
+#define CNN_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cnn.h"
+
+extern int test_passed, test_failed;
+
+#define CHECK(cond)                                                                \
+    do {                                                                           \
+        if (cond) {                                                                \
+            test_passed++;                                                         \
+        } else {                                                                   \
+            test_failed++;                                                         \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                          \
+    } while (0)
+
+/* Checks a call returned CNN_OK, printing cnn_last_error() otherwise. */
+#define CHECK_OK(call)                                                             \
+    do {                                                                           \
+        cnn_status st_ = (call);                                                   \
+        if (st_ == CNN_OK) {                                                       \
+            test_passed++;                                                         \
+        } else {                                                                   \
+            test_failed++;                                                         \
+            fprintf(stderr, "%s:%d: %s returned %s: %s\n", __FILE__, __LINE__, #call, \
+                    cnn_status_name(st_), cnn_last_error());                       \
+        }                                                                          \
+    } while (0)
+
+/* Checks a call fails with the given status and its message contains text. */
+#define CHECK_FAILS(call, status, text)                                            \
+    do {                                                                           \
+        cnn_status st_ = (call);                                                   \
+        if (st_ == (status) && strstr(cnn_last_error(), (text))) {                 \
+            test_passed++;                                                         \
+        } else {                                                                   \
+            test_failed++;                                                         \
+            fprintf(stderr, "%s:%d: %s: expected %s with \"%s\", got %s: \"%s\"\n", \
+                    __FILE__, __LINE__, #call, cnn_status_name(status), (text),     \
+                    cnn_status_name(st_), cnn_last_error());                       \
+        }                                                                          \
+    } while (0)
+
+/* |a - b| <= atol + rtol * |b| elementwise; prints the worst element. */
+int test_close(const char *what, const float *a, const float *b, long n, double atol,
+               double rtol);
+
+/* Prints the summary line and returns the exit status. */
+int test_finish(const char *name);
+
+#endif
