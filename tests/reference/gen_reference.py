@@ -1,0 +1,312 @@
+#!/usr/bin/python3
+"""Forward/backward reference values from PyTorch for tests/test_reference.c.
+
+Regenerate (from the repository root, with Debian's python3-torch, torch 1.13):
+
+    /usr/bin/python3 tests/reference/gen_reference.py
+
+It rewrites tests/reference/<case>.txt; the output is deterministic (fixed seeds),
+so an unchanged script gives byte-identical fixtures.
+
+Precision: inputs, weights and targets are drawn as float32 values (so the C test
+gets exactly the same numbers), then every computation runs in float64; results
+are rounded to float32 only when written (%.9g, which round-trips a float32).
+
+Layout conventions (the library is NHWC and stores weights as Keras does):
+- Inputs are NHWC (batch, rows, cols, channels); PyTorch convolves NCHW, so the
+  NHWC leaf tensor is permuted (0, 3, 1, 2) inside the graph and the input
+  gradient comes out NHWC.
+- Conv2D kernel (kh, kw, in, filters). PyTorch's weight is (out, in, kh, kw):
+  keras = torch.permute(2, 3, 1, 0), torch = keras.permute(3, 2, 0, 1). The
+  leaf here is the Keras-layout tensor, so its gradient is in Keras layout.
+- Dense kernel (in, units) = PyTorch Linear weight transposed: y = x @ K + b.
+- Flatten is Keras's: over (rows, cols, channels) in NHWC order, so the NCHW
+  tensor is permuted to NHWC before reshape.
+- TensorFlow 'same' padding: total = max((out - 1) * stride + (k - 1) * dilation
+  + 1 - in, 0), with out = ceil(in / stride); left/top = total // 2 and the odd
+  extra cell goes to the right/bottom. Applied with F.pad and padding=0.
+- Max pooling 'same' pads with -inf; average pooling 'same' divides by the
+  number of in-bounds cells (sum over the zero-padded window / count map).
+- Losses follow Keras: mean over the batch (and over the last axis for MSE and
+  binary cross-entropy). Softmax + categorical CE and sigmoid + binary CE are
+  computed from logits (what Keras does for a softmax/sigmoid output).
+
+File format (text, one file per case):
+    lines starting with '#' are comments
+    each tensor: a header line "<name> <rank> <dim0> ... <dimN-1>", then
+    product(dims) values, one per line (%.9g).
+Names: x, y (target: integer labels for sparse CE), output (after the last
+activation), loss (rank 1, dim 1), layer<i>.kernel / layer<i>.bias (weights of
+the model's layer i, 0-based over all layers including pooling/flatten),
+layer<i>.kernel.grad / layer<i>.bias.grad, input.grad.
+Gradients are of the loss exactly as reported (mean over the batch).
+"""
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+torch.set_default_dtype(torch.float64)
+HERE = os.path.dirname(os.path.abspath(__file__))
+MARGIN = 1e-3  # minimum distance from a ReLU kink / max-pool tie
+
+
+def f32(t):
+    """A float64 tensor holding float32-representable values."""
+    return t.to(torch.float32).to(torch.float64)
+
+
+def uniform(gen, shape, lo, hi):
+    return f32(torch.rand(shape, generator=gen) * (hi - lo) + lo)
+
+
+def glorot(gen, shape, fan_in, fan_out):
+    limit = (6.0 / (fan_in + fan_out)) ** 0.5
+    return uniform(gen, shape, -limit, limit)
+
+
+def same_pads(size, k, stride, dilation=1):
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+class Kinks:
+    """Records how close the graph came to a non-differentiable point."""
+
+    def __init__(self):
+        self.closest = float("inf")
+
+    def relu_input(self, z):
+        self.closest = min(self.closest, z.abs().min().item())
+
+    def pool_windows(self, windows):
+        # windows: (..., cells) of in-bounds values; gap between the top two.
+        if windows.shape[-1] < 2:
+            return
+        top = windows.topk(2, dim=-1).values
+        self.closest = min(self.closest, (top[..., 0] - top[..., 1]).min().item())
+
+
+def activate(z, act, kinks):
+    if act == "relu":
+        kinks.relu_input(z)
+        return torch.relu(z)
+    if act == "sigmoid":
+        return torch.sigmoid(z)
+    if act == "tanh":
+        return torch.tanh(z)
+    if act == "softmax":
+        return torch.softmax(z, dim=-1)
+    assert act == "linear"
+    return z
+
+
+def conv2d(x, kernel, bias, stride=(1, 1), padding="valid", dilation=(1, 1)):
+    """x NCHW, kernel Keras (kh, kw, in, filters)."""
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    if padding == "same":
+        top, bottom = same_pads(x.shape[2], kh, stride[0], dilation[0])
+        left, right = same_pads(x.shape[3], kw, stride[1], dilation[1])
+        x = F.pad(x, (left, right, top, bottom))
+    return F.conv2d(x, kernel.permute(3, 2, 0, 1), bias, stride=stride, padding=0,
+                    dilation=dilation)
+
+
+def pool_pads(x, pool, stride, padding):
+    if padding != "same":
+        return (0, 0, 0, 0)
+    top, bottom = same_pads(x.shape[2], pool[0], stride[0])
+    left, right = same_pads(x.shape[3], pool[1], stride[1])
+    return (left, right, top, bottom)
+
+
+def max_pool(x, pool, stride, padding, kinks):
+    pads = pool_pads(x, pool, stride, padding)
+    xp = F.pad(x, pads, value=float("-inf"))
+    # Tie check over the in-bounds cells of every window.
+    win = xp.unfold(2, pool[0], stride[0]).unfold(3, pool[1], stride[1])
+    win = win.reshape(*win.shape[:4], -1)
+    for w in win.detach().reshape(-1, win.shape[-1]):
+        kinks.pool_windows(w[torch.isfinite(w)].unsqueeze(0))
+    return F.max_pool2d(xp, pool, stride)
+
+
+def avg_pool(x, pool, stride, padding):
+    pads = pool_pads(x, pool, stride, padding)
+    xp = F.pad(x, pads)
+    ones = F.pad(torch.ones(1, 1, x.shape[2], x.shape[3]), pads)
+    area = pool[0] * pool[1]
+    total = F.avg_pool2d(xp, pool, stride) * area
+    count = F.avg_pool2d(ones, pool, stride) * area
+    return total / count
+
+
+def flatten(x):
+    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+
+
+def dense(x, kernel, bias):
+    return x @ kernel + bias
+
+
+class Case:
+    def __init__(self, name, description):
+        self.name = name
+        self.description = description
+        self.tensors = []  # (name, value)
+
+    def add(self, name, value):
+        self.tensors.append((name, value.detach()))
+
+    def write(self):
+        path = os.path.join(HERE, self.name + ".txt")
+        with open(path, "w") as f:
+            f.write("# %s: %s\n" % (self.name, self.description))
+            f.write("# generated by tests/reference/gen_reference.py (torch %s, float64 maths)\n"
+                    % torch.__version__.split("a")[0])
+            for name, value in self.tensors:
+                dims = list(value.shape) if value.dim() else [1]
+                f.write("%s %d %s\n" % (name, len(dims), " ".join(str(d) for d in dims)))
+                for v in value.reshape(-1).tolist():
+                    f.write("%.9g\n" % v)
+        return path
+
+
+def finish(case, x, y, params, output, loss):
+    """params: list of (layer index, kernel, bias) leaves; computes grads."""
+    loss.backward()
+    case.add("x", x)
+    case.add("y", y)
+    for i, k, b in params:
+        case.add("layer%d.kernel" % i, k)
+        case.add("layer%d.bias" % i, b)
+    case.add("output", output)
+    case.add("loss", loss.reshape(1))
+    for i, k, b in params:
+        case.add("layer%d.kernel.grad" % i, k.grad)
+        case.add("layer%d.bias.grad" % i, b.grad)
+    case.add("input.grad", x.grad)
+
+
+def draw(build, seed):
+    """Re-draws (seed, seed + 1, ...) until no value is within MARGIN of a kink."""
+    for attempt in range(1000):
+        gen = torch.Generator().manual_seed(seed + attempt)
+        kinks = Kinks()
+        result = build(gen, kinks)
+        if kinks.closest > MARGIN:
+            print("  seed %d: closest kink/tie %.3g" % (seed + attempt, kinks.closest))
+            return result
+    sys.exit("gen_reference: no kink-free draw for seed %d" % seed)
+
+
+def small_net(categorical):
+    """a) / d): conv same relu -> maxpool -> conv s2 tanh -> flatten -> dense softmax."""
+
+    def build(gen, kinks):
+        x = uniform(gen, (2, 9, 9, 2), -1, 1).requires_grad_()
+        k0 = glorot(gen, (3, 3, 2, 4), 18, 36).requires_grad_()
+        b0 = uniform(gen, (4,), -0.1, 0.1).requires_grad_()
+        k2 = glorot(gen, (2, 2, 4, 3), 16, 12).requires_grad_()
+        b2 = uniform(gen, (3,), -0.1, 0.1).requires_grad_()
+        k4 = glorot(gen, (12, 5), 12, 5).requires_grad_()
+        b4 = uniform(gen, (5,), -0.1, 0.1).requires_grad_()
+        h = x.permute(0, 3, 1, 2)
+        z0 = conv2d(h, k0, b0, padding="same")
+        # Only for its tie check: ReLU is monotonic, so pool ties are decided
+        # by the pre-ReLU values. The pooled result is computed below.
+        max_pool(z0, (2, 2), (2, 2), "valid", kinks)
+        h = activate(z0, "relu", kinks)
+        h = F.max_pool2d(h, 2, 2)
+        h = torch.tanh(conv2d(h, k2, b2, stride=(2, 2)))
+        logits = dense(flatten(h), k4, b4)
+        labels = torch.tensor([1, 3])
+        if categorical:
+            y = F.one_hot(labels, 5).to(torch.float64)
+            loss = -(y * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+        else:
+            y = labels.to(torch.float64)
+            loss = F.cross_entropy(logits, labels)
+        output = torch.softmax(logits, dim=-1)
+        return x, y, [(0, k0, b0), (2, k2, b2), (4, k4, b4)], output, loss
+
+    if categorical:
+        case = Case("categorical",
+                    "input (2,9,9,2); Conv2D(4,3x3,same,relu) MaxPooling2D(2x2) "
+                    "Conv2D(3,2x2,strides 2,tanh) Flatten Dense(5) Activation(softmax); "
+                    "categorical_crossentropy, one-hot targets of labels [1,3]")
+    else:
+        case = Case("small_net",
+                    "input (2,9,9,2); Conv2D(4,3x3,same,relu) MaxPooling2D(2x2) "
+                    "Conv2D(3,2x2,strides 2,tanh) Flatten Dense(5,softmax); "
+                    "sparse_categorical_crossentropy, labels [1,3]")
+    finish(case, *draw(build, 1000 if categorical else 100))
+    return case
+
+
+def padding_stride_dilation():
+    """b): odd 'same' pads, strides, dilation, same average and max pooling."""
+
+    def build(gen, kinks):
+        x = uniform(gen, (2, 14, 10, 3), -1, 1).requires_grad_()
+        k0 = glorot(gen, (3, 3, 3, 2), 27, 18).requires_grad_()
+        b0 = uniform(gen, (2,), -0.1, 0.1).requires_grad_()
+        k2 = glorot(gen, (3, 2, 2, 3), 12, 18).requires_grad_()
+        b2 = uniform(gen, (3,), -0.1, 0.1).requires_grad_()
+        k5 = glorot(gen, (12, 4), 12, 4).requires_grad_()
+        b5 = uniform(gen, (4,), -0.1, 0.1).requires_grad_()
+        y = uniform(gen, (2, 4), -1, 1)
+        h = x.permute(0, 3, 1, 2)
+        h = torch.sigmoid(conv2d(h, k0, b0, stride=(2, 2), padding="same"))  # (2,2,7,5)
+        h = avg_pool(h, (2, 2), (1, 1), "same")                              # (2,2,7,5)
+        h = conv2d(h, k2, b2, dilation=(2, 1))                               # (2,3,3,4)
+        h = max_pool(h, (3, 3), (2, 2), "same", kinks)                        # (2,3,2,2)
+        output = dense(flatten(h), k5, b5)
+        loss = ((output - y) ** 2).mean()
+        return x, y, [(0, k0, b0), (2, k2, b2), (5, k5, b5)], output, loss
+
+    case = Case("padding_stride_dilation",
+                "input (2,14,10,3); Conv2D(2,3x3,strides 2,same,sigmoid) "
+                "AveragePooling2D(2x2,strides 1,same) Conv2D(3,(3,2),dilation (2,1),valid) "
+                "MaxPooling2D(3x3,strides 2,same) Flatten Dense(4); mse")
+    finish(case, *draw(build, 200))
+    return case
+
+
+def dense_bce():
+    """c): Dense(5, relu) -> Dense(2, sigmoid), binary cross-entropy from logits."""
+
+    def build(gen, kinks):
+        x = uniform(gen, (3, 6), -1, 1).requires_grad_()
+        k0 = glorot(gen, (6, 5), 6, 5).requires_grad_()
+        b0 = uniform(gen, (5,), -0.1, 0.1).requires_grad_()
+        k1 = glorot(gen, (5, 2), 5, 2).requires_grad_()
+        b1 = uniform(gen, (2,), -0.1, 0.1).requires_grad_()
+        y = torch.tensor([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+        h = activate(dense(x, k0, b0), "relu", kinks)
+        logits = dense(h, k1, b1)
+        loss = F.binary_cross_entropy_with_logits(logits, y)
+        return x, y, [(0, k0, b0), (1, k1, b1)], torch.sigmoid(logits), loss
+
+    case = Case("dense_bce",
+                "input (3,6); Dense(5,relu) Dense(2,sigmoid); binary_crossentropy "
+                "(mean over the last axis, then the batch)")
+    finish(case, *draw(build, 300))
+    return case
+
+
+def main():
+    total = 0
+    for make in (lambda: small_net(False), padding_stride_dilation, dense_bce,
+                 lambda: small_net(True)):
+        case = make()
+        path = case.write()
+        total += os.path.getsize(path)
+        print("%s: %d bytes" % (os.path.relpath(path), os.path.getsize(path)))
+    print("total: %d bytes" % total)
+
+
+if __name__ == "__main__":
+    main()

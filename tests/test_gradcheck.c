@@ -1,0 +1,273 @@
+/* Finite-difference gradient checks for every layer: each layer under test
+ * sits in a small model ending in Flatten (+ Dense where needed) with an mse
+ * or cross-entropy loss; analytic gradients of every parameter and of the
+ * input are compared with central differences of the loss. Inputs are kept
+ * away from ReLU kinks and max-pool ties. */
+#include <stdlib.h>
+
+#include "test.h"
+
+#define EPS 1e-3f
+
+static unsigned long long rng_state = 12345;
+static float uniform(void) /* [-1, 1) */
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng_state >> 40) / 8388608.0) - 1.0f;
+}
+
+static cnn_tensor *tensor(int rank, const int64_t *dims)
+{
+    cnn_tensor *t = NULL;
+    cnn_tensor_create(&t, rank, dims);
+    return t;
+}
+
+/* Distinct values at least 1e-2 apart in shuffled order (no max-pool ties,
+ * nothing within EPS of zero). */
+static void fill_distinct(cnn_tensor *t)
+{
+    int64_t n = cnn_tensor_size(t);
+    for (int64_t i = 0; i < n; i++)
+        t->data[i] = (float)(i - n / 2) * 0.01f + (i - n / 2 >= 0 ? 0.005f : -0.005f);
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)((uniform() + 1) / 2 * (float)(i + 1)) % (i + 1);
+        float v = t->data[i];
+        t->data[i] = t->data[j];
+        t->data[j] = v;
+    }
+}
+
+static double loss_of(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y)
+{
+    double loss = 0;
+    cnn_model_evaluate(m, x, y, (int)x->dims[0], &loss, NULL);
+    return loss;
+}
+
+/* Compares analytic and numeric gradients at up to 24 positions per tensor. */
+static void check_tensor(const char *what, float *values, const float *analytic, int64_t n,
+                         cnn_model *m, const cnn_tensor *x, const cnn_tensor *y)
+{
+    int64_t stride = n > 24 ? n / 24 : 1;
+    double worst = 0;
+    int64_t worst_i = -1;
+    double worst_num = 0, worst_ana = 0;
+    for (int64_t i = 0; i < n; i += stride) {
+        float saved = values[i];
+        values[i] = saved + EPS;
+        double up = loss_of(m, x, y);
+        values[i] = saved - EPS;
+        double down = loss_of(m, x, y);
+        values[i] = saved;
+        double numeric = (up - down) / (2.0 * EPS);
+        double err = fabs(numeric - analytic[i]) / (1e-3 + 1e-2 * fmax(fabs(numeric), fabs(analytic[i])));
+        if (err > worst) {
+            worst = err;
+            worst_i = i;
+            worst_num = numeric;
+            worst_ana = analytic[i];
+        }
+    }
+    if (worst > 1.0) {
+        fprintf(stderr, "%s: element %lld: analytic %.6g, numeric %.6g\n", what,
+                (long long)worst_i, worst_ana, worst_num);
+        test_failed++;
+    } else {
+        test_passed++;
+    }
+}
+
+/* Runs the check on a model whose layers are all added; x is filled by the
+ * caller, y random targets are made here for the loss. */
+static void gradcheck(const char *name, cnn_model *m, cnn_tensor *x, cnn_loss loss)
+{
+    cnn_shape out = cnn_model_output_shape(m);
+    int64_t n = x->dims[0], per = 1;
+    for (int i = 0; i < out.rank; i++)
+        per *= out.dims[i];
+    cnn_tensor *y = loss == CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY
+                        ? tensor(1, (int64_t[]){n})
+                        : tensor(2, (int64_t[]){n, per});
+    for (int64_t i = 0; i < cnn_tensor_size(y); i++) {
+        if (loss == CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
+            y->data[i] = (float)((i * 7 + 3) % per);
+        else if (loss == CNN_LOSS_MSE)
+            y->data[i] = uniform();
+        else
+            y->data[i] = uniform() > 0 ? 1.0f : 0.0f;
+    }
+    if (loss == CNN_LOSS_CATEGORICAL_CROSSENTROPY) /* one-hot rows */
+        for (int64_t r = 0; r < n; r++)
+            for (int64_t j = 0; j < per; j++)
+                y->data[r * per + j] = j == (r * 5 + 1) % per;
+    cnn_model_set_threads(m, 1);
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = loss, .optimizer = cnn_sgd())));
+    float *input_grad = calloc((size_t)cnn_tensor_size(x), sizeof(float));
+    double l;
+    cnn_model_zero_gradients(m);
+    CHECK_OK(cnn_model_forward(m, x, false, NULL));
+    CHECK_OK(cnn_model_backward(m, y, &l, input_grad));
+    char what[160];
+    for (int i = 0; i < cnn_model_layer_count(m); i++)
+        for (int which = 0; which < 2; which++) {
+            int64_t count;
+            float *w = cnn_model_layer_weights(m, i, which, &count);
+            if (!w)
+                continue;
+            /* copy: the gradient buffer is overwritten by later passes */
+            float *g = malloc((size_t)count * sizeof(float));
+            memcpy(g, cnn_model_layer_gradients(m, i, which, NULL), (size_t)count * sizeof(float));
+            snprintf(what, sizeof what, "%s: %s %s", name, cnn_model_layer_name(m, i),
+                     which ? "bias" : "kernel");
+            check_tensor(what, w, g, count, m, x, y);
+            free(g);
+        }
+    snprintf(what, sizeof what, "%s: input", name);
+    check_tensor(what, x->data, input_grad, cnn_tensor_size(x), m, x, y);
+    free(input_grad);
+    cnn_tensor_free(y);
+}
+
+static void random_weights(cnn_model *m)
+{
+    for (int i = 0; i < cnn_model_layer_count(m); i++)
+        for (int which = 0; which < 2; which++) {
+            int64_t count;
+            float *w = cnn_model_layer_weights(m, i, which, &count);
+            for (int64_t k = 0; w && k < count; k++)
+                w[k] = 0.5f * uniform();
+        }
+}
+
+static void conv_case(const char *name, int h, int w, int c, cnn_conv2d_config cfg)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(h, w, c)));
+    CHECK_OK(cnn_model_add_conv2d(m, cfg));
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    random_weights(m);
+    cnn_tensor *x = tensor(4, (int64_t[]){2, h, w, c});
+    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
+        x->data[i] = uniform();
+    gradcheck(name, m, x, CNN_LOSS_MSE);
+    cnn_tensor_free(x);
+    cnn_model_free(m);
+}
+
+static void pool_case(const char *name, bool max, int h, int w, int c, cnn_pool2d_config cfg)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(h, w, c)));
+    CHECK_OK(max ? cnn_model_add_max_pooling2d(m, cfg) : cnn_model_add_average_pooling2d(m, cfg));
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    cnn_tensor *x = tensor(4, (int64_t[]){2, h, w, c});
+    fill_distinct(x);
+    gradcheck(name, m, x, CNN_LOSS_MSE);
+    cnn_tensor_free(x);
+    cnn_model_free(m);
+}
+
+static void activation_case(const char *name, cnn_activation a)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(3, 4, 5)));
+    CHECK_OK(cnn_model_add_activation(m, cnn_activation_layer(.activation = a)));
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    cnn_tensor *x = tensor(4, (int64_t[]){2, 3, 4, 5});
+    fill_distinct(x);
+    gradcheck(name, m, x, CNN_LOSS_MSE);
+    cnn_tensor_free(x);
+    cnn_model_free(m);
+}
+
+static void dense_case(const char *name, cnn_activation a, cnn_loss loss, int units, bool rank3)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, rank3 ? cnn_shape_hwc(2, 3, 4) : cnn_shape_flat(7)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = units, .activation = a)));
+    if (rank3)
+        CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    random_weights(m);
+    cnn_tensor *x = rank3 ? tensor(4, (int64_t[]){3, 2, 3, 4}) : tensor(2, (int64_t[]){3, 7});
+    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
+        x->data[i] = uniform();
+    gradcheck(name, m, x, loss);
+    cnn_tensor_free(x);
+    cnn_model_free(m);
+}
+
+int main(void)
+{
+    /* Conv2D: both paddings, strides 1 and 2, odd sizes, dilation, no bias, 1x1. */
+    conv_case("conv valid s1", 7, 6, 3,
+              cnn_conv2d(.filters = 4, .kernel_size = {3, 2}, .activation = CNN_ACTIVATION_TANH));
+    conv_case("conv same s1", 7, 5, 2,
+              cnn_conv2d(.filters = 3, .kernel_size = {3, 3}, .padding = CNN_PADDING_SAME,
+                         .activation = CNN_ACTIVATION_SIGMOID));
+    conv_case("conv valid s2", 9, 7, 2,
+              cnn_conv2d(.filters = 3, .kernel_size = {3, 3}, .strides = {2, 2}));
+    conv_case("conv same s2 even kernel", 8, 7, 3,
+              cnn_conv2d(.filters = 2, .kernel_size = {4, 2}, .strides = {2, 2},
+                         .padding = CNN_PADDING_SAME));
+    conv_case("conv same s2x1", 6, 5, 1,
+              cnn_conv2d(.filters = 2, .kernel_size = {5, 3}, .strides = {2, 1},
+                         .padding = CNN_PADDING_SAME, .no_bias = true));
+    conv_case("conv dilation valid", 9, 8, 2,
+              cnn_conv2d(.filters = 3, .kernel_size = {3, 3}, .dilation_rate = {2, 3}));
+    conv_case("conv dilation same", 7, 7, 2,
+              cnn_conv2d(.filters = 2, .kernel_size = {3, 2}, .dilation_rate = {2, 2},
+                         .padding = CNN_PADDING_SAME, .activation = CNN_ACTIVATION_TANH));
+    conv_case("conv 1x1", 4, 5, 3, cnn_conv2d(.filters = 4, .kernel_size = {1, 1}));
+
+    /* Pooling: both kinds, both paddings, strides 1 and 2, odd sizes. */
+    pool_case("maxpool valid", true, 7, 6, 2, cnn_pool2d(.pool_size = {2, 2}));
+    pool_case("maxpool same odd", true, 7, 5, 2, cnn_pool2d(.pool_size = {2, 2}, .padding = CNN_PADDING_SAME));
+    pool_case("maxpool 3x3 s1 same", true, 5, 6, 2,
+              cnn_pool2d(.pool_size = {3, 3}, .strides = {1, 1}, .padding = CNN_PADDING_SAME));
+    pool_case("avgpool valid s1", false, 6, 5, 2, cnn_pool2d(.pool_size = {3, 2}, .strides = {1, 1}));
+    pool_case("avgpool same odd", false, 7, 5, 3,
+              cnn_pool2d(.pool_size = {3, 3}, .strides = {2, 2}, .padding = CNN_PADDING_SAME));
+
+    /* Activations as layers (inputs away from 0 for relu). */
+    activation_case("relu", CNN_ACTIVATION_RELU);
+    activation_case("sigmoid", CNN_ACTIVATION_SIGMOID);
+    activation_case("tanh", CNN_ACTIVATION_TANH);
+    activation_case("softmax", CNN_ACTIVATION_SOFTMAX);
+    activation_case("linear", CNN_ACTIVATION_LINEAR);
+
+    /* Dense and every loss, fused and not. */
+    dense_case("dense mse", CNN_ACTIVATION_TANH, CNN_LOSS_MSE, 5, false);
+    dense_case("dense on rank 3", CNN_ACTIVATION_LINEAR, CNN_LOSS_MSE, 3, true);
+    dense_case("softmax + sparse ce", CNN_ACTIVATION_SOFTMAX,
+               CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, 4, false);
+    dense_case("softmax + categorical ce", CNN_ACTIVATION_SOFTMAX,
+               CNN_LOSS_CATEGORICAL_CROSSENTROPY, 4, false);
+    dense_case("sigmoid + binary ce", CNN_ACTIVATION_SIGMOID, CNN_LOSS_BINARY_CROSSENTROPY, 3,
+               false);
+    dense_case("sigmoid + categorical ce (unfused)", CNN_ACTIVATION_SIGMOID,
+               CNN_LOSS_CATEGORICAL_CROSSENTROPY, 4, false);
+    dense_case("softmax + binary ce (unfused)", CNN_ACTIVATION_SOFTMAX,
+               CNN_LOSS_BINARY_CROSSENTROPY, 3, false);
+    dense_case("sigmoid + sparse ce (unfused)", CNN_ACTIVATION_SIGMOID,
+               CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, 4, false);
+
+    /* The whole seed pipeline at once: conv -> relu -> pool -> dense. */
+    {
+        cnn_model *m = NULL;
+        CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(8, 8, 1)));
+        CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {3, 3},
+                                                    .padding = CNN_PADDING_SAME,
+                                                    .activation = CNN_ACTIVATION_TANH)));
+        CHECK_OK(cnn_model_add_average_pooling2d(m, cnn_pool2d()));
+        CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+        CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 4, .activation = CNN_ACTIVATION_SOFTMAX)));
+        random_weights(m);
+        cnn_tensor *x = tensor(4, (int64_t[]){2, 8, 8, 1});
+        fill_distinct(x);
+        gradcheck("pipeline", m, x, CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY);
+        cnn_tensor_free(x);
+        cnn_model_free(m);
+    }
+    return test_finish("test_gradcheck");
+}

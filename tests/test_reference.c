@@ -1,0 +1,377 @@
+/* Forward and backward passes against PyTorch: the fixtures in tests/reference/
+ * come from tests/reference/gen_reference.py (float64 maths, float32 storage;
+ * see its header for the layout conventions and the file format). Each case
+ * builds the same network through the public API, copies the fixture weights
+ * in, runs one forward + backward and compares the output, the loss, every
+ * parameter gradient and dLoss/dInput - with 1 and with 2 threads. A negative
+ * control perturbs one fixture weight and requires the output to differ, so a
+ * comparison that cannot fail would be noticed. */
+#include <stdlib.h>
+
+#include "test.h"
+
+#define ATOL 1e-5
+#define RTOL 1e-4
+
+/* ---- Fixture reader (no library code involved) ------------------------------ */
+#define REF_MAX_TENSORS 32
+#define REF_NAME_MAX 64
+
+typedef struct ref_tensor {
+    char name[REF_NAME_MAX];
+    int rank;
+    int64_t dims[CNN_MAX_RANK];
+    long count;
+    float *data;
+} ref_tensor;
+
+typedef struct fixture {
+    const char *file;
+    int n;
+    ref_tensor t[REF_MAX_TENSORS];
+} fixture;
+
+static const char *exe_dir = ".";
+
+static FILE *open_fixture(const char *file)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "tests/reference/%s", file);
+    FILE *f = fopen(path, "r");
+    if (!f) { /* run from elsewhere: build/tests/test_reference -> ../../tests/reference */
+        snprintf(path, sizeof path, "%s/../../tests/reference/%s", exe_dir, file);
+        f = fopen(path, "r");
+    }
+    if (!f)
+        fprintf(stderr, "%s: cannot open (tried tests/reference/ and %s/../../tests/reference/)\n",
+                file, exe_dir);
+    return f;
+}
+
+static void fixture_free(fixture *fx)
+{
+    for (int i = 0; i < fx->n; i++)
+        free(fx->t[i].data);
+    fx->n = 0;
+}
+
+/* Reads "<name> <rank> <dims...>" headers, each followed by product(dims)
+ * values, one per line; '#' lines are comments. Returns 0 on any error. */
+static int fixture_load(fixture *fx, const char *file)
+{
+    memset(fx, 0, sizeof *fx);
+    fx->file = file;
+    FILE *f = open_fixture(file);
+    if (!f)
+        return 0;
+    char line[256];
+    int ok = 1;
+    while (ok && fgets(line, sizeof line, f)) {
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        if (fx->n == REF_MAX_TENSORS) {
+            fprintf(stderr, "%s: more than %d tensors\n", file, REF_MAX_TENSORS);
+            ok = 0;
+            break;
+        }
+        ref_tensor *t = &fx->t[fx->n];
+        char *p = line, *end;
+        int len = 0;
+        if (sscanf(p, "%63s %d%n", t->name, &t->rank, &len) != 2 || t->rank < 1
+            || t->rank > CNN_MAX_RANK) {
+            fprintf(stderr, "%s: bad tensor header: %s", file, line);
+            ok = 0;
+            break;
+        }
+        p += len;
+        t->count = 1;
+        for (int d = 0; d < t->rank; d++) {
+            long v = strtol(p, &end, 10);
+            if (end == p || v < 1 || v > 1000000 || t->count > 1000000 / v) {
+                fprintf(stderr, "%s: %s: bad dimension %d\n", file, t->name, d);
+                ok = 0;
+                break;
+            }
+            t->dims[d] = v;
+            t->count *= v;
+            p = end;
+        }
+        if (!ok)
+            break;
+        fx->n++;
+        t->data = malloc((size_t)t->count * sizeof(float));
+        if (!t->data) {
+            ok = 0;
+            break;
+        }
+        for (long i = 0; i < t->count; i++) {
+            if (!fgets(line, sizeof line, f)) {
+                fprintf(stderr, "%s: %s: ends after %ld of %ld values\n", file, t->name, i,
+                        t->count);
+                ok = 0;
+                break;
+            }
+            t->data[i] = strtof(line, &end);
+            if (end == line) {
+                fprintf(stderr, "%s: %s: value %ld is not a number: %s", file, t->name, i, line);
+                ok = 0;
+                break;
+            }
+        }
+    }
+    fclose(f);
+    if (!ok)
+        fixture_free(fx);
+    return ok;
+}
+
+static ref_tensor *fixture_get(fixture *fx, const char *name)
+{
+    for (int i = 0; i < fx->n; i++)
+        if (strcmp(fx->t[i].name, name) == 0)
+            return &fx->t[i];
+    return NULL;
+}
+
+static cnn_tensor *tensor_from(const ref_tensor *r)
+{
+    cnn_tensor *t = NULL;
+    if (cnn_tensor_create(&t, r->rank, r->dims) != CNN_OK)
+        return NULL;
+    memcpy(t->data, r->data, (size_t)r->count * sizeof(float));
+    return t;
+}
+
+/* test_close without recording anything: for the negative control. */
+static int all_close(const float *a, const float *b, long n)
+{
+    for (long i = 0; i < n; i++)
+        if (!(fabs((double)a[i] - (double)b[i]) <= ATOL + RTOL * fabs((double)b[i])))
+            return 0;
+    return 1;
+}
+
+/* ---- The networks (must match gen_reference.py) ------------------------------ */
+static cnn_status build_small_net(cnn_model *m, bool separate_softmax)
+{
+    cnn_status st;
+    if ((st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {3, 3},
+                                                 .padding = CNN_PADDING_SAME,
+                                                 .activation = CNN_ACTIVATION_RELU)))
+        || (st = cnn_model_add_max_pooling2d(m, cnn_pool2d(.pool_size = {2, 2})))
+        || (st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {2, 2},
+                                                    .strides = {2, 2},
+                                                    .activation = CNN_ACTIVATION_TANH)))
+        || (st = cnn_model_add_flatten(m, cnn_flatten())))
+        return st;
+    if (!separate_softmax)
+        return cnn_model_add_dense(m, cnn_dense(.units = 5, .activation = CNN_ACTIVATION_SOFTMAX));
+    if ((st = cnn_model_add_dense(m, cnn_dense(.units = 5))))
+        return st;
+    return cnn_model_add_activation(m, cnn_activation_layer(.activation = CNN_ACTIVATION_SOFTMAX));
+}
+
+static cnn_status build_a(cnn_model *m) { return build_small_net(m, false); }
+static cnn_status build_d(cnn_model *m) { return build_small_net(m, true); }
+
+static cnn_status build_b(cnn_model *m)
+{
+    cnn_status st;
+    if ((st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {3, 3},
+                                                 .strides = {2, 2}, .padding = CNN_PADDING_SAME,
+                                                 .activation = CNN_ACTIVATION_SIGMOID)))
+        || (st = cnn_model_add_average_pooling2d(m, cnn_pool2d(.pool_size = {2, 2},
+                                                               .strides = {1, 1},
+                                                               .padding = CNN_PADDING_SAME)))
+        || (st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {3, 2},
+                                                    .dilation_rate = {2, 1})))
+        || (st = cnn_model_add_max_pooling2d(m, cnn_pool2d(.pool_size = {3, 3},
+                                                           .strides = {2, 2},
+                                                           .padding = CNN_PADDING_SAME)))
+        || (st = cnn_model_add_flatten(m, cnn_flatten())))
+        return st;
+    return cnn_model_add_dense(m, cnn_dense(.units = 4));
+}
+
+static cnn_status build_c(cnn_model *m)
+{
+    cnn_status st = cnn_model_add_dense(m, cnn_dense(.units = 5, .activation = CNN_ACTIVATION_RELU));
+    if (st)
+        return st;
+    return cnn_model_add_dense(m, cnn_dense(.units = 2, .activation = CNN_ACTIVATION_SIGMOID));
+}
+
+typedef struct ref_case {
+    const char *file;
+    cnn_shape input;
+    cnn_loss loss;
+    cnn_status (*build)(cnn_model *m);
+} ref_case;
+
+static const ref_case cases[] = {
+    {"small_net.txt", cnn_shape_hwc(9, 9, 2), CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, build_a},
+    {"padding_stride_dilation.txt", cnn_shape_hwc(14, 10, 3), CNN_LOSS_MSE, build_b},
+    {"dense_bce.txt", cnn_shape_flat(6), CNN_LOSS_BINARY_CROSSENTROPY, build_c},
+    {"categorical.txt", cnn_shape_hwc(9, 9, 2), CNN_LOSS_CATEGORICAL_CROSSENTROPY, build_d},
+};
+
+/* ---- Running a case ----------------------------------------------------------- */
+static const char *const which_name[2] = {"kernel", "bias"};
+
+/* Builds the model and copies in every weight the fixture has for it; a model
+ * weight without a fixture entry, or a size mismatch, is a failure. */
+static cnn_model *make_model(const ref_case *c, fixture *fx, int threads)
+{
+    cnn_model *m = NULL;
+    int ok = 1;
+    CHECK_OK(cnn_model_create(&m, c->input));
+    if (!m)
+        return NULL;
+    CHECK_OK(cnn_model_set_threads(m, threads));
+    cnn_status st = c->build(m);
+    CHECK_OK(st);
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = c->loss, .optimizer = cnn_sgd())));
+    for (int i = 0; ok && i < cnn_model_layer_count(m); i++)
+        for (int w = 0; w < 2; w++) {
+            int64_t count = 0;
+            float *dst = cnn_model_layer_weights(m, i, w, &count);
+            char name[REF_NAME_MAX];
+            snprintf(name, sizeof name, "layer%d.%s", i, which_name[w]);
+            ref_tensor *r = fixture_get(fx, name);
+            if (!dst && !r)
+                continue;
+            if (!dst || !r || r->count != count) {
+                fprintf(stderr, "%s: %s: model has %lld weights, fixture %ld\n", c->file, name,
+                        dst ? (long long)count : 0LL, r ? r->count : 0L);
+                ok = 0;
+                break;
+            }
+            memcpy(dst, r->data, (size_t)count * sizeof(float));
+        }
+    CHECK(ok && st == CNN_OK);
+    if (!ok || st != CNN_OK) {
+        cnn_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* One zero-gradients + forward + backward. The output pointer views the model. */
+static int step(cnn_model *m, fixture *fx, const float **out, double *loss, float *input_grad)
+{
+    ref_tensor *rx = fixture_get(fx, "x"), *ry = fixture_get(fx, "y");
+    cnn_tensor *x = rx ? tensor_from(rx) : NULL, *y = ry ? tensor_from(ry) : NULL;
+    int ok = x && y;
+    CHECK(ok);
+    if (ok) {
+        cnn_model_zero_gradients(m);
+        cnn_status st = cnn_model_forward(m, x, true, out);
+        CHECK_OK(st);
+        if (st == CNN_OK) {
+            st = cnn_model_backward(m, y, loss, input_grad);
+            CHECK_OK(st);
+        }
+        ok = st == CNN_OK;
+    }
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+    return ok;
+}
+
+static void compare(const char *label, const float *got, long got_n, fixture *fx, const char *name)
+{
+    char what[160];
+    snprintf(what, sizeof what, "%s: %s", label, name);
+    ref_tensor *r = fixture_get(fx, name);
+    if (!r || r->count != got_n) {
+        fprintf(stderr, "%s: fixture has %ld values, model %ld\n", what, r ? r->count : 0L, got_n);
+        CHECK(0);
+        return;
+    }
+    test_close(what, got, r->data, got_n, ATOL, RTOL);
+}
+
+static void check_case(const ref_case *c, fixture *fx, int threads)
+{
+    char label[128];
+    snprintf(label, sizeof label, "%s (%d thread%s)", c->file, threads, threads > 1 ? "s" : "");
+    ref_tensor *rx = fixture_get(fx, "x"), *rout = fixture_get(fx, "output");
+    CHECK(rx && rout);
+    if (!rx || !rout)
+        return;
+    cnn_model *m = make_model(c, fx, threads);
+    if (!m)
+        return;
+    cnn_shape os = cnn_model_output_shape(m);
+    CHECK(os.rank == 1 && rout->rank == 2 && os.dims[0] == rout->dims[1]);
+
+    const float *out = NULL;
+    double loss = NAN;
+    float *input_grad = calloc((size_t)rx->count, sizeof(float));
+    CHECK(input_grad != NULL);
+    if (input_grad && step(m, fx, &out, &loss, input_grad)) {
+        compare(label, out, rout->count, fx, "output");
+        float loss_f = (float)loss;
+        compare(label, &loss_f, 1, fx, "loss");
+        for (int i = 0; i < cnn_model_layer_count(m); i++)
+            for (int w = 0; w < 2; w++) {
+                int64_t count = 0;
+                const float *g = cnn_model_layer_gradients(m, i, w, &count);
+                if (!g)
+                    continue;
+                char name[REF_NAME_MAX];
+                snprintf(name, sizeof name, "layer%d.%s.grad", i, which_name[w]);
+                compare(label, g, (long)count, fx, name);
+            }
+        compare(label, input_grad, rx->count, fx, "input.grad");
+    }
+    free(input_grad);
+    cnn_model_free(m);
+}
+
+/* Negative control: the first kernel weight of the first layer moved by 0.1
+ * must change the output beyond the tolerance. */
+static void check_negative_control(const ref_case *c, fixture *fx)
+{
+    ref_tensor *w = fixture_get(fx, "layer0.kernel"), *rout = fixture_get(fx, "output");
+    CHECK(w && rout);
+    if (!w || !rout)
+        return;
+    float saved = w->data[0];
+    w->data[0] += 0.1f;
+    cnn_model *m = make_model(c, fx, 1);
+    w->data[0] = saved;
+    if (!m)
+        return;
+    const float *out = NULL;
+    double loss = NAN;
+    if (step(m, fx, &out, &loss, NULL)) {
+        int close = all_close(out, rout->data, rout->count);
+        if (close)
+            fprintf(stderr, "%s: negative control: a perturbed weight still matches\n", c->file);
+        CHECK(!close);
+    }
+    cnn_model_free(m);
+}
+
+int main(int argc, char **argv)
+{
+    static char dir[1024];
+    if (argc > 0 && argv[0] && strrchr(argv[0], '/')) {
+        snprintf(dir, sizeof dir, "%s", argv[0]);
+        *strrchr(dir, '/') = '\0';
+        exe_dir = dir;
+    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fixture fx;
+        int loaded = fixture_load(&fx, cases[i].file);
+        CHECK(loaded);
+        if (!loaded)
+            continue;
+        check_case(&cases[i], &fx, 1);
+        check_case(&cases[i], &fx, 2);
+        check_negative_control(&cases[i], &fx);
+        fixture_free(&fx);
+    }
+    return test_finish("test_reference");
+}
