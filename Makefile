@@ -15,7 +15,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_SUPPORT := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 
-all: $(BUILD)/libcnn.a $(BUILD)/libcnn.so $(EXAMPLES) $(BUILD)/cnn.pc
+all: $(BUILD)/libcnn.a $(BUILD)/libcnn.so $(EXAMPLES)
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
@@ -36,9 +36,6 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) tests/test.h $(BUILD)/libcnn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests $< $(TEST_SUPPORT) -o $@ $(BUILD)/libcnn.a $(LDLIBS)
 
-$(BUILD)/cnn.pc: cnn.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
-
 tests: $(TESTS)
 
 check test: $(TESTS)
@@ -51,7 +48,8 @@ install: all
 	install -m 755 $(BUILD)/libcnn.so $(DESTDIR)$(PREFIX)/lib/libcnn.so.$(VERSION)
 	ln -sf libcnn.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcnn.so.0
 	ln -sf libcnn.so.0 $(DESTDIR)$(PREFIX)/lib/libcnn.so
-	install -m 644 $(BUILD)/cnn.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' cnn.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/cnn.pc
 
 clean:
 	rm -rf $(BUILD)

@@ -181,6 +181,34 @@ typedef struct cnn_flatten_config {
 } cnn_flatten_config;
 #define cnn_flatten(...) ((cnn_flatten_config){__VA_ARGS__})
 
+/* Any layer's configuration, tagged by kind: what cnn_model_add takes and
+ * cnn_model_layer_spec gives back (for saving, describing, copying models). */
+typedef enum cnn_layer_kind {
+    CNN_LAYER_CONV2D = 1,
+    CNN_LAYER_DENSE = 2,
+    CNN_LAYER_MAX_POOLING2D = 3,
+    CNN_LAYER_AVERAGE_POOLING2D = 4,
+    CNN_LAYER_ACTIVATION = 5,
+    CNN_LAYER_DROPOUT = 6,
+    CNN_LAYER_FLATTEN = 7
+} cnn_layer_kind;
+
+typedef struct cnn_layer_spec {
+    cnn_layer_kind kind;
+    union {
+        cnn_conv2d_config conv2d;
+        cnn_dense_config dense;
+        cnn_pool2d_config pool2d;   /* both pooling kinds */
+        cnn_activation_config activation;
+        cnn_dropout_config dropout;
+        cnn_flatten_config flatten;
+    } u;
+} cnn_layer_spec;
+
+/* Keras class name of a kind ("Conv2D") and back (0 if unknown). */
+const char *cnn_layer_kind_name(cnn_layer_kind kind);
+cnn_layer_kind cnn_layer_kind_from_name(const char *keras_class_name);
+
 /* ---- Sequential model ---------------------------------------------------- */
 typedef struct cnn_model cnn_model;
 
@@ -198,6 +226,7 @@ int cnn_model_threads(const cnn_model *m);
 
 /* Each add infers the new layer's output shape; a layer that cannot take the
  * current shape fails here with a message naming it. */
+cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec);
 cnn_status cnn_model_add_conv2d(cnn_model *m, cnn_conv2d_config cfg);
 cnn_status cnn_model_add_dense(cnn_model *m, cnn_dense_config cfg);
 cnn_status cnn_model_add_max_pooling2d(cnn_model *m, cnn_pool2d_config cfg);
@@ -207,6 +236,9 @@ cnn_status cnn_model_add_dropout(cnn_model *m, cnn_dropout_config cfg);
 cnn_status cnn_model_add_flatten(cnn_model *m, cnn_flatten_config cfg);
 
 /* Introspection. */
+/* The layer's full configuration with defaults filled in (the name points
+ * into the model and lives as long as it). */
+cnn_status cnn_model_layer_spec(const cnn_model *m, int index, cnn_layer_spec *out);
 int cnn_model_layer_count(const cnn_model *m);
 cnn_shape cnn_model_input_shape(const cnn_model *m);
 cnn_shape cnn_model_output_shape(const cnn_model *m);

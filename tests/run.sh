@@ -5,11 +5,15 @@
 dir=${1:-build/tests}
 passed=0
 failed=0
-for t in "$dir"/test_*; do
-    [ -x "$t" ] || continue
+here=$(dirname "$0")
+for t in "$dir"/test_* "$here"/test_*.sh; do
+    [ -f "$t" ] || continue
     name=$(basename "$t")
     start=$(date +%s)
-    out=$("$t" 2>&1)
+    case "$t" in
+        *.sh) out=$(sh "$t" 2>&1) ;;
+        *) out=$("$t" 2>&1) ;;
+    esac
     rc=$?
     printf '%s\n' "$out" | sed "s/^/  /"
     line=$(printf '%s\n' "$out" | grep -E '^[a-z_0-9]+: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)

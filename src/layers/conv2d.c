@@ -14,7 +14,6 @@
 
 typedef struct {
     cnn_layer base;
-    cnn_conv2d_config cfg;
     cnn_conv_geom geom;
 } conv2d_layer;
 
@@ -38,7 +37,7 @@ static bool columns_are_input(const cnn_conv_geom *g)
 static cnn_status conv2d_infer(cnn_layer *l, cnn_shape in)
 {
     conv2d_layer *c = (conv2d_layer *)l;
-    const cnn_conv2d_config *k = &c->cfg;
+    const cnn_conv2d_config *k = &l->spec.u.conv2d;
     if (in.rank != 3)
         return cnn_fail(CNN_ERR_SHAPE,
                         "%s (Conv2D): expects input of rank 3 (rows, cols, channels), got rank %d"
@@ -78,7 +77,7 @@ static void conv2d_init(cnn_layer *l, cnn_rng *rng)
     conv2d_layer *c = (conv2d_layer *)l;
     int64_t field = (int64_t)c->geom.kh * c->geom.kw;
     cnn_glorot_uniform(l->params[0].value, l->params[0].count, field * c->geom.c,
-                       field * c->cfg.filters, rng);
+                       field * l->spec.u.conv2d.filters, rng);
     if (l->n_params > 1)
         memset(l->params[1].value, 0, (size_t)l->params[1].count * sizeof(float));
 }
@@ -122,7 +121,7 @@ static void conv2d_forward(cnn_layer *l, const cnn_layer_io *io)
 {
     conv2d_layer *c = (conv2d_layer *)l;
     const cnn_conv_geom *g = &c->geom;
-    const int K = g->kh * g->kw * g->c, F = c->cfg.filters;
+    const int K = g->kh * g->kw * g->c, F = l->spec.u.conv2d.filters;
     const int64_t M = (int64_t)io->batch * g->oh * g->ow, tile = tile_rows(c, io->batch);
     for (int64_t m0 = 0; m0 < M; m0 += tile) {
         int64_t m1 = m0 + tile < M ? m0 + tile : M;
@@ -140,7 +139,7 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
 {
     conv2d_layer *c = (conv2d_layer *)l;
     const cnn_conv_geom *g = &c->geom;
-    const int K = g->kh * g->kw * g->c, F = c->cfg.filters;
+    const int K = g->kh * g->kw * g->c, F = l->spec.u.conv2d.filters;
     const int64_t M = (int64_t)io->batch * g->oh * g->ow, tile = tile_rows(c, io->batch);
     const bool direct = columns_are_input(g);
     if (io->dx)
@@ -171,6 +170,7 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
 }
 
 const cnn_layer_ops cnn_conv2d_ops = {
+    .kind = CNN_LAYER_CONV2D,
     .type_name = "Conv2D",
     .auto_name = "conv2d",
     .infer = conv2d_infer,
@@ -188,10 +188,10 @@ static cnn_status check_pair(const char *layer, const char *field, const int v[2
     return CNN_OK;
 }
 
-cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_conv2d_config *cfg, const char *name)
+cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name)
 {
     *out = NULL;
-    cnn_conv2d_config k = *cfg;
+    cnn_conv2d_config k = spec->u.conv2d;
     if (!k.strides[0] && !k.strides[1])
         k.strides[0] = k.strides[1] = 1;
     if (!k.dilation_rate[0] && !k.dilation_rate[1])
@@ -219,7 +219,8 @@ cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_conv2d_config *cfg
     cnn_layer *l;
     if ((st = cnn_layer_alloc(&l, sizeof(conv2d_layer), &cnn_conv2d_ops, name)))
         return st;
-    ((conv2d_layer *)l)->cfg = k;
+    l->spec.kind = CNN_LAYER_CONV2D;
+    l->spec.u.conv2d = k;
     l->activation = k.activation;
     *out = l;
     return CNN_OK;

@@ -9,7 +9,6 @@
 
 typedef struct {
     cnn_layer base;
-    cnn_dense_config cfg;
     int in_features;
     int64_t rows_per_example; /* product of the input dims but the last */
 } dense_layer;
@@ -20,20 +19,20 @@ static cnn_status dense_infer(cnn_layer *l, cnn_shape in)
     d->in_features = in.dims[in.rank - 1];
     d->rows_per_example = cnn_shape_size(in) / d->in_features;
     l->out = in;
-    l->out.dims[in.rank - 1] = d->cfg.units;
-    if ((int64_t)d->in_features * d->cfg.units > ((int64_t)1 << 40))
+    l->out.dims[in.rank - 1] = l->spec.u.dense.units;
+    if ((int64_t)d->in_features * l->spec.u.dense.units > ((int64_t)1 << 40))
         return cnn_fail(CNN_ERR_SHAPE, "%s (Dense): %d x %d weights is too large", l->name,
-                        d->in_features, d->cfg.units);
-    cnn_layer_set_param(l, 0, "kernel", 2, (int64_t[]){d->in_features, d->cfg.units}, true);
-    if (!d->cfg.no_bias)
-        cnn_layer_set_param(l, 1, "bias", 1, (int64_t[]){d->cfg.units}, true);
+                        d->in_features, l->spec.u.dense.units);
+    cnn_layer_set_param(l, 0, "kernel", 2, (int64_t[]){d->in_features, l->spec.u.dense.units}, true);
+    if (!l->spec.u.dense.no_bias)
+        cnn_layer_set_param(l, 1, "bias", 1, (int64_t[]){l->spec.u.dense.units}, true);
     return CNN_OK;
 }
 
 static void dense_init(cnn_layer *l, cnn_rng *rng)
 {
     dense_layer *d = (dense_layer *)l;
-    cnn_glorot_uniform(l->params[0].value, l->params[0].count, d->in_features, d->cfg.units, rng);
+    cnn_glorot_uniform(l->params[0].value, l->params[0].count, d->in_features, l->spec.u.dense.units, rng);
     if (l->n_params > 1)
         memset(l->params[1].value, 0, (size_t)l->params[1].count * sizeof(float));
 }
@@ -41,7 +40,7 @@ static void dense_init(cnn_layer *l, cnn_rng *rng)
 static void dense_forward(cnn_layer *l, const cnn_layer_io *io)
 {
     dense_layer *d = (dense_layer *)l;
-    int rows = (int)(io->batch * d->rows_per_example), U = d->cfg.units, In = d->in_features;
+    int rows = (int)(io->batch * d->rows_per_example), U = l->spec.u.dense.units, In = d->in_features;
     /* y[rows x U] = x[rows x In] * kernel[In x U] */
     cnn_gemm(io->gemm, false, false, rows, U, In, 1.0f, io->x, In, l->params[0].value, U, 0.0f,
              io->y, U);
@@ -52,7 +51,7 @@ static void dense_forward(cnn_layer *l, const cnn_layer_io *io)
 static void dense_backward(cnn_layer *l, const cnn_layer_io *io)
 {
     dense_layer *d = (dense_layer *)l;
-    int rows = (int)(io->batch * d->rows_per_example), U = d->cfg.units, In = d->in_features;
+    int rows = (int)(io->batch * d->rows_per_example), U = l->spec.u.dense.units, In = d->in_features;
     /* dkernel[In x U] += x^T[In x rows] * dy[rows x U] */
     cnn_gemm(io->gemm, true, false, In, U, rows, 1.0f, io->x, In, io->dy, U, 1.0f,
              l->params[0].grad, U);
@@ -65,6 +64,7 @@ static void dense_backward(cnn_layer *l, const cnn_layer_io *io)
 }
 
 const cnn_layer_ops cnn_dense_ops = {
+    .kind = CNN_LAYER_DENSE,
     .type_name = "Dense",
     .auto_name = "dense",
     .infer = dense_infer,
@@ -73,9 +73,10 @@ const cnn_layer_ops cnn_dense_ops = {
     .backward = dense_backward,
 };
 
-cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_dense_config *cfg, const char *name)
+cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name)
 {
     *out = NULL;
+    const cnn_dense_config *cfg = &spec->u.dense;
     if (cfg->units < 1)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Dense): units must be >= 1, got %d", name,
                         cfg->units);
@@ -86,7 +87,7 @@ cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_dense_config *cfg, 
     cnn_status st = cnn_layer_alloc(&l, sizeof(dense_layer), &cnn_dense_ops, name);
     if (st)
         return st;
-    ((dense_layer *)l)->cfg = *cfg;
+    l->spec = *spec;
     l->activation = cfg->activation;
     *out = l;
     return CNN_OK;

@@ -27,6 +27,7 @@ static cnn_status same_shape_infer(cnn_layer *l, cnn_shape in)
 
 /* ---- Activation: the model applies l->activation after the copy. ---- */
 const cnn_layer_ops cnn_activation_ops = {
+    .kind = CNN_LAYER_ACTIVATION,
     .type_name = "Activation",
     .auto_name = "activation",
     .infer = same_shape_infer,
@@ -34,16 +35,19 @@ const cnn_layer_ops cnn_activation_ops = {
     .backward = copy_backward,
 };
 
-cnn_status cnn_layer_activation_create(cnn_layer **out, const cnn_activation_config *cfg,
+cnn_status cnn_layer_activation_create(cnn_layer **out, const cnn_layer_spec *spec,
                                        const char *name)
 {
     *out = NULL;
+    const cnn_activation_config *cfg = &spec->u.activation;
     if ((unsigned)cfg->activation > CNN_ACTIVATION_SOFTMAX)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Activation): unknown activation %d", name,
                         (int)cfg->activation);
     cnn_status st = cnn_layer_alloc(out, sizeof(cnn_layer), &cnn_activation_ops, name);
-    if (st == CNN_OK)
+    if (st == CNN_OK) {
+        (*out)->spec = *spec;
         (*out)->activation = cfg->activation;
+    }
     return st;
 }
 
@@ -59,6 +63,7 @@ static cnn_status flatten_infer(cnn_layer *l, cnn_shape in)
 }
 
 const cnn_layer_ops cnn_flatten_ops = {
+    .kind = CNN_LAYER_FLATTEN,
     .type_name = "Flatten",
     .auto_name = "flatten",
     .infer = flatten_infer,
@@ -66,21 +71,17 @@ const cnn_layer_ops cnn_flatten_ops = {
     .backward = copy_backward,
 };
 
-cnn_status cnn_layer_flatten_create(cnn_layer **out, const cnn_flatten_config *cfg,
+cnn_status cnn_layer_flatten_create(cnn_layer **out, const cnn_layer_spec *spec,
                                     const char *name)
 {
-    (void)cfg;
-    return cnn_layer_alloc(out, sizeof(cnn_layer), &cnn_flatten_ops, name);
+    cnn_status st = cnn_layer_alloc(out, sizeof(cnn_layer), &cnn_flatten_ops, name);
+    if (st == CNN_OK)
+        (*out)->spec = *spec;
+    return st;
 }
 
 /* ---- Dropout: inverted (kept values scaled by 1 / (1 - rate) in training,
  * identity in inference); the kept/dropped mask is saved for backward. ---- */
-typedef struct {
-    cnn_layer base;
-    float rate;
-    uint64_t seed;
-} dropout_layer;
-
 static size_t dropout_saved(const cnn_layer *l, int batch)
 {
     return (size_t)batch * example_size(l);
@@ -88,7 +89,7 @@ static size_t dropout_saved(const cnn_layer *l, int batch)
 
 static void dropout_forward(cnn_layer *l, const cnn_layer_io *io)
 {
-    dropout_layer *d = (dropout_layer *)l;
+    const cnn_dropout_config *d = &l->spec.u.dropout;
     size_t n = (size_t)io->batch * example_size(l);
     if (!io->training || d->rate == 0) {
         copy_forward(l, io);
@@ -106,7 +107,7 @@ static void dropout_forward(cnn_layer *l, const cnn_layer_io *io)
 
 static void dropout_backward(cnn_layer *l, const cnn_layer_io *io)
 {
-    dropout_layer *d = (dropout_layer *)l;
+    const cnn_dropout_config *d = &l->spec.u.dropout;
     if (!io->dx)
         return;
     const uint8_t *mask = io->saved;
@@ -120,11 +121,12 @@ static void dropout_backward(cnn_layer *l, const cnn_layer_io *io)
  * model's initialisation stream, so the model's seed decides it. */
 static void dropout_init(cnn_layer *l, cnn_rng *rng)
 {
-    dropout_layer *d = (dropout_layer *)l;
+    const cnn_dropout_config *d = &l->spec.u.dropout;
     cnn_rng_seed(&l->rng, d->seed ? d->seed : cnn_rng_next(rng));
 }
 
 const cnn_layer_ops cnn_dropout_ops = {
+    .kind = CNN_LAYER_DROPOUT,
     .type_name = "Dropout",
     .auto_name = "dropout",
     .infer = same_shape_infer,
@@ -134,17 +136,16 @@ const cnn_layer_ops cnn_dropout_ops = {
     .backward = dropout_backward,
 };
 
-cnn_status cnn_layer_dropout_create(cnn_layer **out, const cnn_dropout_config *cfg,
+cnn_status cnn_layer_dropout_create(cnn_layer **out, const cnn_layer_spec *spec,
                                     const char *name)
 {
     *out = NULL;
+    const cnn_dropout_config *cfg = &spec->u.dropout;
     if (!(cfg->rate >= 0 && cfg->rate < 1))
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Dropout): rate must be in [0, 1), got %g",
                         name, (double)cfg->rate);
-    cnn_status st = cnn_layer_alloc(out, sizeof(dropout_layer), &cnn_dropout_ops, name);
-    if (st == CNN_OK) {
-        ((dropout_layer *)*out)->rate = cfg->rate;
-        ((dropout_layer *)*out)->seed = cfg->seed;
-    }
+    cnn_status st = cnn_layer_alloc(out, sizeof(cnn_layer), &cnn_dropout_ops, name);
+    if (st == CNN_OK)
+        (*out)->spec = *spec;
     return st;
 }

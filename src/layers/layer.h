@@ -1,8 +1,9 @@
 /* The one small interface every layer kind implements.
  *
  * A layer kind is a file in src/layers/ that defines a cnn_layer_ops table
- * and a create function, plus one line in src/layers/registry.c. Each kind's
- * own settings live in its own struct whose first member is cnn_layer.
+ * and a create function, plus one line in src/layers/registry.c. A layer
+ * keeps its configuration as a cnn_layer_spec (defaults filled in); derived
+ * state lives in the kind's own struct whose first member is cnn_layer.
  *
  * Memory: the model owns every buffer. Parameters and their gradients are
  * views into the model's two parameter blocks; outputs, gradients and
@@ -49,6 +50,7 @@ typedef struct cnn_layer_io {
 typedef struct cnn_layer cnn_layer;
 
 typedef struct cnn_layer_ops {
+    cnn_layer_kind kind;
     const char *type_name;  /* Keras class name: "Conv2D" */
     const char *auto_name;  /* Keras auto-name stem: "conv2d" */
     /* Sets l->out and the parameter shapes for input shape in, or fails with
@@ -69,6 +71,7 @@ typedef struct cnn_layer_ops {
 struct cnn_layer {
     const cnn_layer_ops *ops;
     char name[CNN_LAYER_NAME_MAX];
+    cnn_layer_spec spec;        /* configuration, defaults filled in */
     cnn_shape in, out;
     cnn_activation activation;  /* applied by the model after forward */
     int n_params;
@@ -87,17 +90,26 @@ void cnn_layer_set_param(cnn_layer *l, int i, const char *name, int rank, const 
 /* Uniform(-limit, limit), limit = sqrt(6 / (fan_in + fan_out)). */
 void cnn_glorot_uniform(float *w, int64_t count, int64_t fan_in, int64_t fan_out, cnn_rng *rng);
 
-/* Creators, one per kind (config already validated for ranges by them). */
-cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_conv2d_config *cfg, const char *name);
-cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_dense_config *cfg, const char *name);
-cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_pool2d_config *cfg, bool max,
-                                   const char *name);
-cnn_status cnn_layer_activation_create(cnn_layer **out, const cnn_activation_config *cfg,
+/* A kind's creator: validates the spec's values (naming the layer in
+ * errors), fills defaults, allocates. Shapes are checked later by infer. */
+typedef cnn_status (*cnn_layer_create_fn)(cnn_layer **out, const cnn_layer_spec *spec,
+                                          const char *name);
+
+typedef struct cnn_layer_kind_entry {
+    const cnn_layer_ops *ops;
+    cnn_layer_create_fn create;
+} cnn_layer_kind_entry;
+
+/* The registry (registry.c): NULL for an unknown kind. */
+const cnn_layer_kind_entry *cnn_layer_kind_find(cnn_layer_kind kind);
+
+cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
+cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
+cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
+cnn_status cnn_layer_activation_create(cnn_layer **out, const cnn_layer_spec *spec,
                                        const char *name);
-cnn_status cnn_layer_dropout_create(cnn_layer **out, const cnn_dropout_config *cfg,
-                                    const char *name);
-cnn_status cnn_layer_flatten_create(cnn_layer **out, const cnn_flatten_config *cfg,
-                                    const char *name);
+cnn_status cnn_layer_dropout_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
+cnn_status cnn_layer_flatten_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
 
 extern const cnn_layer_ops cnn_conv2d_ops, cnn_dense_ops, cnn_max_pooling2d_ops,
     cnn_average_pooling2d_ops, cnn_activation_ops, cnn_dropout_ops, cnn_flatten_ops;

@@ -6,7 +6,6 @@
 
 typedef struct {
     cnn_layer base;
-    cnn_pool2d_config cfg;
     cnn_conv_geom geom;
 } pool2d_layer;
 
@@ -19,9 +18,9 @@ static cnn_status pool2d_infer(cnn_layer *l, cnn_shape in)
                         l->name, l->ops->type_name, in.rank);
     cnn_conv_geom *g = &p->geom;
     *g = (cnn_conv_geom){.h = in.dims[0], .w = in.dims[1], .c = in.dims[2],
-                         .kh = p->cfg.pool_size[0], .kw = p->cfg.pool_size[1],
-                         .sh = p->cfg.strides[0], .sw = p->cfg.strides[1], .dh = 1, .dw = 1};
-    int same = p->cfg.padding == CNN_PADDING_SAME;
+                         .kh = l->spec.u.pool2d.pool_size[0], .kw = l->spec.u.pool2d.pool_size[1],
+                         .sh = l->spec.u.pool2d.strides[0], .sw = l->spec.u.pool2d.strides[1], .dh = 1, .dw = 1};
+    int same = l->spec.u.pool2d.padding == CNN_PADDING_SAME;
     g->oh = cnn_conv_out_size(g->h, g->kh, g->sh, 1, same, &g->pad_top);
     g->ow = cnn_conv_out_size(g->w, g->kw, g->sw, 1, same, &g->pad_left);
     if (g->oh < 1 || g->ow < 1)
@@ -64,6 +63,7 @@ static void avg_backward(cnn_layer *l, const cnn_layer_io *io)
 }
 
 const cnn_layer_ops cnn_max_pooling2d_ops = {
+    .kind = CNN_LAYER_MAX_POOLING2D,
     .type_name = "MaxPooling2D",
     .auto_name = "max_pooling2d",
     .infer = pool2d_infer,
@@ -72,6 +72,7 @@ const cnn_layer_ops cnn_max_pooling2d_ops = {
 };
 
 const cnn_layer_ops cnn_average_pooling2d_ops = {
+    .kind = CNN_LAYER_AVERAGE_POOLING2D,
     .type_name = "AveragePooling2D",
     .auto_name = "average_pooling2d",
     .infer = pool2d_infer,
@@ -79,12 +80,12 @@ const cnn_layer_ops cnn_average_pooling2d_ops = {
     .backward = avg_backward,
 };
 
-cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_pool2d_config *cfg, bool max,
-                                   const char *name)
+cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name)
 {
     *out = NULL;
-    const cnn_layer_ops *ops = max ? &cnn_max_pooling2d_ops : &cnn_average_pooling2d_ops;
-    cnn_pool2d_config k = *cfg;
+    const cnn_layer_ops *ops = spec->kind == CNN_LAYER_MAX_POOLING2D ? &cnn_max_pooling2d_ops
+                                                                     : &cnn_average_pooling2d_ops;
+    cnn_pool2d_config k = spec->u.pool2d;
     if (!k.pool_size[0] && !k.pool_size[1])
         k.pool_size[0] = k.pool_size[1] = 2;
     if (!k.strides[0] && !k.strides[1]) {
@@ -104,7 +105,8 @@ cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_pool2d_config *cfg
     cnn_status st = cnn_layer_alloc(&l, sizeof(pool2d_layer), ops, name);
     if (st)
         return st;
-    ((pool2d_layer *)l)->cfg = k;
+    l->spec.kind = ops->kind;
+    l->spec.u.pool2d = k;
     *out = l;
     return CNN_OK;
 }

@@ -118,29 +118,65 @@ cnn_status cnn_model_set_threads(cnn_model *m, int threads)
 
 int cnn_model_threads(const cnn_model *m) { return m ? m->threads : 0; }
 
-/* Creates the layer through make, names it, infers its shape, appends it. */
-
-static cnn_status add_layer(cnn_model *m, const cnn_layer_ops *ops, const char *name,
-                            cnn_status (*make)(cnn_layer **, const void *, const char *),
-                            const void *cfg)
+/* The name a layer gets: its own, or Keras's auto-name (conv2d, conv2d_1,
+ * ...), counting only the auto-named layers of the same kind. */
+static const char *layer_name(const cnn_model *m, const cnn_layer_ops *ops, const char *name,
+                              char buf[CNN_LAYER_NAME_MAX])
 {
-    if (!m)
-        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "add: model is NULL");
+    if (name && *name)
+        return name;
+    int same = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        same += m->layers[i]->ops == ops && m->layers[i]->auto_named;
+    if (same)
+        snprintf(buf, CNN_LAYER_NAME_MAX, "%s_%d", ops->auto_name, same);
+    else
+        snprintf(buf, CNN_LAYER_NAME_MAX, "%s", ops->auto_name);
+    return buf;
+}
+
+/* The name field every config struct has. */
+static const char *spec_name(const cnn_layer_spec *s)
+{
+    switch (s->kind) {
+    case CNN_LAYER_CONV2D: return s->u.conv2d.name;
+    case CNN_LAYER_DENSE: return s->u.dense.name;
+    case CNN_LAYER_MAX_POOLING2D:
+    case CNN_LAYER_AVERAGE_POOLING2D: return s->u.pool2d.name;
+    case CNN_LAYER_ACTIVATION: return s->u.activation.name;
+    case CNN_LAYER_DROPOUT: return s->u.dropout.name;
+    case CNN_LAYER_FLATTEN: return s->u.flatten.name;
+    }
+    return NULL;
+}
+
+static void set_spec_name(cnn_layer_spec *s, const char *name)
+{
+    switch (s->kind) {
+    case CNN_LAYER_CONV2D: s->u.conv2d.name = name; break;
+    case CNN_LAYER_DENSE: s->u.dense.name = name; break;
+    case CNN_LAYER_MAX_POOLING2D:
+    case CNN_LAYER_AVERAGE_POOLING2D: s->u.pool2d.name = name; break;
+    case CNN_LAYER_ACTIVATION: s->u.activation.name = name; break;
+    case CNN_LAYER_DROPOUT: s->u.dropout.name = name; break;
+    case CNN_LAYER_FLATTEN: s->u.flatten.name = name; break;
+    }
+}
+
+cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec)
+{
+    if (!m || !spec)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "add: model and spec are required");
+    const cnn_layer_kind_entry *entry = cnn_layer_kind_find(spec->kind);
+    if (!entry)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "add: unknown layer kind %d", (int)spec->kind);
+    const cnn_layer_ops *ops = entry->ops;
     if (m->built)
         return cnn_fail(CNN_ERR_STATE,
                         "add: the model is already built (weights exist); add every layer first");
-    char auto_name[CNN_LAYER_NAME_MAX];
-    bool is_auto = !name || !*name;
-    if (is_auto) {
-        int same = 0;
-        for (int i = 0; i < m->n_layers; i++)
-            same += m->layers[i]->ops == ops && m->layers[i]->auto_named;
-        if (same)
-            snprintf(auto_name, sizeof auto_name, "%s_%d", ops->auto_name, same);
-        else
-            snprintf(auto_name, sizeof auto_name, "%s", ops->auto_name);
-        name = auto_name;
-    }
+    char buf[CNN_LAYER_NAME_MAX];
+    const char *given = spec_name(spec);
+    const char *name = layer_name(m, ops, given, buf);
     for (int i = 0; i < m->n_layers; i++)
         if (strcmp(m->layers[i]->name, name) == 0)
             return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
@@ -156,10 +192,11 @@ static cnn_status add_layer(cnn_model *m, const cnn_layer_ops *ops, const char *
         m->cap_layers = cap;
     }
     cnn_layer *l;
-    cnn_status st = make(&l, cfg, name);
+    cnn_status st = entry->create(&l, spec, name);
     if (st)
         return st;
-    l->auto_named = is_auto;
+    l->auto_named = !given || !*given;
+    set_spec_name(&l->spec, l->name);
     l->in = cnn_model_output_shape(m);
     if ((st = l->ops->infer(l, l->in))) {
         free(l);
@@ -169,62 +206,42 @@ static cnn_status add_layer(cnn_model *m, const cnn_layer_ops *ops, const char *
     return CNN_OK;
 }
 
-static cnn_status make_conv2d(cnn_layer **o, const void *c, const char *n)
-{
-    return cnn_layer_conv2d_create(o, c, n);
-}
-static cnn_status make_dense(cnn_layer **o, const void *c, const char *n)
-{
-    return cnn_layer_dense_create(o, c, n);
-}
-static cnn_status make_max_pool(cnn_layer **o, const void *c, const char *n)
-{
-    return cnn_layer_pool2d_create(o, c, true, n);
-}
-static cnn_status make_avg_pool(cnn_layer **o, const void *c, const char *n)
-{
-    return cnn_layer_pool2d_create(o, c, false, n);
-}
-static cnn_status make_activation(cnn_layer **o, const void *c, const char *n)
-{
-    return cnn_layer_activation_create(o, c, n);
-}
-static cnn_status make_dropout(cnn_layer **o, const void *c, const char *n)
-{
-    return cnn_layer_dropout_create(o, c, n);
-}
-static cnn_status make_flatten(cnn_layer **o, const void *c, const char *n)
-{
-    return cnn_layer_flatten_create(o, c, n);
-}
-
 cnn_status cnn_model_add_conv2d(cnn_model *m, cnn_conv2d_config cfg)
 {
-    return add_layer(m, &cnn_conv2d_ops, cfg.name, make_conv2d, &cfg);
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_CONV2D, .u.conv2d = cfg});
 }
 cnn_status cnn_model_add_dense(cnn_model *m, cnn_dense_config cfg)
 {
-    return add_layer(m, &cnn_dense_ops, cfg.name, make_dense, &cfg);
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_DENSE, .u.dense = cfg});
 }
 cnn_status cnn_model_add_max_pooling2d(cnn_model *m, cnn_pool2d_config cfg)
 {
-    return add_layer(m, &cnn_max_pooling2d_ops, cfg.name, make_max_pool, &cfg);
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_MAX_POOLING2D, .u.pool2d = cfg});
 }
 cnn_status cnn_model_add_average_pooling2d(cnn_model *m, cnn_pool2d_config cfg)
 {
-    return add_layer(m, &cnn_average_pooling2d_ops, cfg.name, make_avg_pool, &cfg);
+    return cnn_model_add(m,
+                         &(cnn_layer_spec){.kind = CNN_LAYER_AVERAGE_POOLING2D, .u.pool2d = cfg});
 }
 cnn_status cnn_model_add_activation(cnn_model *m, cnn_activation_config cfg)
 {
-    return add_layer(m, &cnn_activation_ops, cfg.name, make_activation, &cfg);
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_ACTIVATION, .u.activation = cfg});
 }
 cnn_status cnn_model_add_dropout(cnn_model *m, cnn_dropout_config cfg)
 {
-    return add_layer(m, &cnn_dropout_ops, cfg.name, make_dropout, &cfg);
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_DROPOUT, .u.dropout = cfg});
 }
 cnn_status cnn_model_add_flatten(cnn_model *m, cnn_flatten_config cfg)
 {
-    return add_layer(m, &cnn_flatten_ops, cfg.name, make_flatten, &cfg);
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_FLATTEN, .u.flatten = cfg});
+}
+
+cnn_status cnn_model_layer_spec(const cnn_model *m, int i, cnn_layer_spec *out)
+{
+    if (!m || !out || i < 0 || i >= m->n_layers)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "layer_spec: no layer %d", i);
+    *out = m->layers[i]->spec;
+    return CNN_OK;
 }
 
 cnn_status cnn_model_build(cnn_model *m)

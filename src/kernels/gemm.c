@@ -1,0 +1,739 @@
+/* C[M x N] = alpha * op(A)[M x K] * op(B)[K x N] + beta * C, row-major.
+ *
+ * cnn_gemm is a Goto/BLIS-style packed GEMM:
+ *
+ *   for jc in N by NC                      (thread's own N range)
+ *     for pc in K by KC                    KC is fixed per kernel, never per thread
+ *       pack op(B)[pc:+kc, jc:+nc] -> Bp   micro-panels [kc][NR], zero-padded
+ *       for ic in M by MC                  (thread's own M range)
+ *         pack op(A)[ic:+mc, pc:+kc] -> Ap micro-panels [kc][MR], zero-padded
+ *         for ir in mc by MR, jr in nc by NR:
+ *           C[ir:+MR, jr:+NR] = alpha * Ap_ir * Bp_jr + (pc == 0 ? beta : 1) * C
+ *
+ * Threads take disjoint, MR- (or NR-) aligned ranges of C's rows (or
+ * columns), so every element is summed by the same micro-kernel over the
+ * same KC blocks in the same order whatever the thread count: results are
+ * bit-identical for 1 or n threads. The packing buffers are per thread and
+ * allocated once by cnn_gemm_ctx_create.
+ *
+ * ISA-specific micro-kernels are compiled per function with target
+ * attributes (the default build has no -march) and chosen at run time with
+ * __builtin_cpu_supports. No fast-math: the only fused operations are the
+ * explicit FMA intrinsics of the AVX2/AVX-512 kernels. */
+#include "kernels/gemm.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define GEMM_X86 1
+#include <immintrin.h>
+#endif
+
+/* ---- The reference ---------------------------------------------------- */
+
+void cnn_gemm_naive(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                    int ldc)
+{
+    for (long i = 0; i < M; i++) {
+        for (long j = 0; j < N; j++) {
+            double sum = 0;
+            /* alpha == 0 does not read A or B (BLAS convention; cnn_gemm agrees). */
+            if (alpha != 0) {
+                for (long k = 0; k < K; k++) {
+                    float a = trans_a ? A[k * lda + i] : A[i * lda + k];
+                    float b = trans_b ? B[j * ldb + k] : B[k * ldb + j];
+                    sum += (double)a * (double)b;
+                }
+            }
+            double v = (double)alpha * sum;
+            if (beta != 0)
+                v += (double)beta * (double)C[i * ldc + j];
+            C[i * ldc + j] = (float)v;
+        }
+    }
+}
+
+/* ---- Packing ----------------------------------------------------------- */
+
+/* A packer writes one micro-panel dst[kc][P] whose element (k, p) is
+ * op(X)[k, p] for p < w and 0 for w <= p < P:
+ *   contiguous: op(X)[k, p] = src[k * ld + p]  (A with trans_a, B without trans_b)
+ *   strided:    op(X)[k, p] = src[p * ld + k]  (A without trans_a, B with trans_b)
+ * The strided one is a transpose; it also prefetches the same columns of the
+ * next P rows of src, the next panel it will be asked for, because each
+ * panel reads only a short (kc-long) piece of each row and the hardware
+ * prefetchers would otherwise start cold on every one. */
+typedef void (*gemm_pack)(int kc, int w, int P, const float *src, long ld, float *dst);
+
+/* The address bytes past p, without pointer arithmetic beyond the array
+ * (prefetches never fault). */
+static inline const void *gemm_ahead(const float *p, uintptr_t bytes)
+{
+    return (const void *)((uintptr_t)p + bytes);
+}
+
+static inline __attribute__((always_inline)) void
+pack_contig_p(int kc, int w, int P, const float *src, long ld, float *dst)
+{
+    if (w == P) {
+        for (int k = 0; k < kc; k++, src += ld, dst += P) {
+            __builtin_prefetch(gemm_ahead(src, 2 * (uintptr_t)P * sizeof(float)));
+            memcpy(dst, src, (size_t)P * sizeof(float));
+        }
+        return;
+    }
+    for (int k = 0; k < kc; k++, src += ld, dst += P) {
+        for (int p = 0; p < w; p++)
+            dst[p] = src[p];
+        for (int p = w; p < P; p++)
+            dst[p] = 0;
+    }
+}
+
+static void pack_contig(int kc, int w, int P, const float *src, long ld, float *dst)
+{
+    /* Constant widths turn each row into a few vector moves. */
+    switch (P) {
+    case 32: pack_contig_p(kc, w, 32, src, ld, dst); break;
+    case 16: pack_contig_p(kc, w, 16, src, ld, dst); break;
+    case 12: pack_contig_p(kc, w, 12, src, ld, dst); break;
+    case 8: pack_contig_p(kc, w, 8, src, ld, dst); break;
+    case 6: pack_contig_p(kc, w, 6, src, ld, dst); break;
+    default: pack_contig_p(kc, w, P, src, ld, dst); break;
+    }
+}
+
+/* A whole block of contiguous-case panels, dst = ceil(nc / P) panels
+ * [kc][P], read row by row of src (each row feeds every panel), which
+ * streams far better than panel by panel when the rows are long. */
+static inline __attribute__((always_inline)) void
+pack_rows_p(int kc, int nc, int P, const float *src, long ld, float *dst)
+{
+    int full = nc / P * P;
+    uintptr_t ahead = 4 * (uintptr_t)ld * sizeof(float);
+    for (int k = 0; k < kc; k++, src += ld) {
+        float *d = dst + (long)k * P;
+        for (int jr = 0; jr < full; jr += P, d += (long)kc * P) {
+            for (int q = 0; q < P; q += 16)
+                __builtin_prefetch(gemm_ahead(src + jr + q, ahead));
+            memcpy(d, src + jr, (size_t)P * sizeof(float));
+        }
+        if (full < nc) {
+            for (int q = 0; q < nc - full; q++)
+                d[q] = src[full + q];
+            for (int q = nc - full; q < P; q++)
+                d[q] = 0;
+        }
+    }
+}
+
+/* Strided rows p..w-1 one at a time, then the zero columns w..P-1. */
+static void pack_strided_tail(int p, int kc, int w, int P, const float *src, long ld,
+                              float *dst)
+{
+    for (; p < w; p++) {
+        const float *s = src + p * ld;
+        for (int k = 0; k < kc; k++)
+            dst[(long)k * P + p] = s[k];
+    }
+    if (w < P) {
+        for (int k = 0; k < kc; k++)
+            for (int q = w; q < P; q++)
+                dst[(long)k * P + q] = 0;
+    }
+}
+
+#ifdef GEMM_X86
+/* Strided rows from p on, four at a time through 4 x 4 SSE transposes (SSE
+ * is part of x86-64); returns the first row left over. */
+static int pack_strided_sse(int p, int kc, int w, int P, const float *src, long ld, float *dst)
+{
+    uintptr_t ahead = (uintptr_t)P * (uintptr_t)ld * sizeof(float);
+    for (; p + 4 <= w; p += 4) {
+        const float *s0 = src + p * ld, *s1 = s0 + ld, *s2 = s1 + ld, *s3 = s2 + ld;
+        float *d = dst + p;
+        int k = 0;
+        for (; k + 4 <= kc; k += 4, d += 4 * P) {
+            if ((k & 15) == 0) {
+                __builtin_prefetch(gemm_ahead(s0 + k, ahead));
+                __builtin_prefetch(gemm_ahead(s1 + k, ahead));
+                __builtin_prefetch(gemm_ahead(s2 + k, ahead));
+                __builtin_prefetch(gemm_ahead(s3 + k, ahead));
+            }
+            __m128 r0 = _mm_loadu_ps(s0 + k), r1 = _mm_loadu_ps(s1 + k);
+            __m128 r2 = _mm_loadu_ps(s2 + k), r3 = _mm_loadu_ps(s3 + k);
+            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+            _mm_storeu_ps(d, r0);
+            _mm_storeu_ps(d + P, r1);
+            _mm_storeu_ps(d + 2 * P, r2);
+            _mm_storeu_ps(d + 3 * P, r3);
+        }
+        for (; k < kc; k++, d += P) {
+            d[0] = s0[k];
+            d[1] = s1[k];
+            d[2] = s2[k];
+            d[3] = s3[k];
+        }
+    }
+    return p;
+}
+
+/* Eight rows at a time through 8 x 8 AVX transposes, then as above. */
+__attribute__((target("avx2"))) static void
+pack_strided_avx2(int kc, int w, int P, const float *src, long ld, float *dst)
+{
+    uintptr_t ahead = (uintptr_t)P * (uintptr_t)ld * sizeof(float);
+    int p = 0;
+    for (; p + 8 <= w; p += 8) {
+        const float *s = src + p * ld;
+        float *d = dst + p;
+        int k = 0;
+        for (; k + 8 <= kc; k += 8, d += 8 * P) {
+            if ((k & 15) == 0) {
+                for (int i = 0; i < 8; i++)
+                    __builtin_prefetch(gemm_ahead(s + i * ld + k, ahead));
+            }
+            __m256 r0 = _mm256_loadu_ps(s + k), r1 = _mm256_loadu_ps(s + ld + k);
+            __m256 r2 = _mm256_loadu_ps(s + 2 * ld + k), r3 = _mm256_loadu_ps(s + 3 * ld + k);
+            __m256 r4 = _mm256_loadu_ps(s + 4 * ld + k), r5 = _mm256_loadu_ps(s + 5 * ld + k);
+            __m256 r6 = _mm256_loadu_ps(s + 6 * ld + k), r7 = _mm256_loadu_ps(s + 7 * ld + k);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(d + P, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(d + 2 * P, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(d + 3 * P, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(d + 4 * P, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(d + 5 * P, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(d + 6 * P, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(d + 7 * P, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        for (; k < kc; k++, d += P)
+            for (int i = 0; i < 8; i++)
+                d[i] = s[i * ld + k];
+    }
+    p = pack_strided_sse(p, kc, w, P, src, ld, dst);
+    pack_strided_tail(p, kc, w, P, src, ld, dst);
+}
+#endif /* GEMM_X86 */
+
+static void pack_strided(int kc, int w, int P, const float *src, long ld, float *dst)
+{
+    int p = 0;
+#ifdef GEMM_X86
+    p = pack_strided_sse(p, kc, w, P, src, ld, dst);
+#endif
+    pack_strided_tail(p, kc, w, P, src, ld, dst);
+}
+
+/* ---- Micro-kernels ----------------------------------------------------- */
+
+/* C[m x n] (row stride ldc) = alpha * a * b + beta * C for m <= MR, n <= NR,
+ * where a is a packed micro-panel [kc][MR] of op(A) and b a packed
+ * micro-panel [kc][NR] of op(B) (64-byte aligned). The whole MR x NR tile is
+ * computed (the panels are zero-padded); only the m x n corner is stored.
+ * beta == 0 does not read C. The epilogue is t = alpha * acc, then
+ * C = beta * C + t, with separate multiplies and adds. */
+typedef void (*gemm_ukernel)(int kc, const float *a, const float *b, float *c, long ldc,
+                             float alpha, float beta, int m, int n);
+
+/* The m x n corner of a scratch tile t = alpha * acc (row stride nr) into C. */
+static void tile_store(const float *t, int nr, float *c, long ldc, float beta, int m, int n)
+{
+    for (int i = 0; i < m; i++) {
+        for (int q = 0; q < n; q++) {
+            float v = t[i * nr + q];
+            if (beta != 0) {
+                float old = beta * c[i * ldc + q];
+                v = old + v;
+            }
+            c[i * ldc + q] = v;
+        }
+    }
+}
+
+/* Portable: GCC/clang vector extensions, 6 x 8 with 12 four-float
+ * accumulators (fits the 16 registers of SSE2/NEON). */
+typedef float gemm_v4 __attribute__((vector_size(16)));
+
+static gemm_v4 v4_load(const float *p)
+{
+    gemm_v4 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static void v4_store(float *p, gemm_v4 v) { memcpy(p, &v, sizeof v); }
+
+static void ukernel_generic_6x8(int kc, const float *a, const float *b, float *c, long ldc,
+                                float alpha, float beta, int m, int n)
+{
+    gemm_v4 acc[6][2];
+    memset(acc, 0, sizeof acc);
+    for (int k = 0; k < kc; k++, a += 6, b += 8) {
+        gemm_v4 b0 = v4_load(b), b1 = v4_load(b + 4);
+        for (int i = 0; i < 6; i++) {
+            gemm_v4 ai = {a[i], a[i], a[i], a[i]};
+            acc[i][0] += ai * b0;
+            acc[i][1] += ai * b1;
+        }
+    }
+    gemm_v4 va = {alpha, alpha, alpha, alpha}, vb = {beta, beta, beta, beta};
+    if (m < 6 || n < 8) {
+        float t[6 * 8];
+        for (int i = 0; i < 6; i++) {
+            v4_store(t + 8 * i, va * acc[i][0]);
+            v4_store(t + 8 * i + 4, va * acc[i][1]);
+        }
+        tile_store(t, 8, c, ldc, beta, m, n);
+        return;
+    }
+    for (int i = 0; i < 6; i++, c += ldc) {
+        for (int h = 0; h < 2; h++) {
+            gemm_v4 t = va * acc[i][h];
+            if (beta != 0) {
+                gemm_v4 old = vb * v4_load(c + 4 * h);
+                t = old + t;
+            }
+            v4_store(c + 4 * h, t);
+        }
+    }
+}
+
+#ifdef GEMM_X86
+
+#define GEMM_ROWS12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define GEMM_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+/* The micro-kernels below are written once as an always-inline body over
+ * constant ROWS (<= MR) and NV (vectors per row, <= 2); a dispatcher
+ * instantiates one body per (ROWS, NV) so that edge tiles do only the work
+ * of their valid rows and vectors. Every element's arithmetic (one FMA per
+ * k in order, then the epilogue) is the same in every instance. */
+#define GEMM_DISPATCH12(BODY, nv)                                                  \
+    switch (m) {                                                                   \
+    case 1: BODY(1, nv); return;                                                   \
+    case 2: BODY(2, nv); return;                                                   \
+    case 3: BODY(3, nv); return;                                                   \
+    case 4: BODY(4, nv); return;                                                   \
+    case 5: BODY(5, nv); return;                                                   \
+    case 6: BODY(6, nv); return;                                                   \
+    case 7: BODY(7, nv); return;                                                   \
+    case 8: BODY(8, nv); return;                                                   \
+    case 9: BODY(9, nv); return;                                                   \
+    case 10: BODY(10, nv); return;                                                 \
+    case 11: BODY(11, nv); return;                                                 \
+    default: BODY(12, nv); return;                                                 \
+    }
+
+/* AVX-512F, 12 x 32: 24 zmm accumulators + 2 for b + 1 broadcast. Each k
+ * step is 2 aligned loads, 12 broadcasts and 24 FMAs. Partial columns use
+ * masked loads and stores. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+avx512_body(const int ROWS, const int NV, int kc, const float *a, const float *b, float *c,
+            long ldc, float alpha, float beta, int n)
+{
+    for (int i = 0; i < ROWS; i++) {
+        __builtin_prefetch(c + i * ldc, 1);
+        if (NV == 2)
+            __builtin_prefetch(c + i * ldc + 16, 1);
+    }
+#define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+    GEMM_ROWS12(DECL)
+#undef DECL
+    for (int k = 0; k < kc; k++, a += 12, b += 32) {
+        __m512 b0 = _mm512_load_ps(b), b1 = NV == 2 ? _mm512_load_ps(b + 16) : b0;
+#define STEP(i)                                                                    \
+    if ((i) < ROWS) {                                                              \
+        __m512 ai = _mm512_set1_ps(a[i]);                                          \
+        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                \
+        if (NV == 2)                                                               \
+            c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                            \
+    }
+        GEMM_ROWS12(STEP)
+#undef STEP
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    if (n == 16 * NV) {
+#define ROW(p, acc)                                                                \
+    {                                                                              \
+        __m512 t = _mm512_mul_ps(va, acc);                                         \
+        if (beta != 0)                                                             \
+            t = _mm512_add_ps(_mm512_mul_ps(vb, _mm512_loadu_ps(p)), t);           \
+        _mm512_storeu_ps(p, t);                                                    \
+    }
+#define STORE(i)                                                                   \
+    if ((i) < ROWS) {                                                              \
+        ROW(c + (i) * ldc, c##i##0)                                                \
+        if (NV == 2)                                                               \
+            ROW(c + (i) * ldc + 16, c##i##1)                                       \
+    }
+        GEMM_ROWS12(STORE)
+#undef STORE
+#undef ROW
+        return;
+    }
+    __mmask16 k0 = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
+    __mmask16 k1 = (__mmask16)(n >= 32 ? 0xFFFF : n > 16 ? (1u << (n - 16)) - 1 : 0);
+#define ROW(p, acc, mask)                                                          \
+    {                                                                              \
+        __m512 t = _mm512_mul_ps(va, acc);                                         \
+        if (beta != 0)                                                             \
+            t = _mm512_add_ps(_mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, p)), t); \
+        _mm512_mask_storeu_ps(p, mask, t);                                         \
+    }
+#define STORE(i)                                                                   \
+    if ((i) < ROWS) {                                                              \
+        ROW(c + (i) * ldc, c##i##0, k0)                                            \
+        if (NV == 2)                                                               \
+            ROW(c + (i) * ldc + 16, c##i##1, k1)                                   \
+    }
+    GEMM_ROWS12(STORE)
+#undef STORE
+#undef ROW
+}
+
+__attribute__((target("avx512f"))) static void
+ukernel_avx512_12x32(int kc, const float *a, const float *b, float *c, long ldc, float alpha,
+                     float beta, int m, int n)
+{
+#define BODY(rows, nv) avx512_body(rows, nv, kc, a, b, c, ldc, alpha, beta, n)
+    if (n > 16)
+        GEMM_DISPATCH12(BODY, 2)
+    else
+        GEMM_DISPATCH12(BODY, 1)
+#undef BODY
+}
+
+/* AVX2 + FMA, 6 x 16: 12 ymm accumulators + 2 for b + 1 broadcast. Partial
+ * columns go through a scratch tile. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+avx2_body(const int ROWS, const int NV, int kc, const float *a, const float *b, float *c,
+          long ldc, float alpha, float beta, int n)
+{
+#define DECL(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
+    GEMM_ROWS6(DECL)
+#undef DECL
+    for (int k = 0; k < kc; k++, a += 6, b += 16) {
+        __m256 b0 = _mm256_load_ps(b), b1 = NV == 2 ? _mm256_load_ps(b + 8) : b0;
+#define STEP(i)                                                                    \
+    if ((i) < ROWS) {                                                              \
+        __m256 ai = _mm256_broadcast_ss(a + (i));                                  \
+        c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                                \
+        if (NV == 2)                                                               \
+            c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                            \
+    }
+        GEMM_ROWS6(STEP)
+#undef STEP
+    }
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    if (n < 8 * NV) {
+        _Alignas(32) float t[6 * 16];
+#define STORE(i)                                                                   \
+    if ((i) < ROWS) {                                                              \
+        _mm256_store_ps(t + 16 * (i), _mm256_mul_ps(va, c##i##0));                  \
+        if (NV == 2)                                                               \
+            _mm256_store_ps(t + 16 * (i) + 8, _mm256_mul_ps(va, c##i##1));          \
+    }
+        GEMM_ROWS6(STORE)
+#undef STORE
+        tile_store(t, 16, c, ldc, beta, ROWS, n);
+        return;
+    }
+#define ROW(p, acc)                                                                \
+    {                                                                              \
+        __m256 t = _mm256_mul_ps(va, acc);                                         \
+        if (beta != 0)                                                             \
+            t = _mm256_add_ps(_mm256_mul_ps(vb, _mm256_loadu_ps(p)), t);           \
+        _mm256_storeu_ps(p, t);                                                    \
+    }
+#define STORE(i)                                                                   \
+    if ((i) < ROWS) {                                                              \
+        ROW(c + (i) * ldc, c##i##0)                                                \
+        if (NV == 2)                                                               \
+            ROW(c + (i) * ldc + 8, c##i##1)                                        \
+    }
+    GEMM_ROWS6(STORE)
+#undef STORE
+#undef ROW
+}
+
+__attribute__((target("avx2,fma"))) static void
+ukernel_avx2_6x16(int kc, const float *a, const float *b, float *c, long ldc, float alpha,
+                  float beta, int m, int n)
+{
+#define BODY(rows, nv) avx2_body(rows, nv, kc, a, b, c, ldc, alpha, beta, n)
+#define DISPATCH6(nv)                                                              \
+    switch (m) {                                                                   \
+    case 1: BODY(1, nv); return;                                                   \
+    case 2: BODY(2, nv); return;                                                   \
+    case 3: BODY(3, nv); return;                                                   \
+    case 4: BODY(4, nv); return;                                                   \
+    case 5: BODY(5, nv); return;                                                   \
+    default: BODY(6, nv); return;                                                  \
+    }
+    if (n > 8)
+        DISPATCH6(2)
+    else
+        DISPATCH6(1)
+#undef DISPATCH6
+#undef BODY
+}
+
+#endif /* GEMM_X86 */
+
+typedef struct {
+    const char *name;
+    int mr, nr;     /* register tile */
+    int kc, nc;     /* cache blocks; nc % nr == 0 */
+    gemm_ukernel kernel;
+    gemm_pack pack_strided;
+} gemm_kernel;
+
+/* Block sizes: Ap (mr x kc micro-panel) stays in L1 while the jr loop
+ * streams Bp (kc x nc, L2); the mc x kc block of A is reused from L2/L3
+ * across jc. Measured on Zen 4 (32 KiB L1d, 1 MiB L2). Fastest first. */
+static const gemm_kernel gemm_kernels[] = {
+#ifdef GEMM_X86
+    {"avx512", 12, 32, 384, 512, ukernel_avx512_12x32, pack_strided_avx2},
+    {"avx2", 6, 16, 384, 512, ukernel_avx2_6x16, pack_strided_avx2},
+#endif
+    {"generic", 6, 8, 256, 256, ukernel_generic_6x8, pack_strided},
+};
+enum { GEMM_NKERNELS = sizeof gemm_kernels / sizeof gemm_kernels[0] };
+
+static bool gemm_kernel_supported(const gemm_kernel *k)
+{
+#ifdef GEMM_X86
+    __builtin_cpu_init();
+    if (strcmp(k->name, "avx512") == 0)
+        return __builtin_cpu_supports("avx512f");
+    if (strcmp(k->name, "avx2") == 0)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return strcmp(k->name, "generic") == 0;
+}
+
+/* ---- Driver ------------------------------------------------------------ */
+
+struct cnn_gemm_ctx {
+    cnn_pool *pool;            /* not owned */
+    int threads;
+    const gemm_kernel *kernel; /* the fast path's micro-kernel */
+    bool naive;
+    float *buffers;            /* threads x per_thread floats, 64-byte aligned */
+    size_t per_thread;         /* Ap (MR x KC) then Bp (KC x NC), in floats */
+};
+
+/* Floats of one packing buffer, rounded up to whole cache lines. */
+static size_t gemm_round16(size_t n) { return (n + 15) / 16 * 16; }
+
+cnn_status cnn_gemm_ctx_create(cnn_gemm_ctx **out, cnn_pool *pool)
+{
+    *out = NULL;
+    cnn_gemm_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "gemm: out of memory");
+    ctx->pool = pool;
+    ctx->threads = cnn_pool_threads(pool);
+    /* The first supported kernel in the table is the fastest. */
+    for (int i = 0; i < GEMM_NKERNELS && !ctx->kernel; i++)
+        if (gemm_kernel_supported(&gemm_kernels[i]))
+            ctx->kernel = &gemm_kernels[i];
+    /* Sized for every kernel so cnn_gemm_ctx_force_kernel never reallocates. */
+    for (int i = 0; i < GEMM_NKERNELS; i++) {
+        const gemm_kernel *k = &gemm_kernels[i];
+        size_t need = gemm_round16((size_t)k->mr * k->kc) + gemm_round16((size_t)k->kc * k->nc);
+        if (need > ctx->per_thread)
+            ctx->per_thread = need;
+    }
+    size_t bytes = (size_t)ctx->threads * ctx->per_thread * sizeof(float);
+    ctx->buffers = aligned_alloc(64, bytes);
+    if (!ctx->buffers) {
+        free(ctx);
+        return cnn_fail(CNN_ERR_NO_MEMORY, "gemm: cannot allocate %zu bytes of packing buffers",
+                        bytes);
+    }
+    *out = ctx;
+    return CNN_OK;
+}
+
+void cnn_gemm_ctx_free(cnn_gemm_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    free(ctx->buffers);
+    free(ctx);
+}
+
+void cnn_gemm_ctx_use_naive(cnn_gemm_ctx *ctx, bool naive) { ctx->naive = naive; }
+
+const char *cnn_gemm_ctx_kernel_name(const cnn_gemm_ctx *ctx)
+{
+    return ctx->naive ? "naive" : ctx->kernel->name;
+}
+
+bool cnn_gemm_ctx_force_kernel(cnn_gemm_ctx *ctx, const char *name)
+{
+    for (int i = 0; i < GEMM_NKERNELS; i++) {
+        if (strcmp(gemm_kernels[i].name, name) == 0 && gemm_kernel_supported(&gemm_kernels[i])) {
+            ctx->kernel = &gemm_kernels[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+typedef struct {
+    const gemm_kernel *kern;
+    float *buffers;
+    size_t per_thread;
+    bool trans_a, trans_b, split_n;
+    int M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    long lda, ldb, ldc;
+} gemm_job;
+
+/* Bp <- op(B)[pc:+kc, jc:+nc] as ceil(nc / NR) micro-panels [kc][NR]. */
+static void pack_b(const gemm_job *j, long pc, int kc, long jc, int nc, float *bp)
+{
+    const gemm_kernel *kern = j->kern;
+    int nr = kern->nr;
+    if (j->trans_b) {
+        for (int jr = 0; jr < nc; jr += nr, bp += (long)kc * nr) {
+            int w = nc - jr < nr ? nc - jr : nr;
+            kern->pack_strided(kc, w, nr, j->B + (jc + jr) * j->ldb + pc, j->ldb, bp);
+        }
+        return;
+    }
+    switch (nr) {
+    case 32: pack_rows_p(kc, nc, 32, j->B + pc * j->ldb + jc, j->ldb, bp); break;
+    case 16: pack_rows_p(kc, nc, 16, j->B + pc * j->ldb + jc, j->ldb, bp); break;
+    default: pack_rows_p(kc, nc, nr, j->B + pc * j->ldb + jc, j->ldb, bp); break;
+    }
+}
+
+/* Ap <- op(A)[i0:+m, pc:+kc] as one micro-panel [kc][MR] (m <= MR). */
+static void pack_a(const gemm_job *j, long i0, int m, long pc, int kc, float *ap)
+{
+    int mr = j->kern->mr;
+    if (j->trans_a)
+        pack_contig(kc, m, mr, j->A + pc * j->lda + i0, j->lda, ap);
+    else
+        j->kern->pack_strided(kc, m, mr, j->A + i0 * j->lda + pc, j->lda, ap);
+}
+
+/* This thread's rows [m0, m1) and columns [n0, n1) of C. The micro-panel of
+ * A is packed right before its use (it is used for one Bp block only), so
+ * it is still in L1 for the micro-kernel, and its packing prefetches the
+ * next one while this one computes. */
+static void gemm_block(const gemm_job *j, long m0, long m1, long n0, long n1, float *ap,
+                       float *bp)
+{
+    const gemm_kernel *kern = j->kern;
+    int mr = kern->mr, nr = kern->nr;
+    /* K blocks of (nearly) equal length, no ragged last one: a function of K
+     * only, so the summation order does not depend on the threads. */
+    long kblocks = (j->K + kern->kc - 1) / kern->kc, kstep = (j->K + kblocks - 1) / kblocks;
+    long nblocks = (n1 - n0 + kern->nc - 1) / kern->nc;
+    long nstep = ((n1 - n0 + nblocks - 1) / nblocks + nr - 1) / nr * nr;
+    for (long jc = n0; jc < n1; jc += nstep) {
+        int nc = (int)(n1 - jc < nstep ? n1 - jc : nstep);
+        for (long pc = 0; pc < j->K; pc += kstep) {
+            int kc = (int)(j->K - pc < kstep ? j->K - pc : kstep);
+            /* beta applies once; later K blocks accumulate. */
+            float beta = pc == 0 ? j->beta : 1.0f;
+            pack_b(j, pc, kc, jc, nc, bp);
+            for (long ir = m0; ir < m1; ir += mr) {
+                int m = (int)(m1 - ir < mr ? m1 - ir : mr);
+                pack_a(j, ir, m, pc, kc, ap);
+                for (int jr = 0; jr < nc; jr += nr) {
+                    int n = nc - jr < nr ? nc - jr : nr;
+                    kern->kernel(kc, ap, bp + (long)jr * kc, j->C + ir * j->ldc + jc + jr,
+                                 j->ldc, j->alpha, beta, m, n);
+                }
+            }
+        }
+    }
+}
+
+static void gemm_worker(void *arg, int ith, int nth)
+{
+    const gemm_job *j = arg;
+    const gemm_kernel *kern = j->kern;
+    long m0 = 0, m1 = j->M, n0 = 0, n1 = j->N, b, e;
+    if (j->split_n) {
+        cnn_split_range((j->N + kern->nr - 1) / kern->nr, ith, nth, &b, &e);
+        n0 = b * kern->nr;
+        n1 = e * kern->nr < j->N ? e * kern->nr : j->N;
+    } else {
+        cnn_split_range((j->M + kern->mr - 1) / kern->mr, ith, nth, &b, &e);
+        m0 = b * kern->mr;
+        m1 = e * kern->mr < j->M ? e * kern->mr : j->M;
+    }
+    if (m0 >= m1 || n0 >= n1)
+        return;
+    float *ap = j->buffers + (size_t)ith * j->per_thread;
+    gemm_block(j, m0, m1, n0, n1, ap, ap + gemm_round16((size_t)kern->mr * kern->kc));
+}
+
+/* Split C by rows or by columns, whichever leaves the busiest thread the
+ * least work. Work counts multiply-adds plus packing, a packed element
+ * costing about as much as a 16-wide FMA; splitting by rows makes every
+ * thread pack all of op(B), splitting by columns all of op(A). */
+static bool gemm_split_by_columns(const gemm_kernel *kern, long M, long N, long K, int nth)
+{
+    const double pack_cost = 16;
+    long tiles_m = (M + kern->mr - 1) / kern->mr, tiles_n = (N + kern->nr - 1) / kern->nr;
+    double rows = (double)((tiles_m + nth - 1) / nth * kern->mr);
+    double cols = (double)((tiles_n + nth - 1) / nth * kern->nr);
+    rows = rows < M ? rows : (double)M;
+    cols = cols < N ? cols : (double)N;
+    double by_rows = rows * N * K + pack_cost * K * (N + rows);
+    double by_cols = M * cols * K + pack_cost * K * (M + cols);
+    return by_cols < by_rows;
+}
+
+void cnn_gemm(cnn_gemm_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (ctx->naive) {
+        cnn_gemm_naive(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (K <= 0 || alpha == 0) {
+        /* Nothing to multiply: C = beta * C (beta == 0 clears NaNs too). */
+        for (long i = 0; i < M; i++)
+            for (long q = 0; q < N; q++)
+                C[i * ldc + q] = beta == 0 ? 0.0f : beta * C[i * ldc + q];
+        return;
+    }
+    gemm_job job = {
+        .kern = ctx->kernel, .buffers = ctx->buffers, .per_thread = ctx->per_thread,
+        .trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K,
+        .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C,
+        .lda = lda, .ldb = ldb, .ldc = ldc,
+    };
+    /* Below ~32k multiply-adds waking the pool costs more than it saves. */
+    if (ctx->threads == 1 || (double)M * N * K < 32768) {
+        gemm_worker(&job, 0, 1);
+        return;
+    }
+    job.split_n = gemm_split_by_columns(job.kern, M, N, K, ctx->threads);
+    cnn_pool_run(ctx->pool, gemm_worker, &job);
+}

@@ -1,0 +1,39 @@
+/* Every layer kind, one line each: how the model finds a kind's creator and
+ * how Keras class names map to kinds. */
+#include <string.h>
+
+#include "layers/layer.h"
+
+static const cnn_layer_kind_entry registry[] = {
+    {&cnn_conv2d_ops, cnn_layer_conv2d_create},
+    {&cnn_dense_ops, cnn_layer_dense_create},
+    {&cnn_max_pooling2d_ops, cnn_layer_pool2d_create},
+    {&cnn_average_pooling2d_ops, cnn_layer_pool2d_create},
+    {&cnn_activation_ops, cnn_layer_activation_create},
+    {&cnn_dropout_ops, cnn_layer_dropout_create},
+    {&cnn_flatten_ops, cnn_layer_flatten_create},
+};
+
+#define REGISTRY_SIZE (sizeof registry / sizeof registry[0])
+
+const cnn_layer_kind_entry *cnn_layer_kind_find(cnn_layer_kind kind)
+{
+    for (size_t i = 0; i < REGISTRY_SIZE; i++)
+        if (registry[i].ops->kind == kind)
+            return &registry[i];
+    return NULL;
+}
+
+const char *cnn_layer_kind_name(cnn_layer_kind kind)
+{
+    const cnn_layer_kind_entry *e = cnn_layer_kind_find(kind);
+    return e ? e->ops->type_name : NULL;
+}
+
+cnn_layer_kind cnn_layer_kind_from_name(const char *name)
+{
+    for (size_t i = 0; name && i < REGISTRY_SIZE; i++)
+        if (strcmp(registry[i].ops->type_name, name) == 0)
+            return registry[i].ops->kind;
+    return 0;
+}

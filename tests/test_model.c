@@ -1,0 +1,269 @@
+/* The Sequential model's behaviour as a Keras user expects it: names,
+ * shape errors at add(), data checks with helpful messages, dropout,
+ * optimizer update rules, validation_split, determinism, training. */
+#include <stdlib.h>
+
+#include "test.h"
+
+static cnn_tensor *tensor(int rank, const int64_t *dims)
+{
+    cnn_tensor *t = NULL;
+    cnn_tensor_create(&t, rank, dims);
+    return t;
+}
+
+static void test_names_and_shape_errors(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(10, 10, 1)));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {3, 3})));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {3, 3}, .name = "mine")));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {3, 3})));
+    CHECK(strcmp(cnn_model_layer_name(m, 0), "conv2d") == 0);
+    CHECK(strcmp(cnn_model_layer_name(m, 1), "mine") == 0);
+    CHECK(strcmp(cnn_model_layer_name(m, 2), "conv2d_1") == 0);
+    CHECK(strcmp(cnn_model_layer_type(m, 2), "Conv2D") == 0);
+    CHECK_FAILS(cnn_model_add_dense(m, cnn_dense(.units = 3, .name = "mine")),
+                CNN_ERR_INVALID_ARGUMENT, "already has that name");
+    /* 4x4 left; a 5x5 valid kernel does not fit and the error names it */
+    CHECK_FAILS(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {5, 5})),
+                CNN_ERR_SHAPE, "conv2d_2 (Conv2D): kernel 5x5");
+    CHECK_FAILS(cnn_model_add_max_pooling2d(m, cnn_pool2d(.pool_size = {5, 5})), CNN_ERR_SHAPE,
+                "max_pooling2d (MaxPooling2D): pool_size 5x5 is larger");
+    CHECK_FAILS(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 0, .kernel_size = {3, 3})),
+                CNN_ERR_INVALID_ARGUMENT, "filters must be >= 1, got 0");
+    CHECK_FAILS(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 1, .kernel_size = {3, 3},
+                                                   .strides = {2, 2}, .dilation_rate = {2, 2})),
+                CNN_ERR_INVALID_ARGUMENT, "cannot be combined");
+    CHECK_FAILS(cnn_model_add_dropout(m, cnn_dropout(.rate = 1.0f)), CNN_ERR_INVALID_ARGUMENT,
+                "rate must be in [0, 1)");
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    CHECK_FAILS(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 1, .kernel_size = {1, 1})),
+                CNN_ERR_SHAPE, "expects input of rank 3");
+    CHECK(cnn_model_layer_count(m) == 4);
+    cnn_model_free(m);
+    cnn_model_free(NULL);
+    cnn_tensor_free(NULL);
+    cnn_history_free(NULL);
+    CHECK_FAILS(cnn_model_create(&m, cnn_shape_hwc(0, 5, 1)), CNN_ERR_INVALID_ARGUMENT,
+                "dimension 0 must be >= 1");
+}
+
+/* Grayscale data without the channel axis: a clear error, then it works. */
+static void test_missing_channel_axis(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(6, 6, 1)));
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 2, .activation = CNN_ACTIVATION_SOFTMAX)));
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)));
+    cnn_tensor *x = tensor(3, (int64_t[]){4, 6, 6}), *y = tensor(1, (int64_t[]){4});
+    CHECK_FAILS(cnn_model_fit(m, x, y, cnn_fit(), NULL), CNN_ERR_SHAPE,
+                "x has shape (4, 6, 6), the model expects (None, 6, 6, 1); grayscale images need"
+                " a channel axis: call cnn_tensor_expand_dims(x)");
+    CHECK_OK(cnn_tensor_expand_dims(x));
+    CHECK(x->rank == 4 && x->dims[3] == 1);
+    CHECK_OK(cnn_model_fit(m, x, y, cnn_fit(), NULL));
+    cnn_tensor *wrong = tensor(4, (int64_t[]){4, 5, 6, 1});
+    CHECK_FAILS(cnn_model_predict(m, wrong, 0, &(cnn_tensor *){NULL}), CNN_ERR_SHAPE,
+                "x has shape (4, 5, 6, 1), the model expects (None, 6, 6, 1)");
+    cnn_tensor *short_y = tensor(1, (int64_t[]){3});
+    CHECK_FAILS(cnn_model_evaluate(m, x, short_y, 0, NULL, NULL), CNN_ERR_SHAPE,
+                "x has 4 examples but y has 3");
+    y->data[2] = 7;
+    CHECK_FAILS(cnn_model_fit(m, x, y, cnn_fit(), NULL), CNN_ERR_INVALID_ARGUMENT,
+                "has label 7, expected an integer in [0, 2)");
+    cnn_tensor_free(wrong);
+    cnn_tensor_free(short_y);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+    cnn_model_free(m);
+}
+
+static void test_call_order(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_flat(3)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 2)));
+    cnn_tensor *x = tensor(2, (int64_t[]){2, 3}), *y = tensor(2, (int64_t[]){2, 2});
+    CHECK_FAILS(cnn_model_fit(m, x, y, cnn_fit(), NULL), CNN_ERR_STATE, "compile");
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_MSE)));
+    CHECK_FAILS(cnn_model_add_dense(m, cnn_dense(.units = 2)), CNN_ERR_STATE, "already built");
+    CHECK_FAILS(cnn_model_compile(m, cnn_compile()), CNN_ERR_INVALID_ARGUMENT, "loss must be");
+    cnn_tensor *onehot = NULL, *labels = tensor(1, (int64_t[]){2});
+    labels->data[1] = 2.5f;
+    CHECK_FAILS(cnn_tensor_one_hot(labels, 3, &onehot), CNN_ERR_INVALID_ARGUMENT,
+                "label 1 is 2.5, expected an integer in [0, 3)");
+    labels->data[1] = 2;
+    CHECK_OK(cnn_tensor_one_hot(labels, 3, &onehot));
+    CHECK(onehot && onehot->data[0] == 1 && onehot->data[5] == 1 && onehot->data[4] == 0);
+    cnn_tensor_free(onehot);
+    cnn_tensor_free(labels);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+    cnn_model_free(m);
+}
+
+static void test_dropout(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_flat(1000)));
+    CHECK_OK(cnn_model_add_dropout(m, cnn_dropout(.rate = 0.25f, .seed = 7)));
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_MSE)));
+    cnn_tensor *x = tensor(2, (int64_t[]){2, 1000});
+    for (int i = 0; i < 2000; i++)
+        x->data[i] = 1.0f;
+    const float *out;
+    CHECK_OK(cnn_model_forward(m, x, false, &out));
+    int same = 0;
+    for (int i = 0; i < 2000; i++)
+        same += out[i] == 1.0f;
+    CHECK(same == 2000); /* identity in inference */
+    CHECK_OK(cnn_model_forward(m, x, true, &out));
+    int dropped = 0, scaled = 0;
+    for (int i = 0; i < 2000; i++) {
+        dropped += out[i] == 0.0f;
+        scaled += fabsf(out[i] - 1.0f / 0.75f) < 1e-6f;
+    }
+    CHECK(dropped + scaled == 2000);
+    CHECK(dropped > 400 && dropped < 600); /* about 25% */
+    cnn_tensor_free(x);
+    cnn_model_free(m);
+}
+
+/* One step of each optimizer on w (scalar Dense, no bias) with loss
+ * mse(x w, t): for x = 1, t = 0, the gradient is 2 w. */
+static float one_step(cnn_optimizer opt, float w0, int steps)
+{
+    cnn_model *m = NULL;
+    cnn_model_create(&m, cnn_shape_flat(1));
+    cnn_model_add_dense(m, cnn_dense(.units = 1, .no_bias = true));
+    cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_MSE, .optimizer = opt));
+    float *w = cnn_model_layer_weights(m, 0, 0, NULL);
+    *w = w0;
+    cnn_tensor *x = tensor(2, (int64_t[]){1, 1}), *t = tensor(2, (int64_t[]){1, 1});
+    x->data[0] = 1;
+    for (int s = 0; s < steps; s++) {
+        cnn_model_zero_gradients(m);
+        cnn_model_forward(m, x, true, NULL);
+        cnn_model_backward(m, t, NULL, NULL);
+        cnn_model_apply_gradients(m);
+    }
+    float result = *w;
+    cnn_tensor_free(x);
+    cnn_tensor_free(t);
+    cnn_model_free(m);
+    return result;
+}
+
+static void test_optimizers(void)
+{
+    /* SGD: w -= 0.01 * 2w */
+    CHECK(fabsf(one_step(cnn_sgd(), 1.0f, 1) - 0.98f) < 1e-6f);
+    /* momentum 0.9: v1 = -0.1*2 = -0.2, w1 = 0.8; v2 = 0.9*-0.2 - 0.1*1.6 = -0.34, w2 = 0.46 */
+    CHECK(fabsf(one_step(cnn_sgd(.learning_rate = 0.1f, .momentum = 0.9f), 1.0f, 2) - 0.46f) < 1e-6f);
+    /* nesterov: v1 = -0.2, w1 = 1 + 0.9*-0.2 - 0.2 = 0.62 */
+    CHECK(fabsf(one_step(cnn_sgd(.learning_rate = 0.1f, .momentum = 0.9f, .nesterov = true), 1.0f, 1)
+                - 0.62f) < 1e-6f);
+    /* Adam's first step moves by lr * g / (|g| + eps) ~ lr */
+    CHECK(fabsf(one_step(cnn_adam(), 1.0f, 1) - 0.999f) < 1e-6f);
+    /* RMSprop: v = 0.1 * 4 = 0.4, step = 0.001 * 2 / sqrt(0.4 + 1e-7) */
+    CHECK(fabsf(one_step(cnn_rmsprop(), 1.0f, 1) - (1.0f - 0.002f / sqrtf(0.4f))) < 1e-6f);
+}
+
+/* Two bright-side classes: left half bright or right half bright. */
+static void make_sides(int n, cnn_tensor **x, cnn_tensor **y)
+{
+    *x = tensor(4, (int64_t[]){n, 8, 8, 1});
+    *y = tensor(1, (int64_t[]){n});
+    unsigned s = 1;
+    for (int i = 0; i < n; i++) {
+        int label = i % 2;
+        (*y)->data[i] = (float)label;
+        for (int p = 0; p < 64; p++) {
+            s = s * 1103515245u + 12345u;
+            float noise = (float)((s >> 16) & 1023) / 1023.0f * 0.6f;
+            int right = p % 8 >= 4;
+            (*x)->data[i * 64 + p] = noise + (right == label ? 0.5f : 0.0f);
+        }
+    }
+}
+
+static cnn_model *small_cnn(uint64_t seed, int threads)
+{
+    cnn_model *m = NULL;
+    cnn_model_create(&m, cnn_shape_hwc(8, 8, 1));
+    cnn_model_set_seed(m, seed);
+    cnn_model_set_threads(m, threads);
+    cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {3, 3},
+                                       .padding = CNN_PADDING_SAME,
+                                       .activation = CNN_ACTIVATION_RELU));
+    cnn_model_add_max_pooling2d(m, cnn_pool2d());
+    cnn_model_add_flatten(m, cnn_flatten());
+    cnn_model_add_dropout(m, cnn_dropout(.rate = 0.2f));
+    cnn_model_add_dense(m, cnn_dense(.units = 2, .activation = CNN_ACTIVATION_SOFTMAX));
+    cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                     .optimizer = cnn_adam(.learning_rate = 0.01f)));
+    return m;
+}
+
+static bool stop_after_3_steps(const cnn_progress *p, void *user)
+{
+    (void)user;
+    return !(p->event == CNN_PROGRESS_BATCH_END && p->step == 3);
+}
+
+static void test_training_and_determinism(void)
+{
+    cnn_tensor *x, *y;
+    make_sides(400, &x, &y);
+    cnn_model *a = small_cnn(3, 2), *b = small_cnn(3, 2);
+    cnn_history *h = NULL;
+    CHECK_OK(cnn_model_fit(a, x, y, cnn_fit(.epochs = 4, .batch_size = 16, .validation_split = 0.25f),
+                           &h));
+    CHECK(h && h->epochs == 4);
+    CHECK(h && h->accuracy[3] > 0.9 && h->val_accuracy[3] > 0.9);
+    CHECK(h && h->loss[3] < h->loss[0]);
+    /* validation is the last 25%, evaluated after the epoch */
+    cnn_tensor *vx, *vy;
+    cnn_tensor_slice(x, 300, 100, &vx);
+    cnn_tensor_slice(y, 300, 100, &vy);
+    double vl = 0, va = 0;
+    CHECK_OK(cnn_model_evaluate(a, vx, vy, 16, &vl, &va));
+    CHECK(h && fabs(vl - h->val_loss[3]) < 1e-9 && fabs(va - h->val_accuracy[3]) < 1e-12);
+    /* same seed, same threads: bit-identical weights */
+    CHECK_OK(cnn_model_fit(b, x, y, cnn_fit(.epochs = 4, .batch_size = 16, .validation_split = 0.25f),
+                           NULL));
+    int64_t n;
+    const float *wa = cnn_model_layer_weights(a, 4, 0, &n), *wb = cnn_model_layer_weights(b, 4, 0, NULL);
+    CHECK(memcmp(wa, wb, (size_t)n * sizeof(float)) == 0);
+    /* predict gives probabilities */
+    cnn_tensor *p = NULL;
+    CHECK_OK(cnn_model_predict(a, vx, 7, &p));
+    CHECK(p && p->rank == 2 && p->dims[0] == 100 && p->dims[1] == 2);
+    CHECK(p && fabsf(p->data[0] + p->data[1] - 1.0f) < 1e-6f);
+    /* a callback can stop training */
+    cnn_model *c = small_cnn(3, 1);
+    CHECK_FAILS(cnn_model_fit(c, x, y, cnn_fit(.progress = stop_after_3_steps), NULL),
+                CNN_ERR_INTERRUPTED, "stopped by the progress callback");
+    cnn_model_free(c);
+    cnn_tensor_free(p);
+    cnn_tensor_free(vx);
+    cnn_tensor_free(vy);
+    cnn_history_free(h);
+    cnn_model_free(a);
+    cnn_model_free(b);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+}
+
+int main(void)
+{
+    test_names_and_shape_errors();
+    test_missing_channel_axis();
+    test_call_order();
+    test_dropout();
+    test_optimizers();
+    test_training_and_determinism();
+    return test_finish("test_model");
+}
