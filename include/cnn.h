@@ -181,6 +181,12 @@ typedef struct cnn_flatten_config {
 } cnn_flatten_config;
 #define cnn_flatten(...) ((cnn_flatten_config){__VA_ARGS__})
 
+/* GlobalAveragePooling2D / GlobalMaxPooling2D: (rows, cols, channels) -> (channels). */
+typedef struct cnn_global_pool2d_config {
+    const char *name;
+} cnn_global_pool2d_config;
+#define cnn_global_pool2d(...) ((cnn_global_pool2d_config){__VA_ARGS__})
+
 /* Any layer's configuration, tagged by kind: what cnn_model_add takes and
  * cnn_model_layer_spec gives back (for saving, describing, copying models). */
 typedef enum cnn_layer_kind {
@@ -190,7 +196,9 @@ typedef enum cnn_layer_kind {
     CNN_LAYER_AVERAGE_POOLING2D = 4,
     CNN_LAYER_ACTIVATION = 5,
     CNN_LAYER_DROPOUT = 6,
-    CNN_LAYER_FLATTEN = 7
+    CNN_LAYER_FLATTEN = 7,
+    CNN_LAYER_GLOBAL_AVERAGE_POOLING2D = 8,
+    CNN_LAYER_GLOBAL_MAX_POOLING2D = 9
 } cnn_layer_kind;
 
 typedef struct cnn_layer_spec {
@@ -202,6 +210,7 @@ typedef struct cnn_layer_spec {
         cnn_activation_config activation;
         cnn_dropout_config dropout;
         cnn_flatten_config flatten;
+        cnn_global_pool2d_config global_pool2d; /* both global pooling kinds */
     } u;
 } cnn_layer_spec;
 
@@ -234,6 +243,8 @@ cnn_status cnn_model_add_average_pooling2d(cnn_model *m, cnn_pool2d_config cfg);
 cnn_status cnn_model_add_activation(cnn_model *m, cnn_activation_config cfg);
 cnn_status cnn_model_add_dropout(cnn_model *m, cnn_dropout_config cfg);
 cnn_status cnn_model_add_flatten(cnn_model *m, cnn_flatten_config cfg);
+cnn_status cnn_model_add_global_average_pooling2d(cnn_model *m, cnn_global_pool2d_config cfg);
+cnn_status cnn_model_add_global_max_pooling2d(cnn_model *m, cnn_global_pool2d_config cfg);
 
 /* Introspection. */
 /* The layer's full configuration with defaults filled in (the name points
@@ -259,6 +270,34 @@ float *cnn_model_layer_weights(cnn_model *m, int index, int which, int64_t *coun
 cnn_status cnn_model_summary(const cnn_model *m, char **text_out);
 /* Writes the summary to a caller-supplied stream. */
 cnn_status cnn_model_print_summary(const cnn_model *m, FILE *stream);
+
+/* ---- Memory ----------------------------------------------------------------- */
+/* What a model needs, in bytes, for one batch size. Training keeps every
+ * layer's output for backward; inference keeps only two alternating
+ * buffers. Nothing is allocated to compute this. */
+typedef struct cnn_memory_estimate {
+    int64_t parameters;            /* weights */
+    int64_t gradients;             /* parameter gradients (training) */
+    int64_t optimizer_state;       /* two slots per parameter (training) */
+    int64_t activations_training;  /* every layer's output (+ dropout masks) */
+    int64_t activation_gradients;  /* the two gradient buffers backward alternates */
+    int64_t activations_inference; /* two alternating output buffers */
+    int64_t workspace;             /* convolution scratch (bounded by the workspace limit) */
+    int64_t batch_buffers;         /* a gathered batch of inputs and targets */
+    int64_t training_total, inference_total;
+    int64_t flops_per_example;     /* forward Conv2D and Dense, 2 per multiply-add */
+} cnn_memory_estimate;
+cnn_status cnn_model_estimate_memory(const cnn_model *m, int batch, cnn_memory_estimate *out);
+
+/* The memory budget: building, compiling or running a batch that would need
+ * more fails before allocating, with the needed and the allowed bytes.
+ * bytes 0 = the default, CNN_DEFAULT_MAX_MEMORY. */
+#define CNN_DEFAULT_MAX_MEMORY ((int64_t)4 << 30)
+cnn_status cnn_model_set_max_memory(cnn_model *m, int64_t bytes);
+int64_t cnn_model_max_memory(const cnn_model *m);
+/* Convolution scratch limit (im2col tiles), default 8 MiB; any image size
+ * runs within it. 0 = default. */
+cnn_status cnn_model_set_workspace_limit(cnn_model *m, int64_t bytes);
 
 /* ---- compile ------------------------------------------------------------- */
 typedef enum cnn_loss {
@@ -334,22 +373,33 @@ typedef struct cnn_fit_config {
     const cnn_tensor *validation_x, *validation_y; /* overrides validation_split */
     bool no_shuffle;             /* Keras shuffle=False */
     uint64_t seed;               /* shuffling seed; 0 = the model's seed */
+    int initial_epoch;           /* Keras initial_epoch: epochs already done */
+    int64_t initial_step;        /* steps of epoch initial_epoch + 1 already done
+                                    (resuming from a mid-epoch checkpoint) */
     cnn_progress_fn progress;    /* NULL = silent */
     void *progress_user;
 } cnn_fit_config;
 #define cnn_fit(...) ((cnn_fit_config){__VA_ARGS__})
 
-/* Per-epoch metrics; val_* are NaN without validation data. */
+/* Per-epoch metrics of the epochs fit ran; row i is epoch first_epoch + i
+ * (1-based). val_* are NaN without validation data. */
 typedef struct cnn_history {
-    int epochs;
+    int epochs, first_epoch;
     double *loss, *accuracy, *val_loss, *val_accuracy;
 } cnn_history;
 void cnn_history_free(cnn_history *h);
 
 /* Trains the model. history_out (may be NULL) receives the per-epoch
- * metrics; free it with cnn_history_free. */
+ * metrics, also when fit stops early; free it with cnn_history_free.
+ * Each epoch's shuffling depends only on (seed, epoch) and dropout masks on
+ * (seed, optimizer step), so a resumed run (initial_epoch/initial_step from
+ * cnn_model_training_position of a saved model) gives the same weights as
+ * an uninterrupted one. */
 cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
                          cnn_fit_config cfg, cnn_history **history_out);
+/* Epochs completed and steps done in the next epoch by fit so far (saved in
+ * the model file, for resuming). */
+void cnn_model_training_position(const cnn_model *m, int *epoch, int64_t *step);
 /* Mean loss and accuracy over (x, y) in inference mode. batch_size 0 = 32. */
 cnn_status cnn_model_evaluate(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
                               int batch_size, double *loss, double *accuracy);
@@ -357,6 +407,29 @@ cnn_status cnn_model_evaluate(cnn_model *m, const cnn_tensor *x, const cnn_tenso
  * a new tensor (n, output shape...). batch_size 0 = 32. */
 cnn_status cnn_model_predict(cnn_model *m, const cnn_tensor *x, int batch_size,
                              cnn_tensor **out);
+
+/* ---- Saving and loading ------------------------------------------------------ */
+/* The model file (.cnn): architecture, weights, and when compiled the loss,
+ * optimizer settings and state and the training position, so training can
+ * resume. Little-endian fixed-width fields, magic and version first, a
+ * checksum. Saving is atomic: a temporary file in the same directory,
+ * fsync, rename, fsync of the directory; a failed or interrupted save leaves
+ * an existing file at path untouched. */
+cnn_status cnn_model_save(cnn_model *m, const char *path);
+/* Every size is checked against the file length and for overflow before
+ * any allocation; errors name the file and the field. */
+cnn_status cnn_model_load(const char *path, cnn_model **out);
+cnn_status cnn_model_load_memory(const void *bytes, size_t size, const char *name,
+                                 cnn_model **out);
+
+/* ---- Model descriptions ---------------------------------------------------------- */
+/* A model written by hand, one layer per line with Keras names and
+ * arguments, or a Keras Sequential architecture from model.to_json()
+ * (detected from the content). Errors give file:line:column and what was
+ * expected. The model is returned uncompiled. */
+cnn_status cnn_model_from_description(const char *path, cnn_model **out);
+cnn_status cnn_model_from_description_memory(const char *text, size_t size, const char *name,
+                                             cnn_model **out);
 
 /* ---- Lower level: one step at a time (for tests and custom loops) ---------- */
 /* Forward pass of a batch; training enables dropout. The returned pointer

@@ -229,6 +229,21 @@ int main(void)
     pool_case("avgpool same odd", false, 7, 5, 3,
               cnn_pool2d(.pool_size = {3, 3}, .strides = {2, 2}, .padding = CNN_PADDING_SAME));
 
+    /* Global pooling. */
+    {
+        for (int k = 0; k < 2; k++) {
+            cnn_model *m = NULL;
+            CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(5, 3, 4)));
+            CHECK_OK(k ? cnn_model_add_global_max_pooling2d(m, cnn_global_pool2d())
+                       : cnn_model_add_global_average_pooling2d(m, cnn_global_pool2d()));
+            cnn_tensor *x = tensor(4, (int64_t[]){2, 5, 3, 4});
+            fill_distinct(x);
+            gradcheck(k ? "global max pool" : "global average pool", m, x, CNN_LOSS_MSE);
+            cnn_tensor_free(x);
+            cnn_model_free(m);
+        }
+    }
+
     /* Activations as layers (inputs away from 0 for relu). */
     activation_case("relu", CNN_ACTIVATION_RELU);
     activation_case("sigmoid", CNN_ACTIVATION_SIGMOID);

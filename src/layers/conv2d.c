@@ -8,20 +8,19 @@
 #include "kernels/conv.h"
 #include "layers/layer.h"
 
-/* 8 MiB of column scratch: big enough for efficient GEMM tiles, small
- * enough that a 2000x2000 image never needs the full im2col matrix. */
-#define TILE_FLOATS ((int64_t)1 << 21)
-
 typedef struct {
     cnn_layer base;
     cnn_conv_geom geom;
 } conv2d_layer;
 
-static int64_t tile_rows(const conv2d_layer *c, int batch)
+/* Output rows per im2col tile: as many as fit in the model's workspace
+ * limit (default 8 MiB: big enough for efficient GEMM tiles, small enough
+ * that a 2000x2000 image never needs the whole im2col matrix). */
+static int64_t tile_rows(const conv2d_layer *c, int batch, int64_t tile_floats)
 {
     int64_t K = (int64_t)c->geom.kh * c->geom.kw * c->geom.c;
     int64_t M = (int64_t)batch * c->geom.oh * c->geom.ow;
-    int64_t rows = TILE_FLOATS / K;
+    int64_t rows = tile_floats / K;
     if (rows < 1)
         rows = 1;
     return rows < M ? rows : M;
@@ -82,12 +81,19 @@ static void conv2d_init(cnn_layer *l, cnn_rng *rng)
         memset(l->params[1].value, 0, (size_t)l->params[1].count * sizeof(float));
 }
 
-static size_t conv2d_workspace(const cnn_layer *l, int batch)
+static size_t conv2d_workspace(const cnn_layer *l, int batch, int64_t tile_floats)
 {
     const conv2d_layer *c = (const conv2d_layer *)l;
     if (columns_are_input(&c->geom))
         return 0;
-    return (size_t)(tile_rows(c, batch) * c->geom.kh * c->geom.kw * c->geom.c);
+    return (size_t)(tile_rows(c, batch, tile_floats) * c->geom.kh * c->geom.kw * c->geom.c);
+}
+
+static int64_t conv2d_flops(const cnn_layer *l)
+{
+    const conv2d_layer *c = (const conv2d_layer *)l;
+    const cnn_conv_geom *g = &c->geom;
+    return 2 * (int64_t)g->oh * g->ow * g->kh * g->kw * g->c * l->spec.u.conv2d.filters;
 }
 
 /* im2col of one tile, split across the pool by rows. */
@@ -122,7 +128,7 @@ static void conv2d_forward(cnn_layer *l, const cnn_layer_io *io)
     conv2d_layer *c = (conv2d_layer *)l;
     const cnn_conv_geom *g = &c->geom;
     const int K = g->kh * g->kw * g->c, F = l->spec.u.conv2d.filters;
-    const int64_t M = (int64_t)io->batch * g->oh * g->ow, tile = tile_rows(c, io->batch);
+    const int64_t M = (int64_t)io->batch * g->oh * g->ow, tile = tile_rows(c, io->batch, io->tile_floats);
     for (int64_t m0 = 0; m0 < M; m0 += tile) {
         int64_t m1 = m0 + tile < M ? m0 + tile : M;
         const float *col = columns(c, io, m0, m1);
@@ -140,7 +146,7 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
     conv2d_layer *c = (conv2d_layer *)l;
     const cnn_conv_geom *g = &c->geom;
     const int K = g->kh * g->kw * g->c, F = l->spec.u.conv2d.filters;
-    const int64_t M = (int64_t)io->batch * g->oh * g->ow, tile = tile_rows(c, io->batch);
+    const int64_t M = (int64_t)io->batch * g->oh * g->ow, tile = tile_rows(c, io->batch, io->tile_floats);
     const bool direct = columns_are_input(g);
     if (io->dx)
         memset(io->dx, 0, (size_t)io->batch * g->h * g->w * g->c * sizeof(float));
@@ -176,6 +182,7 @@ const cnn_layer_ops cnn_conv2d_ops = {
     .infer = conv2d_infer,
     .init = conv2d_init,
     .workspace_floats = conv2d_workspace,
+    .flops = conv2d_flops,
     .forward = conv2d_forward,
     .backward = conv2d_backward,
 };

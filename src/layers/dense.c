@@ -63,12 +63,19 @@ static void dense_backward(cnn_layer *l, const cnn_layer_io *io)
                  io->dx, In);
 }
 
+static int64_t dense_flops(const cnn_layer *l)
+{
+    const dense_layer *d = (const dense_layer *)l;
+    return 2 * d->rows_per_example * d->in_features * l->spec.u.dense.units;
+}
+
 const cnn_layer_ops cnn_dense_ops = {
     .kind = CNN_LAYER_DENSE,
     .type_name = "Dense",
     .auto_name = "dense",
     .infer = dense_infer,
     .init = dense_init,
+    .flops = dense_flops,
     .forward = dense_forward,
     .backward = dense_backward,
 };

@@ -99,8 +99,10 @@ static void dropout_forward(cnn_layer *l, const cnn_layer_io *io)
     }
     uint8_t *mask = io->saved;
     float scale = 1.0f / (1.0f - d->rate);
+    cnn_rng rng;
+    cnn_rng_seed(&rng, l->seed ^ ((uint64_t)io->step * 0x9E3779B97F4A7C15ull));
     for (size_t i = 0; i < n; i++) {
-        mask[i] = cnn_rng_uniform(&l->rng) >= d->rate;
+        mask[i] = cnn_rng_uniform(&rng) >= d->rate;
         io->y[i] = mask[i] ? io->x[i] * scale : 0.0f;
     }
 }
@@ -122,7 +124,7 @@ static void dropout_backward(cnn_layer *l, const cnn_layer_io *io)
 static void dropout_init(cnn_layer *l, cnn_rng *rng)
 {
     const cnn_dropout_config *d = &l->spec.u.dropout;
-    cnn_rng_seed(&l->rng, d->seed ? d->seed : cnn_rng_next(rng));
+    l->seed = d->seed ? d->seed : cnn_rng_next(rng);
 }
 
 const cnn_layer_ops cnn_dropout_ops = {

@@ -36,12 +36,15 @@ typedef struct cnn_param {
 typedef struct cnn_layer_io {
     int batch;
     bool training;
+    int64_t step;      /* optimizer steps taken so far: random layers draw from
+                          (seed, step), so a resumed run repeats the same masks */
     const float *x;
     float *y;
     const float *dy;   /* backward: gradient w.r.t. the linear output (the
                           model has already applied the activation's derivative) */
     float *dx;         /* backward: overwritten with dLoss/dx; NULL = not needed */
-    float *workspace;  /* scratch of ops->workspace_floats(layer, batch) */
+    float *workspace;  /* scratch of ops->workspace_floats(layer, batch, tile_floats) */
+    int64_t tile_floats; /* the model's workspace limit, in floats */
     void *saved;       /* ops->saved_bytes(layer, batch) kept from forward to backward */
     cnn_pool *pool;
     cnn_gemm_ctx *gemm;
@@ -58,8 +61,11 @@ typedef struct cnn_layer_ops {
     cnn_status (*infer)(cnn_layer *l, cnn_shape in);
     /* Fills parameters (glorot_uniform kernels, zero biases). NULL = none. */
     void (*init)(cnn_layer *l, cnn_rng *rng);
-    /* Scratch floats needed for a batch (shared by all layers). NULL = 0. */
-    size_t (*workspace_floats)(const cnn_layer *l, int batch);
+    /* Scratch floats needed for a batch (shared by all layers), aiming to
+     * stay within tile_floats. NULL = 0. */
+    size_t (*workspace_floats)(const cnn_layer *l, int batch, int64_t tile_floats);
+    /* Forward floating-point operations per example (2 per multiply-add). NULL = 0. */
+    int64_t (*flops)(const cnn_layer *l);
     /* Bytes kept from forward to backward (e.g. a dropout mask). NULL = 0. */
     size_t (*saved_bytes)(const cnn_layer *l, int batch);
     /* y = layer(x) without the activation (the model applies it). */
@@ -76,7 +82,7 @@ struct cnn_layer {
     cnn_activation activation;  /* applied by the model after forward */
     int n_params;
     cnn_param params[CNN_LAYER_MAX_PARAMS];
-    cnn_rng rng;                /* per-layer stream (dropout) */
+    uint64_t seed;              /* per-layer random stream (dropout), set by init */
     bool auto_named;            /* named by the model (counts for Keras suffixes) */
 };
 
@@ -110,8 +116,11 @@ cnn_status cnn_layer_activation_create(cnn_layer **out, const cnn_layer_spec *sp
                                        const char *name);
 cnn_status cnn_layer_dropout_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
 cnn_status cnn_layer_flatten_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
+cnn_status cnn_layer_global_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                          const char *name);
 
 extern const cnn_layer_ops cnn_conv2d_ops, cnn_dense_ops, cnn_max_pooling2d_ops,
-    cnn_average_pooling2d_ops, cnn_activation_ops, cnn_dropout_ops, cnn_flatten_ops;
+    cnn_average_pooling2d_ops, cnn_activation_ops, cnn_dropout_ops, cnn_flatten_ops,
+    cnn_global_average_pooling2d_ops, cnn_global_max_pooling2d_ops;
 
 #endif

@@ -12,6 +12,8 @@ static const cnn_layer_kind_entry registry[] = {
     {&cnn_activation_ops, cnn_layer_activation_create},
     {&cnn_dropout_ops, cnn_layer_dropout_create},
     {&cnn_flatten_ops, cnn_layer_flatten_create},
+    {&cnn_global_average_pooling2d_ops, cnn_layer_global_pool2d_create},
+    {&cnn_global_max_pooling2d_ops, cnn_layer_global_pool2d_create},
 };
 
 #define REGISTRY_SIZE (sizeof registry / sizeof registry[0])

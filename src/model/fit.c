@@ -57,7 +57,7 @@ static cnn_status evaluate_view(cnn_model *m, const data_view *v, int batch, dou
     for (int64_t start = 0; start < v->count; start += batch) {
         int b = (int)(v->count - start < batch ? v->count - start : batch);
         double l, c;
-        cnn_status st = cnn_model_forward_raw(m, v->x + start * v->x_row, b, false);
+        cnn_status st = cnn_model_forward_raw(m, v->x + start * v->x_row, b, false, false);
         if (st == CNN_OK)
             st = cnn_model_backward_raw(m, v->y + start * v->y_row, &l, &c, false, NULL);
         if (st)
@@ -121,7 +121,7 @@ cnn_status cnn_model_predict(cnn_model *m, const cnn_tensor *x, int batch_size, 
     int64_t x_row = cnn_tensor_size(x) / x->dims[0], y_row = cnn_shape_size(os);
     for (int64_t start = 0; start < x->dims[0]; start += batch_size) {
         int b = (int)(x->dims[0] - start < batch_size ? x->dims[0] - start : batch_size);
-        if ((st = cnn_model_forward_raw(m, x->data + start * x_row, b, false))) {
+        if ((st = cnn_model_forward_raw(m, x->data + start * x_row, b, false, false))) {
             cnn_tensor_free(t);
             return st;
         }
@@ -152,6 +152,11 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
         cfg.epochs = 1;
     if (cfg.epochs < 1)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "fit: epochs must be >= 1, got %d", cfg.epochs);
+    if (cfg.initial_epoch < 0 || cfg.initial_epoch >= cfg.epochs || cfg.initial_step < 0)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "fit: initial_epoch must be in [0, epochs) and initial_step >= 0, got %d"
+                        " and %lld",
+                        cfg.initial_epoch, (long long)cfg.initial_step);
     if (!(cfg.validation_split >= 0 && cfg.validation_split < 1))
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "fit: validation_split must be in [0, 1), got %g",
                         (double)cfg.validation_split);
@@ -180,23 +185,26 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
     int batch = cfg.batch_size;
     if (batch > train.count)
         batch = (int)train.count;
-    if ((st = cnn_model_reserve(m, batch)))
+    if ((st = cnn_model_ensure_gradients(m)) || (st = cnn_model_reserve(m, batch, true)))
         return st;
     int64_t *order = malloc((size_t)train.count * sizeof *order);
-    cnn_history *h = history_create(cfg.epochs);
+    cnn_history *h = history_create(cfg.epochs - cfg.initial_epoch);
     if (!order || !h) {
         free(order);
         cnn_history_free(h);
         return cnn_fail(CNN_ERR_NO_MEMORY, "fit: out of memory");
     }
-    for (int64_t i = 0; i < train.count; i++)
-        order[i] = i;
-    cnn_rng rng;
-    cnn_rng_seed(&rng, cfg.seed ? cfg.seed : m->seed ^ 0x5eed5eed5eedull);
+    const uint64_t shuffle_seed = cfg.seed ? cfg.seed : m->seed ^ 0x5eed5eed5eedull;
     const int64_t steps = (train.count + batch - 1) / batch;
     float *bx = m->arena.input, *by = m->arena.target;
 
-    for (int epoch = 1; epoch <= cfg.epochs && st == CNN_OK; epoch++) {
+    for (int epoch = cfg.initial_epoch + 1; epoch <= cfg.epochs && st == CNN_OK; epoch++) {
+        /* Each epoch's order depends only on (seed, epoch), so a run resumed
+         * at any epoch sees the same batches as an uninterrupted one. */
+        for (int64_t i = 0; i < train.count; i++)
+            order[i] = i;
+        cnn_rng rng;
+        cnn_rng_seed(&rng, shuffle_seed + (uint64_t)epoch * 0x9E3779B97F4A7C15ull);
         if (!cfg.no_shuffle)
             for (int64_t i = train.count - 1; i > 0; i--) {
                 int64_t j = (int64_t)cnn_rng_below(&rng, (uint64_t)i + 1), t = order[i];
@@ -209,7 +217,8 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
                           .epochs = cfg.epochs, .steps = steps, .loss = NAN, .accuracy = NAN,
                           .val_loss = NAN, .val_accuracy = NAN};
         bool keep_going = report(&cfg, &p);
-        for (int64_t s = 0; s < steps && keep_going; s++) {
+        int64_t first_step = epoch == cfg.initial_epoch + 1 ? cfg.initial_step : 0;
+        for (int64_t s = first_step; s < steps && keep_going; s++) {
             int64_t start = s * batch;
             int b = (int)(train.count - start < batch ? train.count - start : batch);
             for (int i = 0; i < b; i++) {
@@ -219,10 +228,12 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
             }
             double l, c;
             cnn_model_zero_gradients(m);
-            if ((st = cnn_model_forward_raw(m, bx, b, true))
+            if ((st = cnn_model_forward_raw(m, bx, b, true, true))
                 || (st = cnn_model_backward_raw(m, by, &l, &c, true, NULL)))
                 break;
             cnn_optimizer_step(m);
+            m->train_epoch = epoch - 1;
+            m->train_step = s + 1;
             loss_sum += l;
             correct += c;
             seen += b;
@@ -235,22 +246,26 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
         }
         if (st)
             break;
-        h->epochs = epoch;
-        h->loss[epoch - 1] = seen ? loss_sum / seen : NAN;
-        h->accuracy[epoch - 1] = seen ? correct / seen : NAN;
-        h->val_loss[epoch - 1] = h->val_accuracy[epoch - 1] = NAN;
+        const int e = epoch - cfg.initial_epoch - 1; /* history row */
+        h->first_epoch = cfg.initial_epoch + 1;
+        h->epochs = e + 1;
+        h->loss[e] = seen ? loss_sum / seen : NAN;
+        h->accuracy[e] = seen ? correct / seen : NAN;
+        h->val_loss[e] = h->val_accuracy[e] = NAN;
         if (!keep_going) {
             st = cnn_fail(CNN_ERR_INTERRUPTED, "fit: stopped by the progress callback in epoch %d",
                           epoch);
             break;
         }
-        if (val.count && (st = evaluate_view(m, &val, batch, &h->val_loss[epoch - 1],
-                                             &h->val_accuracy[epoch - 1])))
+        if (val.count
+            && (st = evaluate_view(m, &val, batch, &h->val_loss[e], &h->val_accuracy[e])))
             break;
+        m->train_epoch = epoch;
+        m->train_step = 0;
         p.event = CNN_PROGRESS_EPOCH_END;
         p.elapsed_seconds = now_seconds() - t0;
-        p.val_loss = h->val_loss[epoch - 1];
-        p.val_accuracy = h->val_accuracy[epoch - 1];
+        p.val_loss = h->val_loss[e];
+        p.val_accuracy = h->val_accuracy[e];
         if (!report(&cfg, &p))
             st = cnn_fail(CNN_ERR_INTERRUPTED, "fit: stopped by the progress callback after epoch %d",
                           epoch);

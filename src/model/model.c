@@ -59,6 +59,8 @@ cnn_status cnn_model_create(cnn_model **out, cnn_shape input_shape)
     if (!m)
         return cnn_fail(CNN_ERR_NO_MEMORY, "model: out of memory");
     m->input_shape = input_shape;
+    m->max_memory = CNN_DEFAULT_MAX_MEMORY;
+    cnn_model_set_workspace_limit(m, 0);
     if ((st = start_threads(m, default_threads()))) {
         cnn_model_free(m);
         return st;
@@ -146,6 +148,8 @@ static const char *spec_name(const cnn_layer_spec *s)
     case CNN_LAYER_ACTIVATION: return s->u.activation.name;
     case CNN_LAYER_DROPOUT: return s->u.dropout.name;
     case CNN_LAYER_FLATTEN: return s->u.flatten.name;
+    case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
+    case CNN_LAYER_GLOBAL_MAX_POOLING2D: return s->u.global_pool2d.name;
     }
     return NULL;
 }
@@ -160,6 +164,8 @@ static void set_spec_name(cnn_layer_spec *s, const char *name)
     case CNN_LAYER_ACTIVATION: s->u.activation.name = name; break;
     case CNN_LAYER_DROPOUT: s->u.dropout.name = name; break;
     case CNN_LAYER_FLATTEN: s->u.flatten.name = name; break;
+    case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
+    case CNN_LAYER_GLOBAL_MAX_POOLING2D: s->u.global_pool2d.name = name; break;
     }
 }
 
@@ -236,6 +242,17 @@ cnn_status cnn_model_add_flatten(cnn_model *m, cnn_flatten_config cfg)
     return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_FLATTEN, .u.flatten = cfg});
 }
 
+cnn_status cnn_model_add_global_average_pooling2d(cnn_model *m, cnn_global_pool2d_config cfg)
+{
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_GLOBAL_AVERAGE_POOLING2D,
+                                              .u.global_pool2d = cfg});
+}
+cnn_status cnn_model_add_global_max_pooling2d(cnn_model *m, cnn_global_pool2d_config cfg)
+{
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_GLOBAL_MAX_POOLING2D,
+                                              .u.global_pool2d = cfg});
+}
+
 cnn_status cnn_model_layer_spec(const cnn_model *m, int i, cnn_layer_spec *out)
 {
     if (!m || !out || i < 0 || i >= m->n_layers)
@@ -250,20 +267,17 @@ cnn_status cnn_model_build(cnn_model *m)
         return CNN_OK;
     if (m->n_layers == 0)
         return cnn_fail(CNN_ERR_STATE, "model: it has no layers; add some first");
-    int64_t total = 0;
-    for (int i = 0; i < m->n_layers; i++)
-        for (int p = 0; p < m->layers[i]->n_params; p++)
-            total += m->layers[i]->params[p].count;
+    int64_t total = cnn_model_param_count(m);
+    char what[96];
+    snprintf(what, sizeof what, "building the weights (%lld parameters)", (long long)total);
+    cnn_status st = cnn_model_check_budget(m, total * (int64_t)sizeof(float), what);
+    if (st)
+        return st;
     size_t bytes = (size_t)(total ? total : 1) * sizeof(float);
     m->params = malloc(bytes);
-    m->grads = calloc(1, bytes);
-    if (!m->params || !m->grads) {
-        free(m->params);
-        free(m->grads);
-        m->params = m->grads = NULL;
+    if (!m->params)
         return cnn_fail(CNN_ERR_NO_MEMORY, "model: cannot allocate %lld parameters (%zu bytes)",
                         (long long)total, bytes);
-    }
     cnn_rng rng;
     cnn_rng_seed(&rng, m->seed);
     int64_t off = 0;
@@ -271,7 +285,6 @@ cnn_status cnn_model_build(cnn_model *m)
         cnn_layer *l = m->layers[i];
         for (int p = 0; p < l->n_params; p++) {
             l->params[p].value = m->params + off;
-            l->params[p].grad = m->grads + off;
             off += l->params[p].count;
         }
         if (l->ops->init)
@@ -279,6 +292,27 @@ cnn_status cnn_model_build(cnn_model *m)
     }
     m->n_params = total;
     m->built = true;
+    return CNN_OK;
+}
+
+cnn_status cnn_model_ensure_gradients(cnn_model *m)
+{
+    cnn_status st = cnn_model_build(m);
+    if (st || m->grads)
+        return st;
+    const int64_t bytes = m->n_params * (int64_t)sizeof(float);
+    if ((st = cnn_model_check_budget(m, 2 * bytes, "keeping parameter gradients")))
+        return st;
+    m->grads = calloc((size_t)(m->n_params ? m->n_params : 1), sizeof(float));
+    if (!m->grads)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "model: cannot allocate gradients (%lld bytes)",
+                        (long long)bytes);
+    int64_t off = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int p = 0; p < m->layers[i]->n_params; p++) {
+            m->layers[i]->params[p].grad = m->grads + off;
+            off += m->layers[i]->params[p].count;
+        }
     return CNN_OK;
 }
 
@@ -344,7 +378,7 @@ static float *param_view(cnn_model *m, int i, int which, int64_t *count, bool gr
         *count = 0;
     if (!m || i < 0 || i >= m->n_layers || which < 0 || which >= m->layers[i]->n_params)
         return NULL;
-    if (cnn_model_build(m))
+    if (grad ? cnn_model_ensure_gradients(m) : cnn_model_build(m))
         return NULL;
     cnn_param *p = &m->layers[i]->params[which];
     if (count)
@@ -361,8 +395,16 @@ float *cnn_model_layer_gradients(cnn_model *m, int i, int which, int64_t *count)
     return param_view(m, i, which, count, true);
 }
 
+void cnn_model_training_position(const cnn_model *m, int *epoch, int64_t *step)
+{
+    if (epoch)
+        *epoch = m ? m->train_epoch : 0;
+    if (step)
+        *step = m ? m->train_step : 0;
+}
+
 void cnn_model_zero_gradients(cnn_model *m)
 {
-    if (m && m->built)
+    if (m && m->grads)
         memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
 }

@@ -11,6 +11,7 @@
 /* Buffers for one batch size, allocated once and reused every step. */
 typedef struct cnn_arena {
     int batch;          /* capacity in examples; 0 = not allocated */
+    bool training;      /* every output kept (else two alternating buffers) */
     float *block;       /* the one allocation behind every view below */
     size_t floats;
     float **outputs;    /* per layer: (batch, out_shape) */
@@ -28,6 +29,8 @@ struct cnn_model {
     int n_layers, cap_layers;
     uint64_t seed;
     int threads;
+    int64_t max_memory;   /* budget in bytes */
+    int64_t tile_floats;  /* convolution workspace limit */
     cnn_pool *pool;
     cnn_gemm_ctx *gemm;
 
@@ -42,21 +45,33 @@ struct cnn_model {
     cnn_optimizer opt;
     float *opt_m, *opt_v; /* optimizer slots (momentum/velocity, m/v) */
     int64_t opt_steps;
+    /* Where training stands: epochs completed, steps done in the next one. */
+    int train_epoch;
+    int64_t train_step;
 
     cnn_arena arena;
     /* The last forward pass, for backward. */
     int last_batch;
     bool last_training;
     bool last_fused;
+    bool last_kept; /* the last forward kept every output (backward possible) */
     const float *last_input;
 };
 
 /* Allocates and initialises the parameters (idempotent). */
 cnn_status cnn_model_build(cnn_model *m);
-/* Makes the arena hold at least batch examples. */
-cnn_status cnn_model_reserve(cnn_model *m, int batch);
-/* Forward over raw data of batch examples laid out as the input shape. */
-cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool training);
+/* Allocates the parameter gradients (training only; idempotent). */
+cnn_status cnn_model_ensure_gradients(cnn_model *m);
+/* Makes the arena hold at least batch examples, keeping every output for
+ * backward if training. */
+cnn_status cnn_model_reserve(cnn_model *m, int batch, bool training);
+/* Fails with CNN_ERR_NO_MEMORY if a total of bytes exceeds the budget;
+ * what names the allocation. */
+cnn_status cnn_model_check_budget(const cnn_model *m, int64_t bytes, const char *what);
+/* Forward over raw data of batch examples laid out as the input shape;
+ * keep (for backward) keeps every layer's output. */
+cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool training,
+                                 bool keep);
 /* Loss of the last forward against targets; backward if grads wanted. */
 cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *loss_sum,
                                   double *correct_sum, bool backward, float *input_grad);

@@ -52,6 +52,9 @@ cnn_status cnn_optimizer_init(cnn_model *m)
                         "compile: optimizer settings out of range (learning_rate > 0; momentum,"
                         " beta_1, beta_2, rho in [0, 1); epsilon >= 0)");
     size_t bytes = (size_t)(m->n_params ? m->n_params : 1) * sizeof(float);
+    cnn_status st = cnn_model_check_budget(m, 4 * (int64_t)bytes, "the optimizer state");
+    if (st)
+        return st;
     free(m->opt_m);
     free(m->opt_v);
     m->opt_m = calloc(1, bytes);
@@ -145,7 +148,7 @@ cnn_status cnn_model_compile(cnn_model *m, cnn_compile_config cfg)
                         "compile: loss must be categorical_crossentropy,"
                         " sparse_categorical_crossentropy, binary_crossentropy or mse (got %d)",
                         (int)cfg.loss);
-    cnn_status st = cnn_model_build(m);
+    cnn_status st = cnn_model_ensure_gradients(m);
     if (st)
         return st;
     m->opt = cfg.optimizer;

@@ -6,9 +6,8 @@
 #include "core/tensor.h"
 #include "kernels/activation.h"
 #include "kernels/loss.h"
+#include "model/memory.h"
 #include "model/model.h"
-
-static size_t round_floats(size_t bytes) { return (bytes + sizeof(float) - 1) / sizeof(float); }
 
 int64_t cnn_model_target_size(const cnn_model *m)
 {
@@ -17,35 +16,27 @@ int64_t cnn_model_target_size(const cnn_model *m)
     return cnn_shape_size(cnn_model_output_shape(m));
 }
 
-cnn_status cnn_model_reserve(cnn_model *m, int batch)
+cnn_status cnn_model_reserve(cnn_model *m, int batch, bool training)
 {
     cnn_status st = cnn_model_build(m);
     if (st)
         return st;
-    if (batch <= m->arena.batch)
+    if (batch <= m->arena.batch && (m->arena.training || !training))
         return CNN_OK;
+    cnn_arena_plan plan;
+    cnn_arena_plan_make(m, batch, training, &plan);
+    const int64_t params = m->n_params * (int64_t)sizeof(float);
+    int64_t kept = params * (m->grads ? 2 : 1) + (m->opt_m ? 2 * params : 0);
+    char what[96];
+    snprintf(what, sizeof what, "%s a batch of %d", training ? "training on" : "running", batch);
+    if ((st = cnn_model_check_budget(m, kept + (int64_t)(plan.total * sizeof(float)), what)))
+        return st;
     const int L = m->n_layers;
-    size_t total = 0, largest = 0, workspace = 0;
-    size_t in_size = (size_t)cnn_shape_size(m->input_shape) * batch;
-    size_t out_size = (size_t)cnn_shape_size(cnn_model_output_shape(m)) * batch;
-    for (int i = 0; i < L; i++) {
-        const cnn_layer *l = m->layers[i];
-        size_t n = (size_t)cnn_shape_size(l->out) * batch;
-        total += n;
-        largest = n > largest ? n : largest;
-        if (l->ops->saved_bytes)
-            total += round_floats(l->ops->saved_bytes(l, batch));
-        size_t w = l->ops->workspace_floats ? l->ops->workspace_floats(l, batch) : 0;
-        workspace = w > workspace ? w : workspace;
-    }
-    size_t target_size = (size_t)cnn_shape_size(cnn_model_output_shape(m)) * batch;
-    total += 2 * largest + out_size + workspace + in_size + target_size;
-
     free(m->arena.block);
     free(m->arena.outputs);
     free(m->arena.saved);
     memset(&m->arena, 0, sizeof m->arena);
-    float *block = malloc(total * sizeof(float));
+    float *block = malloc(plan.total * sizeof(float));
     float **outputs = calloc((size_t)L, sizeof *outputs);
     void **saved = calloc((size_t)L, sizeof *saved);
     if (!block || !outputs || !saved) {
@@ -54,25 +45,33 @@ cnn_status cnn_model_reserve(cnn_model *m, int batch)
         free(saved);
         return cnn_fail(CNN_ERR_NO_MEMORY,
                         "model: cannot allocate %zu bytes of activations for a batch of %d",
-                        total * sizeof(float), batch);
+                        plan.total * sizeof(float), batch);
     }
     float *p = block;
-    for (int i = 0; i < L; i++) {
-        const cnn_layer *l = m->layers[i];
-        outputs[i] = p;
-        p += (size_t)cnn_shape_size(l->out) * batch;
-        if (l->ops->saved_bytes) {
-            saved[i] = p;
-            p += round_floats(l->ops->saved_bytes(l, batch));
+    if (training) {
+        for (int i = 0; i < L; i++) {
+            const cnn_layer *l = m->layers[i];
+            outputs[i] = p;
+            p += (size_t)cnn_shape_size(l->out) * batch;
+            if (l->ops->saved_bytes) {
+                saved[i] = p;
+                p += (l->ops->saved_bytes(l, batch) + sizeof(float) - 1) / sizeof(float);
+            }
         }
+    } else {
+        /* Inference keeps only what the next layer reads: layer i writes
+         * buffer i % 2 while reading the other. */
+        for (int i = 0; i < L; i++)
+            outputs[i] = i % 2 ? block + plan.buffer[0] : block;
+        p += plan.outputs;
     }
-    m->arena = (cnn_arena){.batch = batch, .block = block, .floats = total, .outputs = outputs,
-                           .saved = saved};
-    m->arena.grad[0] = p, p += largest;
-    m->arena.grad[1] = p, p += largest;
-    m->arena.logits = p, p += out_size;
-    m->arena.workspace = p, p += workspace;
-    m->arena.input = p, p += in_size;
+    m->arena = (cnn_arena){.batch = batch, .training = training, .block = block,
+                           .floats = plan.total, .outputs = outputs, .saved = saved};
+    m->arena.grad[0] = p, p += plan.grads / 2;
+    m->arena.grad[1] = p, p += plan.grads / 2;
+    m->arena.logits = p, p += plan.logits;
+    m->arena.workspace = p, p += plan.workspace;
+    m->arena.input = p, p += plan.input;
     m->arena.target = p;
     return CNN_OK;
 }
@@ -81,10 +80,12 @@ static cnn_layer_io layer_io(cnn_model *m, int i, int batch, bool training)
 {
     return (cnn_layer_io){.batch = batch,
                           .training = training,
+                          .step = m->opt_steps,
                           .x = i ? m->arena.outputs[i - 1] : m->last_input,
                           .y = m->arena.outputs[i],
                           .workspace = m->arena.workspace,
                           .saved = m->arena.saved[i],
+                          .tile_floats = m->tile_floats,
                           .pool = m->pool,
                           .gemm = m->gemm};
 }
@@ -95,15 +96,17 @@ static void activation_rows(const cnn_layer *l, int batch, int64_t *rows, int *n
     *rows = cnn_shape_size(l->out) / *n * batch;
 }
 
-cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool training)
+cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool training,
+                                 bool keep)
 {
-    cnn_status st = cnn_model_reserve(m, batch);
+    cnn_status st = cnn_model_reserve(m, batch, keep);
     if (st)
         return st;
     const cnn_layer *last = m->layers[m->n_layers - 1];
     m->last_input = x;
     m->last_batch = batch;
     m->last_training = training;
+    m->last_kept = m->arena.training;
     m->last_fused = m->compiled && cnn_loss_fuses_with(m->loss, last->activation);
     for (int i = 0; i < m->n_layers; i++) {
         cnn_layer *l = m->layers[i];
@@ -124,10 +127,15 @@ const float *cnn_model_output(const cnn_model *m) { return m->arena.outputs[m->n
 cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *loss_sum,
                                   double *correct_sum, bool backward, float *input_grad)
 {
+    cnn_status st_grads;
     if (!m->compiled)
         return cnn_fail(CNN_ERR_STATE, "model: compile it (choose a loss) before training");
     if (!m->last_input)
         return cnn_fail(CNN_ERR_STATE, "model: backward needs a forward pass first");
+    if (backward && !m->last_kept)
+        return cnn_fail(CNN_ERR_STATE, "model: the last forward pass kept no outputs for backward");
+    if (backward && (st_grads = cnn_model_ensure_gradients(m)))
+        return st_grads;
     const int L = m->n_layers, batch = m->last_batch;
     const cnn_layer *last = m->layers[L - 1];
     int64_t rows;
@@ -231,7 +239,7 @@ cnn_status cnn_model_forward(cnn_model *m, const cnn_tensor *x, bool training,
         return st;
     if (x->dims[0] > INT32_MAX)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "forward: batch too large");
-    st = cnn_model_forward_raw(m, x->data, (int)x->dims[0], training);
+    st = cnn_model_forward_raw(m, x->data, (int)x->dims[0], training, true);
     if (st == CNN_OK && output)
         *output = cnn_model_output(m);
     return st;

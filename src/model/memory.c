@@ -1,0 +1,108 @@
+/* Memory planning, estimates and the budget. */
+#include "model/memory.h"
+
+#include <stdio.h>
+
+#include "core/error.h"
+#include "core/tensor.h"
+
+static size_t round_floats(size_t bytes) { return (bytes + sizeof(float) - 1) / sizeof(float); }
+
+void cnn_arena_plan_make(const cnn_model *m, int batch, bool training, cnn_arena_plan *p)
+{
+    *p = (cnn_arena_plan){0};
+    for (int i = 0; i < m->n_layers; i++) {
+        const cnn_layer *l = m->layers[i];
+        size_t n = (size_t)cnn_shape_size(l->out) * batch;
+        p->largest = n > p->largest ? n : p->largest;
+        if (training) {
+            p->outputs += n;
+            if (l->ops->saved_bytes)
+                p->outputs += round_floats(l->ops->saved_bytes(l, batch));
+        } else if (n > p->buffer[i % 2]) {
+            p->buffer[i % 2] = n;
+        }
+        size_t w = l->ops->workspace_floats ? l->ops->workspace_floats(l, batch, m->tile_floats) : 0;
+        p->workspace = w > p->workspace ? w : p->workspace;
+    }
+    if (!training)
+        p->outputs = p->buffer[0] + p->buffer[1];
+    p->grads = training ? 2 * p->largest : 0;
+    size_t out = (size_t)cnn_shape_size(cnn_model_output_shape(m)) * batch;
+    p->logits = out;
+    p->input = (size_t)cnn_shape_size(m->input_shape) * batch;
+    p->target = out;
+    p->total = p->outputs + p->grads + p->logits + p->workspace + p->input + p->target;
+}
+
+cnn_status cnn_model_estimate_memory(const cnn_model *m, int batch, cnn_memory_estimate *out)
+{
+    if (!m || !out || batch < 1)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "estimate_memory: need a model and batch >= 1");
+    cnn_arena_plan train, infer;
+    cnn_arena_plan_make(m, batch, true, &train);
+    cnn_arena_plan_make(m, batch, false, &infer);
+    const int64_t f = (int64_t)sizeof(float), params = cnn_model_param_count(m) * f;
+    *out = (cnn_memory_estimate){
+        .parameters = params,
+        .gradients = params,
+        .optimizer_state = 2 * params,
+        .activations_training = (int64_t)train.outputs * f,
+        .activation_gradients = (int64_t)train.grads * f,
+        .activations_inference = (int64_t)infer.outputs * f,
+        .workspace = (int64_t)train.workspace * f,
+        .batch_buffers = (int64_t)(train.input + train.target) * f,
+    };
+    out->training_total = (int64_t)train.total * f + 4 * params;
+    out->inference_total = (int64_t)infer.total * f + params;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i]->ops->flops)
+            out->flops_per_example += m->layers[i]->ops->flops(m->layers[i]);
+    return CNN_OK;
+}
+
+static void human_bytes(int64_t b, char *buf, size_t cap)
+{
+    const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%.2f %s" : "%.0f %s", v, unit[u]);
+}
+
+cnn_status cnn_model_check_budget(const cnn_model *m, int64_t bytes, const char *what)
+{
+    if (bytes <= m->max_memory)
+        return CNN_OK;
+    char need[32], allowed[32];
+    human_bytes(bytes, need, sizeof need);
+    human_bytes(m->max_memory, allowed, sizeof allowed);
+    return cnn_fail(CNN_ERR_NO_MEMORY,
+                    "model: %s needs %lld bytes (%s), more than the memory budget of %lld bytes"
+                    " (%s); raise it with cnn_model_set_max_memory (cnn --max-memory) if the"
+                    " machine has the memory",
+                    what, (long long)bytes, need, (long long)m->max_memory, allowed);
+}
+
+cnn_status cnn_model_set_max_memory(cnn_model *m, int64_t bytes)
+{
+    if (!m || bytes < 0)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "set_max_memory: bytes must be >= 0");
+    m->max_memory = bytes ? bytes : CNN_DEFAULT_MAX_MEMORY;
+    return CNN_OK;
+}
+
+int64_t cnn_model_max_memory(const cnn_model *m) { return m ? m->max_memory : 0; }
+
+cnn_status cnn_model_set_workspace_limit(cnn_model *m, int64_t bytes)
+{
+    if (!m || bytes < 0)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "set_workspace_limit: bytes must be >= 0");
+    int64_t floats = bytes ? bytes / (int64_t)sizeof(float) : ((int64_t)8 << 20) / 4;
+    m->tile_floats = floats > 0 ? floats : 1;
+    m->arena.batch = 0; /* re-plan at the next call (the old block is replaced then) */
+    return CNN_OK;
+}

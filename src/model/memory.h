@@ -1,0 +1,19 @@
+/* How the activation arena is laid out for a batch size: the one place
+ * that sizes it, used both to allocate and to estimate. All sizes in floats. */
+#ifndef CNN_MODEL_MEMORY_H
+#define CNN_MODEL_MEMORY_H
+
+#include "model/model.h"
+
+typedef struct cnn_arena_plan {
+    size_t outputs;    /* training: every output (+ saved state); inference: A + B */
+    size_t buffer[2];  /* inference: the even and odd layers' output buffers */
+    size_t largest;    /* largest layer output (each gradient buffer) */
+    size_t grads;      /* training: 2 * largest */
+    size_t logits, workspace, input, target;
+    size_t total;
+} cnn_arena_plan;
+
+void cnn_arena_plan_make(const cnn_model *m, int batch, bool training, cnn_arena_plan *p);
+
+#endif

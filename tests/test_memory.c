@@ -1,0 +1,144 @@
+/* Large images: convolution in bounded tiles agrees with one big tile; the
+ * memory budget rejects a model before allocating; the estimates match the
+ * layouts (training keeps every output, inference two buffers). */
+#include <stdlib.h>
+#include <sys/resource.h>
+
+#include "test.h"
+
+static unsigned long long state = 99;
+static float uniform(void)
+{
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((state >> 40) / 8388608.0) - 1.0f;
+}
+
+/* Output and all gradients of a one-conv model under a workspace limit. */
+static void run_conv(int64_t limit, cnn_conv2d_config cfg, int h, int w, int c, const cnn_tensor *x,
+                     const cnn_tensor *y, float *out, float *grads, float *input_grad)
+{
+    cnn_model *m = NULL;
+    cnn_model_create(&m, cnn_shape_hwc(h, w, c));
+    cnn_model_set_threads(m, 2);
+    cnn_model_set_workspace_limit(m, limit);
+    cnn_model_add_conv2d(m, cfg);
+    cnn_model_add_flatten(m, cnn_flatten());
+    cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_MSE, .optimizer = cnn_sgd()));
+    const float *o;
+    int64_t n_out = cnn_tensor_size(y), nk, nb;
+    cnn_model_zero_gradients(m);
+    CHECK_OK(cnn_model_forward(m, x, true, &o));
+    memcpy(out, o, (size_t)n_out * sizeof(float));
+    CHECK_OK(cnn_model_backward(m, y, NULL, input_grad));
+    const float *gk = cnn_model_layer_gradients(m, 0, 0, &nk);
+    const float *gb = cnn_model_layer_gradients(m, 0, 1, &nb);
+    memcpy(grads, gk, (size_t)nk * sizeof(float));
+    if (gb)
+        memcpy(grads + nk, gb, (size_t)nb * sizeof(float));
+    cnn_model_free(m);
+}
+
+static void tiled_matches_untiled(const char *name, int h, int w, int c, cnn_conv2d_config cfg)
+{
+    cnn_model *probe = NULL;
+    cnn_model_create(&probe, cnn_shape_hwc(h, w, c));
+    CHECK_OK(cnn_model_add_conv2d(probe, cfg));
+    cnn_shape os = cnn_model_output_shape(probe);
+    int64_t params = cnn_model_param_count(probe);
+    cnn_model_free(probe);
+    int64_t per = (int64_t)os.dims[0] * os.dims[1] * os.dims[2];
+    cnn_tensor *x = NULL, *y = NULL;
+    cnn_tensor_create(&x, 4, (int64_t[]){3, h, w, c});
+    cnn_tensor_create(&y, 2, (int64_t[]){3, per});
+    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
+        x->data[i] = uniform();
+    for (int64_t i = 0; i < cnn_tensor_size(y); i++)
+        y->data[i] = uniform();
+    size_t nx = (size_t)cnn_tensor_size(x), ny = (size_t)cnn_tensor_size(y);
+    float *o1 = malloc(ny * 4), *o2 = malloc(ny * 4), *g1 = malloc((size_t)params * 4),
+          *g2 = malloc((size_t)params * 4), *d1 = malloc(nx * 4), *d2 = malloc(nx * 4);
+    /* 1 KiB of scratch: a tile of a row or less; 256 MiB: the whole batch at once */
+    run_conv(1024, cfg, h, w, c, x, y, o1, g1, d1);
+    run_conv((int64_t)256 << 20, cfg, h, w, c, x, y, o2, g2, d2);
+    char what[128];
+    snprintf(what, sizeof what, "%s: output", name);
+    test_close(what, o1, o2, (long)ny, 1e-5, 1e-5);
+    snprintf(what, sizeof what, "%s: parameter gradients", name);
+    test_close(what, g1, g2, (long)params, 1e-5, 1e-4);
+    snprintf(what, sizeof what, "%s: input gradient", name);
+    test_close(what, d1, d2, (long)nx, 1e-6, 1e-5);
+    free(o1), free(o2), free(g1), free(g2), free(d1), free(d2);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+}
+
+static long max_rss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+int main(void)
+{
+    tiled_matches_untiled("same s1", 23, 17, 3,
+                          cnn_conv2d(.filters = 5, .kernel_size = {5, 5}, .padding = CNN_PADDING_SAME));
+    tiled_matches_untiled("valid s2", 21, 19, 4,
+                          cnn_conv2d(.filters = 6, .kernel_size = {3, 3}, .strides = {2, 2}));
+    tiled_matches_untiled("same s2 odd", 15, 22, 2,
+                          cnn_conv2d(.filters = 3, .kernel_size = {4, 3}, .strides = {2, 2},
+                                     .padding = CNN_PADDING_SAME));
+    tiled_matches_untiled("dilated", 19, 18, 3,
+                          cnn_conv2d(.filters = 4, .kernel_size = {3, 3}, .dilation_rate = {2, 2},
+                                     .padding = CNN_PADDING_SAME));
+
+    /* The seed's comparison: a Dense layer on a 2000x2000x3 photo. */
+    long rss_before = max_rss_kib();
+    cnn_model *dense = NULL;
+    CHECK_OK(cnn_model_create(&dense, cnn_shape_hwc(2000, 2000, 3)));
+    CHECK_OK(cnn_model_add_flatten(dense, cnn_flatten()));
+    CHECK_OK(cnn_model_add_dense(dense, cnn_dense(.units = 128, .activation = CNN_ACTIVATION_RELU)));
+    CHECK(cnn_model_param_count(dense) == 1536000128LL);
+    CHECK_FAILS(cnn_model_compile(dense, cnn_compile(.loss = CNN_LOSS_MSE)), CNN_ERR_NO_MEMORY,
+                "building the weights (1536000128 parameters) needs 6144000512 bytes (5.72 GiB),"
+                " more than the memory budget of 4294967296 bytes (4.00 GiB)");
+    CHECK(cnn_model_layer_weights(dense, 1, 0, NULL) == NULL);
+    CHECK(max_rss_kib() - rss_before < 64 * 1024); /* nothing was allocated */
+    cnn_model_free(dense);
+
+    /* The CNN on the same photo: tens of thousands of parameters, and the
+     * estimate follows the layouts. */
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(2000, 2000, 3)));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 32, .kernel_size = {5, 5},
+                                                .padding = CNN_PADDING_SAME,
+                                                .activation = CNN_ACTIVATION_RELU)));
+    CHECK_OK(cnn_model_add_max_pooling2d(m, cnn_pool2d()));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 64, .kernel_size = {5, 5},
+                                                .padding = CNN_PADDING_SAME,
+                                                .activation = CNN_ACTIVATION_RELU)));
+    CHECK_OK(cnn_model_add_max_pooling2d(m, cnn_pool2d()));
+    CHECK_OK(cnn_model_add_global_average_pooling2d(m, cnn_global_pool2d()));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 10, .activation = CNN_ACTIVATION_SOFTMAX)));
+    CHECK(cnn_model_param_count(m) == 2432 + 51264 + 650);
+    cnn_memory_estimate e;
+    CHECK_OK(cnn_model_estimate_memory(m, 1, &e));
+    const int64_t conv1 = 2000LL * 2000 * 32 * 4, pool1 = 1000LL * 1000 * 32 * 4,
+                  conv2 = 1000LL * 1000 * 64 * 4, pool2 = 500LL * 500 * 64 * 4;
+    CHECK(e.activations_training == conv1 + pool1 + conv2 + pool2 + 64 * 4 + 10 * 4);
+    /* even layers share one buffer (largest: conv1), odd ones the other (pool1) */
+    CHECK(e.activations_inference == conv1 + pool1);
+    CHECK(e.activation_gradients == 2 * conv1);
+    CHECK(e.workspace <= 8 << 20);
+    CHECK(e.flops_per_example == 2LL * 2000 * 2000 * 75 * 32 + 2LL * 1000 * 1000 * 800 * 64 + 2 * 64 * 10);
+    /* a budget too small for one image fails before allocating */
+    CHECK_OK(cnn_model_set_max_memory(m, 256 << 20));
+    cnn_tensor *img = NULL;
+    CHECK_OK(cnn_tensor_create(&img, 4, (int64_t[]){1, 2000, 2000, 3}));
+    cnn_tensor *pred = NULL;
+    CHECK_FAILS(cnn_model_predict(m, img, 1, &pred), CNN_ERR_NO_MEMORY,
+                "running a batch of 1 needs");
+    cnn_tensor_free(img);
+    cnn_model_free(m);
+    return test_finish("test_memory");
+}
