@@ -4,7 +4,7 @@ CC ?= cc
 CFLAGS ?= -O2
 CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -pthread
 CPPFLAGS += -Iinclude -Isrc
-LDLIBS += -ljansson -lz -lm -pthread
+LDLIBS += -ljansson -lstb -lz -lm -pthread
 BUILD ?= build
 VERSION = 0.1.0
 

@@ -73,6 +73,8 @@ const char *cnn_status_name(cnn_status status);
 
 /* ---- Tensors ----------------------------------------------------------- */
 #define CNN_MAX_RANK 4
+/* Default memory budget (see cnn_model_set_max_memory): 4 GiB. */
+#define CNN_DEFAULT_MAX_MEMORY ((int64_t)4 << 30)
 
 /* A dense float32 tensor. The struct is public so data can be read and
  * written directly; create it with cnn_tensor_create (or a loader) and free
@@ -113,6 +115,22 @@ cnn_status cnn_dataset_load_idx_memory(const void *bytes, size_t size, const cha
  * mismatch is an error. */
 cnn_status cnn_dataset_load_mnist(const char *dir, cnn_tensor **train_x, cnn_tensor **train_y,
                                   cnn_tensor **test_x, cnn_tensor **test_y);
+
+/* ---- Images -------------------------------------------------------------- */
+/* Loads a PNG, JPEG, BMP, PGM/PPM, TGA or GIF (first frame) through
+ * stb_image as a (1, rows, cols, channels) tensor with values in [0, 1].
+ * channels 0 keeps the file's, 1 converts to grayscale, 3 to RGB. The
+ * declared size is checked before decoding: an image whose float tensor
+ * would exceed max_bytes (0 = CNN_DEFAULT_MAX_MEMORY) is refused. */
+cnn_status cnn_image_load(const char *path, int channels, int64_t max_bytes, cnn_tensor **out);
+cnn_status cnn_image_load_memory(const void *bytes, size_t size, const char *name, int channels,
+                                 int64_t max_bytes, cnn_tensor **out);
+/* Bilinear resize of a (1, rows, cols, c) image tensor. */
+cnn_status cnn_image_resize(const cnn_tensor *image, int rows, int cols, cnn_tensor **out);
+/* Writes 8-bit pixels (rows, cols, channels 1..4, row-major) as a PNG file,
+ * atomically (temporary file, then rename). */
+cnn_status cnn_image_save_png(const char *path, const uint8_t *pixels, int rows, int cols,
+                              int channels);
 
 /* ---- Shapes --------------------------------------------------------------- */
 /* The shape of one example (without the batch axis): rank 3 (rows, cols,
@@ -292,7 +310,6 @@ cnn_status cnn_model_estimate_memory(const cnn_model *m, int batch, cnn_memory_e
 /* The memory budget: building, compiling or running a batch that would need
  * more fails before allocating, with the needed and the allowed bytes.
  * bytes 0 = the default, CNN_DEFAULT_MAX_MEMORY. */
-#define CNN_DEFAULT_MAX_MEMORY ((int64_t)4 << 30)
 cnn_status cnn_model_set_max_memory(cnn_model *m, int64_t bytes);
 int64_t cnn_model_max_memory(const cnn_model *m);
 /* Convolution scratch limit (im2col tiles), default 8 MiB; any image size

@@ -5,10 +5,11 @@
 #   gcc, make, libc6-dev  build the library (C11)
 #   zlib1g-dev            gzip-compressed IDX files (the MNIST format)
 #   libjansson-dev        Keras model.to_json() architectures (JSON parsing)
+#   libstb-dev            reading PNG/JPEG/BMP/PGM images, writing PNG (stb_image)
 #   pkg-config            cnn.pc for programs that link libcnn
 #   dataset-fashion-mnist the real data set the example and a test train on
 set -e
-packages="gcc make libc6-dev zlib1g-dev libjansson-dev pkg-config dataset-fashion-mnist"
+packages="gcc make libc6-dev zlib1g-dev libjansson-dev libstb-dev pkg-config dataset-fashion-mnist"
 missing=""
 for p in $packages; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
