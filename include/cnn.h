@@ -442,8 +442,10 @@ cnn_status cnn_model_load_memory(const void *bytes, size_t size, const char *nam
 /* ---- Model descriptions ---------------------------------------------------------- */
 /* A model written by hand, one layer per line with Keras names and
  * arguments, or a Keras Sequential architecture from model.to_json()
- * (detected from the content). Errors give file:line:column and what was
- * expected. The model is returned uncompiled. */
+ * (detected from the content). Errors in a text description, and JSON
+ * syntax errors, give file:line:column; other JSON errors name the layer
+ * (index, name, class). Each says what was expected. The model is returned
+ * uncompiled. The format: docs/DESCRIPTION_FORMAT.md. */
 cnn_status cnn_model_from_description(const char *path, cnn_model **out);
 cnn_status cnn_model_from_description_memory(const char *text, size_t size, const char *name,
                                              cnn_model **out);

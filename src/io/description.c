@@ -1,0 +1,423 @@
+/* Model descriptions: the public entry points, reading the file, and the
+ * table of what each layer kind accepts (shared by the text and JSON
+ * readers, see description.h). The format is documented in
+ * docs/DESCRIPTION_FORMAT.md. */
+#include "io/description.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/error.h"
+
+/* A description is a few hundred bytes by hand and a few hundred KiB from
+ * to_json() of a big model; anything far larger is not one. */
+#define DESC_MAX_BYTES ((size_t)16 << 20)
+
+/* ---- The argument table ----------------------------------------------------- */
+
+#define SPEC_FIELD(member) offsetof(cnn_layer_spec, u.member)
+
+/* Arguments in Keras's positional order (Conv2D(filters, kernel_size,
+ * strides, padding, ...)); positional ones come first. */
+static const cnn_desc_arg conv2d_args[] = {
+    {"filters", CNN_DESC_COUNT, SPEC_FIELD(conv2d.filters), true, true},
+    {"kernel_size", CNN_DESC_PAIR, SPEC_FIELD(conv2d.kernel_size), true, true},
+    {"strides", CNN_DESC_PAIR, SPEC_FIELD(conv2d.strides), false, true},
+    {"padding", CNN_DESC_PADDING, SPEC_FIELD(conv2d.padding), false, true},
+    {"dilation_rate", CNN_DESC_PAIR, SPEC_FIELD(conv2d.dilation_rate), false, false},
+    {"activation", CNN_DESC_ACTIVATION, SPEC_FIELD(conv2d.activation), false, false},
+    {"use_bias", CNN_DESC_USE_BIAS, SPEC_FIELD(conv2d.no_bias), false, false},
+    {"name", CNN_DESC_NAME, SPEC_FIELD(conv2d.name), false, false},
+};
+static const cnn_desc_arg dense_args[] = {
+    {"units", CNN_DESC_COUNT, SPEC_FIELD(dense.units), true, true},
+    {"activation", CNN_DESC_ACTIVATION, SPEC_FIELD(dense.activation), false, true},
+    {"use_bias", CNN_DESC_USE_BIAS, SPEC_FIELD(dense.no_bias), false, false},
+    {"name", CNN_DESC_NAME, SPEC_FIELD(dense.name), false, false},
+};
+static const cnn_desc_arg pool2d_args[] = {
+    {"pool_size", CNN_DESC_PAIR, SPEC_FIELD(pool2d.pool_size), false, true},
+    {"strides", CNN_DESC_PAIR, SPEC_FIELD(pool2d.strides), false, true},
+    {"padding", CNN_DESC_PADDING, SPEC_FIELD(pool2d.padding), false, true},
+    {"name", CNN_DESC_NAME, SPEC_FIELD(pool2d.name), false, false},
+};
+static const cnn_desc_arg activation_args[] = {
+    {"activation", CNN_DESC_ACTIVATION, SPEC_FIELD(activation.activation), true, true},
+    {"name", CNN_DESC_NAME, SPEC_FIELD(activation.name), false, false},
+};
+static const cnn_desc_arg dropout_args[] = {
+    {"rate", CNN_DESC_RATE, SPEC_FIELD(dropout.rate), true, true},
+    {"seed", CNN_DESC_SEED, SPEC_FIELD(dropout.seed), false, false},
+    {"name", CNN_DESC_NAME, SPEC_FIELD(dropout.name), false, false},
+};
+static const cnn_desc_arg flatten_args[] = {
+    {"name", CNN_DESC_NAME, SPEC_FIELD(flatten.name), false, false},
+};
+static const cnn_desc_arg global_pool2d_args[] = {
+    {"name", CNN_DESC_NAME, SPEC_FIELD(global_pool2d.name), false, false},
+};
+static const cnn_desc_arg input_args[] = {
+    {"shape", CNN_DESC_SHAPE, 0, true, true},
+};
+
+#define KIND(k, keyword, args) {k, keyword, args, (int)(sizeof args / sizeof args[0])}
+
+/* One row per layer kind descriptions can express. */
+static const cnn_desc_kind kinds[] = {
+    KIND(CNN_LAYER_CONV2D, "Conv2D", conv2d_args),
+    KIND(CNN_LAYER_DENSE, "Dense", dense_args),
+    KIND(CNN_LAYER_MAX_POOLING2D, "MaxPooling2D", pool2d_args),
+    KIND(CNN_LAYER_AVERAGE_POOLING2D, "AveragePooling2D", pool2d_args),
+    KIND(CNN_LAYER_ACTIVATION, "Activation", activation_args),
+    KIND(CNN_LAYER_DROPOUT, "Dropout", dropout_args),
+    KIND(CNN_LAYER_FLATTEN, "Flatten", flatten_args),
+    KIND(CNN_LAYER_GLOBAL_AVERAGE_POOLING2D, "GlobalAveragePooling2D", global_pool2d_args),
+    KIND(CNN_LAYER_GLOBAL_MAX_POOLING2D, "GlobalMaxPooling2D", global_pool2d_args),
+};
+#define N_KINDS (sizeof kinds / sizeof kinds[0])
+
+const cnn_desc_kind cnn_desc_input = KIND(0, "input", input_args);
+
+/* Keras's other names for the same classes. */
+static const struct {
+    const char *alias, *name;
+} aliases[] = {
+    {"MaxPool2D", "MaxPooling2D"},
+    {"AvgPool2D", "AveragePooling2D"},
+    {"GlobalAvgPool2D", "GlobalAveragePooling2D"},
+    {"GlobalMaxPool2D", "GlobalMaxPooling2D"},
+};
+#define N_ALIASES (sizeof aliases / sizeof aliases[0])
+
+static bool word_is(const char *word, size_t len, const char *s)
+{
+    return strlen(s) == len && memcmp(word, s, len) == 0;
+}
+
+static char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c; }
+
+static bool word_is_nocase(const char *word, size_t len, const char *s)
+{
+    if (strlen(s) != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (ascii_lower(word[i]) != ascii_lower(s[i]))
+            return false;
+    return true;
+}
+
+cnn_layer_kind cnn_desc_kind_from_name(const char *name, size_t len)
+{
+    char buf[64];
+    if (len >= sizeof buf)
+        return 0;
+    for (size_t i = 0; i < N_ALIASES; i++)
+        if (word_is(name, len, aliases[i].alias))
+            return cnn_layer_kind_from_name(aliases[i].name);
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    return cnn_layer_kind_from_name(buf);
+}
+
+const cnn_desc_kind *cnn_desc_kind_find(cnn_layer_kind kind)
+{
+    for (size_t i = 0; i < N_KINDS; i++)
+        if (kinds[i].kind == kind)
+            return &kinds[i];
+    return NULL;
+}
+
+const char *cnn_desc_layer_names(char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_KINDS && used < size; i++) {
+        int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", kinds[i].keyword);
+        for (size_t j = 0; n >= 0 && j < N_ALIASES; j++)
+            if (strcmp(aliases[j].name, kinds[i].keyword) == 0 && used + (size_t)n < size)
+                n += snprintf(buf + used + n, size - used - (size_t)n, " (%s)", aliases[j].alias);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    return buf;
+}
+
+/* Levenshtein distance, ignoring ASCII case, of short words (longer ones
+ * count as far apart). */
+static size_t edit_distance(const char *a, size_t na, const char *b)
+{
+    size_t nb = strlen(b);
+    if (na > 40 || nb > 40)
+        return (size_t)-1;
+    size_t row[41];
+    for (size_t j = 0; j <= nb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (ascii_lower(a[i - 1]) != ascii_lower(b[j - 1]));
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[nb];
+}
+
+/* Close enough to suggest: at most a third of the word differs (and at
+ * most 3 edits), so "Conv2d" and "Desne" find their layer but "Lambda"
+ * finds nothing. */
+static void consider(const char *word, size_t len, const char *candidate, const char **best,
+                     size_t *best_d)
+{
+    size_t d = edit_distance(word, len, candidate);
+    size_t limit = strlen(candidate) / 3;
+    if (limit > 3)
+        limit = 3;
+    if (limit < 1)
+        limit = 1;
+    if (d <= limit && d < *best_d) {
+        *best = candidate;
+        *best_d = d;
+    }
+}
+
+const char *cnn_desc_suggest_layer(const char *word, size_t len)
+{
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    for (size_t i = 0; i < N_KINDS; i++)
+        consider(word, len, kinds[i].keyword, &best, &best_d);
+    for (size_t i = 0; i < N_ALIASES; i++)
+        consider(word, len, aliases[i].alias, &best, &best_d);
+    consider(word, len, "input", &best, &best_d);
+    return best;
+}
+
+int cnn_desc_arg_find(const cnn_desc_kind *k, const char *key, size_t len)
+{
+    for (int i = 0; i < k->n_args; i++)
+        if (word_is(key, len, k->args[i].key))
+            return i;
+    return -1;
+}
+
+const char *cnn_desc_suggest_key(const cnn_desc_kind *k, const char *key, size_t len)
+{
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    for (int i = 0; i < k->n_args; i++)
+        consider(key, len, k->args[i].key, &best, &best_d);
+    return best;
+}
+
+void cnn_desc_keys(const cnn_desc_kind *k, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < k->n_args && used < size; i++) {
+        int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", k->args[i].key);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+int cnn_desc_activation_from_name(const char *s, size_t len)
+{
+    static const struct {
+        const char *name;
+        cnn_activation value;
+    } names[] = {
+        {"linear", CNN_ACTIVATION_LINEAR}, {"None", CNN_ACTIVATION_LINEAR},
+        {"relu", CNN_ACTIVATION_RELU},     {"sigmoid", CNN_ACTIVATION_SIGMOID},
+        {"tanh", CNN_ACTIVATION_TANH},     {"softmax", CNN_ACTIVATION_SOFTMAX},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (word_is_nocase(s, len, names[i].name))
+            return (int)names[i].value;
+    return -1;
+}
+
+int cnn_desc_padding_from_name(const char *s, size_t len)
+{
+    /* Keras lower-cases padding, so "SAME" is accepted as well. */
+    if (word_is_nocase(s, len, "valid"))
+        return CNN_PADDING_VALID;
+    if (word_is_nocase(s, len, "same"))
+        return CNN_PADDING_SAME;
+    return -1;
+}
+
+void cnn_desc_store(cnn_layer_spec *spec, const cnn_desc_arg *arg, const cnn_desc_value *v)
+{
+    char *field = (char *)spec + arg->offset;
+    switch (arg->type) {
+    case CNN_DESC_COUNT: *(int *)field = v->ints[0]; break;
+    case CNN_DESC_PAIR: memcpy(field, v->ints, 2 * sizeof(int)); break;
+    case CNN_DESC_PADDING: *(cnn_padding *)field = (cnn_padding)v->choice; break;
+    case CNN_DESC_ACTIVATION: *(cnn_activation *)field = (cnn_activation)v->choice; break;
+    case CNN_DESC_USE_BIAS: *(bool *)field = !v->flag; break;
+    case CNN_DESC_RATE: *(float *)field = (float)v->real; break;
+    case CNN_DESC_SEED: *(uint64_t *)field = v->seed; break;
+    case CNN_DESC_NAME: *(const char **)field = v->text; break;
+    case CNN_DESC_SHAPE: break; /* the input shape is not a layer field */
+    }
+}
+
+cnn_shape cnn_desc_shape(const cnn_desc_value *v)
+{
+    return v->n_ints == 1 ? cnn_shape_flat(v->ints[0])
+                          : cnn_shape_hwc(v->ints[0], v->ints[1], v->ints[2]);
+}
+
+/* A value the library refuses is the description's fault, not the caller's. */
+static cnn_status as_format_error(cnn_status st)
+{
+    return st == CNN_ERR_INVALID_ARGUMENT ? CNN_ERR_FORMAT : st;
+}
+
+cnn_status cnn_desc_add(cnn_model *m, const cnn_layer_spec *spec)
+{
+    return as_format_error(cnn_model_add(m, spec));
+}
+
+cnn_status cnn_desc_create(cnn_model **out, cnn_shape shape)
+{
+    return as_format_error(cnn_model_create(out, shape));
+}
+
+/* ---- Entry points ------------------------------------------------------------- */
+
+/* JSON if the first thing after whitespace (and a UTF-8 byte order mark)
+ * is '{'. */
+static bool looks_like_json(const char *text, size_t size)
+{
+    size_t i = 0;
+    if (size >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+        i = 3;
+    while (i < size && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
+        i++;
+    return i < size && text[i] == '{';
+}
+
+/* Parses a NUL-terminated copy of size bytes. */
+static cnn_status parse_owned(const char *text, size_t size, const char *name, cnn_model **out)
+{
+    if (looks_like_json(text, size))
+        return cnn_desc_parse_json(text, size, name, out);
+    return cnn_desc_parse_text(text, size, name, out);
+}
+
+cnn_status cnn_model_from_description_memory(const char *text, size_t size, const char *name,
+                                             cnn_model **out)
+{
+    if (out)
+        *out = NULL;
+    if (!out || (!text && size))
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "cnn_model_from_description_memory: out is NULL or text is NULL");
+    if (!name)
+        name = "description";
+    if (size > DESC_MAX_BYTES)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: %zu bytes is too large for a model description"
+                        " (at most %zu)", name, size, DESC_MAX_BYTES);
+    char *copy = malloc(size + 1);
+    if (!copy)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", name);
+    if (size)
+        memcpy(copy, text, size);
+    copy[size] = '\0';
+    cnn_status st = parse_owned(copy, size, name, out);
+    free(copy);
+    return st;
+}
+
+static cnn_status io_error(const char *path, const char *what, int err)
+{
+    char msg[128];
+    if (strerror_r(err, msg, sizeof msg) != 0)
+        snprintf(msg, sizeof msg, "error %d", err);
+    return cnn_fail(CNN_ERR_IO, "%s: %s: %s", path, what, msg);
+}
+
+/* Reads a whole regular file of at most DESC_MAX_BYTES, NUL-terminated. */
+static cnn_status read_file(const char *path, char **text, size_t *size)
+{
+    *text = NULL;
+    /* O_NONBLOCK so that a FIFO does not hang open(); no effect on regular files. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return io_error(path, "cannot open", errno);
+    struct stat sb;
+    cnn_status st = CNN_OK;
+    if (fstat(fd, &sb) != 0)
+        st = io_error(path, "cannot stat", errno);
+    else if (!S_ISREG(sb.st_mode))
+        st = cnn_fail(CNN_ERR_IO, "%s: expected a regular file, got %s", path,
+                      S_ISDIR(sb.st_mode) ? "a directory" : "a special file");
+    else if ((uint64_t)sb.st_size > DESC_MAX_BYTES)
+        st = cnn_fail(CNN_ERR_FORMAT, "%s: %lld bytes is too large for a model description"
+                      " (at most %zu)", path, (long long)sb.st_size, DESC_MAX_BYTES);
+    if (st) {
+        close(fd);
+        return st;
+    }
+    /* One byte more than the size says, to notice a file that grew. */
+    size_t cap = (size_t)sb.st_size + 1, n = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf) {
+        close(fd);
+        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", path);
+    }
+    while (n < cap) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            st = io_error(path, "read", errno);
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (!st && n == cap)
+        st = cnn_fail(CNN_ERR_IO, "%s: the file changed while it was being read", path);
+    if (st) {
+        free(buf);
+        return st;
+    }
+    buf[n] = '\0';
+    *text = buf;
+    *size = n;
+    return CNN_OK;
+}
+
+cnn_status cnn_model_from_description(const char *path, cnn_model **out)
+{
+    if (out)
+        *out = NULL;
+    if (!path || !out)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "cnn_model_from_description: path and out are required");
+    char *text;
+    size_t size;
+    cnn_status st = read_file(path, &text, &size);
+    if (st)
+        return st;
+    st = parse_owned(text, size, path, out);
+    free(text);
+    return st;
+}

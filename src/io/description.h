@@ -1,0 +1,103 @@
+/* Model descriptions (internal): the argument table shared by the text
+ * reader (description_text.c) and the Keras JSON reader
+ * (description_json.c). The public entry points are in description.c.
+ *
+ * Every layer kind a description can name has one row in the table in
+ * description.c: its arguments in Keras's positional order, each with a
+ * value type and the offset of the field it sets in cnn_layer_spec. Both
+ * readers turn their own syntax into a cnn_desc_value, and cnn_desc_store
+ * writes it into the spec, so a new layer kind needs one table row. */
+#ifndef CNN_IO_DESCRIPTION_H
+#define CNN_IO_DESCRIPTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cnn.h"
+
+#define CNN_DESC_MAX_ARGS 12
+
+typedef enum cnn_desc_type {
+    CNN_DESC_COUNT,      /* integer >= 1: filters, units */
+    CNN_DESC_PAIR,       /* n or (h, w), each >= 1: kernel_size, strides, ... */
+    CNN_DESC_PADDING,    /* valid | same */
+    CNN_DESC_ACTIVATION, /* relu | sigmoid | tanh | softmax | linear */
+    CNN_DESC_USE_BIAS,   /* true | false, stored inverted in no_bias */
+    CNN_DESC_RATE,       /* finite real in [0, 1) */
+    CNN_DESC_SEED,       /* integer >= 0 (0 = derived from the model's seed) */
+    CNN_DESC_NAME,       /* a layer name */
+    CNN_DESC_SHAPE       /* (rows, cols, channels) or (features): the input only */
+} cnn_desc_type;
+
+typedef struct cnn_desc_arg {
+    const char *key;     /* the Keras argument name */
+    cnn_desc_type type;
+    size_t offset;       /* of the field in cnn_layer_spec (unused for SHAPE) */
+    bool required;
+    bool positional;     /* may be given without key=, in table order */
+} cnn_desc_arg;
+
+typedef struct cnn_desc_kind {
+    cnn_layer_kind kind; /* 0 for the input pseudo-layer */
+    const char *keyword; /* the Keras class name */
+    const cnn_desc_arg *args;
+    int n_args;
+} cnn_desc_kind;
+
+/* One parsed argument value; which members are set depends on the type. */
+typedef struct cnn_desc_value {
+    int ints[3];         /* COUNT: ints[0]; PAIR: (h, w); SHAPE: n_ints dims */
+    int n_ints;
+    double real;         /* RATE */
+    uint64_t seed;       /* SEED */
+    bool flag;           /* USE_BIAS */
+    int choice;          /* PADDING, ACTIVATION: the enum value */
+    const char *text;    /* NAME: NUL-terminated, must outlive cnn_model_add */
+} cnn_desc_value;
+
+/* The input pseudo-layer: "input shape=H,W,C". */
+extern const cnn_desc_kind cnn_desc_input;
+
+/* A Keras class name (or alias such as MaxPool2D) to its kind; 0 if the
+ * library has no such layer. */
+cnn_layer_kind cnn_desc_kind_from_name(const char *name, size_t len);
+/* The table row of a kind, NULL if descriptions cannot express it. */
+const cnn_desc_kind *cnn_desc_kind_find(cnn_layer_kind kind);
+/* "Conv2D, Dense, MaxPooling2D (MaxPool2D), ..." - every class name
+ * descriptions accept, written into buf (which is returned). */
+const char *cnn_desc_layer_names(char *buf, size_t size);
+/* The closest layer class name to a misspelt one, NULL if none is close. */
+const char *cnn_desc_suggest_layer(const char *word, size_t len);
+
+/* Index of an argument of a kind, -1 if it has none of that name. */
+int cnn_desc_arg_find(const cnn_desc_kind *k, const char *key, size_t len);
+/* The closest argument name of a kind, NULL if none is close. */
+const char *cnn_desc_suggest_key(const cnn_desc_kind *k, const char *key, size_t len);
+/* "filters, kernel_size, ..." into buf. */
+void cnn_desc_keys(const cnn_desc_kind *k, char *buf, size_t size);
+
+/* Enum value of an activation / padding name (case-insensitive; "None" is
+ * linear), -1 if unknown. */
+int cnn_desc_activation_from_name(const char *s, size_t len);
+int cnn_desc_padding_from_name(const char *s, size_t len);
+/* What the value parsers say they expected, for error messages. */
+#define CNN_DESC_ACTIVATIONS "relu, sigmoid, tanh, softmax or linear"
+
+/* Writes a value into the spec field the argument names. */
+void cnn_desc_store(cnn_layer_spec *spec, const cnn_desc_arg *arg, const cnn_desc_value *v);
+/* The shape of a parsed SHAPE value. */
+cnn_shape cnn_desc_shape(const cnn_desc_value *v);
+
+/* cnn_model_add / cnn_model_create, with a caller's bad value reported as a
+ * malformed description (CNN_ERR_FORMAT); shape errors stay CNN_ERR_SHAPE.
+ * The caller adds the location with cnn_error_prefix. */
+cnn_status cnn_desc_add(cnn_model *m, const cnn_layer_spec *spec);
+cnn_status cnn_desc_create(cnn_model **out, cnn_shape shape);
+
+/* The two readers. text is NUL-terminated at text[size] (it may contain no
+ * other NUL); name is used in messages. */
+cnn_status cnn_desc_parse_text(const char *text, size_t size, const char *name, cnn_model **out);
+cnn_status cnn_desc_parse_json(const char *text, size_t size, const char *name, cnn_model **out);
+
+#endif

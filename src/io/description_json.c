@@ -1,0 +1,390 @@
+/* Keras Sequential architectures from model.to_json() (also the
+ * model_config of a legacy .h5 file and config.json of a .keras file):
+ *
+ *   Keras 2: {"class_name": "Sequential", "config": {"name": ..., "layers": [
+ *               {"class_name": "Conv2D", "config": {"batch_input_shape":
+ *                [null, 28, 28, 1], "filters": 32, ...}}, ...]}}
+ *            (Keras <= 2.1: "config" is the list of layers itself)
+ *   Keras 3: layers also carry "module", "registered_name", "build_config";
+ *            the input is an InputLayer with "batch_shape"; dtype may be a
+ *            DTypePolicy object.
+ *
+ * Arguments go through the same table as the text format. Settings that
+ * only matter when weights are initialised or regularised in training
+ * (initializers, regularizers, constraints) are accepted and ignored;
+ * anything that would change what the layer computes and that the library
+ * cannot do (channels_first, groups, another dtype, a custom class) is
+ * refused with a message naming the layer. */
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "io/description.h"
+
+typedef struct {
+    const char *name;  /* file name */
+    char where[192];   /* "layers[2] 'conv2d' (Conv2D): " or "" */
+} json_reader;
+
+static cnn_status jfail(const json_reader *r, cnn_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static cnn_status jfail(const json_reader *r, cnn_status status, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return cnn_fail(status, "%s: %s%s", r->name, r->where, msg);
+}
+
+/* A JSON value as compact text for messages, cut to fit buf. */
+static const char *show(const json_t *v, char *buf, size_t size)
+{
+    if (!v) {
+        snprintf(buf, size, "nothing");
+        return buf;
+    }
+    char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    snprintf(buf, size, "%s", text ? text : "?");
+    if (text && strlen(text) >= size && size > 4)
+        memcpy(buf + size - 4, "...", 4);
+    free(text);
+    return buf;
+}
+
+static const char *string_of(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+/* ---- Values --------------------------------------------------------------- */
+
+static bool get_int(const json_t *v, int min, int *out)
+{
+    if (!json_is_integer(v))
+        return false;
+    json_int_t x = json_integer_value(v);
+    if (x < min || x > INT_MAX)
+        return false;
+    *out = (int)x;
+    return true;
+}
+
+static cnn_status convert(const json_reader *r, const cnn_desc_arg *a, const json_t *v,
+                          cnn_desc_value *out)
+{
+    char got[96];
+    memset(out, 0, sizeof *out);
+    switch (a->type) {
+    case CNN_DESC_COUNT:
+        if (!get_int(v, 1, &out->ints[0]))
+            return jfail(r, CNN_ERR_FORMAT, "%s: expected an integer >= 1, got %s", a->key,
+                         show(v, got, sizeof got));
+        return CNN_OK;
+    case CNN_DESC_PAIR:
+        if (get_int(v, 1, &out->ints[0])) {
+            out->ints[1] = out->ints[0];
+            return CNN_OK;
+        }
+        if (json_is_array(v) && json_array_size(v) == 2 && get_int(json_array_get(v, 0), 1, &out->ints[0])
+            && get_int(json_array_get(v, 1), 1, &out->ints[1]))
+            return CNN_OK;
+        return jfail(r, CNN_ERR_FORMAT,
+                     "%s: expected an integer or a list of 2 integers, each >= 1, got %s", a->key,
+                     show(v, got, sizeof got));
+    case CNN_DESC_PADDING: {
+        const char *s = json_string_value(v);
+        if (!s || (out->choice = cnn_desc_padding_from_name(s, strlen(s))) < 0)
+            return jfail(r, CNN_ERR_FORMAT, "%s: expected \"valid\" or \"same\", got %s", a->key,
+                         show(v, got, sizeof got));
+        return CNN_OK;
+    }
+    case CNN_DESC_ACTIVATION: {
+        /* A name, null (linear), or a serialised function whose config is
+         * the name (Keras 3). */
+        const char *s = json_is_null(v) ? "linear" : json_string_value(v);
+        if (!s && json_is_object(v))
+            s = string_of(v, "config");
+        if (!s || (out->choice = cnn_desc_activation_from_name(s, strlen(s))) < 0)
+            return jfail(r, CNN_ERR_FORMAT, "%s: expected " CNN_DESC_ACTIVATIONS ", got %s",
+                         a->key, show(v, got, sizeof got));
+        return CNN_OK;
+    }
+    case CNN_DESC_USE_BIAS:
+        if (!json_is_boolean(v))
+            return jfail(r, CNN_ERR_FORMAT, "%s: expected true or false, got %s", a->key,
+                         show(v, got, sizeof got));
+        out->flag = json_is_true(v);
+        return CNN_OK;
+    case CNN_DESC_RATE: {
+        double x = json_number_value(v);
+        if (!json_is_number(v) || !isfinite(x) || !(x >= 0 && x < 1))
+            return jfail(r, CNN_ERR_FORMAT, "%s: expected a number in [0, 1), got %s", a->key,
+                         show(v, got, sizeof got));
+        out->real = x;
+        return CNN_OK;
+    }
+    case CNN_DESC_SEED:
+        if (json_is_null(v))
+            return CNN_OK;
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            return jfail(r, CNN_ERR_FORMAT, "%s: expected an integer >= 0 or null, got %s",
+                         a->key, show(v, got, sizeof got));
+        out->seed = (uint64_t)json_integer_value(v);
+        return CNN_OK;
+    case CNN_DESC_NAME:
+        out->text = json_string_value(v);
+        if (!out->text || !*out->text)
+            return jfail(r, CNN_ERR_FORMAT, "%s: expected a non-empty string, got %s", a->key,
+                         show(v, got, sizeof got));
+        return CNN_OK;
+    case CNN_DESC_SHAPE:
+        break;
+    }
+    return jfail(r, CNN_ERR_FORMAT, "%s: not a layer argument", a->key);
+}
+
+/* A Keras shape with its batch axis first: [null, 28, 28, 1] or [null, 784]. */
+static cnn_status shape_from(const json_reader *r, const char *what, const json_t *v,
+                             cnn_shape *out)
+{
+    char got[96];
+    size_t n = json_array_size(v);
+    if (!json_is_array(v) || (n != 2 && n != 4))
+        return jfail(r, CNN_ERR_FORMAT,
+                     "%s: expected [batch, rows, cols, channels] or [batch, features], got %s",
+                     what, show(v, got, sizeof got));
+    int dims[3];
+    for (size_t i = 1; i < n; i++) {
+        const json_t *d = json_array_get(v, i);
+        if (json_is_null(d))
+            return jfail(r, CNN_ERR_FORMAT,
+                         "%s %s: dimension %zu is variable (null); only fixed-size inputs are"
+                         " supported",
+                         what, show(v, got, sizeof got), i);
+        if (!get_int(d, 1, &dims[i - 1]))
+            return jfail(r, CNN_ERR_FORMAT, "%s %s: dimension %zu must be an integer >= 1", what,
+                         show(v, got, sizeof got), i);
+    }
+    *out = n == 4 ? cnn_shape_hwc(dims[0], dims[1], dims[2]) : cnn_shape_flat(dims[0]);
+    return CNN_OK;
+}
+
+/* The input shape: from a leading InputLayer (then *first = 1), the first
+ * layer's batch_input_shape / batch_shape, the Sequential's
+ * build_input_shape, or a build_config. */
+static cnn_status input_shape(json_reader *r, const json_t *root, const json_t *config,
+                              const json_t *layers, cnn_shape *out, size_t *first)
+{
+    const json_t *l0 = json_array_get(layers, 0);
+    const json_t *c0 = json_object_get(l0, "config");
+    const json_t *s;
+    *first = 0;
+    const char *cls0 = string_of(l0, "class_name");
+    if (cls0 && strcmp(cls0, "InputLayer") == 0) {
+        *first = 1;
+        if ((s = json_object_get(c0, "batch_shape")) || (s = json_object_get(c0, "batch_input_shape")))
+            return shape_from(r, "layers[0] (InputLayer) batch_shape", s, out);
+        return jfail(r, CNN_ERR_FORMAT,
+                     "layers[0] (InputLayer): expected batch_shape or batch_input_shape");
+    }
+    if ((s = json_object_get(c0, "batch_input_shape")) || (s = json_object_get(c0, "batch_shape")))
+        return shape_from(r, "layers[0] batch_input_shape", s, out);
+    if ((s = json_object_get(config, "build_input_shape")) && !json_is_null(s))
+        return shape_from(r, "build_input_shape", s, out);
+    if ((s = json_object_get(json_object_get(root, "build_config"), "input_shape")) && !json_is_null(s))
+        return shape_from(r, "build_config input_shape", s, out);
+    if ((s = json_object_get(json_object_get(l0, "build_config"), "input_shape")) && !json_is_null(s))
+        return shape_from(r, "layers[0] build_config input_shape", s, out);
+    return jfail(r, CNN_ERR_FORMAT,
+                 "no input shape: expected an InputLayer first, batch_input_shape in the first"
+                 " layer's config, or build_input_shape (build the model before to_json())");
+}
+
+/* A dtype of "float32" or a DTypePolicy object named float32. */
+static bool is_float32(const json_t *v)
+{
+    const char *s = json_is_object(v) ? string_of(json_object_get(v, "config"), "name")
+                                      : json_string_value(v);
+    return json_is_null(v) || (s && strcmp(s, "float32") == 0);
+}
+
+/* Keras settings that do not change what a trained layer computes: weight
+ * initialisation and training-time penalties and constraints. */
+static bool ignorable(const char *key)
+{
+    static const char *const keys[] = {
+        "kernel_initializer", "bias_initializer", "kernel_regularizer", "bias_regularizer",
+        "activity_regularizer", "kernel_constraint", "bias_constraint",
+        "batch_input_shape", "batch_shape", /* read by input_shape() */
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(key, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/* A config key the table does not have: accepted only if it does not
+ * change the computation. */
+static cnn_status check_other(const json_reader *r, const char *key, const json_t *v)
+{
+    char got[96];
+    if (ignorable(key) || json_is_null(v))
+        return CNN_OK;
+    if (strcmp(key, "trainable") == 0) {
+        if (json_is_true(v))
+            return CNN_OK;
+        return jfail(r, CNN_ERR_FORMAT,
+                     "trainable %s: frozen layers are not supported (every layer is trained)",
+                     show(v, got, sizeof got));
+    }
+    if (strcmp(key, "dtype") == 0) {
+        if (is_float32(v))
+            return CNN_OK;
+        return jfail(r, CNN_ERR_FORMAT, "dtype %s is not supported; only float32",
+                     show(v, got, sizeof got));
+    }
+    if (strcmp(key, "data_format") == 0) {
+        const char *s = json_string_value(v);
+        if (s && strcmp(s, "channels_last") == 0)
+            return CNN_OK;
+        return jfail(r, CNN_ERR_FORMAT,
+                     "data_format %s is not supported: only channels_last (NHWC) is",
+                     show(v, got, sizeof got));
+    }
+    if (strcmp(key, "keepdims") == 0) { /* global pooling */
+        if (json_is_false(v))
+            return CNN_OK;
+        return jfail(r, CNN_ERR_FORMAT, "keepdims %s is not supported; only false",
+                     show(v, got, sizeof got));
+    }
+    if (strcmp(key, "groups") == 0) {
+        if (json_is_integer(v) && json_integer_value(v) == 1)
+            return CNN_OK;
+        return jfail(r, CNN_ERR_FORMAT, "groups %s (grouped convolution) is not supported",
+                     show(v, got, sizeof got));
+    }
+    return jfail(r, CNN_ERR_FORMAT, "argument %s = %s is not supported", key,
+                 show(v, got, sizeof got));
+}
+
+static cnn_status add_layer(json_reader *r, size_t i, const json_t *layer, cnn_model *m)
+{
+    r->where[0] = '\0';
+    const char *cls = string_of(layer, "class_name");
+    const json_t *config = json_object_get(layer, "config");
+    if (!json_is_object(layer) || !cls || (config && !json_is_object(config)))
+        return jfail(r, CNN_ERR_FORMAT,
+                     "layers[%zu]: expected an object with a class_name and a config object", i);
+    const char *lname = string_of(config, "name");
+    snprintf(r->where, sizeof r->where, "layers[%zu] '%.64s' (%.64s): ", i, lname ? lname : "?",
+             cls);
+    const char *registered = string_of(layer, "registered_name");
+    const char *module = string_of(layer, "module");
+    if (registered && strcmp(registered, cls) != 0)
+        return jfail(r, CNN_ERR_FORMAT, "custom layer (registered as '%s') is not supported",
+                     registered);
+    if (module && strncmp(module, "keras", 5) != 0)
+        return jfail(r, CNN_ERR_FORMAT, "custom layer from module '%s' is not supported",
+                     module);
+    if (strcmp(cls, "InputLayer") == 0)
+        return jfail(r, CNN_ERR_FORMAT, "an InputLayer can only come first");
+    cnn_layer_kind kind = cnn_desc_kind_from_name(cls, strlen(cls));
+    const cnn_desc_kind *k = kind ? cnn_desc_kind_find(kind) : NULL;
+    char names[384];
+    if (!k)
+        return jfail(r, CNN_ERR_FORMAT, "layer class %s is not supported; supported: %s", cls,
+                     cnn_desc_layer_names(names, sizeof names));
+    cnn_layer_spec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.kind = kind;
+    bool given[CNN_DESC_MAX_ARGS] = {0};
+    const char *key;
+    json_t *v;
+    cnn_status st;
+    json_object_foreach((json_t *)config, key, v) {
+        int a = cnn_desc_arg_find(k, key, strlen(key));
+        if (a < 0) {
+            if ((st = check_other(r, key, v)))
+                return st;
+            continue;
+        }
+        if (json_is_null(v) && !k->args[a].required && k->args[a].type != CNN_DESC_ACTIVATION)
+            continue; /* null = Keras's default */
+        cnn_desc_value value;
+        if ((st = convert(r, &k->args[a], v, &value)))
+            return st;
+        cnn_desc_store(&spec, &k->args[a], &value);
+        given[a] = true;
+    }
+    for (int a = 0; a < k->n_args; a++)
+        if (k->args[a].required && !given[a])
+            return jfail(r, CNN_ERR_FORMAT, "missing required argument %s", k->args[a].key);
+    if ((st = cnn_desc_add(m, &spec)))
+        cnn_error_prefix("%s: layers[%zu]", r->name, i);
+    return st;
+}
+
+static cnn_status read_model(json_reader *r, const json_t *root, cnn_model **out)
+{
+    const char *cls = string_of(root, "class_name");
+    if (!cls)
+        return jfail(r, CNN_ERR_FORMAT,
+                     "expected a Keras model from model.to_json(): an object with"
+                     " \"class_name\": \"Sequential\"");
+    if (strcmp(cls, "Sequential") != 0)
+        return jfail(r, CNN_ERR_FORMAT,
+                     "model class %s is not supported: only Sequential models can be read"
+                     " (not Functional or subclassed ones)",
+                     cls);
+    const json_t *config = json_object_get(root, "config");
+    const json_t *layers = json_is_array(config) ? config : json_object_get(config, "layers");
+    if (!json_is_array(layers))
+        return jfail(r, CNN_ERR_FORMAT, "config: expected a \"layers\" list");
+    cnn_status st;
+    const json_t *trainable = json_object_get(config, "trainable");
+    if (trainable && (st = check_other(r, "trainable", trainable)))
+        return st;
+    cnn_shape shape;
+    size_t first;
+    if ((st = input_shape(r, root, config, layers, &shape, &first)))
+        return st;
+    if ((st = cnn_desc_create(out, shape))) {
+        cnn_error_prefix("%s: input shape", r->name);
+        return st;
+    }
+    size_t n = json_array_size(layers);
+    if (n <= first) {
+        cnn_model_free(*out);
+        *out = NULL;
+        return jfail(r, CNN_ERR_FORMAT, "config: the model has no layers");
+    }
+    for (size_t i = first; i < n; i++) {
+        if ((st = add_layer(r, i, json_array_get(layers, i), *out))) {
+            cnn_model_free(*out);
+            *out = NULL;
+            return st;
+        }
+    }
+    return CNN_OK;
+}
+
+cnn_status cnn_desc_parse_json(const char *text, size_t size, const char *name, cnn_model **out)
+{
+    json_reader r = {.name = name};
+    json_error_t e;
+    json_t *root = json_loadb(text, size, JSON_REJECT_DUPLICATES, &e);
+    if (!root)
+        return cnn_fail(CNN_ERR_FORMAT, "%s:%d:%d: JSON syntax error: %s", name, e.line,
+                        e.column, e.text);
+    cnn_status st = read_model(&r, root, out);
+    json_decref(root);
+    return st;
+}

@@ -1,0 +1,636 @@
+/* Model descriptions: the hand-written text format and Keras to_json()
+ * (Keras 2 and 3), every error with its file:line:column, the example
+ * files in examples/, and real Keras configs in tests/data/ (extracted
+ * from ../shared/keras-models: model_config of mnist-keras2.2.4.h5 and
+ * config.json of mnist-keras3.14.keras). */
+#include <stdlib.h>
+
+#include "test.h"
+
+static cnn_status parse(const char *text, cnn_model **m)
+{
+    return cnn_model_from_description_memory(text, strlen(text), "t.model", m);
+}
+
+/* Parses text, which must fail with status and a message containing want;
+ * the output model must stay NULL. */
+#define PARSE_FAILS(text, status, want)                                            \
+    do {                                                                           \
+        cnn_model *bad_ = (cnn_model *)&bad_; /* must be reset to NULL */          \
+        CHECK_FAILS(parse((text), &bad_), (status), (want));                       \
+        CHECK(bad_ == NULL);                                                       \
+        if (bad_ != (cnn_model *)&bad_)                                            \
+            cnn_model_free(bad_);                                                  \
+    } while (0)
+
+static char *summary_of(const cnn_model *m)
+{
+    char *text = NULL;
+    CHECK_OK(cnn_model_summary(m, &text));
+    return text;
+}
+
+static void check_summaries_equal(const cnn_model *a, const cnn_model *b, const char *what)
+{
+    char *sa = summary_of(a), *sb = summary_of(b);
+    if (sa && sb && strcmp(sa, sb) != 0) {
+        fprintf(stderr, "%s: summaries differ\n--- parsed ---\n%s--- built in C ---\n%s", what,
+                sa, sb);
+        CHECK(0);
+    } else {
+        CHECK(sa && sb);
+    }
+    free(sa);
+    free(sb);
+}
+
+static void check_example(const char *path, int64_t params, int layers)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_from_description(path, &m));
+    if (!m)
+        return;
+    CHECK(cnn_model_param_count(m) == params);
+    CHECK(cnn_model_layer_count(m) == layers);
+    if (cnn_model_param_count(m) != params)
+        fprintf(stderr, "%s: %lld params, expected %lld\n", path,
+                (long long)cnn_model_param_count(m), (long long)params);
+    cnn_model_free(m);
+}
+
+static void test_examples(void)
+{
+    /* The tutorial convnet, parsed and built in C, must print the same summary. */
+    cnn_model *parsed = NULL, *built = NULL;
+    CHECK_OK(cnn_model_from_description("examples/tutorial_convnet.model", &parsed));
+    CHECK_OK(cnn_model_create(&built, cnn_shape_hwc(28, 28, 1)));
+    CHECK_OK(cnn_model_add_conv2d(built, cnn_conv2d(.filters = 32, .kernel_size = {5, 5},
+                                                    .padding = CNN_PADDING_SAME,
+                                                    .activation = CNN_ACTIVATION_RELU)));
+    CHECK_OK(cnn_model_add_max_pooling2d(built, cnn_pool2d(.pool_size = {2, 2})));
+    CHECK_OK(cnn_model_add_conv2d(built, cnn_conv2d(.filters = 64, .kernel_size = {5, 5},
+                                                    .padding = CNN_PADDING_SAME,
+                                                    .activation = CNN_ACTIVATION_RELU)));
+    CHECK_OK(cnn_model_add_max_pooling2d(built, cnn_pool2d(.pool_size = {2, 2})));
+    CHECK_OK(cnn_model_add_flatten(built, cnn_flatten()));
+    CHECK_OK(cnn_model_add_dense(built, cnn_dense(.units = 1024,
+                                                  .activation = CNN_ACTIVATION_RELU)));
+    CHECK_OK(cnn_model_add_dropout(built, cnn_dropout(.rate = 0.4f)));
+    CHECK_OK(cnn_model_add_dense(built, cnn_dense(.units = 10,
+                                                  .activation = CNN_ACTIVATION_SOFTMAX)));
+    if (parsed && built) {
+        check_summaries_equal(parsed, built, "tutorial_convnet.model");
+        /* Beyond the summary: every layer's full configuration. */
+        for (int i = 0; i < cnn_model_layer_count(built); i++) {
+            cnn_layer_spec a, b;
+            CHECK_OK(cnn_model_layer_spec(parsed, i, &a));
+            CHECK_OK(cnn_model_layer_spec(built, i, &b));
+            CHECK(a.kind == b.kind);
+            if (a.kind == CNN_LAYER_CONV2D)
+                CHECK(a.u.conv2d.filters == b.u.conv2d.filters
+                      && a.u.conv2d.padding == b.u.conv2d.padding
+                      && a.u.conv2d.activation == b.u.conv2d.activation
+                      && a.u.conv2d.kernel_size[1] == b.u.conv2d.kernel_size[1]);
+            if (a.kind == CNN_LAYER_DROPOUT)
+                CHECK(a.u.dropout.rate == b.u.dropout.rate);
+        }
+    }
+    cnn_model_free(parsed);
+    cnn_model_free(built);
+
+    /* 832 + 51264 + 3136*1024+1024 + 1024*10+10 */
+    check_example("examples/tutorial_convnet.model", 3274634, 8);
+    /* 896 + 18496 + 16*16*64*10+10 */
+    check_example("examples/seed.model", 183242, 6);
+    /* 156 + 2416 + 48120 + 10164 + 850 */
+    check_example("examples/lenet5.model", 61706, 8);
+
+    /* The seed note's flow stops where its golden summary does. */
+    cnn_model *m = NULL;
+    CHECK_OK(parse("input shape=64,64,3\n"
+                   "Conv2D filters=32 kernel_size=3 padding=same activation=relu\n"
+                   "MaxPooling2D pool_size=2\n"
+                   "Conv2D filters=64 kernel_size=3 padding=same activation=relu\n",
+                   &m));
+    if (m) {
+        char *text = summary_of(m);
+        FILE *f = fopen("tests/golden/seed_flow.txt", "rb");
+        char want[4096] = "";
+        if (f) {
+            want[fread(want, 1, sizeof want - 1, f)] = '\0';
+            fclose(f);
+        }
+        CHECK(text && strcmp(text, want) == 0);
+        free(text);
+    }
+    cnn_model_free(m);
+}
+
+static void test_text_syntax(void)
+{
+    cnn_model *m = NULL;
+    cnn_layer_spec s;
+    /* Positional values in Keras order, tuples, quotes, case, tabs, CRLF, a
+     * byte order mark, comments everywhere. */
+    const char *text = "\xEF\xBB\xBF# a comment line\r\n"
+                       "\r\n"
+                       "   input   shape=(32, 32, 3)   # trailing comment\r\n"
+                       "Conv2D 16 (5, 3) 2,1 SAME\tdilation_rate=1 name='first conv'\r\n"
+                       "Conv2D filters = 8 kernel_size=[3,3] dilation_rate=2 use_bias=false\n"
+                       "Activation relu\n"
+                       "Activation activation=\"tanh\" # quoted\n"
+                       "MaxPool2D 2 strides=1 padding=same\n"
+                       "AvgPool2D pool_size=3, 2\n"
+                       "Flatten name=flat\n"
+                       "Dropout 0.25 seed=7\n"
+                       "Dense 10 softmax use_bias=True\n"
+                       "# the end, without a newline";
+    CHECK_OK(parse(text, &m));
+    if (m) {
+        CHECK(cnn_model_layer_count(m) == 9);
+        CHECK_OK(cnn_model_layer_spec(m, 0, &s));
+        CHECK(s.kind == CNN_LAYER_CONV2D && s.u.conv2d.filters == 16);
+        CHECK(s.u.conv2d.kernel_size[0] == 5 && s.u.conv2d.kernel_size[1] == 3);
+        CHECK(s.u.conv2d.strides[0] == 2 && s.u.conv2d.strides[1] == 1);
+        CHECK(s.u.conv2d.padding == CNN_PADDING_SAME);
+        CHECK(strcmp(cnn_model_layer_name(m, 0), "first conv") == 0);
+        cnn_shape o = cnn_model_layer_output_shape(m, 0);
+        CHECK(o.dims[0] == 16 && o.dims[1] == 32 && o.dims[2] == 16);
+        CHECK_OK(cnn_model_layer_spec(m, 1, &s));
+        CHECK(s.u.conv2d.dilation_rate[0] == 2 && s.u.conv2d.dilation_rate[1] == 2);
+        CHECK(s.u.conv2d.no_bias);
+        CHECK(cnn_model_layer_param_count(m, 1) == 3 * 3 * 16 * 8); /* no bias */
+        CHECK_OK(cnn_model_layer_spec(m, 2, &s));
+        CHECK(s.kind == CNN_LAYER_ACTIVATION && s.u.activation.activation == CNN_ACTIVATION_RELU);
+        CHECK_OK(cnn_model_layer_spec(m, 3, &s));
+        CHECK(s.u.activation.activation == CNN_ACTIVATION_TANH);
+        CHECK_OK(cnn_model_layer_spec(m, 4, &s));
+        CHECK(s.kind == CNN_LAYER_MAX_POOLING2D && s.u.pool2d.strides[0] == 1
+              && s.u.pool2d.padding == CNN_PADDING_SAME);
+        CHECK_OK(cnn_model_layer_spec(m, 5, &s));
+        CHECK(s.kind == CNN_LAYER_AVERAGE_POOLING2D && s.u.pool2d.pool_size[0] == 3
+              && s.u.pool2d.pool_size[1] == 2);
+        CHECK(strcmp(cnn_model_layer_name(m, 6), "flat") == 0);
+        CHECK_OK(cnn_model_layer_spec(m, 7, &s));
+        CHECK(s.kind == CNN_LAYER_DROPOUT && s.u.dropout.rate == 0.25f && s.u.dropout.seed == 7);
+        CHECK_OK(cnn_model_layer_spec(m, 8, &s));
+        CHECK(s.u.dense.units == 10 && s.u.dense.activation == CNN_ACTIVATION_SOFTMAX
+              && !s.u.dense.no_bias);
+    }
+    cnn_model_free(m);
+
+    /* Flat input, Input spelt as in Keras, activation None. */
+    m = NULL;
+    CHECK_OK(parse("Input shape=784\nDense units=64 activation=None\nDense 10", &m));
+    if (m) {
+        CHECK(cnn_model_input_shape(m).rank == 1 && cnn_model_input_shape(m).dims[0] == 784);
+        CHECK(cnn_model_param_count(m) == 784 * 64 + 64 + 64 * 10 + 10);
+    }
+    cnn_model_free(m);
+
+    /* Global pooling heads. */
+    m = NULL;
+    CHECK_OK(parse("input shape=8,8,3\nConv2D 4 3\nGlobalAveragePooling2D\n"
+                   "Dense 2 softmax\n", &m));
+    if (m)
+        CHECK(cnn_model_layer_output_shape(m, 1).rank == 1
+              && cnn_model_layer_output_shape(m, 1).dims[0] == 4);
+    cnn_model_free(m);
+}
+
+static void test_text_errors(void)
+{
+    /* Unknown layers, with a suggestion when one is close. */
+    PARSE_FAILS("input shape=28,28,1\nConv2d filters=32 kernel_size=3\n", CNN_ERR_FORMAT,
+                "t.model:2:1: unknown layer 'Conv2d' (did you mean 'Conv2D'?); known layers:"
+                " Conv2D, Dense");
+    PARSE_FAILS("input shape=28,28,1\n  Lambda\n", CNN_ERR_FORMAT,
+                "t.model:2:3: unknown layer 'Lambda'; known layers: Conv2D, Dense, MaxPooling2D"
+                " (MaxPool2D)");
+    PARSE_FAILS("input shape=28,28,1\nConv2D(32, 3)\n", CNN_ERR_FORMAT,
+                "t.model:2:7: expected a blank after 'Conv2D', got '('");
+    PARSE_FAILS("input shape=28,28,1\n=3\n", CNN_ERR_FORMAT,
+                "t.model:2:1: expected a layer name");
+
+    /* Unknown, repeated, missing and misplaced arguments. */
+    PARSE_FAILS("input shape=28,28,1\nConv2D filters=32 kernal_size=3\n", CNN_ERR_FORMAT,
+                "t.model:2:19: Conv2D has no argument 'kernal_size' (did you mean"
+                " 'kernel_size'?); its arguments are filters, kernel_size, strides, padding,"
+                " dilation_rate, activation, use_bias, name");
+    PARSE_FAILS("input shape=28,28,1\nFlatten\nDense units=10 activation=relu units=20\n",
+                CNN_ERR_FORMAT, "t.model:3:32: Dense units: given twice (first at column 7)");
+    PARSE_FAILS("input shape=28,28,1\nConv2D 32 3 filters=8\n", CNN_ERR_FORMAT,
+                "t.model:2:13: Conv2D filters: given twice (first at column 8)");
+    PARSE_FAILS("input shape=28,28,1\nConv2D filters=32\n", CNN_ERR_FORMAT,
+                "t.model:2:1: Conv2D: missing required argument kernel_size (e.g. kernel_size=3)");
+    PARSE_FAILS("input shape=28,28,1\nConv2D kernel_size=3\n", CNN_ERR_FORMAT,
+                "t.model:2:1: Conv2D: missing required argument filters");
+    PARSE_FAILS("input shape=28,28,1\nFlatten\nDense activation=relu\n", CNN_ERR_FORMAT,
+                "t.model:3:1: Dense: missing required argument units (e.g. units=32)");
+    PARSE_FAILS("input shape=28,28,1\nDropout\n", CNN_ERR_FORMAT,
+                "t.model:2:1: Dropout: missing required argument rate");
+    PARSE_FAILS("input shape=28,28,1\nActivation\n", CNN_ERR_FORMAT,
+                "t.model:2:1: Activation: missing required argument activation");
+    PARSE_FAILS("input\n", CNN_ERR_FORMAT, "t.model:1:1: input: missing required argument shape");
+    PARSE_FAILS("input shape=28,28,1\nFlatten\nDense 10 relu 3\n", CNN_ERR_FORMAT,
+                "t.model:3:15: Dense takes at most 2 positional values (units, activation), got"
+                " '3' too");
+    PARSE_FAILS("input shape=28,28,1\nFlatten everything\n", CNN_ERR_FORMAT,
+                "t.model:2:9: Flatten takes no positional values, got 'everything'");
+    PARSE_FAILS("input shape=28,28,1\nFlatten\nDense units=10 relu\n", CNN_ERR_FORMAT,
+                "t.model:3:16: Dense: positional value 'relu' after key=value arguments");
+    PARSE_FAILS("input shape=28,28,1\nFlatten\nDense units=\n", CNN_ERR_FORMAT,
+                "t.model:3:13: Dense units: expected a value after '='");
+    PARSE_FAILS("input shape=28,28,1\nFlatten\nDense =10\n", CNN_ERR_FORMAT,
+                "t.model:3:7: expected an argument name before '='");
+    PARSE_FAILS("input shape=28,28,1\nConv2D 8 kernel_size=(5,3\n", CNN_ERR_FORMAT,
+                "t.model:2:22: unclosed '(': expected ')'");
+    PARSE_FAILS("input shape=28,28,1\nConv2D 8 kernel_size=(5,3)x\n", CNN_ERR_FORMAT,
+                "t.model:2:27: expected a blank after '(5,3)', got 'x'");
+    PARSE_FAILS("input shape=28,28,1\nConv2D 8 3 name=\"unfinished\n", CNN_ERR_FORMAT,
+                "t.model:2:17: unclosed '\"'");
+
+    /* Values: not numbers, out of range, NaN and infinity. */
+    PARSE_FAILS("input shape=28,28,1\nFlatten\nDense units=ten\n", CNN_ERR_FORMAT,
+                "t.model:3:13: Dense units: expected an integer, got 'ten'");
+    PARSE_FAILS("input shape=28,28,1\nFlatten\nDense units=1.5\n", CNN_ERR_FORMAT,
+                "t.model:3:13: Dense units: expected an integer, got '1.5'");
+    PARSE_FAILS("input shape=28,28,1\nConv2D filters=0 kernel_size=3\n", CNN_ERR_FORMAT,
+                "t.model:2:16: Conv2D filters: must be >= 1, got 0");
+    PARSE_FAILS("input shape=28,28,1\nConv2D filters=99999999999 kernel_size=3\n",
+                CNN_ERR_FORMAT,
+                "t.model:2:16: Conv2D filters: 99999999999 is out of range (at most 2147483647)");
+    PARSE_FAILS("input shape=28,28,1\nConv2D 8 kernel_size=3,-1\n", CNN_ERR_FORMAT,
+                "t.model:2:24: Conv2D kernel_size: must be >= 1, got -1");
+    PARSE_FAILS("input shape=28,28,1\nConv2D 8 kernel_size=3,3,3\n", CNN_ERR_FORMAT,
+                "t.model:2:26: Conv2D kernel_size: expected at most 2 integers, got more");
+    PARSE_FAILS("input shape=28,28,1\nConv2D 8 3 strides=(2,)\n", CNN_ERR_FORMAT,
+                "t.model:2:23: Conv2D strides: expected an integer, got ''");
+    PARSE_FAILS("input shape=28,28,1\nMaxPooling2D pool_size=0\n", CNN_ERR_FORMAT,
+                "t.model:2:24: MaxPooling2D pool_size: must be >= 1, got 0");
+    PARSE_FAILS("input shape=28,28,1\nDropout rate=1\n", CNN_ERR_FORMAT,
+                "t.model:2:14: Dropout rate: must be in [0, 1), got 1");
+    PARSE_FAILS("input shape=28,28,1\nDropout rate=-0.1\n", CNN_ERR_FORMAT,
+                "t.model:2:14: Dropout rate: must be in [0, 1), got -0.1");
+    PARSE_FAILS("input shape=28,28,1\nDropout rate=nan\n", CNN_ERR_FORMAT,
+                "t.model:2:14: Dropout rate: expected a finite number, got 'nan'");
+    PARSE_FAILS("input shape=28,28,1\nDropout rate=inf\n", CNN_ERR_FORMAT,
+                "t.model:2:14: Dropout rate: expected a finite number, got 'inf'");
+    PARSE_FAILS("input shape=28,28,1\nDropout rate=half\n", CNN_ERR_FORMAT,
+                "t.model:2:14: Dropout rate: expected a number, got 'half'");
+    PARSE_FAILS("input shape=28,28,1\nDropout 0.5 seed=-1\n", CNN_ERR_FORMAT,
+                "t.model:2:18: Dropout seed: expected an integer >= 0, got '-1'");
+    PARSE_FAILS("input shape=28,28,1\nConv2D 8 3 padding=full\n", CNN_ERR_FORMAT,
+                "t.model:2:20: Conv2D padding: expected valid or same, got 'full'");
+    PARSE_FAILS("input shape=28,28,1\nConv2D 8 3 activation=gelu\n", CNN_ERR_FORMAT,
+                "t.model:2:23: Conv2D activation: expected relu, sigmoid, tanh, softmax or"
+                " linear, got 'gelu'");
+    PARSE_FAILS("input shape=28,28,1\nConv2D 8 3 use_bias=no\n", CNN_ERR_FORMAT,
+                "t.model:2:21: Conv2D use_bias: expected true or false, got 'no'");
+    PARSE_FAILS("input shape=28,28,1\nFlatten name=''\n", CNN_ERR_FORMAT,
+                "t.model:2:15: Flatten name: expected 1 to 255 bytes, got 0");
+
+    /* The input line: missing, twice, malformed. */
+    PARSE_FAILS("# no input\nConv2D filters=32 kernel_size=3\n", CNN_ERR_FORMAT,
+                "t.model:2:1: expected 'input shape=H,W,C' (or 'input shape=N' for flat input)"
+                " before the first layer, got 'Conv2D'");
+    PARSE_FAILS("", CNN_ERR_FORMAT, "t.model:1:1: empty description: expected 'input shape=H,W,C'");
+    PARSE_FAILS("# only\n\n  # comments\n", CNN_ERR_FORMAT, "t.model:1:1: empty description");
+    PARSE_FAILS("# nothing but\ninput shape=28,28,1\n", CNN_ERR_FORMAT,
+                "t.model:2: no layers after the input");
+    PARSE_FAILS("input shape=28,28,1\nFlatten\ninput shape=784\n", CNN_ERR_FORMAT,
+                "t.model:3:1: input given twice (first on line 1)");
+    PARSE_FAILS("input shape=28,28\nFlatten\n", CNN_ERR_FORMAT,
+                "t.model:1:13: input shape: expected rows,cols,channels (e.g. 28,28,1) or a"
+                " number of features, got 2 values '28,28'");
+    PARSE_FAILS("input shape=28,0,1\nFlatten\n", CNN_ERR_FORMAT,
+                "t.model:1:16: input shape: must be >= 1, got 0");
+    PARSE_FAILS("input shape=65536,65536,3\nFlatten\n", CNN_ERR_FORMAT,
+                "t.model:1:7: input shape: more than 2^31 values per example");
+    PARSE_FAILS("input shape=28,28,1 batch=32\n", CNN_ERR_FORMAT,
+                "t.model:1:21: input has no argument 'batch'; its arguments are shape");
+
+    /* What cnn_model_add refuses, located at the layer's line. */
+    PARSE_FAILS("input shape=4,4,1\n\nConv2D filters=8 kernel_size=5\n", CNN_ERR_SHAPE,
+                "t.model:3:1: conv2d (Conv2D): kernel 5x5 (dilation 1x1) is larger than its"
+                " input 4x4");
+    PARSE_FAILS("input shape=28,28,1\nFlatten\n  Conv2D 8 3\n", CNN_ERR_SHAPE,
+                "t.model:3:3: conv2d (Conv2D): expects input of rank 3");
+    PARSE_FAILS("input shape=28,28,1\nConv2D 8 3 strides=2 dilation_rate=2\n", CNN_ERR_FORMAT,
+                "t.model:2:1: conv2d (Conv2D): strides > 1 cannot be combined with"
+                " dilation_rate > 1");
+    PARSE_FAILS("input shape=28,28,1\nFlatten name=x\nDense 10 name=x\n", CNN_ERR_FORMAT,
+                "t.model:3:1: x (Dense): a layer of this model already has that name");
+
+    /* Binary input. */
+    {
+        cnn_model *m = NULL;
+        const char bin[] = "input shape=28,28,1\nFla\0tten\n";
+        CHECK_FAILS(cnn_model_from_description_memory(bin, sizeof bin - 1, "bin", &m),
+                    CNN_ERR_FORMAT, "bin:2:4: unexpected NUL byte");
+        CHECK(m == NULL);
+    }
+}
+
+/* ---- Keras JSON --------------------------------------------------------- */
+
+/* Keras 2.x (tf.keras 2.4) model.to_json() of a small convnet, as written. */
+static const char keras2_json[] =
+    "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"sequential\", \"layers\": ["
+    "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": [null, 28, 28, 1],"
+    " \"dtype\": \"float32\", \"sparse\": false, \"ragged\": false, \"name\": \"conv2d_input\"}},"
+    "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"conv2d\", \"trainable\": true,"
+    " \"batch_input_shape\": [null, 28, 28, 1], \"dtype\": \"float32\", \"filters\": 32,"
+    " \"kernel_size\": [3, 3], \"strides\": [1, 1], \"padding\": \"valid\","
+    " \"data_format\": \"channels_last\", \"dilation_rate\": [1, 1], \"groups\": 1,"
+    " \"activation\": \"relu\", \"use_bias\": true, \"kernel_initializer\": {\"class_name\":"
+    " \"GlorotUniform\", \"config\": {\"seed\": null}}, \"bias_initializer\": {\"class_name\":"
+    " \"Zeros\", \"config\": {}}, \"kernel_regularizer\": null, \"bias_regularizer\": null,"
+    " \"activity_regularizer\": null, \"kernel_constraint\": null, \"bias_constraint\": null}},"
+    "{\"class_name\": \"MaxPooling2D\", \"config\": {\"name\": \"max_pooling2d\", \"trainable\":"
+    " true, \"dtype\": \"float32\", \"pool_size\": [2, 2], \"padding\": \"valid\", \"strides\":"
+    " [2, 2], \"data_format\": \"channels_last\"}},"
+    "{\"class_name\": \"Flatten\", \"config\": {\"name\": \"flatten\", \"trainable\": true,"
+    " \"dtype\": \"float32\", \"data_format\": \"channels_last\"}},"
+    "{\"class_name\": \"Dropout\", \"config\": {\"name\": \"dropout\", \"trainable\": true,"
+    " \"dtype\": \"float32\", \"rate\": 0.5, \"noise_shape\": null, \"seed\": null}},"
+    "{\"class_name\": \"Dense\", \"config\": {\"name\": \"dense\", \"trainable\": true,"
+    " \"dtype\": \"float32\", \"units\": 10, \"activation\": \"softmax\", \"use_bias\": true,"
+    " \"kernel_initializer\": {\"class_name\": \"GlorotUniform\", \"config\": {\"seed\": null}},"
+    " \"bias_initializer\": {\"class_name\": \"Zeros\", \"config\": {}}, \"kernel_regularizer\":"
+    " {\"class_name\": \"L2\", \"config\": {\"l2\": 0.01}}, \"bias_regularizer\": null,"
+    " \"activity_regularizer\": null, \"kernel_constraint\": null, \"bias_constraint\": null}}"
+    "]}, \"keras_version\": \"2.4.0\", \"backend\": \"tensorflow\"}";
+
+/* Keras 3 model.to_json() of a small MLP-ish convnet built without an
+ * InputLayer in the config (build_input_shape instead), with dtype
+ * policies, a serialised activation and null pooling strides. */
+static const char keras3_json[] =
+    "{\"module\": \"keras\", \"class_name\": \"Sequential\", \"config\": {\"name\": \"seq\","
+    " \"trainable\": true, \"dtype\": {\"module\": \"keras\", \"class_name\": \"DTypePolicy\","
+    " \"config\": {\"name\": \"float32\"}, \"registered_name\": null}, \"layers\": ["
+    "{\"module\": \"keras.layers\", \"class_name\": \"Conv2D\", \"config\": {\"name\":"
+    " \"conv2d\", \"trainable\": true, \"dtype\": {\"module\": \"keras\", \"class_name\":"
+    " \"DTypePolicy\", \"config\": {\"name\": \"float32\"}, \"registered_name\": null},"
+    " \"filters\": 8, \"kernel_size\": [3, 3], \"strides\": [1, 1], \"padding\": \"same\","
+    " \"data_format\": \"channels_last\", \"dilation_rate\": [1, 1], \"groups\": 1,"
+    " \"activation\": {\"module\": \"keras.activations\", \"class_name\": \"function\","
+    " \"config\": \"relu\", \"registered_name\": \"function\"}, \"use_bias\": false,"
+    " \"kernel_initializer\": {\"module\": \"keras.initializers\", \"class_name\":"
+    " \"HeNormal\", \"config\": {\"seed\": 3}, \"registered_name\": null},"
+    " \"bias_initializer\": {\"module\": \"keras.initializers\", \"class_name\": \"Zeros\","
+    " \"config\": {}, \"registered_name\": null}, \"kernel_regularizer\": null,"
+    " \"bias_regularizer\": null, \"activity_regularizer\": null, \"kernel_constraint\": null,"
+    " \"bias_constraint\": null}, \"registered_name\": null, \"build_config\":"
+    " {\"input_shape\": [null, 16, 16, 3]}},"
+    "{\"module\": \"keras.layers\", \"class_name\": \"AveragePooling2D\", \"config\": {\"name\":"
+    " \"average_pooling2d\", \"trainable\": true, \"dtype\": \"float32\", \"pool_size\": [2, 2],"
+    " \"padding\": \"valid\", \"strides\": null, \"data_format\": null}, \"registered_name\": null},"
+    "{\"module\": \"keras.layers\", \"class_name\": \"GlobalMaxPooling2D\", \"config\": {\"name\":"
+    " \"gmp\", \"trainable\": true, \"dtype\": \"float32\", \"data_format\": \"channels_last\","
+    " \"keepdims\": false}, \"registered_name\": null},"
+    "{\"module\": \"keras.layers\", \"class_name\": \"Dense\", \"config\": {\"name\": \"dense\","
+    " \"trainable\": true, \"dtype\": \"float32\", \"units\": 4, \"activation\": \"sigmoid\","
+    " \"use_bias\": true, \"kernel_initializer\": null, \"bias_initializer\": null,"
+    " \"kernel_regularizer\": null, \"bias_regularizer\": null, \"kernel_constraint\": null,"
+    " \"bias_constraint\": null, \"quantization_config\": null}, \"registered_name\": null,"
+    " \"build_config\": {\"input_shape\": [null, 8]}}"
+    "], \"build_input_shape\": [null, 16, 16, 3]}, \"registered_name\": null,"
+    " \"build_config\": {\"input_shape\": [null, 16, 16, 3]}}";
+
+static void test_json(void)
+{
+    cnn_model *m = NULL;
+    cnn_layer_spec s;
+    CHECK_OK(cnn_model_from_description_memory(keras2_json, strlen(keras2_json), "k2.json", &m));
+    if (m) {
+        CHECK(cnn_model_layer_count(m) == 5);
+        CHECK(cnn_model_param_count(m) == 320 + 13 * 13 * 32 * 10 + 10);
+        CHECK(strcmp(cnn_model_layer_name(m, 0), "conv2d") == 0);
+        CHECK_OK(cnn_model_layer_spec(m, 3, &s));
+        CHECK(s.kind == CNN_LAYER_DROPOUT && s.u.dropout.rate == 0.5f && s.u.dropout.seed == 0);
+    }
+    cnn_model_free(m);
+
+    m = NULL;
+    CHECK_OK(cnn_model_from_description_memory(keras3_json, strlen(keras3_json), "k3.json", &m));
+    if (m) {
+        CHECK(cnn_model_layer_count(m) == 4);
+        CHECK(cnn_model_input_shape(m).dims[0] == 16 && cnn_model_input_shape(m).dims[2] == 3);
+        CHECK_OK(cnn_model_layer_spec(m, 0, &s));
+        CHECK(s.u.conv2d.activation == CNN_ACTIVATION_RELU && s.u.conv2d.no_bias);
+        CHECK_OK(cnn_model_layer_spec(m, 1, &s));
+        CHECK(s.u.pool2d.strides[0] == 2); /* null strides = pool_size */
+        CHECK(strcmp(cnn_model_layer_name(m, 2), "gmp") == 0);
+        CHECK(cnn_model_param_count(m) == 3 * 3 * 3 * 8 + 8 * 4 + 4);
+    }
+    cnn_model_free(m);
+
+    /* Keras <= 2.1: "config" is the list of layers. */
+    m = NULL;
+    CHECK_OK(parse("  {\"class_name\": \"Sequential\", \"config\": [{\"class_name\": \"Dense\","
+                   " \"config\": {\"name\": \"dense_1\", \"units\": 3, \"activation\":"
+                   " \"linear\", \"batch_input_shape\": [null, 5]}}]}",
+                   &m));
+    if (m)
+        CHECK(cnn_model_param_count(m) == 18);
+    cnn_model_free(m);
+
+    /* The real Keras models of ../shared/keras-models (see its README). */
+    m = NULL;
+    CHECK_OK(cnn_model_from_description("tests/data/keras2_mnist.json", &m));
+    if (m) {
+        /* 640 + 18464 + 7*7*32*10+10 */
+        CHECK(cnn_model_param_count(m) == 34794);
+        CHECK(cnn_model_layer_count(m) == 9);
+        CHECK(strcmp(cnn_model_layer_name(m, 0), "conv2d_1") == 0);
+        CHECK(strcmp(cnn_model_layer_type(m, 1), "Activation") == 0);
+        CHECK(cnn_model_layer_param_count(m, 3) == 18464);
+    }
+    cnn_model_free(m);
+    m = NULL;
+    CHECK_OK(cnn_model_from_description("tests/data/keras3_mnist.json", &m));
+    if (m) {
+        /* 320 + 18496 + 1600*128+128 + 1290 */
+        CHECK(cnn_model_param_count(m) == 225034);
+        CHECK(cnn_model_layer_count(m) == 8);
+        CHECK(strcmp(cnn_model_layer_name(m, 7), "dense_1") == 0);
+        CHECK_OK(cnn_model_layer_spec(m, 6, &s));
+        CHECK(s.kind == CNN_LAYER_DROPOUT && fabsf(s.u.dropout.rate - 0.3f) < 1e-7f);
+        cnn_shape o = cnn_model_layer_output_shape(m, 3);
+        CHECK(o.dims[0] == 5 && o.dims[1] == 5 && o.dims[2] == 64);
+    }
+    cnn_model_free(m);
+}
+
+/* A one-layer Keras 3 Sequential whose only layer is the given JSON. */
+static cnn_status json_layer(const char *layer, cnn_model **m)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"s\", \"layers\": ["
+             "{\"class_name\": \"InputLayer\", \"config\": {\"batch_shape\": [null, 8, 8, 2],"
+             " \"name\": \"in\"}}, %s]}}",
+             layer);
+    return cnn_model_from_description_memory(text, strlen(text), "m.json", m);
+}
+
+#define JSON_LAYER_FAILS(layer, status, want)                                      \
+    do {                                                                           \
+        cnn_model *bad_ = NULL;                                                    \
+        CHECK_FAILS(json_layer((layer), &bad_), (status), (want));                 \
+        CHECK(bad_ == NULL);                                                       \
+        cnn_model_free(bad_);                                                      \
+    } while (0)
+
+static void test_json_errors(void)
+{
+    /* Syntax errors give jansson's line and column. */
+    PARSE_FAILS("{\"class_name\": \"Sequential\",\n \"config\": {\"layers\": [}}\n",
+                CNN_ERR_FORMAT, "t.model:2:24: JSON syntax error: unexpected token near '}'");
+    PARSE_FAILS("{\"class_name\": \"Sequential\", \"class_name\": \"Sequential\"}",
+                CNN_ERR_FORMAT, "JSON syntax error: duplicate object key");
+    PARSE_FAILS("{\"class_name\": \"Sequential\"", CNN_ERR_FORMAT, "t.model:1:27: JSON syntax error");
+
+    /* Models that are not Sequential. */
+    PARSE_FAILS("{\"class_name\": \"Functional\", \"config\": {\"layers\": []}}", CNN_ERR_FORMAT,
+                "t.model: model class Functional is not supported: only Sequential models");
+    PARSE_FAILS("{\"layers\": []}", CNN_ERR_FORMAT,
+                "t.model: expected a Keras model from model.to_json()");
+    PARSE_FAILS("{\"class_name\": \"Sequential\", \"config\": {\"name\": \"s\"}}", CNN_ERR_FORMAT,
+                "t.model: config: expected a \"layers\" list");
+    PARSE_FAILS("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\":"
+                " \"Dense\", \"config\": {\"units\": 2}}]}}",
+                CNN_ERR_FORMAT, "t.model: no input shape: expected an InputLayer first");
+    PARSE_FAILS("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\":"
+                " \"InputLayer\", \"config\": {\"batch_shape\": [null, 8, 8, 2]}}]}}",
+                CNN_ERR_FORMAT, "t.model: config: the model has no layers");
+    PARSE_FAILS("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\":"
+                " \"InputLayer\", \"config\": {\"batch_shape\": [null, null, null, 3]}}]}}",
+                CNN_ERR_FORMAT, "dimension 1 is variable (null); only fixed-size inputs");
+    PARSE_FAILS("{\"class_name\": \"Sequential\", \"config\": {\"layers\": [{\"class_name\":"
+                " \"InputLayer\", \"config\": {\"batch_shape\": [null, 8, 8]}}]}}",
+                CNN_ERR_FORMAT, "expected [batch, rows, cols, channels] or [batch, features],"
+                                " got [null,8,8]");
+    PARSE_FAILS("{\"class_name\": \"Sequential\", \"config\": {\"trainable\": false,"
+                " \"layers\": []}}",
+                CNN_ERR_FORMAT, "trainable false: frozen layers are not supported");
+
+    /* Layers the library does not have, named with their class. */
+    JSON_LAYER_FAILS("{\"class_name\": \"Lambda\", \"config\": {\"name\": \"lambda\","
+                     " \"function\": \"...\"}}",
+                     CNN_ERR_FORMAT,
+                     "m.json: layers[1] 'lambda' (Lambda): layer class Lambda is not supported;"
+                     " supported: Conv2D");
+    JSON_LAYER_FAILS("{\"module\": \"keras.layers\", \"class_name\": \"BatchNormalization\","
+                     " \"config\": {\"name\": \"bn\", \"axis\": -1}, \"registered_name\": null}",
+                     CNN_ERR_FORMAT, "layers[1] 'bn' (BatchNormalization): layer class"
+                                     " BatchNormalization is not supported");
+    JSON_LAYER_FAILS("{\"module\": \"my_layers\", \"class_name\": \"Dense\", \"config\":"
+                     " {\"name\": \"mine\", \"units\": 3}, \"registered_name\": \"Custom>Dense\"}",
+                     CNN_ERR_FORMAT,
+                     "layers[1] 'mine' (Dense): custom layer (registered as 'Custom>Dense') is not"
+                     " supported");
+    JSON_LAYER_FAILS("{\"class_name\": \"Functional\", \"config\": {\"name\": \"base\"}}",
+                     CNN_ERR_FORMAT, "layers[1] 'base' (Functional): layer class Functional");
+    JSON_LAYER_FAILS("{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"again\"}}",
+                     CNN_ERR_FORMAT, "layers[1] 'again' (InputLayer): an InputLayer can only come"
+                                     " first");
+    JSON_LAYER_FAILS("[1, 2]", CNN_ERR_FORMAT,
+                     "m.json: layers[1]: expected an object with a class_name and a config");
+
+    /* Arguments: unsupported settings, bad values, missing ones. */
+    JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 4,"
+                     " \"kernel_size\": 3, \"data_format\": \"channels_first\"}}",
+                     CNN_ERR_FORMAT,
+                     "layers[1] 'c' (Conv2D): data_format \"channels_first\" is not supported:"
+                     " only channels_last (NHWC) is");
+    JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 4,"
+                     " \"kernel_size\": 3, \"groups\": 2}}",
+                     CNN_ERR_FORMAT, "layers[1] 'c' (Conv2D): groups 2 (grouped convolution) is"
+                                     " not supported");
+    JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 4,"
+                     " \"kernel_size\": 3, \"dtype\": {\"module\": \"keras\", \"class_name\":"
+                     " \"DTypePolicy\", \"config\": {\"name\": \"mixed_float16\"}}}}",
+                     CNN_ERR_FORMAT, "layers[1] 'c' (Conv2D): dtype {\"module\"");
+    JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 4,"
+                     " \"kernel_size\": 3, \"trainable\": false}}",
+                     CNN_ERR_FORMAT, "layers[1] 'c' (Conv2D): trainable false: frozen layers");
+    JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 4,"
+                     " \"kernel_size\": 3, \"lora_rank\": 4}}",
+                     CNN_ERR_FORMAT, "layers[1] 'c' (Conv2D): argument lora_rank = 4 is not"
+                                     " supported");
+    JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\","
+                     " \"kernel_size\": 3}}",
+                     CNN_ERR_FORMAT, "layers[1] 'c' (Conv2D): missing required argument filters");
+    JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 4,"
+                     " \"kernel_size\": [0, 3]}}",
+                     CNN_ERR_FORMAT, "layers[1] 'c' (Conv2D): kernel_size: expected an integer or"
+                                     " a list of 2 integers, each >= 1, got [0,3]");
+    JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\":"
+                     " 4.5, \"kernel_size\": 3}}",
+                     CNN_ERR_FORMAT, "filters: expected an integer >= 1, got 4.5");
+    JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 4,"
+                     " \"kernel_size\": 3, \"activation\": \"gelu\"}}",
+                     CNN_ERR_FORMAT, "activation: expected relu, sigmoid, tanh, softmax or linear,"
+                                     " got \"gelu\"");
+    JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 4,"
+                     " \"kernel_size\": 3, \"padding\": \"causal\"}}",
+                     CNN_ERR_FORMAT, "padding: expected \"valid\" or \"same\", got \"causal\"");
+    JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 4,"
+                     " \"kernel_size\": 3, \"use_bias\": 1}}",
+                     CNN_ERR_FORMAT, "use_bias: expected true or false, got 1");
+    JSON_LAYER_FAILS("{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": \"10\"}}",
+                     CNN_ERR_FORMAT, "layers[1] 'd' (Dense): units: expected an integer >= 1, got"
+                                     " \"10\"");
+    JSON_LAYER_FAILS("{\"class_name\": \"Dropout\", \"config\": {\"name\": \"d\", \"rate\": 1.5}}",
+                     CNN_ERR_FORMAT, "layers[1] 'd' (Dropout): rate: expected a number in [0, 1),"
+                                     " got 1.5");
+    JSON_LAYER_FAILS("{\"class_name\": \"Dropout\", \"config\": {\"name\": \"d\", \"rate\": 0.5,"
+                     " \"noise_shape\": [null, 1, 1, 2]}}",
+                     CNN_ERR_FORMAT, "argument noise_shape = [null,1,1,2] is not supported");
+    JSON_LAYER_FAILS("{\"class_name\": \"GlobalAveragePooling2D\", \"config\": {\"name\": \"g\","
+                     " \"keepdims\": true}}",
+                     CNN_ERR_FORMAT, "keepdims true is not supported");
+
+    /* The library's own refusals, located at the layer. */
+    JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"big\", \"filters\":"
+                     " 4, \"kernel_size\": [9, 9]}}",
+                     CNN_ERR_SHAPE, "m.json: layers[1]: big (Conv2D): kernel 9x9 (dilation 1x1) is"
+                                    " larger than its input 8x8");
+    JSON_LAYER_FAILS("{\"class_name\": \"Dense\", \"config\": {\"name\": \"a_very_long_layer_name_"
+                     "that_goes_on_and_on_past_sixty_four_bytes_x\", \"units\": 2}}",
+                     CNN_ERR_FORMAT, "m.json: layers[1]: layer name");
+}
+
+static void test_api(void)
+{
+    cnn_model *m = (cnn_model *)&m;
+    CHECK_FAILS(cnn_model_from_description("tests/data/no_such_file.model", &m), CNN_ERR_IO,
+                "tests/data/no_such_file.model: cannot open: ");
+    CHECK(m == NULL);
+    CHECK_FAILS(cnn_model_from_description("tests/data", &m), CNN_ERR_IO,
+                "tests/data: expected a regular file, got a directory");
+    CHECK_FAILS(cnn_model_from_description(NULL, &m), CNN_ERR_INVALID_ARGUMENT, "path and out");
+    CHECK_FAILS(cnn_model_from_description_memory("x", 1, "n", NULL), CNN_ERR_INVALID_ARGUMENT,
+                "out is NULL");
+    CHECK_FAILS(cnn_model_from_description_memory(NULL, 0, NULL, &m), CNN_ERR_FORMAT,
+                "description:1:1: empty description");
+    /* Only size bytes are read: the rest of the buffer is not part of it. */
+    const char text[] = "input shape=3\nDense 2\nthis is not read";
+    m = NULL;
+    CHECK_OK(cnn_model_from_description_memory(text, strlen("input shape=3\nDense 2\n"), "n", &m));
+    CHECK(m && cnn_model_param_count(m) == 8);
+    cnn_model_free(m);
+}
+
+int main(void)
+{
+    test_examples();
+    test_text_syntax();
+    test_text_errors();
+    test_json();
+    test_json_errors();
+    test_api();
+    return test_finish("test_description");
+}
