@@ -11,13 +11,15 @@ VERSION = 0.1.0
 LIB_SRC := $(sort $(wildcard src/*/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+CLI_SRC := $(sort $(wildcard cli/*.c))
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_SUPPORT := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 
-all: $(BUILD)/libcnn.a $(BUILD)/libcnn.so $(EXAMPLES)
+all: $(BUILD)/libcnn.a $(BUILD)/libcnn.so $(if $(CLI_SRC),$(BUILD)/cnn) $(EXAMPLES)
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h) $(wildcard src/*/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/*.h) $(wildcard src/*/*.h) $(wildcard cli/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -27,6 +29,10 @@ $(BUILD)/libcnn.a: $(LIB_OBJ)
 
 $(BUILD)/libcnn.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libcnn.so.0 $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# The cnn command-line tool (only public API: cnn.h).
+$(BUILD)/cnn: $(CLI_OBJ) $(BUILD)/libcnn.a
+	$(CC) $(CFLAGS) $(CLI_OBJ) -o $@ $(BUILD)/libcnn.a $(LDLIBS)
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libcnn.a include/cnn.h
 	@mkdir -p $(dir $@)
@@ -42,7 +48,8 @@ check test: $(TESTS)
 	@sh tests/run.sh $(BUILD)/tests
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	$(if $(CLI_SRC),install -m 755 $(BUILD)/cnn $(DESTDIR)$(PREFIX)/bin/)
 	install -m 644 include/cnn.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libcnn.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libcnn.so $(DESTDIR)$(PREFIX)/lib/libcnn.so.$(VERSION)

@@ -460,6 +460,10 @@ cnn_status cnn_model_forward(cnn_model *m, const cnn_tensor *x, bool training,
  * for the whole batch (same size as x). */
 cnn_status cnn_model_backward(cnn_model *m, const cnn_tensor *y, double *loss,
                               float *input_grad);
+/* After cnn_model_forward: layer index's output for the batch, (batch,
+ * layer output shape), after its activation (the feature maps). A view into
+ * the model, valid until the next call; NULL before any forward pass. */
+const float *cnn_model_layer_output(const cnn_model *m, int index);
 /* Parameter gradients in the same layout as cnn_model_layer_weights. */
 float *cnn_model_layer_gradients(cnn_model *m, int index, int which, int64_t *count);
 void cnn_model_zero_gradients(cnn_model *m);

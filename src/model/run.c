@@ -124,6 +124,13 @@ cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool t
 
 const float *cnn_model_output(const cnn_model *m) { return m->arena.outputs[m->n_layers - 1]; }
 
+const float *cnn_model_layer_output(const cnn_model *m, int i)
+{
+    if (!m || i < 0 || i >= m->n_layers || !m->last_input || !m->last_kept)
+        return NULL;
+    return m->arena.outputs[i];
+}
+
 cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *loss_sum,
                                   double *correct_sum, bool backward, float *input_grad)
 {
