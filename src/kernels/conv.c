@@ -4,17 +4,20 @@
 
 int cnn_conv_out_size(int in, int k, int stride, int dilation, int same, int *pad_before)
 {
-    int span = (k - 1) * dilation + 1;
+    /* 64-bit: callers bound each argument to 2^31, not their products */
+    int64_t span = (int64_t)(k - 1) * dilation + 1;
     if (same) {
-        int out = (in + stride - 1) / stride;
-        int total = (out - 1) * stride + span - in;
+        int64_t out = ((int64_t)in + stride - 1) / stride;
+        int64_t total = (out - 1) * stride + span - in;
         if (total < 0)
             total = 0;
-        *pad_before = total / 2; /* the odd extra goes after (bottom/right) */
-        return out;
+        if (total / 2 > INT32_MAX / 2)
+            return *pad_before = 0, 0; /* padding no index can hold */
+        *pad_before = (int)(total / 2); /* the odd extra goes after (bottom/right) */
+        return (int)out;
     }
     *pad_before = 0;
-    return in >= span ? (in - span) / stride + 1 : 0;
+    return in >= span ? (int)((in - span) / stride + 1) : 0;
 }
 
 void cnn_im2col_rows(const cnn_conv_geom *g, const float *x, int64_t m0, int64_t m1, float *col)

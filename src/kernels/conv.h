@@ -11,6 +11,9 @@
 
 #include <stdint.h>
 
+/* Largest kernel, pool, stride or dilation a layer accepts. */
+#define CNN_CONV_MAX_WINDOW 65536
+
 typedef struct cnn_conv_geom {
     int h, w, c;          /* input rows, cols, channels */
     int kh, kw;           /* kernel size */
@@ -22,7 +25,9 @@ typedef struct cnn_conv_geom {
 
 /* TensorFlow's rules. valid: out = floor((in - span) / stride) + 1 (0 if the
  * span exceeds the input); same: out = ceil(in / stride), the total padding
- * split with the odd extra at the bottom/right. span = (k - 1) * d + 1. */
+ * split with the odd extra at the bottom/right. span = (k - 1) * d + 1.
+ * Returns 0 when no output fits. Layers keep k, stride and dilation within
+ * CNN_CONV_MAX_WINDOW so every index below fits an int. */
 int cnn_conv_out_size(int in, int k, int stride, int dilation, int same, int *pad_before);
 
 /* col[(m - m0) * K + (ky * kw + kx) * c + ci] = x at that tap, 0 in padding.

@@ -62,8 +62,11 @@ static cnn_status conv2d_infer(cnn_layer *l, cnn_shape in)
                         " %dx%d with padding 'valid'",
                         l->name, g->kh, g->kw, g->dh, g->dw, g->h, g->w);
     int64_t K = (int64_t)g->kh * g->kw * g->c;
-    if (K > INT32_MAX / 4 || (int64_t)g->oh * g->ow * k->filters > INT32_MAX)
-        return cnn_fail(CNN_ERR_SHAPE, "%s (Conv2D): layer too large", l->name);
+    if (K > INT32_MAX / 4 || K * k->filters > ((int64_t)1 << 40)
+        || (int64_t)g->oh * g->ow * k->filters > INT32_MAX)
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "%s (Conv2D): too large (kernel %lld x %d weights, output %d x %d x %d)",
+                        l->name, (long long)K, k->filters, g->oh, g->ow, k->filters);
     l->out = cnn_shape_hwc(g->oh, g->ow, k->filters);
     cnn_layer_set_param(l, 0, "kernel", 4, (int64_t[]){g->kh, g->kw, g->c, k->filters}, true);
     if (!k->no_bias)
@@ -189,9 +192,10 @@ const cnn_layer_ops cnn_conv2d_ops = {
 
 static cnn_status check_pair(const char *layer, const char *field, const int v[2], int min)
 {
-    if (v[0] < min || v[1] < min)
-        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Conv2D): %s must be >= %d, got (%d, %d)",
-                        layer, field, min, v[0], v[1]);
+    if (v[0] < min || v[1] < min || v[0] > CNN_CONV_MAX_WINDOW || v[1] > CNN_CONV_MAX_WINDOW)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "%s (Conv2D): %s must be in [%d, %d], got (%d, %d)", layer, field, min,
+                        CNN_CONV_MAX_WINDOW, v[0], v[1]);
     return CNN_OK;
 }
 

@@ -92,12 +92,14 @@ cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec, 
         k.strides[0] = k.pool_size[0];
         k.strides[1] = k.pool_size[1];
     }
-    if (k.pool_size[0] < 1 || k.pool_size[1] < 1 || k.strides[0] < 1 || k.strides[1] < 1)
-        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
-                        "%s (%s): pool_size and strides must be >= 1, got pool_size (%d, %d),"
-                        " strides (%d, %d)",
-                        name, ops->type_name, k.pool_size[0], k.pool_size[1], k.strides[0],
-                        k.strides[1]);
+    for (int i = 0; i < 2; i++)
+        if (k.pool_size[i] < 1 || k.strides[i] < 1 || k.pool_size[i] > CNN_CONV_MAX_WINDOW
+            || k.strides[i] > CNN_CONV_MAX_WINDOW)
+            return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                            "%s (%s): pool_size and strides must be in [1, %d], got pool_size"
+                            " (%d, %d), strides (%d, %d)",
+                            name, ops->type_name, CNN_CONV_MAX_WINDOW, k.pool_size[0],
+                            k.pool_size[1], k.strides[0], k.strides[1]);
     if (k.padding != CNN_PADDING_VALID && k.padding != CNN_PADDING_SAME)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (%s): padding must be valid or same", name,
                         ops->type_name);

@@ -267,7 +267,11 @@ cnn_status cnn_model_build(cnn_model *m)
         return CNN_OK;
     if (m->n_layers == 0)
         return cnn_fail(CNN_ERR_STATE, "model: it has no layers; add some first");
-    int64_t total = cnn_model_param_count(m);
+    int64_t total = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int p = 0; p < m->layers[i]->n_params; p++)
+            if (__builtin_add_overflow(total, m->layers[i]->params[p].count, &total))
+                return cnn_fail(CNN_ERR_NO_MEMORY, "model: the parameter count overflows");
     char what[96];
     snprintf(what, sizeof what, "building the weights (%lld parameters)", (long long)total);
     cnn_status st = cnn_model_check_budget(m, total * (int64_t)sizeof(float), what);

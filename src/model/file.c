@@ -1,0 +1,1062 @@
+/* The model file (.cnn): save and load a Sequential model with its weights
+ * and, when compiled, its optimizer state and training position.
+ * docs/MODEL_FILE.md is the layout; in short:
+ *
+ *   "CNNMODEL" | u32 version | u64 file length | u32 flags | header | layers
+ *   | [parameters] | [training] | u32 CRC-32 of every byte before it
+ *
+ * Every field is fixed-width little-endian, written and read byte by byte
+ * (no struct dumps), so files move between hosts unchanged.
+ *
+ * Loading works on one buffer in four steps, so nothing is read from bytes
+ * the checksum has not vouched for and each failure gets the message that
+ * explains it:
+ *   1. preamble: magic, version, and the recorded file length against the
+ *      real one (truncated / trailing data);
+ *   2. checksum (any other damage: "the file is corrupted");
+ *   3. decode: walk the layout with a bounded reader, checking every count
+ *      against the bytes left before allocating anything sized by it (this
+ *      still guards against files crafted with a valid checksum); weights
+ *      stay in the buffer, only pointed at;
+ *   4. rebuild through the public API (create, set_seed, add, compile), which
+ *      re-validates every value with the library's own messages, compare the
+ *      tensor shapes with the inferred ones, then copy weights and state in.
+ *
+ * Saving streams the same layout through a buffered writer into a temporary
+ * file next to the target, then fsync, rename over the target and fsync of
+ * the directory, so an existing file is replaced whole or not at all. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "model/model.h"
+
+#define FILE_MAGIC "CNNMODEL"
+enum {
+    MAGIC_BYTES = 8,
+    PREAMBLE_BYTES = 8 + 4 + 8, /* magic, version, file length */
+    FILE_VERSION = 1,
+    FLAG_WEIGHTS = 1u,  /* the parameters section is present (the model is built) */
+    FLAG_TRAINING = 2u, /* the training section is present (the model is compiled) */
+    FLAGS_KNOWN = FLAG_WEIGHTS | FLAG_TRAINING,
+    LAYER_AUTO_NAMED = 1u, /* the name was given by the model (Keras auto-name) */
+    MAX_LAYERS = 10000,    /* add() checks names pairwise: keep a hostile file cheap */
+    /* The smallest layer record: kind, flags, name length, one name byte. */
+    MIN_LAYER_BYTES = 4 + 1 + 2 + 1,
+    CHECKSUM_BYTES = 4,
+    WRITE_BUFFER = 1 << 16
+};
+/* A file larger than this is refused before it is read into memory. */
+#define MAX_FILE_BYTES ((uint64_t)1 << 40)
+
+/* ---- Little-endian fields ------------------------------------------------- */
+
+static void put_le(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_le(const unsigned char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint32_t float_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float bits_float(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Two's complement i32 without implementation-defined conversions. */
+static int to_i32(uint32_t v)
+{
+    return v <= INT32_MAX ? (int)v : -(int)(~v) - 1;
+}
+
+static cnn_status io_error(const char *name, const char *what, int err)
+{
+    char msg[128];
+    if (strerror_r(err, msg, sizeof msg) != 0)
+        snprintf(msg, sizeof msg, "error %d", err);
+    return cnn_fail(CNN_ERR_IO, "%s: %s: %s", name, what, msg);
+}
+
+/* ---- Saving ---------------------------------------------------------------- */
+
+/* Writes through a buffer, or only counts bytes (to learn the file's
+ * length, which the preamble records, by the same code that writes it). */
+typedef struct {
+    bool counting;
+    uint64_t total;     /* counting: bytes so far */
+    int fd;
+    const char *path;   /* the target, for messages */
+    uLong crc;          /* over every byte handed to the file so far */
+    unsigned char *buf; /* WRITE_BUFFER bytes */
+    size_t len;
+    cnn_status st;      /* the first failure; later writes are skipped */
+} writer;
+
+static void write_all(writer *w, const unsigned char *p, size_t n)
+{
+    while (n && !w->st) {
+        ssize_t k = write(w->fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            /* k == 0 on a non-empty write: treat as a full device */
+            w->st = io_error(w->path, "cannot write the temporary file", k < 0 ? errno : ENOSPC);
+            return;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+static void w_flush(writer *w)
+{
+    if (w->st || !w->len)
+        return;
+    w->crc = crc32(w->crc, w->buf, (uInt)w->len);
+    write_all(w, w->buf, w->len);
+    w->len = 0;
+}
+
+static void w_bytes(writer *w, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    if (w->counting) {
+        w->total += n;
+        return;
+    }
+    while (n && !w->st) {
+        if (w->len == WRITE_BUFFER)
+            w_flush(w);
+        size_t k = WRITE_BUFFER - w->len;
+        if (k > n)
+            k = n;
+        memcpy(w->buf + w->len, s, k);
+        w->len += k;
+        s += k;
+        n -= k;
+    }
+}
+
+static void w_le(writer *w, uint64_t v, int bytes)
+{
+    unsigned char b[8];
+    put_le(b, v, bytes);
+    w_bytes(w, b, (size_t)bytes);
+}
+
+static void w_u8(writer *w, unsigned v) { w_le(w, v, 1); }
+static void w_u32(writer *w, uint32_t v) { w_le(w, v, 4); }
+static void w_u64(writer *w, uint64_t v) { w_le(w, v, 8); }
+static void w_i32(writer *w, int v) { w_le(w, (uint32_t)v, 4); }
+static void w_f32(writer *w, float v) { w_le(w, float_bits(v), 4); }
+
+static void w_floats(writer *w, const float *x, int64_t n)
+{
+    unsigned char chunk[4096];
+    if (w->counting) {
+        w->total += (uint64_t)n * 4;
+        return;
+    }
+    while (n > 0 && !w->st) {
+        int64_t k = n < (int64_t)(sizeof chunk / 4) ? n : (int64_t)(sizeof chunk / 4);
+        for (int64_t i = 0; i < k; i++)
+            put_le(chunk + 4 * i, float_bits(x[i]), 4);
+        w_bytes(w, chunk, (size_t)k * 4);
+        x += k;
+        n -= k;
+    }
+}
+
+static void write_layer(writer *w, const cnn_layer *l)
+{
+    const cnn_layer_spec *s = &l->spec;
+    size_t name_len = strlen(l->name); /* < CNN_LAYER_NAME_MAX, by cnn_layer_alloc */
+    w_u32(w, (uint32_t)s->kind);
+    w_u8(w, l->auto_named ? LAYER_AUTO_NAMED : 0);
+    w_le(w, name_len, 2);
+    w_bytes(w, l->name, name_len);
+    switch (s->kind) {
+    case CNN_LAYER_CONV2D: {
+        const cnn_conv2d_config *c = &s->u.conv2d;
+        w_i32(w, c->filters);
+        w_i32(w, c->kernel_size[0]);
+        w_i32(w, c->kernel_size[1]);
+        w_i32(w, c->strides[0]);
+        w_i32(w, c->strides[1]);
+        w_u32(w, (uint32_t)c->padding);
+        w_i32(w, c->dilation_rate[0]);
+        w_i32(w, c->dilation_rate[1]);
+        w_u32(w, (uint32_t)c->activation);
+        w_u8(w, c->no_bias);
+        break;
+    }
+    case CNN_LAYER_DENSE:
+        w_i32(w, s->u.dense.units);
+        w_u32(w, (uint32_t)s->u.dense.activation);
+        w_u8(w, s->u.dense.no_bias);
+        break;
+    case CNN_LAYER_MAX_POOLING2D:
+    case CNN_LAYER_AVERAGE_POOLING2D:
+        w_i32(w, s->u.pool2d.pool_size[0]);
+        w_i32(w, s->u.pool2d.pool_size[1]);
+        w_i32(w, s->u.pool2d.strides[0]);
+        w_i32(w, s->u.pool2d.strides[1]);
+        w_u32(w, (uint32_t)s->u.pool2d.padding);
+        break;
+    case CNN_LAYER_ACTIVATION:
+        w_u32(w, (uint32_t)s->u.activation.activation);
+        break;
+    case CNN_LAYER_DROPOUT:
+        w_f32(w, s->u.dropout.rate);
+        w_u64(w, s->u.dropout.seed);
+        break;
+    case CNN_LAYER_FLATTEN:
+    case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
+    case CNN_LAYER_GLOBAL_MAX_POOLING2D:
+        break;
+    }
+}
+
+/* The whole file but the checksum, in order. */
+static void write_model(writer *w, const cnn_model *m, uint64_t length)
+{
+    w_bytes(w, FILE_MAGIC, MAGIC_BYTES);
+    w_u32(w, FILE_VERSION);
+    w_u64(w, length);
+    w_u32(w, (m->built ? FLAG_WEIGHTS : 0) | (m->compiled ? FLAG_TRAINING : 0));
+
+    w_u64(w, m->seed);
+    w_u32(w, (uint32_t)m->input_shape.rank);
+    for (int i = 0; i < 3; i++)
+        w_i32(w, i < m->input_shape.rank ? m->input_shape.dims[i] : 0);
+    w_u32(w, (uint32_t)m->n_layers);
+
+    for (int i = 0; i < m->n_layers; i++)
+        write_layer(w, m->layers[i]);
+
+    if (m->built)
+        for (int i = 0; i < m->n_layers; i++) {
+            const cnn_layer *l = m->layers[i];
+            w_u32(w, (uint32_t)l->n_params);
+            for (int p = 0; p < l->n_params; p++) {
+                const cnn_param *prm = &l->params[p];
+                w_u32(w, (uint32_t)prm->rank);
+                for (int d = 0; d < prm->rank; d++)
+                    w_u64(w, (uint64_t)prm->dims[d]);
+                w_floats(w, prm->value, prm->count);
+            }
+        }
+
+    if (m->compiled) {
+        const cnn_optimizer *o = &m->opt;
+        w_u32(w, (uint32_t)m->loss);
+        w_u32(w, (uint32_t)o->kind);
+        w_f32(w, o->learning_rate);
+        w_f32(w, o->momentum);
+        w_u8(w, o->nesterov);
+        w_f32(w, o->beta_1);
+        w_f32(w, o->beta_2);
+        w_f32(w, o->rho);
+        w_f32(w, o->epsilon);
+        w_u64(w, (uint64_t)m->opt_steps);
+        w_i32(w, m->train_epoch);
+        w_u64(w, (uint64_t)m->train_step);
+        w_u64(w, (uint64_t)m->n_params);
+        w_floats(w, m->opt_m, m->n_params);
+        w_floats(w, m->opt_v, m->n_params);
+    }
+}
+
+static uint64_t file_length(const cnn_model *m)
+{
+    writer counter = {.counting = true};
+    write_model(&counter, m, 0);
+    return counter.total + CHECKSUM_BYTES;
+}
+
+/* The directory holding path ("." for a bare name), malloc'd. */
+static char *parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
+    char *dir = malloc(n + 1);
+    if (dir) {
+        memcpy(dir, !slash ? "." : path, n);
+        dir[n] = '\0';
+    }
+    return dir;
+}
+
+/* Makes the rename durable. A file system that cannot sync directories
+ * (EINVAL) is accepted: the data itself was synced. */
+static cnn_status sync_dir(const char *path)
+{
+    char *dir = parent_dir(path);
+    if (!dir)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", path);
+    cnn_status st = CNN_OK;
+    int fd = open(dir, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        st = io_error(path, "saved, but cannot open its directory to sync it", errno);
+    } else {
+        if (fsync(fd) != 0 && errno != EINVAL)
+            st = io_error(path, "saved, but cannot sync its directory", errno);
+        close(fd);
+    }
+    free(dir);
+    return st;
+}
+
+cnn_status cnn_model_save(cnn_model *m, const char *path)
+{
+    if (!m || !path || !*path)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "save: a model and a path are required");
+    static const char suffix[] = ".tmp.XXXXXX";
+    size_t n = strlen(path);
+    char *tmp = malloc(n + sizeof suffix);
+    unsigned char *buf = malloc(WRITE_BUFFER);
+    if (!tmp || !buf) {
+        free(tmp);
+        free(buf);
+        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: save: out of memory", path);
+    }
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, suffix, sizeof suffix);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        cnn_status st = io_error(path, "cannot create a temporary file beside it", errno);
+        free(tmp);
+        free(buf);
+        return st;
+    }
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    /* Replacing a file keeps its permissions; a new file keeps mkstemp's
+     * 0600 (the umask cannot be read without changing it, which would race
+     * with other threads). Best effort: some file systems refuse chmod. */
+    struct stat old;
+    if (stat(path, &old) == 0 && S_ISREG(old.st_mode))
+        (void)fchmod(fd, old.st_mode & 07777);
+
+    writer w = {.fd = fd, .path = path, .crc = crc32(0L, Z_NULL, 0), .buf = buf};
+    write_model(&w, m, file_length(m));
+    w_flush(&w);
+    unsigned char trailer[CHECKSUM_BYTES];
+    put_le(trailer, (uint32_t)w.crc, CHECKSUM_BYTES);
+    write_all(&w, trailer, sizeof trailer);
+    cnn_status st = w.st;
+    if (!st && fsync(fd) != 0)
+        st = io_error(path, "cannot sync the temporary file", errno);
+    if (close(fd) != 0 && !st)
+        st = io_error(path, "cannot close the temporary file", errno);
+    if (!st && rename(tmp, path) != 0)
+        st = io_error(path, "cannot rename the temporary file over it", errno);
+    if (st) {
+        unlink(tmp);
+    } else {
+        st = sync_dir(path);
+    }
+    free(tmp);
+    free(buf);
+    return st;
+}
+
+/* ---- Loading: step 1, the preamble -------------------------------------------- */
+
+/* Magic, version and recorded length: checked first, on the raw buffer.
+ * The version decides how everything after it (the checksum too) is read;
+ * the length tells a cut or extended file from a corrupted one. */
+static cnn_status check_preamble(const unsigned char *b, size_t size, const char *name)
+{
+    size_t have = size < MAGIC_BYTES ? size : MAGIC_BYTES;
+    if (memcmp(b, FILE_MAGIC, have) != 0) {
+        char got[3 * MAGIC_BYTES + 1] = "";
+        for (size_t i = 0; i < have; i++)
+            snprintf(got + 3 * i, sizeof got - 3 * i, "%02x ", b[i]);
+        got[have ? 3 * have - 1 : 0] = '\0';
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: header: expected magic \"%s\", got %s (not a cnn model file)", name,
+                        FILE_MAGIC, got);
+    }
+    if (size < MAGIC_BYTES + 4)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: header: the file is truncated (%zu bytes; the magic and version"
+                        " alone take %d)",
+                        name, size, MAGIC_BYTES + 4);
+    uint32_t version = (uint32_t)get_le(b + MAGIC_BYTES, 4);
+    if (version > FILE_VERSION)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: header: format version %u is newer than this library supports (%d)",
+                        name, version, FILE_VERSION);
+    if (version == 0)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: header: format version 0 is invalid", name);
+    if (size < PREAMBLE_BYTES)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: header: the file is truncated (%zu bytes; its preamble alone takes"
+                        " %d)",
+                        name, size, PREAMBLE_BYTES);
+    uint64_t length = get_le(b + MAGIC_BYTES + 4, 8);
+    if ((uint64_t)size < length)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: the file is truncated: it has %zu bytes, its header records %llu",
+                        name, size, (unsigned long long)length);
+    if ((uint64_t)size > length)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: %llu bytes of trailing data after the model's %llu bytes", name,
+                        (unsigned long long)(size - length), (unsigned long long)length);
+    if (size < PREAMBLE_BYTES + CHECKSUM_BYTES)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: header: recorded length %zu leaves no room for the checksum", name,
+                        size);
+    return CNN_OK;
+}
+
+/* ---- Loading: step 2, the checksum --------------------------------------------- */
+
+static cnn_status verify_checksum(const unsigned char *b, size_t size, const char *name)
+{
+    size_t n = size - CHECKSUM_BYTES;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < (size_t)1 << 30 ? n - done : (size_t)1 << 30; /* zlib: uInt */
+        crc = crc32(crc, b + done, (uInt)k);
+        done += k;
+    }
+    uint32_t stored = (uint32_t)get_le(b + n, CHECKSUM_BYTES);
+    if ((uint32_t)crc != stored)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: checksum mismatch: the file is corrupted (stored 0x%08x, computed"
+                        " 0x%08x)",
+                        name, stored, (unsigned)(uint32_t)crc);
+    return CNN_OK;
+}
+
+/* ---- Loading: step 3, decode ------------------------------------------------- */
+
+typedef struct {
+    uint32_t rank;
+    int64_t dims[CNN_MAX_RANK];
+    int64_t count;
+    const unsigned char *data; /* count little-endian float32, in the buffer */
+} file_tensor;
+
+typedef struct {
+    cnn_layer_spec spec;  /* as read; the name is set when the layer is added */
+    uint8_t flags;
+    uint8_t no_bias;      /* raw byte, checked in step 4 */
+    char name[CNN_LAYER_NAME_MAX];
+    uint32_t n_params;
+    file_tensor params[CNN_LAYER_MAX_PARAMS];
+} file_layer;
+
+typedef struct {
+    uint32_t flags;
+    uint64_t seed;
+    uint32_t rank;
+    uint32_t dims[3];
+    uint32_t n_layers;
+    file_layer *layers;
+    /* training section */
+    uint32_t loss, opt_kind;
+    float lr, momentum, beta_1, beta_2, rho, epsilon;
+    uint8_t nesterov;
+    uint64_t opt_steps, train_step, n_slots;
+    uint32_t train_epoch;
+    const unsigned char *opt_m, *opt_v;
+} file_model;
+
+/* A bounded reader over the bytes before the checksum. */
+typedef struct {
+    const unsigned char *base, *p;
+    size_t left;
+    const char *name;
+    char where[128]; /* the section being read: "header", "layer 2 (conv2d_1)" */
+} reader;
+
+static cnn_status rd_take(reader *r, size_t n, const char *field, const unsigned char **out)
+{
+    *out = r->p; /* set on failure too (callers check the status first) */
+    if (n > r->left)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: %s: %s: runs past the end of the data (%zu bytes needed at offset"
+                        " %zu, %zu left before the checksum)",
+                        r->name, r->where, field, n, (size_t)(r->p - r->base), r->left);
+    r->p += n;
+    r->left -= n;
+    return CNN_OK;
+}
+
+static cnn_status rd_le(reader *r, int bytes, const char *field, uint64_t *out)
+{
+    const unsigned char *p;
+    cnn_status st = rd_take(r, (size_t)bytes, field, &p);
+    *out = st ? 0 : get_le(p, bytes);
+    return st;
+}
+
+static cnn_status rd_u8(reader *r, const char *field, uint8_t *out)
+{
+    uint64_t v = 0;
+    cnn_status st = rd_le(r, 1, field, &v);
+    *out = (uint8_t)v;
+    return st;
+}
+
+static cnn_status rd_u32(reader *r, const char *field, uint32_t *out)
+{
+    uint64_t v = 0;
+    cnn_status st = rd_le(r, 4, field, &v);
+    *out = (uint32_t)v;
+    return st;
+}
+
+static cnn_status rd_u64(reader *r, const char *field, uint64_t *out) { return rd_le(r, 8, field, out); }
+
+static cnn_status rd_i32(reader *r, const char *field, int *out)
+{
+    uint32_t v = 0;
+    cnn_status st = rd_u32(r, field, &v);
+    *out = to_i32(v);
+    return st;
+}
+
+static cnn_status rd_f32(reader *r, const char *field, float *out)
+{
+    uint32_t v = 0;
+    cnn_status st = rd_u32(r, field, &v);
+    *out = bits_float(v);
+    return st;
+}
+
+static cnn_status rd_pair(reader *r, const char *field, int v[2])
+{
+    cnn_status st = rd_i32(r, field, &v[0]);
+    return st ? st : rd_i32(r, field, &v[1]);
+}
+
+/* The kinds whose fields this version of the format defines (a kind the
+ * registry gains later needs its fields added here, in write_layer and in
+ * add_layers, and a new format version if it changes the layout). */
+static bool kind_in_format(uint32_t kind)
+{
+    switch ((cnn_layer_kind)kind) {
+    case CNN_LAYER_CONV2D:
+    case CNN_LAYER_DENSE:
+    case CNN_LAYER_MAX_POOLING2D:
+    case CNN_LAYER_AVERAGE_POOLING2D:
+    case CNN_LAYER_ACTIVATION:
+    case CNN_LAYER_DROPOUT:
+    case CNN_LAYER_FLATTEN:
+    case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
+    case CNN_LAYER_GLOBAL_MAX_POOLING2D:
+        return true;
+    }
+    return false;
+}
+
+static cnn_status read_layer(reader *r, uint32_t index, file_layer *fl)
+{
+    cnn_status st;
+    uint32_t kind;
+    snprintf(r->where, sizeof r->where, "layer %u", index);
+    if ((st = rd_u32(r, "kind", &kind)))
+        return st;
+    if (!kind_in_format(kind) || !cnn_layer_kind_find((cnn_layer_kind)kind))
+        return cnn_fail(CNN_ERR_FORMAT, "%s: %s: unknown layer kind %u", r->name, r->where,
+                        kind);
+    fl->spec.kind = (cnn_layer_kind)kind;
+    uint64_t name_len;
+    const unsigned char *name;
+    if ((st = rd_u8(r, "flags", &fl->flags)) || (st = rd_le(r, 2, "name length", &name_len)))
+        return st;
+    if (name_len == 0 || name_len >= CNN_LAYER_NAME_MAX)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: %s: name length %u is out of range (1..%d bytes)",
+                        r->name, r->where, (unsigned)name_len, CNN_LAYER_NAME_MAX - 1);
+    if ((st = rd_take(r, (size_t)name_len, "name", &name)))
+        return st;
+    if (memchr(name, '\0', (size_t)name_len))
+        return cnn_fail(CNN_ERR_FORMAT, "%s: %s: name contains a NUL byte", r->name, r->where);
+    memcpy(fl->name, name, (size_t)name_len);
+    fl->name[name_len] = '\0';
+    snprintf(r->where, sizeof r->where, "layer %u (%s)", index, fl->name);
+
+    /* Enum fields keep any 32-bit value (as the int it encodes) for the
+     * layer's own validation to judge in step 4. */
+    cnn_layer_spec *s = &fl->spec;
+    int padding = 0, activation = 0;
+    switch (s->kind) {
+    case CNN_LAYER_CONV2D: {
+        cnn_conv2d_config *c = &s->u.conv2d;
+        if ((st = rd_i32(r, "filters", &c->filters))
+            || (st = rd_pair(r, "kernel_size", c->kernel_size))
+            || (st = rd_pair(r, "strides", c->strides)) || (st = rd_i32(r, "padding", &padding))
+            || (st = rd_pair(r, "dilation_rate", c->dilation_rate))
+            || (st = rd_i32(r, "activation", &activation))
+            || (st = rd_u8(r, "no_bias", &fl->no_bias)))
+            return st;
+        c->padding = padding;
+        c->activation = activation;
+        return CNN_OK;
+    }
+    case CNN_LAYER_DENSE:
+        if ((st = rd_i32(r, "units", &s->u.dense.units))
+            || (st = rd_i32(r, "activation", &activation))
+            || (st = rd_u8(r, "no_bias", &fl->no_bias)))
+            return st;
+        s->u.dense.activation = activation;
+        return CNN_OK;
+    case CNN_LAYER_MAX_POOLING2D:
+    case CNN_LAYER_AVERAGE_POOLING2D:
+        if ((st = rd_pair(r, "pool_size", s->u.pool2d.pool_size))
+            || (st = rd_pair(r, "strides", s->u.pool2d.strides))
+            || (st = rd_i32(r, "padding", &padding)))
+            return st;
+        s->u.pool2d.padding = padding;
+        return CNN_OK;
+    case CNN_LAYER_ACTIVATION:
+        if ((st = rd_i32(r, "activation", &activation)))
+            return st;
+        s->u.activation.activation = activation;
+        return CNN_OK;
+    case CNN_LAYER_DROPOUT:
+        if ((st = rd_f32(r, "rate", &s->u.dropout.rate)))
+            return st;
+        return rd_u64(r, "seed", &s->u.dropout.seed);
+    case CNN_LAYER_FLATTEN:
+    case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
+    case CNN_LAYER_GLOBAL_MAX_POOLING2D:
+        return CNN_OK;
+    }
+    return CNN_OK;
+}
+
+static cnn_status read_tensor(reader *r, const char *field, file_tensor *t)
+{
+    cnn_status st;
+    if ((st = rd_u32(r, field, &t->rank)))
+        return st;
+    if (t->rank < 1 || t->rank > CNN_MAX_RANK)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: %s: %s: rank %u is out of range (1..%d)", r->name,
+                        r->where, field, t->rank, CNN_MAX_RANK);
+    t->count = 1;
+    for (uint32_t d = 0; d < t->rank; d++) {
+        uint64_t v;
+        if ((st = rd_u64(r, field, &v)))
+            return st;
+        if (v < 1 || v > (uint64_t)INT64_MAX || cnn_mul_overflows(t->count, (int64_t)v, &t->count))
+            return cnn_fail(CNN_ERR_FORMAT,
+                            "%s: %s: %s: dimension %u is %llu; the tensor's size is invalid",
+                            r->name, r->where, field, d, (unsigned long long)v);
+        t->dims[d] = (int64_t)v;
+    }
+    if ((uint64_t)t->count > r->left / 4)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: %s: %s: %lld floats run past the end of the data (%llu bytes needed"
+                        " at offset %zu, %zu left before the checksum)",
+                        r->name, r->where, field, (long long)t->count,
+                        (unsigned long long)t->count * 4, (size_t)(r->p - r->base), r->left);
+    return rd_take(r, (size_t)t->count * 4, field, &t->data);
+}
+
+static cnn_status read_params(reader *r, file_model *f)
+{
+    cnn_status st;
+    for (uint32_t i = 0; i < f->n_layers; i++) {
+        file_layer *fl = &f->layers[i];
+        snprintf(r->where, sizeof r->where, "parameters: layer %u (%s)", i, fl->name);
+        if ((st = rd_u32(r, "tensor count", &fl->n_params)))
+            return st;
+        if (fl->n_params > CNN_LAYER_MAX_PARAMS)
+            return cnn_fail(CNN_ERR_FORMAT, "%s: %s: %u tensors; a layer has at most %d",
+                            r->name, r->where, fl->n_params, CNN_LAYER_MAX_PARAMS);
+        for (uint32_t p = 0; p < fl->n_params; p++) {
+            char field[32];
+            snprintf(field, sizeof field, "tensor %u", p);
+            if ((st = read_tensor(r, field, &fl->params[p])))
+                return st;
+        }
+    }
+    return CNN_OK;
+}
+
+static cnn_status read_training(reader *r, file_model *f)
+{
+    cnn_status st;
+    snprintf(r->where, sizeof r->where, "training");
+    if ((st = rd_u32(r, "loss", &f->loss)) || (st = rd_u32(r, "optimizer", &f->opt_kind))
+        || (st = rd_f32(r, "learning_rate", &f->lr)) || (st = rd_f32(r, "momentum", &f->momentum))
+        || (st = rd_u8(r, "nesterov", &f->nesterov)) || (st = rd_f32(r, "beta_1", &f->beta_1))
+        || (st = rd_f32(r, "beta_2", &f->beta_2)) || (st = rd_f32(r, "rho", &f->rho))
+        || (st = rd_f32(r, "epsilon", &f->epsilon))
+        || (st = rd_u64(r, "optimizer steps", &f->opt_steps))
+        || (st = rd_u32(r, "epoch", &f->train_epoch)) || (st = rd_u64(r, "step", &f->train_step))
+        || (st = rd_u64(r, "slot count", &f->n_slots)))
+        return st;
+    if (f->n_slots > r->left / 8)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: training: optimizer slots: 2 x %llu floats run past the end of the"
+                        " data (offset %zu, %zu bytes left before the checksum)",
+                        r->name, (unsigned long long)f->n_slots, (size_t)(r->p - r->base),
+                        r->left);
+    size_t bytes = (size_t)f->n_slots * 4;
+    if ((st = rd_take(r, bytes, "opt_m", &f->opt_m)))
+        return st;
+    return rd_take(r, bytes, "opt_v", &f->opt_v);
+}
+
+/* Walks the layout after the preamble; the checksum has been verified. */
+static cnn_status decode(const unsigned char *b, size_t size, const char *name, file_model *f)
+{
+    cnn_status st;
+    reader r = {.base = b, .p = b + PREAMBLE_BYTES,
+                .left = size - PREAMBLE_BYTES - CHECKSUM_BYTES, .name = name,
+                .where = "header"};
+    if ((st = rd_u32(&r, "flags", &f->flags)))
+        return st;
+    if (f->flags & ~(uint32_t)FLAGS_KNOWN)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: header: unknown flags 0x%x (known: 0x%x)", name,
+                        f->flags, (unsigned)FLAGS_KNOWN);
+    if ((f->flags & FLAG_TRAINING) && !(f->flags & FLAG_WEIGHTS))
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: header: flags 0x%x announce a training section without weights",
+                        name, f->flags);
+    if ((st = rd_u64(&r, "seed", &f->seed)) || (st = rd_u32(&r, "input rank", &f->rank)))
+        return st;
+    for (int i = 0; i < 3; i++)
+        if ((st = rd_u32(&r, "input shape", &f->dims[i])))
+            return st;
+    if ((st = rd_u32(&r, "layer count", &f->n_layers)))
+        return st;
+    if (f->n_layers > MAX_LAYERS)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: header: layer count %u is more than the limit %d",
+                        name, f->n_layers, MAX_LAYERS);
+    if (f->n_layers > r.left / MIN_LAYER_BYTES)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: header: %u layers cannot fit in the %zu bytes left before the"
+                        " checksum (each takes at least %d)",
+                        name, f->n_layers, r.left, MIN_LAYER_BYTES);
+    f->layers = calloc(f->n_layers ? f->n_layers : 1, sizeof *f->layers);
+    if (!f->layers)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", name);
+    for (uint32_t i = 0; i < f->n_layers; i++)
+        if ((st = read_layer(&r, i, &f->layers[i])))
+            return st;
+    if ((f->flags & FLAG_WEIGHTS) && (st = read_params(&r, f)))
+        return st;
+    if ((f->flags & FLAG_TRAINING) && (st = read_training(&r, f)))
+        return st;
+    if (r.left)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: %zu bytes at offset %zu belong to no section (the recorded length"
+                        " is larger than the sections)",
+                        name, r.left, (size_t)(r.p - r.base));
+    return CNN_OK;
+}
+
+/* ---- Loading: step 4, rebuild ------------------------------------------------- */
+
+/* Whatever the library rejects while rebuilding came from the file, so the
+ * file is malformed; only running out of memory is not the file's fault. */
+static cnn_status from_file(cnn_status st)
+{
+    return st == CNN_ERR_NO_MEMORY ? st : CNN_ERR_FORMAT;
+}
+
+static void format_dims(char *buf, size_t cap, int rank, const int64_t *dims)
+{
+    size_t used = (size_t)snprintf(buf, cap, "(");
+    for (int d = 0; d < rank && used < cap; d++)
+        used += (size_t)snprintf(buf + used, cap - used, d ? ", %lld" : "%lld",
+                                 (long long)dims[d]);
+    if (used < cap)
+        snprintf(buf + used, cap - used, ")");
+}
+
+static void read_floats(float *dst, const unsigned char *src, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = bits_float((uint32_t)get_le(src + 4 * i, 4));
+}
+
+static cnn_status add_layers(cnn_model *m, const file_model *f, const char *name)
+{
+    for (uint32_t i = 0; i < f->n_layers; i++) {
+        const file_layer *fl = &f->layers[i];
+        if (fl->flags & ~LAYER_AUTO_NAMED)
+            return cnn_fail(CNN_ERR_FORMAT, "%s: layer %u (%s): unknown flags 0x%x", name, i,
+                            fl->name, fl->flags);
+        if (fl->no_bias > 1)
+            return cnn_fail(CNN_ERR_FORMAT, "%s: layer %u (%s): no_bias must be 0 or 1, got %u",
+                            name, i, fl->name, fl->no_bias);
+        cnn_layer_spec spec = fl->spec;
+        const char *given = fl->flags & LAYER_AUTO_NAMED ? NULL : fl->name;
+        switch (spec.kind) {
+        case CNN_LAYER_CONV2D:
+            spec.u.conv2d.name = given;
+            spec.u.conv2d.no_bias = fl->no_bias;
+            break;
+        case CNN_LAYER_DENSE:
+            spec.u.dense.name = given;
+            spec.u.dense.no_bias = fl->no_bias;
+            break;
+        case CNN_LAYER_MAX_POOLING2D:
+        case CNN_LAYER_AVERAGE_POOLING2D: spec.u.pool2d.name = given; break;
+        case CNN_LAYER_ACTIVATION: spec.u.activation.name = given; break;
+        case CNN_LAYER_DROPOUT: spec.u.dropout.name = given; break;
+        case CNN_LAYER_FLATTEN: spec.u.flatten.name = given; break;
+        case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
+        case CNN_LAYER_GLOBAL_MAX_POOLING2D: spec.u.global_pool2d.name = given; break;
+        }
+        cnn_status st = cnn_model_add(m, &spec);
+        if (st) {
+            cnn_error_prefix("%s: layer %u", name, i);
+            return from_file(st);
+        }
+        if (strcmp(m->layers[i]->name, fl->name) != 0)
+            return cnn_fail(CNN_ERR_FORMAT,
+                            "%s: layer %u: the saved name \"%s\" is marked automatic, but the"
+                            " model names it \"%s\"",
+                            name, i, fl->name, m->layers[i]->name);
+    }
+    return CNN_OK;
+}
+
+/* The layers' parameter count must stay far from overflowing: the model
+ * sums it unchecked when it builds, and needs four floats per parameter
+ * (values, gradients, two optimizer slots). A model this large could never
+ * be allocated, so the file is refused rather than left to fail later. */
+static cnn_status check_param_total(const cnn_model *m, const char *name, int64_t *out)
+{
+    const int64_t limit = INT64_MAX / 16;
+    int64_t total = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int p = 0; p < m->layers[i]->n_params; p++)
+            if (__builtin_add_overflow(total, m->layers[i]->params[p].count, &total)
+                || total > limit)
+                return cnn_fail(CNN_ERR_FORMAT,
+                                "%s: layer %d (%s): the layers up to here have more than %lld"
+                                " parameters; such a model cannot be allocated",
+                                name, i, m->layers[i]->name, (long long)limit);
+    *out = total;
+    return CNN_OK;
+}
+
+/* Every tensor's shape against the architecture, before allocating. */
+static cnn_status check_params(const cnn_model *m, const file_model *f, const char *name)
+{
+    for (uint32_t i = 0; i < f->n_layers; i++) {
+        const cnn_layer *l = m->layers[i];
+        const file_layer *fl = &f->layers[i];
+        if ((int)fl->n_params != l->n_params)
+            return cnn_fail(CNN_ERR_FORMAT,
+                            "%s: parameters: layer %u (%s): expected %d weight tensors, the file"
+                            " has %u",
+                            name, i, l->name, l->n_params, fl->n_params);
+        for (int p = 0; p < l->n_params; p++) {
+            const cnn_param *want = &l->params[p];
+            const file_tensor *got = &fl->params[p];
+            bool same = (int)got->rank == want->rank;
+            for (int d = 0; same && d < want->rank; d++)
+                same = got->dims[d] == want->dims[d];
+            if (!same) {
+                char a[96], b[96];
+                format_dims(a, sizeof a, want->rank, want->dims);
+                format_dims(b, sizeof b, (int)got->rank, got->dims);
+                return cnn_fail(CNN_ERR_FORMAT,
+                                "%s: parameters: layer %u (%s): %s: expected shape %s, got %s",
+                                name, i, l->name, want->name, a, b);
+            }
+        }
+    }
+    return CNN_OK;
+}
+
+static cnn_status restore_training(cnn_model *m, const file_model *f, const char *name)
+{
+    if (f->n_slots != (uint64_t)m->n_params)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: training: %llu optimizer slot values, the model has %lld parameters",
+                        name, (unsigned long long)f->n_slots, (long long)m->n_params);
+    if (f->nesterov > 1)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: training: nesterov must be 0 or 1, got %u", name,
+                        f->nesterov);
+    if (f->opt_steps > (uint64_t)INT64_MAX || f->train_step > (uint64_t)INT64_MAX
+        || f->train_epoch > (uint32_t)INT_MAX)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: training: position out of range (optimizer steps %llu, epoch %u,"
+                        " step %llu)",
+                        name, (unsigned long long)f->opt_steps, f->train_epoch,
+                        (unsigned long long)f->train_step);
+    cnn_compile_config cfg = {
+        .loss = (cnn_loss)to_i32(f->loss),
+        .optimizer = {.kind = (cnn_optimizer_kind)to_i32(f->opt_kind), .learning_rate = f->lr,
+                      .momentum = f->momentum, .nesterov = f->nesterov, .beta_1 = f->beta_1,
+                      .beta_2 = f->beta_2, .rho = f->rho, .epsilon = f->epsilon}};
+    cnn_status st = cnn_model_compile(m, cfg);
+    if (st) {
+        cnn_error_prefix("%s: training", name);
+        return from_file(st);
+    }
+    read_floats(m->opt_m, f->opt_m, m->n_params);
+    read_floats(m->opt_v, f->opt_v, m->n_params);
+    m->opt_steps = (int64_t)f->opt_steps;
+    m->train_epoch = (int)f->train_epoch;
+    m->train_step = (int64_t)f->train_step;
+    return CNN_OK;
+}
+
+static cnn_status rebuild(const file_model *f, const char *name, cnn_model **out)
+{
+    cnn_shape shape = {.rank = to_i32(f->rank)};
+    for (int i = 0; i < 3; i++)
+        shape.dims[i] = to_i32(f->dims[i]);
+    if (shape.rank == 1 && (shape.dims[1] || shape.dims[2]))
+        return cnn_fail(CNN_ERR_FORMAT, "%s: header: input shape of rank 1 with unused"
+                        " dimensions %d, %d (expected 0)", name, shape.dims[1], shape.dims[2]);
+    cnn_model *m = NULL;
+    cnn_status st = cnn_model_create(&m, shape);
+    if (st) {
+        cnn_error_prefix("%s: header", name);
+        return from_file(st);
+    }
+    int64_t n_params = 0;
+    if ((st = cnn_model_set_seed(m, f->seed)) || (st = add_layers(m, f, name))
+        || (st = check_param_total(m, name, &n_params)))
+        goto fail;
+    /* The memory budget guards what a caller asks of a model, but nobody can
+     * set it on a model that is still being loaded: allow what the file
+     * itself holds (weights; with training, also the gradients and optimizer
+     * slots that compile reserves), then give the caller the default back. */
+    const int64_t budget = m->max_memory, held = n_params * (int64_t)sizeof(float)
+                                                 * (f->flags & FLAG_TRAINING ? 4 : 1);
+    if (held > budget)
+        m->max_memory = held;
+    if (f->flags & FLAG_WEIGHTS) {
+        if ((st = check_params(m, f, name)))
+            goto fail;
+        if ((st = cnn_model_build(m))) {
+            cnn_error_prefix("%s", name);
+            st = from_file(st);
+            goto fail;
+        }
+        for (uint32_t i = 0; i < f->n_layers; i++) {
+            cnn_layer *l = m->layers[i];
+            for (int p = 0; p < l->n_params; p++)
+                read_floats(l->params[p].value, f->layers[i].params[p].data, l->params[p].count);
+        }
+    }
+    if ((f->flags & FLAG_TRAINING) && (st = restore_training(m, f, name)))
+        goto fail;
+    m->max_memory = budget;
+    *out = m;
+    return CNN_OK;
+fail:
+    cnn_model_free(m);
+    return st;
+}
+
+/* ---- Public API ------------------------------------------------------------ */
+
+cnn_status cnn_model_load_memory(const void *bytes, size_t size, const char *name,
+                                 cnn_model **out)
+{
+    if (out)
+        *out = NULL;
+    if (!name)
+        name = "<memory>";
+    if (!out || (!bytes && size))
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "%s: load_memory: out must not be NULL, nor bytes when size > 0", name);
+    const unsigned char *b = size ? bytes : (const unsigned char *)"";
+    file_model f = {0};
+    cnn_status st = check_preamble(b, size, name);
+    if (!st)
+        st = verify_checksum(b, size, name);
+    if (!st)
+        st = decode(b, size, name, &f);
+    if (!st)
+        st = rebuild(&f, name, out);
+    free(f.layers);
+    return st;
+}
+
+cnn_status cnn_model_load(const char *path, cnn_model **out)
+{
+    if (out)
+        *out = NULL;
+    if (!path || !out)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "load: path and out must not be NULL");
+    /* O_NONBLOCK so that a FIFO does not hang open(); no effect on regular files. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return io_error(path, "cannot open", errno);
+    struct stat sb;
+    cnn_status st = CNN_OK;
+    if (fstat(fd, &sb) != 0)
+        st = io_error(path, "cannot stat", errno);
+    else if (!S_ISREG(sb.st_mode))
+        st = cnn_fail(CNN_ERR_IO, "%s: expected a regular model file, got %s", path,
+                      S_ISDIR(sb.st_mode)    ? "a directory"
+                      : S_ISCHR(sb.st_mode)  ? "a character device"
+                      : S_ISBLK(sb.st_mode)  ? "a block device"
+                      : S_ISFIFO(sb.st_mode) ? "a FIFO"
+                                             : "a special file");
+    else if (sb.st_size < 0 || (uint64_t)sb.st_size > MAX_FILE_BYTES
+             || (uint64_t)sb.st_size > SIZE_MAX / 2)
+        st = cnn_fail(CNN_ERR_FORMAT, "%s: the file is %lld bytes, more than a model file may be"
+                      " (%llu)", path, (long long)sb.st_size, (unsigned long long)MAX_FILE_BYTES);
+    if (st) {
+        close(fd);
+        return st;
+    }
+    size_t size = (size_t)sb.st_size, got = 0;
+    unsigned char *buf = malloc(size ? size : 1);
+    if (!buf) {
+        close(fd);
+        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: cannot allocate %zu bytes to read it", path, size);
+    }
+    /* Read exactly size bytes, then make sure nothing follows: a file that
+     * changes while it is read is an error, not a silently cut model. */
+    while (!st) {
+        unsigned char probe;
+        bool done = got == size;
+        ssize_t n = done ? read(fd, &probe, 1) : read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            st = io_error(path, "read", errno);
+        else if (n == 0 && done)
+            break;
+        else if (n == 0 || done)
+            st = cnn_fail(CNN_ERR_IO, "%s: the file changed size while it was read", path);
+        else
+            got += (size_t)n;
+    }
+    close(fd);
+    if (!st)
+        st = cnn_model_load_memory(buf, size, path, out);
+    free(buf);
+    return st;
+}

@@ -1,0 +1,858 @@
+/* The model file (.cnn): round trips of every layer kind, resuming training
+ * from epoch-end and mid-epoch checkpoints bit for bit, damaged files
+ * (every truncation, every bit flip, crafted fields) failing cleanly, and
+ * atomic saving when the disk is full. */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "test.h"
+
+static char dir[64];
+
+static char *path_in_dir(const char *name)
+{
+    static char buf[4][320];
+    static int next;
+    char *p = buf[next++ % 4];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    return p;
+}
+
+static unsigned char *read_all(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *b = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 4096;
+            unsigned char *g = realloc(b, cap);
+            if (!g)
+                break;
+            b = g;
+        }
+        size_t k = fread(b + n, 1, cap - n, f);
+        n += k;
+        if (k == 0)
+            break;
+    }
+    fclose(f);
+    *size = n;
+    return b;
+}
+
+static int write_all(const char *path, const void *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return 0;
+    int ok = fwrite(b, 1, n, f) == n;
+    return fclose(f) == 0 && ok;
+}
+
+/* Entries of dir whose names start with prefix. */
+static int count_entries(const char *prefix)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static cnn_tensor *random_tensor(int rank, const int64_t *dims, uint32_t seed)
+{
+    cnn_tensor *t = NULL;
+    if (cnn_tensor_create(&t, rank, dims))
+        return NULL;
+    for (int64_t i = 0; i < cnn_tensor_size(t); i++) {
+        seed = seed * 1664525u + 1013904223u;
+        t->data[i] = (float)(seed >> 8) / 16777216.0f * 2.0f - 1.0f;
+    }
+    return t;
+}
+
+/* Every weight of the model, concatenated (malloc'd). */
+static float *all_weights(cnn_model *m, int64_t *n)
+{
+    int64_t total = cnn_model_param_count(m), off = 0;
+    float *w = malloc((size_t)(total ? total : 1) * sizeof *w);
+    for (int i = 0; w && i < cnn_model_layer_count(m); i++)
+        for (int which = 0; which < 2; which++) {
+            int64_t count;
+            const float *v = cnn_model_layer_weights(m, i, which, &count);
+            if (v) {
+                memcpy(w + off, v, (size_t)count * sizeof *w);
+                off += count;
+            }
+        }
+    *n = total;
+    return w;
+}
+
+static int same_weights(cnn_model *a, cnn_model *b)
+{
+    int64_t na, nb;
+    float *wa = all_weights(a, &na), *wb = all_weights(b, &nb);
+    int same = wa && wb && na == nb && memcmp(wa, wb, (size_t)na * sizeof *wa) == 0;
+    free(wa);
+    free(wb);
+    return same;
+}
+
+static int same_spec(const cnn_layer_spec *a, const cnn_layer_spec *b)
+{
+    if (a->kind != b->kind)
+        return 0;
+    switch (a->kind) {
+    case CNN_LAYER_CONV2D: {
+        const cnn_conv2d_config *x = &a->u.conv2d, *y = &b->u.conv2d;
+        return x->filters == y->filters && x->kernel_size[0] == y->kernel_size[0]
+            && x->kernel_size[1] == y->kernel_size[1] && x->strides[0] == y->strides[0]
+            && x->strides[1] == y->strides[1] && x->padding == y->padding
+            && x->dilation_rate[0] == y->dilation_rate[0]
+            && x->dilation_rate[1] == y->dilation_rate[1] && x->activation == y->activation
+            && x->no_bias == y->no_bias && strcmp(x->name, y->name) == 0;
+    }
+    case CNN_LAYER_DENSE:
+        return a->u.dense.units == b->u.dense.units
+            && a->u.dense.activation == b->u.dense.activation
+            && a->u.dense.no_bias == b->u.dense.no_bias
+            && strcmp(a->u.dense.name, b->u.dense.name) == 0;
+    case CNN_LAYER_MAX_POOLING2D:
+    case CNN_LAYER_AVERAGE_POOLING2D:
+        return memcmp(a->u.pool2d.pool_size, b->u.pool2d.pool_size, sizeof(int[2])) == 0
+            && memcmp(a->u.pool2d.strides, b->u.pool2d.strides, sizeof(int[2])) == 0
+            && a->u.pool2d.padding == b->u.pool2d.padding
+            && strcmp(a->u.pool2d.name, b->u.pool2d.name) == 0;
+    case CNN_LAYER_ACTIVATION:
+        return a->u.activation.activation == b->u.activation.activation
+            && strcmp(a->u.activation.name, b->u.activation.name) == 0;
+    case CNN_LAYER_DROPOUT:
+        return memcmp(&a->u.dropout.rate, &b->u.dropout.rate, sizeof(float)) == 0
+            && a->u.dropout.seed == b->u.dropout.seed
+            && strcmp(a->u.dropout.name, b->u.dropout.name) == 0;
+    case CNN_LAYER_FLATTEN:
+        return strcmp(a->u.flatten.name, b->u.flatten.name) == 0;
+    case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
+    case CNN_LAYER_GLOBAL_MAX_POOLING2D:
+        return strcmp(a->u.global_pool2d.name, b->u.global_pool2d.name) == 0;
+    }
+    return 0;
+}
+
+/* Outputs of x in inference and in training mode (dropout active), as one
+ * malloc'd array. */
+static float *outputs(cnn_model *m, const cnn_tensor *x, size_t *n)
+{
+    cnn_tensor *p = NULL;
+    const float *train = NULL;
+    if (cnn_model_predict(m, x, 3, &p) || cnn_model_forward(m, x, true, &train)) {
+        cnn_tensor_free(p);
+        return NULL;
+    }
+    size_t k = (size_t)cnn_tensor_size(p);
+    float *o = malloc(2 * k * sizeof *o);
+    memcpy(o, p->data, k * sizeof *o);
+    memcpy(o + k, train, k * sizeof *o);
+    cnn_tensor_free(p);
+    *n = 2 * k;
+    return o;
+}
+
+/* Saves m, loads it back and checks the copy is the same model. */
+static void check_round_trip(cnn_model *m, const cnn_tensor *x, const char *file)
+{
+    const char *path = path_in_dir(file);
+    CHECK_OK(cnn_model_save(m, path));
+    cnn_model *c = NULL;
+    CHECK_OK(cnn_model_load(path, &c));
+    if (!c)
+        return;
+    CHECK_OK(cnn_model_set_threads(c, cnn_model_threads(m)));
+    /* saving the copy gives the same bytes */
+    const char *again = path_in_dir("again.cnn");
+    CHECK_OK(cnn_model_save(c, again));
+    size_t s1 = 0, s2 = 0;
+    unsigned char *b1 = read_all(path, &s1), *b2 = read_all(again, &s2);
+    CHECK(b1 && b2 && s1 == s2 && memcmp(b1, b2, s1) == 0);
+    free(b1);
+    free(b2);
+    CHECK(cnn_model_layer_count(c) == cnn_model_layer_count(m));
+    for (int i = 0; i < cnn_model_layer_count(m) && i < cnn_model_layer_count(c); i++) {
+        cnn_layer_spec a, b;
+        CHECK_OK(cnn_model_layer_spec(m, i, &a));
+        CHECK_OK(cnn_model_layer_spec(c, i, &b));
+        CHECK(same_spec(&a, &b));
+    }
+    CHECK(cnn_model_param_count(c) == cnn_model_param_count(m));
+    char *sa = NULL, *sb = NULL;
+    CHECK_OK(cnn_model_summary(m, &sa));
+    CHECK_OK(cnn_model_summary(c, &sb));
+    CHECK(sa && sb && strcmp(sa, sb) == 0);
+    free(sa);
+    free(sb);
+    int ea, eb;
+    int64_t pa, pb;
+    cnn_model_training_position(m, &ea, &pa);
+    cnn_model_training_position(c, &eb, &pb);
+    CHECK(ea == eb && pa == pb);
+    size_t na = 0, nb = 0;
+    float *oa = outputs(m, x, &na), *ob = outputs(c, x, &nb);
+    CHECK(oa && ob && na == nb && memcmp(oa, ob, na * sizeof *oa) == 0);
+    CHECK(same_weights(m, c));
+    free(oa);
+    free(ob);
+    cnn_model_free(c);
+}
+
+/* (1) Every layer kind and option, compiled and trained, then unbuilt and
+ * empty models. */
+static void test_round_trip(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(12, 12, 3)));
+    CHECK_OK(cnn_model_set_seed(m, 20240611));
+    CHECK_OK(cnn_model_set_threads(m, 2));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {3, 3},
+                                                .strides = {2, 1}, .padding = CNN_PADDING_SAME,
+                                                .activation = CNN_ACTIVATION_RELU,
+                                                .name = "stem")));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 5, .kernel_size = {2, 2},
+                                                .dilation_rate = {2, 2}, .no_bias = true,
+                                                .activation = CNN_ACTIVATION_TANH)));
+    CHECK_OK(cnn_model_add_max_pooling2d(m, cnn_pool2d(.pool_size = {2, 2}, .strides = {1, 1},
+                                                       .padding = CNN_PADDING_SAME)));
+    CHECK_OK(cnn_model_add_average_pooling2d(m, cnn_pool2d()));
+    CHECK_OK(cnn_model_add_activation(m, cnn_activation_layer(.activation = CNN_ACTIVATION_SIGMOID)));
+    CHECK_OK(cnn_model_add_dropout(m, cnn_dropout(.rate = 0.3f)));
+    CHECK_OK(cnn_model_add_dropout(m, cnn_dropout(.rate = 0.2f, .seed = 1234, .name = "drop")));
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 6, .activation = CNN_ACTIVATION_RELU)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = CNN_ACTIVATION_SOFTMAX,
+                                              .no_bias = true)));
+    cnn_tensor *x = random_tensor(4, (int64_t[]){5, 12, 12, 3}, 1);
+    cnn_tensor *y = random_tensor(1, (int64_t[]){5}, 2);
+    for (int i = 0; i < 5; i++)
+        y->data[i] = (float)(i % 3);
+    /* built, not compiled */
+    cnn_tensor *warm = NULL;
+    CHECK_OK(cnn_model_predict(m, x, 0, &warm));
+    cnn_tensor_free(warm);
+    check_round_trip(m, x, "built.cnn");
+    /* compiled and trained: the training section too */
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                              .optimizer = cnn_adam(.learning_rate = 0.01f))));
+    CHECK_OK(cnn_model_fit(m, x, y, cnn_fit(.epochs = 2, .batch_size = 2), NULL));
+    check_round_trip(m, x, "every_kind.cnn");
+    cnn_model_free(m);
+
+    /* the global pooling kinds */
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(12, 12, 3)));
+        CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {3, 3})));
+        CHECK_OK(k ? cnn_model_add_global_max_pooling2d(m, cnn_global_pool2d())
+                   : cnn_model_add_global_average_pooling2d(m, cnn_global_pool2d(.name = "gap")));
+        CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 2)));
+        check_round_trip(m, x, "global.cnn"); /* predict in outputs() builds it after saving */
+        check_round_trip(m, x, "global.cnn");
+        cnn_model_free(m);
+    }
+
+    /* An unbuilt model stays open: layers can still be added after loading,
+     * with the automatic names continuing, and its weights come from the
+     * seed exactly as the original's would. */
+    cnn_model *a = NULL, *b = NULL;
+    CHECK_OK(cnn_model_create(&a, cnn_shape_hwc(8, 8, 1)));
+    CHECK_OK(cnn_model_set_seed(a, 5));
+    CHECK_OK(cnn_model_add_conv2d(a, cnn_conv2d(.filters = 2, .kernel_size = {3, 3})));
+    CHECK_OK(cnn_model_add_dropout(a, cnn_dropout(.rate = 0.5f)));
+    CHECK_OK(cnn_model_add_max_pooling2d(a, cnn_pool2d()));
+    CHECK_OK(cnn_model_save(a, path_in_dir("open.cnn")));
+    CHECK_OK(cnn_model_load(path_in_dir("open.cnn"), &b));
+    if (b) {
+        CHECK_OK(cnn_model_add_conv2d(a, cnn_conv2d(.filters = 2, .kernel_size = {2, 2})));
+        CHECK_OK(cnn_model_add_conv2d(b, cnn_conv2d(.filters = 2, .kernel_size = {2, 2})));
+        CHECK(strcmp(cnn_model_layer_name(b, 3), "conv2d_1") == 0);
+        CHECK_OK(cnn_model_add_flatten(a, cnn_flatten()));
+        CHECK_OK(cnn_model_add_flatten(b, cnn_flatten()));
+        CHECK_OK(cnn_model_set_threads(a, 1));
+        CHECK_OK(cnn_model_set_threads(b, 1));
+        cnn_tensor *xs = random_tensor(4, (int64_t[]){3, 8, 8, 1}, 3);
+        size_t na = 0, nb = 0;
+        float *oa = outputs(a, xs, &na), *ob = outputs(b, xs, &nb);
+        CHECK(oa && ob && na == nb && memcmp(oa, ob, na * sizeof *oa) == 0);
+        free(oa);
+        free(ob);
+        cnn_tensor_free(xs);
+    }
+    cnn_model_free(a);
+    cnn_model_free(b);
+
+    /* an architecture too large to ever allocate (2^60 weights) is refused
+     * when the layer is added, so it can never reach a file */
+    CHECK_OK(cnn_model_create(&a, cnn_shape_hwc(1, 1, 536870911)));
+    CHECK_FAILS(cnn_model_add_conv2d(a, cnn_conv2d(.filters = 2147483647, .kernel_size = {1, 1})),
+                CNN_ERR_SHAPE, "conv2d (Conv2D): too large");
+    cnn_model_free(a);
+
+    /* an empty model */
+    CHECK_OK(cnn_model_create(&a, cnn_shape_flat(7)));
+    CHECK_OK(cnn_model_save(a, path_in_dir("empty.cnn")));
+    CHECK_OK(cnn_model_load(path_in_dir("empty.cnn"), &b));
+    CHECK(b && cnn_model_layer_count(b) == 0 && cnn_model_input_shape(b).dims[0] == 7);
+    cnn_model_free(a);
+    cnn_model_free(b);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+}
+
+/* ---- (2) resuming ---- */
+
+typedef struct {
+    cnn_model *m;
+    struct {
+        cnn_progress_event event;
+        int epoch;
+        int64_t step;
+        const char *path;
+    } at[3];
+    int saved;
+    cnn_status st;
+} checkpointer;
+
+static bool save_checkpoints(const cnn_progress *p, void *user)
+{
+    checkpointer *c = user;
+    for (int i = 0; i < 3; i++)
+        if (p->event == c->at[i].event && p->epoch == c->at[i].epoch
+            && (p->event == CNN_PROGRESS_EPOCH_END || p->step == c->at[i].step)) {
+            cnn_status st = cnn_model_save(c->m, c->at[i].path);
+            if (st && !c->st)
+                c->st = st;
+            c->saved++;
+        }
+    return true;
+}
+
+static cnn_model *train_model(cnn_optimizer opt)
+{
+    cnn_model *m = NULL;
+    if (cnn_model_create(&m, cnn_shape_hwc(6, 6, 2)))
+        return NULL;
+    cnn_model_set_seed(m, 99);
+    cnn_model_set_threads(m, 1);
+    cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {3, 3},
+                                       .padding = CNN_PADDING_SAME,
+                                       .activation = CNN_ACTIVATION_RELU));
+    cnn_model_add_dropout(m, cnn_dropout(.rate = 0.25f));
+    cnn_model_add_max_pooling2d(m, cnn_pool2d());
+    cnn_model_add_flatten(m, cnn_flatten());
+    cnn_model_add_dense(m, cnn_dense(.units = 4, .activation = CNN_ACTIVATION_SOFTMAX));
+    if (cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                         .optimizer = opt))) {
+        cnn_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void test_resume(cnn_optimizer opt, const char *what)
+{
+    /* 37 examples, batches of 8: 5 steps per epoch, the last one short */
+    cnn_tensor *x = random_tensor(4, (int64_t[]){37, 6, 6, 2}, 11);
+    cnn_tensor *y = random_tensor(1, (int64_t[]){37}, 12);
+    for (int i = 0; i < 37; i++)
+        y->data[i] = (float)((i * 7) % 4);
+    const cnn_fit_config base = cnn_fit(.epochs = 2, .batch_size = 8);
+
+    cnn_model *ref = train_model(opt);
+    CHECK(ref != NULL);
+    if (!ref)
+        return;
+    CHECK_OK(cnn_model_fit(ref, x, y, base, NULL));
+
+    /* the same run, checkpointing from the progress callback */
+    cnn_model *run = train_model(opt);
+    char *paths[3] = {strdup(path_in_dir("epoch1.cnn")), strdup(path_in_dir("mid_e1.cnn")),
+                      strdup(path_in_dir("mid_e2.cnn"))};
+    checkpointer c = {.m = run,
+                      .at = {{CNN_PROGRESS_EPOCH_END, 1, 0, paths[0]},
+                             {CNN_PROGRESS_BATCH_END, 1, 3, paths[1]},
+                             {CNN_PROGRESS_BATCH_END, 2, 2, paths[2]}}};
+    cnn_fit_config cfg = base;
+    cfg.progress = save_checkpoints;
+    cfg.progress_user = &c;
+    CHECK_OK(cnn_model_fit(run, x, y, cfg, NULL));
+    CHECK(c.saved == 3 && c.st == CNN_OK);
+    CHECK(same_weights(run, ref));
+    cnn_model_free(run);
+
+    const int want_epoch[3] = {1, 0, 1};
+    const int64_t want_step[3] = {0, 3, 2};
+    for (int i = 0; i < 3; i++) {
+        cnn_model *r = NULL;
+        CHECK_OK(cnn_model_load(paths[i], &r));
+        if (!r)
+            continue;
+        CHECK_OK(cnn_model_set_threads(r, 1));
+        int epoch;
+        int64_t step;
+        cnn_model_training_position(r, &epoch, &step);
+        CHECK(epoch == want_epoch[i] && step == want_step[i]);
+        cfg = base;
+        cfg.initial_epoch = epoch;
+        cfg.initial_step = step;
+        CHECK_OK(cnn_model_fit(r, x, y, cfg, NULL));
+        if (!same_weights(r, ref)) {
+            fprintf(stderr, "%s: resuming from %s does not give the uninterrupted weights\n",
+                    what, paths[i]);
+            CHECK(0);
+        }
+        /* optimizer state and position too: the saved files are identical */
+        CHECK_OK(cnn_model_save(r, path_in_dir("resumed.cnn")));
+        CHECK_OK(cnn_model_save(ref, path_in_dir("reference.cnn")));
+        size_t s1 = 0, s2 = 0;
+        unsigned char *b1 = read_all(path_in_dir("resumed.cnn"), &s1);
+        unsigned char *b2 = read_all(path_in_dir("reference.cnn"), &s2);
+        CHECK(b1 && b2 && s1 == s2 && memcmp(b1, b2, s1) == 0);
+        free(b1);
+        free(b2);
+        cnn_model_free(r);
+    }
+    for (int i = 0; i < 3; i++)
+        free(paths[i]);
+    cnn_model_free(ref);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+}
+
+/* ---- (3) damaged files ---- */
+
+static void fix_checksum(unsigned char *b, size_t n)
+{
+    uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(n - 4));
+    for (int i = 0; i < 4; i++)
+        b[n - 4 + i] = (unsigned char)(crc >> (8 * i));
+}
+
+/* The small compiled model whose file is damaged below. */
+static unsigned char *small_model_file(size_t *size)
+{
+    cnn_model *m = NULL;
+    cnn_model_create(&m, cnn_shape_hwc(3, 3, 1));
+    cnn_model_set_threads(m, 1);
+    cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {2, 2}));
+    cnn_model_add_flatten(m, cnn_flatten());
+    cnn_model_add_dense(m, cnn_dense(.units = 2, .activation = CNN_ACTIVATION_SOFTMAX));
+    cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                     .optimizer = cnn_sgd(.momentum = 0.9f)));
+    cnn_tensor *x = random_tensor(4, (int64_t[]){4, 3, 3, 1}, 5);
+    cnn_tensor *y = random_tensor(1, (int64_t[]){4}, 6);
+    for (int i = 0; i < 4; i++)
+        y->data[i] = (float)(i % 2);
+    CHECK_OK(cnn_model_fit(m, x, y, cnn_fit(.batch_size = 2), NULL));
+    CHECK_OK(cnn_model_save(m, path_in_dir("small.cnn")));
+    cnn_model_free(m);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+    return read_all(path_in_dir("small.cnn"), size);
+}
+
+/* Loads bytes expecting CNN_ERR_FORMAT whose message starts with the name
+ * and contains want; returns 1 if so, else prints why. */
+static int fails_cleanly(const unsigned char *b, size_t n, const char *want, const char *what,
+                         size_t at)
+{
+    cnn_model *m = (cnn_model *)&m; /* a non-NULL sentinel the load must reset */
+    cnn_status st = cnn_model_load_memory(b, n, "model.cnn", &m);
+    const char *msg = cnn_last_error();
+    if (st == CNN_ERR_FORMAT && m == NULL && strncmp(msg, "model.cnn: ", 11) == 0
+        && strstr(msg, want))
+        return 1;
+    fprintf(stderr, "%s at %zu: expected a format error with \"%s\", got %s: \"%s\"\n", what, at,
+            want, cnn_status_name(st), msg);
+    if (st == CNN_OK)
+        cnn_model_free(m);
+    return 0;
+}
+
+static void test_damage(void)
+{
+    size_t size = 0;
+    unsigned char *good = small_model_file(&size);
+    CHECK(good && size > 100);
+    if (!good)
+        return;
+    unsigned char *b = malloc(size + 16);
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_load_memory(good, size, "model.cnn", &m));
+    cnn_model_free(m);
+
+    /* every truncation, through the exact-size buffer (ASan/valgrind see any
+     * read past the end) */
+    int bad = 0;
+    for (size_t cut = 0; cut < size; cut++) {
+        unsigned char *t = malloc(cut ? cut : 1);
+        memcpy(t, good, cut);
+        bad += !fails_cleanly(t, cut, "truncated", "truncation", cut);
+        free(t);
+    }
+    CHECK(bad == 0);
+
+    /* every single bit flipped: the preamble's fields say what is wrong,
+     * the checksum catches everything else */
+    bad = 0;
+    for (size_t bit = 0; bit < size * 8; bit++) {
+        memcpy(b, good, size);
+        b[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+        size_t at = bit / 8;
+        const char *want = at < 8 ? "expected magic \"CNNMODEL\""
+                         : at < 12 ? "format version"
+                         : at < 20 ? "" /* the recorded length: truncated or trailing */
+                                   : "checksum mismatch: the file is corrupted";
+        if (at >= 12 && at < 20) {
+            cnn_model *mm = NULL;
+            cnn_status st = cnn_model_load_memory(b, size, "model.cnn", &mm);
+            const char *msg = cnn_last_error();
+            if (!(st == CNN_ERR_FORMAT && !mm && (strstr(msg, "truncated") || strstr(msg, "trailing")))) {
+                fprintf(stderr, "length flip at bit %zu: %s: %s\n", bit, cnn_status_name(st), msg);
+                bad++;
+            }
+            cnn_model_free(mm);
+            continue;
+        }
+        bad += !fails_cleanly(b, size, want, "bit flip", bit);
+    }
+    CHECK(bad == 0);
+
+    /* named cases */
+    memcpy(b, good, size);
+    b[8] = 7;
+    CHECK_FAILS(cnn_model_load_memory(b, size, "model.cnn", &m), CNN_ERR_FORMAT,
+                "model.cnn: header: format version 7 is newer than this library supports (1)");
+    fix_checksum(b, size); /* whatever the checksum, the version is read first */
+    CHECK_FAILS(cnn_model_load_memory(b, size, "model.cnn", &m), CNN_ERR_FORMAT,
+                "model.cnn: header: format version 7 is newer than this library supports (1)");
+    memcpy(b, "\x89PNG\r\n\x1a\n", 8);
+    CHECK_FAILS(cnn_model_load_memory(b, size, "x.png", &m), CNN_ERR_FORMAT,
+                "x.png: header: expected magic \"CNNMODEL\", got 89 50 4e 47 0d 0a 1a 0a");
+    memcpy(b, good, size);
+    memcpy(b + size, "junk", 4);
+    CHECK_FAILS(cnn_model_load_memory(b, size + 4, "model.cnn", &m), CNN_ERR_FORMAT,
+                "4 bytes of trailing data");
+    b[size - 1] ^= 1;
+    CHECK_FAILS(cnn_model_load_memory(b, size, "model.cnn", &m), CNN_ERR_FORMAT,
+                "model.cnn: checksum mismatch: the file is corrupted");
+    CHECK_FAILS(cnn_model_load_memory(NULL, 0, "model.cnn", &m), CNN_ERR_FORMAT, "truncated");
+    CHECK_FAILS(cnn_model_load_memory(good, size, "model.cnn", NULL), CNN_ERR_INVALID_ARGUMENT,
+                "out must not be NULL");
+
+    /* files on disk that are not model files */
+    const char *p = path_in_dir("small.cnn");
+    CHECK_OK(cnn_model_load(p, &m));
+    cnn_model_free(m);
+    CHECK(write_all(p, good, size - 1));
+    CHECK_FAILS(cnn_model_load(p, &m), CNN_ERR_FORMAT, "small.cnn: the file is truncated");
+    CHECK(m == NULL);
+    CHECK_FAILS(cnn_model_load(dir, &m), CNN_ERR_IO, "expected a regular model file, got a directory");
+    CHECK_FAILS(cnn_model_load("/dev/zero", &m), CNN_ERR_IO,
+                "/dev/zero: expected a regular model file, got a character device");
+    CHECK_FAILS(cnn_model_load(path_in_dir("missing.cnn"), &m), CNN_ERR_IO,
+                "missing.cnn: cannot open: No such file or directory");
+    CHECK(write_all(p, "", 0));
+    CHECK_FAILS(cnn_model_load(p, &m), CNN_ERR_FORMAT, "truncated");
+    free(b);
+    free(good);
+}
+
+/* ---- (3b) crafted files with a valid checksum, written by a tiny encoder
+ * that follows docs/MODEL_FILE.md on its own ---- */
+
+typedef struct {
+    unsigned char b[4096];
+    size_t n;
+} out_buf;
+
+static void put(out_buf *o, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        o->b[o->n++] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_f32(out_buf *o, float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    put(o, u, 4);
+}
+
+typedef struct {
+    uint32_t version, flags, layers, kind, units;
+    const char *name;
+    size_t name_len;
+    uint32_t kernel_rank;
+    uint64_t kernel_dims[2];
+    uint32_t loss, optimizer;
+    uint64_t slots;
+    uint32_t extra; /* bytes after the last section */
+} craft;
+
+static const craft craft_default = {.version = 1, .flags = 1, .layers = 1, .kind = 2,
+                                    .units = 3, .name = "d", .name_len = 1, .kernel_rank = 2,
+                                    .kernel_dims = {4, 3}, .loss = 2, .optimizer = 1,
+                                    .slots = 15};
+
+/* A Dense(3) model over 4 features: kernel (4, 3) of 0.5, bias of 0.25. */
+static size_t craft_file(out_buf *o, craft c)
+{
+    o->n = 0;
+    memcpy(o->b, "CNNMODEL", 8);
+    o->n = 8;
+    put(o, c.version, 4);
+    put(o, 0, 8); /* length, filled in below */
+    put(o, c.flags, 4);
+    put(o, 7, 8);           /* seed */
+    put(o, 1, 4);           /* input rank */
+    put(o, 4, 4);           /* input dims */
+    put(o, 0, 4);
+    put(o, 0, 4);
+    put(o, c.layers, 4);
+    put(o, c.kind, 4);
+    put(o, 0, 1);           /* layer flags */
+    put(o, c.name_len, 2);
+    memcpy(o->b + o->n, c.name, c.name_len);
+    o->n += c.name_len;
+    put(o, c.units, 4);
+    put(o, 0, 4);           /* activation */
+    put(o, 0, 1);           /* no_bias */
+    if (c.flags & 1) {
+        put(o, 2, 4);       /* tensors */
+        put(o, c.kernel_rank, 4);
+        uint64_t count = 1;
+        for (uint32_t d = 0; d < c.kernel_rank; d++) {
+            uint64_t v = d < 2 ? c.kernel_dims[d] : 1;
+            put(o, v, 8);
+            count *= v;
+        }
+        for (uint64_t i = 0; i < count && i < 64; i++)
+            put_f32(o, 0.5f);
+        put(o, 1, 4);
+        put(o, 3, 8);
+        for (int i = 0; i < 3; i++)
+            put_f32(o, 0.25f);
+    }
+    if (c.flags & 2) {
+        put(o, c.loss, 4);
+        put(o, c.optimizer, 4);
+        for (int i = 0; i < 2; i++)
+            put_f32(o, i == 0 ? 0.01f : 0.0f); /* learning rate, momentum */
+        put(o, 0, 1);                           /* nesterov */
+        for (int i = 0; i < 4; i++)
+            put_f32(o, 0.0f);                   /* beta_1, beta_2, rho, epsilon */
+        put(o, 3, 8);                           /* optimizer steps */
+        put(o, 1, 4);                           /* epoch */
+        put(o, 0, 8);                           /* step */
+        put(o, c.slots, 8);
+        for (uint64_t i = 0; i < 2 * c.slots && i < 256; i++)
+            put_f32(o, 0.125f);
+    }
+    for (uint32_t i = 0; i < c.extra; i++)
+        put(o, 0, 1);
+    size_t total = o->n + 4;
+    for (int i = 0; i < 8; i++)
+        o->b[12 + i] = (unsigned char)((uint64_t)total >> (8 * i));
+    put(o, 0, 4);
+    fix_checksum(o->b, o->n);
+    return o->n;
+}
+
+static cnn_status load_crafted(craft c, cnn_model **m)
+{
+    static out_buf o;
+    size_t n = craft_file(&o, c);
+    return cnn_model_load_memory(o.b, n, "model.cnn", m);
+}
+
+static void test_crafted(void)
+{
+    cnn_model *m = NULL;
+    craft c = craft_default;
+    CHECK_OK(load_crafted(c, &m));
+    if (m) {
+        int64_t n;
+        const float *k = cnn_model_layer_weights(m, 0, 0, &n);
+        const float *bias = cnn_model_layer_weights(m, 0, 1, NULL);
+        CHECK(n == 12 && k[11] == 0.5f && bias[2] == 0.25f);
+        CHECK(strcmp(cnn_model_layer_name(m, 0), "d") == 0);
+        cnn_model_free(m);
+    }
+    c.flags = 3;
+    CHECK_OK(load_crafted(c, &m));
+    if (m) {
+        int epoch;
+        int64_t step;
+        cnn_model_training_position(m, &epoch, &step);
+        CHECK(epoch == 1 && step == 0);
+        cnn_model_free(m);
+    }
+    c = craft_default, c.kind = 99;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "model.cnn: layer 0: unknown layer kind 99");
+    CHECK(m == NULL);
+    c = craft_default, c.name = "0123456789012345678901234567890123456789012345678901234567890123",
+    c.name_len = 64;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "layer 0: name length 64 is out of range");
+    c = craft_default, c.name = "a\0b", c.name_len = 3;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "layer 0: name contains a NUL byte");
+    c = craft_default, c.name = "", c.name_len = 0;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "name length 0 is out of range");
+    c = craft_default, c.kernel_dims[0] = 3, c.kernel_dims[1] = 4;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT,
+                "model.cnn: parameters: layer 0 (d): kernel: expected shape (4, 3), got (3, 4)");
+    c = craft_default, c.kernel_rank = 1, c.kernel_dims[0] = 12;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "kernel: expected shape (4, 3), got (12)");
+    c = craft_default, c.kernel_rank = 9;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "tensor 0: rank 9 is out of range");
+    c = craft_default, c.kernel_dims[0] = (uint64_t)1 << 40;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "tensor 0: 3298534883328 floats run past the end of the data");
+    c = craft_default, c.kernel_dims[0] = UINT64_MAX;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "tensor's size is invalid");
+    c = craft_default, c.units = 0;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT,
+                "model.cnn: layer 0: d (Dense): units must be >= 1, got 0");
+    c = craft_default, c.layers = 0xFFFFFFFFu;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "layer count 4294967295 is more than the limit");
+    c = craft_default, c.layers = 9000;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "header: 9000 layers cannot fit");
+    c = craft_default, c.flags = 0x81;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "model.cnn: header: unknown flags 0x81");
+    c = craft_default, c.flags = 2;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "training section without weights");
+    c = craft_default, c.flags = 3, c.slots = 14;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "training: 14 optimizer slot values");
+    c = craft_default, c.flags = 3, c.slots = (uint64_t)1 << 61;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "optimizer slots: 2 x 2305843009213693952 floats run past");
+    c = craft_default, c.flags = 3, c.loss = 77;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "model.cnn: training: compile: loss must be");
+    c = craft_default, c.flags = 3, c.optimizer = 12;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "unknown optimizer kind 12");
+    c = craft_default, c.extra = 3;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "3 bytes at offset");
+    c = craft_default, c.version = 0;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "format version 0 is invalid");
+    CHECK(m == NULL);
+}
+
+/* ---- (4) atomic saving ---- */
+
+static cnn_model *sized_model(int units)
+{
+    cnn_model *m = NULL;
+    cnn_model_create(&m, cnn_shape_flat(64));
+    cnn_model_add_dense(m, cnn_dense(.units = units));
+    cnn_model_layer_weights(m, 0, 0, NULL); /* build */
+    return m;
+}
+
+static void test_atomic_save(void)
+{
+    const char *p = path_in_dir("atomic.cnn");
+    cnn_model *old = sized_model(2), *big = sized_model(100);
+    CHECK_OK(cnn_model_save(old, p));
+    CHECK(chmod(p, 0640) == 0);
+    size_t n0 = 0;
+    unsigned char *before = read_all(p, &n0);
+
+    /* a full disk: writes past 1000 bytes fail with EFBIG (SIGXFSZ ignored) */
+    struct rlimit saved_limit, small;
+    CHECK(getrlimit(RLIMIT_FSIZE, &saved_limit) == 0);
+    small = saved_limit;
+    small.rlim_cur = 1000;
+    void (*saved_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    cnn_status st = CNN_OK;
+    char msg[1024] = "";
+    if (setrlimit(RLIMIT_FSIZE, &small) == 0) {
+        st = cnn_model_save(big, p);
+        snprintf(msg, sizeof msg, "%s", cnn_last_error());
+        setrlimit(RLIMIT_FSIZE, &saved_limit);
+    }
+    signal(SIGXFSZ, saved_handler);
+    if (!(st == CNN_ERR_IO && strstr(msg, "atomic.cnn: cannot write the temporary file: File too large"))) {
+        fprintf(stderr, "full disk: got %s: %s\n", cnn_status_name(st), msg);
+        CHECK(0);
+    } else {
+        CHECK(1);
+    }
+    size_t n1 = 0;
+    unsigned char *after = read_all(p, &n1);
+    CHECK(before && after && n0 == n1 && memcmp(before, after, n0) == 0);
+    CHECK(count_entries("atomic.cnn.tmp.") == 0);
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_load(p, &m));
+    CHECK(m && cnn_model_param_count(m) == 64 * 2 + 2);
+    cnn_model_free(m);
+    free(after);
+
+    /* a good save replaces the file whole and keeps its permissions */
+    CHECK_OK(cnn_model_save(big, p));
+    struct stat sb;
+    CHECK(stat(p, &sb) == 0 && (sb.st_mode & 0777) == 0640);
+    CHECK_OK(cnn_model_load(p, &m));
+    CHECK(m && cnn_model_param_count(m) == 64 * 100 + 100);
+    cnn_model_free(m);
+    CHECK(count_entries("atomic.cnn.tmp.") == 0);
+
+    /* nowhere to write */
+    CHECK_FAILS(cnn_model_save(old, path_in_dir("no/such/dir/x.cnn")), CNN_ERR_IO,
+                "x.cnn: cannot create a temporary file beside it: No such file or directory");
+    CHECK(mkdir(path_in_dir("sub"), 0755) == 0);
+    CHECK_FAILS(cnn_model_save(old, path_in_dir("sub")), CNN_ERR_IO,
+                "cannot rename the temporary file over it");
+    CHECK(count_entries("sub.tmp.") == 0);
+    CHECK(rmdir(path_in_dir("sub")) == 0);
+    CHECK_FAILS(cnn_model_save(old, ""), CNN_ERR_INVALID_ARGUMENT, "path are required");
+    CHECK_FAILS(cnn_model_save(NULL, p), CNN_ERR_INVALID_ARGUMENT, "path are required");
+    free(before);
+    cnn_model_free(old);
+    cnn_model_free(big);
+}
+
+static void remove_dir(void)
+{
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            unlink(path_in_dir(e->d_name));
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/cnn_test_model_file.XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_round_trip();
+    test_resume(cnn_adam(), "adam");
+    test_resume(cnn_sgd(.learning_rate = 0.05f, .momentum = 0.9f, .nesterov = true), "sgd");
+    test_resume(cnn_rmsprop(.momentum = 0.5f), "rmsprop");
+    test_damage();
+    test_crafted();
+    test_atomic_save();
+    remove_dir();
+    return test_finish("test_model_file");
+}
