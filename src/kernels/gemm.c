@@ -1,25 +1,30 @@
 /* C[M x N] = alpha * op(A)[M x K] * op(B)[K x N] + beta * C, row-major.
  *
- * cnn_gemm is a Goto/BLIS-style packed GEMM:
+ * cnn_gemm is a Goto/BLIS-style packed GEMM. Each thread runs, over its own
+ * rows [m0, m1) or columns [n0, n1) of C:
  *
- *   for jc in N by NC                      (thread's own N range)
- *     for pc in K by KC                    KC is fixed per kernel, never per thread
- *       pack op(B)[pc:+kc, jc:+nc] -> Bp   micro-panels [kc][NR], zero-padded
- *       for ic in M by MC                  (thread's own M range)
- *         pack op(A)[ic:+mc, pc:+kc] -> Ap micro-panels [kc][MR], zero-padded
- *         for ir in mc by MR, jr in nc by NR:
- *           C[ir:+MR, jr:+NR] = alpha * Ap_ir * Bp_jr + (pc == 0 ? beta : 1) * C
+ *   for jc in N by NC
+ *     for pc in K by KC                  K blocks depend on K only, never on threads
+ *       pack op(B)[pc:+kc, jc:+nc] -> Bp micro-panels [kc][NR], zero-padded (L2)
+ *       for ir in M by MR
+ *         op(A)[ir:+MR, pc:+kc] -> Ap    one micro-panel [kc][MR] (L1), or read
+ *                                        in place when few jr tiles would use it
+ *         for jr in nc by NR
+ *           C[ir:+MR, jr:+NR] = alpha * Ap * Bp_jr + (pc == 0 ? beta : 1) * C
  *
- * Threads take disjoint, MR- (or NR-) aligned ranges of C's rows (or
- * columns), so every element is summed by the same micro-kernel over the
- * same KC blocks in the same order whatever the thread count: results are
- * bit-identical for 1 or n threads. The packing buffers are per thread and
+ * while software prefetches pull in the next A panel and the next B block so
+ * that memory traffic overlaps the FMAs. Ap and Bp are per-thread buffers
  * allocated once by cnn_gemm_ctx_create.
  *
- * ISA-specific micro-kernels are compiled per function with target
- * attributes (the default build has no -march) and chosen at run time with
+ * Threads take disjoint MR- (or NR-) aligned ranges of C, so every element
+ * lies in the same micro-tile and is summed by the same micro-kernel over the
+ * same K blocks in the same order whatever the thread count: results are
+ * bit-identical for 1 or n threads.
+ *
+ * ISA-specific code is compiled per function with target attributes (the
+ * default build has no -march) and chosen at run time with
  * __builtin_cpu_supports. No fast-math: the only fused operations are the
- * explicit FMA intrinsics of the AVX2/AVX-512 kernels. */
+ * explicit FMA intrinsics of the AVX2/AVX-512 micro-kernels. */
 #include "kernels/gemm.h"
 
 #include <stdint.h>
@@ -184,8 +189,8 @@ static int pack_strided_sse(int p, int kc, int w, int P, const float *src, long 
 }
 
 /* Eight rows at a time through 8 x 8 AVX transposes, then as above. */
-__attribute__((target("avx2"))) static void
-pack_strided_avx2(int kc, int w, int P, const float *src, long ld, float *dst)
+__attribute__((target("avx"))) static void
+pack_strided_avx(int kc, int w, int P, const float *src, long ld, float *dst)
 {
     uintptr_t ahead = (uintptr_t)P * (uintptr_t)ld * sizeof(float);
     int p = 0;
@@ -239,14 +244,23 @@ static void pack_strided(int kc, int w, int P, const float *src, long ld, float 
 
 /* ---- Micro-kernels ----------------------------------------------------- */
 
-/* C[m x n] (row stride ldc) = alpha * a * b + beta * C for m <= MR, n <= NR,
- * where a is a packed micro-panel [kc][MR] of op(A) and b a packed
- * micro-panel [kc][NR] of op(B) (64-byte aligned). The whole MR x NR tile is
- * computed (the panels are zero-padded); only the m x n corner is stored.
- * beta == 0 does not read C. The epilogue is t = alpha * acc, then
- * C = beta * C + t, with separate multiplies and adds. */
-typedef void (*gemm_ukernel)(int kc, const float *a, const float *b, float *c, long ldc,
-                             float alpha, float beta, int m, int n);
+/* Where a micro-kernel reads its MR x kc slice of op(A):
+ *   GEMM_A_PACKED  a packed micro-panel: (i, k) at a[k * MR + i]
+ *   GEMM_A_ROWS    A in place, no trans_a: (i, k) at a[i * lda + k]
+ *   GEMM_A_COLS    A in place, trans_a:    (i, k) at a[k * lda + i]
+ * Reading A in place saves the packing when a panel would serve only a few
+ * micro-tiles (small N), and it overlaps the reads of A with the FMAs.
+ * The values read, hence the results, are the same either way. */
+enum { GEMM_A_PACKED, GEMM_A_ROWS, GEMM_A_COLS };
+
+/* C[m x n] (row stride ldc) = alpha * op(A) * b + beta * C for m <= MR,
+ * n <= NR, where b is a packed micro-panel [kc][NR] of op(B) (64-byte
+ * aligned) and op(A) is read as amode says. Packed panels are zero-padded
+ * to MR rows; in place, m must be MR. beta == 0 does not read C. The
+ * epilogue is t = alpha * acc, then C = beta * C + t, with separate
+ * multiplies and adds. */
+typedef void (*gemm_ukernel)(int kc, const float *a, long lda, int amode, const float *b,
+                             float *c, long ldc, float alpha, float beta, int m, int n);
 
 /* The m x n corner of a scratch tile t = alpha * acc (row stride nr) into C. */
 static void tile_store(const float *t, int nr, float *c, long ldc, float beta, int m, int n)
@@ -264,7 +278,7 @@ static void tile_store(const float *t, int nr, float *c, long ldc, float beta, i
 }
 
 /* Portable: GCC/clang vector extensions, 6 x 8 with 12 four-float
- * accumulators (fits the 16 registers of SSE2/NEON). */
+ * accumulators (fits the 16 registers of SSE2/NEON). Packed A only. */
 typedef float gemm_v4 __attribute__((vector_size(16)));
 
 static gemm_v4 v4_load(const float *p)
@@ -276,73 +290,105 @@ static gemm_v4 v4_load(const float *p)
 
 static void v4_store(float *p, gemm_v4 v) { memcpy(p, &v, sizeof v); }
 
-static void ukernel_generic_6x8(int kc, const float *a, const float *b, float *c, long ldc,
-                                float alpha, float beta, int m, int n)
+#define GEMM_ROWS12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define GEMM_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+static void ukernel_generic_6x8(int kc, const float *a, long lda, int amode, const float *b,
+                                float *c, long ldc, float alpha, float beta, int m, int n)
 {
-    gemm_v4 acc[6][2];
-    memset(acc, 0, sizeof acc);
+    (void)lda;
+    (void)amode;
+    /* Named accumulators, not an array, so that they live in registers. */
+#define DECL(i) gemm_v4 c##i##0 = {0, 0, 0, 0}, c##i##1 = {0, 0, 0, 0};
+    GEMM_ROWS6(DECL)
+#undef DECL
     for (int k = 0; k < kc; k++, a += 6, b += 8) {
         gemm_v4 b0 = v4_load(b), b1 = v4_load(b + 4);
-        for (int i = 0; i < 6; i++) {
-            gemm_v4 ai = {a[i], a[i], a[i], a[i]};
-            acc[i][0] += ai * b0;
-            acc[i][1] += ai * b1;
-        }
+#define STEP(i)                                                                    \
+    {                                                                              \
+        gemm_v4 ai = {a[i], a[i], a[i], a[i]};                                     \
+        c##i##0 += ai * b0;                                                        \
+        c##i##1 += ai * b1;                                                        \
+    }
+        GEMM_ROWS6(STEP)
+#undef STEP
     }
     gemm_v4 va = {alpha, alpha, alpha, alpha}, vb = {beta, beta, beta, beta};
     if (m < 6 || n < 8) {
         float t[6 * 8];
-        for (int i = 0; i < 6; i++) {
-            v4_store(t + 8 * i, va * acc[i][0]);
-            v4_store(t + 8 * i + 4, va * acc[i][1]);
-        }
+#define STORE(i)                                                                   \
+    v4_store(t + 8 * (i), va * c##i##0);                                           \
+    v4_store(t + 8 * (i) + 4, va * c##i##1);
+        GEMM_ROWS6(STORE)
+#undef STORE
         tile_store(t, 8, c, ldc, beta, m, n);
         return;
     }
-    for (int i = 0; i < 6; i++, c += ldc) {
-        for (int h = 0; h < 2; h++) {
-            gemm_v4 t = va * acc[i][h];
-            if (beta != 0) {
-                gemm_v4 old = vb * v4_load(c + 4 * h);
-                t = old + t;
-            }
-            v4_store(c + 4 * h, t);
-        }
+#define ROW(p, acc)                                                                \
+    {                                                                              \
+        gemm_v4 t = va * (acc);                                                    \
+        if (beta != 0) {                                                           \
+            gemm_v4 old = vb * v4_load(p);                                         \
+            t = old + t;                                                           \
+        }                                                                          \
+        v4_store(p, t);                                                            \
     }
+#define STORE(i) ROW(c + (i) * ldc, c##i##0) ROW(c + (i) * ldc + 4, c##i##1)
+    GEMM_ROWS6(STORE)
+#undef STORE
+#undef ROW
 }
 
 #ifdef GEMM_X86
 
-#define GEMM_ROWS12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-#define GEMM_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+/* The x86 micro-kernels are written once as an always-inline body over
+ * constant MODE (an amode), ROWS (<= MR) and NV (vectors per row, <= 2); the
+ * dispatchers instantiate one body per combination in use, so edge tiles do
+ * only the work of their valid rows and vectors. Every element's arithmetic
+ * (one FMA per k, in order, then the epilogue) is the same in every one. */
 
-/* The micro-kernels below are written once as an always-inline body over
- * constant ROWS (<= MR) and NV (vectors per row, <= 2); a dispatcher
- * instantiates one body per (ROWS, NV) so that edge tiles do only the work
- * of their valid rows and vectors. Every element's arithmetic (one FMA per
- * k in order, then the epilogue) is the same in every instance. */
-#define GEMM_DISPATCH12(BODY, nv)                                                  \
+/* op(A)[i, k] for the current k (a has been advanced to it). */
+#define GEMM_A_AT(i) (MODE == GEMM_A_ROWS ? a[(i) * lda] : a[i])
+
+/* Advances a to the next k and prefetches the A that in-place modes will
+ * read soon: in rows mode the same columns of the next panel's rows (the
+ * hardware follows each row, but not the jump to the next panel), in
+ * columns mode 8 rows further down. */
+#define GEMM_A_NEXT(MR)                                                            \
+    do {                                                                           \
+        if (MODE == GEMM_A_ROWS && (k & 15) == 0)                                  \
+            for (int i_ = 0; i_ < ROWS; i_++)                                      \
+                __builtin_prefetch(                                                \
+                    gemm_ahead(a + i_ * lda, (MR) * (uintptr_t)lda * sizeof(float))); \
+        if (MODE == GEMM_A_COLS) {                                                 \
+            __builtin_prefetch(gemm_ahead(a, 8 * (uintptr_t)lda * sizeof(float))); \
+            __builtin_prefetch(gemm_ahead(a + (MR) - 1, 8 * (uintptr_t)lda * sizeof(float))); \
+        }                                                                          \
+        a += MODE == GEMM_A_PACKED ? (MR) : MODE == GEMM_A_ROWS ? 1 : lda;         \
+    } while (0)
+
+#define GEMM_DISPATCH_ROWS12(BODY, nv)                                             \
     switch (m) {                                                                   \
-    case 1: BODY(1, nv); return;                                                   \
-    case 2: BODY(2, nv); return;                                                   \
-    case 3: BODY(3, nv); return;                                                   \
-    case 4: BODY(4, nv); return;                                                   \
-    case 5: BODY(5, nv); return;                                                   \
-    case 6: BODY(6, nv); return;                                                   \
-    case 7: BODY(7, nv); return;                                                   \
-    case 8: BODY(8, nv); return;                                                   \
-    case 9: BODY(9, nv); return;                                                   \
-    case 10: BODY(10, nv); return;                                                 \
-    case 11: BODY(11, nv); return;                                                 \
-    default: BODY(12, nv); return;                                                 \
+    case 1: BODY(GEMM_A_PACKED, 1, nv); return;                                    \
+    case 2: BODY(GEMM_A_PACKED, 2, nv); return;                                    \
+    case 3: BODY(GEMM_A_PACKED, 3, nv); return;                                    \
+    case 4: BODY(GEMM_A_PACKED, 4, nv); return;                                    \
+    case 5: BODY(GEMM_A_PACKED, 5, nv); return;                                    \
+    case 6: BODY(GEMM_A_PACKED, 6, nv); return;                                    \
+    case 7: BODY(GEMM_A_PACKED, 7, nv); return;                                    \
+    case 8: BODY(GEMM_A_PACKED, 8, nv); return;                                    \
+    case 9: BODY(GEMM_A_PACKED, 9, nv); return;                                    \
+    case 10: BODY(GEMM_A_PACKED, 10, nv); return;                                  \
+    case 11: BODY(GEMM_A_PACKED, 11, nv); return;                                  \
+    default: BODY(GEMM_A_PACKED, 12, nv); return;                                  \
     }
 
 /* AVX-512F, 12 x 32: 24 zmm accumulators + 2 for b + 1 broadcast. Each k
  * step is 2 aligned loads, 12 broadcasts and 24 FMAs. Partial columns use
  * masked loads and stores. */
 __attribute__((target("avx512f"), always_inline)) static inline void
-avx512_body(const int ROWS, const int NV, int kc, const float *a, const float *b, float *c,
-            long ldc, float alpha, float beta, int n)
+avx512_body(const int MODE, const int ROWS, const int NV, int kc, const float *a, long lda,
+            const float *b, float *c, long ldc, float alpha, float beta, int n)
 {
     for (int i = 0; i < ROWS; i++) {
         __builtin_prefetch(c + i * ldc, 1);
@@ -352,17 +398,18 @@ avx512_body(const int ROWS, const int NV, int kc, const float *a, const float *b
 #define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
     GEMM_ROWS12(DECL)
 #undef DECL
-    for (int k = 0; k < kc; k++, a += 12, b += 32) {
+    for (int k = 0; k < kc; k++, b += 32) {
         __m512 b0 = _mm512_load_ps(b), b1 = NV == 2 ? _mm512_load_ps(b + 16) : b0;
 #define STEP(i)                                                                    \
     if ((i) < ROWS) {                                                              \
-        __m512 ai = _mm512_set1_ps(a[i]);                                          \
+        __m512 ai = _mm512_set1_ps(GEMM_A_AT(i));                                  \
         c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                \
         if (NV == 2)                                                               \
             c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                            \
     }
         GEMM_ROWS12(STEP)
 #undef STEP
+        GEMM_A_NEXT(12);
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     if (n == 16 * NV) {
@@ -405,37 +452,50 @@ avx512_body(const int ROWS, const int NV, int kc, const float *a, const float *b
 }
 
 __attribute__((target("avx512f"))) static void
-ukernel_avx512_12x32(int kc, const float *a, const float *b, float *c, long ldc, float alpha,
-                     float beta, int m, int n)
+ukernel_avx512_12x32(int kc, const float *a, long lda, int amode, const float *b, float *c,
+                     long ldc, float alpha, float beta, int m, int n)
 {
-#define BODY(rows, nv) avx512_body(rows, nv, kc, a, b, c, ldc, alpha, beta, n)
-    if (n > 16)
-        GEMM_DISPATCH12(BODY, 2)
-    else
-        GEMM_DISPATCH12(BODY, 1)
+#define BODY(mode, rows, nv) avx512_body(mode, rows, nv, kc, a, lda, b, c, ldc, alpha, beta, n)
+    int nv = n > 16 ? 2 : 1;
+    if (amode == GEMM_A_ROWS) {
+        if (nv == 2)
+            BODY(GEMM_A_ROWS, 12, 2);
+        else
+            BODY(GEMM_A_ROWS, 12, 1);
+    } else if (amode == GEMM_A_COLS) {
+        if (nv == 2)
+            BODY(GEMM_A_COLS, 12, 2);
+        else
+            BODY(GEMM_A_COLS, 12, 1);
+    } else if (nv == 2) {
+        GEMM_DISPATCH_ROWS12(BODY, 2)
+    } else {
+        GEMM_DISPATCH_ROWS12(BODY, 1)
+    }
 #undef BODY
 }
 
 /* AVX2 + FMA, 6 x 16: 12 ymm accumulators + 2 for b + 1 broadcast. Partial
  * columns go through a scratch tile. */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
-avx2_body(const int ROWS, const int NV, int kc, const float *a, const float *b, float *c,
-          long ldc, float alpha, float beta, int n)
+avx2_body(const int MODE, const int ROWS, const int NV, int kc, const float *a, long lda,
+          const float *b, float *c, long ldc, float alpha, float beta, int n)
 {
 #define DECL(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
     GEMM_ROWS6(DECL)
 #undef DECL
-    for (int k = 0; k < kc; k++, a += 6, b += 16) {
+    for (int k = 0; k < kc; k++, b += 16) {
         __m256 b0 = _mm256_load_ps(b), b1 = NV == 2 ? _mm256_load_ps(b + 8) : b0;
 #define STEP(i)                                                                    \
     if ((i) < ROWS) {                                                              \
-        __m256 ai = _mm256_broadcast_ss(a + (i));                                  \
+        __m256 ai = _mm256_set1_ps(GEMM_A_AT(i));                                  \
         c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                                \
         if (NV == 2)                                                               \
             c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                            \
     }
         GEMM_ROWS6(STEP)
 #undef STEP
+        GEMM_A_NEXT(6);
     }
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     if (n < 8 * NV) {
@@ -470,23 +530,35 @@ avx2_body(const int ROWS, const int NV, int kc, const float *a, const float *b, 
 }
 
 __attribute__((target("avx2,fma"))) static void
-ukernel_avx2_6x16(int kc, const float *a, const float *b, float *c, long ldc, float alpha,
-                  float beta, int m, int n)
+ukernel_avx2_6x16(int kc, const float *a, long lda, int amode, const float *b, float *c,
+                  long ldc, float alpha, float beta, int m, int n)
 {
-#define BODY(rows, nv) avx2_body(rows, nv, kc, a, b, c, ldc, alpha, beta, n)
+#define BODY(mode, rows, nv) avx2_body(mode, rows, nv, kc, a, lda, b, c, ldc, alpha, beta, n)
 #define DISPATCH6(nv)                                                              \
     switch (m) {                                                                   \
-    case 1: BODY(1, nv); return;                                                   \
-    case 2: BODY(2, nv); return;                                                   \
-    case 3: BODY(3, nv); return;                                                   \
-    case 4: BODY(4, nv); return;                                                   \
-    case 5: BODY(5, nv); return;                                                   \
-    default: BODY(6, nv); return;                                                  \
+    case 1: BODY(GEMM_A_PACKED, 1, nv); return;                                    \
+    case 2: BODY(GEMM_A_PACKED, 2, nv); return;                                    \
+    case 3: BODY(GEMM_A_PACKED, 3, nv); return;                                    \
+    case 4: BODY(GEMM_A_PACKED, 4, nv); return;                                    \
+    case 5: BODY(GEMM_A_PACKED, 5, nv); return;                                    \
+    default: BODY(GEMM_A_PACKED, 6, nv); return;                                   \
     }
-    if (n > 8)
+    int nv = n > 8 ? 2 : 1;
+    if (amode == GEMM_A_ROWS) {
+        if (nv == 2)
+            BODY(GEMM_A_ROWS, 6, 2);
+        else
+            BODY(GEMM_A_ROWS, 6, 1);
+    } else if (amode == GEMM_A_COLS) {
+        if (nv == 2)
+            BODY(GEMM_A_COLS, 6, 2);
+        else
+            BODY(GEMM_A_COLS, 6, 1);
+    } else if (nv == 2) {
         DISPATCH6(2)
-    else
+    } else {
         DISPATCH6(1)
+    }
 #undef DISPATCH6
 #undef BODY
 }
@@ -498,20 +570,26 @@ typedef struct {
     int mr, nr;     /* register tile */
     int kc, nc;     /* cache blocks; nc % nr == 0 */
     gemm_ukernel kernel;
+    bool in_place;  /* the kernel can read A in place (GEMM_A_ROWS/COLS) */
     gemm_pack pack_strided;
 } gemm_kernel;
 
-/* Block sizes: Ap (mr x kc micro-panel) stays in L1 while the jr loop
- * streams Bp (kc x nc, L2); the mc x kc block of A is reused from L2/L3
- * across jc. Measured on Zen 4 (32 KiB L1d, 1 MiB L2). Fastest first. */
+/* Fastest first. Block sizes for Zen 4 (32 KiB L1d, 1 MiB L2): the A
+ * micro-panel (MR x KC, 18 KiB) stays in L1 across the jr loop, the B block
+ * (KC x NC, 768 KiB) in L2 across the ir loop; measured, KC from 256 to 512
+ * and NC from 256 to 1024 were all within a few percent. */
 static const gemm_kernel gemm_kernels[] = {
 #ifdef GEMM_X86
-    {"avx512", 12, 32, 384, 512, ukernel_avx512_12x32, pack_strided_avx2},
-    {"avx2", 6, 16, 384, 512, ukernel_avx2_6x16, pack_strided_avx2},
+    {"avx512", 12, 32, 384, 512, ukernel_avx512_12x32, true, pack_strided_avx},
+    {"avx2", 6, 16, 384, 512, ukernel_avx2_6x16, true, pack_strided_avx},
 #endif
-    {"generic", 6, 8, 256, 256, ukernel_generic_6x8, pack_strided},
+    {"generic", 6, 8, 256, 256, ukernel_generic_6x8, false, pack_strided},
 };
 enum { GEMM_NKERNELS = sizeof gemm_kernels / sizeof gemm_kernels[0] };
+
+/* A is read in place, not packed, when a panel serves at most this many
+ * micro-tiles (nc <= 4 NR): Conv2D's N is its 32 or 64 filters. */
+enum { GEMM_IN_PLACE_TILES = 4 };
 
 static bool gemm_kernel_supported(const gemm_kernel *k)
 {
@@ -626,6 +704,23 @@ static void pack_b(const gemm_job *j, long pc, int kc, long jc, int nc, float *b
     }
 }
 
+/* Prefetches (into L2) part `part` of `parts` of the source of
+ * op(B)[pc:+kc, jc:+nc], the block pack_b will be asked for next: spread
+ * over the micro-tiles of the current block, its memory traffic overlaps
+ * the FMAs instead of stalling pack_b (which matters when M is small, as in
+ * Dense layers, and the B block is used by few micro-tiles). */
+static void prefetch_b(const gemm_job *j, long pc, int kc, long jc, int nc, long part,
+                       long parts)
+{
+    long lo = j->trans_b ? jc : pc, len = j->trans_b ? nc : kc;
+    long width = j->trans_b ? kc : nc, col = j->trans_b ? pc : jc;
+    for (long r = lo + len * part / parts; r < lo + len * (part + 1) / parts; r++) {
+        const float *row = j->B + r * j->ldb + col;
+        for (long q = 0; q < width; q += 16)
+            __builtin_prefetch(row + q, 0, 2);
+    }
+}
+
 /* Ap <- op(A)[i0:+m, pc:+kc] as one micro-panel [kc][MR] (m <= MR). */
 static void pack_a(const gemm_job *j, long i0, int m, long pc, int kc, float *ap)
 {
@@ -657,13 +752,35 @@ static void gemm_block(const gemm_job *j, long m0, long m1, long n0, long n1, fl
             /* beta applies once; later K blocks accumulate. */
             float beta = pc == 0 ? j->beta : 1.0f;
             pack_b(j, pc, kc, jc, nc, bp);
+            bool in_place = kern->in_place && nc <= GEMM_IN_PLACE_TILES * nr;
+            /* The next block: the next K block, else the first of the next
+             * column block, else none. */
+            long next_pc = pc + kstep, next_jc = jc;
+            if (next_pc >= j->K) {
+                next_pc = 0;
+                next_jc = jc + nstep;
+            }
+            int next_kc = (int)(j->K - next_pc < kstep ? j->K - next_pc : kstep);
+            int next_nc = (int)(n1 - next_jc < nstep ? n1 - next_jc : nstep);
+            long panels = (m1 - m0 + mr - 1) / mr;
             for (long ir = m0; ir < m1; ir += mr) {
+                if (next_jc < n1)
+                    prefetch_b(j, next_pc, next_kc, next_jc, next_nc, (ir - m0) / mr, panels);
                 int m = (int)(m1 - ir < mr ? m1 - ir : mr);
-                pack_a(j, ir, m, pc, kc, ap);
+                const float *a = ap;
+                int amode = GEMM_A_PACKED;
+                /* A partial panel is packed (zero-padded): in place, the
+                 * micro-kernel would read rows past M. */
+                if (in_place && m == mr) {
+                    amode = j->trans_a ? GEMM_A_COLS : GEMM_A_ROWS;
+                    a = j->trans_a ? j->A + pc * j->lda + ir : j->A + ir * j->lda + pc;
+                } else {
+                    pack_a(j, ir, m, pc, kc, ap);
+                }
                 for (int jr = 0; jr < nc; jr += nr) {
                     int n = nc - jr < nr ? nc - jr : nr;
-                    kern->kernel(kc, ap, bp + (long)jr * kc, j->C + ir * j->ldc + jc + jr,
-                                 j->ldc, j->alpha, beta, m, n);
+                    kern->kernel(kc, a, j->lda, amode, bp + (long)jr * kc,
+                                 j->C + ir * j->ldc + jc + jr, j->ldc, j->alpha, beta, m, n);
                 }
             }
         }
@@ -698,12 +815,11 @@ static bool gemm_split_by_columns(const gemm_kernel *kern, long M, long N, long 
 {
     const double pack_cost = 16;
     long tiles_m = (M + kern->mr - 1) / kern->mr, tiles_n = (N + kern->nr - 1) / kern->nr;
-    double rows = (double)((tiles_m + nth - 1) / nth * kern->mr);
-    double cols = (double)((tiles_n + nth - 1) / nth * kern->nr);
-    rows = rows < M ? rows : (double)M;
-    cols = cols < N ? cols : (double)N;
-    double by_rows = rows * N * K + pack_cost * K * (N + rows);
-    double by_cols = M * cols * K + pack_cost * K * (M + cols);
+    long rows = (tiles_m + nth - 1) / nth * kern->mr, cols = (tiles_n + nth - 1) / nth * kern->nr;
+    double r = (double)(rows < M ? rows : M), c = (double)(cols < N ? cols : N);
+    double m = (double)M, n = (double)N, k = (double)K;
+    double by_rows = r * n * k + pack_cost * k * (n + r);
+    double by_cols = m * c * k + pack_cost * k * (m + c);
     return by_cols < by_rows;
 }
 
