@@ -42,6 +42,20 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) tests/test.h $(BUILD)/libcnn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests $< $(TEST_SUPPORT) -o $@ $(BUILD)/libcnn.a $(LDLIBS)
 
+# The benchmark against PyTorch (needs python3-torch; see bench/run.py).
+BENCH_BIN := $(BUILD)/bench/bench_cnn $(BUILD)/bench/peak
+$(BUILD)/bench/bench_cnn: bench/bench_cnn.c $(BUILD)/libcnn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS)
+
+$(BUILD)/bench/peak: bench/peak.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@
+
+bench: $(BENCH_BIN)
+	sh bench/deps.sh
+	/usr/bin/python3 bench/run.py $(BENCH_ARGS)
+
 tests: $(TESTS)
 
 check test: $(TESTS)
@@ -61,4 +75,4 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all tests check test install clean
+.PHONY: all tests check test install clean bench

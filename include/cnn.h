@@ -356,6 +356,9 @@ typedef struct cnn_compile_config {
 /* Sets the loss and optimizer and resets the optimizer state. The metric is
  * accuracy (argmax for multi-class outputs, threshold 0.5 for one output). */
 cnn_status cnn_model_compile(cnn_model *m, cnn_compile_config cfg);
+/* The loss and optimizer (Keras defaults filled in) of a compiled model,
+ * e.g. one loaded from a .cnn file; CNN_ERR_STATE if it is not compiled. */
+cnn_status cnn_model_compile_config(const cnn_model *m, cnn_compile_config *out);
 
 /* ---- fit / evaluate / predict ----------------------------------------------- */
 typedef enum cnn_progress_event {

@@ -1,6 +1,34 @@
 #include "kernels/activation.h"
 
 #include <math.h>
+#include <string.h>
+
+#include "kernels/vec.h"
+
+static void relu_forward(float *y, int64_t n)
+{
+    const cnn_v4f zero = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        cnn_v4f a = cnn_v4_load(y + i), b = cnn_v4_load(y + i + 4);
+        cnn_v4_store(y + i, cnn_v4_keep(a, a > zero));
+        cnn_v4_store(y + i + 4, cnn_v4_keep(b, b > zero));
+    }
+    for (; i < n; i++)
+        y[i] = y[i] > 0 ? y[i] : 0;
+}
+
+static void relu_backward(const float *y, float *dy, int64_t n)
+{
+    const cnn_v4f zero = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        cnn_v4_store(dy + i, cnn_v4_keep(cnn_v4_load(dy + i), cnn_v4_load(y + i) > zero));
+        cnn_v4_store(dy + i + 4, cnn_v4_keep(cnn_v4_load(dy + i + 4), cnn_v4_load(y + i + 4) > zero));
+    }
+    for (; i < n; i++)
+        dy[i] = y[i] > 0 ? dy[i] : 0;
+}
 
 static void softmax_row(float *y, int n)
 {
@@ -24,8 +52,7 @@ void cnn_activation_forward(cnn_activation a, float *y, int64_t rows, int n)
     case CNN_ACTIVATION_LINEAR:
         break;
     case CNN_ACTIVATION_RELU:
-        for (int64_t i = 0; i < total; i++)
-            y[i] = y[i] > 0 ? y[i] : 0;
+        relu_forward(y, total);
         break;
     case CNN_ACTIVATION_SIGMOID:
         for (int64_t i = 0; i < total; i++)
@@ -49,8 +76,7 @@ void cnn_activation_backward(cnn_activation a, const float *y, float *dy, int64_
     case CNN_ACTIVATION_LINEAR:
         break;
     case CNN_ACTIVATION_RELU:
-        for (int64_t i = 0; i < total; i++)
-            dy[i] = y[i] > 0 ? dy[i] : 0;
+        relu_backward(y, dy, total);
         break;
     case CNN_ACTIVATION_SIGMOID:
         for (int64_t i = 0; i < total; i++)
@@ -73,6 +99,8 @@ void cnn_activation_backward(cnn_activation a, const float *y, float *dy, int64_
         break;
     }
 }
+
+bool cnn_activation_is_elementwise(cnn_activation a) { return a != CNN_ACTIVATION_SOFTMAX; }
 
 const char *cnn_activation_name(cnn_activation a)
 {

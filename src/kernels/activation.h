@@ -4,6 +4,7 @@
 #ifndef CNN_KERNELS_ACTIVATION_H
 #define CNN_KERNELS_ACTIVATION_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cnn.h"
@@ -14,6 +15,9 @@ void cnn_activation_forward(cnn_activation a, float *y, int64_t rows, int n);
  *   relu: dy * (y > 0); sigmoid: dy * y (1 - y); tanh: dy * (1 - y^2);
  *   softmax: y * (dy - sum_j dy_j y_j) per row. */
 void cnn_activation_backward(cnn_activation a, const float *y, float *dy, int64_t rows, int n);
+/* Whether each value's activation depends on that value alone (all but
+ * softmax), so it can be applied tile by tile. */
+bool cnn_activation_is_elementwise(cnn_activation a);
 /* "relu", "sigmoid", ... */
 const char *cnn_activation_name(cnn_activation a);
 

@@ -1,6 +1,9 @@
 #include "kernels/pool.h"
 
 #include <math.h>
+#include <stdbool.h>
+
+#include "kernels/vec.h"
 
 /* The in-bounds window of output (oy, ox): rows [y0, y1), cols [x0, x1). */
 static void window(const cnn_conv_geom *g, int oy, int ox, int *y0, int *y1, int *x0, int *x1)
@@ -12,95 +15,127 @@ static void window(const cnn_conv_geom *g, int oy, int ox, int *y0, int *y1, int
     *x1 = xs + g->kw > g->w ? g->w : xs + g->kw;
 }
 
-void cnn_maxpool_forward(const cnn_conv_geom *g, int batch, const float *x, float *y)
+/* Start of input row iy of sample n. */
+static const float *in_row(const cnn_conv_geom *g, const float *x, int64_t n, int iy)
 {
-    const int C = g->c;
-    for (int n = 0; n < batch; n++) {
-        const float *xn = x + (int64_t)n * g->h * g->w * C;
-        for (int oy = 0; oy < g->oh; oy++)
-            for (int ox = 0; ox < g->ow; ox++, y += C) {
-                int y0, y1, x0, x1;
-                window(g, oy, ox, &y0, &y1, &x0, &x1);
-                for (int c = 0; c < C; c++)
-                    y[c] = -INFINITY;
-                for (int iy = y0; iy < y1; iy++)
-                    for (int ix = x0; ix < x1; ix++) {
-                        const float *p = xn + ((int64_t)iy * g->w + ix) * C;
-                        for (int c = 0; c < C; c++)
-                            y[c] = p[c] > y[c] ? p[c] : y[c];
-                    }
-            }
-    }
+    return x + ((n * g->h + iy) * (int64_t)g->w) * g->c;
 }
 
-void cnn_maxpool_backward(const cnn_conv_geom *g, int batch, const float *x, const float *dy,
-                          float *dx)
+void cnn_maxpool_forward(const cnn_conv_geom *g, const float *x, float *y, int64_t r0, int64_t r1)
 {
-    const int C = g->c;
-    for (int n = 0; n < batch; n++) {
-        const int64_t off = (int64_t)n * g->h * g->w * C;
-        for (int oy = 0; oy < g->oh; oy++)
-            for (int ox = 0; ox < g->ow; ox++, dy += C) {
-                int y0, y1, x0, x1;
-                window(g, oy, ox, &y0, &y1, &x0, &x1);
-                for (int c = 0; c < C; c++) {
-                    int64_t best = -1;
-                    float best_v = -INFINITY;
-                    for (int iy = y0; iy < y1; iy++)
-                        for (int ix = x0; ix < x1; ix++) {
-                            int64_t i = off + ((int64_t)iy * g->w + ix) * C + c;
-                            if (best < 0 || x[i] > best_v) {
-                                best = i;
-                                best_v = x[i];
-                            }
-                        }
-                    if (best >= 0)
-                        dx[best] += dy[c];
+    const int C = g->c, C4 = C & ~3;
+    y += r0 * g->ow * (int64_t)C;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t n = r / g->oh;
+        int oy = (int)(r % g->oh);
+        for (int ox = 0; ox < g->ow; ox++, y += C) {
+            int y0, y1, x0, x1;
+            window(g, oy, ox, &y0, &y1, &x0, &x1);
+            for (int c = 0; c < C; c++)
+                y[c] = -INFINITY;
+            for (int iy = y0; iy < y1; iy++)
+                for (int ix = x0; ix < x1; ix++) {
+                    const float *p = in_row(g, x, n, iy) + (int64_t)ix * C;
+                    int c = 0;
+                    for (; c < C4; c += 4)
+                        cnn_v4_store(y + c, cnn_v4_max(cnn_v4_load(p + c), cnn_v4_load(y + c)));
+                    for (; c < C; c++)
+                        y[c] = p[c] > y[c] ? p[c] : y[c];
                 }
-            }
+        }
     }
 }
 
-void cnn_avgpool_forward(const cnn_conv_geom *g, int batch, const float *x, float *y)
+void cnn_maxpool_backward(const cnn_conv_geom *g, const float *x, const float *y, const float *dy,
+                          float *dx, int64_t r0, int64_t r1)
 {
-    const int C = g->c;
-    for (int n = 0; n < batch; n++) {
-        const float *xn = x + (int64_t)n * g->h * g->w * C;
-        for (int oy = 0; oy < g->oh; oy++)
-            for (int ox = 0; ox < g->ow; ox++, y += C) {
-                int y0, y1, x0, x1;
-                window(g, oy, ox, &y0, &y1, &x0, &x1);
-                for (int c = 0; c < C; c++)
-                    y[c] = 0;
+    const int C = g->c, C4 = C & ~3;
+    const int64_t off = r0 * g->ow * (int64_t)C;
+    y += off;
+    dy += off;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t n = r / g->oh;
+        int oy = (int)(r % g->oh);
+        for (int ox = 0; ox < g->ow; ox++, y += C, dy += C) {
+            int y0, y1, x0, x1;
+            window(g, oy, ox, &y0, &y1, &x0, &x1);
+            /* four channels at a time: the first tap equal to the max wins */
+            for (int c = 0; c < C4; c += 4) {
+                cnn_v4f ymax = cnn_v4_load(y + c), g4 = cnn_v4_load(dy + c);
+                cnn_v4i open = {-1, -1, -1, -1};
                 for (int iy = y0; iy < y1; iy++)
                     for (int ix = x0; ix < x1; ix++) {
-                        const float *p = xn + ((int64_t)iy * g->w + ix) * C;
-                        for (int c = 0; c < C; c++)
-                            y[c] += p[c];
+                        int64_t i = (in_row(g, x, n, iy) - x) + (int64_t)ix * C + c;
+                        cnn_v4i hit = (cnn_v4_load(x + i) == ymax) & open;
+                        cnn_v4_store(dx + i, cnn_v4_load(dx + i) + cnn_v4_keep(g4, hit));
+                        open &= ~hit;
                     }
-                float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
-                for (int c = 0; c < C; c++)
-                    y[c] *= inv;
             }
+            for (int c = C4; c < C; c++) {
+                bool open = true;
+                for (int iy = y0; iy < y1 && open; iy++)
+                    for (int ix = x0; ix < x1 && open; ix++) {
+                        int64_t i = (in_row(g, x, n, iy) - x) + (int64_t)ix * C + c;
+                        if (x[i] == y[c]) {
+                            dx[i] += dy[c];
+                            open = false;
+                        }
+                    }
+            }
+        }
     }
 }
 
-void cnn_avgpool_backward(const cnn_conv_geom *g, int batch, const float *dy, float *dx)
+void cnn_avgpool_forward(const cnn_conv_geom *g, const float *x, float *y, int64_t r0, int64_t r1)
 {
-    const int C = g->c;
-    for (int n = 0; n < batch; n++) {
-        float *dxn = dx + (int64_t)n * g->h * g->w * C;
-        for (int oy = 0; oy < g->oh; oy++)
-            for (int ox = 0; ox < g->ow; ox++, dy += C) {
-                int y0, y1, x0, x1;
-                window(g, oy, ox, &y0, &y1, &x0, &x1);
-                float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
-                for (int iy = y0; iy < y1; iy++)
-                    for (int ix = x0; ix < x1; ix++) {
-                        float *p = dxn + ((int64_t)iy * g->w + ix) * C;
-                        for (int c = 0; c < C; c++)
-                            p[c] += dy[c] * inv;
-                    }
-            }
+    const int C = g->c, C4 = C & ~3;
+    y += r0 * g->ow * (int64_t)C;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t n = r / g->oh;
+        int oy = (int)(r % g->oh);
+        for (int ox = 0; ox < g->ow; ox++, y += C) {
+            int y0, y1, x0, x1;
+            window(g, oy, ox, &y0, &y1, &x0, &x1);
+            for (int c = 0; c < C; c++)
+                y[c] = 0;
+            for (int iy = y0; iy < y1; iy++)
+                for (int ix = x0; ix < x1; ix++) {
+                    const float *p = in_row(g, x, n, iy) + (int64_t)ix * C;
+                    int c = 0;
+                    for (; c < C4; c += 4)
+                        cnn_v4_store(y + c, cnn_v4_load(y + c) + cnn_v4_load(p + c));
+                    for (; c < C; c++)
+                        y[c] += p[c];
+                }
+            float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
+            for (int c = 0; c < C; c++)
+                y[c] *= inv;
+        }
+    }
+}
+
+void cnn_avgpool_backward(const cnn_conv_geom *g, const float *dy, float *dx, int64_t r0,
+                          int64_t r1)
+{
+    const int C = g->c, C4 = C & ~3;
+    dy += r0 * g->ow * (int64_t)C;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t n = r / g->oh;
+        int oy = (int)(r % g->oh);
+        for (int ox = 0; ox < g->ow; ox++, dy += C) {
+            int y0, y1, x0, x1;
+            window(g, oy, ox, &y0, &y1, &x0, &x1);
+            float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
+            cnn_v4f inv4 = {inv, inv, inv, inv};
+            for (int iy = y0; iy < y1; iy++)
+                for (int ix = x0; ix < x1; ix++) {
+                    float *p = dx + (in_row(g, dx, n, iy) - dx) + (int64_t)ix * C;
+                    int c = 0;
+                    for (; c < C4; c += 4)
+                        cnn_v4_store(p + c, cnn_v4_load(p + c) + cnn_v4_load(dy + c) * inv4);
+                    for (; c < C; c++)
+                        p[c] += dy[c] * inv;
+                }
+        }
     }
 }

@@ -2,19 +2,25 @@
  * geometry (kernel = pool window, dilation 1). Taps outside the input
  * (padding 'same') are ignored: max takes the in-bounds maximum and average
  * divides by the number of in-bounds cells, as TensorFlow does.
- * x: (batch, h, w, c), y: (batch, oh, ow, c). */
+ * x: (batch, h, w, c), y: (batch, oh, ow, c).
+ *
+ * Each function works on output rows [r0, r1) of the batch, numbered
+ * r = n * oh + oy, so callers can split the work across threads. Backward
+ * accumulates into dx; two row ranges touch the same dx cells only when
+ * windows overlap (stride < pool size). */
 #ifndef CNN_KERNELS_POOL_H
 #define CNN_KERNELS_POOL_H
 
 #include "kernels/conv.h"
 
-void cnn_maxpool_forward(const cnn_conv_geom *g, int batch, const float *x, float *y);
-/* dx += dy routed to the first maximal input of each window (recomputed
- * from x, so forward stores nothing). */
-void cnn_maxpool_backward(const cnn_conv_geom *g, int batch, const float *x, const float *dy,
-                          float *dx);
-void cnn_avgpool_forward(const cnn_conv_geom *g, int batch, const float *x, float *y);
+void cnn_maxpool_forward(const cnn_conv_geom *g, const float *x, float *y, int64_t r0, int64_t r1);
+/* dx += dy routed to the first input of each window equal to its maximum
+ * y (the forward output, so nothing else is stored). */
+void cnn_maxpool_backward(const cnn_conv_geom *g, const float *x, const float *y, const float *dy,
+                          float *dx, int64_t r0, int64_t r1);
+void cnn_avgpool_forward(const cnn_conv_geom *g, const float *x, float *y, int64_t r0, int64_t r1);
 /* dx += dy / (in-bounds cells) over each window. */
-void cnn_avgpool_backward(const cnn_conv_geom *g, int batch, const float *dy, float *dx);
+void cnn_avgpool_backward(const cnn_conv_geom *g, const float *dy, float *dx, int64_t r0,
+                          int64_t r1);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/activation.h"
 #include "kernels/conv.h"
 #include "layers/layer.h"
 
@@ -141,6 +142,8 @@ static void conv2d_forward(cnn_layer *l, const cnn_layer_io *io)
                  l->params[0].value, F, 0.0f, y, F);
         if (l->n_params > 1)
             cnn_add_bias_rows(y, l->params[1].value, m1 - m0, F);
+        if (io->fuse_activation)
+            cnn_activation_forward(l->activation, y, m1 - m0, F);
     }
 }
 
@@ -156,7 +159,9 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
     for (int64_t m0 = 0; m0 < M; m0 += tile) {
         int64_t m1 = m0 + tile < M ? m0 + tile : M;
         int rows = (int)(m1 - m0);
-        const float *dy = io->dy + m0 * F;
+        float *dy = io->dy + m0 * F;
+        if (io->fuse_activation)
+            cnn_activation_backward(l->activation, io->y + m0 * F, dy, rows, F);
         const float *col = columns(c, io, m0, m1);
         /* dkernel[K x F] += col^T[K x rows] * dy[rows x F] */
         cnn_gemm(io->gemm, true, false, K, F, rows, 1.0f, col, K, dy, F, 1.0f,
@@ -180,6 +185,7 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
 
 const cnn_layer_ops cnn_conv2d_ops = {
     .kind = CNN_LAYER_CONV2D,
+    .can_fuse_activation = true,
     .type_name = "Conv2D",
     .auto_name = "conv2d",
     .infer = conv2d_infer,

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/activation.h"
 #include "kernels/conv.h"
 #include "layers/layer.h"
 
@@ -46,12 +47,16 @@ static void dense_forward(cnn_layer *l, const cnn_layer_io *io)
              io->y, U);
     if (l->n_params > 1)
         cnn_add_bias_rows(io->y, l->params[1].value, rows, U);
+    if (io->fuse_activation)
+        cnn_activation_forward(l->activation, io->y, rows, U);
 }
 
 static void dense_backward(cnn_layer *l, const cnn_layer_io *io)
 {
     dense_layer *d = (dense_layer *)l;
     int rows = (int)(io->batch * d->rows_per_example), U = l->spec.u.dense.units, In = d->in_features;
+    if (io->fuse_activation)
+        cnn_activation_backward(l->activation, io->y, io->dy, rows, U);
     /* dkernel[In x U] += x^T[In x rows] * dy[rows x U] */
     cnn_gemm(io->gemm, true, false, In, U, rows, 1.0f, io->x, In, io->dy, U, 1.0f,
              l->params[0].grad, U);
@@ -71,6 +76,7 @@ static int64_t dense_flops(const cnn_layer *l)
 
 const cnn_layer_ops cnn_dense_ops = {
     .kind = CNN_LAYER_DENSE,
+    .can_fuse_activation = true,
     .type_name = "Dense",
     .auto_name = "dense",
     .infer = dense_infer,

@@ -40,8 +40,12 @@ typedef struct cnn_layer_io {
                           (seed, step), so a resumed run repeats the same masks */
     const float *x;
     float *y;
-    const float *dy;   /* backward: gradient w.r.t. the linear output (the
-                          model has already applied the activation's derivative) */
+    float *dy;         /* backward: gradient w.r.t. the output; the model has
+                          applied the activation's derivative unless
+                          fuse_activation (then the layer does, in place) */
+    bool fuse_activation; /* the layer applies l->activation (elementwise) to y
+                             in forward and its derivative to dy in backward,
+                             tile by tile while the data is in cache */
     float *dx;         /* backward: overwritten with dLoss/dx; NULL = not needed */
     float *workspace;  /* scratch of ops->workspace_floats(layer, batch, tile_floats) */
     int64_t tile_floats; /* the model's workspace limit, in floats */
@@ -68,7 +72,9 @@ typedef struct cnn_layer_ops {
     int64_t (*flops)(const cnn_layer *l);
     /* Bytes kept from forward to backward (e.g. a dropout mask). NULL = 0. */
     size_t (*saved_bytes)(const cnn_layer *l, int batch);
-    /* y = layer(x) without the activation (the model applies it). */
+    /* Whether forward/backward honour io->fuse_activation. */
+    bool can_fuse_activation;
+    /* y = layer(x), with the activation only if io->fuse_activation. */
     void (*forward)(cnn_layer *l, const cnn_layer_io *io);
     /* Accumulates (+=) parameter gradients and writes dx if non-NULL. */
     void (*backward)(cnn_layer *l, const cnn_layer_io *io);

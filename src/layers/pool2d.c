@@ -1,5 +1,8 @@
 /* MaxPooling2D and AveragePooling2D: pool_size, strides (default =
- * pool_size), padding with TensorFlow's rule. No parameters. */
+ * pool_size), padding with TensorFlow's rule. No parameters. The work is
+ * split across the model's threads by output rows. */
+#include <string.h>
+
 #include "core/error.h"
 #include "kernels/pool.h"
 #include "layers/layer.h"
@@ -17,10 +20,11 @@ static cnn_status pool2d_infer(cnn_layer *l, cnn_shape in)
                         "%s (%s): expects input of rank 3 (rows, cols, channels), got rank %d",
                         l->name, l->ops->type_name, in.rank);
     cnn_conv_geom *g = &p->geom;
+    const cnn_pool2d_config *k = &l->spec.u.pool2d;
     *g = (cnn_conv_geom){.h = in.dims[0], .w = in.dims[1], .c = in.dims[2],
-                         .kh = l->spec.u.pool2d.pool_size[0], .kw = l->spec.u.pool2d.pool_size[1],
-                         .sh = l->spec.u.pool2d.strides[0], .sw = l->spec.u.pool2d.strides[1], .dh = 1, .dw = 1};
-    int same = l->spec.u.pool2d.padding == CNN_PADDING_SAME;
+                         .kh = k->pool_size[0], .kw = k->pool_size[1],
+                         .sh = k->strides[0], .sw = k->strides[1], .dh = 1, .dw = 1};
+    int same = k->padding == CNN_PADDING_SAME;
     g->oh = cnn_conv_out_size(g->h, g->kh, g->sh, 1, same, &g->pad_top);
     g->ow = cnn_conv_out_size(g->w, g->kw, g->sw, 1, same, &g->pad_left);
     if (g->oh < 1 || g->ow < 1)
@@ -32,34 +36,46 @@ static cnn_status pool2d_infer(cnn_layer *l, cnn_shape in)
     return CNN_OK;
 }
 
-static void max_forward(cnn_layer *l, const cnn_layer_io *io)
+typedef struct {
+    const cnn_layer *l;
+    const cnn_layer_io *io;
+    bool backward;
+} pool_job;
+
+static void pool_worker(void *p, int ith, int nth)
 {
-    cnn_maxpool_forward(&((pool2d_layer *)l)->geom, io->batch, io->x, io->y);
+    const pool_job *j = p;
+    const cnn_conv_geom *g = &((const pool2d_layer *)j->l)->geom;
+    const cnn_layer_io *io = j->io;
+    long r0, r1;
+    cnn_split_range((long)io->batch * g->oh, ith, nth, &r0, &r1);
+    bool max = j->l->ops->kind == CNN_LAYER_MAX_POOLING2D;
+    if (!j->backward && max)
+        cnn_maxpool_forward(g, io->x, io->y, r0, r1);
+    else if (!j->backward)
+        cnn_avgpool_forward(g, io->x, io->y, r0, r1);
+    else if (max)
+        cnn_maxpool_backward(g, io->x, io->y, io->dy, io->dx, r0, r1);
+    else
+        cnn_avgpool_backward(g, io->dy, io->dx, r0, r1);
 }
 
-static void max_backward(cnn_layer *l, const cnn_layer_io *io)
+static void pool2d_forward(cnn_layer *l, const cnn_layer_io *io)
+{
+    pool_job job = {l, io, false};
+    cnn_pool_run(io->pool, pool_worker, &job);
+}
+
+static void pool2d_backward(cnn_layer *l, const cnn_layer_io *io)
 {
     const cnn_conv_geom *g = &((pool2d_layer *)l)->geom;
     if (!io->dx)
         return;
-    for (int64_t i = 0, n = (int64_t)io->batch * g->h * g->w * g->c; i < n; i++)
-        io->dx[i] = 0;
-    cnn_maxpool_backward(g, io->batch, io->x, io->dy, io->dx);
-}
-
-static void avg_forward(cnn_layer *l, const cnn_layer_io *io)
-{
-    cnn_avgpool_forward(&((pool2d_layer *)l)->geom, io->batch, io->x, io->y);
-}
-
-static void avg_backward(cnn_layer *l, const cnn_layer_io *io)
-{
-    const cnn_conv_geom *g = &((pool2d_layer *)l)->geom;
-    if (!io->dx)
-        return;
-    for (int64_t i = 0, n = (int64_t)io->batch * g->h * g->w * g->c; i < n; i++)
-        io->dx[i] = 0;
-    cnn_avgpool_backward(g, io->batch, io->dy, io->dx);
+    memset(io->dx, 0, (size_t)io->batch * g->h * g->w * g->c * sizeof(float));
+    pool_job job = {l, io, true};
+    /* Overlapping windows would make threads add into the same cells. */
+    bool overlap = g->sh < g->kh || g->sw < g->kw;
+    cnn_pool_run(overlap ? NULL : io->pool, pool_worker, &job);
 }
 
 const cnn_layer_ops cnn_max_pooling2d_ops = {
@@ -67,8 +83,8 @@ const cnn_layer_ops cnn_max_pooling2d_ops = {
     .type_name = "MaxPooling2D",
     .auto_name = "max_pooling2d",
     .infer = pool2d_infer,
-    .forward = max_forward,
-    .backward = max_backward,
+    .forward = pool2d_forward,
+    .backward = pool2d_backward,
 };
 
 const cnn_layer_ops cnn_average_pooling2d_ops = {
@@ -76,8 +92,8 @@ const cnn_layer_ops cnn_average_pooling2d_ops = {
     .type_name = "AveragePooling2D",
     .auto_name = "average_pooling2d",
     .infer = pool2d_infer,
-    .forward = avg_forward,
-    .backward = avg_backward,
+    .forward = pool2d_forward,
+    .backward = pool2d_backward,
 };
 
 cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name)

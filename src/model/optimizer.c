@@ -159,6 +159,16 @@ cnn_status cnn_model_compile(cnn_model *m, cnn_compile_config cfg)
     return CNN_OK;
 }
 
+cnn_status cnn_model_compile_config(const cnn_model *m, cnn_compile_config *out)
+{
+    if (!m || !out)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "compile_config: model and out are required");
+    if (!m->compiled)
+        return cnn_fail(CNN_ERR_STATE, "compile_config: the model is not compiled");
+    *out = (cnn_compile_config){.loss = m->loss, .optimizer = m->opt};
+    return CNN_OK;
+}
+
 cnn_status cnn_model_apply_gradients(cnn_model *m)
 {
     if (!m || !m->compiled)

@@ -76,9 +76,21 @@ cnn_status cnn_model_reserve(cnn_model *m, int batch, bool training)
     return CNN_OK;
 }
 
+/* Layers that can apply their own elementwise activation do, except the
+ * last one when the loss needs its pre-activation (logits). */
+static bool fuses_activation(const cnn_model *m, int i)
+{
+    const cnn_layer *l = m->layers[i];
+    return l->ops->can_fuse_activation && l->activation != CNN_ACTIVATION_LINEAR
+        && cnn_activation_is_elementwise(l->activation)
+        && !(i == m->n_layers - 1 && m->compiled
+             && cnn_loss_fuses_with(m->loss, l->activation));
+}
+
 static cnn_layer_io layer_io(cnn_model *m, int i, int batch, bool training)
 {
     return (cnn_layer_io){.batch = batch,
+                          .fuse_activation = fuses_activation(m, i),
                           .training = training,
                           .step = m->opt_steps,
                           .x = i ? m->arena.outputs[i - 1] : m->last_input,
@@ -112,6 +124,8 @@ cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool t
         cnn_layer *l = m->layers[i];
         cnn_layer_io io = layer_io(m, i, batch, training);
         l->ops->forward(l, &io);
+        if (io.fuse_activation)
+            continue;
         int64_t rows;
         int n;
         activation_rows(l, batch, &rows, &n);
@@ -168,7 +182,7 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
         cnn_layer *l = m->layers[i];
         cnn_layer_io io = layer_io(m, i, batch, m->last_training);
         float *dy = m->arena.grad[i % 2];
-        if (!(i == L - 1 && m->last_fused)) {
+        if (!(i == L - 1 && m->last_fused) && !io.fuse_activation) {
             activation_rows(l, batch, &rows, &n);
             cnn_activation_backward(l->activation, io.y, dy, rows, n);
         }

@@ -1,0 +1,280 @@
+/* Our side of the benchmark: the same networks and measurements as
+ * bench_torch.py, printed as the same JSON lines (run by bench/run.py).
+ *
+ * usage: bench_cnn train|infer NET BATCH THREADS STEPS
+ *        bench_cnn conv BATCH H W CIN COUT K THREADS REPS
+ *        bench_cnn large forward|train SIZE THREADS
+ *        bench_cnn fashion STEPS THREADS   (peak RSS of real training)
+ * NET: tutorial (Conv 32@5x5 same -> pool -> Conv 64@5x5 same -> pool ->
+ * Dense 1024 -> Dense 10) or lenet5. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cnn.h"
+#include "model/model.h" /* per-layer timing calls the layer directly */
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_cnn: %s: %s\n", what, cnn_last_error());
+    exit(1);
+}
+
+static long max_rss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static void print_times(const char *key, const double *t, int n)
+{
+    printf("\"%s\": [", key);
+    for (int i = 0; i < n; i++)
+        printf(i ? ", %.6f" : "%.6f", t[i]);
+    printf("]");
+}
+
+static cnn_model *network(const char *name, int threads)
+{
+    cnn_model *m = NULL;
+    if (cnn_model_create(&m, cnn_shape_hwc(28, 28, 1)))
+        die("create");
+    cnn_model_set_threads(m, threads);
+    if (strcmp(name, "tutorial") == 0) {
+        cnn_model_add_conv2d(m, cnn_conv2d(.filters = 32, .kernel_size = {5, 5},
+                                           .padding = CNN_PADDING_SAME,
+                                           .activation = CNN_ACTIVATION_RELU));
+        cnn_model_add_max_pooling2d(m, cnn_pool2d());
+        cnn_model_add_conv2d(m, cnn_conv2d(.filters = 64, .kernel_size = {5, 5},
+                                           .padding = CNN_PADDING_SAME,
+                                           .activation = CNN_ACTIVATION_RELU));
+        cnn_model_add_max_pooling2d(m, cnn_pool2d());
+        cnn_model_add_flatten(m, cnn_flatten());
+        cnn_model_add_dense(m, cnn_dense(.units = 1024, .activation = CNN_ACTIVATION_RELU));
+        cnn_model_add_dense(m, cnn_dense(.units = 10, .activation = CNN_ACTIVATION_SOFTMAX));
+    } else if (strcmp(name, "lenet5") == 0) {
+        cnn_model_add_conv2d(m, cnn_conv2d(.filters = 6, .kernel_size = {5, 5},
+                                           .padding = CNN_PADDING_SAME,
+                                           .activation = CNN_ACTIVATION_TANH));
+        cnn_model_add_average_pooling2d(m, cnn_pool2d());
+        cnn_model_add_conv2d(m, cnn_conv2d(.filters = 16, .kernel_size = {5, 5},
+                                           .activation = CNN_ACTIVATION_TANH));
+        cnn_model_add_average_pooling2d(m, cnn_pool2d());
+        cnn_model_add_flatten(m, cnn_flatten());
+        cnn_model_add_dense(m, cnn_dense(.units = 120, .activation = CNN_ACTIVATION_TANH));
+        cnn_model_add_dense(m, cnn_dense(.units = 84, .activation = CNN_ACTIVATION_TANH));
+        cnn_model_add_dense(m, cnn_dense(.units = 10, .activation = CNN_ACTIVATION_SOFTMAX));
+    } else {
+        fprintf(stderr, "bench_cnn: unknown network %s\n", name);
+        exit(2);
+    }
+    if (cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                         .optimizer = cnn_sgd(.learning_rate = 0.01f,
+                                                              .momentum = 0.9f))))
+        die("compile");
+    return m;
+}
+
+static void bench_train(const char *net, int batch, int threads, int steps, bool infer)
+{
+    cnn_model *m = network(net, threads);
+    cnn_tensor *x, *y;
+    cnn_tensor_create(&x, 4, (int64_t[]){batch, 28, 28, 1});
+    cnn_tensor_create(&y, 1, (int64_t[]){batch});
+    srand(0);
+    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
+        x->data[i] = (float)rand() / (float)RAND_MAX;
+    for (int i = 0; i < batch; i++)
+        y->data[i] = (float)(rand() % 10);
+    double *t = calloc((size_t)steps, sizeof *t);
+    cnn_tensor *out = NULL;
+    for (int i = 0; i < steps + 3; i++) { /* 3 warm-up steps */
+        double t0 = now();
+        if (infer) {
+            if (cnn_model_predict(m, x, batch, &out))
+                die("predict");
+            cnn_tensor_free(out);
+        } else {
+            cnn_model_zero_gradients(m);
+            if (cnn_model_forward(m, x, true, NULL) || cnn_model_backward(m, y, NULL, NULL)
+                || cnn_model_apply_gradients(m))
+                die("train step");
+        }
+        if (i >= 3)
+            t[i - 3] = now() - t0;
+    }
+    printf("{\"impl\": \"cnn\", \"kind\": \"%s\", \"net\": \"%s\", \"batch\": %d, \"threads\": %d, ",
+           infer ? "infer" : "train", net, batch, threads);
+    print_times("step_s", t, steps);
+    printf(", \"max_rss_kib\": %ld}\n", max_rss_kib());
+    free(t);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+    cnn_model_free(m);
+}
+
+/* Conv2D (same padding) forward, backward-weights and backward-data timed
+ * separately by calling the layer: backward without dx computes only the
+ * weight gradients; the data part is the difference to a backward with dx. */
+static void bench_conv(int batch, int h, int w, int cin, int cout, int k, int threads, int reps)
+{
+    cnn_model *m = NULL;
+    cnn_model_create(&m, cnn_shape_hwc(h, w, cin));
+    cnn_model_set_threads(m, threads);
+    if (cnn_model_add_conv2d(m, cnn_conv2d(.filters = cout, .kernel_size = {k, k},
+                                           .padding = CNN_PADDING_SAME))
+        || cnn_model_ensure_gradients(m) || cnn_model_reserve(m, batch, true))
+        die("conv layer");
+    size_t nx = (size_t)batch * h * w * cin;
+    float *x = malloc(nx * sizeof(float)), *dx = malloc(nx * sizeof(float));
+    for (size_t i = 0; i < nx; i++)
+        x[i] = (float)rand() / (float)RAND_MAX;
+    cnn_layer *l = m->layers[0];
+    size_t ny = (size_t)batch * h * w * cout;
+    float *dy = malloc(ny * sizeof(float));
+    for (size_t i = 0; i < ny; i++)
+        dy[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+    cnn_layer_io io = {.batch = batch, .training = true, .x = x, .y = m->arena.outputs[0],
+                       .dy = dy, .workspace = m->arena.workspace,
+                       .tile_floats = m->tile_floats, .pool = m->pool, .gemm = m->gemm};
+    double *tf = calloc((size_t)reps, sizeof(double)), *tw = calloc((size_t)reps, sizeof(double)),
+           *td = calloc((size_t)reps, sizeof(double));
+    for (int r = 0; r < reps + 2; r++) { /* 2 warm-up rounds */
+        double t0 = now();
+        l->ops->forward(l, &io);
+        double t1 = now();
+        io.dx = NULL;
+        l->ops->backward(l, &io);
+        double t2 = now();
+        io.dx = dx;
+        l->ops->backward(l, &io);
+        double t3 = now();
+        if (r >= 2) {
+            tf[r - 2] = t1 - t0;
+            tw[r - 2] = t2 - t1;
+            td[r - 2] = (t3 - t2) - (t2 - t1);
+        }
+    }
+    printf("{\"impl\": \"cnn\", \"kind\": \"conv\", \"batch\": %d, \"h\": %d, \"w\": %d, \"cin\": %d,"
+           " \"cout\": %d, \"k\": %d, \"threads\": %d, \"flops\": %.1f, \"step_s\": {",
+           batch, h, w, cin, cout, k, threads, 2.0 * batch * h * w * cin * cout * k * k);
+    print_times("forward", tf, reps);
+    printf(", ");
+    print_times("backward_data", td, reps);
+    printf(", ");
+    print_times("backward_weights", tw, reps);
+    printf("}, \"max_rss_kib\": %ld, \"gemm\": \"%s\"}\n", max_rss_kib(),
+           cnn_gemm_ctx_kernel_name(m->gemm));
+    free(x), free(dx), free(dy), free(tf), free(tw), free(td);
+    cnn_model_free(m);
+}
+
+/* The seed network on one size x size x 3 image (see bench_torch.py). */
+static void bench_large(const char *mode, int size, int threads)
+{
+    cnn_model *m = NULL;
+    cnn_model_create(&m, cnn_shape_hwc(size, size, 3));
+    cnn_model_set_threads(m, threads);
+    cnn_model_add_conv2d(m, cnn_conv2d(.filters = 32, .kernel_size = {5, 5},
+                                       .padding = CNN_PADDING_SAME,
+                                       .activation = CNN_ACTIVATION_RELU));
+    cnn_model_add_max_pooling2d(m, cnn_pool2d());
+    cnn_model_add_conv2d(m, cnn_conv2d(.filters = 64, .kernel_size = {5, 5},
+                                       .padding = CNN_PADDING_SAME,
+                                       .activation = CNN_ACTIVATION_RELU));
+    cnn_model_add_max_pooling2d(m, cnn_pool2d());
+    cnn_model_add_global_average_pooling2d(m, cnn_global_pool2d());
+    cnn_model_add_dense(m, cnn_dense(.units = 10, .activation = CNN_ACTIVATION_SOFTMAX));
+    bool train = strcmp(mode, "train") == 0;
+    if (train && cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                                  .optimizer = cnn_sgd(.momentum = 0.9f))))
+        die("compile");
+    cnn_tensor *x, *y;
+    cnn_tensor_create(&x, 4, (int64_t[]){1, size, size, 3});
+    cnn_tensor_create(&y, 1, (int64_t[]){1});
+    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
+        x->data[i] = (float)rand() / (float)RAND_MAX;
+    y->data[0] = 3;
+    double t[3];
+    cnn_tensor *out = NULL;
+    for (int i = 0; i < 3; i++) {
+        double t0 = now();
+        if (!train) {
+            if (cnn_model_predict(m, x, 1, &out))
+                die("predict");
+            cnn_tensor_free(out);
+        } else {
+            cnn_model_zero_gradients(m);
+            if (cnn_model_forward(m, x, true, NULL) || cnn_model_backward(m, y, NULL, NULL)
+                || cnn_model_apply_gradients(m))
+                die("train step");
+        }
+        t[i] = now() - t0;
+    }
+    cnn_memory_estimate e;
+    cnn_model_estimate_memory(m, 1, &e);
+    printf("{\"impl\": \"cnn\", \"kind\": \"large\", \"mode\": \"%s\", \"size\": %d, \"threads\": %d, ",
+           mode, size, threads);
+    print_times("step_s", t + 1, 2);
+    printf(", \"max_rss_kib\": %ld, \"computed_bytes\": %lld, \"input_bytes\": %lld}\n",
+           max_rss_kib(), (long long)(train ? e.training_total : e.inference_total),
+           (long long)cnn_tensor_size(x) * 4);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+    cnn_model_free(m);
+}
+
+/* Trains the tutorial convnet on the real Fashion-MNIST for a number of
+ * batches of 64 (through fit, as a user would) and reports the peak RSS. */
+static void bench_fashion(int steps, int threads)
+{
+    cnn_tensor *x, *y;
+    if (cnn_dataset_load_mnist("/usr/share/datasets/fashion-mnist", &x, &y, NULL, NULL))
+        die("loading Fashion-MNIST");
+    cnn_model *m = network("tutorial", threads);
+    int64_t n = (int64_t)steps * 64 < x->dims[0] ? (int64_t)steps * 64 : x->dims[0];
+    cnn_tensor *sx, *sy;
+    cnn_tensor_slice(x, 0, n, &sx);
+    cnn_tensor_slice(y, 0, n, &sy);
+    double t0 = now();
+    if (cnn_model_fit(m, sx, sy, cnn_fit(.epochs = 1, .batch_size = 64), NULL))
+        die("fit");
+    double t = now() - t0;
+    printf("{\"impl\": \"cnn\", \"kind\": \"fashion\", \"steps\": %d, \"threads\": %d, "
+           "\"step_s\": [%.6f], \"max_rss_kib\": %ld}\n",
+           steps, threads, t / steps, max_rss_kib());
+    cnn_tensor_free(sx), cnn_tensor_free(sy), cnn_tensor_free(x), cnn_tensor_free(y);
+    cnn_model_free(m);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 6 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "infer") == 0))
+        bench_train(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]),
+                    strcmp(argv[1], "infer") == 0);
+    else if (argc >= 10 && strcmp(argv[1], "conv") == 0)
+        bench_conv(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]),
+                   atoi(argv[7]), atoi(argv[8]), atoi(argv[9]));
+    else if (argc >= 4 && strcmp(argv[1], "fashion") == 0)
+        bench_fashion(atoi(argv[2]), atoi(argv[3]));
+    else if (argc >= 5 && strcmp(argv[1], "large") == 0)
+        bench_large(argv[2], atoi(argv[3]), atoi(argv[4]));
+    else {
+        fprintf(stderr, "usage: bench_cnn train|infer NET BATCH THREADS STEPS\n"
+                        "       bench_cnn conv BATCH H W CIN COUT K THREADS REPS\n"
+                        "       bench_cnn large forward|train SIZE THREADS\n"
+                        "       bench_cnn fashion STEPS THREADS\n");
+        return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,92 @@
+/* This machine's peak FP32 throughput: independent FMA chains in registers
+ * (AVX-512 and AVX2), on 1 and on all cores. Every kernel figure in
+ * docs/BENCHMARKS.md is read as a fraction of this. Prints JSON lines. */
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ITER 20000000L
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* 12 independent accumulators hide the FMA latency (4 cycles x 2 ports). */
+/* Named variables (not an array) so the compiler keeps them in registers. */
+#define FMA_CHAINS(T, SET, FMA, ADD)                                                   \
+    T x = SET(0.999999f), y = SET(1e-7f);                                             \
+    T a0 = SET(0), a1 = SET(1), a2 = SET(2), a3 = SET(3), a4 = SET(4), a5 = SET(5);     \
+    T a6 = SET(6), a7 = SET(7), a8 = SET(8), a9 = SET(9), a10 = SET(10), a11 = SET(11); \
+    for (long k = 0; k < n; k++) {                                                     \
+        a0 = FMA(a0, x, y), a1 = FMA(a1, x, y), a2 = FMA(a2, x, y);                    \
+        a3 = FMA(a3, x, y), a4 = FMA(a4, x, y), a5 = FMA(a5, x, y);                    \
+        a6 = FMA(a6, x, y), a7 = FMA(a7, x, y), a8 = FMA(a8, x, y);                    \
+        a9 = FMA(a9, x, y), a10 = FMA(a10, x, y), a11 = FMA(a11, x, y);                \
+    }                                                                                  \
+    T s = ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7)));           \
+    s = ADD(s, ADD(ADD(a8, a9), ADD(a10, a11)))
+
+__attribute__((target("avx512f"))) static float fma512(long n)
+{
+    FMA_CHAINS(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps);
+    return _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx2,fma"))) static float fma256(long n)
+{
+    FMA_CHAINS(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps);
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    return out[0];
+}
+
+typedef struct {
+    int wide;
+    volatile float sink;
+} job;
+
+static void *run(void *p)
+{
+    job *j = p;
+    j->sink = j->wide ? fma512(ITER) : fma256(ITER);
+    return NULL;
+}
+
+static void measure(const char *isa, int wide, int threads)
+{
+    pthread_t t[64];
+    job jobs[64];
+    double t0 = now();
+    for (int i = 0; i < threads; i++) {
+        jobs[i].wide = wide;
+        pthread_create(&t[i], NULL, run, &jobs[i]);
+    }
+    for (int i = 0; i < threads; i++)
+        pthread_join(t[i], NULL);
+    double s = now() - t0;
+    double flops = (double)ITER * 12 * (wide ? 16 : 8) * 2 * threads;
+    printf("{\"kind\": \"peak\", \"isa\": \"%s\", \"threads\": %d, \"gflops\": %.1f}\n", isa,
+           threads, flops / s / 1e9);
+}
+
+int main(void)
+{
+    __builtin_cpu_init();
+    int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores > 64)
+        cores = 64;
+    for (int threads = 1; threads <= cores; threads *= 2) {
+        if (__builtin_cpu_supports("avx512f"))
+            measure("avx512", 1, threads);
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            measure("avx2", 0, threads);
+        if (threads * 2 > cores && threads != cores)
+            threads = cores / 2;
+    }
+    return 0;
+}

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""The benchmark: our library against PyTorch CPU on identical networks,
+batch sizes and thread counts, alternating between the two in one run, and
+writes the table to docs/BENCHMARKS.md.  Run it with `make bench` on an
+otherwise idle machine.  Options: --quick (fewer rounds), --out FILE.
+
+PyTorch runs as a knowledgeable user would run it here: Debian 12's OpenBLAS
+does not recognise this CPU and falls back to SSE3 kernels, so it gets
+OPENBLAS_CORETYPE=SKYLAKEX and OPENBLAS_NUM_THREADS=1 (torch owns the
+threads: torch.set_num_threads(t)); glibc's malloc keeps freed tensors mapped
+(GLIBC_TUNABLES ...mmap_threshold / trim_threshold) because first-touch page
+faults are expensive on this machine.  Our library gets no variable at all.
+"""
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OURS = os.path.join(ROOT, "build", "bench", "bench_cnn")
+PEAK = os.path.join(ROOT, "build", "bench", "peak")
+TORCH = [sys.executable if "torch" in sys.modules else "/usr/bin/python3",
+         os.path.join(ROOT, "bench", "bench_torch.py")]
+TORCH_ENV = dict(os.environ, OPENBLAS_CORETYPE="SKYLAKEX", OPENBLAS_NUM_THREADS="1",
+                 OMP_NUM_THREADS="1",
+                 GLIBC_TUNABLES="glibc.malloc.mmap_threshold=4294967295:"
+                                "glibc.malloc.trim_threshold=4294967295")
+OUR_ENV = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OPENBLAS", "GLIBC_TUNABLES", "OMP_"))}
+
+
+def run(cmd, env):
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def both(args, rounds):
+    """Alternates ours and PyTorch; returns {impl: [result per round]}."""
+    res = {"cnn": [], "pytorch": []}
+    for r in range(rounds):
+        order = [("cnn", [OURS] + args, OUR_ENV), ("pytorch", TORCH + args, TORCH_ENV)]
+        if r % 2:
+            order.reverse()
+        for impl, cmd, env in order:
+            res[impl].append(run([str(a) for a in cmd], env))
+    return res
+
+
+def stats(values):
+    return statistics.median(values), min(values), max(values)
+
+
+def throughput(results, batch, key="step_s"):
+    """Images/s per round (from each round's median step), as median, min, max."""
+    return stats([batch / statistics.median(r[key]) for r in results])
+
+
+def fmt(m, lo, hi, digits=0):
+    return f"{m:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
+
+
+def machine():
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    torch_version = subprocess.run(TORCH[:1] + ["-c", "import torch; print(torch.__version__)"],
+                                   capture_output=True, text=True).stdout.strip()
+    gcc = subprocess.run(["cc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    return model, os.cpu_count(), torch_version, gcc
+
+
+def main():
+    quick = "--quick" in sys.argv
+    out_path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+    if "--out" in sys.argv:
+        out_path = sys.argv[sys.argv.index("--out") + 1]
+    rounds = 3 if quick else 5
+    steps = 8 if quick else 15
+    threads_list = [1, 2] if os.cpu_count() >= 2 else [1]
+    lines = []
+    say = lambda s="": (print(s, flush=True), lines.append(s))
+
+    peak = {}
+    for line in subprocess.run([PEAK], capture_output=True, text=True, check=True).stdout.splitlines():
+        p = json.loads(line)
+        peak[(p["isa"], p["threads"])] = p["gflops"]
+    best_peak = {t: max(v for (isa, th), v in peak.items() if th == t) for t in threads_list}
+
+    model, cores, torch_version, gcc = machine()
+    say("# Benchmarks: cnn against PyTorch on the same machine")
+    say()
+    say(f"Machine: {model}, {cores} cores; {platform.platform()}. Compiler: {gcc}. "
+        f"PyTorch {torch_version} (Debian python3-torch) with OpenBLAS {{SKYLAKEX kernels}}.")
+    say(f"Command: `make bench` ({'quick, ' if quick else ''}{rounds} rounds alternating the two "
+        f"implementations, {steps} timed steps each after 3 warm-up steps; medians with "
+        f"min-max over rounds). Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
+    say()
+    say("PyTorch runs with OPENBLAS_CORETYPE=SKYLAKEX OPENBLAS_NUM_THREADS=1, "
+        "torch.set_num_threads(t) and GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967295:"
+        "glibc.malloc.trim_threshold=4294967295 (its best settings here); cnn runs with none.")
+    say()
+    say("## Peak FP32 throughput (FMA microbenchmark, `bench/peak.c`)")
+    say()
+    say("| ISA | threads | GFLOP/s |")
+    say("|---|---|---|")
+    for (isa, t), v in sorted(peak.items()):
+        say(f"| {isa} | {t} | {v:.1f} |")
+    say()
+
+    say("## Training throughput (images/s; forward + backward + SGD-momentum step)")
+    say()
+    say("| network | batch | threads | cnn | PyTorch | ratio cnn/PyTorch | cnn % of peak |")
+    say("|---|---|---|---|---|---|---|")
+    flops_per_image = {"tutorial": 3 * 2 * (784 * 25 * 32 + 196 * 800 * 64 + 3136 * 1024 + 1024 * 10),
+                       "lenet5": 3 * 2 * (784 * 25 * 6 + 100 * 150 * 16 + 400 * 120 + 120 * 84 + 840)}
+    train_cases = [("tutorial", b) for b in (32, 64, 128)] + [("lenet5", 64)]
+    for net, batch in train_cases:
+        for t in threads_list:
+            res = both(["train", net, batch, t, steps], rounds)
+            ours, theirs = throughput(res["cnn"], batch), throughput(res["pytorch"], batch)
+            pct = ours[0] * flops_per_image[net] / 1e9 / best_peak[t] * 100
+            say(f"| {net} | {batch} | {t} | {fmt(*ours)} | {fmt(*theirs)} | "
+                f"{ours[0] / theirs[0]:.2f} | {pct:.0f}% |")
+    say()
+
+    say("## Inference (tutorial convnet)")
+    say()
+    say("| measurement | threads | cnn | PyTorch | ratio |")
+    say("|---|---|---|---|---|")
+    for t in threads_list:
+        res = both(["infer", "tutorial", 64, t, steps], rounds)
+        ours, theirs = throughput(res["cnn"], 64), throughput(res["pytorch"], 64)
+        say(f"| batch 64, images/s | {t} | {fmt(*ours)} | {fmt(*theirs)} | "
+            f"{ours[0] / theirs[0]:.2f} |")
+    for t in threads_list:
+        res = both(["infer", "tutorial", 1, t, steps * 4], rounds)
+        ours = stats([statistics.median(r["step_s"]) * 1e3 for r in res["cnn"]])
+        theirs = stats([statistics.median(r["step_s"]) * 1e3 for r in res["pytorch"]])
+        say(f"| batch 1 latency, ms (lower is better) | {t} | {fmt(*ours, 3)} | "
+            f"{fmt(*theirs, 3)} | {ours[0] / theirs[0]:.2f} |")
+    say()
+
+    say("## Conv2D layers (GFLOP/s, fraction of the measured peak)")
+    say()
+    say("| layer | pass | threads | cnn GFLOP/s | % peak | PyTorch GFLOP/s | ratio |")
+    say("|---|---|---|---|---|---|---|")
+    layers = [("tutorial conv1 (64, 28x28, 1->32, 5x5)", [64, 28, 28, 1, 32, 5]),
+              ("tutorial conv2 (64, 14x14, 32->64, 5x5)", [64, 14, 14, 32, 64, 5]),
+              ("large (32, 56x56, 64->64, 3x3)", [32, 56, 56, 64, 64, 3])]
+    for name, shape in layers:
+        for t in threads_list:
+            res = both(["conv"] + shape + [t, max(3, steps // 3)], rounds)
+            for p in ("forward", "backward_data", "backward_weights"):
+                g = lambda rs: stats([r["flops"] / statistics.median(r["step_s"][p]) / 1e9
+                                      for r in rs])
+                ours, theirs = g(res["cnn"]), g(res["pytorch"])
+                say(f"| {name} | {p.replace('_', '-')} | {t} | {fmt(*ours, 1)} | "
+                    f"{ours[0] / best_peak[t] * 100:.0f}% | {fmt(*theirs, 1)} | "
+                    f"{ours[0] / theirs[0]:.2f} |")
+    say()
+
+    say("## Memory: peak RSS")
+    say()
+    say("| run | threads | cnn | PyTorch |")
+    say("|---|---|---|---|")
+    res = both(["fashion", 100, 1], 1)
+    say(f"| Fashion-MNIST training, tutorial convnet, 100 batches of 64 (data set loaded) | 1 | "
+        f"{res['cnn'][0]['max_rss_kib'] / 1024:.0f} MiB | "
+        f"{res['pytorch'][0]['max_rss_kib'] / 1024:.0f} MiB |")
+    say()
+    say("### One 2000x2000x3 image through the seed network "
+        "(Conv 32@5x5 same, pool, Conv 64@5x5 same, pool, global average pool, Dense 10)")
+    say()
+    say("| pass | threads | cnn time, s | cnn peak RSS | computed minimum (cnn) | PyTorch time, s | PyTorch peak RSS |")
+    say("|---|---|---|---|---|---|---|")
+    for mode in ("forward", "train"):
+        for t in threads_list:
+            res = both(["large", mode, 2000, t], 1)
+            ours, theirs = res["cnn"][0], res["pytorch"][0]
+            say(f"| {mode} | {t} | {statistics.median(ours['step_s']):.2f} | "
+                f"{ours['max_rss_kib'] / 1048576:.2f} GiB | {ours['computed_bytes'] / 2**30:.2f} GiB | "
+                f"{statistics.median(theirs['step_s']):.2f} | {theirs['max_rss_kib'] / 1048576:.2f} GiB |")
+    say()
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    with open(out_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"written to {out_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+/* Command-line options, error messages and number formatting. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cnn %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'cnn %s --help'.\n", cmd);
+    va_end(ap);
+    return CLI_USAGE;
+}
+
+int cli_fail(const char *cmd)
+{
+    fprintf(stderr, "cnn %s: %s\n", cmd, cnn_last_error());
+    return CLI_FAILURE;
+}
+
+int cli_failf(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cnn %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return CLI_FAILURE;
+}
+
+/* Edit distance for "did you mean" (option names are short). */
+static int distance(const char *a, const char *b)
+{
+    size_t n = strlen(b);
+    if (n > 63)
+        return 99;
+    int row[64];
+    for (size_t j = 0; j <= n; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; a[i - 1]; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= n; j++) {
+            int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[n];
+}
+
+static int unknown_option(const char *cmd, const char *name, size_t len, const cli_option *opts)
+{
+    char given[64];
+    snprintf(given, sizeof given, "%.*s", (int)(len < 63 ? len : 63), name);
+    const char *best = NULL;
+    int best_d = 3;
+    for (const cli_option *o = opts; o->name; o++) {
+        int d = distance(given, o->name);
+        if (d < best_d) {
+            best_d = d;
+            best = o->name;
+        }
+    }
+    if (best)
+        return cli_usage_error(cmd, "unknown option '--%s' (did you mean '--%s'?)", given, best);
+    return cli_usage_error(cmd, "unknown option '--%s'", given);
+}
+
+bool cli_parse_bytes(const char *text, int64_t *out)
+{
+    errno = 0;
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || errno || !(v >= 0))
+        return false;
+    double unit = 1;
+    switch (*end) {
+    case 'k': case 'K': unit = 1024.0; end++; break;
+    case 'm': case 'M': unit = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': unit = 1024.0 * 1024 * 1024; end++; break;
+    case 't': case 'T': unit = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (unit > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0))
+        end += strlen(end);
+    else if (unit == 1 && strcmp(end, "B") == 0)
+        end++;
+    if (*end || v * unit >= 9.2e18 || (unit == 1 && v != floor(v)))
+        return false;
+    *out = (int64_t)(v * unit);
+    return true;
+}
+
+static int set_value(const char *cmd, const cli_option *o, const char *value)
+{
+    char *end;
+    errno = 0;
+    switch (o->type) {
+    case CLI_OPT_FLAG:
+        *(bool *)o->dest = true;
+        return CLI_OK;
+    case CLI_OPT_STRING:
+        *(const char **)o->dest = value;
+        return CLI_OK;
+    case CLI_OPT_INT: {
+        long v = strtol(value, &end, 10);
+        if (end == value || *end || errno || v < o->min || v > o->max) {
+            if (o->max >= 2147483647.0)
+                return cli_usage_error(cmd, "--%s: expected an integer >= %.0f, got '%s'", o->name,
+                                       o->min, value);
+            return cli_usage_error(cmd, "--%s: expected an integer in [%.0f, %.0f], got '%s'",
+                                   o->name, o->min, o->max, value);
+        }
+        *(int *)o->dest = (int)v;
+        return CLI_OK;
+    }
+    case CLI_OPT_REAL: {
+        double v = strtod(value, &end);
+        if (end == value || *end || errno || !isfinite(v) || v < o->min || v > o->max)
+            return cli_usage_error(cmd, "--%s: expected a number in [%g, %g], got '%s'", o->name,
+                                   o->min, o->max, value);
+        *(double *)o->dest = v;
+        return CLI_OK;
+    }
+    case CLI_OPT_U64: {
+        unsigned long long v = strtoull(value, &end, 10);
+        if (end == value || *end || errno || value[0] == '-')
+            return cli_usage_error(cmd, "--%s: expected a non-negative integer, got '%s'", o->name,
+                                   value);
+        *(uint64_t *)o->dest = (uint64_t)v;
+        return CLI_OK;
+    }
+    case CLI_OPT_BYTES:
+        if (!cli_parse_bytes(value, (int64_t *)o->dest))
+            return cli_usage_error(cmd, "--%s: expected a size in bytes such as 512M or 8G"
+                                   " (K, M, G are powers of 1024), got '%s'", o->name, value);
+        return CLI_OK;
+    }
+    return CLI_USAGE;
+}
+
+int cli_parse(const char *cmd, const char *help, int nargs, char **args, const cli_option *opts,
+              int min_pos, int max_pos, const char **pos, int *npos)
+{
+    *npos = 0;
+    bool options_done = false;
+    for (int i = 0; i < nargs; i++) {
+        const char *a = args[i];
+        if (options_done || a[0] != '-' || a[1] == '\0') {
+            if (*npos >= max_pos)
+                return cli_usage_error(cmd, "unexpected argument '%s'; %.*s", a,
+                                       (int)strcspn(help, "\n"), help);
+            pos[(*npos)++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(help, stdout);
+            return CLI_HELP_SHOWN;
+        }
+        if (a[1] != '-')
+            return cli_usage_error(cmd, "unknown option '%s' (options are spelled --name)", a);
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const cli_option *o = opts;
+        while (o->name && !(strlen(o->name) == len && strncmp(o->name, name, len) == 0))
+            o++;
+        if (!o->name)
+            return unknown_option(cmd, name, len, opts);
+        const char *value = NULL;
+        if (o->type == CLI_OPT_FLAG) {
+            if (eq)
+                return cli_usage_error(cmd, "--%s takes no value", o->name);
+        } else if (eq) {
+            value = eq + 1;
+        } else if (i + 1 < nargs) {
+            value = args[++i];
+        } else {
+            return cli_usage_error(cmd, "--%s needs a value", o->name);
+        }
+        int rc = set_value(cmd, o, value);
+        if (rc)
+            return rc;
+        if (o->given)
+            *o->given = true;
+    }
+    if (*npos < min_pos)
+        return cli_usage_error(cmd, "missing argument%s; %.*s", min_pos - *npos > 1 ? "s" : "",
+                               (int)strcspn(help, "\n"), help);
+    return CLI_OK;
+}
+
+void cli_format_bytes(int64_t bytes, char *buf, size_t cap)
+{
+    const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%.2f %s" : "%.0f %s", v, unit[u]);
+}
+
+void cli_format_count(int64_t n, char *buf, size_t cap)
+{
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%lld", (long long)(n < 0 ? -n : n));
+    size_t o = 0;
+    if (n < 0 && o + 1 < cap)
+        buf[o++] = '-';
+    for (int i = 0; i < len && o + 1 < cap; i++) {
+        if (i > 0 && (len - i) % 3 == 0 && o + 2 < cap)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+}
+
+void cli_format_flops(int64_t flops, char *buf, size_t cap)
+{
+    const char *unit[] = {"FLOP", "kFLOP", "MFLOP", "GFLOP", "TFLOP"};
+    double v = (double)flops;
+    int u = 0;
+    while (v >= 1000 && u < 4) {
+        v /= 1000;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%.2f %s" : "%.0f %s", v, unit[u]);
+}
+
+void cli_format_shape(cnn_shape s, char *buf, size_t cap)
+{
+    if (s.rank == 1)
+        snprintf(buf, cap, "(%d,)", s.dims[0]);
+    else
+        snprintf(buf, cap, "(%d, %d, %d)", s.dims[0], s.dims[1], s.dims[2]);
+}
+
+void cli_format_size(cnn_shape s, char *buf, size_t cap)
+{
+    if (s.rank == 1)
+        snprintf(buf, cap, "%d", s.dims[0]);
+    else
+        snprintf(buf, cap, "%dx%dx%d", s.dims[0], s.dims[1], s.dims[2]);
+}
+
+static const struct {
+    const char *name;
+    cnn_loss loss;
+} losses[] = {
+    {"sparse_categorical_crossentropy", CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY},
+    {"categorical_crossentropy", CNN_LOSS_CATEGORICAL_CROSSENTROPY},
+    {"binary_crossentropy", CNN_LOSS_BINARY_CROSSENTROPY},
+    {"mse", CNN_LOSS_MSE},
+    {"mean_squared_error", CNN_LOSS_MSE},
+};
+
+cnn_loss cli_loss_from_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++)
+        if (strcmp(name, losses[i].name) == 0)
+            return losses[i].loss;
+    return CNN_LOSS_NONE;
+}
+
+const char *cli_loss_name(cnn_loss loss)
+{
+    for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++)
+        if (losses[i].loss == loss)
+            return losses[i].name;
+    return "none";
+}
+
+static const char *const optimizers[] = {NULL, "sgd", "adam", "rmsprop"};
+
+cnn_optimizer_kind cli_optimizer_from_name(const char *name)
+{
+    for (int k = CNN_OPTIMIZER_SGD; k <= CNN_OPTIMIZER_RMSPROP; k++)
+        if (strcmp(name, optimizers[k]) == 0)
+            return (cnn_optimizer_kind)k;
+    return (cnn_optimizer_kind)0;
+}
+
+const char *cli_optimizer_name(cnn_optimizer_kind kind)
+{
+    return kind >= CNN_OPTIMIZER_SGD && kind <= CNN_OPTIMIZER_RMSPROP ? optimizers[kind] : "?";
+}

@@ -1,0 +1,224 @@
+/* The cnn command-line tool: what its files share. The tool uses only the
+ * public API (cnn.h); it is the one part of the project that prints for the
+ * user and decides exit codes. Helpers that can fail print their own
+ * message ("cnn <command>: ...") on stderr and return an exit code. */
+#ifndef CNN_CLI_H
+#define CNN_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cnn.h"
+
+/* Exit codes (documented in `cnn --help` and docs/CLI.md). */
+enum {
+    CLI_OK = 0,
+    CLI_FAILURE = 1,     /* a bad file, data that does not fit, out of memory, ... */
+    CLI_USAGE = 2,       /* unknown option, missing or invalid argument */
+    CLI_INTERRUPTED = 130 /* Ctrl-C (128 + SIGINT), after train saved a checkpoint */
+};
+/* cli_parse's result when --help was printed: the command exits 0. */
+#define CLI_HELP_SHOWN (-1)
+
+/* ---- Subcommands: argv[0] is the program, argv[1] the command name ------- */
+int cli_summary(int argc, char **argv);
+int cli_train(int argc, char **argv);
+int cli_evaluate(int argc, char **argv);
+int cli_predict(int argc, char **argv);
+int cli_visualize(int argc, char **argv);
+
+/* ---- args.c: options and messages -------------------------------------------- */
+typedef enum cli_opt_type {
+    CLI_OPT_FLAG,   /* bool */
+    CLI_OPT_STRING, /* const char * */
+    CLI_OPT_INT,    /* int, within [min, max] */
+    CLI_OPT_REAL,   /* double, within [min, max] */
+    CLI_OPT_U64,    /* uint64_t */
+    CLI_OPT_BYTES   /* int64_t, with an optional K, M or G suffix (powers of 1024) */
+} cli_opt_type;
+
+typedef struct cli_option {
+    const char *name; /* "epochs" for --epochs; NULL ends a table */
+    cli_opt_type type;
+    void *dest;
+    double min, max;  /* numeric range, inclusive (INT, REAL) */
+    bool *given;      /* optional: set to true when the option appears */
+} cli_option;
+
+/* Parses args (what follows the command name) into the option table and
+ * the positional list pos (capacity nargs). Accepts --name value,
+ * --name=value, -h/--help and "--" before positionals. Checks the number of
+ * positionals against [min_pos, max_pos]. Returns CLI_OK, CLI_USAGE (after
+ * printing why) or CLI_HELP_SHOWN (after printing help to stdout). */
+int cli_parse(const char *cmd, const char *help, int nargs, char **args, const cli_option *opts,
+              int min_pos, int max_pos, const char **pos, int *npos);
+/* "cnn CMD: <message>" + a hint to run --help; returns CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* "cnn CMD: " + cnn_last_error(); returns CLI_FAILURE. */
+int cli_fail(const char *cmd);
+/* "cnn CMD: <message>"; returns CLI_FAILURE. */
+int cli_failf(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "12345" or "1.5M" (K, M, G: powers of 1024, also KB/KiB ...). */
+bool cli_parse_bytes(const char *text, int64_t *out);
+/* 1536 -> "1.50 KiB". */
+void cli_format_bytes(int64_t bytes, char *buf, size_t cap);
+/* 1234567 -> "1,234,567". */
+void cli_format_count(int64_t n, char *buf, size_t cap);
+/* 2.4e9 -> "2.40 GFLOP". */
+void cli_format_flops(int64_t flops, char *buf, size_t cap);
+/* "(28, 28, 1)" or "(10,)". */
+void cli_format_shape(cnn_shape s, char *buf, size_t cap);
+/* "28x28x1" (rows x cols x channels) or "10". */
+void cli_format_size(cnn_shape s, char *buf, size_t cap);
+/* Loss and optimizer names as Keras spells them; 0 if unknown. */
+cnn_loss cli_loss_from_name(const char *name);
+const char *cli_loss_name(cnn_loss loss);
+cnn_optimizer_kind cli_optimizer_from_name(const char *name);
+const char *cli_optimizer_name(cnn_optimizer_kind kind);
+
+/* ---- model.c: opening a model -------------------------------------------------- */
+/* True if path is a saved model: its name ends in .cnn or it starts with
+ * the model file's magic. */
+bool cli_is_model_file(const char *path);
+/* Opens a description (text or Keras JSON) or a saved .cnn model. seed is
+ * applied to a description before its weights exist; max_memory (0 =
+ * default) and threads (0 = all cores) to both. */
+int cli_model_open(const char *cmd, const char *path, uint64_t seed, int64_t max_memory,
+                   int threads, cnn_model **out);
+/* Compares two models' architectures (input, layer kinds, output shapes,
+ * parameter counts); prints the first difference and returns CLI_FAILURE. */
+int cli_model_same(const char *cmd, const cnn_model *a, const char *a_name, const cnn_model *b,
+                   const char *b_name);
+/* The number of classes a model's output gives (2 for a single sigmoid
+ * unit), or 0 if its output is not a flat vector. */
+int cli_model_classes(const cnn_model *m);
+
+/* ---- compile.c: the loss and optimizer for cnn train ----------------------------- */
+typedef struct cli_compile_options {
+    const char *optimizer, *loss; /* names, NULL if not given */
+    double lr, momentum;
+    bool lr_given, momentum_given;
+} cli_compile_options;
+/* Compiles a description (defaults: adam, sparse_categorical_crossentropy)
+ * or a saved model when options are given; a compiled saved model keeps
+ * its optimizer state otherwise. Prints which; *loss receives the loss. */
+int cli_compile(const char *cmd, cnn_model *m, const cli_compile_options *o, cnn_loss *loss);
+
+/* ---- data.c: IDX data sets and labels ------------------------------------------- */
+typedef struct cli_data {
+    const char *dir; /* --data: the MNIST layout */
+    const char *train_images, *train_labels, *test_images, *test_labels;
+} cli_data;
+/* Checks the combination of data options (--data or explicit files, in
+ * pairs); need_train requires training data. Prints and returns CLI_USAGE. */
+int cli_data_check(const char *cmd, const cli_data *d, bool need_train, bool need_test);
+/* Loads what the outputs ask for (NULL skips); test outputs stay NULL when
+ * no test data is given. */
+int cli_data_load(const char *cmd, const cli_data *d, cnn_tensor **train_x,
+                  cnn_tensor **train_y, cnn_tensor **test_x, cnn_tensor **test_y);
+/* An IDX file of images, scaled to [0, 1] with a channel axis as
+ * cnn_dataset_load_mnist gives them: (n, rows, cols, channels). */
+int cli_load_idx_images(const char *cmd, const char *path, cnn_tensor **out);
+/* Targets for the loss from integer labels: the labels for
+ * sparse_categorical_crossentropy or a one-unit output, one-hot otherwise. */
+int cli_targets(const char *cmd, const cnn_model *m, cnn_loss loss, const cnn_tensor *labels,
+                cnn_tensor **out);
+
+/* Class names from --class-names ("a,b,c" or "fashion-mnist"). */
+typedef struct cli_class_names {
+    char *storage;
+    const char **names;
+    int count;
+} cli_class_names;
+int cli_class_names_parse(const char *cmd, const char *arg, cli_class_names *out);
+/* The name of class k, or NULL if none was given. */
+const char *cli_class_name(const cli_class_names *n, int k);
+void cli_class_names_free(cli_class_names *n);
+
+/* ---- input.c: images for predict and visualize ----------------------------------- */
+typedef struct cli_input_options {
+    bool resize;   /* resize and convert channels to fit the model */
+    bool invert;   /* x -> 1 - x (white-on-black vs black-on-white) */
+    int64_t index; /* for IDX files: one image, or -1 for all */
+} cli_input_options;
+/* Loads path (PNG, JPEG, BMP, PGM/PPM, ... or an IDX file of images) as
+ * model input (n, rows, cols, channels). *first receives the index of the
+ * first image (for IDX files). */
+int cli_input_load(const char *cmd, const cnn_model *m, const char *path,
+                   const cli_input_options *o, cnn_tensor **out, int64_t *first);
+
+/* ---- interrupt.c: Ctrl-C during training ------------------------------------------ */
+/* Installs the SIGINT handler: the first Ctrl-C asks training to stop after
+ * the current step; a second one ends the process at once. */
+int cli_interrupt_install(const char *cmd);
+void cli_interrupt_restore(void);
+bool cli_interrupted(void);
+/* The command line that resumes this run: argv with any --resume removed
+ * and "--resume checkpoint" appended, quoted for a POSIX shell. malloc'd. */
+char *cli_resume_command(int argc, char **argv, const char *checkpoint);
+
+/* ---- history.c: per-epoch metrics as CSV ------------------------------------------- */
+typedef struct cli_epoch {
+    int epoch; /* 1-based */
+    double loss, accuracy, val_loss, val_accuracy; /* NaN if unknown */
+} cli_epoch;
+typedef struct cli_history {
+    cli_epoch *rows; /* sorted by epoch */
+    int count, cap;
+} cli_history;
+/* Reads the rows of epochs 1..up_to_epoch from a CSV written by
+ * cli_history_write; a missing file is an empty history. */
+int cli_history_read(const char *cmd, const char *path, int up_to_epoch, cli_history *h);
+/* Sets the row of e.epoch (replacing or inserting in order). */
+int cli_history_set(const char *cmd, cli_history *h, cli_epoch e);
+/* epoch,loss,accuracy,val_loss,val_accuracy; atomically replaced. */
+int cli_history_write(const char *cmd, const char *path, const cli_history *h);
+void cli_history_free(cli_history *h);
+
+/* ---- plot.c: training curves as a PNG ------------------------------------------------ */
+int cli_plot_history(const char *cmd, const char *path, const cli_history *h);
+
+/* ---- draw.c and font.c: an RGB canvas with lines and 5x7 text ------------------------ */
+#define CLI_FONT_WIDTH 5
+#define CLI_FONT_HEIGHT 7
+#define CLI_FONT_ADVANCE 6 /* glyph width plus one column of space */
+const uint8_t *cli_font_glyph(char c);
+
+typedef struct cli_rgb {
+    uint8_t r, g, b;
+} cli_rgb;
+typedef struct cli_canvas {
+    uint8_t *pixels; /* rows x cols x 3 */
+    int rows, cols;
+} cli_canvas;
+/* Allocates a canvas filled with background; false if out of memory. */
+bool cli_canvas_create(cli_canvas *c, int rows, int cols, cli_rgb background);
+void cli_canvas_free(cli_canvas *c);
+void cli_canvas_pixel(cli_canvas *c, int x, int y, cli_rgb color);
+void cli_canvas_fill(cli_canvas *c, int x, int y, int w, int h, cli_rgb color);
+/* A line of the given thickness (1 or more pixels). */
+void cli_canvas_line(cli_canvas *c, int x0, int y0, int x1, int y1, int thickness, cli_rgb color);
+/* Text with its top-left corner at (x, y); scale 1 is 5x7 pixels a glyph. */
+void cli_canvas_text(cli_canvas *c, int x, int y, const char *text, int scale, cli_rgb color);
+/* The same turned 90 degrees counter-clockwise (reading upwards), with the
+ * bottom-left corner of the first glyph at (x, y). */
+void cli_canvas_text_up(cli_canvas *c, int x, int y, const char *text, int scale, cli_rgb color);
+int cli_text_width(const char *text, int scale);
+/* Saves as PNG; prints the error and returns CLI_FAILURE on failure. */
+int cli_canvas_save(const char *cmd, const cli_canvas *c, const char *path);
+
+/* ---- visualize.c's pictures (picture.c) ---------------------------------------------- */
+/* A near-square grid of per-channel maps, each normalised min..max to
+ * 0..255 and scaled (nearest) to tile x tile at most, 1-px separators.
+ * data is (rows, cols, channels). */
+bool cli_picture_maps(const float *data, int rows, int cols, int channels, cli_canvas *out);
+/* A bar strip of n values (or a wrapped heat strip when n is large). */
+bool cli_picture_bars(const float *data, int64_t n, cli_canvas *out);
+/* Conv2D kernels (kh, kw, in, filters): each filter normalised and
+ * upscaled, RGB when in == 3, else the mean over input channels. */
+bool cli_picture_kernels(const float *kernel, int kh, int kw, int in, int filters,
+                         cli_canvas *out);
+
+#endif

@@ -1,0 +1,45 @@
+/* How `cnn train` compiles: a description with the options given (or the
+ * defaults), a saved model with its own loss and optimizer state unless
+ * options ask for another. */
+#include <stdio.h>
+
+#include "cli.h"
+
+/* Compiles a fresh model, or a saved one when asked to; keeps a saved
+ * model's optimizer state otherwise. */
+int cli_compile(const char *cmd, cnn_model *m, const cli_compile_options *o, cnn_loss *loss)
+{
+    cnn_compile_config saved;
+    bool compiled = cnn_model_compile_config(m, &saved) == CNN_OK;
+    if (compiled && !o->optimizer && !o->loss && !o->lr_given && !o->momentum_given) {
+        *loss = saved.loss;
+        printf("Continuing with the saved optimizer state: %s (learning rate %g), loss %s\n",
+               cli_optimizer_name(saved.optimizer.kind), (double)saved.optimizer.learning_rate,
+               cli_loss_name(saved.loss));
+        return CLI_OK;
+    }
+    cnn_compile_config cfg = {.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                              .optimizer = {.kind = CNN_OPTIMIZER_ADAM}};
+    if (compiled) {
+        cfg.loss = saved.loss;
+        cfg.optimizer = saved.optimizer;
+    }
+    if (o->loss)
+        cfg.loss = cli_loss_from_name(o->loss);
+    if (o->optimizer && cli_optimizer_from_name(o->optimizer) != cfg.optimizer.kind)
+        cfg.optimizer = (cnn_optimizer){.kind = cli_optimizer_from_name(o->optimizer)};
+    if (o->lr_given)
+        cfg.optimizer.learning_rate = (float)o->lr;
+    if (o->momentum_given)
+        cfg.optimizer.momentum = (float)o->momentum;
+    if (cnn_model_compile(m, cfg) || cnn_model_compile_config(m, &cfg))
+        return cli_fail(cmd);
+    *loss = cfg.loss;
+    printf("%s: %s (learning rate %g", compiled ? "Compiled anew (fresh optimizer state)"
+                                                : "Optimizer",
+           cli_optimizer_name(cfg.optimizer.kind), (double)cfg.optimizer.learning_rate);
+    if (cfg.optimizer.momentum > 0)
+        printf(", momentum %g", (double)cfg.optimizer.momentum);
+    printf("), loss %s\n", cli_loss_name(cfg.loss));
+    return CLI_OK;
+}

@@ -1,0 +1,211 @@
+/* cnn evaluate MODEL --data DIR | --test-images F --test-labels F: loss and
+ * accuracy (cnn_model_evaluate), a confusion matrix and per-class accuracy
+ * (from cnn_model_predict). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char help[] =
+    "Usage: cnn evaluate MODEL (--data DIR | --test-images FILE --test-labels FILE)\n"
+    "                    [options]\n"
+    "\n"
+    "Evaluates a trained model (a .cnn file) on labelled test images: the loss, the\n"
+    "accuracy, a confusion matrix (rows: true class, columns: predicted class) and\n"
+    "the accuracy of every class.\n"
+    "\n"
+    "Options:\n"
+    "  --data DIR             the MNIST layout; its t10k-images and t10k-labels\n"
+    "                         files are used\n"
+    "  --test-images FILE     IDX images (pixels scaled to [0, 1]), with\n"
+    "  --test-labels FILE     IDX labels (integers 0..classes-1)\n"
+    "  --class-names LIST     names for the classes, comma-separated (\"cat,dog\"), or\n"
+    "                         fashion-mnist for the ten Fashion-MNIST names\n"
+    "  --loss NAME            the loss to report for a model saved without one\n"
+    "                         (default sparse_categorical_crossentropy); a saved\n"
+    "                         loss is used otherwise\n"
+    "  --batch-size B         images per forward pass (default 256)\n"
+    "  --threads T            worker threads (default 0: all cores)\n"
+    "  --max-memory BYTES     the memory budget (default 4G; suffixes K, M, G)\n"
+    "  -h, --help             show this help\n";
+
+/* The predicted class of each row of probabilities (n, units). */
+static int predicted(const float *p, int units)
+{
+    if (units == 1)
+        return p[0] >= 0.5f;
+    int best = 0;
+    for (int k = 1; k < units; k++)
+        if (p[k] > p[best])
+            best = k;
+    return best;
+}
+
+static void label_cell(const cli_class_names *names, int k, int width, char *buf, size_t cap)
+{
+    const char *name = cli_class_name(names, k);
+    snprintf(buf, cap, "%3d %-*.*s", k, width, width, name ? name : "");
+}
+
+static void print_report(const int64_t *confusion, int classes, const cli_class_names *names)
+{
+    int name_w = 0;
+    for (int k = 0; k < classes; k++) {
+        const char *n = cli_class_name(names, k);
+        int len = n ? (int)strlen(n) : 0;
+        name_w = len > name_w ? len : name_w;
+    }
+    name_w = name_w > 16 ? 16 : name_w;
+    int64_t most = 0;
+    for (int i = 0; i < classes * classes; i++)
+        most = confusion[i] > most ? confusion[i] : most;
+    char cell[64];
+    int col_w = snprintf(cell, sizeof cell, "%lld", (long long)most);
+    int idx_w = snprintf(cell, sizeof cell, "%d", classes - 1);
+    col_w = (col_w > idx_w ? col_w : idx_w) + 1;
+
+    printf("\nConfusion matrix (rows: true class, columns: predicted class):\n");
+    printf("%*s", 4 + name_w, "");
+    for (int k = 0; k < classes; k++)
+        printf(" %*d", col_w, k);
+    putchar('\n');
+    for (int t = 0; t < classes; t++) {
+        label_cell(names, t, name_w, cell, sizeof cell);
+        fputs(cell, stdout);
+        for (int p = 0; p < classes; p++)
+            printf(" %*lld", col_w, (long long)confusion[t * classes + p]);
+        putchar('\n');
+    }
+    printf("\nPer-class accuracy:\n");
+    for (int t = 0; t < classes; t++) {
+        int64_t total = 0;
+        for (int p = 0; p < classes; p++)
+            total += confusion[t * classes + p];
+        label_cell(names, t, name_w, cell, sizeof cell);
+        if (total)
+            printf("%s  %.4f  (%lld/%lld)\n", cell, (double)confusion[t * classes + t] / total,
+                   (long long)confusion[t * classes + t], (long long)total);
+        else
+            printf("%s  -       (no examples)\n", cell);
+    }
+}
+
+/* Compiles the model for evaluate when it has no loss, or another is asked. */
+static int ensure_loss(const char *cmd, cnn_model *m, const char *loss_name)
+{
+    cnn_compile_config cfg;
+    bool compiled = cnn_model_compile_config(m, &cfg) == CNN_OK;
+    cnn_loss want = loss_name ? cli_loss_from_name(loss_name)
+                              : CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+    if (compiled && (!loss_name || cfg.loss == want))
+        return CLI_OK;
+    cfg = (cnn_compile_config){.loss = want, .optimizer = compiled ? cfg.optimizer
+                                                                   : cnn_adam()};
+    return cnn_model_compile(m, cfg) ? cli_fail(cmd) : CLI_OK;
+}
+
+static int evaluate(const char *cmd, cnn_model *m, const cnn_tensor *x, const cnn_tensor *labels,
+                    int batch, const cli_class_names *names)
+{
+    int classes = cli_model_classes(m), units = cnn_model_output_shape(m).dims[0];
+    cnn_compile_config cfg;
+    cnn_tensor *y = NULL, *probs = NULL;
+    double loss, accuracy;
+    int rc;
+    if (cnn_model_compile_config(m, &cfg))
+        return cli_fail(cmd);
+    if ((rc = cli_targets(cmd, m, cfg.loss, labels, &y)))
+        return rc;
+    if (cnn_model_evaluate(m, x, y, batch, &loss, &accuracy)
+        || cnn_model_predict(m, x, batch, &probs)) {
+        cnn_tensor_free(y);
+        return cli_fail(cmd);
+    }
+    int64_t n = x->dims[0], correct = 0;
+    int64_t *confusion = calloc((size_t)classes * (size_t)classes, sizeof *confusion);
+    if (!confusion)
+        rc = cli_failf(cmd, "out of memory");
+    for (int64_t i = 0; i < n && !rc; i++) {
+        float l = labels->data[i];
+        if (!(l >= 0 && l < (float)classes) || l != (float)(int)l) {
+            rc = cli_failf(cmd, "label %lld is %g, expected an integer in [0, %d)", (long long)i,
+                           (double)l, classes);
+            break;
+        }
+        int t = (int)l, p = predicted(probs->data + i * units, units);
+        confusion[t * classes + p]++;
+        correct += t == p;
+    }
+    if (!rc) {
+        printf("Evaluated %lld images (loss %s)\n", (long long)n, cli_loss_name(cfg.loss));
+        printf("loss: %.4f\naccuracy: %.4f (%lld/%lld correct)\n", loss, accuracy,
+               (long long)correct, (long long)n);
+        print_report(confusion, classes, names);
+    }
+    free(confusion);
+    cnn_tensor_free(probs);
+    cnn_tensor_free(y);
+    return rc;
+}
+
+int cli_evaluate(int argc, char **argv)
+{
+    const char *cmd = "evaluate";
+    cli_data data = {0};
+    const char *class_names = NULL, *loss = NULL;
+    int batch = 256, threads = 0;
+    int64_t max_memory = 0;
+    const cli_option opts[] = {
+        {"data", CLI_OPT_STRING, &data.dir, 0, 0, NULL},
+        {"test-images", CLI_OPT_STRING, &data.test_images, 0, 0, NULL},
+        {"test-labels", CLI_OPT_STRING, &data.test_labels, 0, 0, NULL},
+        {"class-names", CLI_OPT_STRING, &class_names, 0, 0, NULL},
+        {"loss", CLI_OPT_STRING, &loss, 0, 0, NULL},
+        {"batch-size", CLI_OPT_INT, &batch, 1, 1 << 30, NULL},
+        {"threads", CLI_OPT_INT, &threads, 0, 1024, NULL},
+        {"max-memory", CLI_OPT_BYTES, &max_memory, 0, 0, NULL},
+        {NULL, 0, NULL, 0, 0, NULL},
+    };
+    const char *pos[1];
+    int npos, rc = cli_parse(cmd, help, argc - 2, argv + 2, opts, 1, 1, pos, &npos);
+    if (rc)
+        return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
+    if ((rc = cli_data_check(cmd, &data, false, true)))
+        return rc;
+    if (loss && !cli_loss_from_name(loss))
+        return cli_usage_error(cmd, "--loss: expected sparse_categorical_crossentropy,"
+                               " categorical_crossentropy, binary_crossentropy or mse, got '%s'",
+                               loss);
+    cli_class_names names;
+    if ((rc = cli_class_names_parse(cmd, class_names, &names)))
+        return rc;
+    cnn_model *m = NULL;
+    cnn_tensor *x = NULL, *labels = NULL;
+    if ((rc = cli_model_open(cmd, pos[0], 0, max_memory, threads, &m)))
+        goto done;
+    int classes = cli_model_classes(m);
+    if (!classes) {
+        char shape[48];
+        cli_format_shape(cnn_model_output_shape(m), shape, sizeof shape);
+        rc = cli_failf(cmd, "%s: the model's output %s is not a vector of class scores;"
+                       " evaluate needs a classifier (end the model with Flatten and Dense)",
+                       pos[0], shape);
+        goto done;
+    }
+    if (names.count && names.count != classes) {
+        rc = cli_usage_error(cmd, "--class-names gives %d names, the model has %d classes",
+                             names.count, classes);
+        goto done;
+    }
+    if ((rc = ensure_loss(cmd, m, loss))
+        || (rc = cli_data_load(cmd, &data, NULL, NULL, &x, &labels)))
+        goto done;
+    rc = evaluate(cmd, m, x, labels, batch, &names);
+done:
+    cnn_tensor_free(x);
+    cnn_tensor_free(labels);
+    cnn_model_free(m);
+    cli_class_names_free(&names);
+    return rc;
+}

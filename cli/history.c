@@ -1,0 +1,129 @@
+/* The per-epoch history as CSV: epoch,loss,accuracy,val_loss,val_accuracy,
+ * one row per epoch, an empty field where a value is unknown (no
+ * validation data). Rewritten whole after every epoch, so it is current
+ * even when training stops; a resumed run keeps the earlier rows. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char header[] = "epoch,loss,accuracy,val_loss,val_accuracy";
+
+void cli_history_free(cli_history *h)
+{
+    free(h->rows);
+    *h = (cli_history){0};
+}
+
+int cli_history_set(const char *cmd, cli_history *h, cli_epoch e)
+{
+    int i = 0;
+    while (i < h->count && h->rows[i].epoch < e.epoch)
+        i++;
+    if (i < h->count && h->rows[i].epoch == e.epoch) {
+        h->rows[i] = e;
+        return CLI_OK;
+    }
+    if (h->count == h->cap) {
+        int cap = h->cap ? 2 * h->cap : 16;
+        cli_epoch *g = realloc(h->rows, (size_t)cap * sizeof *g);
+        if (!g)
+            return cli_failf(cmd, "out of memory");
+        h->rows = g;
+        h->cap = cap;
+    }
+    memmove(h->rows + i + 1, h->rows + i, (size_t)(h->count - i) * sizeof *h->rows);
+    h->rows[i] = e;
+    h->count++;
+    return CLI_OK;
+}
+
+/* The next comma-separated field as a number; empty is NaN. */
+static bool field(char **p, double *v)
+{
+    char *end;
+    if (**p == ',' || **p == '\0' || **p == '\n' || **p == '\r') {
+        *v = NAN;
+        end = *p;
+    } else {
+        *v = strtod(*p, &end);
+        if (end == *p)
+            return false;
+    }
+    *p = end + (*end == ',');
+    return true;
+}
+
+int cli_history_read(const char *cmd, const char *path, int up_to_epoch, cli_history *h)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT ? CLI_OK : cli_failf(cmd, "%s: cannot read: %s", path,
+                                                    strerror(errno));
+    char line[512];
+    int rc = CLI_OK, lineno = 0;
+    while (rc == CLI_OK && fgets(line, sizeof line, f)) {
+        lineno++;
+        if (lineno == 1 && strncmp(line, header, strlen(header)) == 0)
+            continue;
+        char *p = line;
+        double v[5];
+        bool ok = true;
+        for (int i = 0; i < 5 && ok; i++)
+            ok = field(&p, &v[i]);
+        if (!ok || !(v[0] >= 1 && v[0] <= 1e9 && v[0] == floor(v[0])))
+            rc = cli_failf(cmd, "%s:%d: expected %s values, got '%.*s'", path, lineno, header,
+                           (int)strcspn(line, "\r\n"), line);
+        else if ((int)v[0] <= up_to_epoch)
+            rc = cli_history_set(cmd, h, (cli_epoch){(int)v[0], v[1], v[2], v[3], v[4]});
+    }
+    fclose(f);
+    return rc;
+}
+
+static void put(FILE *f, double v)
+{
+    if (isnan(v))
+        fputs(",", f);
+    else
+        fprintf(f, ",%.6f", v);
+}
+
+int cli_history_write(const char *cmd, const char *path, const cli_history *h)
+{
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return cli_failf(cmd, "out of memory");
+    snprintf(tmp, n, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        int rc = cli_failf(cmd, "%s: cannot write: %s", tmp, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    fprintf(f, "%s\n", header);
+    for (int i = 0; i < h->count; i++) {
+        const cli_epoch *e = &h->rows[i];
+        fprintf(f, "%d", e->epoch);
+        put(f, e->loss);
+        put(f, e->accuracy);
+        put(f, e->val_loss);
+        put(f, e->val_accuracy);
+        fputc('\n', f);
+    }
+    bool ok = !ferror(f);
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int rc = cli_failf(cmd, "%s: cannot write: %s", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return rc;
+    }
+    free(tmp);
+    return CLI_OK;
+}

@@ -1,0 +1,81 @@
+/* Opening MODEL: a description (text or Keras JSON) or a saved .cnn file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define MODEL_MAGIC "CNNMODEL"
+
+bool cli_is_model_file(const char *path)
+{
+    size_t n = strlen(path);
+    if (n >= 4 && strcmp(path + n - 4, ".cnn") == 0)
+        return true;
+    char magic[8];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    bool yes = fread(magic, 1, sizeof magic, f) == sizeof magic
+            && memcmp(magic, MODEL_MAGIC, sizeof magic) == 0;
+    fclose(f);
+    return yes;
+}
+
+int cli_model_open(const char *cmd, const char *path, uint64_t seed, int64_t max_memory,
+                   int threads, cnn_model **out)
+{
+    *out = NULL;
+    cnn_model *m = NULL;
+    cnn_status st;
+    if (cli_is_model_file(path)) {
+        st = cnn_model_load(path, &m);
+    } else {
+        st = cnn_model_from_description(path, &m);
+        if (st == CNN_OK)
+            st = cnn_model_set_seed(m, seed);
+    }
+    if (st == CNN_OK)
+        st = cnn_model_set_max_memory(m, max_memory);
+    if (st == CNN_OK)
+        st = cnn_model_set_threads(m, threads);
+    if (st) {
+        cnn_model_free(m);
+        return cli_fail(cmd);
+    }
+    *out = m;
+    return CLI_OK;
+}
+
+int cli_model_classes(const cnn_model *m)
+{
+    cnn_shape s = cnn_model_output_shape(m);
+    if (s.rank != 1)
+        return 0;
+    return s.dims[0] == 1 ? 2 : s.dims[0];
+}
+
+int cli_model_same(const char *cmd, const cnn_model *a, const char *a_name, const cnn_model *b,
+                   const char *b_name)
+{
+    char sa[48], sb[48];
+    cli_format_shape(cnn_model_input_shape(a), sa, sizeof sa);
+    cli_format_shape(cnn_model_input_shape(b), sb, sizeof sb);
+    if (strcmp(sa, sb) != 0)
+        return cli_failf(cmd, "%s takes input %s, %s takes %s: not the same model", a_name, sa,
+                         b_name, sb);
+    int n = cnn_model_layer_count(a);
+    if (n != cnn_model_layer_count(b))
+        return cli_failf(cmd, "%s has %d layers, %s has %d: not the same model", a_name, n,
+                         b_name, cnn_model_layer_count(b));
+    for (int i = 0; i < n; i++) {
+        cli_format_shape(cnn_model_layer_output_shape(a, i), sa, sizeof sa);
+        cli_format_shape(cnn_model_layer_output_shape(b, i), sb, sizeof sb);
+        if (strcmp(cnn_model_layer_type(a, i), cnn_model_layer_type(b, i)) != 0
+            || strcmp(sa, sb) != 0
+            || cnn_model_layer_param_count(a, i) != cnn_model_layer_param_count(b, i))
+            return cli_failf(cmd, "layer %d differs: %s (%s) %s in %s, %s (%s) %s in %s", i,
+                             cnn_model_layer_name(a, i), cnn_model_layer_type(a, i), sa, a_name,
+                             cnn_model_layer_name(b, i), cnn_model_layer_type(b, i), sb, b_name);
+    }
+    return CLI_OK;
+}

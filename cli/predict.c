@@ -1,0 +1,161 @@
+/* cnn predict MODEL IMAGE...: the top-k classes of each image with their
+ * probabilities. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char help[] =
+    "Usage: cnn predict MODEL IMAGE... [options]\n"
+    "\n"
+    "Prints the most probable classes of each IMAGE with their probabilities.\n"
+    "An IMAGE is a PNG, JPEG, BMP, PGM/PPM, TGA or GIF file (pixels scaled to\n"
+    "[0, 1]) or an IDX file of images (all of them, or one with --index).\n"
+    "An image must have the model's size and channels, unless --resize is given.\n"
+    "\n"
+    "Options:\n"
+    "  --top K              how many classes to show (default 3)\n"
+    "  --index I            for IDX files: only image I (0-based)\n"
+    "  --resize             fit images to the model: bilinear resize and\n"
+    "                       conversion to its channels (grey or RGB)\n"
+    "  --invert             use 1 - pixel (dark digits on white paper vs MNIST's\n"
+    "                       white on black)\n"
+    "  --class-names LIST   names for the classes, comma-separated, or fashion-mnist\n"
+    "  --batch-size B       images per forward pass for IDX files (default 256)\n"
+    "  --threads T          worker threads (default 0: all cores)\n"
+    "  --max-memory BYTES   the memory budget (default 4G; suffixes K, M, G)\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "An image that cannot be read or does not fit is reported on stderr; the others\n"
+    "are still predicted, and the exit status is 1.\n";
+
+static int name_width(const cli_class_names *names)
+{
+    int w = 0;
+    for (int k = 0; k < names->count; k++) {
+        int n = (int)strlen(names->names[k]);
+        w = n > w ? n : w;
+    }
+    return w;
+}
+
+/* Prints the top classes of one output row (units values), best first. */
+static bool print_top(const char *label, const float *out, int units, int top,
+                      const cli_class_names *names)
+{
+    float two[2];
+    if (units == 1) { /* one sigmoid unit: P(class 1) */
+        two[0] = 1.0f - out[0];
+        two[1] = out[0];
+        out = two;
+        units = 2;
+    }
+    int *order = malloc((size_t)units * sizeof *order);
+    if (!order)
+        return false;
+    for (int k = 0; k < units; k++)
+        order[k] = k;
+    int shown = top < units ? top : units;
+    printf("%s\n", label);
+    for (int r = 0; r < shown; r++) {
+        /* selection: the best of the rest moves to position r */
+        for (int k = r + 1; k < units; k++)
+            if (out[order[k]] > out[order[r]]) {
+                int t = order[k];
+                order[k] = order[r];
+                order[r] = t;
+            }
+        const char *name = cli_class_name(names, order[r]);
+        if (name)
+            printf("  %d. %-3d %-*s %.4f\n", r + 1, order[r], name_width(names), name,
+                   (double)out[order[r]]);
+        else
+            printf("  %d. %-3d %.4f\n", r + 1, order[r], (double)out[order[r]]);
+    }
+    free(order);
+    return true;
+}
+
+static int predict_file(const char *cmd, cnn_model *m, const char *path,
+                        const cli_input_options *in, int top, int batch,
+                        const cli_class_names *names)
+{
+    cnn_tensor *x = NULL, *probs = NULL;
+    int64_t first;
+    int rc = cli_input_load(cmd, m, path, in, &x, &first);
+    if (rc)
+        return rc;
+    if (cnn_model_predict(m, x, batch, &probs)) {
+        cnn_tensor_free(x);
+        return cli_fail(cmd);
+    }
+    int units = cnn_model_output_shape(m).dims[0];
+    bool many = x->dims[0] > 1 || in->index >= 0;
+    for (int64_t i = 0; i < x->dims[0]; i++) {
+        char label[4200];
+        if (many)
+            snprintf(label, sizeof label, "%.4000s[%lld]:", path, (long long)(first + i));
+        else
+            snprintf(label, sizeof label, "%.4000s:", path);
+        if (!print_top(label, probs->data + i * units, units, top, names)) {
+            rc = cli_failf(cmd, "out of memory");
+            break;
+        }
+    }
+    cnn_tensor_free(probs);
+    cnn_tensor_free(x);
+    return rc;
+}
+
+int cli_predict(int argc, char **argv)
+{
+    const char *cmd = "predict";
+    cli_input_options in = {.index = -1};
+    const char *class_names = NULL;
+    int top = 3, batch = 256, threads = 0, index = -1;
+    int64_t max_memory = 0;
+    const cli_option opts[] = {
+        {"top", CLI_OPT_INT, &top, 1, 1 << 30, NULL},
+        {"index", CLI_OPT_INT, &index, 0, 2147483647.0, NULL},
+        {"resize", CLI_OPT_FLAG, &in.resize, 0, 0, NULL},
+        {"invert", CLI_OPT_FLAG, &in.invert, 0, 0, NULL},
+        {"class-names", CLI_OPT_STRING, &class_names, 0, 0, NULL},
+        {"batch-size", CLI_OPT_INT, &batch, 1, 1 << 30, NULL},
+        {"threads", CLI_OPT_INT, &threads, 0, 1024, NULL},
+        {"max-memory", CLI_OPT_BYTES, &max_memory, 0, 0, NULL},
+        {NULL, 0, NULL, 0, 0, NULL},
+    };
+    const char **pos = calloc((size_t)argc, sizeof *pos);
+    if (!pos)
+        return cli_failf(cmd, "out of memory");
+    int npos, rc = cli_parse(cmd, help, argc - 2, argv + 2, opts, 2, argc, pos, &npos);
+    if (rc) {
+        free(pos);
+        return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
+    }
+    in.index = index;
+    cli_class_names names;
+    cnn_model *m = NULL;
+    if ((rc = cli_class_names_parse(cmd, class_names, &names))
+        || (rc = cli_model_open(cmd, pos[0], 0, max_memory, threads, &m)))
+        goto done;
+    int classes = cli_model_classes(m);
+    if (!classes) {
+        rc = cli_failf(cmd, "%s: the model's output is not a vector of class scores", pos[0]);
+        goto done;
+    }
+    if (names.count && names.count != classes) {
+        rc = cli_usage_error(cmd, "--class-names gives %d names, the model has %d classes",
+                             names.count, classes);
+        goto done;
+    }
+    for (int i = 1; i < npos; i++)
+        if (predict_file(cmd, m, pos[i], &in, top, batch, &names))
+            rc = CLI_FAILURE;
+done:
+    cnn_model_free(m);
+    cli_class_names_free(&names);
+    free(pos);
+    return rc;
+}

@@ -1,0 +1,271 @@
+#!/bin/sh
+# Real runs of the cnn tool (build/cnn) on a small IDX data set made here:
+# the first images of Fashion-MNIST when installed (or $FASHION_MNIST), else
+# synthetic stripes. CNN=path runs another build of the tool.
+# Checks help and usage exits, train/save/summary/evaluate/predict/visualize,
+# the history CSV and the plot, resuming (after --epochs 1 and after Ctrl-C)
+# to the same bytes as an uninterrupted run, and damaged input files.
+root=$(cd "$(dirname "$0")/.." && pwd)
+cnn=${CNN:-$root/build/cnn}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+
+if [ -z "$CNN" ] && ! make -s -C "$root" all >"$tmp/make.log" 2>&1; then
+    cat "$tmp/make.log" >&2
+    echo "test_cli: 0 passed, 1 failed"
+    exit 1
+fi
+
+if [ ! -x "$cnn" ]; then
+    echo "test_cli: $cnn is missing"
+    echo "test_cli: 0 passed, 1 failed"
+    exit 1
+fi
+
+ok() { passed=$((passed + 1)); }
+bad() {
+    failed=$((failed + 1))
+    echo "test_cli: failed: $*" >&2
+    if [ -s "$tmp/err" ]; then sed 's/^/    /' "$tmp/err" | head -n 5 >&2; fi
+}
+# run ARGS...: cnn's output goes to $tmp/out and $tmp/err, its status to $rc.
+run() { "$cnn" "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?; }
+# expect STATUS WHAT ARGS...
+expect() {
+    want=$1 what=$2
+    shift 2
+    run "$@"
+    if [ "$rc" -eq "$want" ]; then ok; else bad "$what: exit $rc, expected $want"; fi
+}
+# has FILE TEXT WHAT: FILE contains TEXT.
+has() { if grep -q -F -- "$2" "$1"; then ok; else bad "$3: '$2' not found in $(basename "$1")"; fi; }
+# fails_cleanly WHAT ARGS...: exits 1 (not a crash, not success) with a message.
+fails_cleanly() {
+    what=$1
+    shift
+    run "$@"
+    if [ "$rc" -eq 1 ] && grep -q "^cnn [a-z]*: " "$tmp/err"; then ok; else
+        bad "$what: exit $rc, expected 1 with a 'cnn COMMAND: ' message"; fi
+}
+is_png() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
+check_png() { if [ -f "$1" ] && is_png "$1"; then ok; else bad "$2: $1 is not a PNG"; fi; }
+
+# ---- data: 512 training and 200 test images in IDX files, pictures as PNG ----
+data=$tmp/data
+mkdir -p "$data"
+python3 - "$data" "${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}" <<'EOF' || { echo "test_cli: 0 passed, 1 failed"; exit 1; }
+import gzip, os, struct, sys, zlib
+out, src = sys.argv[1], sys.argv[2]
+
+def idx(path, dims, body):
+    with open(path, 'wb') as f:
+        f.write(struct.pack('>BBBB', 0, 0, 8, len(dims)) + b''.join(struct.pack('>I', d) for d in dims) + body)
+
+def png(path, rows, cols, channels, pixels):
+    raw = b''.join(b'\0' + bytes(pixels[r * cols * channels:(r + 1) * cols * channels]) for r in range(rows))
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
+    header = struct.pack('>IIBBBBB', cols, rows, 8, {1: 0, 3: 2}[channels], 0, 0, 0)
+    with open(path, 'wb') as f:
+        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
+
+sets = {'train': 512, 't10k': 200}
+images = {}
+if os.path.exists(os.path.join(src, 'train-images-idx3-ubyte.gz')):
+    for name, n in sets.items():
+        with gzip.open(os.path.join(src, name + '-images-idx3-ubyte.gz')) as f:
+            f.read(16)
+            pixels = f.read(n * 784)
+        with gzip.open(os.path.join(src, name + '-labels-idx1-ubyte.gz')) as f:
+            f.read(8)
+            labels = f.read(n)
+        images[name] = (pixels, labels)
+else:
+    # Synthetic: class k is a bright horizontal band at rows 2k+3..2k+6, plus noise.
+    seed = 12345
+    for name, n in sets.items():
+        pixels, labels = bytearray(), bytearray()
+        for i in range(n):
+            k = (i * 7 + (name == 't10k')) % 10
+            labels.append(k)
+            for r in range(28):
+                for c in range(28):
+                    seed = (seed * 1103515245 + 12345) % 2**31
+                    v = 200 if 2 * k + 3 <= r <= 2 * k + 6 else 0
+                    pixels.append(min(255, v + seed % 40))
+        images[name] = (bytes(pixels), bytes(labels))
+for name, n in sets.items():
+    pixels, labels = images[name]
+    idx(os.path.join(out, name + '-images-idx3-ubyte'), [n, 28, 28], pixels)
+    idx(os.path.join(out, name + '-labels-idx1-ubyte'), [n], labels)
+first = images['t10k'][0][:784]
+png(os.path.join(out, 'item.png'), 28, 28, 1, first)
+png(os.path.join(out, 'photo.png'), 30, 40, 3, [(i * 7) % 256 for i in range(30 * 40 * 3)])
+EOF
+
+cat >"$tmp/small.model" <<'EOF'
+input shape=28,28,1
+Conv2D filters=4 kernel_size=3 activation=relu
+MaxPooling2D pool_size=2
+Flatten
+Dropout rate=0.2
+Dense units=10 activation=softmax
+EOF
+printf 'input shape=2000,2000,3\nFlatten\nDense 128 activation=relu\nDense 10 activation=softmax\n' \
+    >"$tmp/big.model"
+train="train $tmp/small.model --data $data --batch-size 32 --seed 7 --threads 1"
+
+# ---- help and usage errors ----
+for c in summary train evaluate predict visualize; do
+    expect 0 "cnn $c --help" "$c" --help
+    has "$tmp/out" "Usage: cnn $c" "cnn $c --help"
+done
+expect 0 "cnn --help" --help
+has "$tmp/out" "130" "cnn --help documents exit status 130"
+expect 2 "cnn without a command"
+expect 2 "unknown command" frobnicate
+expect 2 "unknown option" $train --epoch 2
+has "$tmp/err" "did you mean '--epochs'" "unknown option suggestion"
+expect 2 "option without its value" $train --epochs
+expect 2 "bad number" $train --epochs two
+expect 2 "bad optimizer" $train --optimizer adamw
+expect 2 "bad --max-memory" summary "$tmp/small.model" --max-memory 12X
+expect 2 "summary without MODEL" summary
+expect 2 "predict without IMAGE" predict "$tmp/small.model"
+expect 2 "train without data" train "$tmp/small.model"
+expect 2 "--data with --train-images" $train --train-images x --train-labels y
+expect 2 "visualize without --out" visualize "$tmp/small.model" "$data/item.png"
+
+# ---- train, save, history, plot, test accuracy ----
+expect 0 "train 2 epochs" $train --epochs 2 --validation-split 0.1 --save "$tmp/m.cnn" \
+    --history "$tmp/h.csv" --plot "$tmp/curves.png"
+has "$tmp/out" "Epoch 2/2" "train progress"
+has "$tmp/out" "val_accuracy" "train validation metrics"
+has "$tmp/out" "Test loss" "train test evaluation"
+if [ -f "$tmp/m.cnn" ] && [ "$(head -c 8 "$tmp/m.cnn")" = CNNMODEL ]; then ok; else bad "saved model"; fi
+if [ -f "$tmp/m.ckpt.cnn" ]; then ok; else bad "default checkpoint m.ckpt.cnn"; fi
+if [ "$(head -n 1 "$tmp/h.csv")" = "epoch,loss,accuracy,val_loss,val_accuracy" ] \
+    && [ "$(wc -l <"$tmp/h.csv")" -eq 3 ] && [ "$(cut -d, -f1 "$tmp/h.csv" | tail -n 2 | tr '\n' ' ')" = "1 2 " ] \
+    && ! grep -q ',,' "$tmp/h.csv"; then ok; else bad "history CSV rows"; cat "$tmp/h.csv" >&2; fi
+check_png "$tmp/curves.png" "--plot"
+expect 0 "continue training a saved model" train "$tmp/m.cnn" --data "$data" --epochs 1 --threads 1 \
+    --save "$tmp/m2.cnn"
+has "$tmp/out" "Continuing with the saved optimizer state" "continued training keeps the optimizer"
+expect 0 "train with explicit files" train "$tmp/small.model" --threads 1 \
+    --train-images "$data/train-images-idx3-ubyte" --train-labels "$data/train-labels-idx1-ubyte" \
+    --test-images "$data/t10k-images-idx3-ubyte" --test-labels "$data/t10k-labels-idx1-ubyte" \
+    --loss categorical_crossentropy --optimizer sgd --lr 0.05 --momentum 0.9 --checkpoint "$tmp/c.cnn"
+
+# ---- summary ----
+expect 0 "summary of a description" summary "$tmp/small.model"
+has "$tmp/out" "Total params: 6,810" "summary table"
+expect 0 "summary of a saved model" summary "$tmp/m.cnn" --batch 32
+has "$tmp/out" "conv2d (Conv2D)" "summary of the saved model"
+has "$tmp/out" "Memory for a batch of 32" "summary --batch memory"
+has "$tmp/out" "FLOPs per image" "summary --batch FLOPs"
+expect 0 "summary of a model too big to build" summary "$tmp/big.model"
+has "$tmp/out" "Total params: 1,536,001,418" "big model table"
+has "$tmp/out" "cannot be built" "big model refused"
+expect 0 "summary with a larger budget" summary "$tmp/big.model" --max-memory 8G
+if grep -q "cannot be built" "$tmp/out"; then bad "--max-memory 8G still refuses"; else ok; fi
+
+# ---- evaluate ----
+expect 0 "evaluate" evaluate "$tmp/m.cnn" --data "$data" --class-names fashion-mnist
+has "$tmp/out" "Confusion matrix" "evaluate confusion matrix"
+has "$tmp/out" "Ankle boot" "evaluate class names"
+has "$tmp/out" "Per-class accuracy" "evaluate per-class accuracy"
+expect 0 "evaluate explicit files" evaluate "$tmp/m.cnn" --test-images "$data/t10k-images-idx3-ubyte" \
+    --test-labels "$data/t10k-labels-idx1-ubyte"
+expect 2 "evaluate wrong number of class names" evaluate "$tmp/m.cnn" --data "$data" --class-names a,b
+
+# ---- predict ----
+expect 0 "predict a PNG" predict "$tmp/m.cnn" "$data/item.png" --top 3
+has "$tmp/out" "  3. " "predict top 3"
+fails_cleanly "predict an image of the wrong size" predict "$tmp/m.cnn" "$data/photo.png"
+has "$tmp/err" "use --resize" "size mismatch message"
+has "$tmp/err" "30x40x3" "size mismatch names the image size"
+expect 0 "predict --resize" predict "$tmp/m.cnn" "$data/photo.png" --resize --invert
+expect 0 "predict an IDX image" predict "$tmp/m.cnn" "$data/t10k-images-idx3-ubyte" --index 0 --top 1
+# the PNG written from test image 0 and IDX image 0 give the same prediction
+run predict "$tmp/m.cnn" "$data/item.png" --top 1
+png_pred=$(tail -n 1 "$tmp/out")
+run predict "$tmp/m.cnn" "$data/t10k-images-idx3-ubyte" --index 0 --top 1
+if [ "$png_pred" = "$(tail -n 1 "$tmp/out")" ]; then ok; else bad "PNG and IDX predictions differ"; fi
+
+# ---- visualize ----
+expect 0 "visualize" visualize "$tmp/m.cnn" "$data/item.png" --out "$tmp/vis"
+has "$tmp/vis/index.html" "1. max_pooling2d <small>(MaxPooling2D)</small>" "index.html names layers"
+has "$tmp/vis/index.html" "(None, 13, 13, 4)" "index.html shows shapes"
+for f in input.png layer_00_conv2d.png layer_01_max_pooling2d.png layer_04_dense.png \
+    kernels_conv2d.png; do
+    check_png "$tmp/vis/$f" "visualize"
+done
+
+# ---- resuming gives the same model as an uninterrupted run ----
+expect 0 "train 2 epochs in one go" $train --epochs 2 --save "$tmp/a.cnn" --checkpoint "$tmp/a.ckpt"
+expect 0 "train 1 epoch" $train --epochs 1 --checkpoint "$tmp/b.ckpt.cnn"
+expect 0 "resume to 2 epochs" $train --epochs 2 --save "$tmp/b.cnn" --checkpoint "$tmp/b.ckpt.cnn" \
+    --resume "$tmp/b.ckpt.cnn"
+has "$tmp/out" "Resuming from" "resume announces itself"
+if cmp -s "$tmp/a.cnn" "$tmp/b.cnn"; then ok; else bad "resumed model differs from uninterrupted"; fi
+run predict "$tmp/a.cnn" "$data/t10k-images-idx3-ubyte"
+mv "$tmp/out" "$tmp/pred_a"
+run predict "$tmp/b.cnn" "$data/t10k-images-idx3-ubyte"
+if cmp -s "$tmp/pred_a" "$tmp/out"; then ok; else bad "resumed predictions differ"; fi
+expect 2 "resume past the end" $train --epochs 2 --resume "$tmp/b.cnn"
+
+# ---- Ctrl-C: checkpoint, exit 130, the printed command resumes ----
+long="$train --epochs 40 --batch-size 16"
+expect 0 "uninterrupted long run" $long --save "$tmp/full.cnn" --checkpoint "$tmp/full.ckpt.cnn"
+"$cnn" $long --save "$tmp/int.cnn" --history "$tmp/int.csv" >"$tmp/int.out" 2>"$tmp/int.err" &
+pid=$!
+tries=0
+while ! grep -q "^Epoch 2/" "$tmp/int.out" 2>/dev/null && [ $tries -lt 600 ]; do
+    sleep 0.05
+    tries=$((tries + 1))
+done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+if [ "$rc" -eq 130 ] && grep -q "To resume, run:" "$tmp/int.err"; then ok; else
+    bad "Ctrl-C: exit $rc, expected 130 with a resume command"; cat "$tmp/int.err" >&2; fi
+if [ -f "$tmp/int.ckpt.cnn" ]; then ok; else bad "Ctrl-C checkpoint int.ckpt.cnn"; fi
+resume=$(tail -n 1 "$tmp/int.err")
+case "$resume" in
+*"--resume $tmp/int.ckpt.cnn") ok ;;
+*) bad "resume command: $resume" ;;
+esac
+sh -c "$resume" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ "$rc" -eq 0 ]; then ok; else bad "running the resume command: exit $rc"; fi
+if cmp -s "$tmp/full.cnn" "$tmp/int.cnn"; then ok; else bad "model resumed after Ctrl-C differs"; fi
+if [ "$(wc -l <"$tmp/int.csv")" -eq 41 ]; then ok; else bad "history after resume: $(wc -l <"$tmp/int.csv") lines, expected 41"; fi
+
+# ---- damaged and wrong files: a clear message, exit 1, never a crash ----
+head -c 200 "$tmp/m.cnn" >"$tmp/truncated.cnn"
+fails_cleanly "truncated model" summary "$tmp/truncated.cnn"
+has "$tmp/err" "truncated" "truncated model message"
+fails_cleanly "truncated model (predict)" predict "$tmp/truncated.cnn" "$data/item.png"
+fails_cleanly "truncated model (evaluate)" evaluate "$tmp/truncated.cnn" --data "$data"
+printf 'NOTAMODEL-------------------------------------' >"$tmp/magic.cnn"
+fails_cleanly "wrong magic" summary "$tmp/magic.cnn"
+has "$tmp/err" "magic" "wrong magic message"
+printf 'input shape=28,28,1\nConv2d 8 3\n' >"$tmp/unknown.model"
+fails_cleanly "unknown layer" summary "$tmp/unknown.model"
+has "$tmp/err" "unknown layer 'Conv2d' (did you mean 'Conv2D'?)" "unknown layer message"
+fails_cleanly "unknown layer (train)" train "$tmp/unknown.model" --data "$data"
+fails_cleanly "missing model file" summary "$tmp/none.model"
+printf 'not an image at all' >"$tmp/garbage.png"
+fails_cleanly "undecodable image" predict "$tmp/m.cnn" "$tmp/garbage.png"
+head -c 5000 "$data/train-images-idx3-ubyte" >"$tmp/short-idx"
+fails_cleanly "truncated IDX" train "$tmp/small.model" --train-images "$tmp/short-idx" \
+    --train-labels "$data/train-labels-idx1-ubyte" --threads 1
+fails_cleanly "labels that do not match" train "$tmp/small.model" --threads 1 \
+    --train-images "$data/train-images-idx3-ubyte" --train-labels "$data/t10k-labels-idx1-ubyte"
+fails_cleanly "data that do not fit the model" train "$root/examples/seed.model" --data "$data"
+fails_cleanly "model too big to train" train "$tmp/big.model" --data "$data"
+
+echo "test_cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
