@@ -1,6 +1,9 @@
 #include "kernels/conv.h"
 
+#include <stdbool.h>
 #include <string.h>
+
+#include "kernels/vec.h"
 
 int cnn_conv_out_size(int in, int k, int stride, int dilation, int same, int *pad_before)
 {
@@ -20,48 +23,86 @@ int cnn_conv_out_size(int in, int k, int stride, int dilation, int same, int *pa
     return in >= span ? (int)((in - span) / stride + 1) : 0;
 }
 
+/* For output pixel m, the input row segment of kernel row ky: columns
+ * ix0 + kx * dw for kx in [0, kw). */
+typedef struct {
+    int64_t n;
+    int oy, ox;
+} out_pixel;
+
+static out_pixel pixel_of(const cnn_conv_geom *g, int64_t m)
+{
+    int64_t plane = (int64_t)g->oh * g->ow, n = m / plane;
+    int rest = (int)(m - n * plane);
+    return (out_pixel){n, rest / g->ow, rest % g->ow};
+}
+
 void cnn_im2col_rows(const cnn_conv_geom *g, const float *x, int64_t m0, int64_t m1, float *col)
 {
-    const int K = g->kh * g->kw * g->c;
-    const size_t cbytes = (size_t)g->c * sizeof(float);
+    const int C = g->c, K = g->kh * g->kw * C;
+    const size_t cbytes = (size_t)C * sizeof(float);
     for (int64_t m = m0; m < m1; m++) {
-        int64_t n = m / ((int64_t)g->oh * g->ow);
-        int rest = (int)(m - n * g->oh * g->ow);
-        int oy = rest / g->ow, ox = rest % g->ow;
-        const float *xn = x + n * (int64_t)g->h * g->w * g->c;
+        out_pixel p = pixel_of(g, m);
+        const float *xn = x + p.n * (int64_t)g->h * g->w * C;
         float *row = col + (m - m0) * K;
-        for (int ky = 0; ky < g->kh; ky++) {
-            int iy = oy * g->sh - g->pad_top + ky * g->dh;
-            for (int kx = 0; kx < g->kw; kx++, row += g->c) {
-                int ix = ox * g->sw - g->pad_left + kx * g->dw;
-                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
-                    memset(row, 0, cbytes);
+        const int ix0 = p.ox * g->sw - g->pad_left;
+        /* all kernel columns inside the image and adjacent: one copy per
+         * kernel row (kw * C contiguous floats) */
+        const bool whole = g->dw == 1 && ix0 >= 0 && ix0 + g->kw <= g->w;
+        for (int ky = 0; ky < g->kh; ky++, row += g->kw * C) {
+            int iy = p.oy * g->sh - g->pad_top + ky * g->dh;
+            if (iy < 0 || iy >= g->h) {
+                memset(row, 0, (size_t)g->kw * cbytes);
+                continue;
+            }
+            const float *src = xn + ((int64_t)iy * g->w) * C;
+            if (whole) {
+                memcpy(row, src + (int64_t)ix0 * C, (size_t)g->kw * cbytes);
+                continue;
+            }
+            for (int kx = 0; kx < g->kw; kx++) {
+                int ix = ix0 + kx * g->dw;
+                if (ix < 0 || ix >= g->w)
+                    memset(row + kx * C, 0, cbytes);
                 else
-                    memcpy(row, xn + ((int64_t)iy * g->w + ix) * g->c, cbytes);
+                    memcpy(row + kx * C, src + (int64_t)ix * C, cbytes);
             }
         }
     }
 }
 
+static void add_floats(float *dst, const float *src, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        cnn_v4_store(dst + i, cnn_v4_load(dst + i) + cnn_v4_load(src + i));
+    for (; i < n; i++)
+        dst[i] += src[i];
+}
+
 void cnn_col2im_rows_add(const cnn_conv_geom *g, const float *col, int64_t m0, int64_t m1,
                          float *dx)
 {
-    const int K = g->kh * g->kw * g->c;
+    const int C = g->c, K = g->kh * g->kw * C;
     for (int64_t m = m0; m < m1; m++) {
-        int64_t n = m / ((int64_t)g->oh * g->ow);
-        int rest = (int)(m - n * g->oh * g->ow);
-        int oy = rest / g->ow, ox = rest % g->ow;
-        float *dxn = dx + n * (int64_t)g->h * g->w * g->c;
+        out_pixel p = pixel_of(g, m);
+        float *dxn = dx + p.n * (int64_t)g->h * g->w * C;
         const float *row = col + (m - m0) * K;
-        for (int ky = 0; ky < g->kh; ky++) {
-            int iy = oy * g->sh - g->pad_top + ky * g->dh;
-            for (int kx = 0; kx < g->kw; kx++, row += g->c) {
-                int ix = ox * g->sw - g->pad_left + kx * g->dw;
-                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
-                    continue;
-                float *dst = dxn + ((int64_t)iy * g->w + ix) * g->c;
-                for (int ci = 0; ci < g->c; ci++)
-                    dst[ci] += row[ci];
+        const int ix0 = p.ox * g->sw - g->pad_left;
+        const bool whole = g->dw == 1 && ix0 >= 0 && ix0 + g->kw <= g->w;
+        for (int ky = 0; ky < g->kh; ky++, row += g->kw * C) {
+            int iy = p.oy * g->sh - g->pad_top + ky * g->dh;
+            if (iy < 0 || iy >= g->h)
+                continue;
+            float *dst = dxn + ((int64_t)iy * g->w) * C;
+            if (whole) {
+                add_floats(dst + (int64_t)ix0 * C, row, g->kw * C);
+                continue;
+            }
+            for (int kx = 0; kx < g->kw; kx++) {
+                int ix = ix0 + kx * g->dw;
+                if (ix >= 0 && ix < g->w)
+                    add_floats(dst + (int64_t)ix * C, row + kx * C, C);
             }
         }
     }
@@ -70,13 +111,11 @@ void cnn_col2im_rows_add(const cnn_conv_geom *g, const float *col, int64_t m0, i
 void cnn_add_bias_rows(float *y, const float *bias, int64_t rows, int n)
 {
     for (int64_t m = 0; m < rows; m++, y += n)
-        for (int j = 0; j < n; j++)
-            y[j] += bias[j];
+        add_floats(y, bias, n);
 }
 
 void cnn_bias_grad_rows(const float *dy, int64_t rows, int n, float *db)
 {
     for (int64_t m = 0; m < rows; m++, dy += n)
-        for (int j = 0; j < n; j++)
-            db[j] += dy[j];
+        add_floats(db, dy, n);
 }

@@ -117,6 +117,47 @@ static void im2col_worker(void *p, int ith, int nth)
     cnn_im2col_rows(j->g, j->x, j->m0 + b, j->m0 + e, j->col + b * K);
 }
 
+/* col2im of one tile across the pool. Output rows that are far enough
+ * apart touch disjoint input rows, so the tile's output rows are cut into
+ * chunks of `chunk` rows (chunk * stride >= kernel span): even chunks run in
+ * parallel, then odd ones. Rows of different samples never collide. */
+typedef struct {
+    const cnn_conv_geom *g;
+    const float *col;
+    int64_t m0, m1;  /* pixel range of the tile */
+    int64_t chunk;   /* output rows per chunk */
+    int parity;
+    float *dx;
+} col2im_job;
+
+static void col2im_worker(void *p, int ith, int nth)
+{
+    const col2im_job *j = p;
+    const int64_t ow = j->g->ow, K = (int64_t)j->g->kh * j->g->kw * j->g->c;
+    const int64_t first_row = j->m0 / ow, last_row = (j->m1 + ow - 1) / ow;
+    int64_t chunks = (last_row - first_row + j->chunk - 1) / j->chunk;
+    int k = 0;
+    for (int64_t c = j->parity; c < chunks; c += 2, k++) {
+        if (k % nth != ith)
+            continue;
+        int64_t a = (first_row + c * j->chunk) * ow, b = a + j->chunk * ow;
+        a = a < j->m0 ? j->m0 : a;
+        b = b > j->m1 ? j->m1 : b;
+        cnn_col2im_rows_add(j->g, j->col + (a - j->m0) * K, a, b, j->dx);
+    }
+}
+
+static void col2im(const cnn_conv_geom *g, const cnn_layer_io *io, int64_t m0, int64_t m1)
+{
+    int64_t span = (int64_t)(g->kh - 1) * g->dh + 1;
+    col2im_job job = {g, io->workspace, m0, m1, (span + g->sh - 1) / g->sh, 0, io->dx};
+    if (job.chunk < 1)
+        job.chunk = 1;
+    bool parallel = (m1 - m0) >= 4 * job.chunk * g->ow;
+    for (job.parity = 0; job.parity < 2; job.parity++)
+        cnn_pool_run(parallel ? io->pool : NULL, col2im_worker, &job);
+}
+
 static const float *columns(const conv2d_layer *c, const cnn_layer_io *io, int64_t m0, int64_t m1)
 {
     const cnn_conv_geom *g = &c->geom;
@@ -179,7 +220,7 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
         /* dcol[rows x K] = dy[rows x F] * kernel^T, reusing the column scratch */
         cnn_gemm(io->gemm, false, true, rows, K, F, 1.0f, dy, F, l->params[0].value, F, 0.0f,
                  io->workspace, K);
-        cnn_col2im_rows_add(g, io->workspace, m0, m1, io->dx);
+        col2im(g, io, m0, m1);
     }
 }
 

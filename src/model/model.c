@@ -409,6 +409,8 @@ void cnn_model_training_position(const cnn_model *m, int *epoch, int64_t *step)
 
 void cnn_model_zero_gradients(cnn_model *m)
 {
-    if (m && m->grads)
+    if (m && m->grads && !m->grads_zero)
         memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
+    if (m && m->grads)
+        m->grads_zero = true;
 }

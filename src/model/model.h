@@ -37,6 +37,8 @@ struct cnn_model {
     /* Parameters: all values in one block, all gradients in another. */
     bool built;
     float *params, *grads;
+    bool grads_zero;  /* the gradients are all zero (the optimizer step clears
+                         them as it reads them, sparing a pass over memory) */
     int64_t n_params;
 
     /* compile */

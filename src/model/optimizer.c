@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/vec.h"
 #include "model/model.h"
 
 cnn_status cnn_optimizer_init(cnn_model *m)
@@ -90,10 +91,24 @@ static void update_worker(void *p, int ith, int nth)
         if (o->momentum == 0) {
             for (long i = b; i < e; i++)
                 w[i] -= lr * g[i];
+        } else if (!o->nesterov) {
+            /* four at a time: the update is memory-bound */
+            const cnn_v4f mom = {o->momentum, o->momentum, o->momentum, o->momentum},
+                          rate = {lr, lr, lr, lr};
+            long i = b;
+            for (; i + 4 <= e; i += 4) {
+                cnn_v4f v = mom * cnn_v4_load(s1 + i) - rate * cnn_v4_load(g + i);
+                cnn_v4_store(s1 + i, v);
+                cnn_v4_store(w + i, cnn_v4_load(w + i) + v);
+            }
+            for (; i < e; i++) {
+                s1[i] = o->momentum * s1[i] - lr * g[i];
+                w[i] += s1[i];
+            }
         } else {
             for (long i = b; i < e; i++) {
                 s1[i] = o->momentum * s1[i] - lr * g[i];
-                w[i] += o->nesterov ? o->momentum * s1[i] - lr * g[i] : s1[i];
+                w[i] += o->momentum * s1[i] - lr * g[i];
             }
         }
         break;
@@ -117,6 +132,8 @@ static void update_worker(void *p, int ith, int nth)
         }
         break;
     }
+    /* the gradients are consumed: clear them now, while they are in cache */
+    memset(g + b, 0, (size_t)(e - b) * sizeof(float));
 }
 
 void cnn_optimizer_step(cnn_model *m)
@@ -137,6 +154,8 @@ void cnn_optimizer_step(cnn_model *m)
             cnn_pool_run(prm->count >= 65536 ? m->pool : NULL, update_worker, &job);
         }
     }
+    /* non-trainable parameters' gradients are never written (nothing to clear) */
+    m->grads_zero = true;
 }
 
 cnn_status cnn_model_compile(cnn_model *m, cnn_compile_config cfg)

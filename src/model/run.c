@@ -178,6 +178,7 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
     cnn_status st = cnn_loss_compute(&lb, loss_sum, correct_sum, grad);
     if (st || !backward)
         return st;
+    m->grads_zero = false;
     for (int i = L - 1; i >= 0; i--) {
         cnn_layer *l = m->layers[i];
         cnn_layer_io io = layer_io(m, i, batch, m->last_training);
