@@ -229,6 +229,26 @@ int main(void)
     pool_case("avgpool same odd", false, 7, 5, 3,
               cnn_pool2d(.pool_size = {3, 3}, .strides = {2, 2}, .padding = CNN_PADDING_SAME));
 
+    /* Max pooling whose windows tile its input writes the input gradient
+     * over the previous layer's output, folding in that layer's activation
+     * derivative; odd sizes leave a 'valid' remainder to clear. */
+    for (int a = 0; a < 3; a++) {
+        const cnn_activation acts[3] = {CNN_ACTIVATION_TANH, CNN_ACTIVATION_RELU,
+                                        CNN_ACTIVATION_SIGMOID};
+        cnn_model *m = NULL;
+        CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(5, 7, 3)));
+        CHECK_OK(cnn_model_add_activation(m, cnn_activation_layer(.activation = acts[a])));
+        CHECK_OK(cnn_model_add_max_pooling2d(m, cnn_pool2d()));
+        CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+        cnn_tensor *x = tensor(4, (int64_t[]){2, 5, 7, 3});
+        fill_distinct(x);
+        gradcheck(a == 0 ? "tanh -> maxpool in place" : a == 1 ? "relu -> maxpool in place"
+                                                               : "sigmoid -> maxpool in place",
+                  m, x, CNN_LOSS_MSE);
+        cnn_tensor_free(x);
+        cnn_model_free(m);
+    }
+
     /* Global pooling. */
     {
         for (int k = 0; k < 2; k++) {

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdbool.h>
 
+#include "kernels/activation.h"
 #include "kernels/vec.h"
 
 /* The in-bounds window of output (oy, ox): rows [y0, y1), cols [x0, x1). */
@@ -80,6 +81,51 @@ void cnn_maxpool_backward(const cnn_conv_geom *g, const float *x, const float *y
                             dx[i] += dy[c];
                             open = false;
                         }
+                    }
+            }
+        }
+    }
+}
+
+void cnn_maxpool_backward_over_x(const cnn_conv_geom *g, float *x, const float *y, const float *dy,
+                                 cnn_activation f, int64_t r0, int64_t r1)
+{
+    const int C = g->c, C4 = C & ~3;
+    const int64_t off = r0 * g->ow * (int64_t)C;
+    y += off;
+    dy += off;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t n = r / g->oh;
+        int oy = (int)(r % g->oh);
+        for (int ox = 0; ox < g->ow; ox++, y += C, dy += C) {
+            int y0, y1, x0, x1;
+            window(g, oy, ox, &y0, &y1, &x0, &x1);
+            /* Each tap is read, then overwritten: the windows do not overlap,
+             * so no later read needs it. */
+            for (int c = 0; c < C4; c += 4) {
+                cnn_v4f ymax = cnn_v4_load(y + c);
+                cnn_v4f g4 = {dy[c] * cnn_activation_derivative(f, y[c]),
+                              dy[c + 1] * cnn_activation_derivative(f, y[c + 1]),
+                              dy[c + 2] * cnn_activation_derivative(f, y[c + 2]),
+                              dy[c + 3] * cnn_activation_derivative(f, y[c + 3])};
+                cnn_v4i open = {-1, -1, -1, -1};
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) {
+                        float *p = x + (in_row(g, x, n, iy) - x) + (int64_t)ix * C + c;
+                        cnn_v4i hit = (cnn_v4_load(p) == ymax) & open;
+                        cnn_v4_store(p, cnn_v4_keep(g4, hit));
+                        open &= ~hit;
+                    }
+            }
+            for (int c = C4; c < C; c++) {
+                float grad = dy[c] * cnn_activation_derivative(f, y[c]);
+                bool open = true;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) {
+                        float *p = x + (in_row(g, x, n, iy) - x) + (int64_t)ix * C + c;
+                        bool hit = open && *p == y[c];
+                        *p = hit ? grad : 0.0f;
+                        open = open && !hit;
                     }
             }
         }

@@ -11,6 +11,7 @@
 #ifndef CNN_KERNELS_POOL_H
 #define CNN_KERNELS_POOL_H
 
+#include "cnn.h"
 #include "kernels/conv.h"
 
 void cnn_maxpool_forward(const cnn_conv_geom *g, const float *x, float *y, int64_t r0, int64_t r1);
@@ -18,6 +19,14 @@ void cnn_maxpool_forward(const cnn_conv_geom *g, const float *x, float *y, int64
  * y (the forward output, so nothing else is stored). */
 void cnn_maxpool_backward(const cnn_conv_geom *g, const float *x, const float *y, const float *dy,
                           float *dx, int64_t r0, int64_t r1);
+/* The same with dx written over x, for windows that tile the input
+ * (stride == pool size): each input cell becomes dy * f'(y) at its window's
+ * first maximum and 0 elsewhere, f being the activation that produced x
+ * (its derivative taken from the maximum y, which equals x there). Cells no
+ * window covers (the bottom/right remainder of 'valid') are left for the
+ * caller to clear. */
+void cnn_maxpool_backward_over_x(const cnn_conv_geom *g, float *x, const float *y, const float *dy,
+                                 cnn_activation f, int64_t r0, int64_t r1);
 void cnn_avgpool_forward(const cnn_conv_geom *g, const float *x, float *y, int64_t r0, int64_t r1);
 /* dx += dy / (in-bounds cells) over each window. */
 void cnn_avgpool_backward(const cnn_conv_geom *g, const float *dy, float *dx, int64_t r0,

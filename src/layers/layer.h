@@ -43,6 +43,8 @@ typedef struct cnn_layer_io {
     float *dy;         /* backward: gradient w.r.t. the output; the model has
                           applied the activation's derivative unless
                           fuse_activation (then the layer does, in place) */
+    bool dx_over_x;    /* backward: dx is x's own buffer (see backward_in_place) */
+    cnn_activation x_activation; /* the activation that produced x */
     bool fuse_activation; /* the layer applies l->activation (elementwise) to y
                              in forward and its derivative to dy in backward,
                              tile by tile while the data is in cache */
@@ -72,6 +74,11 @@ typedef struct cnn_layer_ops {
     int64_t (*flops)(const cnn_layer *l);
     /* Bytes kept from forward to backward (e.g. a dropout mask). NULL = 0. */
     size_t (*saved_bytes)(const cnn_layer *l, int batch);
+    /* Whether backward can write dx over x (the previous layer's output,
+     * which nothing needs afterwards), folding in the derivative of
+     * io->x_activation, an elementwise activation, so the previous layer's
+     * output gradient needs no buffer of its own. NULL = never. */
+    bool (*backward_in_place)(const cnn_layer *l);
     /* Whether forward/backward honour io->fuse_activation. */
     bool can_fuse_activation;
     /* y = layer(x), with the activation only if io->fuse_activation. */

@@ -50,7 +50,9 @@ static void pool_worker(void *p, int ith, int nth)
     long r0, r1;
     cnn_split_range((long)io->batch * g->oh, ith, nth, &r0, &r1);
     bool max = j->l->ops->kind == CNN_LAYER_MAX_POOLING2D;
-    if (!j->backward && max)
+    if (j->backward && io->dx_over_x)
+        cnn_maxpool_backward_over_x(g, io->dx, io->y, io->dy, io->x_activation, r0, r1);
+    else if (!j->backward && max)
         cnn_maxpool_forward(g, io->x, io->y, r0, r1);
     else if (!j->backward)
         cnn_avgpool_forward(g, io->x, io->y, r0, r1);
@@ -66,11 +68,40 @@ static void pool2d_forward(cnn_layer *l, const cnn_layer_io *io)
     cnn_pool_run(io->pool, pool_worker, &job);
 }
 
+/* Windows that tile the input exactly (stride == pool size). */
+static bool windows_tile(const cnn_layer *l)
+{
+    const cnn_conv_geom *g = &((const pool2d_layer *)l)->geom;
+    return g->sh == g->kh && g->sw == g->kw;
+}
+
+/* The cells below and right of the last window ('valid' remainder). */
+static void clear_uncovered(const cnn_conv_geom *g, int batch, float *dx)
+{
+    const int64_t row = (int64_t)g->w * g->c;
+    const int covered_rows = g->oh * g->sh - g->pad_top, covered_cols = g->ow * g->sw - g->pad_left;
+    for (int64_t n = 0; n < batch; n++)
+        for (int iy = 0; iy < g->h; iy++) {
+            float *p = dx + (n * g->h + iy) * row;
+            if (iy >= covered_rows)
+                memset(p, 0, (size_t)row * sizeof(float));
+            else if (covered_cols < g->w)
+                memset(p + (int64_t)covered_cols * g->c, 0,
+                       (size_t)(g->w - covered_cols) * g->c * sizeof(float));
+        }
+}
+
 static void pool2d_backward(cnn_layer *l, const cnn_layer_io *io)
 {
     const cnn_conv_geom *g = &((pool2d_layer *)l)->geom;
     if (!io->dx)
         return;
+    if (io->dx_over_x) {
+        pool_job job = {l, io, true};
+        cnn_pool_run(io->pool, pool_worker, &job);
+        clear_uncovered(g, io->batch, io->dx);
+        return;
+    }
     memset(io->dx, 0, (size_t)io->batch * g->h * g->w * g->c * sizeof(float));
     pool_job job = {l, io, true};
     /* Overlapping windows would make threads add into the same cells. */
@@ -83,6 +114,7 @@ const cnn_layer_ops cnn_max_pooling2d_ops = {
     .type_name = "MaxPooling2D",
     .auto_name = "max_pooling2d",
     .infer = pool2d_infer,
+    .backward_in_place = windows_tile,
     .forward = pool2d_forward,
     .backward = pool2d_backward,
 };

@@ -14,20 +14,20 @@ void cnn_arena_plan_make(const cnn_model *m, int batch, bool training, cnn_arena
     for (int i = 0; i < m->n_layers; i++) {
         const cnn_layer *l = m->layers[i];
         size_t n = (size_t)cnn_shape_size(l->out) * batch;
-        p->largest = n > p->largest ? n : p->largest;
+        /* in training, a gradient written over its output needs no buffer */
+        if (n > p->buffer[i % 2] && !(training && cnn_model_grad_over_output(m, i)))
+            p->buffer[i % 2] = n;
         if (training) {
             p->outputs += n;
             if (l->ops->saved_bytes)
                 p->outputs += round_floats(l->ops->saved_bytes(l, batch));
-        } else if (n > p->buffer[i % 2]) {
-            p->buffer[i % 2] = n;
         }
         size_t w = l->ops->workspace_floats ? l->ops->workspace_floats(l, batch, m->tile_floats) : 0;
         p->workspace = w > p->workspace ? w : p->workspace;
     }
     if (!training)
         p->outputs = p->buffer[0] + p->buffer[1];
-    p->grads = training ? 2 * p->largest : 0;
+    p->grads = training ? p->buffer[0] + p->buffer[1] : 0;
     size_t out = (size_t)cnn_shape_size(cnn_model_output_shape(m)) * batch;
     p->logits = out;
     p->input = (size_t)cnn_shape_size(m->input_shape) * batch;

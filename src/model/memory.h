@@ -7,9 +7,11 @@
 
 typedef struct cnn_arena_plan {
     size_t outputs;    /* training: every output (+ saved state); inference: A + B */
-    size_t buffer[2];  /* inference: the even and odd layers' output buffers */
-    size_t largest;    /* largest layer output (each gradient buffer) */
-    size_t grads;      /* training: 2 * largest */
+    size_t buffer[2];  /* the largest output of the even and of the odd layers:
+                          inference's two output buffers, and training's two
+                          gradient buffers (layer i's output gradient lives in
+                          buffer i % 2 while it writes its input's in the other) */
+    size_t grads;      /* training: buffer[0] + buffer[1] */
     size_t logits, workspace, input, target;
     size_t total;
 } cnn_arena_plan;

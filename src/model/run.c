@@ -67,8 +67,10 @@ cnn_status cnn_model_reserve(cnn_model *m, int batch, bool training)
     }
     m->arena = (cnn_arena){.batch = batch, .training = training, .block = block,
                            .floats = plan.total, .outputs = outputs, .saved = saved};
-    m->arena.grad[0] = p, p += plan.grads / 2;
-    m->arena.grad[1] = p, p += plan.grads / 2;
+    if (training) {
+        m->arena.grad[0] = p, p += plan.buffer[0];
+        m->arena.grad[1] = p, p += plan.buffer[1];
+    }
     m->arena.logits = p, p += plan.logits;
     m->arena.workspace = p, p += plan.workspace;
     m->arena.input = p, p += plan.input;
@@ -85,6 +87,15 @@ static bool fuses_activation(const cnn_model *m, int i)
         && cnn_activation_is_elementwise(l->activation)
         && !(i == m->n_layers - 1 && m->compiled
              && cnn_loss_fuses_with(m->loss, l->activation));
+}
+
+bool cnn_model_grad_over_output(const cnn_model *m, int i)
+{
+    if (i < 0 || i + 1 >= m->n_layers)
+        return false;
+    const cnn_layer *next = m->layers[i + 1];
+    return next->ops->backward_in_place && next->ops->backward_in_place(next)
+        && cnn_activation_is_elementwise(m->layers[i]->activation);
 }
 
 static cnn_layer_io layer_io(cnn_model *m, int i, int batch, bool training)
@@ -182,13 +193,20 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
     for (int i = L - 1; i >= 0; i--) {
         cnn_layer *l = m->layers[i];
         cnn_layer_io io = layer_io(m, i, batch, m->last_training);
-        float *dy = m->arena.grad[i % 2];
-        if (!(i == L - 1 && m->last_fused) && !io.fuse_activation) {
+        /* A gradient written over this layer's output already carries the
+         * activation's derivative. */
+        bool over = cnn_model_grad_over_output(m, i);
+        float *dy = over ? m->arena.outputs[i] : m->arena.grad[i % 2];
+        if (over)
+            io.fuse_activation = false;
+        else if (!(i == L - 1 && m->last_fused) && !io.fuse_activation) {
             activation_rows(l, batch, &rows, &n);
             cnn_activation_backward(l->activation, io.y, dy, rows, n);
         }
         io.dy = dy;
-        io.dx = i ? m->arena.grad[(i - 1) % 2] : input_grad;
+        io.dx_over_x = i && cnn_model_grad_over_output(m, i - 1);
+        io.x_activation = i ? m->layers[i - 1]->activation : CNN_ACTIVATION_LINEAR;
+        io.dx = !i ? input_grad : io.dx_over_x ? m->arena.outputs[i - 1] : m->arena.grad[(i - 1) % 2];
         l->ops->backward(l, &io);
     }
     return CNN_OK;
