@@ -3,12 +3,13 @@
  * photo has 1.5 billion weights).
  *
  * It draws a small data set of 2000x2000x3 images of striped textures --
- * bright stripes on a dark ground, horizontal, vertical or diagonal, in
- * random tints, brightness, periods and phases, with noise -- and trains
+ * bright stripes on a dark ground in random tints, orientations
+ * and phases, with noise; class 0 has fine stripes (period 6-12 pixels),
+ * class 1 coarse ones (48-96) -- and trains
  *   Conv2D(32, 5x5, same, relu) -> MaxPool 2x2 -> Conv2D(64, 5x5, same, relu)
- *   -> MaxPool 2x2 -> GlobalAveragePooling2D -> Dense(3, softmax)
+ *   -> MaxPool 2x2 -> GlobalAveragePooling2D -> Dense(2, softmax)
  * on them, printing the time per image and the peak memory.
- * usage: large_images [TRAIN_IMAGES] [EPOCHS] [THREADS] [SIZE] */
+ * usage: large_images [TRAIN_IMAGES] [EPOCHS] [THREADS] [SIZE] [LEARNING_RATE] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@
 
 #include "cnn.h"
 
-#define CLASSES 3
+#define CLASSES 2
 
 static uint64_t rng_state = 2024;
 static double uniform(void)
@@ -31,8 +32,11 @@ static double uniform(void)
 /* One texture image of the given class into pixels (size x size x 3). */
 static void draw(float *pixels, int size, int label)
 {
-    double period = 24 + 40 * uniform(), phase = uniform() * period;
-    double bright = 0.5 + 0.5 * uniform(), dark = 0.5 * uniform();
+    /* class 0: fine stripes; class 1: coarse stripes; any orientation */
+    double period = label == 0 ? 6 + 6 * uniform() : 48 + 48 * uniform();
+    double phase = uniform() * period;
+    int orientation = (int)(uniform() * 3);
+    double bright = 0.8 + 0.2 * uniform(), dark = 0.2 * uniform();
     float fg[3], bg[3];
     for (int c = 0; c < 3; c++) {
         double tint = 0.7 + 0.3 * uniform();
@@ -41,11 +45,11 @@ static void draw(float *pixels, int size, int label)
     }
     for (int y = 0; y < size; y++)
         for (int x = 0; x < size; x++) {
-            double t = label == 0 ? y : label == 1 ? x : (x + y) * 0.70710678118654752;
+            double t = orientation == 0 ? y : orientation == 1 ? x : (x + y) * 0.70710678118654752;
             int on = fmod(t + phase, period) < period / 2;
             float noise = (float)(uniform() - 0.5) * 0.2f;
-            for (int c = 0; c < 3; c++)
-                pixels[((int64_t)y * size + x) * 3 + c] = (on ? fg[c] : bg[c]) + noise;
+            for (int c = 0; c < 3; c++) /* centred on 0, as inputs are best fed */
+                pixels[((int64_t)y * size + x) * 3 + c] = (on ? fg[c] : bg[c]) + noise - 0.5f;
         }
 }
 
@@ -64,11 +68,12 @@ static int fail(const char *what)
 
 int main(int argc, char **argv)
 {
-    int n_train = argc > 1 ? atoi(argv[1]) : 9;
-    int epochs = argc > 2 ? atoi(argv[2]) : 3;
+    int n_train = argc > 1 ? atoi(argv[1]) : 12;
+    int epochs = argc > 2 ? atoi(argv[2]) : 8;
     int threads = argc > 3 ? atoi(argv[3]) : 0;
     int size = argc > 4 ? atoi(argv[4]) : 2000;
-    int n_test = CLASSES * 2;
+    float lr = argc > 5 ? (float)atof(argv[5]) : 0.001f;
+    int n_test = CLASSES * 3;
     if (n_train < 1 || epochs < 1 || size < 8) {
         fprintf(stderr, "usage: large_images [TRAIN_IMAGES] [EPOCHS] [THREADS] [SIZE]\n");
         return 2;
@@ -122,7 +127,7 @@ int main(int argc, char **argv)
            (double)e.training_total / (1 << 20), (double)e.inference_total / (1 << 20));
 
     if (cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
-                                         .optimizer = cnn_adam(.learning_rate = 0.003f))))
+                                         .optimizer = cnn_adam(.learning_rate = lr))))
         return fail("compile");
     double t0 = now();
     if (cnn_model_fit(m, x, y, cnn_fit(.epochs = epochs, .batch_size = 1,
