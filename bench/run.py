@@ -96,7 +96,7 @@ def main():
     say("# Benchmarks: cnn against PyTorch on the same machine")
     say()
     say(f"Machine: {model}, {cores} cores; {platform.platform()}. Compiler: {gcc}. "
-        f"PyTorch {torch_version} (Debian python3-torch) with OpenBLAS {{SKYLAKEX kernels}}.")
+        f"PyTorch {torch_version} (Debian python3-torch) with OpenBLAS {(SKYLAKEX kernels)}.")
     say(f"Command: `make bench` ({'quick, ' if quick else ''}{rounds} rounds alternating the two "
         f"implementations, {steps} timed steps each after 3 warm-up steps; medians with "
         f"min-max over rounds). Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
@@ -177,15 +177,27 @@ def main():
     say("### One 2000x2000x3 image through the seed network "
         "(Conv 32@5x5 same, pool, Conv 64@5x5 same, pool, global average pool, Dense 10)")
     say()
-    say("| pass | threads | cnn time, s | cnn peak RSS | computed minimum (cnn) | PyTorch time, s | PyTorch peak RSS |")
-    say("|---|---|---|---|---|---|---|")
+    say("Minimum: training = input + every activation + a gradient for each + weights; "
+        "inference = input + the largest pair of adjacent activations. PyTorch runs twice: "
+        "with the settings above (fastest) and with glibc's default malloc (leanest).")
+    say()
+    say("| pass | threads | cnn time, s | cnn peak RSS | minimum | cnn RSS / minimum | "
+        "PyTorch time, s (fast / lean) | PyTorch peak RSS (fast / lean) | cnn RSS / PyTorch lean |")
+    say("|---|---|---|---|---|---|---|---|---|")
+    lean_env = {k: v for k, v in TORCH_ENV.items() if k != "GLIBC_TUNABLES"}
     for mode in ("forward", "train"):
         for t in threads_list:
-            res = both(["large", mode, 2000, t], 1)
-            ours, theirs = res["cnn"][0], res["pytorch"][0]
+            args = ["large", mode, 2000, t]
+            ours = run([OURS] + [str(a) for a in args], OUR_ENV)
+            fast = run(TORCH + [str(a) for a in args], TORCH_ENV)
+            lean = run(TORCH + [str(a) for a in args], lean_env)
+            gib = lambda kib: kib / 1048576
             say(f"| {mode} | {t} | {statistics.median(ours['step_s']):.2f} | "
-                f"{ours['max_rss_kib'] / 1048576:.2f} GiB | {ours['computed_bytes'] / 2**30:.2f} GiB | "
-                f"{statistics.median(theirs['step_s']):.2f} | {theirs['max_rss_kib'] / 1048576:.2f} GiB |")
+                f"{gib(ours['max_rss_kib']):.2f} GiB | {ours['minimum_bytes'] / 2**30:.2f} GiB | "
+                f"{ours['max_rss_kib'] * 1024 / ours['minimum_bytes']:.2f} | "
+                f"{statistics.median(fast['step_s']):.2f} / {statistics.median(lean['step_s']):.2f} | "
+                f"{gib(fast['max_rss_kib']):.2f} / {gib(lean['max_rss_kib']):.2f} GiB | "
+                f"{ours['max_rss_kib'] / lean['max_rss_kib']:.2f} |")
     say()
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     with open(out_path, "w") as f:
