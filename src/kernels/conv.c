@@ -37,6 +37,18 @@ static out_pixel pixel_of(const cnn_conv_geom *g, int64_t m)
     return (out_pixel){n, rest / g->ow, rest % g->ow};
 }
 
+/* Copies n floats; short runs (few channels) inline, where a memcpy call
+ * would cost more than the copy. */
+static inline void copy_floats(float *dst, const float *src, int n)
+{
+    if (n > 16) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        dst[i] = src[i];
+}
+
 void cnn_im2col_rows(const cnn_conv_geom *g, const float *x, int64_t m0, int64_t m1, float *col)
 {
     const int C = g->c, K = g->kh * g->kw * C;
@@ -57,7 +69,7 @@ void cnn_im2col_rows(const cnn_conv_geom *g, const float *x, int64_t m0, int64_t
             }
             const float *src = xn + ((int64_t)iy * g->w) * C;
             if (whole) {
-                memcpy(row, src + (int64_t)ix0 * C, (size_t)g->kw * cbytes);
+                copy_floats(row, src + (int64_t)ix0 * C, g->kw * C);
                 continue;
             }
             for (int kx = 0; kx < g->kw; kx++) {
@@ -65,7 +77,7 @@ void cnn_im2col_rows(const cnn_conv_geom *g, const float *x, int64_t m0, int64_t
                 if (ix < 0 || ix >= g->w)
                     memset(row + kx * C, 0, cbytes);
                 else
-                    memcpy(row + kx * C, src + (int64_t)ix * C, cbytes);
+                    copy_floats(row + kx * C, src + (int64_t)ix * C, C);
             }
         }
     }
