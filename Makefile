@@ -4,7 +4,11 @@ CC ?= cc
 CFLAGS ?= -O2
 CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -pthread
 CPPFLAGS += -Iinclude -Isrc
-LDLIBS += -ljansson -lstb -lz -lm -pthread
+# Keras files: Debian's serial HDF5 (.h5 and the weights inside .keras; its
+# headers live in a subdirectory) and libzip (the .keras archive).
+HDF5_CPPFLAGS ?= -I/usr/include/hdf5/serial
+CPPFLAGS += $(HDF5_CPPFLAGS)
+LDLIBS += -ljansson -lstb -lhdf5_serial -lzip -lz -lm -pthread
 BUILD ?= build
 VERSION = 0.1.0
 
@@ -76,3 +80,71 @@ clean:
 	rm -rf $(BUILD)
 
 .PHONY: all tests check test install clean bench
+
+# ---- Hostile input: fuzzing, sanitizers, soak (SECURITY.md) ----------------
+# make fuzz [FUZZ_SECONDS=60]   each libFuzzer harness for FUZZ_SECONDS under
+#                               ASan + UBSan (clang), corpus in build-fuzz/
+# make sanitize                 the whole suite built with ASan + UBSan and
+#                               -DNDEBUG in build-asan/ (sanitize-build: build)
+# make soak [SOAK_RUNS=500]     the SIGKILL-during-training test, longer
+# make fuzz-corpus              regenerates the seed corpora in fuzz/corpus/
+SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_BUILD ?= build-asan
+FUZZ_CC ?= clang
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_RSS_MB ?= 2048
+FUZZ_HARNESSES := idx model description image
+SOAK_RUNS ?= 500
+
+# The corpus replay test includes the harnesses.
+$(BUILD)/tests/test_fuzz_corpus: $(wildcard fuzz/*.c fuzz/*.h)
+
+# In the fuzz build (BUILD=$(FUZZ_BUILD), CFLAGS with the sanitizers): the
+# image harness carries its own instrumented copy of stb_image, so the
+# fuzzer sees the decoder's coverage. That copy is built with ASan but not
+# UBSan: stb 2.27's known arithmetic undefined behaviour (SECURITY.md) would
+# stop every run, while its memory errors are what must not happen.
+$(BUILD)/fuzz/stb_image_impl.o: fuzz/stb_image_impl.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fno-sanitize=undefined -w -c $< -o $@
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(BUILD)/fuzz/stb_image_impl.o $(BUILD)/libcnn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $< \
+		$(if $(filter image,$*),$(BUILD)/fuzz/stb_image_impl.o) -o $@ $(BUILD)/libcnn.a $(LDLIBS)
+
+fuzz-build:
+	sh scripts/deps.sh --fuzz
+	CC='$(FUZZ_CC)' CFLAGS='$(SAN_FLAGS) -fsanitize=fuzzer-no-link' $(MAKE) --no-print-directory \
+		BUILD=$(FUZZ_BUILD) $(FUZZ_HARNESSES:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+
+fuzz: fuzz-build
+	@for h in $(FUZZ_HARNESSES); do \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$h $(FUZZ_BUILD)/crashes fuzz/regressions/$$h || exit 1; \
+		echo "fuzz_$$h: $(FUZZ_SECONDS) s"; \
+		$(FUZZ_BUILD)/fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=$(FUZZ_RSS_MB) \
+			-timeout=20 -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/crashes/$$h- \
+			$$(test -f fuzz/$$h.dict && echo -dict=fuzz/$$h.dict) \
+			$(FUZZ_BUILD)/corpus/$$h fuzz/corpus/$$h fuzz/regressions/$$h || exit 1; \
+	done
+
+# The sanitizer build also defines NDEBUG: the suite passes without asserts.
+# The kill test runs fewer times there (each run starts an instrumented tool).
+sanitize-build:
+	CFLAGS='$(SAN_FLAGS) -DNDEBUG' $(MAKE) --no-print-directory BUILD=$(SAN_BUILD) all tests
+
+sanitize: sanitize-build
+	CNN='$(CURDIR)/$(SAN_BUILD)/cnn' CNN_BUILD='$(SAN_BUILD)' KILL_RUNS=$${KILL_RUNS:-20} \
+		ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1} \
+		UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1} sh tests/run.sh $(SAN_BUILD)/tests
+
+soak: all
+	KILL_RUNS=$(SOAK_RUNS) sh tests/test_kill.sh
+
+fuzz-corpus: $(BUILD)/libcnn.a
+	@mkdir -p $(BUILD)/fuzz
+	$(CC) $(CPPFLAGS) $(CFLAGS) fuzz/gen_corpus.c -o $(BUILD)/fuzz/gen_corpus $(BUILD)/libcnn.a $(LDLIBS)
+	$(BUILD)/fuzz/gen_corpus
+
+.PHONY: fuzz fuzz-build sanitize sanitize-build soak fuzz-corpus

@@ -87,6 +87,20 @@ bool cli_is_model_file(const char *path);
  * default) and threads (0 = all cores) to both. */
 int cli_model_open(const char *cmd, const char *path, uint64_t seed, int64_t max_memory,
                    int threads, cnn_model **out);
+/* True if path is a Keras model file by its content: HDF5 (.h5) or a zip
+ * archive (.keras). */
+bool cli_is_keras_file(const char *path);
+/* cli_model_open that also says what a Keras file held (keras may be NULL;
+ * it is zeroed for other files). */
+int cli_model_open_keras(const char *cmd, const char *path, uint64_t seed, int64_t max_memory,
+                         int threads, cnn_model **out, cnn_keras_info *keras);
+/* Prints what a loaded Keras file brought besides the weights: its Keras
+ * version and whether its training config (optimizer, loss, Adam's state)
+ * is used. Nothing for other files. */
+void cli_keras_describe(const char *path, const cnn_keras_info *keras);
+/* Saves by the name's extension: .keras (Keras 3), .h5 or .hdf5 (legacy
+ * Keras), anything else the library's .cnn format. */
+cnn_status cli_model_save(cnn_model *m, const char *path);
 /* Compares two models' architectures (input, layer kinds, output shapes,
  * parameter counts); prints the first difference and returns CLI_FAILURE. */
 int cli_model_same(const char *cmd, const cnn_model *a, const char *a_name, const cnn_model *b,
@@ -98,8 +112,8 @@ int cli_model_classes(const cnn_model *m);
 /* ---- compile.c: the loss and optimizer for cnn train ----------------------------- */
 typedef struct cli_compile_options {
     const char *optimizer, *loss; /* names, NULL if not given */
-    double lr, momentum;
-    bool lr_given, momentum_given;
+    double lr, momentum, clipnorm, global_clipnorm;
+    bool lr_given, momentum_given, clipnorm_given, global_clipnorm_given;
 } cli_compile_options;
 /* Compiles a description (defaults: adam, sparse_categorical_crossentropy)
  * or a saved model when options are given; a compiled saved model keeps
@@ -110,6 +124,7 @@ int cli_compile(const char *cmd, cnn_model *m, const cli_compile_options *o, cnn
 typedef struct cli_data {
     const char *dir; /* --data: the MNIST layout */
     const char *train_images, *train_labels, *test_images, *test_labels;
+    double scale;    /* --scale: pixel values 0..255 are multiplied by it; 0 = 1/255 */
 } cli_data;
 /* Checks the combination of data options (--data or explicit files, in
  * pairs); need_train requires training data. Prints and returns CLI_USAGE. */
@@ -118,9 +133,15 @@ int cli_data_check(const char *cmd, const cli_data *d, bool need_train, bool nee
  * no test data is given. */
 int cli_data_load(const char *cmd, const cli_data *d, cnn_tensor **train_x,
                   cnn_tensor **train_y, cnn_tensor **test_x, cnn_tensor **test_y);
-/* An IDX file of images, scaled to [0, 1] with a channel axis as
- * cnn_dataset_load_mnist gives them: (n, rows, cols, channels). */
-int cli_load_idx_images(const char *cmd, const char *path, cnn_tensor **out);
+/* An IDX file of images, pixels multiplied by scale (0 = 1/255, to [0, 1]
+ * as cnn_dataset_load_mnist gives them), with a channel axis: (n, rows,
+ * cols, channels). */
+int cli_load_idx_images(const char *cmd, const char *path, double scale, cnn_tensor **out);
+/* --scale: "1/255" (the default), "1" (raw 0..255), any number > 0 or a
+ * fraction a/b. Prints and returns CLI_USAGE if malformed. */
+int cli_parse_scale(const char *cmd, const char *text, double *out);
+/* "1/255" for the default, else %g; 0 means the default. */
+void cli_format_scale(double scale, char *buf, size_t cap);
 /* Targets for the loss from integer labels: the labels for
  * sparse_categorical_crossentropy or a one-unit output, one-hot otherwise. */
 int cli_targets(const char *cmd, const cnn_model *m, cnn_loss loss, const cnn_tensor *labels,
@@ -140,7 +161,8 @@ void cli_class_names_free(cli_class_names *n);
 /* ---- input.c: images for predict and visualize ----------------------------------- */
 typedef struct cli_input_options {
     bool resize;   /* resize and convert channels to fit the model */
-    bool invert;   /* x -> 1 - x (white-on-black vs black-on-white) */
+    bool invert;   /* pixel -> 255 - pixel (white-on-black vs black-on-white) */
+    double scale;  /* pixel values 0..255 are multiplied by it; 0 = 1/255 */
     int64_t index; /* for IDX files: one image, or -1 for all */
 } cli_input_options;
 /* Loads path (PNG, JPEG, BMP, PGM/PPM, ... or an IDX file of images) as

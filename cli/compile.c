@@ -11,7 +11,8 @@ int cli_compile(const char *cmd, cnn_model *m, const cli_compile_options *o, cnn
 {
     cnn_compile_config saved;
     bool compiled = cnn_model_compile_config(m, &saved) == CNN_OK;
-    if (compiled && !o->optimizer && !o->loss && !o->lr_given && !o->momentum_given) {
+    if (compiled && !o->optimizer && !o->loss && !o->lr_given && !o->momentum_given
+        && !o->clipnorm_given && !o->global_clipnorm_given) {
         *loss = saved.loss;
         printf("Continuing with the saved optimizer state: %s (learning rate %g), loss %s\n",
                cli_optimizer_name(saved.optimizer.kind), (double)saved.optimizer.learning_rate,
@@ -32,6 +33,10 @@ int cli_compile(const char *cmd, cnn_model *m, const cli_compile_options *o, cnn
         cfg.optimizer.learning_rate = (float)o->lr;
     if (o->momentum_given)
         cfg.optimizer.momentum = (float)o->momentum;
+    if (o->clipnorm_given)
+        cfg.optimizer.clipnorm = (float)o->clipnorm;
+    if (o->global_clipnorm_given)
+        cfg.optimizer.global_clipnorm = (float)o->global_clipnorm;
     if (cnn_model_compile(m, cfg) || cnn_model_compile_config(m, &cfg))
         return cli_fail(cmd);
     *loss = cfg.loss;
@@ -40,6 +45,10 @@ int cli_compile(const char *cmd, cnn_model *m, const cli_compile_options *o, cnn
            cli_optimizer_name(cfg.optimizer.kind), (double)cfg.optimizer.learning_rate);
     if (cfg.optimizer.momentum > 0)
         printf(", momentum %g", (double)cfg.optimizer.momentum);
+    if (cfg.optimizer.clipnorm > 0)
+        printf(", clipnorm %g", (double)cfg.optimizer.clipnorm);
+    if (cfg.optimizer.global_clipnorm > 0)
+        printf(", global_clipnorm %g", (double)cfg.optimizer.global_clipnorm);
     printf("), loss %s\n", cli_loss_name(cfg.loss));
     return CLI_OK;
 }

@@ -1,5 +1,8 @@
 /* Data for train and evaluate: IDX files (MNIST layout or given one by
  * one), targets for the loss, class names. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +27,33 @@ int cli_data_check(const char *cmd, const cli_data *d, bool need_train, bool nee
     return CLI_OK;
 }
 
-int cli_load_idx_images(const char *cmd, const char *path, cnn_tensor **out)
+int cli_parse_scale(const char *cmd, const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    double a = strtod(text, &end), b = 1;
+    if (end != text && *end == '/' && !errno) {
+        const char *den = end + 1;
+        b = strtod(den, &end);
+        if (end == den)
+            b = NAN;
+    }
+    if (end == text || *end || errno || !isfinite(a / b) || !(a / b > 0))
+        return cli_usage_error(cmd, "--scale: expected a number > 0 or a fraction such as 1/255"
+                               " (pixel values 0..255 are multiplied by it), got '%s'", text);
+    *out = a / b;
+    return CLI_OK;
+}
+
+void cli_format_scale(double scale, char *buf, size_t cap)
+{
+    if (scale == 0 || fabs(scale * 255.0 - 1.0) < 1e-9)
+        snprintf(buf, cap, "1/255");
+    else
+        snprintf(buf, cap, "%g", scale);
+}
+
+int cli_load_idx_images(const char *cmd, const char *path, double scale, cnn_tensor **out)
 {
     cnn_tensor *x = NULL;
     if (cnn_dataset_load_idx(path, &x))
@@ -34,10 +63,15 @@ int cli_load_idx_images(const char *cmd, const char *path, cnn_tensor **out)
         return cli_failf(cmd, "%s: expected images, an IDX file of rank 3 (count, rows, cols) or"
                          " 4 (count, rows, cols, channels), got rank %d", path, x->rank);
     }
-    /* Pixels 0..255 -> [0, 1], divided as cnn_dataset_load_mnist does. */
+    /* Pixels 0..255 -> [0, 1], divided as cnn_dataset_load_mnist does, by
+     * default; --scale multiplies instead (1 keeps raw values). */
     int64_t n = cnn_tensor_size(x);
-    for (int64_t i = 0; i < n; i++)
-        x->data[i] /= 255.0f;
+    if (scale == 0)
+        for (int64_t i = 0; i < n; i++)
+            x->data[i] /= 255.0f;
+    else if (scale != 1)
+        for (int64_t i = 0; i < n; i++)
+            x->data[i] *= (float)scale;
     if (x->rank == 3 && cnn_tensor_expand_dims(x)) {
         cnn_tensor_free(x);
         return cli_fail(cmd);
@@ -60,10 +94,10 @@ static int load_labels(const char *cmd, const char *path, cnn_tensor **out)
     return CLI_OK;
 }
 
-static int load_pair(const char *cmd, const char *images, const char *labels, cnn_tensor **x,
-                     cnn_tensor **y)
+static int load_pair(const char *cmd, const char *images, const char *labels, double scale,
+                     cnn_tensor **x, cnn_tensor **y)
 {
-    int rc = cli_load_idx_images(cmd, images, x);
+    int rc = cli_load_idx_images(cmd, images, scale, x);
     if (rc == CLI_OK)
         rc = load_labels(cmd, labels, y);
     if (rc == CLI_OK && (*x)->dims[0] != (*y)->dims[0])
@@ -85,14 +119,20 @@ int cli_data_load(const char *cmd, const cli_data *d, cnn_tensor **train_x,
     for (int i = 0; i < 4; i++)
         if (outs[i])
             *outs[i] = NULL;
-    if (d->dir)
-        return cnn_dataset_load_mnist(d->dir, train_x, train_y, test_x, test_y) ? cli_fail(cmd)
-                                                                                 : CLI_OK;
+    if (d->dir) {
+        if (cnn_dataset_load_mnist(d->dir, train_x, train_y, test_x, test_y))
+            return cli_fail(cmd);
+        /* those come in [0, 1]: rescale for --scale */
+        for (int i = 0; d->scale != 0 && i < 4; i += 2)
+            if (outs[i] && *outs[i])
+                cnn_tensor_scale(*outs[i], (float)(d->scale * 255.0));
+        return CLI_OK;
+    }
     int rc = CLI_OK;
     if (train_x && d->train_images)
-        rc = load_pair(cmd, d->train_images, d->train_labels, train_x, train_y);
+        rc = load_pair(cmd, d->train_images, d->train_labels, d->scale, train_x, train_y);
     if (rc == CLI_OK && test_x && d->test_images)
-        rc = load_pair(cmd, d->test_images, d->test_labels, test_x, test_y);
+        rc = load_pair(cmd, d->test_images, d->test_labels, d->scale, test_x, test_y);
     if (rc && train_x) {
         cnn_tensor_free(*train_x);
         cnn_tensor_free(*train_y);

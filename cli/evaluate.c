@@ -11,15 +11,19 @@ static const char help[] =
     "Usage: cnn evaluate MODEL (--data DIR | --test-images FILE --test-labels FILE)\n"
     "                    [options]\n"
     "\n"
-    "Evaluates a trained model (a .cnn file) on labelled test images: the loss, the\n"
+    "Evaluates a trained model (a .cnn, Keras .h5 or .keras file) on labelled test\n"
+    "images: the loss, the\n"
     "accuracy, a confusion matrix (rows: true class, columns: predicted class) and\n"
     "the accuracy of every class.\n"
     "\n"
     "Options:\n"
     "  --data DIR             the MNIST layout; its t10k-images and t10k-labels\n"
     "                         files are used\n"
-    "  --test-images FILE     IDX images (pixels scaled to [0, 1]), with\n"
+    "  --test-images FILE     IDX images, with\n"
     "  --test-labels FILE     IDX labels (integers 0..classes-1)\n"
+    "  --scale S              multiply pixel values 0..255 by S: 1/255 (the default)\n"
+    "                         gives [0, 1], 1 keeps raw values (what the model was\n"
+    "                         trained on: see docs/KERAS.md)\n"
     "  --class-names LIST     names for the classes, comma-separated (\"cat,dog\"), or\n"
     "                         fashion-mnist for the ten Fashion-MNIST names\n"
     "  --loss NAME            the loss to report for a model saved without one\n"
@@ -106,7 +110,7 @@ static int ensure_loss(const char *cmd, cnn_model *m, const char *loss_name)
 }
 
 static int evaluate(const char *cmd, cnn_model *m, const cnn_tensor *x, const cnn_tensor *labels,
-                    int batch, const cli_class_names *names)
+                    int batch, const cli_class_names *names, double scale)
 {
     int classes = cli_model_classes(m), units = cnn_model_output_shape(m).dims[0];
     cnn_compile_config cfg;
@@ -138,7 +142,10 @@ static int evaluate(const char *cmd, cnn_model *m, const cnn_tensor *x, const cn
         correct += t == p;
     }
     if (!rc) {
-        printf("Evaluated %lld images (loss %s)\n", (long long)n, cli_loss_name(cfg.loss));
+        char sc[32];
+        cli_format_scale(scale, sc, sizeof sc);
+        printf("Evaluated %lld images (loss %s; pixels 0..255 x %s)\n", (long long)n,
+               cli_loss_name(cfg.loss), sc);
         printf("loss: %.4f\naccuracy: %.4f (%lld/%lld correct)\n", loss, accuracy,
                (long long)correct, (long long)n);
         print_report(confusion, classes, names);
@@ -153,7 +160,7 @@ int cli_evaluate(int argc, char **argv)
 {
     const char *cmd = "evaluate";
     cli_data data = {0};
-    const char *class_names = NULL, *loss = NULL;
+    const char *class_names = NULL, *loss = NULL, *scale = NULL;
     int batch = 256, threads = 0;
     int64_t max_memory = 0;
     const cli_option opts[] = {
@@ -162,6 +169,7 @@ int cli_evaluate(int argc, char **argv)
         {"test-labels", CLI_OPT_STRING, &data.test_labels, 0, 0, NULL},
         {"class-names", CLI_OPT_STRING, &class_names, 0, 0, NULL},
         {"loss", CLI_OPT_STRING, &loss, 0, 0, NULL},
+        {"scale", CLI_OPT_STRING, &scale, 0, 0, NULL},
         {"batch-size", CLI_OPT_INT, &batch, 1, 1 << 30, NULL},
         {"threads", CLI_OPT_INT, &threads, 0, 1024, NULL},
         {"max-memory", CLI_OPT_BYTES, &max_memory, 0, 0, NULL},
@@ -171,7 +179,8 @@ int cli_evaluate(int argc, char **argv)
     int npos, rc = cli_parse(cmd, help, argc - 2, argv + 2, opts, 1, 1, pos, &npos);
     if (rc)
         return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
-    if ((rc = cli_data_check(cmd, &data, false, true)))
+    if ((rc = cli_data_check(cmd, &data, false, true))
+        || (scale && (rc = cli_parse_scale(cmd, scale, &data.scale))))
         return rc;
     if (loss && !cli_loss_from_name(loss))
         return cli_usage_error(cmd, "--loss: expected sparse_categorical_crossentropy,"
@@ -201,7 +210,7 @@ int cli_evaluate(int argc, char **argv)
     if ((rc = ensure_loss(cmd, m, loss))
         || (rc = cli_data_load(cmd, &data, NULL, NULL, &x, &labels)))
         goto done;
-    rc = evaluate(cmd, m, x, labels, batch, &names);
+    rc = evaluate(cmd, m, x, labels, batch, &names, data.scale);
 done:
     cnn_tensor_free(x);
     cnn_tensor_free(labels);

@@ -21,11 +21,14 @@ static bool looks_like_idx(const char *path)
     return yes;
 }
 
-static void invert(cnn_tensor *x)
+/* Pixels in [0, 1] (as cnn_image_load gives them) to the model's scale:
+ * 0..255 times scale (0 = 1/255: unchanged), inverted first if asked. */
+static void to_scale(cnn_tensor *x, bool inverted, double scale)
 {
+    const float factor = scale == 0 ? 1.0f : (float)(scale * 255.0);
     int64_t n = cnn_tensor_size(x);
     for (int64_t i = 0; i < n; i++)
-        x->data[i] = 1.0f - x->data[i];
+        x->data[i] = (inverted ? 1.0f - x->data[i] : x->data[i]) * factor;
 }
 
 static int mismatch(const char *cmd, cnn_shape want, const char *path, const cnn_tensor *x,
@@ -68,7 +71,7 @@ static int load_idx(const char *cmd, cnn_shape want, const char *path,
                     const cli_input_options *o, cnn_tensor **out, int64_t *first)
 {
     cnn_tensor *all = NULL;
-    int rc = cli_load_idx_images(cmd, path, &all);
+    int rc = cli_load_idx_images(cmd, path, o->scale, &all);
     if (rc)
         return rc;
     *first = 0;
@@ -143,9 +146,16 @@ int cli_input_load(const char *cmd, const cnn_model *m, const char *path,
     if (want.rank != 3)
         return cli_failf(cmd, "the model takes flat vectors of %d features, not images",
                          want.dims[0]);
-    int rc = looks_like_idx(path) ? load_idx(cmd, want, path, o, out, first)
-                                  : load_image(cmd, want, path, o, out);
-    if (rc == CLI_OK && o->invert)
-        invert(*out);
+    bool idx = looks_like_idx(path);
+    int rc = idx ? load_idx(cmd, want, path, o, out, first) : load_image(cmd, want, path, o, out);
+    if (rc == CLI_OK && idx && o->invert) {
+        /* already scaled: the brightest value is 255 times the scale */
+        const float top = o->scale == 0 ? 1.0f : (float)(255.0 * o->scale);
+        int64_t n = cnn_tensor_size(*out);
+        for (int64_t i = 0; i < n; i++)
+            (*out)->data[i] = top - (*out)->data[i];
+    } else if (rc == CLI_OK && !idx && (o->invert || o->scale != 0)) {
+        to_scale(*out, o->invert, o->scale);
+    }
     return rc;
 }

@@ -27,7 +27,8 @@ static void usage(FILE *out)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].what);
     fputs("\n"
           "MODEL is a description (one layer per line, or Keras model.to_json();\n"
-          "see docs/DESCRIPTION_FORMAT.md) or a model saved by 'cnn train --save' (.cnn).\n"
+          "see docs/DESCRIPTION_FORMAT.md), a model saved by 'cnn train --save' (.cnn),\n"
+          "or a Keras model file, .h5 or .keras (see docs/KERAS.md).\n"
           "Run 'cnn COMMAND --help' for a command's options; docs/CLI.md has examples.\n"
           "\n"
           "Exit status:\n"

@@ -1,4 +1,5 @@
-/* Opening MODEL: a description (text or Keras JSON) or a saved .cnn file. */
+/* Opening MODEL: a description (text or Keras JSON), a saved .cnn file or a
+ * Keras .h5/.keras file; saving by extension. */
 #include <stdio.h>
 #include <string.h>
 
@@ -29,6 +30,8 @@ int cli_model_open(const char *cmd, const char *path, uint64_t seed, int64_t max
     cnn_status st;
     if (cli_is_model_file(path)) {
         st = cnn_model_load(path, &m);
+    } else if (cli_is_keras_file(path)) {
+        st = cnn_model_load_keras(path, &m, NULL);
     } else {
         st = cnn_model_from_description(path, &m);
         if (st == CNN_OK)
@@ -78,4 +81,72 @@ int cli_model_same(const char *cmd, const cnn_model *a, const char *a_name, cons
                              cnn_model_layer_name(b, i), cnn_model_layer_type(b, i), sb, b_name);
     }
     return CLI_OK;
+}
+
+bool cli_is_keras_file(const char *path)
+{
+    static const unsigned char hdf5[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    unsigned char b[8];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    bool yes = fread(b, 1, sizeof b, f) == sizeof b
+            && (memcmp(b, hdf5, sizeof b) == 0
+                || (b[0] == 'P' && b[1] == 'K' && b[2] == 3 && b[3] == 4));
+    fclose(f);
+    return yes;
+}
+
+int cli_model_open_keras(const char *cmd, const char *path, uint64_t seed, int64_t max_memory,
+                         int threads, cnn_model **out, cnn_keras_info *keras)
+{
+    if (keras)
+        *keras = (cnn_keras_info){0};
+    if (!cli_is_keras_file(path))
+        return cli_model_open(cmd, path, seed, max_memory, threads, out);
+    *out = NULL;
+    cnn_model *m = NULL;
+    cnn_status st = cnn_model_load_keras(path, &m, keras);
+    if (st == CNN_OK)
+        st = cnn_model_set_max_memory(m, max_memory);
+    if (st == CNN_OK)
+        st = cnn_model_set_threads(m, threads);
+    if (st) {
+        cnn_model_free(m);
+        return cli_fail(cmd);
+    }
+    *out = m;
+    return CLI_OK;
+}
+
+void cli_keras_describe(const char *path, const cnn_keras_info *k)
+{
+    if (!k || !k->format)
+        return;
+    printf("Keras model %s (%s file%s%s)", path, k->format == CNN_KERAS_ZIP ? ".keras" : ".h5",
+           k->keras_version[0] ? " written by Keras " : "", k->keras_version);
+    if (k->compiled)
+        printf(": compiled with its training config%s\n",
+               k->optimizer_state ? " and Adam's saved state" : "");
+    else if (k->has_training_config)
+        printf(": its training config is not used: %s\n", k->not_compiled);
+    else
+        printf(": no training config\n");
+    if (k->compiled && !k->optimizer_state && k->not_restored[0])
+        printf("Fresh optimizer state: %s\n", k->not_restored);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+cnn_status cli_model_save(cnn_model *m, const char *path)
+{
+    if (ends_with(path, ".keras"))
+        return cnn_model_save_keras(m, path);
+    if (ends_with(path, ".h5") || ends_with(path, ".hdf5"))
+        return cnn_model_save_keras_h5(m, path);
+    return cnn_model_save(m, path);
 }

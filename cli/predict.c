@@ -10,8 +10,9 @@ static const char help[] =
     "Usage: cnn predict MODEL IMAGE... [options]\n"
     "\n"
     "Prints the most probable classes of each IMAGE with their probabilities.\n"
-    "An IMAGE is a PNG, JPEG, BMP, PGM/PPM, TGA or GIF file (pixels scaled to\n"
-    "[0, 1]) or an IDX file of images (all of them, or one with --index).\n"
+    "MODEL is a .cnn, Keras .h5 or .keras file (or a description). An IMAGE is a\n"
+    "PNG, JPEG, BMP, PGM/PPM, TGA or GIF file or an IDX file of images (all of\n"
+    "them, or one with --index); pixel values 0..255 are multiplied by --scale.\n"
     "An image must have the model's size and channels, unless --resize is given.\n"
     "\n"
     "Options:\n"
@@ -19,8 +20,10 @@ static const char help[] =
     "  --index I            for IDX files: only image I (0-based)\n"
     "  --resize             fit images to the model: bilinear resize and\n"
     "                       conversion to its channels (grey or RGB)\n"
-    "  --invert             use 1 - pixel (dark digits on white paper vs MNIST's\n"
+    "  --invert             use 255 - pixel (dark digits on white paper vs MNIST's\n"
     "                       white on black)\n"
+    "  --scale S            multiply pixel values 0..255 by S: 1/255 (the default)\n"
+    "                       gives [0, 1], 1 keeps raw values (see docs/KERAS.md)\n"
     "  --class-names LIST   names for the classes, comma-separated, or fashion-mnist\n"
     "  --batch-size B       images per forward pass for IDX files (default 256)\n"
     "  --threads T          worker threads (default 0: all cores)\n"
@@ -112,7 +115,7 @@ int cli_predict(int argc, char **argv)
 {
     const char *cmd = "predict";
     cli_input_options in = {.index = -1};
-    const char *class_names = NULL;
+    const char *class_names = NULL, *scale = NULL;
     int top = 3, batch = 256, threads = 0, index = -1;
     int64_t max_memory = 0;
     const cli_option opts[] = {
@@ -120,6 +123,7 @@ int cli_predict(int argc, char **argv)
         {"index", CLI_OPT_INT, &index, 0, 2147483647.0, NULL},
         {"resize", CLI_OPT_FLAG, &in.resize, 0, 0, NULL},
         {"invert", CLI_OPT_FLAG, &in.invert, 0, 0, NULL},
+        {"scale", CLI_OPT_STRING, &scale, 0, 0, NULL},
         {"class-names", CLI_OPT_STRING, &class_names, 0, 0, NULL},
         {"batch-size", CLI_OPT_INT, &batch, 1, 1 << 30, NULL},
         {"threads", CLI_OPT_INT, &threads, 0, 1024, NULL},
@@ -135,6 +139,10 @@ int cli_predict(int argc, char **argv)
         return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
     }
     in.index = index;
+    if (scale && (rc = cli_parse_scale(cmd, scale, &in.scale))) {
+        free(pos);
+        return rc;
+    }
     cli_class_names names;
     cnn_model *m = NULL;
     if ((rc = cli_class_names_parse(cmd, class_names, &names))
@@ -150,6 +158,9 @@ int cli_predict(int argc, char **argv)
                              names.count, classes);
         goto done;
     }
+    char sc[32];
+    cli_format_scale(in.scale, sc, sizeof sc);
+    printf("Pixels 0..255 x %s%s\n", sc, in.invert ? ", inverted" : "");
     for (int i = 1; i < npos; i++)
         if (predict_file(cmd, m, pos[i], &in, top, batch, &names))
             rc = CLI_FAILURE;

@@ -10,14 +10,18 @@
 #include "cli.h"
 
 static const char help[] =
-    "Usage: cnn train MODEL (--data DIR | --train-images FILE --train-labels FILE)\n"
-    "                 [options]\n"
+    "Usage: cnn train (MODEL | --from FILE) (--data DIR | --train-images FILE\n"
+    "                 --train-labels FILE) [options]\n"
     "\n"
-    "Trains MODEL, a description (fresh weights) or a saved .cnn model (continues\n"
-    "training it), with the Keras progress bar, and saves it with --save.\n"
+    "Trains MODEL, a description (fresh weights), a saved .cnn model or a Keras\n"
+    "model file, .h5 or .keras (continues training it; --from FILE says the same),\n"
+    "with the Keras progress bar, and saves it with --save.\n"
     "\n"
     "Data (IDX files, plain or .gz; pixels are scaled to [0, 1] and given a channel\n"
     "axis, as for MNIST):\n"
+    "  --scale S                multiply pixel values 0..255 by S instead of 1/255:\n"
+    "                           1 keeps raw values (what some Keras models expect,\n"
+    "                           see docs/KERAS.md)\n"
     "  --data DIR               the MNIST layout: train-images-idx3-ubyte[.gz],\n"
     "                           train-labels-idx1-ubyte[.gz], t10k-images-...,\n"
     "                           t10k-labels-...\n"
@@ -45,12 +49,43 @@ static const char help[] =
     "                           --threads give the same weights\n"
     "  --threads T              worker threads (default 0: all cores)\n"
     "  --max-memory BYTES       the memory budget (default 4G; suffixes K, M, G)\n"
+    "  --clipnorm X             clip each weight's gradient to L2 norm X (Keras clipnorm)\n"
+    "  --global-clipnorm X      clip all gradients together to joint norm X\n"
     "\n"
     "A saved model that was compiled keeps its loss, optimizer and optimizer state;\n"
-    "giving --optimizer, --lr, --momentum or --loss compiles it anew (fresh state).\n"
+    "giving --optimizer, --lr, --momentum, --loss or a clipping option compiles it\n"
+    "anew (fresh state). L2 weight decay is a layer argument in the description:\n"
+    "kernel_regularizer=l2(0.0005).\n"
+    "\n"
+    "Learning-rate schedule (over optimizer steps, so resumed runs continue it):\n"
+    "  --lr-schedule NAME       step (times --lr-decay-rate every --lr-decay-epochs),\n"
+    "                           exponential (the same, smoothly), or cosine (down to\n"
+    "                           --lr-alpha times the rate at the end of --epochs)\n"
+    "  --lr-decay-rate F        step, exponential: the factor per period\n"
+    "  --lr-decay-epochs E      step, exponential: the period in epochs (default 1)\n"
+    "  --lr-alpha A             cosine: the final fraction of the rate (default 0)\n"
+    "\n"
+    "Callbacks (Keras's, at the end of every epoch):\n"
+    "  --monitor NAME           val_loss, val_accuracy, loss or accuracy (default\n"
+    "                           val_loss with validation data, else loss)\n"
+    "  --early-stopping P       EarlyStopping: stop after P epochs without improvement\n"
+    "  --min-delta X            EarlyStopping: the smallest change that counts\n"
+    "  --restore-best-weights   EarlyStopping: put back the best epoch's weights\n"
+    "  --save-best FILE         ModelCheckpoint(save_best_only): save the model to FILE\n"
+    "                           after every epoch that improves the monitored value\n"
+    "  --reduce-lr-on-plateau P ReduceLROnPlateau: multiply the rate by\n"
+    "                           --reduce-lr-factor (default 0.1) after P epochs\n"
+    "                           without improvement, down to --min-lr (default 0)\n"
+    "  (TerminateOnNaN is always on: a NaN loss stops training before its update.)\n"
+    "\n"
+    "Augmentation of the training images, per batch, seeded by --seed:\n"
+    "  --augment-flip           mirror half of the images left-right\n"
+    "  --augment-shift N        shift each image by up to N pixels (zero fill)\n"
+    "  --augment-rotation DEG   rotate each image by up to DEG degrees\n"
     "\n"
     "Output:\n"
-    "  --save FILE              save the trained model (a .cnn file)\n"
+    "  --save FILE              save the trained model: FILE.keras as Keras 3 saves\n"
+    "                           it, FILE.h5 as legacy Keras, else a .cnn file\n"
     "  --checkpoint FILE        where to save a checkpoint after every epoch and\n"
     "                           on Ctrl-C (default: NAME.ckpt.cnn for --save\n"
     "                           NAME.cnn, else cnn-train.ckpt.cnn); it is kept\n"
@@ -71,10 +106,25 @@ typedef struct train_opts {
     cli_data data;
     int epochs, batch_size, threads;
     const char *optimizer, *loss, *save, *checkpoint, *resume, *history, *plot;
-    double lr, momentum, validation_split;
-    bool lr_given, momentum_given, validate_on_test;
+    const char *from, *scale; /* --from FILE (= MODEL), --scale as given */
+    double lr, momentum, validation_split, clipnorm, global_clipnorm;
+    bool lr_given, momentum_given, validate_on_test, clipnorm_given, global_clipnorm_given;
     uint64_t seed;
     int64_t max_memory;
+    /* schedule */
+    const char *lr_schedule;
+    double lr_decay_rate, lr_decay_epochs, lr_alpha;
+    bool lr_decay_rate_given;
+    /* callbacks */
+    const char *monitor, *save_best;
+    int early_stopping, reduce_lr;
+    bool early_stopping_given, reduce_lr_given, restore_best_weights;
+    double min_delta, reduce_lr_factor, min_lr;
+    bool reduce_lr_factor_given;
+    /* augmentation */
+    bool augment_flip;
+    int augment_shift;
+    double augment_rotation;
 } train_opts;
 
 /* What the progress callback needs; it runs inside cnn_model_fit. */
@@ -87,6 +137,7 @@ typedef struct train_run {
     int64_t steps;        /* steps per epoch */
     int failed;           /* an exit code when a checkpoint or file could not be written */
     int checkpoint_epoch; /* the epoch of the last checkpoint written, 0 if none */
+    float base_lr;        /* the optimizer's rate after the last epoch (ReduceLROnPlateau) */
 } train_run;
 
 static void default_checkpoint(const char *save, char *buf, size_t cap)
@@ -108,6 +159,13 @@ static bool on_progress(const cnn_progress *p, void *user)
     if (p->event == CNN_PROGRESS_BATCH_END)
         r->steps_done++;
     if (p->event == CNN_PROGRESS_EPOCH_END) {
+        cnn_compile_config cfg;
+        if (cnn_model_compile_config(r->m, &cfg) == CNN_OK) {
+            if (r->base_lr > 0 && cfg.optimizer.learning_rate < r->base_lr)
+                printf("Epoch %d: ReduceLROnPlateau reducing learning rate to %g.\n", p->epoch,
+                       (double)cfg.optimizer.learning_rate);
+            r->base_lr = cfg.optimizer.learning_rate;
+        }
         if (cnn_model_save(r->m, r->o->checkpoint)) {
             r->failed = cli_fail(r->cmd);
             return false;
@@ -142,7 +200,113 @@ static int check_options(const char *cmd, const train_opts *o)
         return cli_usage_error(cmd, "--momentum applies to sgd and rmsprop, not adam");
     if (o->validate_on_test && o->validation_split > 0)
         return cli_usage_error(cmd, "give --validation-split or --validate-on-test, not both");
+    if (o->clipnorm_given && o->global_clipnorm_given)
+        return cli_usage_error(cmd, "give --clipnorm or --global-clipnorm, not both");
+    if (o->monitor && cnn_monitor_from_name(o->monitor) < 0)
+        return cli_usage_error(cmd, "--monitor: expected val_loss, val_accuracy, loss or"
+                               " accuracy, got '%s'", o->monitor);
+    bool validation = o->validate_on_test || o->validation_split > 0;
+    if (o->monitor && !validation && strncmp(o->monitor, "val_", 4) == 0)
+        return cli_usage_error(cmd, "--monitor %s needs validation data: give"
+                               " --validation-split or --validate-on-test", o->monitor);
+    if (o->monitor && !o->early_stopping_given && !o->reduce_lr_given && !o->save_best)
+        return cli_usage_error(cmd, "--monitor applies to --early-stopping,"
+                               " --reduce-lr-on-plateau and --save-best; give one of them");
+    if ((o->restore_best_weights || o->min_delta > 0) && !o->early_stopping_given)
+        return cli_usage_error(cmd, "--restore-best-weights and --min-delta apply to"
+                               " --early-stopping");
+    if ((o->reduce_lr_factor_given || o->min_lr > 0) && !o->reduce_lr_given)
+        return cli_usage_error(cmd, "--reduce-lr-factor and --min-lr apply to"
+                               " --reduce-lr-on-plateau");
+    if (o->lr_schedule && strcmp(o->lr_schedule, "step") != 0
+        && strcmp(o->lr_schedule, "exponential") != 0 && strcmp(o->lr_schedule, "cosine") != 0)
+        return cli_usage_error(cmd, "--lr-schedule: expected step, exponential or cosine, got"
+                               " '%s'", o->lr_schedule);
+    bool decays = o->lr_schedule && strcmp(o->lr_schedule, "cosine") != 0;
+    if (decays && !o->lr_decay_rate_given)
+        return cli_usage_error(cmd, "--lr-schedule %s needs --lr-decay-rate (the factor per"
+                               " --lr-decay-epochs)", o->lr_schedule);
+    if (!decays && (o->lr_decay_rate_given || o->lr_decay_epochs > 0))
+        return cli_usage_error(cmd, "--lr-decay-rate and --lr-decay-epochs apply to"
+                               " --lr-schedule step or exponential");
+    if (o->lr_alpha > 0 && !(o->lr_schedule && strcmp(o->lr_schedule, "cosine") == 0))
+        return cli_usage_error(cmd, "--lr-alpha applies to --lr-schedule cosine");
     return CLI_OK;
+}
+
+/* The fit settings the callback, schedule and augmentation options ask for. */
+static void training_tools(const train_opts *o, bool validation, int64_t steps_per_epoch,
+                           cnn_fit_config *fit)
+{
+    cnn_monitor monitor = o->monitor ? (cnn_monitor)cnn_monitor_from_name(o->monitor)
+                          : validation ? CNN_MONITOR_VAL_LOSS
+                                       : CNN_MONITOR_LOSS;
+    if (o->early_stopping_given)
+        fit->callbacks.early_stopping = cnn_early_stopping(
+            .monitor = monitor, .patience = o->early_stopping, .min_delta = (float)o->min_delta,
+            .restore_best_weights = o->restore_best_weights);
+    if (o->save_best)
+        fit->callbacks.model_checkpoint = cnn_model_checkpoint(
+            .path = o->save_best, .monitor = monitor, .save_best_only = true);
+    if (o->reduce_lr_given)
+        fit->callbacks.reduce_lr_on_plateau = cnn_reduce_lr_on_plateau(
+            .monitor = monitor, .patience = o->reduce_lr,
+            .factor = (float)(o->reduce_lr_factor_given ? o->reduce_lr_factor : 0.1),
+            .min_lr = (float)o->min_lr);
+    if (o->lr_schedule) {
+        double epochs = o->lr_decay_epochs > 0 ? o->lr_decay_epochs : 1;
+        int64_t period = (int64_t)llround(epochs * (double)steps_per_epoch);
+        fit->lr_schedule = (cnn_lr_schedule){
+            .kind = !strcmp(o->lr_schedule, "step")          ? CNN_LR_STEP
+                    : !strcmp(o->lr_schedule, "exponential") ? CNN_LR_EXPONENTIAL
+                                                             : CNN_LR_COSINE,
+            .decay_steps = fit->lr_schedule.kind == CNN_LR_COSINE ? 0 : period,
+            .decay_rate = (float)o->lr_decay_rate, .alpha = (float)o->lr_alpha};
+        if (fit->lr_schedule.kind == CNN_LR_COSINE)
+            fit->lr_schedule.decay_steps = 0;
+        else if (fit->lr_schedule.decay_steps < 1)
+            fit->lr_schedule.decay_steps = 1;
+    }
+    fit->augmentation = (cnn_augmentation){.horizontal_flip = o->augment_flip,
+                                           .max_shift = o->augment_shift,
+                                           .max_rotation = (float)o->augment_rotation};
+}
+
+/* One line per training tool in use. */
+static void print_tools(const cnn_fit_config *f)
+{
+    const cnn_callbacks *c = &f->callbacks;
+    if (c->early_stopping.enabled)
+        printf("EarlyStopping: monitor %s, patience %d%s\n",
+               cnn_monitor_name(c->early_stopping.monitor), c->early_stopping.patience,
+               c->early_stopping.restore_best_weights ? ", restore_best_weights" : "");
+    if (c->model_checkpoint.path)
+        printf("ModelCheckpoint: %s when %s improves\n", c->model_checkpoint.path,
+               cnn_monitor_name(c->model_checkpoint.monitor));
+    if (c->reduce_lr_on_plateau.enabled)
+        printf("ReduceLROnPlateau: monitor %s, patience %d, factor %g, min_lr %g\n",
+               cnn_monitor_name(c->reduce_lr_on_plateau.monitor),
+               c->reduce_lr_on_plateau.patience, (double)c->reduce_lr_on_plateau.factor,
+               (double)c->reduce_lr_on_plateau.min_lr);
+    const cnn_lr_schedule *s = &f->lr_schedule;
+    if (s->kind == CNN_LR_COSINE)
+        printf("Learning rate: cosine decay to %g of the initial rate\n", (double)s->alpha);
+    else if (s->kind != CNN_LR_CONSTANT)
+        printf("Learning rate: %s decay by %g every %lld steps\n",
+               s->kind == CNN_LR_STEP ? "step" : "exponential", (double)s->decay_rate,
+               (long long)s->decay_steps);
+    const cnn_augmentation *a = &f->augmentation;
+    if (!a->horizontal_flip && !a->max_shift && !(a->max_rotation > 0))
+        return;
+    printf("Augmentation:");
+    const char *sep = " ";
+    if (a->horizontal_flip)
+        printf("%shorizontal flips", sep), sep = ", ";
+    if (a->max_shift)
+        printf("%sshifts of up to %d pixels", sep, a->max_shift), sep = ", ";
+    if (a->max_rotation > 0)
+        printf("%srotations of up to %g degrees", sep, (double)a->max_rotation);
+    putchar('\n');
 }
 
 /* Loads the model to train: the checkpoint for --resume, else MODEL. */
@@ -151,8 +315,14 @@ static int open_model(const char *cmd, const train_opts *o, const char *model_pa
 {
     *initial_epoch = 0;
     *initial_step = 0;
-    if (!o->resume)
-        return cli_model_open(cmd, model_path, o->seed, o->max_memory, o->threads, m);
+    if (!o->resume) {
+        cnn_keras_info keras;
+        int rc = cli_model_open_keras(cmd, model_path, o->seed, o->max_memory, o->threads, m,
+                                      &keras);
+        if (rc == CLI_OK)
+            cli_keras_describe(model_path, &keras);
+        return rc;
+    }
     int rc = cli_model_open(cmd, o->resume, o->seed, o->max_memory, o->threads, m);
     cnn_model *described = NULL;
     if (rc == CLI_OK)
@@ -192,7 +362,7 @@ static int interrupted(train_run *r, int argc, char **argv)
         return CLI_INTERRUPTED;
     }
     if (epoch >= o->epochs) {
-        if (o->save && cnn_model_save(r->m, o->save))
+        if (o->save && cli_model_save(r->m, o->save))
             return cli_fail(r->cmd);
         fprintf(stderr, "cnn train: interrupted after the last epoch%s%s\n",
                 o->save ? "; the model is saved to " : "", o->save ? o->save : "");
@@ -250,6 +420,9 @@ static void print_plan(const train_opts *o, const cnn_model *m, const cnn_tensor
     if (o->resume)
         printf("Resuming from %s at epoch %d, step %lld\n", o->resume, initial_epoch + 1,
                (long long)initial_step);
+    char scale[32];
+    cli_format_scale(o->data.scale, scale, sizeof scale);
+    printf("Pixels 0..255 x %s\n", scale);
     printf("Checkpoints: %s (after every epoch and on Ctrl-C)\n", o->checkpoint);
 }
 
@@ -271,9 +444,15 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
         cnn_compile_config cfg;
         cnn_model_compile_config(m, &cfg);
         loss = cfg.loss;
-    } else if ((rc = cli_compile(cmd, m, &(cli_compile_options){o->optimizer, o->loss, o->lr,
-                                                               o->momentum, o->lr_given,
-                                                               o->momentum_given},
+    } else if ((rc = cli_compile(cmd, m,
+                                 &(cli_compile_options){
+                                     .optimizer = o->optimizer, .loss = o->loss, .lr = o->lr,
+                                     .momentum = o->momentum, .clipnorm = o->clipnorm,
+                                     .global_clipnorm = o->global_clipnorm,
+                                     .lr_given = o->lr_given,
+                                     .momentum_given = o->momentum_given,
+                                     .clipnorm_given = o->clipnorm_given,
+                                     .global_clipnorm_given = o->global_clipnorm_given},
                                  &loss))) {
         goto done;
     }
@@ -296,7 +475,21 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
                                  .progress = on_progress, .progress_user = &r);
     if (!fit.seed)
         fit.seed = 1;
-    cnn_status st = cnn_model_fit(m, x, y, fit, NULL);
+    int64_t n_train = x->dims[0];
+    if (o->validation_split > 0)
+        n_train = (int64_t)floor((double)n_train * (1.0 - o->validation_split));
+    int64_t batch = o->batch_size < n_train ? o->batch_size : n_train;
+    training_tools(o, o->validate_on_test || o->validation_split > 0,
+                   n_train > 0 ? (n_train + batch - 1) / batch : 1, &fit);
+    print_tools(&fit);
+    cnn_history *h = NULL;
+    cnn_status st = cnn_model_fit(m, x, y, fit, &h);
+    if (st == CNN_OK && h && h->stopped_epoch) {
+        printf("Epoch %d: early stopping\n", h->stopped_epoch);
+        if (h->restored_epoch)
+            printf("Restored the weights of the best epoch: %d.\n", h->restored_epoch);
+    }
+    cnn_history_free(h);
     cli_interrupt_restore();
     if (isatty(STDOUT_FILENO) && st)
         putchar('\n'); /* end a progress bar drawn in place */
@@ -310,7 +503,7 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
         if (r.checkpoint_epoch)
             fprintf(stderr, "cnn train: the checkpoint after epoch %d is in %s\n",
                     r.checkpoint_epoch, o->checkpoint);
-    } else if (o->save && cnn_model_save(m, o->save)) {
+    } else if (o->save && cli_model_save(m, o->save)) {
         rc = cli_fail(cmd);
     } else {
         if (o->save)
@@ -360,12 +553,40 @@ int cli_train(int argc, char **argv)
         {"resume", CLI_OPT_STRING, &o.resume, 0, 0, NULL},
         {"history", CLI_OPT_STRING, &o.history, 0, 0, NULL},
         {"plot", CLI_OPT_STRING, &o.plot, 0, 0, NULL},
+        {"clipnorm", CLI_OPT_REAL, &o.clipnorm, 1e-12, 1e12, &o.clipnorm_given},
+        {"global-clipnorm", CLI_OPT_REAL, &o.global_clipnorm, 1e-12, 1e12, &o.global_clipnorm_given},
+        {"lr-schedule", CLI_OPT_STRING, &o.lr_schedule, 0, 0, NULL},
+        {"lr-decay-rate", CLI_OPT_REAL, &o.lr_decay_rate, 1e-12, 1e6, &o.lr_decay_rate_given},
+        {"lr-decay-epochs", CLI_OPT_REAL, &o.lr_decay_epochs, 1e-6, 1e9, NULL},
+        {"lr-alpha", CLI_OPT_REAL, &o.lr_alpha, 0, 1, NULL},
+        {"monitor", CLI_OPT_STRING, &o.monitor, 0, 0, NULL},
+        {"early-stopping", CLI_OPT_INT, &o.early_stopping, 0, 1e9, &o.early_stopping_given},
+        {"min-delta", CLI_OPT_REAL, &o.min_delta, 0, 1e12, NULL},
+        {"restore-best-weights", CLI_OPT_FLAG, &o.restore_best_weights, 0, 0, NULL},
+        {"save-best", CLI_OPT_STRING, &o.save_best, 0, 0, NULL},
+        {"reduce-lr-on-plateau", CLI_OPT_INT, &o.reduce_lr, 1, 1e9, &o.reduce_lr_given},
+        {"reduce-lr-factor", CLI_OPT_REAL, &o.reduce_lr_factor, 1e-6, 0.999999,
+         &o.reduce_lr_factor_given},
+        {"min-lr", CLI_OPT_REAL, &o.min_lr, 0, 1e6, NULL},
+        {"augment-flip", CLI_OPT_FLAG, &o.augment_flip, 0, 0, NULL},
+        {"augment-shift", CLI_OPT_INT, &o.augment_shift, 0, 1024, NULL},
+        {"augment-rotation", CLI_OPT_REAL, &o.augment_rotation, 0, 180, NULL},
+        {"from", CLI_OPT_STRING, &o.from, 0, 0, NULL},
+        {"scale", CLI_OPT_STRING, &o.scale, 0, 0, NULL},
         {NULL, 0, NULL, 0, 0, NULL},
     };
     const char *pos[1];
-    int npos, rc = cli_parse(cmd, help, argc - 2, argv + 2, opts, 1, 1, pos, &npos);
+    int npos, rc = cli_parse(cmd, help, argc - 2, argv + 2, opts, 0, 1, pos, &npos);
     if (rc)
         return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
+    if (o.from && npos)
+        return cli_usage_error(cmd, "give MODEL or --from FILE, not both");
+    if (!npos && !o.from)
+        return cli_usage_error(cmd, "missing MODEL (or --from FILE)");
+    if (o.from)
+        pos[0] = o.from;
+    if (o.scale && (rc = cli_parse_scale(cmd, o.scale, &o.data.scale)))
+        return rc;
     if ((rc = check_options(cmd, &o)))
         return rc;
     char checkpoint[4096];

@@ -16,6 +16,7 @@
  *   cnn_model_add_conv2d(m, cnn_conv2d(.filters = 32, .kernel_size = {5, 5},
  *                                      .padding = CNN_PADDING_SAME,
  *                                      .activation = CNN_ACTIVATION_RELU));
+ *   cnn_model_add_batch_normalization(m, cnn_batch_normalization());
  *   cnn_model_add_max_pooling2d(m, cnn_pool2d(.pool_size = {2, 2}));
  *   cnn_model_add_flatten(m, cnn_flatten());
  *   cnn_model_add_dense(m, cnn_dense(.units = 10, .activation = CNN_ACTIVATION_SOFTMAX));
@@ -26,6 +27,10 @@
  *   cnn_history *h = NULL;
  *   cnn_model_fit(m, x, y, cnn_fit(.epochs = 5, .batch_size = 64,
  *                                  .validation_split = 0.1f,
+ *                                  .callbacks = {.early_stopping = cnn_early_stopping(
+ *                                      .patience = 2, .restore_best_weights = true)},
+ *                                  .lr_schedule = {.kind = CNN_LR_COSINE},
+ *                                  .augmentation = {.horizontal_flip = true},
  *                                  .progress = cnn_progress_console,
  *                                  .progress_user = stdout), &h);
  *   cnn_history_free(h);
@@ -104,7 +109,10 @@ cnn_status cnn_tensor_slice(const cnn_tensor *t, int64_t start, int64_t count, c
 /* Reads an IDX file (MNIST / Fashion-MNIST format), plain or gzip-compressed
  * (detected from the content). Values are converted to float unchanged
  * (0..255 for pixels). Magic, rank, dimensions and file size are checked
- * before any allocation. */
+ * before any allocation; data whose floats would need more than
+ * CNN_DEFAULT_MAX_MEMORY is refused (CNN_ERR_NO_MEMORY). Float data must be
+ * finite: a NaN, an infinity or a float64 too large for float32 fails with
+ * CNN_ERR_NUMERIC, naming its index. */
 cnn_status cnn_dataset_load_idx(const char *path, cnn_tensor **out);
 /* Same, from memory (for fuzzing and embedded use); name is used in errors. */
 cnn_status cnn_dataset_load_idx_memory(const void *bytes, size_t size, const char *name,
@@ -161,6 +169,8 @@ typedef struct cnn_conv2d_config {
     int dilation_rate[2];   /* default (1, 1) */
     cnn_activation activation; /* default linear */
     bool no_bias;           /* Keras use_bias=False */
+    float kernel_l2;        /* kernel_regularizer=l2(kernel_l2): fit adds kernel_l2 *
+                               sum(kernel^2) to the loss; 0 = none */
     const char *name;       /* default: Keras auto-name conv2d, conv2d_1, ... */
 } cnn_conv2d_config;
 #define cnn_conv2d(...) ((cnn_conv2d_config){__VA_ARGS__})
@@ -169,6 +179,7 @@ typedef struct cnn_dense_config {
     int units;              /* required, > 0 */
     cnn_activation activation;
     bool no_bias;           /* Keras use_bias=False */
+    float kernel_l2;        /* kernel_regularizer=l2(kernel_l2), as for Conv2D */
     const char *name;
 } cnn_dense_config;
 #define cnn_dense(...) ((cnn_dense_config){__VA_ARGS__})
@@ -205,6 +216,110 @@ typedef struct cnn_global_pool2d_config {
 } cnn_global_pool2d_config;
 #define cnn_global_pool2d(...) ((cnn_global_pool2d_config){__VA_ARGS__})
 
+/* BatchNormalization over the last axis (Keras axis=-1), for rank 3 and
+ * rank 1 inputs. Training: y = gamma (x - mean) / sqrt(var + epsilon) + beta
+ * with the batch's mean and biased variance per channel (over batch, rows
+ * and cols), and moving = momentum * moving + (1 - momentum) * batch for
+ * both statistics (Keras's rule: the biased variance, no Bessel correction).
+ * Inference uses the moving mean and variance instead. Weights, in Keras's
+ * order: 0 gamma (ones), 1 beta (zeros), both trainable; 2 moving_mean
+ * (zeros), 3 moving_variance (ones), both non-trainable: 4 * channels
+ * parameters, half of them trainable. */
+typedef struct cnn_batch_normalization_config {
+    float momentum;         /* default 0.99, in (0, 1) */
+    float epsilon;          /* default 1e-3, > 0 */
+    const char *name;
+} cnn_batch_normalization_config;
+#define cnn_batch_normalization(...) ((cnn_batch_normalization_config){__VA_ARGS__})
+
+/* LeakyReLU: y = x if x >= 0, else negative_slope * x. The default is
+ * 0.3, the default of both Keras 2's LeakyReLU(alpha) and Keras 3's
+ * LeakyReLU(negative_slope) layer (0.2 is Keras 3's default only for the
+ * leaky_relu activation function). A slope of 0 is ReLU: use that. */
+typedef struct cnn_leaky_relu_config {
+    float negative_slope;   /* default 0.3, > 0 */
+    const char *name;
+} cnn_leaky_relu_config;
+#define cnn_leaky_relu(...) ((cnn_leaky_relu_config){__VA_ARGS__})
+
+/* ELU: y = x if x > 0, else alpha (exp(x) - 1). */
+typedef struct cnn_elu_config {
+    float alpha;            /* default 1.0, > 0 */
+    const char *name;
+} cnn_elu_config;
+#define cnn_elu(...) ((cnn_elu_config){__VA_ARGS__})
+
+/* The ReLU layer (Keras ReLU): y = min(x, max_value) for x >= threshold,
+ * else negative_slope * (x - threshold). max_value 6 is ReLU6. */
+typedef struct cnn_relu_config {
+    float max_value;        /* 0 = no cap (Keras None) */
+    float negative_slope;   /* default 0, >= 0 */
+    float threshold;        /* default 0 */
+    const char *name;
+} cnn_relu_config;
+#define cnn_relu(...) ((cnn_relu_config){__VA_ARGS__})
+
+/* ZeroPadding2D: (rows, cols, c) -> (top + rows + bottom, left + cols +
+ * right, c) with zeros around. */
+typedef struct cnn_zero_padding2d_config {
+    int padding[4];         /* top, bottom, left, right; all 0 = Keras's default 1 each */
+    const char *name;
+} cnn_zero_padding2d_config;
+#define cnn_zero_padding2d(...) ((cnn_zero_padding2d_config){__VA_ARGS__})
+
+/* Reshape to target_shape (rank 3 or 1, the same number of values; one
+ * dimension may be -1, inferred as in Keras). Data keep their order. */
+typedef struct cnn_reshape_config {
+    cnn_shape target_shape; /* required */
+    const char *name;
+} cnn_reshape_config;
+#define cnn_reshape(...) ((cnn_reshape_config){__VA_ARGS__})
+
+/* DepthwiseConv2D: each input channel c convolved with its own
+ * depth_multiplier filters; output channel c * depth_multiplier + k.
+ * Weights: 0 depthwise_kernel (kh, kw, in, depth_multiplier), 1 bias
+ * (in * depth_multiplier). Padding, strides and dilation as Conv2D. */
+typedef struct cnn_depthwise_conv2d_config {
+    int kernel_size[2];     /* required (h, w) */
+    int strides[2];         /* default (1, 1) */
+    cnn_padding padding;    /* default valid */
+    int depth_multiplier;   /* default 1 */
+    int dilation_rate[2];   /* default (1, 1) */
+    cnn_activation activation;
+    bool no_bias;           /* Keras use_bias=False */
+    float depthwise_l2;     /* depthwise_regularizer=l2(depthwise_l2); 0 = none */
+    const char *name;
+} cnn_depthwise_conv2d_config;
+#define cnn_depthwise_conv2d(...) ((cnn_depthwise_conv2d_config){__VA_ARGS__})
+
+/* SeparableConv2D: DepthwiseConv2D (no bias) then a 1x1 convolution to
+ * filters channels, + bias, activation. Weights: 0 depthwise_kernel (kh,
+ * kw, in, depth_multiplier), 1 pointwise_kernel (1, 1, in *
+ * depth_multiplier, filters), 2 bias (filters). */
+typedef struct cnn_separable_conv2d_config {
+    int filters;            /* required, > 0 */
+    int kernel_size[2];     /* required (h, w) */
+    int strides[2];         /* default (1, 1) */
+    cnn_padding padding;    /* default valid */
+    int depth_multiplier;   /* default 1 */
+    int dilation_rate[2];   /* default (1, 1) */
+    cnn_activation activation;
+    bool no_bias;           /* Keras use_bias=False */
+    float depthwise_l2, pointwise_l2; /* depthwise_/pointwise_regularizer=l2(...) */
+    const char *name;
+} cnn_separable_conv2d_config;
+#define cnn_separable_conv2d(...) ((cnn_separable_conv2d_config){__VA_ARGS__})
+
+/* Rescaling (Keras Rescaling): y = x * scale + offset, elementwise, so a
+ * model can carry its own input preprocessing (scale 1/255 takes raw pixels
+ * 0..255 to [0, 1]). No weights. */
+typedef struct cnn_rescaling_config {
+    float scale;            /* required: finite and not 0 */
+    float offset;           /* default 0 */
+    const char *name;
+} cnn_rescaling_config;
+#define cnn_rescaling(...) ((cnn_rescaling_config){__VA_ARGS__})
+
 /* Any layer's configuration, tagged by kind: what cnn_model_add takes and
  * cnn_model_layer_spec gives back (for saving, describing, copying models). */
 typedef enum cnn_layer_kind {
@@ -216,7 +331,16 @@ typedef enum cnn_layer_kind {
     CNN_LAYER_DROPOUT = 6,
     CNN_LAYER_FLATTEN = 7,
     CNN_LAYER_GLOBAL_AVERAGE_POOLING2D = 8,
-    CNN_LAYER_GLOBAL_MAX_POOLING2D = 9
+    CNN_LAYER_GLOBAL_MAX_POOLING2D = 9,
+    CNN_LAYER_BATCH_NORMALIZATION = 10,
+    CNN_LAYER_LEAKY_RELU = 11,
+    CNN_LAYER_ELU = 12,
+    CNN_LAYER_RELU = 13,
+    CNN_LAYER_ZERO_PADDING2D = 14,
+    CNN_LAYER_RESHAPE = 15,
+    CNN_LAYER_DEPTHWISE_CONV2D = 16,
+    CNN_LAYER_SEPARABLE_CONV2D = 17,
+    CNN_LAYER_RESCALING = 18
 } cnn_layer_kind;
 
 typedef struct cnn_layer_spec {
@@ -229,6 +353,15 @@ typedef struct cnn_layer_spec {
         cnn_dropout_config dropout;
         cnn_flatten_config flatten;
         cnn_global_pool2d_config global_pool2d; /* both global pooling kinds */
+        cnn_batch_normalization_config batch_normalization;
+        cnn_leaky_relu_config leaky_relu;
+        cnn_elu_config elu;
+        cnn_relu_config relu;
+        cnn_zero_padding2d_config zero_padding2d;
+        cnn_reshape_config reshape;
+        cnn_depthwise_conv2d_config depthwise_conv2d;
+        cnn_separable_conv2d_config separable_conv2d;
+        cnn_rescaling_config rescaling;
     } u;
 } cnn_layer_spec;
 
@@ -263,6 +396,15 @@ cnn_status cnn_model_add_dropout(cnn_model *m, cnn_dropout_config cfg);
 cnn_status cnn_model_add_flatten(cnn_model *m, cnn_flatten_config cfg);
 cnn_status cnn_model_add_global_average_pooling2d(cnn_model *m, cnn_global_pool2d_config cfg);
 cnn_status cnn_model_add_global_max_pooling2d(cnn_model *m, cnn_global_pool2d_config cfg);
+cnn_status cnn_model_add_batch_normalization(cnn_model *m, cnn_batch_normalization_config cfg);
+cnn_status cnn_model_add_leaky_relu(cnn_model *m, cnn_leaky_relu_config cfg);
+cnn_status cnn_model_add_elu(cnn_model *m, cnn_elu_config cfg);
+cnn_status cnn_model_add_relu(cnn_model *m, cnn_relu_config cfg);
+cnn_status cnn_model_add_zero_padding2d(cnn_model *m, cnn_zero_padding2d_config cfg);
+cnn_status cnn_model_add_reshape(cnn_model *m, cnn_reshape_config cfg);
+cnn_status cnn_model_add_depthwise_conv2d(cnn_model *m, cnn_depthwise_conv2d_config cfg);
+cnn_status cnn_model_add_separable_conv2d(cnn_model *m, cnn_separable_conv2d_config cfg);
+cnn_status cnn_model_add_rescaling(cnn_model *m, cnn_rescaling_config cfg);
 
 /* Introspection. */
 /* The layer's full configuration with defaults filled in (the name points
@@ -278,9 +420,13 @@ int64_t cnn_model_layer_param_count(const cnn_model *m, int index);
 int64_t cnn_model_param_count(const cnn_model *m);
 int64_t cnn_model_trainable_param_count(const cnn_model *m);
 
-/* A layer's weights: which = 0 kernel, 1 bias. Keras layouts: Conv2D kernel
- * (kh, kw, in, filters), Dense kernel (in, units). Returns a view into the
- * model (do not free) or NULL if the layer has no such weight. */
+/* A layer's weights in Keras's get_weights() order: which = 0 kernel, 1 bias
+ * for Conv2D and Dense (Keras layouts: Conv2D kernel (kh, kw, in, filters),
+ * Dense kernel (in, units)); see each config above for the other kinds
+ * (BatchNormalization: gamma, beta, moving_mean, moving_variance). At most
+ * CNN_MAX_LAYER_WEIGHTS per layer. Returns a view into the model (do not
+ * free) or NULL if the layer has no such weight. */
+#define CNN_MAX_LAYER_WEIGHTS 4
 float *cnn_model_layer_weights(cnn_model *m, int index, int which, int64_t *count);
 
 /* The classic Keras summary table. text_out receives a malloc'd string the
@@ -333,7 +479,11 @@ typedef enum cnn_optimizer_kind {
 
 /* Zero fields take Keras's defaults: SGD lr 0.01, momentum 0; Adam lr 0.001,
  * beta_1 0.9, beta_2 0.999, epsilon 1e-7; RMSprop lr 0.001, rho 0.9,
- * epsilon 1e-7. */
+ * epsilon 1e-7. Gradient clipping as Keras's optimizer arguments (0 = off;
+ * not both): clipnorm rescales each weight tensor's gradient whose L2 norm
+ * exceeds it to that norm; global_clipnorm rescales all gradients together
+ * when their joint norm exceeds it. The gradients clipped include the L2
+ * penalties' (kernel_l2), as the penalty is part of Keras's loss. */
 typedef struct cnn_optimizer {
     cnn_optimizer_kind kind;
     float learning_rate;
@@ -342,6 +492,7 @@ typedef struct cnn_optimizer {
     float beta_1, beta_2; /* Adam */
     float rho;       /* RMSprop */
     float epsilon;   /* Adam, RMSprop */
+    float clipnorm, global_clipnorm;
 } cnn_optimizer;
 #define cnn_sgd(...) ((cnn_optimizer){.kind = CNN_OPTIMIZER_SGD, __VA_ARGS__})
 #define cnn_adam(...) ((cnn_optimizer){.kind = CNN_OPTIMIZER_ADAM, __VA_ARGS__})
@@ -373,8 +524,11 @@ typedef struct cnn_progress {
     int epoch, epochs;      /* 1-based */
     int64_t step, steps;    /* batches done in this epoch, batches per epoch */
     double elapsed_seconds; /* since the epoch began */
-    double loss, accuracy;  /* running means over the epoch so far */
+    double loss, accuracy;  /* running means over the epoch so far (the loss
+                               includes the L2 penalties, as Keras's does) */
     double val_loss, val_accuracy; /* at EPOCH_END when validation is used */
+    double learning_rate;   /* of the last update (after the schedule); at
+                               EPOCH_END the rate the callbacks left */
 } cnn_progress;
 
 /* Return false to stop training (fit then returns CNN_ERR_INTERRUPTED after
@@ -385,6 +539,109 @@ typedef bool (*cnn_progress_fn)(const cnn_progress *p, void *user);
  * it redraws a Keras progress bar in place; otherwise it prints one line per
  * epoch. */
 bool cnn_progress_console(const cnn_progress *p, void *user);
+
+/* ---- Callbacks, learning-rate schedules and augmentation for fit ------------ */
+/* The value a callback watches, as Keras's monitor= names it. val_* need
+ * validation data. Losses improve downwards, accuracies upwards. */
+typedef enum cnn_monitor {
+    CNN_MONITOR_VAL_LOSS = 0, /* Keras's default */
+    CNN_MONITOR_VAL_ACCURACY = 1,
+    CNN_MONITOR_LOSS = 2,
+    CNN_MONITOR_ACCURACY = 3
+} cnn_monitor;
+/* "val_loss", ...; and back (-1 if unknown). */
+const char *cnn_monitor_name(cnn_monitor monitor);
+int cnn_monitor_from_name(const char *name);
+
+/* EarlyStopping: stop when the monitored value has not improved by more
+ * than min_delta for patience epochs; with restore_best_weights, the
+ * weights (all, moving statistics too) of the best epoch are put back when
+ * it stops (as Keras: not when the last epoch ends the run anyway). */
+typedef struct cnn_early_stopping_config {
+    bool enabled;
+    cnn_monitor monitor;
+    float min_delta;        /* default 0 */
+    int patience;           /* default 0: stop at the first epoch without improvement */
+    bool restore_best_weights;
+} cnn_early_stopping_config;
+#define cnn_early_stopping(...) ((cnn_early_stopping_config){.enabled = true, __VA_ARGS__})
+
+/* ModelCheckpoint: cnn_model_save to path after every epoch, or with
+ * save_best_only only after an epoch that improved the monitored value. */
+typedef struct cnn_model_checkpoint_config {
+    const char *path;       /* NULL = off */
+    cnn_monitor monitor;
+    bool save_best_only;
+} cnn_model_checkpoint_config;
+#define cnn_model_checkpoint(...) ((cnn_model_checkpoint_config){__VA_ARGS__})
+
+/* ReduceLROnPlateau: after patience epochs without an improvement of more
+ * than min_delta, learning_rate = max(learning_rate * factor, min_lr), then
+ * cooldown epochs of rest. The reduced rate is the optimizer's (saved with
+ * the model). */
+typedef struct cnn_reduce_lr_on_plateau_config {
+    bool enabled;
+    cnn_monitor monitor;
+    float factor;           /* default 0.1, in (0, 1) */
+    int patience;           /* default 10 */
+    float min_delta;        /* default 1e-4 */
+    int cooldown;           /* default 0 */
+    float min_lr;           /* default 0 */
+} cnn_reduce_lr_on_plateau_config;
+#define cnn_reduce_lr_on_plateau(...)                                             \
+    ((cnn_reduce_lr_on_plateau_config){.enabled = true, __VA_ARGS__})
+
+/* Keras's callbacks, run at the end of every epoch in this order:
+ * ReduceLROnPlateau, EarlyStopping, ModelCheckpoint. Their counters start
+ * afresh in every fit call (also when resuming), as in Keras. Keras's
+ * TerminateOnNaN is always on here: a NaN or infinite loss or gradient
+ * stops fit with CNN_ERR_NUMERIC before that step's update, so the weights
+ * stay those of the last good step. */
+typedef struct cnn_callbacks {
+    cnn_early_stopping_config early_stopping;
+    cnn_model_checkpoint_config model_checkpoint;
+    cnn_reduce_lr_on_plateau_config reduce_lr_on_plateau;
+} cnn_callbacks;
+
+/* Learning-rate schedules over the optimizer's step count t (updates before
+ * this one, saved with the model, so resumed runs follow the same rates),
+ * lr0 the optimizer's learning_rate:
+ *   step:        lr0 * decay_rate^floor(t / decay_steps)
+ *                (Keras ExponentialDecay(staircase=True))
+ *   exponential: lr0 * decay_rate^(t / decay_steps)  (Keras ExponentialDecay)
+ *   cosine:      lr0 * ((1 - alpha) (1 + cos(pi min(t, T) / T)) / 2 + alpha),
+ *                T = decay_steps, 0 = every step of this fit (Keras CosineDecay) */
+typedef enum cnn_lr_schedule_kind {
+    CNN_LR_CONSTANT = 0,
+    CNN_LR_STEP = 1,
+    CNN_LR_EXPONENTIAL = 2,
+    CNN_LR_COSINE = 3
+} cnn_lr_schedule_kind;
+typedef struct cnn_lr_schedule {
+    cnn_lr_schedule_kind kind;
+    int64_t decay_steps;    /* step, exponential: required >= 1 */
+    float decay_rate;       /* step, exponential: required, > 0 */
+    float alpha;            /* cosine: final rate as a fraction of lr0, in [0, 1] */
+} cnn_lr_schedule;
+/* The rate the schedule gives at step t (total_steps: for cosine with
+ * decay_steps 0). */
+double cnn_lr_schedule_rate(const cnn_lr_schedule *s, double lr0, int64_t t,
+                            int64_t total_steps);
+
+/* Data augmentation of images (rank 3 input), applied on the fly to each
+ * gathered training batch (the data set is never copied or changed):
+ * per image, a horizontal flip with probability 1/2 (Keras
+ * RandomFlip("horizontal")), a shift of up to max_shift pixels along each
+ * axis (pad with zeros + random crop), and a rotation by up to max_rotation
+ * degrees either way about the centre (bilinear, zero fill). Each image's
+ * draws depend only on (seed, epoch, step, position in the batch), so
+ * resumed runs see the same images. Validation data are not augmented. */
+typedef struct cnn_augmentation {
+    bool horizontal_flip;
+    int max_shift;          /* pixels, 0 = none */
+    float max_rotation;     /* degrees, 0 = none, at most 180 */
+    uint64_t seed;          /* 0 = derived from fit's seed */
+} cnn_augmentation;
 
 typedef struct cnn_fit_config {
     int epochs;                  /* default 1 */
@@ -398,6 +655,9 @@ typedef struct cnn_fit_config {
                                     (resuming from a mid-epoch checkpoint) */
     cnn_progress_fn progress;    /* NULL = silent */
     void *progress_user;
+    cnn_callbacks callbacks;
+    cnn_lr_schedule lr_schedule;
+    cnn_augmentation augmentation;
 } cnn_fit_config;
 #define cnn_fit(...) ((cnn_fit_config){__VA_ARGS__})
 
@@ -406,21 +666,27 @@ typedef struct cnn_fit_config {
 typedef struct cnn_history {
     int epochs, first_epoch;
     double *loss, *accuracy, *val_loss, *val_accuracy;
+    double *learning_rate;  /* per epoch: the rate the epoch's last update used */
+    int stopped_epoch;      /* EarlyStopping stopped after this epoch (0 = it did not) */
+    int restored_epoch;     /* the epoch whose weights it restored (0 = none) */
 } cnn_history;
 void cnn_history_free(cnn_history *h);
 
 /* Trains the model. history_out (may be NULL) receives the per-epoch
  * metrics, also when fit stops early; free it with cnn_history_free.
- * Each epoch's shuffling depends only on (seed, epoch) and dropout masks on
- * (seed, optimizer step), so a resumed run (initial_epoch/initial_step from
- * cnn_model_training_position of a saved model) gives the same weights as
- * an uninterrupted one. */
+ * Each epoch's shuffling depends only on (seed, epoch), dropout masks on
+ * (seed, optimizer step), augmentation on (seed, epoch, step) and the
+ * learning-rate schedule on the optimizer step, so a resumed run
+ * (initial_epoch/initial_step from cnn_model_training_position of a saved
+ * model) gives the same weights as an uninterrupted one. A run that
+ * EarlyStopping ends returns CNN_OK (see history->stopped_epoch). */
 cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
                          cnn_fit_config cfg, cnn_history **history_out);
 /* Epochs completed and steps done in the next epoch by fit so far (saved in
  * the model file, for resuming). */
 void cnn_model_training_position(const cnn_model *m, int *epoch, int64_t *step);
-/* Mean loss and accuracy over (x, y) in inference mode. batch_size 0 = 32. */
+/* Mean loss and accuracy over (x, y) in inference mode; the loss includes
+ * the L2 penalties (kernel_l2), as Keras's does. batch_size 0 = 32. */
 cnn_status cnn_model_evaluate(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
                               int batch_size, double *loss, double *accuracy);
 /* Outputs (probabilities after softmax) for every example of x:
@@ -453,13 +719,63 @@ cnn_status cnn_model_from_description(const char *path, cnn_model **out);
 cnn_status cnn_model_from_description_memory(const char *text, size_t size, const char *name,
                                              cnn_model **out);
 
+/* ---- Keras files ------------------------------------------------------------------ */
+/* Keras's own model files, read and written without Python:
+ * - legacy HDF5 .h5 (model.save("m.h5"), Keras 1/2 and Keras 3's legacy
+ *   writer): root attributes model_config, training_config, keras_version;
+ *   weights under model_weights/<layer>/ following each group's weight_names;
+ * - Keras 3 .keras (model.save("m.keras"), also tf.keras 2.13+): a zip of
+ *   config.json, metadata.json and model.weights.h5.
+ * Supported: Sequential models of the layers above (an InputLayer first is
+ * read as the input shape). Anything else - Lambda and custom layers,
+ * functional graphs, settings the library does not compute (channels_first,
+ * frozen layers, ...) - is refused with a message naming the layer; nothing
+ * in a file is executed. docs/KERAS.md has the details. */
+typedef enum cnn_keras_format {
+    CNN_KERAS_H5 = 1,   /* legacy HDF5 .h5 */
+    CNN_KERAS_ZIP = 2   /* Keras 3 .keras */
+} cnn_keras_format;
+
+/* What a load found besides the model. */
+typedef struct cnn_keras_info {
+    cnn_keras_format format;
+    char keras_version[32];    /* as the file records it; "" if it does not */
+    bool has_training_config;  /* the file names an optimizer and a loss */
+    bool compiled;             /* the model was compiled with them */
+    bool optimizer_state;      /* Adam's moments and step count were restored too */
+    char not_compiled[256];    /* has_training_config && !compiled: why */
+    char not_restored[256];    /* compiled with Adam, state present, !optimizer_state: why */
+} cnn_keras_info;
+
+/* Loads a .h5 or .keras file (told apart by content) with its weights.
+ * When the file has a training config with an optimizer and loss the
+ * library has (SGD, Adam, RMSprop; the four losses), the model comes back
+ * compiled with them, and with Adam's state when the file holds it (fit
+ * then continues where Keras stopped); otherwise uncompiled. info may be
+ * NULL. Errors name the file, the layer or weight and what was expected:
+ * a shape that does not match the architecture, a missing member or
+ * group, a truncated or corrupted file. */
+cnn_status cnn_model_load_keras(const char *path, cnn_model **out, cnn_keras_info *info);
+/* Same from memory (for fuzzing and embedded use); name is used in errors. */
+cnn_status cnn_model_load_keras_memory(const void *bytes, size_t size, const char *name,
+                                       cnn_model **out, cnn_keras_info *info);
+/* Writes the model as Keras 3 writes a .keras file (stored zip: metadata.json,
+ * config.json, model.weights.h5 with layers/<class key>/vars/<i> and, when
+ * compiled, the compile config and optimizer state), for
+ * keras.saving.load_model(). Atomic, as cnn_model_save. */
+cnn_status cnn_model_save_keras(cnn_model *m, const char *path);
+/* Writes the model as a legacy Keras .h5 file (model_config in Keras 2's
+ * form, model_weights/<layer>/<layer>/kernel:0 ..., training_config when
+ * compiled). Atomic. */
+cnn_status cnn_model_save_keras_h5(cnn_model *m, const char *path);
+
 /* ---- Lower level: one step at a time (for tests and custom loops) ---------- */
 /* Forward pass of a batch; training enables dropout. The returned pointer
  * views the model's output buffer (valid until the next call). */
 cnn_status cnn_model_forward(cnn_model *m, const cnn_tensor *x, bool training,
                              const float **output);
-/* Loss of the last forward pass against y, and backward pass accumulating
- * (+=) parameter gradients. input_grad (may be NULL) receives dLoss/dInput
+/* Loss of the last forward pass against y (without L2 penalties), and
+ * backward pass accumulating (+=) parameter gradients. input_grad (may be NULL) receives dLoss/dInput
  * for the whole batch (same size as x). */
 cnn_status cnn_model_backward(cnn_model *m, const cnn_tensor *y, double *loss,
                               float *input_grad);
@@ -470,7 +786,9 @@ const float *cnn_model_layer_output(const cnn_model *m, int index);
 /* Parameter gradients in the same layout as cnn_model_layer_weights. */
 float *cnn_model_layer_gradients(cnn_model *m, int index, int which, int64_t *count);
 void cnn_model_zero_gradients(cnn_model *m);
-/* One optimizer update from the accumulated gradients. */
+/* One optimizer update from the accumulated gradients, at the optimizer's
+ * learning rate; first the L2 penalties' gradients (2 * kernel_l2 * w) are
+ * added to them and they are clipped (clipnorm), in place. */
 cnn_status cnn_model_apply_gradients(cnn_model *m);
 
 #ifdef __cplusplus

@@ -6,10 +6,23 @@
 #   zlib1g-dev            gzip-compressed IDX files (the MNIST format)
 #   libjansson-dev        Keras model.to_json() architectures (JSON parsing)
 #   libstb-dev            reading PNG/JPEG/BMP/PGM images, writing PNG (stb_image)
+#   libhdf5-dev           Keras .h5 model files and the weights inside .keras files
+#   libzip-dev            Keras 3 .keras files (zip archives)
+#   python3-h5py          the tests check exported Keras files against Keras's layout
 #   pkg-config            cnn.pc for programs that link libcnn
 #   dataset-fashion-mnist the real data set the example and a test train on
+#   python3               writes the small data sets of the command-line tests
+# With --ci, also what `sh scripts/test.sh --ci` needs:
+#   valgrind              the short training run under memcheck
+# With --fuzz, also what `make fuzz` needs:
+#   clang, libclang-rt-14-dev   libFuzzer and the sanitizer runtimes
 set -e
-packages="gcc make libc6-dev zlib1g-dev libjansson-dev libstb-dev pkg-config dataset-fashion-mnist"
+packages="gcc make libc6-dev zlib1g-dev libjansson-dev libstb-dev libhdf5-dev libzip-dev python3-h5py pkg-config dataset-fashion-mnist"
+packages="$packages python3"
+case "${1:-}" in
+--ci) packages="$packages valgrind" ;;
+--fuzz) packages="$packages clang libclang-rt-14-dev" ;;
+esac
 missing=""
 for p in $packages; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

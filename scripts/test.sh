@@ -1,8 +1,58 @@
 #!/bin/sh
 # Builds the library and runs the whole test suite; the last line is
 # "N passed, N failed".
+#   sh scripts/test.sh        the suite (build/)
+#   sh scripts/test.sh --ci   what CI runs (.ci/run): the suite; the suite
+#                             again built with AddressSanitizer and
+#                             UndefinedBehaviorSanitizer and -DNDEBUG
+#                             (build-asan/, `make sanitize`); a short training
+#                             and the file parsers under valgrind
+#                             (tests/valgrind.sh). Each step ends with its own
+#                             total; the last line adds them all up, and the
+#                             exit status is non-zero if anything failed.
 set -e
 cd "$(dirname "$0")/.."
-sh scripts/deps.sh
-make -s -j"$(nproc)" all tests
-sh tests/run.sh build/tests
+if [ "${1:-}" != --ci ]; then
+    sh scripts/deps.sh
+    make -s -j"$(nproc)" all tests
+    sh tests/run.sh build/tests
+    exit
+fi
+
+sh scripts/deps.sh --ci
+set +e
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+passed=0
+failed=0
+# step NAME COMMAND...: runs COMMAND, shows its output and adds up the
+# "N passed, N failed" total on its last line (a step without one, a build,
+# counts as one failure if it fails).
+step() {
+    name=$1
+    shift
+    start=$(date +%s)
+    "$@" >"$log/out" 2>&1
+    rc=$?
+    total=$(tail -n 1 "$log/out" | grep -E '^([a-z_0-9]+: )?[0-9]+ passed, [0-9]+ failed$')
+    if [ -n "$total" ]; then
+        sed '$d' "$log/out"
+        p=$(printf '%s' "$total" | sed -E 's/^([a-z_0-9]+: )?([0-9]+) passed.*/\2/')
+        f=$(printf '%s' "$total" | sed -E 's/.* ([0-9]+) failed$/\1/')
+    else
+        cat "$log/out"
+        p=0
+        f=0
+    fi
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    echo "== $name: $p passed, $f failed, exit $rc in $(($(date +%s) - start)) s"
+    passed=$((passed + p))
+    failed=$((failed + f))
+}
+step "build" make -s -j"$(nproc)" all tests
+step "suite" sh tests/run.sh build/tests
+step "sanitizer build (ASan + UBSan, -DNDEBUG)" make -s -j"$(nproc)" --no-print-directory sanitize-build
+step "suite under ASan + UBSan" make -s --no-print-directory sanitize
+step "valgrind" sh tests/valgrind.sh
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

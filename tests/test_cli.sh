@@ -216,6 +216,36 @@ run predict "$tmp/b.cnn" "$data/t10k-images-idx3-ubyte"
 if cmp -s "$tmp/pred_a" "$tmp/out"; then ok; else bad "resumed predictions differ"; fi
 expect 2 "resume past the end" $train --epochs 2 --resume "$tmp/b.cnn"
 
+# ---- training tools: BatchNormalization, L2, schedules, callbacks, augmentation ----
+printf '%s\n' 'input shape=28,28,1' 'Conv2D 4 3 use_bias=false kernel_regularizer=l2(0.001)' \
+    'BatchNormalization' 'LeakyReLU' 'MaxPooling2D' 'Flatten' 'Dense 10 softmax' >"$tmp/bn.model"
+tools="--lr-schedule step --lr-decay-rate 0.5 --augment-flip --augment-shift 1 --augment-rotation 5"
+tools="$tools --clipnorm 1"
+bntrain="train $tmp/bn.model --data $data --batch-size 32 --seed 7 --threads 1"
+expect 0 "BatchNormalization model with the training tools, 2 epochs" $bntrain --epochs 2 $tools \
+    --save "$tmp/c.cnn" --checkpoint "$tmp/c.ckpt"
+has "$tmp/out" "Augmentation: horizontal flips, shifts of up to 1 pixels, rotations of up to 5 degrees" \
+    "augmentation announced"
+has "$tmp/out" "Learning rate: step decay by 0.5 every" "schedule announced"
+has "$tmp/out" "clipnorm 1" "clipnorm announced"
+expect 0 "the same, 1 epoch" $bntrain --epochs 1 $tools --checkpoint "$tmp/d.ckpt.cnn"
+expect 0 "resumed with schedule and augmentation" $bntrain --epochs 2 $tools --save "$tmp/d.cnn" \
+    --checkpoint "$tmp/d.ckpt.cnn" --resume "$tmp/d.ckpt.cnn"
+if cmp -s "$tmp/c.cnn" "$tmp/d.cnn"; then ok; else bad "resumed (augmented, scheduled) model differs"; fi
+expect 0 "callbacks" $bntrain --epochs 3 --validation-split 0.2 --early-stopping 0 \
+    --restore-best-weights --save-best "$tmp/best.cnn" --reduce-lr-on-plateau 1 --save "$tmp/e.cnn"
+has "$tmp/out" "EarlyStopping: monitor val_loss, patience 0, restore_best_weights" \
+    "EarlyStopping announced"
+has "$tmp/out" "ModelCheckpoint: $tmp/best.cnn when val_loss improves" "ModelCheckpoint announced"
+if [ -f "$tmp/best.cnn" ]; then ok; else bad "--save-best wrote no file"; fi
+expect 2 "step schedule without a rate" $train --lr-schedule step
+has "$tmp/err" "--lr-schedule step needs --lr-decay-rate" "schedule usage message"
+expect 2 "val_loss without validation" $train --early-stopping 2 --monitor val_loss
+has "$tmp/err" "--monitor val_loss needs validation data" "monitor usage message"
+expect 2 "restore without early stopping" $train --restore-best-weights
+expect 2 "both clipnorms" $train --clipnorm 1 --global-clipnorm 1
+expect 2 "unknown monitor" $train --early-stopping 1 --monitor val_los
+
 # ---- Ctrl-C: checkpoint, exit 130, the printed command resumes ----
 long="$train --epochs 40 --batch-size 16"
 expect 0 "uninterrupted long run" $long --save "$tmp/full.cnn" --checkpoint "$tmp/full.ckpt.cnn"

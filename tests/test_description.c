@@ -216,7 +216,7 @@ static void test_text_errors(void)
     PARSE_FAILS("input shape=28,28,1\nConv2D filters=32 kernal_size=3\n", CNN_ERR_FORMAT,
                 "t.model:2:19: Conv2D has no argument 'kernal_size' (did you mean"
                 " 'kernel_size'?); its arguments are filters, kernel_size, strides, padding,"
-                " dilation_rate, activation, use_bias, name");
+                " dilation_rate, activation, use_bias, kernel_regularizer, name");
     PARSE_FAILS("input shape=28,28,1\nFlatten\nDense units=10 activation=relu units=20\n",
                 CNN_ERR_FORMAT, "t.model:3:32: Dense units: given twice (first at column 7)");
     PARSE_FAILS("input shape=28,28,1\nConv2D 32 3 filters=8\n", CNN_ERR_FORMAT,
@@ -466,7 +466,7 @@ static void test_json(void)
 /* A one-layer Keras 3 Sequential whose only layer is the given JSON. */
 static cnn_status json_layer(const char *layer, cnn_model **m)
 {
-    char text[2048];
+    char text[8192];
     snprintf(text, sizeof text,
              "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"s\", \"layers\": ["
              "{\"class_name\": \"InputLayer\", \"config\": {\"batch_shape\": [null, 8, 8, 2],"
@@ -522,10 +522,10 @@ static void test_json_errors(void)
                      CNN_ERR_FORMAT,
                      "m.json: layers[1] 'lambda' (Lambda): layer class Lambda is not supported;"
                      " supported: Conv2D");
-    JSON_LAYER_FAILS("{\"module\": \"keras.layers\", \"class_name\": \"BatchNormalization\","
-                     " \"config\": {\"name\": \"bn\", \"axis\": -1}, \"registered_name\": null}",
-                     CNN_ERR_FORMAT, "layers[1] 'bn' (BatchNormalization): layer class"
-                                     " BatchNormalization is not supported");
+    JSON_LAYER_FAILS("{\"module\": \"keras.layers\", \"class_name\": \"LayerNormalization\","
+                     " \"config\": {\"name\": \"ln\", \"axis\": -1}, \"registered_name\": null}",
+                     CNN_ERR_FORMAT, "layers[1] 'ln' (LayerNormalization): layer class"
+                                     " LayerNormalization is not supported");
     JSON_LAYER_FAILS("{\"module\": \"my_layers\", \"class_name\": \"Dense\", \"config\":"
                      " {\"name\": \"mine\", \"units\": 3}, \"registered_name\": \"Custom>Dense\"}",
                      CNN_ERR_FORMAT,
@@ -624,8 +624,165 @@ static void test_api(void)
     cnn_model_free(m);
 }
 
+/* The kinds of issue 7, in text and in Keras JSON: the same specs as the C
+ * calls give, and their errors. */
+static void test_new_kinds(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(parse("input shape=12,12,3\n"
+                   "ZeroPadding2D ((1, 2), (0, 3))\n"
+                   "Conv2D 8 3 use_bias=false kernel_regularizer=l2(0.0005)\n"
+                   "BatchNormalization momentum=0.9 epsilon=0.01\n"
+                   "LeakyReLU 0.1\n"
+                   "DepthwiseConv2D 3 2 same 2 depthwise_regularizer=1e-4\n"
+                   "ELU alpha=0.5\n"
+                   "SeparableConv2D 4 (3, 3) depth_multiplier=2 pointwise_regularizer=L2(0.01)\n"
+                   "ReLU max_value=6 negative_slope=0.1 threshold=-1\n"
+                   "Reshape target_shape=(-1, 10, 2)\n"
+                   "Flatten\n"
+                   "LeakyReLU alpha=0.2\n"
+                   "ReLU None\n"
+                   "Dense 10 softmax kernel_regularizer=0.001\n",
+                   &m));
+    cnn_layer_spec sp;
+    if (m) {
+        CHECK(cnn_model_layer_count(m) == 13);
+        CHECK_OK(cnn_model_layer_spec(m, 0, &sp));
+        CHECK(sp.u.zero_padding2d.padding[0] == 1 && sp.u.zero_padding2d.padding[1] == 2
+              && sp.u.zero_padding2d.padding[2] == 0 && sp.u.zero_padding2d.padding[3] == 3);
+        CHECK_OK(cnn_model_layer_spec(m, 1, &sp));
+        CHECK(sp.u.conv2d.kernel_l2 == 0.0005f && sp.u.conv2d.no_bias);
+        CHECK_OK(cnn_model_layer_spec(m, 2, &sp));
+        CHECK(sp.u.batch_normalization.momentum == 0.9f
+              && sp.u.batch_normalization.epsilon == 0.01f);
+        CHECK_OK(cnn_model_layer_spec(m, 3, &sp));
+        CHECK(sp.u.leaky_relu.negative_slope == 0.1f);
+        CHECK_OK(cnn_model_layer_spec(m, 4, &sp));
+        CHECK(sp.u.depthwise_conv2d.kernel_size[0] == 3 && sp.u.depthwise_conv2d.strides[0] == 2
+              && sp.u.depthwise_conv2d.padding == CNN_PADDING_SAME
+              && sp.u.depthwise_conv2d.depth_multiplier == 2
+              && sp.u.depthwise_conv2d.depthwise_l2 == 1e-4f);
+        CHECK_OK(cnn_model_layer_spec(m, 6, &sp));
+        CHECK(sp.u.separable_conv2d.filters == 4 && sp.u.separable_conv2d.pointwise_l2 == 0.01f);
+        CHECK_OK(cnn_model_layer_spec(m, 7, &sp));
+        CHECK(sp.u.relu.max_value == 6 && sp.u.relu.negative_slope == 0.1f
+              && sp.u.relu.threshold == -1);
+        CHECK_OK(cnn_model_layer_spec(m, 8, &sp));
+        CHECK(sp.u.reshape.target_shape.rank == 3 && sp.u.reshape.target_shape.dims[0] == -1);
+        CHECK_OK(cnn_model_layer_spec(m, 10, &sp));
+        CHECK(sp.u.leaky_relu.negative_slope == 0.2f);
+        CHECK_OK(cnn_model_layer_spec(m, 11, &sp));
+        CHECK(sp.u.relu.max_value == 0);
+        CHECK_OK(cnn_model_layer_spec(m, 12, &sp));
+        CHECK(sp.u.dense.kernel_l2 == 0.001f);
+        /* 15x15x3 -> conv 13x13x8 -> dw s2 7x7x16 -> sep 5x5x4 -> (-1,10,2) */
+        cnn_shape o = cnn_model_layer_output_shape(m, 8);
+        CHECK(o.rank == 3 && o.dims[0] == 5 && o.dims[1] == 10 && o.dims[2] == 2);
+    }
+    cnn_model_free(m);
+
+    PARSE_FAILS("input shape=8,8,1\nLeakyReLU negative_slope=0\n", CNN_ERR_FORMAT,
+                "t.model:2:26: LeakyReLU negative_slope: must be > 0, got 0");
+    PARSE_FAILS("input shape=8,8,1\nBatchNormalization momentum=1\n", CNN_ERR_FORMAT,
+                "batch_normalization (BatchNormalization): momentum must be in (0, 1), got 1");
+    PARSE_FAILS("input shape=8,8,1\nZeroPadding2D 0\n", CNN_ERR_FORMAT,
+                "ZeroPadding2D padding: expected 1, 2 or 4 integers >= 0");
+    PARSE_FAILS("input shape=8,8,1\nZeroPadding2D ((1, 2), (3)\n", CNN_ERR_FORMAT,
+                "unclosed '('");
+    PARSE_FAILS("input shape=8,8,1\nReshape (-1, -1, 4)\n", CNN_ERR_FORMAT,
+                "Reshape target_shape: expected (rows, cols, channels) or (features), each >= 1"
+                " or one of them -1");
+    PARSE_FAILS("input shape=8,8,1\nReshape (3, 3, 3)\n", CNN_ERR_SHAPE,
+                "reshape (Reshape): the input (None, 8, 8, 1) has 64 values, the target shape"
+                " (None, 3, 3, 3) has 27");
+    PARSE_FAILS("input shape=8,8,1\nConv2D 2 3 kernel_regularizer=l1(0.1)\n", CNN_ERR_FORMAT,
+                "Conv2D kernel_regularizer: expected a number, got 'l1(0.1)'");
+    PARSE_FAILS("input shape=8,8,1\nDense 2 kernel_regularizer=-1\n", CNN_ERR_FORMAT,
+                "Dense kernel_regularizer: must be >= 0, got -1");
+    PARSE_FAILS("input shape=8\nDepthwiseConv2D 3\n", CNN_ERR_SHAPE,
+                "depthwise_conv2d (DepthwiseConv2D): expects input of rank 3");
+
+    /* Keras 3 and Keras 2 JSON of the same layers */
+    CHECK_OK(json_layer("{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn\","
+                        " \"axis\": -1, \"momentum\": 0.9, \"epsilon\": 0.001, \"center\": true,"
+                        " \"scale\": true, \"beta_initializer\": {\"class_name\": \"Zeros\"},"
+                        " \"gamma_initializer\": {\"class_name\": \"Ones\"},"
+                        " \"moving_mean_initializer\": {\"class_name\": \"Zeros\"},"
+                        " \"moving_variance_initializer\": {\"class_name\": \"Ones\"},"
+                        " \"beta_regularizer\": null, \"gamma_regularizer\": null,"
+                        " \"beta_constraint\": null, \"gamma_constraint\": null,"
+                        " \"synchronized\": false, \"trainable\": true, \"dtype\": \"float32\"}},"
+                        " {\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn2\","
+                        " \"axis\": [3], \"fused\": null, \"renorm\": false}},"
+                        " {\"class_name\": \"LeakyReLU\", \"config\": {\"name\": \"k3\","
+                        " \"negative_slope\": 0.2}},"
+                        " {\"class_name\": \"LeakyReLU\", \"config\": {\"name\": \"k2\","
+                        " \"alpha\": 0.1}},"
+                        " {\"class_name\": \"ReLU\", \"config\": {\"name\": \"r\","
+                        " \"max_value\": 6.0, \"negative_slope\": 0.0, \"threshold\": 0.0}},"
+                        " {\"class_name\": \"ELU\", \"config\": {\"name\": \"e\", \"alpha\": 1.0}},"
+                        " {\"class_name\": \"ZeroPadding2D\", \"config\": {\"name\": \"z\","
+                        " \"padding\": [[1, 1], [2, 0]], \"data_format\": \"channels_last\"}},"
+                        " {\"class_name\": \"DepthwiseConv2D\", \"config\": {\"name\": \"d\","
+                        " \"kernel_size\": [3, 3], \"strides\": [1, 1], \"padding\": \"valid\","
+                        " \"depth_multiplier\": 2, \"data_format\": \"channels_last\","
+                        " \"dilation_rate\": [1, 1], \"activation\": \"linear\", \"use_bias\": true,"
+                        " \"depthwise_initializer\": {\"class_name\": \"GlorotUniform\"},"
+                        " \"depthwise_regularizer\": {\"module\": \"keras.regularizers\","
+                        " \"class_name\": \"L2\", \"config\": {\"l2\": 0.0005},"
+                        " \"registered_name\": null}, \"depthwise_constraint\": null}},"
+                        " {\"class_name\": \"SeparableConv2D\", \"config\": {\"name\": \"s\","
+                        " \"filters\": 5, \"kernel_size\": [2, 2], \"depth_multiplier\": 1,"
+                        " \"pointwise_regularizer\": {\"class_name\": \"L1L2\","
+                        " \"config\": {\"l1\": 0.0, \"l2\": 0.001}},"
+                        " \"pointwise_initializer\": {\"class_name\": \"GlorotUniform\"}}},"
+                        " {\"class_name\": \"Reshape\", \"config\": {\"name\": \"re\","
+                        " \"target_shape\": [-1]}},"
+                        " {\"class_name\": \"Dense\", \"config\": {\"name\": \"out\", \"units\": 3,"
+                        " \"kernel_regularizer\": \"l2\"}}",
+                        &m));
+    if (m) {
+        CHECK(cnn_model_layer_count(m) == 11);
+        CHECK_OK(cnn_model_layer_spec(m, 0, &sp));
+        CHECK(sp.u.batch_normalization.momentum == 0.9f);
+        CHECK_OK(cnn_model_layer_spec(m, 2, &sp));
+        CHECK(sp.u.leaky_relu.negative_slope == 0.2f);
+        CHECK_OK(cnn_model_layer_spec(m, 3, &sp));
+        CHECK(sp.u.leaky_relu.negative_slope == 0.1f);
+        CHECK_OK(cnn_model_layer_spec(m, 4, &sp));
+        CHECK(sp.u.relu.max_value == 6);
+        CHECK_OK(cnn_model_layer_spec(m, 7, &sp));
+        CHECK(sp.u.depthwise_conv2d.depthwise_l2 == 0.0005f
+              && sp.u.depthwise_conv2d.depth_multiplier == 2);
+        CHECK_OK(cnn_model_layer_spec(m, 8, &sp));
+        CHECK(sp.u.separable_conv2d.pointwise_l2 == 0.001f);
+        CHECK_OK(cnn_model_layer_spec(m, 10, &sp));
+        CHECK(sp.u.dense.kernel_l2 == 0.01f);
+        cnn_shape o = cnn_model_layer_output_shape(m, 6); /* 8x8x2 padded */
+        CHECK(o.dims[0] == 10 && o.dims[1] == 10 && o.dims[2] == 2);
+        CHECK(cnn_model_layer_param_count(m, 0) == 8);
+    }
+    cnn_model_free(m);
+    JSON_LAYER_FAILS("{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn\","
+                     " \"axis\": 1}}",
+                     CNN_ERR_FORMAT, "layers[1] 'bn' (BatchNormalization): axis 1 is not supported:"
+                                     " only the last axis");
+    JSON_LAYER_FAILS("{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn\","
+                     " \"scale\": false}}",
+                     CNN_ERR_FORMAT, "scale false is not supported");
+    JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 2,"
+                     " \"kernel_size\": 3, \"kernel_regularizer\": {\"class_name\": \"L1L2\","
+                     " \"config\": {\"l1\": 0.01, \"l2\": 0.01}}}}",
+                     CNN_ERR_FORMAT, "kernel_regularizer: L1 penalties are not supported");
+    JSON_LAYER_FAILS("{\"class_name\": \"ZeroPadding2D\", \"config\": {\"name\": \"z\","
+                     " \"padding\": [[1, -1], [0, 0]]}}",
+                     CNN_ERR_FORMAT, "padding: expected an integer, [rows, cols] or [[top, bottom],"
+                                     " [left, right]]");
+}
+
 int main(void)
 {
+    test_new_kinds();
     test_examples();
     test_text_syntax();
     test_text_errors();

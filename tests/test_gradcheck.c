@@ -38,11 +38,28 @@ static void fill_distinct(cnn_tensor *t)
     }
 }
 
+/* Whether the loss is taken in training mode (BatchNormalization's batch
+ * statistics) or inference mode (evaluate). */
+static bool training_mode;
+
 static double loss_of(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y)
 {
     double loss = 0;
-    cnn_model_evaluate(m, x, y, (int)x->dims[0], &loss, NULL);
+    if (training_mode) {
+        cnn_model_forward(m, x, true, NULL);
+        cnn_model_backward(m, y, &loss, NULL);
+        cnn_model_zero_gradients(m);
+    } else {
+        cnn_model_evaluate(m, x, y, (int)x->dims[0], &loss, NULL);
+    }
     return loss;
+}
+
+/* Weights whose gradient backward computes: all but BatchNormalization's
+ * moving statistics (weights 2 and 3), which are not trained. */
+static bool trained_weight(cnn_model *m, int layer, int which)
+{
+    return !(strcmp(cnn_model_layer_type(m, layer), "BatchNormalization") == 0 && which >= 2);
 }
 
 /* Compares analytic and numeric gradients at up to 24 positions per tensor. */
@@ -106,38 +123,52 @@ static void gradcheck(const char *name, cnn_model *m, cnn_tensor *x, cnn_loss lo
     float *input_grad = calloc((size_t)cnn_tensor_size(x), sizeof(float));
     double l;
     cnn_model_zero_gradients(m);
-    CHECK_OK(cnn_model_forward(m, x, false, NULL));
+    CHECK_OK(cnn_model_forward(m, x, training_mode, NULL));
     CHECK_OK(cnn_model_backward(m, y, &l, input_grad));
     char what[160];
+    /* copy every gradient first: later passes overwrite the buffers */
+    int64_t total = cnn_model_param_count(m), off = 0;
+    float *grads = malloc((size_t)total * sizeof(float));
     for (int i = 0; i < cnn_model_layer_count(m); i++)
-        for (int which = 0; which < 2; which++) {
+        for (int which = 0; which < CNN_MAX_LAYER_WEIGHTS; which++) {
+            int64_t count;
+            const float *g = cnn_model_layer_gradients(m, i, which, &count);
+            if (g)
+                memcpy(grads + off, g, (size_t)count * sizeof(float));
+            off += count;
+        }
+    off = 0;
+    for (int i = 0; i < cnn_model_layer_count(m); i++)
+        for (int which = 0; which < CNN_MAX_LAYER_WEIGHTS; which++) {
             int64_t count;
             float *w = cnn_model_layer_weights(m, i, which, &count);
-            if (!w)
-                continue;
-            /* copy: the gradient buffer is overwritten by later passes */
-            float *g = malloc((size_t)count * sizeof(float));
-            memcpy(g, cnn_model_layer_gradients(m, i, which, NULL), (size_t)count * sizeof(float));
-            snprintf(what, sizeof what, "%s: %s %s", name, cnn_model_layer_name(m, i),
-                     which ? "bias" : "kernel");
-            check_tensor(what, w, g, count, m, x, y);
-            free(g);
+            if (w && trained_weight(m, i, which)) {
+                snprintf(what, sizeof what, "%s: %s weight %d", name,
+                         cnn_model_layer_name(m, i), which);
+                check_tensor(what, w, grads + off, count, m, x, y);
+            }
+            off += count;
         }
+    free(grads);
     snprintf(what, sizeof what, "%s: input", name);
     check_tensor(what, x->data, input_grad, cnn_tensor_size(x), m, x, y);
     free(input_grad);
     cnn_tensor_free(y);
 }
 
+/* Weights in [-0.5, 0.5); BatchNormalization's gamma near 1 and moving
+ * variance in [0.5, 1) (it must stay positive). */
 static void random_weights(cnn_model *m)
 {
-    for (int i = 0; i < cnn_model_layer_count(m); i++)
-        for (int which = 0; which < 2; which++) {
+    for (int i = 0; i < cnn_model_layer_count(m); i++) {
+        bool bn = strcmp(cnn_model_layer_type(m, i), "BatchNormalization") == 0;
+        for (int which = 0; which < CNN_MAX_LAYER_WEIGHTS; which++) {
             int64_t count;
             float *w = cnn_model_layer_weights(m, i, which, &count);
             for (int64_t k = 0; w && k < count; k++)
-                w[k] = 0.5f * uniform();
+                w[k] = 0.5f * uniform() + (bn && which == 0 ? 1.0f : bn && which == 3 ? 0.75f : 0);
         }
+    }
 }
 
 static void conv_case(const char *name, int h, int w, int c, cnn_conv2d_config cfg)
@@ -195,6 +226,156 @@ static void dense_case(const char *name, cnn_activation a, cnn_loss loss, int un
     gradcheck(name, m, x, loss);
     cnn_tensor_free(x);
     cnn_model_free(m);
+}
+
+/* One layer (added by add) between the input and Flatten, with an mse
+ * loss; inputs spread apart (fill_distinct) or random. */
+static void layer_case(const char *name, cnn_shape in, cnn_status (*add)(cnn_model *),
+                       bool distinct, bool training)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, in));
+    CHECK_OK(add(m));
+    if (cnn_model_output_shape(m).rank != 1)
+        CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    random_weights(m);
+    int64_t dims[4] = {2, in.dims[0], in.dims[1], in.dims[2]};
+    cnn_tensor *x = tensor(in.rank + 1, dims);
+    if (distinct)
+        fill_distinct(x);
+    else
+        for (int64_t i = 0; i < cnn_tensor_size(x); i++)
+            x->data[i] = uniform();
+    training_mode = training;
+    gradcheck(name, m, x, CNN_LOSS_MSE);
+    training_mode = false;
+    cnn_tensor_free(x);
+    cnn_model_free(m);
+}
+
+static cnn_status add_bn(cnn_model *m)
+{
+    return cnn_model_add_batch_normalization(m, cnn_batch_normalization());
+}
+/* conv -> BN -> tanh: the statistics move with the conv's weights */
+static cnn_status add_conv_bn(cnn_model *m)
+{
+    cnn_status st;
+    if ((st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {2, 2},
+                                                 .no_bias = true)))
+        || (st = cnn_model_add_batch_normalization(m, cnn_batch_normalization(.epsilon = 0.01f))))
+        return st;
+    return cnn_model_add_activation(m, cnn_activation_layer(.activation = CNN_ACTIVATION_TANH));
+}
+/* With a batch of 2, each feature's two values normalise to about +-1: a
+ * larger epsilon keeps the loss from being nearly flat in the inputs. */
+static cnn_status add_dense_bn(cnn_model *m)
+{
+    cnn_status st = cnn_model_add_dense(m, cnn_dense(.units = 4));
+    return st ? st : cnn_model_add_batch_normalization(m, cnn_batch_normalization(.epsilon = 0.05f));
+}
+static cnn_status add_leaky(cnn_model *m)
+{
+    return cnn_model_add_leaky_relu(m, cnn_leaky_relu(.negative_slope = 0.2f));
+}
+static cnn_status add_elu(cnn_model *m) { return cnn_model_add_elu(m, cnn_elu(.alpha = 0.7f)); }
+static cnn_status add_relu6(cnn_model *m)
+{
+    return cnn_model_add_relu(m, cnn_relu(.max_value = 0.3f, .negative_slope = 0.1f,
+                                          .threshold = -0.2f));
+}
+static cnn_status add_zero_padding(cnn_model *m)
+{
+    cnn_status st = cnn_model_add_zero_padding2d(m, cnn_zero_padding2d(.padding = {1, 2, 0, 3}));
+    /* a conv after it, so the padded zeros meet weights */
+    return st ? st : cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {3, 3}));
+}
+static cnn_status add_reshape(cnn_model *m)
+{
+    cnn_status st = cnn_model_add_reshape(m, cnn_reshape(.target_shape = {3, {2, -1, 3}}));
+    return st ? st : cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {2, 2}));
+}
+static cnn_status add_depthwise(cnn_model *m)
+{
+    return cnn_model_add_depthwise_conv2d(m, cnn_depthwise_conv2d(.kernel_size = {3, 2},
+                                                                   .depth_multiplier = 2,
+                                                                   .activation = CNN_ACTIVATION_TANH));
+}
+static cnn_status add_depthwise_same_s2(cnn_model *m)
+{
+    return cnn_model_add_depthwise_conv2d(m, cnn_depthwise_conv2d(
+        .kernel_size = {3, 3}, .strides = {2, 2}, .padding = CNN_PADDING_SAME, .no_bias = true));
+}
+static cnn_status add_depthwise_dilated(cnn_model *m)
+{
+    return cnn_model_add_depthwise_conv2d(m, cnn_depthwise_conv2d(
+        .kernel_size = {2, 2}, .dilation_rate = {2, 2}, .depth_multiplier = 3,
+        .padding = CNN_PADDING_SAME));
+}
+static cnn_status add_separable(cnn_model *m)
+{
+    return cnn_model_add_separable_conv2d(m, cnn_separable_conv2d(
+        .filters = 3, .kernel_size = {3, 3}, .depth_multiplier = 2,
+        .activation = CNN_ACTIVATION_SIGMOID));
+}
+static cnn_status add_separable_same_s2(cnn_model *m)
+{
+    return cnn_model_add_separable_conv2d(m, cnn_separable_conv2d(
+        .filters = 4, .kernel_size = {2, 3}, .strides = {2, 2}, .padding = CNN_PADDING_SAME));
+}
+
+/* Each new layer followed by MaxPooling2D, which writes its input gradient
+ * over the layer's output: the layer's backward must not read its output. */
+/* Inputs mostly negative (distinct values shifted down by 1), so that many
+ * pooling windows pick a value from the activations' negative side. */
+static void pooled_case(const char *name, cnn_status (*add)(cnn_model *), bool training)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(6, 6, 3)));
+    CHECK_OK(add(m));
+    CHECK_OK(cnn_model_add_max_pooling2d(m, cnn_pool2d()));
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    random_weights(m);
+    cnn_tensor *x = tensor(4, (int64_t[]){2, 6, 6, 3});
+    fill_distinct(x);
+    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
+        x->data[i] -= 1.0f;
+    training_mode = training;
+    gradcheck(name, m, x, CNN_LOSS_MSE);
+    training_mode = false;
+    cnn_tensor_free(x);
+    cnn_model_free(m);
+}
+
+static void test_issue7_layers(void)
+{
+    pooled_case("batchnorm -> maxpool", add_bn, true);
+    pooled_case("leaky relu -> maxpool", add_leaky, false);
+    pooled_case("elu -> maxpool", add_elu, false);
+    pooled_case("relu6 -> maxpool", add_relu6, false);
+    pooled_case("depthwise -> maxpool", add_depthwise_same_s2, false);
+    pooled_case("separable -> maxpool", add_separable, false);
+
+    /* BatchNormalization in training mode (batch statistics, whose
+     * dependence on every input the backward pass must include) and in
+     * inference mode (the moving statistics, constants) */
+    layer_case("batchnorm training", cnn_shape_hwc(3, 4, 5), add_bn, false, true);
+    layer_case("batchnorm inference", cnn_shape_hwc(3, 4, 5), add_bn, false, false);
+    layer_case("conv + batchnorm training", cnn_shape_hwc(5, 4, 2), add_conv_bn, false, true);
+    layer_case("dense + batchnorm training", cnn_shape_flat(6), add_dense_bn, false, true);
+    layer_case("dense + batchnorm inference", cnn_shape_flat(6), add_dense_bn, false, false);
+    /* activations: fill_distinct keeps inputs 0.005 from 0, 0.3 and -0.2 */
+    layer_case("leaky relu", cnn_shape_hwc(3, 4, 5), add_leaky, true, false);
+    layer_case("elu", cnn_shape_hwc(3, 4, 5), add_elu, true, false);
+    layer_case("relu max_value negative_slope threshold", cnn_shape_hwc(3, 4, 5), add_relu6,
+               true, false);
+    layer_case("zero padding", cnn_shape_hwc(4, 3, 2), add_zero_padding, false, false);
+    layer_case("reshape", cnn_shape_hwc(3, 4, 3), add_reshape, false, false);
+    layer_case("depthwise valid x2", cnn_shape_hwc(6, 5, 3), add_depthwise, false, false);
+    layer_case("depthwise same s2", cnn_shape_hwc(7, 6, 2), add_depthwise_same_s2, false, false);
+    layer_case("depthwise dilated x3", cnn_shape_hwc(6, 6, 2), add_depthwise_dilated, false, false);
+    layer_case("separable valid x2", cnn_shape_hwc(6, 5, 3), add_separable, false, false);
+    layer_case("separable same s2", cnn_shape_hwc(7, 6, 2), add_separable_same_s2, false, false);
 }
 
 int main(void)
@@ -304,5 +485,6 @@ int main(void)
         cnn_tensor_free(x);
         cnn_model_free(m);
     }
+    test_issue7_layers();
     return test_finish("test_gradcheck");
 }

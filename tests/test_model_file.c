@@ -89,7 +89,7 @@ static float *all_weights(cnn_model *m, int64_t *n)
     int64_t total = cnn_model_param_count(m), off = 0;
     float *w = malloc((size_t)(total ? total : 1) * sizeof *w);
     for (int i = 0; w && i < cnn_model_layer_count(m); i++)
-        for (int which = 0; which < 2; which++) {
+        for (int which = 0; which < CNN_MAX_LAYER_WEIGHTS; which++) {
             int64_t count;
             const float *v = cnn_model_layer_weights(m, i, which, &count);
             if (v) {
@@ -123,12 +123,14 @@ static int same_spec(const cnn_layer_spec *a, const cnn_layer_spec *b)
             && x->strides[1] == y->strides[1] && x->padding == y->padding
             && x->dilation_rate[0] == y->dilation_rate[0]
             && x->dilation_rate[1] == y->dilation_rate[1] && x->activation == y->activation
-            && x->no_bias == y->no_bias && strcmp(x->name, y->name) == 0;
+            && x->no_bias == y->no_bias && x->kernel_l2 == y->kernel_l2
+            && strcmp(x->name, y->name) == 0;
     }
     case CNN_LAYER_DENSE:
         return a->u.dense.units == b->u.dense.units
             && a->u.dense.activation == b->u.dense.activation
             && a->u.dense.no_bias == b->u.dense.no_bias
+            && a->u.dense.kernel_l2 == b->u.dense.kernel_l2
             && strcmp(a->u.dense.name, b->u.dense.name) == 0;
     case CNN_LAYER_MAX_POOLING2D:
     case CNN_LAYER_AVERAGE_POOLING2D:
@@ -148,6 +150,51 @@ static int same_spec(const cnn_layer_spec *a, const cnn_layer_spec *b)
     case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
     case CNN_LAYER_GLOBAL_MAX_POOLING2D:
         return strcmp(a->u.global_pool2d.name, b->u.global_pool2d.name) == 0;
+    case CNN_LAYER_BATCH_NORMALIZATION:
+        return a->u.batch_normalization.momentum == b->u.batch_normalization.momentum
+            && a->u.batch_normalization.epsilon == b->u.batch_normalization.epsilon
+            && strcmp(a->u.batch_normalization.name, b->u.batch_normalization.name) == 0;
+    case CNN_LAYER_LEAKY_RELU:
+        return a->u.leaky_relu.negative_slope == b->u.leaky_relu.negative_slope
+            && strcmp(a->u.leaky_relu.name, b->u.leaky_relu.name) == 0;
+    case CNN_LAYER_ELU:
+        return a->u.elu.alpha == b->u.elu.alpha && strcmp(a->u.elu.name, b->u.elu.name) == 0;
+    case CNN_LAYER_RELU:
+        return a->u.relu.max_value == b->u.relu.max_value
+            && a->u.relu.negative_slope == b->u.relu.negative_slope
+            && a->u.relu.threshold == b->u.relu.threshold
+            && strcmp(a->u.relu.name, b->u.relu.name) == 0;
+    case CNN_LAYER_ZERO_PADDING2D:
+        return memcmp(a->u.zero_padding2d.padding, b->u.zero_padding2d.padding, sizeof(int[4])) == 0
+            && strcmp(a->u.zero_padding2d.name, b->u.zero_padding2d.name) == 0;
+    case CNN_LAYER_RESHAPE: {
+        const cnn_shape *x = &a->u.reshape.target_shape, *y = &b->u.reshape.target_shape;
+        return x->rank == y->rank && memcmp(x->dims, y->dims, (size_t)x->rank * sizeof(int)) == 0
+            && strcmp(a->u.reshape.name, b->u.reshape.name) == 0;
+    }
+    case CNN_LAYER_DEPTHWISE_CONV2D: {
+        const cnn_depthwise_conv2d_config *x = &a->u.depthwise_conv2d, *y = &b->u.depthwise_conv2d;
+        return memcmp(x->kernel_size, y->kernel_size, sizeof(int[2])) == 0
+            && memcmp(x->strides, y->strides, sizeof(int[2])) == 0 && x->padding == y->padding
+            && x->depth_multiplier == y->depth_multiplier
+            && memcmp(x->dilation_rate, y->dilation_rate, sizeof(int[2])) == 0
+            && x->activation == y->activation && x->no_bias == y->no_bias
+            && x->depthwise_l2 == y->depthwise_l2 && strcmp(x->name, y->name) == 0;
+    }
+    case CNN_LAYER_SEPARABLE_CONV2D: {
+        const cnn_separable_conv2d_config *x = &a->u.separable_conv2d, *y = &b->u.separable_conv2d;
+        return x->filters == y->filters && memcmp(x->kernel_size, y->kernel_size, sizeof(int[2])) == 0
+            && memcmp(x->strides, y->strides, sizeof(int[2])) == 0 && x->padding == y->padding
+            && x->depth_multiplier == y->depth_multiplier
+            && memcmp(x->dilation_rate, y->dilation_rate, sizeof(int[2])) == 0
+            && x->activation == y->activation && x->no_bias == y->no_bias
+            && x->depthwise_l2 == y->depthwise_l2 && x->pointwise_l2 == y->pointwise_l2
+            && strcmp(x->name, y->name) == 0;
+    }
+    case CNN_LAYER_RESCALING:
+        return a->u.rescaling.scale == b->u.rescaling.scale
+            && a->u.rescaling.offset == b->u.rescaling.offset
+            && strcmp(a->u.rescaling.name, b->u.rescaling.name) == 0;
     }
     return 0;
 }
@@ -256,6 +303,48 @@ static void test_round_trip(void)
                                               .optimizer = cnn_adam(.learning_rate = 0.01f))));
     CHECK_OK(cnn_model_fit(m, x, y, cnn_fit(.epochs = 2, .batch_size = 2), NULL));
     check_round_trip(m, x, "every_kind.cnn");
+    cnn_model_free(m);
+
+    /* the kinds of issue 7, L2 penalties and gradient clipping (the
+     * extensions section); without them, no extensions section */
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(12, 12, 3)));
+    CHECK_OK(cnn_model_set_seed(m, 7));
+    CHECK_OK(cnn_model_set_threads(m, 2));
+    CHECK_OK(cnn_model_add_zero_padding2d(m, cnn_zero_padding2d(.padding = {1, 0, 2, 1})));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {3, 3},
+                                                .no_bias = true, .kernel_l2 = 0.01f)));
+    CHECK_OK(cnn_model_add_batch_normalization(m, cnn_batch_normalization(.momentum = 0.9f)));
+    CHECK_OK(cnn_model_add_leaky_relu(m, cnn_leaky_relu(.negative_slope = 0.1f)));
+    CHECK_OK(cnn_model_add_depthwise_conv2d(m, cnn_depthwise_conv2d(
+        .kernel_size = {3, 3}, .depth_multiplier = 2, .padding = CNN_PADDING_SAME,
+        .depthwise_l2 = 0.002f, .name = "dw")));
+    CHECK_OK(cnn_model_add_elu(m, cnn_elu(.alpha = 0.5f)));
+    CHECK_OK(cnn_model_add_separable_conv2d(m, cnn_separable_conv2d(
+        .filters = 5, .kernel_size = {2, 2}, .strides = {2, 2}, .pointwise_l2 = 0.001f)));
+    CHECK_OK(cnn_model_add_relu(m, cnn_relu(.max_value = 6, .negative_slope = 0.05f,
+                                            .threshold = -0.5f)));
+    CHECK_OK(cnn_model_add_reshape(m, cnn_reshape(.target_shape = {3, {-1, 3, 5}})));
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    CHECK_OK(cnn_model_add_batch_normalization(m, cnn_batch_normalization(.epsilon = 0.01f)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = CNN_ACTIVATION_SOFTMAX,
+                                              .kernel_l2 = 0.0001f)));
+    check_round_trip(m, x, "new_kinds_built.cnn");
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                              .optimizer = cnn_adam(.global_clipnorm = 1.5f))));
+    CHECK_OK(cnn_model_fit(m, x, y, cnn_fit(.epochs = 2, .batch_size = 2), NULL));
+    check_round_trip(m, x, "new_kinds.cnn");
+    cnn_model *c = NULL;
+    CHECK_OK(cnn_model_load(path_in_dir("new_kinds.cnn"), &c));
+    cnn_compile_config cc;
+    CHECK(c && cnn_model_compile_config(c, &cc) == CNN_OK && cc.optimizer.global_clipnorm == 1.5f);
+    cnn_model_free(c);
+    size_t size = 0;
+    unsigned char *bytes = read_all(path_in_dir("new_kinds.cnn"), &size);
+    CHECK(bytes && size > 24 && bytes[20] == 7); /* weights, training, extensions */
+    free(bytes);
+    bytes = read_all(path_in_dir("every_kind.cnn"), &size);
+    CHECK(bytes && size > 24 && bytes[20] == 3); /* no extensions section */
+    free(bytes);
     cnn_model_free(m);
 
     /* the global pooling kinds */

@@ -201,6 +201,39 @@ static cnn_status build_c(cnn_model *m)
     return cnn_model_add_dense(m, cnn_dense(.units = 2, .activation = CNN_ACTIVATION_SIGMOID));
 }
 
+/* e) BatchNormalization in training (and then inference) mode, ELU,
+ * ZeroPadding2D, DepthwiseConv2D */
+static cnn_status build_e(cnn_model *m)
+{
+    cnn_status st;
+    if ((st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {3, 3},
+                                                 .padding = CNN_PADDING_SAME, .no_bias = true)))
+        || (st = cnn_model_add_batch_normalization(m, cnn_batch_normalization(.momentum = 0.9f)))
+        || (st = cnn_model_add_elu(m, cnn_elu()))
+        || (st = cnn_model_add_zero_padding2d(m, cnn_zero_padding2d(.padding = {1, 0, 0, 1})))
+        || (st = cnn_model_add_depthwise_conv2d(m, cnn_depthwise_conv2d(
+                .kernel_size = {2, 2}, .strides = {2, 2}, .depth_multiplier = 2)))
+        || (st = cnn_model_add_flatten(m, cnn_flatten()))
+        || (st = cnn_model_add_batch_normalization(m, cnn_batch_normalization())))
+        return st;
+    return cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = CNN_ACTIVATION_SOFTMAX));
+}
+
+/* f) SeparableConv2D, LeakyReLU, ReLU with max_value/negative_slope/threshold */
+static cnn_status build_f(cnn_model *m)
+{
+    cnn_status st;
+    if ((st = cnn_model_add_separable_conv2d(m, cnn_separable_conv2d(
+             .filters = 4, .kernel_size = {3, 3}, .strides = {2, 1}, .padding = CNN_PADDING_SAME,
+             .depth_multiplier = 2)))
+        || (st = cnn_model_add_leaky_relu(m, cnn_leaky_relu(.negative_slope = 0.2f)))
+        || (st = cnn_model_add_relu(m, cnn_relu(.max_value = 0.4f, .negative_slope = 0.05f,
+                                                .threshold = -0.1f)))
+        || (st = cnn_model_add_global_average_pooling2d(m, cnn_global_pool2d())))
+        return st;
+    return cnn_model_add_dense(m, cnn_dense(.units = 2));
+}
+
 typedef struct ref_case {
     const char *file;
     cnn_shape input;
@@ -213,10 +246,33 @@ static const ref_case cases[] = {
     {"padding_stride_dilation.txt", cnn_shape_hwc(14, 10, 3), CNN_LOSS_MSE, build_b},
     {"dense_bce.txt", cnn_shape_flat(6), CNN_LOSS_BINARY_CROSSENTROPY, build_c},
     {"categorical.txt", cnn_shape_hwc(9, 9, 2), CNN_LOSS_CATEGORICAL_CROSSENTROPY, build_d},
+    {"batchnorm.txt", cnn_shape_hwc(6, 5, 2), CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, build_e},
+    {"separable.txt", cnn_shape_hwc(7, 6, 3), CNN_LOSS_MSE, build_f},
 };
 
 /* ---- Running a case ----------------------------------------------------------- */
-static const char *const which_name[2] = {"kernel", "bias"};
+/* Keras's name of layer i's weight which (as the fixtures name them). */
+static const char *weight_name(const cnn_model *m, int i, int which)
+{
+    static const char *const conv[] = {"kernel", "bias"},
+                             *bn[] = {"gamma", "beta", "moving_mean", "moving_variance"},
+                             *depthwise[] = {"depthwise_kernel", "bias"},
+                             *separable[] = {"depthwise_kernel", "pointwise_kernel", "bias"};
+    const char *type = cnn_model_layer_type(m, i);
+    if (strcmp(type, "BatchNormalization") == 0)
+        return bn[which];
+    if (strcmp(type, "DepthwiseConv2D") == 0)
+        return which < 2 ? depthwise[which] : "?";
+    if (strcmp(type, "SeparableConv2D") == 0)
+        return which < 3 ? separable[which] : "?";
+    return which < 2 ? conv[which] : "?";
+}
+
+/* The moving statistics are not trained: they have no gradient. */
+static bool trained(const cnn_model *m, int i, int which)
+{
+    return !(strcmp(cnn_model_layer_type(m, i), "BatchNormalization") == 0 && which >= 2);
+}
 
 /* Builds the model and copies in every weight the fixture has for it; a model
  * weight without a fixture entry, or a size mismatch, is a failure. */
@@ -232,11 +288,11 @@ static cnn_model *make_model(const ref_case *c, fixture *fx, int threads)
     CHECK_OK(st);
     CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = c->loss, .optimizer = cnn_sgd())));
     for (int i = 0; ok && i < cnn_model_layer_count(m); i++)
-        for (int w = 0; w < 2; w++) {
+        for (int w = 0; w < CNN_MAX_LAYER_WEIGHTS; w++) {
             int64_t count = 0;
             float *dst = cnn_model_layer_weights(m, i, w, &count);
             char name[REF_NAME_MAX];
-            snprintf(name, sizeof name, "layer%d.%s", i, which_name[w]);
+            snprintf(name, sizeof name, "layer%d.%s", i, weight_name(m, i, w));
             ref_tensor *r = fixture_get(fx, name);
             if (!dst && !r)
                 continue;
@@ -291,6 +347,32 @@ static void compare(const char *label, const float *got, long got_n, fixture *fx
     test_close(what, got, r->data, got_n, ATOL, RTOL);
 }
 
+/* BatchNormalization: the moving statistics after the training forward,
+ * then the output in inference mode, which uses them. */
+static void check_moving_statistics(const char *label, cnn_model *m, fixture *fx)
+{
+    ref_tensor *rinf = fixture_get(fx, "output.inference"), *rx = fixture_get(fx, "x");
+    if (!rinf)
+        return;
+    for (int i = 0; i < cnn_model_layer_count(m); i++)
+        for (int w = 2; w < 4 && !trained(m, i, w); w++) {
+            int64_t count = 0;
+            const float *v = cnn_model_layer_weights(m, i, w, &count);
+            char name[REF_NAME_MAX];
+            snprintf(name, sizeof name, "layer%d.%s.after", i, weight_name(m, i, w));
+            compare(label, v, (long)count, fx, name);
+        }
+    cnn_tensor *x = tensor_from(rx), *out = NULL;
+    CHECK_OK(cnn_model_predict(m, x, 0, &out));
+    if (out) {
+        char what[160];
+        snprintf(what, sizeof what, "%s (inference)", label);
+        compare(what, out->data, (long)cnn_tensor_size(out), fx, "output.inference");
+    }
+    cnn_tensor_free(out);
+    cnn_tensor_free(x);
+}
+
 static void check_case(const ref_case *c, fixture *fx, int threads)
 {
     char label[128];
@@ -314,16 +396,17 @@ static void check_case(const ref_case *c, fixture *fx, int threads)
         float loss_f = (float)loss;
         compare(label, &loss_f, 1, fx, "loss");
         for (int i = 0; i < cnn_model_layer_count(m); i++)
-            for (int w = 0; w < 2; w++) {
+            for (int w = 0; w < CNN_MAX_LAYER_WEIGHTS; w++) {
                 int64_t count = 0;
                 const float *g = cnn_model_layer_gradients(m, i, w, &count);
-                if (!g)
+                if (!g || !trained(m, i, w))
                     continue;
                 char name[REF_NAME_MAX];
-                snprintf(name, sizeof name, "layer%d.%s.grad", i, which_name[w]);
+                snprintf(name, sizeof name, "layer%d.%s.grad", i, weight_name(m, i, w));
                 compare(label, g, (long)count, fx, name);
             }
         compare(label, input_grad, rx->count, fx, "input.grad");
+        check_moving_statistics(label, m, fx);
     }
     free(input_grad);
     cnn_model_free(m);
@@ -334,6 +417,8 @@ static void check_case(const ref_case *c, fixture *fx, int threads)
 static void check_negative_control(const ref_case *c, fixture *fx)
 {
     ref_tensor *w = fixture_get(fx, "layer0.kernel"), *rout = fixture_get(fx, "output");
+    if (!w)
+        w = fixture_get(fx, "layer0.depthwise_kernel");
     CHECK(w && rout);
     if (!w || !rout)
         return;

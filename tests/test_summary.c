@@ -67,5 +67,42 @@ int main(void)
     CHECK(s.rank == 3 && s.dims[0] == 32 && s.dims[1] == 32 && s.dims[2] == 64);
     check_golden(m, "tests/golden/seed_flow.txt");
     cnn_model_free(m);
+
+    /* Parameter counts as Keras gives them, BatchNormalization's moving
+     * statistics non-trainable. */
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(28, 28, 1)));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 32, .kernel_size = {3, 3},
+                                                .no_bias = true)));
+    CHECK_OK(cnn_model_add_batch_normalization(m, cnn_batch_normalization()));
+    CHECK_OK(cnn_model_add_relu(m, cnn_relu(.max_value = 6)));
+    CHECK_OK(cnn_model_add_depthwise_conv2d(m, cnn_depthwise_conv2d(.kernel_size = {3, 3},
+                                                                     .depth_multiplier = 2)));
+    CHECK_OK(cnn_model_add_separable_conv2d(m, cnn_separable_conv2d(.filters = 16,
+                                                                     .kernel_size = {3, 3})));
+    CHECK_OK(cnn_model_add_zero_padding2d(m, cnn_zero_padding2d()));
+    CHECK_OK(cnn_model_add_reshape(m, cnn_reshape(.target_shape = {1, {-1}})));
+    CHECK_OK(cnn_model_add_batch_normalization(m, cnn_batch_normalization()));
+    CHECK_OK(cnn_model_add_leaky_relu(m, cnn_leaky_relu()));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 10)));
+    CHECK_OK(cnn_model_add_elu(m, cnn_elu()));
+    CHECK(cnn_model_layer_param_count(m, 0) == 288);
+    CHECK(cnn_model_layer_param_count(m, 1) == 128);
+    CHECK(cnn_model_layer_param_count(m, 3) == 3 * 3 * 32 * 2 + 64);
+    CHECK(cnn_model_layer_param_count(m, 4) == 3 * 3 * 64 + 64 * 16 + 16);
+    s = cnn_model_layer_output_shape(m, 5); /* (22, 22, 16) padded by 1 */
+    CHECK(s.rank == 3 && s.dims[0] == 24 && s.dims[1] == 24 && s.dims[2] == 16);
+    CHECK(cnn_model_layer_output_shape(m, 6).dims[0] == 24 * 24 * 16);
+    CHECK(cnn_model_layer_param_count(m, 7) == 4 * 24 * 24 * 16);
+    CHECK(strcmp(cnn_model_layer_name(m, 7), "batch_normalization_1") == 0);
+    CHECK(strcmp(cnn_model_layer_name(m, 8), "leaky_re_lu") == 0);
+    CHECK(strcmp(cnn_model_layer_name(m, 2), "re_lu") == 0);
+    int64_t frozen = 2 * 32 + 2 * 24 * 24 * 16;
+    CHECK(cnn_model_param_count(m) - cnn_model_trainable_param_count(m) == frozen);
+    char *text = NULL;
+    CHECK_OK(cnn_model_summary(m, &text));
+    CHECK(text && strstr(text, "Non-trainable params: 18,496\n"));
+    CHECK(text && strstr(text, "batch_normalization (BatchNo (None, 26, 26, 32)        128"));
+    free(text);
+    cnn_model_free(m);
     return test_finish("test_summary");
 }

@@ -26,6 +26,34 @@ int64_t cnn_shape_size(cnn_shape s)
     return n;
 }
 
+/* Whether block[0..n) has a NaN or infinity: those have all exponent bits
+ * set, so adding one to the exponent carries into the sign bit, which
+ * nothing else can. Plain integer and/add/or over a fixed count, so the
+ * compiler vectorises it. */
+enum { NONFINITE_BLOCK = 1024 };
+static bool block_has_nonfinite(const float *block)
+{
+    uint32_t acc = 0;
+    for (int i = 0; i < NONFINITE_BLOCK; i++) {
+        uint32_t u;
+        memcpy(&u, block + i, sizeof u);
+        acc |= (u & 0x7f800000u) + 0x00800000u;
+    }
+    return acc & 0x80000000u;
+}
+
+int64_t cnn_first_nonfinite(const float *x, int64_t n)
+{
+    int64_t start = 0;
+    for (; start + NONFINITE_BLOCK <= n; start += NONFINITE_BLOCK)
+        if (block_has_nonfinite(x + start))
+            break;
+    for (int64_t i = start; i < n; i++) /* the block that has one, or the tail */
+        if (!isfinite(x[i]))
+            return i;
+    return -1;
+}
+
 void cnn_shape_format(cnn_shape s, char *buf, size_t cap)
 {
     size_t used = (size_t)snprintf(buf, cap, "(None");

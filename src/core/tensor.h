@@ -21,5 +21,7 @@ void cnn_shape_format(cnn_shape s, char *buf, size_t cap);
 /* Formats a tensor's full shape: "(60000, 28, 28)". */
 void cnn_tensor_format_shape(const cnn_tensor *t, char *buf, size_t cap);
 int64_t cnn_shape_size(cnn_shape s);
+/* Index of the first NaN or infinity among x[0..n), -1 if all are finite. */
+int64_t cnn_first_nonfinite(const float *x, int64_t n);
 
 #endif

@@ -63,6 +63,7 @@ cnn_status cnn_pool_create(cnn_pool **out, int threads)
     if (threads > 1) {
         pool->workers = calloc((size_t)threads - 1, sizeof *pool->workers);
         if (!pool->workers) {
+            pool->threads = 1; /* no worker to join */
             cnn_pool_free(pool);
             return cnn_fail(CNN_ERR_NO_MEMORY, "thread pool: out of memory");
         }

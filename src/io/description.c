@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,13 +32,68 @@ static const cnn_desc_arg conv2d_args[] = {
     {"dilation_rate", CNN_DESC_PAIR, SPEC_FIELD(conv2d.dilation_rate), false, false},
     {"activation", CNN_DESC_ACTIVATION, SPEC_FIELD(conv2d.activation), false, false},
     {"use_bias", CNN_DESC_USE_BIAS, SPEC_FIELD(conv2d.no_bias), false, false},
+    {"kernel_regularizer", CNN_DESC_L2, SPEC_FIELD(conv2d.kernel_l2), false, false},
     {"name", CNN_DESC_NAME, SPEC_FIELD(conv2d.name), false, false},
 };
 static const cnn_desc_arg dense_args[] = {
     {"units", CNN_DESC_COUNT, SPEC_FIELD(dense.units), true, true},
     {"activation", CNN_DESC_ACTIVATION, SPEC_FIELD(dense.activation), false, true},
     {"use_bias", CNN_DESC_USE_BIAS, SPEC_FIELD(dense.no_bias), false, false},
+    {"kernel_regularizer", CNN_DESC_L2, SPEC_FIELD(dense.kernel_l2), false, false},
     {"name", CNN_DESC_NAME, SPEC_FIELD(dense.name), false, false},
+};
+static const cnn_desc_arg batch_normalization_args[] = {
+    {"momentum", CNN_DESC_POSITIVE, SPEC_FIELD(batch_normalization.momentum), false, false},
+    {"epsilon", CNN_DESC_POSITIVE, SPEC_FIELD(batch_normalization.epsilon), false, false},
+    {"name", CNN_DESC_NAME, SPEC_FIELD(batch_normalization.name), false, false},
+};
+/* Keras 3 calls the slope negative_slope, Keras 2 alpha. */
+static const cnn_desc_arg leaky_relu_args[] = {
+    {"negative_slope", CNN_DESC_POSITIVE, SPEC_FIELD(leaky_relu.negative_slope), false, true},
+    {"alpha", CNN_DESC_POSITIVE, SPEC_FIELD(leaky_relu.negative_slope), false, false},
+    {"name", CNN_DESC_NAME, SPEC_FIELD(leaky_relu.name), false, false},
+};
+static const cnn_desc_arg elu_args[] = {
+    {"alpha", CNN_DESC_POSITIVE, SPEC_FIELD(elu.alpha), false, true},
+    {"name", CNN_DESC_NAME, SPEC_FIELD(elu.name), false, false},
+};
+static const cnn_desc_arg relu_args[] = {
+    {"max_value", CNN_DESC_POSITIVE, SPEC_FIELD(relu.max_value), false, true},
+    {"negative_slope", CNN_DESC_NONNEGATIVE, SPEC_FIELD(relu.negative_slope), false, true},
+    {"threshold", CNN_DESC_REAL, SPEC_FIELD(relu.threshold), false, true},
+    {"name", CNN_DESC_NAME, SPEC_FIELD(relu.name), false, false},
+};
+static const cnn_desc_arg zero_padding2d_args[] = {
+    {"padding", CNN_DESC_PADDING4, SPEC_FIELD(zero_padding2d.padding), false, true},
+    {"name", CNN_DESC_NAME, SPEC_FIELD(zero_padding2d.name), false, false},
+};
+static const cnn_desc_arg reshape_args[] = {
+    {"target_shape", CNN_DESC_TARGET_SHAPE, SPEC_FIELD(reshape.target_shape), true, true},
+    {"name", CNN_DESC_NAME, SPEC_FIELD(reshape.name), false, false},
+};
+static const cnn_desc_arg depthwise_conv2d_args[] = {
+    {"kernel_size", CNN_DESC_PAIR, SPEC_FIELD(depthwise_conv2d.kernel_size), true, true},
+    {"strides", CNN_DESC_PAIR, SPEC_FIELD(depthwise_conv2d.strides), false, true},
+    {"padding", CNN_DESC_PADDING, SPEC_FIELD(depthwise_conv2d.padding), false, true},
+    {"depth_multiplier", CNN_DESC_COUNT, SPEC_FIELD(depthwise_conv2d.depth_multiplier), false, true},
+    {"dilation_rate", CNN_DESC_PAIR, SPEC_FIELD(depthwise_conv2d.dilation_rate), false, false},
+    {"activation", CNN_DESC_ACTIVATION, SPEC_FIELD(depthwise_conv2d.activation), false, false},
+    {"use_bias", CNN_DESC_USE_BIAS, SPEC_FIELD(depthwise_conv2d.no_bias), false, false},
+    {"depthwise_regularizer", CNN_DESC_L2, SPEC_FIELD(depthwise_conv2d.depthwise_l2), false, false},
+    {"name", CNN_DESC_NAME, SPEC_FIELD(depthwise_conv2d.name), false, false},
+};
+static const cnn_desc_arg separable_conv2d_args[] = {
+    {"filters", CNN_DESC_COUNT, SPEC_FIELD(separable_conv2d.filters), true, true},
+    {"kernel_size", CNN_DESC_PAIR, SPEC_FIELD(separable_conv2d.kernel_size), true, true},
+    {"strides", CNN_DESC_PAIR, SPEC_FIELD(separable_conv2d.strides), false, true},
+    {"padding", CNN_DESC_PADDING, SPEC_FIELD(separable_conv2d.padding), false, true},
+    {"depth_multiplier", CNN_DESC_COUNT, SPEC_FIELD(separable_conv2d.depth_multiplier), false, false},
+    {"dilation_rate", CNN_DESC_PAIR, SPEC_FIELD(separable_conv2d.dilation_rate), false, false},
+    {"activation", CNN_DESC_ACTIVATION, SPEC_FIELD(separable_conv2d.activation), false, false},
+    {"use_bias", CNN_DESC_USE_BIAS, SPEC_FIELD(separable_conv2d.no_bias), false, false},
+    {"depthwise_regularizer", CNN_DESC_L2, SPEC_FIELD(separable_conv2d.depthwise_l2), false, false},
+    {"pointwise_regularizer", CNN_DESC_L2, SPEC_FIELD(separable_conv2d.pointwise_l2), false, false},
+    {"name", CNN_DESC_NAME, SPEC_FIELD(separable_conv2d.name), false, false},
 };
 static const cnn_desc_arg pool2d_args[] = {
     {"pool_size", CNN_DESC_PAIR, SPEC_FIELD(pool2d.pool_size), false, true},
@@ -60,6 +116,11 @@ static const cnn_desc_arg flatten_args[] = {
 static const cnn_desc_arg global_pool2d_args[] = {
     {"name", CNN_DESC_NAME, SPEC_FIELD(global_pool2d.name), false, false},
 };
+static const cnn_desc_arg rescaling_args[] = {
+    {"scale", CNN_DESC_REAL, SPEC_FIELD(rescaling.scale), true, true},
+    {"offset", CNN_DESC_REAL, SPEC_FIELD(rescaling.offset), false, true},
+    {"name", CNN_DESC_NAME, SPEC_FIELD(rescaling.name), false, false},
+};
 static const cnn_desc_arg input_args[] = {
     {"shape", CNN_DESC_SHAPE, 0, true, true},
 };
@@ -77,6 +138,15 @@ static const cnn_desc_kind kinds[] = {
     KIND(CNN_LAYER_FLATTEN, "Flatten", flatten_args),
     KIND(CNN_LAYER_GLOBAL_AVERAGE_POOLING2D, "GlobalAveragePooling2D", global_pool2d_args),
     KIND(CNN_LAYER_GLOBAL_MAX_POOLING2D, "GlobalMaxPooling2D", global_pool2d_args),
+    KIND(CNN_LAYER_BATCH_NORMALIZATION, "BatchNormalization", batch_normalization_args),
+    KIND(CNN_LAYER_LEAKY_RELU, "LeakyReLU", leaky_relu_args),
+    KIND(CNN_LAYER_ELU, "ELU", elu_args),
+    KIND(CNN_LAYER_RELU, "ReLU", relu_args),
+    KIND(CNN_LAYER_ZERO_PADDING2D, "ZeroPadding2D", zero_padding2d_args),
+    KIND(CNN_LAYER_RESHAPE, "Reshape", reshape_args),
+    KIND(CNN_LAYER_DEPTHWISE_CONV2D, "DepthwiseConv2D", depthwise_conv2d_args),
+    KIND(CNN_LAYER_SEPARABLE_CONV2D, "SeparableConv2D", separable_conv2d_args),
+    KIND(CNN_LAYER_RESCALING, "Rescaling", rescaling_args),
 };
 #define N_KINDS (sizeof kinds / sizeof kinds[0])
 
@@ -90,6 +160,7 @@ static const struct {
     {"AvgPool2D", "AveragePooling2D"},
     {"GlobalAvgPool2D", "GlobalAveragePooling2D"},
     {"GlobalMaxPool2D", "GlobalMaxPooling2D"},
+    {"SeparableConvolution2D", "SeparableConv2D"},
 };
 #define N_ALIASES (sizeof aliases / sizeof aliases[0])
 
@@ -272,7 +343,67 @@ void cnn_desc_store(cnn_layer_spec *spec, const cnn_desc_arg *arg, const cnn_des
     case CNN_DESC_SEED: *(uint64_t *)field = v->seed; break;
     case CNN_DESC_NAME: *(const char **)field = v->text; break;
     case CNN_DESC_SHAPE: break; /* the input shape is not a layer field */
+    case CNN_DESC_REAL:
+    case CNN_DESC_POSITIVE:
+    case CNN_DESC_NONNEGATIVE:
+    case CNN_DESC_L2: *(float *)field = (float)v->real; break;
+    case CNN_DESC_PADDING4: memcpy(field, v->ints, 4 * sizeof(int)); break;
+    case CNN_DESC_TARGET_SHAPE: {
+        cnn_shape t = {.rank = v->n_ints};
+        memcpy(t.dims, v->ints, (size_t)v->n_ints * sizeof(int));
+        memcpy(field, &t, sizeof t);
+        break;
     }
+    }
+}
+
+const char *cnn_desc_real_problem(cnn_desc_type type, double v)
+{
+    /* as floats: a double beyond float range would become infinite */
+    if (!isfinite(v) || fabs(v) > 3.0e38)
+        return "must be a finite number";
+    switch (type) {
+    case CNN_DESC_RATE: return v >= 0 && v < 1 ? NULL : "must be in [0, 1)";
+    case CNN_DESC_POSITIVE: return v > 0 ? NULL : "must be > 0";
+    case CNN_DESC_NONNEGATIVE:
+    case CNN_DESC_L2: return v >= 0 ? NULL : "must be >= 0";
+    default: return NULL;
+    }
+}
+
+const char *cnn_desc_padding4(cnn_desc_value *v, const int *ints, int n)
+{
+    static const char expected[] = "1, 2 or 4 integers >= 0 (n, (rows, cols) or ((top,"
+                                   " bottom), (left, right))), not all 0";
+    if (n != 1 && n != 2 && n != 4)
+        return expected;
+    for (int i = 0; i < 4; i++)
+        v->ints[i] = n == 1 ? ints[0] : n == 2 ? ints[i / 2] : ints[i];
+    v->n_ints = 4;
+    bool any = false;
+    for (int i = 0; i < 4; i++) {
+        if (v->ints[i] < 0)
+            return expected;
+        any |= v->ints[i] > 0;
+    }
+    return any ? NULL : expected;
+}
+
+const char *cnn_desc_target_shape(cnn_desc_value *v, const int *ints, int n)
+{
+    static const char expected[] = "(rows, cols, channels) or (features), each >= 1 or one"
+                                   " of them -1";
+    if (n != 1 && n != 3)
+        return expected;
+    int unknown = 0;
+    for (int i = 0; i < n; i++) {
+        if (ints[i] < 1 && ints[i] != -1)
+            return expected;
+        unknown += ints[i] == -1;
+        v->ints[i] = ints[i];
+    }
+    v->n_ints = n;
+    return unknown > 1 ? expected : NULL;
 }
 
 cnn_shape cnn_desc_shape(const cnn_desc_value *v)
@@ -287,8 +418,16 @@ static cnn_status as_format_error(cnn_status st)
     return st == CNN_ERR_INVALID_ARGUMENT ? CNN_ERR_FORMAT : st;
 }
 
+/* As many layers as a model file may hold. Adding a layer checks its name
+ * against every earlier one, so without a limit a 16 MiB description of
+ * "Flatten" lines would keep the reader busy for hours. */
+#define DESC_MAX_LAYERS 10000
+
 cnn_status cnn_desc_add(cnn_model *m, const cnn_layer_spec *spec)
 {
+    if (cnn_model_layer_count(m) >= DESC_MAX_LAYERS)
+        return cnn_fail(CNN_ERR_FORMAT, "more than %d layers: a description may have at most %d",
+                        DESC_MAX_LAYERS, DESC_MAX_LAYERS);
     return as_format_error(cnn_model_add(m, spec));
 }
 

@@ -27,7 +27,17 @@ typedef enum cnn_desc_type {
     CNN_DESC_RATE,       /* finite real in [0, 1) */
     CNN_DESC_SEED,       /* integer >= 0 (0 = derived from the model's seed) */
     CNN_DESC_NAME,       /* a layer name */
-    CNN_DESC_SHAPE       /* (rows, cols, channels) or (features): the input only */
+    CNN_DESC_SHAPE,      /* (rows, cols, channels) or (features): the input only */
+    CNN_DESC_REAL,       /* a finite real (float field) */
+    CNN_DESC_POSITIVE,   /* a finite real > 0 (float field; text None = not given) */
+    CNN_DESC_NONNEGATIVE, /* a finite real >= 0 (float field) */
+    CNN_DESC_L2,         /* a regularizer: l2(x), L2(x) or x >= 0 in text; Keras's
+                            {"class_name": "L2", "config": {"l2": x}} (or L1L2 with
+                            l1 0) in JSON; the float field gets x */
+    CNN_DESC_PADDING4,   /* ZeroPadding2D: n, (rows, cols) or ((top, bottom), (left,
+                            right)), each >= 0: int[4] top, bottom, left, right */
+    CNN_DESC_TARGET_SHAPE /* Reshape: (rows, cols, channels) or (features), each >= 1
+                             or one -1: a cnn_shape */
 } cnn_desc_type;
 
 typedef struct cnn_desc_arg {
@@ -47,9 +57,10 @@ typedef struct cnn_desc_kind {
 
 /* One parsed argument value; which members are set depends on the type. */
 typedef struct cnn_desc_value {
-    int ints[3];         /* COUNT: ints[0]; PAIR: (h, w); SHAPE: n_ints dims */
+    int ints[4];         /* COUNT: ints[0]; PAIR: (h, w); SHAPE, TARGET_SHAPE: n_ints
+                            dims; PADDING4: top, bottom, left, right */
     int n_ints;
-    double real;         /* RATE */
+    double real;         /* RATE, REAL, POSITIVE, NONNEGATIVE, L2 */
     uint64_t seed;       /* SEED */
     bool flag;           /* USE_BIAS */
     int choice;          /* PADDING, ACTIVATION: the enum value */
@@ -76,6 +87,15 @@ int cnn_desc_arg_find(const cnn_desc_kind *k, const char *key, size_t len);
 const char *cnn_desc_suggest_key(const cnn_desc_kind *k, const char *key, size_t len);
 /* "filters, kernel_size, ..." into buf. */
 void cnn_desc_keys(const cnn_desc_kind *k, char *buf, size_t size);
+
+/* Checks a real for a REAL, POSITIVE, NONNEGATIVE, L2 or RATE argument:
+ * NULL if it fits, else what is wrong ("must be > 0"). */
+const char *cnn_desc_real_problem(cnn_desc_type type, double v);
+/* PADDING4 from n ints (1, 2 or 4), each >= 0 and not all 0 (checked):
+ * fills v->ints; NULL if fine, else what was expected. */
+const char *cnn_desc_padding4(cnn_desc_value *v, const int *ints, int n);
+/* TARGET_SHAPE from n ints (1 or 3), each >= 1 or one -1: NULL if fine. */
+const char *cnn_desc_target_shape(cnn_desc_value *v, const int *ints, int n);
 
 /* Enum value of an activation / padding name (case-insensitive; "None" is
  * linear), -1 if unknown. */

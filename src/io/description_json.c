@@ -15,6 +15,7 @@
  * anything that would change what the layer computes and that the library
  * cannot do (channels_first, groups, another dtype, a custom class) is
  * refused with a message naming the layer. */
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/error.h"
 #include "io/description.h"
@@ -75,6 +77,35 @@ static bool get_int(const json_t *v, int min, int *out)
         return false;
     *out = (int)x;
     return true;
+}
+
+/* A Keras regularizer: {"class_name": "L2", "config": {"l2": x}}, "L1L2"
+ * with l1 0, or the name "l2" alone (Keras's default factor 0.01). Only L2
+ * penalties are applied by this library. */
+static cnn_status convert_l2(const json_reader *r, const cnn_desc_arg *a, const json_t *v,
+                             cnn_desc_value *out)
+{
+    char got[160];
+    const char *name = json_is_string(v) ? json_string_value(v) : string_of(v, "class_name");
+    const bool l1l2 = name && !strcasecmp(name, "l1l2");
+    if (name && (l1l2 || !strcasecmp(name, "l2"))) {
+        const json_t *config = json_object_get(v, "config");
+        const json_t *l1 = json_object_get(config, "l1"), *l2 = json_object_get(config, "l2");
+        if (l1 && !json_is_null(l1) && !(json_is_number(l1) && json_number_value(l1) == 0))
+            return jfail(r, CNN_ERR_FORMAT,
+                         "%s: L1 penalties are not supported (only L2), got %s", a->key,
+                         show(v, got, sizeof got));
+        /* Keras's defaults: L2 0.01 (also for the bare name "l2"), L1L2 0 */
+        out->real = !l2 || json_is_null(l2) ? (l1l2 ? 0 : 0.01)
+                    : json_is_number(l2)    ? json_number_value(l2)
+                                            : NAN;
+        if (!cnn_desc_real_problem(a->type, out->real))
+            return CNN_OK;
+    }
+    return jfail(r, CNN_ERR_FORMAT,
+                 "%s: expected an L2 regularizer ({\"class_name\": \"L2\", \"config\": {\"l2\":"
+                 " x}} with x >= 0), got %s",
+                 a->key, show(v, got, sizeof got));
 }
 
 static cnn_status convert(const json_reader *r, const cnn_desc_arg *a, const json_t *v,
@@ -145,6 +176,62 @@ static cnn_status convert(const json_reader *r, const cnn_desc_arg *a, const jso
             return jfail(r, CNN_ERR_FORMAT, "%s: expected a non-empty string, got %s", a->key,
                          show(v, got, sizeof got));
         return CNN_OK;
+    case CNN_DESC_REAL:
+    case CNN_DESC_POSITIVE:
+    case CNN_DESC_NONNEGATIVE: {
+        const char *problem;
+        if (!json_is_number(v))
+            return jfail(r, CNN_ERR_FORMAT, "%s: expected a number, got %s", a->key,
+                         show(v, got, sizeof got));
+        out->real = json_number_value(v);
+        if ((problem = cnn_desc_real_problem(a->type, out->real)))
+            return jfail(r, CNN_ERR_FORMAT, "%s: %s, got %s", a->key, problem,
+                         show(v, got, sizeof got));
+        return CNN_OK;
+    }
+    case CNN_DESC_L2:
+        return convert_l2(r, a, v, out);
+    case CNN_DESC_PADDING4: {
+        /* n, [rows, cols] or [[top, bottom], [left, right]] */
+        int ints[4], n = 0;
+        const char *problem = NULL;
+        bool ok = true;
+        if (json_is_integer(v)) {
+            ok = get_int(v, 0, &ints[n++]);
+        } else if (json_is_array(v) && json_array_size(v) == 2) {
+            for (size_t i = 0; ok && i < 2; i++) {
+                const json_t *e = json_array_get(v, i);
+                if (json_is_array(e) && json_array_size(e) == 2)
+                    ok = get_int(json_array_get(e, 0), 0, &ints[2 * i])
+                      && get_int(json_array_get(e, 1), 0, &ints[2 * i + 1]);
+                else if (get_int(e, 0, &ints[2 * i]))
+                    ints[2 * i + 1] = ints[2 * i];
+                else
+                    ok = false;
+            }
+            n = 4;
+        } else {
+            ok = false;
+        }
+        if (!ok || (problem = cnn_desc_padding4(out, ints, n)))
+            return jfail(r, CNN_ERR_FORMAT,
+                         "%s: expected an integer, [rows, cols] or [[top, bottom], [left,"
+                         " right]], each >= 0 and not all 0, got %s",
+                         a->key, show(v, got, sizeof got));
+        return CNN_OK;
+    }
+    case CNN_DESC_TARGET_SHAPE: {
+        int ints[3], n = (int)json_array_size(v);
+        bool ok = json_is_array(v) && n >= 1 && n <= 3;
+        for (int i = 0; ok && i < n; i++)
+            ok = get_int(json_array_get(v, (size_t)i), -1, &ints[i]);
+        if (!ok || cnn_desc_target_shape(out, ints, n))
+            return jfail(r, CNN_ERR_FORMAT,
+                         "%s: expected [rows, cols, channels] or [features], each >= 1 or one"
+                         " of them -1, got %s",
+                         a->key, show(v, got, sizeof got));
+        return CNN_OK;
+    }
     case CNN_DESC_SHAPE:
         break;
     }
@@ -221,8 +308,17 @@ static bool is_float32(const json_t *v)
 static bool ignorable(const char *key)
 {
     static const char *const keys[] = {
-        "kernel_initializer", "bias_initializer", "kernel_regularizer", "bias_regularizer",
+        "kernel_initializer", "bias_initializer", "bias_regularizer",
         "activity_regularizer", "kernel_constraint", "bias_constraint",
+        "depthwise_initializer", "pointwise_initializer", "depthwise_constraint",
+        "pointwise_constraint",
+        /* BatchNormalization */
+        "beta_initializer", "gamma_initializer", "moving_mean_initializer",
+        "moving_variance_initializer", "beta_regularizer", "gamma_regularizer",
+        "beta_constraint", "gamma_constraint",
+        "fused",           /* an implementation choice (TensorFlow's fused kernel) */
+        "synchronized",    /* statistics across devices: one device here */
+        "renorm_momentum", /* used only with renorm, refused below */
         "batch_input_shape", "batch_shape", /* read by input_shape() */
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
@@ -231,13 +327,45 @@ static bool ignorable(const char *key)
     return false;
 }
 
+/* BatchNormalization's axis: the last one, -1 or its index counted with
+ * the batch axis (Keras 2 writes [3] for images). */
+static bool is_last_axis(const json_t *v, const cnn_model *m)
+{
+    if (json_is_array(v) && json_array_size(v) == 1)
+        v = json_array_get(v, 0);
+    if (!json_is_integer(v))
+        return false;
+    json_int_t axis = json_integer_value(v);
+    return axis == -1 || axis == cnn_model_output_shape(m).rank;
+}
+
 /* A config key the table does not have: accepted only if it does not
- * change the computation. */
-static cnn_status check_other(const json_reader *r, const char *key, const json_t *v)
+ * change the computation. m is the model so far (the layer's input). */
+static cnn_status check_other(const json_reader *r, const char *key, const json_t *v,
+                              const cnn_model *m)
 {
     char got[96];
     if (ignorable(key) || json_is_null(v))
         return CNN_OK;
+    if (m && strcmp(key, "axis") == 0) {
+        if (is_last_axis(v, m))
+            return CNN_OK;
+        return jfail(r, CNN_ERR_FORMAT,
+                     "axis %s is not supported: only the last axis (-1, the channels) is",
+                     show(v, got, sizeof got));
+    }
+    if (strcmp(key, "center") == 0 || strcmp(key, "scale") == 0) {
+        if (json_is_true(v))
+            return CNN_OK;
+        return jfail(r, CNN_ERR_FORMAT, "%s %s is not supported: gamma and beta are always used",
+                     key, show(v, got, sizeof got));
+    }
+    if (strcmp(key, "renorm") == 0) {
+        if (json_is_false(v))
+            return CNN_OK;
+        return jfail(r, CNN_ERR_FORMAT, "renorm %s (batch renormalization) is not supported",
+                     show(v, got, sizeof got));
+    }
     if (strcmp(key, "trainable") == 0) {
         if (json_is_true(v))
             return CNN_OK;
@@ -312,7 +440,7 @@ static cnn_status add_layer(json_reader *r, size_t i, const json_t *layer, cnn_m
     json_object_foreach((json_t *)config, key, v) {
         int a = cnn_desc_arg_find(k, key, strlen(key));
         if (a < 0) {
-            if ((st = check_other(r, key, v)))
+            if ((st = check_other(r, key, v, m)))
                 return st;
             continue;
         }
@@ -350,7 +478,7 @@ static cnn_status read_model(json_reader *r, const json_t *root, cnn_model **out
         return jfail(r, CNN_ERR_FORMAT, "config: expected a \"layers\" list");
     cnn_status st;
     const json_t *trainable = json_object_get(config, "trainable");
-    if (trainable && (st = check_other(r, "trainable", trainable)))
+    if (trainable && (st = check_other(r, "trainable", trainable, NULL)))
         return st;
     cnn_shape shape;
     size_t first;
@@ -380,7 +508,15 @@ cnn_status cnn_desc_parse_json(const char *text, size_t size, const char *name, 
 {
     json_reader r = {.name = name};
     json_error_t e;
+    /* jansson reports a failed allocation as a syntax error at times, and
+     * (2.14) can even return a document that silently lacks a member; the
+     * allocator's errno is the reliable sign. */
+    errno = 0;
     json_t *root = json_loadb(text, size, JSON_REJECT_DUPLICATES, &e);
+    if (errno == ENOMEM || (!root && json_error_code(&e) == json_error_out_of_memory)) {
+        json_decref(root);
+        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory while parsing the JSON", name);
+    }
     if (!root)
         return cnn_fail(CNN_ERR_FORMAT, "%s:%d:%d: JSON syntax error: %s", name, e.line,
                         e.column, e.text);

@@ -113,10 +113,10 @@ static cnn_status parse_int(const text_parser *p, const char *key, const char *s
     return CNN_OK;
 }
 
-/* 1..max comma-separated integers >= 1, optionally in () or []:
+/* 1..max comma-separated integers >= min, optionally in () or []:
  * "5", "5,3", "(5, 3)". */
 static cnn_status parse_ints(const text_parser *p, const char *key, const char *s, size_t n,
-                             int max, int ints[3], int *count)
+                             int max, int min, int *ints, int *count)
 {
     if (n >= 2 && ((s[0] == '(' && s[n - 1] == ')') || (s[0] == '[' && s[n - 1] == ']'))) {
         s++;
@@ -134,7 +134,7 @@ static cnn_status parse_ints(const text_parser *p, const char *key, const char *
             return fail_at(p, item, CNN_ERR_FORMAT, "%s %s: expected at most %d integers, got more",
                            p->kind->keyword, key, max);
         long long v;
-        cnn_status st = parse_int(p, key, item, len, 1, INT_MAX, &v);
+        cnn_status st = parse_int(p, key, item, len, min, INT_MAX, &v);
         if (st)
             return st;
         ints[(*count)++] = (int)v;
@@ -142,6 +142,61 @@ static cnn_status parse_ints(const text_parser *p, const char *key, const char *
             break;
         s = comma + 1;
     }
+    return CNN_OK;
+}
+
+/* Integers >= 0 separated by commas, blanks and brackets, at most max:
+ * "1", "1,2", "((1, 2), (3, 4))". */
+static cnn_status parse_nested_ints(const text_parser *p, const char *key, const char *s,
+                                    size_t n, int max, int *ints, int *count)
+{
+    const char *end = s + n;
+    *count = 0;
+    while (s < end) {
+        if (*s == ',' || *s == '(' || *s == ')' || *s == '[' || *s == ']' || is_space(*s)) {
+            s++;
+            continue;
+        }
+        const char *item = s;
+        while (s < end && !(*s == ',' || *s == '(' || *s == ')' || *s == '[' || *s == ']'
+                            || is_space(*s)))
+            s++;
+        if (*count == max)
+            return fail_at(p, item, CNN_ERR_FORMAT, "%s %s: expected at most %d integers, got more",
+                           p->kind->keyword, key, max);
+        long long v;
+        cnn_status st = parse_int(p, key, item, (size_t)(s - item), 0, INT_MAX, &v);
+        if (st)
+            return st;
+        ints[(*count)++] = (int)v;
+    }
+    return CNN_OK;
+}
+
+/* A finite number in s[0..n), checked for the argument's type. */
+static cnn_status parse_real(const text_parser *p, const cnn_desc_arg *a, const char *s,
+                             size_t n, double *out)
+{
+    const char *what = p->kind->keyword, *key = a->key;
+    char buf[64], *end;
+    if (n == 0 || n >= sizeof buf || is_space(s[0]))
+        return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected a number, got '%.*s'", what, key,
+                       SHOW(s, n));
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    errno = 0;
+    double v = strtod(buf, &end);
+    if (end != buf + n)
+        return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected a number, got '%.*s'", what, key,
+                       SHOW(s, n));
+    if (!isfinite(v))
+        return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected a finite number, got '%.*s'", what,
+                       key, SHOW(s, n));
+    const char *problem = cnn_desc_real_problem(a->type, v);
+    if (problem)
+        return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: %s, got %.*s", what, key, problem,
+                       SHOW(s, n));
+    *out = v;
     return CNN_OK;
 }
 
@@ -161,13 +216,13 @@ static cnn_status parse_value(text_parser *p, const cnn_desc_arg *a, const char 
         return CNN_OK;
     }
     case CNN_DESC_PAIR:
-        if ((st = parse_ints(p, key, s, n, 2, out->ints, &out->n_ints)))
+        if ((st = parse_ints(p, key, s, n, 2, 1, out->ints, &out->n_ints)))
             return st;
         if (out->n_ints == 1)
             out->ints[1] = out->ints[0];
         return CNN_OK;
     case CNN_DESC_SHAPE:
-        if ((st = parse_ints(p, key, s, n, 3, out->ints, &out->n_ints)))
+        if ((st = parse_ints(p, key, s, n, 3, 1, out->ints, &out->n_ints)))
             return st;
         if (out->n_ints == 2)
             return fail_at(p, s, CNN_ERR_FORMAT,
@@ -196,25 +251,40 @@ static cnn_status parse_value(text_parser *p, const cnn_desc_arg *a, const char 
             return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected true or false, got '%.*s'",
                            what, key, SHOW(s, n));
         return CNN_OK;
-    case CNN_DESC_RATE: {
-        char buf[64], *end;
-        if (n == 0 || n >= sizeof buf || is_space(s[0]))
-            return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected a number, got '%.*s'", what,
-                           key, SHOW(s, n));
-        memcpy(buf, s, n);
-        buf[n] = '\0';
-        errno = 0;
-        double v = strtod(buf, &end);
-        if (end != buf + n)
-            return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected a number, got '%.*s'", what,
-                           key, SHOW(s, n));
-        if (!isfinite(v))
-            return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected a finite number, got '%.*s'",
-                           what, key, SHOW(s, n));
-        if (!(v >= 0 && v < 1))
-            return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: must be in [0, 1), got %.*s", what, key,
-                           SHOW(s, n));
-        out->real = v;
+    case CNN_DESC_RATE:
+    case CNN_DESC_REAL:
+    case CNN_DESC_NONNEGATIVE:
+        return parse_real(p, a, s, n, &out->real);
+    case CNN_DESC_POSITIVE:
+        if (n == 4 && !memcmp(s, "None", 4))
+            return CNN_OK; /* Keras None: the default */
+        return parse_real(p, a, s, n, &out->real);
+    case CNN_DESC_L2:
+        /* l2(x), L2(x) (Keras's regularizers.l2), or the factor alone */
+        if (n > 4 && (s[0] == 'l' || s[0] == 'L') && s[1] == '2' && s[2] == '('
+            && s[n - 1] == ')') {
+            s += 3;
+            n -= 4;
+        }
+        return parse_real(p, a, s, n, &out->real);
+    case CNN_DESC_PADDING4: {
+        int ints[4], count;
+        const char *problem;
+        if ((st = parse_nested_ints(p, key, s, n, 4, ints, &count)))
+            return st;
+        if ((problem = cnn_desc_padding4(out, ints, count)))
+            return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected %s, got '%.*s'", what, key,
+                           problem, SHOW(s, n));
+        return CNN_OK;
+    }
+    case CNN_DESC_TARGET_SHAPE: {
+        int ints[3], count;
+        const char *problem;
+        if ((st = parse_ints(p, key, s, n, 3, -1, ints, &count)))
+            return st;
+        if ((problem = cnn_desc_target_shape(out, ints, count)))
+            return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected %s, got '%.*s'", what, key,
+                           problem, SHOW(s, n));
         return CNN_OK;
     }
     case CNN_DESC_SEED: {
@@ -258,12 +328,24 @@ static cnn_status scan_value(const text_parser *p, const char **sp, const char *
                              size_t *len)
 {
     const char *s = *sp, *start = s;
-    if (*s == '(' || *s == '[' || *s == '"' || *s == '\'') {
-        char close = *s == '(' ? ')' : *s == '[' ? ']' : *s;
-        const char *c = memchr(s + 1, close, (size_t)(end - s - 1));
+    if (*s == '(' || *s == '[') {
+        /* to the matching bracket: "((1, 2), (3, 4))" */
+        int depth = 0;
+        for (; s < end; s++) {
+            depth += *s == '(' || *s == '[';
+            depth -= *s == ')' || *s == ']';
+            if (depth == 0)
+                break;
+        }
+        if (s == end)
+            return fail_at(p, start, CNN_ERR_FORMAT, "unclosed '%c': expected '%c' before the"
+                           " end of the line", *start, *start == '(' ? ')' : ']');
+        s++;
+    } else if (*s == '"' || *s == '\'') {
+        const char *c = memchr(s + 1, *s, (size_t)(end - s - 1));
         if (!c)
             return fail_at(p, s, CNN_ERR_FORMAT, "unclosed '%c': expected '%c' before the end of"
-                           " the line", *s, close);
+                           " the line", *s, *s);
         s = c + 1;
     } else {
         for (;;) {
@@ -389,6 +471,12 @@ static const char *example_value(cnn_desc_type t)
     case CNN_DESC_SEED: return "1";
     case CNN_DESC_NAME: return "my_layer";
     case CNN_DESC_SHAPE: return "28,28,1";
+    case CNN_DESC_REAL:
+    case CNN_DESC_POSITIVE:
+    case CNN_DESC_NONNEGATIVE: return "0.1";
+    case CNN_DESC_L2: return "l2(0.0005)";
+    case CNN_DESC_PADDING4: return "1";
+    case CNN_DESC_TARGET_SHAPE: return "7,7,64";
     }
     return "...";
 }

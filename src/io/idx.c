@@ -101,6 +101,54 @@ static void idx_convert(int type, const unsigned char *src, size_t n, float *dst
     }
 }
 
+/* Index i (row-major) of a tensor with these dims as "(a, b, c)". */
+static void idx_format_index(int64_t i, int rank, const int64_t *dims, char *buf, size_t cap)
+{
+    int64_t at[CNN_MAX_RANK];
+    for (int d = rank - 1; d >= 0; d--) {
+        at[d] = i % dims[d];
+        i /= dims[d];
+    }
+    size_t used = (size_t)snprintf(buf, cap, "(");
+    for (int d = 0; d < rank && used < cap; d++)
+        used += (size_t)snprintf(buf + used, cap - used, d ? ", %lld" : "%lld", (long long)at[d]);
+    if (used < cap)
+        snprintf(buf + used, cap - used, ")");
+}
+
+/* Float data must be finite: a NaN or infinity in a data set would only
+ * surface as a NaN loss many steps into training. src holds the n raw
+ * values that became dst[0..n), the first of them element first. */
+static cnn_status idx_check_finite(const char *name, int type, const unsigned char *src,
+                                   const float *dst, size_t n, int64_t first, int rank,
+                                   const int64_t *dims, const char *shape)
+{
+    if (type != 0x0D && type != 0x0E)
+        return CNN_OK; /* integers always convert to finite floats */
+    for (size_t i = 0; i < n; i++) {
+        if (dst[i] - dst[i] == 0.0f)
+            continue;
+        char at[96];
+        idx_format_index(first + (int64_t)i, rank, dims, at, sizeof at);
+        if (type == 0x0E) {
+            uint64_t u = (uint64_t)idx_be32(src + 8 * i) << 32 | idx_be32(src + 8 * i + 4);
+            double d;
+            memcpy(&d, &u, sizeof d);
+            if (d - d == 0.0)
+                return cnn_fail(CNN_ERR_NUMERIC,
+                                "%s: data: the float64 value at index %s of %s is %g, too large"
+                                " for float32; the data must be finite float32 numbers",
+                                name, at, shape, d);
+        }
+        return cnn_fail(CNN_ERR_NUMERIC,
+                        "%s: data: the %s value at index %s of %s is %s; the data must be"
+                        " finite numbers",
+                        name, idx_type_name(type), at, shape,
+                        dst[i] != dst[i] ? "NaN" : dst[i] > 0 ? "+infinity" : "-infinity");
+    }
+    return CNN_OK;
+}
+
 /* ---- The reader: raw bytes from memory or a file, optionally inflated --- */
 
 typedef struct idx_reader {
@@ -350,6 +398,14 @@ static cnn_status idx_decode(idx_reader *r, idx_expect want, cnn_tensor **out)
                         r->name, (long long)data_bytes, idx_type_name(type), shape,
                         (unsigned long long)r->raw_size, (long long)most);
 
+    /* Within the size checks a file can still be big: its floats must fit
+     * the default memory budget, as everything the library allocates does. */
+    if (float_bytes > CNN_DEFAULT_MAX_MEMORY)
+        return cnn_fail(CNN_ERR_NO_MEMORY,
+                        "%s: data: %s %s needs %lld bytes as float32, more than the memory"
+                        " budget of %lld bytes",
+                        r->name, idx_type_name(type), shape, (long long)float_bytes,
+                        (long long)CNN_DEFAULT_MAX_MEMORY);
     cnn_tensor *t;
     st = cnn_tensor_create(&t, rank, dims);
     if (st) {
@@ -364,6 +420,10 @@ static cnn_status idx_decode(idx_reader *r, idx_expect want, cnn_tensor **out)
         if (st)
             goto fail;
         idx_convert(type, r->stage, got / (size_t)esize, dst);
+        st = idx_check_finite(r->name, type, r->stage, dst, got / (size_t)esize, dst - t->data,
+                              rank, dims, shape);
+        if (st)
+            goto fail;
         dst += got / (size_t)esize;
         left -= (int64_t)got;
         if (got < want_now) {

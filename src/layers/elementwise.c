@@ -1,5 +1,6 @@
-/* The layers that keep the data's size: Activation, Dropout and Flatten.
- * Flatten keeps NHWC order, so (h, w, c) -> (h*w*c) matches Keras. */
+/* The layers that keep the data's size: Activation, Dropout, Flatten and
+ * Reshape. Flatten and Reshape keep NHWC order, so (h, w, c) -> (h*w*c)
+ * matches Keras. */
 #include <string.h>
 
 #include "core/error.h"
@@ -75,6 +76,69 @@ cnn_status cnn_layer_flatten_create(cnn_layer **out, const cnn_layer_spec *spec,
                                     const char *name)
 {
     cnn_status st = cnn_layer_alloc(out, sizeof(cnn_layer), &cnn_flatten_ops, name);
+    if (st == CNN_OK)
+        (*out)->spec = *spec;
+    return st;
+}
+
+/* ---- Reshape: the same values under another shape ---- */
+static cnn_status reshape_infer(cnn_layer *l, cnn_shape in)
+{
+    cnn_shape t = l->spec.u.reshape.target_shape;
+    int64_t n = cnn_shape_size(in), known = 1;
+    int unknown = -1;
+    for (int i = 0; i < t.rank; i++) {
+        if (t.dims[i] == -1)
+            unknown = i;
+        else
+            known *= t.dims[i];
+    }
+    if (unknown >= 0) {
+        if (n % known)
+            return cnn_fail(CNN_ERR_SHAPE,
+                            "%s (Reshape): %lld values do not divide into the target shape's"
+                            " known dimensions (%lld values each)",
+                            l->name, (long long)n, (long long)known);
+        t.dims[unknown] = (int)(n / known);
+        known = n;
+    }
+    if (known != n) {
+        char want[64], got[64];
+        cnn_shape_format(in, got, sizeof got);
+        cnn_shape_format(t, want, sizeof want);
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "%s (Reshape): the input %s has %lld values, the target shape %s has %lld",
+                        l->name, got, (long long)n, want, (long long)known);
+    }
+    l->out = t;
+    return CNN_OK;
+}
+
+const cnn_layer_ops cnn_reshape_ops = {
+    .kind = CNN_LAYER_RESHAPE,
+    .type_name = "Reshape",
+    .auto_name = "reshape",
+    .infer = reshape_infer,
+    .forward = copy_forward,
+    .backward = copy_backward,
+};
+
+cnn_status cnn_layer_reshape_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name)
+{
+    *out = NULL;
+    cnn_shape t = spec->u.reshape.target_shape;
+    int unknown = 0;
+    bool ok = t.rank == 1 || t.rank == 3;
+    for (int i = 0; ok && i < t.rank; i++) {
+        unknown += t.dims[i] == -1;
+        ok = t.dims[i] >= 1 || t.dims[i] == -1;
+    }
+    if (!ok || unknown > 1)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "%s (Reshape): target_shape must be (rows, cols, channels) or (features),"
+                        " each >= 1 or one of them -1 (rank %d given)",
+                        name, t.rank);
+    cnn_status st = cnn_layer_alloc(out, sizeof(cnn_layer), &cnn_reshape_ops, name);
     if (st == CNN_OK)
         (*out)->spec = *spec;
     return st;

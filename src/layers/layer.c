@@ -45,3 +45,11 @@ void cnn_glorot_uniform(float *w, int64_t count, int64_t fan_in, int64_t fan_out
     for (int64_t i = 0; i < count; i++)
         w[i] = (2.0f * cnn_rng_uniform(rng) - 1.0f) * limit;
 }
+
+cnn_status cnn_layer_check_l2(const char *layer, const char *type, const char *field, float l2)
+{
+    if (!(l2 >= 0 && isfinite(l2)))
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (%s): %s must be a finite number >= 0,"
+                        " got %g", layer, type, field, (double)l2);
+    return CNN_OK;
+}

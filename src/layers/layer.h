@@ -19,7 +19,7 @@
 #include "core/threadpool.h"
 #include "kernels/gemm.h"
 
-#define CNN_LAYER_MAX_PARAMS 2
+#define CNN_LAYER_MAX_PARAMS CNN_MAX_LAYER_WEIGHTS
 #define CNN_LAYER_NAME_MAX 64
 
 typedef struct cnn_param {
@@ -28,6 +28,7 @@ typedef struct cnn_param {
     int64_t dims[CNN_MAX_RANK];  /* Keras layout */
     int64_t count;
     bool trainable;
+    float l2;                    /* L2 penalty l2 * sum(value^2) (kernel_regularizer) */
     float *value, *grad;         /* views set by the model */
 } cnn_param;
 
@@ -131,9 +132,29 @@ cnn_status cnn_layer_dropout_create(cnn_layer **out, const cnn_layer_spec *spec,
 cnn_status cnn_layer_flatten_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
 cnn_status cnn_layer_global_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec,
                                           const char *name);
+cnn_status cnn_layer_batch_normalization_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                                const char *name);
+cnn_status cnn_layer_relu_family_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                        const char *name);
+cnn_status cnn_layer_zero_padding2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                           const char *name);
+cnn_status cnn_layer_reshape_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
+cnn_status cnn_layer_depthwise_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                             const char *name);
+cnn_status cnn_layer_separable_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                             const char *name);
+
+cnn_status cnn_layer_rescaling_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                      const char *name);
+
+/* Checks an L2 factor from a spec (finite, >= 0), naming the layer and field. */
+cnn_status cnn_layer_check_l2(const char *layer, const char *type, const char *field, float l2);
 
 extern const cnn_layer_ops cnn_conv2d_ops, cnn_dense_ops, cnn_max_pooling2d_ops,
     cnn_average_pooling2d_ops, cnn_activation_ops, cnn_dropout_ops, cnn_flatten_ops,
-    cnn_global_average_pooling2d_ops, cnn_global_max_pooling2d_ops;
+    cnn_global_average_pooling2d_ops, cnn_global_max_pooling2d_ops,
+    cnn_batch_normalization_ops, cnn_leaky_relu_ops, cnn_elu_ops, cnn_relu_ops,
+    cnn_zero_padding2d_ops, cnn_reshape_ops, cnn_depthwise_conv2d_ops,
+    cnn_separable_conv2d_ops, cnn_rescaling_ops;
 
 #endif

@@ -14,6 +14,15 @@ static const cnn_layer_kind_entry registry[] = {
     {&cnn_flatten_ops, cnn_layer_flatten_create},
     {&cnn_global_average_pooling2d_ops, cnn_layer_global_pool2d_create},
     {&cnn_global_max_pooling2d_ops, cnn_layer_global_pool2d_create},
+    {&cnn_batch_normalization_ops, cnn_layer_batch_normalization_create},
+    {&cnn_leaky_relu_ops, cnn_layer_relu_family_create},
+    {&cnn_elu_ops, cnn_layer_relu_family_create},
+    {&cnn_relu_ops, cnn_layer_relu_family_create},
+    {&cnn_zero_padding2d_ops, cnn_layer_zero_padding2d_create},
+    {&cnn_reshape_ops, cnn_layer_reshape_create},
+    {&cnn_depthwise_conv2d_ops, cnn_layer_depthwise_conv2d_create},
+    {&cnn_separable_conv2d_ops, cnn_layer_separable_conv2d_create},
+    {&cnn_rescaling_ops, cnn_layer_rescaling_create},
 };
 
 #define REGISTRY_SIZE (sizeof registry / sizeof registry[0])

@@ -45,7 +45,9 @@ enum {
     FILE_VERSION = 1,
     FLAG_WEIGHTS = 1u,  /* the parameters section is present (the model is built) */
     FLAG_TRAINING = 2u, /* the training section is present (the model is compiled) */
-    FLAGS_KNOWN = FLAG_WEIGHTS | FLAG_TRAINING,
+    FLAG_EXTENSIONS = 4u, /* the extensions section is present (L2 penalties of Conv2D
+                             and Dense kernels, gradient clipping) */
+    FLAGS_KNOWN = FLAG_WEIGHTS | FLAG_TRAINING | FLAG_EXTENSIONS,
     LAYER_AUTO_NAMED = 1u, /* the name was given by the model (Keras auto-name) */
     MAX_LAYERS = 10000,    /* add() checks names pairwise: keep a hostile file cheap */
     /* The smallest layer record: kind, flags, name length, one name byte. */
@@ -237,7 +239,93 @@ static void write_layer(writer *w, const cnn_layer *l)
     case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
     case CNN_LAYER_GLOBAL_MAX_POOLING2D:
         break;
+    case CNN_LAYER_BATCH_NORMALIZATION:
+        w_f32(w, s->u.batch_normalization.momentum);
+        w_f32(w, s->u.batch_normalization.epsilon);
+        break;
+    case CNN_LAYER_LEAKY_RELU:
+        w_f32(w, s->u.leaky_relu.negative_slope);
+        break;
+    case CNN_LAYER_ELU:
+        w_f32(w, s->u.elu.alpha);
+        break;
+    case CNN_LAYER_RELU:
+        w_f32(w, s->u.relu.max_value);
+        w_f32(w, s->u.relu.negative_slope);
+        w_f32(w, s->u.relu.threshold);
+        break;
+    case CNN_LAYER_ZERO_PADDING2D:
+        for (int i = 0; i < 4; i++)
+            w_i32(w, s->u.zero_padding2d.padding[i]);
+        break;
+    case CNN_LAYER_RESHAPE: {
+        const cnn_shape *t = &s->u.reshape.target_shape;
+        w_u32(w, (uint32_t)t->rank);
+        for (int i = 0; i < 3; i++)
+            w_i32(w, i < t->rank ? t->dims[i] : 0);
+        break;
     }
+    case CNN_LAYER_DEPTHWISE_CONV2D: {
+        const cnn_depthwise_conv2d_config *c = &s->u.depthwise_conv2d;
+        w_i32(w, c->kernel_size[0]);
+        w_i32(w, c->kernel_size[1]);
+        w_i32(w, c->strides[0]);
+        w_i32(w, c->strides[1]);
+        w_u32(w, (uint32_t)c->padding);
+        w_i32(w, c->depth_multiplier);
+        w_i32(w, c->dilation_rate[0]);
+        w_i32(w, c->dilation_rate[1]);
+        w_u32(w, (uint32_t)c->activation);
+        w_u8(w, c->no_bias);
+        w_f32(w, c->depthwise_l2);
+        break;
+    }
+    case CNN_LAYER_SEPARABLE_CONV2D: {
+        const cnn_separable_conv2d_config *c = &s->u.separable_conv2d;
+        w_i32(w, c->filters);
+        w_i32(w, c->kernel_size[0]);
+        w_i32(w, c->kernel_size[1]);
+        w_i32(w, c->strides[0]);
+        w_i32(w, c->strides[1]);
+        w_u32(w, (uint32_t)c->padding);
+        w_i32(w, c->depth_multiplier);
+        w_i32(w, c->dilation_rate[0]);
+        w_i32(w, c->dilation_rate[1]);
+        w_u32(w, (uint32_t)c->activation);
+        w_u8(w, c->no_bias);
+        w_f32(w, c->depthwise_l2);
+        w_f32(w, c->pointwise_l2);
+        break;
+    }
+    case CNN_LAYER_RESCALING:
+        w_f32(w, s->u.rescaling.scale);
+        w_f32(w, s->u.rescaling.offset);
+        break;
+    }
+}
+
+/* The kernel_l2 of a Conv2D or Dense layer (the extensions section holds
+ * these: their layer records predate the field). */
+static bool has_kernel_l2(cnn_layer_kind kind)
+{
+    return kind == CNN_LAYER_CONV2D || kind == CNN_LAYER_DENSE;
+}
+
+static float *kernel_l2_of(cnn_layer_spec *s)
+{
+    return s->kind == CNN_LAYER_CONV2D ? &s->u.conv2d.kernel_l2 : &s->u.dense.kernel_l2;
+}
+
+/* The extensions section is written only when it holds something, so a
+ * model without these settings is saved exactly as before they existed. */
+static bool needs_extensions(const cnn_model *m)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        cnn_layer_spec s = m->layers[i]->spec;
+        if (has_kernel_l2(s.kind) && *kernel_l2_of(&s) != 0)
+            return true;
+    }
+    return m->compiled && (m->opt.clipnorm != 0 || m->opt.global_clipnorm != 0);
 }
 
 /* The whole file but the checksum, in order. */
@@ -246,7 +334,9 @@ static void write_model(writer *w, const cnn_model *m, uint64_t length)
     w_bytes(w, FILE_MAGIC, MAGIC_BYTES);
     w_u32(w, FILE_VERSION);
     w_u64(w, length);
-    w_u32(w, (m->built ? FLAG_WEIGHTS : 0) | (m->compiled ? FLAG_TRAINING : 0));
+    const bool extensions = needs_extensions(m);
+    w_u32(w, (m->built ? FLAG_WEIGHTS : 0) | (m->compiled ? FLAG_TRAINING : 0)
+                 | (extensions ? FLAG_EXTENSIONS : 0));
 
     w_u64(w, m->seed);
     w_u32(w, (uint32_t)m->input_shape.rank);
@@ -287,6 +377,18 @@ static void write_model(writer *w, const cnn_model *m, uint64_t length)
         w_u64(w, (uint64_t)m->n_params);
         w_floats(w, m->opt_m, m->n_params);
         w_floats(w, m->opt_v, m->n_params);
+    }
+
+    if (extensions) {
+        for (int i = 0; i < m->n_layers; i++) {
+            cnn_layer_spec s = m->layers[i]->spec;
+            if (has_kernel_l2(s.kind))
+                w_f32(w, *kernel_l2_of(&s));
+        }
+        if (m->compiled) {
+            w_f32(w, m->opt.clipnorm);
+            w_f32(w, m->opt.global_clipnorm);
+        }
     }
 }
 
@@ -485,6 +587,8 @@ typedef struct {
     uint64_t opt_steps, train_step, n_slots;
     uint32_t train_epoch;
     const unsigned char *opt_m, *opt_v;
+    /* extensions section (kernel_l2 goes into the layers' specs) */
+    float clipnorm, global_clipnorm;
 } file_model;
 
 /* A bounded reader over the bytes before the checksum. */
@@ -571,6 +675,15 @@ static bool kind_in_format(uint32_t kind)
     case CNN_LAYER_FLATTEN:
     case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
     case CNN_LAYER_GLOBAL_MAX_POOLING2D:
+    case CNN_LAYER_BATCH_NORMALIZATION:
+    case CNN_LAYER_LEAKY_RELU:
+    case CNN_LAYER_ELU:
+    case CNN_LAYER_RELU:
+    case CNN_LAYER_ZERO_PADDING2D:
+    case CNN_LAYER_RESHAPE:
+    case CNN_LAYER_DEPTHWISE_CONV2D:
+    case CNN_LAYER_SEPARABLE_CONV2D:
+    case CNN_LAYER_RESCALING:
         return true;
     }
     return false;
@@ -648,6 +761,72 @@ static cnn_status read_layer(reader *r, uint32_t index, file_layer *fl)
     case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
     case CNN_LAYER_GLOBAL_MAX_POOLING2D:
         return CNN_OK;
+    case CNN_LAYER_BATCH_NORMALIZATION:
+        if ((st = rd_f32(r, "momentum", &s->u.batch_normalization.momentum)))
+            return st;
+        return rd_f32(r, "epsilon", &s->u.batch_normalization.epsilon);
+    case CNN_LAYER_LEAKY_RELU:
+        return rd_f32(r, "negative_slope", &s->u.leaky_relu.negative_slope);
+    case CNN_LAYER_ELU:
+        return rd_f32(r, "alpha", &s->u.elu.alpha);
+    case CNN_LAYER_RELU:
+        if ((st = rd_f32(r, "max_value", &s->u.relu.max_value))
+            || (st = rd_f32(r, "negative_slope", &s->u.relu.negative_slope)))
+            return st;
+        return rd_f32(r, "threshold", &s->u.relu.threshold);
+    case CNN_LAYER_ZERO_PADDING2D:
+        if ((st = rd_pair(r, "padding", s->u.zero_padding2d.padding)))
+            return st;
+        return rd_pair(r, "padding", s->u.zero_padding2d.padding + 2);
+    case CNN_LAYER_RESHAPE: {
+        cnn_shape *t = &s->u.reshape.target_shape;
+        if ((st = rd_i32(r, "target rank", &t->rank)))
+            return st;
+        for (int i = 0; i < 3; i++)
+            if ((st = rd_i32(r, "target shape", &t->dims[i])))
+                return st;
+        /* unused dimensions must be 0, as for the input shape */
+        for (int i = t->rank >= 0 && t->rank < 3 ? t->rank : 3; i < 3; i++)
+            if (t->dims[i] != 0)
+                return cnn_fail(CNN_ERR_FORMAT, "%s: %s: target shape of rank %d with unused"
+                                " dimension %d = %d (expected 0)", r->name, r->where, t->rank,
+                                i, t->dims[i]);
+        return CNN_OK;
+    }
+    case CNN_LAYER_DEPTHWISE_CONV2D: {
+        cnn_depthwise_conv2d_config *c = &s->u.depthwise_conv2d;
+        if ((st = rd_pair(r, "kernel_size", c->kernel_size))
+            || (st = rd_pair(r, "strides", c->strides)) || (st = rd_i32(r, "padding", &padding))
+            || (st = rd_i32(r, "depth_multiplier", &c->depth_multiplier))
+            || (st = rd_pair(r, "dilation_rate", c->dilation_rate))
+            || (st = rd_i32(r, "activation", &activation))
+            || (st = rd_u8(r, "no_bias", &fl->no_bias))
+            || (st = rd_f32(r, "depthwise_l2", &c->depthwise_l2)))
+            return st;
+        c->padding = padding;
+        c->activation = activation;
+        return CNN_OK;
+    }
+    case CNN_LAYER_SEPARABLE_CONV2D: {
+        cnn_separable_conv2d_config *c = &s->u.separable_conv2d;
+        if ((st = rd_i32(r, "filters", &c->filters))
+            || (st = rd_pair(r, "kernel_size", c->kernel_size))
+            || (st = rd_pair(r, "strides", c->strides)) || (st = rd_i32(r, "padding", &padding))
+            || (st = rd_i32(r, "depth_multiplier", &c->depth_multiplier))
+            || (st = rd_pair(r, "dilation_rate", c->dilation_rate))
+            || (st = rd_i32(r, "activation", &activation))
+            || (st = rd_u8(r, "no_bias", &fl->no_bias))
+            || (st = rd_f32(r, "depthwise_l2", &c->depthwise_l2))
+            || (st = rd_f32(r, "pointwise_l2", &c->pointwise_l2)))
+            return st;
+        c->padding = padding;
+        c->activation = activation;
+        return CNN_OK;
+    }
+    case CNN_LAYER_RESCALING:
+        if ((st = rd_f32(r, "scale", &s->u.rescaling.scale)))
+            return st;
+        return rd_f32(r, "offset", &s->u.rescaling.offset);
     }
     return CNN_OK;
 }
@@ -726,6 +905,22 @@ static cnn_status read_training(reader *r, file_model *f)
     return rd_take(r, bytes, "opt_v", &f->opt_v);
 }
 
+static cnn_status read_extensions(reader *r, file_model *f)
+{
+    cnn_status st;
+    snprintf(r->where, sizeof r->where, "extensions");
+    for (uint32_t i = 0; i < f->n_layers; i++) {
+        cnn_layer_spec *s = &f->layers[i].spec;
+        if (has_kernel_l2(s->kind) && (st = rd_f32(r, "kernel_l2", kernel_l2_of(s))))
+            return st;
+    }
+    if (!(f->flags & FLAG_TRAINING))
+        return CNN_OK;
+    if ((st = rd_f32(r, "clipnorm", &f->clipnorm)))
+        return st;
+    return rd_f32(r, "global_clipnorm", &f->global_clipnorm);
+}
+
 /* Walks the layout after the preamble; the checksum has been verified. */
 static cnn_status decode(const unsigned char *b, size_t size, const char *name, file_model *f)
 {
@@ -766,6 +961,8 @@ static cnn_status decode(const unsigned char *b, size_t size, const char *name, 
     if ((f->flags & FLAG_WEIGHTS) && (st = read_params(&r, f)))
         return st;
     if ((f->flags & FLAG_TRAINING) && (st = read_training(&r, f)))
+        return st;
+    if ((f->flags & FLAG_EXTENSIONS) && (st = read_extensions(&r, f)))
         return st;
     if (r.left)
         return cnn_fail(CNN_ERR_FORMAT,
@@ -828,6 +1025,21 @@ static cnn_status add_layers(cnn_model *m, const file_model *f, const char *name
         case CNN_LAYER_FLATTEN: spec.u.flatten.name = given; break;
         case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
         case CNN_LAYER_GLOBAL_MAX_POOLING2D: spec.u.global_pool2d.name = given; break;
+        case CNN_LAYER_BATCH_NORMALIZATION: spec.u.batch_normalization.name = given; break;
+        case CNN_LAYER_LEAKY_RELU: spec.u.leaky_relu.name = given; break;
+        case CNN_LAYER_ELU: spec.u.elu.name = given; break;
+        case CNN_LAYER_RELU: spec.u.relu.name = given; break;
+        case CNN_LAYER_ZERO_PADDING2D: spec.u.zero_padding2d.name = given; break;
+        case CNN_LAYER_RESHAPE: spec.u.reshape.name = given; break;
+        case CNN_LAYER_DEPTHWISE_CONV2D:
+            spec.u.depthwise_conv2d.name = given;
+            spec.u.depthwise_conv2d.no_bias = fl->no_bias;
+            break;
+        case CNN_LAYER_SEPARABLE_CONV2D:
+            spec.u.separable_conv2d.name = given;
+            spec.u.separable_conv2d.no_bias = fl->no_bias;
+            break;
+        case CNN_LAYER_RESCALING: spec.u.rescaling.name = given; break;
         }
         cnn_status st = cnn_model_add(m, &spec);
         if (st) {
@@ -913,7 +1125,8 @@ static cnn_status restore_training(cnn_model *m, const file_model *f, const char
         .loss = (cnn_loss)to_i32(f->loss),
         .optimizer = {.kind = (cnn_optimizer_kind)to_i32(f->opt_kind), .learning_rate = f->lr,
                       .momentum = f->momentum, .nesterov = f->nesterov, .beta_1 = f->beta_1,
-                      .beta_2 = f->beta_2, .rho = f->rho, .epsilon = f->epsilon}};
+                      .beta_2 = f->beta_2, .rho = f->rho, .epsilon = f->epsilon,
+                      .clipnorm = f->clipnorm, .global_clipnorm = f->global_clipnorm}};
     cnn_status st = cnn_model_compile(m, cfg);
     if (st) {
         cnn_error_prefix("%s: training", name);
@@ -1032,6 +1245,30 @@ cnn_status cnn_model_load(const char *path, cnn_model **out)
         return st;
     }
     size_t size = (size_t)sb.st_size, got = 0;
+    /* The preamble first: a file that is not a model, or whose recorded
+     * length is not its size, is refused before its size is allocated. */
+    unsigned char head[PREAMBLE_BYTES];
+    ssize_t n_head;
+    do
+        n_head = pread(fd, head, size < sizeof head ? size : sizeof head, 0);
+    while (n_head < 0 && errno == EINTR);
+    if (n_head < 0)
+        st = io_error(path, "read", errno);
+    else if ((size_t)n_head != (size < sizeof head ? size : sizeof head))
+        st = cnn_fail(CNN_ERR_IO, "%s: the file changed size while it was read", path);
+    else
+        st = check_preamble(head, size, path);
+    /* Reading a file takes its size in memory: the default budget bounds it
+     * (its weights need as much again once loaded). */
+    if (!st && size > (uint64_t)CNN_DEFAULT_MAX_MEMORY)
+        st = cnn_fail(CNN_ERR_NO_MEMORY,
+                      "%s: the file is %zu bytes; reading it needs more than the memory budget"
+                      " of %lld bytes",
+                      path, size, (long long)CNN_DEFAULT_MAX_MEMORY);
+    if (st) {
+        close(fd);
+        return st;
+    }
     unsigned char *buf = malloc(size ? size : 1);
     if (!buf) {
         close(fd);

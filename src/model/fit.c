@@ -23,6 +23,7 @@ void cnn_history_free(cnn_history *h)
     free(h->accuracy);
     free(h->val_loss);
     free(h->val_accuracy);
+    free(h->learning_rate);
     free(h);
 }
 
@@ -36,7 +37,8 @@ static cnn_history *history_create(int epochs)
     h->accuracy = calloc(n, sizeof(double));
     h->val_loss = calloc(n, sizeof(double));
     h->val_accuracy = calloc(n, sizeof(double));
-    if (!h->loss || !h->accuracy || !h->val_loss || !h->val_accuracy) {
+    h->learning_rate = calloc(n, sizeof(double));
+    if (!h->loss || !h->accuracy || !h->val_loss || !h->val_accuracy || !h->learning_rate) {
         cnn_history_free(h);
         return NULL;
     }
@@ -65,9 +67,107 @@ static cnn_status evaluate_view(cnn_model *m, const data_view *v, int batch, dou
         loss_sum += l;
         correct += c;
     }
-    *loss = loss_sum / (double)v->count;
+    /* as Keras, the loss includes the L2 penalties */
+    *loss = loss_sum / (double)v->count + cnn_model_penalty(m);
     *accuracy = correct / (double)v->count;
     return CNN_OK;
+}
+
+/* ---- No silent NaN (Keras's TerminateOnNaN, and more) --------------------- */
+
+static const char *nonfinite_name(float v)
+{
+    return v != v ? "NaN" : v > 0 ? "+infinity" : "-infinity";
+}
+
+/* Which layer and weight ("kernel", "bias") element i of the parameter
+ * block (and of the gradient block, laid out alike) belongs to. */
+static void param_at(const cnn_model *m, int64_t i, int *layer, const char **weight)
+{
+    *layer = 0;
+    *weight = "?";
+    for (int l = 0; l < m->n_layers; l++)
+        for (int p = 0; p < m->layers[l]->n_params; p++) {
+            const cnn_param *prm = &m->layers[l]->params[p];
+            int64_t off = prm->value - m->params;
+            if (i >= off && i < off + prm->count) {
+                *layer = l;
+                *weight = prm->name;
+            }
+        }
+}
+
+/* x and y must be finite, and sparse labels integers in [0, classes):
+ * checked once, before any step, so a bad example is named by its index
+ * instead of surfacing as a NaN loss many steps later. */
+static cnn_status check_data_values(const cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
+                                    const char *what)
+{
+    const cnn_tensor *t[2] = {x, y};
+    for (int k = 0; k < 2 && t[k]; k++) {
+        int64_t n = cnn_tensor_size(t[k]), row = n / t[k]->dims[0];
+        int64_t at = cnn_first_nonfinite(t[k]->data, n);
+        if (at >= 0)
+            return cnn_fail(CNN_ERR_NUMERIC,
+                            "%s: %s is not finite: example %lld has %s at element %lld; the data"
+                            " must be finite numbers",
+                            what, k ? "y" : "x", (long long)(at / row),
+                            nonfinite_name(t[k]->data[at]), (long long)(at % row));
+    }
+    cnn_shape out = cnn_model_output_shape(m);
+    if (!y || m->loss != CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY || out.rank != 1)
+        return CNN_OK;
+    for (int64_t i = 0; i < y->dims[0]; i++) {
+        float v = y->data[i];
+        if (!(v >= 0 && v < (float)out.dims[0]) || v != floorf(v))
+            return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                            "%s: labels: example %lld has label %g, expected an integer in [0, %d)"
+                            " (the model has %d outputs)",
+                            what, (long long)i, (double)v, out.dims[0], out.dims[0]);
+    }
+    return CNN_OK;
+}
+
+/* After backward, before the update: a non-finite loss or gradient stops
+ * training while the weights are still those of the previous step. */
+static cnn_status check_step(const cnn_model *m, double loss, int epoch, int64_t step,
+                             int64_t steps)
+{
+    if (!isfinite(loss))
+        return cnn_fail(CNN_ERR_NUMERIC,
+                        "fit: epoch %d, step %lld/%lld: the loss is %s; training stopped before"
+                        " this step's update, so the weights are those after the step before"
+                        " (try a lower learning rate, or check the data)",
+                        epoch, (long long)step, (long long)steps, isnan(loss) ? "NaN" : "infinite");
+    int64_t at = cnn_first_nonfinite(m->grads, m->n_params);
+    if (at < 0)
+        return CNN_OK;
+    int layer;
+    const char *weight;
+    param_at(m, at, &layer, &weight);
+    return cnn_fail(CNN_ERR_NUMERIC,
+                    "fit: epoch %d, step %lld/%lld: the gradient of layer %d (%s) %s is %s (the"
+                    " loss is %g); training stopped before this step's update, so the weights are"
+                    " those after the step before (try a lower learning rate)",
+                    epoch, (long long)step, (long long)steps, layer, m->layers[layer]->name, weight,
+                    nonfinite_name(m->grads[at]), loss);
+}
+
+/* Before the end of an epoch is reported (where checkpoints are saved):
+ * an update that overflowed must not reach a saved file. */
+static cnn_status check_weights(const cnn_model *m, int epoch)
+{
+    int64_t at = cnn_first_nonfinite(m->params, m->n_params);
+    if (at < 0)
+        return CNN_OK;
+    int layer;
+    const char *weight;
+    param_at(m, at, &layer, &weight);
+    return cnn_fail(CNN_ERR_NUMERIC,
+                    "fit: epoch %d: the weights of layer %d (%s) %s became %s (an update"
+                    " overflowed); training stopped before the end of the epoch was reported"
+                    " (try a lower learning rate)",
+                    epoch, layer, m->layers[layer]->name, weight, nonfinite_name(m->params[at]));
 }
 
 static cnn_status check_batch_size(int *batch_size, const char *what)
@@ -88,7 +188,8 @@ cnn_status cnn_model_evaluate(cnn_model *m, const cnn_tensor *x, const cnn_tenso
     if (!m->compiled)
         return cnn_fail(CNN_ERR_STATE, "evaluate: compile the model (choose a loss) first");
     cnn_status st = check_batch_size(&batch_size, "evaluate");
-    if (st || (st = cnn_model_check_data(m, x, y, "evaluate")))
+    if (st || (st = cnn_model_check_data(m, x, y, "evaluate"))
+        || (st = check_data_values(m, x, y, "evaluate")))
         return st;
     data_view v = {x->data, y->data, x->dims[0], cnn_tensor_size(x) / x->dims[0],
                    cnn_model_target_size(m)};
@@ -146,7 +247,8 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
     if (!m->compiled)
         return cnn_fail(CNN_ERR_STATE, "fit: compile the model (choose a loss and optimizer) first");
     cnn_status st = check_batch_size(&cfg.batch_size, "fit");
-    if (st || (st = cnn_model_check_data(m, x, y, "fit")))
+    if (st || (st = cnn_model_check_data(m, x, y, "fit"))
+        || (st = check_data_values(m, x, y, "fit")))
         return st;
     if (cfg.epochs == 0)
         cfg.epochs = 1;
@@ -167,7 +269,9 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
         if (!cfg.validation_x || !cfg.validation_y)
             return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
                             "fit: validation_x and validation_y must be given together");
-        if ((st = cnn_model_check_data(m, cfg.validation_x, cfg.validation_y, "fit: validation data")))
+        if ((st = cnn_model_check_data(m, cfg.validation_x, cfg.validation_y, "fit: validation data"))
+            || (st = check_data_values(m, cfg.validation_x, cfg.validation_y,
+                                       "fit: validation data")))
             return st;
         val = (data_view){cfg.validation_x->data, cfg.validation_y->data,
                           cfg.validation_x->dims[0], x_row, y_row};
@@ -185,18 +289,34 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
     int batch = cfg.batch_size;
     if (batch > train.count)
         batch = (int)train.count;
-    if ((st = cnn_model_ensure_gradients(m)) || (st = cnn_model_reserve(m, batch, true)))
+    const cnn_augmentation *aug = &cfg.augmentation;
+    const bool augment = aug->horizontal_flip || aug->max_shift || aug->max_rotation != 0;
+    if (augment && (m->input_shape.rank != 3 || aug->max_shift < 0 || aug->max_shift > 65536
+                    || !(aug->max_rotation >= 0 && aug->max_rotation <= 180)))
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        m->input_shape.rank != 3
+                            ? "fit: augmentation needs image input (rows, cols, channels)"
+                            : "fit: augmentation: max_shift must be in [0, 65536] and"
+                              " max_rotation in [0, 180] degrees");
+    cnn_fit_callbacks cb;
+    if ((st = cnn_model_ensure_gradients(m)) || (st = cnn_model_reserve(m, batch, true))
+        || (st = cnn_fit_callbacks_begin(m, &cfg, val.count > 0, &cb)))
         return st;
     int64_t *order = malloc((size_t)train.count * sizeof *order);
+    float *scratch = augment ? malloc((size_t)x_row * sizeof(float)) : NULL;
     cnn_history *h = history_create(cfg.epochs - cfg.initial_epoch);
-    if (!order || !h) {
+    if (!order || !h || (augment && !scratch)) {
         free(order);
+        free(scratch);
         cnn_history_free(h);
+        cnn_fit_callbacks_end(&cb);
         return cnn_fail(CNN_ERR_NO_MEMORY, "fit: out of memory");
     }
     const uint64_t shuffle_seed = cfg.seed ? cfg.seed : m->seed ^ 0x5eed5eed5eedull;
+    const uint64_t aug_seed = aug->seed ? aug->seed : shuffle_seed ^ 0xa06e47a71017ull;
     const int64_t steps = (train.count + batch - 1) / batch;
     float *bx = m->arena.input, *by = m->arena.target;
+    double lr = m->opt.learning_rate;
 
     for (int epoch = cfg.initial_epoch + 1; epoch <= cfg.epochs && st == CNN_OK; epoch++) {
         /* Each epoch's order depends only on (seed, epoch), so a run resumed
@@ -215,7 +335,7 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
         int64_t seen = 0;
         cnn_progress p = {.event = CNN_PROGRESS_EPOCH_BEGIN, .epoch = epoch,
                           .epochs = cfg.epochs, .steps = steps, .loss = NAN, .accuracy = NAN,
-                          .val_loss = NAN, .val_accuracy = NAN};
+                          .val_loss = NAN, .val_accuracy = NAN, .learning_rate = NAN};
         bool keep_going = report(&cfg, &p);
         int64_t first_step = epoch == cfg.initial_epoch + 1 ? cfg.initial_step : 0;
         for (int64_t s = first_step; s < steps && keep_going; s++) {
@@ -226,12 +346,19 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
                 memcpy(bx + i * x_row, train.x + e * x_row, (size_t)x_row * sizeof(float));
                 memcpy(by + i * y_row, train.y + e * y_row, (size_t)y_row * sizeof(float));
             }
+            if (augment)
+                cnn_augment_batch(aug, aug_seed, epoch, s, bx, b, m->input_shape, scratch);
             double l, c;
             cnn_model_zero_gradients(m);
             if ((st = cnn_model_forward_raw(m, bx, b, true, true))
-                || (st = cnn_model_backward_raw(m, by, &l, &c, true, NULL)))
+                || (st = cnn_model_backward_raw(m, by, &l, &c, true, NULL))
+                || (st = check_step(m, l, epoch, s + 1, steps)))
                 break;
-            cnn_optimizer_step(m);
+            /* Keras's loss includes the L2 penalties (at the weights of this forward) */
+            l += cnn_model_penalty(m) * b;
+            lr = cnn_lr_schedule_rate(&cfg.lr_schedule, m->opt.learning_rate, m->opt_steps,
+                                      (int64_t)cfg.epochs * steps);
+            cnn_optimizer_step(m, (float)lr);
             m->train_epoch = epoch - 1;
             m->train_step = s + 1;
             loss_sum += l;
@@ -241,10 +368,10 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
                                .epochs = cfg.epochs, .step = s + 1, .steps = steps,
                                .elapsed_seconds = now_seconds() - t0, .loss = loss_sum / seen,
                                .accuracy = correct / seen, .val_loss = NAN,
-                               .val_accuracy = NAN};
+                               .val_accuracy = NAN, .learning_rate = lr};
             keep_going = report(&cfg, &p);
         }
-        if (st)
+        if (st || (st = check_weights(m, epoch)))
             break;
         const int e = epoch - cfg.initial_epoch - 1; /* history row */
         h->first_epoch = cfg.initial_epoch + 1;
@@ -252,6 +379,7 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
         h->loss[e] = seen ? loss_sum / seen : NAN;
         h->accuracy[e] = seen ? correct / seen : NAN;
         h->val_loss[e] = h->val_accuracy[e] = NAN;
+        h->learning_rate[e] = lr;
         if (!keep_going) {
             st = cnn_fail(CNN_ERR_INTERRUPTED, "fit: stopped by the progress callback in epoch %d",
                           epoch);
@@ -262,14 +390,26 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
             break;
         m->train_epoch = epoch;
         m->train_step = 0;
+        const double logs[4] = {h->val_loss[e], h->val_accuracy[e], h->loss[e], h->accuracy[e]};
+        bool stop;
+        if ((st = cnn_fit_callbacks_epoch_end(&cb, m, epoch, logs, &stop)))
+            break;
         p.event = CNN_PROGRESS_EPOCH_END;
         p.elapsed_seconds = now_seconds() - t0;
         p.val_loss = h->val_loss[e];
         p.val_accuracy = h->val_accuracy[e];
+        p.learning_rate = cnn_lr_schedule_rate(&cfg.lr_schedule, m->opt.learning_rate,
+                                               m->opt_steps, (int64_t)cfg.epochs * steps);
         if (!report(&cfg, &p))
             st = cnn_fail(CNN_ERR_INTERRUPTED, "fit: stopped by the progress callback after epoch %d",
                           epoch);
+        if (stop)
+            break;
     }
+    h->stopped_epoch = cb.stopped_epoch;
+    h->restored_epoch = cb.restored_epoch;
+    cnn_fit_callbacks_end(&cb);
+    free(scratch);
     free(order);
     if (history_out)
         *history_out = h;

@@ -150,6 +150,15 @@ static const char *spec_name(const cnn_layer_spec *s)
     case CNN_LAYER_FLATTEN: return s->u.flatten.name;
     case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
     case CNN_LAYER_GLOBAL_MAX_POOLING2D: return s->u.global_pool2d.name;
+    case CNN_LAYER_BATCH_NORMALIZATION: return s->u.batch_normalization.name;
+    case CNN_LAYER_LEAKY_RELU: return s->u.leaky_relu.name;
+    case CNN_LAYER_ELU: return s->u.elu.name;
+    case CNN_LAYER_RELU: return s->u.relu.name;
+    case CNN_LAYER_ZERO_PADDING2D: return s->u.zero_padding2d.name;
+    case CNN_LAYER_RESHAPE: return s->u.reshape.name;
+    case CNN_LAYER_DEPTHWISE_CONV2D: return s->u.depthwise_conv2d.name;
+    case CNN_LAYER_SEPARABLE_CONV2D: return s->u.separable_conv2d.name;
+    case CNN_LAYER_RESCALING: return s->u.rescaling.name;
     }
     return NULL;
 }
@@ -166,6 +175,44 @@ static void set_spec_name(cnn_layer_spec *s, const char *name)
     case CNN_LAYER_FLATTEN: s->u.flatten.name = name; break;
     case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
     case CNN_LAYER_GLOBAL_MAX_POOLING2D: s->u.global_pool2d.name = name; break;
+    case CNN_LAYER_BATCH_NORMALIZATION: s->u.batch_normalization.name = name; break;
+    case CNN_LAYER_LEAKY_RELU: s->u.leaky_relu.name = name; break;
+    case CNN_LAYER_ELU: s->u.elu.name = name; break;
+    case CNN_LAYER_RELU: s->u.relu.name = name; break;
+    case CNN_LAYER_ZERO_PADDING2D: s->u.zero_padding2d.name = name; break;
+    case CNN_LAYER_RESHAPE: s->u.reshape.name = name; break;
+    case CNN_LAYER_DEPTHWISE_CONV2D: s->u.depthwise_conv2d.name = name; break;
+    case CNN_LAYER_SEPARABLE_CONV2D: s->u.separable_conv2d.name = name; break;
+    case CNN_LAYER_RESCALING: s->u.rescaling.name = name; break;
+    }
+}
+
+/* The L2 penalty factors (kernel_regularizer=l2(...)) a spec puts on its
+ * weights: l2[i] for weight i, with the Keras argument it came from. */
+typedef struct {
+    int weight;
+    float l2;
+    const char *field;
+} spec_penalty;
+
+static int spec_penalties(const cnn_layer_spec *s, spec_penalty out[2])
+{
+    switch (s->kind) {
+    case CNN_LAYER_CONV2D:
+        out[0] = (spec_penalty){0, s->u.conv2d.kernel_l2, "kernel_regularizer l2"};
+        return 1;
+    case CNN_LAYER_DENSE:
+        out[0] = (spec_penalty){0, s->u.dense.kernel_l2, "kernel_regularizer l2"};
+        return 1;
+    case CNN_LAYER_DEPTHWISE_CONV2D:
+        out[0] = (spec_penalty){0, s->u.depthwise_conv2d.depthwise_l2, "depthwise_regularizer l2"};
+        return 1;
+    case CNN_LAYER_SEPARABLE_CONV2D:
+        out[0] = (spec_penalty){0, s->u.separable_conv2d.depthwise_l2, "depthwise_regularizer l2"};
+        out[1] = (spec_penalty){1, s->u.separable_conv2d.pointwise_l2, "pointwise_regularizer l2"};
+        return 2;
+    default:
+        return 0;
     }
 }
 
@@ -197,9 +244,14 @@ cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec)
         m->layers = grown;
         m->cap_layers = cap;
     }
+    spec_penalty penalty[2];
+    int n_penalties = spec_penalties(spec, penalty);
+    cnn_status st;
+    for (int i = 0; i < n_penalties; i++)
+        if ((st = cnn_layer_check_l2(name, ops->type_name, penalty[i].field, penalty[i].l2)))
+            return st;
     cnn_layer *l;
-    cnn_status st = entry->create(&l, spec, name);
-    if (st)
+    if ((st = entry->create(&l, spec, name)))
         return st;
     l->auto_named = !given || !*given;
     set_spec_name(&l->spec, l->name);
@@ -208,6 +260,8 @@ cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec)
         free(l);
         return st;
     }
+    for (int i = 0; i < n_penalties; i++)
+        l->params[penalty[i].weight].l2 = penalty[i].l2;
     m->layers[m->n_layers++] = l;
     return CNN_OK;
 }
@@ -251,6 +305,47 @@ cnn_status cnn_model_add_global_max_pooling2d(cnn_model *m, cnn_global_pool2d_co
 {
     return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_GLOBAL_MAX_POOLING2D,
                                               .u.global_pool2d = cfg});
+}
+
+cnn_status cnn_model_add_batch_normalization(cnn_model *m, cnn_batch_normalization_config cfg)
+{
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_BATCH_NORMALIZATION,
+                                              .u.batch_normalization = cfg});
+}
+cnn_status cnn_model_add_leaky_relu(cnn_model *m, cnn_leaky_relu_config cfg)
+{
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_LEAKY_RELU, .u.leaky_relu = cfg});
+}
+cnn_status cnn_model_add_elu(cnn_model *m, cnn_elu_config cfg)
+{
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_ELU, .u.elu = cfg});
+}
+cnn_status cnn_model_add_relu(cnn_model *m, cnn_relu_config cfg)
+{
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_RELU, .u.relu = cfg});
+}
+cnn_status cnn_model_add_zero_padding2d(cnn_model *m, cnn_zero_padding2d_config cfg)
+{
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_ZERO_PADDING2D,
+                                              .u.zero_padding2d = cfg});
+}
+cnn_status cnn_model_add_reshape(cnn_model *m, cnn_reshape_config cfg)
+{
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_RESHAPE, .u.reshape = cfg});
+}
+cnn_status cnn_model_add_rescaling(cnn_model *m, cnn_rescaling_config cfg)
+{
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_RESCALING, .u.rescaling = cfg});
+}
+cnn_status cnn_model_add_depthwise_conv2d(cnn_model *m, cnn_depthwise_conv2d_config cfg)
+{
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_DEPTHWISE_CONV2D,
+                                              .u.depthwise_conv2d = cfg});
+}
+cnn_status cnn_model_add_separable_conv2d(cnn_model *m, cnn_separable_conv2d_config cfg)
+{
+    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_SEPARABLE_CONV2D,
+                                              .u.separable_conv2d = cfg});
 }
 
 cnn_status cnn_model_layer_spec(const cnn_model *m, int i, cnn_layer_spec *out)

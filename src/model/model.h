@@ -89,6 +89,34 @@ cnn_status cnn_model_check_data(const cnn_model *m, const cnn_tensor *x, const c
                                 const char *what);
 /* The optimizer step over all trainable parameters (optimizer.c). */
 cnn_status cnn_optimizer_init(cnn_model *m);
-void cnn_optimizer_step(cnn_model *m);
+/* At learning rate lr (0 = the optimizer's own, fit passes its schedule's):
+ * adds the L2 penalties' gradients and clips (in place), then updates. */
+void cnn_optimizer_step(cnn_model *m, float lr);
+/* The L2 penalties at the current weights: sum of l2 * sum(w^2). */
+double cnn_model_penalty(const cnn_model *m);
+
+/* fit's callbacks (callbacks.c): their state over one fit call. */
+typedef struct cnn_fit_callbacks {
+    cnn_callbacks c;        /* defaults filled in */
+    int epochs_seen;
+    double es_best, ckpt_best, lr_best; /* monitored values, lower is better */
+    int es_wait, es_best_epoch, lr_wait, lr_cooldown;
+    float *best_weights;    /* EarlyStopping restore_best_weights: a copy of params */
+    int stopped_epoch, restored_epoch;
+} cnn_fit_callbacks;
+/* Checks the callbacks and schedule of cfg and sets up their state. */
+cnn_status cnn_fit_callbacks_begin(cnn_model *m, const cnn_fit_config *cfg, bool has_validation,
+                                   cnn_fit_callbacks *cb);
+/* After epoch (1-based) with logs indexed by cnn_monitor: may lower the
+ * learning rate, ask to stop (restoring the best weights) and save. */
+cnn_status cnn_fit_callbacks_epoch_end(cnn_fit_callbacks *cb, cnn_model *m, int epoch,
+                                       const double logs[4], bool *stop);
+void cnn_fit_callbacks_end(cnn_fit_callbacks *cb);
+
+/* Augments a gathered batch of count images (augment.c): image i's
+ * transformation depends only on (seed, epoch, step, i). scratch holds
+ * one image. */
+void cnn_augment_batch(const cnn_augmentation *a, uint64_t seed, int epoch, int64_t step,
+                       float *images, int count, cnn_shape shape, float *scratch);
 
 #endif

@@ -5,7 +5,12 @@
  *   Adam:     m += (1 - b1)(g - m);  v += (1 - b2)(g^2 - v);
  *             w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
  *   RMSprop:  v = rho v + (1 - rho) g^2;  step = lr g / sqrt(v + eps);
- *             with momentum: s = momentum s + step, w -= s; else w -= step */
+ *             with momentum: s = momentum s + step, w -= s; else w -= step
+ *
+ * Before the update, as Keras computes it: g += 2 l2 w for weights with an
+ * L2 penalty (the gradient of the l2 sum(w^2) term Keras adds to the loss),
+ * then clipnorm (each tensor's g scaled to norm <= clipnorm) or
+ * global_clipnorm (all g scaled together to joint norm <= global_clipnorm). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +57,15 @@ cnn_status cnn_optimizer_init(cnn_model *m)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
                         "compile: optimizer settings out of range (learning_rate > 0; momentum,"
                         " beta_1, beta_2, rho in [0, 1); epsilon >= 0)");
+    if (!(o->clipnorm >= 0 && isfinite(o->clipnorm))
+        || !(o->global_clipnorm >= 0 && isfinite(o->global_clipnorm)))
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "compile: clipnorm and global_clipnorm must be finite numbers >= 0"
+                        " (0 = no clipping), got %g and %g",
+                        (double)o->clipnorm, (double)o->global_clipnorm);
+    if (o->clipnorm > 0 && o->global_clipnorm > 0)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "compile: give clipnorm or global_clipnorm, not both (as Keras)");
     size_t bytes = (size_t)(m->n_params ? m->n_params : 1) * sizeof(float);
     cnn_status st = cnn_model_check_budget(m, 4 * (int64_t)bytes, "the optimizer state");
     if (st)
@@ -71,10 +85,19 @@ cnn_status cnn_optimizer_init(cnn_model *m)
     return CNN_OK;
 }
 
+static double squared_norm(const float *v, int64_t n)
+{
+    double sum = 0;
+    for (int64_t k = 0; k < n; k++)
+        sum += (double)v[k] * v[k];
+    return sum;
+}
+
 typedef struct {
     const cnn_optimizer *o;
     float *w, *g, *s1, *s2;
     long n;
+    float lr;      /* this step's learning rate */
     float adam_lr; /* Adam's bias-corrected step size */
 } update_job;
 
@@ -85,7 +108,7 @@ static void update_worker(void *p, int ith, int nth)
     long b, e;
     cnn_split_range(j->n, ith, nth, &b, &e);
     float *w = j->w, *g = j->g, *s1 = j->s1, *s2 = j->s2;
-    const float lr = o->learning_rate;
+    const float lr = j->lr;
     switch (o->kind) {
     case CNN_OPTIMIZER_SGD:
         if (o->momentum == 0) {
@@ -136,12 +159,65 @@ static void update_worker(void *p, int ith, int nth)
     memset(g + b, 0, (size_t)(e - b) * sizeof(float));
 }
 
-void cnn_optimizer_step(cnn_model *m)
+double cnn_model_penalty(const cnn_model *m)
+{
+    double total = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int p = 0; p < m->layers[i]->n_params; p++) {
+            const cnn_param *prm = &m->layers[i]->params[p];
+            if (prm->l2 != 0)
+                total += prm->l2 * squared_norm(prm->value, prm->count);
+        }
+    return total;
+}
+
+static void scale(float *g, int64_t n, float factor)
+{
+    for (int64_t k = 0; k < n; k++)
+        g[k] *= factor;
+}
+
+/* The gradients the update uses: the L2 penalties' added, then clipped. */
+static void final_gradients(cnn_model *m)
 {
     const cnn_optimizer *o = &m->opt;
+    double global = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int p = 0; p < m->layers[i]->n_params; p++) {
+            cnn_param *prm = &m->layers[i]->params[p];
+            if (!prm->trainable)
+                continue;
+            if (prm->l2 != 0)
+                for (int64_t k = 0; k < prm->count; k++)
+                    prm->grad[k] += 2 * prm->l2 * prm->value[k];
+            if (o->clipnorm > 0) {
+                double norm = sqrt(squared_norm(prm->grad, prm->count));
+                if (norm > o->clipnorm)
+                    scale(prm->grad, prm->count, (float)(o->clipnorm / norm));
+            } else if (o->global_clipnorm > 0) {
+                global += squared_norm(prm->grad, prm->count);
+            }
+        }
+    global = sqrt(global);
+    if (!(o->global_clipnorm > 0 && global > o->global_clipnorm))
+        return;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int p = 0; p < m->layers[i]->n_params; p++) {
+            cnn_param *prm = &m->layers[i]->params[p];
+            if (prm->trainable)
+                scale(prm->grad, prm->count, (float)(o->global_clipnorm / global));
+        }
+}
+
+void cnn_optimizer_step(cnn_model *m, float lr)
+{
+    const cnn_optimizer *o = &m->opt;
+    if (!(lr > 0))
+        lr = o->learning_rate;
+    final_gradients(m);
     m->opt_steps++;
     double t = (double)m->opt_steps;
-    float adam_lr = (float)(o->learning_rate * sqrt(1 - pow(o->beta_2, t)) / (1 - pow(o->beta_1, t)));
+    float adam_lr = (float)(lr * sqrt(1 - pow(o->beta_2, t)) / (1 - pow(o->beta_1, t)));
     for (int i = 0; i < m->n_layers; i++) {
         cnn_layer *l = m->layers[i];
         for (int p = 0; p < l->n_params; p++) {
@@ -150,7 +226,7 @@ void cnn_optimizer_step(cnn_model *m)
                 continue;
             size_t off = (size_t)(prm->value - m->params);
             update_job job = {o, prm->value, prm->grad, m->opt_m + off, m->opt_v + off,
-                              (long)prm->count, adam_lr};
+                              (long)prm->count, lr, adam_lr};
             cnn_pool_run(prm->count >= 65536 ? m->pool : NULL, update_worker, &job);
         }
     }
@@ -192,6 +268,6 @@ cnn_status cnn_model_apply_gradients(cnn_model *m)
 {
     if (!m || !m->compiled)
         return cnn_fail(CNN_ERR_STATE, "apply_gradients: compile the model first");
-    cnn_optimizer_step(m);
+    cnn_optimizer_step(m, 0);
     return CNN_OK;
 }

@@ -40,6 +40,23 @@ activation), loss (rank 1, dim 1), layer<i>.kernel / layer<i>.bias (weights of
 the model's layer i, 0-based over all layers including pooling/flatten),
 layer<i>.kernel.grad / layer<i>.bias.grad, input.grad.
 Gradients are of the loss exactly as reported (mean over the batch).
+
+Weights are named as Keras names them: kernel, bias (Conv2D, Dense);
+depthwise_kernel, pointwise_kernel, bias (DepthwiseConv2D, SeparableConv2D);
+gamma, beta, moving_mean, moving_variance (BatchNormalization).
+- DepthwiseConv2D kernel (kh, kw, in, multiplier): PyTorch's grouped
+  convolution (groups = in) has weight (in * multiplier, 1, kh, kw) with output
+  channel c * multiplier + k, the same order as Keras:
+  torch = keras.permute(2, 3, 0, 1).reshape(in * multiplier, 1, kh, kw).
+- SeparableConv2D pointwise kernel (1, 1, in * multiplier, filters):
+  torch = keras.permute(3, 2, 0, 1).
+- BatchNormalization follows Keras, not torch.nn.BatchNorm2d: in training the
+  batch's mean and *biased* variance normalise (as in PyTorch), and the moving
+  statistics are updated with Keras's momentum (PyTorch's momentum is 1 - that)
+  and with the biased variance too (PyTorch would use the unbiased one). The
+  cases with BatchNormalization also record layer<i>.moving_mean.after and
+  layer<i>.moving_variance.after (after the training forward) and
+  output.inference (the same x in inference mode, with those statistics).
 """
 import os
 import sys
@@ -297,10 +314,151 @@ def dense_bce():
     return case
 
 
+def batch_norm(h, gamma, beta, moving_mean, moving_var, momentum, eps, training):
+    """Keras BatchNormalization over the channel axis of NCHW h (or the
+    features of (n, f)). Returns (y, new moving mean, new moving variance)."""
+    axes = (0, 2, 3) if h.dim() == 4 else (0,)
+    shape = (1, -1, 1, 1) if h.dim() == 4 else (1, -1)
+    if training:
+        mean = h.mean(axes)
+        var = ((h - mean.reshape(shape)) ** 2).mean(axes)  # biased
+        new_mean = momentum * moving_mean + (1 - momentum) * mean.detach()
+        new_var = momentum * moving_var + (1 - momentum) * var.detach()
+    else:
+        mean, var, new_mean, new_var = moving_mean, moving_var, moving_mean, moving_var
+    y = (h - mean.reshape(shape)) / torch.sqrt(var.reshape(shape) + eps)
+    return gamma.reshape(shape) * y + beta.reshape(shape), new_mean, new_var
+
+
+def depthwise(x, kernel, bias, stride=(1, 1), padding="valid", dilation=(1, 1)):
+    """x NCHW, kernel Keras (kh, kw, in, multiplier)."""
+    kh, kw, c, mult = kernel.shape
+    if padding == "same":
+        top, bottom = same_pads(x.shape[2], kh, stride[0], dilation[0])
+        left, right = same_pads(x.shape[3], kw, stride[1], dilation[1])
+        x = F.pad(x, (left, right, top, bottom))
+    w = kernel.permute(2, 3, 0, 1).reshape(c * mult, 1, kh, kw)
+    return F.conv2d(x, w, bias, stride=stride, dilation=dilation, groups=c)
+
+
+def finish_weights(case, x, y, weights, output, loss, extra=()):
+    """weights: (layer, name, leaf, trained) in the model's order; extra:
+    (name, tensor) recorded after the gradients."""
+    loss.backward()
+    case.add("x", x)
+    case.add("y", y)
+    for i, name, w, _ in weights:
+        case.add("layer%d.%s" % (i, name), w)
+    case.add("output", output)
+    case.add("loss", loss.reshape(1))
+    for i, name, w, trained in weights:
+        if trained:
+            case.add("layer%d.%s.grad" % (i, name), w.grad)
+    case.add("input.grad", x.grad)
+    for name, t in extra:
+        case.add(name, t)
+
+
+def batchnorm_net():
+    """e): Conv2D (no bias) -> BatchNormalization -> ELU -> ZeroPadding2D ->
+    DepthwiseConv2D -> Flatten -> BatchNormalization -> Dense softmax."""
+
+    def build(gen, kinks):
+        x = uniform(gen, (3, 6, 5, 2), -1, 1).requires_grad_()
+        k0 = glorot(gen, (3, 3, 2, 4), 18, 36).requires_grad_()
+        g1 = uniform(gen, (4,), 0.5, 1.5).requires_grad_()
+        b1 = uniform(gen, (4,), -0.5, 0.5).requires_grad_()
+        mm1 = uniform(gen, (4,), -0.1, 0.1)
+        mv1 = uniform(gen, (4,), 0.5, 1.5)
+        d4 = glorot(gen, (2, 2, 4, 2), 16, 8).requires_grad_()
+        db4 = uniform(gen, (8,), -0.1, 0.1).requires_grad_()
+        g6 = uniform(gen, (72,), 0.5, 1.5).requires_grad_()
+        b6 = uniform(gen, (72,), -0.5, 0.5).requires_grad_()
+        mm6 = uniform(gen, (72,), -0.1, 0.1)
+        mv6 = uniform(gen, (72,), 0.5, 1.5)
+        k7 = glorot(gen, (72, 3), 72, 3).requires_grad_()
+        b7 = uniform(gen, (3,), -0.1, 0.1).requires_grad_()
+        labels = torch.tensor([2, 0, 1])
+
+        def forward(training, stats):
+            h = x.permute(0, 3, 1, 2)
+            h = conv2d(h, k0, None, padding="same")                      # (3,4,6,5)
+            h, m1, v1 = batch_norm(h, g1, b1, stats[0], stats[1], 0.9, 1e-3, training)
+            h = F.elu(h, 1.0)
+            h = F.pad(h, (0, 1, 1, 0))                                    # (3,4,7,6)
+            h = depthwise(h, d4, db4, stride=(2, 2))                      # (3,8,3,3)
+            h = flatten(h)                                                # (3,72)
+            h, m6, v6 = batch_norm(h, g6, b6, stats[2], stats[3], 0.99, 1e-3, training)
+            return dense(h, k7, b7), (m1, v1, m6, v6)
+
+        logits, after = forward(True, (mm1, mv1, mm6, mv6))
+        loss = F.cross_entropy(logits, labels)
+        # inference with the statistics the training forward left
+        inference = torch.softmax(forward(False, after)[0], dim=-1).detach()
+        weights = [(0, "kernel", k0, True),
+                   (1, "gamma", g1, True), (1, "beta", b1, True),
+                   (1, "moving_mean", mm1, False), (1, "moving_variance", mv1, False),
+                   (4, "depthwise_kernel", d4, True), (4, "bias", db4, True),
+                   (6, "gamma", g6, True), (6, "beta", b6, True),
+                   (6, "moving_mean", mm6, False), (6, "moving_variance", mv6, False),
+                   (7, "kernel", k7, True), (7, "bias", b7, True)]
+        extra = [("layer1.moving_mean.after", after[0]),
+                 ("layer1.moving_variance.after", after[1]),
+                 ("layer6.moving_mean.after", after[2]),
+                 ("layer6.moving_variance.after", after[3]),
+                 ("output.inference", inference)]
+        return (x, labels.to(torch.float64), weights, torch.softmax(logits, dim=-1), loss,
+                extra)
+
+    case = Case("batchnorm",
+                "input (3,6,5,2); Conv2D(4,3x3,same,no bias) BatchNorm(momentum .9) ELU "
+                "ZeroPadding2D(((1,0),(0,1))) DepthwiseConv2D(2x2,strides 2,x2) Flatten "
+                "BatchNorm Dense(3,softmax); sparse CE")
+    finish_weights(case, *draw(build, 500))
+    return case
+
+
+def separable_net():
+    """f): SeparableConv2D -> LeakyReLU -> ReLU(max_value, negative_slope,
+    threshold) -> GlobalAveragePooling2D -> Dense; mse."""
+
+    def build(gen, kinks):
+        x = uniform(gen, (2, 7, 6, 3), -1, 1).requires_grad_()
+        d0 = glorot(gen, (3, 3, 3, 2), 27, 18).requires_grad_()
+        p0 = glorot(gen, (1, 1, 6, 4), 6, 4).requires_grad_()
+        b0 = uniform(gen, (4,), -0.1, 0.1).requires_grad_()
+        k4 = glorot(gen, (4, 2), 4, 2).requires_grad_()
+        b4 = uniform(gen, (2,), -0.1, 0.1).requires_grad_()
+        y = uniform(gen, (2, 2), -1, 1)
+        h = x.permute(0, 3, 1, 2)
+        h = depthwise(h, d0, None, stride=(2, 1), padding="same")        # (2,6,4,6)
+        h = F.conv2d(h, p0.permute(3, 2, 0, 1), b0)                      # (2,4,4,6)
+        kinks.relu_input(h)
+        h = F.leaky_relu(h, 0.2)
+        cap, slope, threshold = 0.4, 0.05, -0.1
+        kinks.relu_input(h - cap)
+        kinks.relu_input(h - threshold)
+        h = torch.where(h >= cap, torch.full_like(h, cap),
+                        torch.where(h >= threshold, h, slope * (h - threshold)))
+        h = h.mean((2, 3))                                               # (2,4)
+        output = dense(h, k4, b4)
+        loss = ((output - y) ** 2).mean()
+        weights = [(0, "depthwise_kernel", d0, True), (0, "pointwise_kernel", p0, True),
+                   (0, "bias", b0, True), (4, "kernel", k4, True), (4, "bias", b4, True)]
+        return x, y, weights, output, loss
+
+    case = Case("separable",
+                "input (2,7,6,3); SeparableConv2D(4,3x3,strides (2,1),same,x2) "
+                "LeakyReLU(0.2) ReLU(max 0.4,slope 0.05,threshold -0.1) "
+                "GlobalAveragePooling2D Dense(2); mse")
+    finish_weights(case, *draw(build, 600))
+    return case
+
+
 def main():
     total = 0
     for make in (lambda: small_net(False), padding_stride_dilation, dense_bce,
-                 lambda: small_net(True)):
+                 lambda: small_net(True), batchnorm_net, separable_net):
         case = make()
         path = case.write()
         total += os.path.getsize(path)

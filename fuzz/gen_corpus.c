@@ -1,0 +1,370 @@
+/* Writes the seed corpora of the fuzz harnesses into fuzz/corpus/<harness>/
+ * (`make fuzz-corpus`; the output is committed). Small valid inputs of
+ * every kind each parser reads, so the fuzzer starts from deep paths:
+ *   idx/          every element type, ranks 1..4, gzip, two gzip members
+ *   model/        unbuilt, built and compiled models with every layer kind
+ *                 and optimizer (no .cnn suffix: .gitignore ignores those)
+ *   description/  the example descriptions, the Keras JSON fixtures and
+ *                 texts that use every syntax feature
+ *   image/        PNG, JPEG, BMP, TGA, GIF, PGM, PPM (first byte: the
+ *                 channels the harness asks for)
+ * Run from the repository root. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include <stb/stb_image_write.h>
+
+#include "cnn.h"
+
+static int failures;
+
+static void fail(const char *what)
+{
+    fprintf(stderr, "gen_corpus: %s: %s\n", what, cnn_last_error());
+    failures++;
+}
+
+static void write_bytes(const char *dir, const char *name, const void *p, size_t n)
+{
+    char path[512];
+    snprintf(path, sizeof path, "fuzz/corpus/%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(p, 1, n, f) != n || fclose(f) != 0) {
+        fprintf(stderr, "gen_corpus: cannot write %s\n", path);
+        failures++;
+    }
+}
+
+static void copy_file(const char *dir, const char *name, const char *src)
+{
+    FILE *f = fopen(src, "rb");
+    if (!f) {
+        fprintf(stderr, "gen_corpus: cannot read %s\n", src);
+        failures++;
+        return;
+    }
+    static unsigned char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    write_bytes(dir, name, buf, n);
+}
+
+/* ---- IDX ---------------------------------------------------------------- */
+
+static size_t idx_make(unsigned char *out, int type, int rank, const unsigned *dims,
+                       const void *data, size_t data_len)
+{
+    out[0] = out[1] = 0;
+    out[2] = (unsigned char)type;
+    out[3] = (unsigned char)rank;
+    for (int i = 0; i < rank; i++)
+        for (int b = 0; b < 4; b++)
+            out[4 + 4 * i + b] = (unsigned char)(dims[i] >> (24 - 8 * b));
+    memcpy(out + 4 + 4 * rank, data, data_len);
+    return 4 + 4 * (size_t)rank + data_len;
+}
+
+static size_t gzip_bytes(const unsigned char *in, size_t n, unsigned char *out, size_t cap)
+{
+    z_stream zs = {0};
+    deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+    zs.next_in = (unsigned char *)in;
+    zs.avail_in = (uInt)n;
+    zs.next_out = out;
+    zs.avail_out = (uInt)cap;
+    deflate(&zs, Z_FINISH);
+    size_t got = zs.total_out;
+    deflateEnd(&zs);
+    return got;
+}
+
+static void gen_idx(void)
+{
+    unsigned char d[256], b[512], gz[1024], gz2[1024];
+    for (int i = 0; i < 256; i++)
+        d[i] = (unsigned char)(i * 37 + 11);
+    size_t n = idx_make(b, 0x08, 3, (unsigned[]){2, 4, 3}, d, 24);
+    write_bytes("idx", "ubyte_images", b, n);
+    size_t g = gzip_bytes(b, n, gz, sizeof gz);
+    write_bytes("idx", "ubyte_images.gz", gz, g);
+    /* two gzip members: the header in one, the data in the other */
+    size_t g1 = gzip_bytes(b, 16, gz2, sizeof gz2);
+    g1 += gzip_bytes(b + 16, n - 16, gz2 + g1, sizeof gz2 - g1);
+    write_bytes("idx", "two_members.gz", gz2, g1);
+    unsigned char labels[6] = {0, 1, 2, 9, 3, 1};
+    n = idx_make(b, 0x08, 1, (unsigned[]){6}, labels, 6);
+    write_bytes("idx", "ubyte_labels", b, n);
+    n = idx_make(b, 0x09, 2, (unsigned[]){2, 3}, d, 6);
+    write_bytes("idx", "sbyte", b, n);
+    n = idx_make(b, 0x0B, 2, (unsigned[]){3, 2}, d, 12);
+    write_bytes("idx", "int16", b, n);
+    n = idx_make(b, 0x0C, 1, (unsigned[]){4}, d, 16);
+    write_bytes("idx", "int32", b, n);
+    /* float32 1.5, -2.0, 0.25; float64 3.25, -1e10 (big-endian) */
+    const unsigned char f32[12] = {0x3f, 0xc0, 0, 0, 0xc0, 0, 0, 0, 0x3e, 0x80, 0, 0};
+    n = idx_make(b, 0x0D, 1, (unsigned[]){3}, f32, 12);
+    write_bytes("idx", "float32", b, n);
+    const unsigned char f64[16] = {0x40, 0x0a, 0, 0, 0, 0, 0, 0,
+                                   0xc2, 0x02, 0xa0, 0x5f, 0x20, 0, 0, 0};
+    n = idx_make(b, 0x0E, 2, (unsigned[]){1, 2}, f64, 16);
+    write_bytes("idx", "float64", b, n);
+    n = idx_make(b, 0x08, 4, (unsigned[]){1, 2, 2, 3}, d, 12);
+    write_bytes("idx", "rank4", b, n);
+}
+
+/* ---- Model files ----------------------------------------------------------- */
+
+static void save_model(cnn_model *m, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "fuzz/corpus/model/%s", name);
+    if (cnn_model_save(m, path) != CNN_OK)
+        fail(name);
+}
+
+/* One of every layer kind, on a small image. */
+static cnn_model *every_kind(void)
+{
+    cnn_model *m = NULL;
+    if (cnn_model_create(&m, cnn_shape_hwc(6, 5, 2)) || cnn_model_set_seed(m, 3)
+        || cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {3, 2},
+                                              .padding = CNN_PADDING_SAME,
+                                              .activation = CNN_ACTIVATION_RELU))
+        || cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {2, 2},
+                                              .dilation_rate = {2, 1}, .no_bias = true,
+                                              .name = "dilated"))
+        || cnn_model_add_max_pooling2d(m, cnn_pool2d(.pool_size = {2, 2},
+                                                     .padding = CNN_PADDING_SAME))
+        || cnn_model_add_activation(m, cnn_activation_layer(.activation = CNN_ACTIVATION_TANH))
+        || cnn_model_add_average_pooling2d(m, cnn_pool2d(.pool_size = {1, 2}, .strides = {1, 1}))
+        || cnn_model_add_flatten(m, cnn_flatten())
+        || cnn_model_add_dropout(m, cnn_dropout(.rate = 0.25f, .seed = 9))
+        || cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = CNN_ACTIVATION_SOFTMAX)))
+        fail("every_kind");
+    return m;
+}
+
+static cnn_model *global_pools(void)
+{
+    cnn_model *m = NULL;
+    if (cnn_model_create(&m, cnn_shape_hwc(4, 4, 1))
+        || cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {2, 2},
+                                              .strides = {2, 2}))
+        || cnn_model_add_global_max_pooling2d(m, cnn_global_pool2d())
+        || cnn_model_add_dense(m, cnn_dense(.units = 1, .activation = CNN_ACTIVATION_SIGMOID)))
+        fail("global_pools");
+    return m;
+}
+
+/* Trains one step so the optimizer state and position are non-trivial. */
+static void train_step(cnn_model *m, cnn_compile_config cfg, int classes)
+{
+    if (cnn_model_compile(m, cfg)) {
+        fail("compile");
+        return;
+    }
+    cnn_shape in = cnn_model_input_shape(m);
+    int64_t dims[4] = {4, in.dims[0], in.dims[1], in.dims[2]};
+    cnn_tensor *x = NULL, *y = NULL;
+    if (cnn_tensor_create(&x, in.rank + 1, dims) || cnn_tensor_create(&y, 1, (int64_t[]){4})) {
+        fail("tensors");
+        return;
+    }
+    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
+        x->data[i] = (float)((i * 7) % 10) / 10.0f;
+    for (int i = 0; i < 4; i++)
+        y->data[i] = (float)(i % classes);
+    if (cnn_model_fit(m, x, y, cnn_fit(.epochs = 1, .batch_size = 2, .seed = 5), NULL))
+        fail("fit");
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+}
+
+static void gen_models(void)
+{
+    cnn_model *m = every_kind();
+    save_model(m, "unbuilt");
+    cnn_model_free(m);
+
+    m = every_kind();
+    train_step(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                              .optimizer = cnn_adam()), 3);
+    save_model(m, "every_kind_adam");
+    cnn_model_free(m);
+
+    m = global_pools();
+    train_step(m, cnn_compile(.loss = CNN_LOSS_BINARY_CROSSENTROPY,
+                              .optimizer = cnn_sgd(.momentum = 0.9f, .nesterov = true)), 2);
+    save_model(m, "global_pool_sgd");
+    cnn_model_free(m);
+
+    m = global_pools();
+    if (cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_MSE, .optimizer = cnn_rmsprop())))
+        fail("compile rmsprop");
+    save_model(m, "global_pool_rmsprop_untrained");
+    cnn_model_free(m);
+
+    /* flat input, built but not compiled */
+    m = NULL;
+    cnn_tensor *out = NULL, *x = NULL;
+    if (cnn_model_create(&m, cnn_shape_flat(5))
+        || cnn_model_add_dense(m, cnn_dense(.units = 4, .activation = CNN_ACTIVATION_RELU))
+        || cnn_model_add_dense(m, cnn_dense(.units = 2, .name = "out"))
+        || cnn_tensor_create(&x, 2, (int64_t[]){1, 5}) || cnn_model_predict(m, x, 1, &out))
+        fail("flat");
+    save_model(m, "flat_built");
+    cnn_tensor_free(x);
+    cnn_tensor_free(out);
+    cnn_model_free(m);
+
+    m = NULL;
+    if (cnn_model_create(&m, cnn_shape_hwc(3, 3, 1)))
+        fail("empty");
+    save_model(m, "no_layers");
+    cnn_model_free(m);
+}
+
+/* ---- Descriptions ------------------------------------------------------------ */
+
+static void gen_descriptions(void)
+{
+    copy_file("description", "lenet5.model", "examples/lenet5.model");
+    copy_file("description", "seed.model", "examples/seed.model");
+    copy_file("description", "tutorial_convnet.model", "examples/tutorial_convnet.model");
+    copy_file("description", "keras2_mnist.json", "tests/data/keras2_mnist.json");
+    copy_file("description", "keras3_mnist.json", "tests/data/keras3_mnist.json");
+    static const char every[] =
+        "\xEF\xBB\xBF# every layer kind and syntax feature\r\n"
+        "input shape=(12, 10, 3)\r\n"
+        "Conv2D 4 (3, 3) 1 same activation=relu name=\"first conv\"\n"
+        "Conv2D filters=4 kernel_size=[2,3] dilation_rate = 2 use_bias=False\n"
+        "MaxPool2D pool_size=2 strides=(2, 1) padding=SAME\n"
+        "Activation 'tanh'   # a comment\n"
+        "AvgPool2D 2 1 valid\n"
+        "\n"
+        "GlobalAvgPool2D name=gap\n"
+        "Dropout 0.5 seed=None\n"
+        "Dense units=6 activation=None use_bias=true\n"
+        "Dropout rate=1e-1 seed=7\n"
+        "Dense 2 softmax\n";
+    write_bytes("description", "every_kind.model", every, sizeof every - 1);
+    static const char flat[] = "Input shape=784\nDense 16 relu\nDense 10 sigmoid\n";
+    write_bytes("description", "flat.model", flat, sizeof flat - 1);
+    static const char global_max[] =
+        "InputLayer shape=8,8,1\nConv2D 2 3 strides=2\nGlobalMaxPooling2D\nFlatten\n"
+        "Dense 1\n";
+    write_bytes("description", "global_max.model", global_max, sizeof global_max - 1);
+    static const char legacy[] =
+        "{\"class_name\": \"Sequential\", \"config\": [\n"
+        " {\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 2,"
+        " \"kernel_size\": [3, 3], \"strides\": [1, 1], \"padding\": \"valid\","
+        " \"activation\": \"relu\", \"use_bias\": true, \"batch_input_shape\": [null, 6, 6, 1],"
+        " \"dilation_rate\": [1, 1], \"data_format\": \"channels_last\"}},\n"
+        " {\"class_name\": \"AveragePooling2D\", \"config\": {\"pool_size\": [2, 2],"
+        " \"strides\": null, \"padding\": \"same\"}},\n"
+        " {\"class_name\": \"GlobalAveragePooling2D\", \"config\": {\"name\": \"g\"}},\n"
+        " {\"class_name\": \"Dropout\", \"config\": {\"rate\": 0.3, \"seed\": null}},\n"
+        " {\"class_name\": \"Dense\", \"config\": {\"units\": 3, \"activation\":"
+        " {\"module\": \"keras.activations\", \"class_name\": \"function\","
+        " \"config\": \"softmax\"}}}]}\n";
+    write_bytes("description", "legacy.json", legacy, sizeof legacy - 1);
+    static const char build_shape[] =
+        "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"s\","
+        " \"build_input_shape\": [null, 10], \"layers\": ["
+        "{\"class_name\": \"Dense\", \"config\": {\"units\": 4, \"activation\": \"tanh\","
+        " \"kernel_initializer\": {\"class_name\": \"GlorotUniform\"}, \"trainable\": true,"
+        " \"dtype\": \"float32\"}},"
+        "{\"class_name\": \"Activation\", \"config\": {\"activation\": \"sigmoid\"}}]}}\n";
+    write_bytes("description", "build_input_shape.json", build_shape, sizeof build_shape - 1);
+}
+
+/* ---- Images ------------------------------------------------------------------ */
+
+typedef struct {
+    unsigned char buf[1 << 16];
+    size_t n;
+} mem_sink;
+
+static void to_mem(void *ctx, void *data, int size)
+{
+    mem_sink *s = ctx;
+    if (s->n + (size_t)size <= sizeof s->buf) {
+        memcpy(s->buf + s->n, data, (size_t)size);
+        s->n += (size_t)size;
+    }
+}
+
+/* The harness reads the channels from the first byte: 0 as stored, 1, 3. */
+static void write_image(const char *name, unsigned char channel_byte, const void *p, size_t n)
+{
+    unsigned char *b = malloc(n + 1);
+    b[0] = channel_byte;
+    memcpy(b + 1, p, n);
+    write_bytes("image", name, b, n + 1);
+    free(b);
+}
+
+static void gen_images(void)
+{
+    enum { W = 5, H = 4 };
+    unsigned char px[W * H * 4];
+    for (int i = 0; i < W * H * 4; i++)
+        px[i] = (unsigned char)(i * 13 + 7);
+    static mem_sink s;
+    struct {
+        const char *name;
+        int comp;
+        char kind;
+        unsigned char channel_byte;
+    } outs[] = {
+        {"grey.png", 1, 'p', 0},  {"grey_alpha.png", 2, 'p', 1}, {"rgb.png", 3, 'p', 2},
+        {"rgba.png", 4, 'p', 0},  {"rgb.jpg", 3, 'j', 0},        {"grey.jpg", 1, 'j', 2},
+        {"rgb.bmp", 3, 'b', 1},   {"rgba.bmp", 4, 'b', 0},       {"rgb.tga", 3, 't', 0},
+        {"grey.tga", 1, 't', 2},
+    };
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+        s.n = 0;
+        int ok = 0;
+        switch (outs[i].kind) {
+        case 'p': ok = stbi_write_png_to_func(to_mem, &s, W, H, outs[i].comp, px, W * outs[i].comp); break;
+        case 'j': ok = stbi_write_jpg_to_func(to_mem, &s, W, H, outs[i].comp, px, 90); break;
+        case 'b': ok = stbi_write_bmp_to_func(to_mem, &s, W, H, outs[i].comp, px); break;
+        case 't': ok = stbi_write_tga_to_func(to_mem, &s, W, H, outs[i].comp, px); break;
+        }
+        if (!ok) {
+            fprintf(stderr, "gen_corpus: cannot encode %s\n", outs[i].name);
+            failures++;
+            continue;
+        }
+        write_image(outs[i].name, outs[i].channel_byte, s.buf, s.n);
+    }
+    static const char pgm[] = "P5\n# grey\n3 2\n255\n\x00\x40\x80\xc0\xff\x10";
+    write_image("grey.pgm", 0, pgm, sizeof pgm - 1);
+    static const char ppm[] = "P6 2 1 255\n\xff\x00\x00\x00\xff\x00";
+    write_image("rgb.ppm", 1, ppm, sizeof ppm - 1);
+    /* the classic 1x1 GIF89a */
+    static const unsigned char gif[] = {
+        0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00,
+        0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00,
+        0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02,
+        0x44, 0x01, 0x00, 0x3b};
+    write_image("one.gif", 2, gif, sizeof gif);
+}
+
+int main(void)
+{
+    const char *dirs[] = {"fuzz/corpus", "fuzz/corpus/idx", "fuzz/corpus/model",
+                          "fuzz/corpus/description", "fuzz/corpus/image"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+        mkdir(dirs[i], 0755);
+    gen_idx();
+    gen_models();
+    gen_descriptions();
+    gen_images();
+    if (failures)
+        fprintf(stderr, "gen_corpus: %d failures\n", failures);
+    return failures ? 1 : 0;
+}

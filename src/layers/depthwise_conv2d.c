@@ -1,0 +1,421 @@
+/* DepthwiseConv2D and SeparableConv2D (cnn.h). With M = depth_multiplier,
+ * input channel c feeds output channels c*M .. c*M + M-1:
+ *
+ *   depthwise: d[p, c*M + k] = sum_{ky,kx} x[tap(p, ky, kx), c] * K[ky, kx, c, k]
+ *   separable: y = d * P + bias, P the pointwise kernel (1, 1, C*M, filters)
+ *
+ * over output pixels p = (n * oh + oy) * ow + ox, with Conv2D's padding,
+ * strides and dilation (cnn_conv_geom). Forward splits pixels between the
+ * workers; backward splits channels (each worker owns its kernel and dx
+ * channels), so results do not depend on the thread count. SeparableConv2D
+ * works on tiles of pixels within the workspace limit, recomputing d in
+ * backward rather than keeping it. */
+#include <string.h>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "kernels/conv.h"
+#include "layers/layer.h"
+
+typedef struct {
+    cnn_layer base;
+    cnn_conv_geom geom; /* kh, kw, c: the input; the depthwise kernel's window */
+    int mult;           /* depth_multiplier */
+} dw_layer;
+
+/* ---- The depthwise maths over a range of output pixels ------------------- */
+
+typedef struct {
+    const cnn_conv_geom *g;
+    int mult;
+    const float *x, *kernel;
+    int64_t m0, m1;
+    float *d;        /* forward: (m1 - m0) rows of C*M, written */
+    const float *dd; /* backward: dLoss/dd, (m1 - m0) rows of C*M */
+    float *dkernel;  /* backward: += */
+    float *dx;       /* backward: +=, or NULL */
+} dw_job;
+
+static void pixel(const cnn_conv_geom *g, int64_t m, int64_t *n, int *oy, int *ox)
+{
+    int64_t plane = (int64_t)g->oh * g->ow;
+    *n = m / plane;
+    int rest = (int)(m - *n * plane);
+    *oy = rest / g->ow;
+    *ox = rest % g->ow;
+}
+
+/* The input pixel (n, iy, ix) under tap (ky, kx) of output pixel (n, oy, ox),
+ * as an index into the input's pixels, or -1 in the padding. */
+static int64_t tap(const cnn_conv_geom *g, int64_t n, int oy, int ox, int ky, int kx)
+{
+    int iy = oy * g->sh - g->pad_top + ky * g->dh, ix = ox * g->sw - g->pad_left + kx * g->dw;
+    if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+        return -1;
+    return (n * g->h + iy) * g->w + ix;
+}
+
+static void dw_forward_worker(void *p, int ith, int nth)
+{
+    const dw_job *j = p;
+    const cnn_conv_geom *g = j->g;
+    const int C = g->c, M = j->mult, CM = C * M;
+    long b, e;
+    cnn_split_range((long)(j->m1 - j->m0), ith, nth, &b, &e);
+    for (int64_t m = j->m0 + b; m < j->m0 + e; m++) {
+        float *d = j->d + (m - j->m0) * CM;
+        memset(d, 0, (size_t)CM * sizeof(float));
+        int64_t n;
+        int oy, ox;
+        pixel(g, m, &n, &oy, &ox);
+        for (int ky = 0; ky < g->kh; ky++)
+            for (int kx = 0; kx < g->kw; kx++) {
+                int64_t t = tap(g, n, oy, ox, ky, kx);
+                if (t < 0)
+                    continue;
+                const float *x = j->x + t * C, *k = j->kernel + (ky * g->kw + kx) * CM;
+                if (M == 1)
+                    for (int c = 0; c < C; c++)
+                        d[c] += x[c] * k[c];
+                else
+                    for (int c = 0; c < C; c++)
+                        for (int q = 0; q < M; q++)
+                            d[c * M + q] += x[c] * k[c * M + q];
+            }
+    }
+}
+
+static void dw_backward_worker(void *p, int ith, int nth)
+{
+    const dw_job *j = p;
+    const cnn_conv_geom *g = j->g;
+    const int C = g->c, M = j->mult, CM = C * M;
+    long c0, c1;
+    cnn_split_range(C, ith, nth, &c0, &c1);
+    if (c0 == c1)
+        return;
+    for (int64_t m = j->m0; m < j->m1; m++) {
+        const float *dd = j->dd + (m - j->m0) * CM;
+        int64_t n;
+        int oy, ox;
+        pixel(g, m, &n, &oy, &ox);
+        for (int ky = 0; ky < g->kh; ky++)
+            for (int kx = 0; kx < g->kw; kx++) {
+                int64_t t = tap(g, n, oy, ox, ky, kx);
+                if (t < 0)
+                    continue;
+                const int64_t ko = (int64_t)(ky * g->kw + kx) * CM;
+                const float *x = j->x + t * C, *k = j->kernel + ko;
+                float *dk = j->dkernel + ko, *dx = j->dx ? j->dx + t * C : NULL;
+                for (long c = c0; c < c1; c++) {
+                    float acc = 0;
+                    for (int q = 0; q < M; q++) {
+                        dk[c * M + q] += x[c] * dd[c * M + q];
+                        acc += k[c * M + q] * dd[c * M + q];
+                    }
+                    if (dx)
+                        dx[c] += acc;
+                }
+            }
+    }
+}
+
+static cnn_pool *pool_for(const cnn_layer_io *io, int64_t work)
+{
+    return work >= 4096 ? io->pool : NULL;
+}
+
+static void depthwise_forward(const dw_layer *dl, const cnn_layer_io *io, int64_t m0, int64_t m1,
+                              float *d)
+{
+    dw_job job = {.g = &dl->geom, .mult = dl->mult, .x = io->x,
+                  .kernel = dl->base.params[0].value, .m0 = m0, .m1 = m1, .d = d};
+    cnn_pool_run(pool_for(io, (m1 - m0) * dl->geom.c * dl->mult), dw_forward_worker, &job);
+}
+
+static void depthwise_backward(const dw_layer *dl, const cnn_layer_io *io, int64_t m0, int64_t m1,
+                               const float *dd)
+{
+    dw_job job = {.g = &dl->geom, .mult = dl->mult, .x = io->x,
+                  .kernel = dl->base.params[0].value, .m0 = m0, .m1 = m1, .dd = dd,
+                  .dkernel = dl->base.params[0].grad, .dx = io->dx};
+    cnn_pool_run(dl->geom.c > 1 ? pool_for(io, (m1 - m0) * dl->geom.c * dl->mult) : NULL,
+                 dw_backward_worker, &job);
+}
+
+/* ---- Shapes, shared by both kinds ------------------------------------------ */
+
+typedef struct {
+    const int *kernel_size, *strides, *dilation_rate;
+    cnn_padding padding;
+    int mult, filters; /* filters 0: depthwise only */
+} dw_shape;
+
+static dw_shape shape_of(const cnn_layer *l)
+{
+    if (l->spec.kind == CNN_LAYER_SEPARABLE_CONV2D) {
+        const cnn_separable_conv2d_config *k = &l->spec.u.separable_conv2d;
+        return (dw_shape){k->kernel_size, k->strides, k->dilation_rate, k->padding,
+                          k->depth_multiplier, k->filters};
+    }
+    const cnn_depthwise_conv2d_config *k = &l->spec.u.depthwise_conv2d;
+    return (dw_shape){k->kernel_size, k->strides, k->dilation_rate, k->padding,
+                      k->depth_multiplier, 0};
+}
+
+static cnn_status dw_infer(cnn_layer *l, cnn_shape in)
+{
+    dw_layer *dl = (dw_layer *)l;
+    const char *type = l->ops->type_name;
+    dw_shape s = shape_of(l);
+    if (in.rank != 3)
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "%s (%s): expects input of rank 3 (rows, cols, channels), got rank %d",
+                        l->name, type, in.rank);
+    cnn_conv_geom *g = &dl->geom;
+    *g = (cnn_conv_geom){.h = in.dims[0], .w = in.dims[1], .c = in.dims[2],
+                         .kh = s.kernel_size[0], .kw = s.kernel_size[1], .sh = s.strides[0],
+                         .sw = s.strides[1], .dh = s.dilation_rate[0], .dw = s.dilation_rate[1]};
+    int same = s.padding == CNN_PADDING_SAME;
+    g->oh = cnn_conv_out_size(g->h, g->kh, g->sh, g->dh, same, &g->pad_top);
+    g->ow = cnn_conv_out_size(g->w, g->kw, g->sw, g->dw, same, &g->pad_left);
+    dl->mult = s.mult;
+    if (g->oh < 1 || g->ow < 1)
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "%s (%s): kernel %dx%d (dilation %dx%d) is larger than its input %dx%d"
+                        " with padding 'valid'",
+                        l->name, type, g->kh, g->kw, g->dh, g->dw, g->h, g->w);
+    int64_t cm = (int64_t)g->c * s.mult, window = (int64_t)g->kh * g->kw;
+    int64_t out_c = s.filters ? s.filters : cm;
+    if (cm > INT32_MAX / 4 || window * cm > ((int64_t)1 << 40) || cm * s.filters > ((int64_t)1 << 40)
+        || (int64_t)g->oh * g->ow * (cm > out_c ? cm : out_c) > INT32_MAX)
+        return cnn_fail(CNN_ERR_SHAPE, "%s (%s): too large (%d channels x depth_multiplier %d,"
+                        " output %d x %d)", l->name, type, g->c, s.mult, g->oh, g->ow);
+    l->out = cnn_shape_hwc(g->oh, g->ow, (int)out_c);
+    cnn_layer_set_param(l, 0, "depthwise_kernel", 4,
+                        (int64_t[]){g->kh, g->kw, g->c, s.mult}, true);
+    if (s.filters)
+        cnn_layer_set_param(l, 1, "pointwise_kernel", 4, (int64_t[]){1, 1, cm, s.filters}, true);
+    bool bias = !(l->spec.kind == CNN_LAYER_SEPARABLE_CONV2D ? l->spec.u.separable_conv2d.no_bias
+                                                              : l->spec.u.depthwise_conv2d.no_bias);
+    if (bias)
+        cnn_layer_set_param(l, s.filters ? 2 : 1, "bias", 1, (int64_t[]){out_c}, true);
+    return CNN_OK;
+}
+
+/* Keras's glorot_uniform for both kernels: a (kh, kw, in, out) kernel has
+ * fan_in = kh kw in, fan_out = kh kw out. */
+static void dw_init(cnn_layer *l, cnn_rng *rng)
+{
+    for (int p = 0; p < l->n_params; p++) {
+        cnn_param *w = &l->params[p];
+        if (w->rank == 4) {
+            int64_t field = w->dims[0] * w->dims[1];
+            cnn_glorot_uniform(w->value, w->count, field * w->dims[2], field * w->dims[3], rng);
+        } else {
+            memset(w->value, 0, (size_t)w->count * sizeof(float));
+        }
+    }
+}
+
+static int64_t dw_flops(const cnn_layer *l)
+{
+    const dw_layer *dl = (const dw_layer *)l;
+    const cnn_conv_geom *g = &dl->geom;
+    int64_t pixels = (int64_t)g->oh * g->ow, cm = (int64_t)g->c * dl->mult;
+    int64_t f = 2 * pixels * g->kh * g->kw * cm;
+    if (l->spec.kind == CNN_LAYER_SEPARABLE_CONV2D)
+        f += 2 * pixels * cm * l->spec.u.separable_conv2d.filters;
+    return f;
+}
+
+/* ---- DepthwiseConv2D ---------------------------------------------------------- */
+
+static int64_t out_pixels(const dw_layer *dl, int batch)
+{
+    return (int64_t)batch * dl->geom.oh * dl->geom.ow;
+}
+
+static void depthwise_layer_forward(cnn_layer *l, const cnn_layer_io *io)
+{
+    dw_layer *dl = (dw_layer *)l;
+    int64_t M = out_pixels(dl, io->batch);
+    depthwise_forward(dl, io, 0, M, io->y);
+    if (l->n_params > 1)
+        cnn_add_bias_rows(io->y, l->params[1].value, M, dl->geom.c * dl->mult);
+}
+
+static void depthwise_layer_backward(cnn_layer *l, const cnn_layer_io *io)
+{
+    dw_layer *dl = (dw_layer *)l;
+    const cnn_conv_geom *g = &dl->geom;
+    int64_t M = out_pixels(dl, io->batch);
+    if (l->n_params > 1)
+        cnn_bias_grad_rows(io->dy, M, g->c * dl->mult, l->params[1].grad);
+    if (io->dx)
+        memset(io->dx, 0, (size_t)io->batch * g->h * g->w * g->c * sizeof(float));
+    depthwise_backward(dl, io, 0, M, io->dy);
+}
+
+const cnn_layer_ops cnn_depthwise_conv2d_ops = {
+    .kind = CNN_LAYER_DEPTHWISE_CONV2D,
+    .type_name = "DepthwiseConv2D",
+    .auto_name = "depthwise_conv2d",
+    .infer = dw_infer,
+    .init = dw_init,
+    .flops = dw_flops,
+    .forward = depthwise_layer_forward,
+    .backward = depthwise_layer_backward,
+};
+
+/* ---- SeparableConv2D: tiles of pixels ------------------------------------------ */
+
+/* Pixels per tile: d and dd (C*M floats each per pixel) within the
+ * workspace limit. */
+static int64_t sep_tile(const dw_layer *dl, int batch, int64_t tile_floats)
+{
+    int64_t per = 2 * (int64_t)dl->geom.c * dl->mult, rows = tile_floats / per;
+    int64_t M = out_pixels(dl, batch);
+    if (rows < 1)
+        rows = 1;
+    return rows < M ? rows : M;
+}
+
+static size_t sep_workspace(const cnn_layer *l, int batch, int64_t tile_floats)
+{
+    const dw_layer *dl = (const dw_layer *)l;
+    return (size_t)(sep_tile(dl, batch, tile_floats) * 2 * dl->geom.c * dl->mult);
+}
+
+static void sep_forward(cnn_layer *l, const cnn_layer_io *io)
+{
+    dw_layer *dl = (dw_layer *)l;
+    const int CM = dl->geom.c * dl->mult, F = l->spec.u.separable_conv2d.filters;
+    const int64_t M = out_pixels(dl, io->batch), tile = sep_tile(dl, io->batch, io->tile_floats);
+    for (int64_t m0 = 0; m0 < M; m0 += tile) {
+        int64_t m1 = m0 + tile < M ? m0 + tile : M;
+        float *y = io->y + m0 * F;
+        depthwise_forward(dl, io, m0, m1, io->workspace);
+        /* y[rows x F] = d[rows x CM] * P[CM x F] */
+        cnn_gemm(io->gemm, false, false, (int)(m1 - m0), F, CM, 1.0f, io->workspace, CM,
+                 l->params[1].value, F, 0.0f, y, F);
+        if (l->n_params > 2)
+            cnn_add_bias_rows(y, l->params[2].value, m1 - m0, F);
+    }
+}
+
+static void sep_backward(cnn_layer *l, const cnn_layer_io *io)
+{
+    dw_layer *dl = (dw_layer *)l;
+    const cnn_conv_geom *g = &dl->geom;
+    const int CM = g->c * dl->mult, F = l->spec.u.separable_conv2d.filters;
+    const int64_t M = out_pixels(dl, io->batch), tile = sep_tile(dl, io->batch, io->tile_floats);
+    if (io->dx)
+        memset(io->dx, 0, (size_t)io->batch * g->h * g->w * g->c * sizeof(float));
+    for (int64_t m0 = 0; m0 < M; m0 += tile) {
+        int64_t m1 = m0 + tile < M ? m0 + tile : M;
+        int rows = (int)(m1 - m0);
+        const float *dy = io->dy + m0 * F;
+        float *d = io->workspace, *dd = io->workspace + tile * CM;
+        if (l->n_params > 2)
+            cnn_bias_grad_rows(dy, rows, F, l->params[2].grad);
+        depthwise_forward(dl, io, m0, m1, d);
+        /* dP[CM x F] += d^T[CM x rows] * dy[rows x F] */
+        cnn_gemm(io->gemm, true, false, CM, F, rows, 1.0f, d, CM, dy, F, 1.0f,
+                 l->params[1].grad, F);
+        /* dd[rows x CM] = dy[rows x F] * P^T */
+        cnn_gemm(io->gemm, false, true, rows, CM, F, 1.0f, dy, F, l->params[1].value, F, 0.0f,
+                 dd, CM);
+        depthwise_backward(dl, io, m0, m1, dd);
+    }
+}
+
+const cnn_layer_ops cnn_separable_conv2d_ops = {
+    .kind = CNN_LAYER_SEPARABLE_CONV2D,
+    .type_name = "SeparableConv2D",
+    .auto_name = "separable_conv2d",
+    .infer = dw_infer,
+    .init = dw_init,
+    .workspace_floats = sep_workspace,
+    .flops = dw_flops,
+    .forward = sep_forward,
+    .backward = sep_backward,
+};
+
+/* ---- Creation --------------------------------------------------------------- */
+
+static cnn_status check_pair(const char *layer, const char *type, const char *field,
+                             const int v[2])
+{
+    if (v[0] < 1 || v[1] < 1 || v[0] > CNN_CONV_MAX_WINDOW || v[1] > CNN_CONV_MAX_WINDOW)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (%s): %s must be in [1, %d], got (%d, %d)",
+                        layer, type, field, CNN_CONV_MAX_WINDOW, v[0], v[1]);
+    return CNN_OK;
+}
+
+/* Defaults and checks shared by both kinds; the fields are the kind's own. */
+static cnn_status check_common(const char *name, const char *type, int *kernel_size, int *strides,
+                               int *dilation_rate, cnn_padding padding, int *mult,
+                               cnn_activation activation)
+{
+    if (!strides[0] && !strides[1])
+        strides[0] = strides[1] = 1;
+    if (!dilation_rate[0] && !dilation_rate[1])
+        dilation_rate[0] = dilation_rate[1] = 1;
+    if (*mult == 0)
+        *mult = 1;
+    cnn_status st;
+    if ((st = check_pair(name, type, "kernel_size", kernel_size))
+        || (st = check_pair(name, type, "strides", strides))
+        || (st = check_pair(name, type, "dilation_rate", dilation_rate)))
+        return st;
+    if (*mult < 1 || *mult > 65536)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "%s (%s): depth_multiplier must be in [1, 65536], got %d", name, type,
+                        *mult);
+    if ((strides[0] > 1 || strides[1] > 1) && (dilation_rate[0] > 1 || dilation_rate[1] > 1))
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "%s (%s): strides > 1 cannot be combined with dilation_rate > 1 (as in"
+                        " Keras)",
+                        name, type);
+    if (padding != CNN_PADDING_VALID && padding != CNN_PADDING_SAME)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (%s): padding must be valid or same", name,
+                        type);
+    if ((unsigned)activation > CNN_ACTIVATION_SOFTMAX)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (%s): unknown activation %d", name, type,
+                        (int)activation);
+    return CNN_OK;
+}
+
+cnn_status cnn_layer_depthwise_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                             const char *name)
+{
+    *out = NULL;
+    cnn_depthwise_conv2d_config k = spec->u.depthwise_conv2d;
+    cnn_status st = check_common(name, "DepthwiseConv2D", k.kernel_size, k.strides,
+                                 k.dilation_rate, k.padding, &k.depth_multiplier, k.activation);
+    if (st || (st = cnn_layer_alloc(out, sizeof(dw_layer), &cnn_depthwise_conv2d_ops, name)))
+        return st;
+    (*out)->spec.kind = CNN_LAYER_DEPTHWISE_CONV2D;
+    (*out)->spec.u.depthwise_conv2d = k;
+    (*out)->activation = k.activation;
+    return CNN_OK;
+}
+
+cnn_status cnn_layer_separable_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                             const char *name)
+{
+    *out = NULL;
+    cnn_separable_conv2d_config k = spec->u.separable_conv2d;
+    if (k.filters < 1)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "%s (SeparableConv2D): filters must be >= 1, got %d", name, k.filters);
+    cnn_status st = check_common(name, "SeparableConv2D", k.kernel_size, k.strides,
+                                 k.dilation_rate, k.padding, &k.depth_multiplier, k.activation);
+    if (st || (st = cnn_layer_alloc(out, sizeof(dw_layer), &cnn_separable_conv2d_ops, name)))
+        return st;
+    (*out)->spec.kind = CNN_LAYER_SEPARABLE_CONV2D;
+    (*out)->spec.u.separable_conv2d = k;
+    (*out)->activation = k.activation;
+    return CNN_OK;
+}

@@ -1,0 +1,103 @@
+#!/bin/sh
+# The cnn tool on the real Keras models of ../shared/keras-models (or
+# $CNN_KERAS_MODELS): summary, evaluate and predict with --scale, fine-tuning
+# one epoch with --from and saving back to .keras and .h5, whose layout
+# tests/keras/check_layout.py compares with Keras's own files (h5py), and
+# damaged files refused. CNN=path runs another build of the tool.
+root=$(cd "$(dirname "$0")/.." && pwd)
+cnn=${CNN:-$root/build/cnn}
+models=${CNN_KERAS_MODELS:-$root/../shared/keras-models}
+h5=$models/mnist-keras2.2.4.h5
+k3=$models/mnist-keras3.14.keras
+images=$root/tests/keras/digits-images-idx3-ubyte
+labels=$root/tests/keras/digits-labels-idx1-ubyte
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); }
+bad() {
+    failed=$((failed + 1))
+    echo "test_keras.sh: failed: $*" >&2
+    if [ -s "$tmp/err" ]; then sed 's/^/    /' "$tmp/err" | head -n 5 >&2; fi
+}
+run() { "$cnn" "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?; }
+expect() {
+    want=$1 what=$2
+    shift 2
+    run "$@"
+    if [ "$rc" -eq "$want" ]; then ok; else bad "$what: exit $rc, expected $want"; fi
+}
+has() { if grep -qF -- "$2" "$1"; then ok; else bad "$3: no '$2' in the output"; fi; }
+
+if [ -z "$CNN" ] && ! make -s -C "$root" all >"$tmp/make.log" 2>&1; then
+    cat "$tmp/make.log" >&2
+    echo "test_keras_sh: 0 passed, 1 failed"
+    exit 1
+fi
+for f in "$h5" "$k3" "$images" "$labels"; do
+    if [ ! -f "$f" ]; then
+        echo "test_keras.sh: $f is missing" >&2
+        echo "test_keras_sh: 0 passed, 1 failed"
+        exit 1
+    fi
+done
+
+# ---- summary: Keras's names, shapes and parameter counts ----
+expect 0 "summary .h5" summary "$h5"
+has "$tmp/out" "conv2d_2 (Conv2D)            (None, 14, 14, 32)        18464" "summary .h5"
+has "$tmp/out" "Total params: 34,794" "summary .h5"
+expect 0 "summary .keras" summary "$k3"
+has "$tmp/out" "dense (Dense)                (None, 128)               204928" "summary .keras"
+has "$tmp/out" "Total params: 225,034" "summary .keras"
+
+# ---- evaluate and predict, each model at the pixel scale it was trained on ----
+expect 0 "evaluate .h5 --scale 1" evaluate "$h5" --test-images "$images" --test-labels "$labels" \
+    --scale 1
+has "$tmp/out" "pixels 0..255 x 1)" "evaluate header"
+has "$tmp/out" "accuracy: 0.8600 (86/100 correct)" "evaluate .h5"
+expect 0 "evaluate .keras" evaluate "$k3" --test-images "$images" --test-labels "$labels"
+has "$tmp/out" "pixels 0..255 x 1/255)" "evaluate header"
+has "$tmp/out" "accuracy: 0.8700 (87/100 correct)" "evaluate .keras"
+expect 0 "predict .h5" predict "$h5" "$images" --index 55 --top 1 --scale 1
+has "$tmp/out" "Pixels 0..255 x 1" "predict header"
+has "$tmp/out" "  1. 5 " "predict .h5"
+expect 0 "predict .keras --scale 1/255" predict "$k3" "$images" --index 55 --top 1 --scale 1/255
+has "$tmp/out" "  1. 5 " "predict .keras"
+expect 2 "bad --scale" predict "$k3" "$images" --scale 0
+expect 2 "bad --scale" evaluate "$k3" --test-images "$images" --test-labels "$labels" --scale x
+
+# ---- fine-tune one epoch from each file and save back to Keras ----
+expect 0 "train --from .h5" train --from "$h5" --train-images "$images" --train-labels "$labels" \
+    --scale 1 --epochs 1 --threads 1 --save "$tmp/tuned.h5"
+has "$tmp/out" "compiled with its training config and Adam's saved state" "train --from .h5"
+has "$tmp/out" "Pixels 0..255 x 1" "train header"
+has "$tmp/out" "Epoch 1/1" "train --from .h5"
+expect 0 "train .keras" train "$k3" --train-images "$images" --train-labels "$labels" \
+    --epochs 1 --threads 1 --save "$tmp/tuned.keras" --test-images "$images" \
+    --test-labels "$labels"
+has "$tmp/out" "Saved the model to $tmp/tuned.keras" "train .keras"
+expect 0 "evaluate the fine-tuned .keras" evaluate "$tmp/tuned.keras" --test-images "$images" \
+    --test-labels "$labels"
+expect 0 "evaluate the fine-tuned .h5" evaluate "$tmp/tuned.h5" --test-images "$images" \
+    --test-labels "$labels" --scale 1
+expect 2 "MODEL and --from" train "$k3" --from "$h5" --train-images "$images" \
+    --train-labels "$labels"
+
+# ---- the exported files are laid out as Keras's (h5py) ----
+if /usr/bin/python3 "$root/tests/keras/check_layout.py" "$h5" "$tmp/tuned.h5" "$k3" \
+    "$tmp/tuned.keras" >"$tmp/layout" 2>&1; then ok; else
+    bad "layout of the exported files:"; sed 's/^/    /' "$tmp/layout" | head -n 20 >&2; fi
+
+# ---- damaged files ----
+head -c 100000 "$h5" >"$tmp/cut.h5"
+expect 1 "truncated .h5" summary "$tmp/cut.h5"
+has "$tmp/err" "truncated" "truncated .h5"
+head -c 2000000 "$k3" >"$tmp/cut.keras"
+expect 1 "truncated .keras" evaluate "$tmp/cut.keras" --test-images "$images" \
+    --test-labels "$labels"
+has "$tmp/err" "cnn evaluate: $tmp/cut.keras: " "truncated .keras"
+
+echo "test_keras_sh: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
