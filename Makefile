@@ -60,7 +60,8 @@ bench: $(BENCH_BIN)
 	sh bench/deps.sh
 	/usr/bin/python3 bench/run.py $(BENCH_ARGS)
 
-tests: $(TESTS)
+# model_diff compares two saved models' weights (tests/test_mpi.sh).
+tests: $(TESTS) $(BUILD)/tests/tools/model_diff
 
 check test: $(TESTS)
 	@sh tests/run.sh $(BUILD)/tests
@@ -81,6 +82,50 @@ clean:
 
 .PHONY: all tests check test install clean bench
 
+# ---- Data-parallel training over MPI (README: "Beyond one machine") --------
+# Built only when mpicc is found (Debian: openmpi-bin, libopenmpi-dev); the
+# library and cnn never need MPI. libcnn_mpi.a (include/cnn_mpi.h) fills
+# fit's cnn_parallel hooks from an MPI communicator; cnn-mpi is the cnn tool
+# with cli/mpi/parallel.c linked in place of cli/parallel.c:
+#   mpirun -np N build/cnn-mpi train MODEL ...
+# MPICC= (empty) builds without it.
+MPICC ?= $(shell command -v mpicc 2>/dev/null)
+ifneq ($(strip $(MPICC)),)
+all: $(BUILD)/libcnn_mpi.a $(BUILD)/cnn-mpi
+
+$(BUILD)/mpi/%.o: mpi/%.c include/cnn.h include/cnn_mpi.h $(wildcard src/core/*.h)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libcnn_mpi.a: $(BUILD)/mpi/cnn_mpi.o
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/cli/mpi/%.o: cli/mpi/%.c cli/cli.h include/cnn.h include/cnn_mpi.h
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CPPFLAGS) -Icli $(CFLAGS) -c $< -o $@
+
+CLI_MPI_OBJ := $(filter-out $(BUILD)/cli/parallel.o,$(CLI_OBJ)) $(BUILD)/cli/mpi/parallel.o
+$(BUILD)/cnn-mpi: $(CLI_MPI_OBJ) $(BUILD)/libcnn_mpi.a $(BUILD)/libcnn.a
+	$(MPICC) $(CFLAGS) $(CLI_MPI_OBJ) -o $@ $(BUILD)/libcnn_mpi.a $(BUILD)/libcnn.a $(LDLIBS)
+
+# The scaling benchmark (bench/mpi_scaling.sh; docs/BENCHMARKS.md).
+$(BUILD)/bench/mpi_scaling: bench/mpi_scaling.c $(BUILD)/libcnn_mpi.a $(BUILD)/libcnn.a
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn_mpi.a $(BUILD)/libcnn.a $(LDLIBS)
+
+bench-mpi: $(BUILD)/bench/mpi_scaling
+	sh bench/mpi_scaling.sh $(BENCH_ARGS)
+
+install: install-mpi
+install-mpi: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/cnn_mpi.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libcnn_mpi.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/cnn-mpi $(DESTDIR)$(PREFIX)/bin/
+.PHONY: install-mpi bench-mpi
+endif
+
 # ---- Hostile input: fuzzing, sanitizers, soak (SECURITY.md) ----------------
 # make fuzz [FUZZ_SECONDS=60]   each libFuzzer harness for FUZZ_SECONDS under
 #                               ASan + UBSan (clang), corpus in build-fuzz/
@@ -94,7 +139,7 @@ FUZZ_CC ?= clang
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_RSS_MB ?= 2048
-FUZZ_HARNESSES := idx model description image
+FUZZ_HARNESSES := idx model description image keras
 SOAK_RUNS ?= 500
 
 # The corpus replay test includes the harnesses.

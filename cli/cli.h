@@ -181,6 +181,33 @@ bool cli_interrupted(void);
  * and "--resume checkpoint" appended, quoted for a POSIX shell. malloc'd. */
 char *cli_resume_command(int argc, char **argv, const char *checkpoint);
 
+/* ---- parallel.c: data-parallel cnn train -------------------------------------------- */
+/* The plain cnn links cli/parallel.c (one process, no MPI); cnn-mpi links
+ * cli/mpi/parallel.c instead, which joins the job mpirun started. */
+typedef struct cli_parallel cli_parallel;
+/* Joins the job; *out stays NULL when this process trains alone. Ranks
+ * other than 0 stop printing to stdout (errors still go to stderr). */
+int cli_parallel_open(const char *cmd, cli_parallel **out);
+/* Leaves the job with exit code rc and returns it: MPI_Finalize when rc is
+ * 0 or every rank failed alike; otherwise MPI_Abort, which ends every rank
+ * (the others would wait for this one for ever). */
+int cli_parallel_close(cli_parallel *p, int rc);
+/* The rank (0 alone), the number of ranks (1 alone). */
+int cli_parallel_rank(const cli_parallel *p);
+int cli_parallel_size(const cli_parallel *p);
+/* cmd for messages: "train: rank 1" on ranks other than 0. */
+const char *cli_parallel_command(const cli_parallel *p, const char *cmd);
+/* The hooks for fit: NULL alone. */
+const cnn_parallel *cli_parallel_hooks(const cli_parallel *p);
+/* Threads per rank without --threads: the online cores shared by the ranks
+ * on this machine (0 alone: all cores). */
+int cli_parallel_threads(const cli_parallel *p);
+/* Collective: every rank holds the same model and the same n data
+ * tensors (names for messages; a tensor may be NULL on every rank).
+ * Prints and returns CLI_FAILURE on every rank if not. */
+int cli_parallel_check(const char *cmd, cli_parallel *p, cnn_model *m,
+                       const cnn_tensor *const *data, const char *const *names, int n);
+
 /* ---- history.c: per-epoch metrics as CSV ------------------------------------------- */
 typedef struct cli_epoch {
     int epoch; /* 1-based */

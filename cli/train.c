@@ -100,7 +100,14 @@ static const char help[] =
     "  -h, --help               show this help\n"
     "\n"
     "Ctrl-C finishes the current step, saves the checkpoint and exits with status\n"
-    "130, printing the command that resumes; a second Ctrl-C quits without saving.\n";
+    "130, printing the command that resumes; a second Ctrl-C quits without saving.\n"
+    "\n"
+    "Data parallel: `mpirun -np N cnn-mpi train ...` (cnn-mpi is built when MPI is\n"
+    "found) trains on N ranks, each taking --batch-size examples of every step, so\n"
+    "the weights are those of one process with --batch-size N*B. Every rank reads\n"
+    "the same MODEL and data (checked at start: an error on every rank otherwise);\n"
+    "rank 0 prints and writes the files; --threads defaults to the cores shared by\n"
+    "the ranks on each machine. A checkpoint resumes with any number of ranks.\n";
 
 typedef struct train_opts {
     cli_data data;
@@ -125,6 +132,7 @@ typedef struct train_opts {
     bool augment_flip;
     int augment_shift;
     double augment_rotation;
+    cli_parallel *parallel; /* the MPI job (cnn-mpi); NULL when training alone */
 } train_opts;
 
 /* What the progress callback needs; it runs inside cnn_model_fit. */
@@ -158,7 +166,8 @@ static bool on_progress(const cnn_progress *p, void *user)
     r->steps = p->steps;
     if (p->event == CNN_PROGRESS_BATCH_END)
         r->steps_done++;
-    if (p->event == CNN_PROGRESS_EPOCH_END) {
+    /* rank 0 (of a data-parallel job) writes the files */
+    if (p->event == CNN_PROGRESS_EPOCH_END && cli_parallel_rank(r->o->parallel) == 0) {
         cnn_compile_config cfg;
         if (cnn_model_compile_config(r->m, &cfg) == CNN_OK) {
             if (r->base_lr > 0 && cfg.optimizer.learning_rate < r->base_lr)
@@ -353,6 +362,8 @@ static int open_model(const char *cmd, const train_opts *o, const char *model_pa
 static int interrupted(train_run *r, int argc, char **argv)
 {
     const train_opts *o = r->o;
+    if (cli_parallel_rank(o->parallel) != 0)
+        return CLI_INTERRUPTED; /* rank 0 saves and tells */
     int epoch = 0;
     int64_t step = 0;
     cnn_model_training_position(r->m, &epoch, &step);
@@ -410,13 +421,18 @@ static void print_plan(const train_opts *o, const cnn_model *m, const cnn_tensor
         nval = n - split_at;
         n = split_at;
     }
-    int64_t batch = o->batch_size < n ? o->batch_size : n;
+    const int ranks = cli_parallel_size(o->parallel);
+    int64_t batch = (int64_t)o->batch_size * ranks < n ? (int64_t)o->batch_size * ranks : n;
     printf("Training on %lld images", (long long)n);
     if (nval)
         printf(", validating on %lld", (long long)nval);
-    printf("; batch size %lld, %lld steps per epoch; %d thread%s\n", (long long)batch,
+    printf("; batch size %lld, %lld steps per epoch; %d thread%s", (long long)batch,
            (long long)((n + batch - 1) / batch), cnn_model_threads(m),
            cnn_model_threads(m) == 1 ? "" : "s");
+    if (ranks > 1)
+        printf(" per rank; data parallel over %d ranks (MPI), %d examples each per step",
+               ranks, o->batch_size);
+    putchar('\n');
     if (o->resume)
         printf("Resuming from %s at epoch %d, step %lld\n", o->resume, initial_epoch + 1,
                (long long)initial_step);
@@ -434,6 +450,8 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
     int initial_epoch, rc;
     int64_t initial_step;
     cnn_loss loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+    if (!o->threads)
+        o->threads = cli_parallel_threads(o->parallel); /* the cores shared by the ranks */
     if ((rc = open_model(cmd, o, model_path, &m, &initial_epoch, &initial_step)))
         return rc;
     r.m = m;
@@ -462,6 +480,12 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
     if (o->resume && o->history
         && (rc = cli_history_read(cmd, o->history, initial_epoch, &r.history)))
         goto done;
+    /* data parallel: every rank must hold the same model and data */
+    const cnn_tensor *data[] = {x, y, tx, ty};
+    const char *const names[] = {"training images", "training targets", "test images",
+                                 "test targets"};
+    if ((rc = cli_parallel_check(cmd, o->parallel, m, data, names, 4)))
+        goto done;
     print_plan(o, m, x, o->validate_on_test ? tx : NULL, initial_epoch, initial_step);
 
     if ((rc = cli_interrupt_install(cmd)))
@@ -472,13 +496,16 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
                                  .validation_y = o->validate_on_test ? ty : NULL,
                                  .seed = o->seed ^ 0x5eed5eed5eedull,
                                  .initial_epoch = initial_epoch, .initial_step = initial_step,
-                                 .progress = on_progress, .progress_user = &r);
+                                 .progress = on_progress, .progress_user = &r,
+                                 .parallel = cli_parallel_hooks(o->parallel));
     if (!fit.seed)
         fit.seed = 1;
     int64_t n_train = x->dims[0];
     if (o->validation_split > 0)
         n_train = (int64_t)floor((double)n_train * (1.0 - o->validation_split));
-    int64_t batch = o->batch_size < n_train ? o->batch_size : n_train;
+    int64_t batch = (int64_t)o->batch_size * cli_parallel_size(o->parallel);
+    if (batch > n_train)
+        batch = n_train;
     training_tools(o, o->validate_on_test || o->validation_split > 0,
                    n_train > 0 ? (n_train + batch - 1) / batch : 1, &fit);
     print_tools(&fit);
@@ -503,15 +530,16 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
         if (r.checkpoint_epoch)
             fprintf(stderr, "cnn train: the checkpoint after epoch %d is in %s\n",
                     r.checkpoint_epoch, o->checkpoint);
-    } else if (o->save && cli_model_save(m, o->save)) {
+    } else if (o->save && cli_parallel_rank(o->parallel) == 0 && cli_model_save(m, o->save)) {
         rc = cli_fail(cmd);
     } else {
         if (o->save)
             printf("Saved the model to %s\n", o->save);
         double tloss, tacc;
-        if (tx && cnn_model_evaluate(m, tx, ty, 256, &tloss, &tacc))
+        const bool test = tx && cli_parallel_rank(o->parallel) == 0;
+        if (test && cnn_model_evaluate(m, tx, ty, 256, &tloss, &tacc))
             rc = cli_fail(cmd);
-        else if (tx)
+        else if (test)
             printf("Test loss: %.4f - test accuracy: %.4f (%lld images)\n", tloss, tacc,
                    (long long)tx->dims[0]);
     }
@@ -594,5 +622,8 @@ int cli_train(int argc, char **argv)
         default_checkpoint(o.save, checkpoint, sizeof checkpoint);
         o.checkpoint = checkpoint;
     }
-    return run(cmd, &o, pos[0], argc, argv);
+    if ((rc = cli_parallel_open(cmd, &o.parallel)))
+        return rc;
+    rc = run(cli_parallel_command(o.parallel, cmd), &o, pos[0], argc, argv);
+    return cli_parallel_close(o.parallel, rc);
 }

@@ -8,6 +8,8 @@
  *                 texts that use every syntax feature
  *   image/        PNG, JPEG, BMP, TGA, GIF, PGM, PPM (first byte: the
  *                 channels the harness asks for)
+ *   keras/        a tiny model as .keras and .h5, uncompiled and compiled
+ *                 with Adam's state, and truncated copies
  * Run from the repository root. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,6 +283,60 @@ static void gen_descriptions(void)
     write_bytes("description", "build_input_shape.json", build_shape, sizeof build_shape - 1);
 }
 
+/* ---- Keras files --------------------------------------------------------------- */
+
+/* Input 6x6x1, Conv2D 2 3x3, Flatten, Dense 3: a few KiB in either format. */
+static cnn_model *tiny_keras(void)
+{
+    cnn_model *m = NULL;
+    if (cnn_model_create(&m, cnn_shape_hwc(6, 6, 1)) || cnn_model_set_seed(m, 7)
+        || cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {3, 3},
+                                              .activation = CNN_ACTIVATION_RELU))
+        || cnn_model_add_flatten(m, cnn_flatten())
+        || cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = CNN_ACTIVATION_SOFTMAX)))
+        fail("tiny_keras");
+    return m;
+}
+
+/* Saves m as name.keras and name.h5, and a copy of each cut in half. */
+static void save_keras_pair(cnn_model *m, const char *name)
+{
+    static const char *const ext[2] = {"keras", "h5"};
+    for (int k = 0; k < 2; k++) {
+        char path[512], cut[128];
+        snprintf(path, sizeof path, "fuzz/corpus/keras/%s.%s", name, ext[k]);
+        if ((k == 0 ? cnn_model_save_keras(m, path) : cnn_model_save_keras_h5(m, path))) {
+            fail(path);
+            continue;
+        }
+        FILE *f = fopen(path, "rb");
+        static unsigned char buf[1 << 16];
+        size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+        if (f)
+            fclose(f);
+        snprintf(cut, sizeof cut, "%s_truncated.%s", name, ext[k]);
+        write_bytes("keras", cut, buf, n / 2);
+    }
+}
+
+static void gen_keras(void)
+{
+    cnn_model *m = tiny_keras();
+    cnn_tensor *x = NULL, *out = NULL;
+    if (cnn_tensor_create(&x, 4, (int64_t[]){1, 6, 6, 1}) || cnn_model_predict(m, x, 1, &out))
+        fail("tiny_keras build");
+    cnn_tensor_free(x);
+    cnn_tensor_free(out);
+    save_keras_pair(m, "tiny");
+    cnn_model_free(m);
+
+    m = tiny_keras();
+    train_step(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                              .optimizer = cnn_adam()), 3);
+    save_keras_pair(m, "tiny_adam");
+    cnn_model_free(m);
+}
+
 /* ---- Images ------------------------------------------------------------------ */
 
 typedef struct {
@@ -357,13 +413,15 @@ static void gen_images(void)
 int main(void)
 {
     const char *dirs[] = {"fuzz/corpus", "fuzz/corpus/idx", "fuzz/corpus/model",
-                          "fuzz/corpus/description", "fuzz/corpus/image"};
+                          "fuzz/corpus/description", "fuzz/corpus/image",
+                          "fuzz/corpus/keras"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
         mkdir(dirs[i], 0755);
     gen_idx();
     gen_models();
     gen_descriptions();
     gen_images();
+    gen_keras();
     if (failures)
         fprintf(stderr, "gen_corpus: %d failures\n", failures);
     return failures ? 1 : 0;

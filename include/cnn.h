@@ -643,6 +643,44 @@ typedef struct cnn_augmentation {
     uint64_t seed;          /* 0 = derived from fit's seed */
 } cnn_augmentation;
 
+/* Data-parallel training: size processes (ranks) run fit on the same model
+ * and data, and these hooks let them talk. The library has no network code
+ * of its own: cnn_mpi.h fills the hooks from an MPI communicator (or supply
+ * any other collective library). Every hook is collective - every rank
+ * calls it, in the same order, with the same count - and returns CNN_OK
+ * when every value holds the result on every rank, else a failure with
+ * cnn_last_error() set. With it, fit:
+ * - starts from rank 0's weights and optimizer state (broadcast);
+ * - takes steps of batch_size * size examples from the epoch's shuffled
+ *   order (the same on every rank: it depends only on (seed, epoch)), rank
+ *   r the rows [r * batch_size, (r + 1) * batch_size) of each (the last,
+ *   smaller step split as evenly as possible; a rank may get none);
+ * - sums the gradients of all ranks (one allreduce over the parameter
+ *   gradients per step, each weighted by its share of the step), so every
+ *   update equals one process's with batch_size * size, and steps per
+ *   epoch are ceil(n / (batch_size * size));
+ * - sums the loss and accuracy for progress and history, and validates each
+ *   rank on a share of the validation data;
+ * - at every epoch's end averages the non-trainable weights (the moving
+ *   statistics of BatchNormalization, which each rank updates from its own
+ *   rows: as Keras's and PyTorch's data-parallel training without
+ *   synchronised batch normalisation) and checks that the weights agree;
+ * - lets only rank 0 write ModelCheckpoint files, and stops every rank
+ *   when any rank's progress callback returns false.
+ * A status that is not CNN_OK because of one rank alone (a file it cannot
+ * write, memory) leaves the others waiting in their next hook: the caller
+ * should then end the job (MPI_Abort). Dropout draws different masks on
+ * each rank. */
+typedef struct cnn_parallel {
+    int rank, size;                /* this process, of size (>= 1) */
+    /* values[i] = the sum over ranks of values[i], in place */
+    cnn_status (*allreduce_sum)(void *ctx, float *values, int64_t count);
+    cnn_status (*allreduce_sum_double)(void *ctx, double *values, int64_t count);
+    /* values = rank 0's values, in place */
+    cnn_status (*broadcast)(void *ctx, float *values, int64_t count);
+    void *ctx;                     /* passed to each hook */
+} cnn_parallel;
+
 typedef struct cnn_fit_config {
     int epochs;                  /* default 1 */
     int batch_size;              /* default 32 */
@@ -658,6 +696,7 @@ typedef struct cnn_fit_config {
     cnn_callbacks callbacks;
     cnn_lr_schedule lr_schedule;
     cnn_augmentation augmentation;
+    const cnn_parallel *parallel; /* NULL = this process alone; see cnn_parallel */
 } cnn_fit_config;
 #define cnn_fit(...) ((cnn_fit_config){__VA_ARGS__})
 
@@ -705,6 +744,11 @@ cnn_status cnn_model_save(cnn_model *m, const char *path);
 /* Every size is checked against the file length and for overflow before
  * any allocation; errors name the file and the field. */
 cnn_status cnn_model_load(const char *path, cnn_model **out);
+/* The CRC-32 cnn_model_save would write as the file's checksum, computed
+ * without writing: models with equal checksums (almost surely) have the
+ * same layers and settings, weights, and when compiled the same loss,
+ * optimizer settings and state and training position. */
+cnn_status cnn_model_checksum(const cnn_model *m, uint32_t *out);
 cnn_status cnn_model_load_memory(const void *bytes, size_t size, const char *name,
                                  cnn_model **out);
 

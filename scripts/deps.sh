@@ -12,6 +12,9 @@
 #   pkg-config            cnn.pc for programs that link libcnn
 #   dataset-fashion-mnist the real data set the example and a test train on
 #   python3               writes the small data sets of the command-line tests
+#   openmpi-bin, libopenmpi-dev   data-parallel training over MPI: mpicc builds
+#                         libcnn_mpi.a and cnn-mpi, mpirun runs tests/test_mpi.sh
+#                         (the build and the other tests do without them)
 # With --ci, also what `sh scripts/test.sh --ci` needs:
 #   valgrind              the short training run under memcheck
 # With --fuzz, also what `make fuzz` needs:
@@ -19,6 +22,7 @@
 set -e
 packages="gcc make libc6-dev zlib1g-dev libjansson-dev libstb-dev libhdf5-dev libzip-dev python3-h5py pkg-config dataset-fashion-mnist"
 packages="$packages python3"
+packages="$packages openmpi-bin libopenmpi-dev"
 case "${1:-}" in
 --ci) packages="$packages valgrind" ;;
 --fuzz) packages="$packages clang libclang-rt-14-dev" ;;

@@ -104,6 +104,10 @@ static void test_examples(void)
     check_example("examples/seed.model", 183242, 6);
     /* 156 + 2416 + 48120 + 10164 + 850 */
     check_example("examples/lenet5.model", 61706, 8);
+    /* the Fashion-MNIST recipes: 288 + 4*32 + 18432 + 4*64 + 3136*128 + 4*128 + 1290 */
+    check_example("examples/fashion_bn.model", 422314, 15);
+    /* 288 + 128 + 18432 + 256 + 36864 + 256 + 3136*256 + 1024 + 2570 */
+    check_example("examples/fashion_bn_stretch.model", 862634, 18);
 
     /* The seed note's flow stops where its golden summary does. */
     cnn_model *m = NULL;

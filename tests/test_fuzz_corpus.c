@@ -37,6 +37,9 @@ static int fuzz_invariants_failed;
 #define LLVMFuzzerTestOneInput fuzz_image_one
 #include "../fuzz/fuzz_image.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_keras_one
+#include "../fuzz/fuzz_keras.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*harness_fn)(const uint8_t *data, size_t size);
 
@@ -138,6 +141,7 @@ int main(void)
         {"model", fuzz_model_one},
         {"description", fuzz_description_one},
         {"image", fuzz_image_one},
+        {"keras", fuzz_keras_one},
     };
     for (size_t i = 0; i < sizeof harnesses / sizeof harnesses[0]; i++) {
         char dir[256];

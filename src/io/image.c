@@ -251,9 +251,14 @@ static cnn_status decode(const stbi_uc *bytes, size_t size, const char *name, in
         c = 3;
     if (max_bytes <= 0)
         max_bytes = CNN_DEFAULT_MAX_MEMORY;
-    /* stb's 8-bit pixels as stored, then the float tensor */
-    int64_t need = (int64_t)w * h * (comp + (int64_t)sizeof(float) * c);
-    if (w < 1 || h < 1 || comp < 1 || comp > 4 || need > max_bytes)
+    /* stb's 8-bit pixels as stored, then the float tensor; a header can
+     * declare sizes whose product overflows (found by fuzz/fuzz_image.c) */
+    if (w < 1 || h < 1 || comp < 1 || comp > 4)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: the image declares %d x %d x %d", name, w, h, comp);
+    int64_t need;
+    if (__builtin_mul_overflow((int64_t)w * h, comp + (int64_t)sizeof(float) * c, &need))
+        need = INT64_MAX;
+    if (need > max_bytes)
         return cnn_fail(CNN_ERR_NO_MEMORY,
                         "%s: image declares %d x %d x %d, which needs %lld bytes to load, more"
                         " than the allowed %lld",

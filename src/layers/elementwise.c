@@ -90,8 +90,9 @@ static cnn_status reshape_infer(cnn_layer *l, cnn_shape in)
     for (int i = 0; i < t.rank; i++) {
         if (t.dims[i] == -1)
             unknown = i;
-        else
-            known *= t.dims[i];
+        else if (cnn_mul_overflows(known, t.dims[i], &known) || known > INT32_MAX)
+            return cnn_fail(CNN_ERR_SHAPE, "%s (Reshape): the target shape has more than 2^31"
+                            " values", l->name);
     }
     if (unknown >= 0) {
         if (n % known)

@@ -82,12 +82,19 @@ static void transform(const image_transform *t, const float *src, float *dst, cn
 void cnn_augment_batch(const cnn_augmentation *a, uint64_t seed, int epoch, int64_t step,
                        float *images, int count, cnn_shape shape, float *scratch)
 {
+    cnn_augment_batch_from(a, seed, epoch, step, 0, images, count, shape, scratch);
+}
+
+void cnn_augment_batch_from(const cnn_augmentation *a, uint64_t seed, int epoch, int64_t step,
+                            int64_t first, float *images, int count, cnn_shape shape,
+                            float *scratch)
+{
     const size_t size = (size_t)shape.dims[0] * shape.dims[1] * shape.dims[2];
     for (int i = 0; i < count; i++) {
         cnn_rng rng;
         uint64_t key = seed ^ ((uint64_t)epoch * 0x9E3779B97F4A7C15ull);
         key = cnn_splitmix64(&key) ^ ((uint64_t)step * 0xBF58476D1CE4E5B9ull);
-        key = cnn_splitmix64(&key) ^ (uint64_t)i;
+        key = cnn_splitmix64(&key) ^ (uint64_t)(first + i);
         cnn_rng_seed(&rng, key);
         image_transform t = draw(a, &rng);
         if (!t.flip && !t.rotate && t.dy == 0 && t.dx == 0)

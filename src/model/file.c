@@ -108,6 +108,7 @@ static cnn_status io_error(const char *name, const char *what, int err)
  * length, which the preamble records, by the same code that writes it). */
 typedef struct {
     bool counting;
+    bool hashing;       /* counting: also the CRC of the bytes (cnn_model_checksum) */
     uint64_t total;     /* counting: bytes so far */
     int fd;
     const char *path;   /* the target, for messages */
@@ -147,6 +148,8 @@ static void w_bytes(writer *w, const void *p, size_t n)
     const unsigned char *s = p;
     if (w->counting) {
         w->total += n;
+        if (w->hashing)
+            w->crc = crc32(w->crc, s, (uInt)n);
         return;
     }
     while (n && !w->st) {
@@ -178,7 +181,7 @@ static void w_f32(writer *w, float v) { w_le(w, float_bits(v), 4); }
 static void w_floats(writer *w, const float *x, int64_t n)
 {
     unsigned char chunk[4096];
-    if (w->counting) {
+    if (w->counting && !w->hashing) {
         w->total += (uint64_t)n * 4;
         return;
     }
@@ -397,6 +400,16 @@ static uint64_t file_length(const cnn_model *m)
     writer counter = {.counting = true};
     write_model(&counter, m, 0);
     return counter.total + CHECKSUM_BYTES;
+}
+
+cnn_status cnn_model_checksum(const cnn_model *m, uint32_t *out)
+{
+    if (!m || !out)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "checksum: a model and out are required");
+    writer w = {.counting = true, .hashing = true, .crc = crc32(0L, Z_NULL, 0)};
+    write_model(&w, m, file_length(m));
+    *out = (uint32_t)w.crc;
+    return CNN_OK;
 }
 
 /* The directory holding path ("." for a bare name), malloc'd. */

@@ -52,9 +52,19 @@ typedef struct {
     int64_t x_row, y_row; /* floats per example */
 } data_view;
 
-static cnn_status evaluate_view(cnn_model *m, const data_view *v, int batch, double *loss,
-                                double *accuracy)
+/* With par (data-parallel fit), each rank evaluates its share of the
+ * examples and the sums are added up over the ranks. */
+static cnn_status evaluate_view(cnn_model *m, const data_view *all, int batch,
+                                const cnn_parallel *par, double *loss, double *accuracy)
 {
+    data_view part = *all;
+    const data_view *v = &part;
+    if (par) {
+        int64_t first;
+        cnn_parallel_share(par, all->count, &first, &part.count);
+        part.x += first * all->x_row;
+        part.y += first * all->y_row;
+    }
     double loss_sum = 0, correct = 0;
     for (int64_t start = 0; start < v->count; start += batch) {
         int b = (int)(v->count - start < batch ? v->count - start : batch);
@@ -67,9 +77,13 @@ static cnn_status evaluate_view(cnn_model *m, const data_view *v, int batch, dou
         loss_sum += l;
         correct += c;
     }
+    double sums[2] = {loss_sum, correct};
+    cnn_status st = par ? cnn_parallel_sum(par, sums, 2) : CNN_OK;
+    if (st)
+        return st;
     /* as Keras, the loss includes the L2 penalties */
-    *loss = loss_sum / (double)v->count + cnn_model_penalty(m);
-    *accuracy = correct / (double)v->count;
+    *loss = sums[0] / (double)all->count + cnn_model_penalty(m);
+    *accuracy = sums[1] / (double)all->count;
     return CNN_OK;
 }
 
@@ -194,7 +208,7 @@ cnn_status cnn_model_evaluate(cnn_model *m, const cnn_tensor *x, const cnn_tenso
     data_view v = {x->data, y->data, x->dims[0], cnn_tensor_size(x) / x->dims[0],
                    cnn_model_target_size(m)};
     double l = 0, a = 0;
-    st = evaluate_view(m, &v, batch_size, &l, &a);
+    st = evaluate_view(m, &v, batch_size, NULL, &l, &a);
     if (st == CNN_OK) {
         if (loss)
             *loss = l;
@@ -289,6 +303,12 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
     int batch = cfg.batch_size;
     if (batch > train.count)
         batch = (int)train.count;
+    /* examples per step, over every rank (data-parallel: batch is the most
+     * one rank takes) */
+    int64_t per_step = batch;
+    if (cfg.parallel
+        && (st = cnn_parallel_batch(cfg.parallel, cfg.batch_size, train.count, &batch, &per_step)))
+        return st;
     const cnn_augmentation *aug = &cfg.augmentation;
     const bool augment = aug->horizontal_flip || aug->max_shift || aug->max_rotation != 0;
     if (augment && (m->input_shape.rank != 3 || aug->max_shift < 0 || aug->max_shift > 65536
@@ -312,11 +332,18 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
         cnn_fit_callbacks_end(&cb);
         return cnn_fail(CNN_ERR_NO_MEMORY, "fit: out of memory");
     }
+    if (cfg.parallel && cfg.parallel->rank != 0)
+        cb.c.model_checkpoint.path = NULL; /* rank 0 writes the files */
     const uint64_t shuffle_seed = cfg.seed ? cfg.seed : m->seed ^ 0x5eed5eed5eedull;
     const uint64_t aug_seed = aug->seed ? aug->seed : shuffle_seed ^ 0xa06e47a71017ull;
-    const int64_t steps = (train.count + batch - 1) / batch;
+    const int64_t steps = (train.count + per_step - 1) / per_step;
     float *bx = m->arena.input, *by = m->arena.target;
     double lr = m->opt.learning_rate;
+    if (cfg.parallel) {
+        const uint64_t agree[] = {(uint64_t)train.count, (uint64_t)val.count, shuffle_seed,
+                                  augment ? aug_seed : 0, (uint64_t)m->n_params};
+        st = cnn_parallel_begin(m, cfg.parallel, &cfg, agree, 5);
+    }
 
     for (int epoch = cfg.initial_epoch + 1; epoch <= cfg.epochs && st == CNN_OK; epoch++) {
         /* Each epoch's order depends only on (seed, epoch), so a run resumed
@@ -337,22 +364,36 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
                           .epochs = cfg.epochs, .steps = steps, .loss = NAN, .accuracy = NAN,
                           .val_loss = NAN, .val_accuracy = NAN, .learning_rate = NAN};
         bool keep_going = report(&cfg, &p);
+        if (cfg.parallel && (st = cnn_parallel_agree(cfg.parallel, &keep_going)))
+            break;
         int64_t first_step = epoch == cfg.initial_epoch + 1 ? cfg.initial_step : 0;
         for (int64_t s = first_step; s < steps && keep_going; s++) {
-            int64_t start = s * batch;
-            int b = (int)(train.count - start < batch ? train.count - start : batch);
+            int64_t start = s * per_step;
+            const int64_t count = train.count - start < per_step ? train.count - start : per_step;
+            int64_t first = 0, rows = count; /* this rank's rows of the step */
+            if (cfg.parallel)
+                cnn_parallel_share(cfg.parallel, count, &first, &rows);
+            start += first;
+            int b = (int)rows;
             for (int i = 0; i < b; i++) {
                 int64_t e = order[start + i];
                 memcpy(bx + i * x_row, train.x + e * x_row, (size_t)x_row * sizeof(float));
                 memcpy(by + i * y_row, train.y + e * y_row, (size_t)y_row * sizeof(float));
             }
             if (augment)
-                cnn_augment_batch(aug, aug_seed, epoch, s, bx, b, m->input_shape, scratch);
-            double l, c;
+                cnn_augment_batch_from(aug, aug_seed, epoch, s, first, bx, b, m->input_shape,
+                                       scratch);
+            double l = 0, c = 0;
             cnn_model_zero_gradients(m);
-            if ((st = cnn_model_forward_raw(m, bx, b, true, true))
-                || (st = cnn_model_backward_raw(m, by, &l, &c, true, NULL))
-                || (st = check_step(m, l, epoch, s + 1, steps)))
+            if (b > 0
+                && ((st = cnn_model_forward_raw(m, bx, b, true, true))
+                    || (st = cnn_model_backward_raw(m, by, &l, &c, true, NULL))))
+                break;
+            /* data-parallel: every rank gets the whole step's gradients and sums */
+            if (cfg.parallel && (st = cnn_parallel_reduce_step(m, cfg.parallel, b, count, &l, &c)))
+                break;
+            b = (int)count;
+            if ((st = check_step(m, l, epoch, s + 1, steps)))
                 break;
             /* Keras's loss includes the L2 penalties (at the weights of this forward) */
             l += cnn_model_penalty(m) * b;
@@ -370,7 +411,11 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
                                .accuracy = correct / seen, .val_loss = NAN,
                                .val_accuracy = NAN, .learning_rate = lr};
             keep_going = report(&cfg, &p);
+            if (cfg.parallel && (st = cnn_parallel_agree(cfg.parallel, &keep_going)))
+                break;
         }
+        if (!st && cfg.parallel)
+            st = cnn_parallel_sync(m, cfg.parallel, epoch);
         if (st || (st = check_weights(m, epoch)))
             break;
         const int e = epoch - cfg.initial_epoch - 1; /* history row */
@@ -386,7 +431,8 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
             break;
         }
         if (val.count
-            && (st = evaluate_view(m, &val, batch, &h->val_loss[e], &h->val_accuracy[e])))
+            && (st = evaluate_view(m, &val, batch, cfg.parallel, &h->val_loss[e],
+                                   &h->val_accuracy[e])))
             break;
         m->train_epoch = epoch;
         m->train_step = 0;
@@ -400,7 +446,10 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
         p.val_accuracy = h->val_accuracy[e];
         p.learning_rate = cnn_lr_schedule_rate(&cfg.lr_schedule, m->opt.learning_rate,
                                                m->opt_steps, (int64_t)cfg.epochs * steps);
-        if (!report(&cfg, &p))
+        bool go = report(&cfg, &p);
+        if (cfg.parallel && (st = cnn_parallel_agree(cfg.parallel, &go)))
+            break;
+        if (!go)
             st = cnn_fail(CNN_ERR_INTERRUPTED, "fit: stopped by the progress callback after epoch %d",
                           epoch);
         if (stop)
@@ -409,6 +458,8 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
     h->stopped_epoch = cb.stopped_epoch;
     h->restored_epoch = cb.restored_epoch;
     cnn_fit_callbacks_end(&cb);
+    if (cfg.parallel)
+        cnn_parallel_end(m);
     free(scratch);
     free(order);
     if (history_out)

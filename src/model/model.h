@@ -50,6 +50,9 @@ struct cnn_model {
     /* Where training stands: epochs completed, steps done in the next one. */
     int train_epoch;
     int64_t train_step;
+    /* Data-parallel fit: this process's rank (0 otherwise), mixed into the
+     * step random layers draw from, so each rank draws its own masks. */
+    int64_t stream;
 
     cnn_arena arena;
     /* The last forward pass, for backward. */
@@ -118,5 +121,37 @@ void cnn_fit_callbacks_end(cnn_fit_callbacks *cb);
  * one image. */
 void cnn_augment_batch(const cnn_augmentation *a, uint64_t seed, int epoch, int64_t step,
                        float *images, int count, cnn_shape shape, float *scratch);
+/* The same for images first, first + 1, ... of the step's batch (a
+ * data-parallel rank's share): they are transformed as there. */
+void cnn_augment_batch_from(const cnn_augmentation *a, uint64_t seed, int epoch, int64_t step,
+                            int64_t first, float *images, int count, cnn_shape shape,
+                            float *scratch);
+
+/* Data-parallel fit (parallel.c; see cnn_parallel in cnn.h). Every
+ * function but share is collective: every rank calls it in turn. */
+/* Checks the hooks; the examples per step over every rank (batch_size
+ * each, at most count) and the most one rank takes (*batch). */
+cnn_status cnn_parallel_batch(const cnn_parallel *par, int batch_size, int64_t count,
+                              int *batch, int64_t *per_step);
+/* Checks that every rank's cfg and settings (data sizes, seeds) are rank
+ * 0's; every rank takes rank 0's weights and optimizer state. */
+cnn_status cnn_parallel_begin(cnn_model *m, const cnn_parallel *par, const cnn_fit_config *cfg,
+                              const uint64_t *settings, int n_settings);
+void cnn_parallel_end(cnn_model *m);
+/* This rank's rows [*first, *first + *rows) of count examples split over
+ * the ranks: the first count % size ranks take one more. */
+void cnn_parallel_share(const cnn_parallel *par, int64_t count, int64_t *first, int64_t *rows);
+/* After backward over rows of a step's count examples: the gradients
+ * (means over rows) become the means over all count examples, and the sums
+ * *loss and *correct are summed over the ranks. */
+cnn_status cnn_parallel_reduce_step(cnn_model *m, const cnn_parallel *par, int64_t rows,
+                                    int64_t count, double *loss, double *correct);
+/* values[0..n) summed over the ranks. */
+cnn_status cnn_parallel_sum(const cnn_parallel *par, double *values, int n);
+/* *go stays true only if it is true on every rank. */
+cnn_status cnn_parallel_agree(const cnn_parallel *par, bool *go);
+/* At the end of an epoch: the non-trainable weights averaged over the
+ * ranks, then every rank's weights checked equal (CNN_ERR_STATE if not). */
+cnn_status cnn_parallel_sync(cnn_model *m, const cnn_parallel *par, int epoch);
 
 #endif

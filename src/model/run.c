@@ -103,7 +103,8 @@ static cnn_layer_io layer_io(cnn_model *m, int i, int batch, bool training)
     return (cnn_layer_io){.batch = batch,
                           .fuse_activation = fuses_activation(m, i),
                           .training = training,
-                          .step = m->opt_steps,
+                          /* a data-parallel rank's own stream (0 alone) */
+                          .step = (int64_t)((uint64_t)m->opt_steps ^ (uint64_t)m->stream << 48),
                           .x = i ? m->arena.outputs[i - 1] : m->last_input,
                           .y = m->arena.outputs[i],
                           .workspace = m->arena.workspace,
