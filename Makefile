@@ -168,7 +168,7 @@ fuzz: fuzz-build
 	@for h in $(FUZZ_HARNESSES); do \
 		mkdir -p $(FUZZ_BUILD)/corpus/$$h $(FUZZ_BUILD)/crashes fuzz/regressions/$$h || exit 1; \
 		echo "fuzz_$$h: $(FUZZ_SECONDS) s"; \
-		$(FUZZ_BUILD)/fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=$(FUZZ_RSS_MB) \
+		LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp $(FUZZ_BUILD)/fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=$(FUZZ_RSS_MB) \
 			-timeout=20 -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/crashes/$$h- \
 			$$(test -f fuzz/$$h.dict && echo -dict=fuzz/$$h.dict) \
 			$(FUZZ_BUILD)/corpus/$$h fuzz/corpus/$$h fuzz/regressions/$$h || exit 1; \

@@ -188,9 +188,10 @@ typedef struct cli_parallel cli_parallel;
 /* Joins the job; *out stays NULL when this process trains alone. Ranks
  * other than 0 stop printing to stdout (errors still go to stderr). */
 int cli_parallel_open(const char *cmd, cli_parallel **out);
-/* Leaves the job with exit code rc and returns it: MPI_Finalize when rc is
- * 0 or every rank failed alike; otherwise MPI_Abort, which ends every rank
- * (the others would wait for this one for ever). */
+/* Leaves the job with exit code rc and returns it: MPI_Finalize once every
+ * rank is done (failed alike, or finished); a rank that failed while others
+ * still wait for it in a collective ends the job with MPI_Abort after a few
+ * seconds (they would wait for ever). */
 int cli_parallel_close(cli_parallel *p, int rc);
 /* The rank (0 alone), the number of ranks (1 alone). */
 int cli_parallel_rank(const cli_parallel *p);

@@ -104,8 +104,9 @@ static int load_idx(const char *cmd, cnn_shape want, const char *path,
     return CLI_OK;
 }
 
+/* max_bytes: the command's --max-memory, as the model's budget holds it. */
 static int load_image(const char *cmd, cnn_shape want, const char *path,
-                      const cli_input_options *o, cnn_tensor **out)
+                      const cli_input_options *o, int64_t max_bytes, cnn_tensor **out)
 {
     int channels = 0;
     if (o->resize) {
@@ -115,7 +116,7 @@ static int load_image(const char *cmd, cnn_shape want, const char *path,
         channels = want.dims[2];
     }
     cnn_tensor *x = NULL;
-    if (cnn_image_load(path, channels, 0, &x))
+    if (cnn_image_load(path, channels, max_bytes, &x))
         return cli_fail(cmd);
     bool fits = x->dims[1] == want.dims[0] && x->dims[2] == want.dims[1]
              && x->dims[3] == want.dims[2];
@@ -147,7 +148,8 @@ int cli_input_load(const char *cmd, const cnn_model *m, const char *path,
         return cli_failf(cmd, "the model takes flat vectors of %d features, not images",
                          want.dims[0]);
     bool idx = looks_like_idx(path);
-    int rc = idx ? load_idx(cmd, want, path, o, out, first) : load_image(cmd, want, path, o, out);
+    int rc = idx ? load_idx(cmd, want, path, o, out, first)
+                 : load_image(cmd, want, path, o, cnn_model_max_memory(m), out);
     if (rc == CLI_OK && idx && o->invert) {
         /* already scaled: the brightest value is 255 times the scale */
         const float top = o->scale == 0 ? 1.0f : (float)(255.0 * o->scale);

@@ -6,6 +6,7 @@
  * others would otherwise wait for it in their next allreduce for ever. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -13,8 +14,7 @@
 
 struct cli_parallel {
     cnn_mpi *mpi;
-    bool failed_alike; /* every rank failed the same check: no abort needed */
-    char command[64];  /* "train: rank 1" */
+    char command[64]; /* "train: rank 1" */
 };
 
 static int mpi_fail(const char *cmd, const char *what, int code)
@@ -55,14 +55,35 @@ int cli_parallel_open(const char *cmd, cli_parallel **out)
     return CLI_OK;
 }
 
+/* How long a failed rank waits for the others to finish too before it
+ * ends the job. */
+#define FAILURE_GRACE_SECONDS 3
+
 int cli_parallel_close(cli_parallel *p, int rc)
 {
     if (!p)
         return rc;
     fflush(stdout);
     fflush(stderr);
-    if (rc != CLI_OK && !p->failed_alike)
-        MPI_Abort(MPI_COMM_WORLD, rc);
+    /* Every rank meets here when it is done. A failed rank waits a little:
+     * if every rank got there (they all failed alike, or finished), each
+     * ends normally with its own status; if not, the others are waiting
+     * for this one in a collective that will never come: end them all. */
+    MPI_Request done;
+    int met = 0;
+    if (MPI_Ibarrier(MPI_COMM_WORLD, &done) != MPI_SUCCESS)
+        MPI_Abort(MPI_COMM_WORLD, rc ? rc : CLI_FAILURE);
+    if (rc == CLI_OK) {
+        MPI_Wait(&done, MPI_STATUS_IGNORE);
+    } else {
+        for (int i = 0; i < FAILURE_GRACE_SECONDS * 100 && !met; i++) {
+            MPI_Test(&done, &met, MPI_STATUS_IGNORE);
+            if (!met)
+                nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+        }
+        if (!met)
+            MPI_Abort(MPI_COMM_WORLD, rc);
+    }
     cnn_mpi_free(p->mpi);
     free(p);
     MPI_Finalize();
@@ -100,8 +121,5 @@ int cli_parallel_check(const char *cmd, cli_parallel *p, cnn_model *m,
     cnn_status st = cnn_mpi_check_model(p->mpi, m);
     for (int i = 0; i < n && st == CNN_OK; i++)
         st = cnn_mpi_check_tensor(p->mpi, data[i], names[i]);
-    if (st == CNN_OK)
-        return CLI_OK;
-    p->failed_alike = st == CNN_ERR_STATE;
-    return cli_fail(cmd);
+    return st == CNN_OK ? CLI_OK : cli_fail(cmd);
 }
