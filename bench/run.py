@@ -96,7 +96,7 @@ def main():
     say("# Benchmarks: cnn against PyTorch on the same machine")
     say()
     say(f"Machine: {model}, {cores} cores; {platform.platform()}. Compiler: {gcc}. "
-        f"PyTorch {torch_version} (Debian python3-torch) with OpenBLAS {(SKYLAKEX kernels)}.")
+        f"PyTorch {torch_version} (Debian python3-torch) with OpenBLAS (SKYLAKEX kernels).")
     say(f"Command: `make bench` ({'quick, ' if quick else ''}{rounds} rounds alternating the two "
         f"implementations, {steps} timed steps each after 3 warm-up steps; medians with "
         f"min-max over rounds). Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
