@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/fileio.h"
 #include "io/description.h"
 #include "io/keras.h"
 #include "model/model.h"
@@ -651,14 +652,6 @@ cnn_status cnn_model_load_keras_memory(const void *bytes, size_t size, const cha
     return CNN_OK;
 }
 
-static cnn_status io_error(const char *path, const char *what, int err)
-{
-    char msg[128];
-    if (strerror_r(err, msg, sizeof msg) != 0)
-        snprintf(msg, sizeof msg, "error %d", err);
-    return cnn_fail(CNN_ERR_IO, "%s: %s: %s", path, what, msg);
-}
-
 cnn_status cnn_model_load_keras(const char *path, cnn_model **out, cnn_keras_info *info)
 {
     if (out)
@@ -670,36 +663,23 @@ cnn_status cnn_model_load_keras(const char *path, cnn_model **out, cnn_keras_inf
     /* O_NONBLOCK so that a FIFO does not hang open(); no effect on regular files. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
-        return io_error(path, "cannot open", errno);
+        return cnn_io_error(path, "cannot open", errno);
     struct stat sb;
     cnn_status st = CNN_OK;
     if (fstat(fd, &sb) != 0)
-        st = io_error(path, "cannot stat", errno);
+        st = cnn_io_error(path, "cannot stat", errno);
     else if (!S_ISREG(sb.st_mode))
         st = cnn_fail(CNN_ERR_IO, "%s: expected a regular file, got %s", path,
                       S_ISDIR(sb.st_mode) ? "a directory" : "a special file");
     else if (sb.st_size > CNN_KERAS_MAX_FILE)
         st = cnn_fail(CNN_ERR_FORMAT, "%s: %lld bytes is more than a Keras file may be (%lld)",
                       path, (long long)sb.st_size, (long long)CNN_KERAS_MAX_FILE);
-    size_t size = st ? 0 : (size_t)sb.st_size, got = 0;
+    size_t size = st ? 0 : (size_t)sb.st_size;
     unsigned char *buf = st ? NULL : malloc(size ? size : 1);
     if (!st && !buf)
         st = cnn_fail(CNN_ERR_NO_MEMORY, "%s: cannot allocate %zu bytes to read it", path, size);
-    while (!st) {
-        unsigned char probe;
-        bool done = got == size;
-        ssize_t n = done ? read(fd, &probe, 1) : read(fd, buf + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            st = io_error(path, "read", errno);
-        else if (n == 0 && done)
-            break;
-        else if (n == 0 || done)
-            st = cnn_fail(CNN_ERR_IO, "%s: the file changed size while it was read", path);
-        else
-            got += (size_t)n;
-    }
+    if (!st)
+        st = cnn_read_exact(fd, buf, size, path);
     close(fd);
     if (!st)
         st = cnn_model_load_keras_memory(buf, size, path, out, info);

@@ -35,6 +35,7 @@
 #include <zlib.h>
 
 #include "core/error.h"
+#include "core/fileio.h"
 #include "core/tensor.h"
 #include "model/model.h"
 
@@ -94,14 +95,6 @@ static int to_i32(uint32_t v)
     return v <= INT32_MAX ? (int)v : -(int)(~v) - 1;
 }
 
-static cnn_status io_error(const char *name, const char *what, int err)
-{
-    char msg[128];
-    if (strerror_r(err, msg, sizeof msg) != 0)
-        snprintf(msg, sizeof msg, "error %d", err);
-    return cnn_fail(CNN_ERR_IO, "%s: %s: %s", name, what, msg);
-}
-
 /* ---- Saving ---------------------------------------------------------------- */
 
 /* Writes through a buffer, or only counts bytes (to learn the file's
@@ -126,7 +119,7 @@ static void write_all(writer *w, const unsigned char *p, size_t n)
             continue;
         if (k <= 0) {
             /* k == 0 on a non-empty write: treat as a full device */
-            w->st = io_error(w->path, "cannot write the temporary file", k < 0 ? errno : ENOSPC);
+            w->st = cnn_io_error(w->path, "cannot write the temporary file", k < 0 ? errno : ENOSPC);
             return;
         }
         p += k;
@@ -435,10 +428,10 @@ static cnn_status sync_dir(const char *path)
     cnn_status st = CNN_OK;
     int fd = open(dir, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        st = io_error(path, "saved, but cannot open its directory to sync it", errno);
+        st = cnn_io_error(path, "saved, but cannot open its directory to sync it", errno);
     } else {
         if (fsync(fd) != 0 && errno != EINVAL)
-            st = io_error(path, "saved, but cannot sync its directory", errno);
+            st = cnn_io_error(path, "saved, but cannot sync its directory", errno);
         close(fd);
     }
     free(dir);
@@ -462,7 +455,7 @@ cnn_status cnn_model_save(cnn_model *m, const char *path)
     memcpy(tmp + n, suffix, sizeof suffix);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        cnn_status st = io_error(path, "cannot create a temporary file beside it", errno);
+        cnn_status st = cnn_io_error(path, "cannot create a temporary file beside it", errno);
         free(tmp);
         free(buf);
         return st;
@@ -483,11 +476,11 @@ cnn_status cnn_model_save(cnn_model *m, const char *path)
     write_all(&w, trailer, sizeof trailer);
     cnn_status st = w.st;
     if (!st && fsync(fd) != 0)
-        st = io_error(path, "cannot sync the temporary file", errno);
+        st = cnn_io_error(path, "cannot sync the temporary file", errno);
     if (close(fd) != 0 && !st)
-        st = io_error(path, "cannot close the temporary file", errno);
+        st = cnn_io_error(path, "cannot close the temporary file", errno);
     if (!st && rename(tmp, path) != 0)
-        st = io_error(path, "cannot rename the temporary file over it", errno);
+        st = cnn_io_error(path, "cannot rename the temporary file over it", errno);
     if (st) {
         unlink(tmp);
     } else {
@@ -1237,11 +1230,11 @@ cnn_status cnn_model_load(const char *path, cnn_model **out)
     /* O_NONBLOCK so that a FIFO does not hang open(); no effect on regular files. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
-        return io_error(path, "cannot open", errno);
+        return cnn_io_error(path, "cannot open", errno);
     struct stat sb;
     cnn_status st = CNN_OK;
     if (fstat(fd, &sb) != 0)
-        st = io_error(path, "cannot stat", errno);
+        st = cnn_io_error(path, "cannot stat", errno);
     else if (!S_ISREG(sb.st_mode))
         st = cnn_fail(CNN_ERR_IO, "%s: expected a regular model file, got %s", path,
                       S_ISDIR(sb.st_mode)    ? "a directory"
@@ -1257,7 +1250,7 @@ cnn_status cnn_model_load(const char *path, cnn_model **out)
         close(fd);
         return st;
     }
-    size_t size = (size_t)sb.st_size, got = 0;
+    size_t size = (size_t)sb.st_size;
     /* The preamble first: a file that is not a model, or whose recorded
      * length is not its size, is refused before its size is allocated. */
     unsigned char head[PREAMBLE_BYTES];
@@ -1266,7 +1259,7 @@ cnn_status cnn_model_load(const char *path, cnn_model **out)
         n_head = pread(fd, head, size < sizeof head ? size : sizeof head, 0);
     while (n_head < 0 && errno == EINTR);
     if (n_head < 0)
-        st = io_error(path, "read", errno);
+        st = cnn_io_error(path, "read", errno);
     else if ((size_t)n_head != (size < sizeof head ? size : sizeof head))
         st = cnn_fail(CNN_ERR_IO, "%s: the file changed size while it was read", path);
     else
@@ -1289,21 +1282,8 @@ cnn_status cnn_model_load(const char *path, cnn_model **out)
     }
     /* Read exactly size bytes, then make sure nothing follows: a file that
      * changes while it is read is an error, not a silently cut model. */
-    while (!st) {
-        unsigned char probe;
-        bool done = got == size;
-        ssize_t n = done ? read(fd, &probe, 1) : read(fd, buf + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            st = io_error(path, "read", errno);
-        else if (n == 0 && done)
-            break;
-        else if (n == 0 || done)
-            st = cnn_fail(CNN_ERR_IO, "%s: the file changed size while it was read", path);
-        else
-            got += (size_t)n;
-    }
+    if (!st)
+        st = cnn_read_exact(fd, buf, size, path);
     close(fd);
     if (!st)
         st = cnn_model_load_memory(buf, size, path, out);
