@@ -269,6 +269,30 @@ static const char *loss_name(cnn_loss loss)
 
 static json_t *clip_value(float v) { return v > 0 ? jreal(v) : json_null(); }
 
+/* Adds the algorithm's own arguments to an optimizer config; both Keras
+ * layouts share them except RMSprop's "centered", which only Keras 3 writes. */
+static void add_algorithm_arguments(json_t *c, const cnn_optimizer *o, bool keras3)
+{
+    switch (o->kind) {
+    case CNN_OPTIMIZER_SGD:
+        json_object_update_new(c, json_pack("{s:o, s:b}", "momentum", jreal(o->momentum),
+                                            "nesterov", o->nesterov));
+        break;
+    case CNN_OPTIMIZER_ADAM:
+        json_object_update_new(c, json_pack("{s:o, s:o, s:o, s:b}", "beta_1", jreal(o->beta_1),
+                                            "beta_2", jreal(o->beta_2), "epsilon",
+                                            jreal(o->epsilon), "amsgrad", 0));
+        break;
+    case CNN_OPTIMIZER_RMSPROP:
+        json_object_update_new(c, json_pack("{s:o, s:o, s:o}", "rho", jreal(o->rho),
+                                            "momentum", jreal(o->momentum), "epsilon",
+                                            jreal(o->epsilon)));
+        if (keras3)
+            json_object_set_new(c, "centered", json_false());
+        break;
+    }
+}
+
 /* The optimizer's config as Keras 3 writes it (name, then the base
  * optimizer's arguments, then the algorithm's). */
 static json_t *k3_optimizer(const cnn_optimizer *o)
@@ -281,22 +305,7 @@ static json_t *k3_optimizer(const cnn_optimizer *o)
                           clip_value(o->global_clipnorm), "clipvalue", "use_ema", 0,
                           "ema_momentum", 0.99, "ema_overwrite_frequency", "loss_scale_factor",
                           "gradient_accumulation_steps");
-    switch (o->kind) {
-    case CNN_OPTIMIZER_SGD:
-        json_object_update_new(c, json_pack("{s:o, s:b}", "momentum", jreal(o->momentum),
-                                            "nesterov", o->nesterov));
-        break;
-    case CNN_OPTIMIZER_ADAM:
-        json_object_update_new(c, json_pack("{s:o, s:o, s:o, s:b}", "beta_1", jreal(o->beta_1),
-                                            "beta_2", jreal(o->beta_2), "epsilon",
-                                            jreal(o->epsilon), "amsgrad", 0));
-        break;
-    case CNN_OPTIMIZER_RMSPROP:
-        json_object_update_new(c, json_pack("{s:o, s:o, s:o, s:b}", "rho", jreal(o->rho),
-                                            "momentum", jreal(o->momentum), "epsilon",
-                                            jreal(o->epsilon), "centered", 0));
-        break;
-    }
+    add_algorithm_arguments(c, o, true);
     return k3_object("keras.optimizers", cls[o->kind], c);
 }
 
@@ -428,22 +437,7 @@ json_t *cnn_keras2_training_config(const cnn_model *m)
     const cnn_optimizer *o = &cc.optimizer;
     static const char *const cls[] = {NULL, "SGD", "Adam", "RMSprop"};
     json_t *c = json_pack("{s:o}", "learning_rate", jreal(o->learning_rate));
-    switch (o->kind) {
-    case CNN_OPTIMIZER_SGD:
-        json_object_update_new(c, json_pack("{s:o, s:b}", "momentum", jreal(o->momentum),
-                                            "nesterov", o->nesterov));
-        break;
-    case CNN_OPTIMIZER_ADAM:
-        json_object_update_new(c, json_pack("{s:o, s:o, s:o, s:b}", "beta_1", jreal(o->beta_1),
-                                            "beta_2", jreal(o->beta_2), "epsilon",
-                                            jreal(o->epsilon), "amsgrad", 0));
-        break;
-    case CNN_OPTIMIZER_RMSPROP:
-        json_object_update_new(c, json_pack("{s:o, s:o, s:o}", "rho", jreal(o->rho),
-                                            "momentum", jreal(o->momentum), "epsilon",
-                                            jreal(o->epsilon)));
-        break;
-    }
+    add_algorithm_arguments(c, o, false);
     if (o->clipnorm > 0)
         json_object_set_new(c, "clipnorm", jreal(o->clipnorm));
     if (o->global_clipnorm > 0)
