@@ -429,6 +429,22 @@ int64_t cnn_model_trainable_param_count(const cnn_model *m);
 #define CNN_MAX_LAYER_WEIGHTS 4
 float *cnn_model_layer_weights(cnn_model *m, int index, int which, int64_t *count);
 
+/* Class names: names[k] labels output class k (a single sigmoid unit has
+ * two classes: 0 and 1). They belong to the model: saved in its .cnn file
+ * and shown by `cnn predict` and `cnn evaluate`. The model copies them; the
+ * caller keeps its strings. Each name is 1..CNN_CLASS_NAME_MAX bytes of
+ * UTF-8 without control characters, and names are unique; with layers,
+ * count must be the output's class count (CNN_ERR_INVALID_ARGUMENT
+ * otherwise, naming the field). count 0 (names may be NULL) removes them,
+ * as adding a layer does (the output they label changes). */
+#define CNN_CLASS_NAME_MAX 255
+#define CNN_MAX_CLASS_NAMES 65536
+cnn_status cnn_model_set_class_names(cnn_model *m, const char *const *names, int count);
+/* The number of class names (0 if none). names (may be NULL) receives the
+ * model's array: read-only, owned by the model, valid until the names are
+ * set again, a layer is added or the model is freed. */
+int cnn_model_class_names(const cnn_model *m, const char *const **names);
+
 /* The classic Keras summary table. text_out receives a malloc'd string the
  * caller frees with free(). */
 cnn_status cnn_model_summary(const cnn_model *m, char **text_out);

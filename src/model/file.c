@@ -3,7 +3,8 @@
  * docs/MODEL_FILE.md is the layout; in short:
  *
  *   "CNNMODEL" | u32 version | u64 file length | u32 flags | header | layers
- *   | [parameters] | [training] | u32 CRC-32 of every byte before it
+ *   | [parameters] | [training] | [extensions] | [class names]
+ *   | u32 CRC-32 of every byte before it
  *
  * Every field is fixed-width little-endian, written and read byte by byte
  * (no struct dumps), so files move between hosts unchanged.
@@ -48,7 +49,8 @@ enum {
     FLAG_TRAINING = 2u, /* the training section is present (the model is compiled) */
     FLAG_EXTENSIONS = 4u, /* the extensions section is present (L2 penalties of Conv2D
                              and Dense kernels, gradient clipping) */
-    FLAGS_KNOWN = FLAG_WEIGHTS | FLAG_TRAINING | FLAG_EXTENSIONS,
+    FLAG_CLASS_NAMES = 8u, /* the class names section is present */
+    FLAGS_KNOWN = FLAG_WEIGHTS | FLAG_TRAINING | FLAG_EXTENSIONS | FLAG_CLASS_NAMES,
     LAYER_AUTO_NAMED = 1u, /* the name was given by the model (Keras auto-name) */
     MAX_LAYERS = 10000,    /* add() checks names pairwise: keep a hostile file cheap */
     /* The smallest layer record: kind, flags, name length, one name byte. */
@@ -324,6 +326,19 @@ static bool needs_extensions(const cnn_model *m)
     return m->compiled && (m->opt.clipnorm != 0 || m->opt.global_clipnorm != 0);
 }
 
+/* The class names section (written only when the model has names, so a
+ * model without them is saved byte for byte as before the section existed):
+ * u32 count, then per name u16 length and its UTF-8 bytes. */
+static void write_class_names(writer *w, const cnn_model *m)
+{
+    w_u32(w, (uint32_t)m->n_class_names);
+    for (int k = 0; k < m->n_class_names; k++) {
+        size_t len = strlen(m->class_names[k]); /* <= CNN_CLASS_NAME_MAX, by set_class_names */
+        w_le(w, len, 2);
+        w_bytes(w, m->class_names[k], len);
+    }
+}
+
 /* The whole file but the checksum, in order. */
 static void write_model(writer *w, const cnn_model *m, uint64_t length)
 {
@@ -332,7 +347,8 @@ static void write_model(writer *w, const cnn_model *m, uint64_t length)
     w_u64(w, length);
     const bool extensions = needs_extensions(m);
     w_u32(w, (m->built ? FLAG_WEIGHTS : 0) | (m->compiled ? FLAG_TRAINING : 0)
-                 | (extensions ? FLAG_EXTENSIONS : 0));
+                 | (extensions ? FLAG_EXTENSIONS : 0)
+                 | (m->n_class_names ? FLAG_CLASS_NAMES : 0));
 
     w_u64(w, m->seed);
     w_u32(w, (uint32_t)m->input_shape.rank);
@@ -386,6 +402,9 @@ static void write_model(writer *w, const cnn_model *m, uint64_t length)
             w_f32(w, m->opt.global_clipnorm);
         }
     }
+
+    if (m->n_class_names)
+        write_class_names(w, m);
 }
 
 static uint64_t file_length(const cnn_model *m)
@@ -595,6 +614,10 @@ typedef struct {
     const unsigned char *opt_m, *opt_v;
     /* extensions section (kernel_l2 goes into the layers' specs) */
     float clipnorm, global_clipnorm;
+    /* class names section: views into the buffer (not NUL-terminated) */
+    uint32_t n_class_names;
+    const char **class_names;
+    size_t *class_name_lengths;
 } file_model;
 
 /* A bounded reader over the bytes before the checksum. */
@@ -927,6 +950,46 @@ static cnn_status read_extensions(reader *r, file_model *f)
     return rd_f32(r, "global_clipnorm", &f->global_clipnorm);
 }
 
+/* The class names section: counts and lengths are checked against the bytes
+ * left before anything is allocated; the names themselves (UTF-8, control
+ * characters, duplicates, the count against the output) are judged in step
+ * 4 by cnn_model_set_class_names. */
+static cnn_status read_class_names(reader *r, file_model *f)
+{
+    cnn_status st;
+    snprintf(r->where, sizeof r->where, "class names");
+    if ((st = rd_u32(r, "count", &f->n_class_names)))
+        return st;
+    if (f->n_class_names < 1 || f->n_class_names > CNN_MAX_CLASS_NAMES)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: class names: count %u is out of range (1..%d)",
+                        r->name, f->n_class_names, CNN_MAX_CLASS_NAMES);
+    /* each name takes at least 3 bytes: its length and one byte */
+    if (f->n_class_names > r->left / 3)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: class names: %u names cannot fit in the %zu bytes left before the"
+                        " checksum (each takes at least 3)",
+                        r->name, f->n_class_names, r->left);
+    f->class_names = calloc(f->n_class_names, sizeof *f->class_names);
+    f->class_name_lengths = calloc(f->n_class_names, sizeof *f->class_name_lengths);
+    if (!f->class_names || !f->class_name_lengths)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", r->name);
+    for (uint32_t k = 0; k < f->n_class_names; k++) {
+        snprintf(r->where, sizeof r->where, "class names: name %u", k);
+        uint64_t len;
+        const unsigned char *bytes;
+        if ((st = rd_le(r, 2, "length", &len)))
+            return st;
+        if (len < 1 || len > CNN_CLASS_NAME_MAX)
+            return cnn_fail(CNN_ERR_FORMAT, "%s: %s: length %u is out of range (1..%d bytes)",
+                            r->name, r->where, (unsigned)len, CNN_CLASS_NAME_MAX);
+        if ((st = rd_take(r, (size_t)len, "bytes", &bytes)))
+            return st;
+        f->class_names[k] = (const char *)bytes;
+        f->class_name_lengths[k] = (size_t)len;
+    }
+    return CNN_OK;
+}
+
 /* Walks the layout after the preamble; the checksum has been verified. */
 static cnn_status decode(const unsigned char *b, size_t size, const char *name, file_model *f)
 {
@@ -969,6 +1032,8 @@ static cnn_status decode(const unsigned char *b, size_t size, const char *name, 
     if ((f->flags & FLAG_TRAINING) && (st = read_training(&r, f)))
         return st;
     if ((f->flags & FLAG_EXTENSIONS) && (st = read_extensions(&r, f)))
+        return st;
+    if ((f->flags & FLAG_CLASS_NAMES) && (st = read_class_names(&r, f)))
         return st;
     if (r.left)
         return cnn_fail(CNN_ERR_FORMAT,
@@ -1146,6 +1211,16 @@ static cnn_status restore_training(cnn_model *m, const file_model *f, const char
     return CNN_OK;
 }
 
+static cnn_status restore_class_names(cnn_model *m, const file_model *f, const char *name)
+{
+    cnn_status st = cnn_model_set_class_names_sized(m, f->class_names, f->class_name_lengths,
+                                                    (int)f->n_class_names);
+    if (!st)
+        return CNN_OK;
+    cnn_error_prefix("%s", name); /* the message starts "class names: name 3 ..." */
+    return from_file(st);
+}
+
 static cnn_status rebuild(const file_model *f, const char *name, cnn_model **out)
 {
     cnn_shape shape = {.rank = to_i32(f->rank)};
@@ -1188,6 +1263,8 @@ static cnn_status rebuild(const file_model *f, const char *name, cnn_model **out
     }
     if ((f->flags & FLAG_TRAINING) && (st = restore_training(m, f, name)))
         goto fail;
+    if ((f->flags & FLAG_CLASS_NAMES) && (st = restore_class_names(m, f, name)))
+        goto fail;
     m->max_memory = budget;
     *out = m;
     return CNN_OK;
@@ -1218,6 +1295,8 @@ cnn_status cnn_model_load_memory(const void *bytes, size_t size, const char *nam
     if (!st)
         st = rebuild(&f, name, out);
     free(f.layers);
+    free(f.class_names);
+    free(f.class_name_lengths);
     return st;
 }
 

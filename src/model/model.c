@@ -89,6 +89,7 @@ void cnn_model_free(cnn_model *m)
     free(m->opt_m);
     free(m->opt_v);
     release_arena(m);
+    cnn_model_clear_class_names(m);
     cnn_gemm_ctx_free(m->gemm);
     cnn_pool_free(m->pool);
     free(m);
@@ -263,6 +264,8 @@ cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec)
     for (int i = 0; i < n_penalties; i++)
         l->params[penalty[i].weight].l2 = penalty[i].l2;
     m->layers[m->n_layers++] = l;
+    /* class names label the output, which this layer replaces */
+    cnn_model_clear_class_names(m);
     return CNN_OK;
 }
 

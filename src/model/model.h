@@ -54,6 +54,11 @@ struct cnn_model {
      * step random layers draw from, so each rank draws its own masks. */
     int64_t stream;
 
+    /* Class names (class_names.c): n_class_names views into one block. */
+    char *class_name_block;
+    const char **class_names;
+    int n_class_names;
+
     cnn_arena arena;
     /* The last forward pass, for backward. */
     int last_batch;
@@ -63,6 +68,11 @@ struct cnn_model {
     const float *last_input;
 };
 
+/* cnn_model_set_class_names for names of the given lengths (not
+ * NUL-terminated: the model file's), validated alike. */
+cnn_status cnn_model_set_class_names_sized(cnn_model *m, const char *const *names,
+                                           const size_t *lengths, int count);
+void cnn_model_clear_class_names(cnn_model *m);
 /* Allocates and initialises the parameters (idempotent). */
 cnn_status cnn_model_build(cnn_model *m);
 /* Allocates the parameter gradients (training only; idempotent). */
