@@ -218,6 +218,10 @@ static void gen_models(void)
         || cnn_tensor_create(&x, 2, (int64_t[]){1, 5}) || cnn_model_predict(m, x, 1, &out))
         fail("flat");
     save_model(m, "flat_built");
+    /* the same with class names (the optional section, flags bit 3) */
+    if (cnn_model_set_class_names(m, (const char *[]){"cat", "caf\xc3\xa9"}, 2))
+        fail("class names");
+    save_model(m, "flat_class_names");
     cnn_tensor_free(x);
     cnn_tensor_free(out);
     cnn_model_free(m);

@@ -695,6 +695,8 @@ typedef struct {
     uint64_t kernel_dims[2];
     uint32_t loss, optimizer;
     uint64_t slots;
+    const char *names;  /* flags bit 3: the class names section, raw bytes */
+    size_t names_len;
     uint32_t extra; /* bytes after the last section */
 } craft;
 
@@ -756,6 +758,10 @@ static size_t craft_file(out_buf *o, craft c)
         put(o, c.slots, 8);
         for (uint64_t i = 0; i < 2 * c.slots && i < 256; i++)
             put_f32(o, 0.125f);
+    }
+    if (c.flags & 8) {
+        memcpy(o->b + o->n, c.names, c.names_len);
+        o->n += c.names_len;
     }
     for (uint32_t i = 0; i < c.extra; i++)
         put(o, 0, 1);
@@ -841,6 +847,166 @@ static void test_crafted(void)
     c = craft_default, c.version = 0;
     CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "format version 0 is invalid");
     CHECK(m == NULL);
+}
+
+/* Class names sections: u32 count, then u16 length + bytes per name. */
+#define S(bytes) bytes, sizeof(bytes) - 1
+static void test_crafted_class_names(void)
+{
+    cnn_model *m = NULL;
+    const char *const *names = NULL;
+    craft c = craft_default;
+    c.flags = 9;
+    c.names = "\3\0\0\0" "\3\0cat" "\3\0dog" "\5\0caf\xc3\xa9";
+    c.names_len = 4 + 5 + 5 + 7;
+    CHECK_OK(load_crafted(c, &m));
+    CHECK(cnn_model_class_names(m, &names) == 3);
+    CHECK(names && strcmp(names[0], "cat") == 0 && strcmp(names[1], "dog") == 0
+          && strcmp(names[2], "caf\xc3\xa9") == 0);
+    cnn_model_free(m);
+    m = NULL;
+    struct {
+        const char *bytes;
+        size_t len;
+        const char *want;
+    } bad[] = {
+        {S("\0\0\0\0"), "model.cnn: class names: count 0 is out of range (1..65536)"},
+        {S("\1\0\1\0"), "model.cnn: class names: count 65537 is out of range"},
+        {S("\xe8\3\0\0\1\0a"), "model.cnn: class names: 1000 names cannot fit in the 3 bytes"},
+        {S("\3\0\0\0\1\0a\0\0\2\0cc"),
+         "model.cnn: class names: name 1: length 0 is out of range (1..255 bytes)"},
+        {S("\1\0\0\0\0\1aaa"), "model.cnn: class names: name 0: length 256 is out of range"},
+        {S("\3\0\0\0\1\0a\1\0b\x09\0c"),
+         "model.cnn: class names: name 2: bytes: runs past the end of the data"},
+        {S("\3\0\0\0\1\0a\3\0b\0b\1\0c"),
+         "model.cnn: class names: name 1 contains a NUL byte"},
+        {S("\3\0\0\0\1\0a\2\0\xc0\x80\1\0c"),
+         "model.cnn: class names: name 1 is not valid UTF-8"},
+        {S("\3\0\0\0\1\0a\1\0\xff\1\0c"), "name 1 is not valid UTF-8"},
+        {S("\3\0\0\0\1\0a\3\0\xed\xa0\x80\1\0c"), "name 1 is not valid UTF-8"},
+        {S("\3\0\0\0\1\0a\1\0\xc3\1\0c"), "name 1 is not valid UTF-8"},
+        {S("\3\0\0\0\1\0a\2\0b\n\1\0c"),
+         "model.cnn: class names: name 1 contains a control character"},
+        {S("\3\0\0\0\1\0a\1\0b\1\0a"),
+         "model.cnn: class names: name 2 (\"a\") repeats name 0; names must be unique"},
+        {S("\2\0\0\0\1\0a\1\0b"),
+         "model.cnn: class names: 2 names, the model's output has 3 classes"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        c = craft_default;
+        c.flags = 9;
+        c.names = bad[i].bytes;
+        c.names_len = bad[i].len;
+        CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, bad[i].want);
+        CHECK(m == NULL);
+    }
+    /* a name of 256 bytes, declared so: the length is refused before the bytes */
+    static char long_name[4 + 2 + 256];
+    memcpy(long_name, "\1\0\0\0\0\1", 6);
+    memset(long_name + 6, 'x', 256);
+    c = craft_default, c.flags = 9, c.names = long_name, c.names_len = sizeof long_name;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "name 0: length 256 is out of range");
+    c = craft_default, c.flags = 0x11;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "unknown flags 0x11 (known: 0xf)");
+}
+
+/* The API: copies, validation naming the field, clearing, and the file:
+ * names round-trip, and a model without them is saved as before. */
+static void test_class_names(void)
+{
+    cnn_model *m = NULL;
+    const char *const *got = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_flat(4)));
+    CHECK(cnn_model_class_names(m, &got) == 0 && got == NULL);
+    /* no layers yet: any count */
+    CHECK_OK(cnn_model_set_class_names(m, (const char *[]){"x", "y"}, 2));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = CNN_ACTIVATION_SOFTMAX)));
+    CHECK(cnn_model_class_names(m, NULL) == 0); /* adding a layer drops them */
+    char buf[3][16] = {"T-shirt/top", "Ankle boot", "\xe7\x8c\xab"};
+    const char *names[3] = {buf[0], buf[1], buf[2]};
+    CHECK_OK(cnn_model_set_class_names(m, names, 3));
+    strcpy(buf[0], "changed"); /* the model keeps its own copy */
+    CHECK(cnn_model_class_names(m, &got) == 3 && strcmp(got[0], "T-shirt/top") == 0
+          && strcmp(got[2], "\xe7\x8c\xab") == 0);
+    CHECK_FAILS(cnn_model_set_class_names(m, names, 2), CNN_ERR_INVALID_ARGUMENT,
+                "class names: 2 names, the model's output has 3 classes");
+    CHECK_FAILS(cnn_model_set_class_names(m, (const char *[]){"a", "", "c"}, 3),
+                CNN_ERR_INVALID_ARGUMENT, "class names: name 1 is empty");
+    CHECK_FAILS(cnn_model_set_class_names(m, (const char *[]){"a", "b", "a"}, 3),
+                CNN_ERR_INVALID_ARGUMENT, "class names: name 2 (\"a\") repeats name 0");
+    CHECK_FAILS(cnn_model_set_class_names(m, (const char *[]){"a", "b\tc", "d"}, 3),
+                CNN_ERR_INVALID_ARGUMENT, "name 1 contains a control character");
+    CHECK_FAILS(cnn_model_set_class_names(m, (const char *[]){"a", NULL, "d"}, 3),
+                CNN_ERR_INVALID_ARGUMENT, "class names: name 1 is NULL");
+    CHECK_FAILS(cnn_model_set_class_names(m, NULL, 3), CNN_ERR_INVALID_ARGUMENT,
+                "names for a count > 0");
+    CHECK_FAILS(cnn_model_set_class_names(m, names, -1), CNN_ERR_INVALID_ARGUMENT,
+                "class names");
+    CHECK(cnn_model_class_names(m, &got) == 3 && strcmp(got[1], "Ankle boot") == 0);
+
+    /* round trip through the file */
+    const char *p = path_in_dir("named.cnn");
+    CHECK_OK(cnn_model_save(m, p));
+    cnn_model *c = NULL;
+    CHECK_OK(cnn_model_load(p, &c));
+    CHECK(c && cnn_model_class_names(c, &got) == 3 && strcmp(got[0], "T-shirt/top") == 0
+          && strcmp(got[1], "Ankle boot") == 0 && strcmp(got[2], "\xe7\x8c\xab") == 0);
+    uint32_t with = 0, without = 0;
+    CHECK_OK(cnn_model_checksum(m, &with));
+    /* removing them gives the file of a model that never had them */
+    CHECK_OK(cnn_model_set_class_names(c, NULL, 0));
+    CHECK(cnn_model_class_names(c, NULL) == 0);
+    CHECK_OK(cnn_model_checksum(c, &without));
+    CHECK(with != without);
+    cnn_model_free(c);
+    CHECK_OK(cnn_model_set_class_names(m, NULL, 0));
+    uint32_t plain = 0;
+    CHECK_OK(cnn_model_checksum(m, &plain));
+    CHECK(plain == without);
+
+    /* one sigmoid unit: two classes */
+    cnn_model *b = NULL;
+    CHECK_OK(cnn_model_create(&b, cnn_shape_flat(4)));
+    CHECK_OK(cnn_model_add_dense(b, cnn_dense(.units = 1, .activation = CNN_ACTIVATION_SIGMOID)));
+    CHECK_OK(cnn_model_set_class_names(b, (const char *[]){"cat", "dog"}, 2));
+    CHECK_FAILS(cnn_model_set_class_names(b, (const char *[]){"cat"}, 1),
+                CNN_ERR_INVALID_ARGUMENT, "1 names, the model's output has 2 classes (one sigmoid unit)");
+    cnn_model_free(b);
+    /* an output that is not a vector */
+    CHECK_OK(cnn_model_create(&b, cnn_shape_hwc(4, 4, 1)));
+    CHECK_OK(cnn_model_add_conv2d(b, cnn_conv2d(.filters = 2, .kernel_size = {3, 3})));
+    CHECK_FAILS(cnn_model_set_class_names(b, (const char *[]){"a", "b"}, 2),
+                CNN_ERR_INVALID_ARGUMENT, "not a vector of class scores");
+    cnn_model_free(b);
+    cnn_model_free(m);
+}
+
+/* Files saved before class names existed (the fuzz seeds, written by
+ * fuzz/gen_corpus.c) load and save again byte for byte. */
+static void test_old_files_unchanged(void)
+{
+    const char *seeds[] = {"every_kind_adam", "flat_built", "global_pool_rmsprop_untrained",
+                           "global_pool_sgd", "no_layers", "unbuilt"};
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        char src[256];
+        snprintf(src, sizeof src, "fuzz/corpus/model/%s", seeds[i]);
+        size_t n0 = 0, n1 = 0;
+        unsigned char *before = read_all(src, &n0);
+        CHECK(before != NULL);
+        cnn_model *m = NULL;
+        CHECK_OK(cnn_model_load(src, &m));
+        CHECK(cnn_model_class_names(m, NULL) == 0);
+        const char *p = path_in_dir("resaved.cnn");
+        CHECK_OK(cnn_model_save(m, p));
+        unsigned char *after = read_all(p, &n1);
+        if (!(before && after && n0 == n1 && memcmp(before, after, n0) == 0)) {
+            fprintf(stderr, "%s: re-saved bytes differ (%zu vs %zu bytes)\n", src, n0, n1);
+            CHECK(0);
+        }
+        free(before);
+        free(after);
+        cnn_model_free(m);
+    }
 }
 
 /* ---- (4) atomic saving ---- */
@@ -941,6 +1107,9 @@ int main(void)
     test_resume(cnn_rmsprop(.momentum = 0.5f), "rmsprop");
     test_damage();
     test_crafted();
+    test_crafted_class_names();
+    test_class_names();
+    test_old_files_unchanged();
     test_atomic_save();
     remove_dir();
     return test_finish("test_model_file");
