@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cnn.h"
 
@@ -157,6 +158,24 @@ int cli_class_names_parse(const char *cmd, const char *arg, cli_class_names *out
 /* The name of class k, or NULL if none was given. */
 const char *cli_class_name(const cli_class_names *n, int k);
 void cli_class_names_free(cli_class_names *n);
+
+/* ---- output.c: --format json|csv and the class names shown ------------------------ */
+typedef enum cli_format { CLI_FORMAT_TEXT, CLI_FORMAT_JSON, CLI_FORMAT_CSV } cli_format;
+/* --format: text (the default, NULL), json or (if csv_allowed) csv. Prints
+ * and returns CLI_USAGE otherwise. */
+int cli_format_parse(const char *cmd, const char *text, bool csv_allowed, cli_format *out);
+/* text as a JSON string (quotes, escapes; bytes that are not UTF-8 become
+ * U+FFFD), or null for NULL. */
+void cli_json_string(FILE *f, const char *text);
+/* %.9g, or null for NaN and infinities (JSON has neither). */
+void cli_json_number(FILE *f, double v);
+/* One CSV field (RFC 4180: quoted when it holds a comma, quote or line
+ * break); nothing for NULL. */
+void cli_csv_field(FILE *f, const char *text);
+/* The names to show: --class-names when given (arg), else the model's own
+ * (copied). out is empty when neither has names. */
+int cli_class_names_resolve(const char *cmd, const char *arg, const cnn_model *m,
+                            cli_class_names *out);
 
 /* ---- input.c: images for predict and visualize ----------------------------------- */
 typedef struct cli_input_options {

@@ -1,5 +1,5 @@
 /* cnn predict MODEL IMAGE...: the top-k classes of each image with their
- * probabilities. */
+ * probabilities, as text, JSON or CSV. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +25,10 @@ static const char help[] =
     "  --scale S            multiply pixel values 0..255 by S: 1/255 (the default)\n"
     "                       gives [0, 1], 1 keeps raw values (see docs/KERAS.md)\n"
     "  --class-names LIST   names for the classes, comma-separated, or fashion-mnist\n"
+    "                       (default: the names saved in the model, if any)\n"
+    "  --format F           text (the default), json or csv: stdout then holds only\n"
+    "                       the results (every class's probability); messages go to\n"
+    "                       stderr\n"
     "  --batch-size B       images per forward pass for IDX files (default 256)\n"
     "  --threads T          worker threads (default 0: all cores)\n"
     "  --max-memory BYTES   the memory budget (default 4G; suffixes K, M, G)\n"
@@ -43,9 +47,82 @@ static int name_width(const cli_class_names *names)
     return w;
 }
 
-/* Prints the top classes of one output row (units values), best first. */
-static bool print_top(const char *label, const float *out, int units, int top,
-                      const cli_class_names *names)
+/* How the results are written, and whether one was written yet. */
+typedef struct predict_out {
+    cli_format format;
+    int top;
+    const cli_class_names *names;
+    bool first;
+} predict_out;
+
+/* order[0..shown) = the classes of out (units values) best first. */
+static void rank_top(const float *out, int units, int shown, int *order)
+{
+    for (int k = 0; k < units; k++)
+        order[k] = k;
+    for (int r = 0; r < shown; r++)
+        /* selection: the best of the rest moves to position r */
+        for (int k = r + 1; k < units; k++)
+            if (out[order[k]] > out[order[r]]) {
+                int t = order[k];
+                order[k] = order[r];
+                order[r] = t;
+            }
+}
+
+/* One result as a JSON object: the image, its index in an IDX file (or
+ * null), the best class, the top classes and every probability. */
+static void json_result(predict_out *o, const char *path, int64_t index, const float *out,
+                        int units, const int *order, int shown)
+{
+    printf("%s\n    {\"image\": ", o->first ? "" : ",");
+    o->first = false;
+    cli_json_string(stdout, path);
+    if (index >= 0)
+        printf(", \"index\": %lld", (long long)index);
+    else
+        printf(", \"index\": null");
+    printf(", \"class\": %d, \"name\": ", order[0]);
+    cli_json_string(stdout, cli_class_name(o->names, order[0]));
+    printf(", \"probability\": ");
+    cli_json_number(stdout, out[order[0]]);
+    printf(",\n     \"top\": [");
+    for (int r = 0; r < shown; r++) {
+        printf("%s{\"class\": %d, \"name\": ", r ? ", " : "", order[r]);
+        cli_json_string(stdout, cli_class_name(o->names, order[r]));
+        printf(", \"probability\": ");
+        cli_json_number(stdout, out[order[r]]);
+        putchar('}');
+    }
+    printf("],\n     \"probabilities\": [");
+    for (int k = 0; k < units; k++) {
+        printf(k ? ", " : "");
+        cli_json_number(stdout, out[k]);
+    }
+    printf("]}");
+}
+
+/* One CSV row: image,index,class,name,probability, then every class's. */
+static void csv_result(const predict_out *o, const char *path, int64_t index, const float *out,
+                       int units, const int *order)
+{
+    cli_csv_field(stdout, path);
+    if (index >= 0)
+        printf(",%lld", (long long)index);
+    else
+        putchar(',');
+    printf(",%d,", order[0]);
+    cli_csv_field(stdout, cli_class_name(o->names, order[0]));
+    printf(",%.9g", (double)out[order[0]]);
+    for (int k = 0; k < units; k++)
+        printf(",%.9g", (double)out[k]);
+    putchar('\n');
+}
+
+/* Writes one output row (units values) as o->format asks: as text, the top
+ * classes best first under label. */
+static bool print_top(predict_out *o, const char *label, const char *path, int64_t index,
+                      const float *out, int units)
 {
     float two[2];
     if (units == 1) { /* one sigmoid unit: P(class 1) */
@@ -57,18 +134,21 @@ static bool print_top(const char *label, const float *out, int units, int top,
     int *order = malloc((size_t)units * sizeof *order);
     if (!order)
         return false;
-    for (int k = 0; k < units; k++)
-        order[k] = k;
-    int shown = top < units ? top : units;
+    const cli_class_names *names = o->names;
+    int shown = o->top < units ? o->top : units;
+    rank_top(out, units, shown, order);
+    if (o->format == CLI_FORMAT_JSON) {
+        json_result(o, path, index, out, units, order, shown);
+        free(order);
+        return true;
+    }
+    if (o->format == CLI_FORMAT_CSV) {
+        csv_result(o, path, index, out, units, order);
+        free(order);
+        return true;
+    }
     printf("%s\n", label);
     for (int r = 0; r < shown; r++) {
-        /* selection: the best of the rest moves to position r */
-        for (int k = r + 1; k < units; k++)
-            if (out[order[k]] > out[order[r]]) {
-                int t = order[k];
-                order[k] = order[r];
-                order[r] = t;
-            }
         const char *name = cli_class_name(names, order[r]);
         if (name)
             printf("  %d. %-3d %-*s %.4f\n", r + 1, order[r], name_width(names), name,
@@ -81,8 +161,7 @@ static bool print_top(const char *label, const float *out, int units, int top,
 }
 
 static int predict_file(const char *cmd, cnn_model *m, const char *path,
-                        const cli_input_options *in, int top, int batch,
-                        const cli_class_names *names)
+                        const cli_input_options *in, int batch, predict_out *o)
 {
     cnn_tensor *x = NULL, *probs = NULL;
     int64_t first;
@@ -101,7 +180,7 @@ static int predict_file(const char *cmd, cnn_model *m, const char *path,
             snprintf(label, sizeof label, "%.4000s[%lld]:", path, (long long)(first + i));
         else
             snprintf(label, sizeof label, "%.4000s:", path);
-        if (!print_top(label, probs->data + i * units, units, top, names)) {
+        if (!print_top(o, label, path, many ? first + i : -1, probs->data + i * units, units)) {
             rc = cli_failf(cmd, "out of memory");
             break;
         }
@@ -115,7 +194,7 @@ int cli_predict(int argc, char **argv)
 {
     const char *cmd = "predict";
     cli_input_options in = {.index = -1};
-    const char *class_names = NULL, *scale = NULL;
+    const char *class_names = NULL, *scale = NULL, *format = NULL;
     int top = 3, batch = 256, threads = 0, index = -1;
     int64_t max_memory = 0;
     const cli_option opts[] = {
@@ -125,6 +204,7 @@ int cli_predict(int argc, char **argv)
         {"invert", CLI_OPT_FLAG, &in.invert, 0, 0, NULL},
         {"scale", CLI_OPT_STRING, &scale, 0, 0, NULL},
         {"class-names", CLI_OPT_STRING, &class_names, 0, 0, NULL},
+        {"format", CLI_OPT_STRING, &format, 0, 0, NULL},
         {"batch-size", CLI_OPT_INT, &batch, 1, 1 << 30, NULL},
         {"threads", CLI_OPT_INT, &threads, 0, 1024, NULL},
         {"max-memory", CLI_OPT_BYTES, &max_memory, 0, 0, NULL},
@@ -139,15 +219,18 @@ int cli_predict(int argc, char **argv)
         return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
     }
     in.index = index;
-    if (scale && (rc = cli_parse_scale(cmd, scale, &in.scale))) {
+    predict_out out = {.top = top, .first = true};
+    if ((rc = cli_format_parse(cmd, format, true, &out.format))
+        || (scale && (rc = cli_parse_scale(cmd, scale, &in.scale)))) {
         free(pos);
         return rc;
     }
-    cli_class_names names;
+    cli_class_names names = {0};
     cnn_model *m = NULL;
-    if ((rc = cli_class_names_parse(cmd, class_names, &names))
-        || (rc = cli_model_open(cmd, pos[0], 0, max_memory, threads, &m)))
+    if ((rc = cli_model_open(cmd, pos[0], 0, max_memory, threads, &m))
+        || (rc = cli_class_names_resolve(cmd, class_names, m, &names)))
         goto done;
+    out.names = &names;
     int classes = cli_model_classes(m);
     if (!classes) {
         rc = cli_failf(cmd, "%s: the model's output is not a vector of class scores", pos[0]);
@@ -160,10 +243,42 @@ int cli_predict(int argc, char **argv)
     }
     char sc[32];
     cli_format_scale(in.scale, sc, sizeof sc);
-    printf("Pixels 0..255 x %s%s\n", sc, in.invert ? ", inverted" : "");
+    /* with --format json|csv, stdout holds only the results */
+    fprintf(out.format == CLI_FORMAT_TEXT ? stdout : stderr, "Pixels 0..255 x %s%s\n", sc,
+            in.invert ? ", inverted" : "");
+    if (out.format == CLI_FORMAT_JSON) {
+        printf("{\"model\": ");
+        cli_json_string(stdout, pos[0]);
+        printf(",\n \"class_names\": ");
+        if (names.count) {
+            putchar('[');
+            for (int k = 0; k < names.count; k++) {
+                printf(k ? ", " : "");
+                cli_json_string(stdout, names.names[k]);
+            }
+            putchar(']');
+        } else {
+            printf("null");
+        }
+        printf(",\n \"predictions\": [");
+    } else if (out.format == CLI_FORMAT_CSV) {
+        printf("image,index,class,name,probability");
+        for (int k = 0; k < classes; k++) {
+            const char *name = cli_class_name(&names, k);
+            putchar(',');
+            if (name) {
+                cli_csv_field(stdout, name);
+            } else {
+                printf("class_%d", k);
+            }
+        }
+        putchar('\n');
+    }
     for (int i = 1; i < npos; i++)
-        if (predict_file(cmd, m, pos[i], &in, top, batch, &names))
+        if (predict_file(cmd, m, pos[i], &in, batch, &out))
             rc = CLI_FAILURE;
+    if (out.format == CLI_FORMAT_JSON)
+        printf("\n ]}\n");
 done:
     cnn_model_free(m);
     cli_class_names_free(&names);

@@ -535,6 +535,14 @@ typedef enum cnn_progress_event {
 } cnn_progress_event;
 
 /* What a progress callback sees. Values not yet known are NaN. */
+/* What ModelCheckpoint did at the end of an epoch (cnn_progress.checkpoint). */
+typedef enum cnn_checkpoint_event {
+    CNN_CHECKPOINT_NONE = 0,        /* no ModelCheckpoint, or not EPOCH_END */
+    CNN_CHECKPOINT_SAVED = 1,       /* saved (save_best_only off: every epoch) */
+    CNN_CHECKPOINT_IMPROVED = 2,    /* the monitored value improved: saved */
+    CNN_CHECKPOINT_NOT_IMPROVED = 3 /* not saved */
+} cnn_checkpoint_event;
+
 typedef struct cnn_progress {
     cnn_progress_event event;
     int epoch, epochs;      /* 1-based */
@@ -545,11 +553,26 @@ typedef struct cnn_progress {
     double val_loss, val_accuracy; /* at EPOCH_END when validation is used */
     double learning_rate;   /* of the last update (after the schedule); at
                                EPOCH_END the rate the callbacks left */
+    /* At EPOCH_END with a ModelCheckpoint: what it did, its path and
+     * monitor, the monitored value of this epoch and the best before it
+     * (NaN before the first). cnn_progress_checkpoint_line says it as Keras. */
+    cnn_checkpoint_event checkpoint;
+    const char *checkpoint_path;
+    int checkpoint_monitor; /* a cnn_monitor (declared below) */
+    double checkpoint_value, checkpoint_best;
 } cnn_progress;
 
 /* Return false to stop training (fit then returns CNN_ERR_INTERRUPTED after
  * finishing the current step). */
 typedef bool (*cnn_progress_fn)(const cnn_progress *p, void *user);
+
+/* ModelCheckpoint's line as Keras's verbose=1 prints it, for an EPOCH_END
+ * with p->checkpoint set: "Epoch 3: val_accuracy improved from 0.97000 to
+ * 0.98000, saving model to best.cnn", "Epoch 4: val_accuracy did not improve
+ * from 0.98000", "Epoch 1: saving model to ckpt.cnn" (the first improvement:
+ * "from None"). Writes at most cap bytes to buf (snprintf's rules) and
+ * returns the line's length; 0 (and "") when there is nothing to say. */
+int cnn_progress_checkpoint_line(const cnn_progress *p, char *buf, size_t cap);
 
 /* The ready console printer: user is a FILE* (stdout if NULL). On a terminal
  * it redraws a Keras progress bar in place; otherwise it prints one line per

@@ -94,6 +94,7 @@ typedef struct {
     cnn_model *m;
     float *after[16];
     double lr[16];
+    char line[16][320]; /* ModelCheckpoint's Keras line */
 } recorder;
 
 static bool record(const cnn_progress *p, void *user)
@@ -102,6 +103,7 @@ static bool record(const cnn_progress *p, void *user)
     if (p->event == CNN_PROGRESS_EPOCH_END && p->epoch <= 16) {
         r->after[p->epoch - 1] = copy_weights(r->m);
         r->lr[p->epoch - 1] = p->learning_rate;
+        cnn_progress_checkpoint_line(p, r->line[p->epoch - 1], sizeof r->line[0]);
     }
     return true;
 }
@@ -193,6 +195,21 @@ static void test_model_checkpoint(void)
     CHECK(best && r.after[0] && same_weights(best, r.after[0]));
     CHECK(!same_weights(m, r.after[0]));
     cnn_model_free(best);
+    /* Keras's verbose lines: the first improvement is "from None" */
+    char want[400], first[32] = "";
+    snprintf(want, sizeof want, ", saving model to %s", path);
+    const char *tail = strstr(r.line[0], want);
+    CHECK(strncmp(r.line[0], "Epoch 1: val_loss improved from None to ", 40) == 0 && tail
+          && tail[strlen(want)] == '\0');
+    if (tail && strlen(r.line[0]) > 40)
+        snprintf(first, sizeof first, "%.*s", (int)(tail - r.line[0] - 40), r.line[0] + 40);
+    for (int e = 2; e <= 4; e++) {
+        snprintf(want, sizeof want, "Epoch %d: val_loss did not improve from %s", e, first);
+        if (strcmp(r.line[e - 1], want) != 0) {
+            fprintf(stderr, "checkpoint line: got \"%s\", expected \"%s\"\n", r.line[e - 1], want);
+            CHECK(0);
+        }
+    }
     free_recorder(&r);
     /* monitoring val_accuracy (which falls as well): still epoch 1 */
     CHECK_OK(cnn_model_fit(m, d.x, d.y,
@@ -208,12 +225,31 @@ static void test_model_checkpoint(void)
     CHECK(epoch == 6);
     cnn_model_free(best);
     /* every epoch without save_best_only */
+    r = (recorder){.m = m};
     CHECK_OK(cnn_model_fit(m, d.x, d.y,
                            cnn_fit(.epochs = 8, .initial_epoch = 6, .batch_size = 8,
                                    .validation_x = d.vx, .validation_y = d.vy,
+                                   .progress = record, .progress_user = &r,
                                    .callbacks = {.model_checkpoint = cnn_model_checkpoint(
                                                      .path = path)}),
                            NULL));
+    snprintf(want, sizeof want, "Epoch 8: saving model to %s", path);
+    CHECK(strcmp(r.line[7], want) == 0);
+    free_recorder(&r);
+    /* an accuracy, with a best before: the numbers as Keras prints them */
+    char line[200];
+    cnn_progress p = {.event = CNN_PROGRESS_EPOCH_END, .epoch = 3,
+                      .checkpoint = CNN_CHECKPOINT_IMPROVED, .checkpoint_path = "best.cnn",
+                      .checkpoint_monitor = CNN_MONITOR_VAL_ACCURACY, .checkpoint_value = 0.98,
+                      .checkpoint_best = 0.97};
+    CHECK(cnn_progress_checkpoint_line(&p, line, sizeof line) > 0
+          && strcmp(line, "Epoch 3: val_accuracy improved from 0.97000 to 0.98000, saving model"
+                          " to best.cnn") == 0);
+    p.checkpoint = CNN_CHECKPOINT_NOT_IMPROVED, p.checkpoint_value = 0.5;
+    cnn_progress_checkpoint_line(&p, line, sizeof line);
+    CHECK(strcmp(line, "Epoch 3: val_accuracy did not improve from 0.97000") == 0);
+    p.checkpoint = CNN_CHECKPOINT_NONE;
+    CHECK(cnn_progress_checkpoint_line(&p, line, sizeof line) == 0 && line[0] == '\0');
     CHECK_OK(cnn_model_load(path, &best));
     cnn_model_training_position(best, &epoch, NULL);
     CHECK(epoch == 8);

@@ -4,6 +4,7 @@
  * Keras's callbacks.py: a loss improves when it falls below best -
  * min_delta, an accuracy when it rises above best + min_delta. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,6 +149,39 @@ cnn_status cnn_fit_callbacks_begin(cnn_model *m, const cnn_fit_config *cfg, bool
     return CNN_OK;
 }
 
+void cnn_fit_callbacks_report(const cnn_fit_callbacks *cb, cnn_progress *p)
+{
+    p->checkpoint = cb->ckpt_event;
+    p->checkpoint_path = cb->ckpt_event ? cb->c.model_checkpoint.path : NULL;
+    p->checkpoint_monitor = cb->c.model_checkpoint.monitor;
+    p->checkpoint_value = cb->ckpt_value;
+    p->checkpoint_best = cb->ckpt_event == CNN_CHECKPOINT_SAVED ? NAN : cb->ckpt_previous;
+}
+
+/* Keras's words (keras/src/callbacks/model_checkpoint.py, verbose=1):
+ * values with 5 decimals, "None" before the first best. */
+int cnn_progress_checkpoint_line(const cnn_progress *p, char *buf, size_t cap)
+{
+    const char *monitor = p ? cnn_monitor_name((cnn_monitor)p->checkpoint_monitor) : NULL;
+    const char *path = p && p->checkpoint_path ? p->checkpoint_path : "";
+    char best[64] = "None";
+    if (p && !isnan(p->checkpoint_best))
+        snprintf(best, sizeof best, "%.5f", p->checkpoint_best);
+    int n = 0;
+    if (!p || p->event != CNN_PROGRESS_EPOCH_END || !monitor)
+        n = snprintf(buf, cap, "%s", "");
+    else if (p->checkpoint == CNN_CHECKPOINT_SAVED)
+        n = snprintf(buf, cap, "Epoch %d: saving model to %s", p->epoch, path);
+    else if (p->checkpoint == CNN_CHECKPOINT_IMPROVED)
+        n = snprintf(buf, cap, "Epoch %d: %s improved from %s to %.5f, saving model to %s",
+                     p->epoch, monitor, best, p->checkpoint_value, path);
+    else if (p->checkpoint == CNN_CHECKPOINT_NOT_IMPROVED)
+        n = snprintf(buf, cap, "Epoch %d: %s did not improve from %s", p->epoch, monitor, best);
+    else
+        n = snprintf(buf, cap, "%s", "");
+    return n < 0 ? 0 : n;
+}
+
 void cnn_fit_callbacks_end(cnn_fit_callbacks *cb)
 {
     free(cb->best_weights);
@@ -213,13 +247,23 @@ cnn_status cnn_fit_callbacks_epoch_end(cnn_fit_callbacks *cb, cnn_model *m, int 
 
     /* ModelCheckpoint (after the others, so a restored model is what it saves) */
     const cnn_model_checkpoint_config *k = &cb->c.model_checkpoint;
+    cb->ckpt_event = CNN_CHECKPOINT_NONE;
     if (k->path) {
         bool save = true;
+        cb->ckpt_event = CNN_CHECKPOINT_SAVED;
+        cb->ckpt_value = logs[k->monitor];
         if (k->save_best_only) {
             double v = lower_is_better(k->monitor, logs);
+            /* the best so far, unsigned again (accuracies are kept negated) */
+            cb->ckpt_previous = isinf(cb->ckpt_best) ? NAN
+                                : k->monitor == CNN_MONITOR_VAL_ACCURACY
+                                        || k->monitor == CNN_MONITOR_ACCURACY
+                                    ? -cb->ckpt_best
+                                    : cb->ckpt_best;
             save = v < cb->ckpt_best;
             if (save)
                 cb->ckpt_best = v;
+            cb->ckpt_event = save ? CNN_CHECKPOINT_IMPROVED : CNN_CHECKPOINT_NOT_IMPROVED;
         }
         if (save && (st = cnn_model_save(m, k->path))) {
             cnn_error_prefix("fit: ModelCheckpoint after epoch %d", epoch);

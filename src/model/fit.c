@@ -441,6 +441,7 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
         if ((st = cnn_fit_callbacks_epoch_end(&cb, m, epoch, logs, &stop)))
             break;
         p.event = CNN_PROGRESS_EPOCH_END;
+        cnn_fit_callbacks_report(&cb, &p);
         p.elapsed_seconds = now_seconds() - t0;
         p.val_loss = h->val_loss[e];
         p.val_accuracy = h->val_accuracy[e];

@@ -116,6 +116,10 @@ typedef struct cnn_fit_callbacks {
     int es_wait, es_best_epoch, lr_wait, lr_cooldown;
     float *best_weights;    /* EarlyStopping restore_best_weights: a copy of params */
     int stopped_epoch, restored_epoch;
+    /* ModelCheckpoint at the last epoch end: what it did, the monitored
+     * value and the best before it (for cnn_progress) */
+    cnn_checkpoint_event ckpt_event;
+    double ckpt_value, ckpt_previous;
 } cnn_fit_callbacks;
 /* Checks the callbacks and schedule of cfg and sets up their state. */
 cnn_status cnn_fit_callbacks_begin(cnn_model *m, const cnn_fit_config *cfg, bool has_validation,
@@ -125,6 +129,8 @@ cnn_status cnn_fit_callbacks_begin(cnn_model *m, const cnn_fit_config *cfg, bool
 cnn_status cnn_fit_callbacks_epoch_end(cnn_fit_callbacks *cb, cnn_model *m, int epoch,
                                        const double logs[4], bool *stop);
 void cnn_fit_callbacks_end(cnn_fit_callbacks *cb);
+/* Fills p's checkpoint fields from the last epoch end. */
+void cnn_fit_callbacks_report(const cnn_fit_callbacks *cb, cnn_progress *p);
 
 /* Augments a gathered batch of count images (augment.c): image i's
  * transformation depends only on (seed, epoch, step, i). scratch holds

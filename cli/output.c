@@ -1,0 +1,148 @@
+/* Machine-readable output (--format json|csv) and the class names a
+ * command shows: JSON and CSV string escaping, and --class-names or else
+ * the model's own names. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cli_format_parse(const char *cmd, const char *text, bool csv_allowed, cli_format *out)
+{
+    *out = CLI_FORMAT_TEXT;
+    if (!text || strcmp(text, "text") == 0)
+        return CLI_OK;
+    if (strcmp(text, "json") == 0) {
+        *out = CLI_FORMAT_JSON;
+        return CLI_OK;
+    }
+    if (csv_allowed && strcmp(text, "csv") == 0) {
+        *out = CLI_FORMAT_CSV;
+        return CLI_OK;
+    }
+    return cli_usage_error(cmd, "--format: expected text, json%s, got '%s'",
+                           csv_allowed ? " or csv" : "", text);
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
+static size_t utf8_length(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0], cp, min;
+    size_t len;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, cp = c & 0x1F, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, cp = c & 0x0F, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, cp = c & 0x07, min = 0x10000;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    return cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ? 0 : len;
+}
+
+void cli_json_string(FILE *f, const char *text)
+{
+    if (!text) {
+        fputs("null", f);
+        return;
+    }
+    const unsigned char *s = (const unsigned char *)text;
+    size_t n = strlen(text);
+    fputc('"', f);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        if (c == '"' || c == '\\') {
+            fputc('\\', f);
+            fputc(c, f);
+        } else if (c == '\n') {
+            fputs("\\n", f);
+        } else if (c == '\r') {
+            fputs("\\r", f);
+        } else if (c == '\t') {
+            fputs("\\t", f);
+        } else if (c < 0x20 || c == 0x7F) {
+            fprintf(f, "\\u%04x", c);
+        } else {
+            /* a file name need not be UTF-8: a byte that is not valid
+             * UTF-8 becomes U+FFFD, so the document stays valid JSON */
+            size_t k = utf8_length(s + i, n - i);
+            if (!k) {
+                fputs("\\ufffd", f);
+                i++;
+                continue;
+            }
+            fwrite(s + i, 1, k, f);
+            i += k;
+            continue;
+        }
+        i++;
+    }
+    fputc('"', f);
+}
+
+void cli_json_number(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.9g", v);
+    else
+        fputs("null", f); /* JSON has no NaN or infinity */
+}
+
+void cli_csv_field(FILE *f, const char *text)
+{
+    if (!text)
+        return;
+    /* RFC 4180: quote a field holding a comma, quote or line break, and
+     * double its quotes */
+    if (!strpbrk(text, ",\"\r\n")) {
+        fputs(text, f);
+        return;
+    }
+    fputc('"', f);
+    for (const char *p = text; *p; p++) {
+        if (*p == '"')
+            fputc('"', f);
+        fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+int cli_class_names_resolve(const char *cmd, const char *arg, const cnn_model *m,
+                            cli_class_names *out)
+{
+    if (arg)
+        return cli_class_names_parse(cmd, arg, out);
+    *out = (cli_class_names){0};
+    const char *const *names;
+    int count = cnn_model_class_names(m, &names);
+    if (!count)
+        return CLI_OK;
+    size_t total = 0;
+    for (int k = 0; k < count; k++)
+        total += strlen(names[k]) + 1;
+    out->storage = malloc(total);
+    out->names = calloc((size_t)count, sizeof *out->names);
+    if (!out->storage || !out->names) {
+        cli_class_names_free(out);
+        return cli_failf(cmd, "out of memory");
+    }
+    char *p = out->storage;
+    for (int k = 0; k < count; k++) {
+        size_t n = strlen(names[k]) + 1;
+        memcpy(p, names[k], n);
+        out->names[k] = p;
+        p += n;
+    }
+    out->count = count;
+    return CLI_OK;
+}
