@@ -1,6 +1,7 @@
 /* cnn evaluate MODEL --data DIR | --test-images F --test-labels F: loss and
  * accuracy (cnn_model_evaluate), a confusion matrix and per-class accuracy
  * (from cnn_model_predict). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,9 @@ static const char help[] =
     "                         trained on: see docs/KERAS.md)\n"
     "  --class-names LIST     names for the classes, comma-separated (\"cat,dog\"), or\n"
     "                         fashion-mnist for the ten Fashion-MNIST names\n"
+    "                         (default: the names saved in the model, if any)\n"
+    "  --format F             text (the default) or json: stdout then holds only the\n"
+    "                         results; messages go to stderr\n"
     "  --loss NAME            the loss to report for a model saved without one\n"
     "                         (default sparse_categorical_crossentropy); a saved\n"
     "                         loss is used otherwise\n"
@@ -95,6 +99,53 @@ static void print_report(const int64_t *confusion, int classes, const cli_class_
     }
 }
 
+/* The report as one JSON object: the numbers of the text report, the
+ * confusion matrix as rows (true class) of counts (predicted class). */
+static void print_json(const char *model, int64_t n, const char *loss_name, double loss,
+                       double accuracy, int64_t correct, const int64_t *confusion, int classes,
+                       const cli_class_names *names)
+{
+    printf("{\"model\": ");
+    cli_json_string(stdout, model);
+    printf(",\n \"images\": %lld, \"loss_function\": ", (long long)n);
+    cli_json_string(stdout, loss_name);
+    printf(",\n \"loss\": ");
+    cli_json_number(stdout, loss);
+    printf(", \"accuracy\": ");
+    cli_json_number(stdout, accuracy);
+    printf(", \"correct\": %lld,\n \"class_names\": ", (long long)correct);
+    if (names->count) {
+        putchar('[');
+        for (int k = 0; k < names->count; k++) {
+            printf(k ? ", " : "");
+            cli_json_string(stdout, names->names[k]);
+        }
+        putchar(']');
+    } else {
+        printf("null");
+    }
+    printf(",\n \"confusion_matrix\": [");
+    for (int t = 0; t < classes; t++) {
+        printf(t ? ",\n    [" : "\n    [");
+        for (int p = 0; p < classes; p++)
+            printf(p ? ", %lld" : "%lld", (long long)confusion[t * classes + p]);
+        putchar(']');
+    }
+    printf("],\n \"per_class\": [");
+    for (int t = 0; t < classes; t++) {
+        int64_t total = 0;
+        for (int p = 0; p < classes; p++)
+            total += confusion[t * classes + p];
+        printf("%s\n    {\"class\": %d, \"name\": ", t ? "," : "", t);
+        cli_json_string(stdout, cli_class_name(names, t));
+        printf(", \"accuracy\": ");
+        cli_json_number(stdout, total ? (double)confusion[t * classes + t] / (double)total : NAN);
+        printf(", \"correct\": %lld, \"total\": %lld}", (long long)confusion[t * classes + t],
+               (long long)total);
+    }
+    printf("]}\n");
+}
+
 /* Compiles the model for evaluate when it has no loss, or another is asked. */
 static int ensure_loss(const char *cmd, cnn_model *m, const char *loss_name)
 {
@@ -109,8 +160,9 @@ static int ensure_loss(const char *cmd, cnn_model *m, const char *loss_name)
     return cnn_model_compile(m, cfg) ? cli_fail(cmd) : CLI_OK;
 }
 
-static int evaluate(const char *cmd, cnn_model *m, const cnn_tensor *x, const cnn_tensor *labels,
-                    int batch, const cli_class_names *names, double scale)
+static int evaluate(const char *cmd, const char *model, cnn_model *m, const cnn_tensor *x,
+                    const cnn_tensor *labels, int batch, const cli_class_names *names,
+                    double scale, cli_format format)
 {
     int classes = cli_model_classes(m), units = cnn_model_output_shape(m).dims[0];
     cnn_compile_config cfg;
@@ -141,7 +193,10 @@ static int evaluate(const char *cmd, cnn_model *m, const cnn_tensor *x, const cn
         confusion[t * classes + p]++;
         correct += t == p;
     }
-    if (!rc) {
+    if (!rc && format == CLI_FORMAT_JSON) {
+        print_json(model, n, cli_loss_name(cfg.loss), loss, accuracy, correct, confusion,
+                   classes, names);
+    } else if (!rc) {
         char sc[32];
         cli_format_scale(scale, sc, sizeof sc);
         printf("Evaluated %lld images (loss %s; pixels 0..255 x %s)\n", (long long)n,
@@ -160,7 +215,8 @@ int cli_evaluate(int argc, char **argv)
 {
     const char *cmd = "evaluate";
     cli_data data = {0};
-    const char *class_names = NULL, *loss = NULL, *scale = NULL;
+    const char *class_names = NULL, *loss = NULL, *scale = NULL, *format = NULL;
+    cli_format fmt;
     int batch = 256, threads = 0;
     int64_t max_memory = 0;
     const cli_option opts[] = {
@@ -168,6 +224,7 @@ int cli_evaluate(int argc, char **argv)
         {"test-images", CLI_OPT_STRING, &data.test_images, 0, 0, NULL},
         {"test-labels", CLI_OPT_STRING, &data.test_labels, 0, 0, NULL},
         {"class-names", CLI_OPT_STRING, &class_names, 0, 0, NULL},
+        {"format", CLI_OPT_STRING, &format, 0, 0, NULL},
         {"loss", CLI_OPT_STRING, &loss, 0, 0, NULL},
         {"scale", CLI_OPT_STRING, &scale, 0, 0, NULL},
         {"batch-size", CLI_OPT_INT, &batch, 1, 1 << 30, NULL},
@@ -180,18 +237,18 @@ int cli_evaluate(int argc, char **argv)
     if (rc)
         return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
     if ((rc = cli_data_check(cmd, &data, false, true))
+        || (rc = cli_format_parse(cmd, format, false, &fmt))
         || (scale && (rc = cli_parse_scale(cmd, scale, &data.scale))))
         return rc;
     if (loss && !cli_loss_from_name(loss))
         return cli_usage_error(cmd, "--loss: expected sparse_categorical_crossentropy,"
                                " categorical_crossentropy, binary_crossentropy or mse, got '%s'",
                                loss);
-    cli_class_names names;
-    if ((rc = cli_class_names_parse(cmd, class_names, &names)))
-        return rc;
+    cli_class_names names = {0};
     cnn_model *m = NULL;
     cnn_tensor *x = NULL, *labels = NULL;
-    if ((rc = cli_model_open(cmd, pos[0], 0, max_memory, threads, &m)))
+    if ((rc = cli_model_open(cmd, pos[0], 0, max_memory, threads, &m))
+        || (rc = cli_class_names_resolve(cmd, class_names, m, &names)))
         goto done;
     int classes = cli_model_classes(m);
     if (!classes) {
@@ -210,7 +267,7 @@ int cli_evaluate(int argc, char **argv)
     if ((rc = ensure_loss(cmd, m, loss))
         || (rc = cli_data_load(cmd, &data, NULL, NULL, &x, &labels)))
         goto done;
-    rc = evaluate(cmd, m, x, labels, batch, &names, data.scale);
+    rc = evaluate(cmd, pos[0], m, x, labels, batch, &names, data.scale, fmt);
 done:
     cnn_tensor_free(x);
     cnn_tensor_free(labels);

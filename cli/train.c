@@ -73,6 +73,8 @@ static const char help[] =
     "  --restore-best-weights   EarlyStopping: put back the best epoch's weights\n"
     "  --save-best FILE         ModelCheckpoint(save_best_only): save the model to FILE\n"
     "                           after every epoch that improves the monitored value\n"
+    "                           (with Keras's line: \"Epoch 3: val_loss improved from\n"
+    "                           0.31000 to 0.29000, saving model to FILE\")\n"
     "  --reduce-lr-on-plateau P ReduceLROnPlateau: multiply the rate by\n"
     "                           --reduce-lr-factor (default 0.1) after P epochs\n"
     "                           without improvement, down to --min-lr (default 0)\n"
@@ -86,10 +88,15 @@ static const char help[] =
     "Output:\n"
     "  --save FILE              save the trained model: FILE.keras as Keras 3 saves\n"
     "                           it, FILE.h5 as legacy Keras, else a .cnn file\n"
+    "  --class-names LIST       the classes' names, comma-separated (\"cat,dog\"), or\n"
+    "                           fashion-mnist: kept in the model (.cnn files), so\n"
+    "                           predict and evaluate show them without the option\n"
     "  --checkpoint FILE        where to save a checkpoint after every epoch and\n"
     "                           on Ctrl-C (default: NAME.ckpt.cnn for --save\n"
     "                           NAME.cnn, else cnn-train.ckpt.cnn); it is kept\n"
     "                           after training\n"
+    "  --no-checkpoint          write no checkpoint file (Ctrl-C then stops without\n"
+    "                           saving anything to resume from)\n"
     "  --resume FILE            continue from a checkpoint's training position (also\n"
     "                           mid-epoch): run the same command with --resume added;\n"
     "                           the result equals an uninterrupted run\n"
@@ -114,6 +121,8 @@ typedef struct train_opts {
     int epochs, batch_size, threads;
     const char *optimizer, *loss, *save, *checkpoint, *resume, *history, *plot;
     const char *from, *scale; /* --from FILE (= MODEL), --scale as given */
+    const char *class_names;  /* --class-names as given */
+    bool no_checkpoint;       /* o->checkpoint is then NULL */
     double lr, momentum, validation_split, clipnorm, global_clipnorm;
     bool lr_given, momentum_given, validate_on_test, clipnorm_given, global_clipnorm_given;
     uint64_t seed;
@@ -163,6 +172,9 @@ static bool on_progress(const cnn_progress *p, void *user)
 {
     train_run *r = user;
     cnn_progress_console(p, stdout);
+    char line[4400];
+    if (cnn_progress_checkpoint_line(p, line, sizeof line) > 0)
+        printf("%s\n", line); /* rank 0 only: others print nothing to stdout */
     r->steps = p->steps;
     if (p->event == CNN_PROGRESS_BATCH_END)
         r->steps_done++;
@@ -175,11 +187,13 @@ static bool on_progress(const cnn_progress *p, void *user)
                        (double)cfg.optimizer.learning_rate);
             r->base_lr = cfg.optimizer.learning_rate;
         }
-        if (cnn_model_save(r->m, r->o->checkpoint)) {
-            r->failed = cli_fail(r->cmd);
-            return false;
+        if (r->o->checkpoint) {
+            if (cnn_model_save(r->m, r->o->checkpoint)) {
+                r->failed = cli_fail(r->cmd);
+                return false;
+            }
+            r->checkpoint_epoch = p->epoch;
         }
-        r->checkpoint_epoch = p->epoch;
         cli_epoch e = {p->epoch, p->loss, p->accuracy, p->val_loss, p->val_accuracy};
         if ((r->o->history || r->o->plot) && (r->failed = cli_history_set(r->cmd, &r->history, e)))
             return false;
@@ -224,6 +238,8 @@ static int check_options(const char *cmd, const train_opts *o)
     if ((o->restore_best_weights || o->min_delta > 0) && !o->early_stopping_given)
         return cli_usage_error(cmd, "--restore-best-weights and --min-delta apply to"
                                " --early-stopping");
+    if (o->no_checkpoint && o->checkpoint)
+        return cli_usage_error(cmd, "give --checkpoint FILE or --no-checkpoint, not both");
     if ((o->reduce_lr_factor_given || o->min_lr > 0) && !o->reduce_lr_given)
         return cli_usage_error(cmd, "--reduce-lr-factor and --min-lr apply to"
                                " --reduce-lr-on-plateau");
@@ -358,6 +374,30 @@ static int open_model(const char *cmd, const train_opts *o, const char *model_pa
     return rc;
 }
 
+/* --class-names: stored in the model, so every file saved from it (the
+ * checkpoints, --save-best, --save) carries them. */
+static int set_class_names(const char *cmd, const train_opts *o, cnn_model *m)
+{
+    if (!o->class_names)
+        return CLI_OK;
+    cli_class_names names;
+    int rc = cli_class_names_parse(cmd, o->class_names, &names);
+    if (rc)
+        return rc;
+    if (cnn_model_set_class_names(m, names.names, names.count))
+        rc = cli_usage_error(cmd, "--class-names: %s", cnn_last_error());
+    cli_class_names_free(&names);
+    /* Keras files have no place for them (docs/KERAS.md) */
+    size_t n = o->save ? strlen(o->save) : 0;
+    bool keras = (n >= 6 && strcmp(o->save + n - 6, ".keras") == 0)
+                 || (n >= 3 && strcmp(o->save + n - 3, ".h5") == 0)
+                 || (n >= 5 && strcmp(o->save + n - 5, ".hdf5") == 0);
+    if (!rc && keras)
+        fprintf(stderr, "cnn train: note: %s is a Keras file, which has no place for class"
+                        " names; they are kept in the .cnn checkpoints only\n", o->save);
+    return rc;
+}
+
 /* After Ctrl-C: save the checkpoint and say how to resume. */
 static int interrupted(train_run *r, int argc, char **argv)
 {
@@ -377,6 +417,11 @@ static int interrupted(train_run *r, int argc, char **argv)
             return cli_fail(r->cmd);
         fprintf(stderr, "cnn train: interrupted after the last epoch%s%s\n",
                 o->save ? "; the model is saved to " : "", o->save ? o->save : "");
+        return CLI_INTERRUPTED;
+    }
+    if (!o->checkpoint) {
+        fprintf(stderr, "cnn train: interrupted in epoch %d/%d; nothing was saved"
+                        " (--no-checkpoint)\n", step ? epoch + 1 : epoch, o->epochs);
         return CLI_INTERRUPTED;
     }
     /* Without a step in this run the checkpoint resumed from is still current. */
@@ -439,7 +484,18 @@ static void print_plan(const train_opts *o, const cnn_model *m, const cnn_tensor
     char scale[32];
     cli_format_scale(o->data.scale, scale, sizeof scale);
     printf("Pixels 0..255 x %s\n", scale);
-    printf("Checkpoints: %s (after every epoch and on Ctrl-C)\n", o->checkpoint);
+    if (o->checkpoint)
+        printf("Checkpoints: %s (after every epoch and on Ctrl-C)\n", o->checkpoint);
+    else
+        printf("Checkpoints: none (--no-checkpoint)\n");
+    const char *const *names;
+    int n_names = cnn_model_class_names(m, &names);
+    if (n_names) {
+        printf("Class names (kept in the model): ");
+        for (int k = 0; k < n_names; k++)
+            printf(k ? ", %s" : "%s", names[k]);
+        putchar('\n');
+    }
 }
 
 static int run(const char *cmd, train_opts *o, const char *model_path, int argc, char **argv)
@@ -455,6 +511,8 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
     if ((rc = open_model(cmd, o, model_path, &m, &initial_epoch, &initial_step)))
         return rc;
     r.m = m;
+    if ((rc = set_class_names(cmd, o, m)))
+        goto done;
     if ((rc = cli_data_load(cmd, &o->data, &x, &labels, &tx, &tlabels))
         || (rc = check_images(cmd, m, x)) || (tx && (rc = check_images(cmd, m, tx))))
         goto done;
@@ -527,7 +585,7 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
         rc = interrupted(&r, argc, argv);
     } else if (st) {
         rc = cli_fail(cmd);
-        if (r.checkpoint_epoch)
+        if (r.checkpoint_epoch && o->checkpoint)
             fprintf(stderr, "cnn train: the checkpoint after epoch %d is in %s\n",
                     r.checkpoint_epoch, o->checkpoint);
     } else if (o->save && cli_parallel_rank(o->parallel) == 0 && cli_model_save(m, o->save)) {
@@ -578,6 +636,8 @@ int cli_train(int argc, char **argv)
         {"max-memory", CLI_OPT_BYTES, &o.max_memory, 0, 0, NULL},
         {"save", CLI_OPT_STRING, &o.save, 0, 0, NULL},
         {"checkpoint", CLI_OPT_STRING, &o.checkpoint, 0, 0, NULL},
+        {"no-checkpoint", CLI_OPT_FLAG, &o.no_checkpoint, 0, 0, NULL},
+        {"class-names", CLI_OPT_STRING, &o.class_names, 0, 0, NULL},
         {"resume", CLI_OPT_STRING, &o.resume, 0, 0, NULL},
         {"history", CLI_OPT_STRING, &o.history, 0, 0, NULL},
         {"plot", CLI_OPT_STRING, &o.plot, 0, 0, NULL},
@@ -618,7 +678,7 @@ int cli_train(int argc, char **argv)
     if ((rc = check_options(cmd, &o)))
         return rc;
     char checkpoint[4096];
-    if (!o.checkpoint) {
+    if (!o.checkpoint && !o.no_checkpoint) {
         default_checkpoint(o.save, checkpoint, sizeof checkpoint);
         o.checkpoint = checkpoint;
     }

@@ -194,6 +194,79 @@ png_pred=$(tail -n 1 "$tmp/out")
 run predict "$tmp/m.cnn" "$data/t10k-images-idx3-ubyte" --index 0 --top 1
 if [ "$png_pred" = "$(tail -n 1 "$tmp/out")" ]; then ok; else bad "PNG and IDX predictions differ"; fi
 
+# ---- class names kept in the model; --no-checkpoint; machine-readable output ----
+mkdir -p "$tmp/nockpt"
+if (cd "$tmp/nockpt" && "$cnn" $train --epochs 1 --class-names fashion-mnist --no-checkpoint \
+    --save named.cnn >"$tmp/out" 2>"$tmp/err"); then ok; else bad "train --class-names --no-checkpoint"; fi
+has "$tmp/out" "Checkpoints: none (--no-checkpoint)" "--no-checkpoint announced"
+if [ "$(ls "$tmp/nockpt")" = "named.cnn" ]; then ok; else
+    bad "--no-checkpoint left files behind: $(ls "$tmp/nockpt" | tr '\n' ' ')"; fi
+expect 0 "evaluate names from the model" evaluate "$tmp/nockpt/named.cnn" --data "$data"
+has "$tmp/out" "Ankle boot" "evaluate shows the model's class names"
+expect 0 "predict names from the model" predict "$tmp/nockpt/named.cnn" "$data/item.png" --top 10
+has "$tmp/out" "T-shirt/top" "predict shows the model's class names"
+expect 2 "train --class-names of the wrong count" $train --class-names a,b,c
+has "$tmp/err" "--class-names: class names: 3 names, the model's output has 10 classes" \
+    "wrong class-name count message"
+expect 2 "train --class-names with a duplicate" $train --class-names a,b,c,d,e,f,g,h,i,a
+has "$tmp/err" "name 9 (\"a\") repeats name 0" "duplicate class-name message"
+expect 2 "--checkpoint with --no-checkpoint" $train --checkpoint x.cnn --no-checkpoint
+expect 2 "bad --format" predict "$tmp/m.cnn" "$data/item.png" --format xml
+expect 2 "evaluate --format csv" evaluate "$tmp/m.cnn" --data "$data" --format csv
+# json: stdout is one document (python3 -m json.tool parses it), messages on stderr
+expect 0 "evaluate --format json" evaluate "$tmp/nockpt/named.cnn" --data "$data" --format json
+if python3 -m json.tool "$tmp/out" >/dev/null; then ok; else bad "evaluate JSON does not parse"; fi
+if python3 - "$tmp/out" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["class_names"][9] == "Ankle boot" and r["images"] == 200
+assert sum(map(sum, r["confusion_matrix"])) == 200 and len(r["per_class"]) == 10
+assert r["correct"] == sum(r["confusion_matrix"][k][k] for k in range(10))
+assert abs(r["accuracy"] - r["correct"] / 200) < 1e-6 and r["per_class"][9]["name"] == "Ankle boot"
+EOF
+then ok; else bad "evaluate JSON content"; fi
+expect 0 "predict --format json" predict "$tmp/nockpt/named.cnn" "$data/item.png" \
+    "$data/t10k-images-idx3-ubyte" --top 2 --format json
+if python3 -m json.tool "$tmp/out" >/dev/null; then ok; else bad "predict JSON does not parse"; fi
+has "$tmp/err" "Pixels 0..255" "predict JSON: messages on stderr"
+if python3 - "$tmp/out" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+p = r["predictions"]
+assert len(p) == 201 and r["class_names"][0] == "T-shirt/top"
+assert p[0]["index"] is None and p[1]["index"] == 0 and p[200]["index"] == 199
+for q in p:
+    assert len(q["top"]) == 2 and len(q["probabilities"]) == 10
+    assert q["class"] == q["top"][0]["class"] and q["name"] == r["class_names"][q["class"]]
+    assert abs(sum(q["probabilities"]) - 1) < 1e-4
+assert p[0]["class"] == p[1]["class"]  # the PNG is test image 0
+EOF
+then ok; else bad "predict JSON content"; fi
+# names that need escaping; a model without names gives null
+names=$(printf 'say "hi",back\\slash,tab\tx,d,e,f,g,h,i,caf\303\251')
+expect 0 "predict --format json with escaped names" predict "$tmp/m.cnn" "$data/item.png" \
+    --format json --class-names "$names"
+if python3 -c 'import json,sys; n=json.load(open(sys.argv[1]))["class_names"]; assert n[0]=="say \"hi\"" and n[1]=="back\\slash" and n[2]=="tab\tx" and n[9]=="caf\u00e9", n' "$tmp/out"; then ok; else
+    bad "JSON escaping of class names"; fi
+expect 0 "predict --format json without names" predict "$tmp/m.cnn" "$data/item.png" --format json
+if python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["class_names"] is None and r["predictions"][0]["name"] is None' "$tmp/out"; then ok; else
+    bad "JSON without class names"; fi
+expect 0 "predict --format csv" predict "$tmp/m.cnn" "$data/item.png" "$data/t10k-images-idx3-ubyte" \
+    --format csv --class-names "$names"
+if python3 - "$tmp/out" <<'EOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline='', encoding='utf-8')))
+assert rows[0][:5] == ["image", "index", "class", "name", "probability"], rows[0]
+assert rows[0][5] == 'say "hi"' and rows[0][14] == "caf\u00e9" and len(rows) == 202
+assert all(len(r) == 15 for r in rows) and rows[1][1] == "" and rows[2][1] == "0"
+assert abs(sum(map(float, rows[1][5:])) - 1) < 1e-4
+EOF
+then ok; else bad "predict CSV content"; head -n 2 "$tmp/out" >&2; fi
+if grep -q "Pixels" "$tmp/out"; then bad "predict CSV: a message on stdout"; else ok; fi
+expect 0 "predict --format csv without names" predict "$tmp/m.cnn" "$data/item.png" --format csv
+if head -n 1 "$tmp/out" | grep -q '^image,index,class,name,probability,class_0,.*,class_9$'; then ok; else
+    bad "CSV header without names: $(head -n 1 "$tmp/out")"; fi
+
 # ---- visualize ----
 expect 0 "visualize" visualize "$tmp/m.cnn" "$data/item.png" --out "$tmp/vis"
 has "$tmp/vis/index.html" "1. max_pooling2d <small>(MaxPooling2D)</small>" "index.html names layers"
@@ -237,6 +310,9 @@ expect 0 "callbacks" $bntrain --epochs 3 --validation-split 0.2 --early-stopping
 has "$tmp/out" "EarlyStopping: monitor val_loss, patience 0, restore_best_weights" \
     "EarlyStopping announced"
 has "$tmp/out" "ModelCheckpoint: $tmp/best.cnn when val_loss improves" "ModelCheckpoint announced"
+has "$tmp/out" "Epoch 1: val_loss improved from None to " "ModelCheckpoint's Keras line"
+if grep -q "^Epoch [23]: val_loss \(improved from [0-9]*\.[0-9]\{5\} to [0-9]*\.[0-9]\{5\}, saving model to $tmp/best.cnn\|did not improve from [0-9]*\.[0-9]\{5\}\)$" "$tmp/out"; then ok; else
+    bad "ModelCheckpoint's later lines"; grep "^Epoch [0-9]:" "$tmp/out" >&2; fi
 if [ -f "$tmp/best.cnn" ]; then ok; else bad "--save-best wrote no file"; fi
 expect 2 "step schedule without a rate" $train --lr-schedule step
 has "$tmp/err" "--lr-schedule step needs --lr-decay-rate" "schedule usage message"
