@@ -290,4 +290,19 @@ bool cli_picture_bars(const float *data, int64_t n, cli_canvas *out);
 bool cli_picture_kernels(const float *kernel, int kh, int kw, int in, int filters,
                          cli_canvas *out);
 
+/* ---- textfile.c: text files the tool writes ---------------------------------------- */
+/* A text file (the history CSV, visualize's index.html) is printed into
+ * memory, then saved by the library's atomic writer (cnn_file_write_atomic),
+ * as every other file the tool writes: never seen half-written, mode from
+ * the umask, and only ever replacing a regular file. */
+typedef struct cli_text {
+    FILE *f; /* print into this */
+    char *buf;
+    size_t len;
+} cli_text;
+int cli_text_open(const char *cmd, cli_text *t);
+/* Writes the text as path unless rc says an earlier step failed; frees
+ * the text either way. Returns rc, or the failure to write. */
+int cli_text_save(const char *cmd, cli_text *t, const char *path, int rc);
+
 #endif

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 
@@ -95,35 +94,19 @@ static void put(FILE *f, double v)
 
 int cli_history_write(const char *cmd, const char *path, const cli_history *h)
 {
-    size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    if (!tmp)
-        return cli_failf(cmd, "out of memory");
-    snprintf(tmp, n, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        int rc = cli_failf(cmd, "%s: cannot write: %s", tmp, strerror(errno));
-        free(tmp);
+    cli_text t;
+    int rc = cli_text_open(cmd, &t);
+    if (rc)
         return rc;
-    }
-    fprintf(f, "%s\n", header);
+    fprintf(t.f, "%s\n", header);
     for (int i = 0; i < h->count; i++) {
         const cli_epoch *e = &h->rows[i];
-        fprintf(f, "%d", e->epoch);
-        put(f, e->loss);
-        put(f, e->accuracy);
-        put(f, e->val_loss);
-        put(f, e->val_accuracy);
-        fputc('\n', f);
+        fprintf(t.f, "%d", e->epoch);
+        put(t.f, e->loss);
+        put(t.f, e->accuracy);
+        put(t.f, e->val_loss);
+        put(t.f, e->val_accuracy);
+        fputc('\n', t.f);
     }
-    bool ok = !ferror(f);
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int rc = cli_failf(cmd, "%s: cannot write: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return rc;
-    }
-    free(tmp);
-    return CLI_OK;
+    return cli_text_save(cmd, &t, path, CLI_OK);
 }

@@ -198,9 +198,10 @@ static int write_all(const char *cmd, cnn_model *m, const cnn_tensor *x, const c
     int kernel_layer = -1;
     if (!rc)
         rc = save_kernels(cmd, m, dir, &kernel_layer, kernels, sizeof kernels);
-    FILE *f = rc ? NULL : fopen(index, "w");
-    if (!rc && !f)
-        rc = cli_failf(cmd, "%s: cannot write: %s", index, strerror(errno));
+    cli_text html = {0};
+    if (!rc)
+        rc = cli_text_open(cmd, &html);
+    FILE *f = html.f;
     if (f)
         html_head(f, m, model, image);
     for (int i = 0; !rc && i < cnn_model_layer_count(m); i++) {
@@ -215,12 +216,9 @@ static int write_all(const char *cmd, cnn_model *m, const cnn_tensor *x, const c
         rc = save_picture(cmd, &c, made, dir, file);
         html_layer(f, i, m, file, i == kernel_layer ? kernels : NULL);
     }
-    if (f) {
+    if (f)
         fputs("</body></html>\n", f);
-        bool ok = !ferror(f);
-        if (fclose(f) != 0 || !ok)
-            rc = rc ? rc : cli_failf(cmd, "%s: cannot write", index);
-    }
+    rc = cli_text_save(cmd, &html, index, rc);
     if (!rc)
         printf("Wrote %d layer pictures%s and %s\n", cnn_model_layer_count(m),
                kernel_layer >= 0 ? ", the first Conv2D kernels" : "", index);

@@ -139,6 +139,13 @@ cnn_status cnn_image_resize(const cnn_tensor *image, int rows, int cols, cnn_ten
  * atomically (temporary file, then rename). */
 cnn_status cnn_image_save_png(const char *path, const uint8_t *pixels, int rows, int cols,
                               int channels);
+/* Writes size bytes as the file path, atomically, as the library writes
+ * every file: a temporary file beside it, fsync, rename, fsync of the
+ * directory. A new file gets 0666 & ~umask, a replaced one keeps its mode;
+ * only a regular file (or a symlink to one) is replaced - a directory,
+ * device or FIFO is refused and left untouched. On failure the old file is
+ * intact and no temporary file remains. */
+cnn_status cnn_file_write_atomic(const char *path, const void *bytes, size_t size);
 
 /* ---- Shapes --------------------------------------------------------------- */
 /* The shape of one example (without the batch axis): rank 3 (rows, cols,

@@ -614,7 +614,7 @@ static void test_api(void)
                 "tests/data/no_such_file.model: cannot open: ");
     CHECK(m == NULL);
     CHECK_FAILS(cnn_model_from_description("tests/data", &m), CNN_ERR_IO,
-                "tests/data: expected a regular file, got a directory");
+                "tests/data: expected a regular description file, got a directory");
     CHECK_FAILS(cnn_model_from_description(NULL, &m), CNN_ERR_INVALID_ARGUMENT, "path and out");
     CHECK_FAILS(cnn_model_from_description_memory("x", 1, "n", NULL), CNN_ERR_INVALID_ARGUMENT,
                 "out is NULL");

@@ -64,7 +64,8 @@ int main(void)
     CHECK_FAILS(cnn_image_load_memory("hello world", 11, "text.png", 0, 0, &t), CNN_ERR_FORMAT,
                 "text.png: not a readable image");
     CHECK_FAILS(cnn_image_load_memory(bytes, 0, "empty.png", 0, 0, &t), CNN_ERR_FORMAT, "empty");
-    CHECK_FAILS(cnn_image_load(dir, 0, 0, &t), CNN_ERR_IO, "not a regular file");
+    CHECK_FAILS(cnn_image_load(dir, 0, 0, &t), CNN_ERR_IO,
+                "expected a regular image file, got a directory");
     CHECK_FAILS(cnn_image_load("/nonexistent/x.png", 0, 0, &t), CNN_ERR_IO, "cannot open");
     CHECK_FAILS(cnn_image_load(path, 2, 0, &t), CNN_ERR_INVALID_ARGUMENT, "channels must be");
     CHECK(t == NULL);

@@ -4,15 +4,12 @@
  * docs/DESCRIPTION_FORMAT.md. */
 #include "io/description.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/error.h"
+#include "core/fileio.h"
 
 /* A description is a few hundred bytes by hand and a few hundred KiB from
  * to_json() of a big model; anything far larger is not one. */
@@ -482,68 +479,6 @@ cnn_status cnn_model_from_description_memory(const char *text, size_t size, cons
     return st;
 }
 
-static cnn_status io_error(const char *path, const char *what, int err)
-{
-    char msg[128];
-    if (strerror_r(err, msg, sizeof msg) != 0)
-        snprintf(msg, sizeof msg, "error %d", err);
-    return cnn_fail(CNN_ERR_IO, "%s: %s: %s", path, what, msg);
-}
-
-/* Reads a whole regular file of at most DESC_MAX_BYTES, NUL-terminated. */
-static cnn_status read_file(const char *path, char **text, size_t *size)
-{
-    *text = NULL;
-    /* O_NONBLOCK so that a FIFO does not hang open(); no effect on regular files. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return io_error(path, "cannot open", errno);
-    struct stat sb;
-    cnn_status st = CNN_OK;
-    if (fstat(fd, &sb) != 0)
-        st = io_error(path, "cannot stat", errno);
-    else if (!S_ISREG(sb.st_mode))
-        st = cnn_fail(CNN_ERR_IO, "%s: expected a regular file, got %s", path,
-                      S_ISDIR(sb.st_mode) ? "a directory" : "a special file");
-    else if ((uint64_t)sb.st_size > DESC_MAX_BYTES)
-        st = cnn_fail(CNN_ERR_FORMAT, "%s: %lld bytes is too large for a model description"
-                      " (at most %zu)", path, (long long)sb.st_size, DESC_MAX_BYTES);
-    if (st) {
-        close(fd);
-        return st;
-    }
-    /* One byte more than the size says, to notice a file that grew. */
-    size_t cap = (size_t)sb.st_size + 1, n = 0;
-    char *buf = malloc(cap + 1);
-    if (!buf) {
-        close(fd);
-        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", path);
-    }
-    while (n < cap) {
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            st = io_error(path, "read", errno);
-            break;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (!st && n == cap)
-        st = cnn_fail(CNN_ERR_IO, "%s: the file changed while it was being read", path);
-    if (st) {
-        free(buf);
-        return st;
-    }
-    buf[n] = '\0';
-    *text = buf;
-    *size = n;
-    return CNN_OK;
-}
-
 cnn_status cnn_model_from_description(const char *path, cnn_model **out)
 {
     if (out)
@@ -551,12 +486,12 @@ cnn_status cnn_model_from_description(const char *path, cnn_model **out)
     if (!path || !out)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
                         "cnn_model_from_description: path and out are required");
-    char *text;
+    unsigned char *text;
     size_t size;
-    cnn_status st = read_file(path, &text, &size);
+    cnn_status st = cnn_file_read(path, "description file", DESC_MAX_BYTES, &text, &size);
     if (st)
         return st;
-    st = parse_owned(text, size, path, out);
+    st = parse_owned((char *)text, size, path, out);
     free(text);
     return st;
 }

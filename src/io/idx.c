@@ -21,6 +21,7 @@
 #include <zlib.h>
 
 #include "core/error.h"
+#include "core/fileio.h"
 #include "core/tensor.h"
 
 enum {
@@ -167,14 +168,6 @@ typedef struct idx_reader {
     unsigned char stage[IDX_CHUNK];
 } idx_reader;
 
-static cnn_status idx_io_error(const char *name, const char *what, int err)
-{
-    char msg[128];
-    if (strerror_r(err, msg, sizeof msg) != 0)
-        snprintf(msg, sizeof msg, "error %d", err);
-    return cnn_fail(CNN_ERR_IO, "%s: %s: %s", name, what, msg);
-}
-
 /* Makes the next raw bytes available in r->in (none at the end of input). */
 static cnn_status idx_raw_fill(idx_reader *r)
 {
@@ -191,7 +184,7 @@ static cnn_status idx_raw_fill(idx_reader *r)
             n = read(r->fd, r->inbuf, sizeof r->inbuf);
         while (n < 0 && errno == EINTR);
         if (n < 0)
-            return idx_io_error(r->name, "read", errno);
+            return cnn_io_error(r->name, "read", errno);
         r->in = r->inbuf;
         r->in_len = (size_t)n;
     }
@@ -471,25 +464,15 @@ static cnn_status idx_load_memory(const void *bytes, size_t size, const char *na
 
 static cnn_status idx_load_file(const char *path, idx_expect want, cnn_tensor **out)
 {
-    /* O_NONBLOCK so that a FIFO does not hang open(); no effect on regular files. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return idx_io_error(path, "cannot open", errno);
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        cnn_status st = idx_io_error(path, "cannot stat", errno);
-        close(fd);
+    /* Streamed, not read whole: a file is decoded chunk by chunk (through
+     * zlib when gzipped) straight into its float tensor, so the raw bytes
+     * never take memory beside it; their size is checked against the
+     * header's dimensions instead of a cap of its own (idx_decode). */
+    int fd;
+    size_t size;
+    cnn_status st = cnn_file_open_read(path, "IDX file", UINT64_MAX, &fd, &size);
+    if (st)
         return st;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return cnn_fail(CNN_ERR_IO, "%s: expected a regular IDX file, got %s", path,
-                        S_ISDIR(sb.st_mode)   ? "a directory"
-                        : S_ISCHR(sb.st_mode) ? "a character device"
-                        : S_ISBLK(sb.st_mode) ? "a block device"
-                        : S_ISFIFO(sb.st_mode) ? "a FIFO"
-                                               : "a special file");
-    }
     idx_reader *r = calloc(1, sizeof *r);
     if (!r) {
         close(fd);
@@ -497,14 +480,13 @@ static cnn_status idx_load_file(const char *path, idx_expect want, cnn_tensor **
     }
     r->name = path;
     r->fd = fd;
-    r->raw_size = (uint64_t)sb.st_size;
+    r->raw_size = (uint64_t)size;
     unsigned char head[2];
     ssize_t n;
     do
         n = pread(fd, head, sizeof head, 0);
     while (n < 0 && errno == EINTR);
-    cnn_status st = n < 0 ? idx_io_error(path, "read", errno)
-                          : idx_reader_start(r, head, (size_t)n);
+    st = n < 0 ? cnn_io_error(path, "read", errno) : idx_reader_start(r, head, (size_t)n);
     if (!st)
         st = idx_decode(r, want, out);
     idx_reader_free(r);
@@ -554,11 +536,11 @@ static cnn_status mnist_find(const char *dir, const char *base, char **path)
     if (stat(gz, &sb) == 0)
         *path = gz;
     else if (errno != ENOENT)
-        st = idx_io_error(gz, "cannot access", errno);
+        st = cnn_io_error(gz, "cannot access", errno);
     else if (stat(plain, &sb) == 0)
         *path = plain;
     else if (errno != ENOENT)
-        st = idx_io_error(plain, "cannot access", errno);
+        st = cnn_io_error(plain, "cannot access", errno);
     else
         st = cnn_fail(CNN_ERR_IO, "mnist: expected %s or %s, found neither", gz, plain);
     if (*path != gz)

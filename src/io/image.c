@@ -1,17 +1,15 @@
 /* Images in and out through stb_image / stb_image_write (Debian libstb). */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 
 #include "core/error.h"
+#include "core/fileio.h"
 
 /* ---- A known stb_image 2.27 bug, refused before stb sees the file ---------
  *
@@ -324,38 +322,10 @@ cnn_status cnn_image_load(const char *path, int channels, int64_t max_bytes, cnn
         *out = NULL;
     if (!path || !out)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "image: path and out are required");
-    /* O_NONBLOCK so that a FIFO does not hang open(); no effect on regular files. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return cnn_fail(CNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return cnn_fail(CNN_ERR_IO, "%s: not a regular file", path);
-    }
-    if (sb.st_size > INT_MAX) {
-        close(fd);
-        return cnn_fail(CNN_ERR_FORMAT, "%s: file larger than 2 GiB is not supported", path);
-    }
-    size_t size = (size_t)sb.st_size, got = 0;
-    unsigned char *bytes = malloc(size ? size : 1);
-    if (!bytes) {
-        close(fd);
-        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", path);
-    }
-    cnn_status st = CNN_OK;
-    while (got < size) {
-        ssize_t n = read(fd, bytes + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            st = cnn_fail(CNN_ERR_IO, "%s: read failed: %s", path,
-                          n < 0 ? strerror(errno) : "the file became shorter");
-            break;
-        }
-        got += (size_t)n;
-    }
-    close(fd);
+    /* stb_image counts in int */
+    unsigned char *bytes;
+    size_t size;
+    cnn_status st = cnn_file_read(path, "image file", INT_MAX, &bytes, &size);
     if (!st)
         st = decode(bytes, size, path, channels, max_bytes, out);
     free(bytes);
@@ -394,16 +364,17 @@ cnn_status cnn_image_resize(const cnn_tensor *in, int rows, int cols, cnn_tensor
     return CNN_OK;
 }
 
+/* stb_image_write hands the PNG over in pieces; the first failure is kept. */
 typedef struct {
-    FILE *f;
-    bool failed;
+    cnn_atomic_file *out;
+    cnn_status st;
 } png_sink;
 
 static void write_to_file(void *ctx, void *data, int size)
 {
     png_sink *s = ctx;
-    if (!s->failed && fwrite(data, 1, (size_t)size, s->f) != (size_t)size)
-        s->failed = true;
+    if (!s->st)
+        s->st = cnn_atomic_write(s->out, data, (size_t)size);
 }
 
 cnn_status cnn_image_save_png(const char *path, const uint8_t *pixels, int rows, int cols,
@@ -413,36 +384,13 @@ cnn_status cnn_image_save_png(const char *path, const uint8_t *pixels, int rows,
         || (int64_t)cols * channels > INT_MAX)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
                         "save_png: need a path, pixels, rows and cols >= 1, channels 1..4");
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 16);
-    if (!tmp)
-        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", path);
-    snprintf(tmp, n + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        cnn_status st = cnn_fail(CNN_ERR_IO, "%s: cannot create a temporary file: %s", path,
-                                 strerror(errno));
-        free(tmp);
-        return st;
-    }
-    png_sink sink = {fdopen(fd, "wb"), false};
-    if (!sink.f) {
-        close(fd);
-        sink.failed = true;
-    } else if (!stbi_write_png_to_func(write_to_file, &sink, cols, rows, channels, pixels,
-                                       cols * channels)) {
-        sink.failed = true;
-    }
-    if (sink.f && (fflush(sink.f) != 0 || fsync(fileno(sink.f)) != 0))
-        sink.failed = true;
-    if (sink.f && fclose(sink.f) != 0)
-        sink.failed = true;
-    if (sink.failed || rename(tmp, path) != 0) {
-        cnn_status st = cnn_fail(CNN_ERR_IO, "%s: cannot write the PNG: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return st;
-    }
-    free(tmp);
-    return CNN_OK;
+    cnn_atomic_file out;
+    png_sink sink = {&out, cnn_atomic_open(&out, path)};
+    if (sink.st)
+        return sink.st;
+    if (!stbi_write_png_to_func(write_to_file, &sink, cols, rows, channels, pixels,
+                                cols * channels)
+        && !sink.st)
+        sink.st = cnn_fail(CNN_ERR_NO_MEMORY, "%s: cannot encode the PNG (out of memory)", path);
+    return cnn_atomic_close(&out, sink.st);
 }

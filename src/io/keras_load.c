@@ -19,13 +19,9 @@
  *           layer's name as the group's attribute "name".
  * Every weight's shape is checked against the architecture before it is
  * read; every value must be finite. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/error.h"
 #include "core/fileio.h"
@@ -660,27 +656,9 @@ cnn_status cnn_model_load_keras(const char *path, cnn_model **out, cnn_keras_inf
         memset(info, 0, sizeof *info);
     if (!path || !out)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "load_keras: path and out must not be NULL");
-    /* O_NONBLOCK so that a FIFO does not hang open(); no effect on regular files. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return cnn_io_error(path, "cannot open", errno);
-    struct stat sb;
-    cnn_status st = CNN_OK;
-    if (fstat(fd, &sb) != 0)
-        st = cnn_io_error(path, "cannot stat", errno);
-    else if (!S_ISREG(sb.st_mode))
-        st = cnn_fail(CNN_ERR_IO, "%s: expected a regular file, got %s", path,
-                      S_ISDIR(sb.st_mode) ? "a directory" : "a special file");
-    else if (sb.st_size > CNN_KERAS_MAX_FILE)
-        st = cnn_fail(CNN_ERR_FORMAT, "%s: %lld bytes is more than a Keras file may be (%lld)",
-                      path, (long long)sb.st_size, (long long)CNN_KERAS_MAX_FILE);
-    size_t size = st ? 0 : (size_t)sb.st_size;
-    unsigned char *buf = st ? NULL : malloc(size ? size : 1);
-    if (!st && !buf)
-        st = cnn_fail(CNN_ERR_NO_MEMORY, "%s: cannot allocate %zu bytes to read it", path, size);
-    if (!st)
-        st = cnn_read_exact(fd, buf, size, path);
-    close(fd);
+    unsigned char *buf;
+    size_t size;
+    cnn_status st = cnn_file_read(path, "Keras file", (uint64_t)CNN_KERAS_MAX_FILE, &buf, &size);
     if (!st)
         st = cnn_model_load_keras_memory(buf, size, path, out, info);
     free(buf);

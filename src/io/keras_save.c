@@ -14,16 +14,13 @@
  *           keras_version and one group per layer with attribute
  *           weight_names and the datasets <layer>/<weight>:0.
  *
- * Both are built in memory, then written atomically (a temporary file
- * beside the target, fsync, rename, fsync of the directory). */
-#include <errno.h>
-#include <fcntl.h>
+ * Both are built in memory (HDF5 through its core driver), then written
+ * by the one atomic writer (core/fileio.c: a temporary file beside the
+ * target, fsync, rename, fsync of the directory). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "core/error.h"
 #include "io/keras.h"
@@ -32,80 +29,6 @@
 /* The Keras releases whose layouts these writers follow. */
 #define KERAS3_VERSION "3.14.0"
 #define KERAS2_VERSION "2.15.0"
-
-/* ---- Writing a file atomically --------------------------------------------------------- */
-
-static cnn_status io_error(const char *path, const char *what, int err)
-{
-    char msg[128];
-    if (strerror_r(err, msg, sizeof msg) != 0)
-        snprintf(msg, sizeof msg, "error %d", err);
-    return cnn_fail(CNN_ERR_IO, "%s: %s: %s", path, what, msg);
-}
-
-static cnn_status sync_parent(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else
-        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return io_error(path, "saved, but cannot open its directory to sync it", errno);
-    cnn_status st = CNN_OK;
-    if (fsync(fd) != 0 && errno != EINVAL)
-        st = io_error(path, "saved, but cannot sync its directory", errno);
-    close(fd);
-    return st;
-}
-
-static cnn_status write_atomic(const char *path, const void *bytes, size_t size)
-{
-    static const char suffix[] = ".tmp.XXXXXX";
-    size_t n = strlen(path);
-    char *tmp = malloc(n + sizeof suffix);
-    if (!tmp)
-        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", path);
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, suffix, sizeof suffix);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        cnn_status st = io_error(path, "cannot create a temporary file beside it", errno);
-        free(tmp);
-        return st;
-    }
-    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-    struct stat old;
-    if (stat(path, &old) == 0 && S_ISREG(old.st_mode))
-        (void)fchmod(fd, old.st_mode & 07777);
-    cnn_status st = CNN_OK;
-    const unsigned char *p = bytes;
-    while (size && !st) {
-        ssize_t k = write(fd, p, size);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            st = io_error(path, "cannot write the temporary file", k < 0 ? errno : ENOSPC);
-        else {
-            p += k;
-            size -= (size_t)k;
-        }
-    }
-    if (!st && fsync(fd) != 0)
-        st = io_error(path, "cannot sync the temporary file", errno);
-    if (close(fd) != 0 && !st)
-        st = io_error(path, "cannot close the temporary file", errno);
-    if (!st && rename(tmp, path) != 0)
-        st = io_error(path, "cannot rename the temporary file over it", errno);
-    if (st)
-        unlink(tmp);
-    else
-        st = sync_parent(path);
-    free(tmp);
-    return st;
-}
 
 /* ---- Shared -------------------------------------------------------------------------------- */
 
@@ -261,7 +184,7 @@ cnn_status cnn_model_save_keras(cnn_model *m, const char *path)
         st = cnn_zip_write(members, 3, path, &zip, &zip_size);
     }
     if (!st)
-        st = write_atomic(path, zip, zip_size);
+        st = cnn_file_write_atomic(path, zip, zip_size);
     json_decref(cfg);
     json_decref(md);
     free(config);
@@ -377,7 +300,7 @@ cnn_status cnn_model_save_keras_h5(cnn_model *m, const char *path)
     if (f >= 0)
         H5Fclose(f);
     if (!st)
-        st = write_atomic(path, bytes, size);
+        st = cnn_file_write_atomic(path, bytes, size);
     json_decref(cfg);
     json_decref(tc);
     free(config);

@@ -105,8 +105,7 @@ typedef struct {
     bool counting;
     bool hashing;       /* counting: also the CRC of the bytes (cnn_model_checksum) */
     uint64_t total;     /* counting: bytes so far */
-    int fd;
-    const char *path;   /* the target, for messages */
+    cnn_atomic_file *out;
     uLong crc;          /* over every byte handed to the file so far */
     unsigned char *buf; /* WRITE_BUFFER bytes */
     size_t len;
@@ -115,18 +114,8 @@ typedef struct {
 
 static void write_all(writer *w, const unsigned char *p, size_t n)
 {
-    while (n && !w->st) {
-        ssize_t k = write(w->fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            /* k == 0 on a non-empty write: treat as a full device */
-            w->st = cnn_io_error(w->path, "cannot write the temporary file", k < 0 ? errno : ENOSPC);
-            return;
-        }
-        p += k;
-        n -= (size_t)k;
-    }
+    if (!w->st)
+        w->st = cnn_atomic_write(w->out, p, n);
 }
 
 static void w_flush(writer *w)
@@ -424,90 +413,27 @@ cnn_status cnn_model_checksum(const cnn_model *m, uint32_t *out)
     return CNN_OK;
 }
 
-/* The directory holding path ("." for a bare name), malloc'd. */
-static char *parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    size_t n = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
-    char *dir = malloc(n + 1);
-    if (dir) {
-        memcpy(dir, !slash ? "." : path, n);
-        dir[n] = '\0';
-    }
-    return dir;
-}
-
-/* Makes the rename durable. A file system that cannot sync directories
- * (EINVAL) is accepted: the data itself was synced. */
-static cnn_status sync_dir(const char *path)
-{
-    char *dir = parent_dir(path);
-    if (!dir)
-        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", path);
-    cnn_status st = CNN_OK;
-    int fd = open(dir, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        st = cnn_io_error(path, "saved, but cannot open its directory to sync it", errno);
-    } else {
-        if (fsync(fd) != 0 && errno != EINVAL)
-            st = cnn_io_error(path, "saved, but cannot sync its directory", errno);
-        close(fd);
-    }
-    free(dir);
-    return st;
-}
-
 cnn_status cnn_model_save(cnn_model *m, const char *path)
 {
     if (!m || !path || !*path)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "save: a model and a path are required");
-    static const char suffix[] = ".tmp.XXXXXX";
-    size_t n = strlen(path);
-    char *tmp = malloc(n + sizeof suffix);
     unsigned char *buf = malloc(WRITE_BUFFER);
-    if (!tmp || !buf) {
-        free(tmp);
-        free(buf);
+    if (!buf)
         return cnn_fail(CNN_ERR_NO_MEMORY, "%s: save: out of memory", path);
-    }
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, suffix, sizeof suffix);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        cnn_status st = cnn_io_error(path, "cannot create a temporary file beside it", errno);
-        free(tmp);
+    cnn_atomic_file out;
+    cnn_status st = cnn_atomic_open(&out, path);
+    if (st) {
         free(buf);
         return st;
     }
-    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-    /* Replacing a file keeps its permissions; a new file keeps mkstemp's
-     * 0600 (the umask cannot be read without changing it, which would race
-     * with other threads). Best effort: some file systems refuse chmod. */
-    struct stat old;
-    if (stat(path, &old) == 0 && S_ISREG(old.st_mode))
-        (void)fchmod(fd, old.st_mode & 07777);
-
-    writer w = {.fd = fd, .path = path, .crc = crc32(0L, Z_NULL, 0), .buf = buf};
+    writer w = {.out = &out, .crc = crc32(0L, Z_NULL, 0), .buf = buf};
     write_model(&w, m, file_length(m));
     w_flush(&w);
     unsigned char trailer[CHECKSUM_BYTES];
     put_le(trailer, (uint32_t)w.crc, CHECKSUM_BYTES);
     write_all(&w, trailer, sizeof trailer);
-    cnn_status st = w.st;
-    if (!st && fsync(fd) != 0)
-        st = cnn_io_error(path, "cannot sync the temporary file", errno);
-    if (close(fd) != 0 && !st)
-        st = cnn_io_error(path, "cannot close the temporary file", errno);
-    if (!st && rename(tmp, path) != 0)
-        st = cnn_io_error(path, "cannot rename the temporary file over it", errno);
-    if (st) {
-        unlink(tmp);
-    } else {
-        st = sync_dir(path);
-    }
-    free(tmp);
     free(buf);
-    return st;
+    return cnn_atomic_close(&out, w.st);
 }
 
 /* ---- Loading: step 1, the preamble -------------------------------------------- */
@@ -1306,30 +1232,12 @@ cnn_status cnn_model_load(const char *path, cnn_model **out)
         *out = NULL;
     if (!path || !out)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "load: path and out must not be NULL");
-    /* O_NONBLOCK so that a FIFO does not hang open(); no effect on regular files. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return cnn_io_error(path, "cannot open", errno);
-    struct stat sb;
-    cnn_status st = CNN_OK;
-    if (fstat(fd, &sb) != 0)
-        st = cnn_io_error(path, "cannot stat", errno);
-    else if (!S_ISREG(sb.st_mode))
-        st = cnn_fail(CNN_ERR_IO, "%s: expected a regular model file, got %s", path,
-                      S_ISDIR(sb.st_mode)    ? "a directory"
-                      : S_ISCHR(sb.st_mode)  ? "a character device"
-                      : S_ISBLK(sb.st_mode)  ? "a block device"
-                      : S_ISFIFO(sb.st_mode) ? "a FIFO"
-                                             : "a special file");
-    else if (sb.st_size < 0 || (uint64_t)sb.st_size > MAX_FILE_BYTES
-             || (uint64_t)sb.st_size > SIZE_MAX / 2)
-        st = cnn_fail(CNN_ERR_FORMAT, "%s: the file is %lld bytes, more than a model file may be"
-                      " (%llu)", path, (long long)sb.st_size, (unsigned long long)MAX_FILE_BYTES);
-    if (st) {
-        close(fd);
+    int fd;
+    size_t size;
+    uint64_t most = MAX_FILE_BYTES < SIZE_MAX / 2 ? MAX_FILE_BYTES : SIZE_MAX / 2;
+    cnn_status st = cnn_file_open_read(path, "model file", most, &fd, &size);
+    if (st)
         return st;
-    }
-    size_t size = (size_t)sb.st_size;
     /* The preamble first: a file that is not a model, or whose recorded
      * length is not its size, is refused before its size is allocated. */
     unsigned char head[PREAMBLE_BYTES];
@@ -1354,15 +1262,8 @@ cnn_status cnn_model_load(const char *path, cnn_model **out)
         close(fd);
         return st;
     }
-    unsigned char *buf = malloc(size ? size : 1);
-    if (!buf) {
-        close(fd);
-        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: cannot allocate %zu bytes to read it", path, size);
-    }
-    /* Read exactly size bytes, then make sure nothing follows: a file that
-     * changes while it is read is an error, not a silently cut model. */
-    if (!st)
-        st = cnn_read_exact(fd, buf, size, path);
+    unsigned char *buf;
+    st = cnn_file_read_fd(fd, size, path, &buf);
     close(fd);
     if (!st)
         st = cnn_model_load_memory(buf, size, path, out);
