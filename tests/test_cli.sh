@@ -276,6 +276,27 @@ for f in input.png layer_00_conv2d.png layer_01_max_pooling2d.png layer_04_dense
     check_png "$tmp/vis/$f" "visualize"
 done
 
+# ---- every file written follows the umask, as every Unix tool's do (they were 0600) ----
+for mask in 022 077; do
+    if [ $mask = 022 ]; then want=644 model=m.keras; else want=600 model=m.h5; fi
+    u=$tmp/umask$mask
+    mkdir "$u"
+    (umask $mask && "$cnn" $train --epochs 1 --save "$u/$model" --checkpoint "$u/c.cnn" \
+        --history "$u/h.csv" --plot "$u/p.png" >"$tmp/out" 2>"$tmp/err") || bad "umask $mask: train"
+    (umask $mask && "$cnn" visualize "$tmp/m.cnn" "$data/item.png" --out "$u/vis" \
+        >"$tmp/out" 2>"$tmp/err") || bad "umask $mask: visualize"
+    for f in "$model" c.cnn h.csv p.png vis/index.html vis/input.png vis/layer_00_conv2d.png \
+        vis/kernels_conv2d.png; do
+        got=$(stat -c %a "$u/$f" 2>/dev/null)
+        if [ "$got" = "$want" ]; then ok; else bad "umask $mask: $f has mode '$got', expected $want"; fi
+    done
+done
+# the history CSV replaces only a regular file: a FIFO in its place is refused, and stays
+mkfifo "$tmp/fifo.csv"
+fails_cleanly "history over a FIFO" $train --epochs 1 --history "$tmp/fifo.csv"
+has "$tmp/err" "fifo.csv: expected a regular file to replace, got a FIFO" "history over a FIFO"
+if [ -p "$tmp/fifo.csv" ]; then ok; else bad "the FIFO in the history's place was replaced"; fi
+
 # ---- resuming gives the same model as an uninterrupted run ----
 expect 0 "train 2 epochs in one go" $train --epochs 2 --save "$tmp/a.cnn" --checkpoint "$tmp/a.ckpt"
 expect 0 "train 1 epoch" $train --epochs 1 --checkpoint "$tmp/b.ckpt.cnn"
