@@ -1,3 +1,6 @@
+#include <signal.h>
+#include <sys/resource.h>
+
 #include "test.h"
 
 int test_passed, test_failed;
@@ -30,4 +33,33 @@ int test_finish(const char *name)
 {
     printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);
     return test_failed ? 1 : 0;
+}
+
+const char *test_path(const char *dir, const char *name)
+{
+    static char buf[4][320];
+    static int next;
+    char *p = buf[next++ % 4];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    return p;
+}
+
+cnn_status test_full_disk(long limit, cnn_status (*fn)(void *ctx), void *ctx, char *msg,
+                          size_t cap)
+{
+    struct rlimit saved, small;
+    if (getrlimit(RLIMIT_FSIZE, &saved) != 0)
+        return CNN_OK;
+    small = saved;
+    small.rlim_cur = (rlim_t)limit;
+    void (*handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    cnn_status st = CNN_OK;
+    snprintf(msg, cap, "setrlimit failed");
+    if (setrlimit(RLIMIT_FSIZE, &small) == 0) {
+        st = fn(ctx);
+        snprintf(msg, cap, "%s", cnn_last_error());
+        setrlimit(RLIMIT_FSIZE, &saved);
+    }
+    signal(SIGXFSZ, handler);
+    return st;
 }

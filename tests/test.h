@@ -53,6 +53,15 @@ extern int test_passed, test_failed;
 int test_close(const char *what, const float *a, const float *b, long n, double atol,
                double rtol);
 
+/* dir/name in one of four rotating buffers (so a call may take several). */
+const char *test_path(const char *dir, const char *name);
+
+/* Runs fn(ctx) on a full disk: writes past limit bytes fail with EFBIG
+ * (RLIMIT_FSIZE, SIGXFSZ ignored). Returns its status (CNN_OK when the
+ * limit cannot be set) with cnn_last_error() copied into msg. */
+cnn_status test_full_disk(long limit, cnn_status (*fn)(void *ctx), void *ctx, char *msg,
+                          size_t cap);
+
 /* Prints the summary line and returns the exit status. */
 int test_finish(const char *name);
 

@@ -25,14 +25,7 @@
 
 static char dir[] = "/tmp/cnn_test_bad_input_XXXXXX";
 
-static const char *path_in_dir(const char *name)
-{
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
-    return p;
-}
+static const char *path_in_dir(const char *name) { return test_path(dir, name); }
 
 static double now(void)
 {

@@ -13,9 +13,7 @@
 #define _GNU_SOURCE /* mknod, makedev */
 #include <dirent.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -26,14 +24,7 @@
 static char dir[] = "/tmp/cnn_test_fileio_XXXXXX";
 static cnn_model *model;
 
-static const char *in_dir(const char *name)
-{
-    static char buf[4][320];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
-    return p;
-}
+static const char *in_dir(const char *name) { return test_path(dir, name); }
 
 /* Entries of dir whose name contains ".tmp." (temporary files left over). */
 static int leftovers(void)
@@ -159,25 +150,19 @@ static void test_never_replace_special(void)
 
 /* ---- 3. a failed write leaves the old file ---- */
 
+static cnn_status write_big(void *path)
+{
+    static char big[8192];
+    memset(big, 'x', sizeof big);
+    return cnn_file_write_atomic(path, big, sizeof big);
+}
+
 static void test_failure_keeps_old(void)
 {
     const char *p = in_dir("keep.txt");
     CHECK_OK(cnn_file_write_atomic(p, "old\n", 4));
-    static char big[8192];
-    memset(big, 'x', sizeof big);
-    struct rlimit saved, small;
-    CHECK(getrlimit(RLIMIT_FSIZE, &saved) == 0);
-    small = saved;
-    small.rlim_cur = 1000;
-    void (*handler)(int) = signal(SIGXFSZ, SIG_IGN);
-    cnn_status st = CNN_OK;
-    char msg[512] = "";
-    if (setrlimit(RLIMIT_FSIZE, &small) == 0) {
-        st = cnn_file_write_atomic(p, big, sizeof big);
-        snprintf(msg, sizeof msg, "%s", cnn_last_error());
-        setrlimit(RLIMIT_FSIZE, &saved);
-    }
-    signal(SIGXFSZ, handler);
+    char msg[512];
+    cnn_status st = test_full_disk(1000, write_big, (void *)p, msg, sizeof msg);
     CHECK(st == CNN_ERR_IO && strstr(msg, "keep.txt: cannot write the temporary file: File too"
                                           " large"));
     unsigned char *text = NULL;

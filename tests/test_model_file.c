@@ -4,10 +4,8 @@
  * atomic saving when the disk is full. */
 #include <dirent.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -1020,6 +1018,17 @@ static cnn_model *sized_model(int units)
     return m;
 }
 
+typedef struct {
+    cnn_model *m;
+    const char *path;
+} atomic_save_args;
+
+static cnn_status save_args(void *ctx)
+{
+    atomic_save_args *a = ctx;
+    return cnn_model_save(a->m, a->path);
+}
+
 static void test_atomic_save(void)
 {
     const char *p = path_in_dir("atomic.cnn");
@@ -1030,19 +1039,9 @@ static void test_atomic_save(void)
     unsigned char *before = read_all(p, &n0);
 
     /* a full disk: writes past 1000 bytes fail with EFBIG (SIGXFSZ ignored) */
-    struct rlimit saved_limit, small;
-    CHECK(getrlimit(RLIMIT_FSIZE, &saved_limit) == 0);
-    small = saved_limit;
-    small.rlim_cur = 1000;
-    void (*saved_handler)(int) = signal(SIGXFSZ, SIG_IGN);
-    cnn_status st = CNN_OK;
-    char msg[1024] = "";
-    if (setrlimit(RLIMIT_FSIZE, &small) == 0) {
-        st = cnn_model_save(big, p);
-        snprintf(msg, sizeof msg, "%s", cnn_last_error());
-        setrlimit(RLIMIT_FSIZE, &saved_limit);
-    }
-    signal(SIGXFSZ, saved_handler);
+    char msg[1024];
+    atomic_save_args args = {big, p};
+    cnn_status st = test_full_disk(1000, save_args, &args, msg, sizeof msg);
     if (!(st == CNN_ERR_IO && strstr(msg, "atomic.cnn: cannot write the temporary file: File too large"))) {
         fprintf(stderr, "full disk: got %s: %s\n", cnn_status_name(st), msg);
         CHECK(0);
