@@ -136,7 +136,7 @@ cnn_status cnn_image_load_memory(const void *bytes, size_t size, const char *nam
 /* Bilinear resize of a (1, rows, cols, c) image tensor. */
 cnn_status cnn_image_resize(const cnn_tensor *image, int rows, int cols, cnn_tensor **out);
 /* Writes 8-bit pixels (rows, cols, channels 1..4, row-major) as a PNG file,
- * atomically (temporary file, then rename). */
+ * atomically, as cnn_file_write_atomic writes. */
 cnn_status cnn_image_save_png(const char *path, const uint8_t *pixels, int rows, int cols,
                               int channels);
 /* Writes size bytes as the file path, atomically, as the library writes

@@ -23,15 +23,15 @@
  *      re-validates every value with the library's own messages, compare the
  *      tensor shapes with the inferred ones, then copy weights and state in.
  *
- * Saving streams the same layout through a buffered writer into a temporary
- * file next to the target, then fsync, rename over the target and fsync of
- * the directory, so an existing file is replaced whole or not at all. */
+ * Saving streams the same layout through a buffered writer into the
+ * library's one atomic writer (core/fileio.c: a temporary file next to the
+ * target, fsync, rename over it, fsync of the directory), so an existing
+ * file is replaced whole or not at all; loading reads through its one
+ * reader. */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
