@@ -293,7 +293,8 @@ for mask in 022 077; do
 done
 # the history CSV replaces only a regular file: a FIFO in its place is refused, and stays
 mkfifo "$tmp/fifo.csv"
-fails_cleanly "history over a FIFO" $train --epochs 1 --history "$tmp/fifo.csv"
+fails_cleanly "history over a FIFO" $train --epochs 1 --history "$tmp/fifo.csv" \
+    --checkpoint "$tmp/fifo.ckpt.cnn"
 has "$tmp/err" "fifo.csv: expected a regular file to replace, got a FIFO" "history over a FIFO"
 if [ -p "$tmp/fifo.csv" ]; then ok; else bad "the FIFO in the history's place was replaced"; fi
 
