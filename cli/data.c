@@ -59,9 +59,12 @@ int cli_load_idx_images(const char *cmd, const char *path, double scale, cnn_ten
     if (cnn_dataset_load_idx(path, &x))
         return cli_fail(cmd);
     if (x->rank != 3 && x->rank != 4) {
+        int rank = x->rank; /* read before the tensor is freed */
         cnn_tensor_free(x);
         return cli_failf(cmd, "%s: expected images, an IDX file of rank 3 (count, rows, cols) or"
-                         " 4 (count, rows, cols, channels), got rank %d", path, x->rank);
+                         " 4 (count, rows, cols, channels), got rank %d%s", path, rank,
+                         rank == 1 ? " (labels? check the order of the image and label files)"
+                                   : "");
     }
     /* Pixels 0..255 -> [0, 1], divided as cnn_dataset_load_mnist does, by
      * default; --scale multiplies instead (1 keeps raw values). */

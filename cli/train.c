@@ -456,24 +456,19 @@ static int check_images(const char *cmd, const cnn_model *m, const cnn_tensor *x
                      (long long)x->dims[3], want);
 }
 
-/* Prints what is about to happen. */
-static void print_plan(const train_opts *o, const cnn_model *m, const cnn_tensor *x,
-                       const cnn_tensor *val_x, int initial_epoch, int64_t initial_step)
+/* Prints what is about to happen: n_train and n_val as cnn_fit_split_sizes
+ * gave them. */
+static void print_plan(const train_opts *o, const cnn_model *m, int64_t n_train, int64_t n_val,
+                       int64_t steps, int initial_epoch, int64_t initial_step)
 {
-    int64_t n = x->dims[0], nval = val_x ? val_x->dims[0] : 0;
-    if (o->validation_split > 0) {
-        int64_t split_at = (int64_t)floor((double)n * (1.0 - o->validation_split));
-        nval = n - split_at;
-        n = split_at;
-    }
     const int ranks = cli_parallel_size(o->parallel);
-    int64_t batch = (int64_t)o->batch_size * ranks < n ? (int64_t)o->batch_size * ranks : n;
-    printf("Training on %lld images", (long long)n);
-    if (nval)
-        printf(", validating on %lld", (long long)nval);
+    int64_t batch = (int64_t)o->batch_size * ranks;
+    batch = batch < n_train ? batch : n_train;
+    printf("Training on %lld images", (long long)n_train);
+    if (n_val)
+        printf(", validating on %lld", (long long)n_val);
     printf("; batch size %lld, %lld steps per epoch; %d thread%s", (long long)batch,
-           (long long)((n + batch - 1) / batch), cnn_model_threads(m),
-           cnn_model_threads(m) == 1 ? "" : "s");
+           (long long)steps, cnn_model_threads(m), cnn_model_threads(m) == 1 ? "" : "s");
     if (ranks > 1)
         printf(" per rank; data parallel over %d ranks (MPI), %d examples each per step",
                ranks, o->batch_size);
@@ -498,6 +493,27 @@ static void print_plan(const train_opts *o, const cnn_model *m, const cnn_tensor
     }
 }
 
+/* The training and validation sizes and steps per epoch fit will use, from
+ * the library (fit computes them the same way); an empty part is an error
+ * that says what each would get. */
+static int split_sizes(const char *cmd, const train_opts *o, const cnn_tensor *x,
+                       const cnn_tensor *val_x, int64_t *n_train, int64_t *n_val, int64_t *steps)
+{
+    const float split = val_x ? 0.0f : (float)o->validation_split;
+    int64_t per_step = (int64_t)o->batch_size * cli_parallel_size(o->parallel);
+    if (cnn_fit_split_sizes(x->dims[0], split, per_step, n_train, n_val, steps) == CNN_OK) {
+        if (val_x)
+            *n_val = val_x->dims[0];
+        return CLI_OK;
+    }
+    if (split > 0 && (*n_train || *n_val))
+        return cli_failf(cmd, "--validation-split %g of %lld images would train on %lld and"
+                         " validate on %lld; each part needs at least one image (give a"
+                         " smaller --validation-split or more data)", o->validation_split,
+                         (long long)x->dims[0], (long long)*n_train, (long long)*n_val);
+    return cli_fail(cmd);
+}
+
 static int run(const char *cmd, train_opts *o, const char *model_path, int argc, char **argv)
 {
     cnn_model *m = NULL;
@@ -511,10 +527,13 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
     if ((rc = open_model(cmd, o, model_path, &m, &initial_epoch, &initial_step)))
         return rc;
     r.m = m;
+    int64_t n_train, n_val, steps;
     if ((rc = set_class_names(cmd, o, m)))
         goto done;
     if ((rc = cli_data_load(cmd, &o->data, &x, &labels, &tx, &tlabels))
-        || (rc = check_images(cmd, m, x)) || (tx && (rc = check_images(cmd, m, tx))))
+        || (rc = check_images(cmd, m, x)) || (tx && (rc = check_images(cmd, m, tx)))
+        || (rc = split_sizes(cmd, o, x, o->validate_on_test ? tx : NULL, &n_train, &n_val,
+                             &steps)))
         goto done;
     if (o->resume) {
         cnn_compile_config cfg;
@@ -544,7 +563,7 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
                                  "test targets"};
     if ((rc = cli_parallel_check(cmd, o->parallel, m, data, names, 4)))
         goto done;
-    print_plan(o, m, x, o->validate_on_test ? tx : NULL, initial_epoch, initial_step);
+    print_plan(o, m, n_train, n_val, steps, initial_epoch, initial_step);
 
     if ((rc = cli_interrupt_install(cmd)))
         goto done;
@@ -558,14 +577,7 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
                                  .parallel = cli_parallel_hooks(o->parallel));
     if (!fit.seed)
         fit.seed = 1;
-    int64_t n_train = x->dims[0];
-    if (o->validation_split > 0)
-        n_train = (int64_t)floor((double)n_train * (1.0 - o->validation_split));
-    int64_t batch = (int64_t)o->batch_size * cli_parallel_size(o->parallel);
-    if (batch > n_train)
-        batch = n_train;
-    training_tools(o, o->validate_on_test || o->validation_split > 0,
-                   n_train > 0 ? (n_train + batch - 1) / batch : 1, &fit);
+    training_tools(o, n_val > 0, steps, &fit);
     print_tools(&fit);
     cnn_history *h = NULL;
     cnn_status st = cnn_model_fit(m, x, y, fit, &h);

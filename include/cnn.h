@@ -767,6 +767,16 @@ void cnn_history_free(cnn_history *h);
  * EarlyStopping ends returns CNN_OK (see history->stopped_epoch). */
 cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
                          cnn_fit_config cfg, cnn_history **history_out);
+/* How fit divides n examples, so a caller can say it beforehand: the
+ * first *train train, the last *val = n - *train validate, as Keras's
+ * floor(n * (1 - validation_split)) in double, the float read as the
+ * shortest decimal that gives it (0.1f as 0.1: 8000 -> 7200 + 800); in
+ * *steps optimizer steps per epoch of examples_per_step (batch_size, times
+ * the ranks when data-parallel; the last step is short). Returns
+ * CNN_ERR_INVALID_ARGUMENT if a part would be empty, with *train and *val
+ * the sizes it would have had and *steps 0. */
+cnn_status cnn_fit_split_sizes(int64_t n, float validation_split, int64_t examples_per_step,
+                               int64_t *train, int64_t *val, int64_t *steps);
 /* Epochs completed and steps done in the next epoch by fit so far (saved in
  * the model file, for resuming). */
 void cnn_model_training_position(const cnn_model *m, int *epoch, int64_t *step);

@@ -257,6 +257,67 @@ static void test_training_and_determinism(void)
     cnn_tensor_free(y);
 }
 
+/* Keras splits 8000 examples with validation_split 0.1 into 7200 + 800;
+ * fit once computed 1 - 0.1f in float terms and validated on 801. */
+static bool record_steps(const cnn_progress *p, void *user)
+{
+    *(int64_t *)user = p->steps;
+    return false; /* stop after the first step */
+}
+
+static void test_validation_split_sizes(void)
+{
+    int64_t train = -1, val = -1, steps = -1;
+    CHECK_OK(cnn_fit_split_sizes(8000, 0.1f, 32, &train, &val, &steps));
+    CHECK(train == 7200 && val == 800 && steps == 225);
+    CHECK_OK(cnn_fit_split_sizes(512, 0.1f, 32, &train, &val, &steps));
+    CHECK(train == 460 && val == 52 && steps == 15);
+    CHECK_OK(cnn_fit_split_sizes(100, 0.0f, 1000, &train, &val, &steps));
+    CHECK(train == 100 && val == 0 && steps == 1);
+    CHECK_OK(cnn_fit_split_sizes(10, 0.3f, 3, &train, &val, &steps));
+    CHECK(train == 7 && val == 3 && steps == 3);
+    /* an empty part fails and still says what each part would get */
+    CHECK_FAILS(cnn_fit_split_sizes(20, 0.96f, 32, &train, &val, &steps),
+                CNN_ERR_INVALID_ARGUMENT, "leaves 0 for training and 20 for validation");
+    CHECK(train == 0 && val == 20 && steps == 0);
+    CHECK_OK(cnn_fit_split_sizes(5, 0.1f, 32, &train, &val, &steps));
+    CHECK(train == 4 && val == 1 && steps == 1);
+    CHECK_FAILS(cnn_fit_split_sizes(5, 1e-20f, 32, &train, &val, &steps),
+                CNN_ERR_INVALID_ARGUMENT, "leaves 5 for training and 0 for validation");
+    CHECK(train == 5 && val == 0);
+    CHECK_FAILS(cnn_fit_split_sizes(10, 1.0f, 32, &train, &val, &steps),
+                CNN_ERR_INVALID_ARGUMENT, "validation_split in [0, 1)");
+    CHECK_FAILS(cnn_fit_split_sizes(10, 0.5f, 0, &train, &val, &steps),
+                CNN_ERR_INVALID_ARGUMENT, "examples_per_step >= 1");
+
+    /* fit itself trains on the 7200: with batch_size 1, steps = examples */
+    int64_t dims_x[2] = {8000, 1}, dims_y[1] = {8000};
+    cnn_tensor *x = NULL, *y = NULL;
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_tensor_create(&x, 2, dims_x));
+    CHECK_OK(cnn_tensor_create(&y, 1, dims_y));
+    CHECK_OK(cnn_model_create(&m, cnn_shape_flat(1)));
+    if (!x || !y || !m)
+        goto done;
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 2, .activation = CNN_ACTIVATION_SOFTMAX)));
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                              .optimizer = cnn_sgd())));
+    int64_t seen = 0;
+    CHECK_FAILS(cnn_model_fit(m, x, y, cnn_fit(.batch_size = 1, .validation_split = 0.1f,
+                                               .progress = record_steps, .progress_user = &seen),
+                              NULL),
+                CNN_ERR_INTERRUPTED, "stopped by the progress callback");
+    CHECK(seen == 7200);
+    seen = 0;
+    CHECK_FAILS(cnn_model_fit(m, x, y, cnn_fit(.batch_size = 1, .validation_split = 0.9999f),
+                              NULL),
+                CNN_ERR_INVALID_ARGUMENT, "leaves 0 for training and 8000 for validation");
+done:
+    cnn_model_free(m);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+}
+
 int main(void)
 {
     test_names_and_shape_errors();
@@ -265,5 +326,6 @@ int main(void)
     test_dropout();
     test_optimizers();
     test_training_and_determinism();
+    test_validation_split_sizes();
     return test_finish("test_model");
 }

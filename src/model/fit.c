@@ -1,5 +1,6 @@
 /* fit / evaluate / predict: the training loop over mini-batches. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -251,6 +252,45 @@ static bool report(const cnn_fit_config *cfg, cnn_progress *p)
     return cfg->progress ? cfg->progress(p, cfg->progress_user) : true;
 }
 
+/* The double a float field was written as: the shortest decimal that gives
+ * the float back (0.1f -> 0.1, not 0.100000001490116), so that
+ * validation_split = 0.1f splits 8000 examples 7200/800 as Keras's 0.1 does. */
+static double as_written(float f)
+{
+    for (int digits = 1; digits < 9; digits++) {
+        char text[32];
+        snprintf(text, sizeof text, "%.*g", digits, (double)f);
+        double d = strtod(text, NULL);
+        if ((float)d == f)
+            return d;
+    }
+    return (double)f;
+}
+
+cnn_status cnn_fit_split_sizes(int64_t n, float split, int64_t examples_per_step,
+                               int64_t *train, int64_t *val, int64_t *steps)
+{
+    const double validation_split = as_written(split);
+    *train = *val = *steps = 0;
+    if (n < 1 || examples_per_step < 1 || !(validation_split >= 0 && validation_split < 1))
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "fit: need n >= 1, examples_per_step >= 1 and validation_split in [0, 1),"
+                        " got %lld, %lld and %g",
+                        (long long)n, (long long)examples_per_step, validation_split);
+    /* Keras: split_at = floor(n * (1 - validation_split)) in double; the
+     * last n - split_at examples validate. */
+    *train = validation_split > 0 ? (int64_t)floor((double)n * (1.0 - validation_split)) : n;
+    *val = n - *train;
+    if (*train < 1 || (validation_split > 0 && *val < 1))
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "fit: validation_split %g of %lld examples leaves %lld for training and"
+                        " %lld for validation; each part needs at least one",
+                        validation_split, (long long)n, (long long)*train, (long long)*val);
+    /* the last step takes what is left */
+    *steps = (*train + examples_per_step - 1) / examples_per_step;
+    return CNN_OK;
+}
+
 cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
                          cnn_fit_config cfg, cnn_history **history_out)
 {
@@ -289,17 +329,18 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
             return st;
         val = (data_view){cfg.validation_x->data, cfg.validation_y->data,
                           cfg.validation_x->dims[0], x_row, y_row};
-    } else if (cfg.validation_split > 0) {
-        /* Keras: the last fraction, before any shuffling */
-        int64_t split_at = (int64_t)floor((double)x->dims[0] * (1.0 - cfg.validation_split));
-        if (split_at < 1 || split_at >= x->dims[0])
-            return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
-                            "fit: validation_split %g of %lld examples leaves an empty set",
-                            (double)cfg.validation_split, (long long)x->dims[0]);
-        train.count = split_at;
-        val = (data_view){x->data + split_at * x_row, y->data + split_at * y_row,
-                          x->dims[0] - split_at, x_row, y_row};
     }
+    /* Keras: the last fraction validates, taken before any shuffling; the
+     * same sizes and steps as cnn_fit_split_sizes tells the caller */
+    const float split = val.count ? 0 : cfg.validation_split;
+    const int64_t ranks = cfg.parallel && cfg.parallel->size > 1 ? cfg.parallel->size : 1;
+    int64_t steps, n_val;
+    if ((st = cnn_fit_split_sizes(x->dims[0], split, (int64_t)cfg.batch_size * ranks,
+                                  &train.count, &n_val, &steps)))
+        return st;
+    if (n_val)
+        val = (data_view){x->data + train.count * x_row, y->data + train.count * y_row, n_val,
+                          x_row, y_row};
     int batch = cfg.batch_size;
     if (batch > train.count)
         batch = (int)train.count;
@@ -336,7 +377,6 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
         cb.c.model_checkpoint.path = NULL; /* rank 0 writes the files */
     const uint64_t shuffle_seed = cfg.seed ? cfg.seed : m->seed ^ 0x5eed5eed5eedull;
     const uint64_t aug_seed = aug->seed ? aug->seed : shuffle_seed ^ 0xa06e47a71017ull;
-    const int64_t steps = (train.count + per_step - 1) / per_step;
     float *bx = m->arena.input, *by = m->arena.target;
     double lr = m->opt.learning_rate;
     if (cfg.parallel) {
