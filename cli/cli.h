@@ -99,6 +99,11 @@ int cli_model_open_keras(const char *cmd, const char *path, uint64_t seed, int64
  * version and whether its training config (optimizer, loss, Adam's state)
  * is used. Nothing for other files. */
 void cli_keras_describe(const char *path, const cnn_keras_info *keras);
+/* For commands whose results need trained weights (predict, evaluate,
+ * visualize): when path is a description, says on stderr that its weights
+ * are random and names a saved model beside it (NAME.cnn, NAME.keras,
+ * NAME.h5 for NAME.model) if there is one. */
+void cli_warn_untrained(const char *cmd, const char *path);
 /* Saves by the name's extension: .keras (Keras 3), .h5 or .hdf5 (legacy
  * Keras), anything else the library's .cnn format. */
 cnn_status cli_model_save(cnn_model *m, const char *path);
@@ -184,6 +189,32 @@ typedef struct cli_input_options {
     double scale;  /* pixel values 0..255 are multiplied by it; 0 = 1/255 */
     int64_t index; /* for IDX files: one image, or -1 for all */
 } cli_input_options;
+/* The input-preparation options, one implementation for every command
+ * that reads pixels: the same names, the same meaning and the same help
+ * words. The rows go into a command's option table; scale_text receives
+ * --scale as written, for cli_input_scale. --scale alone (train,
+ * evaluate: IDX data) is CLI_SCALE_OPTION. */
+#define CLI_SCALE_OPTION(scale_text) {"scale", CLI_OPT_STRING, (scale_text), 0, 0, NULL}
+#define CLI_INPUT_OPTIONS(in, scale_text)                                                    \
+    {"resize", CLI_OPT_FLAG, &(in)->resize, 0, 0, NULL},                                     \
+    {"invert", CLI_OPT_FLAG, &(in)->invert, 0, 0, NULL}, CLI_SCALE_OPTION(scale_text)
+/* Their help, a section of its own so that it reads the same everywhere. */
+#define CLI_HELP_SCALE                                                                       \
+    "  --scale S            multiply pixel values 0..255 by S: 1/255 (the default)\n"        \
+    "                       gives [0, 1], 1 keeps raw values; it must be what the\n"          \
+    "                       model was trained on (see docs/KERAS.md)\n"
+#define CLI_HELP_INPUT                                                                       \
+    "  --resize             fit images to the model: bilinear resize and conversion\n"       \
+    "                       to its channels (grey or RGB)\n"                                  \
+    "  --invert             use 255 - pixel, before --scale (dark drawings on white\n"        \
+    "                       paper for a model trained on MNIST's light on dark)\n"            \
+    CLI_HELP_SCALE
+/* Parses scale_text (NULL: the default, 0) into *scale; CLI_USAGE if
+ * malformed. */
+int cli_input_scale(const char *cmd, const char *scale_text, double *scale);
+/* "Pixels 0..255 x 1/255, inverted" for a command's first output line. */
+void cli_input_describe(const cli_input_options *o, FILE *out);
+
 /* Loads path (PNG, JPEG, BMP, PGM/PPM, ... or an IDX file of images) as
  * model input (n, rows, cols, channels). *first receives the index of the
  * first image (for IDX files). */

@@ -29,6 +29,14 @@ int cli_compile(const char *cmd, cnn_model *m, const cli_compile_options *o, cnn
         cfg.loss = cli_loss_from_name(o->loss);
     if (o->optimizer && cli_optimizer_from_name(o->optimizer) != cfg.optimizer.kind)
         cfg.optimizer = (cnn_optimizer){.kind = cli_optimizer_from_name(o->optimizer)};
+    /* Here the optimizer is known (adam by default, or the saved one), so
+     * --momentum without --optimizer is caught as well. */
+    if (o->momentum_given && cfg.optimizer.kind == CNN_OPTIMIZER_ADAM)
+        return cli_usage_error(cmd, "--momentum applies to sgd and rmsprop, not adam%s; give"
+                               " --optimizer sgd or --optimizer rmsprop with it",
+                               o->optimizer ? ""
+                               : compiled ? " (the saved model's optimizer)"
+                                          : " (the default optimizer)");
     if (o->lr_given)
         cfg.optimizer.learning_rate = (float)o->lr;
     if (o->momentum_given)

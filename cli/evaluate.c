@@ -22,9 +22,6 @@ static const char help[] =
     "                         files are used\n"
     "  --test-images FILE     IDX images, with\n"
     "  --test-labels FILE     IDX labels (integers 0..classes-1)\n"
-    "  --scale S              multiply pixel values 0..255 by S: 1/255 (the default)\n"
-    "                         gives [0, 1], 1 keeps raw values (what the model was\n"
-    "                         trained on: see docs/KERAS.md)\n"
     "  --class-names LIST     names for the classes, comma-separated (\"cat,dog\"), or\n"
     "                         fashion-mnist for the ten Fashion-MNIST names\n"
     "                         (default: the names saved in the model, if any)\n"
@@ -36,7 +33,10 @@ static const char help[] =
     "  --batch-size B         images per forward pass (default 256)\n"
     "  --threads T            worker threads (default 0: all cores)\n"
     "  --max-memory BYTES     the memory budget (default 4G; suffixes K, M, G)\n"
-    "  -h, --help             show this help\n";
+    "  -h, --help             show this help\n"
+    "\n"
+    "Pixels (the same option in every command):\n"
+    CLI_HELP_SCALE;
 
 /* The predicted class of each row of probabilities (n, units). */
 static int predicted(const float *p, int units)
@@ -226,7 +226,7 @@ int cli_evaluate(int argc, char **argv)
         {"class-names", CLI_OPT_STRING, &class_names, 0, 0, NULL},
         {"format", CLI_OPT_STRING, &format, 0, 0, NULL},
         {"loss", CLI_OPT_STRING, &loss, 0, 0, NULL},
-        {"scale", CLI_OPT_STRING, &scale, 0, 0, NULL},
+        CLI_SCALE_OPTION(&scale),
         {"batch-size", CLI_OPT_INT, &batch, 1, 1 << 30, NULL},
         {"threads", CLI_OPT_INT, &threads, 0, 1024, NULL},
         {"max-memory", CLI_OPT_BYTES, &max_memory, 0, 0, NULL},
@@ -238,7 +238,7 @@ int cli_evaluate(int argc, char **argv)
         return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
     if ((rc = cli_data_check(cmd, &data, false, true))
         || (rc = cli_format_parse(cmd, format, false, &fmt))
-        || (scale && (rc = cli_parse_scale(cmd, scale, &data.scale))))
+        || (rc = cli_input_scale(cmd, scale, &data.scale)))
         return rc;
     if (loss && !cli_loss_from_name(loss))
         return cli_usage_error(cmd, "--loss: expected sparse_categorical_crossentropy,"
@@ -250,6 +250,7 @@ int cli_evaluate(int argc, char **argv)
     if ((rc = cli_model_open(cmd, pos[0], 0, max_memory, threads, &m))
         || (rc = cli_class_names_resolve(cmd, class_names, m, &names)))
         goto done;
+    cli_warn_untrained(cmd, pos[0]);
     int classes = cli_model_classes(m);
     if (!classes) {
         char shape[48];

@@ -161,3 +161,16 @@ int cli_input_load(const char *cmd, const cnn_model *m, const char *path,
     }
     return rc;
 }
+
+int cli_input_scale(const char *cmd, const char *scale_text, double *scale)
+{
+    *scale = 0;
+    return scale_text ? cli_parse_scale(cmd, scale_text, scale) : CLI_OK;
+}
+
+void cli_input_describe(const cli_input_options *o, FILE *out)
+{
+    char sc[32];
+    cli_format_scale(o->scale, sc, sizeof sc);
+    fprintf(out, "Pixels 0..255 x %s%s\n", sc, o->invert ? ", inverted (255 - pixel)" : "");
+}

@@ -136,6 +136,38 @@ void cli_keras_describe(const char *path, const cnn_keras_info *k)
         printf("Fresh optimizer state: %s\n", k->not_restored);
 }
 
+void cli_warn_untrained(const char *cmd, const char *path)
+{
+    if (cli_is_model_file(path) || cli_is_keras_file(path))
+        return;
+    /* NAME.model -> NAME.cnn etc.: what `cnn train NAME.model --save` is
+     * usually given; the extension is what follows the last dot of the
+     * file name */
+    const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
+    size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - path) : strlen(path);
+    static const char *const saved[] = {".cnn", ".keras", ".h5"};
+    char near[4200] = "";
+    for (size_t i = 0; i < sizeof saved / sizeof saved[0] && !near[0] && stem < 4096; i++) {
+        snprintf(near, sizeof near, "%.*s%s", (int)stem, path, saved[i]);
+        if (!(cli_is_model_file(near) || cli_is_keras_file(near)) || strcmp(near, path) == 0)
+            near[0] = '\0';
+        else {
+            FILE *f = fopen(near, "rb"); /* .cnn is recognised by its name alone */
+            if (!f)
+                near[0] = '\0';
+            else
+                fclose(f);
+        }
+    }
+    fprintf(stderr, "cnn %s: warning: %s is a model description, so its weights are random"
+                    " (untrained) and the results below mean nothing", cmd, path);
+    if (near[0])
+        fprintf(stderr, "; did you mean the saved model %s?\n", near);
+    else
+        fprintf(stderr, "; train it first (cnn train %s ... --save NAME.cnn) and use the saved"
+                        " file\n", path);
+}
+
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), k = strlen(suffix);

@@ -18,12 +18,6 @@ static const char help[] =
     "Options:\n"
     "  --top K              how many classes to show (default 3)\n"
     "  --index I            for IDX files: only image I (0-based)\n"
-    "  --resize             fit images to the model: bilinear resize and\n"
-    "                       conversion to its channels (grey or RGB)\n"
-    "  --invert             use 255 - pixel (dark digits on white paper vs MNIST's\n"
-    "                       white on black)\n"
-    "  --scale S            multiply pixel values 0..255 by S: 1/255 (the default)\n"
-    "                       gives [0, 1], 1 keeps raw values (see docs/KERAS.md)\n"
     "  --class-names LIST   names for the classes, comma-separated, or fashion-mnist\n"
     "                       (default: the names saved in the model, if any)\n"
     "  --format F           text (the default), json or csv: stdout then holds only\n"
@@ -33,6 +27,9 @@ static const char help[] =
     "  --threads T          worker threads (default 0: all cores)\n"
     "  --max-memory BYTES   the memory budget (default 4G; suffixes K, M, G)\n"
     "  -h, --help           show this help\n"
+    "\n"
+    "Pixels (the same options in every command):\n"
+    CLI_HELP_INPUT
     "\n"
     "An image that cannot be read or does not fit is reported on stderr; the others\n"
     "are still predicted, and the exit status is 1.\n";
@@ -200,9 +197,7 @@ int cli_predict(int argc, char **argv)
     const cli_option opts[] = {
         {"top", CLI_OPT_INT, &top, 1, 1 << 30, NULL},
         {"index", CLI_OPT_INT, &index, 0, 2147483647.0, NULL},
-        {"resize", CLI_OPT_FLAG, &in.resize, 0, 0, NULL},
-        {"invert", CLI_OPT_FLAG, &in.invert, 0, 0, NULL},
-        {"scale", CLI_OPT_STRING, &scale, 0, 0, NULL},
+        CLI_INPUT_OPTIONS(&in, &scale),
         {"class-names", CLI_OPT_STRING, &class_names, 0, 0, NULL},
         {"format", CLI_OPT_STRING, &format, 0, 0, NULL},
         {"batch-size", CLI_OPT_INT, &batch, 1, 1 << 30, NULL},
@@ -221,7 +216,7 @@ int cli_predict(int argc, char **argv)
     in.index = index;
     predict_out out = {.top = top, .first = true};
     if ((rc = cli_format_parse(cmd, format, true, &out.format))
-        || (scale && (rc = cli_parse_scale(cmd, scale, &in.scale)))) {
+        || (rc = cli_input_scale(cmd, scale, &in.scale))) {
         free(pos);
         return rc;
     }
@@ -231,6 +226,7 @@ int cli_predict(int argc, char **argv)
         || (rc = cli_class_names_resolve(cmd, class_names, m, &names)))
         goto done;
     out.names = &names;
+    cli_warn_untrained(cmd, pos[0]);
     int classes = cli_model_classes(m);
     if (!classes) {
         rc = cli_failf(cmd, "%s: the model's output is not a vector of class scores", pos[0]);
@@ -241,11 +237,8 @@ int cli_predict(int argc, char **argv)
                              names.count, classes);
         goto done;
     }
-    char sc[32];
-    cli_format_scale(in.scale, sc, sizeof sc);
     /* with --format json|csv, stdout holds only the results */
-    fprintf(out.format == CLI_FORMAT_TEXT ? stdout : stderr, "Pixels 0..255 x %s%s\n", sc,
-            in.invert ? ", inverted" : "");
+    cli_input_describe(&in, out.format == CLI_FORMAT_TEXT ? stdout : stderr);
     if (out.format == CLI_FORMAT_JSON) {
         printf("{\"model\": ");
         cli_json_string(stdout, pos[0]);

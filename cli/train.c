@@ -18,10 +18,7 @@ static const char help[] =
     "with the Keras progress bar, and saves it with --save.\n"
     "\n"
     "Data (IDX files, plain or .gz; pixels are scaled to [0, 1] and given a channel\n"
-    "axis, as for MNIST):\n"
-    "  --scale S                multiply pixel values 0..255 by S instead of 1/255:\n"
-    "                           1 keeps raw values (what some Keras models expect,\n"
-    "                           see docs/KERAS.md)\n"
+    "axis, as for MNIST, unless --scale says otherwise):\n"
     "  --data DIR               the MNIST layout: train-images-idx3-ubyte[.gz],\n"
     "                           train-labels-idx1-ubyte[.gz], t10k-images-...,\n"
     "                           t10k-labels-...\n"
@@ -31,6 +28,9 @@ static const char help[] =
     "  --validation-split F     validate on the last fraction F of the training data\n"
     "                           (taken before shuffling, as Keras does; default 0)\n"
     "  --validate-on-test       validate on the test data after every epoch instead\n"
+    "\n"
+    "Pixels (the same option in every command):\n"
+    CLI_HELP_SCALE
     "\n"
     "Training:\n"
     "  --epochs N               the number of epochs (default 1); with --resume\n"
@@ -218,9 +218,12 @@ static int check_options(const char *cmd, const train_opts *o)
         return cli_usage_error(cmd, "--loss: expected sparse_categorical_crossentropy,"
                                " categorical_crossentropy, binary_crossentropy or mse, got '%s'",
                                o->loss);
+    /* checked early when adam is written; cli_compile checks the default
+     * and a saved model's optimizer */
     if (o->momentum_given && o->optimizer && cli_optimizer_from_name(o->optimizer)
                                                  == CNN_OPTIMIZER_ADAM)
-        return cli_usage_error(cmd, "--momentum applies to sgd and rmsprop, not adam");
+        return cli_usage_error(cmd, "--momentum applies to sgd and rmsprop, not adam; give"
+                               " --optimizer sgd or --optimizer rmsprop with it");
     if (o->validate_on_test && o->validation_split > 0)
         return cli_usage_error(cmd, "give --validation-split or --validate-on-test, not both");
     if (o->clipnorm_given && o->global_clipnorm_given)
@@ -672,7 +675,7 @@ int cli_train(int argc, char **argv)
         {"augment-shift", CLI_OPT_INT, &o.augment_shift, 0, 1024, NULL},
         {"augment-rotation", CLI_OPT_REAL, &o.augment_rotation, 0, 180, NULL},
         {"from", CLI_OPT_STRING, &o.from, 0, 0, NULL},
-        {"scale", CLI_OPT_STRING, &o.scale, 0, 0, NULL},
+        CLI_SCALE_OPTION(&o.scale),
         {NULL, 0, NULL, 0, 0, NULL},
     };
     const char *pos[1];
@@ -685,7 +688,7 @@ int cli_train(int argc, char **argv)
         return cli_usage_error(cmd, "missing MODEL (or --from FILE)");
     if (o.from)
         pos[0] = o.from;
-    if (o.scale && (rc = cli_parse_scale(cmd, o.scale, &o.data.scale)))
+    if ((rc = cli_input_scale(cmd, o.scale, &o.data.scale)))
         return rc;
     if ((rc = check_options(cmd, &o)))
         return rc;

@@ -23,20 +23,24 @@ static const char help[] =
     "  index.html              all of them in order with each layer's name, type and\n"
     "                          output shape\n"
     "IMAGE is a PNG, JPEG, BMP, PGM/PPM file or an IDX file of images (--index picks\n"
-    "one; default the first). MODEL may also be a description (random weights).\n"
+    "one; default the first). MODEL may also be a description: its weights are then\n"
+    "random, and a warning on stderr says so.\n"
     "\n"
     "Options:\n"
     "  --out DIR            the output directory (required)\n"
     "  --index I            for IDX files: image I (0-based, default 0)\n"
-    "  --resize             fit the image to the model (resize, convert channels)\n"
-    "  --invert             use 1 - pixel\n"
     "  --threads T          worker threads (default 0: all cores)\n"
     "  --max-memory BYTES   the memory budget (default 4G; suffixes K, M, G)\n"
-    "  -h, --help           show this help\n";
+    "  -h, --help           show this help\n"
+    "\n"
+    "Pixels (the same options in every command):\n"
+    CLI_HELP_INPUT;
 
-/* The image as the model sees it: grey or RGB, enlarged like the maps. */
-static int save_input(const char *cmd, const cnn_tensor *x, const char *path)
+/* The image as the model sees it: grey or RGB, enlarged like the maps;
+ * white is the brightest input value, 255 x scale (0 = 1/255: 1). */
+static int save_input(const char *cmd, const cnn_tensor *x, double scale, const char *path)
 {
+    const float white = scale == 0 ? 1.0f : (float)(255.0 * scale);
     int rows = (int)x->dims[1], cols = (int)x->dims[2], ch = (int)x->dims[3];
     if (ch != 1 && ch != 3) {
         cli_canvas c;
@@ -56,7 +60,7 @@ static int save_input(const char *cmd, const cnn_tensor *x, const char *path)
             const float *p = x->data + ((int64_t)(y / f * step) * cols + xx / f * step) * ch;
             uint8_t v[3];
             for (int k = 0; k < 3; k++) {
-                float t = p[ch == 3 ? k : 0];
+                float t = p[ch == 3 ? k : 0] / white;
                 t = t < 0 ? 0 : t > 1 ? 1 : t;
                 v[k] = (uint8_t)(t * 255.0f + 0.5f);
             }
@@ -189,11 +193,11 @@ static void html_head(FILE *f, const cnn_model *m, const char *model, const char
                "<img src=\"input.png\" alt=\"input\"></div>\n", shape);
 }
 
-static int write_all(const char *cmd, cnn_model *m, const cnn_tensor *x, const char *dir,
-                     const char *model, const char *image)
+static int write_all(const char *cmd, cnn_model *m, const cnn_tensor *x, double scale,
+                     const char *dir, const char *model, const char *image)
 {
     char *input = join(dir, "input.png"), *index = join(dir, "index.html");
-    int rc = input && index ? save_input(cmd, x, input) : cli_failf(cmd, "out of memory");
+    int rc = input && index ? save_input(cmd, x, scale, input) : cli_failf(cmd, "out of memory");
     char kernels[128];
     int kernel_layer = -1;
     if (!rc)
@@ -229,15 +233,14 @@ static int write_all(const char *cmd, cnn_model *m, const cnn_tensor *x, const c
 
 int cli_visualize(int argc, char **argv)
 {
-    const char *cmd = "visualize", *dir = NULL;
+    const char *cmd = "visualize", *dir = NULL, *scale = NULL;
     cli_input_options in = {.index = 0};
     int threads = 0, index = 0;
     int64_t max_memory = 0;
     const cli_option opts[] = {
         {"out", CLI_OPT_STRING, &dir, 0, 0, NULL},
         {"index", CLI_OPT_INT, &index, 0, 2147483647.0, NULL},
-        {"resize", CLI_OPT_FLAG, &in.resize, 0, 0, NULL},
-        {"invert", CLI_OPT_FLAG, &in.invert, 0, 0, NULL},
+        CLI_INPUT_OPTIONS(&in, &scale),
         {"threads", CLI_OPT_INT, &threads, 0, 1024, NULL},
         {"max-memory", CLI_OPT_BYTES, &max_memory, 0, 0, NULL},
         {NULL, 0, NULL, 0, 0, NULL},
@@ -248,6 +251,8 @@ int cli_visualize(int argc, char **argv)
         return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
     if (!dir)
         return cli_usage_error(cmd, "--out DIR is required");
+    if ((rc = cli_input_scale(cmd, scale, &in.scale)))
+        return rc;
     in.index = index;
     cnn_model *m = NULL;
     cnn_tensor *x = NULL;
@@ -256,6 +261,7 @@ int cli_visualize(int argc, char **argv)
     if ((rc = cli_model_open(cmd, pos[0], 0, max_memory, threads, &m))
         || (rc = cli_input_load(cmd, m, pos[1], &in, &x, &first)))
         goto done;
+    cli_warn_untrained(cmd, pos[0]);
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         rc = cli_failf(cmd, "%s: cannot create the directory: %s", dir, strerror(errno));
         goto done;
@@ -264,7 +270,8 @@ int cli_visualize(int argc, char **argv)
         rc = cli_fail(cmd);
         goto done;
     }
-    rc = write_all(cmd, m, x, dir, pos[0], pos[1]);
+    cli_input_describe(&in, stdout);
+    rc = write_all(cmd, m, x, in.scale, dir, pos[0], pos[1]);
 done:
     cnn_tensor_free(x);
     cnn_model_free(m);

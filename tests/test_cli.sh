@@ -395,5 +395,67 @@ fails_cleanly "labels that do not match" train "$tmp/small.model" --threads 1 \
 fails_cleanly "data that do not fit the model" train "$root/examples/seed.model" --data "$data"
 fails_cleanly "model too big to train" train "$tmp/big.model" --data "$data"
 
+# ---- a new user's first hour (issue 12) ----
+# the image and label files swapped: the rank read before the tensor is freed
+fails_cleanly "swapped train files" train "$tmp/small.model" --threads 1 \
+    --train-images "$data/train-labels-idx1-ubyte" --train-labels "$data/train-images-idx3-ubyte"
+has "$tmp/err" "got rank 1 (labels? check the order" "swapped files name rank 1"
+fails_cleanly "swapped test files" evaluate "$tmp/m.cnn" \
+    --test-images "$data/t10k-labels-idx1-ubyte" --test-labels "$data/t10k-images-idx3-ubyte"
+has "$tmp/err" "got rank 1 " "evaluate: swapped files name rank 1"
+fails_cleanly "labels given to predict" predict "$tmp/m.cnn" "$data/t10k-labels-idx1-ubyte"
+has "$tmp/err" "got rank 1 " "predict: labels name rank 1"
+# the split printed is the split trained on; an empty part is an error, not SIGFPE
+python3 - "$data" "$tmp" <<'PY'
+import sys
+data, out = sys.argv[1], sys.argv[2]
+for kind, row in (('images', 784), ('labels', 1)):
+    src = open('%s/train-%s-idx%d-ubyte' % (data, kind, 3 if row > 1 else 1), 'rb').read()
+    head = 16 if row > 1 else 8
+    body = src[head:head + 20 * row]
+    open('%s/twenty-%s' % (out, kind), 'wb').write(src[:4] + (20).to_bytes(4, 'big') + src[8:head] + body)
+PY
+fails_cleanly "validation split leaving no training data" train "$tmp/small.model" --threads 1 \
+    --train-images "$tmp/twenty-images" --train-labels "$tmp/twenty-labels" --validation-split 0.96
+has "$tmp/err" "--validation-split 0.96 of 20 images would train on 0 and validate on 20" \
+    "empty split message"
+expect 0 "validation split sizes printed" $train --epochs 1 --validation-split 0.1 \
+    --checkpoint "$tmp/split.ckpt"
+has "$tmp/out" "Training on 460 images, validating on 52; batch size 32, 15 steps per epoch" \
+    "split sizes and steps"
+# --momentum is a usage error with adam, written or the default
+expect 2 "--momentum with the default optimizer" $train --momentum 0.9
+has "$tmp/err" "--momentum applies to sgd and rmsprop, not adam (the default optimizer)" \
+    "momentum with default adam message"
+expect 2 "--momentum with --optimizer adam" $train --momentum 0.9 --optimizer adam
+expect 2 "--momentum with a saved adam model" train "$tmp/m.cnn" --data "$data" --momentum 0.9
+has "$tmp/err" "not adam (the saved model's optimizer)" "momentum with saved adam message"
+# the input options: the same words in predict and visualize, --scale in visualize
+for c in predict visualize; do
+    run "$c" --help
+    sed -n '/^Pixels (/,/^$/p' "$tmp/out" | grep -v '^$' >"$tmp/pixels-$c"
+done
+if [ -s "$tmp/pixels-predict" ] && cmp -s "$tmp/pixels-predict" "$tmp/pixels-visualize"; then ok; else
+    bad "predict and visualize describe their pixel options differently"; fi
+has "$tmp/pixels-visualize" "--scale S" "visualize --help shows --scale"
+has "$tmp/pixels-visualize" "255 - pixel" "visualize --invert is 255 - pixel"
+expect 0 "visualize --scale 1 --invert" visualize "$tmp/m.cnn" "$data/item.png" --out "$tmp/vis1" \
+    --scale 1 --invert
+has "$tmp/out" "Pixels 0..255 x 1, inverted (255 - pixel)" "visualize states its pixels"
+if cmp -s "$tmp/vis/layer_04_dense.png" "$tmp/vis1/layer_04_dense.png"; then
+    bad "visualize --scale 1 --invert changed nothing"; else ok; fi
+expect 2 "visualize --scale malformed" visualize "$tmp/m.cnn" "$data/item.png" --out "$tmp/vis1" \
+    --scale x
+# a description's random weights are called what they are
+expect 0 "evaluate a description" evaluate "$tmp/small.model" --data "$data"
+has "$tmp/err" "warning: $tmp/small.model is a model description, so its weights are random" \
+    "evaluate warns about untrained weights"
+cp "$tmp/small.model" "$tmp/near.model"
+cp "$tmp/m.cnn" "$tmp/near.cnn"
+expect 0 "predict with a description beside a saved model" predict "$tmp/near.model" "$data/item.png"
+has "$tmp/err" "did you mean the saved model $tmp/near.cnn?" "predict names the saved model"
+expect 0 "predict a saved model" predict "$tmp/m.cnn" "$data/item.png"
+if [ -s "$tmp/err" ]; then bad "predict of a saved model warns: $(cat "$tmp/err")"; else ok; fi
+
 echo "test_cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
