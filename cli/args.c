@@ -61,19 +61,67 @@ static int distance(const char *a, const char *b)
     return row[n];
 }
 
-static int unknown_option(const char *cmd, const char *name, size_t len, const cli_option *opts)
+/* True if b is a's words' initials: "learning-rate" -> "lr". */
+static bool initials(const char *a, const char *b)
 {
-    char given[64];
-    snprintf(given, sizeof given, "%.*s", (int)(len < 63 ? len : 63), name);
+    if (strlen(b) < 2)
+        return false;
+    for (const char *w = a; *w; b++) {
+        if (*b != *w)
+            return false;
+        w += strcspn(w, "-");
+        w += *w == '-';
+    }
+    return *b == '\0';
+}
+
+/* True if the shorter of a and b is the longer's first word(s):
+ * "batch" and "batch-size", "out" and "output" (3 letters at least). */
+static bool word_prefix(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    const char *s = na < nb ? a : b, *l = na < nb ? b : a;
+    size_t ns = na < nb ? na : nb;
+    return ns >= 3 && ns < strlen(l) && strncmp(s, l, ns) == 0;
+}
+
+/* The option a mistyped or misremembered name most likely meant: the same
+ * name spelt with _ (Keras's batch_size), a small typo (--epoch), its
+ * initials (--learning-rate for --lr) or one being the other's first
+ * word(s) (--batch-size for summary's --batch). NULL if none. */
+static const char *suggest_option(const char *given, const cli_option *opts)
+{
+    char norm[64];
+    size_t i = 0;
+    for (; given[i] && i + 1 < sizeof norm; i++)
+        norm[i] = given[i] == '_' ? '-' : (char)(given[i] >= 'A' && given[i] <= 'Z'
+                                                     ? given[i] - 'A' + 'a' : given[i]);
+    norm[i] = '\0';
     const char *best = NULL;
     int best_d = 3;
     for (const cli_option *o = opts; o->name; o++) {
-        int d = distance(given, o->name);
-        if (d < best_d) {
+        if (strcmp(norm, o->name) == 0)
+            return o->name;
+        /* a typo: at most a third of the name (1 or 2 edits), so that
+         * --foo does not become --from */
+        int d = distance(norm, o->name), limit = (int)strlen(o->name) / 3;
+        limit = limit < 1 ? 1 : limit > 2 ? 2 : limit;
+        if (d <= limit && d < best_d) {
             best_d = d;
             best = o->name;
         }
     }
+    for (const cli_option *o = opts; !best && o->name; o++)
+        if (initials(norm, o->name) || word_prefix(norm, o->name))
+            best = o->name;
+    return best;
+}
+
+static int unknown_option(const char *cmd, const char *name, size_t len, const cli_option *opts)
+{
+    char given[64];
+    snprintf(given, sizeof given, "%.*s", (int)(len < 63 ? len : 63), name);
+    const char *best = suggest_option(given, opts);
     if (best)
         return cli_usage_error(cmd, "unknown option '--%s' (did you mean '--%s'?)", given, best);
     return cli_usage_error(cmd, "unknown option '--%s'", given);

@@ -16,7 +16,8 @@ static const char help[] =
     "An image must have the model's size and channels, unless --resize is given.\n"
     "\n"
     "Options:\n"
-    "  --top K              how many classes to show (default 3)\n"
+    "  --top K              how many classes to show (default 3; all of them if K\n"
+    "                       is larger than the number of classes)\n"
     "  --index I            for IDX files: only image I (0-based)\n"
     "  --class-names LIST   names for the classes, comma-separated, or fashion-mnist\n"
     "                       (default: the names saved in the model, if any)\n"
@@ -144,14 +145,21 @@ static bool print_top(predict_out *o, const char *label, const char *path, int64
         free(order);
         return true;
     }
+    /* --top larger than the classes shows them all; rank and class numbers
+     * get the width of the largest, so "10." lines up under " 9." */
+    char digits[16];
+    int rank_w = snprintf(digits, sizeof digits, "%d", shown);
+    int class_w = snprintf(digits, sizeof digits, "%d", units - 1);
+    class_w = class_w < 3 ? 3 : class_w;
     printf("%s\n", label);
     for (int r = 0; r < shown; r++) {
         const char *name = cli_class_name(names, order[r]);
         if (name)
-            printf("  %d. %-3d %-*s %.4f\n", r + 1, order[r], name_width(names), name,
-                   (double)out[order[r]]);
+            printf("  %*d. %-*d %-*s %.4f\n", rank_w, r + 1, class_w, order[r],
+                   name_width(names), name, (double)out[order[r]]);
         else
-            printf("  %d. %-3d %.4f\n", r + 1, order[r], (double)out[order[r]]);
+            printf("  %*d. %-*d %.4f\n", rank_w, r + 1, class_w, order[r],
+                   (double)out[order[r]]);
     }
     free(order);
     return true;

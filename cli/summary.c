@@ -9,9 +9,10 @@
 static const char help[] =
     "Usage: cnn summary MODEL [--batch B] [--max-memory BYTES]\n"
     "\n"
-    "Prints the Keras summary table of MODEL (a description or a saved .cnn model)\n"
-    "and whether its weights fit the memory budget. Nothing is allocated to do so,\n"
-    "so the table of a model too big to build still prints.\n"
+    "Prints the Keras summary table of MODEL (a description, a saved .cnn model or\n"
+    "a Keras model file, .h5 or .keras) and whether its weights fit the memory\n"
+    "budget. A description's weights are not allocated to do so, so the table of\n"
+    "a model too big to build still prints.\n"
     "\n"
     "Options:\n"
     "  --batch B            also show the memory training and inference need for a\n"

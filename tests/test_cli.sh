@@ -457,5 +457,34 @@ has "$tmp/err" "did you mean the saved model $tmp/near.cnn?" "predict names the 
 expect 0 "predict a saved model" predict "$tmp/m.cnn" "$data/item.png"
 if [ -s "$tmp/err" ]; then bad "predict of a saved model warns: $(cat "$tmp/err")"; else ok; fi
 
+# did you mean: initials, a shorter or longer first word, Keras's underscores
+expect 2 "--learning-rate" $train --learning-rate 0.01
+has "$tmp/err" "unknown option '--learning-rate' (did you mean '--lr'?)" "--learning-rate suggests --lr"
+expect 2 "summary --batch-size" summary "$tmp/small.model" --batch-size 32
+has "$tmp/err" "(did you mean '--batch'?)" "summary --batch-size suggests --batch"
+expect 2 "--batch_size" $train --batch_size 8
+has "$tmp/err" "(did you mean '--batch-size'?)" "--batch_size suggests --batch-size"
+expect 2 "--output" visualize "$tmp/m.cnn" "$data/item.png" --output "$tmp/vis"
+has "$tmp/err" "(did you mean '--out'?)" "--output suggests --out"
+expect 2 "--foo" $train --foo 1
+if grep -q "did you mean" "$tmp/err"; then bad "--foo got a suggestion: $(cat "$tmp/err")"; else ok; fi
+printf 'input shape=28,28,1\nConv2D 4 3 activation=rleu\n' >"$tmp/typo.model"
+fails_cleanly "misspelt activation" summary "$tmp/typo.model"
+has "$tmp/err" "got 'rleu' (did you mean 'relu'?)" "activation suggestion"
+# --top larger than the classes: all of them, the columns aligned
+expect 0 "predict --top 20 of 10 classes" predict "$tmp/m.cnn" "$data/item.png" --top 20
+if [ "$(grep -c '^ *[0-9]*\. ' "$tmp/out")" -eq 10 ] \
+    && [ "$(grep '^ *[0-9]*\. ' "$tmp/out" | awk '{ print length($0) }' | sort -u | wc -l)" -eq 1 ] \
+    && grep -q '^   1\. ' "$tmp/out" && grep -q '^  10\. ' "$tmp/out"; then ok; else
+    bad "predict --top 20: rows not 10 or not aligned"; cat "$tmp/out" >&2; fi
+# a model without Flatten fails before training starts, naming the layer
+printf 'input shape=28,28,1\nConv2D 4 3\nDense 10 activation=softmax\n' >"$tmp/noflat.model"
+fails_cleanly "Dense on a rank-3 output" train "$tmp/noflat.model" --data "$data" --threads 1
+has "$tmp/err" "from layer dense (Dense), has shape (26, 26, 10)" "no-Flatten message names the layer"
+has "$tmp/err" "add Flatten" "no-Flatten message suggests Flatten"
+if grep -q "^Epoch" "$tmp/out"; then bad "no-Flatten model started an epoch"; else ok; fi
+expect 0 "summary --help" summary --help
+has "$tmp/out" "Keras model file, .h5 or .keras" "summary --help names Keras files"
+
 echo "test_cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -784,6 +784,23 @@ static void test_new_kinds(void)
                                      " [left, right]]");
 }
 
+/* A misspelt activation gets a suggestion, another Keras name does not. */
+static void test_activation_suggestions(void)
+{
+    PARSE_FAILS("input shape=28,28,1\nConv2D 4 3 activation=rleu\n", CNN_ERR_FORMAT,
+                "t.model:2:23: Conv2D activation: expected relu, sigmoid, tanh, softmax or linear,"
+                " got 'rleu' (did you mean 'relu'?)");
+    PARSE_FAILS("input shape=4\nDense 3 activation=softmx\n", CNN_ERR_FORMAT,
+                "got 'softmx' (did you mean 'softmax'?)");
+    PARSE_FAILS("input shape=4\nDense 3 activation=elu\n", CNN_ERR_FORMAT, "got 'elu'");
+    CHECK(strstr(cnn_last_error(), "did you mean") == NULL);
+    PARSE_FAILS("input shape=4\nDense 3 activation=swishy\n", CNN_ERR_FORMAT, "got 'swishy'");
+    CHECK(strstr(cnn_last_error(), "did you mean") == NULL);
+    JSON_LAYER_FAILS("{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 3,"
+                     " \"activation\": \"sigmod\"}}",
+                     CNN_ERR_FORMAT, "got \"sigmod\" (did you mean \"sigmoid\"?)");
+}
+
 int main(void)
 {
     test_new_kinds();
@@ -793,5 +810,6 @@ int main(void)
     test_json();
     test_json_errors();
     test_api();
+    test_activation_suggestions();
     return test_finish("test_description");
 }

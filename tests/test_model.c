@@ -318,6 +318,44 @@ done:
     cnn_tensor_free(y);
 }
 
+/* A rank-3 output (Dense after Conv2D, no Flatten) fails at compile, before
+ * training, naming the layer; it once failed in fit's first step. */
+static void test_output_needs_flatten(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(6, 6, 1)));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {3, 3})));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = CNN_ACTIVATION_SOFTMAX)));
+    CHECK_FAILS(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                                 .optimizer = cnn_adam())),
+                CNN_ERR_SHAPE, "from layer dense (Dense), has shape (4, 4, 3)");
+    CHECK(strstr(cnn_last_error(), "add Flatten") != NULL);
+    cnn_model_free(m);
+    /* Dense on rank 3 is still a layer like any other before Flatten (Keras) */
+    m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(6, 6, 1)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3)));
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_MSE, .optimizer = cnn_sgd())));
+    cnn_model_free(m);
+}
+
+/* cnn_model_load on a Keras file says which loader reads it. */
+static void test_load_keras_file_hint(void)
+{
+    static const unsigned char h5[16] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    static const unsigned char zip[16] = {'P', 'K', 3, 4};
+    cnn_model *m = NULL;
+    CHECK_FAILS(cnn_model_load_memory(h5, sizeof h5, "model.h5", &m), CNN_ERR_FORMAT,
+                "it is a Keras file (.h5 or .keras); load it with cnn_model_load_keras");
+    CHECK_FAILS(cnn_model_load_memory(zip, sizeof zip, "model.keras", &m), CNN_ERR_FORMAT,
+                "load it with cnn_model_load_keras");
+    static const unsigned char other[16] = "NOTAMODELATALL!";
+    CHECK_FAILS(cnn_model_load_memory(other, sizeof other, "x.cnn", &m), CNN_ERR_FORMAT,
+                "(not a cnn model file)");
+    CHECK(m == NULL);
+}
+
 int main(void)
 {
     test_names_and_shape_errors();
@@ -327,5 +365,7 @@ int main(void)
     test_optimizers();
     test_training_and_determinism();
     test_validation_split_sizes();
+    test_output_needs_flatten();
+    test_load_keras_file_hint();
     return test_finish("test_model");
 }

@@ -301,20 +301,45 @@ void cnn_desc_keys(const cnn_desc_kind *k, char *buf, size_t size)
     }
 }
 
+static const struct {
+    const char *name;
+    cnn_activation value;
+} activation_names[] = {
+    {"linear", CNN_ACTIVATION_LINEAR}, {"None", CNN_ACTIVATION_LINEAR},
+    {"relu", CNN_ACTIVATION_RELU},     {"sigmoid", CNN_ACTIVATION_SIGMOID},
+    {"tanh", CNN_ACTIVATION_TANH},     {"softmax", CNN_ACTIVATION_SOFTMAX},
+};
+#define N_ACTIVATION_NAMES (sizeof activation_names / sizeof activation_names[0])
+
 int cnn_desc_activation_from_name(const char *s, size_t len)
 {
-    static const struct {
-        const char *name;
-        cnn_activation value;
-    } names[] = {
-        {"linear", CNN_ACTIVATION_LINEAR}, {"None", CNN_ACTIVATION_LINEAR},
-        {"relu", CNN_ACTIVATION_RELU},     {"sigmoid", CNN_ACTIVATION_SIGMOID},
-        {"tanh", CNN_ACTIVATION_TANH},     {"softmax", CNN_ACTIVATION_SOFTMAX},
-    };
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (word_is_nocase(s, len, names[i].name))
-            return (int)names[i].value;
+    for (size_t i = 0; i < N_ACTIVATION_NAMES; i++)
+        if (word_is_nocase(s, len, activation_names[i].name))
+            return (int)activation_names[i].value;
     return -1;
+}
+
+const char *cnn_desc_suggest_activation(const char *word, size_t len)
+{
+    /* another Keras activation is not a misspelling: "elu" is no "relu" */
+    static const char *const keras_only[] = {"elu", "selu", "gelu", "silu", "swish", "mish",
+                                             "relu6", "softplus", "softsign", "exponential",
+                                             "hard_sigmoid", "leaky_relu", "log_softmax"};
+    for (size_t i = 0; i < sizeof keras_only / sizeof keras_only[0]; i++)
+        if (word_is_nocase(word, len, keras_only[i]))
+            return NULL;
+    /* names are short: two edits (a swapped pair, "rleu") are allowed
+     * where half the name stays */
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (size_t i = 0; i < N_ACTIVATION_NAMES; i++) {
+        size_t d = edit_distance(word, len, activation_names[i].name);
+        if (d < best_d && 2 * d <= strlen(activation_names[i].name)) {
+            best = activation_names[i].name;
+            best_d = d;
+        }
+    }
+    return best;
 }
 
 int cnn_desc_padding_from_name(const char *s, size_t len)

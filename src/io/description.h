@@ -101,6 +101,8 @@ const char *cnn_desc_target_shape(cnn_desc_value *v, const int *ints, int n);
  * linear), -1 if unknown. */
 int cnn_desc_activation_from_name(const char *s, size_t len);
 int cnn_desc_padding_from_name(const char *s, size_t len);
+/* The closest activation name to a misspelt one ("rleu"), NULL if none. */
+const char *cnn_desc_suggest_activation(const char *word, size_t len);
 /* What the value parsers say they expected, for error messages. */
 #define CNN_DESC_ACTIVATIONS "relu, sigmoid, tanh, softmax or linear"
 

@@ -238,9 +238,12 @@ static cnn_status parse_value(text_parser *p, const cnn_desc_arg *a, const char 
         return CNN_OK;
     case CNN_DESC_ACTIVATION:
         unquote(&s, &n);
-        if ((out->choice = cnn_desc_activation_from_name(s, n)) < 0)
+        if ((out->choice = cnn_desc_activation_from_name(s, n)) < 0) {
+            const char *near = cnn_desc_suggest_activation(s, n);
             return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected " CNN_DESC_ACTIVATIONS
-                           ", got '%.*s'", what, key, SHOW(s, n));
+                           ", got '%.*s'%s%s%s", what, key, SHOW(s, n),
+                           near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+        }
         return CNN_OK;
     case CNN_DESC_USE_BIAS:
         if ((n == 4 && (!memcmp(s, "true", 4) || !memcmp(s, "True", 4))))

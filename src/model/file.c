@@ -449,9 +449,16 @@ static cnn_status check_preamble(const unsigned char *b, size_t size, const char
         for (size_t i = 0; i < have; i++)
             snprintf(got + 3 * i, sizeof got - 3 * i, "%02x ", b[i]);
         got[have ? 3 * have - 1 : 0] = '\0';
+        /* HDF5's signature (.h5) or a zip archive (.keras): a Keras file */
+        static const unsigned char hdf5[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+        const bool keras = (size >= 8 && memcmp(b, hdf5, 8) == 0)
+                        || (size >= 4 && memcmp(b, "PK\x03\x04", 4) == 0);
         return cnn_fail(CNN_ERR_FORMAT,
-                        "%s: header: expected magic \"%s\", got %s (not a cnn model file)", name,
-                        FILE_MAGIC, got);
+                        "%s: header: expected magic \"%s\", got %s (not a cnn model file%s)",
+                        name, FILE_MAGIC, got,
+                        keras ? ": it is a Keras file (.h5 or .keras); load it with"
+                                " cnn_model_load_keras"
+                              : "");
     }
     if (size < MAGIC_BYTES + 4)
         return cnn_fail(CNN_ERR_FORMAT,

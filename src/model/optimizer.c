@@ -243,6 +243,19 @@ cnn_status cnn_model_compile(cnn_model *m, cnn_compile_config cfg)
                         "compile: loss must be categorical_crossentropy,"
                         " sparse_categorical_crossentropy, binary_crossentropy or mse (got %d)",
                         (int)cfg.loss);
+    /* Every loss compares one vector per example: a rank-3 output (Dense
+     * after Conv2D works pixel by pixel, as in Keras) would otherwise fail
+     * only in the first training step. */
+    const cnn_shape out = cnn_model_output_shape(m);
+    if (out.rank != 1) {
+        const char *last = m->n_layers ? m->layers[m->n_layers - 1]->name : "input";
+        const char *type = m->n_layers ? m->layers[m->n_layers - 1]->ops->type_name : "Input";
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "compile: the model's output, from layer %s (%s), has shape (%d, %d, %d);"
+                        " a loss needs one vector per example: add Flatten (or"
+                        " GlobalAveragePooling2D) before the last Dense",
+                        last, type, out.dims[0], out.dims[1], out.dims[2]);
+    }
     cnn_status st = cnn_model_ensure_gradients(m);
     if (st)
         return st;
