@@ -528,7 +528,8 @@ typedef struct cnn_compile_config {
 #define cnn_compile(...) ((cnn_compile_config){__VA_ARGS__})
 
 /* Sets the loss and optimizer and resets the optimizer state. The metric is
- * accuracy (argmax for multi-class outputs, threshold 0.5 for one output). */
+ * accuracy (argmax for multi-class outputs, threshold 0.5 for one output).
+ * CNN_ERR_SHAPE if the output is not one vector per example (add Flatten). */
 cnn_status cnn_model_compile(cnn_model *m, cnn_compile_config cfg);
 /* The loss and optimizer (Keras defaults filled in) of a compiled model,
  * e.g. one loaded from a .cnn file; CNN_ERR_STATE if it is not compiled. */
