@@ -35,7 +35,7 @@ static const char help[] =
     "  --max-memory BYTES     the memory budget (default 4G; suffixes K, M, G)\n"
     "  -h, --help             show this help\n"
     "\n"
-    "Pixels (the same option in every command):\n"
+    "Pixels (this option means the same in every command):\n"
     CLI_HELP_SCALE;
 
 /* The predicted class of each row of probabilities (n, units). */

@@ -29,7 +29,7 @@ static const char help[] =
     "  --max-memory BYTES   the memory budget (default 4G; suffixes K, M, G)\n"
     "  -h, --help           show this help\n"
     "\n"
-    "Pixels (the same options in every command):\n"
+    "Pixels (these options mean the same in every command):\n"
     CLI_HELP_INPUT
     "\n"
     "An image that cannot be read or does not fit is reported on stderr; the others\n"

@@ -29,7 +29,7 @@ static const char help[] =
     "                           (taken before shuffling, as Keras does; default 0)\n"
     "  --validate-on-test       validate on the test data after every epoch instead\n"
     "\n"
-    "Pixels (the same option in every command):\n"
+    "Pixels (this option means the same in every command):\n"
     CLI_HELP_SCALE
     "\n"
     "Training:\n"
@@ -39,7 +39,7 @@ static const char help[] =
     "  --optimizer NAME         sgd, adam or rmsprop (default adam)\n"
     "  --lr X                   learning rate (default: the optimizer's Keras\n"
     "                           default: sgd 0.01, adam 0.001, rmsprop 0.001)\n"
-    "  --momentum M             momentum for sgd and rmsprop (default 0)\n"
+    "  --momentum M             momentum for sgd and rmsprop, not adam (default 0)\n"
     "  --loss NAME              sparse_categorical_crossentropy (the default:\n"
     "                           integer labels), categorical_crossentropy\n"
     "                           (labels made one-hot),\n"

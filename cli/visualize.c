@@ -33,7 +33,7 @@ static const char help[] =
     "  --max-memory BYTES   the memory budget (default 4G; suffixes K, M, G)\n"
     "  -h, --help           show this help\n"
     "\n"
-    "Pixels (the same options in every command):\n"
+    "Pixels (these options mean the same in every command):\n"
     CLI_HELP_INPUT;
 
 /* The image as the model sees it: grey or RGB, enlarged like the maps;

@@ -438,6 +438,14 @@ done
 if [ -s "$tmp/pixels-predict" ] && cmp -s "$tmp/pixels-predict" "$tmp/pixels-visualize"; then ok; else
     bad "predict and visualize describe their pixel options differently"; fi
 has "$tmp/pixels-visualize" "--scale S" "visualize --help shows --scale"
+for c in train evaluate predict visualize; do
+    run "$c" --help
+    grep -A 2 '^  --scale S ' "$tmp/out" >"$tmp/scale-$c"
+done
+if [ -s "$tmp/scale-train" ] && cmp -s "$tmp/scale-train" "$tmp/scale-evaluate" \
+    && cmp -s "$tmp/scale-train" "$tmp/scale-predict" \
+    && cmp -s "$tmp/scale-train" "$tmp/scale-visualize"; then ok; else
+    bad "--scale is described differently by train, evaluate, predict and visualize"; fi
 has "$tmp/pixels-visualize" "255 - pixel" "visualize --invert is 255 - pixel"
 expect 0 "visualize --scale 1 --invert" visualize "$tmp/m.cnn" "$data/item.png" --out "$tmp/vis1" \
     --scale 1 --invert
