@@ -1,9 +1,10 @@
 #include <signal.h>
 #include <sys/resource.h>
+#include <stdlib.h>
 
 #include "test.h"
 
-int test_passed, test_failed;
+int test_passed, test_failed, test_skipped;
 
 int test_close(const char *what, const float *a, const float *b, long n, double atol,
                double rtol)
@@ -29,9 +30,26 @@ int test_close(const char *what, const float *a, const float *b, long n, double 
     return 0;
 }
 
+void test_skip(const char *what, const char *why)
+{
+    const char *require = getenv("CNN_REQUIRE_TEST_DATA");
+    if (require && strcmp(require, "1") == 0) {
+        test_failed++;
+        fprintf(stderr, "failed: %s: %s (CNN_REQUIRE_TEST_DATA=1: nothing may be skipped)\n",
+                what, why);
+        return;
+    }
+    test_skipped++;
+    printf("skipped: %s (%s)\n", what, why);
+}
+
 int test_finish(const char *name)
 {
-    printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);
+    if (test_skipped)
+        printf("%s: %d passed, %d failed, %d skipped\n", name, test_passed, test_failed,
+               test_skipped);
+    else
+        printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);
     return test_failed ? 1 : 0;
 }
 
