@@ -485,7 +485,8 @@ static void test_fashion_mnist(void)
     const char *dir = "/usr/share/datasets/fashion-mnist";
     struct stat sb;
     if (stat(dir, &sb) != 0) {
-        fprintf(stderr, "test_idx: %s not found, skipping the real data set\n", dir);
+        test_skip("reading the real Fashion-MNIST files",
+                  "/usr/share/datasets/fashion-mnist not found; Debian: dataset-fashion-mnist");
         return;
     }
     cnn_tensor *tx = NULL, *ty = NULL, *vx = NULL, *vy = NULL;
