@@ -2,7 +2,10 @@
  * sits in a small model ending in Flatten (+ Dense where needed) with an mse
  * or cross-entropy loss; analytic gradients of every parameter and of the
  * input are compared with central differences of the loss. Inputs are kept
- * away from ReLU kinks and max-pool ties. */
+ * away from ReLU kinks and max-pool ties. So that a check cannot pass by
+ * accident (a failing pass gives loss 0 on both sides, which matches an
+ * analytic gradient of 0), every forward, backward and evaluate must return
+ * CNN_OK and every checked gradient must be non-zero somewhere. */
 #include <stdlib.h>
 
 #include "test.h"
@@ -19,7 +22,7 @@ static float uniform(void) /* [-1, 1) */
 static cnn_tensor *tensor(int rank, const int64_t *dims)
 {
     cnn_tensor *t = NULL;
-    cnn_tensor_create(&t, rank, dims);
+    CHECK_OK(cnn_tensor_create(&t, rank, dims));
     return t;
 }
 
@@ -42,15 +45,27 @@ static void fill_distinct(cnn_tensor *t)
  * statistics) or inference mode (evaluate). */
 static bool training_mode;
 
+/* Calls of forward, backward and evaluate that failed since the last
+ * check_tensor (each would make a loss of 0 and a vacuous comparison). */
+static int failed_calls;
+
+static void call_ok(cnn_status st, const char *call)
+{
+    if (st == CNN_OK)
+        return;
+    if (failed_calls++ == 0)
+        fprintf(stderr, "%s returned %s: %s\n", call, cnn_status_name(st), cnn_last_error());
+}
+
 static double loss_of(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y)
 {
-    double loss = 0;
+    double loss = NAN;
     if (training_mode) {
-        cnn_model_forward(m, x, true, NULL);
-        cnn_model_backward(m, y, &loss, NULL);
+        call_ok(cnn_model_forward(m, x, true, NULL), "cnn_model_forward");
+        call_ok(cnn_model_backward(m, y, &loss, NULL), "cnn_model_backward");
         cnn_model_zero_gradients(m);
     } else {
-        cnn_model_evaluate(m, x, y, (int)x->dims[0], &loss, NULL);
+        call_ok(cnn_model_evaluate(m, x, y, (int)x->dims[0], &loss, NULL), "cnn_model_evaluate");
     }
     return loss;
 }
@@ -62,14 +77,25 @@ static bool trained_weight(cnn_model *m, int layer, int which)
     return !(strcmp(cnn_model_layer_type(m, layer), "BatchNormalization") == 0 && which >= 2);
 }
 
-/* Compares analytic and numeric gradients at up to 24 positions per tensor. */
+/* A bias just before BatchNormalization in training mode has no effect on
+ * the loss (the batch mean takes it away): its gradient is 0 everywhere. */
+static bool no_effect(cnn_model *m, int layer, int which)
+{
+    return training_mode && which == 1 && layer + 1 < cnn_model_layer_count(m)
+        && strcmp(cnn_model_layer_type(m, layer + 1), "BatchNormalization") == 0;
+}
+
+/* Compares analytic and numeric gradients at up to 24 positions per tensor;
+ * the analytic one must be non-zero at one of them, or, with zero, 0 at
+ * every element. */
 static void check_tensor(const char *what, float *values, const float *analytic, int64_t n,
-                         cnn_model *m, const cnn_tensor *x, const cnn_tensor *y)
+                         bool zero, cnn_model *m, const cnn_tensor *x, const cnn_tensor *y)
 {
     int64_t stride = n > 24 ? n / 24 : 1;
-    double worst = 0;
+    double worst = 0, largest = 0;
     int64_t worst_i = -1;
     double worst_num = 0, worst_ana = 0;
+    failed_calls = 0;
     for (int64_t i = 0; i < n; i += stride) {
         float saved = values[i];
         values[i] = saved + EPS;
@@ -79,19 +105,37 @@ static void check_tensor(const char *what, float *values, const float *analytic,
         values[i] = saved;
         double numeric = (up - down) / (2.0 * EPS);
         double err = fabs(numeric - analytic[i]) / (1e-3 + 1e-2 * fmax(fabs(numeric), fabs(analytic[i])));
-        if (err > worst) {
+        largest = fmax(largest, fabs(analytic[i]));
+        if (!(err <= worst)) { /* NaN too */
             worst = err;
             worst_i = i;
             worst_num = numeric;
             worst_ana = analytic[i];
         }
     }
-    if (worst > 1.0) {
+    if (!(worst <= 1.0)) {
         fprintf(stderr, "%s: element %lld: analytic %.6g, numeric %.6g\n", what,
                 (long long)worst_i, worst_ana, worst_num);
         test_failed++;
     } else {
         test_passed++;
+    }
+    if (failed_calls)
+        fprintf(stderr, "%s: %d calls of forward, backward or evaluate failed\n", what,
+                failed_calls);
+    CHECK(failed_calls == 0);
+    /* a gradient of 0 at every checked element would compare equal to a
+     * loss that does not move (or a pass that did nothing) */
+    if (zero) {
+        for (int64_t i = 0; i < n; i++)
+            largest = fmax(largest, fabs(analytic[i]));
+        if (!(largest <= 1e-6))
+            fprintf(stderr, "%s: expected a gradient of 0, got up to %.3g\n", what, largest);
+        CHECK(largest <= 1e-6);
+    } else {
+        if (!(largest > 1e-6))
+            fprintf(stderr, "%s: the analytic gradient is 0 at every checked element\n", what);
+        CHECK(largest > 1e-6);
     }
 }
 
@@ -118,7 +162,7 @@ static void gradcheck(const char *name, cnn_model *m, cnn_tensor *x, cnn_loss lo
         for (int64_t r = 0; r < n; r++)
             for (int64_t j = 0; j < per; j++)
                 y->data[r * per + j] = j == (r * 5 + 1) % per;
-    cnn_model_set_threads(m, 1);
+    CHECK_OK(cnn_model_set_threads(m, 1));
     CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = loss, .optimizer = cnn_sgd())));
     float *input_grad = calloc((size_t)cnn_tensor_size(x), sizeof(float));
     double l;
@@ -145,13 +189,13 @@ static void gradcheck(const char *name, cnn_model *m, cnn_tensor *x, cnn_loss lo
             if (w && trained_weight(m, i, which)) {
                 snprintf(what, sizeof what, "%s: %s weight %d", name,
                          cnn_model_layer_name(m, i), which);
-                check_tensor(what, w, grads + off, count, m, x, y);
+                check_tensor(what, w, grads + off, count, no_effect(m, i, which), m, x, y);
             }
             off += count;
         }
     free(grads);
     snprintf(what, sizeof what, "%s: input", name);
-    check_tensor(what, x->data, input_grad, cnn_tensor_size(x), m, x, y);
+    check_tensor(what, x->data, input_grad, cnn_tensor_size(x), false, m, x, y);
     free(input_grad);
     cnn_tensor_free(y);
 }
