@@ -1,8 +1,9 @@
 /* Model descriptions: the hand-written text format and Keras to_json()
  * (Keras 2 and 3), every error with its file:line:column, the example
- * files in examples/, and real Keras configs in tests/data/ (extracted
- * from ../shared/keras-models: model_config of mnist-keras2.2.4.h5 and
- * config.json of mnist-keras3.14.keras). */
+ * files in examples/, and real Keras configs in tests/data/ (model_config
+ * of mnist-keras2.2.4.h5 and config.json of mnist-keras3.14.keras, the
+ * models docs/KERAS.md lists; the architectures alone, so these tests run
+ * on every clone). */
 #include <stdlib.h>
 
 #include "test.h"
@@ -440,7 +441,7 @@ static void test_json(void)
         CHECK(cnn_model_param_count(m) == 18);
     cnn_model_free(m);
 
-    /* The real Keras models of ../shared/keras-models (see its README). */
+    /* The architectures of the two real MNIST models (docs/KERAS.md, Tests). */
     m = NULL;
     CHECK_OK(cnn_model_from_description("tests/data/keras2_mnist.json", &m));
     if (m) {
