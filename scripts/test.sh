@@ -32,18 +32,22 @@ trap 'rm -rf "$log"' EXIT
 passed=0
 failed=0
 skipped=0
-# step NAME COMMAND...: runs COMMAND, shows its output and adds up the
-# "N passed, N failed[, K skipped]" total on its last line (a step without
-# one, a build, counts as one failure if it fails).
+# step NAME COMMAND...: runs COMMAND, shows its output and adds up its
+# "N passed, N failed[, K skipped]" total: its last such line, which make may
+# follow with its own error line (a step without one, a build, counts as one
+# failure if it fails).
 step() {
     name=$1
     shift
     start=$(date +%s)
     "$@" >"$log/out" 2>&1
     rc=$?
-    total=$(tail -n 1 "$log/out" | grep -E '^([a-z_0-9]+: )?[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$')
+    at=$(grep -nE '^([a-z_0-9]+: )?[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$log/out" \
+        | tail -n 1 | cut -d: -f1)
+    total=""
+    [ -z "$at" ] || total=$(sed -n "${at}p" "$log/out")
     if [ -n "$total" ]; then
-        sed '$d' "$log/out"
+        sed "${at}d" "$log/out"
         p=$(printf '%s' "$total" | sed -E 's/^([a-z_0-9]+: )?([0-9]+) passed.*/\2/')
         f=$(printf '%s' "$total" | sed -E 's/.* ([0-9]+) failed.*/\1/')
         s=$(printf '%s' "$total" | sed -nE 's/.* ([0-9]+) skipped$/\1/p')
