@@ -10,9 +10,9 @@
  *     dx = gamma / sqrt(var + eps) (g - mean(g) - xhat mean(g xhat))
  *   backward (inference): dx = gamma / sqrt(moving_var + eps) g
  *
- * Work is split by channels, each worker reducing its channels over all N
- * rows (in float over blocks of rows, the blocks' sums in double), so the
- * result does not depend on the thread count. The
+ * The maths is in kernels/batch_norm.c. Work is split by channels, each
+ * worker reducing its channels over all N rows, so the result does not
+ * depend on the thread count. The
  * batch's mean and 1/sqrt(var + eps) are kept from forward to backward;
  * xhat is recomputed from x, which the model keeps. */
 #include <math.h>
@@ -20,13 +20,12 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/batch_norm.h"
 #include "layers/layer.h"
 
 enum { GAMMA, BETA, MOVING_MEAN, MOVING_VARIANCE };
 /* Channels a worker reduces at once (its accumulators live on the stack). */
 #define CHANNEL_BLOCK 64
-/* Rows summed in float (vectorised) before joining the double totals. */
-#define ROW_BLOCK 64
 
 typedef struct {
     cnn_layer base;
@@ -96,47 +95,19 @@ static void forward_train_worker(void *p, int ith, int nth)
     cnn_split_range(C, ith, nth, &c0, &c1);
     for (long cb = c0; cb < c1; cb += CHANNEL_BLOCK) {
         const int n = (int)(c1 - cb < CHANNEL_BLOCK ? c1 - cb : CHANNEL_BLOCK);
-        /* sums of x - shift, shift = the first row: var = E[d^2] - E[d]^2
-         * then cancels little even when the mean is large */
-        double sum[CHANNEL_BLOCK] = {0}, sq[CHANNEL_BLOCK] = {0};
-        float shift[CHANNEL_BLOCK];
-        memcpy(shift, j->io->x + cb, (size_t)n * sizeof(float));
-        for (int64_t r0 = 0; r0 < j->rows; r0 += ROW_BLOCK) {
-            const int64_t r1 = r0 + ROW_BLOCK < j->rows ? r0 + ROW_BLOCK : j->rows;
-            float s1[CHANNEL_BLOCK] = {0}, s2[CHANNEL_BLOCK] = {0};
-            for (int64_t r = r0; r < r1; r++) {
-                const float *x = j->io->x + r * C + cb;
-                for (int k = 0; k < n; k++) {
-                    float d = x[k] - shift[k];
-                    s1[k] += d;
-                    s2[k] += d * d;
-                }
-            }
-            for (int k = 0; k < n; k++) {
-                sum[k] += s1[k];
-                sq[k] += s2[k];
-            }
-        }
+        double mean[CHANNEL_BLOCK], var[CHANNEL_BLOCK];
+        cnn_bn_stats(CNN_ISA_AUTO, j->io->x + cb, j->rows, n, C, mean, var);
         float scale[CHANNEL_BLOCK], offset[CHANNEL_BLOCK];
         for (int k = 0; k < n; k++) {
             const long c = cb + k;
-            double d = sum[k] / (double)j->rows, mean = shift[k] + d;
-            double var = sq[k] / (double)j->rows - d * d;
-            if (var < 0)
-                var = 0;
-            j->mean[c] = (float)mean;
-            j->inv_std[c] = (float)(1.0 / sqrt(var + eps));
-            mm[c] = momentum * mm[c] + (1 - momentum) * (float)mean;
-            mv[c] = momentum * mv[c] + (1 - momentum) * (float)var;
+            j->mean[c] = (float)mean[k];
+            j->inv_std[c] = (float)(1.0 / sqrt(var[k] + eps));
+            mm[c] = momentum * mm[c] + (1 - momentum) * (float)mean[k];
+            mv[c] = momentum * mv[c] + (1 - momentum) * (float)var[k];
             scale[k] = gamma[c] * j->inv_std[c];
             offset[k] = beta[c] - j->mean[c] * scale[k];
         }
-        for (int64_t r = 0; r < j->rows; r++) {
-            const float *x = j->io->x + r * C + cb;
-            float *y = j->io->y + r * C + cb;
-            for (int k = 0; k < n; k++)
-                y[k] = x[k] * scale[k] + offset[k];
-        }
+        cnn_bn_affine(CNN_ISA_AUTO, j->io->x + cb, j->io->y + cb, j->rows, n, C, scale, offset);
     }
 }
 
@@ -164,12 +135,7 @@ static void forward_infer_worker(void *p, int ith, int nth)
             scale[k] = gamma[c] * inv_std;
             shift[k] = beta[c] - mm[c] * scale[k];
         }
-        for (int64_t r = 0; r < j->rows; r++) {
-            const float *x = j->io->x + r * C + cb;
-            float *y = j->io->y + r * C + cb;
-            for (int k = 0; k < n; k++)
-                y[k] = x[k] * scale[k] + shift[k];
-        }
+        cnn_bn_affine(CNN_ISA_AUTO, j->io->x + cb, j->io->y + cb, j->rows, n, C, scale, shift);
     }
 }
 
@@ -207,22 +173,9 @@ static void backward_worker(void *p, int ith, int nth)
     for (long cb = c0; cb < c1; cb += CHANNEL_BLOCK) {
         const int n = (int)(c1 - cb < CHANNEL_BLOCK ? c1 - cb : CHANNEL_BLOCK);
         const float *mean = j->mean + cb, *inv_std = j->inv_std + cb;
-        double sum_g[CHANNEL_BLOCK] = {0}, sum_gx[CHANNEL_BLOCK] = {0};
-        for (int64_t r0 = 0; r0 < j->rows; r0 += ROW_BLOCK) {
-            const int64_t r1 = r0 + ROW_BLOCK < j->rows ? r0 + ROW_BLOCK : j->rows;
-            float s1[CHANNEL_BLOCK] = {0}, s2[CHANNEL_BLOCK] = {0};
-            for (int64_t r = r0; r < r1; r++) {
-                const float *x = io->x + r * C + cb, *g = io->dy + r * C + cb;
-                for (int k = 0; k < n; k++) {
-                    s1[k] += g[k];
-                    s2[k] += g[k] * ((x[k] - mean[k]) * inv_std[k]);
-                }
-            }
-            for (int k = 0; k < n; k++) {
-                sum_g[k] += s1[k];
-                sum_gx[k] += s2[k];
-            }
-        }
+        double sum_g[CHANNEL_BLOCK], sum_gx[CHANNEL_BLOCK];
+        cnn_bn_grad_sums(CNN_ISA_AUTO, io->x + cb, io->dy + cb, j->rows, n, C, mean, inv_std,
+                         sum_g, sum_gx);
         float a[CHANNEL_BLOCK], mg[CHANNEL_BLOCK], mgx[CHANNEL_BLOCK];
         for (int k = 0; k < n; k++) {
             dbeta[cb + k] += (float)sum_g[k];
@@ -232,14 +185,9 @@ static void backward_worker(void *p, int ith, int nth)
             mg[k] = io->training ? (float)(sum_g[k] / (double)j->rows) : 0.0f;
             mgx[k] = io->training ? (float)(sum_gx[k] / (double)j->rows) : 0.0f;
         }
-        if (!io->dx)
-            continue;
-        for (int64_t r = 0; r < j->rows; r++) {
-            const float *x = io->x + r * C + cb, *g = io->dy + r * C + cb;
-            float *dx = io->dx + r * C + cb;
-            for (int k = 0; k < n; k++)
-                dx[k] = a[k] * (g[k] - mg[k] - (x[k] - mean[k]) * inv_std[k] * mgx[k]);
-        }
+        if (io->dx)
+            cnn_bn_grad_input(CNN_ISA_AUTO, io->x + cb, io->dy + cb, io->dx + cb, j->rows, n, C,
+                              a, mean, inv_std, mg, mgx);
     }
 }
 

@@ -5,7 +5,8 @@
  *   separable: y = d * P + bias, P the pointwise kernel (1, 1, C*M, filters)
  *
  * over output pixels p = (n * oh + oy) * ow + ox, with Conv2D's padding,
- * strides and dilation (cnn_conv_geom). Forward splits pixels between the
+ * strides and dilation (cnn_conv_geom); the depthwise maths is in
+ * kernels/depthwise.c. Forward splits pixels between the
  * workers; backward splits channels (each worker owns its kernel and dx
  * channels), so results do not depend on the thread count. SeparableConv2D
  * works on tiles of pixels within the workspace limit, recomputing d in
@@ -15,6 +16,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "kernels/conv.h"
+#include "kernels/depthwise.h"
 #include "layers/layer.h"
 
 typedef struct {
@@ -36,88 +38,23 @@ typedef struct {
     float *dx;       /* backward: +=, or NULL */
 } dw_job;
 
-static void pixel(const cnn_conv_geom *g, int64_t m, int64_t *n, int *oy, int *ox)
-{
-    int64_t plane = (int64_t)g->oh * g->ow;
-    *n = m / plane;
-    int rest = (int)(m - *n * plane);
-    *oy = rest / g->ow;
-    *ox = rest % g->ow;
-}
-
-/* The input pixel (n, iy, ix) under tap (ky, kx) of output pixel (n, oy, ox),
- * as an index into the input's pixels, or -1 in the padding. */
-static int64_t tap(const cnn_conv_geom *g, int64_t n, int oy, int ox, int ky, int kx)
-{
-    int iy = oy * g->sh - g->pad_top + ky * g->dh, ix = ox * g->sw - g->pad_left + kx * g->dw;
-    if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
-        return -1;
-    return (n * g->h + iy) * g->w + ix;
-}
-
 static void dw_forward_worker(void *p, int ith, int nth)
 {
     const dw_job *j = p;
-    const cnn_conv_geom *g = j->g;
-    const int C = g->c, M = j->mult, CM = C * M;
+    const int CM = j->g->c * j->mult;
     long b, e;
     cnn_split_range((long)(j->m1 - j->m0), ith, nth, &b, &e);
-    for (int64_t m = j->m0 + b; m < j->m0 + e; m++) {
-        float *d = j->d + (m - j->m0) * CM;
-        memset(d, 0, (size_t)CM * sizeof(float));
-        int64_t n;
-        int oy, ox;
-        pixel(g, m, &n, &oy, &ox);
-        for (int ky = 0; ky < g->kh; ky++)
-            for (int kx = 0; kx < g->kw; kx++) {
-                int64_t t = tap(g, n, oy, ox, ky, kx);
-                if (t < 0)
-                    continue;
-                const float *x = j->x + t * C, *k = j->kernel + (ky * g->kw + kx) * CM;
-                if (M == 1)
-                    for (int c = 0; c < C; c++)
-                        d[c] += x[c] * k[c];
-                else
-                    for (int c = 0; c < C; c++)
-                        for (int q = 0; q < M; q++)
-                            d[c * M + q] += x[c] * k[c * M + q];
-            }
-    }
+    cnn_depthwise_forward(CNN_ISA_AUTO, j->g, j->mult, j->x, j->kernel, j->m0 + b, j->m0 + e,
+                          j->d + (int64_t)b * CM);
 }
 
 static void dw_backward_worker(void *p, int ith, int nth)
 {
     const dw_job *j = p;
-    const cnn_conv_geom *g = j->g;
-    const int C = g->c, M = j->mult, CM = C * M;
     long c0, c1;
-    cnn_split_range(C, ith, nth, &c0, &c1);
-    if (c0 == c1)
-        return;
-    for (int64_t m = j->m0; m < j->m1; m++) {
-        const float *dd = j->dd + (m - j->m0) * CM;
-        int64_t n;
-        int oy, ox;
-        pixel(g, m, &n, &oy, &ox);
-        for (int ky = 0; ky < g->kh; ky++)
-            for (int kx = 0; kx < g->kw; kx++) {
-                int64_t t = tap(g, n, oy, ox, ky, kx);
-                if (t < 0)
-                    continue;
-                const int64_t ko = (int64_t)(ky * g->kw + kx) * CM;
-                const float *x = j->x + t * C, *k = j->kernel + ko;
-                float *dk = j->dkernel + ko, *dx = j->dx ? j->dx + t * C : NULL;
-                for (long c = c0; c < c1; c++) {
-                    float acc = 0;
-                    for (int q = 0; q < M; q++) {
-                        dk[c * M + q] += x[c] * dd[c * M + q];
-                        acc += k[c * M + q] * dd[c * M + q];
-                    }
-                    if (dx)
-                        dx[c] += acc;
-                }
-            }
-    }
+    cnn_split_range(j->g->c, ith, nth, &c0, &c1);
+    cnn_depthwise_backward(CNN_ISA_AUTO, j->g, j->mult, j->x, j->kernel, j->dd, j->m0, j->m1,
+                           (int)c0, (int)c1, j->dkernel, j->dx);
 }
 
 static cnn_pool *pool_for(const cnn_layer_io *io, int64_t work)

@@ -1,10 +1,11 @@
 /* GlobalAveragePooling2D and GlobalMaxPooling2D: (h, w, c) -> (c), so a
  * network's head does not depend on the image size (Keras semantics,
- * keepdims=False). */
+ * keepdims=False). The maths is in kernels/global_pool.c. */
 #include <math.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/global_pool.h"
 #include "layers/layer.h"
 
 static cnn_status global_infer(cnn_layer *l, cnn_shape in)
@@ -19,76 +20,29 @@ static cnn_status global_infer(cnn_layer *l, cnn_shape in)
 
 static void avg_forward(cnn_layer *l, const cnn_layer_io *io)
 {
-    const int64_t hw = (int64_t)l->in.dims[0] * l->in.dims[1];
-    const int C = l->in.dims[2];
-    for (int n = 0; n < io->batch; n++) {
-        const float *x = io->x + n * hw * C;
-        float *y = io->y + (int64_t)n * C;
-        /* sum in double (a 2000x2000 map has 4e6 terms), channels in blocks
-         * so the accumulator stays a small fixed array */
-        for (int c0 = 0; c0 < C; c0 += 256) {
-            int nc = C - c0 < 256 ? C - c0 : 256;
-            double sum[256] = {0};
-            for (int64_t p = 0; p < hw; p++)
-                for (int c = 0; c < nc; c++)
-                    sum[c] += x[p * C + c0 + c];
-            for (int c = 0; c < nc; c++)
-                y[c0 + c] = (float)(sum[c] / (double)hw);
-        }
-    }
+    cnn_global_avgpool_forward(CNN_ISA_AUTO, io->x, io->y, io->batch,
+                               (int64_t)l->in.dims[0] * l->in.dims[1], l->in.dims[2]);
 }
 
 static void avg_backward(cnn_layer *l, const cnn_layer_io *io)
 {
-    if (!io->dx)
-        return;
-    const int64_t hw = (int64_t)l->in.dims[0] * l->in.dims[1];
-    const int C = l->in.dims[2];
-    const float inv = 1.0f / (float)hw;
-    for (int n = 0; n < io->batch; n++) {
-        float *dx = io->dx + n * hw * C;
-        const float *dy = io->dy + (int64_t)n * C;
-        for (int64_t p = 0; p < hw; p++)
-            for (int c = 0; c < C; c++)
-                dx[p * C + c] = dy[c] * inv;
-    }
+    if (io->dx)
+        cnn_global_avgpool_backward(CNN_ISA_AUTO, io->dy, io->dx, io->batch,
+                                    (int64_t)l->in.dims[0] * l->in.dims[1], l->in.dims[2]);
 }
 
 static void max_forward(cnn_layer *l, const cnn_layer_io *io)
 {
-    const int64_t hw = (int64_t)l->in.dims[0] * l->in.dims[1];
-    const int C = l->in.dims[2];
-    for (int n = 0; n < io->batch; n++) {
-        const float *x = io->x + n * hw * C;
-        float *y = io->y + (int64_t)n * C;
-        for (int c = 0; c < C; c++)
-            y[c] = -INFINITY;
-        for (int64_t p = 0; p < hw; p++)
-            for (int c = 0; c < C; c++)
-                y[c] = x[p * C + c] > y[c] ? x[p * C + c] : y[c];
-    }
+    cnn_global_maxpool_forward(CNN_ISA_AUTO, io->x, io->y, io->batch,
+                               (int64_t)l->in.dims[0] * l->in.dims[1], l->in.dims[2]);
 }
 
 /* The gradient goes to the first position holding the maximum. */
 static void max_backward(cnn_layer *l, const cnn_layer_io *io)
 {
-    if (!io->dx)
-        return;
-    const int64_t hw = (int64_t)l->in.dims[0] * l->in.dims[1];
-    const int C = l->in.dims[2];
-    memset(io->dx, 0, (size_t)(io->batch * hw * C) * sizeof(float));
-    for (int n = 0; n < io->batch; n++) {
-        const float *x = io->x + n * hw * C;
-        float *dx = io->dx + n * hw * C;
-        const float *dy = io->dy + (int64_t)n * C;
-        for (int c = 0; c < C; c++) {
-            int64_t best = 0;
-            for (int64_t p = 1; p < hw; p++)
-                if (x[p * C + c] > x[best * C + c])
-                    best = p;
-            dx[best * C + c] += dy[c];
-        }
-    }
+    if (io->dx)
+        cnn_global_maxpool_backward(CNN_ISA_AUTO, io->x, io->dy, io->dx, io->batch,
+                                    (int64_t)l->in.dims[0] * l->in.dims[1], l->in.dims[2]);
 }
 
 const cnn_layer_ops cnn_global_average_pooling2d_ops = {
