@@ -19,9 +19,15 @@
 
 static cnn_rng rng;
 
-static int below(int n) { return (int)(cnn_rng_next(&rng) % (uint64_t)n); }
+static int below(int n)
+{
+    return (int)(cnn_rng_next(&rng) % (uint64_t)n);
+}
 
-static float uniform(float lo, float hi) { return lo + (hi - lo) * cnn_rng_uniform(&rng); }
+static float uniform(float lo, float hi)
+{
+    return lo + (hi - lo) * cnn_rng_uniform(&rng);
+}
 
 static void *alloc_bytes(size_t n)
 {
@@ -72,7 +78,8 @@ static void same_bits(const char *what, const void *a, const void *b, size_t byt
 static void close_doubles(const char *what, const double *a, const double *b, int n, double atol,
                           double rtol)
 {
-    float *fa = alloc_bytes((size_t)n * sizeof(float)), *fb = alloc_bytes((size_t)n * sizeof(float));
+    float *fa = alloc_bytes((size_t)n * sizeof(float)),
+          *fb = alloc_bytes((size_t)n * sizeof(float));
     for (int i = 0; i < n; i++) {
         fa[i] = (float)a[i];
         fb[i] = (float)b[i];
@@ -94,9 +101,12 @@ static void bn_case(cnn_isa isa, int64_t rows, int n, int64_t ld, float offset)
     const int64_t size = rows * ld;
     float *x = random_floats(size, offset - 1, offset + 1), *g = random_floats(size, -1, 1);
     float *scale = random_floats(n, 0.5f, 2), *shift = random_floats(n, -1, 1);
-    double *mean = alloc_bytes((size_t)n * sizeof(double)), *var = alloc_bytes((size_t)n * sizeof(double));
-    double *mean0 = alloc_bytes((size_t)n * sizeof(double)), *var0 = alloc_bytes((size_t)n * sizeof(double));
-    double *mean1 = alloc_bytes((size_t)n * sizeof(double)), *var1 = alloc_bytes((size_t)n * sizeof(double));
+    double *mean = alloc_bytes((size_t)n * sizeof(double)),
+           *var = alloc_bytes((size_t)n * sizeof(double));
+    double *mean0 = alloc_bytes((size_t)n * sizeof(double)),
+           *var0 = alloc_bytes((size_t)n * sizeof(double));
+    double *mean1 = alloc_bytes((size_t)n * sizeof(double)),
+           *var1 = alloc_bytes((size_t)n * sizeof(double));
 
     /* statistics: close to the reference; whole == split == generic ISA */
     cnn_bn_stats_naive(x, rows, n, ld, mean0, var0);
@@ -119,13 +129,16 @@ static void bn_case(cnn_isa isa, int64_t rows, int n, int64_t ld, float offset)
     same_values(what, y, y0, size);
 
     /* backward sums and dx */
-    float *m = alloc_bytes((size_t)n * sizeof(float)), *inv = alloc_bytes((size_t)n * sizeof(float));
+    float *m = alloc_bytes((size_t)n * sizeof(float)),
+          *inv = alloc_bytes((size_t)n * sizeof(float));
     for (int k = 0; k < n; k++) {
         m[k] = (float)mean0[k];
         inv[k] = (float)(1 / sqrt(var0[k] + 1e-3));
     }
-    double *sg = alloc_bytes((size_t)n * sizeof(double)), *sgx = alloc_bytes((size_t)n * sizeof(double));
-    double *sg0 = alloc_bytes((size_t)n * sizeof(double)), *sgx0 = alloc_bytes((size_t)n * sizeof(double));
+    double *sg = alloc_bytes((size_t)n * sizeof(double)),
+           *sgx = alloc_bytes((size_t)n * sizeof(double));
+    double *sg0 = alloc_bytes((size_t)n * sizeof(double)),
+           *sgx0 = alloc_bytes((size_t)n * sizeof(double));
     cnn_bn_grad_sums_naive(x, g, rows, n, ld, m, inv, sg0, sgx0);
     cnn_bn_grad_sums(isa, x, g, rows, n, ld, m, inv, sg, sgx);
     double atol = 2e-5 * sqrt((double)rows + 1);
@@ -218,7 +231,8 @@ static void dw_case(cnn_isa isa, const dw_shape *s)
              cnn_isa_name(isa), s->batch, g->h, g->w, g->c, g->kh, g->kw, g->sh, g->sw, g->dh,
              g->dw, g->pad_top, g->pad_left, g->oh, g->ow, s->mult);
     const int CM = g->c * s->mult;
-    const int64_t M = (int64_t)s->batch * g->oh * g->ow, xn = (int64_t)s->batch * g->h * g->w * g->c;
+    const int64_t M = (int64_t)s->batch * g->oh * g->ow,
+                  xn = (int64_t)s->batch * g->h * g->w * g->c;
     const int64_t kn = (int64_t)g->kh * g->kw * CM;
     float *x = random_floats(xn, -1, 1), *kernel = random_floats(kn, -1, 1);
     float *d0 = random_floats(M * CM, -1, 1), *d = random_floats(M * CM, -1, 1);
@@ -268,8 +282,10 @@ static void test_depthwise(cnn_isa isa)
         dw_case(isa, &s);
     }
     /* a realistic layer: 3x3 same over (2, 24, 24, 32), and its strided twin */
-    dw_shape s = {.batch = 2, .mult = 1,
-                  .g = {.h = 24, .w = 24, .c = 32, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .dh = 1, .dw = 1}};
+    dw_shape s = {
+        .batch = 2,
+        .mult = 1,
+        .g = {.h = 24, .w = 24, .c = 32, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .dh = 1, .dw = 1}};
     for (int stride = 1; stride <= 2; stride++) {
         s.g.sh = s.g.sw = stride;
         s.g.oh = cnn_conv_out_size(24, 3, stride, 1, 1, &s.g.pad_top);
@@ -284,7 +300,8 @@ static void test_depthwise(cnn_isa isa)
  * (0,0), (0,2), (2,0), (2,2): 1+2+4+5, 3+6, 7+8, 9. */
 static void test_depthwise_values(void)
 {
-    cnn_conv_geom g = {.h = 3, .w = 3, .c = 1, .kh = 2, .kw = 2, .sh = 2, .sw = 2, .dh = 1, .dw = 1};
+    cnn_conv_geom g = {
+        .h = 3, .w = 3, .c = 1, .kh = 2, .kw = 2, .sh = 2, .sw = 2, .dh = 1, .dw = 1};
     g.oh = cnn_conv_out_size(3, 2, 2, 1, 1, &g.pad_top);
     g.ow = cnn_conv_out_size(3, 2, 2, 1, 1, &g.pad_left);
     CHECK(g.oh == 2 && g.ow == 2 && g.pad_top == 0 && g.pad_left == 0);
@@ -295,7 +312,8 @@ static void test_depthwise_values(void)
     CHECK(d[0] == 12 && d[1] == 9 && d[2] == 15 && d[3] == 9);
     CHECK(memcmp(d, d0, sizeof d) == 0);
     /* dilation 2, 'valid': one output, the four corners 1+3+7+9 */
-    cnn_conv_geom v = {.h = 3, .w = 3, .c = 1, .kh = 2, .kw = 2, .sh = 1, .sw = 1, .dh = 2, .dw = 2};
+    cnn_conv_geom v = {
+        .h = 3, .w = 3, .c = 1, .kh = 2, .kw = 2, .sh = 1, .sw = 1, .dh = 2, .dw = 2};
     v.oh = cnn_conv_out_size(3, 2, 1, 2, 0, &v.pad_top);
     v.ow = cnn_conv_out_size(3, 2, 1, 2, 0, &v.pad_left);
     CHECK(v.oh == 1 && v.ow == 1);
@@ -374,7 +392,8 @@ int main(void)
 {
     cnn_rng_seed(&rng, 20261204);
     CHECK(cnn_isa_supported(CNN_ISA_GENERIC) && cnn_isa_resolve(CNN_ISA_AUTO) != CNN_ISA_AUTO);
-    printf("test_kernels: fastest instruction set %s\n", cnn_isa_name(cnn_isa_resolve(CNN_ISA_AUTO)));
+    printf("test_kernels: fastest instruction set %s\n",
+           cnn_isa_name(cnn_isa_resolve(CNN_ISA_AUTO)));
     static const cnn_isa isas[] = {CNN_ISA_GENERIC, CNN_ISA_AVX2, CNN_ISA_AVX512};
     for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
         if (!cnn_isa_supported(isas[i])) {

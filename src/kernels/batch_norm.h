@@ -6,10 +6,10 @@
  * Per-channel arrays (mean, scale, ...) hold n values.
  *
  * Each has a naive twin (the plain loop, double sums: the reference the
- * tests compare with) and a fast version over 16 channels at a time for
- * the instruction set isa (kernels/isa.h; CNN_ISA_AUTO in the layers). The
- * fast sums add rows in float over blocks of 64 rows and join the blocks in
- * double, so 4e6 rows lose little and vectorise. */
+ * tests compare with) and a fast version, a vector of channels at a time,
+ * for the instruction set isa (kernels/isa.h; CNN_ISA_AUTO in the layers).
+ * The fast sums add rows in float over blocks of 64 rows and join the
+ * blocks in double, so 4e6 rows lose little and vectorise. */
 #ifndef CNN_KERNELS_BATCH_NORM_H
 #define CNN_KERNELS_BATCH_NORM_H
 

@@ -128,113 +128,43 @@ void cnn_depthwise_backward_naive(const cnn_conv_geom *g, int mult, const float 
 }
 
 /* ---- The fast versions ------------------------------------------------------------
- * One pixel at a time, its in-bounds taps from dw_walk. M == 1 keeps 16
- * channels' sums in a register across the taps; the scalar loops (tails,
- * M > 1) do the same operations in the same order. */
+ * Depth multiplier 1, the common case, runs the vector bodies; other
+ * multipliers run the naive loops. */
 
-CNN_ISA_BODY void forward_body(const cnn_conv_geom *g, int mult, const float *x,
-                               const float *kernel, int64_t m0, int64_t m1, float *d)
-{
-    const int C = g->c, M = mult, CM = C * M, KW = g->kw;
-    if (m0 >= m1)
-        return;
-    dw_walk p;
-    walk_start(g, m0, &p);
-    for (int64_t m = m0; m < m1; m++, walk_next(g, &p)) {
-        float *dm = d + (m - m0) * CM;
-        if (M == 1) {
-            int c = 0;
-            for (; c + 16 <= C; c += 16) {
-                cnn_v16f acc = {0};
-                for (int ky = p.ky0; ky < p.ky1; ky++)
-                    for (int kx = p.kx0; kx < p.kx1; kx++)
-                        acc += CNN_V16_LOAD(x + walk_tap(g, &p, ky, kx) * C + c)
-                               * CNN_V16_LOAD(kernel + (int64_t)(ky * KW + kx) * C + c);
-                CNN_V16_STORE(dm + c, acc);
-            }
-            for (; c < C; c++) {
-                float acc = 0;
-                for (int ky = p.ky0; ky < p.ky1; ky++)
-                    for (int kx = p.kx0; kx < p.kx1; kx++)
-                        acc += x[walk_tap(g, &p, ky, kx) * C + c] * kernel[(int64_t)(ky * KW + kx) * C + c];
-                dm[c] = acc;
-            }
-            continue;
-        }
-        memset(dm, 0, (size_t)CM * sizeof(float));
-        for (int ky = p.ky0; ky < p.ky1; ky++)
-            for (int kx = p.kx0; kx < p.kx1; kx++) {
-                const float *xt = x + walk_tap(g, &p, ky, kx) * C;
-                const float *k = kernel + (int64_t)(ky * KW + kx) * CM;
-                for (int c = 0; c < C; c++)
-                    for (int q = 0; q < M; q++)
-                        dm[c * M + q] += xt[c] * k[c * M + q];
-            }
-    }
-}
+#define CNN_SIMD_W 8
+#include "kernels/depthwise_simd.h"
+#undef CNN_SIMD_W
+#define CNN_SIMD_W 16
+#include "kernels/depthwise_simd.h"
+#undef CNN_SIMD_W
+
 CNN_ISA_CLONES(forward,
-               (const cnn_conv_geom *g, int mult, const float *x, const float *kernel, int64_t m0,
+               (const cnn_conv_geom *g, const float *x, const float *kernel, int64_t m0,
                 int64_t m1, float *d),
-               (g, mult, x, kernel, m0, m1, d))
+               (g, x, kernel, m0, m1, d))
 
 void cnn_depthwise_forward(cnn_isa isa, const cnn_conv_geom *g, int mult, const float *x,
                            const float *kernel, int64_t m0, int64_t m1, float *d)
 {
-    CNN_ISA_CALL(isa, forward, (g, mult, x, kernel, m0, m1, d));
+    if (mult != 1) {
+        cnn_depthwise_forward_naive(g, mult, x, kernel, m0, m1, d);
+        return;
+    }
+    CNN_ISA_CALL(isa, forward, (g, x, kernel, m0, m1, d));
 }
 
-CNN_ISA_BODY void backward_body(const cnn_conv_geom *g, int mult, const float *x,
-                                const float *kernel, const float *dd, int64_t m0, int64_t m1,
-                                int c0, int c1, float *dkernel, float *dx)
-{
-    const int C = g->c, M = mult, CM = C * M, KW = g->kw;
-    if (m0 >= m1 || c0 >= c1)
-        return;
-    dw_walk p;
-    walk_start(g, m0, &p);
-    for (int64_t m = m0; m < m1; m++, walk_next(g, &p)) {
-        const float *ddm = dd + (m - m0) * CM;
-        for (int ky = p.ky0; ky < p.ky1; ky++)
-            for (int kx = p.kx0; kx < p.kx1; kx++) {
-                const int64_t t = walk_tap(g, &p, ky, kx), ko = (int64_t)(ky * KW + kx) * CM;
-                const float *xt = x + t * C, *k = kernel + ko;
-                float *dk = dkernel + ko, *dxt = dx ? dx + t * C : NULL;
-                if (M == 1) {
-                    int c = c0;
-                    for (; c + 16 <= c1; c += 16) {
-                        const cnn_v16f gv = CNN_V16_LOAD(ddm + c);
-                        CNN_V16_STORE(dk + c, CNN_V16_LOAD(dk + c) + CNN_V16_LOAD(xt + c) * gv);
-                        if (dxt)
-                            CNN_V16_STORE(dxt + c, CNN_V16_LOAD(dxt + c) + CNN_V16_LOAD(k + c) * gv);
-                    }
-                    for (; c < c1; c++) {
-                        dk[c] += xt[c] * ddm[c];
-                        if (dxt)
-                            dxt[c] += k[c] * ddm[c];
-                    }
-                    continue;
-                }
-                for (int c = c0; c < c1; c++) {
-                    float acc = 0;
-                    for (int q = 0; q < M; q++) {
-                        dk[c * M + q] += xt[c] * ddm[c * M + q];
-                        acc += k[c * M + q] * ddm[c * M + q];
-                    }
-                    if (dxt)
-                        dxt[c] += acc;
-                }
-            }
-    }
-}
 CNN_ISA_CLONES(backward,
-               (const cnn_conv_geom *g, int mult, const float *x, const float *kernel,
-                const float *dd, int64_t m0, int64_t m1, int c0, int c1, float *dkernel,
-                float *dx),
-               (g, mult, x, kernel, dd, m0, m1, c0, c1, dkernel, dx))
+               (const cnn_conv_geom *g, const float *x, const float *kernel, const float *dd,
+                int64_t m0, int64_t m1, int c0, int c1, float *dkernel, float *dx),
+               (g, x, kernel, dd, m0, m1, c0, c1, dkernel, dx))
 
 void cnn_depthwise_backward(cnn_isa isa, const cnn_conv_geom *g, int mult, const float *x,
                             const float *kernel, const float *dd, int64_t m0, int64_t m1, int c0,
                             int c1, float *dkernel, float *dx)
 {
-    CNN_ISA_CALL(isa, backward, (g, mult, x, kernel, dd, m0, m1, c0, c1, dkernel, dx));
+    if (mult != 1) {
+        cnn_depthwise_backward_naive(g, mult, x, kernel, dd, m0, m1, c0, c1, dkernel, dx);
+        return;
+    }
+    CNN_ISA_CALL(isa, backward, (g, x, kernel, dd, m0, m1, c0, c1, dkernel, dx));
 }

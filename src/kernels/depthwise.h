@@ -10,12 +10,14 @@
  * row 0 being pixel m0. Callers split the pixels (forward) or the channels
  * (backward) between threads.
  *
- * Each has a naive twin (the plain loop over every tap, the reference the
- * tests compare with) and a fast version for the instruction set isa
- * (kernels/isa.h). The fast one visits the same in-bounds taps in the same
- * order with the same float arithmetic, vectorised across channels, so the
- * two agree to the bit; its vector path covers M == 1, the common case
- * (M > 1 runs the scalar loops, taps still computed once per pixel). */
+ * Each has a naive twin (the plain loop over every pixel and tap, the
+ * reference the tests compare with) and a fast version for the
+ * instruction set isa (kernels/isa.h), vectorised across channels, for
+ * M == 1 (other multipliers, rare, run the naive loops). Forward sums each
+ * pixel's in-bounds taps in a register; backward walks output rows tap by
+ * tap, keeping each dkernel vector in a register along the row. Both add
+ * every sum's terms in the naive loops' order with the same float
+ * operations, so fast and naive agree to the bit. */
 #ifndef CNN_KERNELS_DEPTHWISE_H
 #define CNN_KERNELS_DEPTHWISE_H
 

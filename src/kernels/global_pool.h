@@ -4,10 +4,10 @@
  *
  * Each has a naive twin (the plain loop, the reference the tests compare
  * with) and a fast version for the instruction set isa (kernels/isa.h),
- * which walks each image once, 16 channels at a time, where the naive ones
- * walk it once per channel. Both give the same bits: the average sums in
- * double in pixel order (a 2000x2000 map has 4e6 terms), the max keeps the
- * first maximum (NaNs are never taken, unless at pixel 0). */
+ * which walks each image once, a vector of channels at a time, where the
+ * naive ones walk it once per channel. Both give the same bits: the average
+ * sums in double in pixel order (a 2000x2000 map has 4e6 terms), the max
+ * keeps the first maximum (NaNs are never taken, unless at pixel 0). */
 #ifndef CNN_KERNELS_GLOBAL_POOL_H
 #define CNN_KERNELS_GLOBAL_POOL_H
 

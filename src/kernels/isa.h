@@ -3,13 +3,13 @@
  * default build has no -march, so each kernel body is compiled once per
  * instruction set (target attributes) and the caller picks one.
  *
- * The bodies are written with 16-float GCC/clang vector types: one zmm
- * register under AVX-512, two ymm under AVX2, four xmm otherwise. They use
- * no fused multiply-add (the build is ISO C, so the compiler contracts
- * nothing) and sum each channel in its own lane, in the same order as the
- * scalar tail loops: a channel's result is the same bits whichever lane,
- * tail or instruction set computes it, so it does not depend on how
- * callers split channels between threads. */
+ * The bodies are written with GCC/clang vector types (CNN_SIMD_TYPES
+ * below) of the clone's register width. They use no fused multiply-add
+ * (the build is ISO C, so the compiler contracts nothing) and sum each
+ * channel in its own lane, in the same order as the scalar tail loops: a
+ * channel's result is the same bits whichever lane, tail or instruction
+ * set computes it, so it does not depend on how callers split channels
+ * between threads. */
 #ifndef CNN_KERNELS_ISA_H
 #define CNN_KERNELS_ISA_H
 
@@ -30,15 +30,30 @@ const char *cnn_isa_name(cnn_isa isa);
 
 /* ---- For the kernel files only ------------------------------------------ */
 
-typedef float cnn_v16f __attribute__((vector_size(64)));
-typedef int cnn_v16i __attribute__((vector_size(64)));
-/* The same with 4-byte alignment, for loads and stores anywhere. */
-typedef cnn_v16f cnn_v16f_u __attribute__((aligned(4), may_alias));
-#define CNN_V16_LOAD(p) (*(const cnn_v16f_u *)(const void *)(p))
-#define CNN_V16_STORE(p, v) (*(cnn_v16f_u *)(void *)(p) = (v))
+/* Vectors of W = 4, 8 and 16 floats (and ints, for comparison masks), with
+ * unaligned twins for loads and stores anywhere. A vector wider than the
+ * instruction set's registers compiles to very slow code (GCC keeps it in
+ * memory), so each clone works at its own width: the fast bodies live in
+ * a template header included once per width with CNN_SIMD_W defined, in
+ * which CNN_V is the vector type, CNN_VI the mask type, CNN_VLOAD/
+ * CNN_VSTORE move CNN_SIMD_W floats, and CNN_SIMD_NAME(f) names f's copy
+ * for this width. */
+#define CNN_SIMD_TYPES(W)                                                        \
+    typedef float cnn_vf_##W __attribute__((vector_size(4 * (W))));             \
+    typedef int cnn_vi_##W __attribute__((vector_size(4 * (W))));               \
+    typedef cnn_vf_##W cnn_vfu_##W __attribute__((aligned(4), may_alias));
+CNN_SIMD_TYPES(4)
+CNN_SIMD_TYPES(8)
+CNN_SIMD_TYPES(16)
+#define CNN_SIMD_CAT_(a, b) a##_##b
+#define CNN_SIMD_CAT(a, b) CNN_SIMD_CAT_(a, b)
+#define CNN_SIMD_NAME(f) CNN_SIMD_CAT(f, CNN_SIMD_W)
+#define CNN_V CNN_SIMD_CAT(cnn_vf, CNN_SIMD_W)
+#define CNN_VI CNN_SIMD_CAT(cnn_vi, CNN_SIMD_W)
+#define CNN_VLOAD(p) (*(const CNN_SIMD_CAT(cnn_vfu, CNN_SIMD_W) *)(const void *)(p))
+#define CNN_VSTORE(p, v) (*(CNN_SIMD_CAT(cnn_vfu, CNN_SIMD_W) *)(void *)(p) = (v))
 /* mask ? a : b, mask from a vector comparison */
-#define CNN_V16_SELECT(mask, a, b) \
-    ((cnn_v16f)(((cnn_v16i)(a) & (mask)) | ((cnn_v16i)(b) & ~(mask))))
+#define CNN_VSELECT(mask, a, b) ((CNN_V)(((CNN_VI)(a) & (mask)) | ((CNN_VI)(b) & ~(mask))))
 
 /* Inlines everything into each clone, so the body takes the clone's ISA. */
 #define CNN_ISA_BODY static inline __attribute__((always_inline))
@@ -67,8 +82,9 @@ typedef cnn_v16f cnn_v16f_u __attribute__((aligned(4), may_alias));
         name##_generic args;          \
     } while (0)
 #endif
-/* The usual case: the same body name_body for every instruction set. */
+/* The usual case: name_body at 16 floats for the baseline (where GCC
+ * splits it into four SSE registers well) and AVX-512, 8 for AVX2. */
 #define CNN_ISA_CLONES(name, params, args) \
-    CNN_ISA_CLONES_OF(name, name##_body, name##_body, name##_body, params, args)
+    CNN_ISA_CLONES_OF(name, name##_body_16, name##_body_8, name##_body_16, params, args)
 
 #endif
