@@ -10,9 +10,9 @@
  *     dx = gamma / sqrt(var + eps) (g - mean(g) - xhat mean(g xhat))
  *   backward (inference): dx = gamma / sqrt(moving_var + eps) g
  *
- * The maths is in kernels/batch_norm.c. Work is split by channels, each
- * worker reducing its channels over all N rows, so the result does not
- * depend on the thread count. The
+ * Work is split by channels, each worker reducing its channels over all N
+ * rows (in float over blocks of rows, the blocks' sums in double), so the
+ * result does not depend on the thread count. The
  * batch's mean and 1/sqrt(var + eps) are kept from forward to backward;
  * xhat is recomputed from x, which the model keeps. */
 #include <math.h>

@@ -5,8 +5,7 @@
  *   separable: y = d * P + bias, P the pointwise kernel (1, 1, C*M, filters)
  *
  * over output pixels p = (n * oh + oy) * ow + ox, with Conv2D's padding,
- * strides and dilation (cnn_conv_geom); the depthwise maths is in
- * kernels/depthwise.c. Forward splits pixels between the
+ * strides and dilation (cnn_conv_geom). Forward splits pixels between the
  * workers; backward splits channels (each worker owns its kernel and dx
  * channels), so results do not depend on the thread count. SeparableConv2D
  * works on tiles of pixels within the workspace limit, recomputing d in

@@ -1,6 +1,6 @@
 /* GlobalAveragePooling2D and GlobalMaxPooling2D: (h, w, c) -> (c), so a
  * network's head does not depend on the image size (Keras semantics,
- * keepdims=False). The maths is in kernels/global_pool.c. */
+ * keepdims=False). */
 #include <math.h>
 #include <string.h>
 
