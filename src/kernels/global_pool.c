@@ -1,5 +1,14 @@
 #include "kernels/global_pool.h"
 
+/* No fused multiply-add anywhere in this file, whatever the compiler's
+ * default (clang's is on, GCC's outside ISO C mode): the vector bodies and
+ * scalar tails must round alike (kernels/isa.h). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include <math.h>
 #include <string.h>
 
