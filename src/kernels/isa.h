@@ -7,10 +7,10 @@
  * below) of the clone's register width. They use no fused multiply-add
  * (each kernel file turns the compiler's contraction off, as clang and
  * GCC's GNU modes would otherwise fuse vector and scalar code
- * differently) and sum each channel in its own lane, in the same order as the scalar tail loops: a
- * channel's result is the same bits whichever lane, tail or instruction
- * set computes it, so it does not depend on how callers split channels
- * between threads. */
+ * differently) and sum each channel in its own lane, in the same order
+ * as the scalar tail loops: a channel's result is the same bits whichever
+ * lane, tail or instruction set computes it, so it does not depend on how
+ * callers split channels between threads. */
 #ifndef CNN_KERNELS_ISA_H
 #define CNN_KERNELS_ISA_H
 
