@@ -1,259 +1,35 @@
-/* Images in and out through stb_image / stb_image_write (Debian libstb). */
+/* Images in (through cnn_decode_image, src/io/decode.c) and out (stb_image_write). */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 
 #include "core/error.h"
 #include "core/fileio.h"
+#include "io/decode.h"
 
-/* ---- A known stb_image 2.27 bug, refused before stb sees the file ---------
- *
- * Debian 12's stb_image (2.27) builds a JPEG Huffman table from the 16 code
- * counts of a DHT segment without checking that they add up to at most 256
- * (stb_image 2.28 checks), so a crafted JPEG writes past the table inside
- * the decoder's heap block (found by fuzz/fuzz_image.c). This walks the
- * markers the way stb's decoder reaches them - resynchronising on 0xFF
- * between header segments, skipping entropy-coded data after SOS up to the
- * next marker that is not RSTn - and refuses any such table. It checks a
- * superset of what stb parses: where stb would stop with an error, the walk
- * simply goes on or ends. */
-
-/* Byte i of the file, 0 past its end (as stb's reader returns). */
-static int jpeg_byte(const unsigned char *b, size_t n, size_t i) { return i < n ? b[i] : 0; }
-
-static size_t jpeg_be16(const unsigned char *b, size_t n, size_t i)
-{
-    return (size_t)jpeg_byte(b, n, i) << 8 | (size_t)jpeg_byte(b, n, i + 1);
-}
-
-/* The tables of the DHT segment whose length field is at pos, read as stb
- * reads them: false if one declares more than 256 codes. */
-static bool jpeg_dht_ok(const unsigned char *b, size_t n, size_t pos, int *codes)
-{
-    long left = (long)jpeg_be16(b, n, pos) - 2;
-    size_t at = pos + 2;
-    while (left > 0 && at < n) {
-        int q = jpeg_byte(b, n, at);
-        if (q >> 4 > 1 || (q & 15) > 3)
-            return true; /* stb refuses the table ("bad DHT header") */
-        int sum = 0;
-        for (int i = 0; i < 16; i++)
-            sum += jpeg_byte(b, n, at + 1 + (size_t)i);
-        if (sum > 256) {
-            *codes = sum;
-            return false;
-        }
-        at += 17 + (size_t)sum;
-        left -= 17 + sum;
-    }
-    return true;
-}
-
-static cnn_status jpeg_check_huffman(const unsigned char *b, size_t n, const char *name)
-{
-    /* SOI: 0xFF, any fill 0xFFs, 0xD8 - else stb does not decode it as JPEG */
-    size_t pos = 0;
-    if (jpeg_byte(b, n, pos++) != 0xFF)
-        return CNN_OK;
-    while (pos < n && b[pos] == 0xFF)
-        pos++;
-    if (jpeg_byte(b, n, pos++) != 0xD8)
-        return CNN_OK;
-    while (pos < n) {
-        if (b[pos] != 0xFF) {
-            pos++; /* stb skips padding between header segments */
-            continue;
-        }
-        while (pos < n && b[pos] == 0xFF)
-            pos++;
-        int m = jpeg_byte(b, n, pos++);
-        if (m == 0xD9 || m == 0x00 || m == 0xFF)
-            return CNN_OK; /* the end, or stb stops with an error */
-        if (m == 0xD8 || (m >= 0xD0 && m <= 0xD7) || m == 0x01)
-            continue; /* no length field */
-        size_t len = jpeg_be16(b, n, pos);
-        if (len < 2)
-            return CNN_OK; /* stb refuses the segment */
-        int codes = 0;
-        if (m == 0xC4 && !jpeg_dht_ok(b, n, pos, &codes))
-            return cnn_fail(CNN_ERR_FORMAT,
-                            "%s: JPEG: a Huffman table (DHT at byte %zu) declares %d codes, more"
-                            " than the 256 a table can hold (a corrupt or crafted file)",
-                            name, pos - 2, codes);
-        pos += len;
-        if (m == 0xDA) {
-            /* entropy-coded data: up to a marker other than RSTn (0xFF 0x00
-             * is a stuffed data byte, 0xFF 0xFF fill) */
-            while (pos < n) {
-                if (b[pos] != 0xFF) {
-                    pos++;
-                    continue;
-                }
-                size_t q = pos + 1;
-                while (q < n && b[q] == 0xFF)
-                    q++;
-                int c = jpeg_byte(b, n, q);
-                if (c != 0x00 && !(c >= 0xD0 && c <= 0xD7))
-                    break; /* a marker: read it above */
-                pos = q + 1;
-            }
-        }
-    }
-    return CNN_OK;
-}
-
-/* ---- More of stb_image 2.27, kept away ------------------------------------ */
-
-/* The formats stb reads beyond the documented ones (PSD, PIC, Radiance
- * HDR) are refused before stb sees them: less decoder code on hostile
- * input (its HDR reader has known bugs). stb recognises them by these. */
-static const char *undocumented_format(const unsigned char *b, size_t n)
-{
-    if (n >= 4 && memcmp(b, "8BPS", 4) == 0)
-        return "PSD";
-    if (n >= 4 && b[0] == 0x53 && b[1] == 0x80 && b[2] == 0xF6 && b[3] == 0x34)
-        return "Softimage PIC";
-    if (n >= 2 && b[0] == '#' && b[1] == '?')
-        return "Radiance HDR";
-    return NULL;
-}
-
-/* stb reads a PGM/PPM header number with no bound on its digits (a signed
- * overflow, undefined behaviour); this follows stbi__pnm_info's steps and
- * refuses a number of more than 9 digits first. */
-static cnn_status pnm_check_header(const unsigned char *b, size_t n, const char *name)
-{
-    if (n < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6'))
-        return CNN_OK;
-    static const char *const field[3] = {"width", "height", "maximum value"};
-    size_t pos = 2;
-    int c = pos < n ? b[pos++] : 0;
-    for (int f = 0; f < 3; f++) {
-        for (;;) { /* white space and # comments */
-            while (pos < n && (c == ' ' || (c >= '\t' && c <= '\r')))
-                c = b[pos++];
-            if (pos >= n || c != '#')
-                break;
-            while (pos < n && c != '\n' && c != '\r')
-                c = b[pos++];
-        }
-        int digits = 0;
-        while (pos < n && c >= '0' && c <= '9') {
-            digits++;
-            c = b[pos++];
-        }
-        if (digits > 9)
-            return cnn_fail(CNN_ERR_FORMAT, "%s: PGM/PPM: the %s has %d digits (at most 9)", name,
-                            field[f], digits);
-    }
-    return CNN_OK;
-}
-
-/* stb reads through these callbacks rather than straight from memory: in
- * places (PGM/PPM data, uncompressed TGA rows) it ignores a short read of
- * a truncated file and would hand back uninitialised memory as pixels
- * (found with valgrind on the fuzz corpus); here the missing bytes read as
- * zeros, as stb's byte reader gives at the end of a file. */
-typedef struct {
-    const unsigned char *p;
-    size_t n, pos;
-} stb_source;
-
-static int stb_source_read(void *user, char *data, int size)
-{
-    stb_source *s = user;
-    if (size <= 0)
-        return 0;
-    size_t left = s->n - s->pos, k = (size_t)size < left ? (size_t)size : left;
-    memcpy(data, s->p + s->pos, k);
-    memset(data + k, 0, (size_t)size - k);
-    s->pos += k;
-    return (int)k;
-}
-
-static void stb_source_skip(void *user, int n)
-{
-    stb_source *s = user;
-    if (n < 0)
-        s->pos = (size_t)-(int64_t)n > s->pos ? 0 : s->pos - (size_t)-(int64_t)n;
-    else
-        s->pos = (size_t)n > s->n - s->pos ? s->n : s->pos + (size_t)n;
-}
-
-static int stb_source_eof(void *user)
-{
-    const stb_source *s = user;
-    return s->pos >= s->n;
-}
-
-static const stbi_io_callbacks stb_callbacks = {stb_source_read, stb_source_skip, stb_source_eof};
-
-/* Checks the declared size and decodes; pixels are converted straight into
- * the float tensor (the only copy besides stb's 8-bit buffer). */
-static cnn_status decode(const stbi_uc *bytes, size_t size, const char *name, int channels,
+/* Checks the declared size against max_bytes (the decoder's 8-bit pixels
+ * and the float tensor together), decodes through cnn_decode_image and
+ * converts to floats in [0, 1]. */
+static cnn_status decode(const unsigned char *bytes, size_t size, const char *name, int channels,
                          int64_t max_bytes, cnn_tensor **out)
 {
     *out = NULL;
     if (channels != 0 && channels != 1 && channels != 3)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s: channels must be 0 (as stored), 1 or 3, got %d",
                         name, channels);
-    if (size == 0)
-        return cnn_fail(CNN_ERR_FORMAT, "%s: the file is empty", name);
-    if (size > INT_MAX)
-        return cnn_fail(CNN_ERR_FORMAT, "%s: file larger than 2 GiB is not supported", name);
-    const char *other = undocumented_format(bytes, size);
-    if (other)
-        return cnn_fail(CNN_ERR_FORMAT,
-                        "%s: %s images are not read (expected PNG, JPEG, BMP, PGM/PPM, TGA or GIF)",
-                        name, other);
-    cnn_status known = jpeg_check_huffman(bytes, size, name);
-    if (!known)
-        known = pnm_check_header(bytes, size, name);
-    if (known)
-        return known;
-    int w, h, comp;
-    /* stb reports a failed allocation with a reason that may name another
-     * format's test; the allocator's errno is the reliable sign. */
-    errno = 0;
-    stb_source src = {bytes, size, 0};
-    if (!stbi_info_from_callbacks(&stb_callbacks, &src, &w, &h, &comp)) {
-        if (errno == ENOMEM)
-            return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory reading the image header", name);
-        /* stb refuses images over 1 GiB decoded before saying their size;
-         * for a PNG read the header ourselves so the message gives it. */
-        static const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-        if (size >= 24 && memcmp(bytes, png_magic, 8) == 0 && memcmp(bytes + 12, "IHDR", 4) == 0) {
-            const stbi_uc *d = bytes + 16;
-            uint32_t pw = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
-            uint32_t ph = (uint32_t)d[4] << 24 | (uint32_t)d[5] << 16 | (uint32_t)d[6] << 8 | d[7];
-            if ((uint64_t)pw * ph > (1u << 28))
-                return cnn_fail(CNN_ERR_NO_MEMORY,
-                                "%s: image declares %u x %u pixels, more than the decoder's"
-                                " limit of 1 GiB",
-                                name, pw, ph);
-        }
-        return cnn_fail(CNN_ERR_FORMAT,
-                        "%s: not a readable image (expected PNG, JPEG, BMP, PGM/PPM, TGA or GIF):"
-                        " %s",
-                        name, stbi_failure_reason());
-    }
-    int c = channels ? channels : comp;
-    if (c == 2)
-        c = 1; /* grey + alpha: the alpha is dropped */
-    if (c == 4)
-        c = 3;
+    int h, w, comp;
+    cnn_status st = cnn_decode_info(bytes, size, name, &h, &w, &comp);
+    if (st)
+        return st;
+    /* grey + alpha and RGBA lose their alpha (as Keras' load_img) */
+    int c = channels ? channels : comp == 2 ? 1 : comp == 4 ? 3 : comp;
     if (max_bytes <= 0)
         max_bytes = CNN_DEFAULT_MAX_MEMORY;
-    /* stb's 8-bit pixels as stored, then the float tensor; a header can
-     * declare sizes whose product overflows (found by fuzz/fuzz_image.c) */
-    if (w < 1 || h < 1 || comp < 1 || comp > 4)
-        return cnn_fail(CNN_ERR_FORMAT, "%s: the image declares %d x %d x %d", name, w, h, comp);
-    int64_t need;
+    int64_t need, floats = (int64_t)w * h * c * (int64_t)sizeof(float);
     if (__builtin_mul_overflow((int64_t)w * h, comp + (int64_t)sizeof(float) * c, &need))
         need = INT64_MAX;
     if (need > max_bytes)
@@ -261,48 +37,20 @@ static cnn_status decode(const stbi_uc *bytes, size_t size, const char *name, in
                         "%s: image declares %d x %d x %d, which needs %lld bytes to load, more"
                         " than the allowed %lld",
                         name, w, h, c, (long long)need, (long long)max_bytes);
-    /* 16-bit images are decoded with the channels as stored and converted
-     * below: stb 2.27's own conversion reads past its buffer for 16-bit
-     * PGM/PPM (found by fuzz/fuzz_image.c). Others convert in stb, which
-     * takes a JPEG's grey straight from its luminance. */
-    src.pos = 0;
-    int want = stbi_is_16_bit_from_callbacks(&stb_callbacks, &src) ? 0 : c, got, w2, h2;
-    errno = 0;
-    src.pos = 0;
-    stbi_uc *pixels = stbi_load_from_callbacks(&stb_callbacks, &src, &w2, &h2, &got, want);
-    if (want)
-        got = want; /* the channels of the buffer; stb reports the stored ones */
-    if (!pixels && errno == ENOMEM)
-        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory decoding the image (%d x %d)", name,
-                        w, h);
-    if (!pixels)
-        return cnn_fail(CNN_ERR_FORMAT, "%s: cannot decode the image: %s", name,
-                        stbi_failure_reason());
-    if (w2 != w || h2 != h || got < 1 || got > 4) {
-        stbi_image_free(pixels);
-        return cnn_fail(CNN_ERR_FORMAT,
-                        "%s: the image's header says %d x %d x %d, its data %d x %d x %d", name, w,
-                        h, comp, w2, h2, got);
-    }
+    cnn_decoded_image img;
+    st = cnn_decode_image(bytes, size, name, c, 0, 0, max_bytes - floats, &img);
+    if (st)
+        return st;
     cnn_tensor *t;
-    cnn_status st = cnn_tensor_create(&t, 4, (int64_t[]){1, h, w, c});
+    st = cnn_tensor_create(&t, 4, (int64_t[]){1, img.rows, img.cols, c});
     if (st == CNN_OK) {
-        /* grey (+ alpha) or RGB (+ alpha) to c = 1 or 3; grey from RGB as
-         * stb computes it: (77 r + 150 g + 29 b) / 256 */
         const float scale = 1.0f / 255.0f;
-        const int64_t n = (int64_t)w * h;
-        for (int64_t i = 0; i < n; i++) {
-            const stbi_uc *p = pixels + i * got;
-            float *o = t->data + i * c;
-            if (c == 1)
-                o[0] = (float)(got >= 3 ? (77 * p[0] + 150 * p[1] + 29 * p[2]) >> 8 : p[0]) * scale;
-            else
-                for (int k = 0; k < 3; k++)
-                    o[k] = (float)p[got >= 3 ? k : 0] * scale;
-        }
+        const int64_t n = (int64_t)img.rows * img.cols * c;
+        for (int64_t i = 0; i < n; i++)
+            t->data[i] = (float)img.pixels[i] * scale;
         *out = t;
     }
-    stbi_image_free(pixels);
+    cnn_decoded_image_free(&img);
     return st;
 }
 
