@@ -120,6 +120,7 @@ typedef struct cli_compile_options {
     const char *optimizer, *loss; /* names, NULL if not given */
     double lr, momentum, clipnorm, global_clipnorm;
     bool lr_given, momentum_given, clipnorm_given, global_clipnorm_given;
+    bool from_logits; /* --from-logits */
 } cli_compile_options;
 /* Compiles a description (defaults: adam, sparse_categorical_crossentropy)
  * or a saved model when options are given; a compiled saved model keeps

@@ -12,11 +12,11 @@ int cli_compile(const char *cmd, cnn_model *m, const cli_compile_options *o, cnn
     cnn_compile_config saved;
     bool compiled = cnn_model_compile_config(m, &saved) == CNN_OK;
     if (compiled && !o->optimizer && !o->loss && !o->lr_given && !o->momentum_given
-        && !o->clipnorm_given && !o->global_clipnorm_given) {
+        && !o->clipnorm_given && !o->global_clipnorm_given && !o->from_logits) {
         *loss = saved.loss;
-        printf("Continuing with the saved optimizer state: %s (learning rate %g), loss %s\n",
+        printf("Continuing with the saved optimizer state: %s (learning rate %g), loss %s%s\n",
                cli_optimizer_name(saved.optimizer.kind), (double)saved.optimizer.learning_rate,
-               cli_loss_name(saved.loss));
+               cli_loss_name(saved.loss), saved.from_logits ? " from logits" : "");
         return CLI_OK;
     }
     cnn_compile_config cfg = {.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
@@ -24,9 +24,14 @@ int cli_compile(const char *cmd, cnn_model *m, const cli_compile_options *o, cnn
     if (compiled) {
         cfg.loss = saved.loss;
         cfg.optimizer = saved.optimizer;
+        cfg.from_logits = saved.from_logits;
     }
-    if (o->loss)
+    if (o->loss) {
         cfg.loss = cli_loss_from_name(o->loss);
+        cfg.from_logits = false; /* a new loss takes probabilities unless told */
+    }
+    if (o->from_logits)
+        cfg.from_logits = true;
     if (o->optimizer && cli_optimizer_from_name(o->optimizer) != cfg.optimizer.kind)
         cfg.optimizer = (cnn_optimizer){.kind = cli_optimizer_from_name(o->optimizer)};
     /* Here the optimizer is known (adam by default, or the saved one), so
@@ -57,6 +62,6 @@ int cli_compile(const char *cmd, cnn_model *m, const cli_compile_options *o, cnn
         printf(", clipnorm %g", (double)cfg.optimizer.clipnorm);
     if (cfg.optimizer.global_clipnorm > 0)
         printf(", global_clipnorm %g", (double)cfg.optimizer.global_clipnorm);
-    printf("), loss %s\n", cli_loss_name(cfg.loss));
+    printf("), loss %s%s\n", cli_loss_name(cfg.loss), cfg.from_logits ? " from logits" : "");
     return CLI_OK;
 }

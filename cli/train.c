@@ -44,6 +44,9 @@ static const char help[] =
     "                           integer labels), categorical_crossentropy\n"
     "                           (labels made one-hot),\n"
     "                           binary_crossentropy or mse\n"
+    "  --from-logits            the cross-entropy loss takes the model's output as\n"
+    "                           logits (Keras from_logits=True): for a last layer\n"
+    "                           without softmax/sigmoid\n"
     "  --seed S                 seeds the weights of a description, dropout and\n"
     "                           the shuffling (default 0); the same seed and\n"
     "                           --threads give the same weights\n"
@@ -53,9 +56,9 @@ static const char help[] =
     "  --global-clipnorm X      clip all gradients together to joint norm X\n"
     "\n"
     "A saved model that was compiled keeps its loss, optimizer and optimizer state;\n"
-    "giving --optimizer, --lr, --momentum, --loss or a clipping option compiles it\n"
-    "anew (fresh state). L2 weight decay is a layer argument in the description:\n"
-    "kernel_regularizer=l2(0.0005).\n"
+    "giving --optimizer, --lr, --momentum, --loss, --from-logits or a clipping option\n"
+    "compiles it anew (fresh state). L2 weight decay is a layer argument in the\n"
+    "description: kernel_regularizer=l2(0.0005).\n"
     "\n"
     "Learning-rate schedule (over optimizer steps, so resumed runs continue it):\n"
     "  --lr-schedule NAME       step (times --lr-decay-rate every --lr-decay-epochs),\n"
@@ -125,6 +128,7 @@ typedef struct train_opts {
     bool no_checkpoint;       /* o->checkpoint is then NULL */
     double lr, momentum, validation_split, clipnorm, global_clipnorm;
     bool lr_given, momentum_given, validate_on_test, clipnorm_given, global_clipnorm_given;
+    bool from_logits;
     uint64_t seed;
     int64_t max_memory;
     /* schedule */
@@ -550,10 +554,16 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
                                      .lr_given = o->lr_given,
                                      .momentum_given = o->momentum_given,
                                      .clipnorm_given = o->clipnorm_given,
-                                     .global_clipnorm_given = o->global_clipnorm_given},
+                                     .global_clipnorm_given = o->global_clipnorm_given,
+                                     .from_logits = o->from_logits},
                                  &loss))) {
         goto done;
     }
+    if (cnn_model_loss_expects_probabilities(m))
+        fprintf(stderr, "%s: warning: the loss %s expects probabilities but the last layer's"
+                        " output is linear (logits); add activation=softmax (or sigmoid) to it,"
+                        " or give --from-logits\n",
+                cmd, cli_loss_name(loss));
     if ((rc = cli_targets(cmd, m, loss, labels, &y))
         || (tlabels && (rc = cli_targets(cmd, m, loss, tlabels, &ty))))
         goto done;
@@ -646,6 +656,7 @@ int cli_train(int argc, char **argv)
         {"lr", CLI_OPT_REAL, &o.lr, 1e-12, 1e6, &o.lr_given},
         {"momentum", CLI_OPT_REAL, &o.momentum, 0, 0.9999, &o.momentum_given},
         {"loss", CLI_OPT_STRING, &o.loss, 0, 0, NULL},
+        {"from-logits", CLI_OPT_FLAG, &o.from_logits, 0, 0, NULL},
         {"seed", CLI_OPT_U64, &o.seed, 0, 0, NULL},
         {"threads", CLI_OPT_INT, &o.threads, 0, 1024, NULL},
         {"max-memory", CLI_OPT_BYTES, &o.max_memory, 0, 0, NULL},

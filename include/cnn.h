@@ -160,13 +160,36 @@ typedef struct cnn_shape {
 /* ---- Layer configurations (zero = Keras default) -------------------------- */
 typedef enum cnn_padding { CNN_PADDING_VALID = 0, CNN_PADDING_SAME = 1 } cnn_padding;
 
+/* Activations, as Keras 3 defines them (numbers never change; the names are
+ * Keras's, see cnn_activation_name). */
 typedef enum cnn_activation {
     CNN_ACTIVATION_LINEAR = 0, /* Keras's activation=None */
     CNN_ACTIVATION_RELU = 1,
     CNN_ACTIVATION_SIGMOID = 2,
     CNN_ACTIVATION_TANH = 3,
-    CNN_ACTIVATION_SOFTMAX = 4
+    CNN_ACTIVATION_SOFTMAX = 4,
+    CNN_ACTIVATION_SILU = 5,         /* "silu", alias "swish": x sigmoid(x) */
+    CNN_ACTIVATION_GELU = 6,         /* exact: x (1 + erf(x / sqrt 2)) / 2 */
+    CNN_ACTIVATION_GELU_TANH = 7,    /* "gelu_tanh": gelu(approximate=True), the
+                                        tanh approximation (no Keras name) */
+    CNN_ACTIVATION_SELU = 8,
+    CNN_ACTIVATION_ELU = 9,          /* alpha 1 */
+    CNN_ACTIVATION_SOFTPLUS = 10,    /* log(1 + e^x) */
+    CNN_ACTIVATION_SOFTSIGN = 11,    /* x / (1 + |x|) */
+    CNN_ACTIVATION_HARD_SIGMOID = 12, /* Keras 3: relu6(x + 3) / 6 (tf.keras 2 had
+                                         clip(0.2 x + 0.5, 0, 1)) */
+    CNN_ACTIVATION_HARD_SILU = 13,   /* "hard_silu", alias "hard_swish": x hard_sigmoid(x) */
+    CNN_ACTIVATION_EXPONENTIAL = 14, /* e^x */
+    CNN_ACTIVATION_RELU6 = 15,       /* min(max(x, 0), 6) */
+    CNN_ACTIVATION_LEAKY_RELU = 16,  /* negative_slope 0.2, Keras 3's default */
+    CNN_ACTIVATION_MISH = 17         /* x tanh(softplus(x)) */
 } cnn_activation;
+/* Keras's name of an activation ("relu", "silu", ...); NULL if a is not one. */
+const char *cnn_activation_name(cnn_activation a);
+/* The activation of a Keras name or alias ("swish" = silu, "hard_swish" =
+ * hard_silu, "None" = linear; case-insensitive). CNN_ERR_INVALID_ARGUMENT
+ * naming the expected names if it is none. */
+cnn_status cnn_activation_from_name(const char *name, cnn_activation *out);
 
 typedef struct cnn_conv2d_config {
     int filters;            /* required, > 0 */
@@ -524,6 +547,10 @@ typedef struct cnn_optimizer {
 typedef struct cnn_compile_config {
     cnn_loss loss;
     cnn_optimizer optimizer; /* default: RMSprop, as Keras */
+    bool from_logits;        /* Keras from_logits=True, for the three cross-entropy
+                                losses: the model's output is logits (log-softmax /
+                                log-sigmoid are applied inside the loss, stably);
+                                accuracy is then taken on softmax/sigmoid of them */
 } cnn_compile_config;
 #define cnn_compile(...) ((cnn_compile_config){__VA_ARGS__})
 
@@ -534,6 +561,11 @@ cnn_status cnn_model_compile(cnn_model *m, cnn_compile_config cfg);
 /* The loss and optimizer (Keras defaults filled in) of a compiled model,
  * e.g. one loaded from a .cnn file; CNN_ERR_STATE if it is not compiled. */
 cnn_status cnn_model_compile_config(const cnn_model *m, cnn_compile_config *out);
+/* Whether the compiled loss expects probabilities (a cross-entropy without
+ * from_logits) while the last layer's activation is linear - logits, not
+ * probabilities: training then stalls (Keras would warn too). Add softmax or
+ * sigmoid, or compile with from_logits. False for an uncompiled model. */
+bool cnn_model_loss_expects_probabilities(const cnn_model *m);
 
 /* ---- fit / evaluate / predict ----------------------------------------------- */
 typedef enum cnn_progress_event {

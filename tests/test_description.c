@@ -287,9 +287,10 @@ static void test_text_errors(void)
                 "t.model:2:18: Dropout seed: expected an integer >= 0, got '-1'");
     PARSE_FAILS("input shape=28,28,1\nConv2D 8 3 padding=full\n", CNN_ERR_FORMAT,
                 "t.model:2:20: Conv2D padding: expected valid or same, got 'full'");
-    PARSE_FAILS("input shape=28,28,1\nConv2D 8 3 activation=gelu\n", CNN_ERR_FORMAT,
-                "t.model:2:23: Conv2D activation: expected relu, sigmoid, tanh, softmax or"
-                " linear, got 'gelu'");
+    PARSE_FAILS("input shape=28,28,1\nConv2D 8 3 activation=crelu\n", CNN_ERR_FORMAT,
+                "t.model:2:23: Conv2D activation: expected an activation (linear, relu,"
+                " sigmoid, tanh, softmax, silu, gelu, gelu_tanh, selu, elu, softplus, softsign,"
+                " hard_sigmoid, hard_silu, exponential, relu6, leaky_relu, mish), got 'crelu'");
     PARSE_FAILS("input shape=28,28,1\nConv2D 8 3 use_bias=no\n", CNN_ERR_FORMAT,
                 "t.model:2:21: Conv2D use_bias: expected true or false, got 'no'");
     PARSE_FAILS("input shape=28,28,1\nFlatten name=''\n", CNN_ERR_FORMAT,
@@ -576,9 +577,12 @@ static void test_json_errors(void)
                      " 4.5, \"kernel_size\": 3}}",
                      CNN_ERR_FORMAT, "filters: expected an integer >= 1, got 4.5");
     JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 4,"
-                     " \"kernel_size\": 3, \"activation\": \"gelu\"}}",
-                     CNN_ERR_FORMAT, "activation: expected relu, sigmoid, tanh, softmax or linear,"
-                                     " got \"gelu\"");
+                     " \"kernel_size\": 3, \"activation\": \"crelu\"}}",
+                     CNN_ERR_FORMAT, "activation: expected an activation (linear, relu, sigmoid,"
+                                     " tanh, softmax, silu, gelu, ");
+    JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 4,"
+                     " \"kernel_size\": 3, \"activation\": \"crelu\"}}",
+                     CNN_ERR_FORMAT, "leaky_relu, mish), got \"crelu\"");
     JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 4,"
                      " \"kernel_size\": 3, \"padding\": \"causal\"}}",
                      CNN_ERR_FORMAT, "padding: expected \"valid\" or \"same\", got \"causal\"");
@@ -789,11 +793,13 @@ static void test_new_kinds(void)
 static void test_activation_suggestions(void)
 {
     PARSE_FAILS("input shape=28,28,1\nConv2D 4 3 activation=rleu\n", CNN_ERR_FORMAT,
-                "t.model:2:23: Conv2D activation: expected relu, sigmoid, tanh, softmax or linear,"
-                " got 'rleu' (did you mean 'relu'?)");
+                "t.model:2:23: Conv2D activation: expected an activation (linear, relu, sigmoid,"
+                " tanh, softmax, silu, gelu, gelu_tanh, selu, elu, softplus, softsign,"
+                " hard_sigmoid, hard_silu, exponential, relu6, leaky_relu, mish), got 'rleu' (did"
+                " you mean 'relu'?)");
     PARSE_FAILS("input shape=4\nDense 3 activation=softmx\n", CNN_ERR_FORMAT,
                 "got 'softmx' (did you mean 'softmax'?)");
-    PARSE_FAILS("input shape=4\nDense 3 activation=elu\n", CNN_ERR_FORMAT, "got 'elu'");
+    PARSE_FAILS("input shape=4\nDense 3 activation=celu\n", CNN_ERR_FORMAT, "got 'celu'");
     CHECK(strstr(cnn_last_error(), "did you mean") == NULL);
     PARSE_FAILS("input shape=4\nDense 3 activation=swishy\n", CNN_ERR_FORMAT, "got 'swishy'");
     CHECK(strstr(cnn_last_error(), "did you mean") == NULL);

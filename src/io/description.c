@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/fileio.h"
+#include "kernels/activation.h"
 
 /* A description is a few hundred bytes by hand and a few hundred KiB from
  * to_json() of a big model; anything far larger is not one. */
@@ -301,41 +302,25 @@ void cnn_desc_keys(const cnn_desc_kind *k, char *buf, size_t size)
     }
 }
 
-static const struct {
-    const char *name;
-    cnn_activation value;
-} activation_names[] = {
-    {"linear", CNN_ACTIVATION_LINEAR}, {"None", CNN_ACTIVATION_LINEAR},
-    {"relu", CNN_ACTIVATION_RELU},     {"sigmoid", CNN_ACTIVATION_SIGMOID},
-    {"tanh", CNN_ACTIVATION_TANH},     {"softmax", CNN_ACTIVATION_SOFTMAX},
-};
-#define N_ACTIVATION_NAMES (sizeof activation_names / sizeof activation_names[0])
-
-int cnn_desc_activation_from_name(const char *s, size_t len)
-{
-    for (size_t i = 0; i < N_ACTIVATION_NAMES; i++)
-        if (word_is_nocase(s, len, activation_names[i].name))
-            return (int)activation_names[i].value;
-    return -1;
-}
-
 const char *cnn_desc_suggest_activation(const char *word, size_t len)
 {
-    /* another Keras activation is not a misspelling: "elu" is no "relu" */
-    static const char *const keras_only[] = {"elu", "selu", "gelu", "silu", "swish", "mish",
-                                             "relu6", "softplus", "softsign", "exponential",
-                                             "hard_sigmoid", "leaky_relu", "log_softmax"};
+    /* another Keras activation is not a misspelling: "celu" is no "elu" */
+    static const char *const keras_only[] = {"celu", "crelu", "glu", "hard_tanh", "log_softmax",
+                                             "sparse_plus", "sparsemax", "squareplus",
+                                             "soft_shrink", "hard_shrink", "tanh_shrink",
+                                             "log_sigmoid", "threshold"};
     for (size_t i = 0; i < sizeof keras_only / sizeof keras_only[0]; i++)
         if (word_is_nocase(word, len, keras_only[i]))
             return NULL;
     /* names are short: two edits (a swapped pair, "rleu") are allowed
-     * where half the name stays */
+     * where half the name stays; the library's one table of names */
     const char *best = NULL;
     size_t best_d = 3;
-    for (size_t i = 0; i < N_ACTIVATION_NAMES; i++) {
-        size_t d = edit_distance(word, len, activation_names[i].name);
-        if (d < best_d && 2 * d <= strlen(activation_names[i].name)) {
-            best = activation_names[i].name;
+    for (int a = 0; a < CNN_ACTIVATION_COUNT; a++) {
+        const char *name = cnn_activation_name((cnn_activation)a);
+        size_t d = edit_distance(word, len, name);
+        if (d < best_d && 2 * d <= strlen(name)) {
+            best = name;
             best_d = d;
         }
     }

@@ -22,7 +22,7 @@ typedef enum cnn_desc_type {
     CNN_DESC_COUNT,      /* integer >= 1: filters, units */
     CNN_DESC_PAIR,       /* n or (h, w), each >= 1: kernel_size, strides, ... */
     CNN_DESC_PADDING,    /* valid | same */
-    CNN_DESC_ACTIVATION, /* relu | sigmoid | tanh | softmax | linear */
+    CNN_DESC_ACTIVATION, /* an activation name (cnn_activation_name) */
     CNN_DESC_USE_BIAS,   /* true | false, stored inverted in no_bias */
     CNN_DESC_RATE,       /* finite real in [0, 1) */
     CNN_DESC_SEED,       /* integer >= 0 (0 = derived from the model's seed) */
@@ -97,14 +97,12 @@ const char *cnn_desc_padding4(cnn_desc_value *v, const int *ints, int n);
 /* TARGET_SHAPE from n ints (1 or 3), each >= 1 or one -1: NULL if fine. */
 const char *cnn_desc_target_shape(cnn_desc_value *v, const int *ints, int n);
 
-/* Enum value of an activation / padding name (case-insensitive; "None" is
- * linear), -1 if unknown. */
-int cnn_desc_activation_from_name(const char *s, size_t len);
+/* Enum value of a padding name (case-insensitive), -1 if unknown.
+ * Activation names come from the library's one table
+ * (cnn_activation_lookup in kernels/activation.h). */
 int cnn_desc_padding_from_name(const char *s, size_t len);
 /* The closest activation name to a misspelt one ("rleu"), NULL if none. */
 const char *cnn_desc_suggest_activation(const char *word, size_t len);
-/* What the value parsers say they expected, for error messages. */
-#define CNN_DESC_ACTIVATIONS "relu, sigmoid, tanh, softmax or linear"
 
 /* Writes a value into the spec field the argument names. */
 void cnn_desc_store(cnn_layer_spec *spec, const cnn_desc_arg *arg, const cnn_desc_value *v);

@@ -27,6 +27,7 @@
 
 #include "core/error.h"
 #include "io/description.h"
+#include "kernels/activation.h"
 
 typedef struct {
     const char *name;  /* file name */
@@ -143,10 +144,12 @@ static cnn_status convert(const json_reader *r, const cnn_desc_arg *a, const jso
         const char *s = json_is_null(v) ? "linear" : json_string_value(v);
         if (!s && json_is_object(v))
             s = string_of(v, "config");
-        if (!s || (out->choice = cnn_desc_activation_from_name(s, strlen(s))) < 0) {
+        if (!s || (out->choice = cnn_activation_lookup(s, strlen(s))) < 0) {
             const char *near = s ? cnn_desc_suggest_activation(s, strlen(s)) : NULL;
-            return jfail(r, CNN_ERR_FORMAT, "%s: expected " CNN_DESC_ACTIVATIONS ", got %s%s%s%s",
-                         a->key, show(v, got, sizeof got), near ? " (did you mean \"" : "",
+            char list[400];
+            cnn_activation_list(list, sizeof list);
+            return jfail(r, CNN_ERR_FORMAT, "%s: expected an activation (%s), got %s%s%s%s",
+                         a->key, list, show(v, got, sizeof got), near ? " (did you mean \"" : "",
                          near ? near : "", near ? "\"?)" : "");
         }
         return CNN_OK;

@@ -19,6 +19,7 @@
 
 #include "core/error.h"
 #include "io/description.h"
+#include "kernels/activation.h"
 
 #define NAME_BYTES 256
 
@@ -238,11 +239,14 @@ static cnn_status parse_value(text_parser *p, const cnn_desc_arg *a, const char 
         return CNN_OK;
     case CNN_DESC_ACTIVATION:
         unquote(&s, &n);
-        if ((out->choice = cnn_desc_activation_from_name(s, n)) < 0) {
+        if ((out->choice = cnn_activation_lookup(s, n)) < 0) {
             const char *near = cnn_desc_suggest_activation(s, n);
-            return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected " CNN_DESC_ACTIVATIONS
-                           ", got '%.*s'%s%s%s", what, key, SHOW(s, n),
-                           near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+            char list[400];
+            cnn_activation_list(list, sizeof list);
+            return fail_at(p, s, CNN_ERR_FORMAT,
+                           "%s %s: expected an activation (%s), got '%.*s'%s%s%s", what, key, list,
+                           SHOW(s, n), near ? " (did you mean '" : "", near ? near : "",
+                           near ? "'?)" : "");
         }
         return CNN_OK;
     case CNN_DESC_USE_BIAS:

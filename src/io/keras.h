@@ -137,6 +137,9 @@ cnn_status cnn_zip_write(const cnn_zip_member *members, int n, const char *name,
 /* The Keras 3 serialisation of a model (config.json): Sequential with an
  * InputLayer, every layer's full config, build_config and, when compiled,
  * compile_config. */
+/* The index of the first layer whose activation Keras cannot name
+ * (gelu_tanh), -1 if none: the writers refuse such models. */
+int cnn_keras_unwritable(const cnn_model *m);
 json_t *cnn_keras3_config(const cnn_model *m);
 /* The Keras 2 model_config of a legacy .h5 file (batch_input_shape in the
  * first layer) and its training_config (NULL if not compiled). */

@@ -42,15 +42,36 @@ static json_t *batch_shape(cnn_shape s)
     return a;
 }
 
+/* Keras 3's name of an activation, from the library's table. gelu_tanh has
+ * none (Keras's string "gelu" is the exact one): cnn_keras_unwritable
+ * refuses such models before any writer gets here. */
 static const char *activation_name(cnn_activation a)
 {
-    switch (a) {
-    case CNN_ACTIVATION_RELU: return "relu";
-    case CNN_ACTIVATION_SIGMOID: return "sigmoid";
-    case CNN_ACTIVATION_TANH: return "tanh";
-    case CNN_ACTIVATION_SOFTMAX: return "softmax";
-    default: return "linear";
+    const char *name = cnn_activation_name(a);
+    return name ? name : "linear";
+}
+
+static cnn_activation layer_activation(const cnn_layer_spec *s)
+{
+    switch (s->kind) {
+    case CNN_LAYER_CONV2D: return s->u.conv2d.activation;
+    case CNN_LAYER_DENSE: return s->u.dense.activation;
+    case CNN_LAYER_ACTIVATION: return s->u.activation.activation;
+    case CNN_LAYER_DEPTHWISE_CONV2D: return s->u.depthwise_conv2d.activation;
+    case CNN_LAYER_SEPARABLE_CONV2D: return s->u.separable_conv2d.activation;
+    default: return CNN_ACTIVATION_LINEAR;
     }
+}
+
+int cnn_keras_unwritable(const cnn_model *m)
+{
+    for (int i = 0; i < cnn_model_layer_count(m); i++) {
+        cnn_layer_spec s;
+        if (cnn_model_layer_spec(m, i, &s) == CNN_OK
+            && layer_activation(&s) == CNN_ACTIVATION_GELU_TANH)
+            return i;
+    }
+    return -1;
 }
 
 static const char *padding_name(cnn_padding p) { return p == CNN_PADDING_SAME ? "same" : "valid"; }
@@ -267,6 +288,25 @@ static const char *loss_name(cnn_loss loss)
     }
 }
 
+/* The loss as Keras writes it: its name, or with from_logits the loss
+ * object (Keras 3: module/class_name/config; Keras 2: class_name/config). */
+static json_t *loss_json(const cnn_compile_config *cc, bool keras3)
+{
+    static const char *const cls[] = {NULL, "CategoricalCrossentropy",
+                                      "SparseCategoricalCrossentropy", "BinaryCrossentropy"};
+    const char *name = loss_name(cc->loss);
+    if (!cc->from_logits || cc->loss > CNN_LOSS_BINARY_CROSSENTROPY)
+        return json_string(name);
+    json_t *c = json_pack("{s:s, s:s, s:b}", "name", name, "reduction",
+                          keras3 ? "sum_over_batch_size" : "auto", "from_logits", 1);
+    if (cc->loss == CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)
+        json_object_set_new(c, "ignore_class", json_null());
+    else
+        json_object_update_new(c, json_pack("{s:f, s:i}", "label_smoothing", 0.0, "axis", -1));
+    return keras3 ? k3_object("keras.losses", cls[cc->loss], c)
+                  : json_pack("{s:s, s:o}", "class_name", cls[cc->loss], "config", c);
+}
+
 static json_t *clip_value(float v) { return v > 0 ? jreal(v) : json_null(); }
 
 /* Adds the algorithm's own arguments to an optimizer config; both Keras
@@ -336,8 +376,8 @@ json_t *cnn_keras3_config(const cnn_model *m)
     cnn_compile_config cc;
     if (root && cnn_model_compile_config(m, &cc) == CNN_OK && loss_name(cc.loss))
         json_object_set_new(root, "compile_config", json_pack(
-            "{s:o, s:s, s:n, s:[s], s:n, s:b, s:i, s:b}", "optimizer",
-            k3_optimizer(&cc.optimizer), "loss", loss_name(cc.loss), "loss_weights", "metrics",
+            "{s:o, s:o, s:n, s:[s], s:n, s:b, s:i, s:b}", "optimizer",
+            k3_optimizer(&cc.optimizer), "loss", loss_json(&cc, true), "loss_weights", "metrics",
             "accuracy", "weighted_metrics", "run_eagerly", 0, "steps_per_execution", 1,
             "jit_compile", 0));
     return root;
@@ -398,6 +438,10 @@ static json_t *k2_layer_config(const cnn_layer_spec *s, const char *name)
     for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
         if (json_object_get(c, regs[i].key))
             json_object_set_new(c, regs[i].key, k2_l2(regs[i].l2));
+    /* tf.keras 2 knows silu as swish (Keras 3 reads both) */
+    const json_t *act = json_object_get(c, "activation");
+    if (json_is_string(act) && strcmp(json_string_value(act), "silu") == 0)
+        json_object_set_new(c, "activation", json_string("swish"));
     if (s->kind == CNN_LAYER_LEAKY_RELU) { /* Keras 2 calls the slope alpha */
         json_object_set(c, "alpha", json_object_get(c, "negative_slope"));
         json_object_del(c, "negative_slope");
@@ -442,8 +486,8 @@ json_t *cnn_keras2_training_config(const cnn_model *m)
         json_object_set_new(c, "clipnorm", jreal(o->clipnorm));
     if (o->global_clipnorm > 0)
         json_object_set_new(c, "global_clipnorm", jreal(o->global_clipnorm));
-    return json_pack("{s:{s:s, s:o}, s:s, s:[s], s:n, s:n, s:n}", "optimizer_config",
-                     "class_name", cls[o->kind], "config", c, "loss", loss_name(cc.loss),
+    return json_pack("{s:{s:s, s:o}, s:o, s:[s], s:n, s:n, s:n}", "optimizer_config",
+                     "class_name", cls[o->kind], "config", c, "loss", loss_json(&cc, false),
                      "metrics", "accuracy", "weighted_metrics", "loss_weights",
                      "sample_weight_mode");
 }
@@ -530,7 +574,8 @@ static bool read_optimizer(const json_t *opt, cnn_optimizer *o, bool *ok, char *
     return fine;
 }
 
-static bool read_loss(const json_t *loss, cnn_loss *out, bool *ok, char *why, size_t size)
+static bool read_loss(const json_t *loss, cnn_loss *out, bool *from_logits, bool *ok, char *why,
+                      size_t size)
 {
     static const struct {
         const char *name;
@@ -553,9 +598,7 @@ static bool read_loss(const json_t *loss, cnn_loss *out, bool *ok, char *why, si
                                                     ? "there is no loss"
                                                     : "the loss is not one loss function");
     const json_t *config = json_object_get(loss, "config");
-    if (json_is_true(json_object_get(config, "from_logits")))
-        return unsupported(ok, why, size, "loss %s with from_logits = true is not supported",
-                           name);
+    *from_logits = json_is_true(json_object_get(config, "from_logits"));
     const json_t *smooth = json_object_get(config, "label_smoothing");
     if (json_is_number(smooth) && json_number_value(smooth) != 0)
         return unsupported(ok, why, size, "loss %s with label smoothing is not supported", name);
@@ -565,6 +608,7 @@ static bool read_loss(const json_t *loss, cnn_loss *out, bool *ok, char *why, si
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i].name) == 0) {
             *out = names[i].loss;
+            *from_logits = *from_logits && *out != CNN_LOSS_MSE;
             return true;
         }
     return unsupported(ok, why, size, "loss %s is not supported (sparse_categorical_crossentropy,"
@@ -585,6 +629,6 @@ cnn_status cnn_keras_compile_from(const json_t *optimizer, const json_t *loss, c
         return CNN_OK;
     }
     if (read_optimizer(optimizer, &out->optimizer, ok, why, why_size))
-        read_loss(loss, &out->loss, ok, why, why_size);
+        read_loss(loss, &out->loss, &out->from_logits, ok, why, why_size);
     return CNN_OK;
 }

@@ -38,6 +38,12 @@ static cnn_status prepare(cnn_model *m, const char *path, const char *what)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s: a model and a path are required", what);
     if (m->n_layers == 0)
         return cnn_fail(CNN_ERR_STATE, "%s: %s: the model has no layers", path, what);
+    int bad = cnn_keras_unwritable(m);
+    if (bad >= 0)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "%s: %s: layer %d (%s): activation gelu_tanh (gelu with approximate=True)"
+                        " has no Keras name; Keras's \"gelu\" is the exact one",
+                        path, what, bad, cnn_model_layer_name(m, bad));
     cnn_status st = cnn_model_build(m);
     if (st)
         cnn_error_prefix("%s", path);

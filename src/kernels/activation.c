@@ -2,8 +2,11 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
+#include "core/error.h"
 #include "kernels/vec.h"
 
 static void relu_forward(float *y, int64_t n)
@@ -98,8 +101,78 @@ static void map4(float *y, int64_t n, cnn_v4f (*f)(cnn_v4f))
     }
 }
 
+
 static cnn_v4f v4_tanh_fn(cnn_v4f x) { return v4_tanh(x); }
 static cnn_v4f v4_sigmoid_fn(cnn_v4f x) { return v4_sigmoid(x); }
+static cnn_v4f v4_silu(cnn_v4f x) { return x * v4_sigmoid(x); }
+static cnn_v4f v4_exp_fn(cnn_v4f x) { return v4_exp(x); }
+
+static cnn_v4f v4_softsign(cnn_v4f x)
+{
+    cnn_v4f a = (cnn_v4f)((cnn_v4i)x & ~(cnn_v4i){INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN});
+    return x / (v4_splat(1.0f) + a);
+}
+
+/* Keras 3: relu6(x + 3) / 6 */
+static inline cnn_v4f v4_hard_sigmoid(cnn_v4f x)
+{
+    cnn_v4f t = x + v4_splat(3.0f);
+    t = cnn_v4_select(t > v4_splat(0.0f), t, v4_splat(0.0f));
+    t = cnn_v4_select(t < v4_splat(6.0f), t, v4_splat(6.0f));
+    return t / v4_splat(6.0f);
+}
+
+static cnn_v4f v4_hard_sigmoid_fn(cnn_v4f x) { return v4_hard_sigmoid(x); }
+static cnn_v4f v4_hard_silu(cnn_v4f x) { return x * v4_hard_sigmoid(x); }
+
+static cnn_v4f v4_relu6(cnn_v4f x)
+{
+    x = cnn_v4_select(x > v4_splat(0.0f), x, v4_splat(0.0f));
+    return cnn_v4_select(x < v4_splat(6.0f), x, v4_splat(6.0f));
+}
+
+static cnn_v4f v4_leaky_relu(cnn_v4f x)
+{
+    return cnn_v4_select(x < v4_splat(0.0f), x * v4_splat(CNN_LEAKY_RELU_SLOPE), x);
+}
+
+#define GELU_C 0.79788456080286535588f /* sqrt(2 / pi) */
+#define GELU_K 0.044715f
+
+/* x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2 */
+static cnn_v4f v4_gelu_tanh(cnn_v4f x)
+{
+    cnn_v4f u = v4_splat(GELU_C) * (x + v4_splat(GELU_K) * x * x * x);
+    return v4_splat(0.5f) * x * (v4_splat(1.0f) + v4_tanh(u));
+}
+
+/* x tanh(log(1 + e^x)) = x n / (n + 2) with n = e^x (e^x + 2); x itself
+ * beyond 20, where tanh(softplus(x)) is 1 in float and n would overflow. */
+static cnn_v4f v4_mish(cnn_v4f x)
+{
+    cnn_v4f e = v4_exp(x);
+    cnn_v4f n = e * (e + v4_splat(2.0f));
+    return cnn_v4_select(x > v4_splat(20.0f), x, x * n / (n + v4_splat(2.0f)));
+}
+
+/* The ones libm does better than a polynomial here (erfc, log1p, expm1 near 0). */
+static void scalar_forward(cnn_activation a, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float x = y[i];
+        switch (a) {
+        case CNN_ACTIVATION_GELU: y[i] = 0.5f * x * erfcf(-x * 0.70710678118654752f); break;
+        case CNN_ACTIVATION_ELU: y[i] = x > 0 ? x : expm1f(x); break;
+        case CNN_ACTIVATION_SELU:
+            y[i] = CNN_SELU_SCALE * (x > 0 ? x : CNN_SELU_ALPHA * expm1f(x));
+            break;
+        case CNN_ACTIVATION_SOFTPLUS:
+            y[i] = (x > 0 ? x : 0) + log1pf(expf(-fabsf(x)));
+            break;
+        default: break;
+        }
+    }
+}
 
 static void softmax_row(float *y, int n)
 {
@@ -120,21 +193,27 @@ void cnn_activation_forward(cnn_activation a, float *y, int64_t rows, int n)
 {
     int64_t total = rows * n;
     switch (a) {
-    case CNN_ACTIVATION_LINEAR:
-        break;
-    case CNN_ACTIVATION_RELU:
-        relu_forward(y, total);
-        break;
-    case CNN_ACTIVATION_SIGMOID:
-        map4(y, total, v4_sigmoid_fn);
-        break;
-    case CNN_ACTIVATION_TANH:
-        map4(y, total, v4_tanh_fn);
-        break;
+    case CNN_ACTIVATION_LINEAR: break;
+    case CNN_ACTIVATION_RELU: relu_forward(y, total); break;
+    case CNN_ACTIVATION_SIGMOID: map4(y, total, v4_sigmoid_fn); break;
+    case CNN_ACTIVATION_TANH: map4(y, total, v4_tanh_fn); break;
     case CNN_ACTIVATION_SOFTMAX:
         for (int64_t r = 0; r < rows; r++)
             softmax_row(y + r * n, n);
         break;
+    case CNN_ACTIVATION_SILU: map4(y, total, v4_silu); break;
+    case CNN_ACTIVATION_GELU_TANH: map4(y, total, v4_gelu_tanh); break;
+    case CNN_ACTIVATION_SOFTSIGN: map4(y, total, v4_softsign); break;
+    case CNN_ACTIVATION_HARD_SIGMOID: map4(y, total, v4_hard_sigmoid_fn); break;
+    case CNN_ACTIVATION_HARD_SILU: map4(y, total, v4_hard_silu); break;
+    case CNN_ACTIVATION_EXPONENTIAL: map4(y, total, v4_exp_fn); break;
+    case CNN_ACTIVATION_RELU6: map4(y, total, v4_relu6); break;
+    case CNN_ACTIVATION_LEAKY_RELU: map4(y, total, v4_leaky_relu); break;
+    case CNN_ACTIVATION_MISH: map4(y, total, v4_mish); break;
+    case CNN_ACTIVATION_GELU:
+    case CNN_ACTIVATION_ELU:
+    case CNN_ACTIVATION_SELU:
+    case CNN_ACTIVATION_SOFTPLUS: scalar_forward(a, y, total); break;
     }
 }
 
@@ -166,19 +245,128 @@ void cnn_activation_backward(cnn_activation a, const float *y, float *dy, int64_
                 dr[j] = yr[j] * (dr[j] - (float)dot);
         }
         break;
+    default:
+        for (int64_t i = 0; i < total; i++)
+            dy[i] *= cnn_activation_derivative(a, y[i]);
+        break;
     }
+}
+
+bool cnn_activation_needs_input(cnn_activation a)
+{
+    return a == CNN_ACTIVATION_SILU || a == CNN_ACTIVATION_GELU || a == CNN_ACTIVATION_GELU_TANH
+        || a == CNN_ACTIVATION_HARD_SILU || a == CNN_ACTIVATION_MISH;
+}
+
+static float sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }
+
+/* f'(z) of the activations that need their input. */
+static float derivative_of_input(cnn_activation a, float z)
+{
+    switch (a) {
+    case CNN_ACTIVATION_SILU: { /* s (1 + z (1 - s)) */
+        float s = sigmoidf(z);
+        return s * (1.0f + z * (1.0f - s));
+    }
+    case CNN_ACTIVATION_GELU: /* Phi(z) + z phi(z) */
+        return 0.5f * erfcf(-z * 0.70710678118654752f)
+             + z * 0.39894228040143267794f * expf(-0.5f * z * z);
+    case CNN_ACTIVATION_GELU_TANH: {
+        float t = tanhf(GELU_C * (z + GELU_K * z * z * z));
+        return 0.5f * (1.0f + t)
+             + 0.5f * z * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * GELU_K * z * z);
+    }
+    case CNN_ACTIVATION_HARD_SILU: /* hard_sigmoid(z) + z / 6 inside (-3, 3) */
+        return z <= -3.0f ? 0.0f : z >= 3.0f ? 1.0f : z / 3.0f + 0.5f;
+    case CNN_ACTIVATION_MISH: { /* t + z (1 - t^2) sigmoid(z), t = tanh(softplus(z)) */
+        float sp = (z > 0 ? z : 0) + log1pf(expf(-fabsf(z)));
+        float t = tanhf(sp);
+        return t + z * (1.0f - t * t) * sigmoidf(z);
+    }
+    default:
+        return 1.0f;
+    }
+}
+
+void cnn_activation_backward_input(cnn_activation a, const float *z, float *dy, int64_t count)
+{
+    for (int64_t i = 0; i < count; i++)
+        dy[i] *= derivative_of_input(a, z[i]);
 }
 
 bool cnn_activation_is_elementwise(cnn_activation a) { return a != CNN_ACTIVATION_SOFTMAX; }
 
+/* The one table of activation names: each activation's Keras 3 name first
+ * (in enum order: cnn_activation_name), then the aliases readers accept. */
+static const struct {
+    const char *name;
+    cnn_activation value;
+} names[] = {
+    {"linear", CNN_ACTIVATION_LINEAR},
+    {"relu", CNN_ACTIVATION_RELU},
+    {"sigmoid", CNN_ACTIVATION_SIGMOID},
+    {"tanh", CNN_ACTIVATION_TANH},
+    {"softmax", CNN_ACTIVATION_SOFTMAX},
+    {"silu", CNN_ACTIVATION_SILU},
+    {"gelu", CNN_ACTIVATION_GELU},
+    {"gelu_tanh", CNN_ACTIVATION_GELU_TANH},
+    {"selu", CNN_ACTIVATION_SELU},
+    {"elu", CNN_ACTIVATION_ELU},
+    {"softplus", CNN_ACTIVATION_SOFTPLUS},
+    {"softsign", CNN_ACTIVATION_SOFTSIGN},
+    {"hard_sigmoid", CNN_ACTIVATION_HARD_SIGMOID},
+    {"hard_silu", CNN_ACTIVATION_HARD_SILU},
+    {"exponential", CNN_ACTIVATION_EXPONENTIAL},
+    {"relu6", CNN_ACTIVATION_RELU6},
+    {"leaky_relu", CNN_ACTIVATION_LEAKY_RELU},
+    {"mish", CNN_ACTIVATION_MISH},
+    /* aliases */
+    {"None", CNN_ACTIVATION_LINEAR},      /* Keras's activation=None */
+    {"swish", CNN_ACTIVATION_SILU},       /* tf.keras 2's name, a Keras 3 alias */
+    {"hard_swish", CNN_ACTIVATION_HARD_SILU},
+    {"gelu_approximate", CNN_ACTIVATION_GELU_TANH},
+};
+#define NAMES (sizeof names / sizeof names[0])
+
 const char *cnn_activation_name(cnn_activation a)
 {
-    switch (a) {
-    case CNN_ACTIVATION_LINEAR: return "linear";
-    case CNN_ACTIVATION_RELU: return "relu";
-    case CNN_ACTIVATION_SIGMOID: return "sigmoid";
-    case CNN_ACTIVATION_TANH: return "tanh";
-    case CNN_ACTIVATION_SOFTMAX: return "softmax";
+    for (size_t i = 0; i < NAMES; i++)
+        if (names[i].value == a)
+            return names[i].name;
+    return NULL;
+}
+
+int cnn_activation_lookup(const char *s, size_t len)
+{
+    for (size_t i = 0; s && i < NAMES; i++)
+        if (strlen(names[i].name) == len && strncasecmp(s, names[i].name, len) == 0)
+            return (int)names[i].value;
+    return -1;
+}
+
+void cnn_activation_list(char *buf, size_t size)
+{
+    size_t used = 0;
+    if (size)
+        buf[0] = '\0';
+    for (int a = 0; a < CNN_ACTIVATION_COUNT && used < size; a++) {
+        int k = snprintf(buf + used, size - used, "%s%s", a ? ", " : "",
+                         cnn_activation_name((cnn_activation)a));
+        if (k < 0)
+            break;
+        used += (size_t)k;
     }
-    return "unknown";
+}
+
+cnn_status cnn_activation_from_name(const char *name, cnn_activation *out)
+{
+    int a = name ? cnn_activation_lookup(name, strlen(name)) : -1;
+    if (a < 0 || !out) {
+        char list[400];
+        cnn_activation_list(list, sizeof list);
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "activation: expected one of %s, got '%s'",
+                        list, name ? name : "(null)");
+    }
+    *out = (cnn_activation)a;
+    return CNN_OK;
 }

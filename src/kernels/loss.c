@@ -14,6 +14,13 @@ bool cnn_loss_fuses_with(cnn_loss loss, cnn_activation a)
         || (loss == CNN_LOSS_BINARY_CROSSENTROPY && a == CNN_ACTIVATION_SIGMOID);
 }
 
+bool cnn_loss_is_probabilistic(cnn_loss loss)
+{
+    return loss == CNN_LOSS_CATEGORICAL_CROSSENTROPY
+        || loss == CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY
+        || loss == CNN_LOSS_BINARY_CROSSENTROPY;
+}
+
 static int argmax(const float *v, int n)
 {
     int best = 0;
@@ -42,8 +49,10 @@ static double categorical_row(const cnn_loss_batch *b, const float *z, const flo
         double lse = max + log(se);
         for (int j = 0; j < n; j++) {
             loss += t[j] * (lse - z[j]);
+            /* with from_logits there is no softmax output: exp(log_softmax) */
+            double pj = b->from_logits ? exp(z[j] - lse) : p[j];
             if (g)
-                g[j] = (float)(p[j] * tsum - t[j]) * scale;
+                g[j] = (float)(pj * tsum - t[j]) * scale;
         }
         return loss;
     }
@@ -90,10 +99,12 @@ cnn_status cnn_loss_compute(const cnn_loss_batch *b, double *loss_sum, double *c
                 double se = 0;
                 for (int j = 0; j < n; j++)
                     se += exp((double)z[j] - max);
-                loss += max + log(se) - z[k];
+                double lse = max + log(se);
+                loss += lse - z[k];
                 if (g)
                     for (int j = 0; j < n; j++)
-                        g[j] = (p[j] - (j == k)) * b->grad_scale;
+                        g[j] = b->from_logits ? (float)(exp(z[j] - lse) - (j == k)) * b->grad_scale
+                                              : (p[j] - (j == k)) * b->grad_scale;
             } else {
                 double s = 0;
                 for (int j = 0; j < n; j++)
@@ -125,8 +136,13 @@ cnn_status cnn_loss_compute(const cnn_loss_batch *b, double *loss_sum, double *c
                 if (b->fused) {
                     /* stable: max(z,0) - z t + log(1 + exp(-|z|)) */
                     row += fmax(z[j], 0) - (double)z[j] * t[j] + log1p(exp(-fabs(z[j])));
-                    if (g)
+                    if (g && b->from_logits) {
+                        /* sigmoid(z), without overflow for either sign */
+                        double e = exp(-fabs(z[j])), s = z[j] >= 0 ? 1 / (1 + e) : e / (1 + e);
+                        g[j] = (float)((s - t[j]) * b->grad_scale / n);
+                    } else if (g) {
                         g[j] = (p[j] - t[j]) * b->grad_scale / (float)n;
+                    }
                 } else {
                     float q = clip(p[j]);
                     row -= t[j] * log(q) + (1 - t[j]) * log(1 - q);
@@ -135,7 +151,8 @@ cnn_status cnn_loss_compute(const cnn_loss_batch *b, double *loss_sum, double *c
                                    ? (p[j] - t[j]) / (p[j] * (1 - p[j])) * b->grad_scale / (float)n
                                    : 0;
                 }
-                hits += (p[j] > 0.5f) == (t[j] > 0.5f);
+                /* sigmoid(z) > 0.5 exactly when z > 0 */
+                hits += (b->from_logits ? z[j] > 0 : p[j] > 0.5f) == (t[j] > 0.5f);
             }
             loss += row / n;
             correct += hits / n;

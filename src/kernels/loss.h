@@ -14,10 +14,16 @@
 /* Whether the loss can be computed in log space from the final layer's
  * pre-activation (softmax + categorical CE, sigmoid + binary CE). */
 bool cnn_loss_fuses_with(cnn_loss loss, cnn_activation final_activation);
+/* Whether the loss reads probabilities (the cross-entropies) and can take
+ * logits instead (from_logits). */
+bool cnn_loss_is_probabilistic(cnn_loss loss);
 
 typedef struct cnn_loss_batch {
     cnn_loss loss;
     bool fused;            /* use logits, the gradient is w.r.t. them */
+    bool from_logits;      /* fused, and output is the logits themselves (Keras
+                              from_logits=True): probabilities and accuracy
+                              come from softmax / sigmoid of them */
     int batch, n;          /* rows, outputs per row */
     const float *logits;   /* (batch, n) pre-activation, when fused */
     const float *output;   /* (batch, n) the model's output */

@@ -271,7 +271,7 @@ cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec, 
     if (k.padding != CNN_PADDING_VALID && k.padding != CNN_PADDING_SAME)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Conv2D): padding must be valid or same",
                         name);
-    if ((unsigned)k.activation > CNN_ACTIVATION_SOFTMAX)
+    if ((unsigned)k.activation >= CNN_ACTIVATION_COUNT)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Conv2D): unknown activation %d", name,
                         (int)k.activation);
     cnn_layer *l;

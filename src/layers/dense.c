@@ -93,7 +93,7 @@ cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_layer_spec *spec, c
     if (cfg->units < 1)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Dense): units must be >= 1, got %d", name,
                         cfg->units);
-    if ((unsigned)cfg->activation > CNN_ACTIVATION_SOFTMAX)
+    if ((unsigned)cfg->activation >= CNN_ACTIVATION_COUNT)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Dense): unknown activation %d", name,
                         (int)cfg->activation);
     cnn_layer *l;

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/activation.h"
 #include "kernels/conv.h"
 #include "kernels/depthwise.h"
 #include "layers/layer.h"
@@ -317,7 +318,7 @@ static cnn_status check_common(const char *name, const char *type, int *kernel_s
     if (padding != CNN_PADDING_VALID && padding != CNN_PADDING_SAME)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (%s): padding must be valid or same", name,
                         type);
-    if ((unsigned)activation > CNN_ACTIVATION_SOFTMAX)
+    if ((unsigned)activation >= CNN_ACTIVATION_COUNT)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (%s): unknown activation %d", name, type,
                         (int)activation);
     return CNN_OK;

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/activation.h"
 #include "layers/layer.h"
 
 static size_t example_size(const cnn_layer *l) { return (size_t)cnn_shape_size(l->in); }
@@ -41,7 +42,7 @@ cnn_status cnn_layer_activation_create(cnn_layer **out, const cnn_layer_spec *sp
 {
     *out = NULL;
     const cnn_activation_config *cfg = &spec->u.activation;
-    if ((unsigned)cfg->activation > CNN_ACTIVATION_SOFTMAX)
+    if ((unsigned)cfg->activation >= CNN_ACTIVATION_COUNT)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s (Activation): unknown activation %d", name,
                         (int)cfg->activation);
     cnn_status st = cnn_layer_alloc(out, sizeof(cnn_layer), &cnn_activation_ops, name);

@@ -56,6 +56,9 @@ enum {
     /* The smallest layer record: kind, flags, name length, one name byte. */
     MIN_LAYER_BYTES = 4 + 1 + 2 + 1,
     CHECKSUM_BYTES = 4,
+    /* In the training section's loss code: the loss takes logits (Keras
+     * from_logits=True). Files without it keep their bytes. */
+    LOSS_FROM_LOGITS = 0x100u,
     WRITE_BUFFER = 1 << 16
 };
 /* A file larger than this is refused before it is read into memory. */
@@ -363,7 +366,7 @@ static void write_model(writer *w, const cnn_model *m, uint64_t length)
 
     if (m->compiled) {
         const cnn_optimizer *o = &m->opt;
-        w_u32(w, (uint32_t)m->loss);
+        w_u32(w, (uint32_t)m->loss | (m->from_logits ? LOSS_FROM_LOGITS : 0));
         w_u32(w, (uint32_t)o->kind);
         w_f32(w, o->learning_rate);
         w_f32(w, o->momentum);
@@ -1126,7 +1129,8 @@ static cnn_status restore_training(cnn_model *m, const file_model *f, const char
                         name, (unsigned long long)f->opt_steps, f->train_epoch,
                         (unsigned long long)f->train_step);
     cnn_compile_config cfg = {
-        .loss = (cnn_loss)to_i32(f->loss),
+        .loss = (cnn_loss)to_i32(f->loss & ~(uint32_t)LOSS_FROM_LOGITS),
+        .from_logits = (f->loss & LOSS_FROM_LOGITS) != 0,
         .optimizer = {.kind = (cnn_optimizer_kind)to_i32(f->opt_kind), .learning_rate = f->lr,
                       .momentum = f->momentum, .nesterov = f->nesterov, .beta_1 = f->beta_1,
                       .beta_2 = f->beta_2, .rho = f->rho, .epsilon = f->epsilon,

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/activation.h"
 
 static size_t round_floats(size_t bytes) { return (bytes + sizeof(float) - 1) / sizeof(float); }
 
@@ -21,6 +22,8 @@ void cnn_arena_plan_make(const cnn_model *m, int batch, bool training, cnn_arena
             p->outputs += n;
             if (l->ops->saved_bytes)
                 p->outputs += round_floats(l->ops->saved_bytes(l, batch));
+            if (cnn_activation_needs_input(l->activation))
+                p->outputs += n; /* the pre-activation backward reads */
         }
         size_t w = l->ops->workspace_floats ? l->ops->workspace_floats(l, batch, m->tile_floats) : 0;
         p->workspace = w > p->workspace ? w : p->workspace;

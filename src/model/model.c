@@ -74,6 +74,7 @@ static void release_arena(cnn_model *m)
     free(m->arena.block);
     free(m->arena.outputs);
     free(m->arena.saved);
+    free(m->arena.pre);
     memset(&m->arena, 0, sizeof m->arena);
 }
 

@@ -16,6 +16,8 @@ typedef struct cnn_arena {
     size_t floats;
     float **outputs;    /* per layer: (batch, out_shape) */
     void **saved;       /* per layer: forward-to-backward state or NULL */
+    float **pre;        /* per layer in training: the pre-activation, for an
+                           activation whose backward needs it, else NULL */
     float *grad[2];     /* ping-pong gradients w.r.t. outputs, largest layer size */
     float *logits;      /* final layer's pre-activation when the loss fuses */
     float *workspace;   /* scratch shared by the layers */
@@ -44,6 +46,7 @@ struct cnn_model {
     /* compile */
     bool compiled;
     cnn_loss loss;
+    bool from_logits;     /* the output is logits for the cross-entropy loss */
     cnn_optimizer opt;
     float *opt_m, *opt_v; /* optimizer slots (momentum/velocity, m/v) */
     int64_t opt_steps;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/loss.h"
 #include "kernels/vec.h"
 #include "model/model.h"
 
@@ -256,6 +257,9 @@ cnn_status cnn_model_compile(cnn_model *m, cnn_compile_config cfg)
                         " GlobalAveragePooling2D) before the last Dense",
                         last, type, out.dims[0], out.dims[1], out.dims[2]);
     }
+    if (cfg.from_logits && !cnn_loss_is_probabilistic(cfg.loss))
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "compile: from_logits applies to the cross-entropy losses only, not mse");
     cnn_status st = cnn_model_ensure_gradients(m);
     if (st)
         return st;
@@ -263,6 +267,7 @@ cnn_status cnn_model_compile(cnn_model *m, cnn_compile_config cfg)
     if ((st = cnn_optimizer_init(m)))
         return st;
     m->loss = cfg.loss;
+    m->from_logits = cfg.from_logits;
     m->compiled = true;
     return CNN_OK;
 }
@@ -273,8 +278,25 @@ cnn_status cnn_model_compile_config(const cnn_model *m, cnn_compile_config *out)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "compile_config: model and out are required");
     if (!m->compiled)
         return cnn_fail(CNN_ERR_STATE, "compile_config: the model is not compiled");
-    *out = (cnn_compile_config){.loss = m->loss, .optimizer = m->opt};
+    *out = (cnn_compile_config){.loss = m->loss, .optimizer = m->opt,
+                                .from_logits = m->from_logits};
     return CNN_OK;
+}
+
+bool cnn_model_loss_expects_probabilities(const cnn_model *m)
+{
+    if (!m || !m->compiled || m->from_logits || !cnn_loss_is_probabilistic(m->loss))
+        return false;
+    /* the last layer that computes: Dropout, Flatten, Reshape pass values on */
+    int i = m->n_layers - 1;
+    while (i > 0 && (m->layers[i]->ops->kind == CNN_LAYER_DROPOUT
+                     || m->layers[i]->ops->kind == CNN_LAYER_FLATTEN
+                     || m->layers[i]->ops->kind == CNN_LAYER_RESHAPE))
+        i--;
+    return i >= 0 && m->layers[i]->activation == CNN_ACTIVATION_LINEAR
+        && m->layers[i]->ops->kind != CNN_LAYER_DROPOUT
+        && m->layers[i]->ops->kind != CNN_LAYER_FLATTEN
+        && m->layers[i]->ops->kind != CNN_LAYER_RESHAPE;
 }
 
 cnn_status cnn_model_apply_gradients(cnn_model *m)

@@ -35,14 +35,17 @@ cnn_status cnn_model_reserve(cnn_model *m, int batch, bool training)
     free(m->arena.block);
     free(m->arena.outputs);
     free(m->arena.saved);
+    free(m->arena.pre);
     memset(&m->arena, 0, sizeof m->arena);
     float *block = malloc(plan.total * sizeof(float));
     float **outputs = calloc((size_t)L, sizeof *outputs);
     void **saved = calloc((size_t)L, sizeof *saved);
-    if (!block || !outputs || !saved) {
+    float **pre = calloc((size_t)L, sizeof *pre);
+    if (!block || !outputs || !saved || !pre) {
         free(block);
         free(outputs);
         free(saved);
+        free(pre);
         return cnn_fail(CNN_ERR_NO_MEMORY,
                         "model: cannot allocate %zu bytes of activations for a batch of %d",
                         plan.total * sizeof(float), batch);
@@ -57,6 +60,10 @@ cnn_status cnn_model_reserve(cnn_model *m, int batch, bool training)
                 saved[i] = p;
                 p += (l->ops->saved_bytes(l, batch) + sizeof(float) - 1) / sizeof(float);
             }
+            if (cnn_activation_needs_input(l->activation)) {
+                pre[i] = p;
+                p += (size_t)cnn_shape_size(l->out) * batch;
+            }
         }
     } else {
         /* Inference keeps only what the next layer reads: layer i writes
@@ -66,7 +73,8 @@ cnn_status cnn_model_reserve(cnn_model *m, int batch, bool training)
         p += plan.outputs;
     }
     m->arena = (cnn_arena){.batch = batch, .training = training, .block = block,
-                           .floats = plan.total, .outputs = outputs, .saved = saved};
+                           .floats = plan.total, .outputs = outputs, .saved = saved,
+                           .pre = pre};
     if (training) {
         m->arena.grad[0] = p, p += plan.buffer[0];
         m->arena.grad[1] = p, p += plan.buffer[1];
@@ -85,6 +93,7 @@ static bool fuses_activation(const cnn_model *m, int i)
     const cnn_layer *l = m->layers[i];
     return l->ops->can_fuse_activation && l->activation != CNN_ACTIVATION_LINEAR
         && cnn_activation_is_elementwise(l->activation)
+        && !cnn_activation_needs_input(l->activation)
         && !(i == m->n_layers - 1 && m->compiled
              && cnn_loss_fuses_with(m->loss, l->activation));
 }
@@ -95,7 +104,8 @@ bool cnn_model_grad_over_output(const cnn_model *m, int i)
         return false;
     const cnn_layer *next = m->layers[i + 1];
     return next->ops->backward_in_place && next->ops->backward_in_place(next)
-        && cnn_activation_is_elementwise(m->layers[i]->activation);
+        && cnn_activation_is_elementwise(m->layers[i]->activation)
+        && !cnn_activation_needs_input(m->layers[i]->activation);
 }
 
 static cnn_layer_io layer_io(cnn_model *m, int i, int batch, bool training)
@@ -131,7 +141,8 @@ cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool t
     m->last_batch = batch;
     m->last_training = training;
     m->last_kept = m->arena.training;
-    m->last_fused = m->compiled && cnn_loss_fuses_with(m->loss, last->activation);
+    m->last_fused = m->compiled && !m->from_logits
+                 && cnn_loss_fuses_with(m->loss, last->activation);
     for (int i = 0; i < m->n_layers; i++) {
         cnn_layer *l = m->layers[i];
         cnn_layer_io io = layer_io(m, i, batch, training);
@@ -143,6 +154,8 @@ cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool t
         activation_rows(l, batch, &rows, &n);
         if (i == m->n_layers - 1 && m->last_fused)
             memcpy(m->arena.logits, io.y, (size_t)(rows * n) * sizeof(float));
+        if (m->arena.pre[i])
+            memcpy(m->arena.pre[i], io.y, (size_t)(rows * n) * sizeof(float));
         cnn_activation_forward(l->activation, io.y, rows, n);
     }
     return CNN_OK;
@@ -179,10 +192,11 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
                         "loss: the model's output must be one vector per example (add Flatten"
                         " or GlobalPooling before the last Dense)");
     cnn_loss_batch lb = {.loss = m->loss,
-                         .fused = m->last_fused,
+                         .fused = m->last_fused || m->from_logits,
+                         .from_logits = m->from_logits,
                          .batch = batch,
                          .n = n,
-                         .logits = m->arena.logits,
+                         .logits = m->from_logits ? cnn_model_output(m) : m->arena.logits,
                          .output = cnn_model_output(m),
                          .target = target,
                          .grad_scale = 1.0f / (float)batch};
@@ -202,7 +216,10 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
             io.fuse_activation = false;
         else if (!(i == L - 1 && m->last_fused) && !io.fuse_activation) {
             activation_rows(l, batch, &rows, &n);
-            cnn_activation_backward(l->activation, io.y, dy, rows, n);
+            if (cnn_activation_needs_input(l->activation))
+                cnn_activation_backward_input(l->activation, m->arena.pre[i], dy, rows * n);
+            else
+                cnn_activation_backward(l->activation, io.y, dy, rows, n);
         }
         io.dy = dy;
         io.dx_over_x = i && cnn_model_grad_over_output(m, i - 1);
