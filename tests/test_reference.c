@@ -234,20 +234,77 @@ static cnn_status build_f(cnn_model *m)
     return cnn_model_add_dense(m, cnn_dense(.units = 2));
 }
 
+/* g) issue 12's activations in Conv2D (fused, and kept pre-activations),
+ * Activation and Dense layers */
+static cnn_status build_g(cnn_model *m)
+{
+    cnn_status st;
+    if ((st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {3, 3},
+                                                 .padding = CNN_PADDING_SAME,
+                                                 .activation = CNN_ACTIVATION_SILU)))
+        || (st = cnn_model_add_activation(m, cnn_activation_layer(
+                .activation = CNN_ACTIVATION_HARD_SILU)))
+        || (st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {2, 2},
+                                                    .activation = CNN_ACTIVATION_MISH)))
+        || (st = cnn_model_add_activation(m, cnn_activation_layer(
+                .activation = CNN_ACTIVATION_GELU)))
+        || (st = cnn_model_add_flatten(m, cnn_flatten()))
+        || (st = cnn_model_add_dense(m, cnn_dense(.units = 6,
+                                                  .activation = CNN_ACTIVATION_HARD_SIGMOID)))
+        || (st = cnn_model_add_dense(m, cnn_dense(.units = 6,
+                                                  .activation = CNN_ACTIVATION_GELU_TANH))))
+        return st;
+    return cnn_model_add_dense(m, cnn_dense(.units = 4, .activation = CNN_ACTIVATION_SELU));
+}
+
+/* h) the rest of them */
+static cnn_status build_h(cnn_model *m)
+{
+    const cnn_activation acts[5] = {CNN_ACTIVATION_ELU, CNN_ACTIVATION_SOFTSIGN,
+                                    CNN_ACTIVATION_RELU6, CNN_ACTIVATION_LEAKY_RELU,
+                                    CNN_ACTIVATION_SOFTPLUS};
+    const int units[5] = {6, 6, 6, 6, 5};
+    cnn_status st;
+    for (int i = 0; i < 5; i++)
+        if ((st = cnn_model_add_dense(m, cnn_dense(.units = units[i], .activation = acts[i]))))
+            return st;
+    if ((st = cnn_model_add_dense(m, cnn_dense(.units = 4))))
+        return st;
+    return cnn_model_add_activation(m, cnn_activation_layer(
+        .activation = CNN_ACTIVATION_EXPONENTIAL));
+}
+
+/* i) logits: the last Dense is linear, the loss has from_logits */
+static cnn_status build_logits(cnn_model *m, int n)
+{
+    cnn_status st = cnn_model_add_dense(m, cnn_dense(.units = 6, .activation = CNN_ACTIVATION_TANH));
+    return st ? st : cnn_model_add_dense(m, cnn_dense(.units = n));
+}
+static cnn_status build_logits5(cnn_model *m) { return build_logits(m, 5); }
+static cnn_status build_logits3(cnn_model *m) { return build_logits(m, 3); }
+
 typedef struct ref_case {
     const char *file;
     cnn_shape input;
     cnn_loss loss;
     cnn_status (*build)(cnn_model *m);
+    bool from_logits;
 } ref_case;
 
 static const ref_case cases[] = {
-    {"small_net.txt", cnn_shape_hwc(9, 9, 2), CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, build_a},
-    {"padding_stride_dilation.txt", cnn_shape_hwc(14, 10, 3), CNN_LOSS_MSE, build_b},
-    {"dense_bce.txt", cnn_shape_flat(6), CNN_LOSS_BINARY_CROSSENTROPY, build_c},
-    {"categorical.txt", cnn_shape_hwc(9, 9, 2), CNN_LOSS_CATEGORICAL_CROSSENTROPY, build_d},
-    {"batchnorm.txt", cnn_shape_hwc(6, 5, 2), CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, build_e},
-    {"separable.txt", cnn_shape_hwc(7, 6, 3), CNN_LOSS_MSE, build_f},
+    {"small_net.txt", cnn_shape_hwc(9, 9, 2), CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, build_a, false},
+    {"padding_stride_dilation.txt", cnn_shape_hwc(14, 10, 3), CNN_LOSS_MSE, build_b, false},
+    {"dense_bce.txt", cnn_shape_flat(6), CNN_LOSS_BINARY_CROSSENTROPY, build_c, false},
+    {"categorical.txt", cnn_shape_hwc(9, 9, 2), CNN_LOSS_CATEGORICAL_CROSSENTROPY, build_d, false},
+    {"batchnorm.txt", cnn_shape_hwc(6, 5, 2), CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, build_e, false},
+    {"separable.txt", cnn_shape_hwc(7, 6, 3), CNN_LOSS_MSE, build_f, false},
+    {"activations_conv.txt", cnn_shape_hwc(5, 5, 2), CNN_LOSS_MSE, build_g, false},
+    {"activations_dense.txt", cnn_shape_flat(7), CNN_LOSS_MSE, build_h, false},
+    {"logits_sparse.txt", cnn_shape_flat(6), CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+     build_logits5, true},
+    {"logits_categorical.txt", cnn_shape_flat(6), CNN_LOSS_CATEGORICAL_CROSSENTROPY,
+     build_logits5, true},
+    {"logits_binary.txt", cnn_shape_flat(6), CNN_LOSS_BINARY_CROSSENTROPY, build_logits3, true},
 };
 
 /* ---- Running a case ----------------------------------------------------------- */
@@ -286,7 +343,8 @@ static cnn_model *make_model(const ref_case *c, fixture *fx, int threads)
     CHECK_OK(cnn_model_set_threads(m, threads));
     cnn_status st = c->build(m);
     CHECK_OK(st);
-    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = c->loss, .optimizer = cnn_sgd())));
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = c->loss, .optimizer = cnn_sgd(),
+                                              .from_logits = c->from_logits)));
     for (int i = 0; ok && i < cnn_model_layer_count(m); i++)
         for (int w = 0; w < CNN_MAX_LAYER_WEIGHTS; w++) {
             int64_t count = 0;

@@ -116,6 +116,28 @@ def activate(z, act, kinks):
         return torch.tanh(z)
     if act == "softmax":
         return torch.softmax(z, dim=-1)
+    # Keras 3's definitions (hard_sigmoid = relu6(x + 3) / 6, leaky_relu slope 0.2)
+    kinks_at = {"relu6": (0.0, 6.0), "leaky_relu": (0.0,), "hard_sigmoid": (-3.0, 3.0),
+                "hard_silu": (-3.0, 3.0)}
+    for k in kinks_at.get(act, ()):
+        kinks.relu_input(z - k)
+    functions = {
+        "silu": F.silu,
+        "gelu": lambda v: F.gelu(v, approximate="none"),
+        "gelu_tanh": lambda v: F.gelu(v, approximate="tanh"),
+        "selu": F.selu,
+        "elu": F.elu,
+        "softplus": F.softplus,
+        "softsign": F.softsign,
+        "hard_sigmoid": F.hardsigmoid,
+        "hard_silu": F.hardswish,
+        "exponential": torch.exp,
+        "relu6": F.relu6,
+        "leaky_relu": lambda v: F.leaky_relu(v, 0.2),
+        "mish": F.mish,
+    }
+    if act in functions:
+        return functions[act](z)
     assert act == "linear"
     return z
 
@@ -455,10 +477,126 @@ def separable_net():
     return case
 
 
+def activations_conv():
+    """g): the activations of issue 12 in Conv2D, Activation and Dense layers
+    (weights scaled up so hard_sigmoid/relu6 clip somewhere); mse."""
+
+    def build(gen, kinks):
+        x = uniform(gen, (2, 5, 5, 2), -1, 1).requires_grad_()
+        k0 = f32(3 * glorot(gen, (3, 3, 2, 4), 18, 36)).requires_grad_()
+        b0 = uniform(gen, (4,), -0.1, 0.1).requires_grad_()
+        k2 = f32(2 * glorot(gen, (2, 2, 4, 3), 16, 12)).requires_grad_()
+        b2 = uniform(gen, (3,), -0.1, 0.1).requires_grad_()
+        k5 = f32(4 * glorot(gen, (48, 6), 48, 6)).requires_grad_()
+        b5 = uniform(gen, (6,), -0.1, 0.1).requires_grad_()
+        k6 = f32(2 * glorot(gen, (6, 6), 6, 6)).requires_grad_()
+        b6 = uniform(gen, (6,), -0.1, 0.1).requires_grad_()
+        k7 = glorot(gen, (6, 4), 6, 4).requires_grad_()
+        b7 = uniform(gen, (4,), -0.1, 0.1).requires_grad_()
+        y = uniform(gen, (2, 4), -1, 1)
+        h = x.permute(0, 3, 1, 2)
+        h = activate(conv2d(h, k0, b0, padding="same"), "silu", kinks)    # (2,4,5,5)
+        h = activate(h, "hard_silu", kinks)                                # Activation
+        h = activate(conv2d(h, k2, b2), "mish", kinks)                     # (2,3,4,4)
+        h = activate(h, "gelu", kinks)                                     # Activation
+        h = activate(dense(flatten(h), k5, b5), "hard_sigmoid", kinks)     # (2,6)
+        h = activate(dense(h, k6, b6), "gelu_tanh", kinks)
+        output = activate(dense(h, k7, b7), "selu", kinks)
+        loss = ((output - y) ** 2).mean()
+        weights = [(0, "kernel", k0, True), (0, "bias", b0, True),
+                   (2, "kernel", k2, True), (2, "bias", b2, True),
+                   (5, "kernel", k5, True), (5, "bias", b5, True),
+                   (6, "kernel", k6, True), (6, "bias", b6, True),
+                   (7, "kernel", k7, True), (7, "bias", b7, True)]
+        return x, y, weights, output, loss
+
+    case = Case("activations_conv",
+                "input (2,5,5,2); Conv2D(4,3x3,same,silu) Activation(hard_silu) "
+                "Conv2D(3,2x2,mish) Activation(gelu) Flatten Dense(6,hard_sigmoid) "
+                "Dense(6,gelu_tanh) Dense(4,selu); mse")
+    finish_weights(case, *draw(build, 700))
+    return case
+
+
+def activations_dense():
+    """h): the rest of issue 12's activations in Dense and Activation layers,
+    weights scaled up so relu6 caps somewhere; mse."""
+
+    def build(gen, kinks):
+        x = uniform(gen, (3, 7), -1, 1).requires_grad_()
+        ks, bs, weights = [], [], []
+        acts = ["elu", "softsign", "relu6", "leaky_relu", "softplus", "exponential"]
+        sizes = [7, 6, 6, 6, 6, 5, 4]
+        scale = [2, 4, 8, 1, 1, 0.5]
+        for i in range(6):
+            k = f32(scale[i] * glorot(gen, (sizes[i], sizes[i + 1]), sizes[i], sizes[i + 1]))
+            ks.append(k.requires_grad_())
+            bs.append(uniform(gen, (sizes[i + 1],), -0.1, 0.1).requires_grad_())
+        y = uniform(gen, (3, 4), 0, 2)
+        h = x
+        for i in range(5):
+            h = activate(dense(h, ks[i], bs[i]), acts[i], kinks)
+        h = dense(h, ks[5], bs[5])                 # Dense(4), then Activation(exponential)
+        output = activate(h, "exponential", kinks)
+        loss = ((output - y) ** 2).mean()
+        for i in range(6):
+            weights += [(i, "kernel", ks[i], True), (i, "bias", bs[i], True)]
+        return x, y, weights, output, loss
+
+    case = Case("activations_dense",
+                "input (3,7); Dense(6,elu) Dense(6,softsign) Dense(6,relu6) "
+                "Dense(6,leaky_relu) Dense(5,softplus) Dense(4) Activation(exponential); mse")
+    finish_weights(case, *draw(build, 800))
+    return case
+
+
+def from_logits(kind):
+    """i): Dense(6, tanh) -> Dense(n) (linear), the cross-entropy losses with
+    from_logits=True (F.cross_entropy / binary_cross_entropy_with_logits on
+    the logits); the output is the logits. Some logits are large (weights
+    scaled up) so a naive softmax would lose them."""
+
+    def build(gen, kinks):
+        n = 3 if kind == "binary" else 5
+        x = uniform(gen, (4, 6), -1, 1).requires_grad_()
+        k0 = glorot(gen, (6, 6), 6, 6).requires_grad_()
+        b0 = uniform(gen, (6,), -0.1, 0.1).requires_grad_()
+        k1 = f32(20 * glorot(gen, (6, n), 6, n)).requires_grad_()
+        b1 = uniform(gen, (n,), -0.1, 0.1).requires_grad_()
+        h = torch.tanh(dense(x, k0, b0))
+        logits = dense(h, k1, b1)
+        labels = torch.tensor([1, 4, 0, 2])
+        if kind == "sparse":
+            y = labels.to(torch.float64)
+            loss = F.cross_entropy(logits, labels)
+        elif kind == "categorical":
+            # soft targets: the gradient p * sum(t) - t with sum(t) = 1
+            y = f32(0.8 * F.one_hot(labels, n) + 0.04)
+            loss = -(y * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+        else:
+            y = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0],
+                              [0.0, 1.0, 0.0]])
+            loss = F.binary_cross_entropy_with_logits(logits, y)
+        weights = [(0, "kernel", k0, True), (0, "bias", b0, True),
+                   (1, "kernel", k1, True), (1, "bias", b1, True)]
+        return x, y, weights, logits, loss
+
+    names = {"sparse": "sparse_categorical_crossentropy",
+             "categorical": "categorical_crossentropy (soft targets)",
+             "binary": "binary_crossentropy"}
+    case = Case("logits_" + kind,
+                "input (4,6); Dense(6,tanh) Dense(%d) (logits); %s with from_logits=True"
+                % (3 if kind == "binary" else 5, names[kind]))
+    finish_weights(case, *draw(build, 900))
+    return case
+
+
 def main():
     total = 0
     for make in (lambda: small_net(False), padding_stride_dilation, dense_bce,
-                 lambda: small_net(True), batchnorm_net, separable_net):
+                 lambda: small_net(True), batchnorm_net, separable_net, activations_conv,
+                 activations_dense, lambda: from_logits("sparse"),
+                 lambda: from_logits("categorical"), lambda: from_logits("binary")):
         case = make()
         path = case.write()
         total += os.path.getsize(path)
