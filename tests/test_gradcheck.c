@@ -44,6 +44,8 @@ static void fill_distinct(cnn_tensor *t)
 /* Whether the loss is taken in training mode (BatchNormalization's batch
  * statistics) or inference mode (evaluate). */
 static bool training_mode;
+/* Whether gradcheck compiles with from_logits. */
+static bool from_logits_mode;
 
 /* Calls of forward, backward and evaluate that failed since the last
  * check_tensor (each would make a loss of 0 and a vacuous comparison). */
@@ -163,7 +165,8 @@ static void gradcheck(const char *name, cnn_model *m, cnn_tensor *x, cnn_loss lo
             for (int64_t j = 0; j < per; j++)
                 y->data[r * per + j] = j == (r * 5 + 1) % per;
     CHECK_OK(cnn_model_set_threads(m, 1));
-    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = loss, .optimizer = cnn_sgd())));
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = loss, .optimizer = cnn_sgd(),
+                                              .from_logits = from_logits_mode)));
     float *input_grad = calloc((size_t)cnn_tensor_size(x), sizeof(float));
     double l;
     cnn_model_zero_gradients(m);
@@ -238,6 +241,23 @@ static void pool_case(const char *name, bool max, int h, int w, int c, cnn_pool2
     CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
     cnn_tensor *x = tensor(4, (int64_t[]){2, h, w, c});
     fill_distinct(x);
+    gradcheck(name, m, x, CNN_LOSS_MSE);
+    cnn_tensor_free(x);
+    cnn_model_free(m);
+}
+
+/* An Activation layer on distinct inputs spread by scale: fill_distinct's
+ * values times 7 stay 0.025 or more from 0, +-3 and 6 (the kinks of relu6,
+ * leaky_relu, selu, hard_sigmoid, hard_silu); times 12, 0.06 from them. */
+static void activation_case_scaled(const char *name, cnn_activation a, float scale)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(3, 4, 5)));
+    CHECK_OK(cnn_model_add_activation(m, cnn_activation_layer(.activation = a)));
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    cnn_tensor *x = tensor(4, (int64_t[]){2, 3, 4, 5});
+    fill_distinct(x);
+    cnn_tensor_scale(x, scale);
     gradcheck(name, m, x, CNN_LOSS_MSE);
     cnn_tensor_free(x);
     cnn_model_free(m);
@@ -422,6 +442,70 @@ static void test_issue7_layers(void)
     layer_case("separable same s2", cnn_shape_hwc(7, 6, 2), add_separable_same_s2, false, false);
 }
 
+/* silu, gelu, gelu_tanh, hard_silu, mish: not monotonic */
+static bool not_monotonic(cnn_activation a)
+{
+    return a == CNN_ACTIVATION_SILU || a == CNN_ACTIVATION_GELU || a == CNN_ACTIVATION_GELU_TANH
+        || a == CNN_ACTIVATION_HARD_SILU || a == CNN_ACTIVATION_MISH;
+}
+
+/* Issue 12: every added activation as a layer (the model's path: from the
+ * output, or from the kept pre-activation), in Dense (fused into the layer
+ * where the output suffices), before a max pooling that writes the gradient
+ * over its output, and the smooth ones fused into Conv2D; then from_logits. */
+static void test_issue12_activations(void)
+{
+    for (int a = CNN_ACTIVATION_SILU; a <= CNN_ACTIVATION_MISH; a++) {
+        cnn_activation act = (cnn_activation)a;
+        char name[96];
+        snprintf(name, sizeof name, "%s layer", cnn_activation_name(act));
+        activation_case_scaled(name, act, act == CNN_ACTIVATION_RELU6 ? 12.0f : 7.0f);
+        snprintf(name, sizeof name, "dense %s", cnn_activation_name(act));
+        dense_case(name, act, CNN_LOSS_MSE, 5, false);
+        bool kink = act == CNN_ACTIVATION_SELU || act == CNN_ACTIVATION_HARD_SIGMOID
+                 || act == CNN_ACTIVATION_HARD_SILU || act == CNN_ACTIVATION_RELU6
+                 || act == CNN_ACTIVATION_LEAKY_RELU;
+        if (!kink) { /* random conv outputs could sit on a kink */
+            snprintf(name, sizeof name, "conv %s", cnn_activation_name(act));
+            conv_case(name, 6, 5, 2, cnn_conv2d(.filters = 3, .kernel_size = {3, 3},
+                                                .padding = CNN_PADDING_SAME, .activation = act));
+        }
+        /* monotonic ones (their output fixes the derivative): in place */
+        if (!not_monotonic(act)) {
+            cnn_model *m = NULL;
+            CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(5, 7, 3)));
+            CHECK_OK(cnn_model_add_activation(m, cnn_activation_layer(.activation = act)));
+            CHECK_OK(cnn_model_add_max_pooling2d(m, cnn_pool2d()));
+            CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+            cnn_tensor *x = tensor(4, (int64_t[]){2, 5, 7, 3});
+            fill_distinct(x);
+            /* hard_sigmoid is flat beyond +-3, where most window maxima would be */
+            cnn_tensor_scale(x, act == CNN_ACTIVATION_RELU6          ? 12.0f
+                                : act == CNN_ACTIVATION_HARD_SIGMOID ? 2.0f
+                                                                     : 7.0f);
+            snprintf(name, sizeof name, "%s -> maxpool in place", cnn_activation_name(act));
+            gradcheck(name, m, x, CNN_LOSS_MSE);
+            cnn_tensor_free(x);
+            cnn_model_free(m);
+        }
+    }
+    from_logits_mode = true;
+    dense_case("logits + sparse ce", CNN_ACTIVATION_LINEAR,
+               CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, 4, false);
+    dense_case("logits + categorical ce", CNN_ACTIVATION_LINEAR,
+               CNN_LOSS_CATEGORICAL_CROSSENTROPY, 4, false);
+    dense_case("logits + binary ce", CNN_ACTIVATION_LINEAR, CNN_LOSS_BINARY_CROSSENTROPY, 3,
+               false);
+    /* from_logits after an activation: its derivative must not be skipped */
+    dense_case("tanh output as logits + sparse ce", CNN_ACTIVATION_TANH,
+               CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, 4, false);
+    dense_case("softmax output as logits + categorical ce", CNN_ACTIVATION_SOFTMAX,
+               CNN_LOSS_CATEGORICAL_CROSSENTROPY, 4, false);
+    dense_case("sigmoid output as logits + binary ce", CNN_ACTIVATION_SIGMOID,
+               CNN_LOSS_BINARY_CROSSENTROPY, 3, false);
+    from_logits_mode = false;
+}
+
 int main(void)
 {
     /* Conv2D: both paddings, strides 1 and 2, odd sizes, dilation, no bias, 1x1. */
@@ -530,5 +614,6 @@ int main(void)
         cnn_model_free(m);
     }
     test_issue7_layers();
+    test_issue12_activations();
     return test_finish("test_gradcheck");
 }
