@@ -838,6 +838,12 @@ static void test_crafted(void)
     CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "optimizer slots: 2 x 2305843009213693952 floats run past");
     c = craft_default, c.flags = 3, c.loss = 77;
     CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "model.cnn: training: compile: loss must be");
+    /* issue 12: from_logits is bit 0x100 of the loss code */
+    c = craft_default, c.flags = 3, c.loss = 0x104;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT,
+                "model.cnn: training: compile: from_logits applies to the cross-entropy losses");
+    c = craft_default, c.flags = 3, c.loss = 0x202;
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "model.cnn: training: compile: loss must be");
     c = craft_default, c.flags = 3, c.optimizer = 12;
     CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "unknown optimizer kind 12");
     c = craft_default, c.extra = 3;
@@ -1007,6 +1013,58 @@ static void test_old_files_unchanged(void)
     }
 }
 
+/* Issue 12: a compiled file in the layout written before from_logits
+ * existed (crafted here byte by byte) loads and re-saves to the same bytes;
+ * so does one with from_logits, which comes back compiled with it. */
+static void test_from_logits_file(void)
+{
+    static out_buf o;
+    for (uint32_t loss = 0x002; loss <= 0x102; loss += 0x100) {
+        craft c = craft_default;
+        c.flags = 3, c.loss = loss;
+        size_t n = craft_file(&o, c);
+        cnn_model *m = NULL;
+        CHECK_OK(cnn_model_load_memory(o.b, n, "model.cnn", &m));
+        if (!m)
+            continue;
+        cnn_compile_config cc;
+        CHECK_OK(cnn_model_compile_config(m, &cc));
+        CHECK(cc.loss == CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY);
+        CHECK(cc.from_logits == (loss == 0x102));
+        const char *path = path_in_dir("crafted.cnn");
+        CHECK_OK(cnn_model_save(m, path));
+        size_t size = 0;
+        unsigned char *b = read_all(path, &size);
+        CHECK(b && size == n && memcmp(b, o.b, n) == 0);
+        free(b);
+        cnn_model_free(m);
+    }
+    /* every activation of issue 12, a linear end and from_logits, trained */
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_flat(4)));
+    CHECK_OK(cnn_model_set_threads(m, 1));
+    for (int a = CNN_ACTIVATION_SILU; a <= CNN_ACTIVATION_MISH; a++)
+        CHECK_OK(a % 2 ? cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = a))
+                       : cnn_model_add_activation(m, cnn_activation_layer(.activation = a)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3)));
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                              .optimizer = cnn_adam(), .from_logits = true)));
+    cnn_tensor *x = random_tensor(2, (int64_t[]){6, 4}, 5);
+    cnn_tensor *y = random_tensor(1, (int64_t[]){6}, 6);
+    for (int i = 0; i < 6; i++)
+        y->data[i] = (float)(i % 3);
+    CHECK_OK(cnn_model_fit(m, x, y, cnn_fit(.epochs = 1, .batch_size = 3), NULL));
+    check_round_trip(m, x, "activations.cnn");
+    cnn_model *c = NULL;
+    CHECK_OK(cnn_model_load(path_in_dir("activations.cnn"), &c));
+    cnn_compile_config cc;
+    CHECK(c && cnn_model_compile_config(c, &cc) == CNN_OK && cc.from_logits);
+    cnn_model_free(c);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+    cnn_model_free(m);
+}
+
 /* ---- (4) atomic saving ---- */
 
 static cnn_model *sized_model(int units)
@@ -1109,6 +1167,7 @@ int main(void)
     test_crafted_class_names();
     test_class_names();
     test_old_files_unchanged();
+    test_from_logits_file();
     test_atomic_save();
     remove_dir();
     return test_finish("test_model_file");
