@@ -356,6 +356,163 @@ static void test_load_keras_file_hint(void)
     CHECK(m == NULL);
 }
 
+/* Issue 12: the one table of activation names. */
+static void test_activation_names(void)
+{
+    for (int a = 0; a <= CNN_ACTIVATION_MISH; a++) {
+        const char *name = cnn_activation_name((cnn_activation)a);
+        cnn_activation back = (cnn_activation)-1;
+        CHECK(name != NULL);
+        CHECK_OK(cnn_activation_from_name(name, &back));
+        CHECK(back == (cnn_activation)a);
+    }
+    CHECK(cnn_activation_name((cnn_activation)(CNN_ACTIVATION_MISH + 1)) == NULL);
+    CHECK(cnn_activation_name((cnn_activation)-1) == NULL);
+    CHECK(strcmp(cnn_activation_name(CNN_ACTIVATION_SILU), "silu") == 0);
+    CHECK(strcmp(cnn_activation_name(CNN_ACTIVATION_HARD_SILU), "hard_silu") == 0);
+    const struct {
+        const char *name;
+        cnn_activation a;
+    } aliases[] = {{"swish", CNN_ACTIVATION_SILU},     {"hard_swish", CNN_ACTIVATION_HARD_SILU},
+                   {"None", CNN_ACTIVATION_LINEAR},     {"ReLU6", CNN_ACTIVATION_RELU6},
+                   {"gelu_approximate", CNN_ACTIVATION_GELU_TANH},
+                   {"GELU", CNN_ACTIVATION_GELU},       {"leaky_relu", CNN_ACTIVATION_LEAKY_RELU}};
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++) {
+        cnn_activation a = (cnn_activation)-1;
+        CHECK_OK(cnn_activation_from_name(aliases[i].name, &a));
+        CHECK(a == aliases[i].a);
+    }
+    cnn_activation a = CNN_ACTIVATION_TANH;
+    CHECK_FAILS(cnn_activation_from_name("crelu", &a), CNN_ERR_INVALID_ARGUMENT,
+                "activation: expected one of linear, relu, sigmoid, tanh, softmax, silu");
+    CHECK(strstr(cnn_last_error(), "mish, got 'crelu'") != NULL);
+    CHECK(a == CNN_ACTIVATION_TANH);
+    CHECK_FAILS(cnn_activation_from_name("relu ", &a), CNN_ERR_INVALID_ARGUMENT, "got 'relu '");
+    CHECK_FAILS(cnn_activation_from_name(NULL, &a), CNN_ERR_INVALID_ARGUMENT, "activation");
+    /* a value outside the enum is refused where a layer takes it */
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_flat(4)));
+    CHECK_FAILS(cnn_model_add_dense(m, cnn_dense(.units = 2, .activation = 18)),
+                CNN_ERR_INVALID_ARGUMENT, "(Dense): unknown activation 18");
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 2, .activation = CNN_ACTIVATION_MISH)));
+    cnn_model_free(m);
+}
+
+/* Three separable clusters of 4 features, labels 0..2. */
+static void clusters(int n, cnn_tensor **x, cnn_tensor **y)
+{
+    *x = tensor(2, (int64_t[]){n, 4});
+    *y = tensor(1, (int64_t[]){n});
+    uint64_t r = 99;
+    for (int i = 0; i < n; i++) {
+        int k = i % 3;
+        (*y)->data[i] = (float)k;
+        for (int j = 0; j < 4; j++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            float noise = (float)((r >> 40) / 16777216.0) - 0.5f;
+            (*x)->data[i * 4 + j] = (j == k ? 2.0f : 0.0f) + noise;
+        }
+    }
+}
+
+/* Issue 12: from_logits. A final Dense without softmax trained with a
+ * cross-entropy loss used to end at loss 14.45, accuracy 0.10. */
+static void test_from_logits(void)
+{
+    cnn_tensor *x, *y;
+    clusters(60, &x, &y);
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_flat(4)));
+    CHECK_OK(cnn_model_set_threads(m, 1));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3)));
+    CHECK(!cnn_model_loss_expects_probabilities(m)); /* not compiled */
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)));
+    CHECK(cnn_model_loss_expects_probabilities(m));
+    cnn_model_free(m);
+    m = NULL;
+    /* Dropout and Flatten pass the logits on; an Activation layer decides */
+    for (int k = 0; k < 3; k++) {
+        CHECK_OK(cnn_model_create(&m, cnn_shape_flat(4)));
+        CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3)));
+        CHECK_OK(cnn_model_add_dropout(m, cnn_dropout(.rate = 0.1f)));
+        if (k)
+            CHECK_OK(cnn_model_add_activation(m, cnn_activation_layer(
+                .activation = k == 1 ? CNN_ACTIVATION_SOFTMAX : CNN_ACTIVATION_LINEAR)));
+        CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+        CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_CATEGORICAL_CROSSENTROPY)));
+        CHECK(cnn_model_loss_expects_probabilities(m) == (k != 1));
+        cnn_model_free(m);
+        m = NULL;
+    }
+    CHECK_OK(cnn_model_create(&m, cnn_shape_flat(4)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3)));
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_MSE)));
+    CHECK(!cnn_model_loss_expects_probabilities(m)); /* mse takes any value */
+    cnn_model_free(m);
+    m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_flat(4)));
+    CHECK_OK(cnn_model_set_threads(m, 1));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3)));
+    CHECK_FAILS(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_MSE, .from_logits = true)),
+                CNN_ERR_INVALID_ARGUMENT, "from_logits applies to the cross-entropy losses only");
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                              .optimizer = cnn_adam(.learning_rate = 0.05f),
+                                              .from_logits = true)));
+    CHECK(!cnn_model_loss_expects_probabilities(m));
+    cnn_compile_config cc;
+    CHECK_OK(cnn_model_compile_config(m, &cc));
+    CHECK(cc.from_logits);
+    double loss = 0, acc = 0;
+    CHECK_OK(cnn_model_fit(m, x, y, cnn_fit(.epochs = 30, .batch_size = 10), NULL));
+    CHECK_OK(cnn_model_evaluate(m, x, y, 0, &loss, &acc));
+    if (!(loss < 0.2 && acc > 0.95))
+        fprintf(stderr, "from_logits: loss %g, accuracy %g after training\n", loss, acc);
+    CHECK(loss < 0.2 && acc > 0.95);
+    /* predict gives the logits, as Keras does */
+    cnn_tensor *p = NULL;
+    CHECK_OK(cnn_model_predict(m, x, 0, &p));
+    CHECK(p && (p->data[0] > 1.0f || p->data[0] < 0.0f || p->data[1] > 1.0f));
+    cnn_tensor_free(p);
+    cnn_model_free(m);
+
+    /* The same weights give the same loss and gradients as softmax/sigmoid
+     * + the loss (which the library computes from the logits too). */
+    const cnn_loss losses[3] = {CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                CNN_LOSS_CATEGORICAL_CROSSENTROPY, CNN_LOSS_BINARY_CROSSENTROPY};
+    cnn_tensor *onehot = NULL;
+    CHECK_OK(cnn_tensor_one_hot(y, 3, &onehot));
+    for (int l = 0; l < 3; l++) {
+        cnn_model *a = NULL, *b = NULL;
+        double la = 0, lb = 0;
+        cnn_activation act = l == 2 ? CNN_ACTIVATION_SIGMOID : CNN_ACTIVATION_SOFTMAX;
+        CHECK_OK(cnn_model_create(&a, cnn_shape_flat(4)));
+        CHECK_OK(cnn_model_create(&b, cnn_shape_flat(4)));
+        CHECK_OK(cnn_model_add_dense(a, cnn_dense(.units = 3, .activation = act)));
+        CHECK_OK(cnn_model_add_dense(b, cnn_dense(.units = 3)));
+        CHECK_OK(cnn_model_compile(a, cnn_compile(.loss = losses[l])));
+        CHECK_OK(cnn_model_compile(b, cnn_compile(.loss = losses[l], .from_logits = true)));
+        const cnn_tensor *t = l == 0 ? y : onehot;
+        CHECK_OK(cnn_model_forward(a, x, true, NULL));
+        CHECK_OK(cnn_model_backward(a, t, &la, NULL));
+        CHECK_OK(cnn_model_forward(b, x, true, NULL));
+        CHECK_OK(cnn_model_backward(b, t, &lb, NULL));
+        CHECK(fabs(la - lb) < 1e-6 && la > 0.1);
+        int64_t n = 0;
+        const float *ga = cnn_model_layer_gradients(a, 0, 0, &n);
+        const float *gb = cnn_model_layer_gradients(b, 0, 0, NULL);
+        test_close("from_logits gradient", gb, ga, n, 1e-6, 1e-5);
+        double ea = 0, eb = 0, aa = 0, ab = 0;
+        CHECK_OK(cnn_model_evaluate(a, x, t, 0, &ea, &aa));
+        CHECK_OK(cnn_model_evaluate(b, x, t, 0, &eb, &ab));
+        CHECK(fabs(ea - eb) < 1e-6 && aa == ab); /* accuracy from the logits */
+        cnn_model_free(a);
+        cnn_model_free(b);
+    }
+    cnn_tensor_free(onehot);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+}
+
 int main(void)
 {
     test_names_and_shape_errors();
@@ -367,5 +524,7 @@ int main(void)
     test_validation_split_sizes();
     test_output_needs_flatten();
     test_load_keras_file_hint();
+    test_activation_names();
+    test_from_logits();
     return test_finish("test_model");
 }
