@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <zip.h>
 
+#include "io/keras.h"
 #include "test.h"
 
 static const char *models_dir(void)
@@ -468,6 +469,81 @@ done:
     cnn_model_free(m);
 }
 
+/* Issue 12: the new activations and from_logits, written in Keras's words
+ * (Keras 3 "silu", tf.keras 2 "swish"; the loss as an object with
+ * from_logits) and read back; gelu_tanh has no Keras name and is refused. */
+static void test_activations_and_logits(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(6, 6, 1)));
+    CHECK_OK(cnn_model_set_seed(m, 3));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {3, 3},
+                                                .activation = CNN_ACTIVATION_SILU)));
+    CHECK_OK(cnn_model_add_activation(m, cnn_activation_layer(.activation = CNN_ACTIVATION_HARD_SILU)));
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 5, .activation = CNN_ACTIVATION_MISH)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 4, .activation = CNN_ACTIVATION_LEAKY_RELU)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3)));
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                              .optimizer = cnn_adam(), .from_logits = true)));
+    json_t *k3 = cnn_keras3_config(m), *k2 = cnn_keras2_config(m),
+           *tc = cnn_keras2_training_config(m);
+    char *t3 = k3 ? cnn_keras_dumps(k3) : NULL, *t2 = k2 ? cnn_keras_dumps(k2) : NULL,
+         *tt = tc ? cnn_keras_dumps(tc) : NULL;
+    CHECK(t3 && strstr(t3, "\"activation\": \"silu\"") && strstr(t3, "\"hard_silu\"")
+          && strstr(t3, "\"mish\"") && strstr(t3, "\"leaky_relu\"")
+          && strstr(t3, "\"class_name\": \"SparseCategoricalCrossentropy\"")
+          && strstr(t3, "\"from_logits\": true"));
+    CHECK(t2 && strstr(t2, "\"activation\": \"swish\"") && !strstr(t2, "\"silu\""));
+    CHECK(tt && strstr(tt, "\"loss\": {\"class_name\": \"SparseCategoricalCrossentropy\"")
+          && strstr(tt, "\"from_logits\": true") && strstr(tt, "\"reduction\": \"auto\""));
+    free(t3);
+    free(t2);
+    free(tt);
+    json_decref(k3);
+    json_decref(k2);
+    json_decref(tc);
+    cnn_tensor *x = NULL;
+    CHECK_OK(cnn_tensor_create(&x, 4, (int64_t[]){2, 6, 6, 1}));
+    for (int64_t i = 0; x && i < cnn_tensor_size(x); i++)
+        x->data[i] = (float)((i * 13) % 7) / 3.0f - 1.0f;
+    char out[512];
+    for (int f = 0; x && f < 2; f++) {
+        path_in(out, sizeof out, tmpdir, f ? "act.h5" : "act.keras");
+        check_round_trip(m, out, f == 0, x);
+        cnn_model *back = NULL;
+        CHECK_OK(cnn_model_load_keras(out, &back, NULL));
+        cnn_compile_config cc;
+        CHECK(back && cnn_model_compile_config(back, &cc) == CNN_OK && cc.from_logits);
+        for (int i = 0; back && i < cnn_model_layer_count(m); i++) {
+            cnn_layer_spec a, b;
+            CHECK_OK(cnn_model_layer_spec(m, i, &a));
+            CHECK_OK(cnn_model_layer_spec(back, i, &b));
+            CHECK(a.kind == b.kind
+                  && (a.kind != CNN_LAYER_DENSE || a.u.dense.activation == b.u.dense.activation)
+                  && (a.kind != CNN_LAYER_CONV2D || a.u.conv2d.activation == b.u.conv2d.activation)
+                  && (a.kind != CNN_LAYER_ACTIVATION
+                      || a.u.activation.activation == b.u.activation.activation));
+        }
+        cnn_model_free(back);
+    }
+    cnn_tensor_free(x);
+    cnn_model_free(m);
+
+    m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_flat(4)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = CNN_ACTIVATION_GELU_TANH,
+                                              .name = "approx")));
+    path_in(out, sizeof out, tmpdir, "approx.keras");
+    CHECK_FAILS(cnn_model_save_keras(m, out), CNN_ERR_INVALID_ARGUMENT,
+                "layer 0 (approx): activation gelu_tanh (gelu with approximate=True) has no Keras"
+                " name");
+    path_in(out, sizeof out, tmpdir, "approx.h5");
+    CHECK_FAILS(cnn_model_save_keras_h5(m, out), CNN_ERR_INVALID_ARGUMENT, "gelu_tanh");
+    CHECK(access(out, F_OK) != 0);
+    cnn_model_free(m);
+}
+
 /* ---- Bad files ------------------------------------------------------------------------------- */
 
 static void expect_refused(const void *bytes, size_t size, const char *what, const char *text)
@@ -802,6 +878,7 @@ int main(void)
     test_rescaling();
     test_rescaling_gradient();
     test_every_layer();
+    test_activations_and_logits();
     test_damaged();
     test_bad_archives();
     test_bad_h5();
