@@ -808,6 +808,55 @@ static void test_activation_suggestions(void)
                      CNN_ERR_FORMAT, "got \"sigmod\" (did you mean \"sigmoid\"?)");
 }
 
+/* Issue 12: every activation name and alias, in text and in Keras JSON
+ * (a string, or Keras 3's serialised function object). */
+static void test_activation_names(void)
+{
+    const struct {
+        const char *name;
+        cnn_activation a;
+    } names[] = {{"silu", CNN_ACTIVATION_SILU},       {"swish", CNN_ACTIVATION_SILU},
+                 {"gelu", CNN_ACTIVATION_GELU},       {"gelu_tanh", CNN_ACTIVATION_GELU_TANH},
+                 {"selu", CNN_ACTIVATION_SELU},       {"elu", CNN_ACTIVATION_ELU},
+                 {"softplus", CNN_ACTIVATION_SOFTPLUS}, {"softsign", CNN_ACTIVATION_SOFTSIGN},
+                 {"hard_sigmoid", CNN_ACTIVATION_HARD_SIGMOID},
+                 {"hard_silu", CNN_ACTIVATION_HARD_SILU},
+                 {"hard_swish", CNN_ACTIVATION_HARD_SILU},
+                 {"exponential", CNN_ACTIVATION_EXPONENTIAL}, {"relu6", CNN_ACTIVATION_RELU6},
+                 {"leaky_relu", CNN_ACTIVATION_LEAKY_RELU}, {"mish", CNN_ACTIVATION_MISH}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "input shape=6,6,1\nConv2D 2 3 activation=%s\nActivation %s\nFlatten\n"
+                 "Dense 3 activation='%s'\n",
+                 names[i].name, names[i].name, names[i].name);
+        cnn_model *m = NULL;
+        cnn_layer_spec s[4];
+        CHECK_OK(parse(text, &m));
+        for (int l = 0; m && l < 4; l++)
+            CHECK_OK(cnn_model_layer_spec(m, l, &s[l]));
+        CHECK(m && s[0].u.conv2d.activation == names[i].a
+              && s[1].u.activation.activation == names[i].a
+              && s[3].u.dense.activation == names[i].a);
+        cnn_model_free(m);
+        snprintf(text, sizeof text,
+                 "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
+                 "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 3,"
+                 " \"activation\": \"%s\", \"batch_input_shape\": [null, 5]}},"
+                 "{\"class_name\": \"Activation\", \"config\": {\"name\": \"a\", \"activation\":"
+                 " {\"module\": \"keras.activations\", \"class_name\": \"function\","
+                 " \"config\": \"%s\", \"registered_name\": \"function\"}}}]}}",
+                 names[i].name, names[i].name);
+        m = NULL;
+        CHECK_OK(parse(text, &m));
+        for (int l = 0; m && l < 2; l++)
+            CHECK_OK(cnn_model_layer_spec(m, l, &s[l]));
+        CHECK(m && s[0].u.dense.activation == names[i].a
+              && s[1].u.activation.activation == names[i].a);
+        cnn_model_free(m);
+    }
+}
+
 int main(void)
 {
     test_new_kinds();
@@ -818,5 +867,6 @@ int main(void)
     test_json_errors();
     test_api();
     test_activation_suggestions();
+    test_activation_names();
     return test_finish("test_description");
 }
