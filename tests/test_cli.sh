@@ -158,6 +158,27 @@ expect 0 "train with explicit files" train "$tmp/small.model" --threads 1 \
     --test-images "$data/t10k-images-idx3-ubyte" --test-labels "$data/t10k-labels-idx1-ubyte" \
     --loss categorical_crossentropy --optimizer sgd --lr 0.05 --momentum 0.9 --checkpoint "$tmp/c.cnn"
 
+# ---- issue 12: a last Dense without softmax: the warning, --from-logits ----
+printf 'input shape=28,28,1\nConv2D 4 3 activation=swish\nMaxPooling2D 2\nFlatten\nDense 10\n' \
+    >"$tmp/logits.model"
+logits="train $tmp/logits.model --data $data --batch-size 32 --seed 7 --threads 1 --epochs 2"
+expect 0 "linear output, probabilities expected" $logits
+has "$tmp/err" "warning: the loss sparse_categorical_crossentropy expects probabilities but the last layer's output is linear" \
+    "linear output warning"
+plain_acc=$(sed -n 's/^Test loss: [0-9.]* - test accuracy: \([0-9.]*\).*/\1/p' "$tmp/out")
+expect 0 "--from-logits" $logits --from-logits --save "$tmp/logits.cnn"
+if [ -s "$tmp/err" ]; then bad "--from-logits: no warning expected"; else ok; fi
+has "$tmp/out" "loss sparse_categorical_crossentropy from logits" "--from-logits compiles with it"
+logits_acc=$(sed -n 's/^Test loss: [0-9.]* - test accuracy: \([0-9.]*\).*/\1/p' "$tmp/out")
+if awk -v a="$logits_acc" -v p="$plain_acc" 'BEGIN { exit !(a > 0.5 && a > p + 0.2) }'; then ok
+else bad "--from-logits trains: test accuracy $logits_acc (without: $plain_acc)"; fi
+expect 0 "continue a from_logits model" train "$tmp/logits.cnn" --data "$data" --epochs 3 \
+    --threads 1
+has "$tmp/out" "loss sparse_categorical_crossentropy from logits" "from_logits kept in the file"
+if [ -s "$tmp/err" ]; then bad "continued from_logits model: no warning expected"; else ok; fi
+expect 1 "--from-logits with mse" $logits --from-logits --loss mse
+has "$tmp/err" "from_logits applies to the cross-entropy losses only" "--from-logits with mse"
+
 # ---- summary ----
 expect 0 "summary of a description" summary "$tmp/small.model"
 has "$tmp/out" "Total params: 6,810" "summary table"
