@@ -489,7 +489,9 @@ typedef struct cnn_memory_estimate {
     int64_t parameters;            /* weights */
     int64_t gradients;             /* parameter gradients (training) */
     int64_t optimizer_state;       /* two slots per parameter (training) */
-    int64_t activations_training;  /* every layer's output (+ dropout masks) */
+    int64_t activations_training;  /* every layer's output (+ dropout masks, and the
+                                      pre-activation of silu, gelu, gelu_tanh,
+                                      hard_silu and mish, which backward reads) */
     int64_t activation_gradients;  /* the two gradient buffers backward alternates */
     int64_t activations_inference; /* two alternating output buffers */
     int64_t workspace;             /* convolution scratch (bounded by the workspace limit) */
@@ -817,7 +819,8 @@ void cnn_model_training_position(const cnn_model *m, int *epoch, int64_t *step);
  * the L2 penalties (kernel_l2), as Keras's does. batch_size 0 = 32. */
 cnn_status cnn_model_evaluate(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
                               int batch_size, double *loss, double *accuracy);
-/* Outputs (probabilities after softmax) for every example of x:
+/* Outputs (probabilities after softmax; logits for a linear last layer, also
+ * when compiled with from_logits, as Keras) for every example of x:
  * a new tensor (n, output shape...). batch_size 0 = 32. */
 cnn_status cnn_model_predict(cnn_model *m, const cnn_tensor *x, int batch_size,
                              cnn_tensor **out);
