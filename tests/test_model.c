@@ -398,6 +398,65 @@ static void test_activation_names(void)
     cnn_model_free(m);
 }
 
+/* Issue 12: each activation's forward values, through an Activation layer,
+ * against the definitions in double precision, from -90 to 90 (the vector
+ * exp clamps near 88) and around the kinks. */
+static double reference(cnn_activation a, double x)
+{
+    const double sp = x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+    const double hs = fmin(fmax(x + 3, 0), 6) / 6;
+    switch (a) {
+    case CNN_ACTIVATION_SILU: return x / (1 + exp(-x));
+    case CNN_ACTIVATION_GELU: return 0.5 * x * erfc(-x / sqrt(2.0));
+    case CNN_ACTIVATION_GELU_TANH:
+        return 0.5 * x * (1 + tanh(sqrt(2 / 3.14159265358979323846) * (x + 0.044715 * x * x * x)));
+    case CNN_ACTIVATION_SELU:
+        return 1.0507009873554804934 * (x > 0 ? x : 1.6732632423543772848 * expm1(x));
+    case CNN_ACTIVATION_ELU: return x > 0 ? x : expm1(x);
+    case CNN_ACTIVATION_SOFTPLUS: return sp;
+    case CNN_ACTIVATION_SOFTSIGN: return x / (1 + fabs(x));
+    case CNN_ACTIVATION_HARD_SIGMOID: return hs;
+    case CNN_ACTIVATION_HARD_SILU: return x * hs;
+    case CNN_ACTIVATION_EXPONENTIAL: return exp(x);
+    case CNN_ACTIVATION_RELU6: return fmin(fmax(x, 0), 6);
+    case CNN_ACTIVATION_LEAKY_RELU: return x >= 0 ? x : 0.2 * x;
+    case CNN_ACTIVATION_MISH: return x * tanh(sp);
+    default: return NAN;
+    }
+}
+
+static void test_activation_values(void)
+{
+    enum { N = 1003 };
+    cnn_tensor *x = tensor(2, (int64_t[]){1, N});
+    for (int i = 0; i < N - 11; i++) /* -90 .. 90 */
+        x->data[i] = -90.0f + 180.0f * (float)i / (float)(N - 12);
+    const float special[11] = {-3.0f, 3.0f, 6.0f, 0.0f, -0.0f, 1e-6f, -1e-6f, 2.999f, -2.999f,
+                               5.999f, -1.2785f};
+    memcpy(x->data + N - 11, special, sizeof special);
+    for (int a = CNN_ACTIVATION_SILU; a <= CNN_ACTIVATION_MISH; a++) {
+        cnn_model *m = NULL;
+        CHECK_OK(cnn_model_create(&m, cnn_shape_flat(N)));
+        CHECK_OK(cnn_model_add_activation(m, cnn_activation_layer(.activation = a)));
+        cnn_tensor *y = NULL;
+        CHECK_OK(cnn_model_predict(m, x, 0, &y));
+        float want[N];
+        for (int i = 0; i < N; i++) {
+            double r = reference((cnn_activation)a, x->data[i]);
+            /* exp(90) is no float: the vector exp clamps, libm gives inf */
+            want[i] = a == CNN_ACTIVATION_EXPONENTIAL && x->data[i] > 88 ? (y ? y->data[i] : 0)
+                                                                         : (float)r;
+        }
+        char what[64];
+        snprintf(what, sizeof what, "%s values", cnn_activation_name((cnn_activation)a));
+        if (y)
+            test_close(what, y->data, want, N, 1e-6, 1e-5);
+        cnn_tensor_free(y);
+        cnn_model_free(m);
+    }
+    cnn_tensor_free(x);
+}
+
 /* Three separable clusters of 4 features, labels 0..2. */
 static void clusters(int n, cnn_tensor **x, cnn_tensor **y)
 {
@@ -525,6 +584,7 @@ int main(void)
     test_output_needs_flatten();
     test_load_keras_file_hint();
     test_activation_names();
+    test_activation_values();
     test_from_logits();
     return test_finish("test_model");
 }

@@ -360,8 +360,10 @@ void cnn_activation_list(char *buf, size_t size)
 
 cnn_status cnn_activation_from_name(const char *name, cnn_activation *out)
 {
+    if (!out)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "activation_from_name: out is NULL");
     int a = name ? cnn_activation_lookup(name, strlen(name)) : -1;
-    if (a < 0 || !out) {
+    if (a < 0) {
         char list[400];
         cnn_activation_list(list, sizeof list);
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "activation: expected one of %s, got '%s'",
