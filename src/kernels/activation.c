@@ -258,40 +258,68 @@ bool cnn_activation_needs_input(cnn_activation a)
         || a == CNN_ACTIVATION_HARD_SILU || a == CNN_ACTIVATION_MISH;
 }
 
-static float sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }
-
-/* f'(z) of the activations that need their input. */
-static float derivative_of_input(cnn_activation a, float z)
+/* gelu: Phi(z) + z phi(z), through libm's erfc (no vector form here) */
+static float gelu_derivative(float z)
 {
-    switch (a) {
-    case CNN_ACTIVATION_SILU: { /* s (1 + z (1 - s)) */
-        float s = sigmoidf(z);
-        return s * (1.0f + z * (1.0f - s));
-    }
-    case CNN_ACTIVATION_GELU: /* Phi(z) + z phi(z) */
-        return 0.5f * erfcf(-z * 0.70710678118654752f)
-             + z * 0.39894228040143267794f * expf(-0.5f * z * z);
-    case CNN_ACTIVATION_GELU_TANH: {
-        float t = tanhf(GELU_C * (z + GELU_K * z * z * z));
-        return 0.5f * (1.0f + t)
-             + 0.5f * z * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * GELU_K * z * z);
-    }
-    case CNN_ACTIVATION_HARD_SILU: /* hard_sigmoid(z) + z / 6 inside (-3, 3) */
-        return z <= -3.0f ? 0.0f : z >= 3.0f ? 1.0f : z / 3.0f + 0.5f;
-    case CNN_ACTIVATION_MISH: { /* t + z (1 - t^2) sigmoid(z), t = tanh(softplus(z)) */
-        float sp = (z > 0 ? z : 0) + log1pf(expf(-fabsf(z)));
-        float t = tanhf(sp);
-        return t + z * (1.0f - t * t) * sigmoidf(z);
-    }
-    default:
-        return 1.0f;
-    }
+    return 0.5f * erfcf(-z * 0.70710678118654752f)
+         + z * 0.39894228040143267794f * expf(-0.5f * z * z);
+}
+
+/* f'(z) of the others, four lanes at a time. */
+static cnn_v4f v4_silu_d(cnn_v4f z)
+{
+    cnn_v4f s = v4_sigmoid(z);
+    return s * (v4_splat(1.0f) + z * (v4_splat(1.0f) - s));
+}
+
+static cnn_v4f v4_gelu_tanh_d(cnn_v4f z)
+{
+    cnn_v4f z2 = z * z;
+    cnn_v4f t = v4_tanh(v4_splat(GELU_C) * (z + v4_splat(GELU_K) * z2 * z));
+    return v4_splat(0.5f) * (v4_splat(1.0f) + t)
+         + v4_splat(0.5f * GELU_C) * z * (v4_splat(1.0f) - t * t)
+               * (v4_splat(1.0f) + v4_splat(3.0f * GELU_K) * z2);
+}
+
+static cnn_v4f v4_hard_silu_d(cnn_v4f z)
+{
+    cnn_v4f d = z / v4_splat(3.0f) + v4_splat(0.5f);
+    d = cnn_v4_select(z <= v4_splat(-3.0f), v4_splat(0.0f), d);
+    return cnn_v4_select(z >= v4_splat(3.0f), v4_splat(1.0f), d);
+}
+
+/* t = tanh(softplus(z)) = n / (n + 2), n = e^z (e^z + 2); sigmoid(z) = e^z / (1 + e^z) */
+static cnn_v4f v4_mish_d(cnn_v4f z)
+{
+    cnn_v4f e = v4_exp(z);
+    cnn_v4f n = e * (e + v4_splat(2.0f));
+    cnn_v4f t = n / (n + v4_splat(2.0f));
+    cnn_v4f d = t + z * (v4_splat(1.0f) - t * t) * (e / (v4_splat(1.0f) + e));
+    return cnn_v4_select(z > v4_splat(20.0f), v4_splat(1.0f), d);
 }
 
 void cnn_activation_backward_input(cnn_activation a, const float *z, float *dy, int64_t count)
 {
-    for (int64_t i = 0; i < count; i++)
-        dy[i] *= derivative_of_input(a, z[i]);
+    cnn_v4f (*d)(cnn_v4f) = a == CNN_ACTIVATION_SILU        ? v4_silu_d
+                          : a == CNN_ACTIVATION_GELU_TANH   ? v4_gelu_tanh_d
+                          : a == CNN_ACTIVATION_HARD_SILU   ? v4_hard_silu_d
+                          : a == CNN_ACTIVATION_MISH        ? v4_mish_d
+                                                            : NULL;
+    if (!d) {
+        for (int64_t i = 0; i < count; i++)
+            dy[i] *= a == CNN_ACTIVATION_GELU ? gelu_derivative(z[i]) : 1.0f;
+        return;
+    }
+    int64_t i = 0;
+    for (; i + 4 <= count; i += 4)
+        cnn_v4_store(dy + i, cnn_v4_load(dy + i) * d(cnn_v4_load(z + i)));
+    if (i < count) { /* a padded vector, as map4: results do not depend on the position */
+        float zt[4] = {0}, dt[4] = {0};
+        memcpy(zt, z + i, (size_t)(count - i) * sizeof(float));
+        memcpy(dt, dy + i, (size_t)(count - i) * sizeof(float));
+        cnn_v4_store(dt, cnn_v4_load(dt) * d(cnn_v4_load(zt)));
+        memcpy(dy + i, dt, (size_t)(count - i) * sizeof(float));
+    }
 }
 
 bool cnn_activation_is_elementwise(cnn_activation a) { return a != CNN_ACTIVATION_SOFTMAX; }

@@ -29,8 +29,8 @@ void cnn_activation_forward(cnn_activation a, float *y, int64_t rows, int n);
  *   softmax: y * (dy - sum_j dy_j y_j) per row; the rest elementwise through
  *   cnn_activation_derivative. */
 void cnn_activation_backward(cnn_activation a, const float *y, float *dy, int64_t rows, int n);
-/* dy := dy * f'(z) over count values, z the pre-activation (any activation
- * but softmax; needed for those of cnn_activation_needs_input). */
+/* dy := dy * f'(z) over count values, z the pre-activation, for the
+ * activations of cnn_activation_needs_input (vectorised but for gelu's erfc). */
 void cnn_activation_backward_input(cnn_activation a, const float *z, float *dy, int64_t count);
 /* Whether backward needs the pre-activation (the output does not tell it). */
 bool cnn_activation_needs_input(cnn_activation a);
