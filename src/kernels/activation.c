@@ -355,6 +355,8 @@ static const struct {
     {"gelu_approximate", CNN_ACTIVATION_GELU_TANH},
 };
 #define NAMES (sizeof names / sizeof names[0])
+_Static_assert(CNN_ACTIVATION_MISH + 1 == CNN_ACTIVATION_COUNT,
+               "a new activation needs CNN_ACTIVATION_COUNT, a name above and its maths");
 
 const char *cnn_activation_name(cnn_activation a)
 {
