@@ -1,12 +1,15 @@
-/* fit: the training loop, read top down.
+/* fit: the training loop, read top down (as llm.c's train_gpt2.c main
+ * loop: a loop whose body is a few named calls).
  *
- *   fit_prepare   check the arguments, split off the validation data,
- *                 allocate every buffer once, set the resume position
- *   cnn_fit_epoch per epoch (fit_epoch.c): shuffle, the steps, validation,
- *                 callbacks, the epoch-end report
- *   fit_finish    free what prepare took, hand over the history
+ *   fit_prepare         check the arguments, split off the validation data,
+ *                       allocate every buffer once, derive the seeds
+ *   fit_parallel_begin  data-parallel: the ranks agree and share weights
+ *   cnn_fit_epoch       per epoch from the resume position (fit_epoch.c):
+ *                       shuffle, the steps, validation, callbacks, report
+ *   fit_finish          free what prepare took, hand over the history
  *
- * as llm.c's train_gpt2.c main loop reads: a loop of a few named calls. */
+ * The state of one call is a fit_state (fit.h) instead of locals, so each
+ * piece takes it and the loop reads as what it does. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
