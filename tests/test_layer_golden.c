@@ -1,0 +1,281 @@
+/* Every layer kind with non-default values, through every serializer, held
+ * against golden files made before the serializers became table-driven:
+ * the .cnn bytes (tests/golden/layers_*.cnn), the Keras 3 and Keras 2
+ * configs, the summary, and the text and Keras JSON description readers
+ * (which must rebuild the same model, so save the same bytes). A golden
+ * .cnn loads and re-saves byte for byte, so files from older builds keep
+ * loading unchanged. Run from the repository root; CNN_GOLDEN_WRITE=1
+ * rewrites the golden files (only when a format change is intended). */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "io/keras.h"
+#include "test.h"
+
+static char dir[64];
+
+static unsigned char *read_all(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *b = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 4096;
+            unsigned char *g = realloc(b, cap);
+            if (!g)
+                break;
+            b = g;
+        }
+        size_t k = fread(b + n, 1, cap - n, f);
+        n += k;
+        if (k == 0)
+            break;
+    }
+    fclose(f);
+    *size = n;
+    return b;
+}
+
+static int write_all(const char *path, const void *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return 0;
+    int ok = fwrite(b, 1, n, f) == n;
+    return fclose(f) == 0 && ok;
+}
+
+/* bytes against the golden file (or written to it). */
+static void check_golden(const char *golden, const void *bytes, size_t n)
+{
+    if (getenv("CNN_GOLDEN_WRITE")) {
+        CHECK(write_all(golden, bytes, n));
+        return;
+    }
+    size_t g = 0;
+    unsigned char *want = read_all(golden, &g);
+    CHECK(want != NULL);
+    int same = want && g == n && memcmp(want, bytes, n) == 0;
+    if (!same)
+        fprintf(stderr, "%s: differs (%zu bytes, the golden file has %zu)\n", golden, n, g);
+    CHECK(same);
+    free(want);
+}
+
+/* The model's .cnn bytes (malloc'd). */
+static unsigned char *saved_bytes(cnn_model *m, size_t *n)
+{
+    char path[96];
+    snprintf(path, sizeof path, "%s/m.cnn", dir);
+    *n = 0;
+    if (cnn_model_save(m, path) != CNN_OK)
+        return NULL;
+    return read_all(path, n);
+}
+
+/* Every layer kind that takes images, then the flat ones. */
+static cnn_model *zoo_a(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(12, 10, 3)));
+    if (!m)
+        return NULL;
+    CHECK_OK(cnn_model_set_seed(m, 42));
+    CHECK_OK(cnn_model_add_rescaling(m, cnn_rescaling(.scale = 1.0f / 255, .offset = -0.5f,
+                                                      .name = "pre")));
+    CHECK_OK(cnn_model_add_zero_padding2d(m, cnn_zero_padding2d(.padding = {1, 2, 0, 3})));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {3, 2},
+                                                .padding = CNN_PADDING_SAME,
+                                                .dilation_rate = {2, 1},
+                                                .activation = CNN_ACTIVATION_RELU,
+                                                .no_bias = true, .kernel_l2 = 0.01f)));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {2, 2},
+                                                .strides = {1, 2}, .name = "conv b")));
+    CHECK_OK(cnn_model_add_batch_normalization(
+        m, cnn_batch_normalization(.momentum = 0.9f, .epsilon = 1e-4f)));
+    CHECK_OK(cnn_model_add_leaky_relu(m, cnn_leaky_relu(.negative_slope = 0.1f)));
+    CHECK_OK(cnn_model_add_elu(m, cnn_elu(.alpha = 0.5f)));
+    CHECK_OK(cnn_model_add_relu(m, cnn_relu(.max_value = 6, .negative_slope = 0.1f,
+                                            .threshold = 0.25f)));
+    CHECK_OK(cnn_model_add_depthwise_conv2d(
+        m, cnn_depthwise_conv2d(.kernel_size = {3, 3}, .depth_multiplier = 2,
+                                .activation = CNN_ACTIVATION_TANH, .no_bias = true,
+                                .depthwise_l2 = 0.02f)));
+    CHECK_OK(cnn_model_add_separable_conv2d(
+        m, cnn_separable_conv2d(.filters = 5, .kernel_size = {2, 2}, .padding = CNN_PADDING_SAME,
+                                .depth_multiplier = 2, .activation = CNN_ACTIVATION_SIGMOID,
+                                .depthwise_l2 = 0.03f, .pointwise_l2 = 0.04f)));
+    CHECK_OK(cnn_model_add_max_pooling2d(m, cnn_pool2d(.pool_size = {2, 2}, .strides = {1, 2},
+                                                       .padding = CNN_PADDING_SAME)));
+    CHECK_OK(cnn_model_add_average_pooling2d(m, cnn_pool2d(.pool_size = {2, 1})));
+    CHECK_OK(cnn_model_add_activation(m, cnn_activation_layer(.activation = CNN_ACTIVATION_TANH)));
+    CHECK_OK(cnn_model_add_dropout(m, cnn_dropout(.rate = 0.25f, .seed = 7)));
+    CHECK_OK(cnn_model_add_reshape(m, cnn_reshape(.target_shape = cnn_shape_hwc(-1, 5, 1))));
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten(.name = "flat")));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 7, .activation = CNN_ACTIVATION_SOFTMAX,
+                                              .no_bias = true, .kernel_l2 = 0.05f)));
+    return m;
+}
+
+/* Both global poolings, a rank-1 reshape and defaults; built and compiled. */
+static cnn_model *zoo_b(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(6, 6, 2)));
+    if (!m)
+        return NULL;
+    CHECK_OK(cnn_model_set_seed(m, 7));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {3, 3})));
+    CHECK_OK(cnn_model_add_global_average_pooling2d(m, cnn_global_pool2d(.name = "gap")));
+    CHECK_OK(cnn_model_add_reshape(m, cnn_reshape(.target_shape = cnn_shape_hwc(1, 1, 3))));
+    CHECK_OK(cnn_model_add_global_max_pooling2d(m, cnn_global_pool2d()));
+    CHECK_OK(cnn_model_add_reshape(m, cnn_reshape(.target_shape = cnn_shape_flat(-1))));
+    CHECK_OK(cnn_model_add_relu(m, cnn_relu()));
+    CHECK_OK(cnn_model_add_leaky_relu(m, cnn_leaky_relu()));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 2)));
+    CHECK_OK(cnn_model_compile(m, (cnn_compile_config){
+                                      .loss = CNN_LOSS_MSE,
+                                      .optimizer = {.kind = CNN_OPTIMIZER_SGD,
+                                                    .learning_rate = 0.05f,
+                                                    .momentum = 0.5f, .clipnorm = 2}}));
+    return m;
+}
+
+/* The same layers as zoo_a, as a text description. */
+static const char zoo_a_text[] =
+    "input shape=12,10,3\n"
+    "Rescaling 0.00392156862745098 -0.5 name=pre\n"
+    "ZeroPadding2D ((1, 2), (0, 3))\n"
+    "Conv2D 4 (3, 2) padding=same dilation_rate=(2,1) activation=relu use_bias=false"
+    " kernel_regularizer=l2(0.01)\n"
+    "Conv2D 3 2 1,2 name=\"conv b\"\n"
+    "BatchNormalization momentum=0.9 epsilon=1e-4\n"
+    "LeakyReLU alpha=0.1\n"
+    "ELU 0.5\n"
+    "ReLU 6 0.1 0.25\n"
+    "DepthwiseConv2D 3 depth_multiplier=2 activation=tanh use_bias=False"
+    " depthwise_regularizer=0.02\n"
+    "SeparableConvolution2D 5 2 padding=SAME depth_multiplier=2 activation=sigmoid"
+    " depthwise_regularizer=L2(0.03) pointwise_regularizer=l2(0.04)\n"
+    "MaxPool2D 2 (1, 2) same\n"
+    "AvgPool2D (2, 1)\n"
+    "Activation tanh\n"
+    "Dropout 0.25 seed=7\n"
+    "Reshape (-1, 5, 1)\n"
+    "Flatten name=flat\n"
+    "Dense 7 softmax use_bias=false kernel_regularizer=0.05\n";
+
+static void check_text(char *text, const char *golden)
+{
+    CHECK(text != NULL);
+    if (text)
+        check_golden(golden, text, strlen(text));
+    free(text);
+}
+
+/* The model's configs, summary and bytes against the golden files prefix.*. */
+static void check_model(cnn_model *m, const char *prefix)
+{
+    char golden[128];
+    size_t n = 0;
+    unsigned char *bytes = saved_bytes(m, &n);
+    CHECK(bytes != NULL);
+    snprintf(golden, sizeof golden, "tests/golden/%s.cnn", prefix);
+    if (bytes)
+        check_golden(golden, bytes, n);
+
+    /* the golden file loads and saves as the same bytes */
+    size_t g = 0;
+    unsigned char *want = read_all(golden, &g);
+    cnn_model *c = NULL;
+    CHECK(want != NULL);
+    if (want)
+        CHECK_OK(cnn_model_load_memory(want, g, golden, &c));
+    if (c) {
+        size_t n2 = 0;
+        unsigned char *again = saved_bytes(c, &n2);
+        CHECK(again && n2 == g && memcmp(again, want, g) == 0);
+        free(again);
+    }
+    cnn_model_free(c);
+    free(want);
+
+    char *summary = NULL;
+    CHECK_OK(cnn_model_summary(m, &summary));
+    snprintf(golden, sizeof golden, "tests/golden/%s.summary.txt", prefix);
+    check_text(summary, golden);
+
+    json_t *k3 = cnn_keras3_config(m), *k2 = cnn_keras2_config(m);
+    char *k3s = k3 ? cnn_keras_dumps(k3) : NULL, *k2s = k2 ? cnn_keras_dumps(k2) : NULL;
+    /* each Keras config, read back as a description, is the same model:
+     * it writes the same configs again */
+    const char *const texts[] = {k3s, k2s};
+    for (int i = 0; i < 2; i++) {
+        cnn_model *d = NULL;
+        CHECK(texts[i] != NULL);
+        if (texts[i])
+            CHECK_OK(cnn_model_from_description_memory(texts[i], strlen(texts[i]), prefix, &d));
+        if (!d)
+            continue;
+        json_t *again = i ? cnn_keras2_config(d) : cnn_keras3_config(d);
+        char *s = again ? cnn_keras_dumps(again) : NULL;
+        if (i == 0) { /* Keras 3 records the compile config; a description has none */
+            json_t *orig = json_loads(texts[i], 0, NULL), *re = json_loads(s ? s : "", 0, NULL);
+            json_object_del(orig, "compile_config");
+            CHECK(orig && re && json_equal(orig, re));
+            json_decref(orig);
+            json_decref(re);
+        } else {
+            CHECK(s && strcmp(s, texts[i]) == 0);
+        }
+        free(s);
+        json_decref(again);
+        cnn_model_free(d);
+    }
+    snprintf(golden, sizeof golden, "tests/golden/%s.keras3.json", prefix);
+    check_text(k3s, golden);
+    snprintf(golden, sizeof golden, "tests/golden/%s.keras2.json", prefix);
+    check_text(k2s, golden);
+    json_decref(k3);
+    json_decref(k2);
+    free(bytes);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/cnn_layer_golden_XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    cnn_model *a = zoo_a();
+    if (a)
+        check_model(a, "layers_a");
+    cnn_model *b = zoo_b();
+    if (b)
+        check_model(b, "layers_b");
+    cnn_model_free(b);
+
+    /* The text description of zoo_a builds the same model: the same bytes
+     * once it has the same seed. */
+    cnn_model *t = NULL;
+    CHECK_OK(cnn_model_from_description_memory(zoo_a_text, sizeof zoo_a_text - 1, "zoo_a", &t));
+    if (t && a) {
+        CHECK_OK(cnn_model_set_seed(t, 42));
+        size_t na = 0, nt = 0;
+        unsigned char *ba = saved_bytes(a, &na), *bt = saved_bytes(t, &nt);
+        CHECK(ba && bt && na == nt && memcmp(ba, bt, na) == 0);
+        free(ba);
+        free(bt);
+    }
+    cnn_model_free(t);
+    cnn_model_free(a);
+    char path[96];
+    snprintf(path, sizeof path, "%s/m.cnn", dir);
+    unlink(path);
+    rmdir(dir);
+    return test_finish("layer_golden");
+}
