@@ -199,6 +199,14 @@ static void bn_backward(cnn_layer *l, const cnn_layer_io *io)
     cnn_pool_run(pool_for(io, job.rows * b->channels), backward_worker, &job);
 }
 
+/* The fields in Keras's positional order, which is the order of the
+ * model file's record. */
+static const cnn_layer_field batch_normalization_fields[] = {
+    {"momentum", CNN_FIELD_POSITIVE, CNN_SPEC_FIELD(batch_normalization.momentum), 0, 0},
+    {"epsilon", CNN_FIELD_POSITIVE, CNN_SPEC_FIELD(batch_normalization.epsilon), 0, 0},
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(batch_normalization.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_batch_normalization_ops = {
     .kind = CNN_LAYER_BATCH_NORMALIZATION,
     .type_name = "BatchNormalization",
@@ -208,6 +216,11 @@ const cnn_layer_ops cnn_batch_normalization_ops = {
     .saved_bytes = bn_saved,
     .forward = bn_forward,
     .backward = bn_backward,
+    CNN_LAYER_FIELDS(batch_normalization_fields),
+    .keras_keys = "axis momentum epsilon center scale beta_initializer gamma_initializer "
+                  "moving_mean_initializer moving_variance_initializer beta_regularizer "
+                  "gamma_regularizer beta_constraint gamma_constraint synchronized",
+    .keras_build_config = true,
 };
 
 cnn_status cnn_layer_batch_normalization_create(cnn_layer **out, const cnn_layer_spec *spec,
@@ -234,3 +247,6 @@ cnn_status cnn_layer_batch_normalization_create(cnn_layer **out, const cnn_layer
     }
     return st;
 }
+
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_batch_normalization, cnn_batch_normalization_config,
+                       CNN_LAYER_BATCH_NORMALIZATION, batch_normalization)

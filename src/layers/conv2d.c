@@ -224,6 +224,22 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
     }
 }
 
+/* The fields in Keras's positional order, which is the order of the
+ * model file's record. */
+static const cnn_layer_field conv2d_fields[] = {
+    {"filters", CNN_FIELD_COUNT, CNN_SPEC_FIELD(conv2d.filters),
+      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+    {"kernel_size", CNN_FIELD_PAIR, CNN_SPEC_FIELD(conv2d.kernel_size),
+      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+    {"strides", CNN_FIELD_PAIR, CNN_SPEC_FIELD(conv2d.strides), CNN_FIELD_POSITIONAL, 0},
+    {"padding", CNN_FIELD_PADDING, CNN_SPEC_FIELD(conv2d.padding), CNN_FIELD_POSITIONAL, 0},
+    {"dilation_rate", CNN_FIELD_PAIR, CNN_SPEC_FIELD(conv2d.dilation_rate), 0, 0},
+    {"activation", CNN_FIELD_ACTIVATION, CNN_SPEC_FIELD(conv2d.activation), 0, 0},
+    {"use_bias", CNN_FIELD_USE_BIAS, CNN_SPEC_FIELD(conv2d.no_bias), 0, 0},
+    {"kernel_regularizer", CNN_FIELD_L2, CNN_SPEC_FIELD(conv2d.kernel_l2), CNN_FIELD_EXTENSION, 0},
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(conv2d.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_conv2d_ops = {
     .kind = CNN_LAYER_CONV2D,
     .can_fuse_activation = true,
@@ -235,6 +251,12 @@ const cnn_layer_ops cnn_conv2d_ops = {
     .flops = conv2d_flops,
     .forward = conv2d_forward,
     .backward = conv2d_backward,
+    CNN_LAYER_FIELDS(conv2d_fields),
+    .keras_keys = "filters kernel_size strides padding data_format dilation_rate groups "
+                  "activation use_bias kernel_initializer bias_initializer "
+                  "kernel_regularizer bias_regularizer activity_regularizer "
+                  "kernel_constraint bias_constraint",
+    .keras_build_config = true,
 };
 
 static cnn_status check_pair(const char *layer, const char *field, const int v[2], int min)
@@ -283,3 +305,5 @@ cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec, 
     *out = l;
     return CNN_OK;
 }
+
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_conv2d, cnn_conv2d_config, CNN_LAYER_CONV2D, conv2d)

@@ -74,6 +74,17 @@ static int64_t dense_flops(const cnn_layer *l)
     return 2 * d->rows_per_example * d->in_features * l->spec.u.dense.units;
 }
 
+/* The fields in Keras's positional order, which is the order of the
+ * model file's record. */
+static const cnn_layer_field dense_fields[] = {
+    {"units", CNN_FIELD_COUNT, CNN_SPEC_FIELD(dense.units),
+      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+    {"activation", CNN_FIELD_ACTIVATION, CNN_SPEC_FIELD(dense.activation), CNN_FIELD_POSITIONAL, 0},
+    {"use_bias", CNN_FIELD_USE_BIAS, CNN_SPEC_FIELD(dense.no_bias), 0, 0},
+    {"kernel_regularizer", CNN_FIELD_L2, CNN_SPEC_FIELD(dense.kernel_l2), CNN_FIELD_EXTENSION, 0},
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(dense.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_dense_ops = {
     .kind = CNN_LAYER_DENSE,
     .can_fuse_activation = true,
@@ -84,6 +95,11 @@ const cnn_layer_ops cnn_dense_ops = {
     .flops = dense_flops,
     .forward = dense_forward,
     .backward = dense_backward,
+    CNN_LAYER_FIELDS(dense_fields),
+    .keras_keys = "units activation use_bias kernel_initializer bias_initializer "
+                  "kernel_regularizer bias_regularizer kernel_constraint bias_constraint "
+                  "quantization_config",
+    .keras_build_config = true,
 };
 
 cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name)
@@ -105,3 +121,5 @@ cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_layer_spec *spec, c
     *out = l;
     return CNN_OK;
 }
+
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_dense, cnn_dense_config, CNN_LAYER_DENSE, dense)

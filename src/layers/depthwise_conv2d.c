@@ -194,6 +194,23 @@ static void depthwise_layer_backward(cnn_layer *l, const cnn_layer_io *io)
     depthwise_backward(dl, io, 0, M, io->dy);
 }
 
+/* The fields in Keras's positional order, which is the order of the
+ * model file's record. */
+static const cnn_layer_field depthwise_conv2d_fields[] = {
+    {"kernel_size", CNN_FIELD_PAIR, CNN_SPEC_FIELD(depthwise_conv2d.kernel_size),
+      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+    {"strides", CNN_FIELD_PAIR, CNN_SPEC_FIELD(depthwise_conv2d.strides), CNN_FIELD_POSITIONAL, 0},
+    {"padding", CNN_FIELD_PADDING, CNN_SPEC_FIELD(depthwise_conv2d.padding),
+      CNN_FIELD_POSITIONAL, 0},
+    {"depth_multiplier", CNN_FIELD_COUNT, CNN_SPEC_FIELD(depthwise_conv2d.depth_multiplier),
+      CNN_FIELD_POSITIONAL, 0},
+    {"dilation_rate", CNN_FIELD_PAIR, CNN_SPEC_FIELD(depthwise_conv2d.dilation_rate), 0, 0},
+    {"activation", CNN_FIELD_ACTIVATION, CNN_SPEC_FIELD(depthwise_conv2d.activation), 0, 0},
+    {"use_bias", CNN_FIELD_USE_BIAS, CNN_SPEC_FIELD(depthwise_conv2d.no_bias), 0, 0},
+    {"depthwise_regularizer", CNN_FIELD_L2, CNN_SPEC_FIELD(depthwise_conv2d.depthwise_l2), 0, 0},
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(depthwise_conv2d.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_depthwise_conv2d_ops = {
     .kind = CNN_LAYER_DEPTHWISE_CONV2D,
     .type_name = "DepthwiseConv2D",
@@ -203,6 +220,12 @@ const cnn_layer_ops cnn_depthwise_conv2d_ops = {
     .flops = dw_flops,
     .forward = depthwise_layer_forward,
     .backward = depthwise_layer_backward,
+    CNN_LAYER_FIELDS(depthwise_conv2d_fields),
+    .keras_keys = "kernel_size strides padding data_format dilation_rate activation "
+                  "use_bias bias_initializer bias_regularizer activity_regularizer "
+                  "bias_constraint depth_multiplier depthwise_initializer "
+                  "depthwise_regularizer depthwise_constraint",
+    .keras_build_config = true,
 };
 
 /* ---- SeparableConv2D: tiles of pixels ------------------------------------------ */
@@ -267,6 +290,23 @@ static void sep_backward(cnn_layer *l, const cnn_layer_io *io)
     }
 }
 
+static const cnn_layer_field separable_conv2d_fields[] = {
+    {"filters", CNN_FIELD_COUNT, CNN_SPEC_FIELD(separable_conv2d.filters),
+      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+    {"kernel_size", CNN_FIELD_PAIR, CNN_SPEC_FIELD(separable_conv2d.kernel_size),
+      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+    {"strides", CNN_FIELD_PAIR, CNN_SPEC_FIELD(separable_conv2d.strides), CNN_FIELD_POSITIONAL, 0},
+    {"padding", CNN_FIELD_PADDING, CNN_SPEC_FIELD(separable_conv2d.padding),
+      CNN_FIELD_POSITIONAL, 0},
+    {"depth_multiplier", CNN_FIELD_COUNT, CNN_SPEC_FIELD(separable_conv2d.depth_multiplier), 0, 0},
+    {"dilation_rate", CNN_FIELD_PAIR, CNN_SPEC_FIELD(separable_conv2d.dilation_rate), 0, 0},
+    {"activation", CNN_FIELD_ACTIVATION, CNN_SPEC_FIELD(separable_conv2d.activation), 0, 0},
+    {"use_bias", CNN_FIELD_USE_BIAS, CNN_SPEC_FIELD(separable_conv2d.no_bias), 0, 0},
+    {"depthwise_regularizer", CNN_FIELD_L2, CNN_SPEC_FIELD(separable_conv2d.depthwise_l2), 0, 0},
+    {"pointwise_regularizer", CNN_FIELD_L2, CNN_SPEC_FIELD(separable_conv2d.pointwise_l2), 0, 1},
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(separable_conv2d.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_separable_conv2d_ops = {
     .kind = CNN_LAYER_SEPARABLE_CONV2D,
     .type_name = "SeparableConv2D",
@@ -277,6 +317,14 @@ const cnn_layer_ops cnn_separable_conv2d_ops = {
     .flops = dw_flops,
     .forward = sep_forward,
     .backward = sep_backward,
+    CNN_LAYER_FIELDS(separable_conv2d_fields),
+    .class_alias = "SeparableConvolution2D",
+    .keras_keys = "filters kernel_size strides padding data_format dilation_rate "
+                  "depth_multiplier activation use_bias depthwise_initializer "
+                  "pointwise_initializer bias_initializer depthwise_regularizer "
+                  "pointwise_regularizer bias_regularizer activity_regularizer "
+                  "depthwise_constraint pointwise_constraint bias_constraint",
+    .keras_build_config = true,
 };
 
 /* ---- Creation --------------------------------------------------------------- */
@@ -356,3 +404,8 @@ cnn_status cnn_layer_separable_conv2d_create(cnn_layer **out, const cnn_layer_sp
     (*out)->activation = k.activation;
     return CNN_OK;
 }
+
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_depthwise_conv2d, cnn_depthwise_conv2d_config,
+                       CNN_LAYER_DEPTHWISE_CONV2D, depthwise_conv2d)
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_separable_conv2d, cnn_separable_conv2d_config,
+                       CNN_LAYER_SEPARABLE_CONV2D, separable_conv2d)

@@ -28,6 +28,14 @@ static cnn_status same_shape_infer(cnn_layer *l, cnn_shape in)
 }
 
 /* ---- Activation: the model applies l->activation after the copy. ---- */
+/* The fields in Keras's positional order, which is the order of the
+ * model file's record. */
+static const cnn_layer_field activation_fields[] = {
+    {"activation", CNN_FIELD_ACTIVATION, CNN_SPEC_FIELD(activation.activation),
+      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(activation.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_activation_ops = {
     .kind = CNN_LAYER_ACTIVATION,
     .type_name = "Activation",
@@ -35,6 +43,8 @@ const cnn_layer_ops cnn_activation_ops = {
     .infer = same_shape_infer,
     .forward = copy_forward,
     .backward = copy_backward,
+    CNN_LAYER_FIELDS(activation_fields),
+    .keras_keys = "activation",
 };
 
 cnn_status cnn_layer_activation_create(cnn_layer **out, const cnn_layer_spec *spec,
@@ -64,6 +74,10 @@ static cnn_status flatten_infer(cnn_layer *l, cnn_shape in)
     return CNN_OK;
 }
 
+static const cnn_layer_field flatten_fields[] = {
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(flatten.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_flatten_ops = {
     .kind = CNN_LAYER_FLATTEN,
     .type_name = "Flatten",
@@ -71,6 +85,9 @@ const cnn_layer_ops cnn_flatten_ops = {
     .infer = flatten_infer,
     .forward = copy_forward,
     .backward = copy_backward,
+    CNN_LAYER_FIELDS(flatten_fields),
+    .keras_keys = "data_format",
+    .keras_build_config = true,
 };
 
 cnn_status cnn_layer_flatten_create(cnn_layer **out, const cnn_layer_spec *spec,
@@ -116,6 +133,12 @@ static cnn_status reshape_infer(cnn_layer *l, cnn_shape in)
     return CNN_OK;
 }
 
+static const cnn_layer_field reshape_fields[] = {
+    {"target_shape", CNN_FIELD_TARGET_SHAPE, CNN_SPEC_FIELD(reshape.target_shape),
+      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(reshape.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_reshape_ops = {
     .kind = CNN_LAYER_RESHAPE,
     .type_name = "Reshape",
@@ -123,6 +146,9 @@ const cnn_layer_ops cnn_reshape_ops = {
     .infer = reshape_infer,
     .forward = copy_forward,
     .backward = copy_backward,
+    CNN_LAYER_FIELDS(reshape_fields),
+    .keras_keys = "target_shape",
+    .keras_build_config = true,
 };
 
 cnn_status cnn_layer_reshape_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name)
@@ -193,6 +219,13 @@ static void dropout_init(cnn_layer *l, cnn_rng *rng)
     l->seed = d->seed ? d->seed : cnn_rng_next(rng);
 }
 
+static const cnn_layer_field dropout_fields[] = {
+    {"rate", CNN_FIELD_RATE, CNN_SPEC_FIELD(dropout.rate),
+      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+    {"seed", CNN_FIELD_SEED, CNN_SPEC_FIELD(dropout.seed), 0, 0},
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(dropout.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_dropout_ops = {
     .kind = CNN_LAYER_DROPOUT,
     .type_name = "Dropout",
@@ -202,6 +235,8 @@ const cnn_layer_ops cnn_dropout_ops = {
     .saved_bytes = dropout_saved,
     .forward = dropout_forward,
     .backward = dropout_backward,
+    CNN_LAYER_FIELDS(dropout_fields),
+    .keras_keys = "rate seed noise_shape",
 };
 
 cnn_status cnn_layer_dropout_create(cnn_layer **out, const cnn_layer_spec *spec,
@@ -217,3 +252,9 @@ cnn_status cnn_layer_dropout_create(cnn_layer **out, const cnn_layer_spec *spec,
         (*out)->spec = *spec;
     return st;
 }
+
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_activation, cnn_activation_config,
+                       CNN_LAYER_ACTIVATION, activation)
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_dropout, cnn_dropout_config, CNN_LAYER_DROPOUT, dropout)
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_flatten, cnn_flatten_config, CNN_LAYER_FLATTEN, flatten)
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_reshape, cnn_reshape_config, CNN_LAYER_RESHAPE, reshape)

@@ -45,6 +45,12 @@ static void max_backward(cnn_layer *l, const cnn_layer_io *io)
                                     (int64_t)l->in.dims[0] * l->in.dims[1], l->in.dims[2]);
 }
 
+/* The fields in Keras's positional order, which is the order of the
+ * model file's record. */
+static const cnn_layer_field global_pool2d_fields[] = {
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(global_pool2d.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_global_average_pooling2d_ops = {
     .kind = CNN_LAYER_GLOBAL_AVERAGE_POOLING2D,
     .type_name = "GlobalAveragePooling2D",
@@ -52,6 +58,9 @@ const cnn_layer_ops cnn_global_average_pooling2d_ops = {
     .infer = global_infer,
     .forward = avg_forward,
     .backward = avg_backward,
+    CNN_LAYER_FIELDS(global_pool2d_fields),
+    .class_alias = "GlobalAvgPool2D",
+    .keras_keys = "data_format keepdims",
 };
 
 const cnn_layer_ops cnn_global_max_pooling2d_ops = {
@@ -61,6 +70,9 @@ const cnn_layer_ops cnn_global_max_pooling2d_ops = {
     .infer = global_infer,
     .forward = max_forward,
     .backward = max_backward,
+    CNN_LAYER_FIELDS(global_pool2d_fields),
+    .class_alias = "GlobalMaxPool2D",
+    .keras_keys = "data_format keepdims",
 };
 
 cnn_status cnn_layer_global_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec,
@@ -74,3 +86,8 @@ cnn_status cnn_layer_global_pool2d_create(cnn_layer **out, const cnn_layer_spec 
         (*out)->spec = *spec;
     return st;
 }
+
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_global_average_pooling2d, cnn_global_pool2d_config,
+                       CNN_LAYER_GLOBAL_AVERAGE_POOLING2D, global_pool2d)
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_global_max_pooling2d, cnn_global_pool2d_config,
+                       CNN_LAYER_GLOBAL_MAX_POOLING2D, global_pool2d)

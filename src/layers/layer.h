@@ -59,6 +59,74 @@ typedef struct cnn_layer_io {
 
 typedef struct cnn_layer cnn_layer;
 
+/* ---- A kind's configuration fields ------------------------------------------
+ *
+ * Every kind lists its config fields in one table, in Keras's positional
+ * order, which is also the order of the kind's record in the model file
+ * (docs/MODEL_FILE.md). The type says how each serializer spells a value:
+ *
+ *   type          description / Keras JSON           .cnn record
+ *   COUNT         integer >= 1                       i32
+ *   PAIR          n or (h, w), each >= 1             2 x i32
+ *   PADDING       valid | same                       u32 (cnn_padding)
+ *   ACTIVATION    relu | sigmoid | ... | linear      u32 (cnn_activation)
+ *   USE_BIAS      true | false (stored as no_bias)   u8 no_bias, 0 or 1
+ *   RATE          real in [0, 1)                     f32
+ *   SEED          integer >= 0; 0 = None/null        u64
+ *   REAL          finite real                        f32
+ *   POSITIVE      real > 0; 0 = None/null (no value) f32
+ *   NONNEGATIVE   real >= 0                          f32
+ *   L2            l2(x), x >= 0; 0 = no regularizer  f32 (or in the extensions)
+ *   PADDING4      n, (rows, cols), ((t, b), (l, r))  4 x i32 top, bottom, left, right
+ *   TARGET_SHAPE  (rows, cols, channels) or (n)      u32 rank + 3 x i32 (unused 0)
+ *   NAME          the layer's name                   (the record's header)
+ *   SHAPE         the input shape (descriptions' input line only)
+ *
+ * Generic code (model file, description readers, Keras writers, the
+ * model's name and penalty handling) loops over these tables; nothing
+ * outside src/layers/ switches on the kind. */
+typedef enum cnn_field_type {
+    CNN_FIELD_COUNT,
+    CNN_FIELD_PAIR,
+    CNN_FIELD_PADDING,
+    CNN_FIELD_ACTIVATION,
+    CNN_FIELD_USE_BIAS,
+    CNN_FIELD_RATE,
+    CNN_FIELD_SEED,
+    CNN_FIELD_NAME,
+    CNN_FIELD_SHAPE,
+    CNN_FIELD_REAL,
+    CNN_FIELD_POSITIVE,
+    CNN_FIELD_NONNEGATIVE,
+    CNN_FIELD_L2,
+    CNN_FIELD_PADDING4,
+    CNN_FIELD_TARGET_SHAPE
+} cnn_field_type;
+
+enum {
+    CNN_FIELD_REQUIRED = 1u,   /* a description must give it */
+    CNN_FIELD_POSITIONAL = 2u, /* a description may give it without key= */
+    CNN_FIELD_ALIAS = 4u,      /* another Keras name for the field at the same
+                                  offset: read, never written */
+    CNN_FIELD_KERAS2 = 8u,     /* with ALIAS: the name Keras 2 writes */
+    CNN_FIELD_EXTENSION = 16u  /* .cnn: kept in the extensions section, not in
+                                  the layer record (added after the record's
+                                  layout was fixed) */
+};
+
+typedef struct cnn_layer_field {
+    const char *key;     /* the Keras argument name */
+    cnn_field_type type;
+    size_t offset;       /* of the field in cnn_layer_spec (CNN_SPEC_FIELD) */
+    unsigned flags;      /* CNN_FIELD_REQUIRED | ... */
+    int weight;          /* L2: the weight the penalty is on */
+} cnn_layer_field;
+
+#define CNN_SPEC_FIELD(member) offsetof(cnn_layer_spec, u.member)
+/* .fields and .n_fields of an ops table from a static array. */
+#define CNN_LAYER_FIELDS(array) \
+    .fields = (array), .n_fields = (int)(sizeof(array) / sizeof((array)[0]))
+
 typedef struct cnn_layer_ops {
     cnn_layer_kind kind;
     const char *type_name;  /* Keras class name: "Conv2D" */
@@ -86,7 +154,22 @@ typedef struct cnn_layer_ops {
     void (*forward)(cnn_layer *l, const cnn_layer_io *io);
     /* Accumulates (+=) parameter gradients and writes dx if non-NULL. */
     void (*backward)(cnn_layer *l, const cnn_layer_io *io);
+
+    /* The config fields (see cnn_layer_field), set with CNN_LAYER_FIELDS. */
+    const cnn_layer_field *fields;
+    int n_fields;
+    const char *class_alias; /* another Keras class name (MaxPool2D), or NULL */
+    /* The keys of the Keras 3 config after name, trainable and dtype, in
+     * Keras's order, separated by spaces: a field's key gives its value,
+     * any other key Keras's fixed value for it (data_format channels_last,
+     * initializers, null regularizers and constraints, ...). */
+    const char *keras_keys;
+    bool keras_build_config; /* Keras 3 records the input shape (the layer builds) */
 } cnn_layer_ops;
+
+/* The field of a kind's table with this type (the first that is not an
+ * alias), NULL if none. */
+const cnn_layer_field *cnn_layer_field_of_type(const cnn_layer_ops *ops, cnn_field_type type);
 
 struct cnn_layer {
     const cnn_layer_ops *ops;
@@ -122,6 +205,17 @@ typedef struct cnn_layer_kind_entry {
 
 /* The registry (registry.c): NULL for an unknown kind. */
 const cnn_layer_kind_entry *cnn_layer_kind_find(cnn_layer_kind kind);
+/* The i-th registry row, in registry order; NULL past the end. */
+const cnn_layer_kind_entry *cnn_layer_kind_at(size_t i);
+
+/* The public cnn_model_add_<kind>(m, cfg): tags the config with its kind
+ * and hands it to cnn_model_add, so a kind's typed entry point lives in the
+ * kind's own file. */
+#define CNN_LAYER_ADD_FUNCTION(fn, config_type, kind_value, member)                    \
+    cnn_status fn(cnn_model *m, config_type cfg)                                       \
+    {                                                                                  \
+        return cnn_model_add(m, &(cnn_layer_spec){.kind = (kind_value), .u.member = cfg}); \
+    }
 
 cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
 cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);

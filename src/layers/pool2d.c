@@ -109,6 +109,15 @@ static void pool2d_backward(cnn_layer *l, const cnn_layer_io *io)
     cnn_pool_run(overlap ? NULL : io->pool, pool_worker, &job);
 }
 
+/* The fields in Keras's positional order, which is the order of the
+ * model file's record. */
+static const cnn_layer_field pool2d_fields[] = {
+    {"pool_size", CNN_FIELD_PAIR, CNN_SPEC_FIELD(pool2d.pool_size), CNN_FIELD_POSITIONAL, 0},
+    {"strides", CNN_FIELD_PAIR, CNN_SPEC_FIELD(pool2d.strides), CNN_FIELD_POSITIONAL, 0},
+    {"padding", CNN_FIELD_PADDING, CNN_SPEC_FIELD(pool2d.padding), CNN_FIELD_POSITIONAL, 0},
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(pool2d.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_max_pooling2d_ops = {
     .kind = CNN_LAYER_MAX_POOLING2D,
     .type_name = "MaxPooling2D",
@@ -117,6 +126,9 @@ const cnn_layer_ops cnn_max_pooling2d_ops = {
     .backward_in_place = windows_tile,
     .forward = pool2d_forward,
     .backward = pool2d_backward,
+    CNN_LAYER_FIELDS(pool2d_fields),
+    .class_alias = "MaxPool2D",
+    .keras_keys = "pool_size padding strides data_format",
 };
 
 const cnn_layer_ops cnn_average_pooling2d_ops = {
@@ -126,6 +138,9 @@ const cnn_layer_ops cnn_average_pooling2d_ops = {
     .infer = pool2d_infer,
     .forward = pool2d_forward,
     .backward = pool2d_backward,
+    CNN_LAYER_FIELDS(pool2d_fields),
+    .class_alias = "AvgPool2D",
+    .keras_keys = "pool_size padding strides data_format",
 };
 
 cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name)
@@ -160,3 +175,8 @@ cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec, 
     *out = l;
     return CNN_OK;
 }
+
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_max_pooling2d, cnn_pool2d_config,
+                       CNN_LAYER_MAX_POOLING2D, pool2d)
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_average_pooling2d, cnn_pool2d_config,
+                       CNN_LAYER_AVERAGE_POOLING2D, pool2d)

@@ -1,5 +1,6 @@
-/* Every layer kind, one line each: how the model finds a kind's creator and
- * how Keras class names map to kinds. */
+/* Every layer kind, one line each: how the model finds a kind's creator,
+ * ops and fields, and how Keras class names map to kinds. The order is the
+ * order in which descriptions list the kinds in their messages. */
 #include <string.h>
 
 #include "layers/layer.h"
@@ -32,6 +33,19 @@ const cnn_layer_kind_entry *cnn_layer_kind_find(cnn_layer_kind kind)
     for (size_t i = 0; i < REGISTRY_SIZE; i++)
         if (registry[i].ops->kind == kind)
             return &registry[i];
+    return NULL;
+}
+
+const cnn_layer_kind_entry *cnn_layer_kind_at(size_t i)
+{
+    return i < REGISTRY_SIZE ? &registry[i] : NULL;
+}
+
+const cnn_layer_field *cnn_layer_field_of_type(const cnn_layer_ops *ops, cnn_field_type type)
+{
+    for (int i = 0; ops && i < ops->n_fields; i++)
+        if (ops->fields[i].type == type && !(ops->fields[i].flags & CNN_FIELD_ALIAS))
+            return &ops->fields[i];
     return NULL;
 }
 

@@ -36,6 +36,16 @@ static void leaky_backward(cnn_layer *l, const cnn_layer_io *io)
         io->dx[i] = io->x[i] >= 0 ? io->dy[i] : s * io->dy[i];
 }
 
+/* The fields in Keras's positional order, which is the order of the
+ * model file's record. */
+static const cnn_layer_field leaky_relu_fields[] = {
+    {"negative_slope", CNN_FIELD_POSITIVE, CNN_SPEC_FIELD(leaky_relu.negative_slope),
+      CNN_FIELD_POSITIONAL, 0},
+    {"alpha", CNN_FIELD_POSITIVE, CNN_SPEC_FIELD(leaky_relu.negative_slope),
+      CNN_FIELD_ALIAS | CNN_FIELD_KERAS2, 0},
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(leaky_relu.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_leaky_relu_ops = {
     .kind = CNN_LAYER_LEAKY_RELU,
     .type_name = "LeakyReLU",
@@ -43,6 +53,8 @@ const cnn_layer_ops cnn_leaky_relu_ops = {
     .infer = same_shape,
     .forward = leaky_forward,
     .backward = leaky_backward,
+    CNN_LAYER_FIELDS(leaky_relu_fields),
+    .keras_keys = "negative_slope",
 };
 
 /* ---- ELU ---- */
@@ -62,6 +74,11 @@ static void elu_backward(cnn_layer *l, const cnn_layer_io *io)
         io->dx[i] = io->x[i] > 0 ? io->dy[i] : io->dy[i] * a * expf(io->x[i]);
 }
 
+static const cnn_layer_field elu_fields[] = {
+    {"alpha", CNN_FIELD_POSITIVE, CNN_SPEC_FIELD(elu.alpha), CNN_FIELD_POSITIONAL, 0},
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(elu.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_elu_ops = {
     .kind = CNN_LAYER_ELU,
     .type_name = "ELU",
@@ -69,6 +86,8 @@ const cnn_layer_ops cnn_elu_ops = {
     .infer = same_shape,
     .forward = elu_forward,
     .backward = elu_backward,
+    CNN_LAYER_FIELDS(elu_fields),
+    .keras_keys = "alpha",
 };
 
 /* ---- ReLU ---- */
@@ -97,6 +116,14 @@ static void relu_backward(cnn_layer *l, const cnn_layer_io *io)
     }
 }
 
+static const cnn_layer_field relu_fields[] = {
+    {"max_value", CNN_FIELD_POSITIVE, CNN_SPEC_FIELD(relu.max_value), CNN_FIELD_POSITIONAL, 0},
+    {"negative_slope", CNN_FIELD_NONNEGATIVE, CNN_SPEC_FIELD(relu.negative_slope),
+      CNN_FIELD_POSITIONAL, 0},
+    {"threshold", CNN_FIELD_REAL, CNN_SPEC_FIELD(relu.threshold), CNN_FIELD_POSITIONAL, 0},
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(relu.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_relu_ops = {
     .kind = CNN_LAYER_RELU,
     .type_name = "ReLU",
@@ -104,6 +131,8 @@ const cnn_layer_ops cnn_relu_ops = {
     .infer = same_shape,
     .forward = relu_forward,
     .backward = relu_backward,
+    CNN_LAYER_FIELDS(relu_fields),
+    .keras_keys = "max_value negative_slope threshold",
 };
 
 /* ---- creation: defaults and checks ---- */
@@ -165,3 +194,8 @@ cnn_status cnn_layer_relu_family_create(cnn_layer **out, const cnn_layer_spec *s
         (*out)->spec = s;
     return st;
 }
+
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_leaky_relu, cnn_leaky_relu_config,
+                       CNN_LAYER_LEAKY_RELU, leaky_relu)
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_elu, cnn_elu_config, CNN_LAYER_ELU, elu)
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_relu, cnn_relu_config, CNN_LAYER_RELU, relu)

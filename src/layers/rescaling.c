@@ -28,6 +28,15 @@ static void rescaling_backward(cnn_layer *l, const cnn_layer_io *io)
         io->dx[i] = io->dy[i] * scale;
 }
 
+/* The fields in Keras's positional order, which is the order of the
+ * model file's record. */
+static const cnn_layer_field rescaling_fields[] = {
+    {"scale", CNN_FIELD_REAL, CNN_SPEC_FIELD(rescaling.scale),
+      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+    {"offset", CNN_FIELD_REAL, CNN_SPEC_FIELD(rescaling.offset), CNN_FIELD_POSITIONAL, 0},
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(rescaling.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_rescaling_ops = {
     .kind = CNN_LAYER_RESCALING,
     .type_name = "Rescaling",
@@ -35,6 +44,8 @@ const cnn_layer_ops cnn_rescaling_ops = {
     .infer = rescaling_infer,
     .forward = rescaling_forward,
     .backward = rescaling_backward,
+    CNN_LAYER_FIELDS(rescaling_fields),
+    .keras_keys = "scale offset",
 };
 
 cnn_status cnn_layer_rescaling_create(cnn_layer **out, const cnn_layer_spec *spec,
@@ -54,3 +65,6 @@ cnn_status cnn_layer_rescaling_create(cnn_layer **out, const cnn_layer_spec *spe
     }
     return st;
 }
+
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_rescaling, cnn_rescaling_config,
+                       CNN_LAYER_RESCALING, rescaling)

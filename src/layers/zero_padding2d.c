@@ -51,6 +51,14 @@ static void zp_backward(cnn_layer *l, const cnn_layer_io *io)
                    row * sizeof(float));
 }
 
+/* The fields in Keras's positional order, which is the order of the
+ * model file's record. */
+static const cnn_layer_field zero_padding2d_fields[] = {
+    {"padding", CNN_FIELD_PADDING4, CNN_SPEC_FIELD(zero_padding2d.padding),
+      CNN_FIELD_POSITIONAL, 0},
+    {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(zero_padding2d.name), 0, 0},
+};
+
 const cnn_layer_ops cnn_zero_padding2d_ops = {
     .kind = CNN_LAYER_ZERO_PADDING2D,
     .type_name = "ZeroPadding2D",
@@ -58,6 +66,8 @@ const cnn_layer_ops cnn_zero_padding2d_ops = {
     .infer = zp_infer,
     .forward = zp_forward,
     .backward = zp_backward,
+    CNN_LAYER_FIELDS(zero_padding2d_fields),
+    .keras_keys = "padding data_format",
 };
 
 cnn_status cnn_layer_zero_padding2d_create(cnn_layer **out, const cnn_layer_spec *spec,
@@ -81,3 +91,6 @@ cnn_status cnn_layer_zero_padding2d_create(cnn_layer **out, const cnn_layer_spec
     }
     return st;
 }
+
+CNN_LAYER_ADD_FUNCTION(cnn_model_add_zero_padding2d, cnn_zero_padding2d_config,
+                       CNN_LAYER_ZERO_PADDING2D, zero_padding2d)

@@ -139,83 +139,30 @@ static const char *layer_name(const cnn_model *m, const cnn_layer_ops *ops, cons
     return buf;
 }
 
-/* The name field every config struct has. */
-static const char *spec_name(const cnn_layer_spec *s)
+/* The config's name field, found through the kind's field table. */
+static const char **spec_name_field(const cnn_layer_ops *ops, cnn_layer_spec *s)
 {
-    switch (s->kind) {
-    case CNN_LAYER_CONV2D: return s->u.conv2d.name;
-    case CNN_LAYER_DENSE: return s->u.dense.name;
-    case CNN_LAYER_MAX_POOLING2D:
-    case CNN_LAYER_AVERAGE_POOLING2D: return s->u.pool2d.name;
-    case CNN_LAYER_ACTIVATION: return s->u.activation.name;
-    case CNN_LAYER_DROPOUT: return s->u.dropout.name;
-    case CNN_LAYER_FLATTEN: return s->u.flatten.name;
-    case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
-    case CNN_LAYER_GLOBAL_MAX_POOLING2D: return s->u.global_pool2d.name;
-    case CNN_LAYER_BATCH_NORMALIZATION: return s->u.batch_normalization.name;
-    case CNN_LAYER_LEAKY_RELU: return s->u.leaky_relu.name;
-    case CNN_LAYER_ELU: return s->u.elu.name;
-    case CNN_LAYER_RELU: return s->u.relu.name;
-    case CNN_LAYER_ZERO_PADDING2D: return s->u.zero_padding2d.name;
-    case CNN_LAYER_RESHAPE: return s->u.reshape.name;
-    case CNN_LAYER_DEPTHWISE_CONV2D: return s->u.depthwise_conv2d.name;
-    case CNN_LAYER_SEPARABLE_CONV2D: return s->u.separable_conv2d.name;
-    case CNN_LAYER_RESCALING: return s->u.rescaling.name;
-    }
-    return NULL;
+    const cnn_layer_field *f = cnn_layer_field_of_type(ops, CNN_FIELD_NAME);
+    return f ? (const char **)((char *)s + f->offset) : NULL;
 }
 
-static void set_spec_name(cnn_layer_spec *s, const char *name)
+static const char *spec_name(const cnn_layer_ops *ops, const cnn_layer_spec *s)
 {
-    switch (s->kind) {
-    case CNN_LAYER_CONV2D: s->u.conv2d.name = name; break;
-    case CNN_LAYER_DENSE: s->u.dense.name = name; break;
-    case CNN_LAYER_MAX_POOLING2D:
-    case CNN_LAYER_AVERAGE_POOLING2D: s->u.pool2d.name = name; break;
-    case CNN_LAYER_ACTIVATION: s->u.activation.name = name; break;
-    case CNN_LAYER_DROPOUT: s->u.dropout.name = name; break;
-    case CNN_LAYER_FLATTEN: s->u.flatten.name = name; break;
-    case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
-    case CNN_LAYER_GLOBAL_MAX_POOLING2D: s->u.global_pool2d.name = name; break;
-    case CNN_LAYER_BATCH_NORMALIZATION: s->u.batch_normalization.name = name; break;
-    case CNN_LAYER_LEAKY_RELU: s->u.leaky_relu.name = name; break;
-    case CNN_LAYER_ELU: s->u.elu.name = name; break;
-    case CNN_LAYER_RELU: s->u.relu.name = name; break;
-    case CNN_LAYER_ZERO_PADDING2D: s->u.zero_padding2d.name = name; break;
-    case CNN_LAYER_RESHAPE: s->u.reshape.name = name; break;
-    case CNN_LAYER_DEPTHWISE_CONV2D: s->u.depthwise_conv2d.name = name; break;
-    case CNN_LAYER_SEPARABLE_CONV2D: s->u.separable_conv2d.name = name; break;
-    case CNN_LAYER_RESCALING: s->u.rescaling.name = name; break;
-    }
+    const char **name = spec_name_field(ops, (cnn_layer_spec *)s);
+    return name ? *name : NULL;
 }
 
-/* The L2 penalty factors (kernel_regularizer=l2(...)) a spec puts on its
- * weights: l2[i] for weight i, with the Keras argument it came from. */
-typedef struct {
-    int weight;
+/* The L2 penalty factor (kernel_regularizer=l2(...)) of an L2 field. */
+static float spec_l2(const cnn_layer_spec *s, const cnn_layer_field *f)
+{
     float l2;
-    const char *field;
-} spec_penalty;
+    memcpy(&l2, (const char *)s + f->offset, sizeof l2);
+    return l2;
+}
 
-static int spec_penalties(const cnn_layer_spec *s, spec_penalty out[2])
+static bool is_penalty(const cnn_layer_field *f)
 {
-    switch (s->kind) {
-    case CNN_LAYER_CONV2D:
-        out[0] = (spec_penalty){0, s->u.conv2d.kernel_l2, "kernel_regularizer l2"};
-        return 1;
-    case CNN_LAYER_DENSE:
-        out[0] = (spec_penalty){0, s->u.dense.kernel_l2, "kernel_regularizer l2"};
-        return 1;
-    case CNN_LAYER_DEPTHWISE_CONV2D:
-        out[0] = (spec_penalty){0, s->u.depthwise_conv2d.depthwise_l2, "depthwise_regularizer l2"};
-        return 1;
-    case CNN_LAYER_SEPARABLE_CONV2D:
-        out[0] = (spec_penalty){0, s->u.separable_conv2d.depthwise_l2, "depthwise_regularizer l2"};
-        out[1] = (spec_penalty){1, s->u.separable_conv2d.pointwise_l2, "pointwise_regularizer l2"};
-        return 2;
-    default:
-        return 0;
-    }
+    return f->type == CNN_FIELD_L2 && !(f->flags & CNN_FIELD_ALIAS);
 }
 
 cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec)
@@ -230,7 +177,7 @@ cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec)
         return cnn_fail(CNN_ERR_STATE,
                         "add: the model is already built (weights exist); add every layer first");
     char buf[CNN_LAYER_NAME_MAX];
-    const char *given = spec_name(spec);
+    const char *given = spec_name(ops, spec);
     const char *name = layer_name(m, ops, given, buf);
     for (int i = 0; i < m->n_layers; i++)
         if (strcmp(m->layers[i]->name, name) == 0)
@@ -246,111 +193,37 @@ cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec)
         m->layers = grown;
         m->cap_layers = cap;
     }
-    spec_penalty penalty[2];
-    int n_penalties = spec_penalties(spec, penalty);
     cnn_status st;
-    for (int i = 0; i < n_penalties; i++)
-        if ((st = cnn_layer_check_l2(name, ops->type_name, penalty[i].field, penalty[i].l2)))
+    for (int i = 0; i < ops->n_fields; i++) {
+        const cnn_layer_field *f = &ops->fields[i];
+        char field[64];
+        snprintf(field, sizeof field, "%s l2", f->key);
+        if (is_penalty(f) && (st = cnn_layer_check_l2(name, ops->type_name, field, spec_l2(spec, f))))
             return st;
+    }
     cnn_layer *l;
     if ((st = entry->create(&l, spec, name)))
         return st;
     l->auto_named = !given || !*given;
-    set_spec_name(&l->spec, l->name);
+    const char **own = spec_name_field(ops, &l->spec);
+    if (own)
+        *own = l->name;
     l->in = cnn_model_output_shape(m);
     if ((st = l->ops->infer(l, l->in))) {
         free(l);
         return st;
     }
-    for (int i = 0; i < n_penalties; i++)
-        l->params[penalty[i].weight].l2 = penalty[i].l2;
+    for (int i = 0; i < ops->n_fields; i++)
+        if (is_penalty(&ops->fields[i]))
+            l->params[ops->fields[i].weight].l2 = spec_l2(spec, &ops->fields[i]);
     m->layers[m->n_layers++] = l;
     /* class names label the output, which this layer replaces */
     cnn_model_clear_class_names(m);
     return CNN_OK;
 }
 
-cnn_status cnn_model_add_conv2d(cnn_model *m, cnn_conv2d_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_CONV2D, .u.conv2d = cfg});
-}
-cnn_status cnn_model_add_dense(cnn_model *m, cnn_dense_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_DENSE, .u.dense = cfg});
-}
-cnn_status cnn_model_add_max_pooling2d(cnn_model *m, cnn_pool2d_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_MAX_POOLING2D, .u.pool2d = cfg});
-}
-cnn_status cnn_model_add_average_pooling2d(cnn_model *m, cnn_pool2d_config cfg)
-{
-    return cnn_model_add(m,
-                         &(cnn_layer_spec){.kind = CNN_LAYER_AVERAGE_POOLING2D, .u.pool2d = cfg});
-}
-cnn_status cnn_model_add_activation(cnn_model *m, cnn_activation_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_ACTIVATION, .u.activation = cfg});
-}
-cnn_status cnn_model_add_dropout(cnn_model *m, cnn_dropout_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_DROPOUT, .u.dropout = cfg});
-}
-cnn_status cnn_model_add_flatten(cnn_model *m, cnn_flatten_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_FLATTEN, .u.flatten = cfg});
-}
-
-cnn_status cnn_model_add_global_average_pooling2d(cnn_model *m, cnn_global_pool2d_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_GLOBAL_AVERAGE_POOLING2D,
-                                              .u.global_pool2d = cfg});
-}
-cnn_status cnn_model_add_global_max_pooling2d(cnn_model *m, cnn_global_pool2d_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_GLOBAL_MAX_POOLING2D,
-                                              .u.global_pool2d = cfg});
-}
-
-cnn_status cnn_model_add_batch_normalization(cnn_model *m, cnn_batch_normalization_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_BATCH_NORMALIZATION,
-                                              .u.batch_normalization = cfg});
-}
-cnn_status cnn_model_add_leaky_relu(cnn_model *m, cnn_leaky_relu_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_LEAKY_RELU, .u.leaky_relu = cfg});
-}
-cnn_status cnn_model_add_elu(cnn_model *m, cnn_elu_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_ELU, .u.elu = cfg});
-}
-cnn_status cnn_model_add_relu(cnn_model *m, cnn_relu_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_RELU, .u.relu = cfg});
-}
-cnn_status cnn_model_add_zero_padding2d(cnn_model *m, cnn_zero_padding2d_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_ZERO_PADDING2D,
-                                              .u.zero_padding2d = cfg});
-}
-cnn_status cnn_model_add_reshape(cnn_model *m, cnn_reshape_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_RESHAPE, .u.reshape = cfg});
-}
-cnn_status cnn_model_add_rescaling(cnn_model *m, cnn_rescaling_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_RESCALING, .u.rescaling = cfg});
-}
-cnn_status cnn_model_add_depthwise_conv2d(cnn_model *m, cnn_depthwise_conv2d_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_DEPTHWISE_CONV2D,
-                                              .u.depthwise_conv2d = cfg});
-}
-cnn_status cnn_model_add_separable_conv2d(cnn_model *m, cnn_separable_conv2d_config cfg)
-{
-    return cnn_model_add(m, &(cnn_layer_spec){.kind = CNN_LAYER_SEPARABLE_CONV2D,
-                                              .u.separable_conv2d = cfg});
-}
+/* The typed cnn_model_add_<kind> functions live in their kinds' files
+ * (CNN_LAYER_ADD_FUNCTION). */
 
 cnn_status cnn_model_layer_spec(const cnn_model *m, int i, cnn_layer_spec *out)
 {
