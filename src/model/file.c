@@ -182,128 +182,63 @@ static void w_floats(writer *w, const float *x, int64_t n)
     }
 }
 
-static void write_layer(writer *w, const cnn_layer *l)
+/* A field as the model file stores it (the table in layers/layer.h). */
+static void write_field(writer *w, const cnn_layer_spec *s, const cnn_layer_field *f)
 {
-    const cnn_layer_spec *s = &l->spec;
-    size_t name_len = strlen(l->name); /* < CNN_LAYER_NAME_MAX, by cnn_layer_alloc */
-    w_u32(w, (uint32_t)s->kind);
-    w_u8(w, l->auto_named ? LAYER_AUTO_NAMED : 0);
-    w_le(w, name_len, 2);
-    w_bytes(w, l->name, name_len);
-    switch (s->kind) {
-    case CNN_LAYER_CONV2D: {
-        const cnn_conv2d_config *c = &s->u.conv2d;
-        w_i32(w, c->filters);
-        w_i32(w, c->kernel_size[0]);
-        w_i32(w, c->kernel_size[1]);
-        w_i32(w, c->strides[0]);
-        w_i32(w, c->strides[1]);
-        w_u32(w, (uint32_t)c->padding);
-        w_i32(w, c->dilation_rate[0]);
-        w_i32(w, c->dilation_rate[1]);
-        w_u32(w, (uint32_t)c->activation);
-        w_u8(w, c->no_bias);
+    const char *p = (const char *)s + f->offset;
+    switch (f->type) {
+    case CNN_FIELD_COUNT: w_i32(w, *(const int *)p); break;
+    case CNN_FIELD_PAIR:
+        w_i32(w, ((const int *)p)[0]);
+        w_i32(w, ((const int *)p)[1]);
         break;
-    }
-    case CNN_LAYER_DENSE:
-        w_i32(w, s->u.dense.units);
-        w_u32(w, (uint32_t)s->u.dense.activation);
-        w_u8(w, s->u.dense.no_bias);
-        break;
-    case CNN_LAYER_MAX_POOLING2D:
-    case CNN_LAYER_AVERAGE_POOLING2D:
-        w_i32(w, s->u.pool2d.pool_size[0]);
-        w_i32(w, s->u.pool2d.pool_size[1]);
-        w_i32(w, s->u.pool2d.strides[0]);
-        w_i32(w, s->u.pool2d.strides[1]);
-        w_u32(w, (uint32_t)s->u.pool2d.padding);
-        break;
-    case CNN_LAYER_ACTIVATION:
-        w_u32(w, (uint32_t)s->u.activation.activation);
-        break;
-    case CNN_LAYER_DROPOUT:
-        w_f32(w, s->u.dropout.rate);
-        w_u64(w, s->u.dropout.seed);
-        break;
-    case CNN_LAYER_FLATTEN:
-    case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
-    case CNN_LAYER_GLOBAL_MAX_POOLING2D:
-        break;
-    case CNN_LAYER_BATCH_NORMALIZATION:
-        w_f32(w, s->u.batch_normalization.momentum);
-        w_f32(w, s->u.batch_normalization.epsilon);
-        break;
-    case CNN_LAYER_LEAKY_RELU:
-        w_f32(w, s->u.leaky_relu.negative_slope);
-        break;
-    case CNN_LAYER_ELU:
-        w_f32(w, s->u.elu.alpha);
-        break;
-    case CNN_LAYER_RELU:
-        w_f32(w, s->u.relu.max_value);
-        w_f32(w, s->u.relu.negative_slope);
-        w_f32(w, s->u.relu.threshold);
-        break;
-    case CNN_LAYER_ZERO_PADDING2D:
+    case CNN_FIELD_PADDING4:
         for (int i = 0; i < 4; i++)
-            w_i32(w, s->u.zero_padding2d.padding[i]);
+            w_i32(w, ((const int *)p)[i]);
         break;
-    case CNN_LAYER_RESHAPE: {
-        const cnn_shape *t = &s->u.reshape.target_shape;
+    case CNN_FIELD_PADDING: w_u32(w, (uint32_t)*(const cnn_padding *)p); break;
+    case CNN_FIELD_ACTIVATION: w_u32(w, (uint32_t)*(const cnn_activation *)p); break;
+    case CNN_FIELD_USE_BIAS: w_u8(w, *(const bool *)p); break; /* no_bias */
+    case CNN_FIELD_RATE:
+    case CNN_FIELD_REAL:
+    case CNN_FIELD_POSITIVE:
+    case CNN_FIELD_NONNEGATIVE:
+    case CNN_FIELD_L2: w_f32(w, *(const float *)p); break;
+    case CNN_FIELD_SEED: w_u64(w, *(const uint64_t *)p); break;
+    case CNN_FIELD_TARGET_SHAPE: {
+        const cnn_shape *t = (const cnn_shape *)p;
         w_u32(w, (uint32_t)t->rank);
         for (int i = 0; i < 3; i++)
             w_i32(w, i < t->rank ? t->dims[i] : 0);
         break;
     }
-    case CNN_LAYER_DEPTHWISE_CONV2D: {
-        const cnn_depthwise_conv2d_config *c = &s->u.depthwise_conv2d;
-        w_i32(w, c->kernel_size[0]);
-        w_i32(w, c->kernel_size[1]);
-        w_i32(w, c->strides[0]);
-        w_i32(w, c->strides[1]);
-        w_u32(w, (uint32_t)c->padding);
-        w_i32(w, c->depth_multiplier);
-        w_i32(w, c->dilation_rate[0]);
-        w_i32(w, c->dilation_rate[1]);
-        w_u32(w, (uint32_t)c->activation);
-        w_u8(w, c->no_bias);
-        w_f32(w, c->depthwise_l2);
-        break;
-    }
-    case CNN_LAYER_SEPARABLE_CONV2D: {
-        const cnn_separable_conv2d_config *c = &s->u.separable_conv2d;
-        w_i32(w, c->filters);
-        w_i32(w, c->kernel_size[0]);
-        w_i32(w, c->kernel_size[1]);
-        w_i32(w, c->strides[0]);
-        w_i32(w, c->strides[1]);
-        w_u32(w, (uint32_t)c->padding);
-        w_i32(w, c->depth_multiplier);
-        w_i32(w, c->dilation_rate[0]);
-        w_i32(w, c->dilation_rate[1]);
-        w_u32(w, (uint32_t)c->activation);
-        w_u8(w, c->no_bias);
-        w_f32(w, c->depthwise_l2);
-        w_f32(w, c->pointwise_l2);
-        break;
-    }
-    case CNN_LAYER_RESCALING:
-        w_f32(w, s->u.rescaling.scale);
-        w_f32(w, s->u.rescaling.offset);
-        break;
+    case CNN_FIELD_NAME: /* in the record's header */
+    case CNN_FIELD_SHAPE: break;
     }
 }
 
-/* The kernel_l2 of a Conv2D or Dense layer (the extensions section holds
- * these: their layer records predate the field). */
-static bool has_kernel_l2(cnn_layer_kind kind)
+/* Whether a field is part of the layer record (else nowhere, or in the
+ * extensions section). */
+static bool in_record(const cnn_layer_field *f)
 {
-    return kind == CNN_LAYER_CONV2D || kind == CNN_LAYER_DENSE;
+    return !(f->flags & (CNN_FIELD_ALIAS | CNN_FIELD_EXTENSION));
 }
 
-static float *kernel_l2_of(cnn_layer_spec *s)
+static bool in_extensions(const cnn_layer_field *f)
 {
-    return s->kind == CNN_LAYER_CONV2D ? &s->u.conv2d.kernel_l2 : &s->u.dense.kernel_l2;
+    return (f->flags & CNN_FIELD_EXTENSION) && !(f->flags & CNN_FIELD_ALIAS);
+}
+
+static void write_layer(writer *w, const cnn_layer *l)
+{
+    size_t name_len = strlen(l->name); /* < CNN_LAYER_NAME_MAX, by cnn_layer_alloc */
+    w_u32(w, (uint32_t)l->spec.kind);
+    w_u8(w, l->auto_named ? LAYER_AUTO_NAMED : 0);
+    w_le(w, name_len, 2);
+    w_bytes(w, l->name, name_len);
+    for (int i = 0; i < l->ops->n_fields; i++)
+        if (in_record(&l->ops->fields[i]))
+            write_field(w, &l->spec, &l->ops->fields[i]);
 }
 
 /* The extensions section is written only when it holds something, so a
@@ -311,9 +246,11 @@ static float *kernel_l2_of(cnn_layer_spec *s)
 static bool needs_extensions(const cnn_model *m)
 {
     for (int i = 0; i < m->n_layers; i++) {
-        cnn_layer_spec s = m->layers[i]->spec;
-        if (has_kernel_l2(s.kind) && *kernel_l2_of(&s) != 0)
-            return true;
+        const cnn_layer *l = m->layers[i];
+        for (int k = 0; k < l->ops->n_fields; k++)
+            if (in_extensions(&l->ops->fields[k])
+                && *(const float *)((const char *)&l->spec + l->ops->fields[k].offset) != 0)
+                return true;
     }
     return m->compiled && (m->opt.clipnorm != 0 || m->opt.global_clipnorm != 0);
 }
@@ -385,9 +322,10 @@ static void write_model(writer *w, const cnn_model *m, uint64_t length)
 
     if (extensions) {
         for (int i = 0; i < m->n_layers; i++) {
-            cnn_layer_spec s = m->layers[i]->spec;
-            if (has_kernel_l2(s.kind))
-                w_f32(w, *kernel_l2_of(&s));
+            const cnn_layer *l = m->layers[i];
+            for (int k = 0; k < l->ops->n_fields; k++)
+                if (in_extensions(&l->ops->fields[k]))
+                    write_field(w, &l->spec, &l->ops->fields[k]);
         }
         if (m->compiled) {
             w_f32(w, m->opt.clipnorm);
@@ -527,8 +465,8 @@ typedef struct {
 
 typedef struct {
     cnn_layer_spec spec;  /* as read; the name is set when the layer is added */
+    const cnn_layer_ops *ops;
     uint8_t flags;
-    uint8_t no_bias;      /* raw byte, checked in step 4 */
     char name[CNN_LAYER_NAME_MAX];
     uint32_t n_params;
     file_tensor params[CNN_LAYER_MAX_PARAMS];
@@ -548,7 +486,7 @@ typedef struct {
     uint64_t opt_steps, train_step, n_slots;
     uint32_t train_epoch;
     const unsigned char *opt_m, *opt_v;
-    /* extensions section (kernel_l2 goes into the layers' specs) */
+    /* extensions section (the fields kept there go into the layers' specs) */
     float clipnorm, global_clipnorm;
     /* class names section: views into the buffer (not NUL-terminated) */
     uint32_t n_class_names;
@@ -625,33 +563,63 @@ static cnn_status rd_pair(reader *r, const char *field, int v[2])
     return st ? st : rd_i32(r, field, &v[1]);
 }
 
-/* The kinds whose fields this version of the format defines (a kind the
- * registry gains later needs its fields added here, in write_layer and in
- * add_layers, and a new format version if it changes the layout). */
-static bool kind_in_format(uint32_t kind)
+/* A field as write_field stores it. Enum fields keep any 32-bit value (as
+ * the int it encodes) for the layer's own validation to judge in step 4. */
+static cnn_status read_field(reader *r, cnn_layer_spec *s, const cnn_layer_field *f)
 {
-    switch ((cnn_layer_kind)kind) {
-    case CNN_LAYER_CONV2D:
-    case CNN_LAYER_DENSE:
-    case CNN_LAYER_MAX_POOLING2D:
-    case CNN_LAYER_AVERAGE_POOLING2D:
-    case CNN_LAYER_ACTIVATION:
-    case CNN_LAYER_DROPOUT:
-    case CNN_LAYER_FLATTEN:
-    case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
-    case CNN_LAYER_GLOBAL_MAX_POOLING2D:
-    case CNN_LAYER_BATCH_NORMALIZATION:
-    case CNN_LAYER_LEAKY_RELU:
-    case CNN_LAYER_ELU:
-    case CNN_LAYER_RELU:
-    case CNN_LAYER_ZERO_PADDING2D:
-    case CNN_LAYER_RESHAPE:
-    case CNN_LAYER_DEPTHWISE_CONV2D:
-    case CNN_LAYER_SEPARABLE_CONV2D:
-    case CNN_LAYER_RESCALING:
-        return true;
+    char *p = (char *)s + f->offset;
+    cnn_status st = CNN_OK;
+    int v = 0;
+    switch (f->type) {
+    case CNN_FIELD_COUNT: return rd_i32(r, f->key, (int *)p);
+    case CNN_FIELD_PAIR: return rd_pair(r, f->key, (int *)p);
+    case CNN_FIELD_PADDING4:
+        if ((st = rd_pair(r, f->key, (int *)p)))
+            return st;
+        return rd_pair(r, f->key, (int *)p + 2);
+    case CNN_FIELD_PADDING:
+        st = rd_i32(r, f->key, &v);
+        *(cnn_padding *)p = (cnn_padding)v;
+        return st;
+    case CNN_FIELD_ACTIVATION:
+        st = rd_i32(r, f->key, &v);
+        *(cnn_activation *)p = (cnn_activation)v;
+        return st;
+    case CNN_FIELD_USE_BIAS: {
+        uint8_t no_bias = 0;
+        if ((st = rd_u8(r, "no_bias", &no_bias)))
+            return st;
+        if (no_bias > 1)
+            return cnn_fail(CNN_ERR_FORMAT, "%s: %s: no_bias must be 0 or 1, got %u", r->name,
+                            r->where, no_bias);
+        *(bool *)p = no_bias;
+        return CNN_OK;
     }
-    return false;
+    case CNN_FIELD_RATE:
+    case CNN_FIELD_REAL:
+    case CNN_FIELD_POSITIVE:
+    case CNN_FIELD_NONNEGATIVE:
+    case CNN_FIELD_L2: return rd_f32(r, f->key, (float *)p);
+    case CNN_FIELD_SEED: return rd_u64(r, f->key, (uint64_t *)p);
+    case CNN_FIELD_TARGET_SHAPE: {
+        cnn_shape *t = (cnn_shape *)p;
+        if ((st = rd_i32(r, "target rank", &t->rank)))
+            return st;
+        for (int i = 0; i < 3; i++)
+            if ((st = rd_i32(r, "target shape", &t->dims[i])))
+                return st;
+        /* unused dimensions must be 0, as for the input shape */
+        for (int i = t->rank >= 0 && t->rank < 3 ? t->rank : 3; i < 3; i++)
+            if (t->dims[i] != 0)
+                return cnn_fail(CNN_ERR_FORMAT, "%s: %s: target shape of rank %d with unused"
+                                " dimension %d = %d (expected 0)", r->name, r->where, t->rank,
+                                i, t->dims[i]);
+        return CNN_OK;
+    }
+    case CNN_FIELD_NAME:
+    case CNN_FIELD_SHAPE: break;
+    }
+    return CNN_OK;
 }
 
 static cnn_status read_layer(reader *r, uint32_t index, file_layer *fl)
@@ -661,10 +629,12 @@ static cnn_status read_layer(reader *r, uint32_t index, file_layer *fl)
     snprintf(r->where, sizeof r->where, "layer %u", index);
     if ((st = rd_u32(r, "kind", &kind)))
         return st;
-    if (!kind_in_format(kind) || !cnn_layer_kind_find((cnn_layer_kind)kind))
+    const cnn_layer_kind_entry *entry = cnn_layer_kind_find((cnn_layer_kind)kind);
+    if (!entry)
         return cnn_fail(CNN_ERR_FORMAT, "%s: %s: unknown layer kind %u", r->name, r->where,
                         kind);
     fl->spec.kind = (cnn_layer_kind)kind;
+    fl->ops = entry->ops;
     uint64_t name_len;
     const unsigned char *name;
     if ((st = rd_u8(r, "flags", &fl->flags)) || (st = rd_le(r, 2, "name length", &name_len)))
@@ -680,119 +650,9 @@ static cnn_status read_layer(reader *r, uint32_t index, file_layer *fl)
     fl->name[name_len] = '\0';
     snprintf(r->where, sizeof r->where, "layer %u (%s)", index, fl->name);
 
-    /* Enum fields keep any 32-bit value (as the int it encodes) for the
-     * layer's own validation to judge in step 4. */
-    cnn_layer_spec *s = &fl->spec;
-    int padding = 0, activation = 0;
-    switch (s->kind) {
-    case CNN_LAYER_CONV2D: {
-        cnn_conv2d_config *c = &s->u.conv2d;
-        if ((st = rd_i32(r, "filters", &c->filters))
-            || (st = rd_pair(r, "kernel_size", c->kernel_size))
-            || (st = rd_pair(r, "strides", c->strides)) || (st = rd_i32(r, "padding", &padding))
-            || (st = rd_pair(r, "dilation_rate", c->dilation_rate))
-            || (st = rd_i32(r, "activation", &activation))
-            || (st = rd_u8(r, "no_bias", &fl->no_bias)))
+    for (int i = 0; i < fl->ops->n_fields; i++)
+        if (in_record(&fl->ops->fields[i]) && (st = read_field(r, &fl->spec, &fl->ops->fields[i])))
             return st;
-        c->padding = padding;
-        c->activation = activation;
-        return CNN_OK;
-    }
-    case CNN_LAYER_DENSE:
-        if ((st = rd_i32(r, "units", &s->u.dense.units))
-            || (st = rd_i32(r, "activation", &activation))
-            || (st = rd_u8(r, "no_bias", &fl->no_bias)))
-            return st;
-        s->u.dense.activation = activation;
-        return CNN_OK;
-    case CNN_LAYER_MAX_POOLING2D:
-    case CNN_LAYER_AVERAGE_POOLING2D:
-        if ((st = rd_pair(r, "pool_size", s->u.pool2d.pool_size))
-            || (st = rd_pair(r, "strides", s->u.pool2d.strides))
-            || (st = rd_i32(r, "padding", &padding)))
-            return st;
-        s->u.pool2d.padding = padding;
-        return CNN_OK;
-    case CNN_LAYER_ACTIVATION:
-        if ((st = rd_i32(r, "activation", &activation)))
-            return st;
-        s->u.activation.activation = activation;
-        return CNN_OK;
-    case CNN_LAYER_DROPOUT:
-        if ((st = rd_f32(r, "rate", &s->u.dropout.rate)))
-            return st;
-        return rd_u64(r, "seed", &s->u.dropout.seed);
-    case CNN_LAYER_FLATTEN:
-    case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
-    case CNN_LAYER_GLOBAL_MAX_POOLING2D:
-        return CNN_OK;
-    case CNN_LAYER_BATCH_NORMALIZATION:
-        if ((st = rd_f32(r, "momentum", &s->u.batch_normalization.momentum)))
-            return st;
-        return rd_f32(r, "epsilon", &s->u.batch_normalization.epsilon);
-    case CNN_LAYER_LEAKY_RELU:
-        return rd_f32(r, "negative_slope", &s->u.leaky_relu.negative_slope);
-    case CNN_LAYER_ELU:
-        return rd_f32(r, "alpha", &s->u.elu.alpha);
-    case CNN_LAYER_RELU:
-        if ((st = rd_f32(r, "max_value", &s->u.relu.max_value))
-            || (st = rd_f32(r, "negative_slope", &s->u.relu.negative_slope)))
-            return st;
-        return rd_f32(r, "threshold", &s->u.relu.threshold);
-    case CNN_LAYER_ZERO_PADDING2D:
-        if ((st = rd_pair(r, "padding", s->u.zero_padding2d.padding)))
-            return st;
-        return rd_pair(r, "padding", s->u.zero_padding2d.padding + 2);
-    case CNN_LAYER_RESHAPE: {
-        cnn_shape *t = &s->u.reshape.target_shape;
-        if ((st = rd_i32(r, "target rank", &t->rank)))
-            return st;
-        for (int i = 0; i < 3; i++)
-            if ((st = rd_i32(r, "target shape", &t->dims[i])))
-                return st;
-        /* unused dimensions must be 0, as for the input shape */
-        for (int i = t->rank >= 0 && t->rank < 3 ? t->rank : 3; i < 3; i++)
-            if (t->dims[i] != 0)
-                return cnn_fail(CNN_ERR_FORMAT, "%s: %s: target shape of rank %d with unused"
-                                " dimension %d = %d (expected 0)", r->name, r->where, t->rank,
-                                i, t->dims[i]);
-        return CNN_OK;
-    }
-    case CNN_LAYER_DEPTHWISE_CONV2D: {
-        cnn_depthwise_conv2d_config *c = &s->u.depthwise_conv2d;
-        if ((st = rd_pair(r, "kernel_size", c->kernel_size))
-            || (st = rd_pair(r, "strides", c->strides)) || (st = rd_i32(r, "padding", &padding))
-            || (st = rd_i32(r, "depth_multiplier", &c->depth_multiplier))
-            || (st = rd_pair(r, "dilation_rate", c->dilation_rate))
-            || (st = rd_i32(r, "activation", &activation))
-            || (st = rd_u8(r, "no_bias", &fl->no_bias))
-            || (st = rd_f32(r, "depthwise_l2", &c->depthwise_l2)))
-            return st;
-        c->padding = padding;
-        c->activation = activation;
-        return CNN_OK;
-    }
-    case CNN_LAYER_SEPARABLE_CONV2D: {
-        cnn_separable_conv2d_config *c = &s->u.separable_conv2d;
-        if ((st = rd_i32(r, "filters", &c->filters))
-            || (st = rd_pair(r, "kernel_size", c->kernel_size))
-            || (st = rd_pair(r, "strides", c->strides)) || (st = rd_i32(r, "padding", &padding))
-            || (st = rd_i32(r, "depth_multiplier", &c->depth_multiplier))
-            || (st = rd_pair(r, "dilation_rate", c->dilation_rate))
-            || (st = rd_i32(r, "activation", &activation))
-            || (st = rd_u8(r, "no_bias", &fl->no_bias))
-            || (st = rd_f32(r, "depthwise_l2", &c->depthwise_l2))
-            || (st = rd_f32(r, "pointwise_l2", &c->pointwise_l2)))
-            return st;
-        c->padding = padding;
-        c->activation = activation;
-        return CNN_OK;
-    }
-    case CNN_LAYER_RESCALING:
-        if ((st = rd_f32(r, "scale", &s->u.rescaling.scale)))
-            return st;
-        return rd_f32(r, "offset", &s->u.rescaling.offset);
-    }
     return CNN_OK;
 }
 
@@ -875,9 +735,11 @@ static cnn_status read_extensions(reader *r, file_model *f)
     cnn_status st;
     snprintf(r->where, sizeof r->where, "extensions");
     for (uint32_t i = 0; i < f->n_layers; i++) {
-        cnn_layer_spec *s = &f->layers[i].spec;
-        if (has_kernel_l2(s->kind) && (st = rd_f32(r, "kernel_l2", kernel_l2_of(s))))
-            return st;
+        file_layer *fl = &f->layers[i];
+        for (int k = 0; k < fl->ops->n_fields; k++)
+            if (in_extensions(&fl->ops->fields[k])
+                && (st = read_field(r, &fl->spec, &fl->ops->fields[k])))
+                return st;
     }
     if (!(f->flags & FLAG_TRAINING))
         return CNN_OK;
@@ -1011,43 +873,11 @@ static cnn_status add_layers(cnn_model *m, const file_model *f, const char *name
         if (fl->flags & ~LAYER_AUTO_NAMED)
             return cnn_fail(CNN_ERR_FORMAT, "%s: layer %u (%s): unknown flags 0x%x", name, i,
                             fl->name, fl->flags);
-        if (fl->no_bias > 1)
-            return cnn_fail(CNN_ERR_FORMAT, "%s: layer %u (%s): no_bias must be 0 or 1, got %u",
-                            name, i, fl->name, fl->no_bias);
         cnn_layer_spec spec = fl->spec;
-        const char *given = fl->flags & LAYER_AUTO_NAMED ? NULL : fl->name;
-        switch (spec.kind) {
-        case CNN_LAYER_CONV2D:
-            spec.u.conv2d.name = given;
-            spec.u.conv2d.no_bias = fl->no_bias;
-            break;
-        case CNN_LAYER_DENSE:
-            spec.u.dense.name = given;
-            spec.u.dense.no_bias = fl->no_bias;
-            break;
-        case CNN_LAYER_MAX_POOLING2D:
-        case CNN_LAYER_AVERAGE_POOLING2D: spec.u.pool2d.name = given; break;
-        case CNN_LAYER_ACTIVATION: spec.u.activation.name = given; break;
-        case CNN_LAYER_DROPOUT: spec.u.dropout.name = given; break;
-        case CNN_LAYER_FLATTEN: spec.u.flatten.name = given; break;
-        case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
-        case CNN_LAYER_GLOBAL_MAX_POOLING2D: spec.u.global_pool2d.name = given; break;
-        case CNN_LAYER_BATCH_NORMALIZATION: spec.u.batch_normalization.name = given; break;
-        case CNN_LAYER_LEAKY_RELU: spec.u.leaky_relu.name = given; break;
-        case CNN_LAYER_ELU: spec.u.elu.name = given; break;
-        case CNN_LAYER_RELU: spec.u.relu.name = given; break;
-        case CNN_LAYER_ZERO_PADDING2D: spec.u.zero_padding2d.name = given; break;
-        case CNN_LAYER_RESHAPE: spec.u.reshape.name = given; break;
-        case CNN_LAYER_DEPTHWISE_CONV2D:
-            spec.u.depthwise_conv2d.name = given;
-            spec.u.depthwise_conv2d.no_bias = fl->no_bias;
-            break;
-        case CNN_LAYER_SEPARABLE_CONV2D:
-            spec.u.separable_conv2d.name = given;
-            spec.u.separable_conv2d.no_bias = fl->no_bias;
-            break;
-        case CNN_LAYER_RESCALING: spec.u.rescaling.name = given; break;
-        }
+        const cnn_layer_field *name_field = cnn_layer_field_of_type(fl->ops, CNN_FIELD_NAME);
+        if (name_field)
+            *(const char **)((char *)&spec + name_field->offset) =
+                fl->flags & LAYER_AUTO_NAMED ? NULL : fl->name;
         cnn_status st = cnn_model_add(m, &spec);
         if (st) {
             cnn_error_prefix("%s: layer %u", name, i);
