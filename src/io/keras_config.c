@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "io/keras.h"
+#include "model/model.h"
 
 /* ---- Values ----------------------------------------------------------------- */
 
@@ -51,26 +52,20 @@ static const char *activation_name(cnn_activation a)
     return name ? name : "linear";
 }
 
-static cnn_activation layer_activation(const cnn_layer_spec *s)
+/* The activation a layer's config names (its kind's ACTIVATION field), linear
+ * if it has none. */
+static cnn_activation layer_activation(const cnn_layer *l)
 {
-    switch (s->kind) {
-    case CNN_LAYER_CONV2D: return s->u.conv2d.activation;
-    case CNN_LAYER_DENSE: return s->u.dense.activation;
-    case CNN_LAYER_ACTIVATION: return s->u.activation.activation;
-    case CNN_LAYER_DEPTHWISE_CONV2D: return s->u.depthwise_conv2d.activation;
-    case CNN_LAYER_SEPARABLE_CONV2D: return s->u.separable_conv2d.activation;
-    default: return CNN_ACTIVATION_LINEAR;
-    }
+    const cnn_layer_field *f = cnn_layer_field_of_type(l->ops, CNN_FIELD_ACTIVATION);
+    return f ? *(const cnn_activation *)((const char *)&l->spec + f->offset)
+             : CNN_ACTIVATION_LINEAR;
 }
 
 int cnn_keras_unwritable(const cnn_model *m)
 {
-    for (int i = 0; i < cnn_model_layer_count(m); i++) {
-        cnn_layer_spec s;
-        if (cnn_model_layer_spec(m, i, &s) == CNN_OK
-            && layer_activation(&s) == CNN_ACTIVATION_GELU_TANH)
+    for (int i = 0; i < m->n_layers; i++)
+        if (layer_activation(m->layers[i]) == CNN_ACTIVATION_GELU_TANH)
             return i;
-    }
     return -1;
 }
 
@@ -131,150 +126,111 @@ static json_t *k3_dtype(void)
     return k3_object("keras", "DTypePolicy", json_pack("{s:s}", "name", "float32"));
 }
 
-/* The config of layer i in Keras 3's words. */
-static json_t *k3_layer_config(const cnn_layer_spec *s, const char *name)
+/* The field of the kind's table named key (not an alias), NULL if none. */
+static const cnn_layer_field *field_named(const cnn_layer_ops *ops, const char *key, size_t len)
 {
-    json_t *c = json_pack("{s:s, s:b, s:o}", "name", name, "trainable", 1, "dtype", k3_dtype());
-    switch (s->kind) {
-    case CNN_LAYER_CONV2D: {
-        const cnn_conv2d_config *k = &s->u.conv2d;
-        json_object_update_new(c, json_pack(
-            "{s:i, s:o, s:o, s:s, s:s, s:o, s:i, s:s, s:b, s:o, s:o, s:o, s:n, s:n, s:n, s:n}",
-            "filters", k->filters, "kernel_size", pair(k->kernel_size), "strides",
-            pair(k->strides), "padding", padding_name(k->padding), "data_format", "channels_last",
-            "dilation_rate", pair(k->dilation_rate), "groups", 1, "activation",
-            activation_name(k->activation), "use_bias", !k->no_bias, "kernel_initializer",
-            k3_initializer("GlorotUniform"), "bias_initializer", k3_initializer("Zeros"),
-            "kernel_regularizer", k3_l2(k->kernel_l2), "bias_regularizer",
-            "activity_regularizer", "kernel_constraint", "bias_constraint"));
-        break;
+    for (int i = 0; i < ops->n_fields; i++) {
+        const cnn_layer_field *f = &ops->fields[i];
+        if (!(f->flags & CNN_FIELD_ALIAS) && strlen(f->key) == len
+            && memcmp(f->key, key, len) == 0)
+            return f;
     }
-    case CNN_LAYER_DENSE: {
-        const cnn_dense_config *k = &s->u.dense;
-        json_object_update_new(c, json_pack(
-            "{s:i, s:s, s:b, s:o, s:o, s:o, s:n, s:n, s:n, s:n}", "units", k->units,
-            "activation", activation_name(k->activation), "use_bias", !k->no_bias,
-            "kernel_initializer", k3_initializer("GlorotUniform"), "bias_initializer",
-            k3_initializer("Zeros"), "kernel_regularizer", k3_l2(k->kernel_l2),
-            "bias_regularizer", "kernel_constraint", "bias_constraint", "quantization_config"));
-        break;
+    return NULL;
+}
+
+static bool ends_with(const char *key, size_t len, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return len >= n && memcmp(key + len - n, suffix, n) == 0;
+}
+
+static bool starts_as(const char *key, size_t len, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return len > n && memcmp(key, prefix, n) == 0 && key[n] == '_';
+}
+
+/* The value Keras writes for an argument the library does not vary:
+ * channels_last, one group, the default initializers, no regularizers or
+ * constraints beyond the fields, ... */
+static json_t *k3_fixed(const char *key, size_t len)
+{
+    static const struct {
+        const char *key;
+        int value; /* 'c' channels_last, 't' true, 'f' false, else the integer */
+    } fixed[] = {{"data_format", 'c'}, {"groups", 1},        {"axis", -1},
+                 {"center", 't'},      {"scale", 't'},       {"keepdims", 'f'},
+                 {"synchronized", 'f'}};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (strlen(fixed[i].key) == len && memcmp(fixed[i].key, key, len) == 0)
+            return fixed[i].value == 'c'   ? json_string("channels_last")
+                   : fixed[i].value == 't' ? json_true()
+                   : fixed[i].value == 'f' ? json_false()
+                                           : json_integer(fixed[i].value);
+    if (ends_with(key, len, "_initializer")) {
+        if (starts_as(key, len, "gamma") || starts_as(key, len, "moving_variance"))
+            return k3_initializer("Ones");
+        if (starts_as(key, len, "bias") || starts_as(key, len, "beta")
+            || starts_as(key, len, "moving_mean"))
+            return k3_initializer("Zeros");
+        return k3_initializer("GlorotUniform");
     }
-    case CNN_LAYER_MAX_POOLING2D:
-    case CNN_LAYER_AVERAGE_POOLING2D:
-        json_object_update_new(c, json_pack("{s:o, s:s, s:o, s:s}", "pool_size",
-                                            pair(s->u.pool2d.pool_size), "padding",
-                                            padding_name(s->u.pool2d.padding), "strides",
-                                            pair(s->u.pool2d.strides), "data_format",
-                                            "channels_last"));
-        break;
-    case CNN_LAYER_ACTIVATION:
-        json_object_set_new(c, "activation",
-                            json_string(activation_name(s->u.activation.activation)));
-        break;
-    case CNN_LAYER_DROPOUT:
-        json_object_update_new(c, json_pack("{s:o, s:o, s:n}", "rate", jreal(s->u.dropout.rate),
-                                            "seed", s->u.dropout.seed
-                                                        ? json_integer((json_int_t)s->u.dropout.seed)
-                                                        : json_null(),
-                                            "noise_shape"));
-        break;
-    case CNN_LAYER_FLATTEN:
-        json_object_set_new(c, "data_format", json_string("channels_last"));
-        break;
-    case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
-    case CNN_LAYER_GLOBAL_MAX_POOLING2D:
-        json_object_update_new(c, json_pack("{s:s, s:b}", "data_format", "channels_last",
-                                            "keepdims", 0));
-        break;
-    case CNN_LAYER_BATCH_NORMALIZATION: {
-        const cnn_batch_normalization_config *k = &s->u.batch_normalization;
-        json_object_update_new(c, json_pack(
-            "{s:i, s:o, s:o, s:b, s:b, s:o, s:o, s:o, s:o, s:n, s:n, s:n, s:n, s:b}", "axis", -1,
-            "momentum", jreal(k->momentum), "epsilon", jreal(k->epsilon), "center", 1, "scale",
-            1, "beta_initializer", k3_initializer("Zeros"), "gamma_initializer",
-            k3_initializer("Ones"), "moving_mean_initializer", k3_initializer("Zeros"),
-            "moving_variance_initializer", k3_initializer("Ones"), "beta_regularizer",
-            "gamma_regularizer", "beta_constraint", "gamma_constraint", "synchronized", 0));
-        break;
+    return json_null(); /* regularizers, constraints, noise_shape, quantization_config */
+}
+
+/* A field's value in Keras's words. */
+static json_t *k3_field(const cnn_layer_spec *s, const cnn_layer_field *f)
+{
+    const char *p = (const char *)s + f->offset;
+    switch (f->type) {
+    case CNN_FIELD_COUNT: return json_integer(*(const int *)p);
+    case CNN_FIELD_PAIR: return pair((const int *)p);
+    case CNN_FIELD_PADDING: return json_string(padding_name(*(const cnn_padding *)p));
+    case CNN_FIELD_ACTIVATION: return json_string(activation_name(*(const cnn_activation *)p));
+    case CNN_FIELD_USE_BIAS: return json_boolean(!*(const bool *)p);
+    case CNN_FIELD_SEED: {
+        uint64_t seed = *(const uint64_t *)p;
+        return seed ? json_integer((json_int_t)seed) : json_null();
     }
-    case CNN_LAYER_LEAKY_RELU:
-        json_object_set_new(c, "negative_slope", jreal(s->u.leaky_relu.negative_slope));
-        break;
-    case CNN_LAYER_ELU:
-        json_object_set_new(c, "alpha", jreal(s->u.elu.alpha));
-        break;
-    case CNN_LAYER_RELU:
-        json_object_update_new(c, json_pack("{s:o, s:o, s:o}", "max_value",
-                                            s->u.relu.max_value > 0 ? jreal(s->u.relu.max_value)
-                                                                    : json_null(),
-                                            "negative_slope", jreal(s->u.relu.negative_slope),
-                                            "threshold", jreal(s->u.relu.threshold)));
-        break;
-    case CNN_LAYER_ZERO_PADDING2D: {
-        const int *p = s->u.zero_padding2d.padding;
-        json_object_update_new(c, json_pack("{s:[[ii][ii]], s:s}", "padding", p[0], p[1], p[2],
-                                            p[3], "data_format", "channels_last"));
-        break;
+    case CNN_FIELD_POSITIVE: /* 0 is None (ReLU's max_value) */
+        return *(const float *)p > 0 ? jreal(*(const float *)p) : json_null();
+    case CNN_FIELD_RATE:
+    case CNN_FIELD_REAL:
+    case CNN_FIELD_NONNEGATIVE: return jreal(*(const float *)p);
+    case CNN_FIELD_L2: return k3_l2(*(const float *)p);
+    case CNN_FIELD_PADDING4: {
+        const int *v = (const int *)p;
+        return json_pack("[[ii][ii]]", v[0], v[1], v[2], v[3]);
     }
-    case CNN_LAYER_RESHAPE: {
-        const cnn_shape *t = &s->u.reshape.target_shape;
+    case CNN_FIELD_TARGET_SHAPE: {
+        const cnn_shape *t = (const cnn_shape *)p;
         json_t *a = json_array();
         for (int i = 0; i < t->rank; i++)
             json_array_append_new(a, json_integer(t->dims[i]));
-        json_object_set_new(c, "target_shape", a);
-        break;
+        return a;
     }
-    case CNN_LAYER_DEPTHWISE_CONV2D: {
-        const cnn_depthwise_conv2d_config *k = &s->u.depthwise_conv2d;
-        json_object_update_new(c, json_pack(
-            "{s:o, s:o, s:s, s:s, s:o, s:s, s:b, s:o, s:n, s:n, s:n, s:i, s:o, s:o, s:n}",
-            "kernel_size", pair(k->kernel_size), "strides", pair(k->strides), "padding",
-            padding_name(k->padding), "data_format", "channels_last", "dilation_rate",
-            pair(k->dilation_rate), "activation", activation_name(k->activation), "use_bias",
-            !k->no_bias, "bias_initializer", k3_initializer("Zeros"), "bias_regularizer",
-            "activity_regularizer", "bias_constraint", "depth_multiplier", k->depth_multiplier,
-            "depthwise_initializer", k3_initializer("GlorotUniform"), "depthwise_regularizer",
-            k3_l2(k->depthwise_l2), "depthwise_constraint"));
-        break;
+    case CNN_FIELD_NAME:
+    case CNN_FIELD_SHAPE: break;
     }
-    case CNN_LAYER_SEPARABLE_CONV2D: {
-        const cnn_separable_conv2d_config *k = &s->u.separable_conv2d;
-        json_object_update_new(c, json_pack(
-            "{s:i, s:o, s:o, s:s, s:s, s:o, s:i, s:s, s:b, s:o, s:o, s:o, s:o, s:o, s:n, s:n,"
-            " s:n, s:n, s:n}",
-            "filters", k->filters, "kernel_size", pair(k->kernel_size), "strides",
-            pair(k->strides), "padding", padding_name(k->padding), "data_format", "channels_last",
-            "dilation_rate", pair(k->dilation_rate), "depth_multiplier", k->depth_multiplier,
-            "activation", activation_name(k->activation), "use_bias", !k->no_bias,
-            "depthwise_initializer", k3_initializer("GlorotUniform"), "pointwise_initializer",
-            k3_initializer("GlorotUniform"), "bias_initializer", k3_initializer("Zeros"),
-            "depthwise_regularizer", k3_l2(k->depthwise_l2), "pointwise_regularizer",
-            k3_l2(k->pointwise_l2), "bias_regularizer", "activity_regularizer",
-            "depthwise_constraint", "pointwise_constraint", "bias_constraint"));
-        break;
-    }
-    case CNN_LAYER_RESCALING:
-        json_object_update_new(c, json_pack("{s:o, s:o}", "scale", jreal(s->u.rescaling.scale),
-                                            "offset", jreal(s->u.rescaling.offset)));
-        break;
-    }
-    return c;
+    return json_null();
 }
 
-/* Keras 3 records the input shape of layers that build weights (and of
- * Flatten and Reshape, which build too). */
-static bool k3_has_build_config(cnn_layer_kind kind)
+/* The config of a layer in Keras 3's words: the kind's Keras keys in
+ * order, each a field's value or Keras's fixed one. */
+static json_t *k3_layer_config(const cnn_layer_ops *ops, const cnn_layer_spec *s,
+                               const char *name)
 {
-    switch (kind) {
-    case CNN_LAYER_CONV2D:
-    case CNN_LAYER_DENSE:
-    case CNN_LAYER_FLATTEN:
-    case CNN_LAYER_BATCH_NORMALIZATION:
-    case CNN_LAYER_RESHAPE:
-    case CNN_LAYER_DEPTHWISE_CONV2D:
-    case CNN_LAYER_SEPARABLE_CONV2D: return true;
-    default: return false;
+    json_t *c = json_pack("{s:s, s:b, s:o}", "name", name, "trainable", 1, "dtype", k3_dtype());
+    for (const char *k = ops->keras_keys; k && *k;) {
+        size_t len = strcspn(k, " ");
+        char key[64];
+        snprintf(key, sizeof key, "%.*s", (int)len, k);
+        const cnn_layer_field *f = field_named(ops, k, len);
+        json_object_set_new(c, key, f ? k3_field(s, f) : k3_fixed(k, len));
+        k += len;
+        k += strspn(k, " ");
     }
+    return c;
 }
 
 static const char *loss_name(cnn_loss loss)
@@ -358,11 +314,10 @@ json_t *cnn_keras3_config(const cnn_model *m)
         "class_name", "InputLayer", "config", "batch_shape", batch_shape(in), "dtype", "float32",
         "sparse", 0, "ragged", 0, "name", "input_layer", "optional", 0, "registered_name"));
     for (int i = 0; i < cnn_model_layer_count(m); i++) {
-        cnn_layer_spec s;
-        cnn_model_layer_spec(m, i, &s);
-        json_t *l = k3_object("keras.layers", cnn_model_layer_type(m, i),
-                              k3_layer_config(&s, cnn_model_layer_name(m, i)));
-        if (k3_has_build_config(s.kind))
+        const cnn_layer *layer = m->layers[i];
+        json_t *l = k3_object("keras.layers", layer->ops->type_name,
+                              k3_layer_config(layer->ops, &layer->spec, layer->name));
+        if (layer->ops->keras_build_config)
             json_object_set_new(l, "build_config",
                                 json_pack("{s:o}", "input_shape", batch_shape(in)));
         json_array_append_new(layers, l);
@@ -403,9 +358,10 @@ static json_t *k2_l2(float l2)
 
 /* Keras 2's config of a layer: Keras 3's without the dtype policy, with
  * Keras 2's initializer and regularizer objects and argument names. */
-static json_t *k2_layer_config(const cnn_layer_spec *s, const char *name)
+static json_t *k2_layer_config(const cnn_layer_ops *ops, const cnn_layer_spec *s,
+                               const char *name)
 {
-    json_t *c = k3_layer_config(s, name);
+    json_t *c = k3_layer_config(ops, s, name);
     json_object_del(c, "dtype");
     json_object_del(c, "groups");
     json_object_del(c, "quantization_config");
@@ -424,28 +380,24 @@ static json_t *k2_layer_config(const cnn_layer_spec *s, const char *name)
     for (size_t i = 0; i < sizeof ones / sizeof ones[0]; i++)
         if (json_object_get(c, ones[i]))
             json_object_set_new(c, ones[i], k2_initializer("Ones"));
-    const struct {
-        const char *key;
-        float l2;
-    } regs[] = {
-        {"kernel_regularizer", s->kind == CNN_LAYER_CONV2D ? s->u.conv2d.kernel_l2
-                                                           : s->u.dense.kernel_l2},
-        {"depthwise_regularizer", s->kind == CNN_LAYER_SEPARABLE_CONV2D
-                                      ? s->u.separable_conv2d.depthwise_l2
-                                      : s->u.depthwise_conv2d.depthwise_l2},
-        {"pointwise_regularizer", s->u.separable_conv2d.pointwise_l2},
-    };
-    for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++)
-        if (json_object_get(c, regs[i].key))
-            json_object_set_new(c, regs[i].key, k2_l2(regs[i].l2));
+    for (int i = 0; i < ops->n_fields; i++) {
+        const cnn_layer_field *f = &ops->fields[i];
+        if (f->type == CNN_FIELD_L2 && !(f->flags & CNN_FIELD_ALIAS))
+            json_object_set_new(c, f->key, k2_l2(*(const float *)((const char *)s + f->offset)));
+        /* Keras 2's name of a field (LeakyReLU's slope is alpha there) */
+        if ((f->flags & CNN_FIELD_ALIAS) && (f->flags & CNN_FIELD_KERAS2))
+            for (int j = 0; j < ops->n_fields; j++) {
+                const cnn_layer_field *g = &ops->fields[j];
+                if (!(g->flags & CNN_FIELD_ALIAS) && g->offset == f->offset) {
+                    json_object_set(c, f->key, json_object_get(c, g->key));
+                    json_object_del(c, g->key);
+                }
+            }
+    }
     /* tf.keras 2 knows silu as swish (Keras 3 reads both) */
     const json_t *act = json_object_get(c, "activation");
     if (json_is_string(act) && strcmp(json_string_value(act), "silu") == 0)
         json_object_set_new(c, "activation", json_string("swish"));
-    if (s->kind == CNN_LAYER_LEAKY_RELU) { /* Keras 2 calls the slope alpha */
-        json_object_set(c, "alpha", json_object_get(c, "negative_slope"));
-        json_object_del(c, "negative_slope");
-    }
     return c;
 }
 
@@ -453,9 +405,8 @@ json_t *cnn_keras2_config(const cnn_model *m)
 {
     json_t *layers = json_array();
     for (int i = 0; i < cnn_model_layer_count(m); i++) {
-        cnn_layer_spec s;
-        cnn_model_layer_spec(m, i, &s);
-        json_t *c = k2_layer_config(&s, cnn_model_layer_name(m, i));
+        const cnn_layer *layer = m->layers[i];
+        json_t *c = k2_layer_config(layer->ops, &layer->spec, layer->name);
         if (i == 0) {
             /* batch_input_shape and dtype right after name and trainable */
             json_t *first = json_pack("{s:O, s:O, s:o, s:s}", "name", json_object_get(c, "name"),
