@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "io/description.h"
 #include "io/keras.h"
+#include "layers/layer.h"
 #include "test.h"
 
 static char dir[64];
@@ -244,6 +246,43 @@ static void check_model(cnn_model *m, const char *prefix)
     free(bytes);
 }
 
+/* Every kind's table is one the generic code can serve: at most as many
+ * fields as the description readers keep, a name field, every field
+ * written to Keras configs, every penalty on a weight that exists; and
+ * every kind is in the zoos above. */
+static void check_tables(cnn_model *a, cnn_model *b)
+{
+    const cnn_layer_kind_entry *e;
+    for (size_t i = 0; (e = cnn_layer_kind_at(i)); i++) {
+        const cnn_layer_ops *ops = e->ops;
+        CHECK(ops->n_fields <= CNN_DESC_MAX_ARGS);
+        CHECK(cnn_layer_field_of_type(ops, CNN_FIELD_NAME) != NULL);
+        for (int f = 0; f < ops->n_fields; f++) {
+            const cnn_layer_field *fl = &ops->fields[f];
+            if (fl->type == CNN_FIELD_NAME || (fl->flags & CNN_FIELD_ALIAS))
+                continue;
+            char word[80];
+            snprintf(word, sizeof word, " %s ", fl->key);
+            char keys[512];
+            snprintf(keys, sizeof keys, " %s ", ops->keras_keys ? ops->keras_keys : "");
+            if (!strstr(keys, word))
+                fprintf(stderr, "%s: field %s is not among its Keras keys\n", ops->type_name,
+                        fl->key);
+            CHECK(strstr(keys, word) != NULL);
+            CHECK(fl->type != CNN_FIELD_L2 || (fl->weight >= 0 && fl->weight < CNN_MAX_LAYER_WEIGHTS));
+        }
+        int seen = 0;
+        for (int m = 0; m < 2; m++) {
+            cnn_model *z = m ? b : a;
+            for (int l = 0; z && l < cnn_model_layer_count(z); l++)
+                seen |= strcmp(cnn_model_layer_type(z, l), ops->type_name) == 0;
+        }
+        if (!seen)
+            fprintf(stderr, "%s is in no golden model\n", ops->type_name);
+        CHECK(seen);
+    }
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/cnn_layer_golden_XXXXXX");
@@ -257,6 +296,7 @@ int main(void)
     cnn_model *b = zoo_b();
     if (b)
         check_model(b, "layers_b");
+    check_tables(a, b);
     cnn_model_free(b);
 
     /* The text description of zoo_a builds the same model: the same bytes

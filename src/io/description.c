@@ -16,151 +16,14 @@
  * to_json() of a big model; anything far larger is not one. */
 #define DESC_MAX_BYTES ((size_t)16 << 20)
 
-/* ---- The argument table ----------------------------------------------------- */
+/* ---- Kinds and their arguments (from the layers' own tables) ------------------ */
 
-#define SPEC_FIELD(member) offsetof(cnn_layer_spec, u.member)
-
-/* Arguments in Keras's positional order (Conv2D(filters, kernel_size,
- * strides, padding, ...)); positional ones come first. */
-static const cnn_desc_arg conv2d_args[] = {
-    {"filters", CNN_DESC_COUNT, SPEC_FIELD(conv2d.filters), true, true},
-    {"kernel_size", CNN_DESC_PAIR, SPEC_FIELD(conv2d.kernel_size), true, true},
-    {"strides", CNN_DESC_PAIR, SPEC_FIELD(conv2d.strides), false, true},
-    {"padding", CNN_DESC_PADDING, SPEC_FIELD(conv2d.padding), false, true},
-    {"dilation_rate", CNN_DESC_PAIR, SPEC_FIELD(conv2d.dilation_rate), false, false},
-    {"activation", CNN_DESC_ACTIVATION, SPEC_FIELD(conv2d.activation), false, false},
-    {"use_bias", CNN_DESC_USE_BIAS, SPEC_FIELD(conv2d.no_bias), false, false},
-    {"kernel_regularizer", CNN_DESC_L2, SPEC_FIELD(conv2d.kernel_l2), false, false},
-    {"name", CNN_DESC_NAME, SPEC_FIELD(conv2d.name), false, false},
-};
-static const cnn_desc_arg dense_args[] = {
-    {"units", CNN_DESC_COUNT, SPEC_FIELD(dense.units), true, true},
-    {"activation", CNN_DESC_ACTIVATION, SPEC_FIELD(dense.activation), false, true},
-    {"use_bias", CNN_DESC_USE_BIAS, SPEC_FIELD(dense.no_bias), false, false},
-    {"kernel_regularizer", CNN_DESC_L2, SPEC_FIELD(dense.kernel_l2), false, false},
-    {"name", CNN_DESC_NAME, SPEC_FIELD(dense.name), false, false},
-};
-static const cnn_desc_arg batch_normalization_args[] = {
-    {"momentum", CNN_DESC_POSITIVE, SPEC_FIELD(batch_normalization.momentum), false, false},
-    {"epsilon", CNN_DESC_POSITIVE, SPEC_FIELD(batch_normalization.epsilon), false, false},
-    {"name", CNN_DESC_NAME, SPEC_FIELD(batch_normalization.name), false, false},
-};
-/* Keras 3 calls the slope negative_slope, Keras 2 alpha. */
-static const cnn_desc_arg leaky_relu_args[] = {
-    {"negative_slope", CNN_DESC_POSITIVE, SPEC_FIELD(leaky_relu.negative_slope), false, true},
-    {"alpha", CNN_DESC_POSITIVE, SPEC_FIELD(leaky_relu.negative_slope), false, false},
-    {"name", CNN_DESC_NAME, SPEC_FIELD(leaky_relu.name), false, false},
-};
-static const cnn_desc_arg elu_args[] = {
-    {"alpha", CNN_DESC_POSITIVE, SPEC_FIELD(elu.alpha), false, true},
-    {"name", CNN_DESC_NAME, SPEC_FIELD(elu.name), false, false},
-};
-static const cnn_desc_arg relu_args[] = {
-    {"max_value", CNN_DESC_POSITIVE, SPEC_FIELD(relu.max_value), false, true},
-    {"negative_slope", CNN_DESC_NONNEGATIVE, SPEC_FIELD(relu.negative_slope), false, true},
-    {"threshold", CNN_DESC_REAL, SPEC_FIELD(relu.threshold), false, true},
-    {"name", CNN_DESC_NAME, SPEC_FIELD(relu.name), false, false},
-};
-static const cnn_desc_arg zero_padding2d_args[] = {
-    {"padding", CNN_DESC_PADDING4, SPEC_FIELD(zero_padding2d.padding), false, true},
-    {"name", CNN_DESC_NAME, SPEC_FIELD(zero_padding2d.name), false, false},
-};
-static const cnn_desc_arg reshape_args[] = {
-    {"target_shape", CNN_DESC_TARGET_SHAPE, SPEC_FIELD(reshape.target_shape), true, true},
-    {"name", CNN_DESC_NAME, SPEC_FIELD(reshape.name), false, false},
-};
-static const cnn_desc_arg depthwise_conv2d_args[] = {
-    {"kernel_size", CNN_DESC_PAIR, SPEC_FIELD(depthwise_conv2d.kernel_size), true, true},
-    {"strides", CNN_DESC_PAIR, SPEC_FIELD(depthwise_conv2d.strides), false, true},
-    {"padding", CNN_DESC_PADDING, SPEC_FIELD(depthwise_conv2d.padding), false, true},
-    {"depth_multiplier", CNN_DESC_COUNT, SPEC_FIELD(depthwise_conv2d.depth_multiplier), false, true},
-    {"dilation_rate", CNN_DESC_PAIR, SPEC_FIELD(depthwise_conv2d.dilation_rate), false, false},
-    {"activation", CNN_DESC_ACTIVATION, SPEC_FIELD(depthwise_conv2d.activation), false, false},
-    {"use_bias", CNN_DESC_USE_BIAS, SPEC_FIELD(depthwise_conv2d.no_bias), false, false},
-    {"depthwise_regularizer", CNN_DESC_L2, SPEC_FIELD(depthwise_conv2d.depthwise_l2), false, false},
-    {"name", CNN_DESC_NAME, SPEC_FIELD(depthwise_conv2d.name), false, false},
-};
-static const cnn_desc_arg separable_conv2d_args[] = {
-    {"filters", CNN_DESC_COUNT, SPEC_FIELD(separable_conv2d.filters), true, true},
-    {"kernel_size", CNN_DESC_PAIR, SPEC_FIELD(separable_conv2d.kernel_size), true, true},
-    {"strides", CNN_DESC_PAIR, SPEC_FIELD(separable_conv2d.strides), false, true},
-    {"padding", CNN_DESC_PADDING, SPEC_FIELD(separable_conv2d.padding), false, true},
-    {"depth_multiplier", CNN_DESC_COUNT, SPEC_FIELD(separable_conv2d.depth_multiplier), false, false},
-    {"dilation_rate", CNN_DESC_PAIR, SPEC_FIELD(separable_conv2d.dilation_rate), false, false},
-    {"activation", CNN_DESC_ACTIVATION, SPEC_FIELD(separable_conv2d.activation), false, false},
-    {"use_bias", CNN_DESC_USE_BIAS, SPEC_FIELD(separable_conv2d.no_bias), false, false},
-    {"depthwise_regularizer", CNN_DESC_L2, SPEC_FIELD(separable_conv2d.depthwise_l2), false, false},
-    {"pointwise_regularizer", CNN_DESC_L2, SPEC_FIELD(separable_conv2d.pointwise_l2), false, false},
-    {"name", CNN_DESC_NAME, SPEC_FIELD(separable_conv2d.name), false, false},
-};
-static const cnn_desc_arg pool2d_args[] = {
-    {"pool_size", CNN_DESC_PAIR, SPEC_FIELD(pool2d.pool_size), false, true},
-    {"strides", CNN_DESC_PAIR, SPEC_FIELD(pool2d.strides), false, true},
-    {"padding", CNN_DESC_PADDING, SPEC_FIELD(pool2d.padding), false, true},
-    {"name", CNN_DESC_NAME, SPEC_FIELD(pool2d.name), false, false},
-};
-static const cnn_desc_arg activation_args[] = {
-    {"activation", CNN_DESC_ACTIVATION, SPEC_FIELD(activation.activation), true, true},
-    {"name", CNN_DESC_NAME, SPEC_FIELD(activation.name), false, false},
-};
-static const cnn_desc_arg dropout_args[] = {
-    {"rate", CNN_DESC_RATE, SPEC_FIELD(dropout.rate), true, true},
-    {"seed", CNN_DESC_SEED, SPEC_FIELD(dropout.seed), false, false},
-    {"name", CNN_DESC_NAME, SPEC_FIELD(dropout.name), false, false},
-};
-static const cnn_desc_arg flatten_args[] = {
-    {"name", CNN_DESC_NAME, SPEC_FIELD(flatten.name), false, false},
-};
-static const cnn_desc_arg global_pool2d_args[] = {
-    {"name", CNN_DESC_NAME, SPEC_FIELD(global_pool2d.name), false, false},
-};
-static const cnn_desc_arg rescaling_args[] = {
-    {"scale", CNN_DESC_REAL, SPEC_FIELD(rescaling.scale), true, true},
-    {"offset", CNN_DESC_REAL, SPEC_FIELD(rescaling.offset), false, true},
-    {"name", CNN_DESC_NAME, SPEC_FIELD(rescaling.name), false, false},
-};
-static const cnn_desc_arg input_args[] = {
-    {"shape", CNN_DESC_SHAPE, 0, true, true},
+static const cnn_layer_field input_fields[] = {
+    {"shape", CNN_FIELD_SHAPE, 0, CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
 };
 
-#define KIND(k, keyword, args) {k, keyword, args, (int)(sizeof args / sizeof args[0])}
-
-/* One row per layer kind descriptions can express. */
-static const cnn_desc_kind kinds[] = {
-    KIND(CNN_LAYER_CONV2D, "Conv2D", conv2d_args),
-    KIND(CNN_LAYER_DENSE, "Dense", dense_args),
-    KIND(CNN_LAYER_MAX_POOLING2D, "MaxPooling2D", pool2d_args),
-    KIND(CNN_LAYER_AVERAGE_POOLING2D, "AveragePooling2D", pool2d_args),
-    KIND(CNN_LAYER_ACTIVATION, "Activation", activation_args),
-    KIND(CNN_LAYER_DROPOUT, "Dropout", dropout_args),
-    KIND(CNN_LAYER_FLATTEN, "Flatten", flatten_args),
-    KIND(CNN_LAYER_GLOBAL_AVERAGE_POOLING2D, "GlobalAveragePooling2D", global_pool2d_args),
-    KIND(CNN_LAYER_GLOBAL_MAX_POOLING2D, "GlobalMaxPooling2D", global_pool2d_args),
-    KIND(CNN_LAYER_BATCH_NORMALIZATION, "BatchNormalization", batch_normalization_args),
-    KIND(CNN_LAYER_LEAKY_RELU, "LeakyReLU", leaky_relu_args),
-    KIND(CNN_LAYER_ELU, "ELU", elu_args),
-    KIND(CNN_LAYER_RELU, "ReLU", relu_args),
-    KIND(CNN_LAYER_ZERO_PADDING2D, "ZeroPadding2D", zero_padding2d_args),
-    KIND(CNN_LAYER_RESHAPE, "Reshape", reshape_args),
-    KIND(CNN_LAYER_DEPTHWISE_CONV2D, "DepthwiseConv2D", depthwise_conv2d_args),
-    KIND(CNN_LAYER_SEPARABLE_CONV2D, "SeparableConv2D", separable_conv2d_args),
-    KIND(CNN_LAYER_RESCALING, "Rescaling", rescaling_args),
-};
-#define N_KINDS (sizeof kinds / sizeof kinds[0])
-
-const cnn_desc_kind cnn_desc_input = KIND(0, "input", input_args);
-
-/* Keras's other names for the same classes. */
-static const struct {
-    const char *alias, *name;
-} aliases[] = {
-    {"MaxPool2D", "MaxPooling2D"},
-    {"AvgPool2D", "AveragePooling2D"},
-    {"GlobalAvgPool2D", "GlobalAveragePooling2D"},
-    {"GlobalMaxPool2D", "GlobalMaxPooling2D"},
-    {"SeparableConvolution2D", "SeparableConv2D"},
-};
-#define N_ALIASES (sizeof aliases / sizeof aliases[0])
+const cnn_layer_ops cnn_desc_input = {.kind = 0, .type_name = "input",
+                                      CNN_LAYER_FIELDS(input_fields)};
 
 static bool word_is(const char *word, size_t len, const char *s)
 {
@@ -181,34 +44,31 @@ static bool word_is_nocase(const char *word, size_t len, const char *s)
 
 cnn_layer_kind cnn_desc_kind_from_name(const char *name, size_t len)
 {
-    char buf[64];
-    if (len >= sizeof buf)
-        return 0;
-    for (size_t i = 0; i < N_ALIASES; i++)
-        if (word_is(name, len, aliases[i].alias))
-            return cnn_layer_kind_from_name(aliases[i].name);
-    memcpy(buf, name, len);
-    buf[len] = '\0';
-    return cnn_layer_kind_from_name(buf);
+    const cnn_layer_kind_entry *e;
+    for (size_t i = 0; (e = cnn_layer_kind_at(i)); i++)
+        if (word_is(name, len, e->ops->type_name)
+            || (e->ops->class_alias && word_is(name, len, e->ops->class_alias)))
+            return e->ops->kind;
+    return 0;
 }
 
-const cnn_desc_kind *cnn_desc_kind_find(cnn_layer_kind kind)
+const cnn_layer_ops *cnn_desc_kind_find(cnn_layer_kind kind)
 {
-    for (size_t i = 0; i < N_KINDS; i++)
-        if (kinds[i].kind == kind)
-            return &kinds[i];
-    return NULL;
+    const cnn_layer_kind_entry *e = cnn_layer_kind_find(kind);
+    return e && e->ops->n_fields ? e->ops : NULL;
 }
 
 const char *cnn_desc_layer_names(char *buf, size_t size)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < N_KINDS && used < size; i++) {
-        int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", kinds[i].keyword);
-        for (size_t j = 0; n >= 0 && j < N_ALIASES; j++)
-            if (strcmp(aliases[j].name, kinds[i].keyword) == 0 && used + (size_t)n < size)
-                n += snprintf(buf + used + n, size - used - (size_t)n, " (%s)", aliases[j].alias);
+    const cnn_layer_kind_entry *e;
+    for (size_t i = 0; (e = cnn_layer_kind_at(i)) && used < size; i++) {
+        const cnn_layer_ops *k = e->ops;
+        int n = k->class_alias ? snprintf(buf + used, size - used, "%s%s (%s)", i ? ", " : "",
+                                          k->type_name, k->class_alias)
+                               : snprintf(buf + used, size - used, "%s%s", i ? ", " : "",
+                                          k->type_name);
         if (n < 0)
             break;
         used += (size_t)n;
@@ -265,37 +125,39 @@ const char *cnn_desc_suggest_layer(const char *word, size_t len)
 {
     const char *best = NULL;
     size_t best_d = (size_t)-1;
-    for (size_t i = 0; i < N_KINDS; i++)
-        consider(word, len, kinds[i].keyword, &best, &best_d);
-    for (size_t i = 0; i < N_ALIASES; i++)
-        consider(word, len, aliases[i].alias, &best, &best_d);
+    const cnn_layer_kind_entry *e;
+    for (size_t i = 0; (e = cnn_layer_kind_at(i)); i++)
+        consider(word, len, e->ops->type_name, &best, &best_d);
+    for (size_t i = 0; (e = cnn_layer_kind_at(i)); i++)
+        if (e->ops->class_alias)
+            consider(word, len, e->ops->class_alias, &best, &best_d);
     consider(word, len, "input", &best, &best_d);
     return best;
 }
 
-int cnn_desc_arg_find(const cnn_desc_kind *k, const char *key, size_t len)
+int cnn_desc_arg_find(const cnn_layer_ops *k, const char *key, size_t len)
 {
-    for (int i = 0; i < k->n_args; i++)
-        if (word_is(key, len, k->args[i].key))
+    for (int i = 0; i < k->n_fields; i++)
+        if (word_is(key, len, k->fields[i].key))
             return i;
     return -1;
 }
 
-const char *cnn_desc_suggest_key(const cnn_desc_kind *k, const char *key, size_t len)
+const char *cnn_desc_suggest_key(const cnn_layer_ops *k, const char *key, size_t len)
 {
     const char *best = NULL;
     size_t best_d = (size_t)-1;
-    for (int i = 0; i < k->n_args; i++)
-        consider(key, len, k->args[i].key, &best, &best_d);
+    for (int i = 0; i < k->n_fields; i++)
+        consider(key, len, k->fields[i].key, &best, &best_d);
     return best;
 }
 
-void cnn_desc_keys(const cnn_desc_kind *k, char *buf, size_t size)
+void cnn_desc_keys(const cnn_layer_ops *k, char *buf, size_t size)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (int i = 0; i < k->n_args && used < size; i++) {
-        int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", k->args[i].key);
+    for (int i = 0; i < k->n_fields && used < size; i++) {
+        int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", k->fields[i].key);
         if (n < 0)
             break;
         used += (size_t)n;
@@ -337,25 +199,25 @@ int cnn_desc_padding_from_name(const char *s, size_t len)
     return -1;
 }
 
-void cnn_desc_store(cnn_layer_spec *spec, const cnn_desc_arg *arg, const cnn_desc_value *v)
+void cnn_desc_store(cnn_layer_spec *spec, const cnn_layer_field *arg, const cnn_desc_value *v)
 {
     char *field = (char *)spec + arg->offset;
     switch (arg->type) {
-    case CNN_DESC_COUNT: *(int *)field = v->ints[0]; break;
-    case CNN_DESC_PAIR: memcpy(field, v->ints, 2 * sizeof(int)); break;
-    case CNN_DESC_PADDING: *(cnn_padding *)field = (cnn_padding)v->choice; break;
-    case CNN_DESC_ACTIVATION: *(cnn_activation *)field = (cnn_activation)v->choice; break;
-    case CNN_DESC_USE_BIAS: *(bool *)field = !v->flag; break;
-    case CNN_DESC_RATE: *(float *)field = (float)v->real; break;
-    case CNN_DESC_SEED: *(uint64_t *)field = v->seed; break;
-    case CNN_DESC_NAME: *(const char **)field = v->text; break;
-    case CNN_DESC_SHAPE: break; /* the input shape is not a layer field */
-    case CNN_DESC_REAL:
-    case CNN_DESC_POSITIVE:
-    case CNN_DESC_NONNEGATIVE:
-    case CNN_DESC_L2: *(float *)field = (float)v->real; break;
-    case CNN_DESC_PADDING4: memcpy(field, v->ints, 4 * sizeof(int)); break;
-    case CNN_DESC_TARGET_SHAPE: {
+    case CNN_FIELD_COUNT: *(int *)field = v->ints[0]; break;
+    case CNN_FIELD_PAIR: memcpy(field, v->ints, 2 * sizeof(int)); break;
+    case CNN_FIELD_PADDING: *(cnn_padding *)field = (cnn_padding)v->choice; break;
+    case CNN_FIELD_ACTIVATION: *(cnn_activation *)field = (cnn_activation)v->choice; break;
+    case CNN_FIELD_USE_BIAS: *(bool *)field = !v->flag; break;
+    case CNN_FIELD_RATE: *(float *)field = (float)v->real; break;
+    case CNN_FIELD_SEED: *(uint64_t *)field = v->seed; break;
+    case CNN_FIELD_NAME: *(const char **)field = v->text; break;
+    case CNN_FIELD_SHAPE: break; /* the input shape is not a layer field */
+    case CNN_FIELD_REAL:
+    case CNN_FIELD_POSITIVE:
+    case CNN_FIELD_NONNEGATIVE:
+    case CNN_FIELD_L2: *(float *)field = (float)v->real; break;
+    case CNN_FIELD_PADDING4: memcpy(field, v->ints, 4 * sizeof(int)); break;
+    case CNN_FIELD_TARGET_SHAPE: {
         cnn_shape t = {.rank = v->n_ints};
         memcpy(t.dims, v->ints, (size_t)v->n_ints * sizeof(int));
         memcpy(field, &t, sizeof t);
@@ -364,16 +226,16 @@ void cnn_desc_store(cnn_layer_spec *spec, const cnn_desc_arg *arg, const cnn_des
     }
 }
 
-const char *cnn_desc_real_problem(cnn_desc_type type, double v)
+const char *cnn_desc_real_problem(cnn_field_type type, double v)
 {
     /* as floats: a double beyond float range would become infinite */
     if (!isfinite(v) || fabs(v) > 3.0e38)
         return "must be a finite number";
     switch (type) {
-    case CNN_DESC_RATE: return v >= 0 && v < 1 ? NULL : "must be in [0, 1)";
-    case CNN_DESC_POSITIVE: return v > 0 ? NULL : "must be > 0";
-    case CNN_DESC_NONNEGATIVE:
-    case CNN_DESC_L2: return v >= 0 ? NULL : "must be >= 0";
+    case CNN_FIELD_RATE: return v >= 0 && v < 1 ? NULL : "must be in [0, 1)";
+    case CNN_FIELD_POSITIVE: return v > 0 ? NULL : "must be > 0";
+    case CNN_FIELD_NONNEGATIVE:
+    case CNN_FIELD_L2: return v >= 0 ? NULL : "must be >= 0";
     default: return NULL;
     }
 }

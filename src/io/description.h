@@ -1,12 +1,13 @@
-/* Model descriptions (internal): the argument table shared by the text
- * reader (description_text.c) and the Keras JSON reader
- * (description_json.c). The public entry points are in description.c.
+/* Model descriptions (internal): what the text reader
+ * (description_text.c) and the Keras JSON reader (description_json.c)
+ * share. The public entry points are in description.c.
  *
- * Every layer kind a description can name has one row in the table in
- * description.c: its arguments in Keras's positional order, each with a
- * value type and the offset of the field it sets in cnn_layer_spec. Both
- * readers turn their own syntax into a cnn_desc_value, and cnn_desc_store
- * writes it into the spec, so a new layer kind needs one table row. */
+ * A description names layers by their Keras class names and sets their
+ * config fields by their Keras argument names: both come from the kind's
+ * own file (its cnn_layer_ops: type_name, class_alias and the field table,
+ * see layers/layer.h), in Keras's positional order. Both readers turn their
+ * own syntax into a cnn_desc_value, and cnn_desc_store writes it into the
+ * spec, so a new layer kind needs nothing here. */
 #ifndef CNN_IO_DESCRIPTION_H
 #define CNN_IO_DESCRIPTION_H
 
@@ -15,45 +16,11 @@
 #include <stdint.h>
 
 #include "cnn.h"
+#include "layers/layer.h"
 
+/* The most fields a kind may have (the readers keep one slot per field;
+ * tests/test_layer_golden.c checks every kind against it). */
 #define CNN_DESC_MAX_ARGS 12
-
-typedef enum cnn_desc_type {
-    CNN_DESC_COUNT,      /* integer >= 1: filters, units */
-    CNN_DESC_PAIR,       /* n or (h, w), each >= 1: kernel_size, strides, ... */
-    CNN_DESC_PADDING,    /* valid | same */
-    CNN_DESC_ACTIVATION, /* an activation name (cnn_activation_name) */
-    CNN_DESC_USE_BIAS,   /* true | false, stored inverted in no_bias */
-    CNN_DESC_RATE,       /* finite real in [0, 1) */
-    CNN_DESC_SEED,       /* integer >= 0 (0 = derived from the model's seed) */
-    CNN_DESC_NAME,       /* a layer name */
-    CNN_DESC_SHAPE,      /* (rows, cols, channels) or (features): the input only */
-    CNN_DESC_REAL,       /* a finite real (float field) */
-    CNN_DESC_POSITIVE,   /* a finite real > 0 (float field; text None = not given) */
-    CNN_DESC_NONNEGATIVE, /* a finite real >= 0 (float field) */
-    CNN_DESC_L2,         /* a regularizer: l2(x), L2(x) or x >= 0 in text; Keras's
-                            {"class_name": "L2", "config": {"l2": x}} (or L1L2 with
-                            l1 0) in JSON; the float field gets x */
-    CNN_DESC_PADDING4,   /* ZeroPadding2D: n, (rows, cols) or ((top, bottom), (left,
-                            right)), each >= 0: int[4] top, bottom, left, right */
-    CNN_DESC_TARGET_SHAPE /* Reshape: (rows, cols, channels) or (features), each >= 1
-                             or one -1: a cnn_shape */
-} cnn_desc_type;
-
-typedef struct cnn_desc_arg {
-    const char *key;     /* the Keras argument name */
-    cnn_desc_type type;
-    size_t offset;       /* of the field in cnn_layer_spec (unused for SHAPE) */
-    bool required;
-    bool positional;     /* may be given without key=, in table order */
-} cnn_desc_arg;
-
-typedef struct cnn_desc_kind {
-    cnn_layer_kind kind; /* 0 for the input pseudo-layer */
-    const char *keyword; /* the Keras class name */
-    const cnn_desc_arg *args;
-    int n_args;
-} cnn_desc_kind;
 
 /* One parsed argument value; which members are set depends on the type. */
 typedef struct cnn_desc_value {
@@ -67,14 +34,14 @@ typedef struct cnn_desc_value {
     const char *text;    /* NAME: NUL-terminated, must outlive cnn_model_add */
 } cnn_desc_value;
 
-/* The input pseudo-layer: "input shape=H,W,C". */
-extern const cnn_desc_kind cnn_desc_input;
+/* The input pseudo-layer: "input shape=H,W,C" (kind 0, one SHAPE field). */
+extern const cnn_layer_ops cnn_desc_input;
 
 /* A Keras class name (or alias such as MaxPool2D) to its kind; 0 if the
  * library has no such layer. */
 cnn_layer_kind cnn_desc_kind_from_name(const char *name, size_t len);
-/* The table row of a kind, NULL if descriptions cannot express it. */
-const cnn_desc_kind *cnn_desc_kind_find(cnn_layer_kind kind);
+/* The ops (name and fields) of a kind, NULL if descriptions cannot express it. */
+const cnn_layer_ops *cnn_desc_kind_find(cnn_layer_kind kind);
 /* "Conv2D, Dense, MaxPooling2D (MaxPool2D), ..." - every class name
  * descriptions accept, written into buf (which is returned). */
 const char *cnn_desc_layer_names(char *buf, size_t size);
@@ -82,15 +49,15 @@ const char *cnn_desc_layer_names(char *buf, size_t size);
 const char *cnn_desc_suggest_layer(const char *word, size_t len);
 
 /* Index of an argument of a kind, -1 if it has none of that name. */
-int cnn_desc_arg_find(const cnn_desc_kind *k, const char *key, size_t len);
+int cnn_desc_arg_find(const cnn_layer_ops *k, const char *key, size_t len);
 /* The closest argument name of a kind, NULL if none is close. */
-const char *cnn_desc_suggest_key(const cnn_desc_kind *k, const char *key, size_t len);
+const char *cnn_desc_suggest_key(const cnn_layer_ops *k, const char *key, size_t len);
 /* "filters, kernel_size, ..." into buf. */
-void cnn_desc_keys(const cnn_desc_kind *k, char *buf, size_t size);
+void cnn_desc_keys(const cnn_layer_ops *k, char *buf, size_t size);
 
 /* Checks a real for a REAL, POSITIVE, NONNEGATIVE, L2 or RATE argument:
  * NULL if it fits, else what is wrong ("must be > 0"). */
-const char *cnn_desc_real_problem(cnn_desc_type type, double v);
+const char *cnn_desc_real_problem(cnn_field_type type, double v);
 /* PADDING4 from n ints (1, 2 or 4), each >= 0 and not all 0 (checked):
  * fills v->ints; NULL if fine, else what was expected. */
 const char *cnn_desc_padding4(cnn_desc_value *v, const int *ints, int n);
@@ -105,7 +72,7 @@ int cnn_desc_padding_from_name(const char *s, size_t len);
 const char *cnn_desc_suggest_activation(const char *word, size_t len);
 
 /* Writes a value into the spec field the argument names. */
-void cnn_desc_store(cnn_layer_spec *spec, const cnn_desc_arg *arg, const cnn_desc_value *v);
+void cnn_desc_store(cnn_layer_spec *spec, const cnn_layer_field *arg, const cnn_desc_value *v);
 /* The shape of a parsed SHAPE value. */
 cnn_shape cnn_desc_shape(const cnn_desc_value *v);
 

@@ -83,7 +83,7 @@ static bool get_int(const json_t *v, int min, int *out)
 /* A Keras regularizer: {"class_name": "L2", "config": {"l2": x}}, "L1L2"
  * with l1 0, or the name "l2" alone (Keras's default factor 0.01). Only L2
  * penalties are applied by this library. */
-static cnn_status convert_l2(const json_reader *r, const cnn_desc_arg *a, const json_t *v,
+static cnn_status convert_l2(const json_reader *r, const cnn_layer_field *a, const json_t *v,
                              cnn_desc_value *out)
 {
     char got[160];
@@ -109,18 +109,18 @@ static cnn_status convert_l2(const json_reader *r, const cnn_desc_arg *a, const 
                  a->key, show(v, got, sizeof got));
 }
 
-static cnn_status convert(const json_reader *r, const cnn_desc_arg *a, const json_t *v,
+static cnn_status convert(const json_reader *r, const cnn_layer_field *a, const json_t *v,
                           cnn_desc_value *out)
 {
     char got[96];
     memset(out, 0, sizeof *out);
     switch (a->type) {
-    case CNN_DESC_COUNT:
+    case CNN_FIELD_COUNT:
         if (!get_int(v, 1, &out->ints[0]))
             return jfail(r, CNN_ERR_FORMAT, "%s: expected an integer >= 1, got %s", a->key,
                          show(v, got, sizeof got));
         return CNN_OK;
-    case CNN_DESC_PAIR:
+    case CNN_FIELD_PAIR:
         if (get_int(v, 1, &out->ints[0])) {
             out->ints[1] = out->ints[0];
             return CNN_OK;
@@ -131,14 +131,14 @@ static cnn_status convert(const json_reader *r, const cnn_desc_arg *a, const jso
         return jfail(r, CNN_ERR_FORMAT,
                      "%s: expected an integer or a list of 2 integers, each >= 1, got %s", a->key,
                      show(v, got, sizeof got));
-    case CNN_DESC_PADDING: {
+    case CNN_FIELD_PADDING: {
         const char *s = json_string_value(v);
         if (!s || (out->choice = cnn_desc_padding_from_name(s, strlen(s))) < 0)
             return jfail(r, CNN_ERR_FORMAT, "%s: expected \"valid\" or \"same\", got %s", a->key,
                          show(v, got, sizeof got));
         return CNN_OK;
     }
-    case CNN_DESC_ACTIVATION: {
+    case CNN_FIELD_ACTIVATION: {
         /* A name, null (linear), or a serialised function whose config is
          * the name (Keras 3). */
         const char *s = json_is_null(v) ? "linear" : json_string_value(v);
@@ -154,13 +154,13 @@ static cnn_status convert(const json_reader *r, const cnn_desc_arg *a, const jso
         }
         return CNN_OK;
     }
-    case CNN_DESC_USE_BIAS:
+    case CNN_FIELD_USE_BIAS:
         if (!json_is_boolean(v))
             return jfail(r, CNN_ERR_FORMAT, "%s: expected true or false, got %s", a->key,
                          show(v, got, sizeof got));
         out->flag = json_is_true(v);
         return CNN_OK;
-    case CNN_DESC_RATE: {
+    case CNN_FIELD_RATE: {
         double x = json_number_value(v);
         if (!json_is_number(v) || !isfinite(x) || !(x >= 0 && x < 1))
             return jfail(r, CNN_ERR_FORMAT, "%s: expected a number in [0, 1), got %s", a->key,
@@ -168,7 +168,7 @@ static cnn_status convert(const json_reader *r, const cnn_desc_arg *a, const jso
         out->real = x;
         return CNN_OK;
     }
-    case CNN_DESC_SEED:
+    case CNN_FIELD_SEED:
         if (json_is_null(v))
             return CNN_OK;
         if (!json_is_integer(v) || json_integer_value(v) < 0)
@@ -176,15 +176,15 @@ static cnn_status convert(const json_reader *r, const cnn_desc_arg *a, const jso
                          a->key, show(v, got, sizeof got));
         out->seed = (uint64_t)json_integer_value(v);
         return CNN_OK;
-    case CNN_DESC_NAME:
+    case CNN_FIELD_NAME:
         out->text = json_string_value(v);
         if (!out->text || !*out->text)
             return jfail(r, CNN_ERR_FORMAT, "%s: expected a non-empty string, got %s", a->key,
                          show(v, got, sizeof got));
         return CNN_OK;
-    case CNN_DESC_REAL:
-    case CNN_DESC_POSITIVE:
-    case CNN_DESC_NONNEGATIVE: {
+    case CNN_FIELD_REAL:
+    case CNN_FIELD_POSITIVE:
+    case CNN_FIELD_NONNEGATIVE: {
         const char *problem;
         if (!json_is_number(v))
             return jfail(r, CNN_ERR_FORMAT, "%s: expected a number, got %s", a->key,
@@ -195,9 +195,9 @@ static cnn_status convert(const json_reader *r, const cnn_desc_arg *a, const jso
                          show(v, got, sizeof got));
         return CNN_OK;
     }
-    case CNN_DESC_L2:
+    case CNN_FIELD_L2:
         return convert_l2(r, a, v, out);
-    case CNN_DESC_PADDING4: {
+    case CNN_FIELD_PADDING4: {
         /* n, [rows, cols] or [[top, bottom], [left, right]] */
         int ints[4], n = 0;
         const char *problem = NULL;
@@ -226,7 +226,7 @@ static cnn_status convert(const json_reader *r, const cnn_desc_arg *a, const jso
                          a->key, show(v, got, sizeof got));
         return CNN_OK;
     }
-    case CNN_DESC_TARGET_SHAPE: {
+    case CNN_FIELD_TARGET_SHAPE: {
         int ints[3], n = (int)json_array_size(v);
         bool ok = json_is_array(v) && n >= 1 && n <= 3;
         for (int i = 0; ok && i < n; i++)
@@ -238,7 +238,7 @@ static cnn_status convert(const json_reader *r, const cnn_desc_arg *a, const jso
                          a->key, show(v, got, sizeof got));
         return CNN_OK;
     }
-    case CNN_DESC_SHAPE:
+    case CNN_FIELD_SHAPE:
         break;
     }
     return jfail(r, CNN_ERR_FORMAT, "%s: not a layer argument", a->key);
@@ -431,7 +431,7 @@ static cnn_status add_layer(json_reader *r, size_t i, const json_t *layer, cnn_m
     if (strcmp(cls, "InputLayer") == 0)
         return jfail(r, CNN_ERR_FORMAT, "an InputLayer can only come first");
     cnn_layer_kind kind = cnn_desc_kind_from_name(cls, strlen(cls));
-    const cnn_desc_kind *k = kind ? cnn_desc_kind_find(kind) : NULL;
+    const cnn_layer_ops *k = kind ? cnn_desc_kind_find(kind) : NULL;
     char names[384];
     if (!k)
         return jfail(r, CNN_ERR_FORMAT, "layer class %s is not supported; supported: %s", cls,
@@ -450,17 +450,17 @@ static cnn_status add_layer(json_reader *r, size_t i, const json_t *layer, cnn_m
                 return st;
             continue;
         }
-        if (json_is_null(v) && !k->args[a].required && k->args[a].type != CNN_DESC_ACTIVATION)
+        if (json_is_null(v) && !(k->fields[a].flags & CNN_FIELD_REQUIRED) && k->fields[a].type != CNN_FIELD_ACTIVATION)
             continue; /* null = Keras's default */
         cnn_desc_value value;
-        if ((st = convert(r, &k->args[a], v, &value)))
+        if ((st = convert(r, &k->fields[a], v, &value)))
             return st;
-        cnn_desc_store(&spec, &k->args[a], &value);
+        cnn_desc_store(&spec, &k->fields[a], &value);
         given[a] = true;
     }
-    for (int a = 0; a < k->n_args; a++)
-        if (k->args[a].required && !given[a])
-            return jfail(r, CNN_ERR_FORMAT, "missing required argument %s", k->args[a].key);
+    for (int a = 0; a < k->n_fields; a++)
+        if ((k->fields[a].flags & CNN_FIELD_REQUIRED) && !given[a])
+            return jfail(r, CNN_ERR_FORMAT, "missing required argument %s", k->fields[a].key);
     if ((st = cnn_desc_add(m, &spec)))
         cnn_error_prefix("%s: layers[%zu]", r->name, i);
     return st;

@@ -27,7 +27,7 @@ typedef struct {
     const char *name;       /* file name for messages */
     int line;               /* 1-based */
     const char *line_start;
-    const cnn_desc_kind *kind; /* of the line being read */
+    const cnn_layer_ops *kind; /* of the line being read */
     cnn_model *model;       /* created by the input line */
     int input_line;
     char layer_name[NAME_BYTES]; /* the current line's name=, NUL-terminated */
@@ -84,7 +84,7 @@ static void unquote(const char **s, size_t *n)
 static cnn_status parse_int(const text_parser *p, const char *key, const char *s, size_t n,
                             long long min, long long max, long long *out)
 {
-    const char *what = p->kind->keyword;
+    const char *what = p->kind->type_name;
     size_t i = n && (s[0] == '-' || s[0] == '+');
     if (i == n)
         return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected an integer, got '%.*s'", what, key,
@@ -133,7 +133,7 @@ static cnn_status parse_ints(const text_parser *p, const char *key, const char *
         trim(&item, &len);
         if (*count == max)
             return fail_at(p, item, CNN_ERR_FORMAT, "%s %s: expected at most %d integers, got more",
-                           p->kind->keyword, key, max);
+                           p->kind->type_name, key, max);
         long long v;
         cnn_status st = parse_int(p, key, item, len, min, INT_MAX, &v);
         if (st)
@@ -164,7 +164,7 @@ static cnn_status parse_nested_ints(const text_parser *p, const char *key, const
             s++;
         if (*count == max)
             return fail_at(p, item, CNN_ERR_FORMAT, "%s %s: expected at most %d integers, got more",
-                           p->kind->keyword, key, max);
+                           p->kind->type_name, key, max);
         long long v;
         cnn_status st = parse_int(p, key, item, (size_t)(s - item), 0, INT_MAX, &v);
         if (st)
@@ -175,10 +175,10 @@ static cnn_status parse_nested_ints(const text_parser *p, const char *key, const
 }
 
 /* A finite number in s[0..n), checked for the argument's type. */
-static cnn_status parse_real(const text_parser *p, const cnn_desc_arg *a, const char *s,
+static cnn_status parse_real(const text_parser *p, const cnn_layer_field *a, const char *s,
                              size_t n, double *out)
 {
-    const char *what = p->kind->keyword, *key = a->key;
+    const char *what = p->kind->type_name, *key = a->key;
     char buf[64], *end;
     if (n == 0 || n >= sizeof buf || is_space(s[0]))
         return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected a number, got '%.*s'", what, key,
@@ -202,27 +202,27 @@ static cnn_status parse_real(const text_parser *p, const cnn_desc_arg *a, const 
 }
 
 /* Reads the value of argument a from s[0..n) into out. */
-static cnn_status parse_value(text_parser *p, const cnn_desc_arg *a, const char *s, size_t n,
+static cnn_status parse_value(text_parser *p, const cnn_layer_field *a, const char *s, size_t n,
                               cnn_desc_value *out)
 {
-    const char *what = p->kind->keyword, *key = a->key;
+    const char *what = p->kind->type_name, *key = a->key;
     cnn_status st;
     memset(out, 0, sizeof *out);
     switch (a->type) {
-    case CNN_DESC_COUNT: {
+    case CNN_FIELD_COUNT: {
         long long v;
         if ((st = parse_int(p, key, s, n, 1, INT_MAX, &v)))
             return st;
         out->ints[0] = (int)v;
         return CNN_OK;
     }
-    case CNN_DESC_PAIR:
+    case CNN_FIELD_PAIR:
         if ((st = parse_ints(p, key, s, n, 2, 1, out->ints, &out->n_ints)))
             return st;
         if (out->n_ints == 1)
             out->ints[1] = out->ints[0];
         return CNN_OK;
-    case CNN_DESC_SHAPE:
+    case CNN_FIELD_SHAPE:
         if ((st = parse_ints(p, key, s, n, 3, 1, out->ints, &out->n_ints)))
             return st;
         if (out->n_ints == 2)
@@ -231,13 +231,13 @@ static cnn_status parse_value(text_parser *p, const cnn_desc_arg *a, const char 
                            " of features, got 2 values '%.*s'",
                            SHOW(s, n));
         return CNN_OK;
-    case CNN_DESC_PADDING:
+    case CNN_FIELD_PADDING:
         unquote(&s, &n);
         if ((out->choice = cnn_desc_padding_from_name(s, n)) < 0)
             return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected valid or same, got '%.*s'", what,
                            key, SHOW(s, n));
         return CNN_OK;
-    case CNN_DESC_ACTIVATION:
+    case CNN_FIELD_ACTIVATION:
         unquote(&s, &n);
         if ((out->choice = cnn_activation_lookup(s, n)) < 0) {
             const char *near = cnn_desc_suggest_activation(s, n);
@@ -249,7 +249,7 @@ static cnn_status parse_value(text_parser *p, const cnn_desc_arg *a, const char 
                            near ? "'?)" : "");
         }
         return CNN_OK;
-    case CNN_DESC_USE_BIAS:
+    case CNN_FIELD_USE_BIAS:
         if ((n == 4 && (!memcmp(s, "true", 4) || !memcmp(s, "True", 4))))
             out->flag = true;
         else if (n == 5 && (!memcmp(s, "false", 5) || !memcmp(s, "False", 5)))
@@ -258,15 +258,15 @@ static cnn_status parse_value(text_parser *p, const cnn_desc_arg *a, const char 
             return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected true or false, got '%.*s'",
                            what, key, SHOW(s, n));
         return CNN_OK;
-    case CNN_DESC_RATE:
-    case CNN_DESC_REAL:
-    case CNN_DESC_NONNEGATIVE:
+    case CNN_FIELD_RATE:
+    case CNN_FIELD_REAL:
+    case CNN_FIELD_NONNEGATIVE:
         return parse_real(p, a, s, n, &out->real);
-    case CNN_DESC_POSITIVE:
+    case CNN_FIELD_POSITIVE:
         if (n == 4 && !memcmp(s, "None", 4))
             return CNN_OK; /* Keras None: the default */
         return parse_real(p, a, s, n, &out->real);
-    case CNN_DESC_L2:
+    case CNN_FIELD_L2:
         /* l2(x), L2(x) (Keras's regularizers.l2), or the factor alone */
         if (n > 4 && (s[0] == 'l' || s[0] == 'L') && s[1] == '2' && s[2] == '('
             && s[n - 1] == ')') {
@@ -274,7 +274,7 @@ static cnn_status parse_value(text_parser *p, const cnn_desc_arg *a, const char 
             n -= 4;
         }
         return parse_real(p, a, s, n, &out->real);
-    case CNN_DESC_PADDING4: {
+    case CNN_FIELD_PADDING4: {
         int ints[4], count;
         const char *problem;
         if ((st = parse_nested_ints(p, key, s, n, 4, ints, &count)))
@@ -284,7 +284,7 @@ static cnn_status parse_value(text_parser *p, const cnn_desc_arg *a, const char 
                            problem, SHOW(s, n));
         return CNN_OK;
     }
-    case CNN_DESC_TARGET_SHAPE: {
+    case CNN_FIELD_TARGET_SHAPE: {
         int ints[3], count;
         const char *problem;
         if ((st = parse_ints(p, key, s, n, 3, -1, ints, &count)))
@@ -294,7 +294,7 @@ static cnn_status parse_value(text_parser *p, const cnn_desc_arg *a, const char 
                            problem, SHOW(s, n));
         return CNN_OK;
     }
-    case CNN_DESC_SEED: {
+    case CNN_FIELD_SEED: {
         if (n == 4 && !memcmp(s, "None", 4))
             return CNN_OK; /* Keras seed=None: derived from the model's seed */
         uint64_t v = 0;
@@ -313,7 +313,7 @@ static cnn_status parse_value(text_parser *p, const cnn_desc_arg *a, const char 
         out->seed = v;
         return CNN_OK;
     }
-    case CNN_DESC_NAME:
+    case CNN_FIELD_NAME:
         unquote(&s, &n);
         if (n == 0 || n >= sizeof p->layer_name)
             return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected 1 to %zu bytes, got %zu", what,
@@ -378,12 +378,12 @@ static cnn_status scan_value(const text_parser *p, const char **sp, const char *
 
 static cnn_status positional_error(const text_parser *p, const char *v, size_t n)
 {
-    const cnn_desc_kind *k = p->kind;
+    const cnn_layer_ops *k = p->kind;
     char list[256] = "";
     int count = 0;
-    for (int i = 0; i < k->n_args && k->args[i].positional; i++) {
+    for (int i = 0; i < k->n_fields && (k->fields[i].flags & CNN_FIELD_POSITIONAL); i++) {
         size_t used = strlen(list);
-        snprintf(list + used, sizeof list - used, "%s%s", count ? ", " : "", k->args[i].key);
+        snprintf(list + used, sizeof list - used, "%s%s", count ? ", " : "", k->fields[i].key);
         count++;
     }
     if (count == 0) {
@@ -391,12 +391,12 @@ static cnn_status positional_error(const text_parser *p, const char *v, size_t n
         return fail_at(p, v, CNN_ERR_FORMAT,
                        "%s takes no positional values, got '%.*s'; write arguments as key=value"
                        " (%s accepts %s)",
-                       k->keyword, SHOW(v, n), k->keyword, list);
+                       k->type_name, SHOW(v, n), k->type_name, list);
     }
     return fail_at(p, v, CNN_ERR_FORMAT,
                    "%s takes at most %d positional value%s (%s), got '%.*s' too; write other"
                    " arguments as key=value",
-                   k->keyword, count, count == 1 ? "" : "s", list, SHOW(v, n));
+                   k->type_name, count, count == 1 ? "" : "s", list, SHOW(v, n));
 }
 
 /* Reads the arguments after the layer word: positional values in the
@@ -404,7 +404,7 @@ static cnn_status positional_error(const text_parser *p, const char *v, size_t n
 static cnn_status parse_args(text_parser *p, const char *s, const char *end,
                              cnn_desc_value values[], const char *given[])
 {
-    const cnn_desc_kind *k = p->kind;
+    const cnn_layer_ops *k = p->kind;
     int n_positional = 0;
     bool keyword_seen = false;
     for (;;) {
@@ -431,7 +431,7 @@ static cnn_status parse_args(text_parser *p, const char *s, const char *end,
                 const char *near = cnn_desc_suggest_key(k, token, klen);
                 return fail_at(p, token, CNN_ERR_FORMAT,
                                "%s has no argument '%.*s'%s%s%s; its arguments are %s",
-                               k->keyword, SHOW(token, klen), near ? " (did you mean '" : "",
+                               k->type_name, SHOW(token, klen), near ? " (did you mean '" : "",
                                near ? near : "", near ? "'?)" : "", keys);
             }
             keyword_seen = true;
@@ -440,7 +440,7 @@ static cnn_status parse_args(text_parser *p, const char *s, const char *end,
                 s++;
             if (s == end)
                 return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected a value after '='",
-                               k->keyword, k->args[index].key);
+                               k->type_name, k->fields[index].key);
         }
         const char *value = s;
         size_t vlen = 0;
@@ -452,38 +452,38 @@ static cnn_status parse_args(text_parser *p, const char *s, const char *end,
                 return fail_at(p, token, CNN_ERR_FORMAT,
                                "%s: positional value '%.*s' after key=value arguments; write it"
                                " as key=value",
-                               k->keyword, SHOW(value, vlen));
-            if (n_positional >= k->n_args || !k->args[n_positional].positional)
+                               k->type_name, SHOW(value, vlen));
+            if (n_positional >= k->n_fields || !(k->fields[n_positional].flags & CNN_FIELD_POSITIONAL))
                 return positional_error(p, value, vlen);
             index = n_positional++;
         }
         if (given[index])
             return fail_at(p, token, CNN_ERR_FORMAT, "%s %s: given twice (first at column %d)",
-                           k->keyword, k->args[index].key, column(p, given[index]));
+                           k->type_name, k->fields[index].key, column(p, given[index]));
         given[index] = token;
-        if ((st = parse_value(p, &k->args[index], value, vlen, &values[index])))
+        if ((st = parse_value(p, &k->fields[index], value, vlen, &values[index])))
             return st;
     }
 }
 
-static const char *example_value(cnn_desc_type t)
+static const char *example_value(cnn_field_type t)
 {
     switch (t) {
-    case CNN_DESC_COUNT: return "32";
-    case CNN_DESC_PAIR: return "3";
-    case CNN_DESC_PADDING: return "same";
-    case CNN_DESC_ACTIVATION: return "relu";
-    case CNN_DESC_USE_BIAS: return "false";
-    case CNN_DESC_RATE: return "0.5";
-    case CNN_DESC_SEED: return "1";
-    case CNN_DESC_NAME: return "my_layer";
-    case CNN_DESC_SHAPE: return "28,28,1";
-    case CNN_DESC_REAL:
-    case CNN_DESC_POSITIVE:
-    case CNN_DESC_NONNEGATIVE: return "0.1";
-    case CNN_DESC_L2: return "l2(0.0005)";
-    case CNN_DESC_PADDING4: return "1";
-    case CNN_DESC_TARGET_SHAPE: return "7,7,64";
+    case CNN_FIELD_COUNT: return "32";
+    case CNN_FIELD_PAIR: return "3";
+    case CNN_FIELD_PADDING: return "same";
+    case CNN_FIELD_ACTIVATION: return "relu";
+    case CNN_FIELD_USE_BIAS: return "false";
+    case CNN_FIELD_RATE: return "0.5";
+    case CNN_FIELD_SEED: return "1";
+    case CNN_FIELD_NAME: return "my_layer";
+    case CNN_FIELD_SHAPE: return "28,28,1";
+    case CNN_FIELD_REAL:
+    case CNN_FIELD_POSITIVE:
+    case CNN_FIELD_NONNEGATIVE: return "0.1";
+    case CNN_FIELD_L2: return "l2(0.0005)";
+    case CNN_FIELD_PADDING4: return "1";
+    case CNN_FIELD_TARGET_SHAPE: return "7,7,64";
     }
     return "...";
 }
@@ -537,17 +537,17 @@ static cnn_status parse_line(text_parser *p, const char *s, const char *end)
                            "expected " INPUT_HINT " before the first layer, got '%.*s'",
                            SHOW(word, wlen));
     }
-    const cnn_desc_kind *k = p->kind;
+    const cnn_layer_ops *k = p->kind;
     cnn_desc_value values[CNN_DESC_MAX_ARGS];
     const char *given[CNN_DESC_MAX_ARGS] = {0};
     cnn_status st = parse_args(p, s, end, values, given);
     if (st)
         return st;
-    for (int i = 0; i < k->n_args; i++)
-        if (k->args[i].required && !given[i])
+    for (int i = 0; i < k->n_fields; i++)
+        if ((k->fields[i].flags & CNN_FIELD_REQUIRED) && !given[i])
             return fail_at(p, word, CNN_ERR_FORMAT,
-                           "%s: missing required argument %s (e.g. %s=%s)", k->keyword,
-                           k->args[i].key, k->args[i].key, example_value(k->args[i].type));
+                           "%s: missing required argument %s (e.g. %s=%s)", k->type_name,
+                           k->fields[i].key, k->fields[i].key, example_value(k->fields[i].type));
     if (input) {
         if ((st = cnn_desc_create(&p->model, cnn_desc_shape(&values[0])))) {
             cnn_error_prefix("%s:%d:%d", p->name, p->line, column(p, given[0]));
@@ -559,9 +559,9 @@ static cnn_status parse_line(text_parser *p, const char *s, const char *end)
     cnn_layer_spec spec;
     memset(&spec, 0, sizeof spec);
     spec.kind = k->kind;
-    for (int i = 0; i < k->n_args; i++)
+    for (int i = 0; i < k->n_fields; i++)
         if (given[i])
-            cnn_desc_store(&spec, &k->args[i], &values[i]);
+            cnn_desc_store(&spec, &k->fields[i], &values[i]);
     if ((st = cnn_desc_add(p->model, &spec)))
         cnn_error_prefix("%s:%d:%d", p->name, p->line, column(p, word));
     return st;
