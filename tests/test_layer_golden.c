@@ -269,7 +269,8 @@ static void check_tables(cnn_model *a, cnn_model *b)
                 fprintf(stderr, "%s: field %s is not among its Keras keys\n", ops->type_name,
                         fl->key);
             CHECK(strstr(keys, word) != NULL);
-            CHECK(fl->type != CNN_FIELD_L2 || (fl->weight >= 0 && fl->weight < CNN_MAX_LAYER_WEIGHTS));
+            CHECK(fl->type != CNN_FIELD_L2
+                  || (fl->weight >= 0 && fl->weight < CNN_MAX_LAYER_WEIGHTS));
         }
         int seen = 0;
         for (int m = 0; m < 2; m++) {

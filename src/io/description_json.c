@@ -450,7 +450,8 @@ static cnn_status add_layer(json_reader *r, size_t i, const json_t *layer, cnn_m
                 return st;
             continue;
         }
-        if (json_is_null(v) && !(k->fields[a].flags & CNN_FIELD_REQUIRED) && k->fields[a].type != CNN_FIELD_ACTIVATION)
+        if (json_is_null(v) && !(k->fields[a].flags & CNN_FIELD_REQUIRED)
+            && k->fields[a].type != CNN_FIELD_ACTIVATION)
             continue; /* null = Keras's default */
         cnn_desc_value value;
         if ((st = convert(r, &k->fields[a], v, &value)))

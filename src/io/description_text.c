@@ -453,7 +453,8 @@ static cnn_status parse_args(text_parser *p, const char *s, const char *end,
                                "%s: positional value '%.*s' after key=value arguments; write it"
                                " as key=value",
                                k->type_name, SHOW(value, vlen));
-            if (n_positional >= k->n_fields || !(k->fields[n_positional].flags & CNN_FIELD_POSITIONAL))
+            if (n_positional >= k->n_fields
+                || !(k->fields[n_positional].flags & CNN_FIELD_POSITIONAL))
                 return positional_error(p, value, vlen);
             index = n_positional++;
         }

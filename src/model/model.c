@@ -198,7 +198,8 @@ cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec)
         const cnn_layer_field *f = &ops->fields[i];
         char field[64];
         snprintf(field, sizeof field, "%s l2", f->key);
-        if (is_penalty(f) && (st = cnn_layer_check_l2(name, ops->type_name, field, spec_l2(spec, f))))
+        if (is_penalty(f)
+            && (st = cnn_layer_check_l2(name, ops->type_name, field, spec_l2(spec, f))))
             return st;
     }
     cnn_layer *l;
