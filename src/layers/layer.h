@@ -1,9 +1,15 @@
 /* The one small interface every layer kind implements.
  *
  * A layer kind is a file in src/layers/ that defines a cnn_layer_ops table
- * and a create function, plus one line in src/layers/registry.c. A layer
- * keeps its configuration as a cnn_layer_spec (defaults filled in); derived
- * state lives in the kind's own struct whose first member is cnn_layer.
+ * (ops, Keras class name, its config fields and Keras keys), a create
+ * function and its typed cnn_model_add_<kind> (CNN_LAYER_ADD_FUNCTION),
+ * plus one line in src/layers/registry.c and its declarations in cnn.h
+ * (config struct and macro, enum value, union member, add prototype).
+ * Everything else - the model file, the description readers, the Keras
+ * writers, layer names and L2 penalties - loops over the field tables, so
+ * nothing outside src/layers/ switches on the kind. A layer keeps its
+ * configuration as a cnn_layer_spec (defaults filled in); derived state
+ * lives in the kind's own struct whose first member is cnn_layer.
  *
  * Memory: the model owns every buffer. Parameters and their gradients are
  * views into the model's two parameter blocks; outputs, gradients and
