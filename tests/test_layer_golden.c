@@ -252,9 +252,8 @@ static void check_model(cnn_model *m, const char *prefix)
  * every kind is in the zoos above. */
 static void check_tables(cnn_model *a, cnn_model *b)
 {
-    const cnn_layer_kind_entry *e;
-    for (size_t i = 0; (e = cnn_layer_kind_at(i)); i++) {
-        const cnn_layer_ops *ops = e->ops;
+    const cnn_layer_ops *ops;
+    for (size_t i = 0; (ops = cnn_layer_kind_at(i)); i++) {
         CHECK(ops->n_fields <= CNN_DESC_MAX_ARGS);
         CHECK(cnn_layer_field_of_type(ops, CNN_FIELD_NAME) != NULL);
         for (int f = 0; f < ops->n_fields; f++) {

@@ -39,27 +39,27 @@ static bool word_is_nocase(const char *word, size_t len, const char *s)
 
 cnn_layer_kind cnn_desc_kind_from_name(const char *name, size_t len)
 {
-    const cnn_layer_kind_entry *e;
+    const cnn_layer_ops *e;
     for (size_t i = 0; (e = cnn_layer_kind_at(i)); i++)
-        if (word_is(name, len, e->ops->type_name)
-            || (e->ops->class_alias && word_is(name, len, e->ops->class_alias)))
-            return e->ops->kind;
+        if (word_is(name, len, e->type_name)
+            || (e->class_alias && word_is(name, len, e->class_alias)))
+            return e->kind;
     return 0;
 }
 
 const cnn_layer_ops *cnn_desc_kind_find(cnn_layer_kind kind)
 {
-    const cnn_layer_kind_entry *e = cnn_layer_kind_find(kind);
-    return e && e->ops->n_fields ? e->ops : NULL;
+    const cnn_layer_ops *e = cnn_layer_kind_find(kind);
+    return e && e->n_fields ? e : NULL;
 }
 
 const char *cnn_desc_layer_names(char *buf, size_t size)
 {
     size_t used = 0;
     buf[0] = '\0';
-    const cnn_layer_kind_entry *e;
+    const cnn_layer_ops *e;
     for (size_t i = 0; (e = cnn_layer_kind_at(i)) && used < size; i++) {
-        const cnn_layer_ops *k = e->ops;
+        const cnn_layer_ops *k = e;
         int n = k->class_alias ? snprintf(buf + used, size - used, "%s%s (%s)", i ? ", " : "",
                                           k->type_name, k->class_alias)
                                : snprintf(buf + used, size - used, "%s%s", i ? ", " : "",
@@ -120,12 +120,12 @@ const char *cnn_desc_suggest_layer(const char *word, size_t len)
 {
     const char *best = NULL;
     size_t best_d = (size_t)-1;
-    const cnn_layer_kind_entry *e;
+    const cnn_layer_ops *e;
     for (size_t i = 0; (e = cnn_layer_kind_at(i)); i++)
-        consider(word, len, e->ops->type_name, &best, &best_d);
+        consider(word, len, e->type_name, &best, &best_d);
     for (size_t i = 0; (e = cnn_layer_kind_at(i)); i++)
-        if (e->ops->class_alias)
-            consider(word, len, e->ops->class_alias, &best, &best_d);
+        if (e->class_alias)
+            consider(word, len, e->class_alias, &best, &best_d);
     consider(word, len, "input", &best, &best_d);
     return best;
 }

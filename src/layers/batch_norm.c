@@ -199,6 +199,9 @@ static void bn_backward(cnn_layer *l, const cnn_layer_io *io)
     cnn_pool_run(pool_for(io, job.rows * b->channels), backward_worker, &job);
 }
 
+static cnn_status cnn_layer_batch_normalization_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                                       const char *name);
+
 /* The fields in Keras's positional order, which is the order of the
  * model file's record. */
 static const cnn_layer_field batch_normalization_fields[] = {
@@ -208,6 +211,7 @@ static const cnn_layer_field batch_normalization_fields[] = {
 };
 
 const cnn_layer_ops cnn_batch_normalization_ops = {
+    .create = cnn_layer_batch_normalization_create,
     .kind = CNN_LAYER_BATCH_NORMALIZATION,
     .type_name = "BatchNormalization",
     .auto_name = "batch_normalization",
@@ -223,8 +227,8 @@ const cnn_layer_ops cnn_batch_normalization_ops = {
     .keras_build_config = true,
 };
 
-cnn_status cnn_layer_batch_normalization_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                                const char *name)
+static cnn_status cnn_layer_batch_normalization_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                                       const char *name)
 {
     *out = NULL;
     cnn_batch_normalization_config k = spec->u.batch_normalization;

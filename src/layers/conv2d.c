@@ -224,6 +224,9 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
     }
 }
 
+static cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                          const char *name);
+
 /* The fields in Keras's positional order, which is the order of the
  * model file's record. */
 static const cnn_layer_field conv2d_fields[] = {
@@ -241,6 +244,7 @@ static const cnn_layer_field conv2d_fields[] = {
 };
 
 const cnn_layer_ops cnn_conv2d_ops = {
+    .create = cnn_layer_conv2d_create,
     .kind = CNN_LAYER_CONV2D,
     .can_fuse_activation = true,
     .type_name = "Conv2D",
@@ -268,7 +272,8 @@ static cnn_status check_pair(const char *layer, const char *field, const int v[2
     return CNN_OK;
 }
 
-cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name)
+static cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                          const char *name)
 {
     *out = NULL;
     cnn_conv2d_config k = spec->u.conv2d;

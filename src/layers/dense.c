@@ -74,6 +74,9 @@ static int64_t dense_flops(const cnn_layer *l)
     return 2 * d->rows_per_example * d->in_features * l->spec.u.dense.units;
 }
 
+static cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                         const char *name);
+
 /* The fields in Keras's positional order, which is the order of the
  * model file's record. */
 static const cnn_layer_field dense_fields[] = {
@@ -86,6 +89,7 @@ static const cnn_layer_field dense_fields[] = {
 };
 
 const cnn_layer_ops cnn_dense_ops = {
+    .create = cnn_layer_dense_create,
     .kind = CNN_LAYER_DENSE,
     .can_fuse_activation = true,
     .type_name = "Dense",
@@ -102,7 +106,8 @@ const cnn_layer_ops cnn_dense_ops = {
     .keras_build_config = true,
 };
 
-cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name)
+static cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                         const char *name)
 {
     *out = NULL;
     const cnn_dense_config *cfg = &spec->u.dense;

@@ -194,6 +194,11 @@ static void depthwise_layer_backward(cnn_layer *l, const cnn_layer_io *io)
     depthwise_backward(dl, io, 0, M, io->dy);
 }
 
+static cnn_status cnn_layer_depthwise_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                                    const char *name);
+static cnn_status cnn_layer_separable_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                                    const char *name);
+
 /* The fields in Keras's positional order, which is the order of the
  * model file's record. */
 static const cnn_layer_field depthwise_conv2d_fields[] = {
@@ -212,6 +217,7 @@ static const cnn_layer_field depthwise_conv2d_fields[] = {
 };
 
 const cnn_layer_ops cnn_depthwise_conv2d_ops = {
+    .create = cnn_layer_depthwise_conv2d_create,
     .kind = CNN_LAYER_DEPTHWISE_CONV2D,
     .type_name = "DepthwiseConv2D",
     .auto_name = "depthwise_conv2d",
@@ -308,6 +314,7 @@ static const cnn_layer_field separable_conv2d_fields[] = {
 };
 
 const cnn_layer_ops cnn_separable_conv2d_ops = {
+    .create = cnn_layer_separable_conv2d_create,
     .kind = CNN_LAYER_SEPARABLE_CONV2D,
     .type_name = "SeparableConv2D",
     .auto_name = "separable_conv2d",
@@ -372,8 +379,8 @@ static cnn_status check_common(const char *name, const char *type, int *kernel_s
     return CNN_OK;
 }
 
-cnn_status cnn_layer_depthwise_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                             const char *name)
+static cnn_status cnn_layer_depthwise_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                                    const char *name)
 {
     *out = NULL;
     cnn_depthwise_conv2d_config k = spec->u.depthwise_conv2d;
@@ -387,8 +394,8 @@ cnn_status cnn_layer_depthwise_conv2d_create(cnn_layer **out, const cnn_layer_sp
     return CNN_OK;
 }
 
-cnn_status cnn_layer_separable_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                             const char *name)
+static cnn_status cnn_layer_separable_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                                    const char *name)
 {
     *out = NULL;
     cnn_separable_conv2d_config k = spec->u.separable_conv2d;

@@ -27,6 +27,16 @@ static cnn_status same_shape_infer(cnn_layer *l, cnn_shape in)
     return CNN_OK;
 }
 
+/* The creators, named by the ops tables below. */
+static cnn_status cnn_layer_activation_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                              const char *name);
+static cnn_status cnn_layer_dropout_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                           const char *name);
+static cnn_status cnn_layer_flatten_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                           const char *name);
+static cnn_status cnn_layer_reshape_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                           const char *name);
+
 /* ---- Activation: the model applies l->activation after the copy. ---- */
 /* The fields in Keras's positional order, which is the order of the
  * model file's record. */
@@ -37,6 +47,7 @@ static const cnn_layer_field activation_fields[] = {
 };
 
 const cnn_layer_ops cnn_activation_ops = {
+    .create = cnn_layer_activation_create,
     .kind = CNN_LAYER_ACTIVATION,
     .type_name = "Activation",
     .auto_name = "activation",
@@ -47,8 +58,8 @@ const cnn_layer_ops cnn_activation_ops = {
     .keras_keys = "activation",
 };
 
-cnn_status cnn_layer_activation_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                       const char *name)
+static cnn_status cnn_layer_activation_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                              const char *name)
 {
     *out = NULL;
     const cnn_activation_config *cfg = &spec->u.activation;
@@ -79,6 +90,7 @@ static const cnn_layer_field flatten_fields[] = {
 };
 
 const cnn_layer_ops cnn_flatten_ops = {
+    .create = cnn_layer_flatten_create,
     .kind = CNN_LAYER_FLATTEN,
     .type_name = "Flatten",
     .auto_name = "flatten",
@@ -90,8 +102,8 @@ const cnn_layer_ops cnn_flatten_ops = {
     .keras_build_config = true,
 };
 
-cnn_status cnn_layer_flatten_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                    const char *name)
+static cnn_status cnn_layer_flatten_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                           const char *name)
 {
     cnn_status st = cnn_layer_alloc(out, sizeof(cnn_layer), &cnn_flatten_ops, name);
     if (st == CNN_OK)
@@ -140,6 +152,7 @@ static const cnn_layer_field reshape_fields[] = {
 };
 
 const cnn_layer_ops cnn_reshape_ops = {
+    .create = cnn_layer_reshape_create,
     .kind = CNN_LAYER_RESHAPE,
     .type_name = "Reshape",
     .auto_name = "reshape",
@@ -151,7 +164,8 @@ const cnn_layer_ops cnn_reshape_ops = {
     .keras_build_config = true,
 };
 
-cnn_status cnn_layer_reshape_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name)
+static cnn_status cnn_layer_reshape_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                           const char *name)
 {
     *out = NULL;
     cnn_shape t = spec->u.reshape.target_shape;
@@ -227,6 +241,7 @@ static const cnn_layer_field dropout_fields[] = {
 };
 
 const cnn_layer_ops cnn_dropout_ops = {
+    .create = cnn_layer_dropout_create,
     .kind = CNN_LAYER_DROPOUT,
     .type_name = "Dropout",
     .auto_name = "dropout",
@@ -239,8 +254,8 @@ const cnn_layer_ops cnn_dropout_ops = {
     .keras_keys = "rate seed noise_shape",
 };
 
-cnn_status cnn_layer_dropout_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                    const char *name)
+static cnn_status cnn_layer_dropout_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                           const char *name)
 {
     *out = NULL;
     const cnn_dropout_config *cfg = &spec->u.dropout;

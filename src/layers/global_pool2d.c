@@ -45,6 +45,9 @@ static void max_backward(cnn_layer *l, const cnn_layer_io *io)
                                     (int64_t)l->in.dims[0] * l->in.dims[1], l->in.dims[2]);
 }
 
+static cnn_status cnn_layer_global_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                                 const char *name);
+
 /* The fields in Keras's positional order, which is the order of the
  * model file's record. */
 static const cnn_layer_field global_pool2d_fields[] = {
@@ -52,6 +55,7 @@ static const cnn_layer_field global_pool2d_fields[] = {
 };
 
 const cnn_layer_ops cnn_global_average_pooling2d_ops = {
+    .create = cnn_layer_global_pool2d_create,
     .kind = CNN_LAYER_GLOBAL_AVERAGE_POOLING2D,
     .type_name = "GlobalAveragePooling2D",
     .auto_name = "global_average_pooling2d",
@@ -64,6 +68,7 @@ const cnn_layer_ops cnn_global_average_pooling2d_ops = {
 };
 
 const cnn_layer_ops cnn_global_max_pooling2d_ops = {
+    .create = cnn_layer_global_pool2d_create,
     .kind = CNN_LAYER_GLOBAL_MAX_POOLING2D,
     .type_name = "GlobalMaxPooling2D",
     .auto_name = "global_max_pooling2d",
@@ -75,8 +80,8 @@ const cnn_layer_ops cnn_global_max_pooling2d_ops = {
     .keras_keys = "data_format keepdims",
 };
 
-cnn_status cnn_layer_global_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                          const char *name)
+static cnn_status cnn_layer_global_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                                 const char *name)
 {
     const cnn_layer_ops *ops = spec->kind == CNN_LAYER_GLOBAL_MAX_POOLING2D
                                    ? &cnn_global_max_pooling2d_ops

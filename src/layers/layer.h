@@ -133,8 +133,14 @@ typedef struct cnn_layer_field {
 #define CNN_LAYER_FIELDS(array) \
     .fields = (array), .n_fields = (int)(sizeof(array) / sizeof((array)[0]))
 
+/* A kind's creator: validates the spec's values (naming the layer in
+ * errors), fills defaults, allocates. Shapes are checked later by infer. */
+typedef cnn_status (*cnn_layer_create_fn)(cnn_layer **out, const cnn_layer_spec *spec,
+                                          const char *name);
+
 typedef struct cnn_layer_ops {
     cnn_layer_kind kind;
+    cnn_layer_create_fn create;
     const char *type_name;  /* Keras class name: "Conv2D" */
     const char *auto_name;  /* Keras auto-name stem: "conv2d" */
     /* Sets l->out and the parameter shapes for input shape in, or fails with
@@ -199,20 +205,10 @@ void cnn_layer_set_param(cnn_layer *l, int i, const char *name, int rank, const 
 /* Uniform(-limit, limit), limit = sqrt(6 / (fan_in + fan_out)). */
 void cnn_glorot_uniform(float *w, int64_t count, int64_t fan_in, int64_t fan_out, cnn_rng *rng);
 
-/* A kind's creator: validates the spec's values (naming the layer in
- * errors), fills defaults, allocates. Shapes are checked later by infer. */
-typedef cnn_status (*cnn_layer_create_fn)(cnn_layer **out, const cnn_layer_spec *spec,
-                                          const char *name);
-
-typedef struct cnn_layer_kind_entry {
-    const cnn_layer_ops *ops;
-    cnn_layer_create_fn create;
-} cnn_layer_kind_entry;
-
-/* The registry (registry.c): NULL for an unknown kind. */
-const cnn_layer_kind_entry *cnn_layer_kind_find(cnn_layer_kind kind);
+/* The registry (registry.c): the ops of a kind, NULL for an unknown kind. */
+const cnn_layer_ops *cnn_layer_kind_find(cnn_layer_kind kind);
 /* The i-th registry row, in registry order; NULL past the end. */
-const cnn_layer_kind_entry *cnn_layer_kind_at(size_t i);
+const cnn_layer_ops *cnn_layer_kind_at(size_t i);
 
 /* The public cnn_model_add_<kind>(m, cfg): tags the config with its kind
  * and hands it to cnn_model_add, so a kind's typed entry point lives in the
@@ -223,38 +219,7 @@ const cnn_layer_kind_entry *cnn_layer_kind_at(size_t i);
         return cnn_model_add(m, &(cnn_layer_spec){.kind = (kind_value), .u.member = cfg}); \
     }
 
-cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
-cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
-cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
-cnn_status cnn_layer_activation_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                       const char *name);
-cnn_status cnn_layer_dropout_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
-cnn_status cnn_layer_flatten_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
-cnn_status cnn_layer_global_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                          const char *name);
-cnn_status cnn_layer_batch_normalization_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                                const char *name);
-cnn_status cnn_layer_relu_family_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                        const char *name);
-cnn_status cnn_layer_zero_padding2d_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                           const char *name);
-cnn_status cnn_layer_reshape_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
-cnn_status cnn_layer_depthwise_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                             const char *name);
-cnn_status cnn_layer_separable_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                             const char *name);
-
-cnn_status cnn_layer_rescaling_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                      const char *name);
-
 /* Checks an L2 factor from a spec (finite, >= 0), naming the layer and field. */
 cnn_status cnn_layer_check_l2(const char *layer, const char *type, const char *field, float l2);
-
-extern const cnn_layer_ops cnn_conv2d_ops, cnn_dense_ops, cnn_max_pooling2d_ops,
-    cnn_average_pooling2d_ops, cnn_activation_ops, cnn_dropout_ops, cnn_flatten_ops,
-    cnn_global_average_pooling2d_ops, cnn_global_max_pooling2d_ops,
-    cnn_batch_normalization_ops, cnn_leaky_relu_ops, cnn_elu_ops, cnn_relu_ops,
-    cnn_zero_padding2d_ops, cnn_reshape_ops, cnn_depthwise_conv2d_ops,
-    cnn_separable_conv2d_ops, cnn_rescaling_ops;
 
 #endif

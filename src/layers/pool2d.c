@@ -109,6 +109,9 @@ static void pool2d_backward(cnn_layer *l, const cnn_layer_io *io)
     cnn_pool_run(overlap ? NULL : io->pool, pool_worker, &job);
 }
 
+static cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                          const char *name);
+
 /* The fields in Keras's positional order, which is the order of the
  * model file's record. */
 static const cnn_layer_field pool2d_fields[] = {
@@ -119,6 +122,7 @@ static const cnn_layer_field pool2d_fields[] = {
 };
 
 const cnn_layer_ops cnn_max_pooling2d_ops = {
+    .create = cnn_layer_pool2d_create,
     .kind = CNN_LAYER_MAX_POOLING2D,
     .type_name = "MaxPooling2D",
     .auto_name = "max_pooling2d",
@@ -132,6 +136,7 @@ const cnn_layer_ops cnn_max_pooling2d_ops = {
 };
 
 const cnn_layer_ops cnn_average_pooling2d_ops = {
+    .create = cnn_layer_pool2d_create,
     .kind = CNN_LAYER_AVERAGE_POOLING2D,
     .type_name = "AveragePooling2D",
     .auto_name = "average_pooling2d",
@@ -143,7 +148,8 @@ const cnn_layer_ops cnn_average_pooling2d_ops = {
     .keras_keys = "pool_size padding strides data_format",
 };
 
-cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name)
+static cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                          const char *name)
 {
     *out = NULL;
     const cnn_layer_ops *ops = spec->kind == CNN_LAYER_MAX_POOLING2D ? &cnn_max_pooling2d_ops

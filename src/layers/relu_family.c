@@ -36,6 +36,9 @@ static void leaky_backward(cnn_layer *l, const cnn_layer_io *io)
         io->dx[i] = io->x[i] >= 0 ? io->dy[i] : s * io->dy[i];
 }
 
+static cnn_status cnn_layer_relu_family_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                               const char *name);
+
 /* The fields in Keras's positional order, which is the order of the
  * model file's record. */
 static const cnn_layer_field leaky_relu_fields[] = {
@@ -47,6 +50,7 @@ static const cnn_layer_field leaky_relu_fields[] = {
 };
 
 const cnn_layer_ops cnn_leaky_relu_ops = {
+    .create = cnn_layer_relu_family_create,
     .kind = CNN_LAYER_LEAKY_RELU,
     .type_name = "LeakyReLU",
     .auto_name = "leaky_re_lu",
@@ -80,6 +84,7 @@ static const cnn_layer_field elu_fields[] = {
 };
 
 const cnn_layer_ops cnn_elu_ops = {
+    .create = cnn_layer_relu_family_create,
     .kind = CNN_LAYER_ELU,
     .type_name = "ELU",
     .auto_name = "elu",
@@ -125,6 +130,7 @@ static const cnn_layer_field relu_fields[] = {
 };
 
 const cnn_layer_ops cnn_relu_ops = {
+    .create = cnn_layer_relu_family_create,
     .kind = CNN_LAYER_RELU,
     .type_name = "ReLU",
     .auto_name = "re_lu",
@@ -144,8 +150,8 @@ static cnn_status positive(const char *name, const char *type, const char *field
                     name, type, field, (double)v);
 }
 
-cnn_status cnn_layer_relu_family_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                        const char *name)
+static cnn_status cnn_layer_relu_family_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                               const char *name)
 {
     *out = NULL;
     cnn_layer_spec s = *spec;

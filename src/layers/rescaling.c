@@ -28,6 +28,9 @@ static void rescaling_backward(cnn_layer *l, const cnn_layer_io *io)
         io->dx[i] = io->dy[i] * scale;
 }
 
+static cnn_status cnn_layer_rescaling_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                             const char *name);
+
 /* The fields in Keras's positional order, which is the order of the
  * model file's record. */
 static const cnn_layer_field rescaling_fields[] = {
@@ -38,6 +41,7 @@ static const cnn_layer_field rescaling_fields[] = {
 };
 
 const cnn_layer_ops cnn_rescaling_ops = {
+    .create = cnn_layer_rescaling_create,
     .kind = CNN_LAYER_RESCALING,
     .type_name = "Rescaling",
     .auto_name = "rescaling",
@@ -48,8 +52,8 @@ const cnn_layer_ops cnn_rescaling_ops = {
     .keras_keys = "scale offset",
 };
 
-cnn_status cnn_layer_rescaling_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                      const char *name)
+static cnn_status cnn_layer_rescaling_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                             const char *name)
 {
     *out = NULL;
     cnn_rescaling_config k = spec->u.rescaling;

@@ -51,6 +51,9 @@ static void zp_backward(cnn_layer *l, const cnn_layer_io *io)
                    row * sizeof(float));
 }
 
+static cnn_status cnn_layer_zero_padding2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                                  const char *name);
+
 /* The fields in Keras's positional order, which is the order of the
  * model file's record. */
 static const cnn_layer_field zero_padding2d_fields[] = {
@@ -60,6 +63,7 @@ static const cnn_layer_field zero_padding2d_fields[] = {
 };
 
 const cnn_layer_ops cnn_zero_padding2d_ops = {
+    .create = cnn_layer_zero_padding2d_create,
     .kind = CNN_LAYER_ZERO_PADDING2D,
     .type_name = "ZeroPadding2D",
     .auto_name = "zero_padding2d",
@@ -70,8 +74,8 @@ const cnn_layer_ops cnn_zero_padding2d_ops = {
     .keras_keys = "padding data_format",
 };
 
-cnn_status cnn_layer_zero_padding2d_create(cnn_layer **out, const cnn_layer_spec *spec,
-                                           const char *name)
+static cnn_status cnn_layer_zero_padding2d_create(cnn_layer **out, const cnn_layer_spec *spec,
+                                                  const char *name)
 {
     *out = NULL;
     cnn_zero_padding2d_config k = spec->u.zero_padding2d;

@@ -629,12 +629,12 @@ static cnn_status read_layer(reader *r, uint32_t index, file_layer *fl)
     snprintf(r->where, sizeof r->where, "layer %u", index);
     if ((st = rd_u32(r, "kind", &kind)))
         return st;
-    const cnn_layer_kind_entry *entry = cnn_layer_kind_find((cnn_layer_kind)kind);
-    if (!entry)
+    const cnn_layer_ops *ops = cnn_layer_kind_find((cnn_layer_kind)kind);
+    if (!ops)
         return cnn_fail(CNN_ERR_FORMAT, "%s: %s: unknown layer kind %u", r->name, r->where,
                         kind);
     fl->spec.kind = (cnn_layer_kind)kind;
-    fl->ops = entry->ops;
+    fl->ops = ops;
     uint64_t name_len;
     const unsigned char *name;
     if ((st = rd_u8(r, "flags", &fl->flags)) || (st = rd_le(r, 2, "name length", &name_len)))

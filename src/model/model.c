@@ -169,10 +169,9 @@ cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec)
 {
     if (!m || !spec)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "add: model and spec are required");
-    const cnn_layer_kind_entry *entry = cnn_layer_kind_find(spec->kind);
-    if (!entry)
+    const cnn_layer_ops *ops = cnn_layer_kind_find(spec->kind);
+    if (!ops)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "add: unknown layer kind %d", (int)spec->kind);
-    const cnn_layer_ops *ops = entry->ops;
     if (m->built)
         return cnn_fail(CNN_ERR_STATE,
                         "add: the model is already built (weights exist); add every layer first");
@@ -203,7 +202,7 @@ cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec)
             return st;
     }
     cnn_layer *l;
-    if ((st = entry->create(&l, spec, name)))
+    if ((st = ops->create(&l, spec, name)))
         return st;
     l->auto_named = !given || !*given;
     const char **own = spec_name_field(ops, &l->spec);
