@@ -1,4 +1,6 @@
-/* Memory planning, estimates and the budget. */
+/* Memory planning, estimates and the budget. The planner decides from the
+ * layers alone and calls nothing in model.c or run.c (they call it), so
+ * the three files form no circle. */
 #include "model/memory.h"
 
 #include <stdio.h>
@@ -8,6 +10,21 @@
 #include "kernels/activation.h"
 
 static size_t round_floats(size_t bytes) { return (bytes + sizeof(float) - 1) / sizeof(float); }
+
+static cnn_shape output_shape(const cnn_model *m)
+{
+    return m->n_layers ? m->layers[m->n_layers - 1]->out : m->input_shape;
+}
+
+bool cnn_model_grad_over_output(const cnn_model *m, int i)
+{
+    if (i < 0 || i + 1 >= m->n_layers)
+        return false;
+    const cnn_layer *next = m->layers[i + 1];
+    return next->ops->backward_in_place && next->ops->backward_in_place(next)
+        && cnn_activation_is_elementwise(m->layers[i]->activation)
+        && !cnn_activation_needs_input(m->layers[i]->activation);
+}
 
 void cnn_arena_plan_make(const cnn_model *m, int batch, bool training, cnn_arena_plan *p)
 {
@@ -31,7 +48,7 @@ void cnn_arena_plan_make(const cnn_model *m, int batch, bool training, cnn_arena
     if (!training)
         p->outputs = p->buffer[0] + p->buffer[1];
     p->grads = training ? p->buffer[0] + p->buffer[1] : 0;
-    size_t out = (size_t)cnn_shape_size(cnn_model_output_shape(m)) * batch;
+    size_t out = (size_t)cnn_shape_size(output_shape(m)) * batch;
     p->logits = out;
     p->input = (size_t)cnn_shape_size(m->input_shape) * batch;
     p->target = out;
@@ -45,7 +62,11 @@ cnn_status cnn_model_estimate_memory(const cnn_model *m, int batch, cnn_memory_e
     cnn_arena_plan train, infer;
     cnn_arena_plan_make(m, batch, true, &train);
     cnn_arena_plan_make(m, batch, false, &infer);
-    const int64_t f = (int64_t)sizeof(float), params = cnn_model_param_count(m) * f;
+    int64_t n_params = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int p = 0; p < m->layers[i]->n_params; p++)
+            n_params += m->layers[i]->params[p].count;
+    const int64_t f = (int64_t)sizeof(float), params = n_params * f;
     *out = (cnn_memory_estimate){
         .parameters = params,
         .gradients = params,

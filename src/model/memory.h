@@ -17,5 +17,8 @@ typedef struct cnn_arena_plan {
 } cnn_arena_plan;
 
 void cnn_arena_plan_make(const cnn_model *m, int batch, bool training, cnn_arena_plan *p);
+/* Whether layer i's output gradient is written over its output by layer
+ * i + 1's backward (so it needs no gradient buffer; see backward_in_place). */
+bool cnn_model_grad_over_output(const cnn_model *m, int i);
 
 #endif

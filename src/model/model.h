@@ -93,9 +93,6 @@ cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool t
 /* Loss of the last forward against targets; backward if grads wanted. */
 cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *loss_sum,
                                   double *correct_sum, bool backward, float *input_grad);
-/* Whether layer i's output gradient is written over its output by layer
- * i + 1's backward (so it needs no gradient buffer; see backward_in_place). */
-bool cnn_model_grad_over_output(const cnn_model *m, int i);
 /* Output of the last forward: (batch, output shape). */
 const float *cnn_model_output(const cnn_model *m);
 /* Number of target floats per example for the compiled loss. */

@@ -98,16 +98,6 @@ static bool fuses_activation(const cnn_model *m, int i)
              && cnn_loss_fuses_with(m->loss, l->activation));
 }
 
-bool cnn_model_grad_over_output(const cnn_model *m, int i)
-{
-    if (i < 0 || i + 1 >= m->n_layers)
-        return false;
-    const cnn_layer *next = m->layers[i + 1];
-    return next->ops->backward_in_place && next->ops->backward_in_place(next)
-        && cnn_activation_is_elementwise(m->layers[i]->activation)
-        && !cnn_activation_needs_input(m->layers[i]->activation);
-}
-
 static cnn_layer_io layer_io(cnn_model *m, int i, int batch, bool training)
 {
     return (cnn_layer_io){.batch = batch,
