@@ -231,9 +231,9 @@ static cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_layer_spec 
  * model file's record. */
 static const cnn_layer_field conv2d_fields[] = {
     {"filters", CNN_FIELD_COUNT, CNN_SPEC_FIELD(conv2d.filters),
-      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
     {"kernel_size", CNN_FIELD_PAIR, CNN_SPEC_FIELD(conv2d.kernel_size),
-      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
     {"strides", CNN_FIELD_PAIR, CNN_SPEC_FIELD(conv2d.strides), CNN_FIELD_POSITIONAL, 0},
     {"padding", CNN_FIELD_PADDING, CNN_SPEC_FIELD(conv2d.padding), CNN_FIELD_POSITIONAL, 0},
     {"dilation_rate", CNN_FIELD_PAIR, CNN_SPEC_FIELD(conv2d.dilation_rate), 0, 0},

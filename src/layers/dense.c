@@ -81,7 +81,7 @@ static cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_layer_spec *
  * model file's record. */
 static const cnn_layer_field dense_fields[] = {
     {"units", CNN_FIELD_COUNT, CNN_SPEC_FIELD(dense.units),
-      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
     {"activation", CNN_FIELD_ACTIVATION, CNN_SPEC_FIELD(dense.activation), CNN_FIELD_POSITIONAL, 0},
     {"use_bias", CNN_FIELD_USE_BIAS, CNN_SPEC_FIELD(dense.no_bias), 0, 0},
     {"kernel_regularizer", CNN_FIELD_L2, CNN_SPEC_FIELD(dense.kernel_l2), CNN_FIELD_EXTENSION, 0},

@@ -203,12 +203,12 @@ static cnn_status cnn_layer_separable_conv2d_create(cnn_layer **out, const cnn_l
  * model file's record. */
 static const cnn_layer_field depthwise_conv2d_fields[] = {
     {"kernel_size", CNN_FIELD_PAIR, CNN_SPEC_FIELD(depthwise_conv2d.kernel_size),
-      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
     {"strides", CNN_FIELD_PAIR, CNN_SPEC_FIELD(depthwise_conv2d.strides), CNN_FIELD_POSITIONAL, 0},
     {"padding", CNN_FIELD_PADDING, CNN_SPEC_FIELD(depthwise_conv2d.padding),
-      CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_POSITIONAL, 0},
     {"depth_multiplier", CNN_FIELD_COUNT, CNN_SPEC_FIELD(depthwise_conv2d.depth_multiplier),
-      CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_POSITIONAL, 0},
     {"dilation_rate", CNN_FIELD_PAIR, CNN_SPEC_FIELD(depthwise_conv2d.dilation_rate), 0, 0},
     {"activation", CNN_FIELD_ACTIVATION, CNN_SPEC_FIELD(depthwise_conv2d.activation), 0, 0},
     {"use_bias", CNN_FIELD_USE_BIAS, CNN_SPEC_FIELD(depthwise_conv2d.no_bias), 0, 0},
@@ -298,12 +298,12 @@ static void sep_backward(cnn_layer *l, const cnn_layer_io *io)
 
 static const cnn_layer_field separable_conv2d_fields[] = {
     {"filters", CNN_FIELD_COUNT, CNN_SPEC_FIELD(separable_conv2d.filters),
-      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
     {"kernel_size", CNN_FIELD_PAIR, CNN_SPEC_FIELD(separable_conv2d.kernel_size),
-      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
     {"strides", CNN_FIELD_PAIR, CNN_SPEC_FIELD(separable_conv2d.strides), CNN_FIELD_POSITIONAL, 0},
     {"padding", CNN_FIELD_PADDING, CNN_SPEC_FIELD(separable_conv2d.padding),
-      CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_POSITIONAL, 0},
     {"depth_multiplier", CNN_FIELD_COUNT, CNN_SPEC_FIELD(separable_conv2d.depth_multiplier), 0, 0},
     {"dilation_rate", CNN_FIELD_PAIR, CNN_SPEC_FIELD(separable_conv2d.dilation_rate), 0, 0},
     {"activation", CNN_FIELD_ACTIVATION, CNN_SPEC_FIELD(separable_conv2d.activation), 0, 0},

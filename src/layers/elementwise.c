@@ -42,7 +42,7 @@ static cnn_status cnn_layer_reshape_create(cnn_layer **out, const cnn_layer_spec
  * model file's record. */
 static const cnn_layer_field activation_fields[] = {
     {"activation", CNN_FIELD_ACTIVATION, CNN_SPEC_FIELD(activation.activation),
-      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
     {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(activation.name), 0, 0},
 };
 
@@ -147,7 +147,7 @@ static cnn_status reshape_infer(cnn_layer *l, cnn_shape in)
 
 static const cnn_layer_field reshape_fields[] = {
     {"target_shape", CNN_FIELD_TARGET_SHAPE, CNN_SPEC_FIELD(reshape.target_shape),
-      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
     {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(reshape.name), 0, 0},
 };
 
@@ -235,7 +235,7 @@ static void dropout_init(cnn_layer *l, cnn_rng *rng)
 
 static const cnn_layer_field dropout_fields[] = {
     {"rate", CNN_FIELD_RATE, CNN_SPEC_FIELD(dropout.rate),
-      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
     {"seed", CNN_FIELD_SEED, CNN_SPEC_FIELD(dropout.seed), 0, 0},
     {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(dropout.name), 0, 0},
 };

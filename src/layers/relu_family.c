@@ -43,9 +43,9 @@ static cnn_status cnn_layer_relu_family_create(cnn_layer **out, const cnn_layer_
  * model file's record. */
 static const cnn_layer_field leaky_relu_fields[] = {
     {"negative_slope", CNN_FIELD_POSITIVE, CNN_SPEC_FIELD(leaky_relu.negative_slope),
-      CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_POSITIONAL, 0},
     {"alpha", CNN_FIELD_POSITIVE, CNN_SPEC_FIELD(leaky_relu.negative_slope),
-      CNN_FIELD_ALIAS | CNN_FIELD_KERAS2, 0},
+     CNN_FIELD_ALIAS | CNN_FIELD_KERAS2, 0},
     {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(leaky_relu.name), 0, 0},
 };
 
@@ -124,7 +124,7 @@ static void relu_backward(cnn_layer *l, const cnn_layer_io *io)
 static const cnn_layer_field relu_fields[] = {
     {"max_value", CNN_FIELD_POSITIVE, CNN_SPEC_FIELD(relu.max_value), CNN_FIELD_POSITIONAL, 0},
     {"negative_slope", CNN_FIELD_NONNEGATIVE, CNN_SPEC_FIELD(relu.negative_slope),
-      CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_POSITIONAL, 0},
     {"threshold", CNN_FIELD_REAL, CNN_SPEC_FIELD(relu.threshold), CNN_FIELD_POSITIONAL, 0},
     {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(relu.name), 0, 0},
 };

@@ -35,7 +35,7 @@ static cnn_status cnn_layer_rescaling_create(cnn_layer **out, const cnn_layer_sp
  * model file's record. */
 static const cnn_layer_field rescaling_fields[] = {
     {"scale", CNN_FIELD_REAL, CNN_SPEC_FIELD(rescaling.scale),
-      CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
     {"offset", CNN_FIELD_REAL, CNN_SPEC_FIELD(rescaling.offset), CNN_FIELD_POSITIONAL, 0},
     {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(rescaling.name), 0, 0},
 };

@@ -58,7 +58,7 @@ static cnn_status cnn_layer_zero_padding2d_create(cnn_layer **out, const cnn_lay
  * model file's record. */
 static const cnn_layer_field zero_padding2d_fields[] = {
     {"padding", CNN_FIELD_PADDING4, CNN_SPEC_FIELD(zero_padding2d.padding),
-      CNN_FIELD_POSITIONAL, 0},
+     CNN_FIELD_POSITIONAL, 0},
     {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(zero_padding2d.name), 0, 0},
 };
 
