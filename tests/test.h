@@ -57,6 +57,11 @@ int test_close(const char *what, const float *a, const float *b, long n, double 
 /* dir/name in one of four rotating buffers (so a call may take several). */
 const char *test_path(const char *dir, const char *name);
 
+/* A whole file, malloc'd (NULL if it cannot be read), its length in *size;
+ * and n bytes written as a whole file (1 on success). */
+unsigned char *test_read_file(const char *path, size_t *size);
+int test_write_file(const char *path, const void *bytes, size_t n);
+
 /* Runs fn(ctx) on a full disk: writes past limit bytes fail with EFBIG
  * (RLIMIT_FSIZE, SIGXFSZ ignored). Returns its status (CNN_OK when the
  * limit cannot be set) with cnn_last_error() copied into msg. */

@@ -16,49 +16,15 @@
 
 static char dir[64];
 
-static unsigned char *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *b = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 4096;
-            unsigned char *g = realloc(b, cap);
-            if (!g)
-                break;
-            b = g;
-        }
-        size_t k = fread(b + n, 1, cap - n, f);
-        n += k;
-        if (k == 0)
-            break;
-    }
-    fclose(f);
-    *size = n;
-    return b;
-}
-
-static int write_all(const char *path, const void *b, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return 0;
-    int ok = fwrite(b, 1, n, f) == n;
-    return fclose(f) == 0 && ok;
-}
-
 /* bytes against the golden file (or written to it). */
 static void check_golden(const char *golden, const void *bytes, size_t n)
 {
     if (getenv("CNN_GOLDEN_WRITE")) {
-        CHECK(write_all(golden, bytes, n));
+        CHECK(test_write_file(golden, bytes, n));
         return;
     }
     size_t g = 0;
-    unsigned char *want = read_all(golden, &g);
+    unsigned char *want = test_read_file(golden, &g);
     CHECK(want != NULL);
     int same = want && g == n && memcmp(want, bytes, n) == 0;
     if (!same)
@@ -75,7 +41,7 @@ static unsigned char *saved_bytes(cnn_model *m, size_t *n)
     *n = 0;
     if (cnn_model_save(m, path) != CNN_OK)
         return NULL;
-    return read_all(path, n);
+    return test_read_file(path, n);
 }
 
 /* Every layer kind that takes images, then the flat ones. */
@@ -191,7 +157,7 @@ static void check_model(cnn_model *m, const char *prefix)
 
     /* the golden file loads and saves as the same bytes */
     size_t g = 0;
-    unsigned char *want = read_all(golden, &g);
+    unsigned char *want = test_read_file(golden, &g);
     cnn_model *c = NULL;
     CHECK(want != NULL);
     if (want)

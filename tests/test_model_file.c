@@ -23,40 +23,6 @@ static char *path_in_dir(const char *name)
     return p;
 }
 
-static unsigned char *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *b = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 4096;
-            unsigned char *g = realloc(b, cap);
-            if (!g)
-                break;
-            b = g;
-        }
-        size_t k = fread(b + n, 1, cap - n, f);
-        n += k;
-        if (k == 0)
-            break;
-    }
-    fclose(f);
-    *size = n;
-    return b;
-}
-
-static int write_all(const char *path, const void *b, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return 0;
-    int ok = fwrite(b, 1, n, f) == n;
-    return fclose(f) == 0 && ok;
-}
-
 /* Entries of dir whose names start with prefix. */
 static int count_entries(const char *prefix)
 {
@@ -230,7 +196,7 @@ static void check_round_trip(cnn_model *m, const cnn_tensor *x, const char *file
     const char *again = path_in_dir("again.cnn");
     CHECK_OK(cnn_model_save(c, again));
     size_t s1 = 0, s2 = 0;
-    unsigned char *b1 = read_all(path, &s1), *b2 = read_all(again, &s2);
+    unsigned char *b1 = test_read_file(path, &s1), *b2 = test_read_file(again, &s2);
     CHECK(b1 && b2 && s1 == s2 && memcmp(b1, b2, s1) == 0);
     free(b1);
     free(b2);
@@ -337,10 +303,10 @@ static void test_round_trip(void)
     CHECK(c && cnn_model_compile_config(c, &cc) == CNN_OK && cc.optimizer.global_clipnorm == 1.5f);
     cnn_model_free(c);
     size_t size = 0;
-    unsigned char *bytes = read_all(path_in_dir("new_kinds.cnn"), &size);
+    unsigned char *bytes = test_read_file(path_in_dir("new_kinds.cnn"), &size);
     CHECK(bytes && size > 24 && bytes[20] == 7); /* weights, training, extensions */
     free(bytes);
-    bytes = read_all(path_in_dir("every_kind.cnn"), &size);
+    bytes = test_read_file(path_in_dir("every_kind.cnn"), &size);
     CHECK(bytes && size > 24 && bytes[20] == 3); /* no extensions section */
     free(bytes);
     cnn_model_free(m);
@@ -511,8 +477,8 @@ static void test_resume(cnn_optimizer opt, const char *what)
         CHECK_OK(cnn_model_save(r, path_in_dir("resumed.cnn")));
         CHECK_OK(cnn_model_save(ref, path_in_dir("reference.cnn")));
         size_t s1 = 0, s2 = 0;
-        unsigned char *b1 = read_all(path_in_dir("resumed.cnn"), &s1);
-        unsigned char *b2 = read_all(path_in_dir("reference.cnn"), &s2);
+        unsigned char *b1 = test_read_file(path_in_dir("resumed.cnn"), &s1);
+        unsigned char *b2 = test_read_file(path_in_dir("reference.cnn"), &s2);
         CHECK(b1 && b2 && s1 == s2 && memcmp(b1, b2, s1) == 0);
         free(b1);
         free(b2);
@@ -554,7 +520,7 @@ static unsigned char *small_model_file(size_t *size)
     cnn_model_free(m);
     cnn_tensor_free(x);
     cnn_tensor_free(y);
-    return read_all(path_in_dir("small.cnn"), size);
+    return test_read_file(path_in_dir("small.cnn"), size);
 }
 
 /* Loads bytes expecting CNN_ERR_FORMAT whose message starts with the name
@@ -650,7 +616,7 @@ static void test_damage(void)
     const char *p = path_in_dir("small.cnn");
     CHECK_OK(cnn_model_load(p, &m));
     cnn_model_free(m);
-    CHECK(write_all(p, good, size - 1));
+    CHECK(test_write_file(p, good, size - 1));
     CHECK_FAILS(cnn_model_load(p, &m), CNN_ERR_FORMAT, "small.cnn: the file is truncated");
     CHECK(m == NULL);
     CHECK_FAILS(cnn_model_load(dir, &m), CNN_ERR_IO, "expected a regular model file, got a directory");
@@ -658,7 +624,7 @@ static void test_damage(void)
                 "/dev/zero: expected a regular model file, got a character device");
     CHECK_FAILS(cnn_model_load(path_in_dir("missing.cnn"), &m), CNN_ERR_IO,
                 "missing.cnn: cannot open: No such file or directory");
-    CHECK(write_all(p, "", 0));
+    CHECK(test_write_file(p, "", 0));
     CHECK_FAILS(cnn_model_load(p, &m), CNN_ERR_FORMAT, "truncated");
     free(b);
     free(good);
@@ -995,14 +961,14 @@ static void test_old_files_unchanged(void)
         char src[256];
         snprintf(src, sizeof src, "fuzz/corpus/model/%s", seeds[i]);
         size_t n0 = 0, n1 = 0;
-        unsigned char *before = read_all(src, &n0);
+        unsigned char *before = test_read_file(src, &n0);
         CHECK(before != NULL);
         cnn_model *m = NULL;
         CHECK_OK(cnn_model_load(src, &m));
         CHECK(cnn_model_class_names(m, NULL) == 0);
         const char *p = path_in_dir("resaved.cnn");
         CHECK_OK(cnn_model_save(m, p));
-        unsigned char *after = read_all(p, &n1);
+        unsigned char *after = test_read_file(p, &n1);
         if (!(before && after && n0 == n1 && memcmp(before, after, n0) == 0)) {
             fprintf(stderr, "%s: re-saved bytes differ (%zu vs %zu bytes)\n", src, n0, n1);
             CHECK(0);
@@ -1034,7 +1000,7 @@ static void test_from_logits_file(void)
         const char *path = path_in_dir("crafted.cnn");
         CHECK_OK(cnn_model_save(m, path));
         size_t size = 0;
-        unsigned char *b = read_all(path, &size);
+        unsigned char *b = test_read_file(path, &size);
         CHECK(b && size == n && memcmp(b, o.b, n) == 0);
         free(b);
         cnn_model_free(m);
@@ -1094,7 +1060,7 @@ static void test_atomic_save(void)
     CHECK_OK(cnn_model_save(old, p));
     CHECK(chmod(p, 0640) == 0);
     size_t n0 = 0;
-    unsigned char *before = read_all(p, &n0);
+    unsigned char *before = test_read_file(p, &n0);
 
     /* a full disk: writes past 1000 bytes fail with EFBIG (SIGXFSZ ignored) */
     char msg[1024];
@@ -1107,7 +1073,7 @@ static void test_atomic_save(void)
         CHECK(1);
     }
     size_t n1 = 0;
-    unsigned char *after = read_all(p, &n1);
+    unsigned char *after = test_read_file(p, &n1);
     CHECK(before && after && n0 == n1 && memcmp(before, after, n0) == 0);
     CHECK(count_entries("atomic.cnn.tmp.") == 0);
     cnn_model *m = NULL;
