@@ -75,7 +75,7 @@ typedef struct cnn_layer cnn_layer;
  *   COUNT         integer >= 1                       i32
  *   PAIR          n or (h, w), each >= 1             2 x i32
  *   PADDING       valid | same                       u32 (cnn_padding)
- *   ACTIVATION    an activation name (cnn_activation_name) u32 (cnn_activation)
+ *   ACTIVATION    a name (cnn_activation_name)       u32 (cnn_activation)
  *   USE_BIAS      true | false (stored as no_bias)   u8 no_bias, 0 or 1
  *   RATE          real in [0, 1)                     f32
  *   SEED          integer >= 0; 0 = None/null        u64
