@@ -435,6 +435,28 @@ cnn_status cnn_model_add_reshape(cnn_model *m, cnn_reshape_config cfg);
 cnn_status cnn_model_add_depthwise_conv2d(cnn_model *m, cnn_depthwise_conv2d_config cfg);
 cnn_status cnn_model_add_separable_conv2d(cnn_model *m, cnn_separable_conv2d_config cfg);
 cnn_status cnn_model_add_rescaling(cnn_model *m, cnn_rescaling_config cfg);
+/* The typed adds above as one list, from which libcnn defines them:
+ * X(name, kind, member) is cnn_model_add_<name>, CNN_LAYER_<kind>, and the
+ * cnn_layer_spec union member (its config type is cnn_<member>_config). */
+#define CNN_LAYER_ADD_LIST(X)                                                  \
+    X(conv2d, CONV2D, conv2d)                                                  \
+    X(dense, DENSE, dense)                                                     \
+    X(max_pooling2d, MAX_POOLING2D, pool2d)                                    \
+    X(average_pooling2d, AVERAGE_POOLING2D, pool2d)                            \
+    X(activation, ACTIVATION, activation)                                      \
+    X(dropout, DROPOUT, dropout)                                               \
+    X(flatten, FLATTEN, flatten)                                               \
+    X(global_average_pooling2d, GLOBAL_AVERAGE_POOLING2D, global_pool2d)       \
+    X(global_max_pooling2d, GLOBAL_MAX_POOLING2D, global_pool2d)               \
+    X(batch_normalization, BATCH_NORMALIZATION, batch_normalization)           \
+    X(leaky_relu, LEAKY_RELU, leaky_relu)                                      \
+    X(elu, ELU, elu)                                                           \
+    X(relu, RELU, relu)                                                        \
+    X(zero_padding2d, ZERO_PADDING2D, zero_padding2d)                          \
+    X(reshape, RESHAPE, reshape)                                               \
+    X(depthwise_conv2d, DEPTHWISE_CONV2D, depthwise_conv2d)                    \
+    X(separable_conv2d, SEPARABLE_CONV2D, separable_conv2d)                    \
+    X(rescaling, RESCALING, rescaling)
 
 /* Introspection. */
 /* The layer's full configuration with defaults filled in (the name points

@@ -251,6 +251,3 @@ static cnn_status cnn_layer_batch_normalization_create(cnn_layer **out, const cn
     }
     return st;
 }
-
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_batch_normalization, cnn_batch_normalization_config,
-                       CNN_LAYER_BATCH_NORMALIZATION, batch_normalization)

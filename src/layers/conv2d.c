@@ -310,5 +310,3 @@ static cnn_status cnn_layer_conv2d_create(cnn_layer **out, const cnn_layer_spec 
     *out = l;
     return CNN_OK;
 }
-
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_conv2d, cnn_conv2d_config, CNN_LAYER_CONV2D, conv2d)

@@ -126,5 +126,3 @@ static cnn_status cnn_layer_dense_create(cnn_layer **out, const cnn_layer_spec *
     *out = l;
     return CNN_OK;
 }
-
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_dense, cnn_dense_config, CNN_LAYER_DENSE, dense)

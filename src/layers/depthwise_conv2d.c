@@ -411,8 +411,3 @@ static cnn_status cnn_layer_separable_conv2d_create(cnn_layer **out, const cnn_l
     (*out)->activation = k.activation;
     return CNN_OK;
 }
-
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_depthwise_conv2d, cnn_depthwise_conv2d_config,
-                       CNN_LAYER_DEPTHWISE_CONV2D, depthwise_conv2d)
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_separable_conv2d, cnn_separable_conv2d_config,
-                       CNN_LAYER_SEPARABLE_CONV2D, separable_conv2d)

@@ -267,9 +267,3 @@ static cnn_status cnn_layer_dropout_create(cnn_layer **out, const cnn_layer_spec
         (*out)->spec = *spec;
     return st;
 }
-
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_activation, cnn_activation_config,
-                       CNN_LAYER_ACTIVATION, activation)
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_dropout, cnn_dropout_config, CNN_LAYER_DROPOUT, dropout)
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_flatten, cnn_flatten_config, CNN_LAYER_FLATTEN, flatten)
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_reshape, cnn_reshape_config, CNN_LAYER_RESHAPE, reshape)

@@ -91,8 +91,3 @@ static cnn_status cnn_layer_global_pool2d_create(cnn_layer **out, const cnn_laye
         (*out)->spec = *spec;
     return st;
 }
-
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_global_average_pooling2d, cnn_global_pool2d_config,
-                       CNN_LAYER_GLOBAL_AVERAGE_POOLING2D, global_pool2d)
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_global_max_pooling2d, cnn_global_pool2d_config,
-                       CNN_LAYER_GLOBAL_MAX_POOLING2D, global_pool2d)

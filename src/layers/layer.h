@@ -1,10 +1,10 @@
 /* The one small interface every layer kind implements.
  *
  * A layer kind is a file in src/layers/ that defines a cnn_layer_ops table
- * (ops, Keras class name, its config fields and Keras keys), a create
- * function and its typed cnn_model_add_<kind> (CNN_LAYER_ADD_FUNCTION),
- * plus one line in src/layers/registry.c and its declarations in cnn.h
- * (config struct and macro, enum value, union member, add prototype).
+ * (ops, Keras class name, its config fields and Keras keys) and a create
+ * function, plus one line in src/layers/registry.c and its declarations in
+ * cnn.h (config struct and macro, enum value, union member, add prototype
+ * and its line in CNN_LAYER_ADD_LIST, from which model.c defines it).
  * Everything else - the model file, the description readers, the Keras
  * writers, layer names and L2 penalties - loops over the field tables, so
  * nothing outside src/layers/ switches on the kind. A layer keeps its
@@ -209,15 +209,6 @@ void cnn_glorot_uniform(float *w, int64_t count, int64_t fan_in, int64_t fan_out
 const cnn_layer_ops *cnn_layer_kind_find(cnn_layer_kind kind);
 /* The i-th registry row, in registry order; NULL past the end. */
 const cnn_layer_ops *cnn_layer_kind_at(size_t i);
-
-/* The public cnn_model_add_<kind>(m, cfg): tags the config with its kind
- * and hands it to cnn_model_add, so a kind's typed entry point lives in the
- * kind's own file. */
-#define CNN_LAYER_ADD_FUNCTION(fn, config_type, kind_value, member)                    \
-    cnn_status fn(cnn_model *m, config_type cfg)                                       \
-    {                                                                                  \
-        return cnn_model_add(m, &(cnn_layer_spec){.kind = (kind_value), .u.member = cfg}); \
-    }
 
 /* Checks an L2 factor from a spec (finite, >= 0), naming the layer and field. */
 cnn_status cnn_layer_check_l2(const char *layer, const char *type, const char *field, float l2);

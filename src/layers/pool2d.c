@@ -181,8 +181,3 @@ static cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_layer_spec 
     *out = l;
     return CNN_OK;
 }
-
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_max_pooling2d, cnn_pool2d_config,
-                       CNN_LAYER_MAX_POOLING2D, pool2d)
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_average_pooling2d, cnn_pool2d_config,
-                       CNN_LAYER_AVERAGE_POOLING2D, pool2d)

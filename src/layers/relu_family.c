@@ -200,8 +200,3 @@ static cnn_status cnn_layer_relu_family_create(cnn_layer **out, const cnn_layer_
         (*out)->spec = s;
     return st;
 }
-
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_leaky_relu, cnn_leaky_relu_config,
-                       CNN_LAYER_LEAKY_RELU, leaky_relu)
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_elu, cnn_elu_config, CNN_LAYER_ELU, elu)
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_relu, cnn_relu_config, CNN_LAYER_RELU, relu)

@@ -69,6 +69,3 @@ static cnn_status cnn_layer_rescaling_create(cnn_layer **out, const cnn_layer_sp
     }
     return st;
 }
-
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_rescaling, cnn_rescaling_config,
-                       CNN_LAYER_RESCALING, rescaling)

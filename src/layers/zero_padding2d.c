@@ -95,6 +95,3 @@ static cnn_status cnn_layer_zero_padding2d_create(cnn_layer **out, const cnn_lay
     }
     return st;
 }
-
-CNN_LAYER_ADD_FUNCTION(cnn_model_add_zero_padding2d, cnn_zero_padding2d_config,
-                       CNN_LAYER_ZERO_PADDING2D, zero_padding2d)

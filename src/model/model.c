@@ -222,8 +222,16 @@ cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec)
     return CNN_OK;
 }
 
-/* The typed cnn_model_add_<kind> functions live in their kinds' files
- * (CNN_LAYER_ADD_FUNCTION). */
+/* The typed cnn_model_add_<kind>(m, cfg): each tags its config with its
+ * kind and hands it to cnn_model_add. */
+#define DEFINE_ADD(name, kind_name, member)                                              \
+    cnn_status cnn_model_add_##name(cnn_model *m, cnn_##member##_config cfg)              \
+    {                                                                                     \
+        cnn_layer_spec spec = {.kind = CNN_LAYER_##kind_name, .u.member = cfg};           \
+        return cnn_model_add(m, &spec);                                                   \
+    }
+CNN_LAYER_ADD_LIST(DEFINE_ADD)
+#undef DEFINE_ADD
 
 cnn_status cnn_model_layer_spec(const cnn_model *m, int i, cnn_layer_spec *out)
 {
