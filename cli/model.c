@@ -31,7 +31,7 @@ int cli_model_open(const char *cmd, const char *path, uint64_t seed, int64_t max
     if (cli_is_model_file(path)) {
         st = cnn_model_load(path, &m);
     } else if (cli_is_keras_file(path)) {
-        st = cnn_model_load_keras(path, &m, NULL);
+        st = cnn_model_load_keras_isolated(path, 0, &m, NULL);
     } else {
         st = cnn_model_from_description(path, &m);
         if (st == CNN_OK)
@@ -106,7 +106,7 @@ int cli_model_open_keras(const char *cmd, const char *path, uint64_t seed, int64
         return cli_model_open(cmd, path, seed, max_memory, threads, out);
     *out = NULL;
     cnn_model *m = NULL;
-    cnn_status st = cnn_model_load_keras(path, &m, keras);
+    cnn_status st = cnn_model_load_keras_isolated(path, 0, &m, keras);
     if (st == CNN_OK)
         st = cnn_model_set_max_memory(m, max_memory);
     if (st == CNN_OK)

@@ -917,6 +917,18 @@ cnn_status cnn_model_load_keras(const char *path, cnn_model **out, cnn_keras_inf
 /* Same from memory (for fuzzing and embedded use); name is used in errors. */
 cnn_status cnn_model_load_keras_memory(const void *bytes, size_t size, const char *name,
                                        cnn_model **out, cnn_keras_info *info);
+/* cnn_model_load_keras behind a wall, for files from others (the cnn tool
+ * reads every Keras file so). libhdf5 crashes and loops forever on some
+ * damaged .h5 data (SECURITY.md); cnn_model_load_keras runs it in the
+ * calling process, so such a file kills or hangs the caller. This reads
+ * the file in a child process (fork; address space, CPU time, no new files)
+ * and takes the model back through the checked .cnn loader: a crash is
+ * CNN_ERR_IO "reading FILE: the HDF5 library crashed (signal 11)", a hang
+ * "... gave no answer in 10 s" after timeout_seconds of wall clock (0 = 10
+ * s). The process must be able to fork; costs a fork and a copy of the
+ * model (SECURITY.md has the measurements). */
+cnn_status cnn_model_load_keras_isolated(const char *path, double timeout_seconds,
+                                         cnn_model **out, cnn_keras_info *info);
 /* Writes the model as Keras 3 writes a .keras file (stored zip: metadata.json,
  * config.json, model.weights.h5 with layers/<class key>/vars/<i> and, when
  * compiled, the compile config and optimizer state), for

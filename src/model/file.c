@@ -38,6 +38,7 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/tensor.h"
+#include "model/file.h"
 #include "model/model.h"
 
 #define FILE_MAGIC "CNNMODEL"
@@ -109,6 +110,8 @@ typedef struct {
     bool hashing;       /* counting: also the CRC of the bytes (cnn_model_checksum) */
     uint64_t total;     /* counting: bytes so far */
     cnn_atomic_file *out;
+    unsigned char *mem; /* instead of out: the whole file in memory (mem_cap bytes) */
+    size_t mem_len, mem_cap;
     uLong crc;          /* over every byte handed to the file so far */
     unsigned char *buf; /* WRITE_BUFFER bytes */
     size_t len;
@@ -117,8 +120,16 @@ typedef struct {
 
 static void write_all(writer *w, const unsigned char *p, size_t n)
 {
-    if (!w->st)
+    if (w->st)
+        return;
+    if (!w->mem) {
         w->st = cnn_atomic_write(w->out, p, n);
+    } else if (n > w->mem_cap - w->mem_len) { /* file_length and write_model disagree */
+        w->st = cnn_fail(CNN_ERR_STATE, "save: the model is longer than its counted length");
+    } else {
+        memcpy(w->mem + w->mem_len, p, n);
+        w->mem_len += n;
+    }
 }
 
 static void w_flush(writer *w)
@@ -375,6 +386,37 @@ cnn_status cnn_model_save(cnn_model *m, const char *path)
     write_all(&w, trailer, sizeof trailer);
     free(buf);
     return cnn_atomic_close(&out, w.st);
+}
+
+cnn_status cnn_model_encode(const cnn_model *m, unsigned char **out, size_t *size)
+{
+    *out = NULL;
+    *size = 0;
+    uint64_t length = file_length(m);
+    unsigned char *buf = malloc(WRITE_BUFFER);
+    unsigned char *mem = length <= SIZE_MAX ? malloc((size_t)length) : NULL;
+    if (!buf || !mem) {
+        free(buf);
+        free(mem);
+        return cnn_fail(CNN_ERR_NO_MEMORY, "save: cannot allocate %llu bytes for the model",
+                        (unsigned long long)length);
+    }
+    writer w = {.mem = mem, .mem_cap = (size_t)length, .crc = crc32(0L, Z_NULL, 0), .buf = buf};
+    write_model(&w, m, length);
+    w_flush(&w);
+    unsigned char trailer[CHECKSUM_BYTES];
+    put_le(trailer, (uint32_t)w.crc, CHECKSUM_BYTES);
+    write_all(&w, trailer, sizeof trailer);
+    free(buf);
+    if (!w.st && w.mem_len != w.mem_cap)
+        w.st = cnn_fail(CNN_ERR_STATE, "save: the model is shorter than its counted length");
+    if (w.st) {
+        free(mem);
+        return w.st;
+    }
+    *out = mem;
+    *size = w.mem_len;
+    return CNN_OK;
 }
 
 /* ---- Loading: step 1, the preamble -------------------------------------------- */

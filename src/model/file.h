@@ -1,0 +1,15 @@
+/* The model file in memory (internal): what cnn_model_save writes, as a
+ * buffer. The Keras reader's child process hands its model back this way
+ * (io/keras_isolate.c), so the parent reads it with the checked loader. */
+#ifndef CNN_MODEL_FILE_H
+#define CNN_MODEL_FILE_H
+
+#include <stddef.h>
+
+#include "cnn.h"
+
+/* The bytes of the model file (malloc'd; free them), byte for byte what
+ * cnn_model_save writes; cnn_model_load_memory reads them back. */
+cnn_status cnn_model_encode(const cnn_model *m, unsigned char **out, size_t *size);
+
+#endif
