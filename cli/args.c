@@ -195,6 +195,12 @@ static int set_value(const char *cmd, const cli_option *o, const char *value)
         if (!cli_parse_bytes(value, (int64_t *)o->dest))
             return cli_usage_error(cmd, "--%s: expected a size in bytes such as 512M or 8G"
                                    " (K, M, G are powers of 1024), got '%s'", o->name, value);
+        /* min: a budget below one page rounds to nothing (1e-9K is 0 bytes,
+         * which the library would take as "the default") */
+        if (*(int64_t *)o->dest < o->min)
+            return cli_usage_error(cmd, "--%s: expected at least %.0f bytes, got '%s' (%lld"
+                                   " bytes)", o->name, o->min, value,
+                                   (long long)*(int64_t *)o->dest);
         return CLI_OK;
     }
     return CLI_USAGE;

@@ -43,7 +43,7 @@ typedef struct cli_option {
     const char *name; /* "epochs" for --epochs; NULL ends a table */
     cli_opt_type type;
     void *dest;
-    double min, max;  /* numeric range, inclusive (INT, REAL) */
+    double min, max;  /* numeric range, inclusive (INT, REAL); BYTES: min only */
     bool *given;      /* optional: set to true when the option appears */
 } cli_option;
 

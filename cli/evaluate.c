@@ -229,7 +229,7 @@ int cli_evaluate(int argc, char **argv)
         CLI_SCALE_OPTION(&scale),
         {"batch-size", CLI_OPT_INT, &batch, 1, 1 << 30, NULL},
         {"threads", CLI_OPT_INT, &threads, 0, 1024, NULL},
-        {"max-memory", CLI_OPT_BYTES, &max_memory, 0, 0, NULL},
+        {"max-memory", CLI_OPT_BYTES, &max_memory, 4096, 0, NULL},
         {NULL, 0, NULL, 0, 0, NULL},
     };
     const char *pos[1];

@@ -1,6 +1,7 @@
 /* cnn summary MODEL [--batch B]: the Keras table, the memory training and
  * inference need and the FLOPs per image, and whether the model can be
  * built under the memory budget at all. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -28,18 +29,23 @@ static const char help[] =
 static void row(const char *name, int64_t training, int64_t inference)
 {
     char t[32] = "-", i[32] = "-";
-    if (training >= 0)
+    if (training == INT64_MAX) /* saturated: more than 64 bits hold */
+        snprintf(t, sizeof t, "> 2^63 B");
+    else if (training >= 0)
         cli_format_bytes(training, t, sizeof t);
-    if (inference >= 0)
+    if (inference == INT64_MAX)
+        snprintf(i, sizeof i, "> 2^63 B");
+    else if (inference >= 0)
         cli_format_bytes(inference, i, sizeof i);
     printf("  %-28s %14s %14s\n", name, t, i);
 }
 
 static void print_memory(const cnn_model *m, int batch, const cnn_memory_estimate *e)
 {
-    int64_t train_buffers = e->training_total - e->parameters - e->gradients - e->optimizer_state
+    /* what is left of a total (a saturated one leaves nothing to show) */
+    int64_t train_buffers = e->training_total == INT64_MAX ? -1 : e->training_total - e->parameters - e->gradients - e->optimizer_state
                           - e->activations_training - e->activation_gradients - e->workspace;
-    int64_t infer_buffers = e->inference_total - e->parameters - e->activations_inference
+    int64_t infer_buffers = e->inference_total == INT64_MAX ? -1 : e->inference_total - e->parameters - e->activations_inference
                           - e->workspace;
     printf("\nMemory for a batch of %d (float32):\n  %-28s %14s %14s\n", batch, "", "training",
            "inference");
@@ -66,7 +72,11 @@ static void print_memory(const cnn_model *m, int batch, const cnn_memory_estimat
     } uses[] = {{"Training", e->training_total}, {"Inference", e->inference_total}};
     for (int k = 0; k < 2; k++) {
         cli_format_bytes(uses[k].bytes, need, sizeof need);
-        if (uses[k].bytes <= budget)
+        if (uses[k].bytes == INT64_MAX) /* the library's "more than 64 bits hold" */
+            printf("%s with a batch of %d needs more than 2^63 bytes, more than the memory"
+                   " budget of %s:\nit would fail (lower the batch size).\n", uses[k].what, batch,
+                   allowed);
+        else if (uses[k].bytes <= budget)
             printf("%s with a batch of %d needs %s: it fits the memory budget of %s.\n",
                    uses[k].what, batch, need, allowed);
         else
@@ -83,7 +93,7 @@ int cli_summary(int argc, char **argv)
     int64_t max_memory = 0;
     const cli_option opts[] = {
         {"batch", CLI_OPT_INT, &batch, 1, 1 << 30, NULL},
-        {"max-memory", CLI_OPT_BYTES, &max_memory, 0, 0, NULL},
+        {"max-memory", CLI_OPT_BYTES, &max_memory, 4096, 0, NULL},
         {NULL, 0, NULL, 0, 0, NULL},
     };
     const char *pos[1];

@@ -659,7 +659,7 @@ int cli_train(int argc, char **argv)
         {"from-logits", CLI_OPT_FLAG, &o.from_logits, 0, 0, NULL},
         {"seed", CLI_OPT_U64, &o.seed, 0, 0, NULL},
         {"threads", CLI_OPT_INT, &o.threads, 0, 1024, NULL},
-        {"max-memory", CLI_OPT_BYTES, &o.max_memory, 0, 0, NULL},
+        {"max-memory", CLI_OPT_BYTES, &o.max_memory, 4096, 0, NULL},
         {"save", CLI_OPT_STRING, &o.save, 0, 0, NULL},
         {"checkpoint", CLI_OPT_STRING, &o.checkpoint, 0, 0, NULL},
         {"no-checkpoint", CLI_OPT_FLAG, &o.no_checkpoint, 0, 0, NULL},

@@ -242,7 +242,7 @@ int cli_visualize(int argc, char **argv)
         {"index", CLI_OPT_INT, &index, 0, 2147483647.0, NULL},
         CLI_INPUT_OPTIONS(&in, &scale),
         {"threads", CLI_OPT_INT, &threads, 0, 1024, NULL},
-        {"max-memory", CLI_OPT_BYTES, &max_memory, 0, 0, NULL},
+        {"max-memory", CLI_OPT_BYTES, &max_memory, 4096, 0, NULL},
         {NULL, 0, NULL, 0, 0, NULL},
     };
     const char *pos[2];

@@ -79,6 +79,49 @@ static long max_rss_kib(void)
     return ru.ru_maxrss;
 }
 
+/* Issue 18.1: ZeroPadding2D to 32768x32768, 4093 ReLU activations, a
+ * batch of 2^20: 2^62 floats, 2^64 bytes, which wrapped to a small total
+ * that passed the budget (then a SIGSEGV in zero padding's memset). Every
+ * size saturates now: the estimate says "does not fit" and running refuses
+ * before allocating. */
+static void test_sizes_do_not_wrap(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(2, 2, 1)));
+    if (!m)
+        return;
+    CHECK_OK(cnn_model_add_zero_padding2d(m, cnn_zero_padding2d(.padding = {16383, 16383,
+                                                                            16383, 16383})));
+    for (int i = 0; i < 4093; i++)
+        CHECK(cnn_model_add_activation(m, cnn_activation_layer(.activation = CNN_ACTIVATION_RELU))
+              == CNN_OK);
+    CHECK_OK(cnn_model_add_global_max_pooling2d(m, cnn_global_pool2d()));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 2)));
+    cnn_memory_estimate e;
+    CHECK_OK(cnn_model_estimate_memory(m, 1 << 20, &e));
+    CHECK(e.training_total == INT64_MAX && e.activations_training > 0);
+    CHECK(e.inference_total > ((int64_t)1 << 52)); /* two buffers of 2^50 floats */
+    CHECK_OK(cnn_model_estimate_memory(m, 1 << 30, &e));
+    CHECK(e.training_total == INT64_MAX && e.inference_total == INT64_MAX);
+    cnn_tensor *x = NULL, *out = NULL;
+    CHECK_OK(cnn_tensor_create(&x, 4, (int64_t[]){1 << 20, 2, 2, 1}));
+    if (x) {
+        CHECK_FAILS(cnn_model_predict(m, x, 1 << 20, &out), CNN_ERR_NO_MEMORY,
+                    "running a batch of 1048576 needs");
+        CHECK(out == NULL);
+        CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_MSE)));
+        cnn_tensor *y = NULL;
+        CHECK_OK(cnn_tensor_create(&y, 2, (int64_t[]){1 << 20, 2}));
+        if (y)
+            CHECK_FAILS(cnn_model_fit(m, x, y, cnn_fit(.epochs = 1, .batch_size = 1 << 20), NULL),
+                        CNN_ERR_NO_MEMORY, "training on a batch of 1048576 needs more than 2^63"
+                                           " bytes");
+        cnn_tensor_free(y);
+    }
+    cnn_tensor_free(x);
+    cnn_model_free(m);
+}
+
 int main(void)
 {
     tiled_matches_untiled("same s1", 23, 17, 3,
@@ -143,5 +186,6 @@ int main(void)
                 "running a batch of 1 needs");
     cnn_tensor_free(img);
     cnn_model_free(m);
+    test_sizes_do_not_wrap();
     return test_finish("test_memory");
 }

@@ -9,7 +9,25 @@
 #include "core/tensor.h"
 #include "kernels/activation.h"
 
-static size_t round_floats(size_t bytes) { return (bytes + sizeof(float) - 1) / sizeof(float); }
+static size_t round_floats(size_t bytes) { return bytes / sizeof(float) + (bytes % sizeof(float) != 0); }
+
+/* Every size here is in floats and saturates at CNN_PLAN_MAX_FLOATS, whose
+ * bytes still fit in an int64_t: a model of thousands of huge layers times
+ * a huge batch must come out as "too much", never wrap around to a small
+ * number that passes the budget. */
+static size_t sat_add(size_t a, size_t b)
+{
+    size_t r;
+    return __builtin_add_overflow(a, b, &r) || r > CNN_PLAN_MAX_FLOATS ? CNN_PLAN_MAX_FLOATS : r;
+}
+
+static size_t sat_mul(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r) || (uint64_t)r > CNN_PLAN_MAX_FLOATS)
+        return CNN_PLAN_MAX_FLOATS;
+    return (size_t)r;
+}
 
 static cnn_shape output_shape(const cnn_model *m)
 {
@@ -31,29 +49,44 @@ void cnn_arena_plan_make(const cnn_model *m, int batch, bool training, cnn_arena
     *p = (cnn_arena_plan){0};
     for (int i = 0; i < m->n_layers; i++) {
         const cnn_layer *l = m->layers[i];
-        size_t n = (size_t)cnn_shape_size(l->out) * batch;
+        size_t n = sat_mul(cnn_shape_size(l->out), batch);
         /* in training, a gradient written over its output needs no buffer */
         if (n > p->buffer[i % 2] && !(training && cnn_model_grad_over_output(m, i)))
             p->buffer[i % 2] = n;
         if (training) {
-            p->outputs += n;
+            p->outputs = sat_add(p->outputs, n);
             if (l->ops->saved_bytes)
-                p->outputs += round_floats(l->ops->saved_bytes(l, batch));
+                p->outputs = sat_add(p->outputs, round_floats(l->ops->saved_bytes(l, batch)));
             if (cnn_activation_needs_input(l->activation))
-                p->outputs += n; /* the pre-activation backward reads */
+                p->outputs = sat_add(p->outputs, n); /* the pre-activation backward reads */
         }
         size_t w = l->ops->workspace_floats ? l->ops->workspace_floats(l, batch, m->tile_floats) : 0;
+        w = w > CNN_PLAN_MAX_FLOATS ? CNN_PLAN_MAX_FLOATS : w;
         p->workspace = w > p->workspace ? w : p->workspace;
     }
     if (!training)
-        p->outputs = p->buffer[0] + p->buffer[1];
-    p->grads = training ? p->buffer[0] + p->buffer[1] : 0;
-    size_t out = (size_t)cnn_shape_size(output_shape(m)) * batch;
+        p->outputs = sat_add(p->buffer[0], p->buffer[1]);
+    p->grads = training ? sat_add(p->buffer[0], p->buffer[1]) : 0;
+    size_t out = sat_mul(cnn_shape_size(output_shape(m)), batch);
     p->logits = out;
-    p->input = (size_t)cnn_shape_size(m->input_shape) * batch;
+    p->input = sat_mul(cnn_shape_size(m->input_shape), batch);
     p->target = out;
-    p->total = p->outputs + p->grads + p->logits + p->workspace + p->input + p->target;
+    size_t total = sat_add(p->outputs, p->grads);
+    total = sat_add(total, p->logits);
+    total = sat_add(total, p->workspace);
+    total = sat_add(total, p->input);
+    p->total = sat_add(total, p->target);
+    p->overflow = p->total == CNN_PLAN_MAX_FLOATS;
 }
+
+/* a + b bytes, INT64_MAX when it does not fit. */
+static int64_t bytes_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
+static int64_t bytes_of(size_t floats) { return (int64_t)floats * (int64_t)sizeof(float); }
 
 cnn_status cnn_model_estimate_memory(const cnn_model *m, int batch, cnn_memory_estimate *out)
 {
@@ -62,26 +95,28 @@ cnn_status cnn_model_estimate_memory(const cnn_model *m, int batch, cnn_memory_e
     cnn_arena_plan train, infer;
     cnn_arena_plan_make(m, batch, true, &train);
     cnn_arena_plan_make(m, batch, false, &infer);
-    int64_t n_params = 0;
+    size_t n_params = 0;
     for (int i = 0; i < m->n_layers; i++)
         for (int p = 0; p < m->layers[i]->n_params; p++)
-            n_params += m->layers[i]->params[p].count;
-    const int64_t f = (int64_t)sizeof(float), params = n_params * f;
+            n_params = sat_add(n_params, sat_mul(m->layers[i]->params[p].count, 1));
+    const int64_t params = bytes_of(n_params);
+    const int64_t two = bytes_add(params, params), four = bytes_add(two, two);
     *out = (cnn_memory_estimate){
         .parameters = params,
         .gradients = params,
-        .optimizer_state = 2 * params,
-        .activations_training = (int64_t)train.outputs * f,
-        .activation_gradients = (int64_t)train.grads * f,
-        .activations_inference = (int64_t)infer.outputs * f,
-        .workspace = (int64_t)train.workspace * f,
-        .batch_buffers = (int64_t)(train.input + train.target) * f,
+        .optimizer_state = two,
+        .activations_training = bytes_of(train.outputs),
+        .activation_gradients = bytes_of(train.grads),
+        .activations_inference = bytes_of(infer.outputs),
+        .workspace = bytes_of(train.workspace),
+        .batch_buffers = bytes_add(bytes_of(train.input), bytes_of(train.target)),
     };
-    out->training_total = (int64_t)train.total * f + 4 * params;
-    out->inference_total = (int64_t)infer.total * f + params;
+    out->training_total = train.overflow ? INT64_MAX : bytes_add(bytes_of(train.total), four);
+    out->inference_total = infer.overflow ? INT64_MAX : bytes_add(bytes_of(infer.total), params);
     for (int i = 0; i < m->n_layers; i++)
         if (m->layers[i]->ops->flops)
-            out->flops_per_example += m->layers[i]->ops->flops(m->layers[i]);
+            out->flops_per_example = bytes_add(out->flops_per_example,
+                                               m->layers[i]->ops->flops(m->layers[i]));
     return CNN_OK;
 }
 

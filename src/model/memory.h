@@ -3,6 +3,10 @@
 #ifndef CNN_MODEL_MEMORY_H
 #define CNN_MODEL_MEMORY_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "model/model.h"
 
 typedef struct cnn_arena_plan {
@@ -14,7 +18,14 @@ typedef struct cnn_arena_plan {
     size_t grads;      /* training: buffer[0] + buffer[1] */
     size_t logits, workspace, input, target;
     size_t total;
+    bool overflow;     /* total does not fit: at least CNN_PLAN_MAX_FLOATS */
 } cnn_arena_plan;
+
+/* Where plan sizes saturate (in floats): their bytes fit in an int64_t
+ * and in a size_t. */
+#define CNN_PLAN_MAX_FLOATS                                                                    \
+    ((size_t)((uint64_t)INT64_MAX < (uint64_t)SIZE_MAX ? (uint64_t)INT64_MAX : (uint64_t)SIZE_MAX) \
+     / sizeof(float))
 
 void cnn_arena_plan_make(const cnn_model *m, int batch, bool training, cnn_arena_plan *p);
 /* Whether layer i's output gradient is written over its output by layer

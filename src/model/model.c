@@ -254,7 +254,11 @@ cnn_status cnn_model_build(cnn_model *m)
                 return cnn_fail(CNN_ERR_NO_MEMORY, "model: the parameter count overflows");
     char what[96];
     snprintf(what, sizeof what, "building the weights (%lld parameters)", (long long)total);
-    cnn_status st = cnn_model_check_budget(m, total * (int64_t)sizeof(float), what);
+    int64_t bytes64;
+    if (__builtin_mul_overflow(total, (int64_t)sizeof(float), &bytes64))
+        return cnn_fail(CNN_ERR_NO_MEMORY, "model: %s needs more than 2^63 bytes, more than the"
+                        " memory budget", what);
+    cnn_status st = cnn_model_check_budget(m, bytes64, what);
     if (st)
         return st;
     size_t bytes = (size_t)(total ? total : 1) * sizeof(float);

@@ -25,11 +25,18 @@ cnn_status cnn_model_reserve(cnn_model *m, int batch, bool training)
         return CNN_OK;
     cnn_arena_plan plan;
     cnn_arena_plan_make(m, batch, training, &plan);
+    /* The weights are within the budget (built), so these products fit;
+     * the plan saturates rather than wraps. */
     const int64_t params = m->n_params * (int64_t)sizeof(float);
-    int64_t kept = params * (m->grads ? 2 : 1) + (m->opt_m ? 2 * params : 0);
+    int64_t kept = params * (m->grads ? 2 : 1) + (m->opt_m ? 2 * params : 0), need;
     char what[96];
     snprintf(what, sizeof what, "%s a batch of %d", training ? "training on" : "running", batch);
-    if ((st = cnn_model_check_budget(m, kept + (int64_t)(plan.total * sizeof(float)), what)))
+    if (plan.overflow
+        || __builtin_add_overflow(kept, (int64_t)plan.total * (int64_t)sizeof(float), &need))
+        return cnn_fail(CNN_ERR_NO_MEMORY, "model: %s needs more than 2^63 bytes, more than the"
+                        " memory budget of %lld bytes; lower the batch size or shrink the layers",
+                        what, (long long)m->max_memory);
+    if ((st = cnn_model_check_budget(m, need, what)))
         return st;
     const int L = m->n_layers;
     free(m->arena.block);
