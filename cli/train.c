@@ -576,6 +576,13 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
                                  "test targets"};
     if ((rc = cli_parallel_check(cmd, o->parallel, m, data, names, 4)))
         goto done;
+    if (initial_step > steps) { /* else fit would skip the rest of the epoch */
+        rc = cli_failf(cmd, "%s is at step %lld of epoch %d, but an epoch has %lld steps with"
+                       " --batch-size %d: resume with the batch size and data it was saved with",
+                       o->resume, (long long)initial_step, initial_epoch + 1, (long long)steps,
+                       o->batch_size);
+        goto done;
+    }
     print_plan(o, m, n_train, n_val, steps, initial_epoch, initial_step);
 
     if ((rc = cli_interrupt_install(cmd)))

@@ -2,6 +2,7 @@
  * from epoch-end and mid-epoch checkpoints bit for bit, damaged files
  * (every truncation, every bit flip, crafted fields) failing cleanly, and
  * atomic saving when the disk is full. */
+#define _GNU_SOURCE /* memmem */
 #include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
@@ -1117,6 +1118,68 @@ static void remove_dir(void)
     rmdir(dir);
 }
 
+/* Issue 18.4: a file with a valid checksum whose optimizer step count is
+ * INT64_MAX (the next step overflowed), or whose position lies past the
+ * end of an epoch (fit skipped the epoch's rest), is refused: at load for
+ * what no real run makes, at fit for a step past the epoch's end. */
+static void test_training_position(void)
+{
+    size_t size = 0;
+    unsigned char *good = small_model_file(&size);
+    CHECK(good != NULL);
+    if (!good)
+        return;
+    /* optimizer steps 2, epoch 1, step 0, 28 slots: the training block */
+    const unsigned char want[28] = {2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                    28, 0, 0, 0, 0, 0, 0, 0};
+    unsigned char *at = memmem(good, size, want, sizeof want);
+    CHECK(at != NULL);
+    if (!at) {
+        free(good);
+        return;
+    }
+    size_t off = (size_t)(at - good);
+    unsigned char *b = malloc(size);
+    memcpy(b, good, size);
+    for (int i = 0; i < 8; i++)
+        b[off + i] = i == 7 ? 0x7F : 0xFF; /* INT64_MAX */
+    fix_checksum(b, size);
+    CHECK(fails_cleanly(b, size, "training: position out of range (optimizer steps"
+                                 " 9223372036854775807, epoch 1, step 0): steps must be at most"
+                                 " 2^53", "steps INT64_MAX", off));
+    memcpy(b, good, size);
+    b[off + 12 + 7] = 0x40; /* step 2^62 */
+    fix_checksum(b, size);
+    CHECK(fails_cleanly(b, size, "step 4611686018427387904): steps must be at most 2^53",
+                        "step 2^62", off));
+    /* step 3 of an epoch of 2 steps: loads, and fit refuses to skip */
+    memcpy(b, good, size);
+    b[off + 8] = 0;  /* epoch 0 */
+    b[off + 12] = 3; /* step 3 */
+    fix_checksum(b, size);
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_load_memory(b, size, "model.cnn", &m));
+    if (m) {
+        int epoch;
+        int64_t step;
+        cnn_model_training_position(m, &epoch, &step);
+        CHECK(epoch == 0 && step == 3);
+        cnn_tensor *x = random_tensor(4, (int64_t[]){4, 3, 3, 1}, 5);
+        cnn_tensor *y = random_tensor(1, (int64_t[]){4}, 6);
+        for (int i = 0; i < 4; i++)
+            y->data[i] = (float)(i % 2);
+        CHECK_FAILS(cnn_model_fit(m, x, y, cnn_fit(.batch_size = 2, .initial_step = 3), NULL),
+                    CNN_ERR_INVALID_ARGUMENT, "fit: initial_step 3 is past the end of epoch 1,"
+                                              " which has 2 steps of batch size 2");
+        CHECK_OK(cnn_model_fit(m, x, y, cnn_fit(.batch_size = 2, .initial_step = 2), NULL));
+        cnn_tensor_free(x);
+        cnn_tensor_free(y);
+    }
+    cnn_model_free(m);
+    free(b);
+    free(good);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/cnn_test_model_file.XXXXXX");
@@ -1129,6 +1192,7 @@ int main(void)
     test_resume(cnn_sgd(.learning_rate = 0.05f, .momentum = 0.9f, .nesterov = true), "sgd");
     test_resume(cnn_rmsprop(.momentum = 0.5f), "rmsprop");
     test_damage();
+    test_training_position();
     test_crafted();
     test_crafted_class_names();
     test_class_names();

@@ -27,6 +27,7 @@
 #include "core/fileio.h"
 #include "io/description.h"
 #include "io/keras.h"
+#include "model/file.h"
 #include "model/model.h"
 
 static const unsigned char HDF5_MAGIC[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
@@ -173,6 +174,9 @@ static cnn_status restore_adam(cnn_model *m, hid_t loc, char **paths, int n, con
         memset(m->opt_v, 0, (size_t)m->n_params * sizeof(float));
         return st;
     }
+    if (steps > CNN_MAX_STEPS)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: %s: Adam's step count is %lld, more than 2^53"
+                        " (no real training makes that many)", file, paths[0], (long long)steps);
     m->opt_steps = steps;
     info->optimizer_state = true;
     return CNN_OK;

@@ -993,11 +993,12 @@ static cnn_status restore_training(cnn_model *m, const file_model *f, const char
     if (f->nesterov > 1)
         return cnn_fail(CNN_ERR_FORMAT, "%s: training: nesterov must be 0 or 1, got %u", name,
                         f->nesterov);
-    if (f->opt_steps > (uint64_t)INT64_MAX || f->train_step > (uint64_t)INT64_MAX
+    if (f->opt_steps > (uint64_t)CNN_MAX_STEPS || f->train_step > (uint64_t)CNN_MAX_STEPS
         || f->train_epoch > (uint32_t)INT_MAX)
         return cnn_fail(CNN_ERR_FORMAT,
                         "%s: training: position out of range (optimizer steps %llu, epoch %u,"
-                        " step %llu)",
+                        " step %llu): steps must be at most 2^53, more than any real training"
+                        " makes",
                         name, (unsigned long long)f->opt_steps, f->train_epoch,
                         (unsigned long long)f->train_step);
     cnn_compile_config cfg = {

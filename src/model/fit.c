@@ -136,6 +136,13 @@ static cnn_status split_data(fit_state *f, const cnn_tensor *x, const cnn_tensor
     if (n_val)
         f->val = (data_view){x->data + f->train.count * x_row, y->data + f->train.count * y_row,
                              n_val, x_row, y_row};
+    if (cfg->initial_step > f->steps)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "fit: initial_step %lld is past the end of epoch %d, which has %lld steps"
+                        " of batch size %d (a position saved with another batch size or other"
+                        " data cannot resume mid-epoch)",
+                        (long long)cfg->initial_step, cfg->initial_epoch + 1,
+                        (long long)f->steps, cfg->batch_size);
     f->batch = cfg->batch_size;
     if (f->batch > f->train.count)
         f->batch = (int)f->train.count;
@@ -198,6 +205,8 @@ static cnn_status fit_prepare(fit_state *f, cnn_model *m, const cnn_tensor *x, c
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "fit: model is NULL");
     if (!m->compiled)
         return cnn_fail(CNN_ERR_STATE, "fit: compile the model (choose a loss and optimizer) first");
+    if (!y) /* cnn_model_check_data takes NULL as "no targets" (forward) */
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "fit: y is NULL");
     cnn_status st;
     if ((st = cnn_fit_check_batch_size(&f->cfg.batch_size, "fit"))
         || (st = cnn_model_check_data(m, x, y, "fit"))

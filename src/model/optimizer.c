@@ -216,7 +216,9 @@ void cnn_optimizer_step(cnn_model *m, float lr)
     if (!(lr > 0))
         lr = o->learning_rate;
     final_gradients(m);
-    m->opt_steps++;
+    /* loaded counts are at most CNN_MAX_STEPS (2^53); never past INT64_MAX */
+    if (m->opt_steps < INT64_MAX)
+        m->opt_steps++;
     double t = (double)m->opt_steps;
     float adam_lr = (float)(lr * sqrt(1 - pow(o->beta_2, t)) / (1 - pow(o->beta_1, t)));
     for (int i = 0; i < m->n_layers; i++) {
