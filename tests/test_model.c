@@ -70,6 +70,11 @@ static void test_missing_channel_axis(void)
     cnn_tensor *short_y = tensor(1, (int64_t[]){3});
     CHECK_FAILS(cnn_model_evaluate(m, x, short_y, 0, NULL, NULL), CNN_ERR_SHAPE,
                 "x has 4 examples but y has 3");
+    /* no targets: an error, not a NULL dereference */
+    CHECK_FAILS(cnn_model_evaluate(m, x, NULL, 0, &(double){0}, NULL), CNN_ERR_INVALID_ARGUMENT,
+                "evaluate: y is NULL");
+    CHECK_FAILS(cnn_model_fit(m, x, NULL, cnn_fit(), NULL), CNN_ERR_INVALID_ARGUMENT,
+                "fit: y is NULL");
     y->data[2] = 7;
     CHECK_FAILS(cnn_model_fit(m, x, y, cnn_fit(), NULL), CNN_ERR_INVALID_ARGUMENT,
                 "has label 7, expected an integer in [0, 2)");

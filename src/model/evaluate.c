@@ -59,6 +59,8 @@ cnn_status cnn_model_evaluate(cnn_model *m, const cnn_tensor *x, const cnn_tenso
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "evaluate: model is NULL");
     if (!m->compiled)
         return cnn_fail(CNN_ERR_STATE, "evaluate: compile the model (choose a loss) first");
+    if (!y) /* cnn_model_check_data takes NULL as "no targets" (forward) */
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "evaluate: y is NULL");
     cnn_status st = cnn_fit_check_batch_size(&batch_size, "evaluate");
     if (st || (st = cnn_model_check_data(m, x, y, "evaluate"))
         || (st = cnn_fit_check_data_values(m, x, y, "evaluate")))
