@@ -173,6 +173,10 @@ int cli_format_parse(const char *cmd, const char *text, bool csv_allowed, cli_fo
 /* text as a JSON string (quotes, escapes; bytes that are not UTF-8 become
  * U+FFFD), or null for NULL. */
 void cli_json_string(FILE *f, const char *text);
+/* text as a terminal may show it: control characters (C0, DEL, C1) and
+ * bytes that are not UTF-8 become \t, \n, \r or \xHH. Writes at most cap
+ * bytes with the NUL (out may be NULL) and returns the full length. */
+size_t cli_escape_controls(const char *text, char *out, size_t cap);
 /* %.9g, or null for NaN and infinities (JSON has neither). */
 void cli_json_number(FILE *f, double v);
 /* One CSV field (RFC 4180: quoted when it holds a comma, quote or line
@@ -336,5 +340,34 @@ int cli_text_open(const char *cmd, cli_text *t);
 /* Writes the text as path unless rc says an earlier step failed; frees
  * the text either way. Returns rc, or the failure to write. */
 int cli_text_save(const char *cmd, cli_text *t, const char *path, int rc);
+
+/* ---- outputs.c: the files a command writes, claimed before it works ---------- */
+typedef struct cli_output {
+    const char *option; /* "save" for --save */
+    const char *path;   /* NULL: not given */
+    bool model;         /* a model file: may be the model it reads (training in place) */
+} cli_output;
+typedef struct cli_input {
+    const char *what;   /* "--train-images", "MODEL" */
+    const char *path;
+    bool model;         /* a saved model (.cnn, .h5, .keras) */
+} cli_input;
+enum { CLI_MAX_OUTPUTS = 8 };
+typedef struct cli_output_lock {
+    int fd;
+    char *lock_path;
+} cli_output_lock;
+typedef struct cli_outputs {
+    int count;
+    cli_output_lock locks[CLI_MAX_OUTPUTS];
+} cli_outputs;
+/* Before a command starts: refuses an output that exists and is not a
+ * regular file, or is one of the inputs (same device and inode; a model
+ * output may be a saved model input), and takes an advisory lock on each
+ * (PATH.lock beside it, which also proves the directory writable). Prints
+ * and returns CLI_FAILURE; release what it took with cli_outputs_release. */
+int cli_outputs_claim(const char *cmd, const cli_output *outs, int n_out, const cli_input *ins,
+                      int n_in, cli_outputs *held);
+void cli_outputs_release(cli_outputs *held);
 
 #endif

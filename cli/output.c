@@ -50,6 +50,36 @@ static size_t utf8_length(const unsigned char *s, size_t n)
     return cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ? 0 : len;
 }
 
+size_t cli_escape_controls(const char *text, char *out, size_t cap)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t n = strlen(text), o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_length(s + i, n - i);
+        bool c1 = k == 2 && s[i] == 0xC2 && s[i + 1] < 0xA0; /* U+0080..U+009F */
+        char esc[8];
+        const char *piece = (const char *)s + i;
+        size_t len = k;
+        if (k == 0 || c1 || (k == 1 && (s[i] < 0x20 || s[i] == 0x7F))) {
+            unsigned c = s[i];
+            if (c == '\t' || c == '\n' || c == '\r')
+                snprintf(esc, sizeof esc, "\\%c", c == '\t' ? 't' : c == '\n' ? 'n' : 'r');
+            else
+                snprintf(esc, sizeof esc, "\\x%02x", c);
+            piece = esc;
+            len = strlen(esc);
+            k = 1;
+        }
+        if (out && o + len < cap)
+            memcpy(out + o, piece, len);
+        o += len;
+        i += k;
+    }
+    if (out && cap)
+        out[o < cap ? o : cap - 1] = '\0';
+    return o;
+}
+
 void cli_json_string(FILE *f, const char *text)
 {
     if (!text) {
@@ -127,9 +157,11 @@ int cli_class_names_resolve(const char *cmd, const char *arg, const cnn_model *m
     int count = cnn_model_class_names(m, &names);
     if (!count)
         return CLI_OK;
+    /* names from a model file are shown escaped: a crafted name must not
+     * drive the terminal (cli_escape_controls) */
     size_t total = 0;
     for (int k = 0; k < count; k++)
-        total += strlen(names[k]) + 1;
+        total += cli_escape_controls(names[k], NULL, 0) + 1;
     out->storage = malloc(total);
     out->names = calloc((size_t)count, sizeof *out->names);
     if (!out->storage || !out->names) {
@@ -138,8 +170,8 @@ int cli_class_names_resolve(const char *cmd, const char *arg, const cnn_model *m
     }
     char *p = out->storage;
     for (int k = 0; k < count; k++) {
-        size_t n = strlen(names[k]) + 1;
-        memcpy(p, names[k], n);
+        size_t n = cli_escape_controls(names[k], NULL, 0) + 1;
+        cli_escape_controls(names[k], p, n);
         out->names[k] = p;
         p += n;
     }

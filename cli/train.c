@@ -494,8 +494,11 @@ static void print_plan(const train_opts *o, const cnn_model *m, int64_t n_train,
     int n_names = cnn_model_class_names(m, &names);
     if (n_names) {
         printf("Class names (kept in the model): ");
-        for (int k = 0; k < n_names; k++)
-            printf(k ? ", %s" : "%s", names[k]);
+        for (int k = 0; k < n_names; k++) {
+            char shown[1024]; /* escaped: a name from a file must not drive the terminal */
+            cli_escape_controls(names[k], shown, sizeof shown);
+            printf(k ? ", %s" : "%s", shown);
+        }
         putchar('\n');
     }
 }
@@ -521,6 +524,35 @@ static int split_sizes(const char *cmd, const train_opts *o, const cnn_tensor *x
     return cli_fail(cmd);
 }
 
+/* Every file train writes, checked and locked before anything is read or
+ * trained (rank 0 of a data-parallel job writes them). */
+static int claim_outputs(const char *cmd, const train_opts *o, const char *model_path,
+                         cli_outputs *held)
+{
+    const cli_output outs[] = {{"save", o->save, true},
+                               {"checkpoint", o->checkpoint, true},
+                               {"save-best", o->save_best, true},
+                               {"history", o->history, false},
+                               {"plot", o->plot, false}};
+    static const char *const mnist[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    char dir_files[8][4096];
+    cli_input ins[6 + 8] = {
+        {"MODEL", model_path, cli_is_model_file(model_path) || cli_is_keras_file(model_path)},
+        {"--resume", o->resume, true},
+        {"--train-images", o->data.train_images, false},
+        {"--train-labels", o->data.train_labels, false},
+        {"--test-images", o->data.test_images, false},
+        {"--test-labels", o->data.test_labels, false}};
+    int n_in = 6;
+    for (int i = 0; o->data.dir && i < 8; i++) {
+        snprintf(dir_files[i], sizeof dir_files[i], "%s/%s%s", o->data.dir, mnist[i / 2],
+                 i % 2 ? ".gz" : "");
+        ins[n_in++] = (cli_input){"--data", dir_files[i], false};
+    }
+    return cli_outputs_claim(cmd, outs, (int)(sizeof outs / sizeof outs[0]), ins, n_in, held);
+}
+
 static int run(const char *cmd, train_opts *o, const char *model_path, int argc, char **argv)
 {
     cnn_model *m = NULL;
@@ -531,8 +563,11 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
     cnn_loss loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
     if (!o->threads)
         o->threads = cli_parallel_threads(o->parallel); /* the cores shared by the ranks */
-    if ((rc = open_model(cmd, o, model_path, &m, &initial_epoch, &initial_step)))
+    cli_outputs held = {0};
+    if (cli_parallel_rank(o->parallel) == 0 && (rc = claim_outputs(cmd, o, model_path, &held)))
         return rc;
+    if ((rc = open_model(cmd, o, model_path, &m, &initial_epoch, &initial_step)))
+        goto done;
     r.m = m;
     int64_t n_train, n_val, steps;
     if ((rc = set_class_names(cmd, o, m)))
@@ -634,6 +669,7 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
                    (long long)tx->dims[0]);
     }
 done:
+    cli_outputs_release(&held);
     cli_history_free(&r.history);
     cnn_tensor_free(x);
     cnn_tensor_free(labels);

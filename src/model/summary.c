@@ -66,6 +66,40 @@ static void append_row(text_buf *b, const char *fields[3])
     append(b, line, len);
 }
 
+/* A name as it may be shown on a terminal: control characters (C0, DEL,
+ * and C1 whether a raw byte or UTF-8) and bytes that are not UTF-8 become
+ * \t, \n, \r or \xHH, so a crafted layer name cannot move the cursor,
+ * clear the screen or retitle the terminal. Valid UTF-8 stays as it is. */
+static void escape_name(const char *name, char *out, size_t cap)
+{
+    const unsigned char *s = (const unsigned char *)name;
+    size_t o = 0;
+    while (*s && o + 5 < cap) {
+        unsigned c = *s;
+        size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+                               : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        for (size_t k = 1; k < len; k++)
+            if ((s[k] & 0xC0) != 0x80)
+                len = 0;
+        bool c1 = len == 2 && c == 0xC2 && s[1] < 0xA0;
+        if (len == 1 && c >= 0x20 && c != 0x7F) {
+            out[o++] = (char)c;
+        } else if (len > 1 && !c1) {
+            memcpy(out + o, s, len);
+            o += len;
+            s += len;
+            continue;
+        } else if (c == '\t' || c == '\n' || c == '\r') {
+            out[o++] = '\\';
+            out[o++] = c == '\t' ? 't' : c == '\n' ? 'n' : 'r';
+        } else {
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+        }
+        s++;
+    }
+    out[o] = '\0';
+}
+
 /* 1234567 -> "1,234,567" */
 static void with_commas(int64_t v, char *out, size_t cap)
 {
@@ -93,8 +127,10 @@ cnn_status cnn_model_summary(const cnn_model *m, char **text_out)
     append_line(&b, '=');
     for (int i = 0; i < m->n_layers; i++) {
         const cnn_layer *l = m->layers[i];
-        char name[CNN_LAYER_NAME_MAX + 40], shape[96], params[32];
-        snprintf(name, sizeof name, "%s (%s)", l->name, l->ops->type_name);
+        char name[4 * CNN_LAYER_NAME_MAX + 40], shape[96], params[32],
+            shown[4 * CNN_LAYER_NAME_MAX + 8];
+        escape_name(l->name, shown, sizeof shown);
+        snprintf(name, sizeof name, "%s (%s)", shown, l->ops->type_name);
         cnn_shape_format(l->out, shape, sizeof shape);
         snprintf(params, sizeof params, "%lld", (long long)cnn_model_layer_param_count(m, i));
         append_row(&b, (const char *[3]){name, shape, params});

@@ -1,0 +1,202 @@
+#!/bin/sh
+# Hostile inputs and outputs for the cnn tool (issue 18), each a real run:
+#   sizes that overflow 64 bits (summary --batch), --max-memory below a page,
+#   an IDX of labels given as images (the message once used freed memory),
+#   outputs that are a device node (our own, made with mknod: never the real
+#   /dev/null) or a FIFO, a symlink planted at the old temporary name, an
+#   output that is an input, two runs writing one file, an output directory
+#   that is missing, control characters in layer names, and .h5 files that
+#   crash or hang libhdf5 (made here from a model cnn saves).
+root=$(cd "$(dirname "$0")/.." && pwd)
+cnn=${CNN:-$root/build/cnn}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+
+if [ -z "$CNN" ] && ! make -s -C "$root" all >"$tmp/make.log" 2>&1; then
+    cat "$tmp/make.log" >&2
+    echo "test_hostile: 0 passed, 1 failed"
+    exit 1
+fi
+
+ok() { passed=$((passed + 1)); }
+bad() {
+    failed=$((failed + 1))
+    echo "test_hostile: failed: $*" >&2
+    if [ -s "$tmp/err" ]; then sed 's/^/    /' "$tmp/err" | head -n 5 >&2; fi
+}
+run() { "$cnn" "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?; }
+expect() {
+    want=$1 what=$2
+    shift 2
+    run "$@"
+    if [ "$rc" -eq "$want" ]; then ok; else bad "$what: exit $rc, expected $want"; fi
+}
+has() { if grep -q -F -- "$2" "$1"; then ok; else bad "$3: '$2' not found in $(basename "$1")"; fi; }
+no_epoch() { if grep -q "^Epoch" "$tmp/out"; then bad "$1: training started"; else ok; fi; }
+
+# ---- data: 64 images of 8x8 and their labels ----
+python3 - "$tmp" <<'EOF' || { echo "test_hostile: 0 passed, 1 failed"; exit 1; }
+import struct, sys
+d = sys.argv[1]
+def idx(path, dims, body):
+    with open(path, 'wb') as f:
+        f.write(struct.pack('>BBBB', 0, 0, 8, len(dims)) + b''.join(struct.pack('>I', n) for n in dims) + body)
+n = 64
+labels = bytes(i % 4 for i in range(n))
+pixels = bytes((200 if (p // 8) // 2 == labels[i] else 10) for i in range(n) for p in range(64))
+idx(d + '/x.idx', [n, 8, 8], pixels)
+idx(d + '/y.idx', [n], labels)
+EOF
+printf 'input shape=8,8,1\nConv2D 4 3 activation=relu\nFlatten\nDense 4 activation=softmax\n' \
+    >"$tmp/m.model"
+train="train $tmp/m.model --train-images $tmp/x.idx --train-labels $tmp/y.idx --batch-size 16
+--seed 1 --threads 1 --epochs 1"
+
+# ---- 1. sizes beyond 64 bits: a refusal, not a negative number that "fits" ----
+printf 'input shape=2147483647\nDense 2\n' >"$tmp/wide.model"
+expect 0 "summary --batch 2^30 of 2^31 inputs" summary "$tmp/wide.model" --batch 1073741824
+has "$tmp/out" "Training with a batch of 1073741824 needs more than 2^63 bytes" "summary overflow"
+if grep -q -- "needs -" "$tmp/out"; then bad "summary printed a negative size"; else ok; fi
+
+# ---- 12. a budget below one page ----
+expect 2 "--max-memory 1e-9K" summary "$tmp/m.model" --max-memory 1e-9K
+has "$tmp/err" "--max-memory: expected at least 4096 bytes, got '1e-9K' (0 bytes)" "tiny budget"
+expect 2 "--max-memory 0" $train --max-memory 0
+
+# ---- 3. labels given as images: the message names the rank (it read freed memory) ----
+expect 1 "labels as images" train "$tmp/m.model" --train-images "$tmp/y.idx" \
+    --train-labels "$tmp/y.idx"
+has "$tmp/err" "got rank 1 (labels? check the order of the image and label files)" "rank 1"
+
+# ---- 6. outputs that are not regular files are refused, before training, and stay ----
+mkfifo "$tmp/fifo"
+if mknod "$tmp/dev" c 1 3 2>/dev/null; then specials="dev fifo"; else
+    echo "test_hostile: mknod failed (not root?): the device node cases are skipped" >&2
+    specials="fifo"
+fi
+for s in $specials; do
+    for opt in save checkpoint save-best history plot; do
+        case $opt in save-best) extra="--validation-split 0.25" ;; *) extra="" ;; esac
+        expect 1 "--$opt $s" $train $extra --"$opt" "$tmp/$s"
+        has "$tmp/err" "--$opt $tmp/$s: expected a regular file to replace, got a" "--$opt $s"
+        no_epoch "--$opt $s"
+    done
+    expect 1 "--save $s.keras" $train --save "$tmp/$s" --checkpoint "$tmp/ck.cnn"
+done
+if [ -p "$tmp/fifo" ]; then ok; else bad "the FIFO was replaced"; fi
+if [ -e "$tmp/dev" ]; then
+    if [ -c "$tmp/dev" ]; then ok; else bad "the device node was replaced"; fi
+fi
+ls "$tmp"/*.lock >/dev/null 2>&1 && bad "lock files left behind: $(ls "$tmp"/*.lock)" || ok
+
+# ---- 7. a symlink planted at the old fixed temporary name is not followed ----
+mkdir "$tmp/d"
+echo precious >"$tmp/victim"
+ln -s "$tmp/victim" "$tmp/d/h.csv.tmp"
+ln -s "$tmp/victim" "$tmp/d/p.png.tmp"
+expect 0 "history beside a planted symlink" $train --history "$tmp/d/h.csv" --plot "$tmp/d/p.png" \
+    --checkpoint "$tmp/d/ck.cnn"
+if [ "$(cat "$tmp/victim")" = precious ]; then ok; else bad "the symlink's target was overwritten"; fi
+has "$tmp/d/h.csv" "epoch,loss,accuracy" "history written"
+# a symlink planted at the lock's name is refused, not followed
+ln -s "$tmp/victim" "$tmp/d/s.cnn.lock"
+expect 1 "lock name planted" $train --save "$tmp/d/s.cnn" --checkpoint "$tmp/d/ck.cnn"
+has "$tmp/err" "s.cnn.lock" "planted lock named"
+if [ "$(cat "$tmp/victim")" = precious ]; then ok; else bad "the lock symlink's target changed"; fi
+
+# ---- 8. an output that is an input; two runs writing one file ----
+cp "$tmp/x.idx" "$tmp/x.keep"
+expect 1 "--save over --train-images" train "$tmp/m.model" --train-images "$tmp/x.idx" \
+    --train-labels "$tmp/y.idx" --save "$tmp/x.idx" --checkpoint "$tmp/ck.cnn"
+has "$tmp/err" "--save $tmp/x.idx is the same file as --train-images $tmp/x.idx" "save over input"
+if cmp -s "$tmp/x.idx" "$tmp/x.keep"; then ok; else bad "--train-images was overwritten"; fi
+ln "$tmp/m.model" "$tmp/hardlink.csv"
+cp "$tmp/m.model" "$tmp/m.keep"
+expect 1 "--history over MODEL (a hard link)" $train --history "$tmp/hardlink.csv"
+has "$tmp/err" "is the same file as MODEL $tmp/m.model" "history over model"
+if cmp -s "$tmp/m.model" "$tmp/m.keep"; then ok; else bad "MODEL was overwritten"; fi
+# training a saved model in place is allowed
+expect 0 "save a model" $train --save "$tmp/s.cnn" --checkpoint "$tmp/ck.cnn"
+expect 0 "train a saved model in place" train "$tmp/s.cnn" --train-images "$tmp/x.idx" \
+    --train-labels "$tmp/y.idx" --batch-size 16 --threads 1 --save "$tmp/s.cnn" \
+    --checkpoint "$tmp/ck.cnn"
+# two runs, one --save: the second fails at once, the first goes on
+"$cnn" train "$tmp/m.model" --train-images "$tmp/x.idx" --train-labels "$tmp/y.idx" \
+    --batch-size 1 --threads 1 --epochs 100000 --save "$tmp/both.cnn" \
+    --checkpoint "$tmp/both.ck.cnn" >"$tmp/first.out" 2>&1 &
+first=$!
+tries=0
+while ! grep -q "^Epoch" "$tmp/first.out" 2>/dev/null && [ $tries -lt 300 ]; do
+    sleep 0.1
+    tries=$((tries + 1))
+done
+expect 1 "a second run with the same --save" $train --save "$tmp/both.cnn" --checkpoint "$tmp/c2.cnn"
+has "$tmp/err" "--save $tmp/both.cnn: another cnn is writing it" "second run"
+no_epoch "second run"
+if kill -0 $first 2>/dev/null; then ok; else bad "the first run died"; fi
+kill -KILL $first 2>/dev/null
+wait $first 2>/dev/null
+# its lock dies with it: a new run may write there
+expect 0 "after the holder was killed" $train --save "$tmp/both.cnn" --checkpoint "$tmp/c2.cnn"
+
+# ---- 9. an output directory that is missing: before the first epoch ----
+expect 1 "--save into a missing directory" $train --save "$tmp/nowhere/m.cnn" \
+    --checkpoint "$tmp/ck.cnn"
+has "$tmp/err" "--save $tmp/nowhere/m.cnn: cannot create $tmp/nowhere/m.cnn.lock in its directory" \
+    "missing directory"
+no_epoch "missing directory"
+if [ "$(id -u)" -ne 0 ]; then
+    mkdir "$tmp/ro" && chmod 555 "$tmp/ro"
+    expect 1 "--save into a read-only directory" $train --save "$tmp/ro/m.cnn" \
+        --checkpoint "$tmp/ck.cnn"
+    has "$tmp/err" "Permission denied" "read-only directory"
+    no_epoch "read-only directory"
+fi
+
+# ---- 9. control characters in layer names are escaped when printed ----
+printf 'input shape=8,8,1\nConv2D 4 3 name="a\033[2Jb"\nFlatten name="x\ty"\nDense 4\n' \
+    >"$tmp/esc.model"
+expect 0 "summary of escaped names" summary "$tmp/esc.model"
+if LC_ALL=C grep -q "$(printf '\033')" "$tmp/out"; then bad "summary printed a raw ESC"; else ok; fi
+has "$tmp/out" 'a\x1b[2Jb' "ESC shown as \\x1b"
+has "$tmp/out" 'x\ty' "tab shown as \\t"
+
+# ---- libhdf5 crashes and hangs stay in the reading process ----
+expect 0 "save an .h5" $train --save "$tmp/k.h5" --checkpoint "$tmp/ck.cnn"
+python3 - "$tmp" <<'EOF'
+import struct, sys
+d = sys.argv[1]
+b = bytearray(open(d + '/k.h5', 'rb').read())
+g = b.find(b'GCOL')
+p, best, best_size = g + 16, 0, 0
+while p + 16 <= len(b):
+    idx = struct.unpack_from('<H', b, p)[0]
+    size = struct.unpack_from('<Q', b, p + 8)[0]
+    if idx == 0 or size > len(b):
+        break
+    if size > best_size:
+        best, best_size = p, size
+    p += 16 + (size + 7) // 8 * 8
+crash = bytearray(b)
+struct.pack_into('<Q', crash, best + 8, 1 << 28)  # longer than its heap: H5HG_read
+open(d + '/crash.h5', 'wb').write(crash)
+hang = bytearray(b)
+hang[g + 16:g + 32] = bytes(16)  # free space of size 0: the heap parser never advances
+open(d + '/hang.h5', 'wb').write(hang)
+EOF
+expect 1 "an .h5 that crashes libhdf5" summary "$tmp/crash.h5"
+has "$tmp/err" "cnn summary: reading $tmp/crash.h5: the HDF5 library crashed (signal" "crash"
+start=$(date +%s)
+expect 1 "an .h5 that hangs libhdf5" summary "$tmp/hang.h5"
+has "$tmp/err" "cnn summary: reading $tmp/hang.h5: the HDF5 library gave no answer in 10 s" "hang"
+took=$(( $(date +%s) - start ))
+if [ $took -le 20 ]; then ok; else bad "the hang took ${took}s"; fi
+expect 1 "train on an .h5 that crashes libhdf5" train "$tmp/crash.h5" --train-images "$tmp/x.idx" \
+    --train-labels "$tmp/y.idx" --checkpoint "$tmp/ck.cnn"
+has "$tmp/err" "the HDF5 library crashed" "train crash"
+expect 0 "the undamaged .h5" summary "$tmp/k.h5"
+
+echo "test_hostile: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
