@@ -201,8 +201,15 @@ static int evaluate(const char *cmd, const char *model, cnn_model *m, const cnn_
         cli_format_scale(scale, sc, sizeof sc);
         printf("Evaluated %lld images (loss %s; pixels 0..255 x %s)\n", (long long)n,
                cli_loss_name(cfg.loss), sc);
-        printf("loss: %.4f\naccuracy: %.4f (%lld/%lld correct)\n", loss, accuracy,
-               (long long)correct, (long long)n);
+        if (cfg.loss == CNN_LOSS_BINARY_CROSSENTROPY && units > 1)
+            /* Keras's binary_accuracy: each output right or wrong on its own,
+             * not one class per image (which the k/n below would count) */
+            printf("loss: %.4f\naccuracy: %.4f (binary accuracy over the %d outputs; the top"
+                   " class is right for %lld/%lld)\n", loss, accuracy, units, (long long)correct,
+                   (long long)n);
+        else
+            printf("loss: %.4f\naccuracy: %.4f (%lld/%lld correct)\n", loss, accuracy,
+                   (long long)correct, (long long)n);
         print_report(confusion, classes, names);
     }
     free(confusion);

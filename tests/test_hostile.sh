@@ -163,6 +163,42 @@ if LC_ALL=C grep -q "$(printf '\033')" "$tmp/out"; then bad "summary printed a r
 has "$tmp/out" 'a\x1b[2Jb' "ESC shown as \\x1b"
 has "$tmp/out" 'x\ty' "tab shown as \\t"
 
+# ---- 4. a checkpoint whose step lies past the end of the epoch ----
+expect 0 "a checkpoint" $train --checkpoint "$tmp/pos.cnn"
+python3 - "$tmp/pos.cnn" <<'EOF'
+import struct, sys, zlib
+path = sys.argv[1]
+b = bytearray(open(path, 'rb').read())
+# optimizer steps 4 (64 images, batches of 16), epoch 1, step 0, 620 slots
+at = b.find(struct.pack('<QIQQ', 4, 1, 0, 620))
+assert at > 0, 'training block not found'
+struct.pack_into('<QIQ', b, at, 3, 0, 3)  # 3 steps done, in epoch 1, at step 3
+struct.pack_into('<I', b, len(b) - 4, zlib.crc32(bytes(b[:-4])) & 0xffffffff)
+open(path, 'wb').write(b)
+EOF
+expect 1 "resume past the epoch's end" train "$tmp/m.model" --resume "$tmp/pos.cnn" \
+    --train-images "$tmp/x.idx" --train-labels "$tmp/y.idx" --batch-size 32 --epochs 2 \
+    --checkpoint "$tmp/pos2.cnn"
+has "$tmp/err" "$tmp/pos.cnn is at step 3 of epoch 1, but an epoch has 2 steps with --batch-size 32" \
+    "step past the end"
+no_epoch "step past the end"
+expect 0 "resume at step 3 of 4" train "$tmp/m.model" --resume "$tmp/pos.cnn" \
+    --train-images "$tmp/x.idx" --train-labels "$tmp/y.idx" --batch-size 16 --epochs 1 \
+    --checkpoint "$tmp/pos2.cnn"
+has "$tmp/out" "Resuming from $tmp/pos.cnn at epoch 1, step 3" "resume at step 3"
+
+# ---- 11. a loss that does not fit the output ----
+expect 1 "binary_crossentropy on a softmax" $train --loss binary_crossentropy
+has "$tmp/err" "binary_crossentropy scores each of the 4 outputs as its own yes/no" "bce softmax"
+no_epoch "bce softmax"
+printf 'input shape=8,8,1\nFlatten\nDense 4 activation=sigmoid\n' >"$tmp/sig.model"
+expect 0 "binary_crossentropy on sigmoids" train "$tmp/sig.model" --train-images "$tmp/x.idx" \
+    --train-labels "$tmp/y.idx" --batch-size 16 --threads 1 --epochs 1 --loss binary_crossentropy \
+    --save "$tmp/sig.cnn" --checkpoint "$tmp/ck.cnn"
+expect 0 "evaluate binary accuracy" evaluate "$tmp/sig.cnn" --test-images "$tmp/x.idx" \
+    --test-labels "$tmp/y.idx"
+has "$tmp/out" "(binary accuracy over the 4 outputs; the top class is right for" "binary accuracy"
+
 # ---- libhdf5 crashes and hangs stay in the reading process ----
 expect 0 "save an .h5" $train --save "$tmp/k.h5" --checkpoint "$tmp/ck.cnn"
 python3 - "$tmp" <<'EOF'

@@ -577,6 +577,70 @@ static void test_from_logits(void)
     cnn_tensor_free(y);
 }
 
+/* Issue 18.11: outputs and targets that do not fit the loss are errors,
+ * and accuracy is Keras's for each loss (binary_accuracy for
+ * binary_crossentropy: every output right or wrong on its own). */
+static void test_loss_fits_outputs(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_flat(3)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 10, .activation = CNN_ACTIVATION_SOFTMAX)));
+    CHECK_FAILS(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_BINARY_CROSSENTROPY)),
+                CNN_ERR_SHAPE, "compile: binary_crossentropy scores each of the 10 outputs as its"
+                               " own yes/no, but the last layer dense (Dense) has softmax");
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_CATEGORICAL_CROSSENTROPY)));
+    cnn_model_free(m);
+
+    m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_flat(3)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 1, .activation = CNN_ACTIVATION_SOFTMAX)));
+    CHECK_FAILS(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_MSE)), CNN_ERR_SHAPE,
+                "has softmax over 1 output, which is always 1");
+    cnn_model_free(m);
+
+    m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_flat(3)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 1, .activation = CNN_ACTIVATION_SIGMOID)));
+    CHECK_FAILS(cnn_model_compile(m, cnn_compile(
+                    .loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY)), CNN_ERR_SHAPE,
+                "sparse_categorical_crossentropy needs one output per class (at least 2), the"
+                " model has 1");
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_BINARY_CROSSENTROPY)));
+    /* labels 0..9 for a yes/no output */
+    cnn_tensor *x = tensor(2, (int64_t[]){20, 3}), *y = tensor(1, (int64_t[]){20});
+    for (int i = 0; i < 20; i++)
+        y->data[i] = (float)(i % 10);
+    CHECK_FAILS(cnn_model_fit(m, x, y, cnn_fit(), NULL), CNN_ERR_INVALID_ARGUMENT,
+                "fit: targets: example 2 has 2 at output 0; binary_crossentropy needs targets in"
+                " [0, 1] (integer class labels need one output per class");
+    CHECK_FAILS(cnn_model_evaluate(m, x, y, 0, NULL, NULL), CNN_ERR_INVALID_ARGUMENT,
+                "evaluate: targets: example 2 has 2");
+    cnn_tensor_free(y);
+    cnn_model_free(m);
+
+    /* ten independent sigmoid outputs and one-hot targets: binary accuracy.
+     * Zero weights give 0.5 everywhere, "no" for all ten: 9 of 10 right. */
+    m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_flat(3)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 10, .activation = CNN_ACTIVATION_SIGMOID)));
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_BINARY_CROSSENTROPY)));
+    int64_t count = 0;
+    float *w = cnn_model_layer_weights(m, 0, 0, &count);
+    CHECK(w != NULL && count == 30);
+    if (w)
+        memset(w, 0, (size_t)count * sizeof *w);
+    cnn_tensor *onehot = tensor(2, (int64_t[]){20, 10});
+    for (int i = 0; i < 20; i++)
+        onehot->data[i * 10 + i % 10] = 1;
+    double loss = 0, accuracy = 0;
+    CHECK_OK(cnn_model_evaluate(m, x, onehot, 0, &loss, &accuracy));
+    CHECK(fabs(accuracy - 0.9) < 1e-9);
+    CHECK(fabs(loss - log(2.0)) < 1e-4);
+    cnn_tensor_free(onehot);
+    cnn_tensor_free(x);
+    cnn_model_free(m);
+}
+
 int main(void)
 {
     test_names_and_shape_errors();
@@ -591,5 +655,6 @@ int main(void)
     test_activation_names();
     test_activation_values();
     test_from_logits();
+    test_loss_fits_outputs();
     return test_finish("test_model");
 }

@@ -17,8 +17,11 @@ bad() {
 
 # 1. The source: calls of exit, _Exit, _exit, quick_exit, abort, assert
 #    (comments and strings aside: none are allowed to look like a call).
+#    One exception: the child process that src/io/keras_isolate.c forks to
+#    run libhdf5 ends with _exit - it is the library's own process, never
+#    the caller's, and must not run the caller's atexit handlers.
 hits=$(grep -rnE '\b(exit|_Exit|_exit|quick_exit|abort|assert)[[:space:]]*\(' "$root/src" \
-    --include='*.c' --include='*.h')
+    --include='*.c' --include='*.h' | grep -vE '/src/io/keras_isolate\.c:[0-9]+:[[:space:]]*_exit\(')
 if [ -z "$hits" ]; then ok; else bad "src/ calls exit, abort or assert:"; echo "$hits" >&2; fi
 hits=$(grep -rnE '#[[:space:]]*include[[:space:]]*<assert\.h>' "$root/src")
 if [ -z "$hits" ]; then ok; else bad "src/ includes assert.h:"; echo "$hits" >&2; fi
@@ -30,7 +33,8 @@ if [ ! -f "$lib" ] && [ -z "$CNN_BUILD" ]; then
 fi
 if [ -f "$lib" ]; then
     ok
-    symbols=$(nm -u "$lib" 2>/dev/null | awk '{ print $NF }' | sed 's/@.*//' | sort -u |
+    symbols=$(nm -u "$lib" 2>/dev/null | awk '/^.*:$/ { obj = $0 } $NF != "_exit" || obj != "keras_isolate.o:" { print $NF }' |
+        sed 's/@.*//' | sort -u |
         grep -E '^(exit|_exit|_Exit|quick_exit|abort|__assert_fail|__assert_perror_fail|__assert|err|errx|verr|verrx|error|error_at_line)$')
     if [ -z "$symbols" ]; then ok; else
         bad "$(basename "$lib") links against: $(echo $symbols)"

@@ -48,6 +48,24 @@ cnn_status cnn_fit_check_data_values(const cnn_model *m, const cnn_tensor *x, co
                             nonfinite_name(t[k]->data[at]), (long long)(at % row));
     }
     cnn_shape out = cnn_model_output_shape(m);
+    /* the crossentropies take probabilities: a label 7 given to
+     * binary_crossentropy makes a negative loss and a meaningless accuracy */
+    if (y && (m->loss == CNN_LOSS_BINARY_CROSSENTROPY
+              || m->loss == CNN_LOSS_CATEGORICAL_CROSSENTROPY)) {
+        int64_t n = cnn_tensor_size(y), row = n / y->dims[0];
+        for (int64_t i = 0; i < n; i++)
+            if (!(y->data[i] >= 0 && y->data[i] <= 1))
+                return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                                "%s: targets: example %lld has %g at output %lld; %s needs targets"
+                                " in [0, 1]%s",
+                                what, (long long)(i / row), (double)y->data[i],
+                                (long long)(i % row),
+                                m->loss == CNN_LOSS_BINARY_CROSSENTROPY ? "binary_crossentropy"
+                                                                        : "categorical_crossentropy",
+                                row == 1 ? " (integer class labels need one output per class and"
+                                           " sparse_categorical_crossentropy)"
+                                         : "");
+    }
     if (!y || m->loss != CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY || out.rank != 1)
         return CNN_OK;
     for (int64_t i = 0; i < y->dims[0]; i++) {

@@ -237,6 +237,44 @@ void cnn_optimizer_step(cnn_model *m, float lr)
     m->grads_zero = true;
 }
 
+static const char *loss_name(cnn_loss loss)
+{
+    return loss == CNN_LOSS_CATEGORICAL_CROSSENTROPY          ? "categorical_crossentropy"
+           : loss == CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY ? "sparse_categorical_crossentropy"
+           : loss == CNN_LOSS_BINARY_CROSSENTROPY             ? "binary_crossentropy"
+                                                              : "mse";
+}
+
+/* Outputs that cannot mean what the loss scores, refused at compile rather
+ * than trained into a number that looks like a result (a 10-way softmax
+ * under binary_crossentropy scores 0.9 "accuracy" by predicting "no"
+ * everywhere). units: the output's length. */
+static cnn_status check_loss_fits(const cnn_model *m, cnn_loss loss, int units)
+{
+    const cnn_layer *last = m->n_layers ? m->layers[m->n_layers - 1] : NULL;
+    const bool softmax = last && last->activation == CNN_ACTIVATION_SOFTMAX;
+    if (softmax && units == 1)
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "compile: the last layer %s (%s) has softmax over 1 output, which is"
+                        " always 1: use sigmoid for a yes/no output, or one unit per class",
+                        last->name, last->ops->type_name);
+    if (softmax && loss == CNN_LOSS_BINARY_CROSSENTROPY)
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "compile: binary_crossentropy scores each of the %d outputs as its own"
+                        " yes/no, but the last layer %s (%s) has softmax, which makes them"
+                        " compete: use categorical_crossentropy (one-hot targets) or"
+                        " sparse_categorical_crossentropy (integer labels), or sigmoid for"
+                        " independent labels",
+                        units, last->name, last->ops->type_name);
+    if (units == 1 && (loss == CNN_LOSS_CATEGORICAL_CROSSENTROPY
+                       || loss == CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY))
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "compile: %s needs one output per class (at least 2), the model has 1;"
+                        " for a yes/no output use binary_crossentropy",
+                        loss_name(loss));
+    return CNN_OK;
+}
+
 cnn_status cnn_model_compile(cnn_model *m, cnn_compile_config cfg)
 {
     if (!m)
@@ -262,8 +300,8 @@ cnn_status cnn_model_compile(cnn_model *m, cnn_compile_config cfg)
     if (cfg.from_logits && !cnn_loss_is_probabilistic(cfg.loss))
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
                         "compile: from_logits applies to the cross-entropy losses only, not mse");
-    cnn_status st = cnn_model_ensure_gradients(m);
-    if (st)
+    cnn_status st = check_loss_fits(m, cfg.loss, out.dims[0]);
+    if (st || (st = cnn_model_ensure_gradients(m)))
         return st;
     m->opt = cfg.optimizer;
     if ((st = cnn_optimizer_init(m)))
