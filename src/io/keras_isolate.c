@@ -301,9 +301,12 @@ static cnn_status run_isolated(const unsigned char *bytes, size_t size, const ch
     else if (!whole && a.model_length && !model)
         st = cnn_fail(CNN_ERR_NO_MEMORY, "reading %s: cannot allocate %llu bytes for the model",
                       path, (unsigned long long)a.model_length);
+    else if (!whole && e == ENDED_STATUS) /* a sanitizer reports a crash and exits so */
+        st = cnn_fail(CNN_ERR_IO, "reading %s: the HDF5 library crashed (its process exited"
+                      " with status %d without an answer)", path, code);
     else if (!whole)
-        st = cnn_fail(CNN_ERR_IO, "reading %s: the HDF5 reader process ended without an answer"
-                      " (exit status %d)", path, code);
+        st = cnn_fail(CNN_ERR_IO, "reading %s: the HDF5 reader process ended without an answer",
+                      path);
     else
         st = take_answer(&a, message, model, path, out, info);
     free(model);
