@@ -71,8 +71,10 @@ expect 1 "labels as images" train "$tmp/m.model" --train-images "$tmp/y.idx" \
 has "$tmp/err" "got rank 1 (labels? check the order of the image and label files)" "rank 1"
 
 # ---- 6. outputs that are not regular files are refused, before training, and stay ----
-mkfifo "$tmp/fifo"
-if mknod "$tmp/dev" c 1 3 2>/dev/null; then specials="dev fifo"; else
+mkfifo "$tmp/fifo" "$tmp/fifo.h5"
+if mknod "$tmp/dev" c 1 3 2>/dev/null && mknod "$tmp/dev.keras" c 1 3; then
+    specials="dev fifo"
+else
     echo "test_hostile: mknod failed (not root?): the device node cases are skipped" >&2
     specials="fifo"
 fi
@@ -83,11 +85,18 @@ for s in $specials; do
         has "$tmp/err" "--$opt $tmp/$s: expected a regular file to replace, got a" "--$opt $s"
         no_epoch "--$opt $s"
     done
-    expect 1 "--save $s.keras" $train --save "$tmp/$s" --checkpoint "$tmp/ck.cnn"
 done
-if [ -p "$tmp/fifo" ]; then ok; else bad "the FIFO was replaced"; fi
+# Keras exports too
+for k in fifo.h5 dev.keras; do
+    [ -e "$tmp/$k" ] || continue
+    expect 1 "--save $k" $train --save "$tmp/$k" --checkpoint "$tmp/ck.cnn"
+    has "$tmp/err" "--save $tmp/$k: expected a regular file to replace, got a" "--save $k"
+    no_epoch "--save $k"
+done
+if [ -p "$tmp/fifo" ] && [ -p "$tmp/fifo.h5" ]; then ok; else bad "a FIFO was replaced"; fi
 if [ -e "$tmp/dev" ]; then
-    if [ -c "$tmp/dev" ]; then ok; else bad "the device node was replaced"; fi
+    if [ -c "$tmp/dev" ] && [ -c "$tmp/dev.keras" ]; then ok; else
+        bad "a device node was replaced"; fi
 fi
 ls "$tmp"/*.lock >/dev/null 2>&1 && bad "lock files left behind: $(ls "$tmp"/*.lock)" || ok
 
