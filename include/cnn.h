@@ -521,6 +521,8 @@ typedef struct cnn_memory_estimate {
     int64_t training_total, inference_total;
     int64_t flops_per_example;     /* forward Conv2D and Dense, 2 per multiply-add */
 } cnn_memory_estimate;
+/* Sizes are computed with checked arithmetic: one that does not fit in 64
+ * bits is INT64_MAX (never a wrapped-around value that would fit a budget). */
 cnn_status cnn_model_estimate_memory(const cnn_model *m, int batch, cnn_memory_estimate *out);
 
 /* The memory budget: building, compiling or running a batch that would need
