@@ -73,11 +73,6 @@ void cli_format_flops(int64_t flops, char *buf, size_t cap);
 void cli_format_shape(cnn_shape s, char *buf, size_t cap);
 /* "28x28x1" (rows x cols x channels) or "10". */
 void cli_format_size(cnn_shape s, char *buf, size_t cap);
-/* Loss and optimizer names as Keras spells them; 0 if unknown. */
-cnn_loss cli_loss_from_name(const char *name);
-const char *cli_loss_name(cnn_loss loss);
-cnn_optimizer_kind cli_optimizer_from_name(const char *name);
-const char *cli_optimizer_name(cnn_optimizer_kind kind);
 
 /* ---- model.c: opening a model -------------------------------------------------- */
 /* True if path is a saved model: its name ends in .cnn or it starts with

@@ -15,8 +15,8 @@ int cli_compile(const char *cmd, cnn_model *m, const cli_compile_options *o, cnn
         && !o->clipnorm_given && !o->global_clipnorm_given && !o->from_logits) {
         *loss = saved.loss;
         printf("Continuing with the saved optimizer state: %s (learning rate %g), loss %s%s\n",
-               cli_optimizer_name(saved.optimizer.kind), (double)saved.optimizer.learning_rate,
-               cli_loss_name(saved.loss), saved.from_logits ? " from logits" : "");
+               cnn_optimizer_name(saved.optimizer.kind), (double)saved.optimizer.learning_rate,
+               cnn_loss_name(saved.loss), saved.from_logits ? " from logits" : "");
         return CLI_OK;
     }
     cnn_compile_config cfg = {.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
@@ -27,13 +27,17 @@ int cli_compile(const char *cmd, cnn_model *m, const cli_compile_options *o, cnn
         cfg.from_logits = saved.from_logits;
     }
     if (o->loss) {
-        cfg.loss = cli_loss_from_name(o->loss);
+        if (cnn_loss_from_name(o->loss, &cfg.loss)) /* checked by the caller */
+            return cli_usage_error(cmd, "--loss: %s", cnn_last_error());
         cfg.from_logits = false; /* a new loss takes probabilities unless told */
     }
     if (o->from_logits)
         cfg.from_logits = true;
-    if (o->optimizer && cli_optimizer_from_name(o->optimizer) != cfg.optimizer.kind)
-        cfg.optimizer = (cnn_optimizer){.kind = cli_optimizer_from_name(o->optimizer)};
+    cnn_optimizer_kind kind = cfg.optimizer.kind;
+    if (o->optimizer && cnn_optimizer_from_name(o->optimizer, &kind))
+        return cli_usage_error(cmd, "--optimizer: %s", cnn_last_error());
+    if (kind != cfg.optimizer.kind)
+        cfg.optimizer = (cnn_optimizer){.kind = kind};
     /* Here the optimizer is known (adam by default, or the saved one), so
      * --momentum without --optimizer is caught as well. */
     if (o->momentum_given && cfg.optimizer.kind == CNN_OPTIMIZER_ADAM)
@@ -55,13 +59,13 @@ int cli_compile(const char *cmd, cnn_model *m, const cli_compile_options *o, cnn
     *loss = cfg.loss;
     printf("%s: %s (learning rate %g", compiled ? "Compiled anew (fresh optimizer state)"
                                                 : "Optimizer",
-           cli_optimizer_name(cfg.optimizer.kind), (double)cfg.optimizer.learning_rate);
+           cnn_optimizer_name(cfg.optimizer.kind), (double)cfg.optimizer.learning_rate);
     if (cfg.optimizer.momentum > 0)
         printf(", momentum %g", (double)cfg.optimizer.momentum);
     if (cfg.optimizer.clipnorm > 0)
         printf(", clipnorm %g", (double)cfg.optimizer.clipnorm);
     if (cfg.optimizer.global_clipnorm > 0)
         printf(", global_clipnorm %g", (double)cfg.optimizer.global_clipnorm);
-    printf("), loss %s%s\n", cli_loss_name(cfg.loss), cfg.from_logits ? " from logits" : "");
+    printf("), loss %s%s\n", cnn_loss_name(cfg.loss), cfg.from_logits ? " from logits" : "");
     return CLI_OK;
 }

@@ -151,8 +151,9 @@ static int ensure_loss(const char *cmd, cnn_model *m, const char *loss_name)
 {
     cnn_compile_config cfg;
     bool compiled = cnn_model_compile_config(m, &cfg) == CNN_OK;
-    cnn_loss want = loss_name ? cli_loss_from_name(loss_name)
-                              : CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+    cnn_loss want = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
+    if (loss_name && cnn_loss_from_name(loss_name, &want)) /* checked in cli_evaluate */
+        return cli_usage_error(cmd, "--loss: %s", cnn_last_error());
     if (compiled && (!loss_name || cfg.loss == want))
         return CLI_OK;
     cfg = (cnn_compile_config){.loss = want, .optimizer = compiled ? cfg.optimizer
@@ -194,13 +195,13 @@ static int evaluate(const char *cmd, const char *model, cnn_model *m, const cnn_
         correct += t == p;
     }
     if (!rc && format == CLI_FORMAT_JSON) {
-        print_json(model, n, cli_loss_name(cfg.loss), loss, accuracy, correct, confusion,
+        print_json(model, n, cnn_loss_name(cfg.loss), loss, accuracy, correct, confusion,
                    classes, names);
     } else if (!rc) {
         char sc[32];
         cli_format_scale(scale, sc, sizeof sc);
         printf("Evaluated %lld images (loss %s; pixels 0..255 x %s)\n", (long long)n,
-               cli_loss_name(cfg.loss), sc);
+               cnn_loss_name(cfg.loss), sc);
         if (cfg.loss == CNN_LOSS_BINARY_CROSSENTROPY && units > 1)
             /* Keras's binary_accuracy: each output right or wrong on its own,
              * not one class per image (which the k/n below would count) */
@@ -247,10 +248,9 @@ int cli_evaluate(int argc, char **argv)
         || (rc = cli_format_parse(cmd, format, false, &fmt))
         || (rc = cli_input_scale(cmd, scale, &data.scale)))
         return rc;
-    if (loss && !cli_loss_from_name(loss))
-        return cli_usage_error(cmd, "--loss: expected sparse_categorical_crossentropy,"
-                               " categorical_crossentropy, binary_crossentropy or mse, got '%s'",
-                               loss);
+    cnn_loss loss_kind;
+    if (loss && cnn_loss_from_name(loss, &loss_kind))
+        return cli_usage_error(cmd, "--loss: %s", cnn_last_error());
     cli_class_names names = {0};
     cnn_model *m = NULL;
     cnn_tensor *x = NULL, *labels = NULL;

@@ -215,26 +215,24 @@ static int check_options(const char *cmd, const train_opts *o)
     int rc = cli_data_check(cmd, &o->data, true, o->validate_on_test);
     if (rc)
         return rc;
-    if (o->optimizer && !cli_optimizer_from_name(o->optimizer))
-        return cli_usage_error(cmd, "--optimizer: expected sgd, adam or rmsprop, got '%s'",
-                               o->optimizer);
-    if (o->loss && !cli_loss_from_name(o->loss))
-        return cli_usage_error(cmd, "--loss: expected sparse_categorical_crossentropy,"
-                               " categorical_crossentropy, binary_crossentropy or mse, got '%s'",
-                               o->loss);
+    cnn_optimizer_kind kind = 0;
+    if (o->optimizer && cnn_optimizer_from_name(o->optimizer, &kind))
+        return cli_usage_error(cmd, "--optimizer: %s", cnn_last_error());
+    cnn_loss loss;
+    if (o->loss && cnn_loss_from_name(o->loss, &loss))
+        return cli_usage_error(cmd, "--loss: %s", cnn_last_error());
     /* checked early when adam is written; cli_compile checks the default
      * and a saved model's optimizer */
-    if (o->momentum_given && o->optimizer && cli_optimizer_from_name(o->optimizer)
-                                                 == CNN_OPTIMIZER_ADAM)
+    if (o->momentum_given && kind == CNN_OPTIMIZER_ADAM)
         return cli_usage_error(cmd, "--momentum applies to sgd and rmsprop, not adam; give"
                                " --optimizer sgd or --optimizer rmsprop with it");
     if (o->validate_on_test && o->validation_split > 0)
         return cli_usage_error(cmd, "give --validation-split or --validate-on-test, not both");
     if (o->clipnorm_given && o->global_clipnorm_given)
         return cli_usage_error(cmd, "give --clipnorm or --global-clipnorm, not both");
-    if (o->monitor && cnn_monitor_from_name(o->monitor) < 0)
-        return cli_usage_error(cmd, "--monitor: expected val_loss, val_accuracy, loss or"
-                               " accuracy, got '%s'", o->monitor);
+    cnn_monitor monitor;
+    if (o->monitor && cnn_monitor_from_name(o->monitor, &monitor))
+        return cli_usage_error(cmd, "--monitor: %s", cnn_last_error());
     bool validation = o->validate_on_test || o->validation_split > 0;
     if (o->monitor && !validation && strncmp(o->monitor, "val_", 4) == 0)
         return cli_usage_error(cmd, "--monitor %s needs validation data: give"
@@ -270,9 +268,9 @@ static int check_options(const char *cmd, const train_opts *o)
 static void training_tools(const train_opts *o, bool validation, int64_t steps_per_epoch,
                            cnn_fit_config *fit)
 {
-    cnn_monitor monitor = o->monitor ? (cnn_monitor)cnn_monitor_from_name(o->monitor)
-                          : validation ? CNN_MONITOR_VAL_LOSS
-                                       : CNN_MONITOR_LOSS;
+    cnn_monitor monitor = validation ? CNN_MONITOR_VAL_LOSS : CNN_MONITOR_LOSS;
+    if (o->monitor) /* checked in check_options */
+        cnn_monitor_from_name(o->monitor, &monitor);
     if (o->early_stopping_given)
         fit->callbacks.early_stopping = cnn_early_stopping(
             .monitor = monitor, .patience = o->early_stopping, .min_delta = (float)o->min_delta,
@@ -598,7 +596,7 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
         fprintf(stderr, "%s: warning: the loss %s expects probabilities but the last layer's"
                         " output is linear (logits); add activation=softmax (or sigmoid) to it,"
                         " or give --from-logits\n",
-                cmd, cli_loss_name(loss));
+                cmd, cnn_loss_name(loss));
     if ((rc = cli_targets(cmd, m, loss, labels, &y))
         || (tlabels && (rc = cli_targets(cmd, m, loss, tlabels, &ty))))
         goto done;

@@ -395,9 +395,12 @@ typedef struct cnn_layer_spec {
     } u;
 } cnn_layer_spec;
 
-/* Keras class name of a kind ("Conv2D") and back (0 if unknown). */
+/* Keras class name of a kind ("Conv2D"), NULL if kind is not one; and
+ * back from the class name or Keras's alias ("MaxPool2D"), case-sensitive
+ * as Keras's are (CNN_ERR_INVALID_ARGUMENT naming the expected names if it
+ * is none). */
 const char *cnn_layer_kind_name(cnn_layer_kind kind);
-cnn_layer_kind cnn_layer_kind_from_name(const char *keras_class_name);
+cnn_status cnn_layer_kind_from_name(const char *keras_class_name, cnn_layer_kind *out);
 
 /* ---- Sequential model ---------------------------------------------------- */
 typedef struct cnn_model cnn_model;
@@ -549,6 +552,17 @@ typedef enum cnn_optimizer_kind {
     CNN_OPTIMIZER_RMSPROP = 3
 } cnn_optimizer_kind;
 
+/* Names, as cnn_activation_name's: the name of a value ("mse",
+ * "sparse_categorical_crossentropy"; "sgd", "adam", "rmsprop"), NULL if it
+ * is not one; and the value of a name, case-insensitive, Keras's class
+ * names accepted too ("SparseCategoricalCrossentropy", "mean_squared_error";
+ * "Adam", "RMSprop"), CNN_ERR_INVALID_ARGUMENT naming the expected names if
+ * it is none. */
+const char *cnn_loss_name(cnn_loss loss);
+cnn_status cnn_loss_from_name(const char *name, cnn_loss *out);
+const char *cnn_optimizer_name(cnn_optimizer_kind kind);
+cnn_status cnn_optimizer_from_name(const char *name, cnn_optimizer_kind *out);
+
 /* Zero fields take Keras's defaults: SGD lr 0.01, momentum 0; Adam lr 0.001,
  * beta_1 0.9, beta_2 0.999, epsilon 1e-7; RMSprop lr 0.001, rho 0.9,
  * epsilon 1e-7. Gradient clipping as Keras's optimizer arguments (0 = off;
@@ -654,9 +668,11 @@ typedef enum cnn_monitor {
     CNN_MONITOR_LOSS = 2,
     CNN_MONITOR_ACCURACY = 3
 } cnn_monitor;
-/* "val_loss", ...; and back (-1 if unknown). */
+/* "val_loss", ... (NULL if monitor is not one); and back, with Keras's
+ * short "acc" and "val_acc" accepted (CNN_ERR_INVALID_ARGUMENT naming the
+ * expected names if name is none). */
 const char *cnn_monitor_name(cnn_monitor monitor);
-int cnn_monitor_from_name(const char *name);
+cnn_status cnn_monitor_from_name(const char *name, cnn_monitor *out);
 
 /* EarlyStopping: stop when the monitored value has not improved by more
  * than min_delta for patience epochs; with restore_best_weights, the

@@ -39,12 +39,14 @@ static bool word_is_nocase(const char *word, size_t len, const char *s)
 
 cnn_layer_kind cnn_desc_kind_from_name(const char *name, size_t len)
 {
-    const cnn_layer_ops *e;
-    for (size_t i = 0; (e = cnn_layer_kind_at(i)); i++)
-        if (word_is(name, len, e->type_name)
-            || (e->class_alias && word_is(name, len, e->class_alias)))
-            return e->kind;
-    return 0;
+    char buf[64];
+    cnn_layer_kind kind;
+    if (len >= sizeof buf)
+        return 0;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    /* the caller's message lists what a description accepts */
+    return cnn_layer_kind_from_name(buf, &kind) == CNN_OK ? kind : 0;
 }
 
 const cnn_layer_ops *cnn_desc_kind_find(cnn_layer_kind kind)

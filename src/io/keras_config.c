@@ -16,6 +16,7 @@
 
 #include "io/keras.h"
 #include "model/model.h"
+#include "model/vocabulary.h"
 
 /* ---- Values ----------------------------------------------------------------- */
 
@@ -233,24 +234,11 @@ static json_t *k3_layer_config(const cnn_layer_ops *ops, const cnn_layer_spec *s
     return c;
 }
 
-static const char *loss_name(cnn_loss loss)
-{
-    switch (loss) {
-    case CNN_LOSS_CATEGORICAL_CROSSENTROPY: return "categorical_crossentropy";
-    case CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY: return "sparse_categorical_crossentropy";
-    case CNN_LOSS_BINARY_CROSSENTROPY: return "binary_crossentropy";
-    case CNN_LOSS_MSE: return "mean_squared_error";
-    default: return NULL;
-    }
-}
-
 /* The loss as Keras writes it: its name, or with from_logits the loss
  * object (Keras 3: module/class_name/config; Keras 2: class_name/config). */
 static json_t *loss_json(const cnn_compile_config *cc, bool keras3)
 {
-    static const char *const cls[] = {NULL, "CategoricalCrossentropy",
-                                      "SparseCategoricalCrossentropy", "BinaryCrossentropy"};
-    const char *name = loss_name(cc->loss);
+    const char *name = cnn_loss_name(cc->loss), *cls = cnn_loss_keras_class(cc->loss);
     if (!cc->from_logits || cc->loss > CNN_LOSS_BINARY_CROSSENTROPY)
         return json_string(name);
     json_t *c = json_pack("{s:s, s:s, s:b}", "name", name, "reduction",
@@ -259,8 +247,8 @@ static json_t *loss_json(const cnn_compile_config *cc, bool keras3)
         json_object_set_new(c, "ignore_class", json_null());
     else
         json_object_update_new(c, json_pack("{s:f, s:i}", "label_smoothing", 0.0, "axis", -1));
-    return keras3 ? k3_object("keras.losses", cls[cc->loss], c)
-                  : json_pack("{s:s, s:o}", "class_name", cls[cc->loss], "config", c);
+    return keras3 ? k3_object("keras.losses", cls, c)
+                  : json_pack("{s:s, s:o}", "class_name", cls, "config", c);
 }
 
 static json_t *clip_value(float v) { return v > 0 ? jreal(v) : json_null(); }
@@ -293,16 +281,14 @@ static void add_algorithm_arguments(json_t *c, const cnn_optimizer *o, bool kera
  * optimizer's arguments, then the algorithm's). */
 static json_t *k3_optimizer(const cnn_optimizer *o)
 {
-    static const char *const cls[] = {NULL, "SGD", "Adam", "RMSprop"};
-    static const char *const name[] = {NULL, "SGD", "adam", "rmsprop"};
     json_t *c = json_pack("{s:s, s:o, s:n, s:o, s:o, s:n, s:b, s:f, s:n, s:n, s:n}", "name",
-                          name[o->kind], "learning_rate", jreal(o->learning_rate), "weight_decay",
+                          cnn_optimizer_keras3_name(o->kind), "learning_rate", jreal(o->learning_rate), "weight_decay",
                           "clipnorm", clip_value(o->clipnorm), "global_clipnorm",
                           clip_value(o->global_clipnorm), "clipvalue", "use_ema", 0,
                           "ema_momentum", 0.99, "ema_overwrite_frequency", "loss_scale_factor",
                           "gradient_accumulation_steps");
     add_algorithm_arguments(c, o, true);
-    return k3_object("keras.optimizers", cls[o->kind], c);
+    return k3_object("keras.optimizers", cnn_optimizer_keras_class(o->kind), c);
 }
 
 json_t *cnn_keras3_config(const cnn_model *m)
@@ -329,7 +315,7 @@ json_t *cnn_keras3_config(const cnn_model *m)
         k3_dtype(), "layers", layers, "build_input_shape", batch_shape(cnn_model_input_shape(m)),
         "registered_name", "build_config", "input_shape", batch_shape(cnn_model_input_shape(m)));
     cnn_compile_config cc;
-    if (root && cnn_model_compile_config(m, &cc) == CNN_OK && loss_name(cc.loss))
+    if (root && cnn_model_compile_config(m, &cc) == CNN_OK && cnn_loss_name(cc.loss))
         json_object_set_new(root, "compile_config", json_pack(
             "{s:o, s:o, s:n, s:[s], s:n, s:b, s:i, s:b}", "optimizer",
             k3_optimizer(&cc.optimizer), "loss", loss_json(&cc, true), "loss_weights", "metrics",
@@ -427,10 +413,9 @@ json_t *cnn_keras2_config(const cnn_model *m)
 json_t *cnn_keras2_training_config(const cnn_model *m)
 {
     cnn_compile_config cc;
-    if (cnn_model_compile_config(m, &cc) != CNN_OK || !loss_name(cc.loss))
+    if (cnn_model_compile_config(m, &cc) != CNN_OK || !cnn_loss_name(cc.loss))
         return NULL;
     const cnn_optimizer *o = &cc.optimizer;
-    static const char *const cls[] = {NULL, "SGD", "Adam", "RMSprop"};
     json_t *c = json_pack("{s:o}", "learning_rate", jreal(o->learning_rate));
     add_algorithm_arguments(c, o, false);
     if (o->clipnorm > 0)
@@ -438,7 +423,7 @@ json_t *cnn_keras2_training_config(const cnn_model *m)
     if (o->global_clipnorm > 0)
         json_object_set_new(c, "global_clipnorm", jreal(o->global_clipnorm));
     return json_pack("{s:{s:s, s:o}, s:o, s:[s], s:n, s:n, s:n}", "optimizer_config",
-                     "class_name", cls[o->kind], "config", c, "loss", loss_json(&cc, false),
+                     "class_name", cnn_optimizer_keras_class(o->kind), "config", c, "loss", loss_json(&cc, false),
                      "metrics", "accuracy", "weighted_metrics", "loss_weights",
                      "sample_weight_mode");
 }
@@ -497,13 +482,7 @@ static bool read_optimizer(const json_t *opt, cnn_optimizer *o, bool *ok, char *
     if (module && strncmp(module, "keras", 5) != 0)
         return unsupported(ok, why, size, "optimizer from module %s is not supported", module);
     memset(o, 0, sizeof *o);
-    if (!strcasecmp(cls, "adam"))
-        o->kind = CNN_OPTIMIZER_ADAM;
-    else if (!strcasecmp(cls, "sgd"))
-        o->kind = CNN_OPTIMIZER_SGD;
-    else if (!strcasecmp(cls, "rmsprop"))
-        o->kind = CNN_OPTIMIZER_RMSPROP;
-    else
+    if (cnn_optimizer_from_name(cls, &o->kind))
         return unsupported(ok, why, size, "optimizer %s is not supported (only SGD, Adam and"
                            " RMSprop)", cls);
     if (config && !json_is_object(config))
@@ -528,20 +507,6 @@ static bool read_optimizer(const json_t *opt, cnn_optimizer *o, bool *ok, char *
 static bool read_loss(const json_t *loss, cnn_loss *out, bool *from_logits, bool *ok, char *why,
                       size_t size)
 {
-    static const struct {
-        const char *name;
-        cnn_loss loss;
-    } names[] = {
-        {"sparse_categorical_crossentropy", CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY},
-        {"SparseCategoricalCrossentropy", CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY},
-        {"categorical_crossentropy", CNN_LOSS_CATEGORICAL_CROSSENTROPY},
-        {"CategoricalCrossentropy", CNN_LOSS_CATEGORICAL_CROSSENTROPY},
-        {"binary_crossentropy", CNN_LOSS_BINARY_CROSSENTROPY},
-        {"BinaryCrossentropy", CNN_LOSS_BINARY_CROSSENTROPY},
-        {"mean_squared_error", CNN_LOSS_MSE},
-        {"mse", CNN_LOSS_MSE},
-        {"MeanSquaredError", CNN_LOSS_MSE},
-    };
     const char *name = json_is_string(loss) ? json_string_value(loss)
                                             : json_string_value(json_object_get(loss, "class_name"));
     if (!name)
@@ -556,12 +521,10 @@ static bool read_loss(const json_t *loss, cnn_loss *out, bool *from_logits, bool
     const json_t *ignore = json_object_get(config, "ignore_class");
     if (ignore && !json_is_null(ignore))
         return unsupported(ok, why, size, "loss %s with ignore_class is not supported", name);
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(name, names[i].name) == 0) {
-            *out = names[i].loss;
-            *from_logits = *from_logits && *out != CNN_LOSS_MSE;
-            return true;
-        }
+    if (cnn_loss_from_name(name, out) == CNN_OK) {
+        *from_logits = *from_logits && *out != CNN_LOSS_MSE;
+        return true;
+    }
     return unsupported(ok, why, size, "loss %s is not supported (sparse_categorical_crossentropy,"
                        " categorical_crossentropy, binary_crossentropy, mean_squared_error)",
                        name);

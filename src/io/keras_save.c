@@ -24,6 +24,7 @@
 
 #include "core/error.h"
 #include "io/keras.h"
+#include "model/vocabulary.h"
 #include "model/model.h"
 
 /* The Keras releases whose layouts these writers follow. */
@@ -72,10 +73,9 @@ static cnn_status write_vars(hid_t f, const char *group, const char *name, const
  * momentum: one per tensor; RMSprop: all velocities, then all momentums). */
 static cnn_status write_optimizer(const cnn_model *m, hid_t w, const char *path)
 {
-    static const char *const names[] = {NULL, "SGD", "adam", "rmsprop"};
     const cnn_optimizer *o = &m->opt;
     hid_t g;
-    cnn_status st = write_vars(w, "optimizer/vars", names[o->kind], path, &g);
+    cnn_status st = write_vars(w, "optimizer/vars", cnn_optimizer_keras3_name(o->kind), path, &g);
     int k = 0;
     char key[32];
     if (!st) {

@@ -2,7 +2,10 @@
  * model finds a kind's creator, ops and fields, and how Keras class names
  * map to kinds. The order is the order in which descriptions list the
  * kinds in their messages. */
+#include <stdio.h>
 #include <string.h>
+
+#include "core/error.h"
 
 #include "layers/layer.h"
 
@@ -63,10 +66,20 @@ const char *cnn_layer_kind_name(cnn_layer_kind kind)
     return ops ? ops->type_name : NULL;
 }
 
-cnn_layer_kind cnn_layer_kind_from_name(const char *name)
+cnn_status cnn_layer_kind_from_name(const char *name, cnn_layer_kind *out)
 {
+    if (!out)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "layer_kind_from_name: out is NULL");
     for (size_t i = 0; name && i < REGISTRY_SIZE; i++)
-        if (strcmp(registry[i]->type_name, name) == 0)
-            return registry[i]->kind;
-    return 0;
+        if (strcmp(registry[i]->type_name, name) == 0
+            || (registry[i]->class_alias && strcmp(registry[i]->class_alias, name) == 0)) {
+            *out = registry[i]->kind;
+            return CNN_OK;
+        }
+    char list[600] = "";
+    for (size_t i = 0, at = 0; i < REGISTRY_SIZE && at < sizeof list; i++)
+        at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "",
+                               registry[i]->type_name);
+    return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "layer kind: expected one of %s, got '%s'", list,
+                    name ? name : "(null)");
 }

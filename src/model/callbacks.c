@@ -21,17 +21,22 @@ const char *cnn_monitor_name(cnn_monitor monitor)
     return (unsigned)monitor < N_MONITORS ? monitor_names[monitor] : NULL;
 }
 
-int cnn_monitor_from_name(const char *name)
+cnn_status cnn_monitor_from_name(const char *name, cnn_monitor *out)
 {
+    if (!out)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "monitor_from_name: out is NULL");
     for (int i = 0; name && i < N_MONITORS; i++)
-        if (strcmp(name, monitor_names[i]) == 0)
-            return i;
+        if (strcmp(name, monitor_names[i]) == 0) {
+            *out = (cnn_monitor)i;
+            return CNN_OK;
+        }
     /* Keras also accepts the short names of accuracy */
-    if (name && strcmp(name, "acc") == 0)
-        return CNN_MONITOR_ACCURACY;
-    if (name && strcmp(name, "val_acc") == 0)
-        return CNN_MONITOR_VAL_ACCURACY;
-    return -1;
+    if (name && (strcmp(name, "acc") == 0 || strcmp(name, "val_acc") == 0)) {
+        *out = name[0] == 'v' ? CNN_MONITOR_VAL_ACCURACY : CNN_MONITOR_ACCURACY;
+        return CNN_OK;
+    }
+    return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "monitor: expected val_loss, val_accuracy, loss or"
+                    " accuracy, got '%s'", name ? name : "(null)");
 }
 
 double cnn_lr_schedule_rate(const cnn_lr_schedule *s, double lr0, int64_t t, int64_t total_steps)
