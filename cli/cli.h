@@ -75,17 +75,15 @@ void cli_format_shape(cnn_shape s, char *buf, size_t cap);
 void cli_format_size(cnn_shape s, char *buf, size_t cap);
 
 /* ---- model.c: opening a model -------------------------------------------------- */
-/* True if path is a saved model: its name ends in .cnn or it starts with
- * the model file's magic. */
-bool cli_is_model_file(const char *path);
-/* Opens a description (text or Keras JSON) or a saved .cnn model. seed is
+/* Opens a description (text or Keras JSON), a saved .cnn model or a Keras
+ * .h5/.keras file, whichever the content is (cnn_model_open). seed is
  * applied to a description before its weights exist; max_memory (0 =
- * default) and threads (0 = all cores) to both. */
+ * default) and threads (0 = all cores) to all. */
 int cli_model_open(const char *cmd, const char *path, uint64_t seed, int64_t max_memory,
                    int threads, cnn_model **out);
-/* True if path is a Keras model file by its content: HDF5 (.h5) or a zip
- * archive (.keras). */
-bool cli_is_keras_file(const char *path);
+/* True if path is a saved model (.cnn, Keras .h5 or .keras) by its content,
+ * as the library tells (a FIFO or an unreadable file is not). */
+bool cli_model_is_saved(const char *path);
 /* cli_model_open that also says what a Keras file held (keras may be NULL;
  * it is zeroed for other files). */
 int cli_model_open_keras(const char *cmd, const char *path, uint64_t seed, int64_t max_memory,

@@ -1,42 +1,20 @@
 /* Opening MODEL: a description (text or Keras JSON), a saved .cnn file or a
- * Keras .h5/.keras file; saving by extension. */
+ * Keras .h5/.keras file, told apart by the library (cnn_model_open);
+ * saving by extension. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 
-#define MODEL_MAGIC "CNNMODEL"
-
-bool cli_is_model_file(const char *path)
-{
-    size_t n = strlen(path);
-    if (n >= 4 && strcmp(path + n - 4, ".cnn") == 0)
-        return true;
-    char magic[8];
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return false;
-    bool yes = fread(magic, 1, sizeof magic, f) == sizeof magic
-            && memcmp(magic, MODEL_MAGIC, sizeof magic) == 0;
-    fclose(f);
-    return yes;
-}
-
-int cli_model_open(const char *cmd, const char *path, uint64_t seed, int64_t max_memory,
-                   int threads, cnn_model **out)
+int cli_model_open_keras(const char *cmd, const char *path, uint64_t seed, int64_t max_memory,
+                         int threads, cnn_model **out, cnn_keras_info *keras)
 {
     *out = NULL;
     cnn_model *m = NULL;
-    cnn_status st;
-    if (cli_is_model_file(path)) {
-        st = cnn_model_load(path, &m);
-    } else if (cli_is_keras_file(path)) {
-        st = cnn_model_load_keras_isolated(path, 0, &m, NULL);
-    } else {
-        st = cnn_model_from_description(path, &m);
-        if (st == CNN_OK)
-            st = cnn_model_set_seed(m, seed);
-    }
+    cnn_model_format format;
+    cnn_status st = cnn_model_open(path, &m, &format, keras);
+    if (st == CNN_OK && format == CNN_MODEL_FORMAT_DESCRIPTION)
+        st = cnn_model_set_seed(m, seed);
     if (st == CNN_OK)
         st = cnn_model_set_max_memory(m, max_memory);
     if (st == CNN_OK)
@@ -47,6 +25,12 @@ int cli_model_open(const char *cmd, const char *path, uint64_t seed, int64_t max
     }
     *out = m;
     return CLI_OK;
+}
+
+int cli_model_open(const char *cmd, const char *path, uint64_t seed, int64_t max_memory,
+                   int threads, cnn_model **out)
+{
+    return cli_model_open_keras(cmd, path, seed, max_memory, threads, out, NULL);
 }
 
 int cli_model_classes(const cnn_model *m)
@@ -83,42 +67,6 @@ int cli_model_same(const char *cmd, const cnn_model *a, const char *a_name, cons
     return CLI_OK;
 }
 
-bool cli_is_keras_file(const char *path)
-{
-    static const unsigned char hdf5[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-    unsigned char b[8];
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return false;
-    bool yes = fread(b, 1, sizeof b, f) == sizeof b
-            && (memcmp(b, hdf5, sizeof b) == 0
-                || (b[0] == 'P' && b[1] == 'K' && b[2] == 3 && b[3] == 4));
-    fclose(f);
-    return yes;
-}
-
-int cli_model_open_keras(const char *cmd, const char *path, uint64_t seed, int64_t max_memory,
-                         int threads, cnn_model **out, cnn_keras_info *keras)
-{
-    if (keras)
-        *keras = (cnn_keras_info){0};
-    if (!cli_is_keras_file(path))
-        return cli_model_open(cmd, path, seed, max_memory, threads, out);
-    *out = NULL;
-    cnn_model *m = NULL;
-    cnn_status st = cnn_model_load_keras_isolated(path, 0, &m, keras);
-    if (st == CNN_OK)
-        st = cnn_model_set_max_memory(m, max_memory);
-    if (st == CNN_OK)
-        st = cnn_model_set_threads(m, threads);
-    if (st) {
-        cnn_model_free(m);
-        return cli_fail(cmd);
-    }
-    *out = m;
-    return CLI_OK;
-}
-
 void cli_keras_describe(const char *path, const cnn_keras_info *k)
 {
     if (!k || !k->format)
@@ -136,9 +84,16 @@ void cli_keras_describe(const char *path, const cnn_keras_info *k)
         printf("Fresh optimizer state: %s\n", k->not_restored);
 }
 
+bool cli_model_is_saved(const char *path)
+{
+    cnn_model_format f;
+    return cnn_model_file_format(path, &f) == CNN_OK && f != CNN_MODEL_FORMAT_DESCRIPTION;
+}
+
 void cli_warn_untrained(const char *cmd, const char *path)
 {
-    if (cli_is_model_file(path) || cli_is_keras_file(path))
+    cnn_model_format format;
+    if (cnn_model_file_format(path, &format) != CNN_OK || format != CNN_MODEL_FORMAT_DESCRIPTION)
         return;
     /* NAME.model -> NAME.cnn etc.: what `cnn train NAME.model --save` is
      * usually given; the extension is what follows the last dot of the
@@ -149,15 +104,8 @@ void cli_warn_untrained(const char *cmd, const char *path)
     char near[4200] = "";
     for (size_t i = 0; i < sizeof saved / sizeof saved[0] && !near[0] && stem < 4096; i++) {
         snprintf(near, sizeof near, "%.*s%s", (int)stem, path, saved[i]);
-        if (!(cli_is_model_file(near) || cli_is_keras_file(near)) || strcmp(near, path) == 0)
+        if (strcmp(near, path) == 0 || !cli_model_is_saved(near))
             near[0] = '\0';
-        else {
-            FILE *f = fopen(near, "rb"); /* .cnn is recognised by its name alone */
-            if (!f)
-                near[0] = '\0';
-            else
-                fclose(f);
-        }
     }
     fprintf(stderr, "cnn %s: warning: %s is a model description, so its weights are random"
                     " (untrained) and the results below mean nothing", cmd, path);

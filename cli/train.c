@@ -536,7 +536,7 @@ static int claim_outputs(const char *cmd, const train_opts *o, const char *model
                                         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
     char dir_files[8][4096];
     cli_input ins[6 + 8] = {
-        {"MODEL", model_path, cli_is_model_file(model_path) || cli_is_keras_file(model_path)},
+        {"MODEL", model_path, cli_model_is_saved(model_path)},
         {"--resume", o->resume, true},
         {"--train-images", o->data.train_images, false},
         {"--train-labels", o->data.train_labels, false},

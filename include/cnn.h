@@ -957,6 +957,28 @@ cnn_status cnn_model_save_keras(cnn_model *m, const char *path);
  * compiled). Atomic. */
 cnn_status cnn_model_save_keras_h5(cnn_model *m, const char *path);
 
+/* ---- Opening a model of any format ---------------------------------------------- */
+typedef enum cnn_model_format {
+    CNN_MODEL_FORMAT_DESCRIPTION = 1, /* text or Keras JSON (cnn_model_from_description) */
+    CNN_MODEL_FORMAT_CNN = 2,         /* the library's .cnn (cnn_model_load) */
+    CNN_MODEL_FORMAT_KERAS_H5 = 3,    /* legacy Keras HDF5 (cnn_model_load_keras) */
+    CNN_MODEL_FORMAT_KERAS_ZIP = 4    /* Keras 3 .keras (cnn_model_load_keras) */
+} cnn_model_format;
+/* The format of the file at path, told by its content alone (the name
+ * plays no part): the .cnn magic "CNNMODEL", HDF5's signature (at offset 0,
+ * 512, 1024, ...), a zip archive ("PK"); anything else is a description.
+ * The file is opened as every reader here opens: a FIFO, directory or
+ * device is refused (CNN_ERR_IO), never waited on. */
+cnn_status cnn_model_file_format(const char *path, cnn_model_format *out);
+/* Loads a model of any of these formats with the matching loader: a Keras
+ * file through cnn_model_load_keras_isolated (declared below; default
+ * timeout), as files from others should be read; a description comes back
+ * uncompiled with random weights (seed it with cnn_model_set_seed before
+ * training). format and keras may be NULL; keras is filled for a Keras
+ * file and zeroed otherwise. */
+cnn_status cnn_model_open(const char *path, cnn_model **out, cnn_model_format *format,
+                          cnn_keras_info *keras);
+
 /* ---- Lower level: one step at a time (for tests and custom loops) ---------- */
 /* Forward pass of a batch; training enables dropout. The returned pointer
  * views the model's output buffer (valid until the next call). */

@@ -25,28 +25,11 @@
 
 #include "core/error.h"
 #include "core/fileio.h"
+#include "core/model_format.h"
 #include "io/description.h"
 #include "io/keras.h"
 #include "model/file.h"
 #include "model/model.h"
-
-static const unsigned char HDF5_MAGIC[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-
-/* HDF5 looks for its signature at 0, 512, 1024, 2048, ... (a user block
- * may come first). */
-static bool is_hdf5(const unsigned char *b, size_t size)
-{
-    for (size_t at = 0; at + 8 <= size && at <= ((size_t)1 << 30); at = at ? 2 * at : 512)
-        if (memcmp(b + at, HDF5_MAGIC, 8) == 0)
-            return true;
-    return false;
-}
-
-static bool is_zip(const unsigned char *b, size_t size)
-{
-    return size >= 4 && b[0] == 'P' && b[1] == 'K'
-        && ((b[2] == 3 && b[3] == 4) || (b[2] == 5 && b[3] == 6));
-}
 
 static void set_text(char *dst, size_t cap, const char *src)
 {
@@ -637,9 +620,10 @@ cnn_status cnn_model_load_keras_memory(const void *bytes, size_t size, const cha
     cnn_h5_quiet q;
     cnn_h5_quiet_begin(&q);
     cnn_status st;
-    if (is_zip(b, size))
+    cnn_model_format format = cnn_model_format_of(b, size);
+    if (format == CNN_MODEL_FORMAT_KERAS_ZIP)
         st = load_zip(b, size, name, out, info);
-    else if (is_hdf5(b, size))
+    else if (format == CNN_MODEL_FORMAT_KERAS_H5)
         st = load_h5(b, size, name, out, info);
     else
         st = cnn_fail(CNN_ERR_FORMAT, "%s: not a Keras file: expected an HDF5 file (.h5, starting"

@@ -37,6 +37,7 @@
 
 #include "core/error.h"
 #include "core/fileio.h"
+#include "core/model_format.h"
 #include "core/tensor.h"
 #include "model/file.h"
 #include "model/model.h"
@@ -432,10 +433,10 @@ static cnn_status check_preamble(const unsigned char *b, size_t size, const char
         for (size_t i = 0; i < have; i++)
             snprintf(got + 3 * i, sizeof got - 3 * i, "%02x ", b[i]);
         got[have ? 3 * have - 1 : 0] = '\0';
-        /* HDF5's signature (.h5) or a zip archive (.keras): a Keras file */
-        static const unsigned char hdf5[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-        const bool keras = (size >= 8 && memcmp(b, hdf5, 8) == 0)
-                        || (size >= 4 && memcmp(b, "PK\x03\x04", 4) == 0);
+        /* b may be the file's head only: have bytes of it are known */
+        const cnn_model_format format = cnn_model_format_of(b, have);
+        const bool keras = format == CNN_MODEL_FORMAT_KERAS_H5
+                        || format == CNN_MODEL_FORMAT_KERAS_ZIP;
         return cnn_fail(CNN_ERR_FORMAT,
                         "%s: header: expected magic \"%s\", got %s (not a cnn model file%s)",
                         name, FILE_MAGIC, got,
