@@ -137,6 +137,9 @@ int cli_data_load(const char *cmd, const cli_data *d, cnn_tensor **train_x,
  * as cnn_dataset_load_mnist gives them), with a channel axis: (n, rows,
  * cols, channels). */
 int cli_load_idx_images(const char *cmd, const char *path, double scale, cnn_tensor **out);
+/* The same for an IDX tensor x already read from path (x is consumed). */
+int cli_idx_images(const char *cmd, const char *path, double scale, cnn_tensor *x,
+                   cnn_tensor **out);
 /* --scale: "1/255" (the default), "1" (raw 0..255), any number > 0 or a
  * fraction a/b. Prints and returns CLI_USAGE if malformed. */
 int cli_parse_scale(const char *cmd, const char *text, double *out);

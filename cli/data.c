@@ -58,6 +58,12 @@ int cli_load_idx_images(const char *cmd, const char *path, double scale, cnn_ten
     cnn_tensor *x = NULL;
     if (cnn_dataset_load_idx(path, &x))
         return cli_fail(cmd);
+    return cli_idx_images(cmd, path, scale, x, out);
+}
+
+int cli_idx_images(const char *cmd, const char *path, double scale, cnn_tensor *x,
+                   cnn_tensor **out)
+{
     if (x->rank != 3 && x->rank != 4) {
         int rank = x->rank; /* read before the tensor is freed */
         cnn_tensor_free(x);

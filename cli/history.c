@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -57,30 +58,51 @@ static bool field(char **p, double *v)
     return true;
 }
 
+/* One row of the file (without its newline) into h, up to up_to_epoch. */
+static int read_row(const char *cmd, const char *path, int lineno, char *line, int up_to_epoch,
+                    cli_history *h)
+{
+    char *p = line;
+    double v[5];
+    bool ok = true;
+    for (int i = 0; i < 5 && ok; i++)
+        ok = field(&p, &v[i]);
+    if (!ok || !(v[0] >= 1 && v[0] <= 1e9 && v[0] == floor(v[0])))
+        return cli_failf(cmd, "%s:%d: expected %s values, got '%.*s'", path, lineno, header,
+                         (int)strcspn(line, "\r"), line);
+    if ((int)v[0] <= up_to_epoch)
+        return cli_history_set(cmd, h, (cli_epoch){(int)v[0], v[1], v[2], v[3], v[4]});
+    return CLI_OK;
+}
+
+/* A history of a million epochs is some 60 MB: anything far larger is not one. */
+#define HISTORY_MAX_BYTES ((int64_t)1 << 28)
+
 int cli_history_read(const char *cmd, const char *path, int up_to_epoch, cli_history *h)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return errno == ENOENT ? CLI_OK : cli_failf(cmd, "%s: cannot read: %s", path,
-                                                    strerror(errno));
-    char line[512];
-    int rc = CLI_OK, lineno = 0;
-    while (rc == CLI_OK && fgets(line, sizeof line, f)) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 && errno == ENOENT)
+        return CLI_OK; /* no history yet */
+    void *bytes;
+    size_t size;
+    /* the library's reader: a FIFO or a directory is refused, not waited on */
+    if (cnn_file_read_all(path, HISTORY_MAX_BYTES, &bytes, &size))
+        return cli_fail(cmd);
+    char *text = bytes; /* with a NUL after its size bytes */
+    int rc = strlen(text) == size ? CLI_OK
+                                  : cli_failf(cmd, "%s: expected a CSV text file, found a NUL"
+                                              " byte at offset %zu", path, strlen(text));
+    int lineno = 0;
+    for (char *line = text; rc == CLI_OK && *line;) {
+        size_t len = strcspn(line, "\n");
+        char *next = line + len + (line[len] == '\n');
+        line[len] = '\0';
         lineno++;
-        if (lineno == 1 && strncmp(line, header, strlen(header)) == 0)
-            continue;
-        char *p = line;
-        double v[5];
-        bool ok = true;
-        for (int i = 0; i < 5 && ok; i++)
-            ok = field(&p, &v[i]);
-        if (!ok || !(v[0] >= 1 && v[0] <= 1e9 && v[0] == floor(v[0])))
-            rc = cli_failf(cmd, "%s:%d: expected %s values, got '%.*s'", path, lineno, header,
-                           (int)strcspn(line, "\r\n"), line);
-        else if ((int)v[0] <= up_to_epoch)
-            rc = cli_history_set(cmd, h, (cli_epoch){(int)v[0], v[1], v[2], v[3], v[4]});
+        if (lineno > 1 || strncmp(line, header, strlen(header)) != 0)
+            rc = read_row(cmd, path, lineno, line, up_to_epoch, h);
+        line = next;
     }
-    fclose(f);
+    free(bytes);
     return rc;
 }
 

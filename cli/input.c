@@ -2,23 +2,18 @@
  * cnn_image_load, or images from an IDX file; checked against the model's
  * input shape, or fitted to it on request (--resize). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
 /* IDX files start with two zero bytes and a type code; gzip with 1f 8b. */
-static bool looks_like_idx(const char *path)
+static bool looks_like_idx(const unsigned char *b, size_t size)
 {
-    unsigned char b[4];
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return false;
-    bool yes = fread(b, 1, 4, f) == 4
-            && ((b[0] == 0x1f && b[1] == 0x8b)
-                || (b[0] == 0 && b[1] == 0 && (b[2] == 0x08 || b[2] == 0x09 || b[2] >= 0x0b)
-                    && b[2] <= 0x0e && b[3] >= 1 && b[3] <= 4));
-    fclose(f);
-    return yes;
+    return size >= 4
+        && ((b[0] == 0x1f && b[1] == 0x8b)
+            || (b[0] == 0 && b[1] == 0 && (b[2] == 0x08 || b[2] == 0x09 || b[2] >= 0x0b)
+                && b[2] <= 0x0e && b[3] >= 1 && b[3] <= 4));
 }
 
 /* Pixels in [0, 1] (as cnn_image_load gives them) to the model's scale:
@@ -67,11 +62,13 @@ static int resize_all(const char *cmd, cnn_shape want, cnn_tensor **x)
     return CLI_OK;
 }
 
-static int load_idx(const char *cmd, cnn_shape want, const char *path,
-                    const cli_input_options *o, cnn_tensor **out, int64_t *first)
+static int load_idx(const char *cmd, cnn_shape want, const char *path, const void *bytes,
+                    size_t size, const cli_input_options *o, cnn_tensor **out, int64_t *first)
 {
-    cnn_tensor *all = NULL;
-    int rc = cli_load_idx_images(cmd, path, o->scale, &all);
+    cnn_tensor *all = NULL, *raw = NULL;
+    if (cnn_dataset_load_idx_memory(bytes, size, path, &raw))
+        return cli_fail(cmd);
+    int rc = cli_idx_images(cmd, path, o->scale, raw, &all);
     if (rc)
         return rc;
     *first = 0;
@@ -105,8 +102,9 @@ static int load_idx(const char *cmd, cnn_shape want, const char *path,
 }
 
 /* max_bytes: the command's --max-memory, as the model's budget holds it. */
-static int load_image(const char *cmd, cnn_shape want, const char *path,
-                      const cli_input_options *o, int64_t max_bytes, cnn_tensor **out)
+static int load_image(const char *cmd, cnn_shape want, const char *path, const void *bytes,
+                      size_t size, const cli_input_options *o, int64_t max_bytes,
+                      cnn_tensor **out)
 {
     int channels = 0;
     if (o->resize) {
@@ -116,7 +114,7 @@ static int load_image(const char *cmd, cnn_shape want, const char *path,
         channels = want.dims[2];
     }
     cnn_tensor *x = NULL;
-    if (cnn_image_load(path, channels, max_bytes, &x))
+    if (cnn_image_load_memory(bytes, size, path, channels, max_bytes, &x))
         return cli_fail(cmd);
     bool fits = x->dims[1] == want.dims[0] && x->dims[2] == want.dims[1]
              && x->dims[3] == want.dims[2];
@@ -147,9 +145,16 @@ int cli_input_load(const char *cmd, const cnn_model *m, const char *path,
     if (want.rank != 3)
         return cli_failf(cmd, "the model takes flat vectors of %d features, not images",
                          want.dims[0]);
-    bool idx = looks_like_idx(path);
-    int rc = idx ? load_idx(cmd, want, path, o, out, first)
-                 : load_image(cmd, want, path, o, cnn_model_max_memory(m), out);
+    /* read once, through the library's reader (a FIFO is refused, not
+     * waited on), then decoded from memory */
+    void *bytes;
+    size_t size;
+    if (cnn_file_read_all(path, cnn_model_max_memory(m), &bytes, &size))
+        return cli_fail(cmd);
+    bool idx = looks_like_idx(bytes, size);
+    int rc = idx ? load_idx(cmd, want, path, bytes, size, o, out, first)
+                 : load_image(cmd, want, path, bytes, size, o, cnn_model_max_memory(m), out);
+    free(bytes);
     if (rc == CLI_OK && idx && o->invert) {
         /* already scaled: the brightest value is 255 times the scale */
         const float top = o->scale == 0 ? 1.0f : (float)(255.0 * o->scale);

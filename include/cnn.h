@@ -146,6 +146,13 @@ cnn_status cnn_image_save_png(const char *path, const uint8_t *pixels, int rows,
  * device or FIFO is refused and left untouched. On failure the old file is
  * intact and no temporary file remains. */
 cnn_status cnn_file_write_atomic(const char *path, const void *bytes, size_t size);
+/* Reads the file path whole, as the library reads every file: a FIFO,
+ * directory or device is refused (CNN_ERR_IO) rather than waited on, a
+ * file over max_bytes (0 = CNN_DEFAULT_MAX_MEMORY) is refused unread
+ * (CNN_ERR_FORMAT), and one that changes size while it is read is an
+ * error. *bytes (free() it) holds *size bytes and a NUL after them, so
+ * text can be parsed in place. */
+cnn_status cnn_file_read_all(const char *path, int64_t max_bytes, void **bytes, size_t *size);
 
 /* ---- Shapes --------------------------------------------------------------- */
 /* The shape of one example (without the batch axis): rank 3 (rows, cols,

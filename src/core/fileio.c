@@ -320,3 +320,21 @@ cnn_status cnn_file_write_atomic(const char *path, const void *bytes, size_t siz
         return st;
     return cnn_atomic_close(&a, cnn_atomic_write(&a, bytes, size));
 }
+
+cnn_status cnn_file_read_all(const char *path, int64_t max_bytes, void **bytes, size_t *size)
+{
+    if (bytes)
+        *bytes = NULL;
+    if (size)
+        *size = 0;
+    if (!path || !*path || !bytes || !size || max_bytes < 0)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "file_read_all: path, bytes and size are"
+                        " required, and max_bytes >= 0");
+    unsigned char *buf;
+    cnn_status st = cnn_file_read(path, "file",
+                                  (uint64_t)(max_bytes ? max_bytes : CNN_DEFAULT_MAX_MEMORY),
+                                  &buf, size);
+    if (!st)
+        *bytes = buf;
+    return st;
+}
