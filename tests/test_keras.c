@@ -866,6 +866,97 @@ static void test_shipped_models(void)
     }
 }
 
+/* tf.keras <= 2.15's hard_sigmoid is clip(0.2 x + 0.5, 0, 1), Keras 3's
+ * (the library's) relu6(x + 3) / 6: a pre-3 file using it is refused, not
+ * silently read with the other function, and the legacy .h5 writer, whose
+ * files tf.keras 2 reads, refuses it too. */
+static void test_hard_sigmoid(void)
+{
+    cnn_model *m = NULL, *back = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_flat(4)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = CNN_ACTIVATION_SIGMOID,
+                                              .name = "gate")));
+    char h5[512], keras[512];
+    path_in(h5, sizeof h5, tmpdir, "hard.h5");
+    path_in(keras, sizeof keras, tmpdir, "hard.keras");
+    CHECK_OK(cnn_model_save_keras_h5(m, h5));
+    /* the model_config of a tf.keras 2 Sequential using hard_sigmoid */
+    static const char config[] =
+        "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"sequential\", \"layers\": ["
+        "{\"class_name\": \"InputLayer\", \"config\": {\"batch_input_shape\": [null, 4],"
+        " \"dtype\": \"float32\", \"name\": \"input_1\"}},"
+        " {\"class_name\": \"Dense\", \"config\": {\"name\": \"gate\", \"trainable\": true,"
+        " \"units\": 3, \"activation\": \"hard_sigmoid\", \"use_bias\": true}}]},"
+        " \"keras_version\": \"2.15.0\", \"backend\": \"tensorflow\"}";
+    rewrite_attr(h5, "/", "model_config", config);
+    CHECK_FAILS(cnn_model_load_keras(h5, &back, NULL), CNN_ERR_FORMAT,
+                "layer 'gate' (Dense): activation hard_sigmoid in a file of Keras 2.15.0:"
+                " tf.keras 2 computes it as clip(0.2 x + 0.5, 0, 1)");
+    CHECK(back == NULL);
+    rewrite_attr(h5, "/", "keras_version", "");
+    CHECK_FAILS(cnn_model_load_keras(h5, &back, NULL), CNN_ERR_FORMAT,
+                "Keras (version not recorded)");
+    /* Keras 3's legacy writer records its own version: its meaning is ours */
+    rewrite_attr(h5, "/", "keras_version", "3.3.3");
+    cnn_layer_spec s = {0};
+    CHECK_OK(cnn_model_load_keras(h5, &back, NULL));
+    CHECK(back && cnn_model_layer_spec(back, 0, &s) == CNN_OK && s.kind == CNN_LAYER_DENSE
+          && s.u.dense.activation == CNN_ACTIVATION_HARD_SIGMOID);
+    if (back) {
+        /* .keras keeps it (Keras 3 wrote it, Keras 3 reads it) */
+        CHECK_OK(cnn_model_save_keras(back, keras));
+        cnn_model *again = NULL;
+        CHECK_OK(cnn_model_load_keras(keras, &again, NULL));
+        CHECK(again && cnn_model_layer_spec(again, 0, &s) == CNN_OK
+              && s.u.dense.activation == CNN_ACTIVATION_HARD_SIGMOID);
+        cnn_model_free(again);
+        /* a legacy .h5 is not written with it */
+        path_in(h5, sizeof h5, tmpdir, "hard_out.h5");
+        CHECK_FAILS(cnn_model_save_keras_h5(back, h5), CNN_ERR_INVALID_ARGUMENT,
+                    "layer 'gate': activation hard_sigmoid is relu6(x + 3) / 6 here");
+        CHECK(access(h5, F_OK) != 0);
+    }
+    cnn_model_free(back);
+    back = NULL;
+    /* a .keras of tf.keras 2.13 (it wrote the format too) */
+    size_t zsize;
+    unsigned char *zbytes = slurp(keras, &zsize);
+    zip_error_t ze;
+    zip_error_init(&ze);
+    zip_source_t *src = zbytes ? zip_source_buffer_create(zbytes, zsize, 0, &ze) : NULL;
+    zip_t *za = src ? zip_open_from_source(src, ZIP_RDONLY, &ze) : NULL;
+    void *member[2] = {NULL, NULL};
+    size_t msize[2] = {0, 0};
+    const char *mname[2] = {"config.json", "model.weights.h5"};
+    for (int i = 0; za && i < 2; i++) {
+        zip_stat_t st;
+        zip_stat(za, mname[i], 0, &st);
+        msize[i] = (size_t)st.size;
+        member[i] = malloc(msize[i]);
+        zip_file_t *zf = zip_fopen(za, mname[i], 0);
+        zip_fread(zf, member[i], msize[i]);
+        zip_fclose(zf);
+    }
+    if (za)
+        zip_discard(za);
+    zip_error_fini(&ze);
+    CHECK(member[0] && member[1]);
+    if (member[0] && member[1]) {
+        static const char meta[] = "{\"keras_version\": \"2.13.1\", \"date_saved\": \"x\"}";
+        size_t size;
+        void *z = make_zip((const char *[]){"metadata.json", "config.json", "model.weights.h5"},
+                           (const void *[]){meta, member[0], member[1]},
+                           (size_t[]){sizeof meta - 1, msize[0], msize[1]}, 3, &size);
+        expect_refused(z, size, "tf.keras 2.13 .keras with hard_sigmoid",
+                       "'gate' (Dense): activation hard_sigmoid in a file of Keras 2.13.1");
+        free(z);
+    }
+    free(member[0]);
+    free(member[1]);
+    free(zbytes);
+    cnn_model_free(m);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/cnn-keras-XXXXXX");
@@ -882,6 +973,7 @@ int main(void)
     test_damaged();
     test_bad_archives();
     test_bad_h5();
+    test_hard_sigmoid();
     test_shipped_models();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -158,6 +158,15 @@ void cnn_keras_snake_case(const char *class_name, char *buf, size_t size);
 cnn_status cnn_keras_compile_from(const json_t *optimizer, const json_t *loss, const char *where,
                                   cnn_compile_config *out, bool *ok, char *why, size_t why_size);
 
+/* hard_sigmoid is clip(0.2 x + 0.5, 0, 1) in tf.keras up to 2.15 and
+ * relu6(x + 3) / 6 in Keras 3, which the library computes: a file of an
+ * older Keras that uses it is refused (what it computes would silently
+ * differ), and so is writing it into a legacy .h5, which tf.keras 2 reads
+ * with its own definition. This finds the first layer of a Sequential
+ * config (Keras 1's list of layers, or {"layers": [...]}) whose activation
+ * is hard_sigmoid, NULL if none. */
+const json_t *cnn_keras_hard_sigmoid_layer(const json_t *model_config);
+
 /* The JSON text of a value, Python's json.dumps style (", " and ": "),
  * keys in insertion order; malloc'd, NULL if out of memory. */
 char *cnn_keras_dumps(const json_t *v);

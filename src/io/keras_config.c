@@ -546,3 +546,17 @@ cnn_status cnn_keras_compile_from(const json_t *optimizer, const json_t *loss, c
         read_loss(loss, &out->loss, &out->from_logits, ok, why, why_size);
     return CNN_OK;
 }
+
+const json_t *cnn_keras_hard_sigmoid_layer(const json_t *model_config)
+{
+    const json_t *config = json_object_get(model_config, "config");
+    const json_t *layers = json_is_array(config) ? config : json_object_get(config, "layers");
+    size_t i;
+    const json_t *layer;
+    json_array_foreach(layers, i, layer) {
+        const json_t *act = json_object_get(json_object_get(layer, "config"), "activation");
+        if (json_is_string(act) && strcasecmp(json_string_value(act), "hard_sigmoid") == 0)
+            return layer;
+    }
+    return NULL;
+}

@@ -359,6 +359,25 @@ static cnn_status h5_training(cnn_model *m, hid_t f, const char *file, cnn_keras
     return st;
 }
 
+/* A file of a Keras before 3 using hard_sigmoid: refused (keras.h says why). */
+static cnn_status check_hard_sigmoid(const json_t *config, const char *version, const char *where)
+{
+    if (version && strncmp(version, "3.", 2) == 0)
+        return CNN_OK;
+    const json_t *layer = cnn_keras_hard_sigmoid_layer(config);
+    if (!layer)
+        return CNN_OK;
+    const char *name = json_string_value(json_object_get(json_object_get(layer, "config"),
+                                                         "name"));
+    const char *cls = json_string_value(json_object_get(layer, "class_name"));
+    return cnn_fail(CNN_ERR_FORMAT, "%s: layer '%s' (%s): activation hard_sigmoid in a file of"
+                    " Keras %s: tf.keras 2 computes it as clip(0.2 x + 0.5, 0, 1), this library"
+                    " as Keras 3 does, relu6(x + 3) / 6, so the model would silently compute"
+                    " something else: not supported (load and save it with Keras 3 first, or"
+                    " describe it with another activation)", where, name ? name : "?",
+                    cls ? cls : "?", version && *version ? version : "(version not recorded)");
+}
+
 static cnn_status load_h5(const void *bytes, size_t size, const char *name, cnn_model **out,
                           cnn_keras_info *info)
 {
@@ -389,6 +408,12 @@ static cnn_status load_h5(const void *bytes, size_t size, const char *name, cnn_
         char where[320];
         snprintf(where, sizeof where, "%s: model_config", name);
         st = cnn_desc_parse_json(config, strlen(config), where, &m);
+        json_t *root = NULL;
+        if (!st)
+            st = parse_json_text(config, strlen(config), where, &root);
+        if (!st)
+            st = check_hard_sigmoid(root, version, where);
+        json_decref(root);
     }
     if (!st)
         st = h5_weights(m, f, name);
@@ -564,6 +589,8 @@ static cnn_status load_zip(const void *bytes, size_t size, const char *name, cnn
         st = parse_json_text(config, config_size, where, &root);
     if (!st)
         st = cnn_desc_parse_json(config, config_size, where, &m);
+    if (!st)
+        st = check_hard_sigmoid(root, info->keras_version, where);
     if (!st)
         st = cnn_zip_read(z, "model.weights.h5", (size_t)CNN_KERAS_MAX_FILE, &weights,
                           &weights_size);

@@ -286,7 +286,16 @@ cnn_status cnn_model_save_keras_h5(cnn_model *m, const char *path)
     void *bytes = NULL;
     size_t size = 0;
     hid_t f = H5I_INVALID_HID;
-    st = json_text(cfg, path, &config);
+    const json_t *hard = cnn_keras_hard_sigmoid_layer(cfg);
+    if (hard) /* keras.h: tf.keras 2 would read it as its own hard_sigmoid */
+        st = cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s: save_keras_h5: layer '%s': activation"
+                      " hard_sigmoid is relu6(x + 3) / 6 here (Keras 3) but clip(0.2 x + 0.5, 0,"
+                      " 1) in tf.keras 2, which reads legacy .h5 files: save the model as"
+                      " .keras instead", path,
+                      json_string_value(json_object_get(json_object_get(hard, "config"),
+                                                        "name")));
+    else
+        st = json_text(cfg, path, &config);
     if (!st && tc)
         st = json_text(tc, path, &training);
     if (!st)
