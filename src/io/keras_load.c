@@ -373,8 +373,8 @@ static cnn_status check_hard_sigmoid(const json_t *config, const char *version, 
     return cnn_fail(CNN_ERR_FORMAT, "%s: layer '%s' (%s): activation hard_sigmoid in a file of"
                     " Keras %s: tf.keras 2 computes it as clip(0.2 x + 0.5, 0, 1), this library"
                     " as Keras 3 does, relu6(x + 3) / 6, so the model would silently compute"
-                    " something else: not supported (load and save it with Keras 3 first, or"
-                    " describe it with another activation)", where, name ? name : "?",
+                    " something else: not supported (the library has only Keras 3's"
+                    " hard_sigmoid)", where, name ? name : "?",
                     cls ? cls : "?", version && *version ? version : "(version not recorded)");
 }
 
