@@ -1,6 +1,10 @@
 #!/bin/sh
-# Issue 18 item 10: a FIFO given where cnn expects a file is refused at
-# once with a message, never waited on (a blocking open of a FIFO without
+# How the cnn tool opens what it is given (issue 13 item 4, issue 18 item
+# 10). MODEL's format is the library's to tell, by content alone: a
+# description named .cnn is a description, a saved model named anything is
+# a saved model. Names of losses and optimizers are the library's too.
+# A FIFO given where cnn expects a file is refused at once with a message,
+# never waited on (a blocking open of a FIFO without
 # a writer hangs forever). One case per entry point that opens a file the
 # user names: MODEL of summary, predict, evaluate, train and visualize,
 # train's --resume, --from and --history, and the IMAGE of predict and
@@ -14,19 +18,19 @@ failed=0
 
 if [ -z "$CNN" ] && ! make -s -C "$root" all >"$tmp/make.log" 2>&1; then
     cat "$tmp/make.log" >&2
-    echo "test_cli_fifo: 0 passed, 1 failed"
+    echo "test_cli_open: 0 passed, 1 failed"
     exit 1
 fi
 if ! command -v timeout >/dev/null || ! mkfifo "$tmp/fifo"; then
-    echo "test_cli_fifo: timeout or mkfifo is missing"
-    echo "test_cli_fifo: 0 passed, 1 failed"
+    echo "test_cli_open: timeout or mkfifo is missing"
+    echo "test_cli_open: 0 passed, 1 failed"
     exit 1
 fi
 
 ok() { passed=$((passed + 1)); }
 bad() {
     failed=$((failed + 1))
-    echo "test_cli_fifo: failed: $*" >&2
+    echo "test_cli_open: failed: $*" >&2
     if [ -s "$tmp/err" ]; then sed 's/^/    /' "$tmp/err" | head -n 5 >&2; fi
 }
 # refused WHAT ARGS...: cnn exits 1 within 20 s ($FIFO_TIMEOUT), saying the FIFO is not a
@@ -50,7 +54,7 @@ refused() {
 # a tiny data set: 8 images of 4x4 and their labels (IDX)
 data=$tmp/data
 mkdir -p "$data"
-python3 - "$data" <<'PY' || { echo "test_cli_fifo: 0 passed, 1 failed"; exit 1; }
+python3 - "$data" <<'PY' || { echo "test_cli_open: 0 passed, 1 failed"; exit 1; }
 import os, struct, sys
 out = sys.argv[1]
 for name in ('train', 't10k'):
@@ -77,5 +81,29 @@ refused "visualize MODEL" visualize "$tmp/fifo" "$tmp/images.idx" --out "$tmp/vi
 refused "predict IMAGE" predict "$tmp/m.cnn" "$tmp/fifo"
 refused "visualize IMAGE" visualize "$tmp/m.cnn" "$tmp/fifo" --out "$tmp/vis"
 
-echo "test_cli_fifo: $passed passed, $failed failed"
+# ---- formats by content, not by name ----
+cp "$tmp/m.model" "$tmp/description.cnn"
+cp "$tmp/m.cnn" "$tmp/saved.model"
+if "$cnn" summary "$tmp/description.cnn" >"$tmp/out" 2>"$tmp/err" \
+    && grep -q "Total params: 34" "$tmp/out"; then ok; else bad "a description named .cnn"; fi
+if "$cnn" evaluate "$tmp/saved.model" --data "$data" >"$tmp/out" 2>"$tmp/err" \
+    && ! grep -q "random (untrained)" "$tmp/err"; then ok
+else bad "a saved model named .model is not a description"; fi
+if "$cnn" evaluate "$tmp/description.cnn" --data "$data" >"$tmp/out" 2>"$tmp/err" \
+    && grep -q "random (untrained)" "$tmp/err"; then ok
+else bad "a description named .cnn is warned about as untrained"; fi
+
+# ---- names: the library's tables, Keras's spellings accepted ----
+if "$cnn" $train --epochs 1 --optimizer RMSprop --loss SparseCategoricalCrossentropy \
+    >"$tmp/out" 2>"$tmp/err" && grep -q "rmsprop" "$tmp/out" \
+    && grep -q "loss sparse_categorical_crossentropy" "$tmp/out"; then ok
+else bad "Keras's class names as --optimizer and --loss"; fi
+"$cnn" $train --epochs 1 --loss hinge >"$tmp/out" 2>"$tmp/err"
+if [ $? -eq 2 ] && grep -q "expected sparse_categorical_crossentropy.*got 'hinge'" "$tmp/err"
+then ok; else bad "--loss hinge: a usage error listing the losses"; fi
+"$cnn" $train --epochs 1 --early-stopping 1 --monitor los >"$tmp/out" 2>"$tmp/err"
+if [ $? -eq 2 ] && grep -q "expected val_loss, val_accuracy, loss or accuracy, got 'los'" \
+    "$tmp/err"; then ok; else bad "--monitor los: a usage error listing the monitors"; fi
+
+echo "test_cli_open: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
