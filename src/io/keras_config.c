@@ -282,7 +282,8 @@ static void add_algorithm_arguments(json_t *c, const cnn_optimizer *o, bool kera
 static json_t *k3_optimizer(const cnn_optimizer *o)
 {
     json_t *c = json_pack("{s:s, s:o, s:n, s:o, s:o, s:n, s:b, s:f, s:n, s:n, s:n}", "name",
-                          cnn_optimizer_keras3_name(o->kind), "learning_rate", jreal(o->learning_rate), "weight_decay",
+                          cnn_optimizer_keras3_name(o->kind), "learning_rate",
+                          jreal(o->learning_rate), "weight_decay",
                           "clipnorm", clip_value(o->clipnorm), "global_clipnorm",
                           clip_value(o->global_clipnorm), "clipvalue", "use_ema", 0,
                           "ema_momentum", 0.99, "ema_overwrite_frequency", "loss_scale_factor",
@@ -423,7 +424,8 @@ json_t *cnn_keras2_training_config(const cnn_model *m)
     if (o->global_clipnorm > 0)
         json_object_set_new(c, "global_clipnorm", jreal(o->global_clipnorm));
     return json_pack("{s:{s:s, s:o}, s:o, s:[s], s:n, s:n, s:n}", "optimizer_config",
-                     "class_name", cnn_optimizer_keras_class(o->kind), "config", c, "loss", loss_json(&cc, false),
+                     "class_name", cnn_optimizer_keras_class(o->kind), "config", c, "loss",
+                     loss_json(&cc, false),
                      "metrics", "accuracy", "weighted_metrics", "loss_weights",
                      "sample_weight_mode");
 }
