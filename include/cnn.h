@@ -559,11 +559,11 @@ typedef enum cnn_optimizer_kind {
     CNN_OPTIMIZER_RMSPROP = 3
 } cnn_optimizer_kind;
 
-/* Names, as cnn_activation_name's: the name of a value ("mse",
- * "sparse_categorical_crossentropy"; "sgd", "adam", "rmsprop"), NULL if it
- * is not one; and the value of a name, case-insensitive, Keras's class
- * names accepted too ("SparseCategoricalCrossentropy", "mean_squared_error";
- * "Adam", "RMSprop"), CNN_ERR_INVALID_ARGUMENT naming the expected names if
+/* Names, as cnn_activation_name's: Keras's name of a value
+ * ("sparse_categorical_crossentropy", "mean_squared_error"; "sgd", "adam",
+ * "rmsprop"), NULL if it is not one; and the value of a name,
+ * case-insensitive, with Keras's aliases and class names ("mse",
+ * "SparseCategoricalCrossentropy"; "Adam", "RMSprop"), CNN_ERR_INVALID_ARGUMENT naming the expected names if
  * it is none. */
 const char *cnn_loss_name(cnn_loss loss);
 cnn_status cnn_loss_from_name(const char *name, cnn_loss *out);

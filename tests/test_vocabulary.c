@@ -26,7 +26,7 @@ static void test_losses(void)
     }
     CHECK(cnn_loss_name(CNN_LOSS_NONE) == NULL);
     CHECK(cnn_loss_name((cnn_loss)99) == NULL);
-    CHECK(strcmp(cnn_loss_name(CNN_LOSS_MSE), "mse") == 0);
+    CHECK(strcmp(cnn_loss_name(CNN_LOSS_MSE), "mean_squared_error") == 0);
     /* Keras's class names, as its configs write them, and other spellings */
     static const struct {
         const char *name;
@@ -35,7 +35,7 @@ static void test_losses(void)
         {"SparseCategoricalCrossentropy", CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY},
         {"CategoricalCrossentropy", CNN_LOSS_CATEGORICAL_CROSSENTROPY},
         {"BinaryCrossentropy", CNN_LOSS_BINARY_CROSSENTROPY},
-        {"mean_squared_error", CNN_LOSS_MSE},
+        {"mse", CNN_LOSS_MSE},
         {"MeanSquaredError", CNN_LOSS_MSE},
         {"MSE", CNN_LOSS_MSE},
     };

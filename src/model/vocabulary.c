@@ -23,8 +23,8 @@ static const struct {
      "SparseCategoricalCrossentropy"},
     {"categorical_crossentropy", CNN_LOSS_CATEGORICAL_CROSSENTROPY, "CategoricalCrossentropy"},
     {"binary_crossentropy", CNN_LOSS_BINARY_CROSSENTROPY, "BinaryCrossentropy"},
-    {"mse", CNN_LOSS_MSE, "MeanSquaredError"},
     {"mean_squared_error", CNN_LOSS_MSE, "MeanSquaredError"},
+    {"mse", CNN_LOSS_MSE, "MeanSquaredError"},
 };
 #define N_LOSSES (sizeof losses / sizeof losses[0])
 
@@ -69,7 +69,7 @@ cnn_status cnn_loss_from_name(const char *name, cnn_loss *out)
             return CNN_OK;
         }
     return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "loss: expected sparse_categorical_crossentropy,"
-                    " categorical_crossentropy, binary_crossentropy, mse or mean_squared_error"
+                    " categorical_crossentropy, binary_crossentropy, mean_squared_error or mse"
                     " (or a Keras class name such as SparseCategoricalCrossentropy), got '%s'",
                     name ? name : "(null)");
 }
