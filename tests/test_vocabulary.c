@@ -111,6 +111,9 @@ static void test_layer_kinds(void)
         CHECK(back == (cnn_layer_kind)k);
     }
     CHECK(named >= 18);
+    cnn_layer_kind alias = 0; /* Keras's other class name for a kind */
+    CHECK_OK(cnn_layer_kind_from_name("MaxPool2D", &alias));
+    CHECK(alias == CNN_LAYER_MAX_POOLING2D);
     CHECK(cnn_layer_kind_name((cnn_layer_kind)0) == NULL);
     cnn_layer_kind k = CNN_LAYER_DENSE;
     CHECK_FAILS(cnn_layer_kind_from_name("Conv3D", &k), CNN_ERR_INVALID_ARGUMENT,
