@@ -4,7 +4,8 @@
  * (ops, Keras class name, its config fields and Keras keys) and a create
  * function, plus one line in src/layers/registry.c and its declarations in
  * cnn.h (config struct and macro, enum value, union member, add prototype
- * and its line in CNN_LAYER_ADD_LIST, from which model.c defines it).
+ * and its line in CNN_LAYER_ADD_LIST, from which model.c defines it);
+ * docs/ARCHITECTURE.md has the checklist, tests and docs included.
  * Everything else - the model file, the description readers, the Keras
  * writers, layer names and L2 penalties - loops over the field tables, so
  * nothing outside src/layers/ switches on the kind. A layer keeps its
