@@ -8,7 +8,7 @@ CPPFLAGS += -Iinclude -Isrc
 # headers live in a subdirectory) and libzip (the .keras archive).
 HDF5_CPPFLAGS ?= -I/usr/include/hdf5/serial
 CPPFLAGS += $(HDF5_CPPFLAGS)
-LDLIBS += -ljansson -lstb -lhdf5_serial -lzip -lz -lm -pthread
+LDLIBS += -ljansson -lstb -ljpeg -lspng -lhdf5_serial -lzip -lz -lm -pthread
 BUILD ?= build
 VERSION = 0.1.0
 

@@ -53,7 +53,7 @@ int main(void)
     memcpy(huge + 16, dim, 4);
     memcpy(huge + 20, dim, 4);
     CHECK_FAILS(cnn_image_load_memory(huge, n, "huge.png", 0, 0, &t), CNN_ERR_NO_MEMORY,
-                "huge.png: image declares 100000 x 100000 pixels");
+                "huge.png: image declares 100000 x 100000 x 3, which needs 150000000000 bytes");
     /* 18000 x 18000 x 3 decodes within stb's limit but its floats exceed 4 GiB */
     const unsigned char dim2[4] = {0x00, 0x00, 0x46, 0x50};
     memcpy(huge + 16, dim2, 4);

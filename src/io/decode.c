@@ -12,10 +12,17 @@ typedef struct decoder {
     decode_fn decode;
 } decoder;
 
+/* By content, never by file name: PNG's signature, and for JPEG a first
+ * byte 0xFF (libjpeg wants 0xFF 0xD8 there; stb would also take a JPEG
+ * after fill bytes, which must not reach its decoder); everything else is
+ * stb's to recognise or refuse. */
 static decoder pick_decoder(const unsigned char *b, size_t n)
 {
-    (void)b;
-    (void)n;
+    static const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n >= 8 && memcmp(b, png_magic, 8) == 0)
+        return (decoder){cnn_decode_png_info, cnn_decode_png};
+    if (n >= 1 && b[0] == 0xFF)
+        return (decoder){cnn_decode_jpeg_info, cnn_decode_jpeg};
     return (decoder){cnn_decode_stb_info, cnn_decode_stb};
 }
 

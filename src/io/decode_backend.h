@@ -22,6 +22,12 @@ typedef cnn_status (*decode_info_fn)(const decode_request *r, int *rows, int *co
 /* Decodes; on failure out is left zeroed. */
 typedef cnn_status (*decode_fn)(const decode_request *r, cnn_decoded_image *out);
 
+/* JPEG: libjpeg-turbo (decode_jpeg.c); PNG: libspng (decode_png.c); BMP,
+ * GIF, PGM/PPM, TGA: stb_image (decode_stb.c). */
+cnn_status cnn_decode_jpeg_info(const decode_request *r, int *rows, int *cols, int *channels);
+cnn_status cnn_decode_jpeg(const decode_request *r, cnn_decoded_image *out);
+cnn_status cnn_decode_png_info(const decode_request *r, int *rows, int *cols, int *channels);
+cnn_status cnn_decode_png(const decode_request *r, cnn_decoded_image *out);
 cnn_status cnn_decode_stb_info(const decode_request *r, int *rows, int *cols, int *channels);
 cnn_status cnn_decode_stb(const decode_request *r, cnn_decoded_image *out);
 

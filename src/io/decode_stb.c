@@ -1,8 +1,10 @@
 /* The stb_image decoder (Debian's libstb): BMP, GIF (first frame), PGM/PPM
- * and TGA, with the hardening that keeps its known bugs away. */
+ * and TGA, with the hardening that keeps its known bugs away. PNG and JPEG
+ * never reach it (decode.c sends them to libspng and libjpeg by their
+ * first bytes); its JPEG decoder had a heap overflow on a crafted Huffman
+ * table (stb 2.27, found by fuzz/fuzz_image.c), now out of reach. */
 #include <errno.h>
 #include <limits.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,103 +14,7 @@
 #include "core/error.h"
 #include "io/decode_backend.h"
 
-/* ---- A known stb_image 2.27 bug, refused before stb sees the file ---------
- *
- * Debian 12's stb_image (2.27) builds a JPEG Huffman table from the 16 code
- * counts of a DHT segment without checking that they add up to at most 256
- * (stb_image 2.28 checks), so a crafted JPEG writes past the table inside
- * the decoder's heap block (found by fuzz/fuzz_image.c). This walks the
- * markers the way stb's decoder reaches them - resynchronising on 0xFF
- * between header segments, skipping entropy-coded data after SOS up to the
- * next marker that is not RSTn - and refuses any such table. It checks a
- * superset of what stb parses: where stb would stop with an error, the walk
- * simply goes on or ends. */
-
-/* Byte i of the file, 0 past its end (as stb's reader returns). */
-static int jpeg_byte(const unsigned char *b, size_t n, size_t i) { return i < n ? b[i] : 0; }
-
-static size_t jpeg_be16(const unsigned char *b, size_t n, size_t i)
-{
-    return (size_t)jpeg_byte(b, n, i) << 8 | (size_t)jpeg_byte(b, n, i + 1);
-}
-
-/* The tables of the DHT segment whose length field is at pos, read as stb
- * reads them: false if one declares more than 256 codes. */
-static bool jpeg_dht_ok(const unsigned char *b, size_t n, size_t pos, int *codes)
-{
-    long left = (long)jpeg_be16(b, n, pos) - 2;
-    size_t at = pos + 2;
-    while (left > 0 && at < n) {
-        int q = jpeg_byte(b, n, at);
-        if (q >> 4 > 1 || (q & 15) > 3)
-            return true; /* stb refuses the table ("bad DHT header") */
-        int sum = 0;
-        for (int i = 0; i < 16; i++)
-            sum += jpeg_byte(b, n, at + 1 + (size_t)i);
-        if (sum > 256) {
-            *codes = sum;
-            return false;
-        }
-        at += 17 + (size_t)sum;
-        left -= 17 + sum;
-    }
-    return true;
-}
-
-static cnn_status jpeg_check_huffman(const unsigned char *b, size_t n, const char *name)
-{
-    /* SOI: 0xFF, any fill 0xFFs, 0xD8 - else stb does not decode it as JPEG */
-    size_t pos = 0;
-    if (jpeg_byte(b, n, pos++) != 0xFF)
-        return CNN_OK;
-    while (pos < n && b[pos] == 0xFF)
-        pos++;
-    if (jpeg_byte(b, n, pos++) != 0xD8)
-        return CNN_OK;
-    while (pos < n) {
-        if (b[pos] != 0xFF) {
-            pos++; /* stb skips padding between header segments */
-            continue;
-        }
-        while (pos < n && b[pos] == 0xFF)
-            pos++;
-        int m = jpeg_byte(b, n, pos++);
-        if (m == 0xD9 || m == 0x00 || m == 0xFF)
-            return CNN_OK; /* the end, or stb stops with an error */
-        if (m == 0xD8 || (m >= 0xD0 && m <= 0xD7) || m == 0x01)
-            continue; /* no length field */
-        size_t len = jpeg_be16(b, n, pos);
-        if (len < 2)
-            return CNN_OK; /* stb refuses the segment */
-        int codes = 0;
-        if (m == 0xC4 && !jpeg_dht_ok(b, n, pos, &codes))
-            return cnn_fail(CNN_ERR_FORMAT,
-                            "%s: JPEG: a Huffman table (DHT at byte %zu) declares %d codes, more"
-                            " than the 256 a table can hold (a corrupt or crafted file)",
-                            name, pos - 2, codes);
-        pos += len;
-        if (m == 0xDA) {
-            /* entropy-coded data: up to a marker other than RSTn (0xFF 0x00
-             * is a stuffed data byte, 0xFF 0xFF fill) */
-            while (pos < n) {
-                if (b[pos] != 0xFF) {
-                    pos++;
-                    continue;
-                }
-                size_t q = pos + 1;
-                while (q < n && b[q] == 0xFF)
-                    q++;
-                int c = jpeg_byte(b, n, q);
-                if (c != 0x00 && !(c >= 0xD0 && c <= 0xD7))
-                    break; /* a marker: read it above */
-                pos = q + 1;
-            }
-        }
-    }
-    return CNN_OK;
-}
-
-/* ---- More of stb_image 2.27, kept away ------------------------------------ */
+/* ---- Parts of stb_image 2.27 kept away ------------------------------------ */
 
 /* The formats stb reads beyond the documented ones (PSD, PIC, Radiance
  * HDR) are refused before stb sees them: less decoder code on hostile
@@ -207,9 +113,7 @@ cnn_status cnn_decode_stb_info(const decode_request *r, int *rows, int *cols, in
         return cnn_fail(CNN_ERR_FORMAT,
                         "%s: %s images are not read (expected PNG, JPEG, BMP, PGM/PPM, TGA or GIF)",
                         name, other);
-    cnn_status known = jpeg_check_huffman(bytes, size, name);
-    if (!known)
-        known = pnm_check_header(bytes, size, name);
+    cnn_status known = pnm_check_header(bytes, size, name);
     if (known)
         return known;
     int w, h, comp;
@@ -220,19 +124,6 @@ cnn_status cnn_decode_stb_info(const decode_request *r, int *rows, int *cols, in
     if (!stbi_info_from_callbacks(&stb_callbacks, &src, &w, &h, &comp)) {
         if (errno == ENOMEM)
             return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory reading the image header", name);
-        /* stb refuses images over 1 GiB decoded before saying their size;
-         * for a PNG read the header ourselves so the message gives it. */
-        static const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-        if (size >= 24 && memcmp(bytes, png_magic, 8) == 0 && memcmp(bytes + 12, "IHDR", 4) == 0) {
-            const stbi_uc *d = bytes + 16;
-            uint32_t pw = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
-            uint32_t ph = (uint32_t)d[4] << 24 | (uint32_t)d[5] << 16 | (uint32_t)d[6] << 8 | d[7];
-            if ((uint64_t)pw * ph > (1u << 28))
-                return cnn_fail(CNN_ERR_NO_MEMORY,
-                                "%s: image declares %u x %u pixels, more than the decoder's"
-                                " limit of 1 GiB",
-                                name, pw, ph);
-        }
         return cnn_fail(CNN_ERR_FORMAT,
                         "%s: not a readable image (expected PNG, JPEG, BMP, PGM/PPM, TGA or GIF):"
                         " %s",
