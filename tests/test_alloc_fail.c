@@ -310,6 +310,15 @@ static cnn_status scenario_png(void)
     return st;
 }
 
+/* libjpeg-turbo's allocations (a progressive JPEG keeps its coefficients);
+ * the fixture is read from the repository (tests run from its root). */
+static cnn_status scenario_jpeg(void)
+{
+    cnn_tensor *t = NULL;
+    cnn_status st = cnn_image_load("tests/images/progressive.jpg", 3, 0, &t);
+    return tensor_result(st, t);
+}
+
 /* ---- The driver ------------------------------------------------------------------ */
 
 /* Fails allocation k = 1, 2, ... of scenario until a run makes fewer than k
@@ -340,7 +349,8 @@ static long run_every_failure(const char *name, cnn_status (*scenario)(void))
         atomic_store(&countdown, 0);
         long left = atomic_load(&live) - base;
         bool hit = atomic_load(&injected);
-        /* A failure a decoder absorbs (stb tries another format) may end
+        /* A failure a decoder absorbs (stb tries another format, libjpeg
+         * retries a smaller pool) may end
          * in success. jansson 2.14 turns some failed allocations into a
          * syntax error, or drops a character from a token (lex_save
          * ignores strbuffer's failure), which the reader then refuses as
@@ -426,6 +436,7 @@ int main(void)
         {"IDX file", scenario_idx_plain},
         {"gzip IDX file", scenario_idx_gzip},
         {"PNG, resize", scenario_png},
+        {"progressive JPEG", scenario_jpeg},
     };
     for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
         if (scenarios[i].fn == scenario_load_memory) {

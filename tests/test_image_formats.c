@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "io/decode.h"
 #include "test.h"
@@ -146,8 +147,159 @@ static void test_against_pillow(void)
     }
 }
 
+/* Sets a PNG chunk's CRC after editing its data (chunk starts at its length). */
+static void png_fix_crc(unsigned char *chunk)
+{
+    uint32_t len = (uint32_t)chunk[0] << 24 | chunk[1] << 16 | chunk[2] << 8 | chunk[3];
+    uLong crc = crc32(0, chunk + 4, 4 + len);
+    for (int i = 0; i < 4; i++)
+        chunk[8 + len + i] = (unsigned char)(crc >> (24 - 8 * i));
+}
+
+static void put_be(unsigned char *p, uint32_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        p[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+}
+
+/* The offset of a JPEG's first SOFn marker segment (0 if none). */
+static size_t jpeg_sof(const unsigned char *b, size_t n)
+{
+    for (size_t i = 2; i + 9 < n; i++)
+        if (b[i] == 0xFF && (b[i + 1] == 0xC0 || b[i + 1] == 0xC2))
+            return i;
+    return 0;
+}
+
+static void test_damaged(void)
+{
+    static const char *const files[] = {"rgb.png", "interlaced.png", "palette.png", "rgb16.png",
+                                        "rgb.jpg", "progressive.jpg", "cmyk.jpg", "grey.jpg"};
+    cnn_decoded_image img;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        size_t size;
+        unsigned char *b = read_fixture(files[i], &size);
+        CHECK(b != NULL);
+        if (!b)
+            continue;
+        /* truncated at several points: an error naming the file, never a
+         * picture with a grey or garbage end */
+        char want[64];
+        snprintf(want, sizeof want, "%s: ", files[i]);
+        for (int cut = 1; cut < 8; cut++)
+            CHECK_FAILS(cnn_decode_image(b, size * (size_t)cut / 8, files[i], 3, 0, 0, 0, &img),
+                        CNN_ERR_FORMAT, want);
+        CHECK(img.pixels == NULL);
+        free(b);
+    }
+
+    size_t size;
+    unsigned char *png = read_fixture("rgb.png", &size);
+    unsigned char *jpg = NULL;
+    size_t jsize = 0;
+    if (png) {
+        /* a flipped bit in the compressed data: the CRC says so */
+        png[size - 20] ^= 1;
+        CHECK_FAILS(cnn_decode_image(png, size, "flip.png", 3, 0, 0, 0, &img), CNN_ERR_FORMAT,
+                    "flip.png: PNG: ");
+        png[size - 20] ^= 1;
+        /* 0 x 29 pixels (valid CRC): refused by the header check */
+        unsigned char hdr[33];
+        memcpy(hdr, png, 33);
+        put_be(hdr + 16, 0, 4);
+        png_fix_crc(hdr + 8);
+        unsigned char *zero = malloc(size);
+        memcpy(zero, png, size);
+        memcpy(zero, hdr, 33);
+        CHECK_FAILS(cnn_decode_image(zero, size, "zero.png", 0, 0, 0, 0, &img), CNN_ERR_FORMAT,
+                    "zero.png: PNG: reading the header");
+        /* 100000 x 100000: refused before decoding, naming the size */
+        put_be(zero + 16, 100000, 4);
+        put_be(zero + 20, 100000, 4);
+        png_fix_crc(zero + 8);
+        CHECK_FAILS(cnn_decode_image(zero, size, "huge.png", 0, 0, 0, 0, &img),
+                    CNN_ERR_NO_MEMORY, "huge.png: PNG declares 100000 x 100000 RGB at 8 bits");
+        cnn_tensor *t = NULL;
+        CHECK_FAILS(cnn_image_load_memory(zero, size, "huge.png", 0, 0, &t), CNN_ERR_NO_MEMORY,
+                    "huge.png: image declares 100000 x 100000 x 3");
+        free(zero);
+        free(png);
+    }
+    jpg = read_fixture("progressive.jpg", &jsize);
+    size_t sof = jpg ? jpeg_sof(jpg, jsize) : 0;
+    CHECK(sof > 0);
+    if (sof) {
+        /* a progressive JPEG keeps every coefficient: 37 x 29 needs more
+         * than 2000 bytes, and says so */
+        CHECK_FAILS(cnn_decode_image(jpg, jsize, "prog.jpg", 3, 0, 0, 2000, &img),
+                    CNN_ERR_NO_MEMORY, "prog.jpg: JPEG declares 37 x 29 x 3 (progressive)");
+        /* SOF: FF Cn, length (2), precision (1), height (2), width (2) */
+        put_be(jpg + sof + 5, 0, 2);
+        CHECK_FAILS(cnn_decode_image(jpg, jsize, "zero.jpg", 3, 0, 0, 0, &img), CNN_ERR_FORMAT,
+                    "zero.jpg: JPEG: ");
+        put_be(jpg + sof + 5, 60000, 2);
+        put_be(jpg + sof + 7, 60000, 2);
+        CHECK_FAILS(cnn_decode_image(jpg, jsize, "huge.jpg", 3, 0, 0, 0, &img),
+                    CNN_ERR_NO_MEMORY, "huge.jpg: JPEG declares 60000 x 60000 x 3");
+        /* scaled to 1/8 the output is small, the coefficients are not */
+        CHECK_FAILS(cnn_decode_image(jpg, jsize, "huge.jpg", 3, 100, 100, 0, &img),
+                    CNN_ERR_NO_MEMORY, "huge.jpg: JPEG declares 60000 x 60000 x 3");
+    }
+    free(jpg);
+    CHECK_FAILS(cnn_decode_image("\xff\xd8\xff\xe0 not really", 16, "fake.jpg", 0, 0, 0, 0, &img),
+                CNN_ERR_FORMAT, "fake.jpg: JPEG: ");
+    CHECK_FAILS(cnn_decode_image("\x89PNG\r\n\x1a\n", 8, "sig.png", 0, 0, 0, 0, &img),
+                CNN_ERR_FORMAT, "sig.png: PNG: ");
+    CHECK(img.pixels == NULL);
+}
+
+/* Issue 18: a 141-byte PNG whose IDAT chunk claims 0x7fffffff bytes made
+ * stb_image allocate (and our reader zero-fill) 2 GiB under a 1 MB budget.
+ * Run in a child so its peak RSS is its own: it must stay near where it
+ * started, and fail at once. */
+static void test_idat_claim(void)
+{
+    unsigned char png[141] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    put_be(png + 8, 13, 4);
+    memcpy(png + 12, "IHDR", 4);
+    put_be(png + 16, 64, 4);
+    put_be(png + 20, 64, 4);
+    png[24] = 8; /* bit depth */
+    png[25] = 2; /* RGB */
+    png_fix_crc(png + 8);
+    put_be(png + 33, 0x7fffffff, 4);
+    memcpy(png + 37, "IDAT", 4);
+    for (int i = 41; i < 141; i++)
+        png[i] = (unsigned char)(i * 37);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rusage before, after;
+        getrusage(RUSAGE_SELF, &before);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        cnn_tensor *t = NULL;
+        cnn_status st = cnn_image_load_memory(png, sizeof png, "claim.png", 0, 1 << 20, &t);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        getrusage(RUSAGE_SELF, &after);
+        long grown_kb = after.ru_maxrss - before.ru_maxrss;
+        double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        bool ok = st == CNN_ERR_FORMAT && strstr(cnn_last_error(), "claim.png: PNG: ")
+                  && grown_kb < 16 * 1024 && s < 0.5;
+        if (!ok)
+            fprintf(stderr, "claim.png: %s \"%s\", peak RSS grew %ld kB in %.2f s\n",
+                    cnn_status_name(st), cnn_last_error(), grown_kb, s);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
     test_against_pillow();
+    test_damaged();
+    test_idat_claim();
     return test_finish("test_image_formats");
 }

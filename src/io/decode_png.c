@@ -4,6 +4,8 @@
  * max_bytes; reading from memory, a chunk cannot claim more bytes than the
  * file has (a 141-byte PNG whose IDAT claims 2 GiB fails at once: it used
  * to make stb_image allocate and zero-fill the 2 GiB). */
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +19,9 @@
  * carries its size in front. */
 typedef struct png_budget {
     int64_t used, limit;
-    int64_t refused; /* the size of a refused request (0: none) */
+    int64_t allowed; /* the caller's max_bytes, for messages */
+    bool refused;    /* a request went beyond the limit */
+    bool failed;     /* malloc itself failed (libspng may report it as a zlib error) */
 } png_budget;
 
 static _Thread_local png_budget budget;
@@ -32,14 +36,15 @@ static void *budget_realloc(void *ptr, size_t size)
     block_head *h = ptr ? (block_head *)ptr - 1 : NULL;
     size_t old = h ? h->size : 0;
     if (size > old && (int64_t)(size - old) > budget.limit - budget.used) {
-        budget.refused = (int64_t)(size > INT64_MAX ? INT64_MAX : size);
+        budget.refused = true;
         return NULL;
     }
-    if (size > SIZE_MAX - sizeof(block_head))
+    block_head *grown = size <= SIZE_MAX - sizeof(block_head)
+                            ? realloc(h, sizeof(block_head) + size) : NULL;
+    if (!grown) {
+        budget.failed = true;
         return NULL;
-    block_head *grown = realloc(h, sizeof(block_head) + size);
-    if (!grown)
-        return NULL;
+    }
     grown->size = size;
     budget.used += (int64_t)size - (int64_t)old;
     return grown + 1;
@@ -50,8 +55,10 @@ static void *budget_malloc(size_t size) { return budget_realloc(NULL, size); }
 static void *budget_calloc(size_t count, size_t size)
 {
     size_t total;
-    if (__builtin_mul_overflow(count, size, &total))
+    if (__builtin_mul_overflow(count, size, &total)) {
+        budget.failed = true;
         return NULL;
+    }
     void *p = budget_realloc(NULL, total);
     if (p)
         memset(p, 0, total);
@@ -85,10 +92,13 @@ static const char *png_color_name(int type)
 
 static cnn_status png_failed(int err, const char *name, const char *what)
 {
-    if (err == SPNG_EMEM || budget.refused)
+    if (budget.refused)
         return cnn_fail(CNN_ERR_NO_MEMORY,
                         "%s: PNG: %s needs more memory than the allowed %lld bytes (%s)", name,
-                        what, (long long)budget.limit, spng_strerror(err));
+                        what, (long long)budget.allowed, spng_strerror(err));
+    if (err == SPNG_EMEM || budget.failed)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: PNG: out of memory %s (%s)", name, what,
+                        spng_strerror(err));
     return cnn_fail(CNN_ERR_FORMAT, "%s: PNG: %s: %s", name, what, spng_strerror(err));
 }
 
@@ -96,7 +106,7 @@ static cnn_status png_failed(int err, const char *name, const char *what)
 static spng_ctx *png_open(const decode_request *r, int64_t limit, struct spng_ihdr *ihdr,
                           cnn_status *st)
 {
-    budget = (png_budget){.limit = limit};
+    budget = (png_budget){.limit = limit, .allowed = limit};
     spng_ctx *ctx = spng_ctx_new2(&budget_alloc, 0);
     if (!ctx) {
         *st = cnn_fail(CNN_ERR_NO_MEMORY, "%s: PNG: out of memory starting the decoder", r->name);

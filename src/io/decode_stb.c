@@ -151,9 +151,14 @@ cnn_status cnn_decode_stb(const decode_request *r, cnn_decoded_image *out)
     const char *name = r->name;
     stb_source src = {r->bytes, r->size, 0};
     int bytes_per_sample = stbi_is_16_bit_from_callbacks(&stb_callbacks, &src) ? 2 : 1;
-    /* stb's result, and a 16-bit image's 8-bit copy */
+    /* stb's result, and a 16-bit image's 8-bit copy; a GIF also keeps
+     * the canvas, the background and a history byte per pixel (stb 2.27's
+     * stbi__gif_load_next) */
+    int64_t per_pixel = (int64_t)comp * (1 + bytes_per_sample);
+    if (r->size >= 4 && memcmp(r->bytes, "GIF8", 4) == 0)
+        per_pixel += 9;
     int64_t need;
-    if (__builtin_mul_overflow((int64_t)w * h, (int64_t)comp * (1 + bytes_per_sample), &need))
+    if (__builtin_mul_overflow((int64_t)w * h, per_pixel, &need))
         need = INT64_MAX;
     if (need > r->max_bytes)
         return cnn_fail(CNN_ERR_NO_MEMORY,
