@@ -144,7 +144,7 @@ FUZZ_CC ?= clang
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_RSS_MB ?= 2048
-FUZZ_HARNESSES := idx model description image keras
+FUZZ_HARNESSES := idx model description image keras decode
 SOAK_RUNS ?= 500
 
 # The corpus replay test includes the harnesses.
@@ -162,7 +162,7 @@ $(BUILD)/fuzz/stb_image_impl.o: fuzz/stb_image_impl.c
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(BUILD)/fuzz/stb_image_impl.o $(BUILD)/libcnn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $< \
-		$(if $(filter image,$*),$(BUILD)/fuzz/stb_image_impl.o) -o $@ $(BUILD)/libcnn.a $(LDLIBS)
+		$(if $(filter image decode,$*),$(BUILD)/fuzz/stb_image_impl.o) -o $@ $(BUILD)/libcnn.a $(LDLIBS)
 
 fuzz-build:
 	sh scripts/deps.sh --fuzz

@@ -10,6 +10,10 @@
  *                 channels the harness asks for)
  *   keras/        a tiny model as .keras and .h5, uncompiled and compiled
  *                 with Adam's state, and truncated copies
+ *   decode/       every PNG and JPEG kind of tests/images/ (16-bit,
+ *                 palette, interlaced, CMYK, progressive, ...) and the
+ *                 image/ seeds of the other formats (two leading bytes:
+ *                 the channels and the minimum size for DCT scaling)
  * Run from the repository root. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -414,11 +418,61 @@ static void gen_images(void)
     write_image("one.gif", 2, gif, sizeof gif);
 }
 
+/* ---- Decoding (fuzz_decode.c) -------------------------------------------- */
+
+static void write_decode(const char *name, unsigned char channels, unsigned char min,
+                         const char *src, size_t skip)
+{
+    FILE *f = fopen(src, "rb");
+    static unsigned char buf[1 << 20];
+    size_t n = f ? fread(buf + 2, 1, sizeof buf - 2, f) : 0;
+    if (f)
+        fclose(f);
+    if (n <= skip) {
+        fprintf(stderr, "gen_corpus: cannot read %s\n", src);
+        failures++;
+        return;
+    }
+    memmove(buf + 2, buf + 2 + skip, n - skip);
+    buf[0] = channels;
+    buf[1] = min;
+    write_bytes("decode", name, buf, n - skip + 2);
+}
+
+static void gen_decode(void)
+{
+    static const struct {
+        const char *file;
+        unsigned char channels, min;
+    } fixtures[] = {
+        {"rgb.png", 0, 0},         {"rgba.png", 4, 0},         {"grey.png", 3, 0},
+        {"grey_alpha.png", 2, 0},  {"palette.png", 1, 0},      {"palette_trns.png", 0, 0},
+        {"grey1.png", 0, 0},       {"grey4.png", 1, 0},        {"grey16.png", 3, 0},
+        {"rgb16.png", 4, 0},       {"interlaced.png", 0, 0},   {"rgb.jpg", 1, 0},
+        {"grey.jpg", 3, 0},        {"cmyk.jpg", 0, 0},         {"progressive.jpg", 4, 9},
+        {"exif_rotated.jpg", 0, 0}, {"big.jpg", 3, 20},
+    };
+    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) {
+        char src[256];
+        snprintf(src, sizeof src, "tests/images/%s", fixtures[i].file);
+        write_decode(fixtures[i].file, fixtures[i].channels, fixtures[i].min, src, 0);
+    }
+    /* the other formats, from the image harness's seeds (their first byte
+     * is that harness's channel choice) */
+    static const char *const others[] = {"rgb.bmp", "rgba.bmp", "rgb.tga", "grey.tga",
+                                         "grey.pgm", "rgb.ppm", "one.gif"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        char src[256];
+        snprintf(src, sizeof src, "fuzz/corpus/image/%s", others[i]);
+        write_decode(others[i], (unsigned char)(i % 5), 0, src, 1);
+    }
+}
+
 int main(void)
 {
     const char *dirs[] = {"fuzz/corpus", "fuzz/corpus/idx", "fuzz/corpus/model",
                           "fuzz/corpus/description", "fuzz/corpus/image",
-                          "fuzz/corpus/keras"};
+                          "fuzz/corpus/keras", "fuzz/corpus/decode"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
         mkdir(dirs[i], 0755);
     gen_idx();
@@ -426,6 +480,7 @@ int main(void)
     gen_descriptions();
     gen_images();
     gen_keras();
+    gen_decode();
     if (failures)
         fprintf(stderr, "gen_corpus: %d failures\n", failures);
     return failures ? 1 : 0;

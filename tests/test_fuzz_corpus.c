@@ -40,6 +40,9 @@ static int fuzz_invariants_failed;
 #define LLVMFuzzerTestOneInput fuzz_keras_one
 #include "../fuzz/fuzz_keras.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_decode_one
+#include "../fuzz/fuzz_decode.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*harness_fn)(const uint8_t *data, size_t size);
 
@@ -142,6 +145,7 @@ int main(void)
         {"description", fuzz_description_one},
         {"image", fuzz_image_one},
         {"keras", fuzz_keras_one},
+        {"decode", fuzz_decode_one},
     };
     for (size_t i = 0; i < sizeof harnesses / sizeof harnesses[0]; i++) {
         char dir[256];
