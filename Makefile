@@ -8,7 +8,7 @@ CPPFLAGS += -Iinclude -Isrc
 # headers live in a subdirectory) and libzip (the .keras archive).
 HDF5_CPPFLAGS ?= -I/usr/include/hdf5/serial
 CPPFLAGS += $(HDF5_CPPFLAGS)
-LDLIBS += -ljansson -lstb -ljpeg -lspng -lhdf5_serial -lzip -lz -lm -pthread
+LDLIBS += -ljansson -lstb -ljpeg -lpng16 -lhdf5_serial -lzip -lz -lm -pthread
 BUILD ?= build
 VERSION = 0.1.0
 
@@ -60,6 +60,11 @@ $(BUILD)/bench/bench_kernels: bench/bench_kernels.c $(BUILD)/libcnn.a
 $(BUILD)/bench/peak: bench/peak.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@
+
+# Decoding speed: stb_image, libspng, libpng, libjpeg-turbo (bench/decode.c).
+$(BUILD)/bench/decode: bench/decode.c $(BUILD)/libcnn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS) -lspng
 
 bench: $(BENCH_BIN)
 	sh bench/deps.sh

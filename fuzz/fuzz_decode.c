@@ -1,5 +1,5 @@
 /* Fuzz harness: cnn_decode_image (src/io/decode.h), the decoding behind
- * cnn_image_load and the image-folder data sets - libspng for PNG,
+ * cnn_image_load and the image-folder data sets - libpng for PNG,
  * libjpeg-turbo for JPEG (with DCT scaling), stb_image for the rest. The
  * one harness over an internal interface: the public API cannot ask for
  * RGBA or a scaled decode. Byte 0 picks the channels (0 as stored, 1..4),

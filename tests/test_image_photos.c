@@ -5,7 +5,7 @@
  *     GIF named .jpg): each decodes; at 1/8 its DCT-scaled decode matches
  *     the full decode averaged over 8x8 blocks; libjpeg-turbo agrees with
  *     stb_image's independent JPEG decoder on average;
- *   - python3-skimage's sample PNGs: libspng and stb_image decode every one
+ *   - python3-skimage's sample PNGs: libpng and stb_image decode every one
  *     to the same pixels, exactly. */
 #include <dirent.h>
 #include <stdlib.h>
@@ -187,7 +187,7 @@ static void test_skimage(void)
             bool ok = s && w == img.cols && h == img.rows
                       && memcmp(s, img.pixels, (size_t)w * h * img.channels) == 0;
             if (!ok)
-                fprintf(stderr, "%s: libspng and stb_image differ\n", files[i]);
+                fprintf(stderr, "%s: libpng and stb_image differ\n", files[i]);
             CHECK(ok);
             same += ok;
             stbi_image_free(s);
@@ -197,7 +197,7 @@ static void test_skimage(void)
         free(files[i]);
     }
     free(files);
-    printf("test_image_photos: %d of %d skimage sample PNGs decode identically with libspng and"
+    printf("test_image_photos: %d of %d skimage sample PNGs decode identically with libpng and"
            " stb_image\n", same, n);
 }
 

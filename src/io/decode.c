@@ -110,23 +110,8 @@ cnn_status cnn_decode_image(const void *bytes, size_t size, const char *name, in
     if (max_bytes <= 0)
         max_bytes = CNN_DEFAULT_MAX_MEMORY;
     decode_request r = {.bytes = bytes, .size = size, .name = name, .min_rows = min_rows,
-                        .min_cols = min_cols, .max_bytes = max_bytes};
+                        .min_cols = min_cols, .channels = channels, .max_bytes = max_bytes};
     decoder d = pick_decoder(r.bytes, r.size);
-    int rows, cols, comp;
-    st = d.info(&r, &rows, &cols, &comp);
-    if (st)
-        return st;
-    /* a conversion to more channels needs a second buffer of the (at most
-     * full) size: set aside from what the decoder may use */
-    if (channels > comp) {
-        int64_t extra;
-        if (__builtin_mul_overflow((int64_t)rows * cols, channels, &extra) || extra >= max_bytes)
-            return cnn_fail(CNN_ERR_NO_MEMORY,
-                            "%s: image declares %d x %d x %d, which needs more than the allowed"
-                            " %lld bytes to decode",
-                            name, cols, rows, channels, (long long)max_bytes);
-        r.max_bytes -= extra;
-    }
     cnn_decoded_image img;
     st = d.decode(&r, &img);
     if (st)

@@ -14,15 +14,24 @@ typedef struct decode_request {
     size_t size;
     const char *name;
     int min_rows, min_cols; /* > 0: a JPEG may be decoded at a DCT scale down to these */
+    int channels;           /* what the caller converts to afterwards (0: as decoded) */
     int64_t max_bytes;      /* every allocation the decoder makes, together */
 } decode_request;
+
+/* Bytes a pixel of the decoder's output will cost after it, for the
+ * caller's conversion to more channels (a second buffer): each decoder
+ * counts them in the need it checks before decoding. */
+static inline int64_t decode_extra_per_pixel(const decode_request *r, int decoded_channels)
+{
+    return r->channels > decoded_channels ? r->channels : 0;
+}
 
 /* The size the header declares and the channels decode will give. */
 typedef cnn_status (*decode_info_fn)(const decode_request *r, int *rows, int *cols, int *channels);
 /* Decodes; on failure out is left zeroed. */
 typedef cnn_status (*decode_fn)(const decode_request *r, cnn_decoded_image *out);
 
-/* JPEG: libjpeg-turbo (decode_jpeg.c); PNG: libspng (decode_png.c); BMP,
+/* JPEG: libjpeg-turbo (decode_jpeg.c); PNG: libpng (decode_png.c); BMP,
  * GIF, PGM/PPM, TGA: stb_image (decode_stb.c). */
 cnn_status cnn_decode_jpeg_info(const decode_request *r, int *rows, int *cols, int *channels);
 cnn_status cnn_decode_jpeg(const decode_request *r, cnn_decoded_image *out);

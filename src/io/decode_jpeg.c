@@ -169,11 +169,13 @@ cnn_status cnn_decode_jpeg(const decode_request *r, cnn_decoded_image *out)
     jpeg_calc_output_dimensions(&j.d);
     const int64_t ow = j.d.output_width, oh = j.d.output_height;
     const int out_comp = j.d.out_color_components;
-    /* What decoding allocates, bounded before it starts: our output, the
+    /* What decoding allocates, bounded before it starts: our output (and
+     * the caller's conversion of it), the
      * whole image's DCT coefficients when progressive (2 bytes a sample at
      * full size, whatever the scale), row buffers of a few MCU rows. */
     int64_t blocks = ((int64_t)w / 8 + 2) * ((int64_t)h / 8 + 2) * j.d.num_components;
-    int64_t need = ow * oh * out_comp + (j.d.progressive_mode ? blocks * 128 : 0)
+    const int64_t ours = ow * oh * (out_comp + decode_extra_per_pixel(r, comp));
+    int64_t need = ours + (j.d.progressive_mode ? blocks * 128 : 0)
                    + ((int64_t)w + 16) * 64 * j.d.num_components;
     if (need > r->max_bytes) {
         jpeg_destroy_decompress(&j.d);
@@ -184,7 +186,7 @@ cnn_status cnn_decode_jpeg(const decode_request *r, cnn_decoded_image *out)
                         (long long)need, (long long)r->max_bytes);
     }
     /* libjpeg's own large buffers (the coefficients) are refused beyond this */
-    j.d.mem->max_memory_to_use = (long)(r->max_bytes - ow * oh * out_comp);
+    j.d.mem->max_memory_to_use = (long)(r->max_bytes - ours);
     pixels = malloc((size_t)(ow * oh * out_comp));
     if (!pixels) {
         jpeg_destroy_decompress(&j.d);

@@ -1,216 +1,221 @@
-/* PNG through libspng (Debian libspng0): every colour type, bit depth and
- * interlacing. libspng takes an allocator, so every byte it allocates -
- * chunk data, zlib's state, row buffers - counts against the caller's
- * max_bytes; reading from memory, a chunk cannot claim more bytes than the
- * file has (a 141-byte PNG whose IDAT claims 2 GiB fails at once: it used
- * to make stb_image allocate and zero-fill the 2 GiB). */
+/* PNG through libpng 1.6 (Debian libpng16-16): every colour type, bit
+ * depth and interlacing. (libspng was measured too, bench/decode.c: libpng
+ * was as fast or faster on every PNG but 28x28 ones.) libpng takes an
+ * allocator with a context, so every byte it allocates - chunk data,
+ * zlib's state, row buffers - counts against the caller's max_bytes; it
+ * reads IDAT in pieces from memory, so a chunk cannot make it allocate
+ * what the file does not have (a 141-byte PNG whose IDAT claims 2 GiB
+ * fails at once: it used to make stb_image allocate and zero-fill 2 GiB).
+ *
+ * libpng reports errors by longjmp to the setjmp below; what we malloc is
+ * held in volatile pointers across it. Its warnings are dropped (the
+ * library never prints). */
+#include <png.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <spng.h>
-
 #include "core/error.h"
 #include "io/decode_backend.h"
 
-/* ---- The budget: libspng's allocator has no context argument, so the
- * budget of the decode running on this thread is thread-local. Each block
- * carries its size in front. */
-typedef struct png_budget {
+typedef struct png_reader {
+    const unsigned char *bytes;
+    size_t size, pos;
     int64_t used, limit;
     int64_t allowed; /* the caller's max_bytes, for messages */
-    bool refused;    /* a request went beyond the limit */
-    bool failed;     /* malloc itself failed (libspng may report it as a zlib error) */
-} png_budget;
+    bool refused;    /* an allocation went beyond the limit */
+    bool failed;     /* malloc itself failed */
+    const char *stage;
+    char msg[160];
+} png_reader;
 
-static _Thread_local png_budget budget;
+/* ---- The budget: each block carries its size in front ------------------- */
 
 typedef union {
     size_t size;
     max_align_t align;
 } block_head;
 
-static void *budget_realloc(void *ptr, size_t size)
+static png_voidp png_budget_malloc(png_structp png, png_alloc_size_t size)
 {
-    block_head *h = ptr ? (block_head *)ptr - 1 : NULL;
-    size_t old = h ? h->size : 0;
-    if (size > old && (int64_t)(size - old) > budget.limit - budget.used) {
-        budget.refused = true;
+    png_reader *r = png_get_mem_ptr(png);
+    if ((int64_t)(size > INT64_MAX ? INT64_MAX : size) > r->limit - r->used) {
+        r->refused = true;
         return NULL;
     }
-    block_head *grown = size <= SIZE_MAX - sizeof(block_head)
-                            ? realloc(h, sizeof(block_head) + size) : NULL;
-    if (!grown) {
-        budget.failed = true;
+    block_head *h = size <= SIZE_MAX - sizeof(block_head) ? malloc(sizeof(block_head) + size)
+                                                          : NULL;
+    if (!h) {
+        r->failed = true;
         return NULL;
     }
-    grown->size = size;
-    budget.used += (int64_t)size - (int64_t)old;
-    return grown + 1;
+    h->size = size;
+    r->used += (int64_t)size;
+    return h + 1;
 }
 
-static void *budget_malloc(size_t size) { return budget_realloc(NULL, size); }
-
-static void *budget_calloc(size_t count, size_t size)
-{
-    size_t total;
-    if (__builtin_mul_overflow(count, size, &total)) {
-        budget.failed = true;
-        return NULL;
-    }
-    void *p = budget_realloc(NULL, total);
-    if (p)
-        memset(p, 0, total);
-    return p;
-}
-
-static void budget_free(void *ptr)
+static void png_budget_free(png_structp png, png_voidp ptr)
 {
     if (!ptr)
         return;
+    png_reader *r = png_get_mem_ptr(png);
     block_head *h = (block_head *)ptr - 1;
-    budget.used -= (int64_t)h->size;
+    r->used -= (int64_t)h->size;
     free(h);
 }
 
-static struct spng_alloc budget_alloc = {budget_malloc, budget_realloc, budget_calloc,
-                                         budget_free};
+/* ---- Errors and input --------------------------------------------------- */
 
-/* ---- Decoding ---------------------------------------------------------- */
+static void png_on_error(png_structp png, png_const_charp msg)
+{
+    png_reader *r = png_get_error_ptr(png);
+    snprintf(r->msg, sizeof r->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg;
+}
+
+static void png_on_read(png_structp png, png_bytep out, size_t len)
+{
+    png_reader *r = png_get_io_ptr(png);
+    if (len > r->size - r->pos)
+        png_error(png, "the file ends early (truncated)");
+    memcpy(out, r->bytes + r->pos, len);
+    r->pos += len;
+}
+
+static cnn_status png_failed(const png_reader *r, const char *name)
+{
+    if (r->refused)
+        return cnn_fail(CNN_ERR_NO_MEMORY,
+                        "%s: PNG: %s needs more memory than the allowed %lld bytes (%s)", name,
+                        r->stage, (long long)r->allowed, r->msg);
+    if (r->failed)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: PNG: out of memory %s (%s)", name, r->stage,
+                        r->msg);
+    return cnn_fail(CNN_ERR_FORMAT, "%s: PNG: %s: %s", name, r->stage, r->msg);
+}
 
 static const char *png_color_name(int type)
 {
     switch (type) {
-    case SPNG_COLOR_TYPE_GRAYSCALE: return "grey";
-    case SPNG_COLOR_TYPE_TRUECOLOR: return "RGB";
-    case SPNG_COLOR_TYPE_INDEXED: return "palette";
-    case SPNG_COLOR_TYPE_GRAYSCALE_ALPHA: return "grey + alpha";
+    case PNG_COLOR_TYPE_GRAY: return "grey";
+    case PNG_COLOR_TYPE_RGB: return "RGB";
+    case PNG_COLOR_TYPE_PALETTE: return "palette";
+    case PNG_COLOR_TYPE_GRAY_ALPHA: return "grey + alpha";
     default: return "RGBA";
     }
-}
-
-static cnn_status png_failed(int err, const char *name, const char *what)
-{
-    if (budget.refused)
-        return cnn_fail(CNN_ERR_NO_MEMORY,
-                        "%s: PNG: %s needs more memory than the allowed %lld bytes (%s)", name,
-                        what, (long long)budget.allowed, spng_strerror(err));
-    if (err == SPNG_EMEM || budget.failed)
-        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: PNG: out of memory %s (%s)", name, what,
-                        spng_strerror(err));
-    return cnn_fail(CNN_ERR_FORMAT, "%s: PNG: %s: %s", name, what, spng_strerror(err));
-}
-
-/* A context over the file with the header read; NULL after a failure. */
-static spng_ctx *png_open(const decode_request *r, int64_t limit, struct spng_ihdr *ihdr,
-                          cnn_status *st)
-{
-    budget = (png_budget){.limit = limit, .allowed = limit};
-    spng_ctx *ctx = spng_ctx_new2(&budget_alloc, 0);
-    if (!ctx) {
-        *st = cnn_fail(CNN_ERR_NO_MEMORY, "%s: PNG: out of memory starting the decoder", r->name);
-        return NULL;
-    }
-    int err = spng_set_png_buffer(ctx, r->bytes, r->size);
-    if (!err)
-        err = spng_get_ihdr(ctx, ihdr);
-    if (err) {
-        *st = png_failed(err, r->name, "reading the header");
-        spng_ctx_free(ctx);
-        return NULL;
-    }
-    *st = CNN_OK;
-    return ctx;
 }
 
 /* The channels decode gives: as stored; a palette is RGB, or RGBA when the
  * file has transparency (tRNS). A tRNS for grey or RGB (one colour marked
  * transparent) is ignored, as Pillow's convert("RGB") does. */
-static int png_channels(spng_ctx *ctx, const struct spng_ihdr *ihdr)
+static int png_channels(png_structp png, png_infop info)
 {
-    switch (ihdr->color_type) {
-    case SPNG_COLOR_TYPE_GRAYSCALE: return 1;
-    case SPNG_COLOR_TYPE_GRAYSCALE_ALPHA: return 2;
-    case SPNG_COLOR_TYPE_TRUECOLOR: return 3;
-    case SPNG_COLOR_TYPE_INDEXED: {
-        struct spng_trns trns;
-        return spng_get_trns(ctx, &trns) == 0 ? 4 : 3;
-    }
+    switch (png_get_color_type(png, info)) {
+    case PNG_COLOR_TYPE_GRAY: return 1;
+    case PNG_COLOR_TYPE_GRAY_ALPHA: return 2;
+    case PNG_COLOR_TYPE_RGB: return 3;
+    case PNG_COLOR_TYPE_PALETTE: return png_get_valid(png, info, PNG_INFO_tRNS) ? 4 : 3;
     default: return 4;
     }
 }
 
+/* Decodes (or with info_only, reads the header of) the file. */
+static cnn_status png_run(const decode_request *req, bool info_only, int *rows_out,
+                          int *cols_out, int *channels_out, cnn_decoded_image *out)
+{
+    const char *name = req->name;
+    png_reader rd = {.bytes = req->bytes, .size = req->size, .limit = req->max_bytes,
+                     .allowed = req->max_bytes, .stage = "starting the decoder"};
+    png_structp png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &rd, png_on_error,
+                                               png_on_warning, &rd, png_budget_malloc,
+                                               png_budget_free);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: PNG: out of memory starting the decoder", name);
+    }
+    uint8_t *volatile pixels = NULL;
+    png_bytep *volatile rows = NULL;
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, NULL);
+        free(pixels);
+        free(rows);
+        return png_failed(&rd, name);
+    }
+    png_set_read_fn(png, &rd, png_on_read);
+    rd.stage = "reading the header";
+    png_read_info(png, info);
+    const png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    const int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+    const int comp = png_channels(png, info);
+    if (info_only) {
+        *rows_out = (int)h; /* libpng refuses sizes beyond 2^31 - 1 */
+        *cols_out = (int)w;
+        *channels_out = comp;
+        png_destroy_read_struct(&png, &info, NULL);
+        return CNN_OK;
+    }
+    /* 16 bits: the high byte (Pillow's 16-bit RGB; its 16-bit grey clips
+     * instead, see docs). A palette: its colours, with tRNS as alpha. Grey
+     * of 1, 2, 4 bits: scaled to 8 (1 bit to 0/255, as Pillow). */
+    if (depth == 16)
+        png_set_strip_16(png);
+    if (color == PNG_COLOR_TYPE_PALETTE)
+        png_set_palette_to_rgb(png);
+    if (color == PNG_COLOR_TYPE_GRAY && depth < 8)
+        png_set_expand_gray_1_2_4_to_8(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    const size_t stride = png_get_rowbytes(png, info);
+    if (png_get_channels(png, info) != comp || stride != (size_t)w * (size_t)comp)
+        png_error(png, "unexpected layout after transformations");
+    /* the pixels, their row pointers and the caller's conversion */
+    int64_t need;
+    if (__builtin_mul_overflow((int64_t)w * h, comp + decode_extra_per_pixel(req, comp), &need)
+        || __builtin_add_overflow(need, (int64_t)h * (int64_t)sizeof(png_bytep), &need))
+        need = INT64_MAX;
+    if (need >= rd.limit - rd.used) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return cnn_fail(CNN_ERR_NO_MEMORY,
+                        "%s: PNG declares %u x %u %s at %d bits, which needs %lld bytes to decode,"
+                        " more than the allowed %lld",
+                        name, (unsigned)w, (unsigned)h, png_color_name(color), depth,
+                        (long long)need, (long long)req->max_bytes);
+    }
+    rd.limit -= need;
+    pixels = malloc((size_t)w * h * (size_t)comp);
+    rows = malloc((size_t)h * sizeof(png_bytep));
+    if (!pixels || !rows) {
+        rd.failed = true;
+        rd.stage = "allocating the pixels";
+        png_error(png, "malloc failed");
+    }
+    for (png_uint_32 y = 0; y < h; y++)
+        rows[y] = pixels + (size_t)y * stride;
+    rd.stage = "decoding";
+    png_read_image(png, rows);
+    png_read_end(png, NULL);
+    png_destroy_read_struct(&png, &info, NULL);
+    free(rows);
+    *out = (cnn_decoded_image){.rows = (int)h, .cols = (int)w, .channels = comp,
+                               .pixels = pixels, .source_rows = (int)h, .source_cols = (int)w};
+    return CNN_OK;
+}
+
 cnn_status cnn_decode_png_info(const decode_request *r, int *rows, int *cols, int *channels)
 {
-    struct spng_ihdr ihdr;
-    cnn_status st;
-    spng_ctx *ctx = png_open(r, r->max_bytes, &ihdr, &st);
-    if (!ctx)
-        return st;
-    *rows = (int)ihdr.height; /* libspng refuses sizes beyond 2^31 - 1 */
-    *cols = (int)ihdr.width;
-    *channels = png_channels(ctx, &ihdr);
-    spng_ctx_free(ctx);
-    return CNN_OK;
+    return png_run(r, true, rows, cols, channels, NULL);
 }
 
 cnn_status cnn_decode_png(const decode_request *r, cnn_decoded_image *out)
 {
-    const char *name = r->name;
-    struct spng_ihdr ihdr;
-    cnn_status st;
-    spng_ctx *ctx = png_open(r, r->max_bytes, &ihdr, &st);
-    if (!ctx)
-        return st;
-    const int comp = png_channels(ctx, &ihdr);
-    /* Grey of 1, 2, 4 bits: scaled to 8 by libspng (0..1 to 0/255, as
-     * Pillow). A palette: its colours. Everything else as stored, 16 bits
-     * reduced to their high byte below. */
-    const bool low_grey = ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE && ihdr.bit_depth < 8;
-    const int fmt = low_grey ? SPNG_FMT_G8
-                    : ihdr.color_type == SPNG_COLOR_TYPE_INDEXED
-                        ? (comp == 4 ? SPNG_FMT_RGBA8 : SPNG_FMT_RGB8)
-                        : SPNG_FMT_PNG;
-    size_t len;
-    int err = spng_decoded_image_size(ctx, fmt, &len);
-    if (err) {
-        spng_ctx_free(ctx);
-        return png_failed(err, name, "the image size");
-    }
-    /* the pixels, then at most what libspng keeps besides */
-    if ((int64_t)(len > INT64_MAX ? INT64_MAX : len) >= r->max_bytes) {
-        spng_ctx_free(ctx);
-        return cnn_fail(CNN_ERR_NO_MEMORY,
-                        "%s: PNG declares %u x %u %s at %d bits, which needs %zu bytes to decode,"
-                        " more than the allowed %lld",
-                        name, ihdr.width, ihdr.height, png_color_name(ihdr.color_type),
-                        ihdr.bit_depth, len, (long long)r->max_bytes);
-    }
-    budget.limit -= (int64_t)len;
-    uint8_t *px = malloc(len);
-    if (!px) {
-        spng_ctx_free(ctx);
-        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory decoding the PNG (%u x %u)", name,
-                        ihdr.width, ihdr.height);
-    }
-    err = spng_decode_image(ctx, px, len, fmt, fmt == SPNG_FMT_RGBA8 ? SPNG_DECODE_TRNS : 0);
-    st = err ? png_failed(err, name, "decoding") : CNN_OK;
-    spng_ctx_free(ctx);
-    if (st) {
-        free(px);
-        return st;
-    }
-    const int64_t n = (int64_t)ihdr.width * ihdr.height * comp;
-    if (fmt == SPNG_FMT_PNG && ihdr.bit_depth == 16) {
-        const uint16_t *wide = (const uint16_t *)px; /* host-endian */
-        for (int64_t i = 0; i < n; i++)
-            px[i] = (uint8_t)(wide[i] >> 8);
-        uint8_t *fit = realloc(px, (size_t)n);
-        px = fit ? fit : px;
-    }
-    *out = (cnn_decoded_image){.rows = (int)ihdr.height, .cols = (int)ihdr.width,
-                               .channels = comp, .pixels = px,
-                               .source_rows = (int)ihdr.height, .source_cols = (int)ihdr.width};
-    return CNN_OK;
+    int rows, cols, channels;
+    return png_run(r, false, &rows, &cols, &channels, out);
 }

@@ -1,6 +1,6 @@
 /* The stb_image decoder (Debian's libstb): BMP, GIF (first frame), PGM/PPM
  * and TGA, with the hardening that keeps its known bugs away. PNG and JPEG
- * never reach it (decode.c sends them to libspng and libjpeg by their
+ * never reach it (decode.c sends them to libpng and libjpeg by their
  * first bytes); its JPEG decoder had a heap overflow on a crafted Huffman
  * table (stb 2.27, found by fuzz/fuzz_image.c), now out of reach. */
 #include <errno.h>
@@ -151,10 +151,11 @@ cnn_status cnn_decode_stb(const decode_request *r, cnn_decoded_image *out)
     const char *name = r->name;
     stb_source src = {r->bytes, r->size, 0};
     int bytes_per_sample = stbi_is_16_bit_from_callbacks(&stb_callbacks, &src) ? 2 : 1;
-    /* stb's result, and a 16-bit image's 8-bit copy; a GIF also keeps
+    /* stb's result, a 16-bit image's 8-bit copy and the caller's
+     * conversion; a GIF also keeps
      * the canvas, the background and a history byte per pixel (stb 2.27's
      * stbi__gif_load_next) */
-    int64_t per_pixel = (int64_t)comp * (1 + bytes_per_sample);
+    int64_t per_pixel = (int64_t)comp * (1 + bytes_per_sample) + decode_extra_per_pixel(r, comp);
     if (r->size >= 4 && memcmp(r->bytes, "GIF8", 4) == 0)
         per_pixel += 9;
     int64_t need;
