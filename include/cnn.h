@@ -125,11 +125,14 @@ cnn_status cnn_dataset_load_mnist(const char *dir, cnn_tensor **train_x, cnn_ten
                                   cnn_tensor **test_x, cnn_tensor **test_y);
 
 /* ---- Images -------------------------------------------------------------- */
-/* Loads a PNG, JPEG, BMP, PGM/PPM, TGA or GIF (first frame) through
- * stb_image as a (1, rows, cols, channels) tensor with values in [0, 1].
- * channels 0 keeps the file's, 1 converts to grayscale, 3 to RGB. The
- * declared size is checked before decoding: an image whose float tensor
- * would exceed max_bytes (0 = CNN_DEFAULT_MAX_MEMORY) is refused. */
+/* Loads a PNG (libpng), JPEG (libjpeg-turbo), BMP, PGM/PPM, TGA or GIF
+ * (first frame; stb_image) as a (1, rows, cols, channels) tensor with values
+ * in [0, 1], the pixels Pillow (and so Keras' load_img) decodes: channels 0
+ * keeps the file's without alpha, 1 converts to grayscale, 3 to RGB; EXIF
+ * orientation is ignored (docs/IMAGE_DECODING.md). The declared size is
+ * checked before decoding: an image whose decoding and float tensor would
+ * exceed max_bytes (0 = CNN_DEFAULT_MAX_MEMORY) is refused, and every
+ * allocation of the decoder counts against it. */
 cnn_status cnn_image_load(const char *path, int channels, int64_t max_bytes, cnn_tensor **out);
 cnn_status cnn_image_load_memory(const void *bytes, size_t size, const char *name, int channels,
                                  int64_t max_bytes, cnn_tensor **out);

@@ -5,7 +5,9 @@
 #   gcc, make, libc6-dev  build the library (C11)
 #   zlib1g-dev            gzip-compressed IDX files (the MNIST format)
 #   libjansson-dev        Keras model.to_json() architectures (JSON parsing)
-#   libstb-dev            reading PNG/JPEG/BMP/PGM images, writing PNG (stb_image)
+#   libstb-dev            reading BMP/GIF/PGM/PPM/TGA images, writing PNG (stb_image)
+#   libjpeg62-turbo-dev   reading JPEG images (libjpeg-turbo: DCT scaling, CMYK, progressive)
+#   libpng-dev            reading PNG images (libpng 1.6: every bit depth, palette, interlace)
 #   libhdf5-dev           Keras .h5 model files and the weights inside .keras files
 #   libzip-dev            Keras 3 .keras files (zip archives)
 #   python3-h5py          the tests check exported Keras files against Keras's layout
@@ -20,7 +22,7 @@
 # With --fuzz, also what `make fuzz` needs:
 #   clang, libclang-rt-14-dev   libFuzzer and the sanitizer runtimes
 set -e
-packages="gcc make libc6-dev zlib1g-dev libjansson-dev libstb-dev libhdf5-dev libzip-dev python3-h5py pkg-config dataset-fashion-mnist"
+packages="gcc make libc6-dev zlib1g-dev libjansson-dev libstb-dev libjpeg62-turbo-dev libpng-dev libhdf5-dev libzip-dev python3-h5py pkg-config dataset-fashion-mnist"
 packages="$packages python3"
 packages="$packages openmpi-bin libopenmpi-dev"
 case "${1:-}" in

@@ -8,8 +8,8 @@
  * fails at once: it used to make stb_image allocate and zero-fill 2 GiB).
  *
  * libpng reports errors by longjmp to the setjmp below; what we malloc is
- * held in volatile pointers across it. Its warnings are dropped (the
- * library never prints). */
+ * held in volatile pointers across it. Its warnings are kept for the
+ * error message, never printed. */
 #include <png.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,6 +28,7 @@ typedef struct png_reader {
     bool failed;     /* malloc itself failed */
     const char *stage;
     char msg[160];
+    char warning[160]; /* the last warning: libpng gives the detail of some errors so */
 } png_reader;
 
 /* ---- The budget: each block carries its size in front ------------------- */
@@ -74,10 +75,12 @@ static void png_on_error(png_structp png, png_const_charp msg)
     png_longjmp(png, 1);
 }
 
+/* Kept, not printed: libpng warns "Image width is zero in IHDR" and then
+ * fails with "Invalid IHDR data"; the message gives both. */
 static void png_on_warning(png_structp png, png_const_charp msg)
 {
-    (void)png;
-    (void)msg;
+    png_reader *r = png_get_error_ptr(png);
+    snprintf(r->warning, sizeof r->warning, "%s", msg);
 }
 
 static void png_on_read(png_structp png, png_bytep out, size_t len)
@@ -98,6 +101,9 @@ static cnn_status png_failed(const png_reader *r, const char *name)
     if (r->failed)
         return cnn_fail(CNN_ERR_NO_MEMORY, "%s: PNG: out of memory %s (%s)", name, r->stage,
                         r->msg);
+    if (r->warning[0])
+        return cnn_fail(CNN_ERR_FORMAT, "%s: PNG: %s: %s (%s)", name, r->stage, r->msg,
+                        r->warning);
     return cnn_fail(CNN_ERR_FORMAT, "%s: PNG: %s: %s", name, r->stage, r->msg);
 }
 
@@ -200,6 +206,7 @@ static cnn_status png_run(const decode_request *req, bool info_only, int *rows_o
     for (png_uint_32 y = 0; y < h; y++)
         rows[y] = pixels + (size_t)y * stride;
     rd.stage = "decoding";
+    rd.warning[0] = '\0'; /* the header's warnings say nothing about what follows */
     png_read_image(png, rows);
     png_read_end(png, NULL);
     png_destroy_read_struct(&png, &info, NULL);
