@@ -46,9 +46,11 @@ static bool read_reference(const char *file, const char *mode, reference *ref)
      * swallow pixels that look like white space) */
     const unsigned char *nl = ref->bytes ? memchr(ref->bytes, '\n', size < 64 ? size : 64) : NULL;
     size_t used = nl ? (size_t)(nl - ref->bytes) + 1 : 0;
+    char header[64] = "";
+    if (nl)
+        memcpy(header, ref->bytes, used - 1); /* NUL-terminated for sscanf */
     if (!nl
-        || sscanf((const char *)ref->bytes, "cnn-pixels %d %d %d", &ref->rows, &ref->cols,
-                  &ref->channels) != 3
+        || sscanf(header, "cnn-pixels %d %d %d", &ref->rows, &ref->cols, &ref->channels) != 3
         || size - used != (size_t)ref->rows * ref->cols * ref->channels) {
         fprintf(stderr, "%s: not a pixels file\n", name);
         free(ref->bytes);
@@ -285,7 +287,7 @@ static void test_idat_claim(void)
         long grown_kb = after.ru_maxrss - before.ru_maxrss;
         double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
         bool ok = st == CNN_ERR_FORMAT && strstr(cnn_last_error(), "claim.png: PNG: ")
-                  && grown_kb < 16 * 1024 && s < 0.5;
+                  && grown_kb < 16 * 1024 && s < 2.0; /* was 2 GiB and 1.4 s */
         if (!ok)
             fprintf(stderr, "claim.png: %s \"%s\", peak RSS grew %ld kB in %.2f s\n",
                     cnn_status_name(st), cnn_last_error(), grown_kb, s);
