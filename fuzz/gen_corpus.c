@@ -450,7 +450,8 @@ static void gen_decode(void)
         {"grey1.png", 0, 0},       {"grey4.png", 1, 0},        {"grey16.png", 3, 0},
         {"rgb16.png", 4, 0},       {"interlaced.png", 0, 0},   {"rgb.jpg", 1, 0},
         {"grey.jpg", 3, 0},        {"cmyk.jpg", 0, 0},         {"progressive.jpg", 4, 9},
-        {"exif_rotated.jpg", 0, 0}, {"big.jpg", 3, 20},
+        {"exif_rotated.jpg", 0, 0}, {"big.jpg", 3, 20},       {"grey_trns.png", 4, 0},
+        {"rgb_trns.png", 2, 0},
     };
     for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) {
         char src[256];

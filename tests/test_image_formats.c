@@ -80,6 +80,8 @@ static const struct format_case {
     {"palette.png", "rgb", 3, 3, 1, 0},
     {"palette_trns.png", "rgba", 4, 4, 1, 0},
     {"palette_trns.png", "rgb", 3, 4, 1, 0},
+    {"grey_trns.png", "l", 1, 1, 1, 0}, /* a tRNS colour is ignored */
+    {"rgb_trns.png", "rgb", 3, 3, 1, 0},
     {"grey1.png", "l", 1, 1, 1, 0},
     {"grey4.png", "l", 1, 1, 1, 0},
     {"rgb16.png", "rgb", 3, 3, 1, 0},
