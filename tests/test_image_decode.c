@@ -88,12 +88,36 @@ static void test_errors(void)
     cnn_decoded_image_free(NULL);
 }
 
+/* stb_image (BMP, GIF, PGM/PPM, TGA) takes no allocator: what it will
+ * allocate is counted from the header before it starts (issue 18). */
+static void test_stb_budget(void)
+{
+    static const unsigned char gif[] = { /* the classic 1x1 GIF89a */
+        0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00,
+        0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00,
+        0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02,
+        0x44, 0x01, 0x00, 0x3b};
+    cnn_decoded_image img;
+    CHECK_OK(cnn_decode_image(gif, sizeof gif, "one.gif", 3, 0, 0, 0, &img));
+    CHECK(img.rows == 1 && img.cols == 1 && img.channels == 3);
+    cnn_decoded_image_free(&img);
+    /* its decoder state alone is about 34 KiB */
+    CHECK_FAILS(cnn_decode_image(gif, sizeof gif, "one.gif", 3, 0, 0, 20000, &img),
+                CNN_ERR_NO_MEMORY, "one.gif: image declares 1 x 1 x 4, which needs 40977 bytes");
+    /* a 1x1 colour-mapped TGA whose map claims 65535 entries of 3 bytes */
+    unsigned char tga[18 + 1] = {0, 1, 1, 0, 0, 0xff, 0xff, 24, 0, 0, 0, 0, 1, 0, 1, 0, 8, 0};
+    CHECK_FAILS(cnn_decode_image(tga, sizeof tga, "map.tga", 3, 0, 0, 100000, &img),
+                CNN_ERR_NO_MEMORY, "map.tga: image declares 1 x 1 x 3, which needs 2621");
+    CHECK(img.pixels == NULL);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/cnn_test_image_decode_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     test_channels(dir);
     test_errors();
+    test_stb_budget();
     rmdir(dir);
     return test_finish("test_image_decode");
 }

@@ -151,15 +151,25 @@ cnn_status cnn_decode_stb(const decode_request *r, cnn_decoded_image *out)
     const char *name = r->name;
     stb_source src = {r->bytes, r->size, 0};
     int bytes_per_sample = stbi_is_16_bit_from_callbacks(&stb_callbacks, &src) ? 2 : 1;
-    /* stb's result, a 16-bit image's 8-bit copy and the caller's
-     * conversion; a GIF also keeps
-     * the canvas, the background and a history byte per pixel (stb 2.27's
-     * stbi__gif_load_next) */
+    /* What stb 2.27 allocates, bounded before it starts (Debian's build
+     * takes no allocator): its result, a 16-bit image's 8-bit copy, and the
+     * caller's conversion. A GIF also keeps the canvas, the background and
+     * a history byte per pixel, and its decoder state (LZW table and
+     * palettes, about 34 KiB; stbi__gif_load_next); a TGA its colour map
+     * (entries at bytes 5-6 of its header, at most 4 bytes each). BMP and
+     * PGM/PPM nothing more. */
     int64_t per_pixel = (int64_t)comp * (1 + bytes_per_sample) + decode_extra_per_pixel(r, comp);
-    if (r->size >= 4 && memcmp(r->bytes, "GIF8", 4) == 0)
+    int64_t fixed = 0;
+    const unsigned char *b = r->bytes;
+    if (r->size >= 4 && memcmp(b, "GIF8", 4) == 0) {
         per_pixel += 9;
+        fixed = 40 << 10;
+    } else if (r->size >= 8 && b[0] != 'P' && !(b[0] == 'B' && b[1] == 'M')) {
+        fixed = (int64_t)(b[5] | b[6] << 8) * 4; /* TGA: the one format left */
+    }
     int64_t need;
-    if (__builtin_mul_overflow((int64_t)w * h, per_pixel, &need))
+    if (__builtin_mul_overflow((int64_t)w * h, per_pixel, &need)
+        || __builtin_add_overflow(need, fixed, &need))
         need = INT64_MAX;
     if (need > r->max_bytes)
         return cnn_fail(CNN_ERR_NO_MEMORY,
