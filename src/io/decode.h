@@ -18,13 +18,15 @@ typedef struct cnn_decoded_image {
     int source_rows, source_cols; /* the size the file declares (before any DCT scaling) */
 } cnn_decoded_image;
 
-/* Decodes a PNG, JPEG, BMP, GIF (first frame) or PGM/PPM from memory.
- * channels: 1 grayscale, 3 RGB, 4 RGBA, 0 = the file's own (1..4).
+/* Decodes a PNG, JPEG, BMP, GIF (first frame), PGM/PPM or TGA from memory.
+ * channels: 1 grayscale, 3 RGB, 4 RGBA (also 2: grayscale + alpha), 0 = the
+ * file's own (1..4).
  * min_rows/min_cols > 0 allow a JPEG to be decoded at a DCT scale (1/2, 1/4,
  * 1/8, ...) as long as the result is at least min_rows x min_cols; 0 = full size.
  * Every allocation the decoder makes is bounded by max_bytes (0 = CNN_DEFAULT_MAX_MEMORY):
  * an image whose declared size needs more is refused before decoding.
  * Errors name `name` (the file) and what was expected; never a crash on hostile bytes.
+ * Each call has its own decoder state: threads may decode at the same time.
  *
  * Conversions are Pillow's (as Keras' load_img gets them): grey from RGB is
  * (19595 r + 38470 g + 7471 b + 32768) >> 16, alpha is dropped (never
