@@ -95,6 +95,7 @@ static const struct format_case {
     {"cmyk.jpg", "rgb", 3, 3, 1, 2},
     {"progressive.jpg", "rgb", 3, 3, 1, 2},
     {"exif_rotated.jpg", "rgb", 3, 3, 1, 2}, /* stored orientation, as Pillow and Keras */
+    {"scans398.jpg", "l", 1, 1, 1, 2}, /* 398 progressive scans: within the limit */
     {"big.jpg", "scale2", 3, 3, 2, 2},
     {"big.jpg", "scale4", 3, 3, 4, 2},
     {"big.jpg", "scale8", 3, 3, 8, 2},
@@ -249,6 +250,14 @@ static void test_damaged(void)
         CHECK_FAILS(cnn_decode_image(jpg, jsize, "huge.jpg", 3, 100, 100, 0, &img),
                     CNN_ERR_NO_MEMORY, "huge.jpg: JPEG declares 60000 x 60000 x 3");
     }
+    free(jpg);
+    /* 694 valid progressive scans: each is a pass over the image, a crafted
+     * file can have thousands; refused past 500 */
+    jpg = read_fixture("scans694.jpg", &jsize);
+    CHECK(jpg != NULL);
+    if (jpg)
+        CHECK_FAILS(cnn_decode_image(jpg, jsize, "scans.jpg", 1, 0, 0, 0, &img), CNN_ERR_FORMAT,
+                    "scans.jpg: JPEG: more than 500 progressive scans");
     free(jpg);
     CHECK_FAILS(cnn_decode_image("\xff\xd8\xff\xe0 not really", 16, "fake.jpg", 0, 0, 0, 0, &img),
                 CNN_ERR_FORMAT, "fake.jpg: JPEG: ");

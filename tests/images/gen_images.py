@@ -2,7 +2,8 @@
 """Image fixtures for tests/test_image_formats.c, made with Pillow from pictures
 this script draws itself (no third-party images in the repository).
 
-Regenerate (from the repository root, with Debian's python3-pil, Pillow 9.4):
+Regenerate (from the repository root, with Debian's python3-pil, Pillow 9.4, and
+libjpeg-turbo-progs for jpegtran):
 
     /usr/bin/python3 tests/images/gen_images.py
 
@@ -20,6 +21,7 @@ Pillow and Keras ignore it (the reference is simply Pillow's decode).
 """
 import os
 import struct
+import subprocess
 import warnings
 import zlib
 
@@ -103,6 +105,62 @@ def png_encode(w, h, color_type, depth, sample, interlace=False):
             + png_chunk(b"IDAT", zlib.compress(bytes(raw), 9)) + png_chunk(b"IEND", b""))
 
 
+def jpeg_scans(data):
+    """Splits a JPEG into its header (up to its first scan) and its scans,
+    each with the tables (DHT) written just before it."""
+    pos, units, start, header_end = 2, [], None, None
+    while pos < len(data):
+        assert data[pos] == 0xFF
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            break
+        length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        end = pos + 2 + length
+        if marker in (0xC4, 0xDA) and start is None:
+            start = pos
+            header_end = header_end or pos
+        if marker == 0xDA:  # entropy-coded data up to the next real marker
+            while not (data[end] == 0xFF and data[end + 1] not in (0,) + tuple(range(0xD0, 0xD8))):
+                end += 1
+            units.append(data[start:end])
+            start = None
+        pos = end
+    return data[:header_end], units
+
+
+def many_scans(src, dst, bands):
+    """A grey progressive JPEG of 2 + 11 * bands scans: the DC, then AC
+    coefficients 1..bands each in its own band, sent in 11 successive
+    approximation steps (Al 10 .. 0, the most libjpeg allows for 8 bits), and
+    the rest of the band in one scan. jpegtran (libjpeg-turbo-progs) writes
+    at most 100 scans a file: each file sends the DC and 8 coefficients, and
+    their scans are put together after the first file's DC scan."""
+    header, scans = None, []
+    for first in range(1, bands + 1, 8):
+        last = min(first + 7, bands)
+        script = ["0: 0-0, 0, 0;"]
+        for k in range(first, last + 1):
+            script.append(f"0: {k}-{k}, 0, 10;")
+            script += [f"0: {k}-{k}, {al + 1}, {al};" for al in range(9, -1, -1)]
+        if last == bands and bands < 63:
+            script.append(f"0: {bands + 1}-63, 0, 0;")
+        path = os.path.join(HERE, dst + ".scans")
+        with open(path, "w") as f:
+            f.write("\n".join(script) + "\n")
+        try:
+            out = subprocess.run(["jpegtran", "-scans", path, os.path.join(HERE, src)],
+                                 check=True, capture_output=True).stdout
+        finally:
+            os.remove(path)
+        head, units = jpeg_scans(out)
+        if header is None:
+            header, scans = head, units
+        else:
+            scans += units[1:]  # its DC scan was sent by the first file
+    save(dst, header + b"".join(scans) + b"\xff\xd9")
+    return len(scans)
+
+
 def save(name, data):
     with open(os.path.join(HERE, name), "wb") as f:
         f.write(data)
@@ -183,6 +241,10 @@ def main():
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
     card.save(os.path.join(HERE, "exif_rotated.jpg"), quality=90, exif=exif.tobytes())
     write_pixels("exif_rotated.jpg", "rgb", Image.open(os.path.join(HERE, "exif_rotated.jpg")))
+    # progressive JPEGs of 398 scans (decoded) and 694 (over the limit of 500)
+    assert many_scans("grey.jpg", "scans398.jpg", 36) == 398
+    write_pixels("scans398.jpg", "l", Image.open(os.path.join(HERE, "scans398.jpg")))
+    assert many_scans("grey.jpg", "scans694.jpg", 63) == 694
     big = picture(131, 97)
     big.save(os.path.join(HERE, "big.jpg"), quality=85)
     for denom in (2, 4, 8):
