@@ -451,7 +451,7 @@ static void gen_decode(void)
         {"rgb16.png", 4, 0},       {"interlaced.png", 0, 0},   {"rgb.jpg", 1, 0},
         {"grey.jpg", 3, 0},        {"cmyk.jpg", 0, 0},         {"progressive.jpg", 4, 9},
         {"exif_rotated.jpg", 0, 0}, {"big.jpg", 3, 20},       {"grey_trns.png", 4, 0},
-        {"rgb_trns.png", 2, 0},
+        {"rgb_trns.png", 2, 0},    {"separate.jpg", 4, 0},     {"scans398.jpg", 3, 5},
     };
     for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) {
         char src[256];

@@ -96,6 +96,7 @@ static const struct format_case {
     {"progressive.jpg", "rgb", 3, 3, 1, 2},
     {"exif_rotated.jpg", "rgb", 3, 3, 1, 2}, /* stored orientation, as Pillow and Keras */
     {"scans398.jpg", "l", 1, 1, 1, 2}, /* 398 progressive scans: within the limit */
+    {"separate.jpg", "rgb", 3, 3, 1, 2}, /* baseline, each component in its own scan */
     {"big.jpg", "scale2", 3, 3, 2, 2},
     {"big.jpg", "scale4", 3, 3, 4, 2},
     {"big.jpg", "scale8", 3, 3, 8, 2},
@@ -250,6 +251,22 @@ static void test_damaged(void)
         CHECK_FAILS(cnn_decode_image(jpg, jsize, "huge.jpg", 3, 100, 100, 0, &img),
                     CNN_ERR_NO_MEMORY, "huge.jpg: JPEG declares 60000 x 60000 x 3");
     }
+    free(jpg);
+    /* a baseline JPEG whose components are in separate scans keeps every
+     * coefficient too: 15000 bytes are enough for the same picture in one
+     * scan, not for it */
+    jpg = read_fixture("rgb.jpg", &jsize);
+    CHECK(jpg != NULL);
+    if (jpg) {
+        CHECK_OK(cnn_decode_image(jpg, jsize, "one.jpg", 3, 0, 0, 15000, &img));
+        cnn_decoded_image_free(&img);
+    }
+    free(jpg);
+    jpg = read_fixture("separate.jpg", &jsize);
+    CHECK(jpg != NULL);
+    if (jpg)
+        CHECK_FAILS(cnn_decode_image(jpg, jsize, "sep.jpg", 3, 0, 0, 15000, &img),
+                    CNN_ERR_NO_MEMORY, "sep.jpg: JPEG declares 37 x 29 x 3 (several scans)");
     free(jpg);
     /* 694 valid progressive scans: each is a pass over the image, a crafted
      * file can have thousands; refused past 500 */

@@ -8,6 +8,7 @@
  * it longjmps back here. Nothing allocated with malloc lives across a
  * setjmp except the output buffer, held in a volatile pointer. */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,19 +171,22 @@ cnn_status cnn_decode_jpeg(const decode_request *r, cnn_decoded_image *out)
     const int64_t ow = j.d.output_width, oh = j.d.output_height;
     const int out_comp = j.d.out_color_components;
     /* What decoding allocates, bounded before it starts: our output (and
-     * the caller's conversion of it), the
-     * whole image's DCT coefficients when progressive (2 bytes a sample at
-     * full size, whatever the scale), row buffers of a few MCU rows. */
+     * the caller's conversion of it); the whole image's DCT coefficients
+     * when the file has several scans (progressive, or components in
+     * separate scans: 2 bytes a sample at full size, whatever the scale);
+     * row buffers of a few MCU rows. */
+    const bool buffered = jpeg_has_multiple_scans(&j.d);
     int64_t blocks = ((int64_t)w / 8 + 2) * ((int64_t)h / 8 + 2) * j.d.num_components;
     const int64_t ours = ow * oh * (out_comp + decode_extra_per_pixel(r, comp));
-    int64_t need = ours + (j.d.progressive_mode ? blocks * 128 : 0)
+    int64_t need = ours + (buffered ? blocks * 128 : 0)
                    + ((int64_t)w + 16) * 64 * j.d.num_components;
     if (need > r->max_bytes) {
         jpeg_destroy_decompress(&j.d);
         return cnn_fail(CNN_ERR_NO_MEMORY,
                         "%s: JPEG declares %u x %u x %d%s, which needs %lld bytes to decode, more"
                         " than the allowed %lld",
-                        name, w, h, j.d.num_components, j.d.progressive_mode ? " (progressive)" : "",
+                        name, w, h, j.d.num_components,
+                        j.d.progressive_mode ? " (progressive)" : buffered ? " (several scans)" : "",
                         (long long)need, (long long)r->max_bytes);
     }
     /* libjpeg's own large buffers (the coefficients) are refused beyond this */

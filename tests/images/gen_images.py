@@ -241,6 +241,17 @@ def main():
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
     card.save(os.path.join(HERE, "exif_rotated.jpg"), quality=90, exif=exif.tobytes())
     write_pixels("exif_rotated.jpg", "rgb", Image.open(os.path.join(HERE, "exif_rotated.jpg")))
+    # a baseline JPEG with each component in its own scan (libjpeg then keeps
+    # every coefficient, as for a progressive one)
+    path = os.path.join(HERE, "separate.jpg.scans")
+    with open(path, "w") as f:
+        f.write("0;\n1;\n2;\n")
+    try:
+        subprocess.run(["jpegtran", "-scans", path, "-outfile", os.path.join(HERE, "separate.jpg"),
+                        os.path.join(HERE, "rgb.jpg")], check=True)
+    finally:
+        os.remove(path)
+    write_pixels("separate.jpg", "rgb", Image.open(os.path.join(HERE, "separate.jpg")))
     # progressive JPEGs of 398 scans (decoded) and 694 (over the limit of 500)
     assert many_scans("grey.jpg", "scans398.jpg", 36) == 398
     write_pixels("scans398.jpg", "l", Image.open(os.path.join(HERE, "scans398.jpg")))
