@@ -19,6 +19,7 @@
 #                         (the build and the other tests do without them)
 # With --ci, also what `sh scripts/test.sh --ci` needs:
 #   valgrind              the short training run under memcheck
+#   python3-skimage       its sample PNGs, which test_image_photos decodes (CI may skip nothing)
 # With --fuzz, also what `make fuzz` needs:
 #   clang, libclang-rt-14-dev   libFuzzer and the sanitizer runtimes
 set -e
@@ -26,7 +27,7 @@ packages="gcc make libc6-dev zlib1g-dev libjansson-dev libstb-dev libjpeg62-turb
 packages="$packages python3"
 packages="$packages openmpi-bin libopenmpi-dev"
 case "${1:-}" in
---ci) packages="$packages valgrind" ;;
+--ci) packages="$packages valgrind python3-skimage" ;;
 --fuzz) packages="$packages clang libclang-rt-14-dev" ;;
 esac
 missing=""
