@@ -263,7 +263,10 @@ same "$tmp/two.cnn" "$tmp/r2.cnn" 0
 run resume1 "$cnn" train "$tmp/tiny.model" $first --epochs 3 --batch-size 16 \
     --resume "$tmp/part.cnn" --checkpoint "$tmp/r1.ckpt.cnn" --save "$tmp/r1.cnn"
 expect_ok
-same "$tmp/two.cnn" "$tmp/r1.cnn" 1e-5
+# (2e-5: 1e-5 was the largest difference measured, 9.4e-6, with the GEMM
+# path; Conv2D's direct kernels sum in another order and land at 1.2e-5,
+# on a weight of magnitude 1e-3)
+same "$tmp/two.cnn" "$tmp/r1.cnn" 2e-5
 # and a 1-process checkpoint resumed with 2 ranks
 run part1 "$cnn" train "$tmp/tiny.model" $first --epochs 1 --batch-size 16 \
     --checkpoint "$tmp/part1.cnn"

@@ -7,6 +7,7 @@
 #include "core/tensor.h"
 #include "kernels/activation.h"
 #include "kernels/conv.h"
+#include "kernels/conv_direct.h"
 #include "layers/layer.h"
 
 typedef struct {
@@ -85,12 +86,57 @@ static void conv2d_init(cnn_layer *l, cnn_rng *rng)
         memset(l->params[1].value, 0, (size_t)l->params[1].count * sizeof(float));
 }
 
+/* ---- The direct path (kernels/conv_direct.h) ------------------------------
+ * For few input channels the direct kernels replace im2col + GEMM in the
+ * forward and backward-weights passes (backward-data stays on the GEMM).
+ * Measured on the tutorial's conv1 and LeNet-5's two convolutions (AVX-512,
+ * 1 and 2 threads): direct wins by 2-4x at 1 and 3 channels, by ~1.5x at 6,
+ * and loses from about 16 channels on, where the GEMM's K is long enough. */
+enum { DIRECT_MAX_CHANNELS = 8 };
+
+/* Floats per sample of the direct path's scratch: the padded sample, then
+ * (backward) that sample's kernel and bias gradients. */
+static int64_t direct_sample_floats(const conv2d_layer *c)
+{
+    const cnn_conv_geom *g = &c->geom;
+    return cnn_conv_direct_sample_floats(g)
+         + ((int64_t)g->kh * g->kw * g->c + 1) * c->base.spec.u.conv2d.filters;
+}
+
+/* Samples per direct block within the workspace limit; 0 when the shape
+ * does not suit the direct kernels. */
+static int64_t direct_block(const conv2d_layer *c, int batch, int64_t tile_floats)
+{
+    if (c->geom.c > DIRECT_MAX_CHANNELS || columns_are_input(&c->geom))
+        return 0;
+    int64_t per = direct_sample_floats(c), nb = tile_floats / per;
+    if (nb < 1)
+        return 0;
+    return nb < batch ? nb : batch;
+}
+
+/* The direct kernels' instruction set follows the GEMM's micro-kernel (so
+ * cnn_gemm_ctx_force_kernel selects both); the reference GEMM keeps the
+ * reference im2col path, whose sums the pinned tests record. */
+static bool direct_isa(const cnn_layer_io *io, cnn_isa *isa)
+{
+    const char *k = cnn_gemm_ctx_kernel_name(io->gemm);
+    if (strcmp(k, "naive") == 0)
+        return false;
+    *isa = strcmp(k, "avx512") == 0 ? CNN_ISA_AVX512
+         : strcmp(k, "avx2") == 0   ? CNN_ISA_AVX2
+                                    : CNN_ISA_GENERIC;
+    return true;
+}
+
 static size_t conv2d_workspace(const cnn_layer *l, int batch, int64_t tile_floats)
 {
     const conv2d_layer *c = (const conv2d_layer *)l;
+    size_t direct = (size_t)(direct_block(c, batch, tile_floats) * direct_sample_floats(c));
     if (columns_are_input(&c->geom))
         return 0;
-    return (size_t)(tile_rows(c, batch, tile_floats) * c->geom.kh * c->geom.kw * c->geom.c);
+    size_t gemm = (size_t)(tile_rows(c, batch, tile_floats) * c->geom.kh * c->geom.kw * c->geom.c);
+    return direct > gemm ? direct : gemm;
 }
 
 static int64_t conv2d_flops(const cnn_layer *l)
@@ -168,12 +214,148 @@ static const float *columns(const conv2d_layer *c, const cnn_layer_io *io, int64
     return io->workspace;
 }
 
+/* One block of samples [n0, n0 + nb) on the direct path. Forward splits
+ * the block's samples between the workers (each pads its own) or, for
+ * fewer samples than that balances, its output rows (the caller pads);
+ * backward-weights splits the samples, each worker writing its samples'
+ * kernel gradients to their own scratch, which direct_reduce_worker then
+ * sums in a fixed pairwise order into the kernel's gradient. Either way each sum runs
+ * in the same order for any number of threads. */
+typedef struct {
+    const conv2d_layer *c;
+    const cnn_layer_io *io;
+    cnn_isa isa;
+    int64_t n0, nb;
+    bool by_samples;
+    float *xp;    /* nb padded samples */
+    float *grads; /* backward: nb kernel gradients, after xp */
+} direct_job;
+
+/* Below this many multiply-adds per block, one thread does it all: waking
+ * the pool costs more (measured with batch-1 inference of the tutorial's
+ * conv1, 0.6 M multiply-adds, and LeNet-5's C1 at batch 1). */
+#define DIRECT_PARALLEL_MACS 400000.0
+
+static void direct_forward_worker(void *p, int ith, int nth)
+{
+    const direct_job *j = p;
+    const cnn_conv_geom *g = &j->c->geom;
+    const cnn_layer *l = &j->c->base;
+    const int F = l->spec.u.conv2d.filters;
+    long b, e;
+    int64_t r0, r1;
+    if (j->by_samples) {
+        cnn_split_range((long)j->nb, ith, nth, &b, &e);
+        cnn_conv_direct_pad(g, j->io->x, j->n0 + b, e - b,
+                            j->xp + b * cnn_conv_direct_sample_floats(g));
+        r0 = (int64_t)b * g->oh;
+        r1 = (int64_t)e * g->oh;
+    } else {
+        cnn_split_range((long)(j->nb * g->oh), ith, nth, &b, &e);
+        r0 = b;
+        r1 = e;
+    }
+    if (r0 >= r1)
+        return;
+    float *y = j->io->y + (j->n0 * g->oh + r0) * g->ow * F;
+    cnn_conv_direct_forward(j->isa, g, F, j->xp, l->params[0].value,
+                            l->n_params > 1 ? l->params[1].value : NULL, r0, r1, y);
+    /* the activation on this worker's rows while they are in cache */
+    if (j->io->fuse_activation)
+        cnn_activation_forward(l->activation, y, (r1 - r0) * g->ow, F);
+}
+
+static double direct_macs(const conv2d_layer *c, int64_t samples)
+{
+    const cnn_conv_geom *g = &c->geom;
+    return (double)samples * g->oh * g->ow * g->kh * g->kw * g->c * c->base.spec.u.conv2d.filters;
+}
+
+static void direct_forward(conv2d_layer *c, const cnn_layer_io *io, cnn_isa isa, int64_t nb)
+{
+    const int threads = cnn_pool_threads(io->pool);
+    for (int64_t n0 = 0; n0 < io->batch; n0 += nb) {
+        direct_job j = {.c = c, .io = io, .isa = isa, .n0 = n0,
+                        .nb = io->batch - n0 < nb ? io->batch - n0 : nb, .xp = io->workspace};
+        j.by_samples = j.nb % threads == 0 || j.nb >= 4 * threads;
+        if (!j.by_samples)
+            cnn_conv_direct_pad(&c->geom, io->x, n0, j.nb, j.xp);
+        bool parallel = direct_macs(c, j.nb) >= DIRECT_PARALLEL_MACS;
+        cnn_pool_run(parallel ? io->pool : NULL, direct_forward_worker, &j);
+    }
+}
+
+static void direct_weights_worker(void *p, int ith, int nth)
+{
+    const direct_job *j = p;
+    const cnn_conv_geom *g = &j->c->geom;
+    const int F = j->c->base.spec.u.conv2d.filters, K = g->kh * g->kw * g->c;
+    const int64_t sample = cnn_conv_direct_sample_floats(g), out = (int64_t)g->oh * g->ow * F;
+    const bool bias = j->c->base.n_params > 1;
+    long b, e;
+    cnn_split_range((long)j->nb, ith, nth, &b, &e);
+    for (int64_t s = b; s < e; s++) {
+        /* this sample's kernel gradient, then its bias gradient */
+        float *xp = j->xp + s * sample, *gs = j->grads + s * (K + 1) * F;
+        cnn_conv_direct_pad(g, j->io->x, j->n0 + s, 1, xp);
+        memset(gs, 0, (size_t)(K + 1) * F * sizeof(float));
+        cnn_conv_direct_weights(j->isa, g, F, xp, j->io->dy + (j->n0 + s) * out, 1, 0, K, gs,
+                                bias ? gs + (int64_t)K * F : NULL);
+    }
+}
+
+static void direct_reduce_worker(void *p, int ith, int nth)
+{
+    const direct_job *j = p;
+    const cnn_conv_geom *g = &j->c->geom;
+    const int F = j->c->base.spec.u.conv2d.filters;
+    const int64_t KF = ((int64_t)g->kh * g->kw * g->c + 1) * F, biases = KF - F;
+    float *dk = j->c->base.params[0].grad;
+    float *db = j->c->base.n_params > 1 ? j->c->base.params[1].grad : NULL;
+    long b, e;
+    cnn_split_range((long)KF, ith, nth, &b, &e);
+    /* A pairwise tree over the samples, in place: more accurate than a
+     * running sum, and for a power-of-two batch it adds the two halves
+     * last, as data-parallel ranks of half the batch do (test_mpi.sh). */
+    for (int64_t width = 1; width < j->nb; width *= 2)
+        for (int64_t s = 0; s + width < j->nb; s += 2 * width) {
+            float *a = j->grads + s * KF, *c = a + width * KF;
+            for (int64_t i = b; i < e; i++)
+                a[i] += c[i];
+        }
+    for (int64_t i = b; i < e; i++) {
+        if (i < biases)
+            dk[i] += j->grads[i];
+        else if (db)
+            db[i - biases] += j->grads[i];
+    }
+}
+
+static void direct_weights(conv2d_layer *c, const cnn_layer_io *io, cnn_isa isa, int64_t nb)
+{
+    const int64_t sample = cnn_conv_direct_sample_floats(&c->geom);
+    for (int64_t n0 = 0; n0 < io->batch; n0 += nb) {
+        direct_job j = {.c = c, .io = io, .isa = isa, .n0 = n0,
+                        .nb = io->batch - n0 < nb ? io->batch - n0 : nb, .xp = io->workspace};
+        j.grads = j.xp + j.nb * sample;
+        bool parallel = j.nb > 1 && direct_macs(c, j.nb) >= DIRECT_PARALLEL_MACS;
+        cnn_pool_run(parallel ? io->pool : NULL, direct_weights_worker, &j);
+        cnn_pool_run(parallel ? io->pool : NULL, direct_reduce_worker, &j);
+    }
+}
+
 static void conv2d_forward(cnn_layer *l, const cnn_layer_io *io)
 {
     conv2d_layer *c = (conv2d_layer *)l;
     const cnn_conv_geom *g = &c->geom;
     const int K = g->kh * g->kw * g->c, F = l->spec.u.conv2d.filters;
     const int64_t M = (int64_t)io->batch * g->oh * g->ow, tile = tile_rows(c, io->batch, io->tile_floats);
+    cnn_isa isa;
+    int64_t nb = direct_block(c, io->batch, io->tile_floats);
+    if (nb > 0 && direct_isa(io, &isa)) {
+        direct_forward(c, io, isa, nb);
+        return;
+    }
     for (int64_t m0 = 0; m0 < M; m0 += tile) {
         int64_t m1 = m0 + tile < M ? m0 + tile : M;
         const float *col = columns(c, io, m0, m1);
@@ -195,20 +377,32 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
     const int K = g->kh * g->kw * g->c, F = l->spec.u.conv2d.filters;
     const int64_t M = (int64_t)io->batch * g->oh * g->ow, tile = tile_rows(c, io->batch, io->tile_floats);
     const bool direct = columns_are_input(g);
+    cnn_isa isa;
+    int64_t nb = direct_block(c, io->batch, io->tile_floats);
+    const bool weights_direct = nb > 0 && direct_isa(io, &isa);
     if (io->dx)
         memset(io->dx, 0, (size_t)io->batch * g->h * g->w * g->c * sizeof(float));
+    if (weights_direct) {
+        if (io->fuse_activation)
+            cnn_activation_backward(l->activation, io->y, io->dy, M, F);
+        direct_weights(c, io, isa, nb); /* and the bias's */
+        if (!io->dx)
+            return;
+    }
     for (int64_t m0 = 0; m0 < M; m0 += tile) {
         int64_t m1 = m0 + tile < M ? m0 + tile : M;
         int rows = (int)(m1 - m0);
         float *dy = io->dy + m0 * F;
-        if (io->fuse_activation)
-            cnn_activation_backward(l->activation, io->y + m0 * F, dy, rows, F);
-        const float *col = columns(c, io, m0, m1);
-        /* dkernel[K x F] += col^T[K x rows] * dy[rows x F] */
-        cnn_gemm(io->gemm, true, false, K, F, rows, 1.0f, col, K, dy, F, 1.0f,
-                 l->params[0].grad, F);
-        if (l->n_params > 1)
-            cnn_bias_grad_rows(dy, rows, F, l->params[1].grad);
+        if (!weights_direct) {
+            if (io->fuse_activation)
+                cnn_activation_backward(l->activation, io->y + m0 * F, dy, rows, F);
+            const float *col = columns(c, io, m0, m1);
+            /* dkernel[K x F] += col^T[K x rows] * dy[rows x F] */
+            cnn_gemm(io->gemm, true, false, K, F, rows, 1.0f, col, K, dy, F, 1.0f,
+                     l->params[0].grad, F);
+            if (l->n_params > 1)
+                cnn_bias_grad_rows(dy, rows, F, l->params[1].grad);
+        }
         if (!io->dx)
             continue;
         if (direct) {
