@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "core/rng.h"
+#include "kernels/activation.h"
 #include "kernels/batch_norm.h"
 #include "kernels/depthwise.h"
 #include "kernels/global_pool.h"
@@ -464,6 +465,36 @@ done:
     cnn_tensor_free(y);
 }
 
+/* tanh runs 16 or 8 lanes at a time where the CPU can, 4 at a time
+ * otherwise and in the tail: every element must get the same bits
+ * wherever it falls (a lone element runs through the 4-wide tail), and
+ * be within a few ulp of libm's. */
+static void test_tanh_widths(void)
+{
+    enum { N = 203 };
+    float x[N], y[N];
+    for (int i = 0; i < N; i++)
+        x[i] = i % 7 == 0 ? uniform(-0.7f, 0.7f) : uniform(-12.0f, 12.0f);
+    x[0] = 0.625f, x[1] = -0.625f, x[2] = -0.0f, x[3] = 9.5f, x[4] = 1e-7f;
+    int bad = 0;
+    for (int off = 0; off < 3; off++) {
+        memcpy(y, x, sizeof y);
+        cnn_activation_forward(CNN_ACTIVATION_TANH, y + off, 1, N - off);
+        for (int i = off; i < N; i++) {
+            float one = x[i];
+            cnn_activation_forward(CNN_ACTIVATION_TANH, &one, 1, 1);
+            if (memcmp(&one, &y[i], sizeof one) != 0 && bad++ < 3)
+                fprintf(stderr, "tanh(%.9g): %.9g in a run, %.9g alone\n", (double)x[i],
+                        (double)y[i], (double)one);
+            if (fabs((double)y[i] - tanh((double)x[i])) > 1e-6 + 1e-6 * fabs(tanh((double)x[i]))
+                && bad++ < 3)
+                fprintf(stderr, "tanh(%.9g) = %.9g, libm %.9g\n", (double)x[i], (double)y[i],
+                        tanh((double)x[i]));
+        }
+    }
+    CHECK(bad == 0);
+}
+
 int main(void)
 {
     cnn_rng_seed(&rng, 20261204);
@@ -482,6 +513,7 @@ int main(void)
         test_depthwise(isas[i]);
         test_global_pool(isas[i]);
     }
+    test_tanh_widths();
     test_bn_values();
     test_depthwise_values();
     test_global_pool_values();
