@@ -175,7 +175,10 @@ AVX512 cnn_vf_16 dload_16(const float *p, dmask_t_16 m)
 {
     return (cnn_vf_16)_mm512_maskz_loadu_ps(m, p);
 }
-AVX512 void dstore_16(float *p, cnn_vf_16 v, dmask_t_16 m) { _mm512_mask_storeu_ps(p, m, (__m512)v); }
+AVX512 void dstore_16(float *p, cnn_vf_16 v, dmask_t_16 m)
+{
+    _mm512_mask_storeu_ps(p, m, (__m512)v);
+}
 AVX512 cnn_vf_16 dset1_16(float s) { return (cnn_vf_16)_mm512_set1_ps(s); }
 AVX512 cnn_vf_16 dfma_16(cnn_vf_16 a, cnn_vf_16 b, cnn_vf_16 c)
 {

@@ -1,10 +1,11 @@
 /* The fast direct-convolution bodies (kernels/conv_direct.c), a template
  * included once per vector width CNN_SIMD_W (kernels/isa.h), after
- * conv_direct.c has defined, for that width, dmask_W(n) (the first n
- * lanes), dload_W(p, mask), dstore_W(p, v, mask), dfma_W(a, b, c) = a * b + c
- * dset1_W(s) (s in every lane) and DIRECT_TILE1 / DIRECT_TILE2 (register tile rows for one and for two
- * vectors of filters), and DIRECT_BODY (always-inline, with the width's
- * target). No include guard on purpose. */
+ * conv_direct.c has defined, for that width: dmask_W(n) (the first n
+ * lanes), dload_W(p, mask), dstore_W(p, v, mask), dfma_W(a, b, c) =
+ * a * b + c, dset1_W(s) (s in every lane), DIRECT_TILE1 / DIRECT_TILE2
+ * (register tile rows for one and for two vectors of filters) and
+ * DIRECT_BODY (always-inline, with the width's target). No include guard
+ * on purpose. */
 
 #define DLOAD CNN_SIMD_NAME(dload)
 #define DSTORE CNN_SIMD_NAME(dstore)

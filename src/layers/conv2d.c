@@ -89,9 +89,12 @@ static void conv2d_init(cnn_layer *l, cnn_rng *rng)
 /* ---- The direct path (kernels/conv_direct.h) ------------------------------
  * For few input channels the direct kernels replace im2col + GEMM in the
  * forward and backward-weights passes (backward-data stays on the GEMM).
- * Measured on the tutorial's conv1 and LeNet-5's two convolutions (AVX-512,
- * 1 and 2 threads): direct wins by 2-4x at 1 and 3 channels, by ~1.5x at 6,
- * and loses from about 16 channels on, where the GEMM's K is long enough. */
+ * Measured with bench_cnn's conv mode (AVX-512, 1 thread, batch 64, 5x5,
+ * best of 3 interleaved runs): at 1 channel and 32 filters on 28x28
+ * forward 2.7x and backward-weights 3.6x the GEMM path; on 14x14 with 16
+ * filters, 3, 6 and 8 channels 1.6-2.8x forward and 1.8x or more
+ * backward-weights; at 32 channels and 32 filters the GEMM wins (0.6-0.8x),
+ * its K being long enough. 8 is the cut on the safe side. */
 enum { DIRECT_MAX_CHANNELS = 8 };
 
 /* Floats per sample of the direct path's scratch: the padded sample, then
@@ -218,9 +221,10 @@ static const float *columns(const conv2d_layer *c, const cnn_layer_io *io, int64
  * the block's samples between the workers (each pads its own) or, for
  * fewer samples than that balances, its output rows (the caller pads);
  * backward-weights splits the samples, each worker writing its samples'
- * kernel gradients to their own scratch, which direct_reduce_worker then
- * sums in a fixed pairwise order into the kernel's gradient. Either way each sum runs
- * in the same order for any number of threads. */
+ * kernel and bias gradients to their own scratch, which
+ * direct_reduce_worker then sums in a fixed pairwise order into the
+ * layer's gradients. Either way each sum runs in the same order for any
+ * number of threads. */
 typedef struct {
     const conv2d_layer *c;
     const cnn_layer_io *io;
@@ -231,10 +235,12 @@ typedef struct {
     float *grads; /* backward: nb kernel gradients, after xp */
 } direct_job;
 
-/* Below this many multiply-adds per block, one thread does it all: waking
- * the pool costs more (measured with batch-1 inference of the tutorial's
- * conv1, 0.6 M multiply-adds, and LeNet-5's C1 at batch 1). */
-#define DIRECT_PARALLEL_MACS 400000.0
+/* Below this many multiply-adds per block one thread does it all, so a
+ * batch of 1 never waits for a second thread to wake up: about 15 us of
+ * work at 1 thread's speed here, several times a pool round trip
+ * (batch-1 inference: the tutorial's conv1, 0.63 M, and LeNet-5's C1,
+ * 0.12 M, stay on one thread; at batch 64 both split). */
+#define DIRECT_PARALLEL_MACS 1000000.0
 
 static void direct_forward_worker(void *p, int ith, int nth)
 {
