@@ -845,8 +845,12 @@ void cnn_gemm(cnn_gemm_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K
         .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C,
         .lda = lda, .ldb = ldb, .ldc = ldc,
     };
-    /* Below ~32k multiply-adds waking the pool costs more than it saves. */
-    if (ctx->threads == 1 || (double)M * N * K < 32768) {
+    /* Below ~1M multiply-adds (about 15 us on one core) waking the pool
+     * costs more than it saves: a cnn_pool_run round trip took 16-20 us
+     * on this shared 2-core machine, and half of 1M is about that. Small
+     * networks (LeNet-5's Dense 84 and 10, batch-1 layers) stay on one
+     * thread, so a second thread never makes them slower. */
+    if (ctx->threads == 1 || (double)M * N * K < 1048576) {
         gemm_worker(&job, 0, 1);
         return;
     }

@@ -62,10 +62,21 @@ static void pool_worker(void *p, int ith, int nth)
         cnn_avgpool_backward(g, io->dy, io->dx, r0, r1);
 }
 
+/* The thread pool when the pass reads enough to pay for waking it (a
+ * round trip costs 10-20 us, about what reading 128K floats takes), else
+ * NULL: a batch-1 pass stays on the caller. The split is by output rows,
+ * each computed alike on any thread, so this changes no result. */
+static cnn_pool *pool_for_pass(const cnn_layer *l, const cnn_layer_io *io)
+{
+    const cnn_conv_geom *g = &((const pool2d_layer *)l)->geom;
+    double reads = (double)io->batch * g->oh * g->ow * g->c * g->kh * g->kw;
+    return reads >= 131072 ? io->pool : NULL;
+}
+
 static void pool2d_forward(cnn_layer *l, const cnn_layer_io *io)
 {
     pool_job job = {l, io, false};
-    cnn_pool_run(io->pool, pool_worker, &job);
+    cnn_pool_run(pool_for_pass(l, io), pool_worker, &job);
 }
 
 /* Windows that tile the input exactly (stride == pool size). */
@@ -98,7 +109,7 @@ static void pool2d_backward(cnn_layer *l, const cnn_layer_io *io)
         return;
     if (io->dx_over_x) {
         pool_job job = {l, io, true};
-        cnn_pool_run(io->pool, pool_worker, &job);
+        cnn_pool_run(pool_for_pass(l, io), pool_worker, &job);
         clear_uncovered(g, io->batch, io->dx);
         return;
     }
@@ -106,7 +117,7 @@ static void pool2d_backward(cnn_layer *l, const cnn_layer_io *io)
     pool_job job = {l, io, true};
     /* Overlapping windows would make threads add into the same cells. */
     bool overlap = g->sh < g->kh || g->sw < g->kw;
-    cnn_pool_run(overlap ? NULL : io->pool, pool_worker, &job);
+    cnn_pool_run(overlap ? NULL : pool_for_pass(l, io), pool_worker, &job);
 }
 
 static cnn_status cnn_layer_pool2d_create(cnn_layer **out, const cnn_layer_spec *spec,
