@@ -360,6 +360,82 @@ typedef struct cnn_rescaling_config {
 } cnn_rescaling_config;
 #define cnn_rescaling(...) ((cnn_rescaling_config){__VA_ARGS__})
 
+/* Conv2DTranspose (Keras's "deconvolution"): the adjoint of a Conv2D, so
+ * (rows, cols, in) -> (rows', cols', filters) with Keras's output size:
+ * without output_padding, valid gives rows * s + max(k - s, 0) and same
+ * gives rows * s (k the dilated kernel span); with it, (rows - 1) * s + k
+ * - 2 * pad + output_padding, pad k / 2 for same and 0 for valid. Same
+ * padding crops TensorFlow's way: max(k - s, 0) / 2 at the top/left, the
+ * rest at the bottom/right. Weights: 0 kernel (kh, kw, filters, in) as Keras
+ * stores it, 1 bias (filters). */
+typedef struct cnn_opt_pair {
+    int value[2];           /* (rows, cols) when set */
+    bool set;               /* false = Keras None */
+} cnn_opt_pair;
+typedef struct cnn_conv2d_transpose_config {
+    int filters;            /* required, > 0 */
+    int kernel_size[2];     /* required (h, w) */
+    int strides[2];         /* default (1, 1) */
+    cnn_padding padding;    /* default valid */
+    cnn_opt_pair output_padding; /* default None; each < its stride */
+    int dilation_rate[2];   /* default (1, 1) */
+    cnn_activation activation;
+    bool no_bias;           /* Keras use_bias=False */
+    float kernel_l2;        /* kernel_regularizer=l2(kernel_l2) */
+    const char *name;
+} cnn_conv2d_transpose_config;
+#define cnn_conv2d_transpose(...) ((cnn_conv2d_transpose_config){__VA_ARGS__})
+
+/* UpSampling2D: (rows, cols, c) -> (rows * size_h, cols * size_w, c),
+ * nearest (each value repeated) or bilinear (tf.image.resize with half-pixel
+ * centers, edges clamped). */
+typedef enum cnn_interpolation {
+    CNN_INTERPOLATION_NEAREST = 0,
+    CNN_INTERPOLATION_BILINEAR = 1
+} cnn_interpolation;
+typedef struct cnn_up_sampling2d_config {
+    int size[2];            /* default (2, 2) */
+    cnn_interpolation interpolation; /* default nearest */
+    const char *name;
+} cnn_up_sampling2d_config;
+#define cnn_up_sampling2d(...) ((cnn_up_sampling2d_config){__VA_ARGS__})
+
+/* Cropping2D: removes rows and columns at the edges: (rows, cols, c) ->
+ * (rows - top - bottom, cols - left - right, c). */
+typedef struct cnn_cropping2d_config {
+    int cropping[4];        /* top, bottom, left, right; default 0 */
+    const char *name;
+} cnn_cropping2d_config;
+#define cnn_cropping2d(...) ((cnn_cropping2d_config){__VA_ARGS__})
+
+/* SpatialDropout2D: in training, drops whole channels of each example with
+ * probability rate and scales the kept ones by 1 / (1 - rate); identity in
+ * inference. Masks follow (seed, step) as Dropout's do. */
+typedef struct cnn_spatial_dropout2d_config {
+    float rate;             /* [0, 1) */
+    uint64_t seed;          /* 0 = derived from the model's seed */
+    const char *name;
+} cnn_spatial_dropout2d_config;
+#define cnn_spatial_dropout2d(...) ((cnn_spatial_dropout2d_config){__VA_ARGS__})
+
+/* Softmax (the layer): softmax over the last axis (Keras axis=-1). */
+typedef struct cnn_softmax_config {
+    const char *name;
+} cnn_softmax_config;
+#define cnn_softmax(...) ((cnn_softmax_config){__VA_ARGS__})
+
+/* LayerNormalization over the last axis (Keras axis=-1): each example's
+ * values along it normalised by their own mean and biased variance, y =
+ * gamma (x - mean) / sqrt(var + epsilon) + beta. Weights, in Keras's order:
+ * gamma (ones, unless no_scale), then beta (zeros, unless no_center). */
+typedef struct cnn_layer_normalization_config {
+    float epsilon;          /* default 1e-3, > 0 */
+    bool no_center;         /* Keras center=False: no beta */
+    bool no_scale;          /* Keras scale=False: no gamma */
+    const char *name;
+} cnn_layer_normalization_config;
+#define cnn_layer_normalization(...) ((cnn_layer_normalization_config){__VA_ARGS__})
+
 /* Any layer's configuration, tagged by kind: what cnn_model_add takes and
  * cnn_model_layer_spec gives back (for saving, describing, copying models). */
 typedef enum cnn_layer_kind {
@@ -380,7 +456,13 @@ typedef enum cnn_layer_kind {
     CNN_LAYER_RESHAPE = 15,
     CNN_LAYER_DEPTHWISE_CONV2D = 16,
     CNN_LAYER_SEPARABLE_CONV2D = 17,
-    CNN_LAYER_RESCALING = 18
+    CNN_LAYER_RESCALING = 18,
+    CNN_LAYER_CONV2D_TRANSPOSE = 40,
+    CNN_LAYER_UP_SAMPLING2D = 41,
+    CNN_LAYER_CROPPING2D = 42,
+    CNN_LAYER_SPATIAL_DROPOUT2D = 43,
+    CNN_LAYER_SOFTMAX = 44,
+    CNN_LAYER_LAYER_NORMALIZATION = 45
 } cnn_layer_kind;
 
 typedef struct cnn_layer_spec {
@@ -402,6 +484,12 @@ typedef struct cnn_layer_spec {
         cnn_depthwise_conv2d_config depthwise_conv2d;
         cnn_separable_conv2d_config separable_conv2d;
         cnn_rescaling_config rescaling;
+        cnn_conv2d_transpose_config conv2d_transpose;
+        cnn_up_sampling2d_config up_sampling2d;
+        cnn_cropping2d_config cropping2d;
+        cnn_spatial_dropout2d_config spatial_dropout2d;
+        cnn_softmax_config softmax;
+        cnn_layer_normalization_config layer_normalization;
     } u;
 } cnn_layer_spec;
 
@@ -448,6 +536,12 @@ cnn_status cnn_model_add_reshape(cnn_model *m, cnn_reshape_config cfg);
 cnn_status cnn_model_add_depthwise_conv2d(cnn_model *m, cnn_depthwise_conv2d_config cfg);
 cnn_status cnn_model_add_separable_conv2d(cnn_model *m, cnn_separable_conv2d_config cfg);
 cnn_status cnn_model_add_rescaling(cnn_model *m, cnn_rescaling_config cfg);
+cnn_status cnn_model_add_conv2d_transpose(cnn_model *m, cnn_conv2d_transpose_config cfg);
+cnn_status cnn_model_add_up_sampling2d(cnn_model *m, cnn_up_sampling2d_config cfg);
+cnn_status cnn_model_add_cropping2d(cnn_model *m, cnn_cropping2d_config cfg);
+cnn_status cnn_model_add_spatial_dropout2d(cnn_model *m, cnn_spatial_dropout2d_config cfg);
+cnn_status cnn_model_add_softmax(cnn_model *m, cnn_softmax_config cfg);
+cnn_status cnn_model_add_layer_normalization(cnn_model *m, cnn_layer_normalization_config cfg);
 /* The typed adds above as one list, from which libcnn defines them:
  * X(name, kind, member) is cnn_model_add_<name>, CNN_LAYER_<kind>, and the
  * cnn_layer_spec union member (its config type is cnn_<member>_config). */
@@ -469,7 +563,13 @@ cnn_status cnn_model_add_rescaling(cnn_model *m, cnn_rescaling_config cfg);
     X(reshape, RESHAPE, reshape)                                               \
     X(depthwise_conv2d, DEPTHWISE_CONV2D, depthwise_conv2d)                    \
     X(separable_conv2d, SEPARABLE_CONV2D, separable_conv2d)                    \
-    X(rescaling, RESCALING, rescaling)
+    X(rescaling, RESCALING, rescaling)                                         \
+    X(conv2d_transpose, CONV2D_TRANSPOSE, conv2d_transpose)                    \
+    X(up_sampling2d, UP_SAMPLING2D, up_sampling2d)                             \
+    X(cropping2d, CROPPING2D, cropping2d)                                      \
+    X(spatial_dropout2d, SPATIAL_DROPOUT2D, spatial_dropout2d)                 \
+    X(softmax, SOFTMAX, softmax)                                               \
+    X(layer_normalization, LAYER_NORMALIZATION, layer_normalization)
 
 /* Introspection. */
 /* The layer's full configuration with defaults filled in (the name points

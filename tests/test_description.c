@@ -528,10 +528,10 @@ static void test_json_errors(void)
                      CNN_ERR_FORMAT,
                      "m.json: layers[1] 'lambda' (Lambda): layer class Lambda is not supported;"
                      " supported: Conv2D");
-    JSON_LAYER_FAILS("{\"module\": \"keras.layers\", \"class_name\": \"LayerNormalization\","
-                     " \"config\": {\"name\": \"ln\", \"axis\": -1}, \"registered_name\": null}",
-                     CNN_ERR_FORMAT, "layers[1] 'ln' (LayerNormalization): layer class"
-                                     " LayerNormalization is not supported");
+    JSON_LAYER_FAILS("{\"module\": \"keras.layers\", \"class_name\": \"GroupNormalization\","
+                     " \"config\": {\"name\": \"gn\", \"axis\": -1}, \"registered_name\": null}",
+                     CNN_ERR_FORMAT, "layers[1] 'gn' (GroupNormalization): layer class"
+                                     " GroupNormalization is not supported");
     JSON_LAYER_FAILS("{\"module\": \"my_layers\", \"class_name\": \"Dense\", \"config\":"
                      " {\"name\": \"mine\", \"units\": 3}, \"registered_name\": \"Custom>Dense\"}",
                      CNN_ERR_FORMAT,

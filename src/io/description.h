@@ -29,8 +29,8 @@ typedef struct cnn_desc_value {
     int n_ints;
     double real;         /* RATE, REAL, POSITIVE, NONNEGATIVE, L2 */
     uint64_t seed;       /* SEED */
-    bool flag;           /* USE_BIAS */
-    int choice;          /* PADDING, ACTIVATION: the enum value */
+    bool flag;           /* USE_BIAS; OPT_PAIR: set (then ints[0..1]) */
+    int choice;          /* PADDING, ACTIVATION, CHOICE: the enum value */
     const char *text;    /* NAME: NUL-terminated, must outlive cnn_model_add */
 } cnn_desc_value;
 
@@ -58,9 +58,10 @@ void cnn_desc_keys(const cnn_layer_ops *k, char *buf, size_t size);
 /* Checks a real for a REAL, POSITIVE, NONNEGATIVE, L2 or RATE argument:
  * NULL if it fits, else what is wrong ("must be > 0"). */
 const char *cnn_desc_real_problem(cnn_field_type type, double v);
-/* PADDING4 from n ints (1, 2 or 4), each >= 0 and not all 0 (checked):
- * fills v->ints; NULL if fine, else what was expected. */
-const char *cnn_desc_padding4(cnn_desc_value *v, const int *ints, int n);
+/* PADDING4 from n ints (1, 2 or 4), each >= 0 and not all 0 unless
+ * zero_ok (CROPPING4) (checked): fills v->ints; NULL if fine, else what
+ * was expected. */
+const char *cnn_desc_padding4(cnn_desc_value *v, const int *ints, int n, bool zero_ok);
 /* TARGET_SHAPE from n ints (1 or 3), each >= 1 or one -1: NULL if fine. */
 const char *cnn_desc_target_shape(cnn_desc_value *v, const int *ints, int n);
 

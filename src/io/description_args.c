@@ -213,7 +213,16 @@ void cnn_desc_store(cnn_layer_spec *spec, const cnn_layer_field *arg, const cnn_
     case CNN_FIELD_POSITIVE:
     case CNN_FIELD_NONNEGATIVE:
     case CNN_FIELD_L2: *(float *)field = (float)v->real; break;
-    case CNN_FIELD_PADDING4: memcpy(field, v->ints, 4 * sizeof(int)); break;
+    case CNN_FIELD_PADDING4:
+    case CNN_FIELD_CROPPING4: memcpy(field, v->ints, 4 * sizeof(int)); break;
+    case CNN_FIELD_OPT_PAIR: {
+        cnn_opt_pair o = {.set = v->flag};
+        if (v->flag)
+            memcpy(o.value, v->ints, 2 * sizeof(int));
+        memcpy(field, &o, sizeof o);
+        break;
+    }
+    case CNN_FIELD_CHOICE: *(int *)field = v->choice; break;
     case CNN_FIELD_TARGET_SHAPE: {
         cnn_shape t = {.rank = v->n_ints};
         memcpy(t.dims, v->ints, (size_t)v->n_ints * sizeof(int));
@@ -237,10 +246,23 @@ const char *cnn_desc_real_problem(cnn_field_type type, double v)
     }
 }
 
-const char *cnn_desc_padding4(cnn_desc_value *v, const int *ints, int n)
+const char *cnn_desc_padding4(cnn_desc_value *v, const int *ints, int n, bool zero_ok)
 {
     static const char expected[] = "1, 2 or 4 integers >= 0 (n, (rows, cols) or ((top,"
                                    " bottom), (left, right))), not all 0";
+    static const char expected0[] = "1, 2 or 4 integers >= 0 (n, (rows, cols) or ((top,"
+                                    " bottom), (left, right)))";
+    if (zero_ok) {
+        for (int i = 0; i < n; i++)
+            if (ints[i] < 0)
+                return expected0;
+        if (n != 1 && n != 2 && n != 4)
+            return expected0;
+        for (int i = 0; i < 4; i++)
+            v->ints[i] = n == 1 ? ints[0] : n == 2 ? ints[i / 2] : ints[i];
+        v->n_ints = 4;
+        return NULL;
+    }
     if (n != 1 && n != 2 && n != 4)
         return expected;
     for (int i = 0; i < 4; i++)

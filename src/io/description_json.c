@@ -32,6 +32,7 @@
 typedef struct {
     const char *name;  /* file name */
     char where[192];   /* "layers[2] 'conv2d' (Conv2D): " or "" */
+    const cnn_layer_ops *kind; /* of the layer being read (its CHOICE names) */
 } json_reader;
 
 static cnn_status jfail(const json_reader *r, cnn_status status, const char *fmt, ...)
@@ -197,7 +198,27 @@ static cnn_status convert(const json_reader *r, const cnn_layer_field *a, const 
     }
     case CNN_FIELD_L2:
         return convert_l2(r, a, v, out);
-    case CNN_FIELD_PADDING4: {
+    case CNN_FIELD_OPT_PAIR: /* null (Keras None) never gets here */
+        if (get_int(v, 0, &out->ints[0]))
+            out->ints[1] = out->ints[0];
+        else if (!(json_is_array(v) && json_array_size(v) == 2
+                   && get_int(json_array_get(v, 0), 0, &out->ints[0])
+                   && get_int(json_array_get(v, 1), 0, &out->ints[1])))
+            return jfail(r, CNN_ERR_FORMAT,
+                         "%s: expected null, an integer or a list of 2 integers, each >= 0,"
+                         " got %s",
+                         a->key, show(v, got, sizeof got));
+        out->flag = true;
+        return CNN_OK;
+    case CNN_FIELD_CHOICE: {
+        const char *s = json_string_value(v);
+        if (!s || (out->choice = cnn_layer_choice_index(r->kind, s, strlen(s))) < 0)
+            return jfail(r, CNN_ERR_FORMAT, "%s: expected one of: %s; got %s", a->key,
+                         r->kind->choices, show(v, got, sizeof got));
+        return CNN_OK;
+    }
+    case CNN_FIELD_PADDING4:
+    case CNN_FIELD_CROPPING4: {
         /* n, [rows, cols] or [[top, bottom], [left, right]] */
         int ints[4], n = 0;
         const char *problem = NULL;
@@ -219,11 +240,12 @@ static cnn_status convert(const json_reader *r, const cnn_layer_field *a, const 
         } else {
             ok = false;
         }
-        if (!ok || (problem = cnn_desc_padding4(out, ints, n)))
+        if (!ok || (problem = cnn_desc_padding4(out, ints, n, a->type == CNN_FIELD_CROPPING4)))
             return jfail(r, CNN_ERR_FORMAT,
                          "%s: expected an integer, [rows, cols] or [[top, bottom], [left,"
-                         " right]], each >= 0 and not all 0, got %s",
-                         a->key, show(v, got, sizeof got));
+                         " right]], each >= 0%s, got %s",
+                         a->key, a->type == CNN_FIELD_CROPPING4 ? "" : " and not all 0",
+                         show(v, got, sizeof got));
         return CNN_OK;
     }
     case CNN_FIELD_TARGET_SHAPE: {
@@ -366,6 +388,12 @@ static cnn_status check_other(const json_reader *r, const char *key, const json_
         return jfail(r, CNN_ERR_FORMAT, "%s %s is not supported: gamma and beta are always used",
                      key, show(v, got, sizeof got));
     }
+    if (strcmp(key, "rms_scaling") == 0) { /* Keras 3 LayerNormalization */
+        if (json_is_false(v))
+            return CNN_OK;
+        return jfail(r, CNN_ERR_FORMAT, "rms_scaling %s is not supported",
+                     show(v, got, sizeof got));
+    }
     if (strcmp(key, "renorm") == 0) {
         if (json_is_false(v))
             return CNN_OK;
@@ -432,13 +460,14 @@ static cnn_status add_layer(json_reader *r, size_t i, const json_t *layer, cnn_m
         return jfail(r, CNN_ERR_FORMAT, "an InputLayer can only come first");
     cnn_layer_kind kind = cnn_desc_kind_from_name(cls, strlen(cls));
     const cnn_layer_ops *k = kind ? cnn_desc_kind_find(kind) : NULL;
-    char names[384];
+    char names[768];
     if (!k)
         return jfail(r, CNN_ERR_FORMAT, "layer class %s is not supported; supported: %s", cls,
                      cnn_desc_layer_names(names, sizeof names));
     cnn_layer_spec spec;
     memset(&spec, 0, sizeof spec);
     spec.kind = kind;
+    r->kind = k;
     bool given[CNN_DESC_MAX_ARGS] = {0};
     const char *key;
     json_t *v;

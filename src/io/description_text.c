@@ -274,12 +274,28 @@ static cnn_status parse_value(text_parser *p, const cnn_layer_field *a, const ch
             n -= 4;
         }
         return parse_real(p, a, s, n, &out->real);
-    case CNN_FIELD_PADDING4: {
+    case CNN_FIELD_OPT_PAIR:
+        if (n == 4 && !memcmp(s, "None", 4))
+            return CNN_OK; /* Keras None: computed */
+        if ((st = parse_ints(p, key, s, n, 2, 0, out->ints, &out->n_ints)))
+            return st;
+        if (out->n_ints == 1)
+            out->ints[1] = out->ints[0];
+        out->flag = true;
+        return CNN_OK;
+    case CNN_FIELD_CHOICE:
+        unquote(&s, &n);
+        if ((out->choice = cnn_layer_choice_index(p->kind, s, n)) < 0)
+            return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected one of: %s; got '%.*s'", what,
+                           key, p->kind->choices, SHOW(s, n));
+        return CNN_OK;
+    case CNN_FIELD_PADDING4:
+    case CNN_FIELD_CROPPING4: {
         int ints[4], count;
         const char *problem;
         if ((st = parse_nested_ints(p, key, s, n, 4, ints, &count)))
             return st;
-        if ((problem = cnn_desc_padding4(out, ints, count)))
+        if ((problem = cnn_desc_padding4(out, ints, count, a->type == CNN_FIELD_CROPPING4)))
             return fail_at(p, s, CNN_ERR_FORMAT, "%s %s: expected %s, got '%.*s'", what, key,
                            problem, SHOW(s, n));
         return CNN_OK;
@@ -483,7 +499,10 @@ static const char *example_value(cnn_field_type t)
     case CNN_FIELD_POSITIVE:
     case CNN_FIELD_NONNEGATIVE: return "0.1";
     case CNN_FIELD_L2: return "l2(0.0005)";
-    case CNN_FIELD_PADDING4: return "1";
+    case CNN_FIELD_PADDING4:
+    case CNN_FIELD_CROPPING4: return "1";
+    case CNN_FIELD_OPT_PAIR: return "1";
+    case CNN_FIELD_CHOICE: return "bilinear";
     case CNN_FIELD_TARGET_SHAPE: return "7,7,64";
     }
     return "...";
@@ -514,7 +533,7 @@ static cnn_status parse_line(text_parser *p, const char *s, const char *end)
                        " key=value, separated by blanks)",
                        SHOW(word, wlen), *s);
     bool input = is_input_word(word, wlen);
-    char names[384];
+    char names[768];
     if (input) {
         p->kind = &cnn_desc_input;
         if (p->model)

@@ -199,7 +199,18 @@ static json_t *k3_field(const cnn_layer_spec *s, const cnn_layer_field *f)
     case CNN_FIELD_REAL:
     case CNN_FIELD_NONNEGATIVE: return jreal(*(const float *)p);
     case CNN_FIELD_L2: return k3_l2(*(const float *)p);
-    case CNN_FIELD_PADDING4: {
+    case CNN_FIELD_OPT_PAIR: {
+        const cnn_opt_pair *o = (const cnn_opt_pair *)p;
+        return o->set ? pair(o->value) : json_null();
+    }
+    case CNN_FIELD_CHOICE: {
+        char buf[32];
+        const char *name = cnn_layer_choice_name(cnn_layer_kind_find(s->kind), *(const int *)p, buf,
+                                                 sizeof buf);
+        return name ? json_string(name) : json_null();
+    }
+    case CNN_FIELD_PADDING4:
+    case CNN_FIELD_CROPPING4: {
         const int *v = (const int *)p;
         return json_pack("[[ii][ii]]", v[0], v[1], v[2], v[3]);
     }

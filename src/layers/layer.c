@@ -53,3 +53,31 @@ cnn_status cnn_layer_check_l2(const char *layer, const char *type, const char *f
                         " got %g", layer, type, field, (double)l2);
     return CNN_OK;
 }
+
+int cnn_layer_choice_index(const cnn_layer_ops *f, const char *s, size_t len)
+{
+    int i = 0;
+    for (const char *c = f->choices; c && *c; i++) {
+        size_t n = strcspn(c, " ");
+        if (n == len && memcmp(c, s, len) == 0)
+            return i;
+        c += n;
+        c += strspn(c, " ");
+    }
+    return -1;
+}
+
+const char *cnn_layer_choice_name(const cnn_layer_ops *f, int i, char *buf, size_t size)
+{
+    int k = 0;
+    for (const char *c = f->choices; c && *c; k++) {
+        size_t n = strcspn(c, " ");
+        if (k == i) {
+            snprintf(buf, size, "%.*s", (int)n, c);
+            return buf;
+        }
+        c += n;
+        c += strspn(c, " ");
+    }
+    return NULL;
+}

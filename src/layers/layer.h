@@ -86,6 +86,9 @@ typedef struct cnn_layer cnn_layer;
  *   L2            l2(x), x >= 0; 0 = no regularizer  f32 (or in the extensions)
  *   PADDING4      n, (rows, cols), ((t, b), (l, r))  4 x i32 top, bottom, left, right
  *   TARGET_SHAPE  (rows, cols, channels) or (n)      u32 rank + 3 x i32 (unused 0)
+ *   CROPPING4     as PADDING4, all 0 allowed           4 x i32 top, bottom, left, right
+ *   OPT_PAIR      None, n or (h, w), each >= 0         u8 set + 2 x i32 (cnn_opt_pair)
+ *   CHOICE        one of the field's choices (words)   u32 (index in choices)
  *   NAME          the layer's name                   (the record's header)
  *   SHAPE         the input shape (descriptions' input line only)
  *
@@ -107,7 +110,10 @@ typedef enum cnn_field_type {
     CNN_FIELD_NONNEGATIVE,
     CNN_FIELD_L2,
     CNN_FIELD_PADDING4,
-    CNN_FIELD_TARGET_SHAPE
+    CNN_FIELD_TARGET_SHAPE,
+    CNN_FIELD_CROPPING4,
+    CNN_FIELD_OPT_PAIR,
+    CNN_FIELD_CHOICE
 } cnn_field_type;
 
 enum {
@@ -178,7 +184,15 @@ typedef struct cnn_layer_ops {
      * initializers, null regularizers and constraints, ...). */
     const char *keras_keys;
     bool keras_build_config; /* Keras 3 records the input shape (the layer builds) */
+    /* The kind's CHOICE field (at most one): the names of its values 0, 1,
+     * ... separated by spaces ("nearest bilinear"). */
+    const char *choices;
 } cnn_layer_ops;
+
+/* CHOICE: the index of the word s[0..len) among ops->choices (exact case),
+ * -1 if none; and the name of index i (into buf), NULL if out of range. */
+int cnn_layer_choice_index(const cnn_layer_ops *ops, const char *s, size_t len);
+const char *cnn_layer_choice_name(const cnn_layer_ops *ops, int i, char *buf, size_t size);
 
 /* The field of a kind's table with this type (the first that is not an
  * alias), NULL if none. */

@@ -14,7 +14,9 @@ extern const cnn_layer_ops cnn_conv2d_ops, cnn_dense_ops, cnn_max_pooling2d_ops,
     cnn_global_average_pooling2d_ops, cnn_global_max_pooling2d_ops,
     cnn_batch_normalization_ops, cnn_leaky_relu_ops, cnn_elu_ops, cnn_relu_ops,
     cnn_zero_padding2d_ops, cnn_reshape_ops, cnn_depthwise_conv2d_ops,
-    cnn_separable_conv2d_ops, cnn_rescaling_ops;
+    cnn_separable_conv2d_ops, cnn_rescaling_ops, cnn_conv2d_transpose_ops,
+    cnn_up_sampling2d_ops, cnn_cropping2d_ops, cnn_spatial_dropout2d_ops, cnn_softmax_ops,
+    cnn_layer_normalization_ops;
 
 static const cnn_layer_ops *const registry[] = {
     &cnn_conv2d_ops,
@@ -35,6 +37,12 @@ static const cnn_layer_ops *const registry[] = {
     &cnn_depthwise_conv2d_ops,
     &cnn_separable_conv2d_ops,
     &cnn_rescaling_ops,
+    &cnn_conv2d_transpose_ops,
+    &cnn_up_sampling2d_ops,
+    &cnn_cropping2d_ops,
+    &cnn_spatial_dropout2d_ops,
+    &cnn_softmax_ops,
+    &cnn_layer_normalization_ops,
 };
 
 #define REGISTRY_SIZE (sizeof registry / sizeof registry[0])

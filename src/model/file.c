@@ -205,9 +205,18 @@ static void write_field(writer *w, const cnn_layer_spec *s, const cnn_layer_fiel
         w_i32(w, ((const int *)p)[1]);
         break;
     case CNN_FIELD_PADDING4:
+    case CNN_FIELD_CROPPING4:
         for (int i = 0; i < 4; i++)
             w_i32(w, ((const int *)p)[i]);
         break;
+    case CNN_FIELD_OPT_PAIR: {
+        const cnn_opt_pair *o = (const cnn_opt_pair *)p;
+        w_u8(w, o->set);
+        w_i32(w, o->set ? o->value[0] : 0);
+        w_i32(w, o->set ? o->value[1] : 0);
+        break;
+    }
+    case CNN_FIELD_CHOICE: w_u32(w, (uint32_t)*(const int *)p); break;
     case CNN_FIELD_PADDING: w_u32(w, (uint32_t)*(const cnn_padding *)p); break;
     case CNN_FIELD_ACTIVATION: w_u32(w, (uint32_t)*(const cnn_activation *)p); break;
     case CNN_FIELD_USE_BIAS: w_u8(w, *(const bool *)p); break; /* no_bias */
@@ -617,9 +626,24 @@ static cnn_status read_field(reader *r, cnn_layer_spec *s, const cnn_layer_field
     case CNN_FIELD_COUNT: return rd_i32(r, f->key, (int *)p);
     case CNN_FIELD_PAIR: return rd_pair(r, f->key, (int *)p);
     case CNN_FIELD_PADDING4:
+    case CNN_FIELD_CROPPING4:
         if ((st = rd_pair(r, f->key, (int *)p)))
             return st;
         return rd_pair(r, f->key, (int *)p + 2);
+    case CNN_FIELD_OPT_PAIR: {
+        cnn_opt_pair *o = (cnn_opt_pair *)p;
+        uint8_t set = 0;
+        if ((st = rd_u8(r, f->key, &set)) || (st = rd_pair(r, f->key, o->value)))
+            return st;
+        if (set > 1 || (!set && (o->value[0] || o->value[1])))
+            return cnn_fail(CNN_ERR_FORMAT, "%s: %s: %s: expected set 0 with (0, 0) or set 1,"
+                            " got set %u with (%d, %d)", r->name, r->where, f->key, set,
+                            o->value[0], o->value[1]);
+        o->set = set;
+        return CNN_OK;
+    }
+    case CNN_FIELD_CHOICE: /* the layer's own validation judges the value */
+        return rd_i32(r, f->key, (int *)p);
     case CNN_FIELD_PADDING:
         st = rd_i32(r, f->key, &v);
         *(cnn_padding *)p = (cnn_padding)v;
