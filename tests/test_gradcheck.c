@@ -8,6 +8,7 @@
  * CNN_OK and every checked gradient must be non-zero somewhere. */
 #include <stdlib.h>
 
+#include "kernels/conv_transpose.h"
 #include "test.h"
 
 #define EPS 1e-3f
@@ -442,6 +443,179 @@ static void test_issue7_layers(void)
     layer_case("separable same s2", cnn_shape_hwc(7, 6, 2), add_separable_same_s2, false, false);
 }
 
+
+/* ---- issue 15's single-input layers ---------------------------------------- */
+
+static cnn_conv2d_transpose_config ct_cfg;
+static cnn_status add_ct(cnn_model *m)
+{
+    return cnn_model_add_conv2d_transpose(m, ct_cfg);
+}
+static cnn_up_sampling2d_config up_cfg;
+static cnn_status add_up(cnn_model *m)
+{
+    cnn_status st = cnn_model_add_up_sampling2d(m, up_cfg);
+    /* a conv after it, so neighbouring output pixels meet different weights */
+    return st ? st : cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {2, 2}));
+}
+static cnn_status add_crop(cnn_model *m)
+{
+    cnn_status st = cnn_model_add_cropping2d(m, cnn_cropping2d(.cropping = {1, 0, 2, 1}));
+    return st ? st : cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {2, 2}));
+}
+static cnn_status add_spatial_dropout(cnn_model *m)
+{
+    cnn_status st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 6, .kernel_size = {1, 1}));
+    return st ? st
+              : cnn_model_add_spatial_dropout2d(m, cnn_spatial_dropout2d(.rate = 0.5f, .seed = 3));
+}
+static cnn_status add_softmax_image(cnn_model *m)
+{
+    cnn_status st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {1, 1}));
+    return st ? st : cnn_model_add_softmax(m, cnn_softmax());
+}
+static cnn_status add_softmax_flat(cnn_model *m)
+{
+    cnn_status st = cnn_model_add_dense(m, cnn_dense(.units = 5));
+    return st ? st : cnn_model_add_softmax(m, cnn_softmax(.name = "probabilities"));
+}
+static cnn_layer_normalization_config ln_cfg;
+static cnn_status add_ln(cnn_model *m)
+{
+    cnn_status st = cnn_model_add_layer_normalization(m, ln_cfg);
+    return st ? st : cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {1, 1}));
+}
+static cnn_status add_dense_ln(cnn_model *m)
+{
+    cnn_status st = cnn_model_add_dense(m, cnn_dense(.units = 6));
+    return st ? st : cnn_model_add_layer_normalization(m, ln_cfg);
+}
+
+/* The Conv2DTranspose's output against the direct scatter of
+ * kernels/conv_transpose.h (its naive twin), with a workspace limit small
+ * enough to cut the columns into several tiles. */
+static void ct_twin_case(const char *name, cnn_shape in, cnn_conv2d_transpose_config cfg)
+{
+    cnn_model *m = NULL;
+    cfg.activation = CNN_ACTIVATION_LINEAR; /* the twin has none */
+    CHECK_OK(cnn_model_create(&m, in));
+    CHECK_OK(cnn_model_add_conv2d_transpose(m, cfg));
+    CHECK_OK(cnn_model_set_workspace_limit(m, 256));
+    random_weights(m);
+    cnn_tensor *x = tensor(4, (int64_t[]){2, in.dims[0], in.dims[1], in.dims[2]});
+    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
+        x->data[i] = uniform();
+    cnn_tensor *y = NULL;
+    CHECK_OK(cnn_model_predict(m, x, 2, &y));
+    cnn_shape o = cnn_model_output_shape(m);
+    /* the geometry of the adjoint convolution, from the output size alone */
+    const int same = cfg.padding == CNN_PADDING_SAME;
+    const int sh = cfg.strides[0] ? cfg.strides[0] : 1, sw = cfg.strides[1] ? cfg.strides[1] : 1;
+    const int dh = cfg.dilation_rate[0] ? cfg.dilation_rate[0] : 1;
+    const int dw = cfg.dilation_rate[1] ? cfg.dilation_rate[1] : 1;
+    cnn_conv_geom g = {.h = o.dims[0], .w = o.dims[1], .c = o.dims[2],
+                       .kh = cfg.kernel_size[0], .kw = cfg.kernel_size[1], .sh = sh, .sw = sw,
+                       .dh = dh, .dw = dw};
+    g.oh = cnn_conv_out_size(g.h, g.kh, sh, dh, same, &g.pad_top);
+    g.ow = cnn_conv_out_size(g.w, g.kw, sw, dw, same, &g.pad_left);
+    CHECK(g.oh == in.dims[0] && g.ow == in.dims[1]);
+    float *want = malloc((size_t)2 * o.dims[0] * o.dims[1] * o.dims[2] * sizeof(float));
+    int64_t nk, nb;
+    const float *k = cnn_model_layer_weights(m, 0, 0, &nk);
+    const float *b = cnn_model_layer_weights(m, 0, 1, &nb);
+    cnn_conv_transpose_naive(&g, 2, in.dims[2], x->data, k, b, want);
+    double worst = 0;
+    for (int64_t i = 0; y && i < cnn_tensor_size(y); i++) {
+        double d = fabs((double)y->data[i] - want[i]);
+        worst = d > worst ? d : worst;
+    }
+    if (worst > 1e-5)
+        fprintf(stderr, "%s: differs from the naive twin by %g\n", name, worst);
+    CHECK(y != NULL && worst <= 1e-5);
+    free(want);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+    cnn_model_free(m);
+}
+
+static void test_issue15_layers(void)
+{
+    /* Conv2DTranspose: Keras's output sizes with and without output_padding */
+    static const struct {
+        const char *name;
+        cnn_shape in;
+        cnn_conv2d_transpose_config cfg;
+        int out_h, out_w;
+    } cts[] = {
+        {"conv transpose same s2", {3, {3, 4, 2}},
+         {.filters = 3, .kernel_size = {3, 3}, .strides = {2, 2}, .padding = CNN_PADDING_SAME,
+          .activation = CNN_ACTIVATION_TANH}, 6, 8},
+        {"conv transpose valid s2", {3, {3, 2, 2}},
+         {.filters = 2, .kernel_size = {3, 2}, .strides = {2, 2}}, 7, 4},
+        {"conv transpose valid k1 s2", {3, {3, 3, 2}},
+         {.filters = 2, .kernel_size = {1, 1}, .strides = {2, 3}, .no_bias = true}, 6, 9},
+        {"conv transpose same k4 s2 output_padding", {3, {3, 3, 2}},
+         {.filters = 2, .kernel_size = {4, 4}, .strides = {2, 2}, .padding = CNN_PADDING_SAME,
+          .output_padding = {{1, 1}, true}}, 5, 5},
+        {"conv transpose valid s2 output_padding", {3, {2, 3, 3}},
+         {.filters = 2, .kernel_size = {3, 3}, .strides = {2, 2},
+          .output_padding = {{1, 0}, true}}, 6, 7},
+        {"conv transpose dilated same", {3, {4, 4, 2}},
+         {.filters = 3, .kernel_size = {3, 2}, .dilation_rate = {2, 2},
+          .padding = CNN_PADDING_SAME}, 4, 4},
+    };
+    for (size_t i = 0; i < sizeof cts / sizeof cts[0]; i++) {
+        cnn_model *m = NULL;
+        CHECK_OK(cnn_model_create(&m, cts[i].in));
+        CHECK_OK(cnn_model_add_conv2d_transpose(m, cts[i].cfg));
+        cnn_shape o = cnn_model_output_shape(m);
+        if (o.dims[0] != cts[i].out_h || o.dims[1] != cts[i].out_w)
+            fprintf(stderr, "%s: output %dx%d, want %dx%d\n", cts[i].name, o.dims[0], o.dims[1],
+                    cts[i].out_h, cts[i].out_w);
+        CHECK(o.dims[0] == cts[i].out_h && o.dims[1] == cts[i].out_w);
+        cnn_model_free(m);
+        ct_cfg = cts[i].cfg;
+        layer_case(cts[i].name, cts[i].in, add_ct, false, false);
+        ct_twin_case(cts[i].name, cts[i].in, cts[i].cfg);
+    }
+    /* same padding with an even kernel and output_padding 0: the adjoint
+     * convolution would not map the output back to the input (TensorFlow
+     * refuses it too) */
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(3, 3, 1)));
+    CHECK_FAILS(cnn_model_add_conv2d_transpose(
+                    m, cnn_conv2d_transpose(.filters = 1, .kernel_size = {2, 2},
+                                            .strides = {2, 2}, .padding = CNN_PADDING_SAME,
+                                            .output_padding = {{0, 0}, true})),
+                CNN_ERR_SHAPE, "not to the input 3 x 3");
+    CHECK_FAILS(cnn_model_add_conv2d_transpose(
+                    m, cnn_conv2d_transpose(.filters = 1, .kernel_size = {3, 3},
+                                            .strides = {2, 2}, .output_padding = {{2, 0}, true})),
+                CNN_ERR_INVALID_ARGUMENT, "less than the strides");
+    cnn_model_free(m);
+
+    up_cfg = cnn_up_sampling2d(.size = {2, 3});
+    layer_case("upsampling nearest 2x3", cnn_shape_hwc(3, 2, 2), add_up, false, false);
+    up_cfg = cnn_up_sampling2d(.interpolation = CNN_INTERPOLATION_BILINEAR);
+    layer_case("upsampling bilinear 2x2", cnn_shape_hwc(3, 4, 2), add_up, false, false);
+    up_cfg = cnn_up_sampling2d(.size = {3, 2}, .interpolation = CNN_INTERPOLATION_BILINEAR);
+    layer_case("upsampling bilinear 3x2", cnn_shape_hwc(2, 3, 1), add_up, false, false);
+    layer_case("cropping", cnn_shape_hwc(5, 6, 2), add_crop, false, false);
+    layer_case("spatial dropout training", cnn_shape_hwc(3, 3, 2), add_spatial_dropout, false,
+               true);
+    layer_case("spatial dropout inference", cnn_shape_hwc(3, 3, 2), add_spatial_dropout, false,
+               false);
+    layer_case("softmax over channels", cnn_shape_hwc(3, 2, 3), add_softmax_image, false, false);
+    layer_case("softmax flat", cnn_shape_flat(4), add_softmax_flat, false, false);
+    ln_cfg = cnn_layer_normalization();
+    layer_case("layer norm", cnn_shape_hwc(3, 2, 5), add_ln, false, false);
+    layer_case("dense + layer norm", cnn_shape_flat(4), add_dense_ln, false, false);
+    ln_cfg = cnn_layer_normalization(.epsilon = 0.01f, .no_center = true);
+    layer_case("layer norm no center", cnn_shape_hwc(2, 2, 4), add_ln, false, false);
+    ln_cfg = cnn_layer_normalization(.no_scale = true);
+    layer_case("layer norm no scale", cnn_shape_hwc(2, 2, 4), add_ln, false, false);
+}
+
 /* silu, gelu, gelu_tanh, hard_silu, mish: not monotonic */
 static bool not_monotonic(cnn_activation a)
 {
@@ -620,5 +794,6 @@ int main(void)
     /* binary ce unfused: the sigmoid is not the last layer's */
     dense_case("sigmoid, Flatten + binary ce (unfused)", CNN_ACTIVATION_SIGMOID,
                CNN_LOSS_BINARY_CROSSENTROPY, 3, true);
+    test_issue15_layers();
     return test_finish("test_gradcheck");
 }
