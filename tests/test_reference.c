@@ -283,6 +283,47 @@ static cnn_status build_logits(cnn_model *m, int n)
 static cnn_status build_logits5(cnn_model *m) { return build_logits(m, 5); }
 static cnn_status build_logits3(cnn_model *m) { return build_logits(m, 3); }
 
+
+/* j) issue 15: UpSampling2D (nearest, bilinear), Conv2DTranspose (same s2,
+ * valid with output_padding, dilated), Cropping2D */
+static cnn_status build_j(cnn_model *m)
+{
+    cnn_status st;
+    if ((st = cnn_model_add_up_sampling2d(m, cnn_up_sampling2d()))
+        || (st = cnn_model_add_conv2d_transpose(m, cnn_conv2d_transpose(
+                .filters = 3, .kernel_size = {3, 3}, .strides = {2, 2},
+                .padding = CNN_PADDING_SAME, .activation = CNN_ACTIVATION_TANH)))
+        || (st = cnn_model_add_cropping2d(m, cnn_cropping2d(.cropping = {1, 2, 0, 1})))
+        || (st = cnn_model_add_up_sampling2d(m, cnn_up_sampling2d(
+                .size = {2, 1}, .interpolation = CNN_INTERPOLATION_BILINEAR)))
+        || (st = cnn_model_add_conv2d_transpose(m, cnn_conv2d_transpose(
+                .filters = 2, .kernel_size = {2, 3}, .strides = {1, 2},
+                .output_padding = {{0, 1}, true})))
+        || (st = cnn_model_add_conv2d_transpose(m, cnn_conv2d_transpose(
+                .filters = 2, .kernel_size = {3, 3}, .dilation_rate = {2, 2},
+                .padding = CNN_PADDING_SAME)))
+        || (st = cnn_model_add_global_average_pooling2d(m, cnn_global_pool2d())))
+        return st;
+    return cnn_model_add_dense(m, cnn_dense(.units = 3));
+}
+
+/* k) issue 15: LayerNormalization (images and flat, without beta), the
+ * Softmax layer over channels and as the output */
+static cnn_status build_k(cnn_model *m)
+{
+    cnn_status st;
+    if ((st = cnn_model_add_layer_normalization(m, cnn_layer_normalization()))
+        || (st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {1, 1})))
+        || (st = cnn_model_add_softmax(m, cnn_softmax()))
+        || (st = cnn_model_add_flatten(m, cnn_flatten()))
+        || (st = cnn_model_add_dense(m, cnn_dense(.units = 6)))
+        || (st = cnn_model_add_layer_normalization(
+                m, cnn_layer_normalization(.epsilon = 0.01f, .no_center = true)))
+        || (st = cnn_model_add_dense(m, cnn_dense(.units = 3))))
+        return st;
+    return cnn_model_add_softmax(m, cnn_softmax());
+}
+
 typedef struct ref_case {
     const char *file;
     cnn_shape input;
@@ -305,6 +346,9 @@ static const ref_case cases[] = {
     {"logits_categorical.txt", cnn_shape_flat(6), CNN_LOSS_CATEGORICAL_CROSSENTROPY,
      build_logits5, true},
     {"logits_binary.txt", cnn_shape_flat(6), CNN_LOSS_BINARY_CROSSENTROPY, build_logits3, true},
+    {"transpose_upsampling.txt", cnn_shape_hwc(3, 3, 2), CNN_LOSS_MSE, build_j, false},
+    {"normalization_softmax.txt", cnn_shape_hwc(3, 4, 5), CNN_LOSS_CATEGORICAL_CROSSENTROPY,
+     build_k, false},
 };
 
 /* ---- Running a case ----------------------------------------------------------- */
@@ -318,6 +362,12 @@ static const char *weight_name(const cnn_model *m, int i, int which)
     const char *type = cnn_model_layer_type(m, i);
     if (strcmp(type, "BatchNormalization") == 0)
         return bn[which];
+    if (strcmp(type, "LayerNormalization") == 0) { /* gamma unless scale=False, then beta */
+        cnn_layer_spec spec;
+        if (cnn_model_layer_spec(m, i, &spec) == CNN_OK && spec.u.layer_normalization.no_scale)
+            which++;
+        return which < 2 ? bn[which] : "?";
+    }
     if (strcmp(type, "DepthwiseConv2D") == 0)
         return which < 2 ? depthwise[which] : "?";
     if (strcmp(type, "SeparableConv2D") == 0)
@@ -477,6 +527,10 @@ static void check_negative_control(const ref_case *c, fixture *fx)
     ref_tensor *w = fixture_get(fx, "layer0.kernel"), *rout = fixture_get(fx, "output");
     if (!w)
         w = fixture_get(fx, "layer0.depthwise_kernel");
+    if (!w)
+        w = fixture_get(fx, "layer1.kernel"); /* after a layer without weights */
+    if (!w)
+        w = fixture_get(fx, "layer0.gamma");
     CHECK(w && rout);
     if (!w || !rout)
         return;

@@ -591,12 +591,129 @@ def from_logits(kind):
     return case
 
 
+def keras_deconv_length(n, k, stride, padding, output_padding, dilation):
+    """Keras's conv_utils.deconv_output_length."""
+    span = (k - 1) * dilation + 1
+    if output_padding is None:
+        return n * stride + max(span - stride, 0) if padding == "valid" else n * stride
+    pad = span // 2 if padding == "same" else 0
+    return (n - 1) * stride + span - 2 * pad + output_padding
+
+
+def conv_transpose(x, kernel, bias, stride=(1, 1), padding="valid", output_padding=None,
+                   dilation=(1, 1)):
+    """x NCHW, kernel Keras (kh, kw, filters, in). PyTorch's full transposed
+    convolution (weight (in, out, kh, kw)), then TensorFlow's window of it:
+    the output size by Keras's rule, starting at the top/left padding
+    TensorFlow's conv2d_backprop_input uses, total = max((in - 1) * stride +
+    span - out, 0), top = total // 2; rows past the full result are zeros
+    (valid padding with output_padding)."""
+    full = F.conv_transpose2d(x, kernel.permute(3, 2, 0, 1), None, stride=stride,
+                              dilation=dilation)
+    for axis in (0, 1):
+        n, k = x.shape[2 + axis], kernel.shape[axis]
+        op = None if output_padding is None else output_padding[axis]
+        out = keras_deconv_length(n, k, stride[axis], padding, op, dilation[axis])
+        span = (k - 1) * dilation[axis] + 1
+        top = max((n - 1) * stride[axis] + span - out, 0) // 2 if padding == "same" else 0
+        have = full.shape[2 + axis] - top
+        if have < out:
+            pads = [0, 0, 0, 0]
+            pads[3 - 2 * axis] = out - have  # F.pad: (left, right, top, bottom)
+            full = F.pad(full, pads)
+        full = full.narrow(2 + axis, top, out)
+    return full + bias.reshape(1, -1, 1, 1)
+
+
+def transpose_upsampling():
+    """j): UpSampling2D nearest -> Conv2DTranspose same s2 tanh -> Cropping2D ->
+    UpSampling2D bilinear -> Conv2DTranspose valid with output_padding ->
+    Conv2DTranspose dilated same -> GlobalAveragePooling2D -> Dense; mse."""
+
+    def build(gen, kinks):
+        x = uniform(gen, (2, 3, 3, 2), -1, 1).requires_grad_()
+        k1 = glorot(gen, (3, 3, 3, 2), 18, 27).requires_grad_()
+        b1 = uniform(gen, (3,), -0.1, 0.1).requires_grad_()
+        k4 = glorot(gen, (2, 3, 2, 3), 18, 12).requires_grad_()
+        b4 = uniform(gen, (2,), -0.1, 0.1).requires_grad_()
+        k5 = glorot(gen, (3, 3, 2, 2), 18, 18).requires_grad_()
+        b5 = uniform(gen, (2,), -0.1, 0.1).requires_grad_()
+        k7 = glorot(gen, (2, 3), 2, 3).requires_grad_()
+        b7 = uniform(gen, (3,), -0.1, 0.1).requires_grad_()
+        y = uniform(gen, (2, 3), -1, 1)
+        h = x.permute(0, 3, 1, 2)
+        h = h.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)          # (2,2,6,6)
+        h = torch.tanh(conv_transpose(h, k1, b1, stride=(2, 2), padding="same"))  # 12x12
+        h = h[:, :, 1:12 - 2, 0:12 - 1]                                         # 9x11
+        h = F.interpolate(h, scale_factor=(2, 1), mode="bilinear",
+                          align_corners=False)                                  # 18x11
+        h = conv_transpose(h, k4, b4, stride=(1, 2), output_padding=(0, 1))     # 19x24
+        h = conv_transpose(h, k5, b5, padding="same", dilation=(2, 2))          # 19x24
+        h = h.mean((2, 3))
+        output = dense(h, k7, b7)
+        loss = ((output - y) ** 2).mean()
+        weights = [(1, "kernel", k1, True), (1, "bias", b1, True),
+                   (4, "kernel", k4, True), (4, "bias", b4, True),
+                   (5, "kernel", k5, True), (5, "bias", b5, True),
+                   (7, "kernel", k7, True), (7, "bias", b7, True)]
+        return x, y, weights, output, loss
+
+    case = Case("transpose_upsampling",
+                "input (2,3,3,2); UpSampling2D Conv2DTranspose(3,3,s2,same,tanh) "
+                "Cropping2D UpSampling2D(bilinear) Conv2DTranspose(output_padding) "
+                "Conv2DTranspose(dilated) GAP Dense(3); mse (see the docstring)")
+    finish_weights(case, *draw(build, 1100))
+    return case
+
+
+def normalization_softmax():
+    """k): LayerNormalization -> Conv2D 1x1 -> Softmax (channels) -> Flatten ->
+    Dense -> LayerNormalization(center=False) -> Dense -> Softmax; categorical
+    cross-entropy on the probabilities."""
+
+    def build(gen, kinks):
+        x = uniform(gen, (2, 3, 4, 5), -1, 1).requires_grad_()
+        g0 = uniform(gen, (5,), 0.5, 1.5).requires_grad_()
+        be0 = uniform(gen, (5,), -0.2, 0.2).requires_grad_()
+        k1 = glorot(gen, (1, 1, 5, 4), 5, 4).requires_grad_()
+        b1 = uniform(gen, (4,), -0.1, 0.1).requires_grad_()
+        k4 = glorot(gen, (48, 6), 48, 6).requires_grad_()
+        b4 = uniform(gen, (6,), -0.1, 0.1).requires_grad_()
+        g5 = uniform(gen, (6,), 0.5, 1.5).requires_grad_()
+        k6 = glorot(gen, (6, 3), 6, 3).requires_grad_()
+        b6 = uniform(gen, (3,), -0.1, 0.1).requires_grad_()
+        labels = torch.randint(0, 3, (2,), generator=gen)
+        y = F.one_hot(labels, 3).to(torch.float64)
+        h = F.layer_norm(x, (5,), g0, be0, 1e-3)                  # NHWC, last axis
+        h = h.permute(0, 3, 1, 2)
+        h = conv2d(h, k1, b1)
+        h = torch.softmax(h, dim=1)                               # channels
+        h = flatten(h)
+        h = dense(h, k4, b4)
+        h = F.layer_norm(h, (6,), g5, None, 0.01)
+        output = torch.softmax(dense(h, k6, b6), dim=-1)
+        loss = -(y * torch.log(output)).sum(-1).mean()
+        weights = [(0, "gamma", g0, True), (0, "beta", be0, True),
+                   (1, "kernel", k1, True), (1, "bias", b1, True),
+                   (4, "kernel", k4, True), (4, "bias", b4, True),
+                   (5, "gamma", g5, True),
+                   (6, "kernel", k6, True), (6, "bias", b6, True)]
+        return x, y, weights, output, loss
+
+    case = Case("normalization_softmax",
+                "input (2,3,4,5); LayerNormalization Conv2D(4,1x1) Softmax Flatten "
+                "Dense(6) LayerNormalization(0.01, no beta) Dense(3) Softmax; categorical CE")
+    finish_weights(case, *draw(build, 1200))
+    return case
+
+
 def main():
     total = 0
     for make in (lambda: small_net(False), padding_stride_dilation, dense_bce,
                  lambda: small_net(True), batchnorm_net, separable_net, activations_conv,
                  activations_dense, lambda: from_logits("sparse"),
-                 lambda: from_logits("categorical"), lambda: from_logits("binary")):
+                 lambda: from_logits("categorical"), lambda: from_logits("binary"),
+                 transpose_upsampling, normalization_softmax):
         case = make()
         path = case.write()
         total += os.path.getsize(path)
