@@ -113,6 +113,56 @@ static cnn_model *zoo_b(void)
     return m;
 }
 
+
+/* Issue 15's kinds, with non-default values (new in layers_c; layers_a and
+ * layers_b keep their bytes). */
+static cnn_model *zoo_c(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(5, 4, 2)));
+    if (!m)
+        return NULL;
+    CHECK_OK(cnn_model_set_seed(m, 15));
+    CHECK_OK(cnn_model_add_up_sampling2d(
+        m, cnn_up_sampling2d(.size = {2, 3}, .interpolation = CNN_INTERPOLATION_BILINEAR)));
+    CHECK_OK(cnn_model_add_conv2d_transpose(
+        m, cnn_conv2d_transpose(.filters = 3, .kernel_size = {3, 3}, .strides = {2, 1},
+                                .padding = CNN_PADDING_SAME, .output_padding = {{1, 0}, true},
+                                .activation = CNN_ACTIVATION_RELU, .kernel_l2 = 0.01f)));
+    CHECK_OK(cnn_model_add_cropping2d(m, cnn_cropping2d(.cropping = {1, 2, 0, 3})));
+    CHECK_OK(cnn_model_add_conv2d_transpose(
+        m, cnn_conv2d_transpose(.filters = 2, .kernel_size = {2, 2}, .dilation_rate = {2, 1},
+                                .no_bias = true, .name = "up")));
+    CHECK_OK(cnn_model_add_up_sampling2d(m, cnn_up_sampling2d()));
+    CHECK_OK(cnn_model_add_spatial_dropout2d(m, cnn_spatial_dropout2d(.rate = 0.25f, .seed = 9)));
+    CHECK_OK(cnn_model_add_layer_normalization(
+        m, cnn_layer_normalization(.epsilon = 1e-5f, .no_center = true)));
+    CHECK_OK(cnn_model_add_softmax(m, cnn_softmax(.name = "channel softmax")));
+    CHECK_OK(cnn_model_add_cropping2d(m, cnn_cropping2d()));
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    CHECK_OK(cnn_model_add_layer_normalization(m, cnn_layer_normalization(.no_scale = true)));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3)));
+    CHECK_OK(cnn_model_add_softmax(m, cnn_softmax()));
+    return m;
+}
+
+/* The same layers as zoo_c, as a text description. */
+static const char zoo_c_text[] =
+    "input shape=5,4,2\n"
+    "UpSampling2D (2, 3) interpolation=bilinear\n"
+    "Conv2DTranspose 3 3 (2, 1) same (1, 0) activation=relu kernel_regularizer=l2(0.01)\n"
+    "Cropping2D ((1, 2), (0, 3))\n"
+    "Conv2DTranspose 2 2 dilation_rate=(2,1) use_bias=false name=up\n"
+    "UpSampling2D\n"
+    "SpatialDropout2D 0.25 seed=9\n"
+    "LayerNormalization epsilon=1e-5 center=false\n"
+    "Softmax name=\"channel softmax\"\n"
+    "Cropping2D 0\n"
+    "Flatten\n"
+    "LayerNormalization scale=False\n"
+    "Dense 3\n"
+    "Softmax\n";
+
 /* The same layers as zoo_a, as a text description. */
 static const char zoo_a_text[] =
     "input shape=12,10,3\n"
@@ -217,7 +267,7 @@ static void check_model(cnn_model *m, const char *prefix)
  * fields as the description readers keep, a name field, every field
  * written to Keras configs, every penalty on a weight that exists; and
  * every kind is in the zoos above. */
-static void check_tables(cnn_model *a, cnn_model *b)
+static void check_tables(cnn_model *a, cnn_model *b, cnn_model *c)
 {
     const cnn_layer_ops *ops;
     for (size_t i = 0; (ops = cnn_layer_kind_at(i)); i++) {
@@ -239,8 +289,8 @@ static void check_tables(cnn_model *a, cnn_model *b)
                   || (fl->weight >= 0 && fl->weight < CNN_MAX_LAYER_WEIGHTS));
         }
         int seen = 0;
-        for (int m = 0; m < 2; m++) {
-            cnn_model *z = m ? b : a;
+        for (int m = 0; m < 3; m++) {
+            cnn_model *z = m == 0 ? a : m == 1 ? b : c;
             for (int l = 0; z && l < cnn_model_layer_count(z); l++)
                 seen |= strcmp(cnn_model_layer_type(z, l), ops->type_name) == 0;
         }
@@ -288,7 +338,10 @@ int main(void)
     cnn_model *b = zoo_b();
     if (b)
         check_model(b, "layers_b");
-    check_tables(a, b);
+    cnn_model *c = zoo_c();
+    if (c)
+        check_model(c, "layers_c");
+    check_tables(a, b, c);
     check_damaged_record();
     cnn_model_free(b);
 
@@ -306,6 +359,19 @@ int main(void)
     }
     cnn_model_free(t);
     cnn_model_free(a);
+    /* and zoo_c's */
+    t = NULL;
+    CHECK_OK(cnn_model_from_description_memory(zoo_c_text, sizeof zoo_c_text - 1, "zoo_c", &t));
+    if (t && c) {
+        CHECK_OK(cnn_model_set_seed(t, 15));
+        size_t nc = 0, nt = 0;
+        unsigned char *bc = saved_bytes(c, &nc), *bt = saved_bytes(t, &nt);
+        CHECK(bc && bt && nc == nt && memcmp(bc, bt, nc) == 0);
+        free(bc);
+        free(bt);
+    }
+    cnn_model_free(t);
+    cnn_model_free(c);
     char path[96];
     snprintf(path, sizeof path, "%s/m.cnn", dir);
     unlink(path);

@@ -189,8 +189,9 @@ const cnn_layer_ops cnn_conv2d_transpose_ops = {
     .backward = ct_backward,
     CNN_LAYER_FIELDS(conv2d_transpose_fields),
     .class_alias = "Convolution2DTranspose",
-    /* Keras 2.12's order: Conv's keys, then output_padding */
-    .keras_keys = "filters kernel_size strides padding data_format dilation_rate groups "
+    /* Keras 2.12's order: Conv's keys, then output_padding (Keras 3 has no
+     * groups here, and takes output_padding though it does not write it) */
+    .keras_keys = "filters kernel_size strides padding data_format dilation_rate "
                   "activation use_bias kernel_initializer bias_initializer "
                   "kernel_regularizer bias_regularizer activity_regularizer "
                   "kernel_constraint bias_constraint output_padding",
