@@ -89,16 +89,23 @@ int cli_idx_images(const char *cmd, const char *path, double scale, cnn_tensor *
     return CLI_OK;
 }
 
-static int load_labels(const char *cmd, const char *path, cnn_tensor **out)
+/* Labels (rank 1), or images as targets (rank 3 or 4: an autoencoder's),
+ * scaled as the input images are. */
+static int load_labels(const char *cmd, const char *path, double scale, cnn_tensor **out)
 {
     if (cnn_dataset_load_idx(path, out))
         return cli_fail(cmd);
-    if ((*out)->rank != 1) {
-        int rank = (*out)->rank;
+    int rank = (*out)->rank;
+    if (rank == 3 || rank == 4) {
         cnn_tensor_free(*out);
         *out = NULL;
-        return cli_failf(cmd, "%s: expected labels, an IDX file of rank 1 (count), got rank %d",
-                         path, rank);
+        return cli_load_idx_images(cmd, path, scale, out);
+    }
+    if (rank != 1) {
+        cnn_tensor_free(*out);
+        *out = NULL;
+        return cli_failf(cmd, "%s: expected labels, an IDX file of rank 1 (count), or target"
+                         " images of rank 3 or 4, got rank %d", path, rank);
     }
     return CLI_OK;
 }
@@ -108,7 +115,7 @@ static int load_pair(const char *cmd, const char *images, const char *labels, do
 {
     int rc = cli_load_idx_images(cmd, images, scale, x);
     if (rc == CLI_OK)
-        rc = load_labels(cmd, labels, y);
+        rc = load_labels(cmd, labels, scale, y);
     if (rc == CLI_OK && (*x)->dims[0] != (*y)->dims[0])
         rc = cli_failf(cmd, "expected as many labels as images: %s has %lld images, %s has %lld"
                        " labels", images, (long long)(*x)->dims[0], labels,
@@ -155,6 +162,17 @@ int cli_targets(const char *cmd, const cnn_model *m, cnn_loss loss, const cnn_te
 {
     cnn_shape s = cnn_model_output_shape(m);
     cnn_status st;
+    if (labels->rank > 1) { /* target images: the model's output must be their shape */
+        int64_t per = cnn_tensor_size(labels) / labels->dims[0];
+        int64_t want = (int64_t)s.dims[0] * (s.rank == 3 ? (int64_t)s.dims[1] * s.dims[2] : 1);
+        if (loss != CNN_LOSS_MSE && loss != CNN_LOSS_BINARY_CROSSENTROPY)
+            return cli_failf(cmd, "target images need the loss mse or binary_crossentropy");
+        if (per != want)
+            return cli_failf(cmd, "the target images have %lld values each, the model's output"
+                             " %lld", (long long)per, (long long)want);
+        st = cnn_tensor_slice(labels, 0, labels->dims[0], out);
+        return st ? cli_fail(cmd) : CLI_OK;
+    }
     if (loss == CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY || (s.rank == 1 && s.dims[0] == 1))
         st = cnn_tensor_slice(labels, 0, labels->dims[0], out);
     else if (s.rank != 1)

@@ -15,7 +15,10 @@ static const char help[] =
     "Evaluates a trained model (a .cnn, Keras .h5 or .keras file) on labelled test\n"
     "images: the loss, the\n"
     "accuracy, a confusion matrix (rows: true class, columns: predicted class) and\n"
-    "the accuracy of every class.\n"
+    "the accuracy of every class. A model whose output is an image (an\n"
+    "autoencoder's) is evaluated against target images given as --test-labels\n"
+    "(IDX images, scaled as the inputs): the loss (default mse) and the mean\n"
+    "squared error.\n"
     "\n"
     "Options:\n"
     "  --data DIR             the MNIST layout; its t10k-images and t10k-labels\n"
@@ -147,14 +150,16 @@ static void print_json(const char *model, int64_t n, const char *loss_name, doub
 }
 
 /* Compiles the model for evaluate when it has no loss, or another is asked. */
-static int ensure_loss(const char *cmd, cnn_model *m, const char *loss_name)
+/* default_only: loss_name is the default for a model saved without one,
+ * not the user's choice. */
+static int ensure_loss(const char *cmd, cnn_model *m, const char *loss_name, bool default_only)
 {
     cnn_compile_config cfg;
     bool compiled = cnn_model_compile_config(m, &cfg) == CNN_OK;
     cnn_loss want = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
     if (loss_name && cnn_loss_from_name(loss_name, &want)) /* checked in cli_evaluate */
         return cli_usage_error(cmd, "--loss: %s", cnn_last_error());
-    if (compiled && (!loss_name || cfg.loss == want))
+    if (compiled && (!loss_name || default_only || cfg.loss == want))
         return CLI_OK;
     cfg = (cnn_compile_config){.loss = want, .optimizer = compiled ? cfg.optimizer
                                                                    : cnn_adam()};
@@ -219,6 +224,57 @@ static int evaluate(const char *cmd, const char *model, cnn_model *m, const cnn_
     return rc;
 }
 
+/* A model whose output is an image (an autoencoder's), against target
+ * images: its loss and the mean squared error over every value. */
+static int evaluate_images(const char *cmd, const char *model, cnn_model *m, const cnn_tensor *x,
+                           const cnn_tensor *targets, int batch, double scale, cli_format format)
+{
+    cnn_compile_config cfg;
+    cnn_tensor *y = NULL, *out = NULL;
+    double loss, accuracy;
+    int rc;
+    if (cnn_model_compile_config(m, &cfg))
+        return cli_fail(cmd);
+    if (targets->rank == 1)
+        return cli_failf(cmd, "%s: the model's output is an image: --test-labels must be target"
+                         " images (IDX of rank 3 or 4), not labels", model);
+    if ((rc = cli_targets(cmd, m, cfg.loss, targets, &y)))
+        return rc;
+    if (cnn_model_evaluate(m, x, y, batch, &loss, &accuracy)
+        || cnn_model_predict(m, x, batch, &out)) {
+        cnn_tensor_free(y);
+        return cli_fail(cmd);
+    }
+    int64_t count = cnn_tensor_size(out);
+    double sq = 0;
+    for (int64_t i = 0; i < count; i++) {
+        double d = (double)out->data[i] - y->data[i];
+        sq += d * d;
+    }
+    double mse = sq / (double)count;
+    int64_t n = x->dims[0];
+    if (format == CLI_FORMAT_JSON) {
+        printf("{\"model\": ");
+        cli_json_string(stdout, model);
+        printf(",\n \"images\": %lld, \"loss_function\": ", (long long)n);
+        cli_json_string(stdout, cnn_loss_name(cfg.loss));
+        printf(",\n \"loss\": ");
+        cli_json_number(stdout, loss);
+        printf(", \"mse\": ");
+        cli_json_number(stdout, mse);
+        printf("}\n");
+    } else {
+        char sc[32];
+        cli_format_scale(scale, sc, sizeof sc);
+        printf("Evaluated %lld images against target images (loss %s; pixels 0..255 x %s)\n",
+               (long long)n, cnn_loss_name(cfg.loss), sc);
+        printf("loss: %.4f\nmean squared error: %.6f\n", loss, mse);
+    }
+    cnn_tensor_free(out);
+    cnn_tensor_free(y);
+    return CLI_OK;
+}
+
 int cli_evaluate(int argc, char **argv)
 {
     const char *cmd = "evaluate";
@@ -259,6 +315,13 @@ int cli_evaluate(int argc, char **argv)
         goto done;
     cli_warn_untrained(cmd, pos[0]);
     int classes = cli_model_classes(m);
+    if (!classes && cnn_model_output_shape(m).rank == 3) { /* an autoencoder's image output */
+        if ((rc = ensure_loss(cmd, m, loss ? loss : "mse", !loss))
+            || (rc = cli_data_load(cmd, &data, NULL, NULL, &x, &labels)))
+            goto done;
+        rc = evaluate_images(cmd, pos[0], m, x, labels, batch, data.scale, fmt);
+        goto done;
+    }
     if (!classes) {
         char shape[48];
         cli_format_shape(cnn_model_output_shape(m), shape, sizeof shape);
@@ -272,7 +335,7 @@ int cli_evaluate(int argc, char **argv)
                              names.count, classes);
         goto done;
     }
-    if ((rc = ensure_loss(cmd, m, loss))
+    if ((rc = ensure_loss(cmd, m, loss, false))
         || (rc = cli_data_load(cmd, &data, NULL, NULL, &x, &labels)))
         goto done;
     rc = evaluate(cmd, pos[0], m, x, labels, batch, &names, data.scale, fmt);

@@ -494,6 +494,9 @@ static bool read_optimizer(const json_t *opt, cnn_optimizer *o, bool *ok, char *
         return unsupported(ok, why, size, "%s", "the optimizer is not named");
     if (module && strncmp(module, "keras", 5) != 0)
         return unsupported(ok, why, size, "optimizer from module %s is not supported", module);
+    /* Keras 2.11 and 2.12 register their new optimizers as Custom>Adam, ... */
+    if (strncmp(cls, "Custom>", 7) == 0)
+        cls += 7;
     memset(o, 0, sizeof *o);
     if (cnn_optimizer_from_name(cls, &o->kind))
         return unsupported(ok, why, size, "optimizer %s is not supported (only SGD, Adam and"

@@ -78,8 +78,17 @@ static cnn_status build(cnn_model *m, const char *name)
 typedef enum {
     SLOTS_KERAS2 = 1, /* iterations, m..., v..., vhat... (Keras <= 2.3) */
     SLOTS_TF2 = 2,    /* iterations, m..., v...         (tf.keras 2.x) */
-    SLOTS_KERAS3 = 3  /* iterations, learning_rate, m0, v0, m1, v1, ... */
+    SLOTS_KERAS3 = 3, /* iterations, learning_rate, m0, v0, m1, v1, ... */
+    SLOTS_KERAS211 = 4 /* iteration, m0, v0, m1, v1, ... (Keras 2.11 and 2.12's
+                          new optimizers: Adam/m/<weight>, Adam/v/<weight>) */
 } slot_layout;
+
+/* Whether path names a moment of Keras 2.11's new optimizers: "Adam/m/..." */
+static bool new_optimizer_slot(const char *path, char moment)
+{
+    const char *p = strchr(path, '/');
+    return p && p[1] == moment && p[2] == '/';
+}
 
 static int trainable_tensors(const cnn_model *m, const cnn_param **out)
 {
@@ -128,6 +137,9 @@ static cnn_status restore_adam(cnn_model *m, hid_t loc, char **paths, int n, con
     int T = trainable_tensors(m, t);
     slot_layout layout = n == 2 + 2 * T ? SLOTS_KERAS3
                        : n == 1 + 3 * T ? SLOTS_KERAS2
+                       : n == 1 + 2 * T && T > 0 && new_optimizer_slot(paths[1], 'm')
+                               && new_optimizer_slot(paths[2], 'v')
+                           ? SLOTS_KERAS211
                        : n == 1 + 2 * T ? SLOTS_TF2 : 0;
     int64_t steps = 0;
     cnn_status st = CNN_OK;
@@ -139,8 +151,9 @@ static cnn_status restore_adam(cnn_model *m, hid_t loc, char **paths, int n, con
         return CNN_OK;
     }
     for (int j = 0; j < T && !st; j++) {
-        int im = layout == SLOTS_KERAS3 ? 2 + 2 * j : 1 + j;
-        int iv = layout == SLOTS_KERAS3 ? 3 + 2 * j : 1 + T + j;
+        int im = layout == SLOTS_KERAS3 ? 2 + 2 * j : layout == SLOTS_KERAS211 ? 1 + 2 * j : 1 + j;
+        int iv = layout == SLOTS_KERAS3 ? 3 + 2 * j
+               : layout == SLOTS_KERAS211 ? 2 + 2 * j : 1 + T + j;
         int64_t off = param_offset(m, t[j]);
         char what[160];
         snprintf(what, sizeof what, "Adam's state of weight tensor %d", j);

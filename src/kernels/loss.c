@@ -21,6 +21,11 @@ bool cnn_loss_is_probabilistic(cnn_loss loss)
         || loss == CNN_LOSS_BINARY_CROSSENTROPY;
 }
 
+bool cnn_loss_is_elementwise(cnn_loss loss)
+{
+    return loss == CNN_LOSS_MSE || loss == CNN_LOSS_BINARY_CROSSENTROPY;
+}
+
 static int argmax(const float *v, int n)
 {
     int best = 0;

@@ -17,6 +17,9 @@ bool cnn_loss_fuses_with(cnn_loss loss, cnn_activation final_activation);
 /* Whether the loss reads probabilities (the cross-entropies) and can take
  * logits instead (from_logits). */
 bool cnn_loss_is_probabilistic(cnn_loss loss);
+/* Whether the loss averages a value per output element (mse, binary CE), so
+ * any output shape is one flat vector per example to it. */
+bool cnn_loss_is_elementwise(cnn_loss loss);
 
 typedef struct cnn_loss_batch {
     cnn_loss loss;

@@ -288,13 +288,14 @@ cnn_status cnn_model_compile(cnn_model *m, cnn_compile_config cfg)
      * after Conv2D works pixel by pixel, as in Keras) would otherwise fail
      * only in the first training step. */
     const cnn_shape out = cnn_model_output_shape(m);
-    if (out.rank != 1) {
+    if (out.rank != 1 && !cnn_loss_is_elementwise(cfg.loss)) {
         const char *last = m->n_layers ? m->layers[m->n_layers - 1]->name : "input";
         const char *type = m->n_layers ? m->layers[m->n_layers - 1]->ops->type_name : "Input";
         return cnn_fail(CNN_ERR_SHAPE,
                         "compile: the model's output, from layer %s (%s), has shape (%d, %d, %d);"
-                        " a loss needs one vector per example: add Flatten (or"
-                        " GlobalAveragePooling2D) before the last Dense",
+                        " a cross-entropy over classes needs one vector per example: add Flatten"
+                        " (or GlobalAveragePooling2D) before the last Dense (mse and"
+                        " binary_crossentropy take image outputs)",
                         last, type, out.dims[0], out.dims[1], out.dims[2]);
     }
     if (cfg.from_logits && !cnn_loss_is_probabilistic(cfg.loss))

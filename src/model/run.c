@@ -184,6 +184,13 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
     int64_t rows;
     int n;
     activation_rows(last, batch, &rows, &n);
+    /* mse and binary cross-entropy average over every value, so an image
+     * output (an autoencoder's) is one flat vector per example to them:
+     * Keras's mean over the last axis and then the pixels is the same mean */
+    if (rows != batch && cnn_loss_is_elementwise(m->loss)) {
+        rows = batch;
+        n = (int)cnn_shape_size(last->out);
+    }
     if (rows != batch)
         return cnn_fail(CNN_ERR_SHAPE,
                         "loss: the model's output must be one vector per example (add Flatten"
