@@ -8,16 +8,18 @@ void cnn_layer_norm_forward(int64_t rows, int n, float eps, const float *x, cons
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * n;
         float *yr = y + r * n;
-        float sum = 0;
+        /* double sums and two passes: a row of large, nearly equal values
+         * (mean 1000, spread 1) keeps its variance to float precision */
+        double sum = 0, var = 0;
         for (int i = 0; i < n; i++)
             sum += xr[i];
-        float mu = sum / (float)n, var = 0;
-        /* two passes: the variance of large, nearly equal values stays exact */
+        const double mu_d = sum / n;
         for (int i = 0; i < n; i++)
-            var += (xr[i] - mu) * (xr[i] - mu);
-        float rs = 1.0f / sqrtf(var / (float)n + eps);
+            var += (xr[i] - mu_d) * (xr[i] - mu_d);
+        const float mu = (float)mu_d;
+        const float rs = (float)(1.0 / sqrt(var / n + eps));
         for (int i = 0; i < n; i++) {
-            float v = (xr[i] - mu) * rs;
+            float v = (float)((xr[i] - mu_d) * rs);
             yr[i] = (gamma ? v * gamma[i] : v) + (beta ? beta[i] : 0.0f);
         }
         mean[r] = mu;
@@ -32,7 +34,7 @@ void cnn_layer_norm_backward(int64_t rows, int n, const float *x, const float *d
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * n, *gr = dy + r * n;
         const float mu = mean[r], rs = rstd[r];
-        float sum_g = 0, sum_gx = 0;
+        double sum_g = 0, sum_gx = 0;
         for (int i = 0; i < n; i++) {
             float xhat = (xr[i] - mu) * rs, g = gamma ? gr[i] * gamma[i] : gr[i];
             sum_g += g;
@@ -44,7 +46,7 @@ void cnn_layer_norm_backward(int64_t rows, int n, const float *x, const float *d
         }
         if (!dx)
             continue;
-        const float mg = sum_g / (float)n, mgx = sum_gx / (float)n;
+        const float mg = (float)(sum_g / n), mgx = (float)(sum_gx / n);
         float *dr = dx + r * n;
         for (int i = 0; i < n; i++) {
             float xhat = (xr[i] - mu) * rs, g = gamma ? gr[i] * gamma[i] : gr[i];
