@@ -592,6 +592,12 @@ static void test_issue15_layers(void)
                     m, cnn_conv2d_transpose(.filters = 1, .kernel_size = {3, 3},
                                             .strides = {2, 2}, .output_padding = {{2, 0}, true})),
                 CNN_ERR_INVALID_ARGUMENT, "less than the strides");
+    /* a 65536 kernel dilated 65536 times: each side about 2^32, whose
+     * product wraps around in 64 bits */
+    CHECK_FAILS(cnn_model_add_conv2d_transpose(
+                    m, cnn_conv2d_transpose(.filters = 1, .kernel_size = {65536, 65536},
+                                            .dilation_rate = {65536, 65536})),
+                CNN_ERR_SHAPE, "is empty or too large");
     cnn_model_free(m);
 
     up_cfg = cnn_up_sampling2d(.size = {2, 3});

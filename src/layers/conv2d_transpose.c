@@ -52,7 +52,10 @@ static cnn_status ct_infer(cnn_layer *l, cnn_shape in)
         else
             out[a] = (n - 1) * s + span - 2 * (same ? span / 2 : 0) + k->output_padding.value[a];
     }
-    if (out[0] < 1 || out[1] < 1 || out[0] * out[1] * k->filters > INT32_MAX)
+    /* each side first: both can reach 2^32 (a dilated 65536 kernel), whose
+     * product would wrap */
+    if (out[0] < 1 || out[1] < 1 || out[0] > INT32_MAX || out[1] > INT32_MAX
+        || out[0] * out[1] > INT32_MAX / k->filters)
         return cnn_fail(CNN_ERR_SHAPE,
                         "%s (Conv2DTranspose): output %lld x %lld x %d from input %d x %d is"
                         " empty or too large",
@@ -71,7 +74,7 @@ static cnn_status ct_infer(cnn_layer *l, cnn_shape in)
         return cnn_fail(CNN_ERR_SHAPE,
                         "%s (Conv2DTranspose): output_padding (%d, %d) gives an output %d x %d"
                         " that a %dx%d convolution with strides (%d, %d) and padding '%s' maps"
-                        " to %d x %d, not to the input %d x %d",
+                        " to %d x %d, not to the input %d x %d (TensorFlow refuses it too)",
                         l->name, k->output_padding.value[0], k->output_padding.value[1], g->h,
                         g->w, g->kh, g->kw, g->sh, g->sw, same ? "same" : "valid", rows, cols,
                         in.dims[0], in.dims[1]);
