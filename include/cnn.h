@@ -1089,6 +1089,122 @@ cnn_status cnn_model_file_format(const char *path, cnn_model_format *out);
 cnn_status cnn_model_open(const char *path, cnn_model **out, cnn_model_format *format,
                           cnn_keras_info *keras);
 
+/* ---- Data sets that stream from files ----------------------------------------- */
+/* A data set of examples read on demand: a directory of class folders
+ * (Keras's image_dataset_from_directory), a CSV list of files, or tensors
+ * (an IDX pair). Training from it (cnn_model_fit_dataset) reads and decodes
+ * the files in background threads into a bounded queue of ready batches,
+ * so the images never have to fit in memory. A data set is used by one fit
+ * or evaluate at a time (not shared between threads while streaming). */
+typedef struct cnn_dataset cnn_dataset;
+
+typedef enum cnn_label_mode {
+    CNN_LABEL_INT = 0,         /* the class index (n): sparse categorical loss */
+    CNN_LABEL_CATEGORICAL = 1, /* one-hot (n, classes) */
+    CNN_LABEL_BINARY = 2       /* 0 or 1 (n, 1); exactly two classes */
+} cnn_label_mode;
+typedef enum cnn_color_mode {
+    CNN_COLOR_RGB = 0,         /* Keras's default: 3 channels */
+    CNN_COLOR_GRAYSCALE = 1,
+    CNN_COLOR_RGBA = 2
+} cnn_color_mode;
+typedef enum cnn_subset {
+    CNN_SUBSET_ALL = 0,        /* every file (validation_split must be 0) */
+    CNN_SUBSET_TRAINING = 1,   /* the first files after the shuffle */
+    CNN_SUBSET_VALIDATION = 2  /* the last int(validation_split * n) files */
+} cnn_subset;
+
+/* Called while a directory is scanned: files found so far. */
+typedef void (*cnn_dataset_scan_fn)(int64_t files, void *user);
+
+typedef struct cnn_dataset_config {
+    cnn_label_mode label_mode;
+    cnn_color_mode color_mode;
+    int image_size[2];         /* (rows, cols) every image is resized to, bilinear
+                                  (half-pixel centres, no antialiasing: Keras's
+                                  default); default (256, 256) */
+    bool crop_to_aspect_ratio; /* crop the centre to the target's aspect ratio first */
+    bool no_shuffle;           /* Keras shuffle=False: keep the listing order */
+    uint32_t seed;             /* the file shuffle: NumPy's RandomState(seed).shuffle,
+                                  as Keras does it, so the split has the same files */
+    float validation_split;    /* with subset: the last int(split * n) files validate */
+    cnn_subset subset;
+    bool follow_links;         /* descend into symlinked directories (Keras follow_links) */
+    float scale;               /* pixels 0..255 are multiplied by it; 0 = divided by 255 */
+    bool skip_bad_images;      /* a file that does not decode is skipped and counted
+                                  (cnn_dataset_skipped), else it is an error naming it */
+    int workers;               /* decode threads; 0 = the number of cores, at most 8 */
+    int64_t cache_bytes;       /* keep decoded images up to this many bytes (Keras's
+                                  .cache()); 0 = none */
+    cnn_dataset_scan_fn scan_progress; /* NULL = silent */
+    void *scan_user;
+} cnn_dataset_config;
+#define cnn_dataset_options(...) ((cnn_dataset_config){__VA_ARGS__})
+
+/* The file types a directory scan takes (Keras's): .bmp .gif .jpeg .jpg
+ * .png, any case; other files are ignored. */
+/* A directory of class folders: class_names are the sorted names of the
+ * subdirectories (not starting with '.'), labels their indices; each class
+ * folder is walked recursively, directories sorted by path and files by
+ * name, as Keras's index_directory. Then, unless no_shuffle, the files are
+ * shuffled with NumPy's RandomState(seed) and split. Nothing is decoded
+ * here. No image files, a binary label_mode without exactly two classes,
+ * or a split that leaves a part empty is an error. */
+cnn_status cnn_dataset_from_directory(const char *dir, cnn_dataset_config cfg, cnn_dataset **out);
+/* A CSV list, one "path,label" a line (a first line "path,label" is a
+ * header); paths relative to the list's directory. Labels are class names
+ * (sorted, as folders) or, when every label is an integer >= 0, the class
+ * indices themselves. Shuffle and split as above. */
+cnn_status cnn_dataset_from_list(const char *csv_path, cnn_dataset_config cfg, cnn_dataset **out);
+/* In-memory examples: x (n, rows, cols, channels) already scaled, y (n)
+ * integer labels in [0, classes) (classes 0 = the largest label + 1). Both
+ * are copied. Shuffle and split as above; image_size, color_mode and scale
+ * are ignored. */
+cnn_status cnn_dataset_from_tensors(const cnn_tensor *x, const cnn_tensor *y, int classes,
+                                    cnn_dataset_config cfg, cnn_dataset **out);
+/* An IDX pair (images, labels), as cnn_dataset_load_idx reads them, pixels
+ * scaled as cfg.scale says, rank 3 images given a channel axis. */
+cnn_status cnn_dataset_from_idx(const char *images, const char *labels, cnn_dataset_config cfg,
+                                cnn_dataset **out);
+void cnn_dataset_free(cnn_dataset *ds);
+
+/* Examples in the data set (after the split). */
+int64_t cnn_dataset_count(const cnn_dataset *ds);
+/* One example's shape (rows, cols, channels) and its target's length. */
+cnn_shape cnn_dataset_element_shape(const cnn_dataset *ds);
+int64_t cnn_dataset_target_size(const cnn_dataset *ds);
+int cnn_dataset_class_count(const cnn_dataset *ds);
+/* Class k's name (owned by the data set), NULL out of range. */
+const char *cnn_dataset_class_name(const cnn_dataset *ds, int k);
+/* Files of class k in this data set (after the split). */
+int64_t cnn_dataset_class_files(const cnn_dataset *ds, int k);
+/* Example i's file (NULL for tensors) and class index, in the data set's order. */
+const char *cnn_dataset_file(const cnn_dataset *ds, int64_t i);
+int cnn_dataset_label(const cnn_dataset *ds, int64_t i);
+/* Files skipped as bad so far (skip_bad_images), and the i-th of them in
+ * the data set's order. */
+int64_t cnn_dataset_skipped(const cnn_dataset *ds);
+const char *cnn_dataset_skipped_file(const cnn_dataset *ds, int64_t i);
+/* Examples [start, start + count) decoded into x (count * element size
+ * floats) and y (count * target size), in the calling thread. A bad file
+ * is an error even with skip_bad_images. */
+cnn_status cnn_dataset_read(cnn_dataset *ds, int64_t start, int64_t count, float *x, float *y);
+
+/* cnn_model_fit from a data set: each step takes the next batch the
+ * decode threads have ready. The epoch's order depends only on (seed,
+ * epoch) as in cnn_model_fit, so the same files in the same order give the
+ * same weights, bit for bit, as cnn_model_fit on them held in memory,
+ * whatever the number of decode threads; and a resumed run (initial_epoch,
+ * initial_step) starts the stream at the batch it stopped at. validation
+ * (may be NULL) is evaluated after each epoch; cfg.validation_split and
+ * validation_x/y must be unset, and cfg.parallel NULL. The queue, the
+ * cache and the decode buffers count in the model's memory budget. */
+cnn_status cnn_model_fit_dataset(cnn_model *m, cnn_dataset *train, cnn_dataset *validation,
+                                 cnn_fit_config cfg, cnn_history **history_out);
+/* cnn_model_evaluate over a data set, streamed. */
+cnn_status cnn_model_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch_size,
+                                      double *loss, double *accuracy);
+
 /* ---- Lower level: one step at a time (for tests and custom loops) ---------- */
 /* Forward pass of a batch; training enables dropout. The returned pointer
  * views the model's output buffer (valid until the next call). */
