@@ -150,6 +150,48 @@ void cli_format_scale(double scale, char *buf, size_t cap);
 int cli_targets(const char *cmd, const cnn_model *m, cnn_loss loss, const cnn_tensor *labels,
                 cnn_tensor **out);
 
+/* ---- data.c: folders of images (cnn_dataset) ---------------------------------------- */
+/* True if --data DIR is a folder of class folders rather than the MNIST
+ * layout (no train-/t10k-images-idx3-ubyte[.gz] in it). */
+bool cli_data_is_folder(const char *dir);
+typedef struct cli_folder_options {
+    const char *image_size;  /* --image-size H,W (NULL: the model's input size) */
+    const char *color_mode;  /* --color-mode (NULL: from the model's channels) */
+    int64_t cache;           /* --cache BYTES */
+    int workers;             /* --workers N (0: the cores) */
+    bool skip_bad_images;    /* --skip-bad-images */
+} cli_folder_options;
+#define CLI_FOLDER_OPTIONS(f)                                                                \
+    {"image-size", CLI_OPT_STRING, &(f)->image_size, 0, 0, NULL},                            \
+    {"color-mode", CLI_OPT_STRING, &(f)->color_mode, 0, 0, NULL},                            \
+    {"cache", CLI_OPT_BYTES, &(f)->cache, 0, 0, NULL},                                       \
+    {"workers", CLI_OPT_INT, &(f)->workers, 0, 256, NULL},                                   \
+    {"skip-bad-images", CLI_OPT_FLAG, &(f)->skip_bad_images, 0, 0, NULL}
+#define CLI_HELP_FOLDER                                                                      \
+    "  --image-size H,W     resize every image to H x W, bilinear (default: the\n"           \
+    "                       model's input size)\n"                                          \
+    "  --color-mode M       grayscale, rgb or rgba (default: the model's channels)\n"        \
+    "  --cache BYTES        keep decoded images in memory up to BYTES (K, M, G)\n"           \
+    "  --workers N          decode threads (default: the cores, at most 8)\n"               \
+    "  --skip-bad-images    skip files that do not decode (counted and listed at\n"         \
+    "                       the end) instead of stopping with an error\n"
+/* Opens DIR as a data set for model m (labels as its loss wants them),
+ * printing a progress line while scanning and how many files each class
+ * has (on info). subset/validation_split/seed as cnn_dataset_config. */
+int cli_dataset_open(const char *cmd, const char *dir, const cnn_model *m, cnn_loss loss,
+                     const cli_folder_options *f, double scale, float validation_split,
+                     cnn_subset subset, uint32_t seed, FILE *info, cnn_dataset **out);
+/* The data set's classes must be the model's; sets them as its class
+ * names when it has none (or checks they agree). */
+int cli_dataset_classes(const char *cmd, const cnn_dataset *ds, cnn_model *m);
+/* "Skipped N bad images:" and their names, if any. */
+void cli_dataset_report_skipped(const cnn_dataset *ds);
+/* Every image and label of ds in memory (for evaluate): x (n, rows, cols,
+ * channels), labels (n) class indices. Bad files: skipped with
+ * skip_bad_images, else an error. */
+int cli_dataset_tensors(const char *cmd, cnn_dataset *ds, bool skip_bad, cnn_tensor **x,
+                        cnn_tensor **labels);
+
 /* Class names from --class-names ("a,b,c" or "fashion-mnist"). */
 typedef struct cli_class_names {
     char *storage;

@@ -21,8 +21,9 @@ static const char help[] =
     "squared error.\n"
     "\n"
     "Options:\n"
-    "  --data DIR             the MNIST layout; its t10k-images and t10k-labels\n"
-    "                         files are used\n"
+    "  --data DIR             the MNIST layout (its t10k-images and t10k-labels\n"
+    "                         files are used), or a folder of class folders of\n"
+    "                         images (every image is evaluated; see below)\n"
     "  --test-images FILE     IDX images, with\n"
     "  --test-labels FILE     IDX labels (integers 0..classes-1)\n"
     "  --class-names LIST     names for the classes, comma-separated (\"cat,dog\"), or\n"
@@ -39,7 +40,11 @@ static const char help[] =
     "  -h, --help             show this help\n"
     "\n"
     "Pixels (this option means the same in every command):\n"
-    CLI_HELP_SCALE;
+    CLI_HELP_SCALE
+    "\n"
+    "A folder of class folders (--data DIR; the classes are the sorted folder names,\n"
+    "as in cnn train):\n"
+    CLI_HELP_FOLDER;
 
 /* The predicted class of each row of probabilities (n, units). */
 static int predicted(const float *p, int units)
@@ -283,7 +288,9 @@ int cli_evaluate(int argc, char **argv)
     cli_format fmt;
     int batch = 256, threads = 0;
     int64_t max_memory = 0;
+    cli_folder_options folder = {0};
     const cli_option opts[] = {
+        CLI_FOLDER_OPTIONS(&folder),
         {"data", CLI_OPT_STRING, &data.dir, 0, 0, NULL},
         {"test-images", CLI_OPT_STRING, &data.test_images, 0, 0, NULL},
         {"test-labels", CLI_OPT_STRING, &data.test_labels, 0, 0, NULL},
@@ -335,9 +342,27 @@ int cli_evaluate(int argc, char **argv)
                              names.count, classes);
         goto done;
     }
-    if ((rc = ensure_loss(cmd, m, loss, false))
-        || (rc = cli_data_load(cmd, &data, NULL, NULL, &x, &labels)))
+    if ((rc = ensure_loss(cmd, m, loss, false)))
         goto done;
+    if (cli_data_is_folder(data.dir)) {
+        /* a folder: its classes must be the model's; the images are read
+         * into memory (within --max-memory) for the confusion matrix */
+        cnn_dataset *ds = NULL;
+        cnn_compile_config cc;
+        cnn_model_compile_config(m, &cc);
+        if ((rc = cli_dataset_open(cmd, data.dir, m, cc.loss, &folder, data.scale, 0,
+                                   CNN_SUBSET_ALL, 0,
+                                   fmt == CLI_FORMAT_TEXT ? stdout : stderr, &ds))
+            || (rc = cli_dataset_classes(cmd, ds, m))
+            || (!names.count && (rc = cli_class_names_resolve(cmd, NULL, m, &names)))
+            || (rc = cli_dataset_tensors(cmd, ds, folder.skip_bad_images, &x, &labels))) {
+            cnn_dataset_free(ds);
+            goto done;
+        }
+        cnn_dataset_free(ds);
+    } else if ((rc = cli_data_load(cmd, &data, NULL, NULL, &x, &labels))) {
+        goto done;
+    }
     rc = evaluate(cmd, pos[0], m, x, labels, batch, &names, data.scale, fmt);
 done:
     cnn_tensor_free(x);

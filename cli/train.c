@@ -29,6 +29,16 @@ static const char help[] =
     "                           (taken before shuffling, as Keras does; default 0)\n"
     "  --validate-on-test       validate on the test data after every epoch instead\n"
     "\n"
+    "A folder of images (--data DIR holding one folder per class, named after it;\n"
+    "the class names, sorted, go into the model; .bmp .gif .jpeg .jpg .png files):\n"
+    "  --test-data DIR          test images in class folders (the same classes)\n"
+    "  --validation-split F     validate on a fraction F of the files, chosen by\n"
+    "                           shuffling the file list with --seed as Keras's\n"
+    "                           image_dataset_from_directory does\n"
+    CLI_HELP_FOLDER
+    "  The images are decoded by --workers threads while the model trains; only a\n"
+    "  few batches (and --cache) are held in memory, within --max-memory.\n"
+    "\n"
     "Pixels (this option means the same in every command):\n"
     CLI_HELP_SCALE
     "\n"
@@ -125,6 +135,8 @@ typedef struct train_opts {
     const char *optimizer, *loss, *save, *checkpoint, *resume, *history, *plot;
     const char *from, *scale; /* --from FILE (= MODEL), --scale as given */
     const char *class_names;  /* --class-names as given */
+    const char *test_data;    /* --test-data DIR: a folder of class folders */
+    cli_folder_options folder; /* --data DIR as a folder of images */
     bool no_checkpoint;       /* o->checkpoint is then NULL */
     double lr, momentum, validation_split, clipnorm, global_clipnorm;
     bool lr_given, momentum_given, validate_on_test, clipnorm_given, global_clipnorm_given;
@@ -212,9 +224,18 @@ static bool on_progress(const cnn_progress *p, void *user)
 
 static int check_options(const char *cmd, const train_opts *o)
 {
-    int rc = cli_data_check(cmd, &o->data, true, o->validate_on_test);
+    int rc = cli_data_check(cmd, &o->data, true, false);
     if (rc)
         return rc;
+    const bool folder = o->data.dir && cli_data_is_folder(o->data.dir);
+    if (o->test_data && !folder)
+        return cli_usage_error(cmd, "--test-data DIR goes with --data DIR of class folders (IDX"
+                               " files: --test-images and --test-labels)");
+    if (!folder && o->validate_on_test && (rc = cli_data_check(cmd, &o->data, true, true)))
+        return rc;
+    if (folder && o->validate_on_test && !o->test_data)
+        return cli_usage_error(cmd, "--validate-on-test needs --test-data DIR");
+
     cnn_optimizer_kind kind = 0;
     if (o->optimizer && cnn_optimizer_from_name(o->optimizer, &kind))
         return cli_usage_error(cmd, "--optimizer: %s", cnn_last_error());
@@ -551,11 +572,51 @@ static int claim_outputs(const char *cmd, const train_opts *o, const char *model
     return cli_outputs_claim(cmd, outs, (int)(sizeof outs / sizeof outs[0]), ins, n_in, held);
 }
 
+/* --data DIR as a folder of class folders: the training files (and with
+ * --validation-split the validation files, split as Keras splits them),
+ * --test-data DIR; the class names go into the model. */
+typedef struct folders {
+    cnn_dataset *train, *val, *test;
+} folders;
+
+static int open_folders(const char *cmd, const train_opts *o, cnn_model *m, cnn_loss loss,
+                        folders *ds, int64_t *n_train, int64_t *n_val, int64_t *steps)
+{
+    const float split = (float)o->validation_split;
+    const uint32_t seed = (uint32_t)o->seed;
+    int rc = cli_dataset_open(cmd, o->data.dir, m, loss, &o->folder, o->data.scale, split,
+                              split > 0 ? CNN_SUBSET_TRAINING : CNN_SUBSET_ALL, seed, stdout,
+                              &ds->train);
+    if (!rc && split > 0)
+        rc = cli_dataset_open(cmd, o->data.dir, m, loss, &o->folder, o->data.scale, split,
+                              CNN_SUBSET_VALIDATION, seed, stdout, &ds->val);
+    if (!rc && o->test_data)
+        rc = cli_dataset_open(cmd, o->test_data, m, loss, &o->folder, o->data.scale, 0,
+                              CNN_SUBSET_ALL, seed, stdout, &ds->test);
+    if (!rc && ds->test && o->validate_on_test)
+        ds->val = ds->test; /* freed once, as the test set */
+    if (!rc && !o->class_names && !o->resume && cnn_model_class_names(m, NULL) == 0)
+        printf("Class names (from the folders) go into the model\n");
+    if (!rc)
+        rc = cli_dataset_classes(cmd, ds->train, m);
+    if (!rc && ds->test)
+        rc = cli_dataset_classes(cmd, ds->test, m);
+    if (rc)
+        return rc;
+    *n_train = cnn_dataset_count(ds->train);
+    *n_val = ds->val ? cnn_dataset_count(ds->val) : 0;
+    int64_t t, v;
+    return cnn_fit_split_sizes(*n_train, 0, o->batch_size, &t, &v, steps) ? cli_fail(cmd)
+                                                                          : CLI_OK;
+}
+
 static int run(const char *cmd, train_opts *o, const char *model_path, int argc, char **argv)
 {
     cnn_model *m = NULL;
     cnn_tensor *x = NULL, *labels = NULL, *tx = NULL, *tlabels = NULL, *y = NULL, *ty = NULL;
     train_run r = {.cmd = cmd, .o = o};
+    folders ds = {0};
+    const bool folder = cli_data_is_folder(o->data.dir);
     int initial_epoch, rc;
     int64_t initial_step;
     cnn_loss loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY;
@@ -570,10 +631,16 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
     int64_t n_train, n_val, steps;
     if ((rc = set_class_names(cmd, o, m)))
         goto done;
-    if ((rc = cli_data_load(cmd, &o->data, &x, &labels, &tx, &tlabels))
-        || (rc = check_images(cmd, m, x)) || (tx && (rc = check_images(cmd, m, tx)))
-        || (rc = split_sizes(cmd, o, x, o->validate_on_test ? tx : NULL, &n_train, &n_val,
-                             &steps)))
+    if (folder && cli_parallel_size(o->parallel) > 1) {
+        rc = cli_failf(cmd, "training from a folder of images is not data-parallel yet: give"
+                       " IDX files to cnn-mpi");
+        goto done;
+    }
+    if (!folder
+        && ((rc = cli_data_load(cmd, &o->data, &x, &labels, &tx, &tlabels))
+            || (rc = check_images(cmd, m, x)) || (tx && (rc = check_images(cmd, m, tx)))
+            || (rc = split_sizes(cmd, o, x, o->validate_on_test ? tx : NULL, &n_train, &n_val,
+                                 &steps))))
         goto done;
     if (o->resume) {
         cnn_compile_config cfg;
@@ -597,8 +664,10 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
                         " output is linear (logits); add activation=softmax (or sigmoid) to it,"
                         " or give --from-logits\n",
                 cmd, cnn_loss_name(loss));
-    if ((rc = cli_targets(cmd, m, loss, labels, &y))
-        || (tlabels && (rc = cli_targets(cmd, m, loss, tlabels, &ty))))
+    if (folder && (rc = open_folders(cmd, o, m, loss, &ds, &n_train, &n_val, &steps)))
+        goto done;
+    if (!folder && ((rc = cli_targets(cmd, m, loss, labels, &y))
+                    || (tlabels && (rc = cli_targets(cmd, m, loss, tlabels, &ty)))))
         goto done;
     if (o->resume && o->history
         && (rc = cli_history_read(cmd, o->history, initial_epoch, &r.history)))
@@ -607,7 +676,7 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
     const cnn_tensor *data[] = {x, y, tx, ty};
     const char *const names[] = {"training images", "training targets", "test images",
                                  "test targets"};
-    if ((rc = cli_parallel_check(cmd, o->parallel, m, data, names, 4)))
+    if (!folder && (rc = cli_parallel_check(cmd, o->parallel, m, data, names, 4)))
         goto done;
     if (initial_step > steps) { /* else fit would skip the rest of the epoch */
         rc = cli_failf(cmd, "%s is at step %lld of epoch %d, but an epoch has %lld steps with"
@@ -621,7 +690,7 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
     if ((rc = cli_interrupt_install(cmd)))
         goto done;
     cnn_fit_config fit = cnn_fit(.epochs = o->epochs, .batch_size = o->batch_size,
-                                 .validation_split = (float)o->validation_split,
+                                 .validation_split = folder ? 0 : (float)o->validation_split,
                                  .validation_x = o->validate_on_test ? tx : NULL,
                                  .validation_y = o->validate_on_test ? ty : NULL,
                                  .seed = o->seed ^ 0x5eed5eed5eedull,
@@ -633,7 +702,8 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
     training_tools(o, n_val > 0, steps, &fit);
     print_tools(&fit);
     cnn_history *h = NULL;
-    cnn_status st = cnn_model_fit(m, x, y, fit, &h);
+    cnn_status st = folder ? cnn_model_fit_dataset(m, ds.train, ds.val, fit, &h)
+                           : cnn_model_fit(m, x, y, fit, &h);
     if (st == CNN_OK && h && h->stopped_epoch) {
         printf("Epoch %d: early stopping\n", h->stopped_epoch);
         if (h->restored_epoch)
@@ -659,15 +729,26 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
         if (o->save)
             printf("Saved the model to %s\n", o->save);
         double tloss, tacc;
-        const bool test = tx && cli_parallel_rank(o->parallel) == 0;
-        if (test && cnn_model_evaluate(m, tx, ty, 256, &tloss, &tacc))
+        const bool test = (tx || ds.test) && cli_parallel_rank(o->parallel) == 0;
+        if (test && (ds.test ? cnn_model_evaluate_dataset(m, ds.test, 256, &tloss, &tacc)
+                             : cnn_model_evaluate(m, tx, ty, 256, &tloss, &tacc)))
             rc = cli_fail(cmd);
         else if (test)
             printf("Test loss: %.4f - test accuracy: %.4f (%lld images)\n", tloss, tacc,
-                   (long long)tx->dims[0]);
+                   (long long)(ds.test ? cnn_dataset_count(ds.test) : tx->dims[0]));
     }
 done:
     cli_outputs_release(&held);
+    if (folder) {
+        cli_dataset_report_skipped(ds.train);
+        if (ds.val != ds.test)
+            cli_dataset_report_skipped(ds.val);
+        cli_dataset_report_skipped(ds.test);
+    }
+    cnn_dataset_free(ds.train);
+    if (ds.val != ds.test)
+        cnn_dataset_free(ds.val);
+    cnn_dataset_free(ds.test);
     cli_history_free(&r.history);
     cnn_tensor_free(x);
     cnn_tensor_free(labels);
@@ -685,6 +766,8 @@ int cli_train(int argc, char **argv)
     train_opts o = {.epochs = 1, .batch_size = 32};
     const cli_option opts[] = {
         {"data", CLI_OPT_STRING, &o.data.dir, 0, 0, NULL},
+        {"test-data", CLI_OPT_STRING, &o.test_data, 0, 0, NULL},
+        CLI_FOLDER_OPTIONS(&o.folder),
         {"train-images", CLI_OPT_STRING, &o.data.train_images, 0, 0, NULL},
         {"train-labels", CLI_OPT_STRING, &o.data.train_labels, 0, 0, NULL},
         {"test-images", CLI_OPT_STRING, &o.data.test_images, 0, 0, NULL},

@@ -1,0 +1,188 @@
+/* Folders of images for train, evaluate and predict: --data DIR holding
+ * one folder per class (cnn_dataset_from_directory), its options, the
+ * scan's progress line and summary. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+bool cli_data_is_folder(const char *dir)
+{
+    static const char *const mnist[] = {"train-images-idx3-ubyte", "train-images-idx3-ubyte.gz",
+                                        "t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"};
+    struct stat s;
+    if (!dir || stat(dir, &s) != 0 || !S_ISDIR(s.st_mode))
+        return false;
+    for (size_t i = 0; i < sizeof mnist / sizeof *mnist; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%.4000s/%s", dir, mnist[i]);
+        if (access(path, F_OK) == 0)
+            return false;
+    }
+    return true;
+}
+
+static int parse_size(const char *cmd, const char *text, int *rows, int *cols)
+{
+    char *end;
+    long r = strtol(text, &end, 10), c = -1;
+    if (*end == ',' || *end == 'x')
+        c = strtol(end + 1, &end, 10);
+    if (*end || r < 1 || c < 1 || r > 65536 || c > 65536)
+        return cli_usage_error(cmd, "--image-size: expected ROWS,COLS (e.g. 96,96), each in"
+                               " [1, 65536], got '%s'", text);
+    *rows = (int)r;
+    *cols = (int)c;
+    return CLI_OK;
+}
+
+static void on_scan(int64_t files, void *user)
+{
+    const char *dir = user;
+    if (isatty(STDERR_FILENO))
+        fprintf(stderr, "\rScanning %s: %lld files", dir, (long long)files);
+}
+
+int cli_dataset_open(const char *cmd, const char *dir, const cnn_model *m, cnn_loss loss,
+                     const cli_folder_options *f, double scale, float validation_split,
+                     cnn_subset subset, uint32_t seed, FILE *info, cnn_dataset **out)
+{
+    *out = NULL;
+    cnn_shape in = cnn_model_input_shape(m);
+    if (in.rank != 3)
+        return cli_failf(cmd, "--data %s: a folder of images needs a model whose input is an"
+                         " image (rows, cols, channels)", dir);
+    cnn_dataset_config c = {.image_size = {in.dims[0], in.dims[1]}, .seed = seed,
+                            .validation_split = validation_split, .subset = subset,
+                            .scale = (float)scale, .skip_bad_images = f->skip_bad_images,
+                            .workers = f->workers, .cache_bytes = f->cache,
+                            .scan_progress = on_scan, .scan_user = (void *)dir};
+    int rc;
+    if (f->image_size && (rc = parse_size(cmd, f->image_size, &c.image_size[0], &c.image_size[1])))
+        return rc;
+    if (c.image_size[0] != in.dims[0] || c.image_size[1] != in.dims[1])
+        return cli_usage_error(cmd, "--image-size %dx%d: the model's input is %dx%d (a model"
+                               " takes one size; resize to it)", c.image_size[0],
+                               c.image_size[1], in.dims[0], in.dims[1]);
+    int channels = in.dims[2];
+    if (f->color_mode) {
+        channels = !strcmp(f->color_mode, "grayscale") ? 1 : !strcmp(f->color_mode, "rgb") ? 3
+                   : !strcmp(f->color_mode, "rgba")    ? 4 : 0;
+        if (!channels)
+            return cli_usage_error(cmd, "--color-mode: expected grayscale, rgb or rgba, got"
+                                   " '%s'", f->color_mode);
+        if (channels != in.dims[2])
+            return cli_usage_error(cmd, "--color-mode %s gives %d channel%s, the model's input"
+                                   " has %d", f->color_mode, channels, channels == 1 ? "" : "s",
+                                   in.dims[2]);
+    }
+    if (channels != 1 && channels != 3 && channels != 4)
+        return cli_failf(cmd, "the model's input has %d channels; images give 1 (grayscale), 3"
+                         " (rgb) or 4 (rgba)", channels);
+    c.color_mode = channels == 1 ? CNN_COLOR_GRAYSCALE : channels == 4 ? CNN_COLOR_RGBA
+                                                                       : CNN_COLOR_RGB;
+    /* labels as cli_targets makes them: indices for the sparse loss or a
+     * one-unit output, one-hot otherwise */
+    cnn_shape os = cnn_model_output_shape(m);
+    c.label_mode = loss == CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY
+                           || (os.rank == 1 && os.dims[0] == 1)
+                       ? CNN_LABEL_INT
+                       : CNN_LABEL_CATEGORICAL;
+    cnn_status st = cnn_dataset_from_directory(dir, c, out);
+    if (isatty(STDERR_FILENO))
+        fprintf(stderr, "\r\033[K");
+    if (st)
+        return cli_fail(cmd);
+    int64_t total = 0;
+    for (int k = 0; k < cnn_dataset_class_count(*out); k++)
+        total += cnn_dataset_class_files(*out, k);
+    fprintf(info, "%s: %lld files in %d classes", dir, (long long)total, cnn_dataset_class_count(*out));
+    if (subset)
+        fprintf(info, ", the %s subset (validation split %g by files)",
+               subset == CNN_SUBSET_TRAINING ? "training" : "validation", (double)validation_split);
+    fprintf(info, ":");
+    for (int k = 0; k < cnn_dataset_class_count(*out); k++)
+        fprintf(info, "%s %s %lld", k ? "," : "", cnn_dataset_class_name(*out, k),
+               (long long)cnn_dataset_class_files(*out, k));
+    fputc('\n', info);
+    return CLI_OK;
+}
+
+int cli_dataset_classes(const char *cmd, const cnn_dataset *ds, cnn_model *m)
+{
+    const int n = cnn_dataset_class_count(ds), classes = cli_model_classes(m);
+    if (n != classes && !(classes == 2 && n == 2))
+        return cli_failf(cmd, "the data have %d classes (class folders), the model's output has"
+                         " %d; give the last Dense layer %d units", n, classes, n);
+    const char *const *have;
+    int n_have = cnn_model_class_names(m, &have);
+    if (n_have) {
+        for (int k = 0; k < n_have && k < n; k++)
+            if (strcmp(have[k], cnn_dataset_class_name(ds, k)) != 0)
+                return cli_failf(cmd, "class %d is '%s' in the model but '%s' in the data (the"
+                                 " sorted folder names)", k, have[k],
+                                 cnn_dataset_class_name(ds, k));
+        return CLI_OK;
+    }
+    const char **names = calloc((size_t)n, sizeof *names);
+    if (!names)
+        return cli_failf(cmd, "out of memory");
+    for (int k = 0; k < n; k++)
+        names[k] = cnn_dataset_class_name(ds, k);
+    int rc = cnn_model_set_class_names(m, names, n) ? cli_fail(cmd) : CLI_OK;
+    free(names);
+    return rc;
+}
+
+void cli_dataset_report_skipped(const cnn_dataset *ds)
+{
+    int64_t n = cnn_dataset_skipped(ds);
+    if (!n)
+        return;
+    printf("Skipped %lld bad image%s (--skip-bad-images):\n", (long long)n, n == 1 ? "" : "s");
+    for (int64_t i = 0; i < n; i++)
+        printf("  %s\n", cnn_dataset_skipped_file(ds, i));
+}
+
+int cli_dataset_tensors(const char *cmd, cnn_dataset *ds, bool skip_bad, cnn_tensor **x,
+                        cnn_tensor **labels)
+{
+    *x = *labels = NULL;
+    const cnn_shape s = cnn_dataset_element_shape(ds);
+    const int64_t n = cnn_dataset_count(ds), row = (int64_t)s.dims[0] * s.dims[1] * s.dims[2];
+    const int64_t dims[4] = {n, s.dims[0], s.dims[1], s.dims[2]}, ldims[1] = {n};
+    if (cnn_tensor_create(x, 4, dims) || cnn_tensor_create(labels, 1, ldims)) {
+        cnn_tensor_free(*x);
+        *x = NULL;
+        return cli_fail(cmd);
+    }
+    float *y = malloc((size_t)cnn_dataset_target_size(ds) * sizeof *y);
+    int64_t kept = 0, skipped = 0;
+    int rc = y ? CLI_OK : cli_failf(cmd, "out of memory");
+    for (int64_t i = 0; i < n && !rc; i++) {
+        if (cnn_dataset_read(ds, i, 1, (*x)->data + kept * row, y) == CNN_OK) {
+            (*labels)->data[kept++] = (float)cnn_dataset_label(ds, i);
+        } else if (skip_bad) {
+            fprintf(stderr, "cnn %s: skipped: %s\n", cmd, cnn_last_error());
+            skipped++;
+        } else {
+            rc = cli_fail(cmd); /* the error names the file */
+        }
+    }
+    free(y);
+    (*x)->dims[0] = (*labels)->dims[0] = kept;
+    if (!rc && skipped)
+        fprintf(stderr, "cnn %s: skipped %lld bad image%s (--skip-bad-images)\n", cmd,
+                (long long)skipped, skipped == 1 ? "" : "s");
+    if (!rc && kept == 0)
+        rc = cli_failf(cmd, "no image of the data could be read");
+    if (rc) {
+        cnn_tensor_free(*x);
+        cnn_tensor_free(*labels);
+        *x = *labels = NULL;
+    }
+    return rc;
+}
