@@ -191,6 +191,15 @@ void cli_dataset_report_skipped(const cnn_dataset *ds);
  * skip_bad_images, else an error. */
 int cli_dataset_tensors(const char *cmd, cnn_dataset *ds, bool skip_bad, cnn_tensor **x,
                         cnn_tensor **labels);
+/* The image files (.bmp .gif .jpeg .jpg .png) under dir, walked
+ * recursively in sorted order; hidden files and symlinked directories are
+ * left out. */
+typedef struct cli_paths {
+    char **paths;
+    size_t count, cap;
+} cli_paths;
+int cli_image_files(const char *cmd, const char *dir, cli_paths *out);
+void cli_paths_free(cli_paths *p);
 
 /* Class names from --class-names ("a,b,c" or "fashion-mnist"). */
 typedef struct cli_class_names {

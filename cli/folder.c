@@ -1,9 +1,12 @@
 /* Folders of images for train, evaluate and predict: --data DIR holding
  * one folder per class (cnn_dataset_from_directory), its options, the
  * scan's progress line and summary. */
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -185,4 +188,104 @@ int cli_dataset_tensors(const char *cmd, cnn_dataset *ds, bool skip_bad, cnn_ten
         *x = *labels = NULL;
     }
     return rc;
+}
+
+/* ---- predict DIR: every image file under a directory ---------------------- */
+
+static bool image_name(const char *name)
+{
+    static const char *const ext[] = {".bmp", ".gif", ".jpeg", ".jpg", ".png"};
+    size_t n = strlen(name);
+    for (size_t k = 0; k < sizeof ext / sizeof *ext; k++) {
+        size_t e = strlen(ext[k]);
+        if (n >= e && strcasecmp(name + n - e, ext[k]) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int walk(const char *cmd, const char *dir, int depth, cli_paths *out)
+{
+    if (depth > 64)
+        return CLI_OK; /* deeper than any real photo collection: a loop */
+    DIR *d = opendir(dir);
+    if (!d)
+        return cli_failf(cmd, "%s: cannot open the directory: %s", dir, strerror(errno));
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = CLI_OK;
+    for (struct dirent *e; !rc && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue; /* ., .., and hidden files such as .DS_Store */
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **grown = realloc(names, cap * sizeof *names);
+            if (!grown) {
+                rc = cli_failf(cmd, "out of memory");
+                break;
+            }
+            names = grown;
+        }
+        if (!(names[n++] = strdup(e->d_name)))
+            rc = cli_failf(cmd, "out of memory");
+    }
+    closedir(d);
+    if (!rc)
+        qsort(names, n, sizeof *names, by_name);
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t len = strlen(dir) + strlen(names[i]) + 2;
+        char *path = malloc(len);
+        if (!path) {
+            rc = cli_failf(cmd, "out of memory");
+            break;
+        }
+        snprintf(path, len, "%s/%s", dir, names[i]);
+        struct stat s, ls;
+        bool is_dir = stat(path, &s) == 0 && S_ISDIR(s.st_mode);
+        bool is_link = lstat(path, &ls) == 0 && S_ISLNK(ls.st_mode);
+        if (is_dir && !is_link) {
+            rc = walk(cmd, path, depth + 1, out);
+        } else if (!is_dir && image_name(names[i])) {
+            if (out->count == out->cap) {
+                size_t c = out->cap ? out->cap * 2 : 64;
+                char **grown = realloc(out->paths, c * sizeof *grown);
+                if (!grown) {
+                    free(path);
+                    rc = cli_failf(cmd, "out of memory");
+                    break;
+                }
+                out->paths = grown;
+                out->cap = c;
+            }
+            out->paths[out->count++] = path;
+            path = NULL;
+        }
+        free(path);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+int cli_image_files(const char *cmd, const char *dir, cli_paths *out)
+{
+    *out = (cli_paths){0};
+    int rc = walk(cmd, dir, 0, out);
+    if (rc)
+        cli_paths_free(out);
+    return rc;
+}
+
+void cli_paths_free(cli_paths *p)
+{
+    for (size_t i = 0; i < p->count; i++)
+        free(p->paths[i]);
+    free(p->paths);
+    *p = (cli_paths){0};
 }

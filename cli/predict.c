@@ -3,17 +3,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
 static const char help[] =
-    "Usage: cnn predict MODEL IMAGE... [options]\n"
+    "Usage: cnn predict MODEL (IMAGE | DIR)... [options]\n"
     "\n"
     "Prints the most probable classes of each IMAGE with their probabilities.\n"
     "MODEL is a .cnn, Keras .h5 or .keras file (or a description). An IMAGE is a\n"
     "PNG, JPEG, BMP, PGM/PPM, TGA or GIF file or an IDX file of images (all of\n"
     "them, or one with --index); pixel values 0..255 are multiplied by --scale.\n"
     "An image must have the model's size and channels, unless --resize is given.\n"
+    "A DIR is walked (sub-folders too, in sorted order) for .bmp .gif .jpeg .jpg\n"
+    "and .png files, each resized to the model as with --resize.\n"
     "\n"
     "Options:\n"
     "  --top K              how many classes to show (default 3; all of them if K\n"
@@ -275,9 +278,26 @@ int cli_predict(int argc, char **argv)
         }
         putchar('\n');
     }
-    for (int i = 1; i < npos; i++)
-        if (predict_file(cmd, m, pos[i], &in, batch, &out))
+    for (int i = 1; i < npos; i++) {
+        struct stat st;
+        if (stat(pos[i], &st) != 0 || !S_ISDIR(st.st_mode)) {
+            if (predict_file(cmd, m, pos[i], &in, batch, &out))
+                rc = CLI_FAILURE;
+            continue;
+        }
+        /* a directory: every image under it, resized to the model */
+        cli_paths files;
+        if (cli_image_files(cmd, pos[i], &files)) {
             rc = CLI_FAILURE;
+            continue;
+        }
+        cli_input_options fit = in;
+        fit.resize = true;
+        for (size_t k = 0; k < files.count; k++)
+            if (predict_file(cmd, m, files.paths[k], &fit, batch, &out))
+                rc = CLI_FAILURE;
+        cli_paths_free(&files);
+    }
     if (out.format == CLI_FORMAT_JSON)
         printf("\n ]}\n");
 done:

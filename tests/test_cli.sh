@@ -515,5 +515,61 @@ if grep -q "^Epoch" "$tmp/out"; then bad "no-Flatten model started an epoch"; el
 expect 0 "summary --help" summary --help
 has "$tmp/out" "Keras model file, .h5 or .keras" "summary --help names Keras files"
 
+# ---- folders of images: --data DIR of class folders (cnn_dataset) ----
+photos=$tmp/photos
+python3 - "$photos" <<'EOF2' || bad "writing the image folders"
+import os, struct, sys, zlib
+root = sys.argv[1]
+def png(path, rows, cols, pixels):
+    def chunk(kind, data):
+        c = kind + data
+        return struct.pack(">I", len(data)) + c + struct.pack(">I", zlib.crc32(c) & 0xffffffff)
+    raw = b"".join(b"\0" + bytes(pixels[r * cols:(r + 1) * cols]) for r in range(rows))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", cols, rows, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+for part, count in (("train", 24), ("test", 8)):
+    for k, name in enumerate(("cat", "dog")):
+        d = os.path.join(root, part, name)
+        os.makedirs(d)
+        for i in range(count):
+            # cats: vertical stripes, dogs: horizontal ones
+            px = [200 if ((c if k == 0 else r) // 4 + i) % 2 else 30 for r in range(28) for c in range(28)]
+            png(os.path.join(d, "%03d.png" % i), 28, 28, px)
+    open(os.path.join(root, part, "cat", "notes.txt"), "w").write("not an image\n")
+    os.makedirs(os.path.join(root, part, ".thumbnails"))
+EOF2
+printf 'input shape=28,28,1\nConv2D 4 3 activation=relu\nMaxPooling2D 2\nFlatten\nDense 2 activation=softmax\n' >"$tmp/two.model"
+expect 0 "train from class folders" train "$tmp/two.model" --data "$photos/train" \
+    --test-data "$photos/test" --validation-split 0.25 --epochs 2 --seed 3 --workers 2 \
+    --save "$tmp/two.cnn" --no-checkpoint
+has "$tmp/out" "36 files in 2 classes, the training subset" "the training split by files"
+has "$tmp/out" "12 files in 2 classes, the validation subset" "the validation split by files"
+has "$tmp/out" "16 files in 2 classes: cat 8, dog 8" "files per class"
+has "$tmp/out" "Class names (kept in the model): cat, dog" "class names from the folders"
+has "$tmp/out" "Test loss:" "test data from a folder"
+# the same seed, the same weights; --workers does not change them
+cp "$tmp/two.cnn" "$tmp/two_a.cnn"
+expect 0 "train again with 1 worker" train "$tmp/two.model" --data "$photos/train" \
+    --test-data "$photos/test" --validation-split 0.25 --epochs 2 --seed 3 --workers 1 \
+    --save "$tmp/two.cnn" --no-checkpoint
+if cmp -s "$tmp/two.cnn" "$tmp/two_a.cnn"; then ok; else bad "folder training: --workers changed the weights"; fi
+expect 0 "predict a directory" predict "$tmp/two.cnn" "$photos/test" --format csv
+if [ "$(grep -c '\.png,' "$tmp/out")" -eq 16 ]; then ok; else bad "predict DIR: expected 16 images"; fi
+has "$tmp/out" "image,index,class,name,probability,cat,dog" "predict DIR prints the class names"
+expect 0 "evaluate a folder" evaluate "$tmp/two.cnn" --data "$photos/test"
+has "$tmp/out" "Evaluated 16 images" "evaluate a folder: every image"
+fails_cleanly "10-class model on 2 class folders" train "$tmp/small.model" --data "$photos/train" --no-checkpoint
+has "$tmp/err" "the data have 2 classes" "class count mismatch"
+expect 2 "--test-data with IDX data" train "$tmp/two.model" --data "$data" --test-data "$photos/test"
+expect 2 "--image-size not the model's" train "$tmp/two.model" --data "$photos/train" --image-size 32,32
+expect 2 "--color-mode not the model's" train "$tmp/two.model" --data "$photos/train" --color-mode rgb
+printf 'this is not a PNG' >"$photos/train/dog/zz-broken.png"
+fails_cleanly "a bad image" train "$tmp/two.model" --data "$photos/train" --no-checkpoint
+has "$tmp/err" "zz-broken.png" "a bad image is named"
+expect 0 "--skip-bad-images" train "$tmp/two.model" --data "$photos/train" --no-checkpoint --skip-bad-images
+has "$tmp/out" "Skipped 1 bad image (--skip-bad-images):" "skipped images counted"
+has "$tmp/out" "dog/zz-broken.png" "skipped images listed"
+
 echo "test_cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

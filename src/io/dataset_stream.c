@@ -101,14 +101,14 @@ static void *worker(void *arg)
                                                        s->c.decode_bytes)
                             : cnn_fail(CNN_ERR_NO_MEMORY, "data set: out of memory");
         bool ok = st == CNN_OK;
-        if (!ok && ds->cfg.skip_bad_images && st != CNN_ERR_NO_MEMORY)
+        if (!ok && ds->cfg.skip_bad_images)
             cnn_dataset_mark_bad(ds, s->c.order[pos]);
         else if (ok && s->c.transform)
             s->c.transform(s->c.transform_user, x, b, row, scratch);
 
         pthread_mutex_lock(&s->mu);
         sl->ok[row] = ok;
-        if (!ok && !(ds->cfg.skip_bad_images && st != CNN_ERR_NO_MEMORY) && row < sl->err_row) {
+        if (!ok && !ds->cfg.skip_bad_images && row < sl->err_row) {
             sl->st = st;
             sl->err_row = row;
             snprintf(sl->err, sizeof sl->err, "%s", cnn_last_error());
