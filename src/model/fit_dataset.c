@@ -51,8 +51,10 @@ static cnn_status check_dataset(const cnn_model *m, const cnn_dataset *ds, const
 }
 
 /* The stream's settings for batch examples of ds, within the model's
- * budget (what the model itself needs, the queue, the cache, one decode
- * per thread). */
+ * budget: what the model itself needs, the cache, the queue (2 batches
+ * per decode thread + 2, fewer down to 2 when the budget is tight), and
+ * one decode per thread (bounded by what is left, at most
+ * DECODE_BYTES_MAX). */
 static cnn_status plan_stream(const cnn_model *m, const cnn_dataset *ds, int batch, bool training,
                               cnn_dataset_stream_config *c, const char *what)
 {
@@ -60,15 +62,22 @@ static cnn_status plan_stream(const cnn_model *m, const cnn_dataset *ds, int bat
     cnn_status st = cnn_model_estimate_memory(m, batch, &est);
     if (st)
         return st;
-    const int64_t model = training ? est.training_total : est.inference_total;
-    *c = (cnn_dataset_stream_config){.batch = batch};
     const int w = cnn_dataset_workers(ds);
-    const int64_t fixed = model + cnn_dataset_stream_bytes(ds, c) + ds->cfg.cache_bytes;
-    int64_t room = (m->max_memory - fixed) / w;
-    c->decode_bytes = room < DECODE_BYTES_MAX ? room : DECODE_BYTES_MAX;
-    if (ds->x || c->decode_bytes >= (int64_t)ds->x_row * 8)
-        return cnn_model_check_budget(m, fixed + (ds->x ? 0 : (int64_t)w * c->decode_bytes), what);
-    return cnn_model_check_budget(m, fixed + (int64_t)w * ds->x_row * 8, what);
+    const int64_t model = training ? est.training_total : est.inference_total;
+    const int64_t least_decode = ds->x ? 0 : (int64_t)w * ds->x_row * 8;
+    *c = (cnn_dataset_stream_config){.batch = batch, .queue = 2 * w + 2};
+    int64_t fixed;
+    for (;;) {
+        fixed = model + cnn_dataset_stream_bytes(ds, c) + ds->cfg.cache_bytes;
+        if (fixed + least_decode <= m->max_memory || c->queue <= 2)
+            break;
+        c->queue--;
+    }
+    if ((st = cnn_model_check_budget(m, fixed + least_decode, what)))
+        return st;
+    const int64_t room = (m->max_memory - fixed) / w;
+    c->decode_bytes = ds->x ? 0 : room < DECODE_BYTES_MAX ? room : DECODE_BYTES_MAX;
+    return CNN_OK;
 }
 
 /* ---- evaluate ------------------------------------------------------------- */
