@@ -47,13 +47,19 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) tests/test.h $(BUILD)/libcnn.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Itests $< $(TEST_SUPPORT) -o $@ $(BUILD)/libcnn.a $(LDLIBS)
 
 # The benchmark against PyTorch (needs python3-torch; see bench/run.py).
-BENCH_BIN := $(BUILD)/bench/bench_cnn $(BUILD)/bench/peak $(BUILD)/bench/bench_kernels
+BENCH_BIN := $(BUILD)/bench/bench_cnn $(BUILD)/bench/peak $(BUILD)/bench/bench_kernels \
+	$(BUILD)/bench/bench_data
 $(BUILD)/bench/bench_cnn: bench/bench_cnn.c $(BUILD)/libcnn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS)
 
 # Naive against fast kernels (bench/bench_kernels.c), run by hand.
 $(BUILD)/bench/bench_kernels: bench/bench_kernels.c $(BUILD)/libcnn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS)
+
+# The data-pipeline side (bench/data_run.py) uses the stream inside the library.
+$(BUILD)/bench/bench_data: bench/bench_data.c $(BUILD)/libcnn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS)
 

@@ -199,6 +199,9 @@ def main():
                 f"{gib(fast['max_rss_kib']):.2f} / {gib(lean['max_rss_kib']):.2f} GiB | "
                 f"{ours['max_rss_kib'] / lean['max_rss_kib']:.2f} |")
     say()
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import data_run  # the data-pipeline side-by-side (issue 14)
+    data_run.section(say, quick)
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     with open(out_path, "w") as f:
         f.write("\n".join(lines) + "\n")
