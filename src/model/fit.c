@@ -177,7 +177,7 @@ static cnn_status allocate(fit_state *f)
     cnn_model *m = f->m;
     cnn_status st;
     if ((st = cnn_model_ensure_gradients(m)) || (st = cnn_model_reserve(m, f->batch, true))
-        || (st = cnn_fit_callbacks_begin(m, &f->cfg, f->val.count > 0, &f->cb)))
+        || (st = cnn_fit_callbacks_begin(m, &f->cfg, f->val.count > 0 || f->val_ds, &f->cb)))
         return st;
     f->order = malloc((size_t)f->train.count * sizeof *f->order);
     f->scratch = f->augment ? malloc((size_t)f->train.x_row * sizeof(float)) : NULL;
@@ -247,6 +247,35 @@ static cnn_status fit_finish(fit_state *f, cnn_status st, cnn_history **history_
     else
         cnn_history_free(f->h);
     return st;
+}
+
+cnn_status cnn_fit_prepare_dataset(fit_state *f, cnn_model *m, cnn_dataset *train,
+                                   cnn_dataset *val, const cnn_fit_config *cfg)
+{
+    *f = (fit_state){.m = m, .cfg = *cfg, .train_ds = train, .val_ds = val};
+    cnn_status st;
+    if ((st = cnn_fit_check_batch_size(&f->cfg.batch_size, "fit")) || (st = check_epochs(&f->cfg)))
+        return st;
+    const int64_t count = cnn_dataset_count(train);
+    f->train = (data_view){NULL, NULL, count, train->x_row, cnn_model_target_size(m)};
+    int64_t n_val;
+    if ((st = cnn_fit_split_sizes(count, 0, f->cfg.batch_size, &f->train.count, &n_val,
+                                  &f->steps)))
+        return st;
+    f->batch = f->cfg.batch_size < f->train.count ? f->cfg.batch_size : (int)f->train.count;
+    f->per_step = f->batch;
+    if ((st = check_augmentation(f)) || (st = allocate(f)))
+        return st;
+    f->shuffle_seed = f->cfg.seed ? f->cfg.seed : m->seed ^ 0x5eed5eed5eedull;
+    f->aug_seed = f->cfg.augmentation.seed ? f->cfg.augmentation.seed
+                                           : f->shuffle_seed ^ 0xa06e47a71017ull;
+    f->lr = m->opt.learning_rate;
+    return CNN_OK;
+}
+
+cnn_status cnn_fit_finish(fit_state *f, cnn_status st, cnn_history **history_out)
+{
+    return fit_finish(f, st, history_out);
 }
 
 cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,

@@ -4,6 +4,7 @@
 #ifndef CNN_MODEL_FIT_H
 #define CNN_MODEL_FIT_H
 
+#include "io/dataset.h"
 #include "model/model.h"
 
 /* A view of examples [start, start + count) of x and y. */
@@ -31,6 +32,11 @@ typedef struct fit_state {
     float *bx, *by;         /* the gathered batch: the arena's input and target */
     cnn_fit_callbacks cb;
     cnn_history *h;
+    /* cnn_model_fit_dataset (fit_dataset.c): the batches come from the
+     * training data set's stream (train.x and train.y are then NULL) and
+     * validation from val_ds; NULL for cnn_model_fit */
+    cnn_dataset *train_ds, *val_ds;
+    cnn_dataset_stream_config stream; /* queue and decode bounds, per epoch */
 
     /* where training stands */
     int epoch;              /* 1-based, the one running */
@@ -41,6 +47,19 @@ typedef struct fit_state {
     bool keep_going;        /* the progress callback has not asked to stop */
     cnn_progress p;         /* the last report: the epoch end extends it */
 } fit_state;
+
+/* cnn_model_fit_dataset's prepare and finish (fit.c): cnn_model_fit's
+ * checks, split sizes, allocations and seeds over the training data set's
+ * examples (without validation_split; val may be NULL), then freeing them. */
+cnn_status cnn_fit_prepare_dataset(fit_state *f, cnn_model *m, cnn_dataset *train,
+                                   cnn_dataset *val, const cnn_fit_config *cfg);
+cnn_status cnn_fit_finish(fit_state *f, cnn_status st, cnn_history **history_out);
+/* The mean loss and accuracy over a data set, streamed (fit_dataset.c). */
+cnn_status cnn_fit_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch, double *loss,
+                                    double *accuracy);
+/* Applied by the decode threads to each training example (fit_dataset.c):
+ * fit's augmentation of row `row` of step `batch`; user is the fit_state. */
+void cnn_fit_augment_example(void *user, float *x, int64_t batch, int row, float *scratch);
 
 /* One epoch (fit_epoch.c): shuffle, the steps from the resume position,
  * then validation, callbacks and the epoch-end report. *stop is set when a

@@ -1,26 +1,17 @@
 /* fit and evaluate from a cnn_dataset: each step takes the next batch the
  * data set's decode threads have ready (src/io/dataset_stream.c). The
- * epoch's order, the augmentation and the step are those of cnn_model_fit,
- * so the same examples give the same weights bit for bit. */
-#include <math.h>
+ * rest is cnn_model_fit's own pieces (fit.c, fit_epoch.c: the same
+ * prepare, epoch order, augmentation, step and epoch end), so the same
+ * examples give the same weights bit for bit. */
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
 #include "core/error.h"
 #include "io/dataset.h"
-#include "model/model.h"
+#include "model/fit.h"
 
 /* A decode's allocations are bounded by this, or less when the budget is
  * tight: enough for a 24-megapixel RGBA photo. */
 #define DECODE_BYTES_MAX ((int64_t)96 << 20)
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* The model must take the data set's examples and targets. */
 static cnn_status check_dataset(const cnn_model *m, const cnn_dataset *ds, const char *what)
@@ -82,9 +73,11 @@ static cnn_status plan_stream(const cnn_model *m, const cnn_dataset *ds, int bat
 
 /* ---- evaluate ------------------------------------------------------------- */
 
-static cnn_status evaluate_stream(cnn_model *m, cnn_dataset *ds, int batch, double *loss,
-                                  double *accuracy)
+cnn_status cnn_fit_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch, double *loss,
+                                    double *accuracy)
 {
+    if (batch > ds->count)
+        batch = (int)ds->count;
     cnn_dataset_stream_config c;
     cnn_status st = plan_stream(m, ds, batch, false, &c, "evaluating a data set");
     int64_t *order = st ? NULL : malloc((size_t)ds->count * sizeof *order);
@@ -138,11 +131,9 @@ cnn_status cnn_model_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch_s
     cnn_status st = check_dataset(m, ds, "evaluate");
     if (st)
         return st;
-    if (batch_size > ds->count)
-        batch_size = (int)ds->count;
     double l = 0, a = 0;
-    if ((st = cnn_model_reserve(m, batch_size, false))
-        || (st = evaluate_stream(m, ds, batch_size, &l, &a)))
+    if ((st = cnn_model_reserve(m, batch_size < ds->count ? batch_size : (int)ds->count, false))
+        || (st = cnn_fit_evaluate_dataset(m, ds, batch_size, &l, &a)))
         return st;
     if (loss)
         *loss = l;
@@ -153,23 +144,11 @@ cnn_status cnn_model_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch_s
 
 /* ---- fit ------------------------------------------------------------------ */
 
-/* What the decode threads need to augment an example as fit does. */
-typedef struct {
-    const cnn_augmentation *aug;
-    uint64_t seed;
-    int epoch;
-    cnn_shape shape;
-} augment_job;
-
-static void augment_one(void *user, float *x, int64_t batch, int row, float *scratch)
+void cnn_fit_augment_example(void *user, float *x, int64_t batch, int row, float *scratch)
 {
-    const augment_job *j = user;
-    cnn_augment_batch_from(j->aug, j->seed, j->epoch, batch, row, x, 1, j->shape, scratch);
-}
-
-static bool report(const cnn_fit_config *cfg, cnn_progress *p)
-{
-    return cfg->progress ? cfg->progress(p, cfg->progress_user) : true;
+    const fit_state *f = user;
+    cnn_augment_batch_from(&f->cfg.augmentation, f->aug_seed, f->epoch, batch, row, x, 1,
+                           f->m->input_shape, scratch);
 }
 
 cnn_status cnn_model_fit_dataset(cnn_model *m, cnn_dataset *train, cnn_dataset *validation,
@@ -192,173 +171,28 @@ cnn_status cnn_model_fit_dataset(cnn_model *m, cnn_dataset *train, cnn_dataset *
     if (validation == train)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
                         "fit: the validation data set must be another object than the training"
-                        " one");
+                        " one (cnn_dataset_from_directory with subset validation)");
     if (cfg.batch_size == 0)
         cfg.batch_size = 32;
-    if (cfg.epochs == 0)
-        cfg.epochs = 1;
-    if (cfg.batch_size < 1 || cfg.epochs < 1 || cfg.initial_epoch < 0
-        || cfg.initial_epoch >= cfg.epochs || cfg.initial_step < 0)
-        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
-                        "fit: need batch_size >= 1, epochs >= 1, initial_epoch in [0, epochs) and"
-                        " initial_step >= 0; got %d, %d, %d, %lld",
-                        cfg.batch_size, cfg.epochs, cfg.initial_epoch,
-                        (long long)cfg.initial_step);
-    int64_t n_train, n_val, steps;
-    if ((st = cnn_fit_split_sizes(train->count, 0, cfg.batch_size, &n_train, &n_val, &steps)))
+    cnn_dataset_stream_config plan;
+    if (cfg.batch_size > 0
+        && (st = plan_stream(m, train,
+                             cfg.batch_size < train->count ? cfg.batch_size : (int)train->count,
+                             true, &plan, "training from a data set")))
         return st;
-    const int batch = cfg.batch_size < n_train ? cfg.batch_size : (int)n_train;
-    if (cfg.initial_step > steps)
-        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
-                        "fit: initial_step %lld is past the epoch's %lld steps (a checkpoint of"
-                        " other data?)",
-                        (long long)cfg.initial_step, (long long)steps);
-    const cnn_augmentation *aug = &cfg.augmentation;
-    const bool augment = aug->horizontal_flip || aug->max_shift || aug->max_rotation != 0;
-    if (augment && (aug->max_shift < 0 || aug->max_shift > 65536
-                    || !(aug->max_rotation >= 0 && aug->max_rotation <= 180)))
-        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
-                        "fit: augmentation: max_shift must be in [0, 65536] and max_rotation in"
-                        " [0, 180] degrees");
-    cnn_dataset_stream_config sc;
-    cnn_fit_callbacks cb;
-    if ((st = plan_stream(m, train, batch, true, &sc, "training from a data set"))
-        || (st = cnn_model_ensure_gradients(m)) || (st = cnn_model_reserve(m, batch, true))
-        || (st = cnn_fit_callbacks_begin(m, &cfg, validation != NULL, &cb)))
+    fit_state f;
+    if ((st = cnn_fit_prepare_dataset(&f, m, train, validation, &cfg)))
         return st;
-    int64_t *order = malloc((size_t)n_train * sizeof *order);
-    cnn_history *h = calloc(1, sizeof *h);
-    const size_t rows = (size_t)(cfg.epochs - cfg.initial_epoch);
-    if (h) {
-        h->loss = calloc(rows, sizeof(double));
-        h->accuracy = calloc(rows, sizeof(double));
-        h->val_loss = calloc(rows, sizeof(double));
-        h->val_accuracy = calloc(rows, sizeof(double));
-        h->learning_rate = calloc(rows, sizeof(double));
+    if (f.cfg.initial_step > f.steps) {
+        st = cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                      "fit: initial_step %lld is past the epoch's %lld steps (a checkpoint of"
+                      " other data?)",
+                      (long long)f.cfg.initial_step, (long long)f.steps);
+        return cnn_fit_finish(&f, st, history_out);
     }
-    if (!order || !h || !h->loss || !h->accuracy || !h->val_loss || !h->val_accuracy
-        || !h->learning_rate) {
-        free(order);
-        cnn_history_free(h);
-        cnn_fit_callbacks_end(&cb);
-        return cnn_fail(CNN_ERR_NO_MEMORY, "fit: out of memory");
-    }
-    /* the seeds as cnn_model_fit derives them */
-    const uint64_t shuffle_seed = cfg.seed ? cfg.seed : m->seed ^ 0x5eed5eed5eedull;
-    const uint64_t aug_seed = aug->seed ? aug->seed : shuffle_seed ^ 0xa06e47a71017ull;
-    augment_job job = {aug, aug_seed, 0, m->input_shape};
-    sc.order = order;
-    sc.count = n_train;
-    sc.transform = augment ? augment_one : NULL;
-    sc.transform_user = &job;
-    double lr = m->opt.learning_rate;
-
-    for (int epoch = cfg.initial_epoch + 1; epoch <= cfg.epochs && st == CNN_OK; epoch++) {
-        /* cnn_model_fit's order for (seed, epoch) */
-        for (int64_t i = 0; i < n_train; i++)
-            order[i] = i;
-        cnn_rng rng;
-        cnn_rng_seed(&rng, shuffle_seed + (uint64_t)epoch * 0x9E3779B97F4A7C15ull);
-        if (!cfg.no_shuffle)
-            for (int64_t i = n_train - 1; i > 0; i--) {
-                int64_t j = (int64_t)cnn_rng_below(&rng, (uint64_t)i + 1), t = order[i];
-                order[i] = order[j];
-                order[j] = t;
-            }
-        job.epoch = epoch;
-        const int64_t first_step = epoch == cfg.initial_epoch + 1 ? cfg.initial_step : 0;
-        sc.first_batch = first_step;
-        if ((st = cnn_dataset_stream_start(train, &sc)))
-            break;
-        double t0 = now_seconds(), loss_sum = 0, correct = 0;
-        int64_t seen = 0;
-        cnn_progress p = {.event = CNN_PROGRESS_EPOCH_BEGIN, .epoch = epoch,
-                          .epochs = cfg.epochs, .steps = steps, .loss = NAN, .accuracy = NAN,
-                          .val_loss = NAN, .val_accuracy = NAN, .learning_rate = NAN};
-        bool keep_going = report(&cfg, &p);
-        for (int64_t s = first_step; s < steps && keep_going; s++) {
-            const float *bx, *by;
-            int b;
-            double l = 0, c = 0;
-            if ((st = cnn_dataset_stream_next(train, &bx, &by, &b)))
-                break;
-            if (b == 0)
-                continue; /* every file of the batch was skipped as bad */
-            cnn_model_zero_gradients(m);
-            if ((st = cnn_model_forward_raw(m, bx, b, true, true))
-                || (st = cnn_model_backward_raw(m, by, &l, &c, true, NULL)))
-                break;
-            if (!isfinite(l)) {
-                st = cnn_fail(CNN_ERR_NUMERIC,
-                              "fit: epoch %d, step %lld/%lld: the loss is %s; training stopped"
-                              " before this step's update (try a lower learning rate, or check"
-                              " the data)",
-                              epoch, (long long)(s + 1), (long long)steps,
-                              isnan(l) ? "NaN" : "infinite");
-                break;
-            }
-            l += cnn_model_penalty(m) * b;
-            lr = cnn_lr_schedule_rate(&cfg.lr_schedule, m->opt.learning_rate, m->opt_steps,
-                                      (int64_t)cfg.epochs * steps);
-            cnn_optimizer_step(m, (float)lr);
-            m->train_epoch = epoch - 1;
-            m->train_step = s + 1;
-            loss_sum += l;
-            correct += c;
-            seen += b;
-            p = (cnn_progress){.event = CNN_PROGRESS_BATCH_END, .epoch = epoch,
-                               .epochs = cfg.epochs, .step = s + 1, .steps = steps,
-                               .elapsed_seconds = now_seconds() - t0, .loss = loss_sum / seen,
-                               .accuracy = correct / seen, .val_loss = NAN,
-                               .val_accuracy = NAN, .learning_rate = lr};
-            keep_going = report(&cfg, &p);
-        }
-        cnn_dataset_stream_stop(train);
-        if (st)
-            break;
-        const int e = epoch - cfg.initial_epoch - 1;
-        h->first_epoch = cfg.initial_epoch + 1;
-        h->epochs = e + 1;
-        h->loss[e] = seen ? loss_sum / seen : NAN;
-        h->accuracy[e] = seen ? correct / seen : NAN;
-        h->val_loss[e] = h->val_accuracy[e] = NAN;
-        h->learning_rate[e] = lr;
-        if (!keep_going) {
-            st = cnn_fail(CNN_ERR_INTERRUPTED, "fit: stopped by the progress callback in epoch %d",
-                          epoch);
-            break;
-        }
-        if (validation
-            && (st = evaluate_stream(m, validation,
-                                     batch < validation->count ? batch : (int)validation->count,
-                                     &h->val_loss[e], &h->val_accuracy[e])))
-            break;
-        m->train_epoch = epoch;
-        m->train_step = 0;
-        const double logs[4] = {h->val_loss[e], h->val_accuracy[e], h->loss[e], h->accuracy[e]};
-        bool stop;
-        if ((st = cnn_fit_callbacks_epoch_end(&cb, m, epoch, logs, &stop)))
-            break;
-        p.event = CNN_PROGRESS_EPOCH_END;
-        cnn_fit_callbacks_report(&cb, &p);
-        p.elapsed_seconds = now_seconds() - t0;
-        p.val_loss = h->val_loss[e];
-        p.val_accuracy = h->val_accuracy[e];
-        p.learning_rate = cnn_lr_schedule_rate(&cfg.lr_schedule, m->opt.learning_rate,
-                                               m->opt_steps, (int64_t)cfg.epochs * steps);
-        if (!report(&cfg, &p))
-            st = cnn_fail(CNN_ERR_INTERRUPTED, "fit: stopped by the progress callback after epoch %d",
-                          epoch);
-        if (stop)
-            break;
-    }
-    h->stopped_epoch = cb.stopped_epoch;
-    h->restored_epoch = cb.restored_epoch;
-    cnn_fit_callbacks_end(&cb);
-    free(order);
-    if (history_out)
-        *history_out = h;
-    else
-        cnn_history_free(h);
-    return st;
+    f.stream = plan;
+    bool stop = false; /* a callback (EarlyStopping) ended training */
+    for (int epoch = f.cfg.initial_epoch + 1; epoch <= f.cfg.epochs && !st && !stop; epoch++)
+        st = cnn_fit_epoch(&f, epoch, &stop);
+    return cnn_fit_finish(&f, st, history_out);
 }

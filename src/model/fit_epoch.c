@@ -73,15 +73,30 @@ static cnn_status fit_step(fit_state *f, int64_t s)
 {
     cnn_model *m = f->m;
     const int64_t start = s * f->per_step;
-    const int64_t count = f->train.count - start < f->per_step ? f->train.count - start
-                                                               : f->per_step;
+    int64_t count = f->train.count - start < f->per_step ? f->train.count - start : f->per_step;
     int64_t first = 0, rows = count; /* this rank's rows of the step */
-    if (f->par)
-        cnn_parallel_share(f->par, count, &first, &rows);
-    gather(f, start + first, (int)rows);
-    if (f->augment)
-        cnn_augment_batch_from(&f->cfg.augmentation, f->aug_seed, f->epoch, s, first, f->bx,
-                               (int)rows, m->input_shape, f->scratch);
+    const float *bx = f->bx, *by = f->by;
+    if (f->train_ds) {
+        /* the stream's next batch, decoded and augmented by its threads
+         * (fewer rows when bad files were skipped) */
+        int got;
+        cnn_status st = cnn_dataset_stream_next(f->train_ds, &bx, &by, &got);
+        if (st)
+            return st;
+        count = rows = got;
+    } else {
+        if (f->par)
+            cnn_parallel_share(f->par, count, &first, &rows);
+        gather(f, start + first, (int)rows);
+        if (f->augment)
+            cnn_augment_batch_from(&f->cfg.augmentation, f->aug_seed, f->epoch, s, first, f->bx,
+                                   (int)rows, m->input_shape, f->scratch);
+    }
+    if (count == 0) { /* every file of the batch was skipped: no update */
+        m->train_epoch = f->epoch - 1;
+        m->train_step = s + 1;
+        return CNN_OK;
+    }
 
     double loss = 0, correct = 0; /* sums over the step's examples */
     cnn_status st;
@@ -89,8 +104,8 @@ static cnn_status fit_step(fit_state *f, int64_t s)
     /* a data-parallel rank may have no rows in the last step; it still
      * joins the allreduce */
     if (rows > 0
-        && ((st = cnn_model_forward_raw(m, f->bx, (int)rows, true, true))
-            || (st = cnn_model_backward_raw(m, f->by, &loss, &correct, true, NULL))))
+        && ((st = cnn_model_forward_raw(m, bx, (int)rows, true, true))
+            || (st = cnn_model_backward_raw(m, by, &loss, &correct, true, NULL))))
         return st;
     /* data-parallel: every rank gets the whole step's gradients and sums */
     if (f->par && (st = cnn_parallel_reduce_step(m, f->par, rows, count, &loss, &correct)))
@@ -158,6 +173,10 @@ static cnn_status epoch_end(fit_state *f, bool *stop)
                         f->epoch);
     cnn_history *h = f->h;
     const int e = h->epochs - 1;
+    if (f->val_ds
+        && (st = cnn_fit_evaluate_dataset(m, f->val_ds, f->batch, &h->val_loss[e],
+                                          &h->val_accuracy[e])))
+        return st;
     if (f->val.count
         && (st = cnn_fit_evaluate_view(m, &f->val, f->batch, f->par, &h->val_loss[e],
                                        &h->val_accuracy[e])))
@@ -191,7 +210,19 @@ cnn_status cnn_fit_epoch(fit_state *f, int epoch, bool *stop)
     cnn_status st = epoch_begin(f);
     /* a resumed run starts its first epoch after the steps already done */
     const int64_t first = epoch == f->cfg.initial_epoch + 1 ? f->cfg.initial_step : 0;
+    if (f->train_ds && !st) {
+        /* the stream starts at the resume position and runs ahead of the steps */
+        f->stream.order = f->order;
+        f->stream.count = f->train.count;
+        f->stream.batch = (int)f->per_step;
+        f->stream.first_batch = first;
+        f->stream.transform = f->augment ? cnn_fit_augment_example : NULL;
+        f->stream.transform_user = f;
+        st = cnn_dataset_stream_start(f->train_ds, &f->stream);
+    }
     for (int64_t s = first; s < f->steps && f->keep_going && !st; s++)
         st = fit_step(f, s);
+    if (f->train_ds)
+        cnn_dataset_stream_stop(f->train_ds);
     return st ? st : epoch_end(f, stop);
 }
