@@ -152,7 +152,8 @@ int cli_targets(const char *cmd, const cnn_model *m, cnn_loss loss, const cnn_te
 
 /* ---- data.c: folders of images (cnn_dataset) ---------------------------------------- */
 /* True if --data DIR is a folder of class folders rather than the MNIST
- * layout (no train-/t10k-images-idx3-ubyte[.gz] in it). */
+ * layout (no train-/t10k-images-idx3-ubyte[.gz] in it), or a CSV list of
+ * files (a name ending in .csv: lines "path,label"). */
 bool cli_data_is_folder(const char *dir);
 typedef struct cli_folder_options {
     const char *image_size;  /* --image-size H,W (NULL: the model's input size) */

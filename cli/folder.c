@@ -17,7 +17,12 @@ bool cli_data_is_folder(const char *dir)
     static const char *const mnist[] = {"train-images-idx3-ubyte", "train-images-idx3-ubyte.gz",
                                         "t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"};
     struct stat s;
-    if (!dir || stat(dir, &s) != 0 || !S_ISDIR(s.st_mode))
+    if (!dir || stat(dir, &s) != 0)
+        return false;
+    size_t n = strlen(dir);
+    if (S_ISREG(s.st_mode))
+        return n >= 4 && strcasecmp(dir + n - 4, ".csv") == 0; /* a list of files */
+    if (!S_ISDIR(s.st_mode))
         return false;
     for (size_t i = 0; i < sizeof mnist / sizeof *mnist; i++) {
         char path[4200];
@@ -94,7 +99,9 @@ int cli_dataset_open(const char *cmd, const char *dir, const cnn_model *m, cnn_l
                            || (os.rank == 1 && os.dims[0] == 1)
                        ? CNN_LABEL_INT
                        : CNN_LABEL_CATEGORICAL;
-    cnn_status st = cnn_dataset_from_directory(dir, c, out);
+    struct stat s;
+    cnn_status st = stat(dir, &s) == 0 && S_ISREG(s.st_mode) ? cnn_dataset_from_list(dir, c, out)
+                                                               : cnn_dataset_from_directory(dir, c, out);
     if (isatty(STDERR_FILENO))
         fprintf(stderr, "\r\033[K");
     if (st)

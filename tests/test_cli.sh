@@ -564,6 +564,19 @@ has "$tmp/err" "the data have 2 classes" "class count mismatch"
 expect 2 "--test-data with IDX data" train "$tmp/two.model" --data "$data" --test-data "$photos/test"
 expect 2 "--image-size not the model's" train "$tmp/two.model" --data "$photos/train" --image-size 32,32
 expect 2 "--color-mode not the model's" train "$tmp/two.model" --data "$photos/train" --color-mode rgb
+# a CSV list of files; and resuming a folder run from its checkpoint gives
+# the bytes of an uninterrupted one
+printf 'path,label\ncat/000.png,cat\ndog/000.png,dog\ncat/001.png,cat\ndog/001.png,dog\n' >"$photos/test/list.csv"
+expect 0 "evaluate a CSV list" evaluate "$tmp/two.cnn" --data "$photos/test/list.csv"
+has "$tmp/out" "Evaluated 4 images" "evaluate a CSV list: its 4 images"
+expect 0 "folder: 2 epochs" train "$tmp/two.model" --data "$photos/train" --epochs 2 --seed 4 \
+    --augment-flip --save "$tmp/whole.cnn" --checkpoint "$tmp/whole.ckpt.cnn"
+expect 0 "folder: 1 epoch" train "$tmp/two.model" --data "$photos/train" --epochs 1 --seed 4 \
+    --augment-flip --checkpoint "$tmp/half.ckpt.cnn"
+expect 0 "folder: resumed to 2" train "$tmp/two.model" --data "$photos/train" --epochs 2 \
+    --seed 4 --augment-flip --resume "$tmp/half.ckpt.cnn" --save "$tmp/resumed.cnn" \
+    --checkpoint "$tmp/half.ckpt.cnn"
+if cmp -s "$tmp/whole.cnn" "$tmp/resumed.cnn"; then ok; else bad "folder: resumed run differs"; fi
 printf 'this is not a PNG' >"$photos/train/dog/zz-broken.png"
 fails_cleanly "a bad image" train "$tmp/two.model" --data "$photos/train" --no-checkpoint
 has "$tmp/err" "zz-broken.png" "a bad image is named"
