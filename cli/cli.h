@@ -161,16 +161,21 @@ typedef struct cli_folder_options {
     int64_t cache;           /* --cache BYTES */
     int workers;             /* --workers N (0: the cores) */
     bool skip_bad_images;    /* --skip-bad-images */
+    bool random_crop;        /* --random-crop: the model's input size out of --image-size */
 } cli_folder_options;
 #define CLI_FOLDER_OPTIONS(f)                                                                \
     {"image-size", CLI_OPT_STRING, &(f)->image_size, 0, 0, NULL},                            \
     {"color-mode", CLI_OPT_STRING, &(f)->color_mode, 0, 0, NULL},                            \
     {"cache", CLI_OPT_BYTES, &(f)->cache, 0, 0, NULL},                                       \
     {"workers", CLI_OPT_INT, &(f)->workers, 0, 256, NULL},                                   \
-    {"skip-bad-images", CLI_OPT_FLAG, &(f)->skip_bad_images, 0, 0, NULL}
+    {"skip-bad-images", CLI_OPT_FLAG, &(f)->skip_bad_images, 0, 0, NULL},                    \
+    {"random-crop", CLI_OPT_FLAG, &(f)->random_crop, 0, 0, NULL}
 #define CLI_HELP_FOLDER                                                                      \
     "  --image-size H,W     resize every image to H x W, bilinear (default: the\n"           \
     "                       model's input size)\n"                                          \
+    "  --random-crop        then take a window of the model's input size out of it\n"       \
+    "                       (Keras RandomCrop): a random one in training, the\n"            \
+    "                       centre one in validation, test and evaluate\n"                  \
     "  --color-mode M       grayscale, rgb or rgba (default: the model's channels)\n"        \
     "  --cache BYTES        keep decoded images in memory up to BYTES (K, M, G)\n"           \
     "  --workers N          decode threads (default: the cores, at most 8)\n"               \

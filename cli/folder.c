@@ -71,10 +71,20 @@ int cli_dataset_open(const char *cmd, const char *dir, const cnn_model *m, cnn_l
     int rc;
     if (f->image_size && (rc = parse_size(cmd, f->image_size, &c.image_size[0], &c.image_size[1])))
         return rc;
-    if (c.image_size[0] != in.dims[0] || c.image_size[1] != in.dims[1])
+    if (f->random_crop) {
+        /* Keras's RandomCrop: the model's input size out of --image-size */
+        if (c.image_size[0] < in.dims[0] || c.image_size[1] < in.dims[1])
+            return cli_usage_error(cmd, "--random-crop: --image-size %dx%d is smaller than the"
+                                   " model's input %dx%d, the window it takes",
+                                   c.image_size[0], c.image_size[1], in.dims[0], in.dims[1]);
+        c.random_crop[0] = in.dims[0];
+        c.random_crop[1] = in.dims[1];
+    } else if (c.image_size[0] != in.dims[0] || c.image_size[1] != in.dims[1]) {
         return cli_usage_error(cmd, "--image-size %dx%d: the model's input is %dx%d (a model"
-                               " takes one size; resize to it)", c.image_size[0],
-                               c.image_size[1], in.dims[0], in.dims[1]);
+                               " takes one size; resize to it, or give --random-crop to take"
+                               " windows of it)", c.image_size[0], c.image_size[1], in.dims[0],
+                               in.dims[1]);
+    }
     int channels = in.dims[2];
     if (f->color_mode) {
         channels = !strcmp(f->color_mode, "grayscale") ? 1 : !strcmp(f->color_mode, "rgb") ? 3

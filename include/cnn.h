@@ -1133,6 +1133,12 @@ typedef struct cnn_dataset_config {
     float scale;               /* pixels 0..255 are multiplied by it; 0 = divided by 255 */
     bool skip_bad_images;      /* a file that does not decode is skipped and counted
                                   (cnn_dataset_skipped), else it is an error naming it */
+    int random_crop[2];        /* (rows, cols), at most image_size: Keras's RandomCrop
+                                  after the resize - a random window per example in
+                                  cnn_model_fit_dataset (depending only on fit's seed,
+                                  the epoch, step and row), the centre one elsewhere
+                                  (evaluation, validation, cnn_dataset_read); the
+                                  examples then have this size. 0 = none */
     int workers;               /* decode threads; 0 = the number of cores, at most 8 */
     int64_t cache_bytes;       /* keep decoded images up to this many bytes (Keras's
                                   .cache()); 0 = none */

@@ -563,6 +563,11 @@ fails_cleanly "10-class model on 2 class folders" train "$tmp/small.model" --dat
 has "$tmp/err" "the data have 2 classes" "class count mismatch"
 expect 2 "--test-data with IDX data" train "$tmp/two.model" --data "$data" --test-data "$photos/test"
 expect 2 "--image-size not the model's" train "$tmp/two.model" --data "$photos/train" --image-size 32,32
+expect 0 "--random-crop" train "$tmp/two.model" --data "$photos/train" --image-size 32,32 \
+    --random-crop --no-checkpoint --test-data "$photos/test"
+has "$tmp/out" "Test loss:" "--random-crop trains and tests"
+expect 2 "--random-crop from a smaller size" train "$tmp/two.model" --data "$photos/train" \
+    --image-size 20,32 --random-crop
 expect 2 "--color-mode not the model's" train "$tmp/two.model" --data "$photos/train" --color-mode rgb
 # a CSV list of files; and resuming a folder run from its checkpoint gives
 # the bytes of an uninterrupted one

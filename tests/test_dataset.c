@@ -358,6 +358,66 @@ static void test_stream(void)
     cnn_dataset_free(ds);
 }
 
+/* Keras's RandomCrop on the stream: the centre window outside training,
+ * random windows in the stream drawn from its key, the same whatever the
+ * number of threads. */
+static void test_random_crop(void)
+{
+    mkdirs("crop/k");
+    uint8_t g[64];
+    for (int i = 0; i < 64; i++)
+        g[i] = (uint8_t)i;
+    for (int f = 0; f < 6; f++) {
+        char name[64];
+        snprintf(name, sizeof name, "crop/k/%d.png", f);
+        CHECK_OK(cnn_image_save_png(at(name), g, 8, 8, 1));
+    }
+    cnn_dataset *ds = NULL;
+    CHECK_FAILS(cnn_dataset_from_directory(at("crop"),
+                                           cnn_dataset_options(.image_size = {8, 8},
+                                                               .random_crop = {9, 2}),
+                                           &ds),
+                CNN_ERR_INVALID_ARGUMENT, "random_crop 9x2 must be");
+    CHECK_OK(cnn_dataset_from_directory(at("crop"),
+                                        cnn_dataset_options(.image_size = {8, 8}, .random_crop = {3, 2},
+                                                            .color_mode = CNN_COLOR_GRAYSCALE,
+                                                            .scale = 1, .no_shuffle = true),
+                                        &ds));
+    if (!ds)
+        return;
+    cnn_shape s = cnn_dataset_element_shape(ds);
+    CHECK(s.dims[0] == 3 && s.dims[1] == 2 && s.dims[2] == 1);
+    float x[6];
+    CHECK_OK(cnn_dataset_read(ds, 0, 1, x, NULL));
+    /* centre: rows 2..4, cols 3..4 */
+    CHECK(x[0] == 19 && x[1] == 20 && x[2] == 27 && x[5] == 36);
+    int64_t order[6] = {0, 1, 2, 3, 4, 5};
+    float runs[2][36];
+    for (int w = 0; w < 2; w++) {
+        cnn_dataset_stream_config c = {.order = order, .count = 6, .batch = 4, .workers = 1 + 2 * w,
+                                       .crop_key = 77};
+        CHECK_OK(cnn_dataset_stream_start(ds, &c));
+        const float *bx, *by;
+        int rows;
+        CHECK_OK(cnn_dataset_stream_next(ds, &bx, &by, &rows));
+        memcpy(runs[w], bx, 24 * sizeof(float));
+        CHECK_OK(cnn_dataset_stream_next(ds, &bx, &by, &rows));
+        memcpy(runs[w] + 24, bx, 12 * sizeof(float));
+        cnn_dataset_stream_stop(ds);
+    }
+    CHECK(memcmp(runs[0], runs[1], sizeof runs[0]) == 0);
+    /* every window is a 3x2 block of the image, not all at one place */
+    int distinct = 0;
+    for (int e = 0; e < 6; e++) {
+        const float *w = runs[0] + e * 6;
+        int r0 = (int)w[0] / 8, c0 = (int)w[0] % 8;
+        CHECK(r0 <= 5 && c0 <= 6 && w[1] == w[0] + 1 && w[2] == w[0] + 8 && w[5] == w[0] + 17);
+        distinct += e > 0 && w[0] != runs[0][0];
+    }
+    CHECK(distinct > 0);
+    cnn_dataset_free(ds);
+}
+
 int main(void)
 {
     CHECK(mkdtemp(root) != NULL);
@@ -369,6 +429,7 @@ int main(void)
     test_list();
     test_decode_resize();
     test_stream();
+    test_random_crop();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     CHECK(system(cmd) == 0);

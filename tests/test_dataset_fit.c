@@ -209,6 +209,25 @@ static void test_synthetic(void)
     cnn_dataset_free(tr);
     cnn_dataset_free(va);
 
+    /* RandomCrop on the stream: 12x12 images, 10x10 windows; the same
+     * weights with 1 and 3 decode threads, and a resumed run equals them */
+    uint32_t crop_sum[2] = {0, 0};
+    for (int w = 0; w < 2; w++) {
+        cnn_dataset *cds = NULL;
+        CHECK_OK(cnn_dataset_from_directory(
+            at("synth"), cnn_dataset_options(.no_shuffle = true, .image_size = {R, C},
+                                             .random_crop = {10, 10},
+                                             .color_mode = CNN_COLOR_GRAYSCALE, .workers = 1 + 2 * w),
+            &cds));
+        cnn_model *cm = demo_model(10, 10, K, 16);
+        CHECK_OK(cnn_model_fit_dataset(cm, cds, NULL, cnn_fit(.epochs = 2, .batch_size = 16, .seed = 9),
+                                       NULL));
+        crop_sum[w] = checksum(cm);
+        cnn_model_free(cm);
+        cnn_dataset_free(cds);
+    }
+    CHECK(crop_sum[0] == crop_sum[1]);
+
     /* a bad file: an error naming it, or skipped and listed */
     FILE *f = fopen(at("synth/square/00000-bad.png"), "wb");
     if (f) {

@@ -45,14 +45,27 @@ cnn_status cnn_dataset_alloc(const cnn_dataset_config *cfg, const char *name, cn
         return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", name);
     }
     ds->cfg = *cfg;
+    pthread_mutex_init(&ds->lock, NULL);
     if (!ds->cfg.image_size[0])
         ds->cfg.image_size[0] = 256;
     if (!ds->cfg.image_size[1])
         ds->cfg.image_size[1] = 256;
-    ds->rows = ds->cfg.image_size[0];
-    ds->cols = ds->cfg.image_size[1];
+    ds->rows = ds->load_rows = ds->cfg.image_size[0];
+    ds->cols = ds->load_cols = ds->cfg.image_size[1];
+    if (cfg->random_crop[0] || cfg->random_crop[1]) {
+        if (cfg->random_crop[0] < 1 || cfg->random_crop[1] < 1
+            || cfg->random_crop[0] > ds->load_rows || cfg->random_crop[1] > ds->load_cols) {
+            cnn_dataset_free(ds);
+            return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                            "%s: random_crop %dx%d must be at least 1x1 and at most image_size"
+                            " %dx%d",
+                            name, cfg->random_crop[0], cfg->random_crop[1], ds->load_rows,
+                            ds->load_cols);
+        }
+        ds->rows = cfg->random_crop[0];
+        ds->cols = cfg->random_crop[1];
+    }
     ds->channels = cfg->color_mode == CNN_COLOR_GRAYSCALE ? 1 : cfg->color_mode == CNN_COLOR_RGBA ? 4 : 3;
-    pthread_mutex_init(&ds->lock, NULL);
     *out = ds;
     return CNN_OK;
 }
@@ -226,6 +239,7 @@ cnn_status cnn_dataset_finish(cnn_dataset *ds)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "%s: %d classes, at most %d are supported",
                         ds->name, ds->n_classes, CNN_MAX_CLASS_NAMES);
     ds->x_row = (int64_t)ds->rows * ds->cols * ds->channels;
+    ds->load_row = (int64_t)ds->load_rows * ds->load_cols * ds->channels;
     ds->y_row = c->label_mode == CNN_LABEL_CATEGORICAL ? ds->n_classes : 1;
     cnn_status st;
     if (!c->no_shuffle) {
@@ -312,6 +326,7 @@ cnn_status cnn_dataset_from_tensors(const cnn_tensor *x, const cnn_tensor *y, in
     cfg.image_size[0] = (int)x->dims[1];
     cfg.image_size[1] = (int)x->dims[2];
     cfg.color_mode = CNN_COLOR_RGB;
+    cfg.random_crop[0] = cfg.random_crop[1] = 0;
     cnn_status st = cnn_dataset_alloc(&cfg, "tensors", &ds);
     if (st)
         return st;
@@ -466,7 +481,7 @@ cnn_status cnn_dataset_read(cnn_dataset *ds, int64_t start, int64_t count, float
     cnn_status st = CNN_OK;
     for (int64_t i = 0; i < count && st == CNN_OK; i++)
         st = cnn_dataset_load_example(ds, start + i, x + i * ds->x_row, y ? y + i * ds->y_row : NULL,
-                                      &buf, &cap, 0);
+                                      &buf, &cap, 0, 0);
     free(buf);
     return st;
 }

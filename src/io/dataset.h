@@ -18,8 +18,10 @@ struct cnn_dataset {
     char **paths;            /* files: count paths (NULL for tensors) */
     int32_t *labels;         /* count class indices */
     float *x;                /* tensors: count * x_row floats (NULL for files) */
-    int rows, cols, channels;
+    int rows, cols, channels; /* an example (after random_crop) */
+    int load_rows, load_cols; /* image_size: what an image is resized to */
     int64_t x_row, y_row;    /* floats per example and per target */
+    int64_t load_row;        /* floats of a resized image (the cache's unit) */
     int n_classes;
     char **class_names;
     int64_t *class_files;    /* per class, after the split */
@@ -46,9 +48,10 @@ cnn_status cnn_numpy_shuffle_permutation(uint32_t seed, int64_t n, int64_t *perm
 /* Decodes example i into x (x_row floats) and its target into y (y_row
  * floats, may be NULL). buf/cap: a reusable read buffer (grown with
  * realloc). max_bytes bounds the decoder's allocations. Uses and fills the
- * cache. */
+ * cache. With random_crop, crop_key picks the window (0: the centre). */
 cnn_status cnn_dataset_load_example(cnn_dataset *ds, int64_t i, float *x, float *y,
-                                    unsigned char **buf, size_t *cap, int64_t max_bytes);
+                                    unsigned char **buf, size_t *cap, int64_t max_bytes,
+                                    uint64_t crop_key);
 void cnn_dataset_write_target(const cnn_dataset *ds, int64_t i, float *y);
 /* Marks example i as bad (skip_bad_images). */
 void cnn_dataset_mark_bad(cnn_dataset *ds, int64_t i);
@@ -73,6 +76,8 @@ typedef struct cnn_dataset_stream_config {
     int queue;               /* batches in the ring; 0 = 2 per worker + 2 */
     int workers;             /* 0 = the data set's */
     int64_t decode_bytes;    /* each decode's allocation bound */
+    uint64_t crop_key;       /* random_crop: windows drawn from (crop_key, batch,
+                                row); 0 = centre windows */
     cnn_dataset_transform_fn transform;
     void *transform_user;
 } cnn_dataset_stream_config;

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/fileio.h"
+#include "core/rng.h"
 #include "io/dataset.h"
 #include "io/decode.h"
 
@@ -112,7 +113,7 @@ static cnn_status read_file(const char *path, unsigned char **buf, size_t *cap, 
 
 static void cache_put(cnn_dataset *ds, int64_t i, const float *x)
 {
-    const int64_t bytes = ds->x_row * (int64_t)sizeof(float);
+    const int64_t bytes = ds->load_row * (int64_t)sizeof(float);
     pthread_mutex_lock(&ds->lock);
     bool room = !ds->cache[i] && ds->cache_used + bytes <= ds->cfg.cache_bytes;
     if (room)
@@ -133,16 +134,53 @@ static void cache_put(cnn_dataset *ds, int64_t i, const float *x)
     pthread_mutex_unlock(&ds->lock);
 }
 
+/* Keras's RandomCrop: the (rows, cols) window of the resized image img at
+ * a random offset drawn from key, or the centre one for key 0. */
+static void crop_into(const cnn_dataset *ds, const float *img, uint64_t key, float *x)
+{
+    int dy = (ds->load_rows - ds->rows) / 2, dx = (ds->load_cols - ds->cols) / 2;
+    if (key) {
+        cnn_rng rng;
+        cnn_rng_seed(&rng, key);
+        dy = (int)cnn_rng_below(&rng, (uint64_t)(ds->load_rows - ds->rows) + 1);
+        dx = (int)cnn_rng_below(&rng, (uint64_t)(ds->load_cols - ds->cols) + 1);
+    }
+    const size_t row = (size_t)ds->cols * ds->channels;
+    for (int r = 0; r < ds->rows; r++)
+        memcpy(x + r * row, img + ((size_t)(dy + r) * ds->load_cols + dx) * ds->channels,
+               row * sizeof(float));
+}
+
+static cnn_status load_resized(cnn_dataset *ds, int64_t i, float *x, unsigned char **buf,
+                               size_t *cap, int64_t max_bytes);
+
 cnn_status cnn_dataset_load_example(cnn_dataset *ds, int64_t i, float *x, float *y,
-                                    unsigned char **buf, size_t *cap, int64_t max_bytes)
+                                    unsigned char **buf, size_t *cap, int64_t max_bytes,
+                                    uint64_t crop_key)
 {
     if (y)
         cnn_dataset_write_target(ds, i, y);
-    const size_t row_bytes = (size_t)ds->x_row * sizeof(float);
     if (ds->x) {
-        memcpy(x, ds->x + i * ds->x_row, row_bytes);
+        memcpy(x, ds->x + i * ds->x_row, (size_t)ds->x_row * sizeof(float));
         return CNN_OK;
     }
+    if (ds->load_row == ds->x_row)
+        return load_resized(ds, i, x, buf, cap, max_bytes);
+    float *img = malloc((size_t)ds->load_row * sizeof(float));
+    if (!img)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", ds->paths[i]);
+    cnn_status st = load_resized(ds, i, img, buf, cap, max_bytes);
+    if (st == CNN_OK)
+        crop_into(ds, img, crop_key, x);
+    free(img);
+    return st;
+}
+
+/* Example i decoded and resized to image_size (load_row floats) into x. */
+static cnn_status load_resized(cnn_dataset *ds, int64_t i, float *x, unsigned char **buf,
+                               size_t *cap, int64_t max_bytes)
+{
+    const size_t row_bytes = (size_t)ds->load_row * sizeof(float);
     /* a cached image never changes or goes away while the data set lives */
     pthread_mutex_lock(&ds->lock);
     const float *cached = ds->cache[i];
@@ -158,8 +196,8 @@ cnn_status cnn_dataset_load_example(cnn_dataset *ds, int64_t i, float *x, float 
         return st;
     cnn_decoded_image img = {0};
     /* a large JPEG may be decoded at 1/2, 1/4, 1/8 scale, never below the target */
-    if ((st = cnn_decode_image(*buf, size, path, ds->channels, ds->rows, ds->cols, max_bytes,
-                               &img)))
+    if ((st = cnn_decode_image(*buf, size, path, ds->channels, ds->load_rows, ds->load_cols,
+                               max_bytes, &img)))
         return st;
     if (img.rows < 1 || img.cols < 1 || img.channels != ds->channels) {
         cnn_decoded_image_free(&img);
@@ -168,8 +206,8 @@ cnn_status cnn_dataset_load_example(cnn_dataset *ds, int64_t i, float *x, float 
     }
     int y0 = 0, x0 = 0, h = img.rows, w = img.cols;
     if (ds->cfg.crop_to_aspect_ratio)
-        crop_box(img.rows, img.cols, ds->rows, ds->cols, &y0, &x0, &h, &w);
-    st = resize_into(&img, y0, x0, h, w, ds->rows, ds->cols, ds->cfg.scale, x, path);
+        crop_box(img.rows, img.cols, ds->load_rows, ds->load_cols, &y0, &x0, &h, &w);
+    st = resize_into(&img, y0, x0, h, w, ds->load_rows, ds->load_cols, ds->cfg.scale, x, path);
     cnn_decoded_image_free(&img);
     if (st == CNN_OK && ds->cfg.cache_bytes)
         cache_put(ds, i, x);

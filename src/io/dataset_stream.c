@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "io/dataset.h"
 
 typedef struct {
@@ -64,7 +65,7 @@ int64_t cnn_dataset_stream_bytes(const cnn_dataset *ds, const cnn_dataset_stream
     const int w = c->workers ? c->workers : cnn_dataset_workers(ds);
     const int64_t per_batch = (int64_t)c->batch * ((ds->x_row + ds->y_row) * 4 + 1);
     return queue_size(ds, c) * per_batch + (int64_t)w * (ds->x ? 0 : c->decode_bytes)
-           + (int64_t)w * ds->x_row * 4;
+           + (int64_t)w * (ds->x_row + ds->load_row) * 4;
 }
 
 static void *worker(void *arg)
@@ -96,9 +97,14 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         float *x = sl->x + row * ds->x_row, *y = sl->y + row * ds->y_row;
+        /* the crop window depends only on (crop_key, batch, row) */
+        uint64_t key = s->c.crop_key;
+        if (key)
+            key = cnn_splitmix64(&key) ^ ((uint64_t)b * 0xBF58476D1CE4E5B9ull)
+                  ^ ((uint64_t)row * 0x94D049BB133111EBull) ^ 1;
         cnn_status st = scratch || !s->c.transform
                             ? cnn_dataset_load_example(ds, s->c.order[pos], x, y, &buf, &cap,
-                                                       s->c.decode_bytes)
+                                                       s->c.decode_bytes, key)
                             : cnn_fail(CNN_ERR_NO_MEMORY, "data set: out of memory");
         bool ok = st == CNN_OK;
         if (!ok && ds->cfg.skip_bad_images)

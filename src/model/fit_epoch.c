@@ -218,6 +218,9 @@ cnn_status cnn_fit_epoch(fit_state *f, int epoch, bool *stop)
         f->stream.first_batch = first;
         f->stream.transform = f->augment ? cnn_fit_augment_example : NULL;
         f->stream.transform_user = f;
+        /* random_crop's windows: drawn from (seed, epoch) as augmentation's */
+        uint64_t key = f->aug_seed ^ ((uint64_t)f->epoch * 0x9E3779B97F4A7C15ull);
+        f->stream.crop_key = cnn_splitmix64(&key) | 1;
         st = cnn_dataset_stream_start(f->train_ds, &f->stream);
     }
     for (int64_t s = first; s < f->steps && f->keep_going && !st; s++)
