@@ -55,12 +55,13 @@ cnn_status cnn_dataset_alloc(const cnn_dataset_config *cfg, const char *name, cn
     if (cfg->random_crop[0] || cfg->random_crop[1]) {
         if (cfg->random_crop[0] < 1 || cfg->random_crop[1] < 1
             || cfg->random_crop[0] > ds->load_rows || cfg->random_crop[1] > ds->load_cols) {
+            cnn_status st = cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                                     "%s: random_crop %dx%d must be at least 1x1 and at most"
+                                     " image_size %dx%d",
+                                     name, cfg->random_crop[0], cfg->random_crop[1],
+                                     ds->load_rows, ds->load_cols);
             cnn_dataset_free(ds);
-            return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
-                            "%s: random_crop %dx%d must be at least 1x1 and at most image_size"
-                            " %dx%d",
-                            name, cfg->random_crop[0], cfg->random_crop[1], ds->load_rows,
-                            ds->load_cols);
+            return st;
         }
         ds->rows = cfg->random_crop[0];
         ds->cols = cfg->random_crop[1];

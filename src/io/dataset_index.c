@@ -83,7 +83,7 @@ static cnn_status list_dir(const char *dir, strings *out)
     closedir(d);
     if (st)
         strings_free(out);
-    else
+    else if (out->count > 1)
         qsort(out->items, (size_t)out->count, sizeof *out->items, by_bytes);
     return st;
 }
@@ -204,7 +204,7 @@ static cnn_status index_class(scan *sc, const char *class_dir, int label)
 {
     strings dirs = {0};
     cnn_status st = walk_dirs(sc, class_dir, &dirs);
-    if (st == CNN_OK)
+    if (st == CNN_OK && dirs.count > 1)
         qsort(dirs.items, (size_t)dirs.count, sizeof *dirs.items, by_bytes);
     for (int64_t k = 0; st == CNN_OK && k < dirs.count; k++) {
         strings entries;
@@ -412,7 +412,7 @@ cnn_status cnn_dataset_from_list(const char *csv_path, cnn_dataset_config cfg, c
             for (int64_t i = 0; st == CNN_OK && i < label_text.count; i++)
                 if (find_name(classes.items, classes.count, label_text.items[i]) < 0)
                     st = strings_push(&classes, strdup(label_text.items[i]), csv_path);
-            if (st == CNN_OK)
+            if (st == CNN_OK && classes.count > 1)
                 qsort(classes.items, (size_t)classes.count, sizeof *classes.items, by_bytes);
         }
     }
