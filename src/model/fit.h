@@ -54,9 +54,11 @@ typedef struct fit_state {
 cnn_status cnn_fit_prepare_dataset(fit_state *f, cnn_model *m, cnn_dataset *train,
                                    cnn_dataset *val, const cnn_fit_config *cfg);
 cnn_status cnn_fit_finish(fit_state *f, cnn_status st, cnn_history **history_out);
-/* The mean loss and accuracy over a data set, streamed (fit_dataset.c). */
-cnn_status cnn_fit_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch, double *loss,
-                                    double *accuracy);
+/* The mean loss and accuracy over a data set, streamed (fit_dataset.c);
+ * in_fit: fit's validation, while the training buffers are held (the
+ * budget counts them). */
+cnn_status cnn_fit_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch, bool in_fit,
+                                    double *loss, double *accuracy);
 /* Applied by the decode threads to each training example (fit_dataset.c):
  * fit's augmentation of row `row` of step `batch`; user is the fit_state. */
 void cnn_fit_augment_example(void *user, float *x, int64_t batch, int row, float *scratch);

@@ -73,13 +73,13 @@ static cnn_status plan_stream(const cnn_model *m, const cnn_dataset *ds, int bat
 
 /* ---- evaluate ------------------------------------------------------------- */
 
-cnn_status cnn_fit_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch, double *loss,
-                                    double *accuracy)
+cnn_status cnn_fit_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch, bool in_fit,
+                                    double *loss, double *accuracy)
 {
     if (batch > ds->count)
         batch = (int)ds->count;
     cnn_dataset_stream_config c;
-    cnn_status st = plan_stream(m, ds, batch, false, &c, "evaluating a data set");
+    cnn_status st = plan_stream(m, ds, batch, in_fit, &c, "evaluating a data set");
     int64_t *order = st ? NULL : malloc((size_t)ds->count * sizeof *order);
     if (!st && !order)
         st = cnn_fail(CNN_ERR_NO_MEMORY, "evaluate: out of memory");
@@ -133,7 +133,7 @@ cnn_status cnn_model_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch_s
         return st;
     double l = 0, a = 0;
     if ((st = cnn_model_reserve(m, batch_size < ds->count ? batch_size : (int)ds->count, false))
-        || (st = cnn_fit_evaluate_dataset(m, ds, batch_size, &l, &a)))
+        || (st = cnn_fit_evaluate_dataset(m, ds, batch_size, false, &l, &a)))
         return st;
     if (loss)
         *loss = l;

@@ -174,7 +174,7 @@ static cnn_status epoch_end(fit_state *f, bool *stop)
     cnn_history *h = f->h;
     const int e = h->epochs - 1;
     if (f->val_ds
-        && (st = cnn_fit_evaluate_dataset(m, f->val_ds, f->batch, &h->val_loss[e],
+        && (st = cnn_fit_evaluate_dataset(m, f->val_ds, f->batch, true, &h->val_loss[e],
                                           &h->val_accuracy[e])))
         return st;
     if (f->val.count
