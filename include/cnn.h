@@ -1158,7 +1158,8 @@ typedef struct cnn_dataset_config {
  * or a split that leaves a part empty is an error. */
 cnn_status cnn_dataset_from_directory(const char *dir, cnn_dataset_config cfg, cnn_dataset **out);
 /* A CSV list, one "path,label" a line (a first line "path,label" is a
- * header); paths relative to the list's directory. Labels are class names
+ * header; the label follows the last comma, so a path may hold commas; no
+ * quoting); paths relative to the list's directory. Labels are class names
  * (sorted, as folders) or, when every label is an integer >= 0, the class
  * indices themselves. Shuffle and split as above. */
 cnn_status cnn_dataset_from_list(const char *csv_path, cnn_dataset_config cfg, cnn_dataset **out);
