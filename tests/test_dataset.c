@@ -234,6 +234,14 @@ static void test_list(void)
     CHECK(cnn_dataset_class_count(ds) == 4 && cnn_dataset_label(ds, 0) == 3);
     cnn_dataset_free(ds);
 
+    /* the label follows the last comma: a path may hold commas */
+    write_png("list/img/a,b.png", 2, 2, 1, 0);
+    write_text("list/comma.csv", "img/a,b.png,cat\n");
+    CHECK_OK(cnn_dataset_from_list(at("list/comma.csv"), cnn_dataset_options(.image_size = {2, 2}), &ds));
+    CHECK(ends_with(cnn_dataset_file(ds, 0), "img/a,b.png") && cnn_dataset_class_count(ds) == 1);
+    CHECK_OK(cnn_dataset_read(ds, 0, 1, x, y));
+    cnn_dataset_free(ds);
+
     write_text("list/bad.csv", "img/p.png,3\nno comma here\n");
     CHECK_FAILS(cnn_dataset_from_list(at("list/bad.csv"), cnn_dataset_options(0), &ds),
                 CNN_ERR_FORMAT, "bad.csv:2: expected \"path,label\"");
