@@ -177,7 +177,9 @@ static cnn_status allocate(fit_state *f)
     cnn_model *m = f->m;
     cnn_status st;
     if ((st = cnn_model_ensure_gradients(m)) || (st = cnn_model_reserve(m, f->batch, true))
-        || (st = cnn_fit_callbacks_begin(m, &f->cfg, f->val.count > 0 || f->val_ds, &f->cb)))
+        || (st = cnn_fit_callbacks_begin(m, &f->cfg,
+                                         f->val.count > 0 || (f->source && f->source->validate),
+                                         &f->cb)))
         return st;
     f->order = malloc((size_t)f->train.count * sizeof *f->order);
     f->scratch = f->augment ? malloc((size_t)f->train.x_row * sizeof(float)) : NULL;
@@ -249,15 +251,14 @@ static cnn_status fit_finish(fit_state *f, cnn_status st, cnn_history **history_
     return st;
 }
 
-cnn_status cnn_fit_prepare_dataset(fit_state *f, cnn_model *m, cnn_dataset *train,
-                                   cnn_dataset *val, const cnn_fit_config *cfg)
+cnn_status cnn_fit_prepare_source(fit_state *f, cnn_model *m, int64_t count, int64_t x_row,
+                                  const fit_source *source, const cnn_fit_config *cfg)
 {
-    *f = (fit_state){.m = m, .cfg = *cfg, .train_ds = train, .val_ds = val};
+    *f = (fit_state){.m = m, .cfg = *cfg, .source = source};
     cnn_status st;
     if ((st = cnn_fit_check_batch_size(&f->cfg.batch_size, "fit")) || (st = check_epochs(&f->cfg)))
         return st;
-    const int64_t count = cnn_dataset_count(train);
-    f->train = (data_view){NULL, NULL, count, train->x_row, cnn_model_target_size(m)};
+    f->train = (data_view){NULL, NULL, count, x_row, cnn_model_target_size(m)};
     int64_t n_val;
     if ((st = cnn_fit_split_sizes(count, 0, f->cfg.batch_size, &f->train.count, &n_val,
                                   &f->steps)))

@@ -4,7 +4,6 @@
 #ifndef CNN_MODEL_FIT_H
 #define CNN_MODEL_FIT_H
 
-#include "io/dataset.h"
 #include "model/model.h"
 
 /* A view of examples [start, start + count) of x and y. */
@@ -32,11 +31,10 @@ typedef struct fit_state {
     float *bx, *by;         /* the gathered batch: the arena's input and target */
     cnn_fit_callbacks cb;
     cnn_history *h;
-    /* cnn_model_fit_dataset (fit_dataset.c): the batches come from the
-     * training data set's stream (train.x and train.y are then NULL) and
-     * validation from val_ds; NULL for cnn_model_fit */
-    cnn_dataset *train_ds, *val_ds;
-    cnn_dataset_stream_config stream; /* queue and decode bounds, per epoch */
+    /* the batches from elsewhere than x and y in memory (train.x and
+     * train.y are then NULL): cnn_model_fit_dataset's stream; NULL for
+     * cnn_model_fit */
+    const struct fit_source *source;
 
     /* where training stands */
     int epoch;              /* 1-based, the one running */
@@ -48,20 +46,26 @@ typedef struct fit_state {
     cnn_progress p;         /* the last report: the epoch end extends it */
 } fit_state;
 
-/* cnn_model_fit_dataset's prepare and finish (fit.c): cnn_model_fit's
- * checks, split sizes, allocations and seeds over the training data set's
- * examples (without validation_split; val may be NULL), then freeing them. */
-cnn_status cnn_fit_prepare_dataset(fit_state *f, cnn_model *m, cnn_dataset *train,
-                                   cnn_dataset *val, const cnn_fit_config *cfg);
+/* Batches from a source other than tensors in memory: the streaming data
+ * sets of src/io/dataset_fit.c (cnn_model_fit_dataset), which the model
+ * reaches only through these hooks (io feeds model). Per epoch, begin
+ * (f->order holds the epoch's order) with the step it starts at, next for
+ * each step (fewer rows than the step's when the source skipped bad
+ * examples, maybe 0), end; validate after the epoch (NULL: none). */
+typedef struct fit_source {
+    void *ctx;
+    cnn_status (*begin)(fit_state *f, int64_t first_step);
+    cnn_status (*next)(fit_state *f, const float **x, const float **y, int *rows);
+    void (*end)(fit_state *f);
+    cnn_status (*validate)(fit_state *f, double *loss, double *accuracy);
+} fit_source;
+
+/* Prepare and finish for a source (fit.c): cnn_model_fit's checks, split
+ * sizes (no validation_split), allocations and seeds over count examples
+ * of x_row floats, then freeing them. */
+cnn_status cnn_fit_prepare_source(fit_state *f, cnn_model *m, int64_t count, int64_t x_row,
+                                  const fit_source *source, const cnn_fit_config *cfg);
 cnn_status cnn_fit_finish(fit_state *f, cnn_status st, cnn_history **history_out);
-/* The mean loss and accuracy over a data set, streamed (fit_dataset.c);
- * in_fit: fit's validation, while the training buffers are held (the
- * budget counts them). */
-cnn_status cnn_fit_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch, bool in_fit,
-                                    double *loss, double *accuracy);
-/* Applied by the decode threads to each training example (fit_dataset.c):
- * fit's augmentation of row `row` of step `batch`; user is the fit_state. */
-void cnn_fit_augment_example(void *user, float *x, int64_t batch, int row, float *scratch);
 
 /* One epoch (fit_epoch.c): shuffle, the steps from the resume position,
  * then validation, callbacks and the epoch-end report. *stop is set when a

@@ -76,11 +76,11 @@ static cnn_status fit_step(fit_state *f, int64_t s)
     int64_t count = f->train.count - start < f->per_step ? f->train.count - start : f->per_step;
     int64_t first = 0, rows = count; /* this rank's rows of the step */
     const float *bx = f->bx, *by = f->by;
-    if (f->train_ds) {
-        /* the stream's next batch, decoded and augmented by its threads
-         * (fewer rows when bad files were skipped) */
+    if (f->source) {
+        /* the source's next batch (a data set's stream: decoded and
+         * augmented by its threads, fewer rows when bad files were skipped) */
         int got;
-        cnn_status st = cnn_dataset_stream_next(f->train_ds, &bx, &by, &got);
+        cnn_status st = f->source->next(f, &bx, &by, &got);
         if (st)
             return st;
         count = rows = got;
@@ -173,9 +173,8 @@ static cnn_status epoch_end(fit_state *f, bool *stop)
                         f->epoch);
     cnn_history *h = f->h;
     const int e = h->epochs - 1;
-    if (f->val_ds
-        && (st = cnn_fit_evaluate_dataset(m, f->val_ds, f->batch, true, &h->val_loss[e],
-                                          &h->val_accuracy[e])))
+    if (f->source && f->source->validate
+        && (st = f->source->validate(f, &h->val_loss[e], &h->val_accuracy[e])))
         return st;
     if (f->val.count
         && (st = cnn_fit_evaluate_view(m, &f->val, f->batch, f->par, &h->val_loss[e],
@@ -210,22 +209,12 @@ cnn_status cnn_fit_epoch(fit_state *f, int epoch, bool *stop)
     cnn_status st = epoch_begin(f);
     /* a resumed run starts its first epoch after the steps already done */
     const int64_t first = epoch == f->cfg.initial_epoch + 1 ? f->cfg.initial_step : 0;
-    if (f->train_ds && !st) {
-        /* the stream starts at the resume position and runs ahead of the steps */
-        f->stream.order = f->order;
-        f->stream.count = f->train.count;
-        f->stream.batch = (int)f->per_step;
-        f->stream.first_batch = first;
-        f->stream.transform = f->augment ? cnn_fit_augment_example : NULL;
-        f->stream.transform_user = f;
-        /* random_crop's windows: drawn from (seed, epoch) as augmentation's */
-        uint64_t key = f->aug_seed ^ ((uint64_t)f->epoch * 0x9E3779B97F4A7C15ull);
-        f->stream.crop_key = cnn_splitmix64(&key) | 1;
-        st = cnn_dataset_stream_start(f->train_ds, &f->stream);
-    }
+    /* a source (a data set's stream) starts at the resume position */
+    if (f->source && !st)
+        st = f->source->begin(f, first);
     for (int64_t s = first; s < f->steps && f->keep_going && !st; s++)
         st = fit_step(f, s);
-    if (f->train_ds)
-        cnn_dataset_stream_stop(f->train_ds);
+    if (f->source)
+        f->source->end(f);
     return st ? st : epoch_end(f, stop);
 }

@@ -1,11 +1,12 @@
 /* fit and evaluate from a cnn_dataset: each step takes the next batch the
- * data set's decode threads have ready (src/io/dataset_stream.c). The
- * rest is cnn_model_fit's own pieces (fit.c, fit_epoch.c: the same
- * prepare, epoch order, augmentation, step and epoch end), so the same
- * examples give the same weights bit for bit. */
+ * data set's decode threads have ready (dataset_stream.c), handed to
+ * cnn_model_fit's own pieces (src/model/fit.c, fit_epoch.c: the same
+ * prepare, epoch order, augmentation, step and epoch end) as a fit_source,
+ * so the same examples give the same weights bit for bit. */
 #include <stdlib.h>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "io/dataset.h"
 #include "model/fit.h"
 
@@ -73,8 +74,10 @@ static cnn_status plan_stream(const cnn_model *m, const cnn_dataset *ds, int bat
 
 /* ---- evaluate ------------------------------------------------------------- */
 
-cnn_status cnn_fit_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch, bool in_fit,
-                                    double *loss, double *accuracy)
+/* The mean loss and accuracy over ds, streamed; in_fit: fit's validation,
+ * while the training buffers are held (the budget counts them). */
+static cnn_status evaluate_stream(cnn_model *m, cnn_dataset *ds, int batch, bool in_fit,
+                                  double *loss, double *accuracy)
 {
     if (batch > ds->count)
         batch = (int)ds->count;
@@ -133,7 +136,7 @@ cnn_status cnn_model_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch_s
         return st;
     double l = 0, a = 0;
     if ((st = cnn_model_reserve(m, batch_size < ds->count ? batch_size : (int)ds->count, false))
-        || (st = cnn_fit_evaluate_dataset(m, ds, batch_size, false, &l, &a)))
+        || (st = evaluate_stream(m, ds, batch_size, false, &l, &a)))
         return st;
     if (loss)
         *loss = l;
@@ -142,13 +145,54 @@ cnn_status cnn_model_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch_s
     return CNN_OK;
 }
 
-/* ---- fit ------------------------------------------------------------------ */
+/* ---- fit: the data sets as fit's source -------------------------------------- */
 
-void cnn_fit_augment_example(void *user, float *x, int64_t batch, int row, float *scratch)
+typedef struct {
+    cnn_dataset *train, *val;
+    cnn_dataset_stream_config plan; /* queue and decode bounds; per epoch the rest */
+} dataset_source;
+
+/* Applied by the decode threads to each training example: fit's
+ * augmentation of row `row` of step `batch`, as cnn_model_fit does it. */
+static void augment_example(void *user, float *x, int64_t batch, int row, float *scratch)
 {
     const fit_state *f = user;
     cnn_augment_batch_from(&f->cfg.augmentation, f->aug_seed, f->epoch, batch, row, x, 1,
                            f->m->input_shape, scratch);
+}
+
+static cnn_status source_begin(fit_state *f, int64_t first_step)
+{
+    dataset_source *d = f->source->ctx;
+    cnn_dataset_stream_config c = d->plan;
+    c.order = f->order;
+    c.count = f->train.count;
+    c.batch = (int)f->per_step;
+    c.first_batch = first_step;
+    c.transform = f->augment ? augment_example : NULL;
+    c.transform_user = f;
+    /* random_crop's windows: drawn from (seed, epoch) as augmentation's */
+    uint64_t key = f->aug_seed ^ ((uint64_t)f->epoch * 0x9E3779B97F4A7C15ull);
+    c.crop_key = cnn_splitmix64(&key) | 1;
+    return cnn_dataset_stream_start(d->train, &c);
+}
+
+static cnn_status source_next(fit_state *f, const float **x, const float **y, int *rows)
+{
+    dataset_source *d = f->source->ctx;
+    return cnn_dataset_stream_next(d->train, x, y, rows);
+}
+
+static void source_end(fit_state *f)
+{
+    dataset_source *d = f->source->ctx;
+    cnn_dataset_stream_stop(d->train);
+}
+
+static cnn_status source_validate(fit_state *f, double *loss, double *accuracy)
+{
+    dataset_source *d = f->source->ctx;
+    return evaluate_stream(f->m, d->val, f->batch, true, loss, accuracy);
 }
 
 cnn_status cnn_model_fit_dataset(cnn_model *m, cnn_dataset *train, cnn_dataset *validation,
@@ -180,8 +224,11 @@ cnn_status cnn_model_fit_dataset(cnn_model *m, cnn_dataset *train, cnn_dataset *
                              cfg.batch_size < train->count ? cfg.batch_size : (int)train->count,
                              true, &plan, "training from a data set")))
         return st;
+    dataset_source d = {train, validation, plan};
+    const fit_source source = {&d, source_begin, source_next, source_end,
+                               validation ? source_validate : NULL};
     fit_state f;
-    if ((st = cnn_fit_prepare_dataset(&f, m, train, validation, &cfg)))
+    if ((st = cnn_fit_prepare_source(&f, m, train->count, train->x_row, &source, &cfg)))
         return st;
     if (f.cfg.initial_step > f.steps) {
         st = cnn_fail(CNN_ERR_INVALID_ARGUMENT,
@@ -190,7 +237,6 @@ cnn_status cnn_model_fit_dataset(cnn_model *m, cnn_dataset *train, cnn_dataset *
                       (long long)f.cfg.initial_step, (long long)f.steps);
         return cnn_fit_finish(&f, st, history_out);
     }
-    f.stream = plan;
     bool stop = false; /* a callback (EarlyStopping) ended training */
     for (int epoch = f.cfg.initial_epoch + 1; epoch <= f.cfg.epochs && !st && !stop; epoch++)
         st = cnn_fit_epoch(&f, epoch, &stop);
