@@ -120,7 +120,7 @@ static int replay_dir(const char *dir, harness_fn fn)
             memcpy(exact, bytes, size);
         free(bytes);
         fuzz_current = path;
-        int before = fuzz_invariants_failed;
+        volatile int before = fuzz_invariants_failed; /* read after a longjmp */
         if (exact && setjmp(fuzz_escape) == 0)
             fn(exact, size);
         free(exact);
