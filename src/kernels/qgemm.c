@@ -1,0 +1,375 @@
+/* int8 GEMM and Conv2D: the reference, the packing, and the generic, AVX2
+ * and AVX-512 VNNI kernels (kernels/qgemm.h says what each computes).
+ *
+ * Every fast kernel computes the exact int32 accumulator (in a different
+ * order, which integer addition modulo 2^32 does not notice) and applies
+ * the same output stage, so all of them return the reference's bytes.
+ * ISA-specific code is compiled per function with target attributes (the
+ * default build has no -march) and chosen at run time. */
+#include "kernels/qgemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define QGEMM_X86 1
+#include <immintrin.h>
+#endif
+
+enum { QP = 16, QG = 4, QBLOCK = QP * QG }; /* panel width, group depth, bytes per group */
+
+/* ---- Instruction sets -------------------------------------------------- */
+
+bool cnn_qisa_supported(cnn_qisa isa)
+{
+    switch (isa) {
+    case CNN_QISA_AUTO:
+    case CNN_QISA_GENERIC: return true;
+#ifdef QGEMM_X86
+    case CNN_QISA_AVX2: __builtin_cpu_init(); return __builtin_cpu_supports("avx2");
+    case CNN_QISA_VNNI:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512vnni");
+#else
+    case CNN_QISA_AVX2:
+    case CNN_QISA_VNNI: return false;
+#endif
+    }
+    return false;
+}
+
+cnn_qisa cnn_qisa_resolve(cnn_qisa want)
+{
+    if (want == CNN_QISA_AUTO) {
+        if (cnn_qisa_supported(CNN_QISA_VNNI))
+            return CNN_QISA_VNNI;
+        return cnn_qisa_supported(CNN_QISA_AVX2) ? CNN_QISA_AVX2 : CNN_QISA_GENERIC;
+    }
+    return cnn_qisa_supported(want) ? want : CNN_QISA_GENERIC;
+}
+
+const char *cnn_qisa_name(cnn_qisa isa)
+{
+    switch (isa) {
+    case CNN_QISA_AUTO: return "auto";
+    case CNN_QISA_GENERIC: return "generic";
+    case CNN_QISA_AVX2: return "avx2";
+    case CNN_QISA_VNNI: return "vnni";
+    }
+    return "unknown";
+}
+
+/* ---- Reference --------------------------------------------------------- */
+
+void cnn_qgemm_ref(int64_t M, int N, int K, const int8_t *A, int64_t lda, int32_t a_zero,
+                   const int8_t *B, const cnn_qoutput *out, int8_t *Y, int64_t ldy)
+{
+    for (int64_t m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            int32_t acc = 0;
+            for (int k = 0; k < K; k++)
+                acc += ((int32_t)A[m * lda + k] - a_zero) * (int32_t)B[(int64_t)k * N + n];
+            Y[m * ldy + n] = cnn_q_requant(out, n, acc);
+        }
+}
+
+/* ---- Packing ----------------------------------------------------------- */
+
+cnn_status cnn_qpacked_create(cnn_qpacked **out, const int8_t *B, int K, int N)
+{
+    *out = NULL;
+    if (K < 1 || K > CNN_QGEMM_MAX_K || N < 1)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "int8 gemm: expected 1 <= K <= %d and N >= 1, got K = %d, N = %d",
+                        CNN_QGEMM_MAX_K, K, N);
+    cnn_qpacked *p = calloc(1, sizeof *p);
+    if (!p)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "int8 gemm: out of memory");
+    p->K = K;
+    p->N = N;
+    p->groups = (K + QG - 1) / QG;
+    p->panels = (N + QP - 1) / QP;
+    /* at most 2^14 groups x 2^27 panels x 64: size_t on 64-bit hosts */
+    size_t bytes = (size_t)p->panels * (size_t)p->groups * QBLOCK;
+    p->data = aligned_alloc(64, bytes);
+    p->colsum = calloc((size_t)p->panels * QP, sizeof(int32_t));
+    if (!p->data || !p->colsum) {
+        cnn_qpacked_free(p);
+        return cnn_fail(CNN_ERR_NO_MEMORY, "int8 gemm: cannot allocate %zu bytes of packed weights",
+                        bytes);
+    }
+    for (int pn = 0; pn < p->panels; pn++)
+        for (int g = 0; g < p->groups; g++) {
+            int8_t *dst = p->data + ((size_t)pn * p->groups + g) * QBLOCK;
+            for (int c = 0; c < QP; c++)
+                for (int t = 0; t < QG; t++) {
+                    int k = g * QG + t, n = pn * QP + c;
+                    dst[c * QG + t] = k < K && n < N ? B[(int64_t)k * N + n] : 0;
+                }
+        }
+    for (int k = 0; k < K; k++)
+        for (int n = 0; n < N; n++)
+            p->colsum[n] += B[(int64_t)k * N + n];
+    *out = p;
+    return CNN_OK;
+}
+
+void cnn_qpacked_free(cnn_qpacked *p)
+{
+    if (!p)
+        return;
+    free(p->data);
+    free(p->colsum);
+    free(p);
+}
+
+/* The 4 bytes of A's group g in one word, zeros past K (whose weights are
+ * 0 anyway) so the last group never reads past the row. */
+static inline uint32_t group_word(const int8_t *row, int g, int K)
+{
+    uint32_t w = 0;
+    if ((g + 1) * QG <= K) {
+        memcpy(&w, row + g * QG, 4);
+        return w;
+    }
+    unsigned char b[4] = {0, 0, 0, 0};
+    for (int t = 0; g * QG + t < K; t++)
+        b[t] = (unsigned char)row[g * QG + t];
+    memcpy(&w, b, 4);
+    return w;
+}
+
+/* acc (sum of A * B, without the zero point) for columns of panel pn ->
+ * the output row; wrapping arithmetic for the correction (see the header). */
+static void store_row(const cnn_qpacked *B, int pn, const int32_t *acc, int32_t a_zero,
+                      const cnn_qoutput *out, int8_t *y)
+{
+    int n0 = pn * QP, nc = B->N - n0 < QP ? B->N - n0 : QP;
+    for (int c = 0; c < nc; c++) {
+        uint32_t v = (uint32_t)acc[c] - (uint32_t)a_zero * (uint32_t)B->colsum[n0 + c];
+        y[n0 + c] = cnn_q_requant(out, n0 + c, (int32_t)v);
+    }
+}
+
+/* ---- Generic ----------------------------------------------------------- */
+
+static void qgemm_generic(int64_t M, const int8_t *A, int64_t lda, int32_t a_zero,
+                          const cnn_qpacked *B, const cnn_qoutput *out, int8_t *Y, int64_t ldy)
+{
+    for (int64_t m = 0; m < M; m++) {
+        const int8_t *row = A + m * lda;
+        for (int pn = 0; pn < B->panels; pn++) {
+            int32_t acc[QP] = {0};
+            const int8_t *bp = B->data + (size_t)pn * B->groups * QBLOCK;
+            for (int g = 0; g < B->groups; g++, bp += QBLOCK) {
+                uint32_t w = group_word(row, g, B->K);
+                int8_t a[QG];
+                memcpy(a, &w, 4);
+                for (int c = 0; c < QP; c++)
+                    for (int t = 0; t < QG; t++)
+                        acc[c] += (int32_t)a[t] * bp[c * QG + t];
+            }
+            store_row(B, pn, acc, a_zero, out, Y + m * ldy);
+        }
+    }
+}
+
+#ifdef QGEMM_X86
+/* ---- AVX2: vpmaddwd on sign-extended bytes ------------------------------ */
+
+/* Rows m0 .. m0 + MR - 1 against panel pn. Each group's 64 bytes become
+ * four vectors of 16 int16 (4 columns x 4 k); vpmaddwd with the row's 4
+ * k-values (broadcast) leaves 2 partial sums per column, added pairwise at
+ * the end. */
+__attribute__((target("avx2"), always_inline)) static inline void
+avx2_tile(int MR, const int8_t *A, int64_t lda, const cnn_qpacked *B, int pn, int32_t acc[][QP])
+{
+    __m256i s[2][4];
+    for (int r = 0; r < MR; r++)
+        for (int i = 0; i < 4; i++)
+            s[r][i] = _mm256_setzero_si256();
+    const int8_t *bp = B->data + (size_t)pn * B->groups * QBLOCK;
+    for (int g = 0; g < B->groups; g++, bp += QBLOCK) {
+        __m256i b[4];
+        for (int i = 0; i < 4; i++)
+            b[i] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(bp + 16 * i)));
+        for (int r = 0; r < MR; r++) {
+            uint32_t w = group_word(A + r * lda, g, B->K);
+            __m128i a16 = _mm_cvtepi8_epi16(_mm_cvtsi32_si128((int)w));
+            __m256i a = _mm256_broadcastq_epi64(a16);
+            for (int i = 0; i < 4; i++)
+                s[r][i] = _mm256_add_epi32(s[r][i], _mm256_madd_epi16(b[i], a));
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        /* hadd: [c0 c1 c4 c5 | c2 c3 c6 c7]; the permute puts them in order */
+        __m256i lo = _mm256_permute4x64_epi64(_mm256_hadd_epi32(s[r][0], s[r][1]), 0xD8);
+        __m256i hi = _mm256_permute4x64_epi64(_mm256_hadd_epi32(s[r][2], s[r][3]), 0xD8);
+        _mm256_storeu_si256((__m256i *)acc[r], lo);
+        _mm256_storeu_si256((__m256i *)(acc[r] + 8), hi);
+    }
+}
+
+__attribute__((target("avx2"))) static void
+qgemm_avx2(int64_t M, const int8_t *A, int64_t lda, int32_t a_zero, const cnn_qpacked *B,
+           const cnn_qoutput *out, int8_t *Y, int64_t ldy)
+{
+    int32_t acc[2][QP];
+    for (int pn = 0; pn < B->panels; pn++) {
+        int64_t m = 0;
+        for (; m + 2 <= M; m += 2) {
+            avx2_tile(2, A + m * lda, lda, B, pn, acc);
+            store_row(B, pn, acc[0], a_zero, out, Y + m * ldy);
+            store_row(B, pn, acc[1], a_zero, out, Y + (m + 1) * ldy);
+        }
+        if (m < M) {
+            avx2_tile(1, A + m * lda, lda, B, pn, acc);
+            store_row(B, pn, acc[0], a_zero, out, Y + m * ldy);
+        }
+    }
+}
+
+/* ---- AVX-512 VNNI: vpdpbusd -------------------------------------------- */
+
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+/* The output stage of kernels/quantize.h on 16 lanes, for accumulators
+ * acc (bias and zero-point correction already added). The high multiply
+ * runs in 64-bit lanes: x * 2^left saturated to int32, then
+ * (x * multiplier + 2^30) >> 31, which equals gemmlowp's nudge-and-
+ * truncate rounding for multipliers in [0, 2^31) (docs/QUANTIZATION.md);
+ * the rounding right shift then runs on 32-bit lanes. */
+VNNI_TARGET static inline __m512i vnni_mul_half(__m256i x32, __m256i mult32, __m256i left32)
+{
+    __m512i x = _mm512_sllv_epi64(_mm512_cvtepi32_epi64(x32), _mm512_cvtepi32_epi64(left32));
+    x = _mm512_min_epi64(x, _mm512_set1_epi64(INT32_MAX));
+    x = _mm512_max_epi64(x, _mm512_set1_epi64(INT32_MIN));
+    __m512i p = _mm512_mul_epi32(x, _mm512_cvtepi32_epi64(mult32));
+    return _mm512_srai_epi64(_mm512_add_epi64(p, _mm512_set1_epi64(INT64_C(1) << 30)), 31);
+}
+
+VNNI_TARGET static inline __m128i vnni_requant(__m512i acc, __m512i mult, __m512i shift,
+                                               __m512i zp, __m512i lo, __m512i hi)
+{
+    __m512i zero = _mm512_setzero_si512();
+    __m512i left = _mm512_max_epi32(shift, zero);
+    __m512i right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+    __m256i h0 = _mm512_cvtepi64_epi32(vnni_mul_half(_mm512_castsi512_si256(acc),
+                                                     _mm512_castsi512_si256(mult),
+                                                     _mm512_castsi512_si256(left)));
+    __m256i h1 = _mm512_cvtepi64_epi32(vnni_mul_half(_mm512_extracti64x4_epi64(acc, 1),
+                                                     _mm512_extracti64x4_epi64(mult, 1),
+                                                     _mm512_extracti64x4_epi64(left, 1)));
+    __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(h0), h1, 1);
+    /* rounding divide by 2^right, ties away from zero */
+    __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), right),
+                                    _mm512_set1_epi32(1));
+    __m512i rem = _mm512_and_si512(v, mask);
+    __m512i thr = _mm512_srli_epi32(mask, 1);
+    thr = _mm512_mask_add_epi32(thr, _mm512_cmplt_epi32_mask(v, zero), thr, _mm512_set1_epi32(1));
+    v = _mm512_srav_epi32(v, right);
+    v = _mm512_mask_add_epi32(v, _mm512_cmpgt_epi32_mask(rem, thr), v, _mm512_set1_epi32(1));
+    v = _mm512_add_epi32(v, zp);
+    v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+    return _mm512_cvtepi32_epi8(v);
+}
+
+/* Rows m0 .. m0 + MR - 1 against panels pn .. pn + NP - 1: MR x NP
+ * accumulators of 16 lanes, one vpdpbusd per row and panel per group. */
+VNNI_TARGET __attribute__((always_inline)) static inline void
+vnni_tile(int MR, int NP, const int8_t *A, int64_t lda, int32_t a_zero, const cnn_qpacked *B,
+          int pn, const cnn_qoutput *out, int8_t *Y, int64_t ldy)
+{
+    __m512i acc[6][4];
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NP; j++)
+            acc[r][j] = _mm512_setzero_si512();
+    const size_t pstride = (size_t)B->groups * QBLOCK;
+    const int8_t *bp = B->data + pn * pstride;
+    const int full = B->K / QG;
+    for (int g = 0; g < B->groups; g++, bp += QBLOCK) {
+        __m512i b[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < NP; j++)
+            b[j] = _mm512_load_si512((const void *)(bp + j * pstride));
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; r++) {
+            uint32_t w;
+            if (g < full)
+                memcpy(&w, A + r * lda + g * QG, 4);
+            else
+                w = group_word(A + r * lda, g, B->K);
+            __m512i a = _mm512_set1_epi32((int)(w ^ 0x80808080u)); /* A + 128, unsigned */
+#pragma GCC unroll 4
+            for (int j = 0; j < NP; j++)
+                acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], a, b[j]);
+        }
+    }
+    const __m512i zp = _mm512_set1_epi32(out->zero_point), lo = _mm512_set1_epi32(out->lo),
+                  hi = _mm512_set1_epi32(out->hi);
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; j++) {
+        int n0 = (pn + j) * QP, nc = B->N - n0 < QP ? B->N - n0 : QP;
+        __mmask16 k = (__mmask16)((1u << nc) - 1);
+        /* correction = bias - (128 + a_zero) * colsum, modulo 2^32 */
+        __m512i corr = _mm512_mullo_epi32(_mm512_set1_epi32(128 + a_zero),
+                                          _mm512_loadu_si512((const void *)(B->colsum + n0)));
+        __m512i bias = out->bias ? _mm512_maskz_loadu_epi32(k, out->bias + n0)
+                                 : _mm512_setzero_si512();
+        corr = _mm512_sub_epi32(bias, corr);
+        __m512i mult = _mm512_maskz_loadu_epi32(k, out->multiplier + n0);
+        __m512i shift = _mm512_maskz_loadu_epi32(k, out->shift + n0);
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; r++) {
+            __m128i y = vnni_requant(_mm512_add_epi32(acc[r][j], corr), mult, shift, zp, lo, hi);
+            _mm_mask_storeu_epi8(Y + r * ldy + n0, k, y);
+        }
+    }
+}
+
+/* One instantiation per (rows, panels) pair, so the tiles stay in registers. */
+#define VNNI_CASE(mr, np) \
+    case (mr) * 8 + (np): vnni_tile(mr, np, A, lda, a_zero, B, pn, out, Y, ldy); break;
+#define VNNI_ROWS(mr) VNNI_CASE(mr, 1) VNNI_CASE(mr, 2) VNNI_CASE(mr, 3) VNNI_CASE(mr, 4)
+
+VNNI_TARGET static void vnni_block(int mr, int np, const int8_t *A, int64_t lda, int32_t a_zero,
+                                   const cnn_qpacked *B, int pn, const cnn_qoutput *out,
+                                   int8_t *Y, int64_t ldy)
+{
+    switch (mr * 8 + np) {
+        VNNI_ROWS(1) VNNI_ROWS(2) VNNI_ROWS(3) VNNI_ROWS(4) VNNI_ROWS(5) VNNI_ROWS(6)
+    default: break;
+    }
+}
+
+VNNI_TARGET static void qgemm_vnni(int64_t M, const int8_t *A, int64_t lda, int32_t a_zero,
+                                   const cnn_qpacked *B, const cnn_qoutput *out, int8_t *Y,
+                                   int64_t ldy)
+{
+    for (int pn = 0; pn < B->panels; pn += 4) {
+        int np = B->panels - pn < 4 ? B->panels - pn : 4;
+        for (int64_t m = 0; m < M; m += 6) {
+            int mr = M - m < 6 ? (int)(M - m) : 6;
+            vnni_block(mr, np, A + m * lda, lda, a_zero, B, pn, out, Y + m * ldy, ldy);
+        }
+    }
+}
+#endif
+
+void cnn_qgemm(cnn_qisa isa, int64_t M, const int8_t *A, int64_t lda, int32_t a_zero,
+               const cnn_qpacked *B, const cnn_qoutput *out, int8_t *Y, int64_t ldy)
+{
+    switch (cnn_qisa_resolve(isa)) {
+#ifdef QGEMM_X86
+    case CNN_QISA_VNNI: qgemm_vnni(M, A, lda, a_zero, B, out, Y, ldy); return;
+    case CNN_QISA_AVX2: qgemm_avx2(M, A, lda, a_zero, B, out, Y, ldy); return;
+#endif
+    default: qgemm_generic(M, A, lda, a_zero, B, out, Y, ldy); return;
+    }
+}

@@ -1,0 +1,58 @@
+/* int8 kernels besides the GEMM: depthwise convolution, max and average
+ * pooling, elementwise Add - each TFLite's integer arithmetic as
+ * docs/QUANTIZATION.md writes it down. NHWC tensors and kernels/conv.h's
+ * geometry throughout; every function works on a range of output pixels
+ * m = (n * oh + oy) * ow + ox, [m0, m1), its output rows starting at
+ * pixel m0, so callers can split the work between threads. */
+#ifndef CNN_KERNELS_QOPS_H
+#define CNN_KERNELS_QOPS_H
+
+#include <stdint.h>
+
+#include "kernels/conv.h"
+#include "kernels/qgemm.h"
+#include "kernels/quantize.h"
+
+/* Depthwise convolution, channel multiplier mult: output channel
+ * o = c * mult + q sums (x[tap, c] - x_zero) * kernel[ky, kx, c, q] over
+ * the in-bounds taps, then the output stage of channel o.
+ * kernel: (kh, kw, c, mult); y: (m1 - m0, c * mult). The reference loops
+ * over every channel and tap; the fast version keeps a row of int32 sums
+ * across the channels (the same integers, in another order). */
+void cnn_qdepthwise_ref(const cnn_conv_geom *g, int mult, const int8_t *x, int32_t x_zero,
+                        const int8_t *kernel, const cnn_qoutput *out, int64_t m0, int64_t m1,
+                        int8_t *y);
+/* acc: c * mult int32 of scratch. */
+void cnn_qdepthwise(const cnn_conv_geom *g, int mult, const int8_t *x, int32_t x_zero,
+                    const int8_t *kernel, const cnn_qoutput *out, int64_t m0, int64_t m1,
+                    int32_t *acc, int8_t *y);
+
+/* Pooling keeps the input's parameters; lo/hi is a fused activation's
+ * clamp ([-128, 127] without one). Padding taps are ignored. Max: the
+ * largest in-bounds input. Average: s = the sum of the in-bounds inputs
+ * (count of them), rounded half away from zero:
+ *   s >= 0: (s + count / 2) / count,  s < 0: (s - count / 2) / count
+ * with C's truncating division. A window with no in-bounds cell gives
+ * lo... which cannot happen with TensorFlow's padding rules. */
+void cnn_qmaxpool(const cnn_conv_geom *g, const int8_t *x, int32_t lo, int32_t hi, int64_t m0,
+                  int64_t m1, int8_t *y);
+void cnn_qavgpool(const cnn_conv_geom *g, const int8_t *x, int32_t lo, int32_t hi, int64_t m0,
+                  int64_t m1, int8_t *y);
+
+/* Add, TFLite's scheme: both inputs are rescaled to a common scale
+ * 2 * max(sa, sb) with 20 bits of headroom, summed, and requantized:
+ *   a' = cnn_q_mul((a - za) * 2^20, a_mult, a_shift)   (likewise b')
+ *   y  = clamp(zy + cnn_q_mul(a' + b', y_mult, y_shift), lo, hi) */
+typedef struct cnn_qadd_spec {
+    int32_t a_zero, b_zero, y_zero;
+    int32_t a_mult, a_shift, b_mult, b_shift, y_mult, y_shift;
+    int32_t lo, hi;
+} cnn_qadd_spec;
+enum { CNN_QADD_LEFT_SHIFT = 20 };
+/* The multipliers from the three tensors' parameters:
+ *   t = 2 * max(sa, sb) (float), a_mult ~ sa / t, b_mult ~ sb / t,
+ *   y_mult ~ t / (2^20 * sy), each ratio in double. */
+void cnn_qadd_prepare(cnn_qparams a, cnn_qparams b, cnn_qparams y, cnn_qact act, cnn_qadd_spec *p);
+void cnn_qadd(const cnn_qadd_spec *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y);
+
+#endif
