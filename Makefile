@@ -68,6 +68,11 @@ $(BUILD)/bench/bench_data: bench/bench_data.c $(BUILD)/libcnn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS)
 
+# int8 against float GEMM (bench/bench_qgemm.c), run by hand.
+$(BUILD)/bench/bench_qgemm: bench/bench_qgemm.c $(BUILD)/libcnn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS)
+
 $(BUILD)/bench/peak: bench/peak.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@

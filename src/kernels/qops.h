@@ -32,8 +32,8 @@ void cnn_qdepthwise(const cnn_conv_geom *g, int mult, const int8_t *x, int32_t x
  * largest in-bounds input. Average: s = the sum of the in-bounds inputs
  * (count of them), rounded half away from zero:
  *   s >= 0: (s + count / 2) / count,  s < 0: (s - count / 2) / count
- * with C's truncating division. A window with no in-bounds cell gives
- * lo... which cannot happen with TensorFlow's padding rules. */
+ * with C's truncating division. (TensorFlow's padding rules leave every
+ * window at least one in-bounds cell; one without would give lo.) */
 void cnn_qmaxpool(const cnn_conv_geom *g, const int8_t *x, int32_t lo, int32_t hi, int64_t m0,
                   int64_t m1, int8_t *y);
 void cnn_qavgpool(const cnn_conv_geom *g, const int8_t *x, int32_t lo, int32_t hi, int64_t m0,
