@@ -1,0 +1,49 @@
+/* Post-training int8 quantization of a Sequential model and its integer
+ * inference path (docs/QUANTIZATION.md has the arithmetic).
+ *
+ * cnn_qmodel_create runs the float model over calibration images, records
+ * the range of every tensor the int8 model will hold, and converts the
+ * layers: Conv2D, DepthwiseConv2D and Dense (weights per output channel,
+ * int32 biases, a following ReLU/ReLU6 fused into the output clamp),
+ * MaxPooling2D and AveragePooling2D (on their input's parameters), ReLU
+ * and ReLU6 on their own, Flatten, Reshape and Dropout (no-ops); a softmax
+ * is allowed only at the end and runs in float on the dequantized logits.
+ * Any other layer is refused by name.
+ *
+ * Internal for now (not in cnn.h): it will move onto the graph engine's
+ * models; the kernels below it do not depend on the model. */
+#ifndef CNN_QUANT_QMODEL_H
+#define CNN_QUANT_QMODEL_H
+
+#include <stdint.h>
+
+#include "cnn.h"
+#include "kernels/qgemm.h"
+
+typedef struct cnn_qmodel cnn_qmodel;
+
+/* Quantizes m (read only, but its forward buffers are used) with the first
+ * count examples of calib (count 0 or beyond calib's size: all of them),
+ * shaped like the model's input. CNN_ERR_INVALID_ARGUMENT naming the layer
+ * that cannot be quantized, CNN_ERR_SHAPE for calibration data of the
+ * wrong shape, CNN_ERR_NUMERIC for a non-finite calibrated range. Free
+ * with cnn_qmodel_free. */
+cnn_status cnn_qmodel_create(cnn_qmodel **out, cnn_model *m, const cnn_tensor *calib,
+                             int64_t count);
+void cnn_qmodel_free(cnn_qmodel *q);
+
+/* Which kernels run (tests compare them); default CNN_QISA_AUTO. */
+void cnn_qmodel_set_isa(cnn_qmodel *q, cnn_qisa isa);
+
+/* Outputs for every example of x (shaped like the model's input) as float:
+ * out receives n * (the model's output size) values, probabilities when
+ * the model ends in softmax. */
+cnn_status cnn_qmodel_predict(cnn_qmodel *q, const cnn_tensor *x, float *out);
+
+/* Bytes of int8 weights, int32 biases and multipliers (what an export
+ * would store). */
+int64_t cnn_qmodel_weight_bytes(const cnn_qmodel *q);
+/* The quantization parameters of the model's input. */
+cnn_qparams cnn_qmodel_input_params(const cnn_qmodel *q);
+
+#endif
