@@ -68,8 +68,9 @@ $(BUILD)/bench/bench_data: bench/bench_data.c $(BUILD)/libcnn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS)
 
-# int8 against float GEMM (bench/bench_qgemm.c), run by hand.
-$(BUILD)/bench/bench_qgemm: bench/bench_qgemm.c $(BUILD)/libcnn.a
+# int8 against float: the GEMM (bench_qgemm) and a trained model's accuracy
+# and speed (bench_quant), run by hand.
+$(BUILD)/bench/bench_qgemm $(BUILD)/bench/bench_quant: $(BUILD)/bench/%: bench/%.c $(BUILD)/libcnn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS)
 

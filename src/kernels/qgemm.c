@@ -181,26 +181,37 @@ static void qgemm_generic(int64_t M, const int8_t *A, int64_t lda, int32_t a_zer
 #ifdef QGEMM_X86
 /* ---- AVX2: vpmaddwd on sign-extended bytes ------------------------------ */
 
-/* Rows m0 .. m0 + MR - 1 against panel pn. Each group's 64 bytes become
+/* Rows m0 .. m0 + MR - 1 (MR <= 3: 12 sums + 4 weights + 1 row in the 16
+ * registers) against panel pn. Each group's 64 bytes become
  * four vectors of 16 int16 (4 columns x 4 k); vpmaddwd with the row's 4
  * k-values (broadcast) leaves 2 partial sums per column, added pairwise at
  * the end. */
 __attribute__((target("avx2"), always_inline)) static inline void
 avx2_tile(int MR, const int8_t *A, int64_t lda, const cnn_qpacked *B, int pn, int32_t acc[][QP])
 {
-    __m256i s[2][4];
+    __m256i s[3][4];
+#pragma GCC unroll 3
     for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
         for (int i = 0; i < 4; i++)
             s[r][i] = _mm256_setzero_si256();
     const int8_t *bp = B->data + (size_t)pn * B->groups * QBLOCK;
+    const int full = B->K / QG;
     for (int g = 0; g < B->groups; g++, bp += QBLOCK) {
         __m256i b[4];
+#pragma GCC unroll 4
         for (int i = 0; i < 4; i++)
             b[i] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(bp + 16 * i)));
+#pragma GCC unroll 3
         for (int r = 0; r < MR; r++) {
-            uint32_t w = group_word(A + r * lda, g, B->K);
+            uint32_t w;
+            if (g < full)
+                memcpy(&w, A + r * lda + g * QG, 4);
+            else
+                w = group_word(A + r * lda, g, B->K);
             __m128i a16 = _mm_cvtepi8_epi16(_mm_cvtsi32_si128((int)w));
             __m256i a = _mm256_broadcastq_epi64(a16);
+#pragma GCC unroll 4
             for (int i = 0; i < 4; i++)
                 s[r][i] = _mm256_add_epi32(s[r][i], _mm256_madd_epi16(b[i], a));
         }
@@ -218,17 +229,18 @@ __attribute__((target("avx2"))) static void
 qgemm_avx2(int64_t M, const int8_t *A, int64_t lda, int32_t a_zero, const cnn_qpacked *B,
            const cnn_qoutput *out, int8_t *Y, int64_t ldy)
 {
-    int32_t acc[2][QP];
+    int32_t acc[3][QP];
     for (int pn = 0; pn < B->panels; pn++) {
-        int64_t m = 0;
-        for (; m + 2 <= M; m += 2) {
-            avx2_tile(2, A + m * lda, lda, B, pn, acc);
-            store_row(B, pn, acc[0], a_zero, out, Y + m * ldy);
-            store_row(B, pn, acc[1], a_zero, out, Y + (m + 1) * ldy);
-        }
-        if (m < M) {
-            avx2_tile(1, A + m * lda, lda, B, pn, acc);
-            store_row(B, pn, acc[0], a_zero, out, Y + m * ldy);
+        for (int64_t m = 0; m < M; m += 3) {
+            int mr = M - m < 3 ? (int)(M - m) : 3;
+            if (mr == 3)
+                avx2_tile(3, A + m * lda, lda, B, pn, acc);
+            else if (mr == 2)
+                avx2_tile(2, A + m * lda, lda, B, pn, acc);
+            else
+                avx2_tile(1, A + m * lda, lda, B, pn, acc);
+            for (int r = 0; r < mr; r++)
+                store_row(B, pn, acc[r], a_zero, out, Y + (m + r) * ldy);
         }
     }
 }
