@@ -221,10 +221,13 @@ static void stage_make(stage *s, cnn_rng *r, int n, int K)
     s->bias = xmalloc((size_t)n * sizeof(int32_t));
     s->mult = xmalloc((size_t)n * sizeof(int32_t));
     s->shift = xmalloc((size_t)n * sizeof(int32_t));
+    /* half the stages have no left shift: the VNNI output stage has a
+     * separate path for those */
+    bool left = rnd(r, 0, 1);
     for (int j = 0; j < n; j++) {
         /* an accumulator spans about sqrt(K) * 127 * 73: aim most outputs into range */
         double m = ldexp(1.0 + cnn_rng_uniform(r), -rnd(r, 2, 20)) / sqrt((double)K);
-        if (j % 7 == 3)
+        if (left && j % 7 == 3)
             m = ldexp(1.0 + cnn_rng_uniform(r), rnd(r, -2, 1)); /* some saturate, left shifts */
         cnn_q_multiplier(m, &s->mult[j], &s->shift[j]);
         if (j % 5 == 1) { /* 2^-k exactly: ties in both roundings, often */

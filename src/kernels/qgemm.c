@@ -270,13 +270,26 @@ VNNI_TARGET static inline __m128i vnni_requant(__m512i acc, __m512i mult, __m512
     __m512i zero = _mm512_setzero_si512();
     __m512i left = _mm512_max_epi32(shift, zero);
     __m512i right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
-    __m256i h0 = _mm512_cvtepi64_epi32(vnni_mul_half(_mm512_castsi512_si256(acc),
-                                                     _mm512_castsi512_si256(mult),
-                                                     _mm512_castsi512_si256(left)));
-    __m256i h1 = _mm512_cvtepi64_epi32(vnni_mul_half(_mm512_extracti64x4_epi64(acc, 1),
-                                                     _mm512_extracti64x4_epi64(mult, 1),
-                                                     _mm512_extracti64x4_epi64(left, 1)));
-    __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(h0), h1, 1);
+    __m512i v;
+    if (_mm512_cmpgt_epi32_mask(shift, zero)) { /* some left shift: widen first */
+        __m256i h0 = _mm512_cvtepi64_epi32(vnni_mul_half(_mm512_castsi512_si256(acc),
+                                                         _mm512_castsi512_si256(mult),
+                                                         _mm512_castsi512_si256(left)));
+        __m256i h1 = _mm512_cvtepi64_epi32(vnni_mul_half(_mm512_extracti64x4_epi64(acc, 1),
+                                                         _mm512_extracti64x4_epi64(mult, 1),
+                                                         _mm512_extracti64x4_epi64(left, 1)));
+        v = _mm512_inserti64x4(_mm512_castsi256_si512(h0), h1, 1);
+    } else {
+        /* the usual case: even and odd lanes multiplied in place; the high
+         * multiply's result fits 32 bits, so an even lane keeps the low half
+         * of (p + 2^30) >> 31 and an odd lane the high half of (p + 2^30) << 1 */
+        const __m512i half = _mm512_set1_epi64(INT64_C(1) << 30);
+        __m512i pe = _mm512_add_epi64(_mm512_mul_epi32(acc, mult), half);
+        __m512i po = _mm512_add_epi64(
+            _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), _mm512_srli_epi64(mult, 32)), half);
+        v = _mm512_mask_blend_epi32((__mmask16)0xAAAA, _mm512_srai_epi64(pe, 31),
+                                    _mm512_slli_epi64(po, 1));
+    }
     /* rounding divide by 2^right, ties away from zero */
     __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), right),
                                     _mm512_set1_epi32(1));
