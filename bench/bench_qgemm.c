@@ -65,7 +65,8 @@ int main(int argc, char **argv)
     printf(" %8s\n", "int8/fl");
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         const shape *sh = &shapes[s];
-        size_t a_n = (size_t)sh->M * sh->K, b_n = (size_t)sh->K * sh->N, c_n = (size_t)sh->M * sh->N;
+        size_t a_n = (size_t)sh->M * sh->K, b_n = (size_t)sh->K * sh->N;
+        size_t c_n = (size_t)sh->M * sh->N;
         float *A = xmalloc(a_n * sizeof(float)), *B = xmalloc(b_n * sizeof(float));
         float *C = xmalloc(c_n * sizeof(float));
         int8_t *Aq = xmalloc(a_n), *Bq = xmalloc(b_n), *Cq = xmalloc(c_n);

@@ -447,7 +447,8 @@ static void test_qconv(cnn_rng *r)
     }
     /* padding stands for real 0: a 3x3 'same' conv of an image that is all
      * zero point gives bias-only outputs everywhere, borders included */
-    cnn_conv_geom g = {.h = 4, .w = 4, .c = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .dh = 1, .dw = 1};
+    cnn_conv_geom g = {.h = 4, .w = 4, .c = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                       .dh = 1, .dw = 1};
     g.oh = cnn_conv_out_size(4, 3, 1, 1, 1, &g.pad_top);
     g.ow = cnn_conv_out_size(4, 3, 1, 1, 1, &g.pad_left);
     int8_t x[32], kern[18], y[16], col[16 * 18];
@@ -483,8 +484,17 @@ static void test_qdepthwise(cnn_rng *r)
         stage s;
         stage_make(&s, r, CO, g.kh * g.kw);
         cnn_qdepthwise_ref(&g, mult, x, zx, kern, &s.o, 0, pixels, ref);
-        cnn_qdepthwise(&g, mult, x, zx, kern, &s.o, 0, pixels, acc, y);
-        CHECK(memcmp(y, ref, (size_t)(pixels * CO)) == 0);
+        for (size_t i = 0; i < sizeof all_isas / sizeof *all_isas; i++) {
+            if (!cnn_qisa_supported(all_isas[i]))
+                continue;
+            memset(y, 0x5A, (size_t)(pixels * CO));
+            cnn_qdepthwise(all_isas[i], &g, mult, x, zx, kern, &s.o, 0, pixels, acc, y);
+            int same = memcmp(y, ref, (size_t)(pixels * CO)) == 0;
+            if (!same)
+                fprintf(stderr, "qdepthwise %s: c=%d mult=%d differs\n",
+                        cnn_qisa_name(all_isas[i]), g.c, mult);
+            CHECK(same);
+        }
         stage_free(&s);
         free(x);
         free(kern);

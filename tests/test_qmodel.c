@@ -86,8 +86,8 @@ static void test_all_layers(void)
         for (int j = 0; j < 10; j++)
             worst = fmax(worst, fabs(fl[e * 10 + j] - ref[e * 10 + j]));
     }
-    printf("all layers: int8 vs float: top-1 agreement (or a float near-tie) %d/100, largest probability difference "
-           "%.4f\n",
+    printf("all layers: int8 vs float: top-1 agreement (or a float near-tie) %d/100, largest "
+           "probability difference %.4f\n",
            agree, worst);
     CHECK(worst < 0.05);
     CHECK(agree >= 98);

@@ -3,6 +3,13 @@
 
 #include <string.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#define QOPS_X86 1
+#include <immintrin.h>
+
+#include "kernels/qrequant_avx512.h"
+#endif
+
 typedef struct {
     int64_t n;
     int oy, ox;
@@ -43,9 +50,10 @@ void cnn_qdepthwise_ref(const cnn_conv_geom *g, int mult, const int8_t *x, int32
     }
 }
 
-void cnn_qdepthwise(const cnn_conv_geom *g, int mult, const int8_t *x, int32_t x_zero,
-                    const int8_t *kernel, const cnn_qoutput *out, int64_t m0, int64_t m1,
-                    int32_t *acc, int8_t *y)
+/* The portable fast version: int32 sums for all channels, tap by tap. */
+static void qdepthwise_generic(const cnn_conv_geom *g, int mult, const int8_t *x, int32_t x_zero,
+                               const int8_t *kernel, const cnn_qoutput *out, int64_t m0,
+                               int64_t m1, int32_t *acc, int8_t *y)
 {
     const int C = g->c, CO = C * mult;
     for (int64_t m = m0; m < m1; m++) {
@@ -62,19 +70,128 @@ void cnn_qdepthwise(const cnn_conv_geom *g, int mult, const int8_t *x, int32_t x
                     continue;
                 const int8_t *px = xn + ((int64_t)iy * g->w + ix) * C;
                 const int8_t *kp = kernel + (int64_t)(ky * g->kw + kx) * CO;
-                if (mult == 1) { /* the common case: a loop the compiler vectorises */
-                    for (int c = 0; c < C; c++)
-                        acc[c] += ((int32_t)px[c] - x_zero) * kp[c];
-                } else {
-                    for (int o = 0; o < CO; o++)
-                        acc[o] += ((int32_t)px[o / mult] - x_zero) * kp[o];
-                }
+                for (int o = 0; o < CO; o++)
+                    acc[o] += ((int32_t)px[o / mult] - x_zero) * kp[o];
             }
         }
         int8_t *yr = y + (m - m0) * CO;
         for (int o = 0; o < CO; o++)
             yr[o] = cnn_q_requant(out, o, acc[o]);
     }
+}
+
+#ifdef QOPS_X86
+/* Multiplier 1, 16 channels per vector: each block's sum stays in a
+ * register over the pixel's taps, then the vector output stage. */
+CNN_QAVX512_TARGET static void qdepthwise_avx512(const cnn_conv_geom *g, const int8_t *x,
+                                                 int32_t x_zero, const int8_t *kernel,
+                                                 const cnn_qoutput *out, int64_t m0, int64_t m1,
+                                                 int8_t *y)
+{
+    const int C = g->c;
+    const __m512i zx = _mm512_set1_epi32(x_zero), zp = _mm512_set1_epi32(out->zero_point),
+                  lo = _mm512_set1_epi32(out->lo), hi = _mm512_set1_epi32(out->hi);
+    for (int64_t m = m0; m < m1; m++) {
+        qpixel p = qpixel_of(g, m);
+        const int8_t *xn = x + p.n * (int64_t)g->h * g->w * C;
+        for (int c0 = 0; c0 < C; c0 += 16) {
+            __mmask16 k = (__mmask16)(C - c0 >= 16 ? 0xFFFFu : (1u << (C - c0)) - 1);
+            __m512i acc = _mm512_setzero_si512();
+            for (int ky = 0; ky < g->kh; ky++) {
+                int iy = p.oy * g->sh - g->pad_top + ky * g->dh;
+                if (iy < 0 || iy >= g->h)
+                    continue;
+                for (int kx = 0; kx < g->kw; kx++) {
+                    int ix = p.ox * g->sw - g->pad_left + kx * g->dw;
+                    if (ix < 0 || ix >= g->w)
+                        continue;
+                    const int8_t *px = xn + ((int64_t)iy * g->w + ix) * C + c0;
+                    const int8_t *kp = kernel + (int64_t)(ky * g->kw + kx) * C + c0;
+                    __m512i xv =
+                        _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, px)), zx);
+                    __m512i kv = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, kp));
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(xv, kv));
+                }
+            }
+            if (out->bias)
+                acc = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(k, out->bias + c0));
+            __m512i mul = _mm512_maskz_loadu_epi32(k, out->multiplier + c0);
+            __m512i sh = _mm512_maskz_loadu_epi32(k, out->shift + c0);
+            __m128i q = cnn_qavx512_requant(acc, mul, sh, zp, lo, hi);
+            _mm_mask_storeu_epi8(y + (m - m0) * C + c0, k, q);
+        }
+    }
+}
+
+/* Multiplier 1, 8 channels per vector, the scalar output stage. */
+__attribute__((target("avx2"))) static void
+qdepthwise_avx2(const cnn_conv_geom *g, const int8_t *x, int32_t x_zero, const int8_t *kernel,
+                const cnn_qoutput *out, int64_t m0, int64_t m1, int32_t *acc, int8_t *y)
+{
+    const int C = g->c, C8 = C / 8 * 8;
+    const __m256i zx = _mm256_set1_epi32(x_zero);
+    for (int64_t m = m0; m < m1; m++) {
+        qpixel p = qpixel_of(g, m);
+        const int8_t *xn = x + p.n * (int64_t)g->h * g->w * C;
+        for (int c0 = 0; c0 < C8; c0 += 8) {
+            __m256i s = _mm256_setzero_si256();
+            for (int ky = 0; ky < g->kh; ky++) {
+                int iy = p.oy * g->sh - g->pad_top + ky * g->dh;
+                if (iy < 0 || iy >= g->h)
+                    continue;
+                for (int kx = 0; kx < g->kw; kx++) {
+                    int ix = p.ox * g->sw - g->pad_left + kx * g->dw;
+                    if (ix < 0 || ix >= g->w)
+                        continue;
+                    const int8_t *px = xn + ((int64_t)iy * g->w + ix) * C + c0;
+                    const int8_t *kp = kernel + (int64_t)(ky * g->kw + kx) * C + c0;
+                    __m256i xv = _mm256_sub_epi32(
+                        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)px)), zx);
+                    __m256i kv = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)kp));
+                    s = _mm256_add_epi32(s, _mm256_mullo_epi32(xv, kv));
+                }
+            }
+            _mm256_storeu_si256((__m256i *)(acc + c0), s);
+        }
+        for (int c = C8; c < C; c++) { /* the tail channels, scalar */
+            int32_t t = 0;
+            for (int ky = 0; ky < g->kh; ky++) {
+                int iy = p.oy * g->sh - g->pad_top + ky * g->dh;
+                if (iy < 0 || iy >= g->h)
+                    continue;
+                for (int kx = 0; kx < g->kw; kx++) {
+                    int ix = p.ox * g->sw - g->pad_left + kx * g->dw;
+                    if (ix >= 0 && ix < g->w)
+                        t += ((int32_t)xn[((int64_t)iy * g->w + ix) * C + c] - x_zero) *
+                             kernel[(int64_t)(ky * g->kw + kx) * C + c];
+                }
+            }
+            acc[c] = t;
+        }
+        int8_t *yr = y + (m - m0) * C;
+        for (int c = 0; c < C; c++)
+            yr[c] = cnn_q_requant(out, c, acc[c]);
+    }
+}
+#endif
+
+void cnn_qdepthwise(cnn_qisa isa, const cnn_conv_geom *g, int mult, const int8_t *x,
+                    int32_t x_zero, const int8_t *kernel, const cnn_qoutput *out, int64_t m0,
+                    int64_t m1, int32_t *acc, int8_t *y)
+{
+    cnn_qisa use = mult == 1 ? cnn_qisa_resolve(isa) : CNN_QISA_GENERIC;
+#ifdef QOPS_X86
+    if (use == CNN_QISA_VNNI) {
+        qdepthwise_avx512(g, x, x_zero, kernel, out, m0, m1, y);
+        return;
+    }
+    if (use == CNN_QISA_AVX2) {
+        qdepthwise_avx2(g, x, x_zero, kernel, out, m0, m1, acc, y);
+        return;
+    }
+#endif
+    (void)use;
+    qdepthwise_generic(g, mult, x, x_zero, kernel, out, m0, m1, acc, y);
 }
 
 /* Pooling windows: the in-bounds taps of output pixel p, channel c. */

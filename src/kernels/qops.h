@@ -17,13 +17,14 @@
  * o = c * mult + q sums (x[tap, c] - x_zero) * kernel[ky, kx, c, q] over
  * the in-bounds taps, then the output stage of channel o.
  * kernel: (kh, kw, c, mult); y: (m1 - m0, c * mult). The reference loops
- * over every channel and tap; the fast version keeps a row of int32 sums
- * across the channels (the same integers, in another order). */
+ * over every channel and tap; the fast version, for the instruction set
+ * isa (AVX2 and AVX-512 for mult == 1, portable C otherwise), sums 8 or 16
+ * channels per vector over the taps - the same integers, exactly. */
 void cnn_qdepthwise_ref(const cnn_conv_geom *g, int mult, const int8_t *x, int32_t x_zero,
                         const int8_t *kernel, const cnn_qoutput *out, int64_t m0, int64_t m1,
                         int8_t *y);
 /* acc: c * mult int32 of scratch. */
-void cnn_qdepthwise(const cnn_conv_geom *g, int mult, const int8_t *x, int32_t x_zero,
+void cnn_qdepthwise(cnn_qisa isa, const cnn_conv_geom *g, int mult, const int8_t *x, int32_t x_zero,
                     const int8_t *kernel, const cnn_qoutput *out, int64_t m0, int64_t m1,
                     int32_t *acc, int8_t *y);
 

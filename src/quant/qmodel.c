@@ -259,7 +259,8 @@ static cnn_status calibrate(cnn_model *m, const qop *ops, int nops, bool dense_s
         for (int k = 0; k < nops; k++) {
             const qop *op = &ops[k];
             if (k == nops - 1 && dense_softmax) {
-                const float *x = op->layer == 0 ? view.data : cnn_model_layer_output(m, op->layer - 1);
+                const float *x =
+                    op->wlayer == 0 ? view.data : cnn_model_layer_output(m, op->wlayer - 1);
                 int64_t wn, bn;
                 const float *w = cnn_model_layer_weights(m, op->wlayer, 0, &wn);
                 const float *bias = cnn_model_layer_weights(m, op->wlayer, 1, &bn);
@@ -342,7 +343,8 @@ cnn_status cnn_qmodel_create(cnn_qmodel **out, cnn_model *m, const cnn_tensor *c
     int64_t in_elems = shape_elems(in);
     if (!calib || calib->rank != in.rank + 1 || calib->dims[0] < 1)
         return cnn_fail(CNN_ERR_SHAPE, "quantize: calibration data: expected (n, %s), got rank %d",
-                        in.rank == 3 ? "rows, cols, channels" : "features", calib ? calib->rank : 0);
+                        in.rank == 3 ? "rows, cols, channels" : "features",
+                        calib ? calib->rank : 0);
     for (int d = 0; d < in.rank; d++)
         if (calib->dims[d + 1] != in.dims[d])
             return cnn_fail(CNN_ERR_SHAPE,
@@ -456,7 +458,7 @@ static void run_op(const cnn_qmodel *q, const qop *op, int64_t b, const int8_t *
                   QMODEL_COL_ROWS, y);
         break;
     case QOP_DEPTHWISE:
-        cnn_qdepthwise(&op->g, op->mult, x, op->in.zero_point, op->dw_kernel, &op->stage, 0,
+        cnn_qdepthwise(q->isa, &op->g, op->mult, x, op->in.zero_point, op->dw_kernel, &op->stage, 0,
                        pixels, acc, y);
         break;
     case QOP_DENSE:
