@@ -515,13 +515,14 @@ static void test_qpool(cnn_rng *r)
     CHECK(y[0] == 2 && y[1] == -2 && y[2] == 2 && y[3] == 11); /* 1.5, -1.5, 10.5 away from 0 */
     cnn_qavgpool(&g, x, -128, 0, 0, 1, y);
     CHECK(y[3] == 0); /* the clamp of a fused relu on zero point 0 */
-    cnn_qmaxpool(&g, x, -1, 127, 0, 1, y);
+    cnn_qmaxpool_ref(&g, x, -1, 127, 0, 1, y);
     CHECK(y[0] == 2 && y[1] == -1 && y[3] == 11);
 
     for (int t = 0; t < 60; t++) {
         int batch;
         cnn_conv_geom q = random_geom(r, &batch);
         q.dh = q.dw = 1;
+        q.c = rnd(r, 1, 150); /* whole vectors of 32 and 64 channels, and tails */
         int same = rnd(r, 0, 1);
         q.oh = cnn_conv_out_size(q.h, q.kh, q.sh, 1, same, &q.pad_top);
         q.ow = cnn_conv_out_size(q.w, q.kw, q.sw, 1, same, &q.pad_left);
@@ -532,7 +533,23 @@ static void test_qpool(cnn_rng *r)
         int8_t *ym = xmalloc((size_t)(pixels * q.c));
         fill_i8(r, xs, xn, -128, 127);
         cnn_qavgpool(&q, xs, -128, 127, 0, pixels, ya);
-        cnn_qmaxpool(&q, xs, -128, 127, 0, pixels, ym);
+        cnn_qmaxpool_ref(&q, xs, -128, 127, 0, pixels, ym);
+        /* every ISA against the reference, with a random clamp */
+        int32_t lo = rnd(r, -128, 20), hi = rnd(r, lo, 127);
+        int8_t *want = xmalloc((size_t)(pixels * q.c)), *got = xmalloc((size_t)(pixels * q.c));
+        cnn_qmaxpool_ref(&q, xs, lo, hi, 0, pixels, want);
+        for (size_t i = 0; i < sizeof all_isas / sizeof *all_isas; i++) {
+            if (!cnn_qisa_supported(all_isas[i]))
+                continue;
+            memset(got, 0x5A, (size_t)(pixels * q.c));
+            cnn_qmaxpool(all_isas[i], &q, xs, lo, hi, 0, pixels, got);
+            int same = memcmp(got, want, (size_t)(pixels * q.c)) == 0;
+            if (!same)
+                fprintf(stderr, "qmaxpool %s: c=%d differs\n", cnn_qisa_name(all_isas[i]), q.c);
+            CHECK(same);
+        }
+        free(want);
+        free(got);
         int ok = 1;
         for (int64_t m = 0; m < pixels && ok; m++) {
             int64_t n = m / ((int64_t)q.oh * q.ow);

@@ -209,8 +209,8 @@ void cnn_qdepthwise(cnn_qisa isa, const cnn_conv_geom *g, int mult, const int8_t
         }                                                                    \
     }
 
-void cnn_qmaxpool(const cnn_conv_geom *g, const int8_t *x, int32_t lo, int32_t hi, int64_t m0,
-                  int64_t m1, int8_t *y)
+void cnn_qmaxpool_ref(const cnn_conv_geom *g, const int8_t *x, int32_t lo, int32_t hi,
+                      int64_t m0, int64_t m1, int8_t *y)
 {
     for (int64_t m = m0; m < m1; m++) {
         qpixel p = qpixel_of(g, m);
@@ -220,6 +220,80 @@ void cnn_qmaxpool(const cnn_conv_geom *g, const int8_t *x, int32_t lo, int32_t h
             QPOOL_TAPS(g, p, if (v > best) best = v)
             y[(m - m0) * g->c + c] = (int8_t)cnn_q_clamp(best, lo, hi);
         }
+    }
+}
+
+/* The fast max pooling: the output row is the running maximum over the
+ * window's in-bounds input rows, W channels per vector (W = 1: plain C). */
+#define QMAXPOOL_BODY(W, VT, LOAD, STORE, MAX, SET1)                                     \
+    for (int64_t m = m0; m < m1; m++) {                                                  \
+        qpixel p = qpixel_of(g, m);                                                      \
+        const int8_t *xn = x + p.n * (int64_t)g->h * g->w * g->c;                         \
+        int8_t *yr = y + (m - m0) * g->c;                                                \
+        int c = 0;                                                                       \
+        for (; c + (W) <= g->c; c += (W)) {                                              \
+            VT best = SET1(lo);                                                          \
+            for (int ky = 0; ky < g->kh; ky++) {                                         \
+                int iy = p.oy * g->sh - g->pad_top + ky;                                 \
+                if (iy < 0 || iy >= g->h)                                                \
+                    continue;                                                            \
+                for (int kx = 0; kx < g->kw; kx++) {                                     \
+                    int ix = p.ox * g->sw - g->pad_left + kx;                            \
+                    if (ix >= 0 && ix < g->w)                                            \
+                        best = MAX(best, LOAD(xn + ((int64_t)iy * g->w + ix) * g->c + c)); \
+                }                                                                        \
+            }                                                                            \
+            STORE(yr + c, best); /* from lo up, min with hi: the clamp */             \
+        }                                                                                \
+        if (c < g->c) /* the tail channels */                                            \
+            cnn_qmaxpool_ref_row(g, x, lo, hi, m, c, yr);                                \
+    }
+
+/* The reference for channels [c0, c) of output pixel m, into its row yr. */
+static void cnn_qmaxpool_ref_row(const cnn_conv_geom *g, const int8_t *x, int32_t lo, int32_t hi,
+                                 int64_t m, int c0, int8_t *yr)
+{
+    qpixel p = qpixel_of(g, m);
+    const int8_t *xn = x + p.n * (int64_t)g->h * g->w * g->c;
+    for (int c = c0; c < g->c; c++) {
+        int32_t best = -128;
+        QPOOL_TAPS(g, p, if (v > best) best = v)
+        yr[c] = (int8_t)cnn_q_clamp(best, lo, hi);
+    }
+}
+
+#ifdef QOPS_X86
+#define QMP_LOAD32(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define QMP_STORE32(p, v) _mm256_storeu_si256((__m256i *)(void *)(p), _mm256_min_epi8(v, vhi))
+#define QMP_SET32(v) _mm256_set1_epi8((char)(v))
+__attribute__((target("avx2"))) static void qmaxpool_avx2(const cnn_conv_geom *g, const int8_t *x,
+                                                          int32_t lo, int32_t hi, int64_t m0,
+                                                          int64_t m1, int8_t *y)
+{
+    const __m256i vhi = _mm256_set1_epi8((char)hi);
+    QMAXPOOL_BODY(32, __m256i, QMP_LOAD32, QMP_STORE32, _mm256_max_epi8, QMP_SET32)
+}
+
+#define QMP_LOAD64(p) _mm512_loadu_si512((const void *)(p))
+#define QMP_STORE64(p, v) _mm512_storeu_si512((void *)(p), _mm512_min_epi8(v, vhi))
+#define QMP_SET64(v) _mm512_set1_epi8((char)(v))
+CNN_QAVX512_TARGET static void qmaxpool_avx512(const cnn_conv_geom *g, const int8_t *x, int32_t lo,
+                                               int32_t hi, int64_t m0, int64_t m1, int8_t *y)
+{
+    const __m512i vhi = _mm512_set1_epi8((char)hi);
+    QMAXPOOL_BODY(64, __m512i, QMP_LOAD64, QMP_STORE64, _mm512_max_epi8, QMP_SET64)
+}
+#endif
+
+void cnn_qmaxpool(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t lo, int32_t hi,
+                  int64_t m0, int64_t m1, int8_t *y)
+{
+    switch (cnn_qisa_resolve(isa)) {
+#ifdef QOPS_X86
+    case CNN_QISA_VNNI: qmaxpool_avx512(g, x, lo, hi, m0, m1, y); return;
+    case CNN_QISA_AVX2: qmaxpool_avx2(g, x, lo, hi, m0, m1, y); return;
+#endif
+    default: cnn_qmaxpool_ref(g, x, lo, hi, m0, m1, y); return;
     }
 }
 

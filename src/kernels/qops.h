@@ -35,8 +35,11 @@ void cnn_qdepthwise(cnn_qisa isa, const cnn_conv_geom *g, int mult, const int8_t
  *   s >= 0: (s + count / 2) / count,  s < 0: (s - count / 2) / count
  * with C's truncating division. (TensorFlow's padding rules leave every
  * window at least one in-bounds cell; one without would give lo.) */
-void cnn_qmaxpool(const cnn_conv_geom *g, const int8_t *x, int32_t lo, int32_t hi, int64_t m0,
-                  int64_t m1, int8_t *y);
+void cnn_qmaxpool_ref(const cnn_conv_geom *g, const int8_t *x, int32_t lo, int32_t hi,
+                      int64_t m0, int64_t m1, int8_t *y);
+/* The same bytes, 32 (AVX2) or 64 (AVX-512) channels per vector. */
+void cnn_qmaxpool(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t lo, int32_t hi,
+                  int64_t m0, int64_t m1, int8_t *y);
 void cnn_qavgpool(const cnn_conv_geom *g, const int8_t *x, int32_t lo, int32_t hi, int64_t m0,
                   int64_t m1, int8_t *y);
 

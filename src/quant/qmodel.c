@@ -464,7 +464,7 @@ static void run_op(const cnn_qmodel *q, const qop *op, int64_t b, const int8_t *
     case QOP_DENSE:
         cnn_qgemm(q->isa, b, x, op->in_elems, op->in.zero_point, op->packed, &op->stage, y, op->N);
         break;
-    case QOP_MAXPOOL: cnn_qmaxpool(&op->g, x, op->lo, op->hi, 0, pixels, y); break;
+    case QOP_MAXPOOL: cnn_qmaxpool(q->isa, &op->g, x, op->lo, op->hi, 0, pixels, y); break;
     case QOP_AVGPOOL: cnn_qavgpool(&op->g, x, op->lo, op->hi, 0, pixels, y); break;
     case QOP_CLAMP:
         for (int64_t i = 0; i < b * op->out_elems; i++)
