@@ -116,6 +116,68 @@ static void test_all_layers(void)
     cnn_model_free(m);
 }
 
+/* BatchNormalization after a linear Conv2D, DepthwiseConv2D or Dense is
+ * folded into its weights: the fashion_bn recipe's shape, with moving
+ * statistics far from the identity. */
+static void test_batch_norm_folding(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(10, 10, 2)));
+    cnn_model_set_seed(m, 4);
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 8, .kernel_size = {3, 3},
+                                                .padding = CNN_PADDING_SAME, .no_bias = true)));
+    CHECK_OK(cnn_model_add_batch_normalization(m, cnn_batch_normalization()));
+    CHECK_OK(cnn_model_add_activation(m, cnn_activation_layer(.activation = CNN_ACTIVATION_RELU)));
+    CHECK_OK(cnn_model_add_depthwise_conv2d(m, cnn_depthwise_conv2d(.kernel_size = {3, 3})));
+    CHECK_OK(cnn_model_add_batch_normalization(m, cnn_batch_normalization()));
+    CHECK_OK(cnn_model_add_max_pooling2d(m, cnn_pool2d()));
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 24)));
+    CHECK_OK(cnn_model_add_batch_normalization(m, cnn_batch_normalization()));
+    CHECK_OK(cnn_model_add_relu(m, cnn_relu()));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 5)));
+    cnn_rng r;
+    cnn_rng_seed(&r, 12);
+    for (int i = 0; i < cnn_model_layer_count(m); i++) {
+        cnn_layer_spec s;
+        CHECK_OK(cnn_model_layer_spec(m, i, &s));
+        if (s.kind != CNN_LAYER_BATCH_NORMALIZATION)
+            continue;
+        static const float lo[4] = {0.5f, -0.3f, -0.5f, 0.3f}, span[4] = {1.5f, 0.6f, 1.0f, 2.0f};
+        for (int k = 0; k < 4; k++) { /* gamma, beta, moving mean, moving variance */
+            int64_t count = 0;
+            float *w = cnn_model_layer_weights(m, i, k, &count);
+            for (int64_t j = 0; w && j < count; j++)
+                w[j] = lo[k] + span[k] * (float)cnn_rng_uniform(&r);
+        }
+    }
+    cnn_tensor *calib = random_images(300, 10, 10, 2, 21), *x = random_images(50, 10, 10, 2, 22);
+    cnn_qmodel *q = NULL;
+    CHECK_OK(cnn_qmodel_create(&q, m, calib, 0));
+    float got[50 * 5];
+    const float *fl = NULL;
+    if (q && x) {
+        CHECK_OK(cnn_qmodel_predict(q, x, got));
+        CHECK_OK(cnn_model_forward(m, x, false, &fl));
+    }
+    if (fl) { /* logits out (no softmax): compare against their range */
+        float lo = 0, hi = 0;
+        double worst = 0;
+        for (int i = 0; i < 50 * 5; i++) {
+            lo = fminf(lo, fl[i]);
+            hi = fmaxf(hi, fl[i]);
+            worst = fmax(worst, fabs(fl[i] - got[i]));
+        }
+        printf("batch norm folded: largest logit difference %.4f over a range of %.3f\n", worst,
+               (double)(hi - lo));
+        CHECK(worst < 0.08 * (hi - lo)); /* unfolded: 0.4 to 0.7 of the range */
+    }
+    cnn_qmodel_free(q);
+    cnn_tensor_free(calib);
+    cnn_tensor_free(x);
+    cnn_model_free(m);
+}
+
 /* Layers without an int8 kernel are refused, naming the layer. */
 static void test_refusals(void)
 {
@@ -215,6 +277,7 @@ static void test_fashion(void)
 int main(void)
 {
     test_all_layers();
+    test_batch_norm_folding();
     test_refusals();
     test_fashion();
     return test_finish("test_qmodel");

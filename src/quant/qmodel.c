@@ -22,6 +22,8 @@ typedef struct qop {
     qop_kind kind;
     int layer;        /* the float model's layer whose output this op yields */
     int wlayer;       /* the layer holding its weights (layer, or before a fused relu) */
+    int bnlayer;      /* a BatchNormalization folded into the weights, or 0 */
+    float bn_eps;
     cnn_conv_geom g;  /* conv, depthwise, pooling */
     int mult;         /* depthwise multiplier */
     int64_t in_elems, out_elems; /* per example */
@@ -210,10 +212,18 @@ static cnn_status plan(cnn_model *m, qop *ops, int *nops, bool *softmax)
             act = 0;
         }
         op->lo = op->kind == QOP_CLAMP ? op->lo : act; /* the clamp to apply (see build) */
-        /* a linear conv/dense followed by a relu layer: fuse it */
-        if ((op->kind == QOP_CONV || op->kind == QOP_DEPTHWISE || op->kind == QOP_DENSE) &&
-            act == 0 && i + 1 < n) {
-            cnn_layer_spec next;
+        bool weighted = op->kind == QOP_CONV || op->kind == QOP_DEPTHWISE || op->kind == QOP_DENSE;
+        /* a linear conv/dense followed by BatchNormalization: folded into
+         * its weights and bias (inference uses the moving statistics) */
+        cnn_layer_spec next;
+        if (weighted && act == 0 && i + 1 < n && cnn_model_layer_spec(m, i + 1, &next) == CNN_OK &&
+            next.kind == CNN_LAYER_BATCH_NORMALIZATION) {
+            op->bnlayer = i + 1;
+            op->bn_eps = next.u.batch_normalization.epsilon;
+            op->layer = ++i;
+        }
+        /* then a relu layer: fused into the output clamp */
+        if (weighted && act == 0 && i + 1 < n) {
             if (cnn_model_layer_spec(m, i + 1, &next) == CNN_OK && relu_kind(&next)) {
                 op->lo = relu_kind(&next);
                 op->layer = ++i;
@@ -282,6 +292,40 @@ static cnn_status calibrate(cnn_model *m, const qop *ops, int nops, bool dense_s
 
 /* ---- Conversion ------------------------------------------------------- */
 
+/* Quantizes the weights and bias with the following BatchNormalization
+ * folded in: per output channel j, s = gamma / sqrt(variance + epsilon),
+ * w'[., j] = w[., j] * s and b' = (b - mean) * s + beta. */
+static cnn_status fold_batch_norm(cnn_model *m, qop *op, const float *w, const float *b,
+                                  int64_t rows, float *scales, int8_t *q)
+{
+    const float *stat[4];
+    for (int k = 0; k < 4; k++) {
+        int64_t count = 0;
+        stat[k] = cnn_model_layer_weights(m, op->bnlayer, k, &count);
+        if (!stat[k] || count != op->N)
+            return cnn_fail(CNN_ERR_STATE, "quantize: layer %d: unexpected BatchNormalization "
+                                           "weights", op->bnlayer);
+    }
+    float *wf = malloc((size_t)(rows * op->N) * sizeof(float));
+    float *bf = malloc((size_t)op->N * sizeof(float));
+    if (!wf || !bf) {
+        free(wf);
+        free(bf);
+        return cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
+    }
+    for (int j = 0; j < op->N; j++) {
+        double s = stat[0][j] / sqrt((double)stat[3][j] + op->bn_eps);
+        for (int64_t r = 0; r < rows; r++)
+            wf[r * op->N + j] = (float)(w[r * op->N + j] * s);
+        bf[j] = (float)(((b ? b[j] : 0.0) - stat[2][j]) * s + stat[1][j]);
+    }
+    cnn_q_weights(wf, rows, op->N, scales, q);
+    cnn_q_bias(bf, op->N, op->in.scale, scales, op->bias);
+    free(wf);
+    free(bf);
+    return CNN_OK;
+}
+
 static cnn_status convert_weights(cnn_model *m, qop *op)
 {
     int w_layer = op->wlayer;
@@ -301,9 +345,15 @@ static cnn_status convert_weights(cnn_model *m, qop *op)
         st = cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
         goto done;
     }
-    cnn_q_weights(w, rows, op->N, scales, q);
-    if (b && bn == op->N)
-        cnn_q_bias(b, op->N, op->in.scale, scales, op->bias);
+    if (op->bnlayer) {
+        st = fold_batch_norm(m, op, w, b && bn == op->N ? b : NULL, rows, scales, q);
+        if (st)
+            goto done;
+    } else {
+        cnn_q_weights(w, rows, op->N, scales, q);
+        if (b && bn == op->N)
+            cnn_q_bias(b, op->N, op->in.scale, scales, op->bias);
+    }
     cnn_q_output_multipliers(op->in.scale, scales, op->N, op->out.scale, op->multiplier,
                              op->shift);
     if (op->kind == QOP_DEPTHWISE) {

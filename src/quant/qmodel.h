@@ -4,7 +4,8 @@
  * cnn_qmodel_create runs the float model over calibration images, records
  * the range of every tensor the int8 model will hold, and converts the
  * layers: Conv2D, DepthwiseConv2D and Dense (weights per output channel,
- * int32 biases, a following ReLU/ReLU6 fused into the output clamp),
+ * int32 biases; a following BatchNormalization folded into the weights, a
+ * following ReLU/ReLU6 fused into the output clamp),
  * MaxPooling2D and AveragePooling2D (on their input's parameters), ReLU
  * and ReLU6 on their own, Flatten, Reshape and Dropout (no-ops); a softmax
  * is allowed only at the end and runs in float on the dequantized logits.
