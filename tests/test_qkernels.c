@@ -586,27 +586,37 @@ static void test_qadd(cnn_rng *r)
     cnn_qadd_prepare(h, h, one, CNN_QACT_NONE, &p);
     CHECK(p.a_mult == 1 << 30 && p.a_shift == 0 && p.y_mult == 1 << 30 && p.y_shift == -19);
     int8_t a[4] = {3, -3, 127, -128}, b[4] = {4, -4, 127, -128}, y[4];
-    cnn_qadd(&p, a, b, 4, y);
+    cnn_qadd_ref(&p, a, b, 4, y);
     CHECK(y[0] == 4 && y[1] == -4 && y[2] == 127 && y[3] == -128);
     cnn_qadd_prepare(h, h, one, CNN_QACT_RELU, &p);
-    cnn_qadd(&p, a, b, 4, y);
+    cnn_qadd_ref(&p, a, b, 4, y);
     CHECK(y[0] == 4 && y[1] == 0 && y[3] == 0);
 
     /* random parameters: within one step of the float sum */
-    int ok = 1;
+    int ok = 1, same = 1;
     for (int t = 0; t < 200; t++) {
         cnn_qparams pa = {(float)ldexp(1 + cnn_rng_uniform(r), -rnd(r, 1, 8)), rnd(r, -128, 127)};
         cnn_qparams pb = {(float)ldexp(1 + cnn_rng_uniform(r), -rnd(r, 1, 8)), rnd(r, -128, 127)};
         cnn_qparams py = {(float)ldexp(1 + cnn_rng_uniform(r), -rnd(r, 0, 7)), rnd(r, -128, 127)};
-        cnn_qadd_prepare(pa, pb, py, CNN_QACT_NONE, &p);
+        cnn_qadd_prepare(pa, pb, py, t % 3 == 0 ? CNN_QACT_RELU6 : CNN_QACT_NONE, &p);
         int8_t qa[64], qb[64], qy[64];
         fill_i8(r, qa, 64, -128, 127);
         fill_i8(r, qb, 64, -128, 127);
-        cnn_qadd(&p, qa, qb, 64, qy);
+        cnn_qadd_ref(&p, qa, qb, 64, qy);
+        /* every ISA against the reference, on a length with a tail */
+        int n = rnd(r, 1, 64);
+        for (size_t i = 0; i < sizeof all_isas / sizeof *all_isas; i++) {
+            if (!cnn_qisa_supported(all_isas[i]))
+                continue;
+            int8_t got[64];
+            memset(got, 0x5A, sizeof got);
+            cnn_qadd(all_isas[i], &p, qa, qb, n, got);
+            same &= memcmp(got, qy, (size_t)n) == 0 && (n == 64 || got[n] == 0x5A);
+        }
         for (int i = 0; i < 64; i++) {
             double real = pa.scale * (qa[i] - pa.zero_point) + pb.scale * (qb[i] - pb.zero_point);
             double want = real / py.scale + py.zero_point;
-            want = want < -128 ? -128 : want > 127 ? 127 : want;
+            want = want < p.lo ? p.lo : want > p.hi ? p.hi : want;
             if (fabs(qy[i] - want) > 1.0) {
                 fprintf(stderr, "qadd: %d + %d -> %d, float %.3f\n", qa[i], qb[i], qy[i], want);
                 ok = 0;
@@ -614,6 +624,7 @@ static void test_qadd(cnn_rng *r)
         }
     }
     CHECK(ok);
+    CHECK(same);
 }
 
 int main(void)

@@ -57,6 +57,11 @@ enum { CNN_QADD_LEFT_SHIFT = 20 };
  *   t = 2 * max(sa, sb) (float), a_mult ~ sa / t, b_mult ~ sb / t,
  *   y_mult ~ t / (2^20 * sy), each ratio in double. */
 void cnn_qadd_prepare(cnn_qparams a, cnn_qparams b, cnn_qparams y, cnn_qact act, cnn_qadd_spec *p);
-void cnn_qadd(const cnn_qadd_spec *p, const int8_t *a, const int8_t *b, int64_t n, int8_t *y);
+void cnn_qadd_ref(const cnn_qadd_spec *p, const int8_t *a, const int8_t *b, int64_t n,
+                  int8_t *y);
+/* The same bytes, 16 elements per vector with AVX-512 (the reference
+ * otherwise). */
+void cnn_qadd(cnn_qisa isa, const cnn_qadd_spec *p, const int8_t *a, const int8_t *b, int64_t n,
+              int8_t *y);
 
 #endif

@@ -26,21 +26,21 @@ CNN_QAVX512_TARGET static inline __m512i cnn_qavx512_mul_half(__m256i x32, __m25
     return _mm512_srai_epi64(_mm512_add_epi64(p, _mm512_set1_epi64(INT64_C(1) << 30)), 31);
 }
 
-CNN_QAVX512_TARGET static inline __m128i cnn_qavx512_requant(__m512i acc, __m512i mult,
-                                                             __m512i shift, __m512i zp,
-                                                             __m512i lo, __m512i hi)
+/* cnn_q_mul on 16 lanes: acc * multiplier * 2^(shift - 31), per lane. */
+CNN_QAVX512_TARGET static inline __m512i cnn_qavx512_mul(__m512i acc, __m512i mult,
+                                                         __m512i shift)
 {
     __m512i zero = _mm512_setzero_si512();
     __m512i left = _mm512_max_epi32(shift, zero);
     __m512i right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
     __m512i v;
     if (_mm512_cmpgt_epi32_mask(shift, zero)) { /* some left shift: widen first */
-        __m256i h0 = _mm512_cvtepi64_epi32(cnn_qavx512_mul_half(_mm512_castsi512_si256(acc),
-                                                         _mm512_castsi512_si256(mult),
-                                                         _mm512_castsi512_si256(left)));
-        __m256i h1 = _mm512_cvtepi64_epi32(cnn_qavx512_mul_half(_mm512_extracti64x4_epi64(acc, 1),
-                                                         _mm512_extracti64x4_epi64(mult, 1),
-                                                         _mm512_extracti64x4_epi64(left, 1)));
+        __m256i h0 = _mm512_cvtepi64_epi32(
+            cnn_qavx512_mul_half(_mm512_castsi512_si256(acc), _mm512_castsi512_si256(mult),
+                                 _mm512_castsi512_si256(left)));
+        __m256i h1 = _mm512_cvtepi64_epi32(cnn_qavx512_mul_half(
+            _mm512_extracti64x4_epi64(acc, 1), _mm512_extracti64x4_epi64(mult, 1),
+            _mm512_extracti64x4_epi64(left, 1)));
         v = _mm512_inserti64x4(_mm512_castsi256_si512(h0), h1, 1);
     } else {
         /* the usual case: even and odd lanes multiplied in place; the high
@@ -60,8 +60,15 @@ CNN_QAVX512_TARGET static inline __m128i cnn_qavx512_requant(__m512i acc, __m512
     __m512i thr = _mm512_srli_epi32(mask, 1);
     thr = _mm512_mask_add_epi32(thr, _mm512_cmplt_epi32_mask(v, zero), thr, _mm512_set1_epi32(1));
     v = _mm512_srav_epi32(v, right);
-    v = _mm512_mask_add_epi32(v, _mm512_cmpgt_epi32_mask(rem, thr), v, _mm512_set1_epi32(1));
-    v = _mm512_add_epi32(v, zp);
+    return _mm512_mask_add_epi32(v, _mm512_cmpgt_epi32_mask(rem, thr), v, _mm512_set1_epi32(1));
+}
+
+/* The whole output stage: cnn_qavx512_mul, + zero point, clamp, to int8. */
+CNN_QAVX512_TARGET static inline __m128i cnn_qavx512_requant(__m512i acc, __m512i mult,
+                                                             __m512i shift, __m512i zp,
+                                                             __m512i lo, __m512i hi)
+{
+    __m512i v = _mm512_add_epi32(cnn_qavx512_mul(acc, mult, shift), zp);
     v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
     return _mm512_cvtepi32_epi8(v);
 }
