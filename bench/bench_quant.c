@@ -88,7 +88,7 @@ int main(int argc, char **argv)
     cnn_model_set_threads(m, 1);
     double t0 = now();
     cnn_qmodel *q = NULL;
-    if (cnn_qmodel_create(&q, m, cal, 0) != CNN_OK)
+    if (cnn_qmodel_create(&q, m, cal, 0) != CNN_OK || cnn_qmodel_set_threads(q, 1) != CNN_OK)
         return fail("quantize");
     double tq = now() - t0;
     int64_t n = tx->dims[0], classes = cnn_model_output_shape(m).dims[0];

@@ -100,6 +100,14 @@ static void test_all_layers(void)
         CHECK_OK(cnn_qmodel_predict(q, x, got));
         CHECK(memcmp(got, ref, 100 * 10 * sizeof(float)) == 0);
     }
+    /* and from 1, 2 and 3 threads */
+    for (int t = 1; t <= 3; t++) {
+        CHECK_OK(cnn_qmodel_set_threads(q, t));
+        CHECK_OK(cnn_qmodel_predict(q, x, got));
+        CHECK(memcmp(got, ref, 100 * 10 * sizeof(float)) == 0);
+    }
+    CHECK_FAILS(cnn_qmodel_set_threads(q, 0), CNN_ERR_INVALID_ARGUMENT,
+                "threads: expected 1 to 1024, got 0");
     /* wrong shapes */
     cnn_tensor *bad = random_images(2, 12, 11, 3, 1);
     CHECK_FAILS(cnn_qmodel_predict(q, bad, got), CNN_ERR_SHAPE, "dimension 2 is 11, expected 12");

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/threadpool.h"
 #include "kernels/qops.h"
 
 typedef enum {
@@ -44,6 +45,7 @@ struct cnn_qmodel {
     cnn_qparams input, output;
     bool softmax;
     cnn_qisa isa;
+    cnn_pool *pool; /* the float model's thread count, by default */
 };
 
 enum { QMODEL_BATCH = 64, QMODEL_COL_ROWS = 256 };
@@ -382,6 +384,7 @@ void cnn_qmodel_free(cnn_qmodel *q)
         free(q->ops[k].shift);
     }
     free(q->ops);
+    cnn_pool_free(q->pool);
     free(q);
 }
 
@@ -414,6 +417,13 @@ cnn_status cnn_qmodel_create(cnn_qmodel **out, cnn_model *m, const cnn_tensor *c
         return cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
     }
     q->isa = CNN_QISA_AUTO;
+    if (cnn_pool_create(&q->pool, cnn_model_threads(m)) != CNN_OK) {
+        free(lo);
+        free(hi);
+        cnn_qmodel_free(q);
+        return cnn_fail(CNN_ERR_NO_MEMORY, "quantize: cannot start %d threads",
+                        cnn_model_threads(m));
+    }
     q->input_shape = in;
     q->in_elems = in_elems;
     cnn_status st = plan(m, q->ops, &q->nops, &q->softmax);
@@ -479,6 +489,20 @@ cnn_status cnn_qmodel_create(cnn_qmodel **out, cnn_model *m, const cnn_tensor *c
 
 void cnn_qmodel_set_isa(cnn_qmodel *q, cnn_qisa isa) { q->isa = isa; }
 
+cnn_status cnn_qmodel_set_threads(cnn_qmodel *q, int threads)
+{
+    if (threads < 1 || threads > 1024)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "quantized model: threads: expected 1 to 1024, got %d", threads);
+    cnn_pool *pool = NULL;
+    cnn_status st = cnn_pool_create(&pool, threads);
+    if (st)
+        return st;
+    cnn_pool_free(q->pool);
+    q->pool = pool;
+    return CNN_OK;
+}
+
 int64_t cnn_qmodel_weight_bytes(const cnn_qmodel *q)
 {
     int64_t bytes = 0;
@@ -498,27 +522,53 @@ cnn_qparams cnn_qmodel_input_params(const cnn_qmodel *q) { return q->input; }
 
 /* ---- Inference -------------------------------------------------------- */
 
-static void run_op(const cnn_qmodel *q, const qop *op, int64_t b, const int8_t *x, int8_t *y,
-                   int8_t *col, int32_t *acc)
+/* One op over a batch, its output rows (pixels, examples or elements)
+ * split between the pool's workers; each has its own scratch. */
+typedef struct op_job {
+    const cnn_qmodel *q;
+    const qop *op;
+    int64_t b;
+    const int8_t *x;
+    int8_t *y, *col;
+    int32_t *acc;
+} op_job;
+
+static void op_worker(void *arg, int ith, int nth)
 {
-    int64_t pixels = b * op->g.oh * op->g.ow;
+    const op_job *j = arg;
+    const qop *op = j->op;
+    const cnn_qmodel *q = j->q;
+    int64_t rows = op->kind == QOP_DENSE   ? j->b
+                   : op->kind == QOP_CLAMP ? j->b * op->out_elems
+                                           : j->b * op->g.oh * op->g.ow;
+    long r0, r1;
+    cnn_split_range((long)rows, ith, nth, &r0, &r1);
+    if (r0 >= r1)
+        return;
+    int8_t *col = j->col + (int64_t)ith * q->max_col;
+    int32_t *acc = j->acc + (int64_t)ith * q->max_channels;
     switch (op->kind) {
     case QOP_CONV:
-        cnn_qconv(q->isa, &op->g, x, op->in.zero_point, op->packed, &op->stage, 0, pixels, col,
-                  QMODEL_COL_ROWS, y);
+        cnn_qconv(q->isa, &op->g, j->x, op->in.zero_point, op->packed, &op->stage, r0, r1, col,
+                  QMODEL_COL_ROWS, j->y + r0 * op->N);
         break;
     case QOP_DEPTHWISE:
-        cnn_qdepthwise(q->isa, &op->g, op->mult, x, op->in.zero_point, op->dw_kernel, &op->stage, 0,
-                       pixels, acc, y);
+        cnn_qdepthwise(q->isa, &op->g, op->mult, j->x, op->in.zero_point, op->dw_kernel,
+                       &op->stage, r0, r1, acc, j->y + r0 * op->N);
         break;
     case QOP_DENSE:
-        cnn_qgemm(q->isa, b, x, op->in_elems, op->in.zero_point, op->packed, &op->stage, y, op->N);
+        cnn_qgemm(q->isa, r1 - r0, j->x + r0 * op->in_elems, op->in_elems, op->in.zero_point,
+                  op->packed, &op->stage, j->y + r0 * op->N, op->N);
         break;
-    case QOP_MAXPOOL: cnn_qmaxpool(q->isa, &op->g, x, op->lo, op->hi, 0, pixels, y); break;
-    case QOP_AVGPOOL: cnn_qavgpool(&op->g, x, op->lo, op->hi, 0, pixels, y); break;
+    case QOP_MAXPOOL:
+        cnn_qmaxpool(q->isa, &op->g, j->x, op->lo, op->hi, r0, r1, j->y + r0 * op->g.c);
+        break;
+    case QOP_AVGPOOL:
+        cnn_qavgpool(&op->g, j->x, op->lo, op->hi, r0, r1, j->y + r0 * op->g.c);
+        break;
     case QOP_CLAMP:
-        for (int64_t i = 0; i < b * op->out_elems; i++)
-            y[i] = (int8_t)cnn_q_clamp(x[i], op->lo, op->hi);
+        for (int64_t i = r0; i < r1; i++)
+            j->y[i] = (int8_t)cnn_q_clamp(j->x[i], op->lo, op->hi);
         break;
     }
 }
@@ -534,8 +584,9 @@ cnn_status cnn_qmodel_predict(cnn_qmodel *q, const cnn_tensor *x, float *out)
                             "quantized predict: input dimension %d is %lld, expected %d", d + 1,
                             (long long)x->dims[d + 1], q->input_shape.dims[d]);
     size_t act = (size_t)(QMODEL_BATCH * q->max_elems);
-    int8_t *a = malloc(act), *b = malloc(act), *col = malloc((size_t)(q->max_col ? q->max_col : 1));
-    int32_t *acc = malloc((size_t)(q->max_channels ? q->max_channels : 1) * sizeof(int32_t));
+    size_t nth = (size_t)cnn_pool_threads(q->pool);
+    int8_t *a = malloc(act), *b = malloc(act), *col = malloc(nth * (size_t)q->max_col + 1);
+    int32_t *acc = malloc((nth * (size_t)q->max_channels + 1) * sizeof(int32_t));
     if (!a || !b || !col || !acc) {
         free(a);
         free(b);
@@ -548,7 +599,8 @@ cnn_status cnn_qmodel_predict(cnn_qmodel *q, const cnn_tensor *x, float *out)
         cnn_q_quantize(x->data + start * q->in_elems, n * q->in_elems, q->input, a);
         int8_t *cur = a, *next = b;
         for (int k = 0; k < q->nops; k++) {
-            run_op(q, &q->ops[k], n, cur, next, col, acc);
+            op_job job = {q, &q->ops[k], n, cur, next, col, acc};
+            cnn_pool_run(q->pool, op_worker, &job);
             int8_t *t = cur;
             cur = next;
             next = t;

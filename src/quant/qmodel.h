@@ -35,6 +35,10 @@ void cnn_qmodel_free(cnn_qmodel *q);
 
 /* Which kernels run (tests compare them); default CNN_QISA_AUTO. */
 void cnn_qmodel_set_isa(cnn_qmodel *q, cnn_qisa isa);
+/* Worker threads for predict (default: the float model's count); each op's
+ * output rows are split between them, so results do not depend on it.
+ * CNN_ERR_INVALID_ARGUMENT outside 1..1024. */
+cnn_status cnn_qmodel_set_threads(cnn_qmodel *q, int threads);
 
 /* Outputs for every example of x (shaped like the model's input) as float:
  * out receives n * (the model's output size) values, probabilities when
