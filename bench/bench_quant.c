@@ -1,7 +1,8 @@
 /* Post-training int8 quantization of a trained model, measured: float and
  * int8 test accuracy on an MNIST-layout data set, top-1 agreement, and
- * inference time at batch 64 and batch 1 (one thread each, float and int8
- * runs interleaved so a shared machine's load hits both; best of REPS).
+ * inference time at batch 64 and batch 1 on one thread and at batch 64
+ * on two (float and int8 runs interleaved so a shared machine's load hits
+ * both; best of REPS).
  *
  * usage: bench_quant MODEL.cnn DATA_DIR [CALIBRATION_IMAGES [REPS]]
  *        (make build/bench/bench_quant; CALIBRATION_IMAGES default 500,
@@ -110,9 +111,12 @@ int main(int argc, char **argv)
            (double)agree / n);
     printf("int8 weights %lld bytes, float weights %lld bytes\n",
            (long long)cnn_qmodel_weight_bytes(q), (long long)cnn_model_param_count(m) * 4);
-    static const int batches[] = {64, 1};
-    for (int bi = 0; bi < 2; bi++) {
+    static const int batches[] = {64, 1, 64}, threads[] = {1, 1, 2};
+    for (int bi = 0; bi < 3; bi++) {
         int b = batches[bi];
+        if (cnn_model_set_threads(m, threads[bi]) != CNN_OK ||
+            cnn_qmodel_set_threads(q, threads[bi]) != CNN_OK)
+            return fail("threads");
         int64_t nt = b == 1 ? 200 : 1024;
         double bf = 1e30, bq = 1e30;
         for (int r = 0; r < reps; r++) {
@@ -120,8 +124,9 @@ int main(int argc, char **argv)
             bf = f < bf ? f : bf;
             bq = i8 < bq ? i8 : bq;
         }
-        printf("batch %2d, 1 thread: float %.1f images/s, int8 %.1f images/s, int8/float %.2fx\n",
-               b, 1.0 / bf, 1.0 / bq, bf / bq);
+        printf("batch %2d, %d thread%s: float %.1f images/s, int8 %.1f images/s, "
+               "int8/float %.2fx\n",
+               b, threads[bi], threads[bi] > 1 ? "s" : "", 1.0 / bf, 1.0 / bq, bf / bq);
     }
     cnn_tensor_free(fp);
     free(p);
