@@ -32,6 +32,7 @@ allowed_for() {
     src/layers) echo "cnn.h core/ kernels/ layers/" ;;
     src/model) echo "cnn.h core/ kernels/ layers/ model/" ;;
     src/io) echo "cnn.h core/ kernels/ layers/ model/ io/" ;;
+    src/quant) echo "cnn.h core/ kernels/ quant/" ;;
     include) echo "cnn.h" ;;
     cli) echo "cnn.h cnn_mpi.h cli.h" ;;
     mpi) echo "cnn.h cnn_mpi.h core/error.h" ;;
@@ -42,7 +43,7 @@ allowed_for() {
 out=$(mktemp) || exit 2
 trap 'rm -f "$out"' EXIT
 files=0
-for folder in src/core src/kernels src/layers src/model src/io include cli mpi examples; do
+for folder in src/core src/kernels src/layers src/model src/io src/quant include cli mpi examples; do
     [ -d "$folder" ] || continue
     list=$(find "$folder" -type f \( -name '*.c' -o -name '*.h' \) | sort)
     [ -n "$list" ] || continue
@@ -61,7 +62,7 @@ for folder in src/core src/kernels src/layers src/model src/io include cli mpi e
             }
             name = substr(text, 2)
             sub(/[">].*/, "", name)
-            if (open == "<" && name !~ /^(core|kernels|layers|model|io|cli)\// \
+            if (open == "<" && name !~ /^(core|kernels|layers|model|io|quant|cli)\// \
                 && name !~ /^(cnn|cnn_mpi|cli)\.h$/)
                 next   # a system or third-party header
             ok = 0

@@ -44,6 +44,8 @@ expect="$expect $(plant cli/train.c '#include "model/fit.h"')"             # cli
 expect="$expect $(plant examples/quickstart.c '#include "core/error.h"')"
 expect="$expect $(plant mpi/cnn_mpi.c '#include "model/model.h"')"
 expect="$expect $(plant include/cnn.h '#include "core/tensor.h"')"
+expect="$expect $(plant src/quant/qmodel.c '#include "model/model.h"')"   # quant on internals
+expect="$expect $(plant src/kernels/qgemm.c '#include "quant/qmodel.h"')" # kernels on quant
 # allowed ones planted too: downward, skipping a folder, <system> headers
 plant src/io/idx.c '#include "kernels/gemm.h"' >/dev/null
 plant src/model/run.c '#include <stdio.h>' >/dev/null
