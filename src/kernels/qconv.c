@@ -5,6 +5,18 @@
 
 #include "kernels/qgemm.h"
 
+/* Copies n bytes; short runs (few channels) inline, where a memcpy call
+ * costs more than the copy. */
+static inline void copy_bytes(int8_t *dst, const int8_t *src, int n)
+{
+    if (n > 32) {
+        memcpy(dst, src, (size_t)n);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        dst[i] = src[i];
+}
+
 void cnn_qim2col_rows(const cnn_conv_geom *g, const int8_t *x, int8_t pad, int64_t m0, int64_t m1,
                       int8_t *col)
 {
@@ -24,7 +36,7 @@ void cnn_qim2col_rows(const cnn_conv_geom *g, const int8_t *x, int8_t pad, int64
             }
             const int8_t *src = xn + (int64_t)iy * g->w * C;
             if (g->dw == 1 && ix0 >= 0 && ix0 + g->kw <= g->w) {
-                memcpy(row, src + (int64_t)ix0 * C, (size_t)g->kw * C);
+                copy_bytes(row, src + (int64_t)ix0 * C, g->kw * C);
                 continue;
             }
             for (int kx = 0; kx < g->kw; kx++) {
@@ -32,7 +44,7 @@ void cnn_qim2col_rows(const cnn_conv_geom *g, const int8_t *x, int8_t pad, int64
                 if (ix < 0 || ix >= g->w)
                     memset(row + kx * C, pad, (size_t)C);
                 else
-                    memcpy(row + kx * C, src + (int64_t)ix * C, (size_t)C);
+                    copy_bytes(row + kx * C, src + (int64_t)ix * C, C);
             }
         }
     }

@@ -274,14 +274,33 @@ __attribute__((target("avx2"))) static void qmaxpool_avx2(const cnn_conv_geom *g
     QMAXPOOL_BODY(32, __m256i, QMP_LOAD32, QMP_STORE32, _mm256_max_epi8, QMP_SET32)
 }
 
-#define QMP_LOAD64(p) _mm512_loadu_si512((const void *)(p))
-#define QMP_STORE64(p, v) _mm512_storeu_si512((void *)(p), _mm512_min_epi8(v, vhi))
-#define QMP_SET64(v) _mm512_set1_epi8((char)(v))
+/* 64 channels per vector, the last block masked. */
 CNN_QAVX512_TARGET static void qmaxpool_avx512(const cnn_conv_geom *g, const int8_t *x, int32_t lo,
                                                int32_t hi, int64_t m0, int64_t m1, int8_t *y)
 {
-    const __m512i vhi = _mm512_set1_epi8((char)hi);
-    QMAXPOOL_BODY(64, __m512i, QMP_LOAD64, QMP_STORE64, _mm512_max_epi8, QMP_SET64)
+    const __m512i vlo = _mm512_set1_epi8((char)lo), vhi = _mm512_set1_epi8((char)hi);
+    for (int64_t m = m0; m < m1; m++) {
+        qpixel p = qpixel_of(g, m);
+        const int8_t *xn = x + p.n * (int64_t)g->h * g->w * g->c;
+        int8_t *yr = y + (m - m0) * g->c;
+        for (int c = 0; c < g->c; c += 64) {
+            __mmask64 k = g->c - c >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (g->c - c)) - 1;
+            __m512i best = vlo; /* from lo up, min with hi: the clamp */
+            for (int ky = 0; ky < g->kh; ky++) {
+                int iy = p.oy * g->sh - g->pad_top + ky;
+                if (iy < 0 || iy >= g->h)
+                    continue;
+                for (int kx = 0; kx < g->kw; kx++) {
+                    int ix = p.ox * g->sw - g->pad_left + kx;
+                    if (ix >= 0 && ix < g->w)
+                        best = _mm512_max_epi8(
+                            best, _mm512_maskz_loadu_epi8(
+                                      k, xn + ((int64_t)iy * g->w + ix) * g->c + c));
+                }
+            }
+            _mm512_mask_storeu_epi8(yr + c, k, _mm512_min_epi8(best, vhi));
+        }
+    }
 }
 #endif
 
