@@ -231,6 +231,55 @@ avx2_tile(int MR, const int8_t *A, int64_t lda, const cnn_qpacked *B, int pn, in
     }
 }
 
+/* The output stage for the 16 columns of a whole panel with AVX2, 8 lanes
+ * at a time; a half with a left-shifting channel takes the scalar path.
+ * The high multiply: (p + 2^30) >> 31 fits 32 bits, so an even lane keeps
+ * the low half of the logical shift and an odd lane the high half of
+ * (p + 2^30) << 1, as the AVX-512 stage does. */
+__attribute__((target("avx2"))) static void
+store_row_avx2(const cnn_qpacked *B, int pn, const int32_t *acc, int32_t a_zero,
+               const cnn_qoutput *out, int8_t *y)
+{
+    const int n0 = pn * QP;
+    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
+    const __m256i half = _mm256_set1_epi64x(INT64_C(1) << 30);
+    for (int h = 0; h < 2; h++) {
+        const int c0 = n0 + 8 * h;
+        __m256i shift = _mm256_loadu_si256((const __m256i *)(out->shift + c0));
+        if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(shift, zero)))) {
+            for (int c = c0; c < c0 + 8; c++) {
+                uint32_t v = (uint32_t)acc[c - n0] - (uint32_t)a_zero * (uint32_t)B->colsum[c];
+                y[c] = cnn_q_requant(out, c, (int32_t)v);
+            }
+            continue;
+        }
+        __m256i v = _mm256_loadu_si256((const __m256i *)(acc + 8 * h));
+        __m256i cs = _mm256_loadu_si256((const __m256i *)(B->colsum + c0));
+        v = _mm256_sub_epi32(v, _mm256_mullo_epi32(_mm256_set1_epi32(a_zero), cs));
+        if (out->bias)
+            v = _mm256_add_epi32(v, _mm256_loadu_si256((const __m256i *)(out->bias + c0)));
+        __m256i mult = _mm256_loadu_si256((const __m256i *)(out->multiplier + c0));
+        __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(v, mult), half);
+        __m256i po = _mm256_add_epi64(
+            _mm256_mul_epi32(_mm256_srli_epi64(v, 32), _mm256_srli_epi64(mult, 32)), half);
+        v = _mm256_blend_epi32(_mm256_srli_epi64(pe, 31), _mm256_slli_epi64(po, 1), 0xAA);
+        /* rounding divide by 2^right, ties away from zero */
+        __m256i right = _mm256_sub_epi32(zero, shift);
+        __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+        __m256i rem = _mm256_and_si256(v, mask);
+        __m256i thr = _mm256_sub_epi32(_mm256_srli_epi32(mask, 1), _mm256_cmpgt_epi32(zero, v));
+        v = _mm256_sub_epi32(_mm256_srav_epi32(v, right), _mm256_cmpgt_epi32(rem, thr));
+        v = _mm256_add_epi32(v, _mm256_set1_epi32(out->zero_point));
+        v = _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(out->lo)),
+                             _mm256_set1_epi32(out->hi));
+        __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(v, v), zero);
+        uint32_t lo4 = (uint32_t)_mm256_extract_epi32(b8, 0);
+        uint32_t hi4 = (uint32_t)_mm256_extract_epi32(b8, 4);
+        memcpy(y + c0, &lo4, 4);
+        memcpy(y + c0 + 4, &hi4, 4);
+    }
+}
+
 __attribute__((target("avx2"))) static void
 qgemm_avx2(int64_t M, const int8_t *A, int64_t lda, int32_t a_zero, const cnn_qpacked *B,
            const cnn_qoutput *out, int8_t *Y, int64_t ldy)
@@ -245,8 +294,13 @@ qgemm_avx2(int64_t M, const int8_t *A, int64_t lda, int32_t a_zero, const cnn_qp
                 avx2_tile(2, A + m * lda, lda, B, pn, acc);
             else
                 avx2_tile(1, A + m * lda, lda, B, pn, acc);
-            for (int r = 0; r < mr; r++)
-                store_row(B, pn, acc[r], a_zero, out, Y + (m + r) * ldy);
+            bool whole = (pn + 1) * QP <= B->N; /* partial panels: the scalar stage */
+            for (int r = 0; r < mr; r++) {
+                if (whole)
+                    store_row_avx2(B, pn, acc[r], a_zero, out, Y + (m + r) * ldy);
+                else
+                    store_row(B, pn, acc[r], a_zero, out, Y + (m + r) * ldy);
+            }
         }
     }
 }
