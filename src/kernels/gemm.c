@@ -610,6 +610,7 @@ struct cnn_gemm_ctx {
     int threads;
     const gemm_kernel *kernel; /* the fast path's micro-kernel */
     bool naive;
+    bool bf16;                 /* cnn_gemm_bf16 uses bfloat16 (gemm_bf16.c) */
     float *buffers;            /* threads x per_thread floats, 64-byte aligned */
     size_t per_thread;         /* Ap (MR x KC) then Bp (KC x NC), in floats */
 };
@@ -636,6 +637,9 @@ cnn_status cnn_gemm_ctx_create(cnn_gemm_ctx **out, cnn_pool *pool)
         if (need > ctx->per_thread)
             ctx->per_thread = need;
     }
+    ctx->bf16 = cnn_gemm_bf16_supported();
+    if (gemm_round16(cnn_gemm_bf16_buffer_floats()) > ctx->per_thread)
+        ctx->per_thread = gemm_round16(cnn_gemm_bf16_buffer_floats());
     size_t bytes = (size_t)ctx->threads * ctx->per_thread * sizeof(float);
     ctx->buffers = aligned_alloc(64, bytes);
     if (!ctx->buffers) {
@@ -656,6 +660,23 @@ void cnn_gemm_ctx_free(cnn_gemm_ctx *ctx)
 }
 
 void cnn_gemm_ctx_use_naive(cnn_gemm_ctx *ctx, bool naive) { ctx->naive = naive; }
+
+bool cnn_gemm_ctx_is_naive(const cnn_gemm_ctx *ctx) { return ctx->naive; }
+
+bool cnn_gemm_ctx_has_bf16(const cnn_gemm_ctx *ctx) { return ctx->bf16; }
+
+bool cnn_gemm_ctx_allow_bf16(cnn_gemm_ctx *ctx, bool allow)
+{
+    ctx->bf16 = allow && cnn_gemm_bf16_supported();
+    return ctx->bf16;
+}
+
+cnn_pool *cnn_gemm_ctx_pool(cnn_gemm_ctx *ctx) { return ctx->pool; }
+
+float *cnn_gemm_ctx_buffer(cnn_gemm_ctx *ctx, int ith)
+{
+    return ctx->buffers + (size_t)ith * ctx->per_thread;
+}
 
 const char *cnn_gemm_ctx_kernel_name(const cnn_gemm_ctx *ctx)
 {

@@ -8,6 +8,8 @@
 #define CNN_KERNELS_GEMM_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "core/threadpool.h"
 
@@ -33,5 +35,37 @@ bool cnn_gemm_ctx_force_kernel(cnn_gemm_ctx *ctx, const char *name);
  * the number of threads (each element is summed in the same order). */
 void cnn_gemm(cnn_gemm_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* ---- bfloat16 (gemm_bf16.c) ------------------------------------------------
+ * The mixed_bfloat16 policy's products: op(A) and op(B) rounded to bfloat16
+ * (round to nearest even), exact products, float sums; the exact arithmetic
+ * is stated at the top of gemm_bf16.c and by cnn_gemm_bf16_reference, which
+ * the AVX-512 BF16 kernel matches bit for bit. Without AVX512_BF16 (or after
+ * cnn_gemm_ctx_allow_bf16(ctx, false)) cnn_gemm_bf16 is cnn_gemm; with
+ * cnn_gemm_ctx_use_naive it is the reference. Thread count never changes
+ * the results. */
+void cnn_gemm_bf16(cnn_gemm_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K,
+                   float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                   float *C, int ldc);
+void cnn_gemm_bf16_reference(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                             const float *A, int lda, const float *B, int ldb, float beta,
+                             float *C, int ldc);
+/* This CPU has vdpbf16ps (and the OS saves zmm state). */
+bool cnn_gemm_bf16_supported(void);
+/* The length of the K blocks (even), a function of K only. */
+int cnn_gemm_bf16_kstep(int K);
+/* float -> bfloat16 bits as vcvtne2ps2bf16 rounds, and back (exact). */
+uint16_t cnn_bf16_from_float(float f);
+float cnn_bf16_to_float(uint16_t h);
+/* Tests: let cnn_gemm_bf16 use bfloat16 on this CPU (the default when it
+ * can) or make it float32; returns whether bfloat16 is now in use. */
+bool cnn_gemm_ctx_allow_bf16(cnn_gemm_ctx *ctx, bool allow);
+
+/* For gemm_bf16.c, which shares the context's pool and packing buffers. */
+bool cnn_gemm_ctx_is_naive(const cnn_gemm_ctx *ctx);
+bool cnn_gemm_ctx_has_bf16(const cnn_gemm_ctx *ctx);
+cnn_pool *cnn_gemm_ctx_pool(cnn_gemm_ctx *ctx);
+float *cnn_gemm_ctx_buffer(cnn_gemm_ctx *ctx, int ith); /* 64-byte aligned */
+size_t cnn_gemm_bf16_buffer_floats(void);               /* needed per thread */
 
 #endif

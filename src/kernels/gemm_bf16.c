@@ -1,0 +1,432 @@
+/* bfloat16 products for the mixed_bfloat16 dtype policy:
+ *   C[M x N] = alpha * bf16(op(A)) * bf16(op(B)) + beta * C
+ * with cnn_gemm's conventions (kernels/gemm.h). op(A) and op(B) are rounded
+ * to bfloat16 while they are packed; the products of two bfloat16 numbers
+ * are exact in float and are summed in float.
+ *
+ * The arithmetic, which cnn_gemm_bf16_reference states in scalar C and the
+ * AVX-512 BF16 kernel matches bit for bit:
+ *   - rounding: round to nearest even, NaNs kept quiet, subnormal inputs to
+ *     zero (vcvtne2ps2bf16);
+ *   - K is cut into blocks of cnn_gemm_bf16_kstep(K) (even, a function of K
+ *     only); within a block, for each pair (k, k + 1) in order,
+ *       acc = fma(a[k + 1], b[k + 1], acc); acc = fma(a[k], b[k], acc)
+ *     with a subnormal acc flushed to zero after each (vdpbf16ps; a missing
+ *     k + 1 at the end of an odd block counts as 0 * 0);
+ *   - after each block, C = beta' * C + alpha * acc (separate multiply and
+ *     add), beta' = beta for the first block and 1 after; beta == 0 does
+ *     not read C.
+ * Threads take disjoint MR/NR-aligned ranges of C, so results do not
+ * depend on the thread count.
+ *
+ * Packed layouts, in 32-bit words that each hold a bfloat16 pair (k even
+ * in the low half, k + 1 in the high half), kc2 = ceil(kc / 2) pairs:
+ *   B block:  ceil(nc / NR) micro-panels [kc2][NR], zero-padded columns;
+ *   A panel:  [kc2][MR] when op(A)'s rows of k are contiguous (trans_a),
+ *             else [MR][kc2] (each row of A converted in place order) -
+ *             the micro-kernel broadcasts one word per row and k, so
+ *             either layout serves without a transpose.
+ * On a CPU without AVX512_BF16 cnn_gemm_bf16 is cnn_gemm (float32). */
+#include "kernels/gemm.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define BF16_X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
+enum {
+    BF16_MR = 12,
+    BF16_NR = 32,
+    BF16_KC = 512,            /* k values per block (256 pairs) */
+    BF16_KC2 = BF16_KC / 2,
+    BF16_NC = 512,            /* columns per B block, a multiple of NR */
+};
+
+/* ---- Scalar conversion and the reference ------------------------------- */
+
+uint16_t cnn_bf16_from_float(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu))
+        return (uint16_t)((u >> 16) | 0x40); /* NaN: quiet, payload's top kept */
+    if ((u & 0x7f800000u) == 0)
+        return (uint16_t)((u >> 16) & 0x8000); /* zero or subnormal: signed zero */
+    u += 0x7fffu + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+float cnn_bf16_to_float(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+int cnn_gemm_bf16_kstep(int K)
+{
+    int blocks = (K + BF16_KC - 1) / BF16_KC;
+    if (blocks < 1)
+        return 2;
+    int step = (K + blocks - 1) / blocks;
+    return step + (step & 1);
+}
+
+static float bf16_round(float f) { return cnn_bf16_to_float(cnn_bf16_from_float(f)); }
+
+static float flush(float x) { return fabsf(x) < FLT_MIN ? copysignf(0.0f, x) : x; }
+
+/* C = beta * C for the calls that multiply nothing (cnn_gemm's rule). */
+static bool bf16_trivial(int M, int N, int K, float alpha, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return true;
+    if (K > 0 && alpha != 0)
+        return false;
+    for (long i = 0; i < M; i++)
+        for (long q = 0; q < N; q++)
+            C[i * ldc + q] = beta == 0 ? 0.0f : beta * C[i * ldc + q];
+    return true;
+}
+
+void cnn_gemm_bf16_reference(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                             const float *A, int lda, const float *B, int ldb, float beta,
+                             float *C, int ldc)
+{
+    if (bf16_trivial(M, N, K, alpha, beta, C, ldc))
+        return;
+    const int kstep = cnn_gemm_bf16_kstep(K);
+#define OPA(i, k) bf16_round(trans_a ? A[(long)(k) * lda + (i)] : A[(long)(i) * lda + (k)])
+#define OPB(k, j) bf16_round(trans_b ? B[(long)(j) * ldb + (k)] : B[(long)(k) * ldb + (j)])
+    for (long i = 0; i < M; i++) {
+        for (long j = 0; j < N; j++) {
+            float *c = &C[i * ldc + j];
+            for (int pc = 0; pc < K; pc += kstep) {
+                int end = K - pc < kstep ? K : pc + kstep;
+                float acc = 0;
+                for (int k = pc; k < end; k += 2) {
+                    float a1 = k + 1 < end ? OPA(i, k + 1) : 0, b1 = k + 1 < end ? OPB(k + 1, j) : 0;
+                    acc = flush(fmaf(a1, b1, acc));
+                    acc = flush(fmaf(OPA(i, k), OPB(k, j), acc));
+                }
+                float t = alpha * acc, b = pc == 0 ? beta : 1.0f;
+                if (b != 0) {
+                    float old = b * *c;
+                    t = old + t;
+                }
+                *c = t;
+            }
+        }
+    }
+#undef OPA
+#undef OPB
+}
+
+/* ---- Detection ----------------------------------------------------------- */
+
+bool cnn_gemm_bf16_supported(void)
+{
+#ifdef BF16_X86
+    /* gcc 12 has no __builtin_cpu_supports("avx512bf16"): CPUID leaf 7
+     * subleaf 1, EAX bit 5. avx512f also tells that the OS saves zmm state. */
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")
+        || !__builtin_cpu_supports("avx512vl"))
+        return false;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d))
+        return false;
+    return (a >> 5) & 1;
+#else
+    return false;
+#endif
+}
+
+size_t cnn_gemm_bf16_buffer_floats(void)
+{
+    /* A panel, B block, B conversion scratch: 32-bit words, as floats */
+    return (size_t)BF16_MR * BF16_KC2 + (size_t)BF16_KC2 * BF16_NC + (size_t)BF16_NR * BF16_KC2;
+}
+
+#ifdef BF16_X86
+#define BF16_TARGET __attribute__((target("avx512bf16,avx512f,avx512vl,avx512bw")))
+
+/* ---- Packing --------------------------------------------------------------- */
+
+/* Where op(X)[k, p] = src[k * ld + p]: rows k and k + 1 interleaved into
+ * dst[kc2][P] words; columns w..P-1 and a missing row k + 1 are zero. */
+BF16_TARGET static void pack_pairs_rows(int kc, int w, int P, const float *src, long ld,
+                                        uint32_t *dst)
+{
+    /* word j of the result = (row k's j, row k+1's j) = halves j and 16 + j
+     * of vcvtne2ps2bf16(row k+1, row k) */
+    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i idx = _mm512_loadu_si512(order);
+    for (int k = 0; k < kc; k += 2, dst += P) {
+        const float *r0 = src + (long)k * ld, *r1 = r0 + ld;
+        bool two = k + 1 < kc;
+        for (int q = 0; q < P; q += 16) {
+            int left = w - q, room = P - q;
+            __mmask16 lm = (__mmask16)(left >= 16 ? 0xFFFFu : left > 0 ? (1u << left) - 1 : 0);
+            __m512 v0 = _mm512_setzero_ps(), v1 = _mm512_setzero_ps();
+            if (lm) {
+                v0 = _mm512_maskz_loadu_ps(lm, r0 + q);
+                if (two)
+                    v1 = _mm512_maskz_loadu_ps(lm, r1 + q);
+            }
+            __m512i pairs = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
+            _mm512_mask_storeu_epi32(dst + q, (__mmask16)(room >= 16 ? 0xFFFFu : (1u << room) - 1),
+                                     pairs);
+        }
+    }
+}
+
+/* One row s[0..kc) as kc2 words in order (its pairs are adjacent). */
+BF16_TARGET static void convert_row(int kc, const float *s, uint32_t *d)
+{
+    int k = 0;
+    for (; k + 32 <= kc; k += 32, d += 16)
+        _mm512_storeu_si512(d, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + k + 16),
+                                                            _mm512_loadu_ps(s + k)));
+    if (k < kc) {
+        int left = kc - k, words = (left + 1) / 2;
+        __mmask16 m0 = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1);
+        __mmask16 m1 = (__mmask16)(left > 16 ? (1u << (left - 16)) - 1 : 0);
+        __m512 lo = _mm512_maskz_loadu_ps(m0, s + k);
+        __m512 hi = m1 ? _mm512_maskz_loadu_ps(m1, s + k + 16) : _mm512_setzero_ps();
+        _mm512_mask_storeu_epi32(d, (__mmask16)((1u << words) - 1),
+                                 (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+}
+
+/* ---- Micro-kernel ------------------------------------------------------------ */
+
+enum { BF16_A_KMAJOR, BF16_A_IMAJOR }; /* A panel [kc2][MR] or [MR][kc2] */
+
+#define BF16_ROWS12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
+/* 12 x 32: 24 zmm accumulators; each pair step is 2 loads of b, 12
+ * broadcasts of a word of A and 24 vdpbf16ps. The epilogue is avx512_body's
+ * in gemm.c: t = alpha * acc, then C = beta * C + t. */
+BF16_TARGET __attribute__((always_inline)) static inline void
+bf16_body(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t *a,
+          const uint32_t *b, float *c, long ldc, float alpha, float beta, int n)
+{
+    const long si = MODE == BF16_A_KMAJOR ? 1 : kc2, sk = MODE == BF16_A_KMAJOR ? BF16_MR : 1;
+#define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+    BF16_ROWS12(DECL)
+#undef DECL
+    for (int k = 0; k < kc2; k++, a += sk, b += BF16_NR) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512(b);
+        __m512bh b1 = NV == 2 ? (__m512bh)_mm512_load_si512(b + 16) : b0;
+#define STEP(i)                                                                    \
+    if ((i) < ROWS) {                                                              \
+        __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[(i) * si]);               \
+        c##i##0 = _mm512_dpbf16_ps(c##i##0, ai, b0);                               \
+        if (NV == 2)                                                               \
+            c##i##1 = _mm512_dpbf16_ps(c##i##1, ai, b1);                           \
+    }
+        BF16_ROWS12(STEP)
+#undef STEP
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __mmask16 k0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
+    __mmask16 k1 = (__mmask16)(n >= 32 ? 0xFFFFu : n > 16 ? (1u << (n - 16)) - 1 : 0);
+#define ROW(p, acc, mask)                                                          \
+    {                                                                              \
+        __m512 t = _mm512_mul_ps(va, acc);                                         \
+        if (beta != 0)                                                             \
+            t = _mm512_add_ps(_mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, p)), t); \
+        _mm512_mask_storeu_ps(p, mask, t);                                         \
+    }
+#define STORE(i)                                                                   \
+    if ((i) < ROWS) {                                                              \
+        ROW(c + (i) * ldc, c##i##0, k0)                                            \
+        if (NV == 2)                                                               \
+            ROW(c + (i) * ldc + 16, c##i##1, k1)                                   \
+    }
+    BF16_ROWS12(STORE)
+#undef STORE
+#undef ROW
+}
+
+#define BF16_DISPATCH_ROWS(MODE, NV)                                               \
+    switch (m) {                                                                   \
+    case 1: BODY(MODE, 1, NV); return;                                             \
+    case 2: BODY(MODE, 2, NV); return;                                             \
+    case 3: BODY(MODE, 3, NV); return;                                             \
+    case 4: BODY(MODE, 4, NV); return;                                             \
+    case 5: BODY(MODE, 5, NV); return;                                             \
+    case 6: BODY(MODE, 6, NV); return;                                             \
+    case 7: BODY(MODE, 7, NV); return;                                             \
+    case 8: BODY(MODE, 8, NV); return;                                             \
+    case 9: BODY(MODE, 9, NV); return;                                             \
+    case 10: BODY(MODE, 10, NV); return;                                           \
+    case 11: BODY(MODE, 11, NV); return;                                           \
+    default: BODY(MODE, 12, NV); return;                                           \
+    }
+
+BF16_TARGET static void ukernel_bf16_12x32(int kc2, const uint32_t *a, int amode,
+                                           const uint32_t *b, float *c, long ldc, float alpha,
+                                           float beta, int m, int n)
+{
+#define BODY(mode, rows, nv) bf16_body(mode, rows, nv, kc2, a, b, c, ldc, alpha, beta, n)
+    if (amode == BF16_A_KMAJOR) {
+        if (n > 16)
+            BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 2)
+        else
+            BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 1)
+    } else {
+        if (n > 16)
+            BF16_DISPATCH_ROWS(BF16_A_IMAJOR, 2)
+        else
+            BF16_DISPATCH_ROWS(BF16_A_IMAJOR, 1)
+    }
+#undef BODY
+}
+
+/* ---- Driver ---------------------------------------------------------------- */
+
+typedef struct {
+    cnn_gemm_ctx *ctx;
+    bool trans_a, trans_b, split_n;
+    int M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    long lda, ldb, ldc;
+} bf16_job;
+
+/* Bp <- bf16(op(B)[pc:+kc, jc:+nc]) as micro-panels [kc2][NR]. */
+BF16_TARGET static void pack_b(const bf16_job *j, long pc, int kc, long jc, int nc, uint32_t *bp,
+                               uint32_t *scratch)
+{
+    int kc2 = (kc + 1) / 2;
+    for (int jr = 0; jr < nc; jr += BF16_NR, bp += (long)kc2 * BF16_NR) {
+        int w = nc - jr < BF16_NR ? nc - jr : BF16_NR;
+        if (!j->trans_b) {
+            pack_pairs_rows(kc, w, BF16_NR, j->B + pc * j->ldb + jc + jr, j->ldb, bp);
+            continue;
+        }
+        /* op(B)'s columns are B's rows: convert each, then transpose the words */
+        for (int p = 0; p < w; p++)
+            convert_row(kc, j->B + (jc + jr + p) * j->ldb + pc, scratch + (long)p * kc2);
+        for (int k = 0; k < kc2; k++) {
+            uint32_t *d = bp + (long)k * BF16_NR;
+            int p = 0;
+            for (; p < w; p++)
+                d[p] = scratch[(long)p * kc2 + k];
+            for (; p < BF16_NR; p++)
+                d[p] = 0;
+        }
+    }
+}
+
+/* Ap <- bf16(op(A)[i0:+m, pc:+kc]); returns its layout. Rows m..MR-1 are
+ * never read (the micro-kernel runs m rows). */
+BF16_TARGET static int pack_a(const bf16_job *j, long i0, int m, long pc, int kc, uint32_t *ap)
+{
+    if (j->trans_a) {
+        pack_pairs_rows(kc, m, BF16_MR, j->A + pc * j->lda + i0, j->lda, ap);
+        return BF16_A_KMAJOR;
+    }
+    int kc2 = (kc + 1) / 2;
+    for (int i = 0; i < m; i++)
+        convert_row(kc, j->A + (i0 + i) * j->lda + pc, ap + (long)i * kc2);
+    return BF16_A_IMAJOR;
+}
+
+BF16_TARGET static void bf16_block(const bf16_job *j, long m0, long m1, long n0, long n1,
+                                   uint32_t *ap, uint32_t *bp, uint32_t *scratch)
+{
+    const long kstep = cnn_gemm_bf16_kstep(j->K);
+    long nblocks = (n1 - n0 + BF16_NC - 1) / BF16_NC;
+    long nstep = ((n1 - n0 + nblocks - 1) / nblocks + BF16_NR - 1) / BF16_NR * BF16_NR;
+    for (long jc = n0; jc < n1; jc += nstep) {
+        int nc = (int)(n1 - jc < nstep ? n1 - jc : nstep);
+        for (long pc = 0; pc < j->K; pc += kstep) {
+            int kc = (int)(j->K - pc < kstep ? j->K - pc : kstep), kc2 = (kc + 1) / 2;
+            float beta = pc == 0 ? j->beta : 1.0f; /* later K blocks accumulate */
+            pack_b(j, pc, kc, jc, nc, bp, scratch);
+            for (long ir = m0; ir < m1; ir += BF16_MR) {
+                int m = (int)(m1 - ir < BF16_MR ? m1 - ir : BF16_MR);
+                int amode = pack_a(j, ir, m, pc, kc, ap);
+                for (int jr = 0; jr < nc; jr += BF16_NR) {
+                    int n = nc - jr < BF16_NR ? nc - jr : BF16_NR;
+                    ukernel_bf16_12x32(kc2, ap, amode, bp + (long)jr * kc2,
+                                       j->C + ir * j->ldc + jc + jr, j->ldc, j->alpha, beta, m, n);
+                }
+            }
+        }
+    }
+}
+
+static void bf16_worker(void *arg, int ith, int nth)
+{
+    const bf16_job *j = arg;
+    long m0 = 0, m1 = j->M, n0 = 0, n1 = j->N, b, e;
+    if (j->split_n) {
+        cnn_split_range((j->N + BF16_NR - 1) / BF16_NR, ith, nth, &b, &e);
+        n0 = b * BF16_NR;
+        n1 = e * BF16_NR < j->N ? e * BF16_NR : j->N;
+    } else {
+        cnn_split_range((j->M + BF16_MR - 1) / BF16_MR, ith, nth, &b, &e);
+        m0 = b * BF16_MR;
+        m1 = e * BF16_MR < j->M ? e * BF16_MR : j->M;
+    }
+    if (m0 >= m1 || n0 >= n1)
+        return;
+    uint32_t *ap = (uint32_t *)cnn_gemm_ctx_buffer(j->ctx, ith);
+    uint32_t *bp = ap + (size_t)BF16_MR * BF16_KC2;
+    bf16_block(j, m0, m1, n0, n1, ap, bp, bp + (size_t)BF16_KC2 * BF16_NC);
+}
+
+/* Rows or columns, whichever leaves the busiest thread the least work
+ * (multiply-adds plus packing, as gemm.c weighs them). */
+static bool bf16_split_by_columns(long M, long N, long K, int nth)
+{
+    const double pack_cost = 16;
+    long tiles_m = (M + BF16_MR - 1) / BF16_MR, tiles_n = (N + BF16_NR - 1) / BF16_NR;
+    long rows = (tiles_m + nth - 1) / nth * BF16_MR, cols = (tiles_n + nth - 1) / nth * BF16_NR;
+    double r = (double)(rows < M ? rows : M), c = (double)(cols < N ? cols : N);
+    double m = (double)M, n = (double)N, k = (double)K;
+    return m * c * k + pack_cost * k * (m + c) < r * n * k + pack_cost * k * (n + r);
+}
+#endif /* BF16_X86 */
+
+void cnn_gemm_bf16(cnn_gemm_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K,
+                   float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                   float *C, int ldc)
+{
+    if (cnn_gemm_ctx_is_naive(ctx)) {
+        cnn_gemm_bf16_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#ifdef BF16_X86
+    if (cnn_gemm_ctx_has_bf16(ctx)) {
+        if (bf16_trivial(M, N, K, alpha, beta, C, ldc))
+            return;
+        bf16_job job = {.ctx = ctx, .trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N,
+                        .K = K, .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C,
+                        .lda = lda, .ldb = ldb, .ldc = ldc};
+        cnn_pool *pool = cnn_gemm_ctx_pool(ctx);
+        int threads = cnn_pool_threads(pool);
+        if (threads == 1 || (double)M * N * K < 32768) {
+            bf16_worker(&job, 0, 1);
+            return;
+        }
+        job.split_n = bf16_split_by_columns(M, N, K, threads);
+        cnn_pool_run(pool, bf16_worker, &job);
+        return;
+    }
+#endif
+    cnn_gemm(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}

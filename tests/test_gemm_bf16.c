@@ -1,0 +1,205 @@
+/* The bfloat16 GEMM (kernels/gemm_bf16.c):
+ *   - the rounding to bfloat16 (ties to even, NaN, infinities, subnormals);
+ *   - the scalar reference within the bfloat16 error bound of the exact
+ *     product: |C - exact| <= 2^-7 * sum |a| |b| (each input rounded to 8
+ *     significant bits, relative error <= 2^-8 each) + float summation;
+ *   - the AVX-512 BF16 kernel bit-identical to the reference over random
+ *     shapes (odd K, tails of M and N, several K and N blocks, all four
+ *     transposes, alpha/beta, padded leading dimensions), on 1 and 2
+ *     threads;
+ *   - without bfloat16 (allow_bf16 false) it is cnn_gemm exactly. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "core/rng.h"
+#include "kernels/gemm.h"
+#include "test.h"
+
+static float uniform(cnn_rng *r, float lo, float hi) { return lo + (hi - lo) * cnn_rng_uniform(r); }
+
+static float from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static void test_rounding(void)
+{
+    CHECK(cnn_bf16_from_float(1.0f) == 0x3f80);
+    CHECK(cnn_bf16_from_float(-2.0f) == 0xc000);
+    /* 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties to even (down) */
+    CHECK(cnn_bf16_from_float(from_bits(0x3f808000u)) == 0x3f80);
+    /* 1 + 3 * 2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6: ties to even (up) */
+    CHECK(cnn_bf16_from_float(from_bits(0x3f818000u)) == 0x3f82);
+    CHECK(cnn_bf16_from_float(from_bits(0x3f808001u)) == 0x3f81); /* above half: up */
+    CHECK(cnn_bf16_from_float(from_bits(0x3f807fffu)) == 0x3f80); /* below half: down */
+    CHECK(cnn_bf16_from_float(INFINITY) == 0x7f80);
+    CHECK(cnn_bf16_from_float(-INFINITY) == 0xff80);
+    CHECK(cnn_bf16_from_float(from_bits(0x7f7fffffu)) == 0x7f80); /* FLT_MAX rounds to inf */
+    CHECK(cnn_bf16_from_float(from_bits(0x7f800001u)) == 0x7fc0); /* signalling NaN: quiet */
+    CHECK(cnn_bf16_from_float(from_bits(0x00400000u)) == 0x0000); /* subnormal: zero */
+    CHECK(cnn_bf16_from_float(from_bits(0x80400000u)) == 0x8000);
+    CHECK(cnn_bf16_to_float(0x3f80) == 1.0f);
+    CHECK(cnn_gemm_bf16_kstep(1) == 2 && cnn_gemm_bf16_kstep(511) == 512);
+    CHECK(cnn_gemm_bf16_kstep(512) == 512 && cnn_gemm_bf16_kstep(513) == 258);
+}
+
+typedef struct {
+    bool ta, tb;
+    int M, N, K, pad;
+    float alpha, beta;
+} bf16_case;
+
+/* One case: the reference against the exact product (bound above), and the
+ * 1- and 2-thread kernels against the reference, bit for bit. */
+static void run_case(cnn_gemm_ctx *one, cnn_gemm_ctx *two, bf16_case c, cnn_rng *r)
+{
+    int lda = (c.ta ? c.M : c.K) + c.pad, ldb = (c.tb ? c.K : c.N) + c.pad, ldc = c.N + c.pad;
+    long an = (long)(c.ta ? c.K : c.M) * lda, bn = (long)(c.tb ? c.N : c.K) * ldb;
+    long cn = (long)c.M * ldc;
+    float *A = malloc((size_t)an * sizeof *A), *B = malloc((size_t)bn * sizeof *B);
+    float *C0 = malloc((size_t)cn * sizeof *C0), *ref = malloc((size_t)cn * sizeof *ref);
+    float *c1 = malloc((size_t)cn * sizeof *c1), *c2 = malloc((size_t)cn * sizeof *c2);
+    float *absa = malloc((size_t)an * sizeof *absa), *absb = malloc((size_t)bn * sizeof *absb);
+    float *exact = malloc((size_t)cn * sizeof *exact), *mag = malloc((size_t)cn * sizeof *mag);
+    if (!A || !B || !C0 || !ref || !c1 || !c2 || !absa || !absb || !exact || !mag) {
+        fprintf(stderr, "test_gemm_bf16: out of memory\n");
+        exit(1);
+    }
+    for (long i = 0; i < an; i++)
+        absa[i] = fabsf(A[i] = uniform(r, -2, 2));
+    for (long i = 0; i < bn; i++)
+        absb[i] = fabsf(B[i] = uniform(r, -2, 2));
+    for (long i = 0; i < cn; i++)
+        C0[i] = i % ldc >= c.N ? 777.0f : c.beta == 0 ? NAN : uniform(r, -1, 1);
+    memcpy(ref, C0, (size_t)cn * sizeof *C0);
+    memcpy(c1, C0, (size_t)cn * sizeof *C0);
+    memcpy(c2, C0, (size_t)cn * sizeof *C0);
+    memcpy(exact, C0, (size_t)cn * sizeof *C0);
+    memset(mag, 0, (size_t)cn * sizeof *mag);
+
+    cnn_gemm_bf16_reference(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A, lda, B, ldb, c.beta, ref, ldc);
+    cnn_gemm_naive(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A, lda, B, ldb, c.beta, exact, ldc);
+    cnn_gemm_naive(c.ta, c.tb, c.M, c.N, c.K, fabsf(c.alpha), absa, lda, absb, ldb, 0, mag, ldc);
+    char what[160];
+    snprintf(what, sizeof what, "ta=%d tb=%d M=%d N=%d K=%d pad=%d alpha=%g beta=%g", c.ta, c.tb,
+             c.M, c.N, c.K, c.pad, (double)c.alpha, (double)c.beta);
+    double worst = 0;
+    bool bounded = true;
+    for (long i = 0; i < cn; i++) {
+        if (i % ldc >= c.N) {
+            bounded &= ref[i] == 777.0f;
+            continue;
+        }
+        double err = fabs((double)ref[i] - exact[i]);
+        double bound = 0x1p-7 * mag[i] * 1.01 + 1e-6 * (c.K + 1) * (mag[i] + 1);
+        if (err / bound > worst)
+            worst = err / bound;
+        bounded &= err <= bound;
+    }
+    if (!bounded)
+        fprintf(stderr, "%s: reference off the bf16 bound (%.3g of it)\n", what, worst);
+    CHECK(bounded);
+
+    if (cnn_gemm_ctx_has_bf16(one)) {
+        cnn_gemm_bf16(one, c.ta, c.tb, c.M, c.N, c.K, c.alpha, A, lda, B, ldb, c.beta, c1, ldc);
+        cnn_gemm_bf16(two, c.ta, c.tb, c.M, c.N, c.K, c.alpha, A, lda, B, ldb, c.beta, c2, ldc);
+        long bad = -1;
+        for (long i = 0; i < cn && bad < 0; i++)
+            if (memcmp(&c1[i], &ref[i], sizeof(float)) != 0)
+                bad = i;
+        if (bad >= 0)
+            fprintf(stderr, "%s: kernel %.9g, reference %.9g at (%ld, %ld)\n", what,
+                    (double)c1[bad], (double)ref[bad], bad / ldc, bad % ldc);
+        CHECK(bad < 0);
+        CHECK(memcmp(c1, c2, (size_t)cn * sizeof *c1) == 0);
+    }
+    free(A);
+    free(B);
+    free(C0);
+    free(ref);
+    free(c1);
+    free(c2);
+    free(absa);
+    free(absb);
+    free(exact);
+    free(mag);
+}
+
+static void test_shapes(cnn_gemm_ctx *one, cnn_gemm_ctx *two, cnn_rng *r)
+{
+    static const float alphas[] = {1.0f, 0.5f, -1.25f};
+    static const float betas[] = {0.0f, 1.0f, 0.75f};
+    for (int t = 0; t < 200; t++) {
+        bf16_case c = {.ta = t & 1, .tb = (t >> 1) & 1,
+                       .M = 1 + (int)(cnn_rng_next(r) % 70), .N = 1 + (int)(cnn_rng_next(r) % 70),
+                       .K = 1 + (int)(cnn_rng_next(r) % 70), .pad = (int)(cnn_rng_next(r) % 3) * 3,
+                       .alpha = alphas[(t >> 2) % 3], .beta = betas[(t / 12) % 3]};
+        run_case(one, two, c, r);
+    }
+    for (int t = 0; t < 4; t++) {
+        bool ta = t & 1, tb = t >> 1;
+        bf16_case big[] = {
+            {ta, tb, 100, 70, 1201, 1, 1.0f, 1.0f},  /* three K blocks, odd */
+            {ta, tb, 37, 1100, 45, 0, 1.0f, 0.0f},   /* N > NC: column blocks, split by columns */
+            {ta, tb, 500, 19, 23, 2, -0.5f, 0.75f},  /* split by rows */
+            {ta, tb, 64, 64, 800, 0, 1.0f, 0.0f},    /* conv2 forward, 8 x 8 pixels */
+        };
+        for (size_t i = 0; i < sizeof big / sizeof *big; i++)
+            run_case(one, two, big[i], r);
+    }
+}
+
+/* Without bfloat16 cnn_gemm_bf16 is cnn_gemm, bit for bit; trivial calls
+ * follow cnn_gemm's rules either way. */
+static void test_fallback(cnn_gemm_ctx *ctx, cnn_rng *r)
+{
+    bool had = cnn_gemm_ctx_has_bf16(ctx);
+    CHECK(!cnn_gemm_ctx_allow_bf16(ctx, false));
+    float A[35], B[40], C1[56], C2[56];
+    for (int i = 0; i < 35; i++)
+        A[i] = uniform(r, -1, 1);
+    for (int i = 0; i < 40; i++)
+        B[i] = uniform(r, -1, 1);
+    for (int i = 0; i < 56; i++)
+        C1[i] = C2[i] = uniform(r, -1, 1);
+    cnn_gemm_bf16(ctx, false, false, 7, 8, 5, 1.0f, A, 5, B, 8, 0.5f, C1, 8);
+    cnn_gemm(ctx, false, false, 7, 8, 5, 1.0f, A, 5, B, 8, 0.5f, C2, 8);
+    CHECK(memcmp(C1, C2, sizeof C1) == 0);
+    CHECK(cnn_gemm_ctx_allow_bf16(ctx, true) == had);
+    CHECK(had == cnn_gemm_bf16_supported());
+    float D[4] = {NAN, NAN, 1, 2};
+    cnn_gemm_bf16(ctx, false, false, 2, 2, 3, 0.0f, A, 3, B, 2, 0.0f, D, 2);
+    CHECK(D[0] == 0 && D[1] == 0 && D[2] == 0 && D[3] == 0);
+    /* the naive switch is the bf16 reference */
+    cnn_gemm_ctx_use_naive(ctx, true);
+    cnn_gemm_bf16(ctx, true, false, 7, 8, 5, 1.0f, A, 7, B, 8, 0.0f, C1, 8);
+    cnn_gemm_bf16_reference(true, false, 7, 8, 5, 1.0f, A, 7, B, 8, 0.0f, C2, 8);
+    CHECK(memcmp(C1, C2, sizeof C1) == 0);
+    cnn_gemm_ctx_use_naive(ctx, false);
+}
+
+int main(void)
+{
+    cnn_pool *pool1 = NULL, *pool2 = NULL;
+    cnn_gemm_ctx *one = NULL, *two = NULL;
+    CHECK_OK(cnn_pool_create(&pool1, 1));
+    CHECK_OK(cnn_pool_create(&pool2, 2));
+    CHECK_OK(cnn_gemm_ctx_create(&one, pool1));
+    CHECK_OK(cnn_gemm_ctx_create(&two, pool2));
+    if (!one || !two)
+        return test_finish("test_gemm_bf16");
+    cnn_rng r;
+    cnn_rng_seed(&r, 20261204);
+    test_rounding();
+    if (!cnn_gemm_bf16_supported())
+        printf("test_gemm_bf16: no AVX512_BF16 on this CPU: reference and fallback only\n");
+    test_shapes(one, two, &r);
+    test_fallback(one, &r);
+    cnn_gemm_ctx_free(one);
+    cnn_gemm_ctx_free(two);
+    cnn_pool_free(pool1);
+    cnn_pool_free(pool2);
+    return test_finish("test_gemm_bf16");
+}
