@@ -1,6 +1,9 @@
 /* This machine's peak FP32 throughput: independent FMA chains in registers
- * (AVX-512 and AVX2), on 1 and on all cores. Every kernel figure in
- * docs/BENCHMARKS.md is read as a fraction of this. Prints JSON lines. */
+ * (AVX-512 and AVX2), on 1 and on all cores, and the bfloat16 dot-product
+ * peak (vdpbf16ps, isa "avx512bf16": 64 flops an instruction) where the CPU
+ * has it. Every kernel figure in docs/BENCHMARKS.md is read as a fraction
+ * of the peak of its own instruction. Prints JSON lines. */
+#include <cpuid.h>
 #include <immintrin.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -45,6 +48,24 @@ __attribute__((target("avx2,fma"))) static float fma256(long n)
     return out[0];
 }
 
+/* Pairs of bfloat16 per lane: x and y as 32-bit words holding two bf16s. */
+#define BF16_SET(v) _mm512_set1_ps(v)
+#define BF16_DP(acc, x, y) _mm512_dpbf16_ps(acc, (__m512bh)_mm512_castps_si512(x), \
+                                            (__m512bh)_mm512_castps_si512(y))
+__attribute__((target("avx512bf16,avx512f,avx512vl,avx512bw"))) static float dp512(long n)
+{
+    FMA_CHAINS(__m512, BF16_SET, BF16_DP, _mm512_add_ps);
+    return _mm512_reduce_add_ps(s);
+}
+
+/* gcc 12 has no __builtin_cpu_supports("avx512bf16"): CPUID.(7,1):EAX bit 5. */
+static int has_bf16(void)
+{
+    unsigned a, b, c, d;
+    return __builtin_cpu_supports("avx512f") && __get_cpuid_count(7, 1, &a, &b, &c, &d)
+           && ((a >> 5) & 1);
+}
+
 typedef struct {
     int wide;
     volatile float sink;
@@ -53,7 +74,7 @@ typedef struct {
 static void *run(void *p)
 {
     job *j = p;
-    j->sink = j->wide ? fma512(ITER) : fma256(ITER);
+    j->sink = j->wide == 2 ? dp512(ITER) : j->wide ? fma512(ITER) : fma256(ITER);
     return NULL;
 }
 
@@ -69,7 +90,7 @@ static void measure(const char *isa, int wide, int threads)
     for (int i = 0; i < threads; i++)
         pthread_join(t[i], NULL);
     double s = now() - t0;
-    double flops = (double)ITER * 12 * (wide ? 16 : 8) * 2 * threads;
+    double flops = (double)ITER * 12 * (wide == 2 ? 32 : wide ? 16 : 8) * 2 * threads;
     printf("{\"kind\": \"peak\", \"isa\": \"%s\", \"threads\": %d, \"gflops\": %.1f}\n", isa,
            threads, flops / s / 1e9);
 }
@@ -85,6 +106,8 @@ int main(void)
             measure("avx512", 1, threads);
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
             measure("avx2", 0, threads);
+        if (has_bf16())
+            measure("avx512bf16", 2, threads);
         if (threads * 2 > cores && threads != cores)
             threads = cores / 2;
     }

@@ -160,10 +160,20 @@ size_t cnn_gemm_bf16_buffer_floats(void)
 
 /* ---- Packing --------------------------------------------------------------- */
 
+/* The address bytes past p, without pointer arithmetic beyond the array
+ * (prefetches never fault). The packers prefetch what they will be asked
+ * for next, `ahead` bytes past what they read (0: nothing): the hardware
+ * prefetchers lose track of the short pieces of rows a panel reads, and
+ * im2col tiles are larger than L2. */
+static inline const void *ahead_of(const float *p, uintptr_t bytes)
+{
+    return (const void *)((uintptr_t)p + bytes);
+}
+
 /* Where op(X)[k, p] = src[k * ld + p]: rows k and k + 1 interleaved into
  * dst[kc2][P] words; columns w..P-1 and a missing row k + 1 are zero. */
 BF16_TARGET static void pack_pairs_rows(int kc, int w, int P, const float *src, long ld,
-                                        uint32_t *dst)
+                                        uint32_t *dst, uintptr_t ahead)
 {
     /* word j of the result = (row k's j, row k+1's j) = halves j and 16 + j
      * of vcvtne2ps2bf16(row k+1, row k) */
@@ -178,6 +188,10 @@ BF16_TARGET static void pack_pairs_rows(int kc, int w, int P, const float *src, 
             __mmask16 lm = (__mmask16)(left >= 16 ? 0xFFFFu : left > 0 ? (1u << left) - 1 : 0);
             __m512 v0 = _mm512_setzero_ps(), v1 = _mm512_setzero_ps();
             if (lm) {
+                if (ahead) {
+                    __builtin_prefetch(ahead_of(r0 + q, ahead));
+                    __builtin_prefetch(ahead_of(r1 + q, ahead));
+                }
                 v0 = _mm512_maskz_loadu_ps(lm, r0 + q);
                 if (two)
                     v1 = _mm512_maskz_loadu_ps(lm, r1 + q);
@@ -190,13 +204,22 @@ BF16_TARGET static void pack_pairs_rows(int kc, int w, int P, const float *src, 
 }
 
 /* One row s[0..kc) as kc2 words in order (its pairs are adjacent). */
-BF16_TARGET static void convert_row(int kc, const float *s, uint32_t *d)
+BF16_TARGET static void convert_row(int kc, const float *s, uint32_t *d, uintptr_t ahead)
 {
     int k = 0;
-    for (; k + 32 <= kc; k += 32, d += 16)
+    for (; k + 32 <= kc; k += 32, d += 16) {
+        if (ahead) {
+            __builtin_prefetch(ahead_of(s + k, ahead));
+            __builtin_prefetch(ahead_of(s + k + 16, ahead));
+        }
         _mm512_storeu_si512(d, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + k + 16),
                                                             _mm512_loadu_ps(s + k)));
+    }
     if (k < kc) {
+        if (ahead) {
+            __builtin_prefetch(ahead_of(s + k, ahead));
+            __builtin_prefetch(ahead_of(s + kc - 1, ahead));
+        }
         int left = kc - k, words = (left + 1) / 2;
         __mmask16 m0 = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1);
         __mmask16 m1 = (__mmask16)(left > 16 ? (1u << (left - 16)) - 1 : 0);
@@ -218,13 +241,18 @@ enum { BF16_A_KMAJOR, BF16_A_IMAJOR }; /* A panel [kc2][MR] or [MR][kc2] */
  * in gemm.c: t = alpha * acc, then C = beta * C + t. */
 BF16_TARGET __attribute__((always_inline)) static inline void
 bf16_body(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t *a,
-          const uint32_t *b, float *c, long ldc, float alpha, float beta, int n)
+          const uint32_t *b, float *c, long ldc, float alpha, float beta, int n,
+          const float *pf, long pf_ld)
 {
     const long si = MODE == BF16_A_KMAJOR ? 1 : kc2, sk = MODE == BF16_A_KMAJOR ? BF16_MR : 1;
 #define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
     BF16_ROWS12(DECL)
 #undef DECL
     for (int k = 0; k < kc2; k++, a += sk, b += BF16_NR) {
+        /* one cache line of each row of the next A panel every 8 pairs */
+        if (pf && (k & 7) == 0)
+            for (int i = 0; i < BF16_MR; i++)
+                __builtin_prefetch(pf + i * pf_ld + 2 * k);
         __m512bh b0 = (__m512bh)_mm512_load_si512(b);
         __m512bh b1 = NV == 2 ? (__m512bh)_mm512_load_si512(b + 16) : b0;
 #define STEP(i)                                                                    \
@@ -274,11 +302,15 @@ bf16_body(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t 
     default: BODY(MODE, 12, NV); return;                                           \
     }
 
+/* pf, when not NULL, is the next panel's source (MR rows of row stride
+ * pf_ld, 2 kc2 floats each), prefetched while this tile computes so that
+ * streaming op(A) from memory overlaps the dot products. */
 BF16_TARGET static void ukernel_bf16_12x32(int kc2, const uint32_t *a, int amode,
                                            const uint32_t *b, float *c, long ldc, float alpha,
-                                           float beta, int m, int n)
+                                           float beta, int m, int n, const float *pf, long pf_ld)
 {
-#define BODY(mode, rows, nv) bf16_body(mode, rows, nv, kc2, a, b, c, ldc, alpha, beta, n)
+#define BODY(mode, rows, nv) \
+    bf16_body(mode, rows, nv, kc2, a, b, c, ldc, alpha, beta, n, pf, pf_ld)
     if (amode == BF16_A_KMAJOR) {
         if (n > 16)
             BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 2)
@@ -313,12 +345,14 @@ BF16_TARGET static void pack_b(const bf16_job *j, long pc, int kc, long jc, int 
     for (int jr = 0; jr < nc; jr += BF16_NR, bp += (long)kc2 * BF16_NR) {
         int w = nc - jr < BF16_NR ? nc - jr : BF16_NR;
         if (!j->trans_b) {
-            pack_pairs_rows(kc, w, BF16_NR, j->B + pc * j->ldb + jc + jr, j->ldb, bp);
+            pack_pairs_rows(kc, w, BF16_NR, j->B + pc * j->ldb + jc + jr, j->ldb, bp,
+                            4 * (uintptr_t)j->ldb * sizeof(float));
             continue;
         }
         /* op(B)'s columns are B's rows: convert each, then transpose the words */
         for (int p = 0; p < w; p++)
-            convert_row(kc, j->B + (jc + jr + p) * j->ldb + pc, scratch + (long)p * kc2);
+            convert_row(kc, j->B + (jc + jr + p) * j->ldb + pc, scratch + (long)p * kc2,
+                        BF16_NR * (uintptr_t)j->ldb * sizeof(float));
         for (int k = 0; k < kc2; k++) {
             uint32_t *d = bp + (long)k * BF16_NR;
             int p = 0;
@@ -335,12 +369,13 @@ BF16_TARGET static void pack_b(const bf16_job *j, long pc, int kc, long jc, int 
 BF16_TARGET static int pack_a(const bf16_job *j, long i0, int m, long pc, int kc, uint32_t *ap)
 {
     if (j->trans_a) {
-        pack_pairs_rows(kc, m, BF16_MR, j->A + pc * j->lda + i0, j->lda, ap);
+        pack_pairs_rows(kc, m, BF16_MR, j->A + pc * j->lda + i0, j->lda, ap,
+                        2 * BF16_MR * sizeof(float));
         return BF16_A_KMAJOR;
     }
     int kc2 = (kc + 1) / 2;
     for (int i = 0; i < m; i++)
-        convert_row(kc, j->A + (i0 + i) * j->lda + pc, ap + (long)i * kc2);
+        convert_row(kc, j->A + (i0 + i) * j->lda + pc, ap + (long)i * kc2, 0);
     return BF16_A_IMAJOR;
 }
 
@@ -359,10 +394,15 @@ BF16_TARGET static void bf16_block(const bf16_job *j, long m0, long m1, long n0,
             for (long ir = m0; ir < m1; ir += BF16_MR) {
                 int m = (int)(m1 - ir < BF16_MR ? m1 - ir : BF16_MR);
                 int amode = pack_a(j, ir, m, pc, kc, ap);
-                for (int jr = 0; jr < nc; jr += BF16_NR) {
+                /* op(A)'s rows are A's rows: the first tile prefetches the next panel */
+                const float *pf = NULL;
+                if (!j->trans_a && ir + 2 * BF16_MR <= m1)
+                    pf = j->A + (ir + BF16_MR) * j->lda + pc;
+                for (int jr = 0; jr < nc; jr += BF16_NR, pf = NULL) {
                     int n = nc - jr < BF16_NR ? nc - jr : BF16_NR;
                     ukernel_bf16_12x32(kc2, ap, amode, bp + (long)jr * kc2,
-                                       j->C + ir * j->ldc + jc + jr, j->ldc, j->alpha, beta, m, n);
+                                       j->C + ir * j->ldc + jc + jr, j->ldc, j->alpha, beta, m, n,
+                                       pf, j->lda);
                 }
             }
         }
