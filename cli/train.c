@@ -64,6 +64,10 @@ static const char help[] =
     "  --threads T              worker threads (default 0: all cores)\n"
     "  --max-memory BYTES       the memory budget (default 4G; suffixes K, M, G)\n"
     "  --clipnorm X             clip each weight's gradient to L2 norm X (Keras clipnorm)\n"
+    "  --dtype-policy NAME      float32 or mixed_bfloat16 (Keras's policy: Conv2D and\n"
+    "                           Dense multiply in bfloat16 with float32 sums, on CPUs\n"
+    "                           with AVX512_BF16; float32 elsewhere); kept in the\n"
+    "                           saved model (default: the model's, else float32)\n"
     "  --global-clipnorm X      clip all gradients together to joint norm X\n"
     "\n"
     "A saved model that was compiled keeps its loss, optimizer and optimizer state;\n"
@@ -138,6 +142,7 @@ typedef struct train_opts {
     const char *class_names;  /* --class-names as given */
     const char *test_data;    /* --test-data DIR: a folder of class folders */
     cli_folder_options folder; /* --data DIR as a folder of images */
+    const char *dtype_policy; /* --dtype-policy as given */
     bool no_checkpoint;       /* o->checkpoint is then NULL */
     double lr, momentum, validation_split, clipnorm, global_clipnorm;
     bool lr_given, momentum_given, validate_on_test, clipnorm_given, global_clipnorm_given;
@@ -401,6 +406,23 @@ static int open_model(const char *cmd, const train_opts *o, const char *model_pa
     return rc;
 }
 
+/* --dtype-policy: stored in the model, as the class names are. */
+static int set_dtype_policy(const char *cmd, const train_opts *o, cnn_model *m)
+{
+    cnn_dtype_policy policy;
+    if (o->dtype_policy) {
+        if (cnn_dtype_policy_from_name(o->dtype_policy, &policy)
+            || cnn_model_set_dtype_policy(m, policy))
+            return cli_usage_error(cmd, "--dtype-policy: %s", cnn_last_error());
+    }
+    policy = cnn_model_dtype_policy(m);
+    if (policy != CNN_DTYPE_POLICY_FLOAT32 && cli_parallel_rank(o->parallel) == 0)
+        printf("Dtype policy: %s (%s)\n", cnn_dtype_policy_name(policy),
+               cnn_bfloat16_supported() ? "bfloat16 products, float32 sums and weights"
+                                        : "this CPU lacks AVX512_BF16: computed in float32");
+    return CLI_OK;
+}
+
 /* --class-names: stored in the model, so every file saved from it (the
  * checkpoints, --save-best, --save) carries them. */
 static int set_class_names(const char *cmd, const train_opts *o, cnn_model *m)
@@ -630,7 +652,7 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
         goto done;
     r.m = m;
     int64_t n_train, n_val, steps;
-    if ((rc = set_class_names(cmd, o, m)))
+    if ((rc = set_class_names(cmd, o, m)) || (rc = set_dtype_policy(cmd, o, m)))
         goto done;
     if (folder && cli_parallel_size(o->parallel) > 1) {
         rc = cli_failf(cmd, "training from a folder of images is not data-parallel yet: give"
@@ -789,6 +811,7 @@ int cli_train(int argc, char **argv)
         {"checkpoint", CLI_OPT_STRING, &o.checkpoint, 0, 0, NULL},
         {"no-checkpoint", CLI_OPT_FLAG, &o.no_checkpoint, 0, 0, NULL},
         {"class-names", CLI_OPT_STRING, &o.class_names, 0, 0, NULL},
+        {"dtype-policy", CLI_OPT_STRING, &o.dtype_policy, 0, 0, NULL},
         {"resume", CLI_OPT_STRING, &o.resume, 0, 0, NULL},
         {"history", CLI_OPT_STRING, &o.history, 0, 0, NULL},
         {"plot", CLI_OPT_STRING, &o.plot, 0, 0, NULL},

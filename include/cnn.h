@@ -647,6 +647,24 @@ int64_t cnn_model_max_memory(const cnn_model *m);
  * runs within it. 0 = default. */
 cnn_status cnn_model_set_workspace_limit(cnn_model *m, int64_t bytes);
 
+/* Keras's dtype policies. MIXED_BFLOAT16 ("mixed_bfloat16"): Conv2D and
+ * Dense multiply bfloat16 inputs (rounded to nearest even) with float32
+ * sums, in forward and both backward products, on CPUs with AVX512_BF16
+ * (vdpbf16ps); weights, activations, gradients, the loss and the optimizer
+ * stay float32, and CPUs without the instruction compute in float32.
+ * Results still do not depend on the thread count. Kept in .cnn files. */
+typedef enum cnn_dtype_policy {
+    CNN_DTYPE_POLICY_FLOAT32 = 0,
+    CNN_DTYPE_POLICY_MIXED_BFLOAT16 = 1
+} cnn_dtype_policy;
+cnn_status cnn_model_set_dtype_policy(cnn_model *m, cnn_dtype_policy policy);
+cnn_dtype_policy cnn_model_dtype_policy(const cnn_model *m);
+/* "float32" / "mixed_bfloat16" (NULL for an unknown value), and back. */
+const char *cnn_dtype_policy_name(cnn_dtype_policy policy);
+cnn_status cnn_dtype_policy_from_name(const char *name, cnn_dtype_policy *out);
+/* Whether this CPU runs mixed_bfloat16 in bfloat16 (else float32). */
+bool cnn_bfloat16_supported(void);
+
 /* ---- compile ------------------------------------------------------------- */
 typedef enum cnn_loss {
     CNN_LOSS_NONE = 0,

@@ -367,8 +367,8 @@ static void conv2d_forward(cnn_layer *l, const cnn_layer_io *io)
         const float *col = columns(c, io, m0, m1);
         float *y = io->y + m0 * F;
         /* y[rows x F] = col[rows x K] * kernel[K x F] */
-        cnn_gemm(io->gemm, false, false, (int)(m1 - m0), F, K, 1.0f, col, K,
-                 l->params[0].value, F, 0.0f, y, F);
+        cnn_layer_gemm(io, false, false, (int)(m1 - m0), F, K, col, K, l->params[0].value, F, 0.0f,
+                       y, F);
         if (l->n_params > 1)
             cnn_add_bias_rows(y, l->params[1].value, m1 - m0, F);
         if (io->fuse_activation)
@@ -404,8 +404,7 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
                 cnn_activation_backward(l->activation, io->y + m0 * F, dy, rows, F);
             const float *col = columns(c, io, m0, m1);
             /* dkernel[K x F] += col^T[K x rows] * dy[rows x F] */
-            cnn_gemm(io->gemm, true, false, K, F, rows, 1.0f, col, K, dy, F, 1.0f,
-                     l->params[0].grad, F);
+            cnn_layer_gemm(io, true, false, K, F, rows, col, K, dy, F, 1.0f, l->params[0].grad, F);
             if (l->n_params > 1)
                 cnn_bias_grad_rows(dy, rows, F, l->params[1].grad);
         }
@@ -413,13 +412,13 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
             continue;
         if (direct) {
             /* dx rows = dy * kernel^T directly */
-            cnn_gemm(io->gemm, false, true, rows, K, F, 1.0f, dy, F, l->params[0].value, F, 0.0f,
-                     io->dx + m0 * g->c, K);
+            cnn_layer_gemm(io, false, true, rows, K, F, dy, F, l->params[0].value, F, 0.0f,
+                           io->dx + m0 * g->c, K);
             continue;
         }
         /* dcol[rows x K] = dy[rows x F] * kernel^T, reusing the column scratch */
-        cnn_gemm(io->gemm, false, true, rows, K, F, 1.0f, dy, F, l->params[0].value, F, 0.0f,
-                 io->workspace, K);
+        cnn_layer_gemm(io, false, true, rows, K, F, dy, F, l->params[0].value, F, 0.0f,
+                       io->workspace, K);
         col2im(g, io, m0, m1);
     }
 }

@@ -43,8 +43,7 @@ static void dense_forward(cnn_layer *l, const cnn_layer_io *io)
     dense_layer *d = (dense_layer *)l;
     int rows = (int)(io->batch * d->rows_per_example), U = l->spec.u.dense.units, In = d->in_features;
     /* y[rows x U] = x[rows x In] * kernel[In x U] */
-    cnn_gemm(io->gemm, false, false, rows, U, In, 1.0f, io->x, In, l->params[0].value, U, 0.0f,
-             io->y, U);
+    cnn_layer_gemm(io, false, false, rows, U, In, io->x, In, l->params[0].value, U, 0.0f, io->y, U);
     if (l->n_params > 1)
         cnn_add_bias_rows(io->y, l->params[1].value, rows, U);
     if (io->fuse_activation)
@@ -58,14 +57,13 @@ static void dense_backward(cnn_layer *l, const cnn_layer_io *io)
     if (io->fuse_activation)
         cnn_activation_backward(l->activation, io->y, io->dy, rows, U);
     /* dkernel[In x U] += x^T[In x rows] * dy[rows x U] */
-    cnn_gemm(io->gemm, true, false, In, U, rows, 1.0f, io->x, In, io->dy, U, 1.0f,
-             l->params[0].grad, U);
+    cnn_layer_gemm(io, true, false, In, U, rows, io->x, In, io->dy, U, 1.0f, l->params[0].grad, U);
     if (l->n_params > 1)
         cnn_bias_grad_rows(io->dy, rows, U, l->params[1].grad);
     /* dx[rows x In] = dy[rows x U] * kernel^T */
     if (io->dx)
-        cnn_gemm(io->gemm, false, true, rows, In, U, 1.0f, io->dy, U, l->params[0].value, U, 0.0f,
-                 io->dx, In);
+        cnn_layer_gemm(io, false, true, rows, In, U, io->dy, U, l->params[0].value, U, 0.0f, io->dx,
+                       In);
 }
 
 static int64_t dense_flops(const cnn_layer *l)

@@ -62,7 +62,19 @@ typedef struct cnn_layer_io {
     void *saved;       /* ops->saved_bytes(layer, batch) kept from forward to backward */
     cnn_pool *pool;
     cnn_gemm_ctx *gemm;
+    bool bf16;         /* mixed_bfloat16: Conv2D and Dense products in bfloat16 */
 } cnn_layer_io;
+
+/* The products of a layer that follows the dtype policy (Conv2D, Dense). */
+static inline void cnn_layer_gemm(const cnn_layer_io *io, bool trans_a, bool trans_b, int M,
+                                  int N, int K, const float *A, int lda, const float *B, int ldb,
+                                  float beta, float *C, int ldc)
+{
+    if (io->bf16)
+        cnn_gemm_bf16(io->gemm, trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    else
+        cnn_gemm(io->gemm, trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
 
 typedef struct cnn_layer cnn_layer;
 

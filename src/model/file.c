@@ -3,7 +3,7 @@
  * docs/MODEL_FILE.md is the layout; in short:
  *
  *   "CNNMODEL" | u32 version | u64 file length | u32 flags | header | layers
- *   | [parameters] | [training] | [extensions] | [class names]
+ *   | [parameters] | [training] | [extensions] | [class names] | [dtype policy]
  *   | u32 CRC-32 of every byte before it
  *
  * Every field is fixed-width little-endian, written and read byte by byte
@@ -52,7 +52,9 @@ enum {
     FLAG_EXTENSIONS = 4u, /* the extensions section is present (L2 penalties of Conv2D
                              and Dense kernels, gradient clipping) */
     FLAG_CLASS_NAMES = 8u, /* the class names section is present */
-    FLAGS_KNOWN = FLAG_WEIGHTS | FLAG_TRAINING | FLAG_EXTENSIONS | FLAG_CLASS_NAMES,
+    FLAG_DTYPE_POLICY = 16u, /* the dtype policy section is present (not float32) */
+    FLAGS_KNOWN = FLAG_WEIGHTS | FLAG_TRAINING | FLAG_EXTENSIONS | FLAG_CLASS_NAMES
+                  | FLAG_DTYPE_POLICY,
     LAYER_AUTO_NAMED = 1u, /* the name was given by the model (Keras auto-name) */
     MAX_LAYERS = 10000,    /* add() checks names pairwise: keep a hostile file cheap */
     /* The smallest layer record: kind, flags, name length, one name byte. */
@@ -298,7 +300,8 @@ static void write_model(writer *w, const cnn_model *m, uint64_t length)
     const bool extensions = needs_extensions(m);
     w_u32(w, (m->built ? FLAG_WEIGHTS : 0) | (m->compiled ? FLAG_TRAINING : 0)
                  | (extensions ? FLAG_EXTENSIONS : 0)
-                 | (m->n_class_names ? FLAG_CLASS_NAMES : 0));
+                 | (m->n_class_names ? FLAG_CLASS_NAMES : 0)
+                 | (m->dtype_policy ? FLAG_DTYPE_POLICY : 0));
 
     w_u64(w, m->seed);
     w_u32(w, (uint32_t)m->input_shape.rank);
@@ -356,6 +359,8 @@ static void write_model(writer *w, const cnn_model *m, uint64_t length)
 
     if (m->n_class_names)
         write_class_names(w, m);
+    if (m->dtype_policy)
+        w_u32(w, (uint32_t)m->dtype_policy);
 }
 
 static uint64_t file_length(const cnn_model *m)
@@ -544,6 +549,7 @@ typedef struct {
     uint32_t n_class_names;
     const char **class_names;
     size_t *class_name_lengths;
+    uint32_t dtype_policy; /* dtype policy section */
 } file_model;
 
 /* A bounded reader over the bytes before the checksum. */
@@ -900,6 +906,16 @@ static cnn_status decode(const unsigned char *b, size_t size, const char *name, 
         return st;
     if ((f->flags & FLAG_CLASS_NAMES) && (st = read_class_names(&r, f)))
         return st;
+    if (f->flags & FLAG_DTYPE_POLICY) {
+        snprintf(r.where, sizeof r.where, "dtype policy");
+        if ((st = rd_u32(&r, "policy", &f->dtype_policy)))
+            return st;
+        if (f->dtype_policy != CNN_DTYPE_POLICY_MIXED_BFLOAT16)
+            return cnn_fail(CNN_ERR_FORMAT,
+                            "%s: dtype policy: policy %u is not known (expected %d,"
+                            " mixed_bfloat16)",
+                            name, f->dtype_policy, (int)CNN_DTYPE_POLICY_MIXED_BFLOAT16);
+    }
     if (r.left)
         return cnn_fail(CNN_ERR_FORMAT,
                         "%s: %zu bytes at offset %zu belong to no section (the recorded length"
@@ -1100,6 +1116,7 @@ static cnn_status rebuild(const file_model *f, const char *name, cnn_model **out
         goto fail;
     if ((f->flags & FLAG_CLASS_NAMES) && (st = restore_class_names(m, f, name)))
         goto fail;
+    m->dtype_policy = (cnn_dtype_policy)f->dtype_policy;
     m->max_memory = budget;
     *out = m;
     return CNN_OK;

@@ -35,6 +35,7 @@ struct cnn_model {
     int64_t tile_floats;  /* convolution workspace limit */
     cnn_pool *pool;
     cnn_gemm_ctx *gemm;
+    cnn_dtype_policy dtype_policy; /* dtype_policy.c; products of Conv2D and Dense */
 
     /* Parameters: all values in one block, all gradients in another. */
     bool built;

@@ -118,7 +118,8 @@ static cnn_layer_io layer_io(cnn_model *m, int i, int batch, bool training)
                           .saved = m->arena.saved[i],
                           .tile_floats = m->tile_floats,
                           .pool = m->pool,
-                          .gemm = m->gemm};
+                          .gemm = m->gemm,
+                          .bf16 = m->dtype_policy == CNN_DTYPE_POLICY_MIXED_BFLOAT16};
 }
 
 static void activation_rows(const cnn_layer *l, int batch, int64_t *rows, int *n)
