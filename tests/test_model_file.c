@@ -878,8 +878,8 @@ static void test_crafted_class_names(void)
     memset(long_name + 6, 'x', 256);
     c = craft_default, c.flags = 9, c.names = long_name, c.names_len = sizeof long_name;
     CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "name 0: length 256 is out of range");
-    c = craft_default, c.flags = 0x11;
-    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "unknown flags 0x11 (known: 0xf)");
+    c = craft_default, c.flags = 0x21; /* bit 4 is the dtype policy section */
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "unknown flags 0x21 (known: 0x1f)");
 }
 
 /* The API: copies, validation naming the field, clearing, and the file:
