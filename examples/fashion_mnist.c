@@ -1,9 +1,10 @@
 /* Trains the TensorFlow tutorial convnet on Fashion-MNIST:
  *   Conv2D(32, 5x5, same, relu) -> MaxPool 2x2 -> Conv2D(64, 5x5, same, relu)
  *   -> MaxPool 2x2 -> Flatten -> Dense(1024, relu) -> Dropout(0.4) -> Dense(10, softmax)
- * usage: fashion_mnist [DATA_DIR] [EPOCHS] [THREADS]
+ * usage: fashion_mnist [DATA_DIR] [EPOCHS] [THREADS] [DTYPE_POLICY]
  * DATA_DIR defaults to /usr/share/datasets/fashion-mnist (Debian package
- * dataset-fashion-mnist). */
+ * dataset-fashion-mnist); DTYPE_POLICY is float32 (the default) or
+ * mixed_bfloat16. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -21,6 +22,9 @@ int main(int argc, char **argv)
     const char *dir = argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist";
     int epochs = argc > 2 ? atoi(argv[2]) : 3;
     int threads = argc > 3 ? atoi(argv[3]) : 0;
+    cnn_dtype_policy policy = CNN_DTYPE_POLICY_FLOAT32;
+    if (argc > 4 && cnn_dtype_policy_from_name(argv[4], &policy))
+        return fail("the dtype policy");
     cnn_tensor *x = NULL, *y = NULL, *tx = NULL, *ty = NULL;
     if (cnn_dataset_load_mnist(dir, &x, &y, &tx, &ty))
         return fail("loading the data");
@@ -32,6 +36,7 @@ int main(int argc, char **argv)
     cnn_model_create(&m, cnn_shape_hwc(28, 28, 1));
     cnn_model_set_seed(m, 42);
     cnn_model_set_threads(m, threads);
+    cnn_model_set_dtype_policy(m, policy);
     cnn_model_add_conv2d(m, cnn_conv2d(.filters = 32, .kernel_size = {5, 5},
                                        .padding = CNN_PADDING_SAME,
                                        .activation = CNN_ACTIVATION_RELU));
@@ -50,7 +55,8 @@ int main(int argc, char **argv)
     if (cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
                                          .optimizer = cnn_adam())))
         return fail("compile");
-    printf("training on %d thread(s)\n", cnn_model_threads(m));
+    printf("training on %d thread(s), dtype policy %s\n", cnn_model_threads(m),
+           cnn_dtype_policy_name(policy));
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     cnn_status st = cnn_model_fit(m, x, y,
