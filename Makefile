@@ -74,6 +74,11 @@ $(BUILD)/bench/bench_qgemm $(BUILD)/bench/bench_quant: $(BUILD)/bench/%: bench/%
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS)
 
+# bfloat16 against float32 products, interleaved (bench/bench_bf16.c), run by hand.
+$(BUILD)/bench/bench_bf16: bench/bench_bf16.c $(BUILD)/libcnn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS)
+
 $(BUILD)/bench/peak: bench/peak.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@
