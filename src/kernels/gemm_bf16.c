@@ -203,6 +203,40 @@ BF16_TARGET static void pack_pairs_rows(int kc, int w, int P, const float *src, 
     }
 }
 
+/* A whole B block where op(B)[k, n] = src[k * ld + n]: like
+ * pack_pairs_rows into each NR-wide panel, but walking each pair of rows
+ * across all the panels, so that every row streams contiguously (the
+ * panel-by-panel order would jump a row stride every 128 bytes). */
+BF16_TARGET static void pack_pairs_block(int kc, int nc, const float *src, long ld, uint32_t *bp)
+{
+    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i idx = _mm512_loadu_si512(order);
+    const int kc2 = (kc + 1) / 2;
+    const uintptr_t ahead = 8 * (uintptr_t)ld * sizeof(float);
+    for (int k = 0; k < kc; k += 2) {
+        const float *r0 = src + (long)k * ld, *r1 = r0 + ld;
+        bool two = k + 1 < kc;
+        uint32_t *dst = bp + (long)(k / 2) * BF16_NR;
+        for (int q = 0; q < nc; q += 16) {
+            int left = nc - q;
+            __mmask16 lm = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1);
+            __builtin_prefetch(ahead_of(r0 + q, ahead));
+            __builtin_prefetch(ahead_of(r1 + q, ahead));
+            __m512 v0 = _mm512_maskz_loadu_ps(lm, r0 + q);
+            __m512 v1 = two ? _mm512_maskz_loadu_ps(lm, r1 + q) : _mm512_setzero_ps();
+            __m512i pairs = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
+            /* column q is in panel q / NR, at q % NR; padding columns get zeros */
+            _mm512_storeu_si512(dst + (long)(q / BF16_NR) * kc2 * BF16_NR + q % BF16_NR, pairs);
+        }
+        /* the rest of a partial last panel */
+        int end = (nc + 15) / 16 * 16;
+        if (end % BF16_NR)
+            _mm512_storeu_si512(dst + (long)(end / BF16_NR) * kc2 * BF16_NR + end % BF16_NR,
+                                _mm512_setzero_si512());
+    }
+}
+
 /* One row s[0..kc) as kc2 words in order (its pairs are adjacent). */
 BF16_TARGET static void convert_row(int kc, const float *s, uint32_t *d, uintptr_t ahead)
 {
@@ -342,13 +376,12 @@ BF16_TARGET static void pack_b(const bf16_job *j, long pc, int kc, long jc, int 
                                uint32_t *scratch)
 {
     int kc2 = (kc + 1) / 2;
+    if (!j->trans_b) {
+        pack_pairs_block(kc, nc, j->B + pc * j->ldb + jc, j->ldb, bp);
+        return;
+    }
     for (int jr = 0; jr < nc; jr += BF16_NR, bp += (long)kc2 * BF16_NR) {
         int w = nc - jr < BF16_NR ? nc - jr : BF16_NR;
-        if (!j->trans_b) {
-            pack_pairs_rows(kc, w, BF16_NR, j->B + pc * j->ldb + jc + jr, j->ldb, bp,
-                            4 * (uintptr_t)j->ldb * sizeof(float));
-            continue;
-        }
         /* op(B)'s columns are B's rows: convert each, then transpose the words */
         for (int p = 0; p < w; p++)
             convert_row(kc, j->B + (jc + jr + p) * j->ldb + pc, scratch + (long)p * kc2,
