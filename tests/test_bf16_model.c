@@ -6,7 +6,8 @@
  *   - training on a small synthetic task converges, and gives the same
  *     weights on 1 and 2 threads;
  *   - the model file keeps the policy (flag bit 4), a float32 model's file
- *     has no such section, and an unknown stored policy is refused. */
+ *     has no such section, and an unknown stored policy is refused;
+ *   - Keras files keep it too. */
 #include <stdlib.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -194,6 +195,48 @@ static void test_file(void)
     rmdir(dir);
 }
 
+/* Keras files: .keras (Keras 3's DTypePolicy on every layer) and .h5
+ * (Keras 2's Policy) keep mixed_bfloat16; a JSON description mixing
+ * policies is refused. */
+static void test_keras(void)
+{
+    char dir[] = "/tmp/cnn_test_bf16k.XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    cnn_model *m = make_model(1, CNN_DTYPE_POLICY_MIXED_BFLOAT16);
+    const char *paths[] = {test_path(dir, "m.keras"), test_path(dir, "m.h5")};
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(i ? cnn_model_save_keras_h5(m, paths[i]) : cnn_model_save_keras(m, paths[i]));
+        cnn_model *back = NULL;
+        CHECK_OK(cnn_model_load_keras(paths[i], &back, NULL));
+        CHECK(back && cnn_model_dtype_policy(back) == CNN_DTYPE_POLICY_MIXED_BFLOAT16);
+        cnn_model_free(back);
+        unlink(paths[i]);
+    }
+    CHECK_OK(cnn_model_set_dtype_policy(m, CNN_DTYPE_POLICY_FLOAT32));
+    CHECK_OK(cnn_model_save_keras(m, paths[0]));
+    cnn_model *back = NULL;
+    CHECK_OK(cnn_model_load_keras(paths[0], &back, NULL));
+    CHECK(back && cnn_model_dtype_policy(back) == CNN_DTYPE_POLICY_FLOAT32);
+    cnn_model_free(back);
+    unlink(paths[0]);
+    rmdir(dir);
+    cnn_model_free(m);
+
+    static const char mixed[] =
+        "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
+        "{\"class_name\": \"Dense\", \"config\": {\"units\": 4, \"batch_input_shape\": "
+        "[null, 3], \"dtype\": {\"class_name\": \"Policy\", \"config\": {\"name\": "
+        "\"mixed_bfloat16\"}}}},"
+        "{\"class_name\": \"Dense\", \"config\": {\"units\": 2, \"dtype\": \"float32\"}}]}}";
+    cnn_model *d = NULL;
+    CHECK_FAILS(cnn_model_from_description_memory(mixed, sizeof mixed - 1, "mixed.json", &d),
+                CNN_ERR_FORMAT, "only one policy for the whole model");
+    CHECK(d == NULL);
+}
+
 int main(void)
 {
     printf("test_bf16_model: AVX512_BF16 %s\n",
@@ -202,5 +245,6 @@ int main(void)
     test_forward();
     test_training();
     test_file();
+    test_keras();
     return test_finish("test_bf16_model");
 }

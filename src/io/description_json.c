@@ -33,6 +33,7 @@ typedef struct {
     const char *name;  /* file name */
     char where[192];   /* "layers[2] 'conv2d' (Conv2D): " or "" */
     const cnn_layer_ops *kind; /* of the layer being read (its CHOICE names) */
+    unsigned policies; /* dtype policies the layers named: bit 1 << cnn_dtype_policy */
 } json_reader;
 
 static cnn_status jfail(const json_reader *r, cnn_status status, const char *fmt, ...)
@@ -323,12 +324,23 @@ static cnn_status input_shape(json_reader *r, const json_t *root, const json_t *
                  " layer's config, or build_input_shape (build the model before to_json())");
 }
 
-/* A dtype of "float32" or a DTypePolicy object named float32. */
-static bool is_float32(const json_t *v)
+/* A dtype: "float32" or "mixed_bfloat16" (Keras 3 reads a policy's name),
+ * or a DTypePolicy (Keras 3) or Policy (Keras 2) object of that name
+ * (null = float32). */
+static bool dtype_policy_of(const json_t *v, cnn_dtype_policy *out)
 {
     const char *s = json_is_object(v) ? string_of(json_object_get(v, "config"), "name")
                                       : json_string_value(v);
-    return json_is_null(v) || (s && strcmp(s, "float32") == 0);
+    *out = CNN_DTYPE_POLICY_FLOAT32;
+    if (json_is_null(v))
+        return true;
+    if (!s)
+        return false;
+    if (strcmp(s, "mixed_bfloat16") == 0) {
+        *out = CNN_DTYPE_POLICY_MIXED_BFLOAT16;
+        return true;
+    }
+    return strcmp(s, "float32") == 0;
 }
 
 /* Keras settings that do not change what a trained layer computes: weight
@@ -369,7 +381,7 @@ static bool is_last_axis(const json_t *v, const cnn_model *m)
 
 /* A config key the table does not have: accepted only if it does not
  * change the computation. m is the model so far (the layer's input). */
-static cnn_status check_other(const json_reader *r, const char *key, const json_t *v,
+static cnn_status check_other(json_reader *r, const char *key, const json_t *v,
                               const cnn_model *m)
 {
     char got[96];
@@ -408,9 +420,13 @@ static cnn_status check_other(const json_reader *r, const char *key, const json_
                      show(v, got, sizeof got));
     }
     if (strcmp(key, "dtype") == 0) {
-        if (is_float32(v))
+        cnn_dtype_policy policy;
+        if (dtype_policy_of(v, &policy)) {
+            r->policies |= 1u << policy;
             return CNN_OK;
-        return jfail(r, CNN_ERR_FORMAT, "dtype %s is not supported; only float32",
+        }
+        return jfail(r, CNN_ERR_FORMAT,
+                     "dtype %s is not supported; only float32 and the policy mixed_bfloat16",
                      show(v, got, sizeof got));
     }
     if (strcmp(key, "data_format") == 0) {
@@ -536,6 +552,20 @@ static cnn_status read_model(json_reader *r, const json_t *root, cnn_model **out
             *out = NULL;
             return st;
         }
+    }
+    /* One policy per model: Keras's global policy (mixed_precision.set_global_policy)
+     * gives every layer the same one. */
+    r->where[0] = '\0';
+    const unsigned mixed = 1u << CNN_DTYPE_POLICY_MIXED_BFLOAT16;
+    if (r->policies & mixed) {
+        if (r->policies != mixed) {
+            cnn_model_free(*out);
+            *out = NULL;
+            return jfail(r, CNN_ERR_FORMAT,
+                         "some layers have the dtype policy mixed_bfloat16 and others float32;"
+                         " only one policy for the whole model is supported");
+        }
+        cnn_model_set_dtype_policy(*out, CNN_DTYPE_POLICY_MIXED_BFLOAT16);
     }
     return CNN_OK;
 }

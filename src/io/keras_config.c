@@ -122,9 +122,12 @@ static json_t *k3_l2(float l2)
                   : json_null();
 }
 
-static json_t *k3_dtype(void)
+/* Keras 3's policy object: float32, or mixed_bfloat16 on every layer and
+ * the model, as mixed_precision.set_global_policy gives them. */
+static json_t *k3_dtype(const cnn_model *m)
 {
-    return k3_object("keras", "DTypePolicy", json_pack("{s:s}", "name", "float32"));
+    return k3_object("keras", "DTypePolicy",
+                     json_pack("{s:s}", "name", cnn_dtype_policy_name(m->dtype_policy)));
 }
 
 /* The field of the kind's table named key (not an alias), NULL if none. */
@@ -229,10 +232,10 @@ static json_t *k3_field(const cnn_layer_spec *s, const cnn_layer_field *f)
 
 /* The config of a layer in Keras 3's words: the kind's Keras keys in
  * order, each a field's value or Keras's fixed one. */
-static json_t *k3_layer_config(const cnn_layer_ops *ops, const cnn_layer_spec *s,
-                               const char *name)
+static json_t *k3_layer_config(const cnn_model *m, const cnn_layer_ops *ops,
+                               const cnn_layer_spec *s, const char *name)
 {
-    json_t *c = json_pack("{s:s, s:b, s:o}", "name", name, "trainable", 1, "dtype", k3_dtype());
+    json_t *c = json_pack("{s:s, s:b, s:o}", "name", name, "trainable", 1, "dtype", k3_dtype(m));
     for (const char *k = ops->keras_keys; k && *k;) {
         size_t len = strcspn(k, " ");
         char key[64];
@@ -314,7 +317,7 @@ json_t *cnn_keras3_config(const cnn_model *m)
     for (int i = 0; i < cnn_model_layer_count(m); i++) {
         const cnn_layer *layer = m->layers[i];
         json_t *l = k3_object("keras.layers", layer->ops->type_name,
-                              k3_layer_config(layer->ops, &layer->spec, layer->name));
+                              k3_layer_config(m, layer->ops, &layer->spec, layer->name));
         if (layer->ops->keras_build_config)
             json_object_set_new(l, "build_config",
                                 json_pack("{s:o}", "input_shape", batch_shape(in)));
@@ -324,7 +327,7 @@ json_t *cnn_keras3_config(const cnn_model *m)
     json_t *root = json_pack(
         "{s:s, s:s, s:{s:s, s:b, s:o, s:o, s:o}, s:n, s:{s:o}}", "module", "keras",
         "class_name", "Sequential", "config", "name", "sequential", "trainable", 1, "dtype",
-        k3_dtype(), "layers", layers, "build_input_shape", batch_shape(cnn_model_input_shape(m)),
+        k3_dtype(m), "layers", layers, "build_input_shape", batch_shape(cnn_model_input_shape(m)),
         "registered_name", "build_config", "input_shape", batch_shape(cnn_model_input_shape(m)));
     cnn_compile_config cc;
     if (root && cnn_model_compile_config(m, &cc) == CNN_OK && cnn_loss_name(cc.loss))
@@ -354,13 +357,19 @@ static json_t *k2_l2(float l2)
                   : json_null();
 }
 
-/* Keras 2's config of a layer: Keras 3's without the dtype policy, with
- * Keras 2's initializer and regularizer objects and argument names. */
-static json_t *k2_layer_config(const cnn_layer_ops *ops, const cnn_layer_spec *s,
-                               const char *name)
+/* Keras 2's config of a layer: Keras 3's without the dtype policy (but
+ * Keras 2's Policy object under mixed_bfloat16), with Keras 2's
+ * initializer and regularizer objects and argument names. */
+static json_t *k2_layer_config(const cnn_model *m, const cnn_layer_ops *ops,
+                               const cnn_layer_spec *s, const char *name)
 {
-    json_t *c = k3_layer_config(ops, s, name);
-    json_object_del(c, "dtype");
+    json_t *c = k3_layer_config(m, ops, s, name);
+    if (m->dtype_policy == CNN_DTYPE_POLICY_FLOAT32)
+        json_object_del(c, "dtype");
+    else
+        json_object_set_new(c, "dtype", json_pack("{s:s, s:{s:s}}", "class_name", "Policy",
+                                                  "config", "name",
+                                                  cnn_dtype_policy_name(m->dtype_policy)));
     json_object_del(c, "groups");
     json_object_del(c, "quantization_config");
     json_object_del(c, "synchronized");
@@ -404,7 +413,7 @@ json_t *cnn_keras2_config(const cnn_model *m)
     json_t *layers = json_array();
     for (int i = 0; i < cnn_model_layer_count(m); i++) {
         const cnn_layer *layer = m->layers[i];
-        json_t *c = k2_layer_config(layer->ops, &layer->spec, layer->name);
+        json_t *c = k2_layer_config(m, layer->ops, &layer->spec, layer->name);
         if (i == 0) {
             /* batch_input_shape and dtype right after name and trainable */
             json_t *first = json_pack("{s:O, s:O, s:o, s:s}", "name", json_object_get(c, "name"),
