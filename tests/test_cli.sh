@@ -226,6 +226,16 @@ expect 0 "evaluate names from the model" evaluate "$tmp/nockpt/named.cnn" --data
 has "$tmp/out" "Ankle boot" "evaluate shows the model's class names"
 expect 0 "predict names from the model" predict "$tmp/nockpt/named.cnn" "$data/item.png" --top 10
 has "$tmp/out" "T-shirt/top" "predict shows the model's class names"
+# ---- --dtype-policy: announced, kept in the saved model, a bad name refused ----
+expect 0 "train --dtype-policy mixed_bfloat16" $train --epochs 1 --dtype-policy mixed_bfloat16 \
+    --no-checkpoint --save "$tmp/bf16.cnn"
+has "$tmp/out" "Dtype policy: mixed_bfloat16" "--dtype-policy announced"
+expect 0 "resume keeps the policy" $train --epochs 1 --resume "$tmp/bf16.cnn" --epochs 2 \
+    --no-checkpoint
+has "$tmp/out" "Dtype policy: mixed_bfloat16" "the saved model's policy"
+expect 2 "train --dtype-policy unknown" $train --dtype-policy mixed_float16
+has "$tmp/err" "--dtype-policy: dtype policy: expected float32 or mixed_bfloat16, got \"mixed_float16\"" \
+    "bad --dtype-policy message"
 expect 2 "train --class-names of the wrong count" $train --class-names a,b,c
 has "$tmp/err" "--class-names: class names: 3 names, the model's output has 10 classes" \
     "wrong class-name count message"
