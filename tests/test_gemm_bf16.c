@@ -41,8 +41,8 @@ static void test_rounding(void)
     CHECK(cnn_bf16_from_float(from_bits(0x00400000u)) == 0x0000); /* subnormal: zero */
     CHECK(cnn_bf16_from_float(from_bits(0x80400000u)) == 0x8000);
     CHECK(cnn_bf16_to_float(0x3f80) == 1.0f);
-    CHECK(cnn_gemm_bf16_kstep(1) == 2 && cnn_gemm_bf16_kstep(511) == 512);
-    CHECK(cnn_gemm_bf16_kstep(512) == 512 && cnn_gemm_bf16_kstep(513) == 258);
+    CHECK(cnn_gemm_bf16_kstep(1) == 2 && cnn_gemm_bf16_kstep(1023) == 1024);
+    CHECK(cnn_gemm_bf16_kstep(1024) == 1024 && cnn_gemm_bf16_kstep(1025) == 514);
 }
 
 typedef struct {
@@ -141,7 +141,8 @@ static void test_shapes(cnn_gemm_ctx *one, cnn_gemm_ctx *two, cnn_rng *r)
     for (int t = 0; t < 4; t++) {
         bool ta = t & 1, tb = t >> 1;
         bf16_case big[] = {
-            {ta, tb, 100, 70, 1201, 1, 1.0f, 1.0f},  /* three K blocks, odd */
+            {ta, tb, 100, 70, 2201, 1, 1.0f, 1.0f},  /* three K blocks, odd */
+            {ta, tb, 30, 600, 1100, 0, 1.0f, 0.0f},  /* two K blocks, two column blocks */
             {ta, tb, 37, 1100, 45, 0, 1.0f, 0.0f},   /* N > NC: column blocks, split by columns */
             {ta, tb, 500, 19, 23, 2, -0.5f, 0.75f},  /* split by rows */
             {ta, tb, 64, 64, 800, 0, 1.0f, 0.0f},    /* conv2 forward, 8 x 8 pixels */

@@ -43,7 +43,7 @@
 enum {
     BF16_MR = 12,
     BF16_NR = 32,
-    BF16_KC = 512,            /* k values per block (256 pairs) */
+    BF16_KC = 1024,           /* k values per block (512 pairs) */
     BF16_KC2 = BF16_KC / 2,
     BF16_NC = 512,            /* columns per B block, a multiple of NR */
 };
@@ -386,13 +386,18 @@ BF16_TARGET static void pack_b(const bf16_job *j, long pc, int kc, long jc, int 
         for (int p = 0; p < w; p++)
             convert_row(kc, j->B + (jc + jr + p) * j->ldb + pc, scratch + (long)p * kc2,
                         BF16_NR * (uintptr_t)j->ldb * sizeof(float));
-        for (int k = 0; k < kc2; k++) {
-            uint32_t *d = bp + (long)k * BF16_NR;
-            int p = 0;
-            for (; p < w; p++)
-                d[p] = scratch[(long)p * kc2 + k];
-            for (; p < BF16_NR; p++)
-                d[p] = 0;
+        /* word k of rows p..p+15, gathered: 16 words of the panel's row k */
+        const __m512i rows = _mm512_mullo_epi32(
+            _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+            _mm512_set1_epi32(kc2));
+        for (int q = 0; q < BF16_NR; q += 16) {
+            int left = w - q;
+            __mmask16 lm = (__mmask16)(left >= 16 ? 0xFFFFu : left > 0 ? (1u << left) - 1 : 0);
+            const uint32_t *base = scratch + (long)(lm ? q : 0) * kc2;
+            for (int k = 0; k < kc2; k++)
+                _mm512_storeu_si512(bp + (long)k * BF16_NR + q,
+                                    _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lm, rows,
+                                                                base + k, 4));
         }
     }
 }
