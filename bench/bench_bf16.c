@@ -1,6 +1,9 @@
 /* bfloat16 against float32 GEMM on the products of Conv2D and Dense (the
  * tutorial convnet's conv2 and dense layers at batch 64, a 64 -> 64 3x3
- * layer, conv1): cnn_gemm_bf16 and cnn_gemm interleaved, ROUNDS times
+ * layer, conv1), in the pieces Conv2D issues them: one im2col tile of at
+ * most the default 8 MiB workspace (2621 rows of K = 800 floats, 3640 of
+ * K = 576), or the whole batch when smaller. cnn_gemm_bf16 and cnn_gemm
+ * interleaved, ROUNDS times
  * each, so that a shared machine's load falls on both alike; one thread,
  * timed in thread CPU time (time descheduled does not count). Prints the
  * median and best GFLOP/s of each and their ratios.
@@ -45,12 +48,12 @@ int main(int argc, char **argv)
     if (!cnn_gemm_ctx_has_bf16(ctx))
         printf("no AVX512_BF16 on this CPU: cnn_gemm_bf16 is cnn_gemm here\n");
     static const shape shapes[] = {
-        {"conv2 forward", false, false, 64 * 14 * 14, 64, 800},
-        {"conv2 backward-weights", true, false, 800, 64, 64 * 14 * 14},
-        {"conv2 backward-data", false, true, 64 * 14 * 14, 800, 64},
-        {"3x3 64->64 forward", false, false, 64 * 256, 64, 576},
-        {"3x3 64->64 backward-weights", true, false, 576, 64, 64 * 256},
-        {"3x3 64->64 backward-data", false, true, 64 * 256, 576, 64},
+        {"conv2 forward", false, false, 2621, 64, 800},
+        {"conv2 backward-weights", true, false, 800, 64, 2621},
+        {"conv2 backward-data", false, true, 2621, 800, 64},
+        {"3x3 64->64 forward", false, false, 3640, 64, 576},
+        {"3x3 64->64 backward-weights", true, false, 576, 64, 3640},
+        {"3x3 64->64 backward-data", false, true, 3640, 576, 64},
         {"conv1 forward (K = 25)", false, false, 64 * 28 * 28, 32, 25},
         {"dense 3136->1024 forward", false, false, 64, 1024, 3136},
         {"dense 3136->1024 backward-weights", true, false, 3136, 1024, 64},
