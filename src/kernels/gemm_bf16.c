@@ -151,8 +151,8 @@ bool cnn_gemm_bf16_supported(void)
 
 size_t cnn_gemm_bf16_buffer_floats(void)
 {
-    /* A panel, B block, B conversion scratch: 32-bit words, as floats */
-    return (size_t)BF16_MR * BF16_KC2 + (size_t)BF16_KC2 * BF16_NC + (size_t)BF16_NR * BF16_KC2;
+    /* A panel, B block: 32-bit words, as floats */
+    return (size_t)BF16_MR * BF16_KC2 + (size_t)BF16_KC2 * BF16_NC;
 }
 
 #ifdef BF16_X86
@@ -237,23 +237,73 @@ BF16_TARGET static void pack_pairs_block(int kc, int nc, const float *src, long 
     }
 }
 
+/* r[i] word c -> r[c] word i: a 16 x 16 transpose of 32-bit words. After
+ * the 32- and 64-bit unpacks, 128-bit lane L of u[j + 4 g] holds word
+ * 4 L + j of rows 4 g .. 4 g + 3; the lane shuffles gather the four. */
+BF16_TARGET static inline void transpose16(__m512i r[16])
+{
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512i v01 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x44);
+        __m512i v23 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xEE);
+        __m512i w01 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x44);
+        __m512i w23 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xEE);
+        r[j] = _mm512_shuffle_i32x4(v01, w01, 0x88);
+        r[4 + j] = _mm512_shuffle_i32x4(v01, w01, 0xDD);
+        r[8 + j] = _mm512_shuffle_i32x4(v23, w23, 0x88);
+        r[12 + j] = _mm512_shuffle_i32x4(v23, w23, 0xDD);
+    }
+}
+
+/* Where op(B)[k, n] = src[n * ld + k] (trans_b): columns 0..w-1 of op(B)
+ * (w <= NR) as one panel [kc2][NR], 16 columns by 16 pairs at a time:
+ * each column's pairs are adjacent in its row of src, so rows are
+ * converted whole and the words transposed in registers. */
+BF16_TARGET static void pack_b_cols(int kc, int w, const float *src, long ld, uint32_t *dst)
+{
+    const int kc2 = (kc + 1) / 2;
+    for (int q = 0; q < BF16_NR; q += 16) {
+        for (int k2 = 0; k2 < kc2; k2 += 16) {
+            int left = kc - 2 * k2; /* floats left in each row, >= 1 */
+            __mmask16 m0 = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1);
+            __mmask16 m1 = (__mmask16)(left >= 32 ? 0xFFFFu : left > 16 ? (1u << (left - 16)) - 1 : 0);
+            __m512i r[16];
+            for (int i = 0; i < 16; i++) {
+                r[i] = _mm512_setzero_si512();
+                if (q + i < w) {
+                    const float *s = src + (long)(q + i) * ld + 2 * k2;
+                    __m512 lo = _mm512_maskz_loadu_ps(m0, s);
+                    __m512 hi = m1 ? _mm512_maskz_loadu_ps(m1, s + 16) : _mm512_setzero_ps();
+                    r[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+                }
+            }
+            transpose16(r);
+            int n = kc2 - k2 < 16 ? kc2 - k2 : 16;
+            for (int c = 0; c < n; c++)
+                _mm512_storeu_si512(dst + (long)(k2 + c) * BF16_NR + q, r[c]);
+        }
+    }
+}
+
 /* One row s[0..kc) as kc2 words in order (its pairs are adjacent). */
-BF16_TARGET static void convert_row(int kc, const float *s, uint32_t *d, uintptr_t ahead)
+BF16_TARGET static void convert_row(int kc, const float *s, uint32_t *d)
 {
     int k = 0;
     for (; k + 32 <= kc; k += 32, d += 16) {
-        if (ahead) {
-            __builtin_prefetch(ahead_of(s + k, ahead));
-            __builtin_prefetch(ahead_of(s + k + 16, ahead));
-        }
         _mm512_storeu_si512(d, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + k + 16),
                                                             _mm512_loadu_ps(s + k)));
     }
     if (k < kc) {
-        if (ahead) {
-            __builtin_prefetch(ahead_of(s + k, ahead));
-            __builtin_prefetch(ahead_of(s + kc - 1, ahead));
-        }
         int left = kc - k, words = (left + 1) / 2;
         __mmask16 m0 = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1);
         __mmask16 m1 = (__mmask16)(left > 16 ? (1u << (left - 16)) - 1 : 0);
@@ -372,8 +422,7 @@ typedef struct {
 } bf16_job;
 
 /* Bp <- bf16(op(B)[pc:+kc, jc:+nc]) as micro-panels [kc2][NR]. */
-BF16_TARGET static void pack_b(const bf16_job *j, long pc, int kc, long jc, int nc, uint32_t *bp,
-                               uint32_t *scratch)
+BF16_TARGET static void pack_b(const bf16_job *j, long pc, int kc, long jc, int nc, uint32_t *bp)
 {
     int kc2 = (kc + 1) / 2;
     if (!j->trans_b) {
@@ -382,23 +431,8 @@ BF16_TARGET static void pack_b(const bf16_job *j, long pc, int kc, long jc, int 
     }
     for (int jr = 0; jr < nc; jr += BF16_NR, bp += (long)kc2 * BF16_NR) {
         int w = nc - jr < BF16_NR ? nc - jr : BF16_NR;
-        /* op(B)'s columns are B's rows: convert each, then transpose the words */
-        for (int p = 0; p < w; p++)
-            convert_row(kc, j->B + (jc + jr + p) * j->ldb + pc, scratch + (long)p * kc2,
-                        BF16_NR * (uintptr_t)j->ldb * sizeof(float));
-        /* word k of rows p..p+15, gathered: 16 words of the panel's row k */
-        const __m512i rows = _mm512_mullo_epi32(
-            _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-            _mm512_set1_epi32(kc2));
-        for (int q = 0; q < BF16_NR; q += 16) {
-            int left = w - q;
-            __mmask16 lm = (__mmask16)(left >= 16 ? 0xFFFFu : left > 0 ? (1u << left) - 1 : 0);
-            const uint32_t *base = scratch + (long)(lm ? q : 0) * kc2;
-            for (int k = 0; k < kc2; k++)
-                _mm512_storeu_si512(bp + (long)k * BF16_NR + q,
-                                    _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lm, rows,
-                                                                base + k, 4));
-        }
+        /* op(B)'s columns are B's rows: converted whole, transposed in registers */
+        pack_b_cols(kc, w, j->B + (jc + jr) * j->ldb + pc, j->ldb, bp);
     }
 }
 
@@ -413,12 +447,12 @@ BF16_TARGET static int pack_a(const bf16_job *j, long i0, int m, long pc, int kc
     }
     int kc2 = (kc + 1) / 2;
     for (int i = 0; i < m; i++)
-        convert_row(kc, j->A + (i0 + i) * j->lda + pc, ap + (long)i * kc2, 0);
+        convert_row(kc, j->A + (i0 + i) * j->lda + pc, ap + (long)i * kc2);
     return BF16_A_IMAJOR;
 }
 
 BF16_TARGET static void bf16_block(const bf16_job *j, long m0, long m1, long n0, long n1,
-                                   uint32_t *ap, uint32_t *bp, uint32_t *scratch)
+                                   uint32_t *ap, uint32_t *bp)
 {
     const long kstep = cnn_gemm_bf16_kstep(j->K);
     long nblocks = (n1 - n0 + BF16_NC - 1) / BF16_NC;
@@ -428,7 +462,7 @@ BF16_TARGET static void bf16_block(const bf16_job *j, long m0, long m1, long n0,
         for (long pc = 0; pc < j->K; pc += kstep) {
             int kc = (int)(j->K - pc < kstep ? j->K - pc : kstep), kc2 = (kc + 1) / 2;
             float beta = pc == 0 ? j->beta : 1.0f; /* later K blocks accumulate */
-            pack_b(j, pc, kc, jc, nc, bp, scratch);
+            pack_b(j, pc, kc, jc, nc, bp);
             for (long ir = m0; ir < m1; ir += BF16_MR) {
                 int m = (int)(m1 - ir < BF16_MR ? m1 - ir : BF16_MR);
                 int amode = pack_a(j, ir, m, pc, kc, ap);
@@ -464,7 +498,7 @@ static void bf16_worker(void *arg, int ith, int nth)
         return;
     uint32_t *ap = (uint32_t *)cnn_gemm_ctx_buffer(j->ctx, ith);
     uint32_t *bp = ap + (size_t)BF16_MR * BF16_KC2;
-    bf16_block(j, m0, m1, n0, n1, ap, bp, bp + (size_t)BF16_KC2 * BF16_NC);
+    bf16_block(j, m0, m1, n0, n1, ap, bp);
 }
 
 /* Rows or columns, whichever leaves the busiest thread the least work
