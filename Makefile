@@ -10,7 +10,8 @@ HDF5_CPPFLAGS ?= -I/usr/include/hdf5/serial
 CPPFLAGS += $(HDF5_CPPFLAGS)
 LDLIBS += -ljansson -lstb -ljpeg -lpng16 -lhdf5_serial -lzip -lz -lm -pthread
 BUILD ?= build
-VERSION = 0.1.0
+# The version is the header's (CNN_VERSION_MAJOR/MINOR/PATCH in cnn.h).
+VERSION := $(shell sed -n 's/^\#define CNN_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' include/cnn.h | paste -sd.)
 
 LIB_SRC := $(sort $(wildcard src/*/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -31,6 +32,12 @@ $(BUILD)/%.o: %.c $(wildcard include/*.h) $(wildcard src/*/*.h) $(wildcard cli/*
 # inlined into functions built for their instruction set: no call crosses the
 # ABI GCC's -Wpsabi notes are about.
 $(BUILD)/src/kernels/activation.o: CFLAGS += -Wno-psabi
+
+# Only the API that include/cnn.h marks CNN_API leaves libcnn.so
+# (tests/test_exports.sh checks it); tests and fuzzers that need internals
+# link libcnn.a. Programs keep default visibility (test_alloc_fail's malloc
+# must interpose on the C library's).
+$(LIB_OBJ): CFLAGS += -fvisibility=hidden
 
 $(BUILD)/libcnn.a: $(LIB_OBJ)
 	@rm -f $@

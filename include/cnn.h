@@ -45,6 +45,12 @@
  * - Tensors are float32, row-major, NHWC for images: (batch, rows, cols, channels).
  * - Config structs are filled with designated initialisers through the
  *   macros below; a field left at zero takes Keras's default.
+ * - Threads: a cnn_model, cnn_dataset or cnn_tensor must not be used by two
+ *   threads at once (the model runs its own worker threads inside a call);
+ *   different objects may be used from different threads freely, and
+ *   cnn_last_error() is per thread.
+ * - Only functions marked CNN_API are exported by libcnn.so; the version is
+ *   CNN_VERSION_MAJOR/MINOR/PATCH here and cnn_version() at run time.
  */
 #ifndef CNN_H
 #define CNN_H
@@ -57,6 +63,25 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- Version and visibility ------------------------------------------- */
+/* The version of this header; cnn_version() gives the library's, so a
+ * program can check that the two agree at run time. */
+#define CNN_VERSION_MAJOR 0
+#define CNN_VERSION_MINOR 1
+#define CNN_VERSION_PATCH 0
+
+/* CNN_API marks the library's public functions: libcnn.so is built with
+ * -fvisibility=hidden and exports these and nothing else (internal
+ * functions are reachable only through the static library, for tests). */
+#if defined(__GNUC__) || defined(__clang__)
+#define CNN_API __attribute__((visibility("default")))
+#else
+#define CNN_API
+#endif
+
+/* "MAJOR.MINOR.PATCH" of the library the program runs with. */
+CNN_API const char *cnn_version(void);
 
 /* ---- Status codes and errors (numbers never change) ------------------- */
 typedef enum cnn_status {
@@ -72,9 +97,9 @@ typedef enum cnn_status {
 } cnn_status;
 
 /* The message of the last failure on this thread ("" if none). */
-const char *cnn_last_error(void);
+CNN_API const char *cnn_last_error(void);
 /* A short fixed name for a status, e.g. "CNN_ERR_SHAPE". */
-const char *cnn_status_name(cnn_status status);
+CNN_API const char *cnn_status_name(cnn_status status);
 
 /* ---- Tensors ----------------------------------------------------------- */
 #define CNN_MAX_RANK 4
@@ -91,19 +116,19 @@ typedef struct cnn_tensor {
 } cnn_tensor;
 
 /* Allocates a zero-filled tensor of the given rank and dimensions. */
-cnn_status cnn_tensor_create(cnn_tensor **out, int rank, const int64_t *dims);
-void cnn_tensor_free(cnn_tensor *t);
+CNN_API cnn_status cnn_tensor_create(cnn_tensor **out, int rank, const int64_t *dims);
+CNN_API void cnn_tensor_free(cnn_tensor *t);
 /* Number of elements (product of dims). */
-int64_t cnn_tensor_size(const cnn_tensor *t);
+CNN_API int64_t cnn_tensor_size(const cnn_tensor *t);
 /* NumPy's expand_dims(x, -1): (n, h, w) -> (n, h, w, 1). No data moves. */
-cnn_status cnn_tensor_expand_dims(cnn_tensor *t);
+CNN_API cnn_status cnn_tensor_expand_dims(cnn_tensor *t);
 /* Multiplies every element by factor (e.g. 1/255 to scale pixels to [0,1]). */
-void cnn_tensor_scale(cnn_tensor *t, float factor);
+CNN_API void cnn_tensor_scale(cnn_tensor *t, float factor);
 /* Integer class labels (n) -> one-hot (n, num_classes). Fails on a label
  * that is not an integer in [0, num_classes). */
-cnn_status cnn_tensor_one_hot(const cnn_tensor *labels, int num_classes, cnn_tensor **out);
+CNN_API cnn_status cnn_tensor_one_hot(const cnn_tensor *labels, int num_classes, cnn_tensor **out);
 /* Rows [start, start+count) of t's first axis, copied into a new tensor. */
-cnn_status cnn_tensor_slice(const cnn_tensor *t, int64_t start, int64_t count, cnn_tensor **out);
+CNN_API cnn_status cnn_tensor_slice(const cnn_tensor *t, int64_t start, int64_t count, cnn_tensor **out);
 
 /* ---- Data sets ---------------------------------------------------------- */
 /* Reads an IDX file (MNIST / Fashion-MNIST format), plain or gzip-compressed
@@ -113,15 +138,15 @@ cnn_status cnn_tensor_slice(const cnn_tensor *t, int64_t start, int64_t count, c
  * CNN_DEFAULT_MAX_MEMORY is refused (CNN_ERR_NO_MEMORY). Float data must be
  * finite: a NaN, an infinity or a float64 too large for float32 fails with
  * CNN_ERR_NUMERIC, naming its index. */
-cnn_status cnn_dataset_load_idx(const char *path, cnn_tensor **out);
+CNN_API cnn_status cnn_dataset_load_idx(const char *path, cnn_tensor **out);
 /* Same, from memory (for fuzzing and embedded use); name is used in errors. */
-cnn_status cnn_dataset_load_idx_memory(const void *bytes, size_t size, const char *name,
+CNN_API cnn_status cnn_dataset_load_idx_memory(const void *bytes, size_t size, const char *name,
                                        cnn_tensor **out);
 /* Loads an MNIST-layout directory (train-images-idx3-ubyte[.gz], ...):
  * images scaled to [0,1] with a channel axis (n, 28, 28, 1), labels (n).
  * Any output pointer may be NULL to skip that file. Image/label count
  * mismatch is an error. */
-cnn_status cnn_dataset_load_mnist(const char *dir, cnn_tensor **train_x, cnn_tensor **train_y,
+CNN_API cnn_status cnn_dataset_load_mnist(const char *dir, cnn_tensor **train_x, cnn_tensor **train_y,
                                   cnn_tensor **test_x, cnn_tensor **test_y);
 
 /* ---- Images -------------------------------------------------------------- */
@@ -133,14 +158,14 @@ cnn_status cnn_dataset_load_mnist(const char *dir, cnn_tensor **train_x, cnn_ten
  * checked before decoding: an image whose decoding and float tensor would
  * exceed max_bytes (0 = CNN_DEFAULT_MAX_MEMORY) is refused, and every
  * allocation of the decoder counts against it. */
-cnn_status cnn_image_load(const char *path, int channels, int64_t max_bytes, cnn_tensor **out);
-cnn_status cnn_image_load_memory(const void *bytes, size_t size, const char *name, int channels,
+CNN_API cnn_status cnn_image_load(const char *path, int channels, int64_t max_bytes, cnn_tensor **out);
+CNN_API cnn_status cnn_image_load_memory(const void *bytes, size_t size, const char *name, int channels,
                                  int64_t max_bytes, cnn_tensor **out);
 /* Bilinear resize of a (1, rows, cols, c) image tensor. */
-cnn_status cnn_image_resize(const cnn_tensor *image, int rows, int cols, cnn_tensor **out);
+CNN_API cnn_status cnn_image_resize(const cnn_tensor *image, int rows, int cols, cnn_tensor **out);
 /* Writes 8-bit pixels (rows, cols, channels 1..4, row-major) as a PNG file,
  * atomically, as cnn_file_write_atomic writes. */
-cnn_status cnn_image_save_png(const char *path, const uint8_t *pixels, int rows, int cols,
+CNN_API cnn_status cnn_image_save_png(const char *path, const uint8_t *pixels, int rows, int cols,
                               int channels);
 /* Writes size bytes as the file path, atomically, as the library writes
  * every file: a temporary file beside it, fsync, rename, fsync of the
@@ -148,14 +173,14 @@ cnn_status cnn_image_save_png(const char *path, const uint8_t *pixels, int rows,
  * only a regular file (or a symlink to one) is replaced - a directory,
  * device or FIFO is refused and left untouched. On failure the old file is
  * intact and no temporary file remains. */
-cnn_status cnn_file_write_atomic(const char *path, const void *bytes, size_t size);
+CNN_API cnn_status cnn_file_write_atomic(const char *path, const void *bytes, size_t size);
 /* Reads the file path whole, as the library reads every file: a FIFO,
  * directory or device is refused (CNN_ERR_IO) rather than waited on, a
  * file over max_bytes (0 = CNN_DEFAULT_MAX_MEMORY) is refused unread
  * (CNN_ERR_FORMAT), and one that changes size while it is read is an
  * error. *bytes (free() it) holds *size bytes and a NUL after them, so
  * text can be parsed in place. */
-cnn_status cnn_file_read_all(const char *path, int64_t max_bytes, void **bytes, size_t *size);
+CNN_API cnn_status cnn_file_read_all(const char *path, int64_t max_bytes, void **bytes, size_t *size);
 
 /* ---- Shapes --------------------------------------------------------------- */
 /* The shape of one example (without the batch axis): rank 3 (rows, cols,
@@ -195,11 +220,11 @@ typedef enum cnn_activation {
     CNN_ACTIVATION_MISH = 17         /* x tanh(softplus(x)) */
 } cnn_activation;
 /* Keras's name of an activation ("relu", "silu", ...); NULL if a is not one. */
-const char *cnn_activation_name(cnn_activation a);
+CNN_API const char *cnn_activation_name(cnn_activation a);
 /* The activation of a Keras name or alias ("swish" = silu, "hard_swish" =
  * hard_silu, "None" = linear; case-insensitive). CNN_ERR_INVALID_ARGUMENT
  * naming the expected names if it is none. */
-cnn_status cnn_activation_from_name(const char *name, cnn_activation *out);
+CNN_API cnn_status cnn_activation_from_name(const char *name, cnn_activation *out);
 
 typedef struct cnn_conv2d_config {
     int filters;            /* required, > 0 */
@@ -497,8 +522,8 @@ typedef struct cnn_layer_spec {
  * back from the class name or Keras's alias ("MaxPool2D"), case-sensitive
  * as Keras's are (CNN_ERR_INVALID_ARGUMENT naming the expected names if it
  * is none). */
-const char *cnn_layer_kind_name(cnn_layer_kind kind);
-cnn_status cnn_layer_kind_from_name(const char *keras_class_name, cnn_layer_kind *out);
+CNN_API const char *cnn_layer_kind_name(cnn_layer_kind kind);
+CNN_API cnn_status cnn_layer_kind_from_name(const char *keras_class_name, cnn_layer_kind *out);
 
 /* ---- Sequential model ---------------------------------------------------- */
 typedef struct cnn_model cnn_model;
@@ -506,42 +531,42 @@ typedef struct cnn_model cnn_model;
 /* Creates an empty Sequential model for inputs of the given per-example
  * shape. Weights are initialised from seed 0 unless cnn_model_set_seed is
  * called before the first add. Free with cnn_model_free. */
-cnn_status cnn_model_create(cnn_model **out, cnn_shape input_shape);
-void cnn_model_free(cnn_model *m);
+CNN_API cnn_status cnn_model_create(cnn_model **out, cnn_shape input_shape);
+CNN_API void cnn_model_free(cnn_model *m);
 /* Seed for weight initialisation, dropout and shuffling. */
-cnn_status cnn_model_set_seed(cnn_model *m, uint64_t seed);
+CNN_API cnn_status cnn_model_set_seed(cnn_model *m, uint64_t seed);
 /* Worker threads for training and inference (default: online CPUs).
  * The same seed and thread count give bit-identical results. */
-cnn_status cnn_model_set_threads(cnn_model *m, int threads);
-int cnn_model_threads(const cnn_model *m);
+CNN_API cnn_status cnn_model_set_threads(cnn_model *m, int threads);
+CNN_API int cnn_model_threads(const cnn_model *m);
 
 /* Each add infers the new layer's output shape; a layer that cannot take the
  * current shape fails here with a message naming it. */
-cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec);
-cnn_status cnn_model_add_conv2d(cnn_model *m, cnn_conv2d_config cfg);
-cnn_status cnn_model_add_dense(cnn_model *m, cnn_dense_config cfg);
-cnn_status cnn_model_add_max_pooling2d(cnn_model *m, cnn_pool2d_config cfg);
-cnn_status cnn_model_add_average_pooling2d(cnn_model *m, cnn_pool2d_config cfg);
-cnn_status cnn_model_add_activation(cnn_model *m, cnn_activation_config cfg);
-cnn_status cnn_model_add_dropout(cnn_model *m, cnn_dropout_config cfg);
-cnn_status cnn_model_add_flatten(cnn_model *m, cnn_flatten_config cfg);
-cnn_status cnn_model_add_global_average_pooling2d(cnn_model *m, cnn_global_pool2d_config cfg);
-cnn_status cnn_model_add_global_max_pooling2d(cnn_model *m, cnn_global_pool2d_config cfg);
-cnn_status cnn_model_add_batch_normalization(cnn_model *m, cnn_batch_normalization_config cfg);
-cnn_status cnn_model_add_leaky_relu(cnn_model *m, cnn_leaky_relu_config cfg);
-cnn_status cnn_model_add_elu(cnn_model *m, cnn_elu_config cfg);
-cnn_status cnn_model_add_relu(cnn_model *m, cnn_relu_config cfg);
-cnn_status cnn_model_add_zero_padding2d(cnn_model *m, cnn_zero_padding2d_config cfg);
-cnn_status cnn_model_add_reshape(cnn_model *m, cnn_reshape_config cfg);
-cnn_status cnn_model_add_depthwise_conv2d(cnn_model *m, cnn_depthwise_conv2d_config cfg);
-cnn_status cnn_model_add_separable_conv2d(cnn_model *m, cnn_separable_conv2d_config cfg);
-cnn_status cnn_model_add_rescaling(cnn_model *m, cnn_rescaling_config cfg);
-cnn_status cnn_model_add_conv2d_transpose(cnn_model *m, cnn_conv2d_transpose_config cfg);
-cnn_status cnn_model_add_up_sampling2d(cnn_model *m, cnn_up_sampling2d_config cfg);
-cnn_status cnn_model_add_cropping2d(cnn_model *m, cnn_cropping2d_config cfg);
-cnn_status cnn_model_add_spatial_dropout2d(cnn_model *m, cnn_spatial_dropout2d_config cfg);
-cnn_status cnn_model_add_softmax(cnn_model *m, cnn_softmax_config cfg);
-cnn_status cnn_model_add_layer_normalization(cnn_model *m, cnn_layer_normalization_config cfg);
+CNN_API cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec);
+CNN_API cnn_status cnn_model_add_conv2d(cnn_model *m, cnn_conv2d_config cfg);
+CNN_API cnn_status cnn_model_add_dense(cnn_model *m, cnn_dense_config cfg);
+CNN_API cnn_status cnn_model_add_max_pooling2d(cnn_model *m, cnn_pool2d_config cfg);
+CNN_API cnn_status cnn_model_add_average_pooling2d(cnn_model *m, cnn_pool2d_config cfg);
+CNN_API cnn_status cnn_model_add_activation(cnn_model *m, cnn_activation_config cfg);
+CNN_API cnn_status cnn_model_add_dropout(cnn_model *m, cnn_dropout_config cfg);
+CNN_API cnn_status cnn_model_add_flatten(cnn_model *m, cnn_flatten_config cfg);
+CNN_API cnn_status cnn_model_add_global_average_pooling2d(cnn_model *m, cnn_global_pool2d_config cfg);
+CNN_API cnn_status cnn_model_add_global_max_pooling2d(cnn_model *m, cnn_global_pool2d_config cfg);
+CNN_API cnn_status cnn_model_add_batch_normalization(cnn_model *m, cnn_batch_normalization_config cfg);
+CNN_API cnn_status cnn_model_add_leaky_relu(cnn_model *m, cnn_leaky_relu_config cfg);
+CNN_API cnn_status cnn_model_add_elu(cnn_model *m, cnn_elu_config cfg);
+CNN_API cnn_status cnn_model_add_relu(cnn_model *m, cnn_relu_config cfg);
+CNN_API cnn_status cnn_model_add_zero_padding2d(cnn_model *m, cnn_zero_padding2d_config cfg);
+CNN_API cnn_status cnn_model_add_reshape(cnn_model *m, cnn_reshape_config cfg);
+CNN_API cnn_status cnn_model_add_depthwise_conv2d(cnn_model *m, cnn_depthwise_conv2d_config cfg);
+CNN_API cnn_status cnn_model_add_separable_conv2d(cnn_model *m, cnn_separable_conv2d_config cfg);
+CNN_API cnn_status cnn_model_add_rescaling(cnn_model *m, cnn_rescaling_config cfg);
+CNN_API cnn_status cnn_model_add_conv2d_transpose(cnn_model *m, cnn_conv2d_transpose_config cfg);
+CNN_API cnn_status cnn_model_add_up_sampling2d(cnn_model *m, cnn_up_sampling2d_config cfg);
+CNN_API cnn_status cnn_model_add_cropping2d(cnn_model *m, cnn_cropping2d_config cfg);
+CNN_API cnn_status cnn_model_add_spatial_dropout2d(cnn_model *m, cnn_spatial_dropout2d_config cfg);
+CNN_API cnn_status cnn_model_add_softmax(cnn_model *m, cnn_softmax_config cfg);
+CNN_API cnn_status cnn_model_add_layer_normalization(cnn_model *m, cnn_layer_normalization_config cfg);
 /* The typed adds above as one list, from which libcnn defines them:
  * X(name, kind, member) is cnn_model_add_<name>, CNN_LAYER_<kind>, and the
  * cnn_layer_spec union member (its config type is cnn_<member>_config). */
@@ -574,16 +599,16 @@ cnn_status cnn_model_add_layer_normalization(cnn_model *m, cnn_layer_normalizati
 /* Introspection. */
 /* The layer's full configuration with defaults filled in (the name points
  * into the model and lives as long as it). */
-cnn_status cnn_model_layer_spec(const cnn_model *m, int index, cnn_layer_spec *out);
-int cnn_model_layer_count(const cnn_model *m);
-cnn_shape cnn_model_input_shape(const cnn_model *m);
-cnn_shape cnn_model_output_shape(const cnn_model *m);
-const char *cnn_model_layer_name(const cnn_model *m, int index);
-const char *cnn_model_layer_type(const cnn_model *m, int index); /* "Conv2D", ... */
-cnn_shape cnn_model_layer_output_shape(const cnn_model *m, int index);
-int64_t cnn_model_layer_param_count(const cnn_model *m, int index);
-int64_t cnn_model_param_count(const cnn_model *m);
-int64_t cnn_model_trainable_param_count(const cnn_model *m);
+CNN_API cnn_status cnn_model_layer_spec(const cnn_model *m, int index, cnn_layer_spec *out);
+CNN_API int cnn_model_layer_count(const cnn_model *m);
+CNN_API cnn_shape cnn_model_input_shape(const cnn_model *m);
+CNN_API cnn_shape cnn_model_output_shape(const cnn_model *m);
+CNN_API const char *cnn_model_layer_name(const cnn_model *m, int index);
+CNN_API const char *cnn_model_layer_type(const cnn_model *m, int index); /* "Conv2D", ... */
+CNN_API cnn_shape cnn_model_layer_output_shape(const cnn_model *m, int index);
+CNN_API int64_t cnn_model_layer_param_count(const cnn_model *m, int index);
+CNN_API int64_t cnn_model_param_count(const cnn_model *m);
+CNN_API int64_t cnn_model_trainable_param_count(const cnn_model *m);
 
 /* A layer's weights in Keras's get_weights() order: which = 0 kernel, 1 bias
  * for Conv2D and Dense (Keras layouts: Conv2D kernel (kh, kw, in, filters),
@@ -592,7 +617,7 @@ int64_t cnn_model_trainable_param_count(const cnn_model *m);
  * CNN_MAX_LAYER_WEIGHTS per layer. Returns a view into the model (do not
  * free) or NULL if the layer has no such weight. */
 #define CNN_MAX_LAYER_WEIGHTS 4
-float *cnn_model_layer_weights(cnn_model *m, int index, int which, int64_t *count);
+CNN_API float *cnn_model_layer_weights(cnn_model *m, int index, int which, int64_t *count);
 
 /* Class names: names[k] labels output class k (a single sigmoid unit has
  * two classes: 0 and 1). They belong to the model: saved in its .cnn file
@@ -604,17 +629,17 @@ float *cnn_model_layer_weights(cnn_model *m, int index, int which, int64_t *coun
  * as adding a layer does (the output they label changes). */
 #define CNN_CLASS_NAME_MAX 255
 #define CNN_MAX_CLASS_NAMES 65536
-cnn_status cnn_model_set_class_names(cnn_model *m, const char *const *names, int count);
+CNN_API cnn_status cnn_model_set_class_names(cnn_model *m, const char *const *names, int count);
 /* The number of class names (0 if none). names (may be NULL) receives the
  * model's array: read-only, owned by the model, valid until the names are
  * set again, a layer is added or the model is freed. */
-int cnn_model_class_names(const cnn_model *m, const char *const **names);
+CNN_API int cnn_model_class_names(const cnn_model *m, const char *const **names);
 
 /* The classic Keras summary table. text_out receives a malloc'd string the
  * caller frees with free(). */
-cnn_status cnn_model_summary(const cnn_model *m, char **text_out);
+CNN_API cnn_status cnn_model_summary(const cnn_model *m, char **text_out);
 /* Writes the summary to a caller-supplied stream. */
-cnn_status cnn_model_print_summary(const cnn_model *m, FILE *stream);
+CNN_API cnn_status cnn_model_print_summary(const cnn_model *m, FILE *stream);
 
 /* ---- Memory ----------------------------------------------------------------- */
 /* What a model needs, in bytes, for one batch size. Training keeps every
@@ -636,16 +661,16 @@ typedef struct cnn_memory_estimate {
 } cnn_memory_estimate;
 /* Sizes are computed with checked arithmetic: one that does not fit in 64
  * bits is INT64_MAX (never a wrapped-around value that would fit a budget). */
-cnn_status cnn_model_estimate_memory(const cnn_model *m, int batch, cnn_memory_estimate *out);
+CNN_API cnn_status cnn_model_estimate_memory(const cnn_model *m, int batch, cnn_memory_estimate *out);
 
 /* The memory budget: building, compiling or running a batch that would need
  * more fails before allocating, with the needed and the allowed bytes.
  * bytes 0 = the default, CNN_DEFAULT_MAX_MEMORY. */
-cnn_status cnn_model_set_max_memory(cnn_model *m, int64_t bytes);
-int64_t cnn_model_max_memory(const cnn_model *m);
+CNN_API cnn_status cnn_model_set_max_memory(cnn_model *m, int64_t bytes);
+CNN_API int64_t cnn_model_max_memory(const cnn_model *m);
 /* Convolution scratch limit (im2col tiles), default 8 MiB; any image size
  * runs within it. 0 = default. */
-cnn_status cnn_model_set_workspace_limit(cnn_model *m, int64_t bytes);
+CNN_API cnn_status cnn_model_set_workspace_limit(cnn_model *m, int64_t bytes);
 
 /* Keras's dtype policies. MIXED_BFLOAT16 ("mixed_bfloat16"): Conv2D and
  * Dense multiply bfloat16 inputs (rounded to nearest even) with float32
@@ -657,13 +682,13 @@ typedef enum cnn_dtype_policy {
     CNN_DTYPE_POLICY_FLOAT32 = 0,
     CNN_DTYPE_POLICY_MIXED_BFLOAT16 = 1
 } cnn_dtype_policy;
-cnn_status cnn_model_set_dtype_policy(cnn_model *m, cnn_dtype_policy policy);
-cnn_dtype_policy cnn_model_dtype_policy(const cnn_model *m);
+CNN_API cnn_status cnn_model_set_dtype_policy(cnn_model *m, cnn_dtype_policy policy);
+CNN_API cnn_dtype_policy cnn_model_dtype_policy(const cnn_model *m);
 /* "float32" / "mixed_bfloat16" (NULL for an unknown value), and back. */
-const char *cnn_dtype_policy_name(cnn_dtype_policy policy);
-cnn_status cnn_dtype_policy_from_name(const char *name, cnn_dtype_policy *out);
+CNN_API const char *cnn_dtype_policy_name(cnn_dtype_policy policy);
+CNN_API cnn_status cnn_dtype_policy_from_name(const char *name, cnn_dtype_policy *out);
 /* Whether this CPU runs mixed_bfloat16 in bfloat16 (else float32). */
-bool cnn_bfloat16_supported(void);
+CNN_API bool cnn_bfloat16_supported(void);
 
 /* ---- compile ------------------------------------------------------------- */
 typedef enum cnn_loss {
@@ -686,10 +711,10 @@ typedef enum cnn_optimizer_kind {
  * case-insensitive, with Keras's aliases and class names ("mse",
  * "SparseCategoricalCrossentropy"; "Adam", "RMSprop"), CNN_ERR_INVALID_ARGUMENT naming the expected names if
  * it is none. */
-const char *cnn_loss_name(cnn_loss loss);
-cnn_status cnn_loss_from_name(const char *name, cnn_loss *out);
-const char *cnn_optimizer_name(cnn_optimizer_kind kind);
-cnn_status cnn_optimizer_from_name(const char *name, cnn_optimizer_kind *out);
+CNN_API const char *cnn_loss_name(cnn_loss loss);
+CNN_API cnn_status cnn_loss_from_name(const char *name, cnn_loss *out);
+CNN_API const char *cnn_optimizer_name(cnn_optimizer_kind kind);
+CNN_API cnn_status cnn_optimizer_from_name(const char *name, cnn_optimizer_kind *out);
 
 /* Zero fields take Keras's defaults: SGD lr 0.01, momentum 0; Adam lr 0.001,
  * beta_1 0.9, beta_2 0.999, epsilon 1e-7; RMSprop lr 0.001, rho 0.9,
@@ -725,15 +750,15 @@ typedef struct cnn_compile_config {
 /* Sets the loss and optimizer and resets the optimizer state. The metric is
  * accuracy (argmax for multi-class outputs, threshold 0.5 for one output).
  * CNN_ERR_SHAPE if the output is not one vector per example (add Flatten). */
-cnn_status cnn_model_compile(cnn_model *m, cnn_compile_config cfg);
+CNN_API cnn_status cnn_model_compile(cnn_model *m, cnn_compile_config cfg);
 /* The loss and optimizer (Keras defaults filled in) of a compiled model,
  * e.g. one loaded from a .cnn file; CNN_ERR_STATE if it is not compiled. */
-cnn_status cnn_model_compile_config(const cnn_model *m, cnn_compile_config *out);
+CNN_API cnn_status cnn_model_compile_config(const cnn_model *m, cnn_compile_config *out);
 /* Whether the compiled loss expects probabilities (a cross-entropy without
  * from_logits) while the last layer's activation is linear - logits, not
  * probabilities: training then stalls (Keras would warn too). Add softmax or
  * sigmoid, or compile with from_logits. False for an uncompiled model. */
-bool cnn_model_loss_expects_probabilities(const cnn_model *m);
+CNN_API bool cnn_model_loss_expects_probabilities(const cnn_model *m);
 
 /* ---- fit / evaluate / predict ----------------------------------------------- */
 typedef enum cnn_progress_event {
@@ -780,12 +805,12 @@ typedef bool (*cnn_progress_fn)(const cnn_progress *p, void *user);
  * from 0.98000", "Epoch 1: saving model to ckpt.cnn" (the first improvement:
  * "from None"). Writes at most cap bytes to buf (snprintf's rules) and
  * returns the line's length; 0 (and "") when there is nothing to say. */
-int cnn_progress_checkpoint_line(const cnn_progress *p, char *buf, size_t cap);
+CNN_API int cnn_progress_checkpoint_line(const cnn_progress *p, char *buf, size_t cap);
 
 /* The ready console printer: user is a FILE* (stdout if NULL). On a terminal
  * it redraws a Keras progress bar in place; otherwise it prints one line per
  * epoch. */
-bool cnn_progress_console(const cnn_progress *p, void *user);
+CNN_API bool cnn_progress_console(const cnn_progress *p, void *user);
 
 /* ---- Callbacks, learning-rate schedules and augmentation for fit ------------ */
 /* The value a callback watches, as Keras's monitor= names it. val_* need
@@ -799,8 +824,8 @@ typedef enum cnn_monitor {
 /* "val_loss", ... (NULL if monitor is not one); and back, with Keras's
  * short "acc" and "val_acc" accepted (CNN_ERR_INVALID_ARGUMENT naming the
  * expected names if name is none). */
-const char *cnn_monitor_name(cnn_monitor monitor);
-cnn_status cnn_monitor_from_name(const char *name, cnn_monitor *out);
+CNN_API const char *cnn_monitor_name(cnn_monitor monitor);
+CNN_API cnn_status cnn_monitor_from_name(const char *name, cnn_monitor *out);
 
 /* EarlyStopping: stop when the monitored value has not improved by more
  * than min_delta for patience epochs; with restore_best_weights, the
@@ -874,7 +899,7 @@ typedef struct cnn_lr_schedule {
 } cnn_lr_schedule;
 /* The rate the schedule gives at step t (total_steps: for cosine with
  * decay_steps 0). */
-double cnn_lr_schedule_rate(const cnn_lr_schedule *s, double lr0, int64_t t,
+CNN_API double cnn_lr_schedule_rate(const cnn_lr_schedule *s, double lr0, int64_t t,
                             int64_t total_steps);
 
 /* Data augmentation of images (rank 3 input), applied on the fly to each
@@ -958,7 +983,7 @@ typedef struct cnn_history {
     int stopped_epoch;      /* EarlyStopping stopped after this epoch (0 = it did not) */
     int restored_epoch;     /* the epoch whose weights it restored (0 = none) */
 } cnn_history;
-void cnn_history_free(cnn_history *h);
+CNN_API void cnn_history_free(cnn_history *h);
 
 /* Trains the model. history_out (may be NULL) receives the per-epoch
  * metrics, also when fit stops early; free it with cnn_history_free.
@@ -968,7 +993,7 @@ void cnn_history_free(cnn_history *h);
  * (initial_epoch/initial_step from cnn_model_training_position of a saved
  * model) gives the same weights as an uninterrupted one. A run that
  * EarlyStopping ends returns CNN_OK (see history->stopped_epoch). */
-cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
+CNN_API cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
                          cnn_fit_config cfg, cnn_history **history_out);
 /* How fit divides n examples, so a caller can say it beforehand: the
  * first *train train, the last *val = n - *train validate, as Keras's
@@ -978,19 +1003,19 @@ cnn_status cnn_model_fit(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
  * the ranks when data-parallel; the last step is short). Returns
  * CNN_ERR_INVALID_ARGUMENT if a part would be empty, with *train and *val
  * the sizes it would have had and *steps 0. */
-cnn_status cnn_fit_split_sizes(int64_t n, float validation_split, int64_t examples_per_step,
+CNN_API cnn_status cnn_fit_split_sizes(int64_t n, float validation_split, int64_t examples_per_step,
                                int64_t *train, int64_t *val, int64_t *steps);
 /* Epochs completed and steps done in the next epoch by fit so far (saved in
  * the model file, for resuming). */
-void cnn_model_training_position(const cnn_model *m, int *epoch, int64_t *step);
+CNN_API void cnn_model_training_position(const cnn_model *m, int *epoch, int64_t *step);
 /* Mean loss and accuracy over (x, y) in inference mode; the loss includes
  * the L2 penalties (kernel_l2), as Keras's does. batch_size 0 = 32. */
-cnn_status cnn_model_evaluate(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
+CNN_API cnn_status cnn_model_evaluate(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y,
                               int batch_size, double *loss, double *accuracy);
 /* Outputs (probabilities after softmax; logits for a linear last layer, also
  * when compiled with from_logits, as Keras) for every example of x:
  * a new tensor (n, output shape...). batch_size 0 = 32. */
-cnn_status cnn_model_predict(cnn_model *m, const cnn_tensor *x, int batch_size,
+CNN_API cnn_status cnn_model_predict(cnn_model *m, const cnn_tensor *x, int batch_size,
                              cnn_tensor **out);
 
 /* ---- Saving and loading ------------------------------------------------------ */
@@ -1000,16 +1025,16 @@ cnn_status cnn_model_predict(cnn_model *m, const cnn_tensor *x, int batch_size,
  * checksum. Saving is atomic: a temporary file in the same directory,
  * fsync, rename, fsync of the directory; a failed or interrupted save leaves
  * an existing file at path untouched. */
-cnn_status cnn_model_save(cnn_model *m, const char *path);
+CNN_API cnn_status cnn_model_save(cnn_model *m, const char *path);
 /* Every size is checked against the file length and for overflow before
  * any allocation; errors name the file and the field. */
-cnn_status cnn_model_load(const char *path, cnn_model **out);
+CNN_API cnn_status cnn_model_load(const char *path, cnn_model **out);
 /* The CRC-32 cnn_model_save would write as the file's checksum, computed
  * without writing: models with equal checksums (almost surely) have the
  * same layers and settings, weights, and when compiled the same loss,
  * optimizer settings and state and training position. */
-cnn_status cnn_model_checksum(const cnn_model *m, uint32_t *out);
-cnn_status cnn_model_load_memory(const void *bytes, size_t size, const char *name,
+CNN_API cnn_status cnn_model_checksum(const cnn_model *m, uint32_t *out);
+CNN_API cnn_status cnn_model_load_memory(const void *bytes, size_t size, const char *name,
                                  cnn_model **out);
 
 /* ---- Model descriptions ---------------------------------------------------------- */
@@ -1019,8 +1044,8 @@ cnn_status cnn_model_load_memory(const void *bytes, size_t size, const char *nam
  * syntax errors, give file:line:column; other JSON errors name the layer
  * (index, name, class). Each says what was expected. The model is returned
  * uncompiled. The format: docs/DESCRIPTION_FORMAT.md. */
-cnn_status cnn_model_from_description(const char *path, cnn_model **out);
-cnn_status cnn_model_from_description_memory(const char *text, size_t size, const char *name,
+CNN_API cnn_status cnn_model_from_description(const char *path, cnn_model **out);
+CNN_API cnn_status cnn_model_from_description_memory(const char *text, size_t size, const char *name,
                                              cnn_model **out);
 
 /* ---- Keras files ------------------------------------------------------------------ */
@@ -1059,9 +1084,9 @@ typedef struct cnn_keras_info {
  * NULL. Errors name the file, the layer or weight and what was expected:
  * a shape that does not match the architecture, a missing member or
  * group, a truncated or corrupted file. */
-cnn_status cnn_model_load_keras(const char *path, cnn_model **out, cnn_keras_info *info);
+CNN_API cnn_status cnn_model_load_keras(const char *path, cnn_model **out, cnn_keras_info *info);
 /* Same from memory (for fuzzing and embedded use); name is used in errors. */
-cnn_status cnn_model_load_keras_memory(const void *bytes, size_t size, const char *name,
+CNN_API cnn_status cnn_model_load_keras_memory(const void *bytes, size_t size, const char *name,
                                        cnn_model **out, cnn_keras_info *info);
 /* cnn_model_load_keras behind a wall, for files from others (the cnn tool
  * reads every Keras file so). libhdf5 crashes and loops forever on some
@@ -1073,17 +1098,17 @@ cnn_status cnn_model_load_keras_memory(const void *bytes, size_t size, const cha
  * "... gave no answer in 10 s" after timeout_seconds of wall clock (0 = 10
  * s). The process must be able to fork; costs a fork and a copy of the
  * model (SECURITY.md has the measurements). */
-cnn_status cnn_model_load_keras_isolated(const char *path, double timeout_seconds,
+CNN_API cnn_status cnn_model_load_keras_isolated(const char *path, double timeout_seconds,
                                          cnn_model **out, cnn_keras_info *info);
 /* Writes the model as Keras 3 writes a .keras file (stored zip: metadata.json,
  * config.json, model.weights.h5 with layers/<class key>/vars/<i> and, when
  * compiled, the compile config and optimizer state), for
  * keras.saving.load_model(). Atomic, as cnn_model_save. */
-cnn_status cnn_model_save_keras(cnn_model *m, const char *path);
+CNN_API cnn_status cnn_model_save_keras(cnn_model *m, const char *path);
 /* Writes the model as a legacy Keras .h5 file (model_config in Keras 2's
  * form, model_weights/<layer>/<layer>/kernel:0 ..., training_config when
  * compiled). Atomic. */
-cnn_status cnn_model_save_keras_h5(cnn_model *m, const char *path);
+CNN_API cnn_status cnn_model_save_keras_h5(cnn_model *m, const char *path);
 
 /* ---- Opening a model of any format ---------------------------------------------- */
 typedef enum cnn_model_format {
@@ -1097,14 +1122,14 @@ typedef enum cnn_model_format {
  * 512, 1024, ...), a zip archive ("PK"); anything else is a description.
  * The file is opened as every reader here opens: a FIFO, directory or
  * device is refused (CNN_ERR_IO), never waited on. */
-cnn_status cnn_model_file_format(const char *path, cnn_model_format *out);
+CNN_API cnn_status cnn_model_file_format(const char *path, cnn_model_format *out);
 /* Loads a model of any of these formats with the matching loader: a Keras
  * file through cnn_model_load_keras_isolated (declared below; default
  * timeout), as files from others should be read; a description comes back
  * uncompiled with random weights (seed it with cnn_model_set_seed before
  * training). format and keras may be NULL; keras is filled for a Keras
  * file and zeroed otherwise. */
-cnn_status cnn_model_open(const char *path, cnn_model **out, cnn_model_format *format,
+CNN_API cnn_status cnn_model_open(const char *path, cnn_model **out, cnn_model_format *format,
                           cnn_keras_info *keras);
 
 /* ---- Data sets that stream from files ----------------------------------------- */
@@ -1174,46 +1199,46 @@ typedef struct cnn_dataset_config {
  * shuffled with NumPy's RandomState(seed) and split. Nothing is decoded
  * here. No image files, a binary label_mode without exactly two classes,
  * or a split that leaves a part empty is an error. */
-cnn_status cnn_dataset_from_directory(const char *dir, cnn_dataset_config cfg, cnn_dataset **out);
+CNN_API cnn_status cnn_dataset_from_directory(const char *dir, cnn_dataset_config cfg, cnn_dataset **out);
 /* A CSV list, one "path,label" a line (a first line "path,label" is a
  * header; the label follows the last comma, so a path may hold commas; no
  * quoting); paths relative to the list's directory. Labels are class names
  * (sorted, as folders) or, when every label is an integer >= 0, the class
  * indices themselves. Shuffle and split as above. */
-cnn_status cnn_dataset_from_list(const char *csv_path, cnn_dataset_config cfg, cnn_dataset **out);
+CNN_API cnn_status cnn_dataset_from_list(const char *csv_path, cnn_dataset_config cfg, cnn_dataset **out);
 /* In-memory examples: x (n, rows, cols, channels) already scaled, y (n)
  * integer labels in [0, classes) (classes 0 = the largest label + 1). Both
  * are copied. Shuffle and split as above; image_size, color_mode and scale
  * are ignored. */
-cnn_status cnn_dataset_from_tensors(const cnn_tensor *x, const cnn_tensor *y, int classes,
+CNN_API cnn_status cnn_dataset_from_tensors(const cnn_tensor *x, const cnn_tensor *y, int classes,
                                     cnn_dataset_config cfg, cnn_dataset **out);
 /* An IDX pair (images, labels), as cnn_dataset_load_idx reads them, pixels
  * scaled as cfg.scale says, rank 3 images given a channel axis. */
-cnn_status cnn_dataset_from_idx(const char *images, const char *labels, cnn_dataset_config cfg,
+CNN_API cnn_status cnn_dataset_from_idx(const char *images, const char *labels, cnn_dataset_config cfg,
                                 cnn_dataset **out);
-void cnn_dataset_free(cnn_dataset *ds);
+CNN_API void cnn_dataset_free(cnn_dataset *ds);
 
 /* Examples in the data set (after the split). */
-int64_t cnn_dataset_count(const cnn_dataset *ds);
+CNN_API int64_t cnn_dataset_count(const cnn_dataset *ds);
 /* One example's shape (rows, cols, channels) and its target's length. */
-cnn_shape cnn_dataset_element_shape(const cnn_dataset *ds);
-int64_t cnn_dataset_target_size(const cnn_dataset *ds);
-int cnn_dataset_class_count(const cnn_dataset *ds);
+CNN_API cnn_shape cnn_dataset_element_shape(const cnn_dataset *ds);
+CNN_API int64_t cnn_dataset_target_size(const cnn_dataset *ds);
+CNN_API int cnn_dataset_class_count(const cnn_dataset *ds);
 /* Class k's name (owned by the data set), NULL out of range. */
-const char *cnn_dataset_class_name(const cnn_dataset *ds, int k);
+CNN_API const char *cnn_dataset_class_name(const cnn_dataset *ds, int k);
 /* Files of class k in this data set (after the split). */
-int64_t cnn_dataset_class_files(const cnn_dataset *ds, int k);
+CNN_API int64_t cnn_dataset_class_files(const cnn_dataset *ds, int k);
 /* Example i's file (NULL for tensors) and class index, in the data set's order. */
-const char *cnn_dataset_file(const cnn_dataset *ds, int64_t i);
-int cnn_dataset_label(const cnn_dataset *ds, int64_t i);
+CNN_API const char *cnn_dataset_file(const cnn_dataset *ds, int64_t i);
+CNN_API int cnn_dataset_label(const cnn_dataset *ds, int64_t i);
 /* Files skipped as bad so far (skip_bad_images), and the i-th of them in
  * the data set's order. */
-int64_t cnn_dataset_skipped(const cnn_dataset *ds);
-const char *cnn_dataset_skipped_file(const cnn_dataset *ds, int64_t i);
+CNN_API int64_t cnn_dataset_skipped(const cnn_dataset *ds);
+CNN_API const char *cnn_dataset_skipped_file(const cnn_dataset *ds, int64_t i);
 /* Examples [start, start + count) decoded into x (count * element size
  * floats) and y (count * target size), in the calling thread. A bad file
  * is an error even with skip_bad_images. */
-cnn_status cnn_dataset_read(cnn_dataset *ds, int64_t start, int64_t count, float *x, float *y);
+CNN_API cnn_status cnn_dataset_read(cnn_dataset *ds, int64_t start, int64_t count, float *x, float *y);
 
 /* cnn_model_fit from a data set: each step takes the next batch the
  * decode threads have ready. The epoch's order depends only on (seed,
@@ -1224,33 +1249,33 @@ cnn_status cnn_dataset_read(cnn_dataset *ds, int64_t start, int64_t count, float
  * (may be NULL) is evaluated after each epoch; cfg.validation_split and
  * validation_x/y must be unset, and cfg.parallel NULL. The queue, the
  * cache and the decode buffers count in the model's memory budget. */
-cnn_status cnn_model_fit_dataset(cnn_model *m, cnn_dataset *train, cnn_dataset *validation,
+CNN_API cnn_status cnn_model_fit_dataset(cnn_model *m, cnn_dataset *train, cnn_dataset *validation,
                                  cnn_fit_config cfg, cnn_history **history_out);
 /* cnn_model_evaluate over a data set, streamed. */
-cnn_status cnn_model_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch_size,
+CNN_API cnn_status cnn_model_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch_size,
                                       double *loss, double *accuracy);
 
 /* ---- Lower level: one step at a time (for tests and custom loops) ---------- */
 /* Forward pass of a batch; training enables dropout. The returned pointer
  * views the model's output buffer (valid until the next call). */
-cnn_status cnn_model_forward(cnn_model *m, const cnn_tensor *x, bool training,
+CNN_API cnn_status cnn_model_forward(cnn_model *m, const cnn_tensor *x, bool training,
                              const float **output);
 /* Loss of the last forward pass against y (without L2 penalties), and
  * backward pass accumulating (+=) parameter gradients. input_grad (may be NULL) receives dLoss/dInput
  * for the whole batch (same size as x). */
-cnn_status cnn_model_backward(cnn_model *m, const cnn_tensor *y, double *loss,
+CNN_API cnn_status cnn_model_backward(cnn_model *m, const cnn_tensor *y, double *loss,
                               float *input_grad);
 /* After cnn_model_forward: layer index's output for the batch, (batch,
  * layer output shape), after its activation (the feature maps). A view into
  * the model, valid until the next call; NULL before any forward pass. */
-const float *cnn_model_layer_output(const cnn_model *m, int index);
+CNN_API const float *cnn_model_layer_output(const cnn_model *m, int index);
 /* Parameter gradients in the same layout as cnn_model_layer_weights. */
-float *cnn_model_layer_gradients(cnn_model *m, int index, int which, int64_t *count);
-void cnn_model_zero_gradients(cnn_model *m);
+CNN_API float *cnn_model_layer_gradients(cnn_model *m, int index, int which, int64_t *count);
+CNN_API void cnn_model_zero_gradients(cnn_model *m);
 /* One optimizer update from the accumulated gradients, at the optimizer's
  * learning rate; first the L2 penalties' gradients (2 * kernel_l2 * w) are
  * added to them and they are clipped (clipnorm), in place. */
-cnn_status cnn_model_apply_gradients(cnn_model *m);
+CNN_API cnn_status cnn_model_apply_gradients(cnn_model *m);
 
 #ifdef __cplusplus
 }
