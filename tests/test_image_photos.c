@@ -100,7 +100,7 @@ static void test_photos(void)
     char **files = NULL;
     int n = list_files(dir, exts, &files, 0);
     if (n == 0) {
-        test_skip("test_image_photos: the ant and bee photos", dir);
+        test_skip("the ant and bee photos", dir);
         return;
     }
     qsort(files, (size_t)n, sizeof *files, by_name);
@@ -171,7 +171,7 @@ static void test_skimage(void)
     char **files = NULL;
     int n = list_files(dir, exts, &files, 0);
     if (n == 0) {
-        test_skip("test_image_photos: python3-skimage's sample images", dir);
+        test_skip("python3-skimage's sample images", dir);
         return;
     }
     int same = 0;
