@@ -460,6 +460,24 @@ typedef struct cnn_layer_normalization_config {
     const char *name;
 } cnn_layer_normalization_config;
 #define cnn_layer_normalization(...) ((cnn_layer_normalization_config){__VA_ARGS__})
+/* Merge layers (Keras Add, Subtract, Multiply, Average, Maximum, Minimum):
+ * elementwise over two or more inputs of one shape (Subtract: exactly two,
+ * the first minus the second). Name their inputs with
+ * cnn_model_set_next_inputs before the add. No weights. */
+typedef struct cnn_merge_config {
+    const char *name;
+} cnn_merge_config;
+#define cnn_merge(...) ((cnn_merge_config){__VA_ARGS__})
+
+/* Concatenate (Keras Concatenate): joins two or more inputs along axis,
+ * counted as Keras counts it with the batch axis first: -1 (the default,
+ * 0 here) is the last, channels for images; 1 is rows. Every other
+ * dimension must match. */
+typedef struct cnn_concatenate_config {
+    int axis;               /* 0 = -1 */
+    const char *name;
+} cnn_concatenate_config;
+#define cnn_concatenate(...) ((cnn_concatenate_config){__VA_ARGS__})
 
 /* Any layer's configuration, tagged by kind: what cnn_model_add takes and
  * cnn_model_layer_spec gives back (for saving, describing, copying models). */
@@ -487,7 +505,15 @@ typedef enum cnn_layer_kind {
     CNN_LAYER_CROPPING2D = 42,
     CNN_LAYER_SPATIAL_DROPOUT2D = 43,
     CNN_LAYER_SOFTMAX = 44,
-    CNN_LAYER_LAYER_NORMALIZATION = 45
+    CNN_LAYER_LAYER_NORMALIZATION = 45,
+    /* merge layers (several inputs) */
+    CNN_LAYER_ADD = 32,
+    CNN_LAYER_SUBTRACT = 33,
+    CNN_LAYER_MULTIPLY = 34,
+    CNN_LAYER_AVERAGE = 35,
+    CNN_LAYER_MAXIMUM = 36,
+    CNN_LAYER_MINIMUM = 37,
+    CNN_LAYER_CONCATENATE = 38
 } cnn_layer_kind;
 
 typedef struct cnn_layer_spec {
@@ -515,6 +541,8 @@ typedef struct cnn_layer_spec {
         cnn_spatial_dropout2d_config spatial_dropout2d;
         cnn_softmax_config softmax;
         cnn_layer_normalization_config layer_normalization;
+        cnn_merge_config merge;     /* the elementwise merge kinds */
+        cnn_concatenate_config concatenate;
     } u;
 } cnn_layer_spec;
 
@@ -567,6 +595,13 @@ CNN_API cnn_status cnn_model_add_cropping2d(cnn_model *m, cnn_cropping2d_config 
 CNN_API cnn_status cnn_model_add_spatial_dropout2d(cnn_model *m, cnn_spatial_dropout2d_config cfg);
 CNN_API cnn_status cnn_model_add_softmax(cnn_model *m, cnn_softmax_config cfg);
 CNN_API cnn_status cnn_model_add_layer_normalization(cnn_model *m, cnn_layer_normalization_config cfg);
+CNN_API cnn_status cnn_model_add_add(cnn_model *m, cnn_merge_config cfg);
+CNN_API cnn_status cnn_model_add_subtract(cnn_model *m, cnn_merge_config cfg);
+CNN_API cnn_status cnn_model_add_multiply(cnn_model *m, cnn_merge_config cfg);
+CNN_API cnn_status cnn_model_add_average(cnn_model *m, cnn_merge_config cfg);
+CNN_API cnn_status cnn_model_add_maximum(cnn_model *m, cnn_merge_config cfg);
+CNN_API cnn_status cnn_model_add_minimum(cnn_model *m, cnn_merge_config cfg);
+CNN_API cnn_status cnn_model_add_concatenate(cnn_model *m, cnn_concatenate_config cfg);
 /* The typed adds above as one list, from which libcnn defines them:
  * X(name, kind, member) is cnn_model_add_<name>, CNN_LAYER_<kind>, and the
  * cnn_layer_spec union member (its config type is cnn_<member>_config). */
@@ -594,7 +629,42 @@ CNN_API cnn_status cnn_model_add_layer_normalization(cnn_model *m, cnn_layer_nor
     X(cropping2d, CROPPING2D, cropping2d)                                      \
     X(spatial_dropout2d, SPATIAL_DROPOUT2D, spatial_dropout2d)                 \
     X(softmax, SOFTMAX, softmax)                                               \
-    X(layer_normalization, LAYER_NORMALIZATION, layer_normalization)
+    X(layer_normalization, LAYER_NORMALIZATION, layer_normalization)           \
+    X(add, ADD, merge)                                                         \
+    X(subtract, SUBTRACT, merge)                                               \
+    X(multiply, MULTIPLY, merge)                                               \
+    X(average, AVERAGE, merge)                                                 \
+    X(maximum, MAXIMUM, merge)                                                 \
+    X(minimum, MINIMUM, merge)                                                 \
+    X(concatenate, CONCATENATE, concatenate)
+
+/* Functional graphs (Keras's Functional API). A layer reads the output of
+ * the layer added before it - a chain, Sequential - unless
+ * cnn_model_set_next_inputs names what the next added layer reads: earlier
+ * layers by name, or the model's input by its name (cnn_model_input_name,
+ * "input_layer" unless set). Merge layers read two or more. The last
+ * layer added is the model's output. For a residual block:
+ *
+ *   cnn_model_add_conv2d(m, cnn_conv2d(.filters = 16, .kernel_size = {3, 3},
+ *                                      .padding = CNN_PADDING_SAME, .name = "a"));
+ *   cnn_model_add_conv2d(m, cnn_conv2d(.filters = 16, ... , .name = "b"));
+ *   cnn_model_set_next_inputs(m, 2, (const char *[]){"a", "b"});
+ *   cnn_model_add_add(m, cnn_merge());                   // a + b
+ *
+ * The names are looked up at once (an unknown name fails here); they
+ * apply to the next add only. */
+#define CNN_MAX_LAYER_INPUTS 8
+CNN_API cnn_status cnn_model_set_next_inputs(cnn_model *m, int count, const char *const *names);
+/* The name of the model's input (Keras's InputLayer): 1..63 bytes, unique
+ * among the layer names. Set it before naming it as an input. */
+CNN_API cnn_status cnn_model_set_input_name(cnn_model *m, const char *name);
+CNN_API const char *cnn_model_input_name(const cnn_model *m);
+/* The number of inputs of layer index and the k-th one: a layer index, or
+ * -1 for the model's input. */
+CNN_API int cnn_model_layer_input_count(const cnn_model *m, int index);
+CNN_API int cnn_model_layer_input(const cnn_model *m, int index, int k);
+/* Whether some layer reads something other than the layer before it. */
+CNN_API bool cnn_model_is_graph(const cnn_model *m);
 
 /* Introspection. */
 /* The layer's full configuration with defaults filled in (the name points

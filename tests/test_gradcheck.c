@@ -686,6 +686,98 @@ static void test_issue12_activations(void)
     from_logits_mode = false;
 }
 
+/* Issue 15: graphs. The inputs' shapes: (3, 4, 5) into two convolutions,
+ * "a" (tanh) and "b" (sigmoid, reading the model's input too, so the input
+ * gradient is the sum of two), merged. */
+static cnn_model *two_branches(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(3, 4, 5)));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {3, 3},
+                                                .padding = CNN_PADDING_SAME, .name = "a",
+                                                .activation = CNN_ACTIVATION_TANH)));
+    CHECK_OK(cnn_model_set_next_inputs(m, 1, (const char *[]){"input_layer"}));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {1, 1},
+                                                .name = "b",
+                                                .activation = CNN_ACTIVATION_SIGMOID)));
+    CHECK_OK(cnn_model_set_next_inputs(m, 2, (const char *[]){"a", "b"}));
+    return m;
+}
+
+static void graph_check(const char *name, cnn_model *m, cnn_shape in)
+{
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    random_weights(m);
+    cnn_tensor *x = tensor(4, (int64_t[]){2, in.dims[0], in.dims[1], in.dims[2]});
+    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
+        x->data[i] = uniform();
+    gradcheck(name, m, x, CNN_LOSS_MSE);
+    cnn_tensor_free(x);
+    cnn_model_free(m);
+}
+
+static void test_issue15_graphs(void)
+{
+    static const struct {
+        const char *name;
+        cnn_status (*add)(cnn_model *, cnn_merge_config);
+    } merges[] = {{"Add", cnn_model_add_add},         {"Subtract", cnn_model_add_subtract},
+                  {"Multiply", cnn_model_add_multiply}, {"Average", cnn_model_add_average},
+                  {"Maximum", cnn_model_add_maximum}, {"Minimum", cnn_model_add_minimum}};
+    for (size_t i = 0; i < sizeof merges / sizeof merges[0]; i++) {
+        cnn_model *m = two_branches();
+        CHECK_OK(merges[i].add(m, cnn_merge()));
+        graph_check(merges[i].name, m, cnn_shape_hwc(3, 4, 5));
+    }
+    cnn_model *m = two_branches();
+    CHECK_OK(cnn_model_add_concatenate(m, cnn_concatenate()));
+    graph_check("Concatenate channels", m, cnn_shape_hwc(3, 4, 5));
+    m = two_branches();
+    CHECK_OK(cnn_model_add_concatenate(m, cnn_concatenate(.axis = 1)));
+    graph_check("Concatenate rows", m, cnn_shape_hwc(3, 4, 5));
+    /* three inputs, one of them twice: four gradients into two buffers */
+    m = two_branches();
+    CHECK_OK(cnn_model_set_next_inputs(m, 3, (const char *[]){"a", "b", "a"}));
+    CHECK_OK(cnn_model_add_add(m, cnn_merge()));
+    graph_check("Add a + b + a", m, cnn_shape_hwc(3, 4, 5));
+
+    /* A residual block: c1 feeds c2 and the Add; max pooling writes its
+     * input gradient over the Add's output; batch norm in training. */
+    for (int training = 0; training < 2; training++) {
+        training_mode = training;
+        CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(6, 5, 2)));
+        CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {3, 3},
+                                                    .padding = CNN_PADDING_SAME, .name = "c1",
+                                                    .activation = CNN_ACTIVATION_TANH)));
+        CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {3, 3},
+                                                    .padding = CNN_PADDING_SAME)));
+        CHECK_OK(cnn_model_add_batch_normalization(m, cnn_batch_normalization(.name = "bn")));
+        CHECK_OK(cnn_model_set_next_inputs(m, 2, (const char *[]){"bn", "c1"}));
+        CHECK_OK(cnn_model_add_add(m, cnn_merge()));
+        CHECK_OK(cnn_model_add_activation(m, cnn_activation_layer(.activation = CNN_ACTIVATION_TANH)));
+        CHECK_OK(cnn_model_add_max_pooling2d(m, cnn_pool2d()));
+        CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3)));
+        graph_check(training ? "residual block, training" : "residual block", m,
+                    cnn_shape_hwc(6, 5, 2));
+    }
+    training_mode = false;
+    /* An Inception-like block: three branches of the input concatenated */
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(5, 5, 3)));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {1, 1}, .name = "p",
+                                                .activation = CNN_ACTIVATION_TANH)));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {3, 3},
+                                                .padding = CNN_PADDING_SAME, .name = "q")));
+    CHECK_OK(cnn_model_set_next_inputs(m, 1, (const char *[]){"input_layer"}));
+    CHECK_OK(cnn_model_add_average_pooling2d(m, cnn_pool2d(.pool_size = {3, 3}, .strides = {1, 1},
+                                                           .padding = CNN_PADDING_SAME,
+                                                           .name = "r")));
+    CHECK_OK(cnn_model_set_next_inputs(m, 3, (const char *[]){"p", "q", "r"}));
+    CHECK_OK(cnn_model_add_concatenate(m, cnn_concatenate()));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {1, 1},
+                                                .activation = CNN_ACTIVATION_SIGMOID)));
+    graph_check("concatenating block", m, cnn_shape_hwc(5, 5, 3));
+}
+
 int main(void)
 {
     /* Conv2D: both paddings, strides 1 and 2, odd sizes, dilation, no bias, 1x1. */
@@ -801,5 +893,6 @@ int main(void)
     dense_case("sigmoid, Flatten + binary ce (unfused)", CNN_ACTIVATION_SIGMOID,
                CNN_LOSS_BINARY_CROSSENTROPY, 3, true);
     test_issue15_layers();
+    test_issue15_graphs();
     return test_finish("test_gradcheck");
 }

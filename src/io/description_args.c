@@ -200,7 +200,8 @@ void cnn_desc_store(cnn_layer_spec *spec, const cnn_layer_field *arg, const cnn_
 {
     char *field = (char *)spec + arg->offset;
     switch (arg->type) {
-    case CNN_FIELD_COUNT: *(int *)field = v->ints[0]; break;
+    case CNN_FIELD_COUNT:
+    case CNN_FIELD_AXIS: *(int *)field = v->ints[0]; break;
     case CNN_FIELD_PAIR: memcpy(field, v->ints, 2 * sizeof(int)); break;
     case CNN_FIELD_PADDING: *(cnn_padding *)field = (cnn_padding)v->choice; break;
     case CNN_FIELD_ACTIVATION: *(cnn_activation *)field = (cnn_activation)v->choice; break;

@@ -122,6 +122,13 @@ static cnn_status convert(const json_reader *r, const cnn_layer_field *a, const 
             return jfail(r, CNN_ERR_FORMAT, "%s: expected an integer >= 1, got %s", a->key,
                          show(v, got, sizeof got));
         return CNN_OK;
+    case CNN_FIELD_AXIS:
+        if (!json_is_integer(v) || json_integer_value(v) < -CNN_MAX_RANK
+            || json_integer_value(v) > CNN_MAX_RANK)
+            return jfail(r, CNN_ERR_FORMAT, "%s: expected an axis -%d..%d, got %s", a->key,
+                         CNN_MAX_RANK, CNN_MAX_RANK, show(v, got, sizeof got));
+        out->ints[0] = (int)json_integer_value(v);
+        return CNN_OK;
     case CNN_FIELD_PAIR:
         if (get_int(v, 1, &out->ints[0])) {
             out->ints[1] = out->ints[0];

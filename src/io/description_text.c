@@ -216,6 +216,13 @@ static cnn_status parse_value(text_parser *p, const cnn_layer_field *a, const ch
         out->ints[0] = (int)v;
         return CNN_OK;
     }
+    case CNN_FIELD_AXIS: {
+        long long v;
+        if ((st = parse_int(p, key, s, n, -CNN_MAX_RANK, CNN_MAX_RANK, &v)))
+            return st;
+        out->ints[0] = (int)v;
+        return CNN_OK;
+    }
     case CNN_FIELD_PAIR:
         if ((st = parse_ints(p, key, s, n, 2, 1, out->ints, &out->n_ints)))
             return st;
@@ -504,6 +511,7 @@ static const char *example_value(cnn_field_type t)
     case CNN_FIELD_OPT_PAIR: return "1";
     case CNN_FIELD_CHOICE: return "bilinear";
     case CNN_FIELD_TARGET_SHAPE: return "7,7,64";
+    case CNN_FIELD_AXIS: return "-1";
     }
     return "...";
 }

@@ -187,7 +187,8 @@ static json_t *k3_field(const cnn_layer_spec *s, const cnn_layer_field *f)
 {
     const char *p = (const char *)s + f->offset;
     switch (f->type) {
-    case CNN_FIELD_COUNT: return json_integer(*(const int *)p);
+    case CNN_FIELD_COUNT:
+    case CNN_FIELD_AXIS: return json_integer(*(const int *)p);
     case CNN_FIELD_PAIR: return pair((const int *)p);
     case CNN_FIELD_PADDING: return json_string(padding_name(*(const cnn_padding *)p));
     case CNN_FIELD_ACTIVATION: return json_string(activation_name(*(const cnn_activation *)p));

@@ -57,6 +57,12 @@ typedef struct cnn_layer_io {
                              in forward and its derivative to dy in backward,
                              tile by tile while the data is in cache */
     float *dx;         /* backward: overwritten with dLoss/dx; NULL = not needed */
+    /* Merge kinds (ops->max_inputs > 1): their n_inputs inputs and the
+     * gradients to overwrite (an entry NULL = not needed); x and dx are
+     * entry 0. */
+    int n_inputs;
+    const float *const *xs;
+    float *const *dxs;
     float *workspace;  /* scratch of ops->workspace_floats(layer, batch, tile_floats) */
     int64_t tile_floats; /* the model's workspace limit, in floats */
     void *saved;       /* ops->saved_bytes(layer, batch) kept from forward to backward */
@@ -101,6 +107,7 @@ typedef struct cnn_layer cnn_layer;
  *   CROPPING4     as PADDING4, all 0 allowed           4 x i32 top, bottom, left, right
  *   OPT_PAIR      None, n or (h, w), each >= 0         u8 set + 2 x i32 (cnn_opt_pair)
  *   CHOICE        one of the field's choices (words)   u32 (index in choices)
+ *   AXIS          an axis, Keras's count (-1 = last) i32
  *   NAME          the layer's name                   (the record's header)
  *   SHAPE         the input shape (descriptions' input line only)
  *
@@ -125,7 +132,8 @@ typedef enum cnn_field_type {
     CNN_FIELD_TARGET_SHAPE,
     CNN_FIELD_CROPPING4,
     CNN_FIELD_OPT_PAIR,
-    CNN_FIELD_CHOICE
+    CNN_FIELD_CHOICE,
+    CNN_FIELD_AXIS
 } cnn_field_type;
 
 enum {
@@ -165,6 +173,10 @@ typedef struct cnn_layer_ops {
     /* Sets l->out and the parameter shapes for input shape in, or fails with
      * a message naming the layer. */
     cnn_status (*infer)(cnn_layer *l, cnn_shape in);
+    /* Merge kinds: how many inputs they take (0 = exactly 1, the others),
+     * and infer over every input's shape, with errors naming them. */
+    int min_inputs, max_inputs;
+    cnn_status (*infer_inputs)(cnn_layer *l, const cnn_shape *in, int n);
     /* Fills parameters (glorot_uniform kernels, zero biases). NULL = none. */
     void (*init)(cnn_layer *l, cnn_rng *rng);
     /* Scratch floats needed for a batch (shared by all layers), aiming to
@@ -214,7 +226,12 @@ struct cnn_layer {
     const cnn_layer_ops *ops;
     char name[CNN_LAYER_NAME_MAX];
     cnn_layer_spec spec;        /* configuration, defaults filled in */
-    cnn_shape in, out;
+    cnn_shape in, out;          /* in: the first input's shape */
+    /* What the layer reads: n_inputs layer indices of the model, -1 for
+     * the model's input (set by the model; a chain reads index - 1). */
+    int n_inputs;
+    int inputs[CNN_MAX_LAYER_INPUTS];
+    cnn_shape ins[CNN_MAX_LAYER_INPUTS];
     cnn_activation activation;  /* applied by the model after forward */
     int n_params;
     cnn_param params[CNN_LAYER_MAX_PARAMS];

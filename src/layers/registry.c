@@ -16,7 +16,8 @@ extern const cnn_layer_ops cnn_conv2d_ops, cnn_dense_ops, cnn_max_pooling2d_ops,
     cnn_zero_padding2d_ops, cnn_reshape_ops, cnn_depthwise_conv2d_ops,
     cnn_separable_conv2d_ops, cnn_rescaling_ops, cnn_conv2d_transpose_ops,
     cnn_up_sampling2d_ops, cnn_cropping2d_ops, cnn_spatial_dropout2d_ops, cnn_softmax_ops,
-    cnn_layer_normalization_ops;
+    cnn_layer_normalization_ops, cnn_add_ops, cnn_subtract_ops,
+    cnn_multiply_ops, cnn_average_ops, cnn_maximum_ops, cnn_minimum_ops, cnn_concatenate_ops;
 
 static const cnn_layer_ops *const registry[] = {
     &cnn_conv2d_ops,
@@ -43,6 +44,13 @@ static const cnn_layer_ops *const registry[] = {
     &cnn_spatial_dropout2d_ops,
     &cnn_softmax_ops,
     &cnn_layer_normalization_ops,
+    &cnn_add_ops,
+    &cnn_subtract_ops,
+    &cnn_multiply_ops,
+    &cnn_average_ops,
+    &cnn_maximum_ops,
+    &cnn_minimum_ops,
+    &cnn_concatenate_ops,
 };
 
 #define REGISTRY_SIZE (sizeof registry / sizeof registry[0])

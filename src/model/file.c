@@ -201,7 +201,8 @@ static void write_field(writer *w, const cnn_layer_spec *s, const cnn_layer_fiel
 {
     const char *p = (const char *)s + f->offset;
     switch (f->type) {
-    case CNN_FIELD_COUNT: w_i32(w, *(const int *)p); break;
+    case CNN_FIELD_COUNT:
+    case CNN_FIELD_AXIS: w_i32(w, *(const int *)p); break;
     case CNN_FIELD_PAIR:
         w_i32(w, ((const int *)p)[0]);
         w_i32(w, ((const int *)p)[1]);
@@ -629,7 +630,8 @@ static cnn_status read_field(reader *r, cnn_layer_spec *s, const cnn_layer_field
     cnn_status st = CNN_OK;
     int v = 0;
     switch (f->type) {
-    case CNN_FIELD_COUNT: return rd_i32(r, f->key, (int *)p);
+    case CNN_FIELD_COUNT:
+    case CNN_FIELD_AXIS: return rd_i32(r, f->key, (int *)p);
     case CNN_FIELD_PAIR: return rd_pair(r, f->key, (int *)p);
     case CNN_FIELD_PADDING4:
     case CNN_FIELD_CROPPING4:

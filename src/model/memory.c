@@ -38,15 +38,20 @@ bool cnn_model_grad_over_output(const cnn_model *m, int i)
 {
     if (i < 0 || i + 1 >= m->n_layers)
         return false;
-    const cnn_layer *next = m->layers[i + 1];
+    /* the one reader, reading nothing else, writes the gradient over it */
+    const int r = cnn_model_last_reader(m, i);
+    if (r == i || cnn_model_reader_count(m, i) != 1 || m->layers[r]->n_inputs != 1)
+        return false;
+    const cnn_layer *next = m->layers[r];
     return next->ops->backward_in_place && next->ops->backward_in_place(next)
         && cnn_activation_is_elementwise(m->layers[i]->activation)
         && !cnn_activation_needs_input(m->layers[i]->activation);
 }
 
-void cnn_arena_plan_make(const cnn_model *m, int batch, bool training, cnn_arena_plan *p)
+cnn_status cnn_arena_plan_make(const cnn_model *m, int batch, bool training, cnn_arena_plan *p)
 {
     *p = (cnn_arena_plan){0};
+    const bool graph = cnn_model_is_graph(m);
     for (int i = 0; i < m->n_layers; i++) {
         const cnn_layer *l = m->layers[i];
         size_t n = sat_mul(cnn_shape_size(l->out), batch);
@@ -67,16 +72,30 @@ void cnn_arena_plan_make(const cnn_model *m, int batch, bool training, cnn_arena
     if (!training)
         p->outputs = sat_add(p->buffer[0], p->buffer[1]);
     p->grads = training ? sat_add(p->buffer[0], p->buffer[1]) : 0;
+    if (graph) {
+        /* outputs kept past their next layer: the general plan */
+        size_t region;
+        cnn_status st = cnn_graph_plan(m, batch, training, NULL, &region, &p->scratch);
+        if (st)
+            return st;
+        p->buffer[0] = p->buffer[1] = 0;
+        if (training)
+            p->grads = region;
+        else
+            p->outputs = region;
+    }
     size_t out = sat_mul(cnn_shape_size(output_shape(m)), batch);
     p->logits = out;
     p->input = sat_mul(cnn_shape_size(m->input_shape), batch);
     p->target = out;
     size_t total = sat_add(p->outputs, p->grads);
+    total = sat_add(total, p->scratch);
     total = sat_add(total, p->logits);
     total = sat_add(total, p->workspace);
     total = sat_add(total, p->input);
     p->total = sat_add(total, p->target);
     p->overflow = p->total == CNN_PLAN_MAX_FLOATS;
+    return CNN_OK;
 }
 
 /* a + b bytes, INT64_MAX when it does not fit. */
@@ -93,8 +112,9 @@ cnn_status cnn_model_estimate_memory(const cnn_model *m, int batch, cnn_memory_e
     if (!m || !out || batch < 1)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "estimate_memory: need a model and batch >= 1");
     cnn_arena_plan train, infer;
-    cnn_arena_plan_make(m, batch, true, &train);
-    cnn_arena_plan_make(m, batch, false, &infer);
+    cnn_status st = cnn_arena_plan_make(m, batch, true, &train);
+    if (st || (st = cnn_arena_plan_make(m, batch, false, &infer)))
+        return st;
     size_t n_params = 0;
     for (int i = 0; i < m->n_layers; i++)
         for (int p = 0; p < m->layers[i]->n_params; p++)
@@ -106,7 +126,7 @@ cnn_status cnn_model_estimate_memory(const cnn_model *m, int batch, cnn_memory_e
         .gradients = params,
         .optimizer_state = two,
         .activations_training = bytes_of(train.outputs),
-        .activation_gradients = bytes_of(train.grads),
+        .activation_gradients = bytes_of(sat_add(train.grads, train.scratch)),
         .activations_inference = bytes_of(infer.outputs),
         .workspace = bytes_of(train.workspace),
         .batch_buffers = bytes_add(bytes_of(train.input), bytes_of(train.target)),

@@ -69,12 +69,13 @@ cnn_status cnn_model_create(cnn_model **out, cnn_shape input_shape)
     return CNN_OK;
 }
 
-static void release_arena(cnn_model *m)
+void cnn_model_release_arena(cnn_model *m)
 {
     free(m->arena.block);
     free(m->arena.outputs);
     free(m->arena.saved);
     free(m->arena.pre);
+    free(m->arena.grad_of);
     memset(&m->arena, 0, sizeof m->arena);
 }
 
@@ -89,7 +90,7 @@ void cnn_model_free(cnn_model *m)
     free(m->grads);
     free(m->opt_m);
     free(m->opt_v);
-    release_arena(m);
+    cnn_model_release_arena(m);
     cnn_model_clear_class_names(m);
     cnn_gemm_ctx_free(m->gemm);
     cnn_pool_free(m->pool);
@@ -165,7 +166,112 @@ static bool is_penalty(const cnn_layer_field *f)
     return f->type == CNN_FIELD_L2 && !(f->flags & CNN_FIELD_ALIAS);
 }
 
+const char *cnn_model_input_name(const cnn_model *m)
+{
+    return !m ? NULL : m->input_name[0] ? m->input_name : "input_layer";
+}
+
+int cnn_model_find_layer(const cnn_model *m, const char *name)
+{
+    if (!name)
+        return -2;
+    for (int i = 0; i < m->n_layers; i++)
+        if (strcmp(m->layers[i]->name, name) == 0)
+            return i;
+    return strcmp(cnn_model_input_name(m), name) == 0 ? -1 : -2;
+}
+
+cnn_status cnn_model_set_input_name(cnn_model *m, const char *name)
+{
+    if (!m || !name || !*name || strlen(name) >= CNN_LAYER_NAME_MAX)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "set_input_name: expected a name of 1..%d bytes", CNN_LAYER_NAME_MAX - 1);
+    for (int i = 0; i < m->n_layers; i++)
+        if (strcmp(m->layers[i]->name, name) == 0)
+            return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                            "input name \"%s\": a layer of this model already has that name", name);
+    snprintf(m->input_name, sizeof m->input_name, "%s", name);
+    return CNN_OK;
+}
+
+cnn_status cnn_model_set_next_inputs(cnn_model *m, int count, const char *const *names)
+{
+    if (!m || count < 1 || count > CNN_MAX_LAYER_INPUTS || !names)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "set_next_inputs: expected 1..%d input names", CNN_MAX_LAYER_INPUTS);
+    int idx[CNN_MAX_LAYER_INPUTS];
+    for (int k = 0; k < count; k++) {
+        idx[k] = cnn_model_find_layer(m, names[k]);
+        if (idx[k] == -2)
+            return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                            "set_next_inputs: input %d, \"%s\": no layer of that name, and the"
+                            " model's input is \"%s\"",
+                            k, names[k] ? names[k] : "(null)", cnn_model_input_name(m));
+    }
+    memcpy(m->next_inputs, idx, (size_t)count * sizeof *idx);
+    m->n_next_inputs = count;
+    return CNN_OK;
+}
+
+bool cnn_model_is_graph(const cnn_model *m)
+{
+    for (int i = 0; m && i < m->n_layers; i++)
+        if (m->layers[i]->n_inputs != 1 || m->layers[i]->inputs[0] != i - 1)
+            return true;
+    return false;
+}
+
+int cnn_model_layer_input_count(const cnn_model *m, int i)
+{
+    return m && i >= 0 && i < m->n_layers ? m->layers[i]->n_inputs : 0;
+}
+
+int cnn_model_layer_input(const cnn_model *m, int i, int k)
+{
+    if (!m || i < 0 || i >= m->n_layers || k < 0 || k >= m->layers[i]->n_inputs)
+        return -2;
+    return m->layers[i]->inputs[k];
+}
+
+/* Shapes the layer for its inputs: a merge kind checks the count and
+ * every shape, any other kind takes exactly one. */
+static cnn_status infer_inputs(cnn_model *m, cnn_layer *l, int n, const int *inputs)
+{
+    const cnn_layer_ops *ops = l->ops;
+    int lo = ops->max_inputs ? ops->min_inputs : 1, hi = ops->max_inputs ? ops->max_inputs : 1;
+    if (n < lo || n > hi) {
+        if (lo == hi)
+            return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                            "%s (%s): takes %d input%s, got %d%s", l->name, ops->type_name, lo,
+                            lo == 1 ? "" : "s", n,
+                            lo > 1 ? "; name them with cnn_model_set_next_inputs (inputs= in a"
+                                     " description)" : "");
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "%s (%s): takes %d to %d inputs, got %d; name them with"
+                        " cnn_model_set_next_inputs (inputs= in a description)",
+                        l->name, ops->type_name, lo, hi, n);
+    }
+    l->n_inputs = n;
+    for (int k = 0; k < n; k++) {
+        l->inputs[k] = inputs[k];
+        l->ins[k] = inputs[k] < 0 ? m->input_shape : m->layers[inputs[k]]->out;
+    }
+    l->in = l->ins[0];
+    return ops->infer_inputs ? ops->infer_inputs(l, l->ins, n) : ops->infer(l, l->in);
+}
+
 cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec)
+{
+    if (!m)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "add: model and spec are required");
+    int n = m->n_next_inputs, inputs[CNN_MAX_LAYER_INPUTS];
+    memcpy(inputs, m->next_inputs, sizeof inputs);
+    m->n_next_inputs = 0;
+    return cnn_model_add_reading(m, spec, n, inputs);
+}
+
+cnn_status cnn_model_add_reading(cnn_model *m, const cnn_layer_spec *spec, int n_inputs,
+                                 const int *inputs)
 {
     if (!m || !spec)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "add: model and spec are required");
@@ -175,11 +281,25 @@ cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec)
     if (m->built)
         return cnn_fail(CNN_ERR_STATE,
                         "add: the model is already built (weights exist); add every layer first");
+    int chain = m->n_layers - 1;
+    if (n_inputs == 0) {
+        n_inputs = 1;
+        inputs = &chain;
+    }
+    if (n_inputs < 0 || n_inputs > CNN_MAX_LAYER_INPUTS)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "add: expected 1..%d inputs, got %d",
+                        CNN_MAX_LAYER_INPUTS, n_inputs);
+    for (int k = 0; k < n_inputs; k++)
+        if (inputs[k] < -1 || inputs[k] >= m->n_layers)
+            return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                            "add: input %d is layer %d; expected an earlier layer (0..%d) or -1"
+                            " (the model's input)",
+                            k, inputs[k], m->n_layers - 1);
     char buf[CNN_LAYER_NAME_MAX];
     const char *given = spec_name(ops, spec);
     const char *name = layer_name(m, ops, given, buf);
-    for (int i = 0; i < m->n_layers; i++)
-        if (strcmp(m->layers[i]->name, name) == 0)
+    for (int i = -1; i < m->n_layers; i++)
+        if (strcmp(i < 0 ? cnn_model_input_name(m) : m->layers[i]->name, name) == 0)
             return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
                             "%s (%s): a layer of this model already has that name; names must"
                             " be unique",
@@ -208,8 +328,7 @@ cnn_status cnn_model_add(cnn_model *m, const cnn_layer_spec *spec)
     const char **own = spec_name_field(ops, &l->spec);
     if (own)
         *own = l->name;
-    l->in = cnn_model_output_shape(m);
-    if ((st = l->ops->infer(l, l->in))) {
+    if ((st = infer_inputs(m, l, n_inputs, inputs))) {
         free(l);
         return st;
     }

@@ -19,6 +19,10 @@ typedef struct cnn_arena {
     float **pre;        /* per layer in training: the pre-activation, for an
                            activation whose backward needs it, else NULL */
     float *grad[2];     /* ping-pong gradients w.r.t. outputs, largest layer size */
+    float **grad_of;    /* per layer in training: its output's gradient (a
+                           chain's ping-pong buffer, a graph's own place, or
+                           the output itself when written over it) */
+    float *scratch;     /* graphs: gradients added to another reader's */
     float *logits;      /* final layer's pre-activation when the loss fuses */
     float *workspace;   /* scratch shared by the layers */
     float *input;       /* a gathered input batch (fit/evaluate shuffling) */
@@ -27,8 +31,12 @@ typedef struct cnn_arena {
 
 struct cnn_model {
     cnn_shape input_shape;
-    cnn_layer **layers;
+    char input_name[CNN_LAYER_NAME_MAX]; /* Keras's InputLayer; "" = input_layer */
+    cnn_layer **layers;     /* in an order where every layer follows its inputs */
     int n_layers, cap_layers;
+    /* cnn_model_set_next_inputs: what the next add reads (0 = the last layer) */
+    int n_next_inputs;
+    int next_inputs[CNN_MAX_LAYER_INPUTS];
     uint64_t seed;
     int threads;
     int64_t max_memory;   /* budget in bytes */
@@ -77,6 +85,14 @@ struct cnn_model {
 cnn_status cnn_model_set_class_names_sized(cnn_model *m, const char *const *names,
                                            const size_t *lengths, int count);
 void cnn_model_clear_class_names(cnn_model *m);
+/* Adds a layer reading n_inputs outputs (layer indices, -1 = the model's
+ * input) instead of the last layer's; n_inputs 0 = the chain's. */
+cnn_status cnn_model_add_reading(cnn_model *m, const cnn_layer_spec *spec, int n_inputs,
+                                 const int *inputs);
+/* The layer index of a name, -1 for the model's input, -2 if none. */
+int cnn_model_find_layer(const cnn_model *m, const char *name);
+/* Frees the activation arena (it is planned again at the next pass). */
+void cnn_model_release_arena(cnn_model *m);
 /* Allocates and initialises the parameters (idempotent). */
 cnn_status cnn_model_build(cnn_model *m);
 /* Allocates the parameter gradients (training only; idempotent). */

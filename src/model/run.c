@@ -24,7 +24,8 @@ cnn_status cnn_model_reserve(cnn_model *m, int batch, bool training)
     if (batch <= m->arena.batch && (m->arena.training || !training))
         return CNN_OK;
     cnn_arena_plan plan;
-    cnn_arena_plan_make(m, batch, training, &plan);
+    if ((st = cnn_arena_plan_make(m, batch, training, &plan)))
+        return st;
     /* The weights are within the budget (built), so these products fit;
      * the plan saturates rather than wraps. */
     const int64_t params = m->n_params * (int64_t)sizeof(float);
@@ -39,20 +40,23 @@ cnn_status cnn_model_reserve(cnn_model *m, int batch, bool training)
     if ((st = cnn_model_check_budget(m, need, what)))
         return st;
     const int L = m->n_layers;
-    free(m->arena.block);
-    free(m->arena.outputs);
-    free(m->arena.saved);
-    free(m->arena.pre);
-    memset(&m->arena, 0, sizeof m->arena);
+    const bool graph = cnn_model_is_graph(m);
+    cnn_model_release_arena(m);
     float *block = malloc(plan.total * sizeof(float));
     float **outputs = calloc((size_t)L, sizeof *outputs);
     void **saved = calloc((size_t)L, sizeof *saved);
     float **pre = calloc((size_t)L, sizeof *pre);
-    if (!block || !outputs || !saved || !pre) {
+    float **grad_of = calloc((size_t)L, sizeof *grad_of);
+    size_t *offsets = graph ? calloc((size_t)L, sizeof *offsets) : NULL;
+    size_t region = 0, scratch = 0;
+    if (!block || !outputs || !saved || !pre || !grad_of || (graph && !offsets)
+        || (graph && cnn_graph_plan(m, batch, training, offsets, &region, &scratch))) {
         free(block);
         free(outputs);
         free(saved);
         free(pre);
+        free(grad_of);
+        free(offsets);
         return cnn_fail(CNN_ERR_NO_MEMORY,
                         "model: cannot allocate %zu bytes of activations for a batch of %d",
                         plan.total * sizeof(float), batch);
@@ -72,6 +76,11 @@ cnn_status cnn_model_reserve(cnn_model *m, int batch, bool training)
                 p += (size_t)cnn_shape_size(l->out) * batch;
             }
         }
+    } else if (graph) {
+        /* each output in its planned place, reused after its last reader */
+        for (int i = 0; i < L; i++)
+            outputs[i] = block + offsets[i];
+        p += plan.outputs;
     } else {
         /* Inference keeps only what the next layer reads: layer i writes
          * buffer i % 2 while reading the other. */
@@ -81,11 +90,19 @@ cnn_status cnn_model_reserve(cnn_model *m, int batch, bool training)
     }
     m->arena = (cnn_arena){.batch = batch, .training = training, .block = block,
                            .floats = plan.total, .outputs = outputs, .saved = saved,
-                           .pre = pre};
+                           .pre = pre, .grad_of = grad_of};
     if (training) {
         m->arena.grad[0] = p, p += plan.buffer[0];
         m->arena.grad[1] = p, p += plan.buffer[1];
+        float *region_at = p;
+        p += plan.grads - plan.buffer[0] - plan.buffer[1];
+        for (int i = 0; i < L; i++)
+            grad_of[i] = cnn_model_grad_over_output(m, i) ? outputs[i]
+                       : graph                            ? region_at + offsets[i]
+                                                          : m->arena.grad[i % 2];
+        m->arena.scratch = p, p += plan.scratch;
     }
+    free(offsets);
     m->arena.logits = p, p += plan.logits;
     m->arena.workspace = p, p += plan.workspace;
     m->arena.input = p, p += plan.input;
@@ -105,14 +122,26 @@ static bool fuses_activation(const cnn_model *m, int i)
              && cnn_loss_fuses_with(m->loss, l->activation));
 }
 
-static cnn_layer_io layer_io(cnn_model *m, int i, int batch, bool training)
+/* The output a layer reads for input k: a layer's or the model's input. */
+static const float *input_of(const cnn_model *m, const cnn_layer *l, int k)
 {
+    return l->inputs[k] < 0 ? m->last_input : m->arena.outputs[l->inputs[k]];
+}
+
+/* xs holds a merge layer's inputs (CNN_MAX_LAYER_INPUTS entries). */
+static cnn_layer_io layer_io(cnn_model *m, int i, int batch, bool training, const float **xs)
+{
+    const cnn_layer *l = m->layers[i];
+    for (int k = 0; k < l->n_inputs; k++)
+        xs[k] = input_of(m, l, k);
     return (cnn_layer_io){.batch = batch,
                           .fuse_activation = fuses_activation(m, i),
                           .training = training,
                           /* a data-parallel rank's own stream (0 alone) */
                           .step = (int64_t)((uint64_t)m->opt_steps ^ (uint64_t)m->stream << 48),
-                          .x = i ? m->arena.outputs[i - 1] : m->last_input,
+                          .x = xs[0],
+                          .n_inputs = l->n_inputs,
+                          .xs = xs,
                           .y = m->arena.outputs[i],
                           .workspace = m->arena.workspace,
                           .saved = m->arena.saved[i],
@@ -143,7 +172,8 @@ cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool t
                  && cnn_loss_fuses_with(m->loss, last->activation);
     for (int i = 0; i < m->n_layers; i++) {
         cnn_layer *l = m->layers[i];
-        cnn_layer_io io = layer_io(m, i, batch, training);
+        const float *xs[CNN_MAX_LAYER_INPUTS];
+        cnn_layer_io io = layer_io(m, i, batch, training, xs);
         l->ops->forward(l, &io);
         if (io.fuse_activation)
             continue;
@@ -205,18 +235,19 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
                          .output = cnn_model_output(m),
                          .target = target,
                          .grad_scale = 1.0f / (float)batch};
-    float *grad = backward ? m->arena.grad[(L - 1) % 2] : NULL;
+    float *grad = backward ? m->arena.grad_of[L - 1] : NULL;
     cnn_status st = cnn_loss_compute(&lb, loss_sum, correct_sum, grad);
     if (st || !backward)
         return st;
     m->grads_zero = false;
     for (int i = L - 1; i >= 0; i--) {
         cnn_layer *l = m->layers[i];
-        cnn_layer_io io = layer_io(m, i, batch, m->last_training);
+        const float *xs[CNN_MAX_LAYER_INPUTS];
+        cnn_layer_io io = layer_io(m, i, batch, m->last_training, xs);
         /* A gradient written over this layer's output already carries the
          * activation's derivative. */
         bool over = cnn_model_grad_over_output(m, i);
-        float *dy = over ? m->arena.outputs[i] : m->arena.grad[i % 2];
+        float *dy = m->arena.grad_of[i];
         if (over)
             io.fuse_activation = false;
         else if (!(i == L - 1 && m->last_fused) && !io.fuse_activation) {
@@ -227,10 +258,31 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
                 cnn_activation_backward(l->activation, io.y, dy, rows, n);
         }
         io.dy = dy;
-        io.dx_over_x = i && cnn_model_grad_over_output(m, i - 1);
-        io.x_activation = i ? m->layers[i - 1]->activation : CNN_ACTIVATION_LINEAR;
-        io.dx = !i ? input_grad : io.dx_over_x ? m->arena.outputs[i - 1] : m->arena.grad[(i - 1) % 2];
+        /* Each input's gradient: the first written (by its last reader)
+         * overwrites, the others go through scratch and are added. */
+        float *dxs[CNN_MAX_LAYER_INPUTS], *sums[CNN_MAX_LAYER_INPUTS];
+        size_t sizes[CNN_MAX_LAYER_INPUTS];
+        float *free_scratch = m->arena.scratch;
+        for (int k = 0; k < l->n_inputs; k++) {
+            const int p = l->inputs[k];
+            sums[k] = p < 0 ? input_grad : m->arena.grad_of[p];
+            sizes[k] = (size_t)cnn_shape_size(l->ins[k]) * (size_t)batch;
+            dxs[k] = sums[k];
+            if (sums[k] && !cnn_model_first_gradient(m, i, k)) {
+                dxs[k] = free_scratch;
+                free_scratch += sizes[k];
+            } else
+                sums[k] = NULL; /* written in place */
+        }
+        const int p0 = l->inputs[0];
+        io.dx_over_x = p0 >= 0 && l->n_inputs == 1 && cnn_model_grad_over_output(m, p0);
+        io.x_activation = p0 >= 0 ? m->layers[p0]->activation : CNN_ACTIVATION_LINEAR;
+        io.dx = dxs[0];
+        io.dxs = dxs;
         l->ops->backward(l, &io);
+        for (int k = 0; k < l->n_inputs; k++)
+            for (size_t j = 0; sums[k] && j < sizes[k]; j++)
+                sums[k][j] += dxs[k][j];
     }
     return CNN_OK;
 }
