@@ -519,17 +519,161 @@ static cnn_status add_layer(json_reader *r, size_t i, const json_t *layer, cnn_m
     return st;
 }
 
+/* ---- Functional models --------------------------------------------------- */
+
+/* The layer names a node's tensors come from, in order: Keras 2 writes a
+ * node as [[name, node_index, tensor_index, kwargs], ...], Keras 3 as
+ * {"args": [tensor or [tensors]], "kwargs": {...}} with each tensor's
+ * config.keras_history = [name, node_index, tensor_index]. */
+static cnn_status history(json_reader *r, const json_t *h, const char **names, int *n)
+{
+    const char *name = json_string_value(json_array_get(h, 0));
+    const json_t *node = json_array_get(h, 1), *tensor = json_array_get(h, 2);
+    char got[96];
+    if (!name || !json_is_integer(node) || !json_is_integer(tensor))
+        return jfail(r, CNN_ERR_FORMAT, "inbound_nodes: expected [layer name, node index,"
+                     " tensor index], got %s", show(h, got, sizeof got));
+    if (json_integer_value(node) != 0 || json_integer_value(tensor) != 0)
+        return jfail(r, CNN_ERR_FORMAT, "inbound_nodes: %s: a layer called more than once"
+                     " (shared) or with several outputs is not supported", show(h, got, sizeof got));
+    if (*n == CNN_MAX_LAYER_INPUTS)
+        return jfail(r, CNN_ERR_FORMAT, "inbound_nodes: more than %d inputs",
+                     CNN_MAX_LAYER_INPUTS);
+    names[(*n)++] = name;
+    return CNN_OK;
+}
+
+static cnn_status keras3_tensors(json_reader *r, const json_t *v, const char **names, int *n)
+{
+    cnn_status st;
+    if (json_is_array(v)) {
+        size_t i;
+        const json_t *e;
+        json_array_foreach(v, i, e)
+            if ((st = keras3_tensors(r, e, names, n)))
+                return st;
+        return CNN_OK;
+    }
+    const char *cls = string_of(v, "class_name");
+    if (cls && strcmp(cls, "__keras_tensor__") == 0)
+        return history(r, json_object_get(json_object_get(v, "config"), "keras_history"), names, n);
+    return CNN_OK; /* a constant argument */
+}
+
+static cnn_status inbound(json_reader *r, const json_t *layer, const char **names, int *n)
+{
+    const json_t *nodes = json_object_get(layer, "inbound_nodes");
+    char got[96];
+    *n = 0;
+    if (!json_is_array(nodes) || json_array_size(nodes) != 1)
+        return jfail(r, CNN_ERR_FORMAT, "inbound_nodes: expected one node (a layer used once),"
+                     " got %s", show(nodes, got, sizeof got));
+    const json_t *node = json_array_get(nodes, 0);
+    if (json_is_object(node))
+        return keras3_tensors(r, json_object_get(node, "args"), names, n);
+    size_t i;
+    const json_t *e;
+    cnn_status st;
+    json_array_foreach(node, i, e)
+        if ((st = history(r, e, names, n)))
+            return st;
+    if (!json_is_array(node) || *n == 0)
+        return jfail(r, CNN_ERR_FORMAT, "inbound_nodes: expected a list of inputs, got %s",
+                     show(node, got, sizeof got));
+    return CNN_OK;
+}
+
+/* input_layers / output_layers: [name, 0, 0] or [[name, 0, 0], ...] with
+ * exactly one entry; its layer name. */
+static cnn_status endpoint(json_reader *r, const json_t *config, const char *key,
+                           const char **name)
+{
+    const json_t *v = json_object_get(config, key);
+    if (json_is_array(v) && json_is_array(json_array_get(v, 0))) {
+        if (json_array_size(v) != 1)
+            return jfail(r, CNN_ERR_FORMAT, "%s: %zu entries; models with several inputs or"
+                         " outputs are not supported", key, json_array_size(v));
+        v = json_array_get(v, 0);
+    }
+    *name = json_string_value(json_array_get(v, 0));
+    char got[96];
+    if (!*name)
+        return jfail(r, CNN_ERR_FORMAT, "%s: expected [layer name, 0, 0], got %s", key,
+                     show(v, got, sizeof got));
+    return CNN_OK;
+}
+
+static cnn_status add_layer(json_reader *r, size_t i, const json_t *layer, cnn_model *m);
+
+static cnn_status read_functional(json_reader *r, const json_t *config, cnn_model **out)
+{
+    const json_t *layers = json_object_get(config, "layers");
+    const char *input, *output;
+    cnn_status st;
+    if (!json_is_array(layers) || json_array_size(layers) < 2)
+        return jfail(r, CNN_ERR_FORMAT, "config: expected a \"layers\" list with an InputLayer"
+                     " and a layer");
+    if ((st = endpoint(r, config, "input_layers", &input))
+        || (st = endpoint(r, config, "output_layers", &output)))
+        return st;
+    cnn_model *m = NULL;
+    size_t i;
+    const json_t *layer;
+    json_array_foreach(layers, i, layer) {
+        const char *cls = string_of(layer, "class_name");
+        const json_t *c = json_object_get(layer, "config");
+        const char *name = string_of(c, "name");
+        snprintf(r->where, sizeof r->where, "layers[%zu] '%.64s' (%.64s): ", i,
+                 name ? name : "?", cls ? cls : "?");
+        if (cls && strcmp(cls, "InputLayer") == 0) {
+            const json_t *s = json_object_get(c, "batch_shape");
+            cnn_shape shape;
+            if (m || !name || strcmp(name, input) != 0)
+                st = jfail(r, CNN_ERR_FORMAT, "a second input, or not the model's input (%s):"
+                           " models with several inputs are not supported", input);
+            else if (!(st = shape_from(r, "batch_shape", s ? s : json_object_get(c, "batch_input_shape"), &shape))
+                     && (st = cnn_desc_create(&m, shape)) == CNN_OK)
+                st = cnn_model_set_input_name(m, name);
+        } else if (!m) {
+            st = jfail(r, CNN_ERR_FORMAT, "expected the InputLayer %s first", input);
+        } else {
+            const char *names[CNN_MAX_LAYER_INPUTS];
+            int n;
+            if (!(st = inbound(r, layer, names, &n)))
+                if (cnn_model_set_next_inputs(m, n, names))
+                    st = jfail(r, CNN_ERR_FORMAT, "inbound_nodes: %s", cnn_last_error());
+            if (!st)
+                st = add_layer(r, i, layer, m);
+        }
+        if (st)
+            break;
+    }
+    r->where[0] = '\0';
+    int last = m ? cnn_model_layer_count(m) - 1 : -1;
+    if (!st && (last < 0 || strcmp(cnn_model_layer_name(m, last), output) != 0))
+        st = jfail(r, CNN_ERR_FORMAT, "output_layers: %s must be the last layer listed", output);
+    if (st) {
+        cnn_model_free(m);
+        return st;
+    }
+    *out = m;
+    return CNN_OK;
+}
+
 static cnn_status read_model(json_reader *r, const json_t *root, cnn_model **out)
 {
     const char *cls = string_of(root, "class_name");
     if (!cls)
         return jfail(r, CNN_ERR_FORMAT,
                      "expected a Keras model from model.to_json(): an object with"
-                     " \"class_name\": \"Sequential\"");
+                     " \"class_name\": \"Sequential\" or \"Functional\"");
+    /* tf.keras 1.x names a Functional model's class Model */
+    if (strcmp(cls, "Functional") == 0 || strcmp(cls, "Model") == 0)
+        return read_functional(r, json_object_get(root, "config"), out);
     if (strcmp(cls, "Sequential") != 0)
         return jfail(r, CNN_ERR_FORMAT,
-                     "model class %s is not supported: only Sequential models can be read"
-                     " (not Functional or subclassed ones)",
+                     "model class %s is not supported: only Sequential and Functional models"
+                     " can be read (not subclassed ones)",
                      cls);
     const json_t *config = json_object_get(root, "config");
     const json_t *layers = json_is_array(config) ? config : json_object_get(config, "layers");
