@@ -611,8 +611,8 @@ static cnn_status read_functional(json_reader *r, const json_t *config, cnn_mode
     const char *input, *output;
     cnn_status st;
     if (!json_is_array(layers) || json_array_size(layers) < 2)
-        return jfail(r, CNN_ERR_FORMAT, "config: expected a \"layers\" list with an InputLayer"
-                     " and a layer");
+        return jfail(r, CNN_ERR_FORMAT, "Functional config: expected a \"layers\" list with an"
+                     " InputLayer and a layer");
     if ((st = endpoint(r, config, "input_layers", &input))
         || (st = endpoint(r, config, "output_layers", &output)))
         return st;
