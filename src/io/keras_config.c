@@ -307,6 +307,63 @@ static json_t *k3_optimizer(const cnn_optimizer *o)
     return k3_object("keras.optimizers", cnn_optimizer_keras_class(o->kind), c);
 }
 
+static void add_compile_config(const cnn_model *m, json_t *root);
+
+/* ---- Functional graphs --------------------------------------------------------------- */
+
+static const char *input_name(const cnn_model *m, int i, int k)
+{
+    int p = m->layers[i]->inputs[k];
+    return p < 0 ? cnn_model_input_name(m) : m->layers[p]->name;
+}
+
+/* Keras 3's node: {"args": [tensor] or [[tensors]], "kwargs": {}}. */
+static json_t *k3_node(const cnn_model *m, int i)
+{
+    const cnn_layer *l = m->layers[i];
+    json_t *tensors = json_array();
+    for (int k = 0; k < l->n_inputs; k++)
+        json_array_append_new(tensors, json_pack(
+            "{s:s, s:{s:o, s:s, s:[sii]}}", "class_name", "__keras_tensor__", "config", "shape",
+            batch_shape(l->ins[k]), "dtype", "float32", "keras_history", input_name(m, i, k), 0,
+            0));
+    json_t *args = l->ops->max_inputs ? json_pack("[o]", tensors) : tensors;
+    return json_pack("[{s:o, s:{}}]", "args", args, "kwargs");
+}
+
+static json_t *k3_build_shape(const cnn_layer *l)
+{
+    if (!l->ops->max_inputs)
+        return batch_shape(l->in);
+    json_t *a = json_array();
+    for (int k = 0; k < l->n_inputs; k++)
+        json_array_append_new(a, batch_shape(l->ins[k]));
+    return a;
+}
+
+static json_t *k3_functional(const cnn_model *m, json_t *input)
+{
+    const char *in = cnn_model_input_name(m);
+    json_object_set_new(json_object_get(input, "config"), "name", json_string(in));
+    json_object_set_new(input, "name", json_string(in));
+    json_object_set_new(input, "inbound_nodes", json_array());
+    json_t *layers = json_pack("[o]", input);
+    for (int i = 0; i < m->n_layers; i++) {
+        const cnn_layer *l = m->layers[i];
+        json_t *o = k3_object("keras.layers", l->ops->type_name,
+                              k3_layer_config(l->ops, &l->spec, l->name));
+        json_object_set_new(o, "build_config", json_pack("{s:o}", "input_shape", k3_build_shape(l)));
+        json_object_set_new(o, "name", json_string(l->name));
+        json_object_set_new(o, "inbound_nodes", k3_node(m, i));
+        json_array_append_new(layers, o);
+    }
+    return json_pack("{s:s, s:s, s:{s:s, s:b, s:o, s:[sii], s:[sii]}, s:s, s:{s:n}}", "module",
+                     "keras.src.models.functional", "class_name", "Functional", "config", "name",
+                     "functional", "trainable", 1, "layers", layers, "input_layers", in, 0, 0,
+                     "output_layers", m->layers[m->n_layers - 1]->name, 0, 0, "registered_name",
+                     "Functional", "build_config", "input_shape");
+}
+
 json_t *cnn_keras3_config(const cnn_model *m)
 {
     json_t *layers = json_array();
@@ -315,6 +372,13 @@ json_t *cnn_keras3_config(const cnn_model *m)
         "{s:s, s:s, s:{s:o, s:s, s:b, s:b, s:s, s:b}, s:n}", "module", "keras.layers",
         "class_name", "InputLayer", "config", "batch_shape", batch_shape(in), "dtype", "float32",
         "sparse", 0, "ragged", 0, "name", "input_layer", "optional", 0, "registered_name"));
+    if (cnn_model_is_graph(m) && m->n_layers) {
+        json_t *input = json_incref(json_array_get(layers, 0));
+        json_decref(layers);
+        json_t *root = k3_functional(m, input);
+        add_compile_config(m, root);
+        return root;
+    }
     for (int i = 0; i < cnn_model_layer_count(m); i++) {
         const cnn_layer *layer = m->layers[i];
         json_t *l = k3_object("keras.layers", layer->ops->type_name,
@@ -330,6 +394,12 @@ json_t *cnn_keras3_config(const cnn_model *m)
         "class_name", "Sequential", "config", "name", "sequential", "trainable", 1, "dtype",
         k3_dtype(m), "layers", layers, "build_input_shape", batch_shape(cnn_model_input_shape(m)),
         "registered_name", "build_config", "input_shape", batch_shape(cnn_model_input_shape(m)));
+    add_compile_config(m, root);
+    return root;
+}
+
+static void add_compile_config(const cnn_model *m, json_t *root)
+{
     cnn_compile_config cc;
     if (root && cnn_model_compile_config(m, &cc) == CNN_OK && cnn_loss_name(cc.loss))
         json_object_set_new(root, "compile_config", json_pack(
@@ -337,7 +407,6 @@ json_t *cnn_keras3_config(const cnn_model *m)
             k3_optimizer(&cc.optimizer), "loss", loss_json(&cc, true), "loss_weights", "metrics",
             "accuracy", "weighted_metrics", "run_eagerly", 0, "steps_per_execution", 1,
             "jit_compile", 0));
-    return root;
 }
 
 /* ---- Keras 2 (legacy .h5 model_config and training_config) ------------------------ */
@@ -409,8 +478,34 @@ static json_t *k2_layer_config(const cnn_model *m, const cnn_layer_ops *ops,
     return c;
 }
 
+/* Keras 2's Functional model_config: an InputLayer, then each layer with
+ * its name and inbound_nodes [[[input, 0, 0, {}], ...]]. */
+static json_t *k2_functional(const cnn_model *m)
+{
+    const char *in = cnn_model_input_name(m);
+    json_t *layers = json_pack(
+        "[{s:s, s:{s:o, s:s, s:b, s:b, s:s}, s:s, s:[]}]", "class_name", "InputLayer", "config",
+        "batch_input_shape", batch_shape(cnn_model_input_shape(m)), "dtype", "float32", "sparse",
+        0, "ragged", 0, "name", in, "name", in, "inbound_nodes");
+    for (int i = 0; i < m->n_layers; i++) {
+        const cnn_layer *l = m->layers[i];
+        json_t *node = json_array();
+        for (int k = 0; k < l->n_inputs; k++)
+            json_array_append_new(node, json_pack("[sii{}]", input_name(m, i, k), 0, 0));
+        json_array_append_new(layers, json_pack("{s:s, s:o, s:s, s:[o]}", "class_name",
+                                                l->ops->type_name, "config",
+                                                k2_layer_config(l->ops, &l->spec, l->name),
+                                                "name", l->name, "inbound_nodes", node));
+    }
+    return json_pack("{s:s, s:{s:s, s:o, s:[[sii]], s:[[sii]]}}", "class_name", "Functional",
+                     "config", "name", "model", "layers", layers, "input_layers", in, 0, 0,
+                     "output_layers", m->layers[m->n_layers - 1]->name, 0, 0);
+}
+
 json_t *cnn_keras2_config(const cnn_model *m)
 {
+    if (cnn_model_is_graph(m) && m->n_layers)
+        return k2_functional(m);
     json_t *layers = json_array();
     for (int i = 0; i < cnn_model_layer_count(m); i++) {
         const cnn_layer *layer = m->layers[i];
