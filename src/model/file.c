@@ -53,8 +53,9 @@ enum {
                              and Dense kernels, gradient clipping) */
     FLAG_CLASS_NAMES = 8u, /* the class names section is present */
     FLAG_DTYPE_POLICY = 16u, /* the dtype policy section is present (not float32) */
+    FLAG_GRAPH = 32u,      /* the graph section is present (a Functional model) */
     FLAGS_KNOWN = FLAG_WEIGHTS | FLAG_TRAINING | FLAG_EXTENSIONS | FLAG_CLASS_NAMES
-                  | FLAG_DTYPE_POLICY,
+                  | FLAG_DTYPE_POLICY | FLAG_GRAPH,
     LAYER_AUTO_NAMED = 1u, /* the name was given by the model (Keras auto-name) */
     MAX_LAYERS = 10000,    /* add() checks names pairwise: keep a hostile file cheap */
     /* The smallest layer record: kind, flags, name length, one name byte. */
@@ -292,6 +293,22 @@ static void write_class_names(writer *w, const cnn_model *m)
     }
 }
 
+/* The graph section (written only for a graph, so a chain is saved byte
+ * for byte as before the section existed): u16 input name length and its
+ * bytes, then per layer u8 input count and an i32 per input (a layer
+ * index, -1 the model's input). */
+static void write_graph(writer *w, const cnn_model *m)
+{
+    const char *in = cnn_model_input_name(m);
+    w_le(w, strlen(in), 2);
+    w_bytes(w, in, strlen(in));
+    for (int i = 0; i < m->n_layers; i++) {
+        w_u8(w, (uint8_t)m->layers[i]->n_inputs);
+        for (int k = 0; k < m->layers[i]->n_inputs; k++)
+            w_i32(w, m->layers[i]->inputs[k]);
+    }
+}
+
 /* The whole file but the checksum, in order. */
 static void write_model(writer *w, const cnn_model *m, uint64_t length)
 {
@@ -302,7 +319,8 @@ static void write_model(writer *w, const cnn_model *m, uint64_t length)
     w_u32(w, (m->built ? FLAG_WEIGHTS : 0) | (m->compiled ? FLAG_TRAINING : 0)
                  | (extensions ? FLAG_EXTENSIONS : 0)
                  | (m->n_class_names ? FLAG_CLASS_NAMES : 0)
-                 | (m->dtype_policy ? FLAG_DTYPE_POLICY : 0));
+                 | (m->dtype_policy ? FLAG_DTYPE_POLICY : 0)
+                 | (cnn_model_is_graph(m) ? FLAG_GRAPH : 0));
 
     w_u64(w, m->seed);
     w_u32(w, (uint32_t)m->input_shape.rank);
@@ -362,6 +380,8 @@ static void write_model(writer *w, const cnn_model *m, uint64_t length)
         write_class_names(w, m);
     if (m->dtype_policy)
         w_u32(w, (uint32_t)m->dtype_policy);
+    if (cnn_model_is_graph(m))
+        write_graph(w, m);
 }
 
 static uint64_t file_length(const cnn_model *m)
@@ -528,6 +548,8 @@ typedef struct {
     char name[CNN_LAYER_NAME_MAX];
     uint32_t n_params;
     file_tensor params[CNN_LAYER_MAX_PARAMS];
+    uint8_t n_inputs;     /* graph section: 0 = the chain's input */
+    int inputs[CNN_MAX_LAYER_INPUTS];
 } file_layer;
 
 typedef struct {
@@ -551,6 +573,9 @@ typedef struct {
     const char **class_names;
     size_t *class_name_lengths;
     uint32_t dtype_policy; /* dtype policy section */
+    /* graph section: the input's name (not NUL-terminated) */
+    const unsigned char *input_name;
+    size_t input_name_len;
 } file_model;
 
 /* A bounded reader over the bytes before the checksum. */
@@ -863,6 +888,35 @@ static cnn_status read_class_names(reader *r, file_model *f)
     return CNN_OK;
 }
 
+/* The graph section; the indices are judged when the layers are added. */
+static cnn_status read_graph(reader *r, file_model *f)
+{
+    cnn_status st;
+    uint64_t len;
+    snprintf(r->where, sizeof r->where, "graph");
+    if ((st = rd_le(r, 2, "input name length", &len)))
+        return st;
+    if (len == 0 || len >= CNN_LAYER_NAME_MAX)
+        return cnn_fail(CNN_ERR_FORMAT, "%s: graph: input name length %u is out of range (1..%d)",
+                        r->name, (unsigned)len, CNN_LAYER_NAME_MAX - 1);
+    if ((st = rd_take(r, (size_t)len, "input name", &f->input_name)))
+        return st;
+    f->input_name_len = (size_t)len;
+    for (uint32_t i = 0; i < f->n_layers; i++) {
+        file_layer *fl = &f->layers[i];
+        snprintf(r->where, sizeof r->where, "graph: layer %u (%s)", i, fl->name);
+        if ((st = rd_u8(r, "input count", &fl->n_inputs)))
+            return st;
+        if (fl->n_inputs < 1 || fl->n_inputs > CNN_MAX_LAYER_INPUTS)
+            return cnn_fail(CNN_ERR_FORMAT, "%s: %s: input count %u is out of range (1..%d)",
+                            r->name, r->where, fl->n_inputs, CNN_MAX_LAYER_INPUTS);
+        for (int k = 0; k < fl->n_inputs; k++)
+            if ((st = rd_i32(r, "input", &fl->inputs[k])))
+                return st;
+    }
+    return CNN_OK;
+}
+
 /* Walks the layout after the preamble; the checksum has been verified. */
 static cnn_status decode(const unsigned char *b, size_t size, const char *name, file_model *f)
 {
@@ -918,6 +972,8 @@ static cnn_status decode(const unsigned char *b, size_t size, const char *name, 
                             " mixed_bfloat16)",
                             name, f->dtype_policy, (int)CNN_DTYPE_POLICY_MIXED_BFLOAT16);
     }
+    if ((f->flags & FLAG_GRAPH) && (st = read_graph(&r, f)))
+        return st;
     if (r.left)
         return cnn_fail(CNN_ERR_FORMAT,
                         "%s: %zu bytes at offset %zu belong to no section (the recorded length"
@@ -963,7 +1019,7 @@ static cnn_status add_layers(cnn_model *m, const file_model *f, const char *name
         if (name_field)
             *(const char **)((char *)&spec + name_field->offset) =
                 fl->flags & LAYER_AUTO_NAMED ? NULL : fl->name;
-        cnn_status st = cnn_model_add(m, &spec);
+        cnn_status st = cnn_model_add_reading(m, &spec, fl->n_inputs, fl->inputs);
         if (st) {
             cnn_error_prefix("%s: layer %u", name, i);
             return from_file(st);
@@ -1089,6 +1145,15 @@ static cnn_status rebuild(const file_model *f, const char *name, cnn_model **out
         return from_file(st);
     }
     int64_t n_params = 0;
+    if (f->input_name) {
+        char in[CNN_LAYER_NAME_MAX];
+        snprintf(in, sizeof in, "%.*s", (int)f->input_name_len, (const char *)f->input_name);
+        if (memchr(f->input_name, '\0', f->input_name_len)
+            || (st = cnn_model_set_input_name(m, in))) {
+            st = cnn_fail(CNN_ERR_FORMAT, "%s: graph: the input name is not a valid name", name);
+            goto fail;
+        }
+    }
     if ((st = cnn_model_set_seed(m, f->seed)) || (st = add_layers(m, f, name))
         || (st = check_param_total(m, name, &n_params)))
         goto fail;
