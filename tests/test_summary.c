@@ -1,6 +1,7 @@
 /* summary() must print Keras's classic table exactly: the golden texts in
  * tests/golden/ are the canonical Keras MNIST convnet and the seed note's
- * "smaller and thicker" flow. */
+ * "smaller and thicker" flow; a graph prints Keras's Functional table with
+ * its Connected to column (tests/golden/functional_block.txt). */
 #include <stdlib.h>
 
 #include "test.h"
@@ -33,8 +34,35 @@ static void check_golden(cnn_model *m, const char *path)
     free(text);
 }
 
+/* A residual block and a concatenation, named as Keras 2 names them:
+ * TensorFlow 2.x's print_summary of the same graph, column for column
+ * (line length 98, columns ending at 32, 53, 65, 98; the InputLayer's
+ * shape listed; each further input on a row of its own). */
+static void test_functional(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(32, 32, 3)));
+    CHECK_OK(cnn_model_set_input_name(m, "input_1"));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 16, .kernel_size = {3, 3},
+                                                .padding = CNN_PADDING_SAME)));
+    CHECK_OK(cnn_model_add_batch_normalization(m, cnn_batch_normalization()));
+    CHECK_OK(cnn_model_add_activation(m, cnn_activation_layer(.activation = CNN_ACTIVATION_RELU)));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 16, .kernel_size = {3, 3},
+                                                .padding = CNN_PADDING_SAME)));
+    CHECK_OK(cnn_model_set_next_inputs(m, 2, (const char *[]){"activation", "conv2d_1"}));
+    CHECK_OK(cnn_model_add_add(m, cnn_merge()));
+    CHECK_OK(cnn_model_set_next_inputs(m, 2, (const char *[]){"add", "input_1"}));
+    CHECK_OK(cnn_model_add_concatenate(m, cnn_concatenate()));
+    CHECK_OK(cnn_model_add_global_average_pooling2d(m, cnn_global_pool2d()));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 10, .activation = CNN_ACTIVATION_SOFTMAX)));
+    CHECK(cnn_model_is_graph(m));
+    check_golden(m, "tests/golden/functional_block.txt");
+    cnn_model_free(m);
+}
+
 int main(void)
 {
+    test_functional();
     cnn_model *m = NULL;
     CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(28, 28, 1)));
     CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 32, .kernel_size = {3, 3},

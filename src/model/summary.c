@@ -1,6 +1,9 @@
 /* summary(): the classic Keras (TensorFlow 2.x) table, column for column:
  * line length 65, columns ending at 29, 55 and 65, each field cut to its
- * column with its last character turned into the separating space. */
+ * column with its last character turned into the separating space. A
+ * graph gets Keras's Functional table: line length 98, columns ending at
+ * 32, 53, 65 and 98, the InputLayer first, and a Connected to column
+ * listing each input as name[0][0], one per row. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,7 +12,9 @@
 #include "model/model.h"
 
 #define LINE_LENGTH 65
+#define GRAPH_LINE_LENGTH 98
 static const int column_end[3] = {29, 55, 65};
+static const int graph_column_end[4] = {32, 53, 65, 98};
 
 typedef struct {
     char *text;
@@ -38,23 +43,25 @@ static void append(text_buf *b, const char *s, size_t n)
     b->text[b->len] = '\0';
 }
 
-static void append_line(text_buf *b, char c)
+static void append_line_of(text_buf *b, char c, int length)
 {
-    char line[LINE_LENGTH + 1];
-    memset(line, c, LINE_LENGTH);
-    line[LINE_LENGTH] = '\n';
-    append(b, line, sizeof line);
+    char line[GRAPH_LINE_LENGTH + 1];
+    memset(line, c, (size_t)length);
+    line[length] = '\n';
+    append(b, line, (size_t)length + 1);
 }
 
-/* Keras's print_row. */
-static void append_row(text_buf *b, const char *fields[3])
+static void append_line(text_buf *b, char c) { append_line_of(b, c, LINE_LENGTH); }
+
+/* Keras's print_row over n columns ending at ends[]. */
+static void append_row_of(text_buf *b, const char *const *fields, const int *ends, int n_fields)
 {
-    char line[LINE_LENGTH + 2];
+    char line[GRAPH_LINE_LENGTH + 2];
     size_t len = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < n_fields; i++) {
         if (i > 0)
             line[len - 1] = ' ';
-        size_t end = (size_t)column_end[i], n = strlen(fields[i]);
+        size_t end = (size_t)ends[i], n = strlen(fields[i]);
         if (len + n > end)
             n = end - len;
         memcpy(line + len, fields[i], n);
@@ -65,6 +72,8 @@ static void append_row(text_buf *b, const char *fields[3])
     line[len++] = '\n';
     append(b, line, len);
 }
+
+static void append_row(text_buf *b, const char *fields[3]) { append_row_of(b, fields, column_end, 3); }
 
 /* A name as it may be shown on a terminal: control characters (C0, DEL,
  * and C1 whether a raw byte or UTF-8) and bytes that are not UTF-8 become
@@ -114,18 +123,59 @@ static void with_commas(int64_t v, char *out, size_t cap)
     out[o] = '\0';
 }
 
+/* Keras's Functional table: the InputLayer, then each layer with the
+ * layers it reads. */
+static void graph_rows(text_buf *b, const cnn_model *m)
+{
+    const char *model_line = "Model: \"model\"\n";
+    append(b, model_line, strlen(model_line));
+    append_line_of(b, '_', GRAPH_LINE_LENGTH);
+    append_row_of(b, (const char *[4]){"Layer (type)", "Output Shape", "Param #", "Connected to"},
+                  graph_column_end, 4);
+    append_line_of(b, '=', GRAPH_LINE_LENGTH);
+    char name[4 * CNN_LAYER_NAME_MAX + 40], shape[96], in_shape[100], params[32],
+        link[4 * CNN_LAYER_NAME_MAX + 16], shown[4 * CNN_LAYER_NAME_MAX + 8];
+    escape_name(cnn_model_input_name(m), shown, sizeof shown);
+    snprintf(name, sizeof name, "%s (InputLayer)", shown);
+    cnn_shape_format(m->input_shape, shape, sizeof shape);
+    snprintf(in_shape, sizeof in_shape, "[%s]", shape); /* Keras lists an input's shapes */
+    append_row_of(b, (const char *[4]){name, in_shape, "0", ""}, graph_column_end, 4);
+    for (int i = 0; i < m->n_layers; i++) {
+        append_line_of(b, '_', GRAPH_LINE_LENGTH);
+        const cnn_layer *l = m->layers[i];
+        escape_name(l->name, shown, sizeof shown);
+        snprintf(name, sizeof name, "%s (%s)", shown, l->ops->type_name);
+        cnn_shape_format(l->out, shape, sizeof shape);
+        snprintf(params, sizeof params, "%lld", (long long)cnn_model_layer_param_count(m, i));
+        for (int k = 0; k < l->n_inputs; k++) {
+            int p = l->inputs[k];
+            escape_name(p < 0 ? cnn_model_input_name(m) : m->layers[p]->name, shown, sizeof shown);
+            snprintf(link, sizeof link, "%s[0][0]", shown);
+            append_row_of(b, k ? (const char *[4]){"", "", "", link}
+                               : (const char *[4]){name, shape, params, link},
+                          graph_column_end, 4);
+        }
+    }
+    append_line_of(b, '=', GRAPH_LINE_LENGTH);
+}
+
 cnn_status cnn_model_summary(const cnn_model *m, char **text_out)
 {
     if (!m || !text_out)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "summary: model and text_out are required");
     *text_out = NULL;
     text_buf b = {0};
+    const bool graph = cnn_model_is_graph(m);
+    if (graph)
+        graph_rows(&b, m);
     const char *model_line = "Model: \"sequential\"\n";
-    append(&b, model_line, strlen(model_line));
-    append_line(&b, '_');
-    append_row(&b, (const char *[3]){"Layer (type)", "Output Shape", "Param #"});
-    append_line(&b, '=');
-    for (int i = 0; i < m->n_layers; i++) {
+    if (!graph) {
+        append(&b, model_line, strlen(model_line));
+        append_line(&b, '_');
+        append_row(&b, (const char *[3]){"Layer (type)", "Output Shape", "Param #"});
+        append_line(&b, '=');
+    }
+    for (int i = 0; !graph && i < m->n_layers; i++) {
         const cnn_layer *l = m->layers[i];
         char name[4 * CNN_LAYER_NAME_MAX + 40], shape[96], params[32],
             shown[4 * CNN_LAYER_NAME_MAX + 8];
@@ -147,7 +197,7 @@ cnn_status cnn_model_summary(const cnn_model *m, char **text_out)
                      "Total params: %s\nTrainable params: %s\nNon-trainable params: %s\n", total,
                      trainable, frozen);
     append(&b, line, (size_t)n);
-    append_line(&b, '_');
+    append_line_of(&b, '_', graph ? GRAPH_LINE_LENGTH : LINE_LENGTH);
     if (b.failed) {
         free(b.text);
         return cnn_fail(CNN_ERR_NO_MEMORY, "summary: out of memory");
