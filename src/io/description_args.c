@@ -15,6 +15,9 @@
 
 static const cnn_layer_field input_fields[] = {
     {"shape", CNN_FIELD_SHAPE, 0, CNN_FIELD_REQUIRED | CNN_FIELD_POSITIONAL, 0},
+    /* the input's name, for inputs= (Keras's InputLayer name); the spec
+     * offset only carries the value to the parser */
+    {"name", CNN_FIELD_NAME, 0, 0, 0},
 };
 
 const cnn_layer_ops cnn_desc_input = {.kind = 0, .type_name = "input",

@@ -31,6 +31,11 @@ typedef struct {
     cnn_model *model;       /* created by the input line */
     int input_line;
     char layer_name[NAME_BYTES]; /* the current line's name=, NUL-terminated */
+    /* the current line's inputs=: names into input_text, and where it was */
+    char input_text[NAME_BYTES * 2];
+    const char *inputs[CNN_MAX_LAYER_INPUTS];
+    int n_inputs;
+    const char *inputs_at;
 } text_parser;
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
@@ -422,6 +427,44 @@ static cnn_status positional_error(const text_parser *p, const char *v, size_t n
                    k->type_name, count, count == 1 ? "" : "s", list, SHOW(v, n));
 }
 
+/* inputs=a,b or inputs=(a, b): the layers (or the input) the line's layer
+ * reads, by name. */
+static cnn_status parse_inputs(text_parser *p, const char *key, const char *s, size_t n)
+{
+    if (p->inputs_at)
+        return fail_at(p, key, CNN_ERR_FORMAT, "%s inputs: given twice (first at column %d)",
+                       p->kind->type_name, column(p, p->inputs_at));
+    p->inputs_at = key;
+    if (n >= 2 && ((s[0] == '(' && s[n - 1] == ')') || (s[0] == '[' && s[n - 1] == ']'))) {
+        s++;
+        n -= 2;
+    }
+    size_t used = 0;
+    const char *end = s + n;
+    while (s <= end) {
+        const char *comma = memchr(s, ',', (size_t)(end - s));
+        const char *item = s;
+        size_t len = (size_t)((comma ? comma : end) - s);
+        trim(&item, &len);
+        unquote(&item, &len);
+        if (len == 0 || len >= CNN_LAYER_NAME_MAX)
+            return fail_at(p, item, CNN_ERR_FORMAT,
+                           "%s inputs: expected layer names (1 to %d bytes) separated by commas",
+                           p->kind->type_name, CNN_LAYER_NAME_MAX - 1);
+        if (p->n_inputs == CNN_MAX_LAYER_INPUTS || used + len + 1 > sizeof p->input_text)
+            return fail_at(p, item, CNN_ERR_FORMAT, "%s inputs: more than %d names",
+                           p->kind->type_name, CNN_MAX_LAYER_INPUTS);
+        memcpy(p->input_text + used, item, len);
+        p->input_text[used + len] = '\0';
+        p->inputs[p->n_inputs++] = p->input_text + used;
+        used += len + 1;
+        if (!comma)
+            break;
+        s = comma + 1;
+    }
+    return CNN_OK;
+}
+
 /* Reads the arguments after the layer word: positional values in the
  * kind's order, then key=value pairs. */
 static cnn_status parse_args(text_parser *p, const char *s, const char *end,
@@ -448,6 +491,21 @@ static cnn_status parse_args(text_parser *p, const char *s, const char *end,
                                "expected an argument name before '='");
             size_t klen = (size_t)(word_end - token);
             index = cnn_desc_arg_find(k, token, klen);
+            if (index < 0 && klen == 6 && !memcmp(token, "inputs", 6) && k != &cnn_desc_input) {
+                s = eq + 1;
+                while (s < end && is_space(*s))
+                    s++;
+                const char *value = s;
+                size_t vlen = 0;
+                cnn_status st = s == end ? fail_at(p, s, CNN_ERR_FORMAT,
+                                                   "%s inputs: expected layer names after '='",
+                                                   k->type_name)
+                                         : scan_value(p, &s, end, &vlen);
+                if (st || (st = parse_inputs(p, token, value, vlen)))
+                    return st;
+                keyword_seen = true;
+                continue;
+            }
             if (index < 0) {
                 char keys[256];
                 cnn_desc_keys(k, keys, sizeof keys);
@@ -568,6 +626,8 @@ static cnn_status parse_line(text_parser *p, const char *s, const char *end)
     const cnn_layer_ops *k = p->kind;
     cnn_desc_value values[CNN_DESC_MAX_ARGS];
     const char *given[CNN_DESC_MAX_ARGS] = {0};
+    p->n_inputs = 0;
+    p->inputs_at = NULL;
     cnn_status st = parse_args(p, s, end, values, given);
     if (st)
         return st;
@@ -581,6 +641,8 @@ static cnn_status parse_line(text_parser *p, const char *s, const char *end)
             cnn_error_prefix("%s:%d:%d", p->name, p->line, column(p, given[0]));
             return st;
         }
+        if (given[1] && cnn_model_set_input_name(p->model, values[1].text))
+            return fail_at(p, given[1], CNN_ERR_FORMAT, "input name: %s", cnn_last_error());
         p->input_line = p->line;
         return CNN_OK;
     }
@@ -590,6 +652,9 @@ static cnn_status parse_line(text_parser *p, const char *s, const char *end)
     for (int i = 0; i < k->n_fields; i++)
         if (given[i])
             cnn_desc_store(&spec, &k->fields[i], &values[i]);
+    if (p->n_inputs && cnn_model_set_next_inputs(p->model, p->n_inputs, p->inputs))
+        return fail_at(p, p->inputs_at, CNN_ERR_FORMAT, "%s inputs: %s", k->type_name,
+                       cnn_last_error());
     if ((st = cnn_desc_add(p->model, &spec)))
         cnn_error_prefix("%s:%d:%d", p->name, p->line, column(p, word));
     return st;

@@ -366,6 +366,19 @@ cnn_status cnn_model_build(cnn_model *m)
         return CNN_OK;
     if (m->n_layers == 0)
         return cnn_fail(CNN_ERR_STATE, "model: it has no layers; add some first");
+    /* a graph's every layer leads to the output (the last), as in Keras,
+     * so that backward reaches every layer it runs */
+    for (int i = 0; i + 1 < m->n_layers; i++) {
+        bool read = false;
+        for (int j = i + 1; j < m->n_layers && !read; j++)
+            for (int k = 0; k < m->layers[j]->n_inputs; k++)
+                read |= m->layers[j]->inputs[k] == i;
+        if (!read)
+            return cnn_fail(CNN_ERR_STATE,
+                            "model: layer %s (%s): no layer reads its output, and it is not the"
+                            " model's output (the last layer added)",
+                            m->layers[i]->name, m->layers[i]->ops->type_name);
+    }
     int64_t total = 0;
     for (int i = 0; i < m->n_layers; i++)
         for (int p = 0; p < m->layers[i]->n_params; p++)
