@@ -187,6 +187,58 @@ static const char zoo_a_text[] =
     "Flatten name=flat\n"
     "Dense 7 softmax use_bias=false kernel_regularizer=0.05\n";
 
+/* Every merge kind in one graph (issue 15): two branches of a named
+ * input, merged every way, joined along rows and channels. */
+static cnn_model *zoo_graph(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(6, 5, 3)));
+    if (!m)
+        return NULL;
+    CHECK_OK(cnn_model_set_seed(m, 7));
+    CHECK_OK(cnn_model_set_input_name(m, "img"));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {3, 3},
+                                                .padding = CNN_PADDING_SAME, .name = "a",
+                                                .activation = CNN_ACTIVATION_TANH)));
+    CHECK_OK(cnn_model_set_next_inputs(m, 1, (const char *[]){"img"}));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {1, 1}, .name = "b",
+                                                .activation = CNN_ACTIVATION_SIGMOID)));
+    CHECK_OK(cnn_model_set_next_inputs(m, 2, (const char *[]){"a", "b"}));
+    CHECK_OK(cnn_model_add_add(m, cnn_merge()));
+    CHECK_OK(cnn_model_set_next_inputs(m, 2, (const char *[]){"a", "b"}));
+    CHECK_OK(cnn_model_add_subtract(m, cnn_merge(.name = "diff")));
+    CHECK_OK(cnn_model_set_next_inputs(m, 3, (const char *[]){"add", "diff", "a"}));
+    CHECK_OK(cnn_model_add_multiply(m, cnn_merge()));
+    CHECK_OK(cnn_model_set_next_inputs(m, 2, (const char *[]){"multiply", "b"}));
+    CHECK_OK(cnn_model_add_average(m, cnn_merge()));
+    CHECK_OK(cnn_model_set_next_inputs(m, 2, (const char *[]){"average", "a"}));
+    CHECK_OK(cnn_model_add_maximum(m, cnn_merge()));
+    CHECK_OK(cnn_model_set_next_inputs(m, 2, (const char *[]){"maximum", "add"}));
+    CHECK_OK(cnn_model_add_minimum(m, cnn_merge()));
+    CHECK_OK(cnn_model_set_next_inputs(m, 2, (const char *[]){"minimum", "a"}));
+    CHECK_OK(cnn_model_add_concatenate(m, cnn_concatenate(.axis = 1, .name = "rows")));
+    CHECK_OK(cnn_model_set_next_inputs(m, 2, (const char *[]){"rows", "rows"}));
+    CHECK_OK(cnn_model_add_concatenate(m, cnn_concatenate()));
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3)));
+    return m;
+}
+
+static const char zoo_graph_text[] =
+    "input shape=6,5,3 name=img\n"
+    "Conv2D 4 3 padding=same activation=tanh name=a\n"
+    "Conv2D 4 1 activation=sigmoid name=b inputs=img\n"
+    "Add inputs=a,b\n"
+    "Subtract name=diff inputs=(a, b)\n"
+    "Multiply inputs=add,diff,a\n"
+    "Average inputs=multiply,b\n"
+    "Maximum inputs=average,a\n"
+    "Minimum inputs=maximum,add\n"
+    "Concatenate 1 name=rows inputs=minimum,a\n"
+    "Concatenate axis=-1 inputs=rows,rows\n"
+    "Flatten\n"
+    "Dense 3\n";
+
 static void check_text(char *text, const char *golden)
 {
     CHECK(text != NULL);
@@ -267,7 +319,7 @@ static void check_model(cnn_model *m, const char *prefix)
  * fields as the description readers keep, a name field, every field
  * written to Keras configs, every penalty on a weight that exists; and
  * every kind is in the zoos above. */
-static void check_tables(cnn_model *a, cnn_model *b, cnn_model *c)
+static void check_tables(cnn_model *a, cnn_model *b, cnn_model *c, cnn_model *g)
 {
     const cnn_layer_ops *ops;
     for (size_t i = 0; (ops = cnn_layer_kind_at(i)); i++) {
@@ -289,8 +341,8 @@ static void check_tables(cnn_model *a, cnn_model *b, cnn_model *c)
                   || (fl->weight >= 0 && fl->weight < CNN_MAX_LAYER_WEIGHTS));
         }
         int seen = 0;
-        for (int m = 0; m < 3; m++) {
-            cnn_model *z = m == 0 ? a : m == 1 ? b : c;
+        for (int m = 0; m < 4; m++) {
+            cnn_model *z = m == 0 ? a : m == 1 ? b : m == 2 ? c : g;
             for (int l = 0; z && l < cnn_model_layer_count(z); l++)
                 seen |= strcmp(cnn_model_layer_type(z, l), ops->type_name) == 0;
         }
@@ -341,9 +393,27 @@ int main(void)
     cnn_model *c = zoo_c();
     if (c)
         check_model(c, "layers_c");
-    check_tables(a, b, c);
+    cnn_model *g = zoo_graph();
+    if (g)
+        check_model(g, "layers_graph");
+    check_tables(a, b, c, g);
     check_damaged_record();
     cnn_model_free(b);
+
+    /* the graph's text description: the same bytes */
+    cnn_model *tg = NULL;
+    CHECK_OK(cnn_model_from_description_memory(zoo_graph_text, sizeof zoo_graph_text - 1,
+                                               "zoo_graph", &tg));
+    if (tg && g) {
+        CHECK_OK(cnn_model_set_seed(tg, 7));
+        size_t ng = 0, nt = 0;
+        unsigned char *bg = saved_bytes(g, &ng), *bt = saved_bytes(tg, &nt);
+        CHECK(bg && bt && ng == nt && memcmp(bg, bt, ng) == 0);
+        free(bg);
+        free(bt);
+    }
+    cnn_model_free(tg);
+    cnn_model_free(g);
 
     /* The text description of zoo_a builds the same model: the same bytes
      * once it has the same seed. */
