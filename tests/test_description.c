@@ -498,9 +498,12 @@ static void test_json_errors(void)
                 CNN_ERR_FORMAT, "JSON syntax error: duplicate object key");
     PARSE_FAILS("{\"class_name\": \"Sequential\"", CNN_ERR_FORMAT, "t.model:1:27: JSON syntax error");
 
-    /* Models that are not Sequential. */
+    /* Models that are neither Sequential nor Functional; Functional ones
+     * that say nothing. */
     PARSE_FAILS("{\"class_name\": \"Functional\", \"config\": {\"layers\": []}}", CNN_ERR_FORMAT,
-                "t.model: model class Functional is not supported: only Sequential models");
+                "t.model: Functional config: expected a \"layers\" list with an InputLayer");
+    PARSE_FAILS("{\"class_name\": \"MyModel\", \"config\": {\"layers\": []}}", CNN_ERR_FORMAT,
+                "t.model: model class MyModel is not supported: only Sequential and Functional");
     PARSE_FAILS("{\"layers\": []}", CNN_ERR_FORMAT,
                 "t.model: expected a Keras model from model.to_json()");
     PARSE_FAILS("{\"class_name\": \"Sequential\", \"config\": {\"name\": \"s\"}}", CNN_ERR_FORMAT,
@@ -857,8 +860,96 @@ static void test_activation_names(void)
     }
 }
 
+/* Issue 15: graphs in text (inputs=, the input's name=) and Keras's
+ * Functional JSON, and their errors. */
+static void test_graphs(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(parse("input shape=4,4,2 name=x\n"
+                   "Conv2D 2 3 padding=same name=c\n"
+                   "Add inputs=x, c\n"
+                   "Concatenate inputs=(add, x) name=cat\n",
+                   &m));
+    CHECK(m && cnn_model_is_graph(m) && cnn_model_layer_count(m) == 3);
+    CHECK(m && cnn_model_layer_input(m, 1, 0) == -1 && cnn_model_layer_input(m, 1, 1) == 0);
+    CHECK(m && cnn_model_layer_output_shape(m, 2).dims[2] == 4);
+    CHECK(m && strcmp(cnn_model_input_name(m), "x") == 0);
+    cnn_model_free(m);
+    PARSE_FAILS("input shape=4,4,2\nConv2D 2 3 name=c\nAdd inputs=c\n", CNN_ERR_FORMAT,
+                "t.model:3:1: add (Add): takes 2 to 8 inputs, got 1");
+    PARSE_FAILS("input shape=4,4,2\nConv2D 2 3\nAdd\n", CNN_ERR_FORMAT,
+                "add (Add): takes 2 to 8 inputs, got 1; name them with");
+    PARSE_FAILS("input shape=4,4,2\nConv2D 2 3 inputs=nope\n", CNN_ERR_FORMAT,
+                "t.model:2:12: Conv2D inputs: set_next_inputs: input 0, \"nope\": no layer of"
+                " that name, and the model's input is \"input_layer\"");
+    PARSE_FAILS("input shape=4,4,2\nConv2D 2 3 inputs=input_layer inputs=input_layer\n",
+                CNN_ERR_FORMAT, "t.model:2:31: Conv2D inputs: given twice (first at column 12)");
+    PARSE_FAILS("input shape=4,4,2\nConv2D 3 3 name=c\nSubtract inputs=c,input_layer\n",
+                CNN_ERR_SHAPE,
+                "subtract (Subtract): inputs have incompatible shapes: input 0 is (None, 2, 2, 3),"
+                " input 1 is (None, 4, 4, 2)");
+    PARSE_FAILS("input shape=4,4,2\nConv2D 3 3 padding=same name=c\n"
+                "Concatenate 1 inputs=c,input_layer\n",
+                CNN_ERR_SHAPE,
+                "concatenate (Concatenate): requires inputs with matching shapes except for the"
+                " concatenation axis 1: input 0 is (None, 4, 4, 3), input 1 is (None, 4, 4, 2)");
+    PARSE_FAILS("input shape=4,4,2\nSubtract inputs=input_layer,input_layer,input_layer\n",
+                CNN_ERR_FORMAT, "subtract (Subtract): takes 2 inputs, got 3");
+
+    /* Keras Functional JSON: a layer used twice, several inputs, the
+     * output not last, an input that comes later */
+    const char *head = "{\"class_name\": \"Functional\", \"config\": {\"input_layers\":"
+                       " [[\"in\", 0, 0]], \"output_layers\": [[\"d\", 0, 0]], \"layers\": ["
+                       "{\"class_name\": \"InputLayer\", \"name\": \"in\", \"config\":"
+                       " {\"name\": \"in\", \"batch_input_shape\": [null, 3]},"
+                       " \"inbound_nodes\": []}, ";
+    static const char *const tails[][2] = {
+        {"{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 2},"
+         " \"inbound_nodes\": [[[\"in\", 0, 0, {}]], [[\"in\", 0, 0, {}]]]}]}}",
+         "layers[1] 'd' (Dense): inbound_nodes: expected one node (a layer used once)"},
+        {"{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 2},"
+         " \"inbound_nodes\": [[[\"in\", 1, 0, {}]]]}]}}",
+         "layers[1] 'd' (Dense): inbound_nodes: [\"in\",1,0,{}]: a layer called more than"
+         " once (shared) or with several outputs is not supported"},
+        {"{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 2},"
+         " \"inbound_nodes\": [[[\"e\", 0, 0, {}]]]}, {\"class_name\": \"Dense\","
+         " \"config\": {\"name\": \"e\", \"units\": 2}, \"inbound_nodes\":"
+         " [[[\"in\", 0, 0, {}]]]}]}}",
+         "layers[1] 'd' (Dense): inbound_nodes: set_next_inputs: input 0, \"e\": no layer of"
+         " that name"},
+        {"{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 2},"
+         " \"inbound_nodes\": [[[\"in\", 0, 0, {}]]]}, {\"class_name\": \"Dense\","
+         " \"config\": {\"name\": \"e\", \"units\": 2}, \"inbound_nodes\":"
+         " [[[\"d\", 0, 0, {}]]]}]}}",
+         "output_layers: d must be the last layer listed"},
+        {"{\"class_name\": \"InputLayer\", \"name\": \"in2\", \"config\":"
+         " {\"name\": \"in2\", \"batch_input_shape\": [null, 3]}, \"inbound_nodes\": []}]}}",
+         "a second input, or not the model's input (in): models with several inputs are not"
+         " supported"},
+    };
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+        char text[2048];
+        snprintf(text, sizeof text, "%s%s", head, tails[i][0]);
+        PARSE_FAILS(text, CNN_ERR_FORMAT, tails[i][1]);
+    }
+    /* tf.keras 1.x's class name Model, and Keras 3's single input_layers */
+    char text[2048];
+    snprintf(text, sizeof text, "%s%s", head,
+             "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 2},"
+             " \"inbound_nodes\": [{\"args\": [{\"class_name\": \"__keras_tensor__\","
+             " \"config\": {\"keras_history\": [\"in\", 0, 0]}}], \"kwargs\": {}}]}]}}");
+    char *cls = strstr(text, "\"Functional\"");
+    memmove(cls + 6, cls + 11, strlen(cls + 11) + 1);
+    memcpy(cls, "\"Model", 6);
+    m = NULL;
+    CHECK_OK(parse(text, &m));
+    CHECK(m && cnn_model_layer_count(m) == 1 && cnn_model_param_count(m) == 8);
+    cnn_model_free(m);
+}
+
 int main(void)
 {
+    test_graphs();
     test_new_kinds();
     test_examples();
     test_text_syntax();

@@ -3,7 +3,7 @@
  * (fixtures from tests/keras/gen_keras.py), summarised as Keras did,
  * round-tripped through our .keras and .h5 export; Rescaling; damaged,
  * truncated and mismatched files, each refused with a message; and the
- * MLPerf Tiny models shipped in models/mlperf-tiny/ (Functional: refused).
+ * Functional models are test_keras_graph.c's.
  * The two MNIST models have no licence, so they are not in the repository:
  * they are read from $CNN_KERAS_MODELS, else ../shared/keras-models (where
  * CI has them), and the parts that need them are skipped when they are not
@@ -836,35 +836,8 @@ static void test_bad_h5(void)
     cnn_model_free(m);
 }
 
-/* ---- The models shipped in models/mlperf-tiny/ ------------------------------------------------ */
-
-/* Two real Keras 2.4 files (Apache-2.0, see models/mlperf-tiny/README.md),
- * in every clone. Both are Functional graphs, which the loader does not
- * read yet: it must refuse them with exactly this message and no model. */
-static void test_shipped_models(void)
-{
-    const char *files[] = {"models/mlperf-tiny/mlperf-tiny-resnet8-cifar10.h5",
-                           "models/mlperf-tiny/mlperf-tiny-mobilenetv1-vww96.h5"};
-    for (int f = 0; f < 2; f++) {
-        char want[512];
-        snprintf(want, sizeof want,
-                 "%s: model_config: model class Functional is not supported: only Sequential"
-                 " models can be read (not Functional or subclassed ones)",
-                 files[f]);
-        CHECK(access(files[f], R_OK) == 0);
-        cnn_model *m = (cnn_model *)&m; /* must be reset to NULL */
-        cnn_keras_info info;
-        cnn_status st = cnn_model_load_keras(files[f], &m, &info);
-        bool exact = st == CNN_ERR_FORMAT && strcmp(cnn_last_error(), want) == 0;
-        if (!exact)
-            fprintf(stderr, "%s: expected CNN_ERR_FORMAT \"%s\", got %s \"%s\"\n", files[f],
-                    want, cnn_status_name(st), cnn_last_error());
-        CHECK(exact);
-        CHECK(m == NULL);
-        if (st == CNN_OK)
-            cnn_model_free(m);
-    }
-}
+/* The models shipped in models/mlperf-tiny/ (Functional graphs) are
+ * tested in test_keras_graph.c: PyTorch agreement, fine-tuning, export. */
 
 /* tf.keras <= 2.15's hard_sigmoid is clip(0.2 x + 0.5, 0, 1), Keras 3's
  * (the library's) relu6(x + 3) / 6: a pre-3 file using it is refused, not
@@ -974,7 +947,6 @@ int main(void)
     test_bad_archives();
     test_bad_h5();
     test_hard_sigmoid();
-    test_shipped_models();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)

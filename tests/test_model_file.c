@@ -160,7 +160,7 @@ static int same_spec(const cnn_layer_spec *a, const cnn_layer_spec *b)
         return a->u.rescaling.scale == b->u.rescaling.scale
             && a->u.rescaling.offset == b->u.rescaling.offset
             && strcmp(a->u.rescaling.name, b->u.rescaling.name) == 0;
-    default: /* the newer kinds round-trip in test_layer_golden (layers_c) */
+    default: /* the newer kinds round-trip in test_layer_golden (layers_c, layers_graph) */
         return 0;
     }
 }
@@ -878,8 +878,8 @@ static void test_crafted_class_names(void)
     memset(long_name + 6, 'x', 256);
     c = craft_default, c.flags = 9, c.names = long_name, c.names_len = sizeof long_name;
     CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "name 0: length 256 is out of range");
-    c = craft_default, c.flags = 0x21; /* bit 4 is the dtype policy section */
-    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "unknown flags 0x21 (known: 0x1f)");
+    c = craft_default, c.flags = 0x41; /* bit 4 dtype policy, bit 5 graph */
+    CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "unknown flags 0x41 (known: 0x3f)");
 }
 
 /* The API: copies, validation naming the field, clearing, and the file:

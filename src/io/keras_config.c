@@ -372,7 +372,7 @@ json_t *cnn_keras3_config(const cnn_model *m)
         "{s:s, s:s, s:{s:o, s:s, s:b, s:b, s:s, s:b}, s:n}", "module", "keras.layers",
         "class_name", "InputLayer", "config", "batch_shape", batch_shape(in), "dtype", "float32",
         "sparse", 0, "ragged", 0, "name", "input_layer", "optional", 0, "registered_name"));
-    if (cnn_model_is_graph(m) && m->n_layers) {
+    if (cnn_model_is_functional(m) && m->n_layers) {
         json_t *input = json_incref(json_array_get(layers, 0));
         json_decref(layers);
         json_t *root = k3_functional(m, input);
@@ -504,7 +504,7 @@ static json_t *k2_functional(const cnn_model *m)
 
 json_t *cnn_keras2_config(const cnn_model *m)
 {
-    if (cnn_model_is_graph(m) && m->n_layers)
+    if (cnn_model_is_functional(m) && m->n_layers)
         return k2_functional(m);
     json_t *layers = json_array();
     for (int i = 0; i < cnn_model_layer_count(m); i++) {

@@ -320,7 +320,7 @@ static void write_model(writer *w, const cnn_model *m, uint64_t length)
                  | (extensions ? FLAG_EXTENSIONS : 0)
                  | (m->n_class_names ? FLAG_CLASS_NAMES : 0)
                  | (m->dtype_policy ? FLAG_DTYPE_POLICY : 0)
-                 | (cnn_model_is_graph(m) ? FLAG_GRAPH : 0));
+                 | (cnn_model_is_functional(m) ? FLAG_GRAPH : 0));
 
     w_u64(w, m->seed);
     w_u32(w, (uint32_t)m->input_shape.rank);
@@ -380,7 +380,7 @@ static void write_model(writer *w, const cnn_model *m, uint64_t length)
         write_class_names(w, m);
     if (m->dtype_policy)
         w_u32(w, (uint32_t)m->dtype_policy);
-    if (cnn_model_is_graph(m))
+    if (cnn_model_is_functional(m))
         write_graph(w, m);
 }
 

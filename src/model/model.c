@@ -191,6 +191,7 @@ cnn_status cnn_model_set_input_name(cnn_model *m, const char *name)
             return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
                             "input name \"%s\": a layer of this model already has that name", name);
     snprintf(m->input_name, sizeof m->input_name, "%s", name);
+    m->functional = true;
     return CNN_OK;
 }
 
@@ -210,6 +211,7 @@ cnn_status cnn_model_set_next_inputs(cnn_model *m, int count, const char *const 
     }
     memcpy(m->next_inputs, idx, (size_t)count * sizeof *idx);
     m->n_next_inputs = count;
+    m->functional = true;
     return CNN_OK;
 }
 
@@ -219,6 +221,11 @@ bool cnn_model_is_graph(const cnn_model *m)
         if (m->layers[i]->n_inputs != 1 || m->layers[i]->inputs[0] != i - 1)
             return true;
     return false;
+}
+
+bool cnn_model_is_functional(const cnn_model *m)
+{
+    return m && (m->functional || cnn_model_is_graph(m));
 }
 
 int cnn_model_layer_input_count(const cnn_model *m, int i)

@@ -32,6 +32,9 @@ typedef struct cnn_arena {
 struct cnn_model {
     cnn_shape input_shape;
     char input_name[CNN_LAYER_NAME_MAX]; /* Keras's InputLayer; "" = input_layer */
+    bool functional;      /* built through the Functional API (inputs or the
+                             input named), so written as Functional even
+                             when a chain (MobileNet) */
     cnn_layer **layers;     /* in an order where every layer follows its inputs */
     int n_layers, cap_layers;
     /* cnn_model_set_next_inputs: what the next add reads (0 = the last layer) */
@@ -89,6 +92,9 @@ void cnn_model_clear_class_names(cnn_model *m);
  * input) instead of the last layer's; n_inputs 0 = the chain's. */
 cnn_status cnn_model_add_reading(cnn_model *m, const cnn_layer_spec *spec, int n_inputs,
                                  const int *inputs);
+/* A graph, or a chain built as a Functional model: summary, the Keras
+ * writers and the model file show it as Functional. */
+bool cnn_model_is_functional(const cnn_model *m);
 /* The layer index of a name, -1 for the model's input, -2 if none. */
 int cnn_model_find_layer(const cnn_model *m, const char *name);
 /* Frees the activation arena (it is planned again at the next pass). */

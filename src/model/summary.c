@@ -165,7 +165,7 @@ cnn_status cnn_model_summary(const cnn_model *m, char **text_out)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "summary: model and text_out are required");
     *text_out = NULL;
     text_buf b = {0};
-    const bool graph = cnn_model_is_graph(m);
+    const bool graph = cnn_model_is_functional(m);
     if (graph)
         graph_rows(&b, m);
     const char *model_line = "Model: \"sequential\"\n";
