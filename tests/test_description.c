@@ -562,9 +562,15 @@ static void test_json_errors(void)
                      " \"kernel_size\": 3, \"dtype\": {\"module\": \"keras\", \"class_name\":"
                      " \"DTypePolicy\", \"config\": {\"name\": \"mixed_float16\"}}}}",
                      CNN_ERR_FORMAT, "layers[1] 'c' (Conv2D): dtype {\"module\"");
-    JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 4,"
-                     " \"kernel_size\": 3, \"trainable\": false}}",
-                     CNN_ERR_FORMAT, "layers[1] 'c' (Conv2D): trainable false: frozen layers");
+    /* trainable false: a frozen layer (issue 15), not trained */
+    {
+        cnn_model *fz = NULL;
+        CHECK_OK(json_layer("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\","
+                            " \"filters\": 4, \"kernel_size\": 3, \"trainable\": false}}",
+                            &fz));
+        CHECK(fz && !cnn_model_layer_trainable(fz, 0) && cnn_model_trainable_param_count(fz) == 0);
+        cnn_model_free(fz);
+    }
     JSON_LAYER_FAILS("{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 4,"
                      " \"kernel_size\": 3, \"lora_rank\": 4}}",
                      CNN_ERR_FORMAT, "layers[1] 'c' (Conv2D): argument lora_rank = 4 is not"

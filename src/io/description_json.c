@@ -495,8 +495,12 @@ static cnn_status add_layer(json_reader *r, size_t i, const json_t *layer, cnn_m
     const char *key;
     json_t *v;
     cnn_status st;
+    /* trainable: false freezes the layer (transfer learning) */
+    bool frozen = json_is_false(json_object_get(config, "trainable"));
     json_object_foreach((json_t *)config, key, v) {
         int a = cnn_desc_arg_find(k, key, strlen(key));
+        if (a < 0 && frozen && strcmp(key, "trainable") == 0)
+            continue;
         if (a < 0) {
             if ((st = check_other(r, key, v, m)))
                 return st;
@@ -516,6 +520,8 @@ static cnn_status add_layer(json_reader *r, size_t i, const json_t *layer, cnn_m
             return jfail(r, CNN_ERR_FORMAT, "missing required argument %s", k->fields[a].key);
     if ((st = cnn_desc_add(m, &spec)))
         cnn_error_prefix("%s: layers[%zu]", r->name, i);
+    else if (frozen)
+        st = cnn_model_set_trainable(m, cnn_model_layer_count(m) - 1, false);
     return st;
 }
 

@@ -308,6 +308,7 @@ static json_t *k3_optimizer(const cnn_optimizer *o)
 }
 
 static void add_compile_config(const cnn_model *m, json_t *root);
+static json_t *layer_config(const cnn_model *m, const cnn_layer *l, bool keras2);
 
 /* ---- Functional graphs --------------------------------------------------------------- */
 
@@ -350,8 +351,7 @@ static json_t *k3_functional(const cnn_model *m, json_t *input)
     json_t *layers = json_pack("[o]", input);
     for (int i = 0; i < m->n_layers; i++) {
         const cnn_layer *l = m->layers[i];
-        json_t *o = k3_object("keras.layers", l->ops->type_name,
-                              k3_layer_config(l->ops, &l->spec, l->name));
+        json_t *o = k3_object("keras.layers", l->ops->type_name, layer_config(m, l, false));
         json_object_set_new(o, "build_config", json_pack("{s:o}", "input_shape", k3_build_shape(l)));
         json_object_set_new(o, "name", json_string(l->name));
         json_object_set_new(o, "inbound_nodes", k3_node(m, i));
@@ -381,8 +381,7 @@ json_t *cnn_keras3_config(const cnn_model *m)
     }
     for (int i = 0; i < cnn_model_layer_count(m); i++) {
         const cnn_layer *layer = m->layers[i];
-        json_t *l = k3_object("keras.layers", layer->ops->type_name,
-                              k3_layer_config(m, layer->ops, &layer->spec, layer->name));
+        json_t *l = k3_object("keras.layers", layer->ops->type_name, layer_config(m, layer, false));
         if (layer->ops->keras_build_config)
             json_object_set_new(l, "build_config",
                                 json_pack("{s:o}", "input_shape", batch_shape(in)));
@@ -494,12 +493,21 @@ static json_t *k2_functional(const cnn_model *m)
             json_array_append_new(node, json_pack("[sii{}]", input_name(m, i, k), 0, 0));
         json_array_append_new(layers, json_pack("{s:s, s:o, s:s, s:[o]}", "class_name",
                                                 l->ops->type_name, "config",
-                                                k2_layer_config(l->ops, &l->spec, l->name),
+                                                layer_config(m, l, true),
                                                 "name", l->name, "inbound_nodes", node));
     }
     return json_pack("{s:s, s:{s:s, s:o, s:[[sii]], s:[[sii]]}}", "class_name", "Functional",
                      "config", "name", "model", "layers", layers, "input_layers", in, 0, 0,
                      "output_layers", m->layers[m->n_layers - 1]->name, 0, 0);
+}
+
+/* A layer's config with its trainable flag (false when frozen). */
+static json_t *layer_config(const cnn_model *m, const cnn_layer *l, bool keras2)
+{
+    json_t *c = keras2 ? k2_layer_config(m, l->ops, &l->spec, l->name)
+                       : k3_layer_config(m, l->ops, &l->spec, l->name);
+    json_object_set_new(c, "trainable", json_boolean(!l->frozen));
+    return c;
 }
 
 json_t *cnn_keras2_config(const cnn_model *m)
@@ -509,7 +517,7 @@ json_t *cnn_keras2_config(const cnn_model *m)
     json_t *layers = json_array();
     for (int i = 0; i < cnn_model_layer_count(m); i++) {
         const cnn_layer *layer = m->layers[i];
-        json_t *c = k2_layer_config(m, layer->ops, &layer->spec, layer->name);
+        json_t *c = layer_config(m, layer, true);
         if (i == 0) {
             /* batch_input_shape and dtype right after name and trainable */
             json_t *first = json_pack("{s:O, s:O, s:o, s:s}", "name", json_object_get(c, "name"),

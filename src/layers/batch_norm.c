@@ -220,6 +220,7 @@ const cnn_layer_ops cnn_batch_normalization_ops = {
     .saved_bytes = bn_saved,
     .forward = bn_forward,
     .backward = bn_backward,
+    .frozen_infers = true,
     CNN_LAYER_FIELDS(batch_normalization_fields),
     .keras_keys = "axis momentum epsilon center scale beta_initializer gamma_initializer "
                   "moving_mean_initializer moving_variance_initializer beta_regularizer "

@@ -193,6 +193,10 @@ typedef struct cnn_layer_ops {
     bool (*backward_in_place)(const cnn_layer *l);
     /* Whether forward/backward honour io->fuse_activation. */
     bool can_fuse_activation;
+    /* Keras 3: frozen (trainable=False), the layer runs in inference mode
+     * also while the model trains (BatchNormalization: the moving
+     * statistics, left unchanged). */
+    bool frozen_infers;
     /* y = layer(x), with the activation only if io->fuse_activation. */
     void (*forward)(cnn_layer *l, const cnn_layer_io *io);
     /* Accumulates (+=) parameter gradients and writes dx if non-NULL. */
@@ -237,6 +241,7 @@ struct cnn_layer {
     cnn_param params[CNN_LAYER_MAX_PARAMS];
     uint64_t seed;              /* per-layer random stream (dropout), set by init */
     bool auto_named;            /* named by the model (counts for Keras suffixes) */
+    bool frozen;                /* trainable=False: its weights are not trained */
 };
 
 /* Allocates a layer of the given struct size (first member cnn_layer),

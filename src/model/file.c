@@ -57,6 +57,7 @@ enum {
     FLAGS_KNOWN = FLAG_WEIGHTS | FLAG_TRAINING | FLAG_EXTENSIONS | FLAG_CLASS_NAMES
                   | FLAG_DTYPE_POLICY | FLAG_GRAPH,
     LAYER_AUTO_NAMED = 1u, /* the name was given by the model (Keras auto-name) */
+    LAYER_FROZEN = 2u,     /* trainable=False (transfer learning) */
     MAX_LAYERS = 10000,    /* add() checks names pairwise: keep a hostile file cheap */
     /* The smallest layer record: kind, flags, name length, one name byte. */
     MIN_LAYER_BYTES = 4 + 1 + 2 + 1,
@@ -258,7 +259,7 @@ static void write_layer(writer *w, const cnn_layer *l)
 {
     size_t name_len = strlen(l->name); /* < CNN_LAYER_NAME_MAX, by cnn_layer_alloc */
     w_u32(w, (uint32_t)l->spec.kind);
-    w_u8(w, l->auto_named ? LAYER_AUTO_NAMED : 0);
+    w_u8(w, (l->auto_named ? LAYER_AUTO_NAMED : 0) | (l->frozen ? LAYER_FROZEN : 0));
     w_le(w, name_len, 2);
     w_bytes(w, l->name, name_len);
     for (int i = 0; i < l->ops->n_fields; i++)
@@ -1011,7 +1012,7 @@ static cnn_status add_layers(cnn_model *m, const file_model *f, const char *name
 {
     for (uint32_t i = 0; i < f->n_layers; i++) {
         const file_layer *fl = &f->layers[i];
-        if (fl->flags & ~LAYER_AUTO_NAMED)
+        if (fl->flags & ~(LAYER_AUTO_NAMED | LAYER_FROZEN))
             return cnn_fail(CNN_ERR_FORMAT, "%s: layer %u (%s): unknown flags 0x%x", name, i,
                             fl->name, fl->flags);
         cnn_layer_spec spec = fl->spec;
@@ -1029,6 +1030,8 @@ static cnn_status add_layers(cnn_model *m, const file_model *f, const char *name
                             "%s: layer %u: the saved name \"%s\" is marked automatic, but the"
                             " model names it \"%s\"",
                             name, i, fl->name, m->layers[i]->name);
+        if ((fl->flags & LAYER_FROZEN) && (st = cnn_model_set_trainable(m, (int)i, false)))
+            return from_file(st);
     }
     return CNN_OK;
 }

@@ -537,3 +537,105 @@ void cnn_model_zero_gradients(cnn_model *m)
     if (m && m->grads)
         m->grads_zero = true;
 }
+
+/* ---- Transfer learning --------------------------------------------------------- */
+
+/* A frozen layer's weights are all non-trainable; unfrozen, the kind's
+ * infer sets them as it made them (BatchNormalization's moving
+ * statistics stay non-trainable). */
+static cnn_status apply_frozen(cnn_layer *l, bool frozen)
+{
+    l->frozen = frozen;
+    if (frozen) {
+        for (int p = 0; p < l->n_params; p++)
+            l->params[p].trainable = false;
+        return CNN_OK;
+    }
+    return l->ops->infer_inputs ? l->ops->infer_inputs(l, l->ins, l->n_inputs)
+                                : l->ops->infer(l, l->in);
+}
+
+cnn_status cnn_model_set_trainable(cnn_model *m, int index, bool trainable)
+{
+    if (!m || index < 0 || index >= m->n_layers)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "set_trainable: no layer %d", index);
+    return apply_frozen(m->layers[index], !trainable);
+}
+
+bool cnn_model_layer_trainable(const cnn_model *m, int index)
+{
+    return m && index >= 0 && index < m->n_layers && !m->layers[index]->frozen;
+}
+
+cnn_status cnn_model_freeze_through(cnn_model *m, const char *name)
+{
+    int last = m ? cnn_model_find_layer(m, name) : -2;
+    if (last < 0)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "freeze: no layer named \"%s\" (cnn summary lists the names)",
+                        name ? name : "(null)");
+    cnn_status st = CNN_OK;
+    for (int i = 0; i <= last && !st; i++)
+        st = apply_frozen(m->layers[i], true);
+    return st;
+}
+
+cnn_status cnn_model_replace_head(cnn_model *m, int units)
+{
+    if (!m || m->n_layers == 0)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "replace_head: the model has no layers");
+    cnn_layer *old = m->layers[m->n_layers - 1];
+    if (old->ops->kind != CNN_LAYER_DENSE)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "replace_head: the last layer, %s, is a %s; expected a Dense classifier",
+                        old->name, old->ops->type_name);
+    if (units < 1)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "replace_head: units must be >= 1, got %d",
+                        units);
+    cnn_status st = cnn_model_build(m);
+    if (st)
+        return st;
+    cnn_layer_spec spec = old->spec;
+    spec.u.dense.units = units;
+    spec.u.dense.name = NULL;
+    cnn_layer *l;
+    if ((st = old->ops->create(&l, &spec, old->name)))
+        return st;
+    l->auto_named = old->auto_named;
+    l->spec.u.dense.name = l->name;
+    int inputs[CNN_MAX_LAYER_INPUTS];
+    memcpy(inputs, old->inputs, sizeof inputs);
+    if ((st = infer_inputs(m, l, old->n_inputs, inputs))) {
+        free(l);
+        return st;
+    }
+    for (int p = 0; p < l->n_params; p++)
+        l->params[p].l2 = old->params[p].l2;
+    /* every other layer's weights lie before the head's in the block */
+    const int64_t kept = old->n_params ? old->params[0].value - m->params : m->n_params;
+    float *weights = malloc((size_t)(kept ? kept : 1) * sizeof *weights);
+    if (!weights) {
+        free(l);
+        return cnn_fail(CNN_ERR_NO_MEMORY, "replace_head: out of memory");
+    }
+    memcpy(weights, m->params, (size_t)kept * sizeof *weights);
+    free(old);
+    m->layers[m->n_layers - 1] = l;
+    free(m->params);
+    free(m->grads);
+    free(m->opt_m);
+    free(m->opt_v);
+    m->params = m->grads = m->opt_m = m->opt_v = NULL;
+    m->built = m->compiled = false;
+    m->opt_steps = m->train_step = 0;
+    m->train_epoch = 0;
+    m->last_input = NULL;
+    m->last_kept = false;
+    cnn_model_release_arena(m);
+    cnn_model_clear_class_names(m);
+    /* the new head draws its initial weights from the model's seed */
+    if ((st = cnn_model_build(m)) == CNN_OK)
+        memcpy(m->params, weights, (size_t)kept * sizeof *weights);
+    free(weights);
+    return st;
+}

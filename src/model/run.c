@@ -136,7 +136,7 @@ static cnn_layer_io layer_io(cnn_model *m, int i, int batch, bool training, cons
         xs[k] = input_of(m, l, k);
     return (cnn_layer_io){.batch = batch,
                           .fuse_activation = fuses_activation(m, i),
-                          .training = training,
+                          .training = training && !(l->frozen && l->ops->frozen_infers),
                           /* a data-parallel rank's own stream (0 alone) */
                           .step = (int64_t)((uint64_t)m->opt_steps ^ (uint64_t)m->stream << 48),
                           .x = xs[0],
@@ -240,7 +240,14 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
     if (st || !backward)
         return st;
     m->grads_zero = false;
-    for (int i = L - 1; i >= 0; i--) {
+    /* Below the lowest layer that trains, backward has nothing to do
+     * (transfer learning's frozen base) unless the input's gradient is
+     * wanted. */
+    int lowest = L;
+    for (int i = L - 1; i >= 0; i--)
+        for (int p = 0; p < m->layers[i]->n_params; p++)
+            lowest = m->layers[i]->params[p].trainable ? i : lowest;
+    for (int i = L - 1; i >= 0 && (i >= lowest || input_grad); i--) {
         cnn_layer *l = m->layers[i];
         const float *xs[CNN_MAX_LAYER_INPUTS];
         cnn_layer_io io = layer_io(m, i, batch, m->last_training, xs);
@@ -280,6 +287,10 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
         io.dx = dxs[0];
         io.dxs = dxs;
         l->ops->backward(l, &io);
+        /* a frozen layer's weight gradients stay zero, as the optimizer's
+         * step leaves the gradients it skips */
+        for (int p = 0; l->frozen && p < l->n_params; p++)
+            memset(l->params[p].grad, 0, (size_t)l->params[p].count * sizeof(float));
         for (int k = 0; k < l->n_inputs; k++)
             for (size_t j = 0; sums[k] && j < sizes[k]; j++)
                 sums[k][j] += dxs[k][j];
