@@ -70,6 +70,14 @@ static const char help[] =
     "                           saved model (default: the model's, else float32)\n"
     "  --global-clipnorm X      clip all gradients together to joint norm X\n"
     "\n"
+    "Transfer learning (with a trained MODEL; not with --resume):\n"
+    "  --replace-head N         replace the last Dense by a new one with N outputs\n"
+    "                           (same activation, fresh weights): the model is\n"
+    "                           compiled anew\n"
+    "  --freeze LAYER           do not train LAYER and every layer before it (Keras\n"
+    "                           trainable=False; a frozen BatchNormalization uses its\n"
+    "                           moving statistics); cnn summary lists the names\n"
+    "\n"
     "A saved model that was compiled keeps its loss, optimizer and optimizer state;\n"
     "giving --optimizer, --lr, --momentum, --loss, --from-logits or a clipping option\n"
     "compiles it anew (fresh state). L2 weight decay is a layer argument in the\n"
@@ -143,6 +151,8 @@ typedef struct train_opts {
     const char *test_data;    /* --test-data DIR: a folder of class folders */
     cli_folder_options folder; /* --data DIR as a folder of images */
     const char *dtype_policy; /* --dtype-policy as given */
+    const char *freeze;       /* --freeze LAYER */
+    int replace_head;         /* --replace-head N, 0 = not given */
     bool no_checkpoint;       /* o->checkpoint is then NULL */
     double lr, momentum, validation_split, clipnorm, global_clipnorm;
     bool lr_given, momentum_given, validate_on_test, clipnorm_given, global_clipnorm_given;
@@ -242,6 +252,9 @@ static int check_options(const char *cmd, const train_opts *o)
     if (folder && o->validate_on_test && !o->test_data)
         return cli_usage_error(cmd, "--validate-on-test needs --test-data DIR");
 
+    if (o->resume && (o->freeze || o->replace_head))
+        return cli_usage_error(cmd, "--freeze and --replace-head start a new training, not"
+                               " with --resume (a checkpoint keeps its frozen layers)");
     cnn_optimizer_kind kind = 0;
     if (o->optimizer && cnn_optimizer_from_name(o->optimizer, &kind))
         return cli_usage_error(cmd, "--optimizer: %s", cnn_last_error());
@@ -651,6 +664,12 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
     if ((rc = open_model(cmd, o, model_path, &m, &initial_epoch, &initial_step)))
         goto done;
     r.m = m;
+    /* transfer learning: a new head first, then the base frozen */
+    if ((o->replace_head && cnn_model_replace_head(m, o->replace_head))
+        || (o->freeze && cnn_model_freeze_through(m, o->freeze))) {
+        rc = cli_fail(cmd);
+        goto done;
+    }
     int64_t n_train, n_val, steps;
     if ((rc = set_class_names(cmd, o, m)) || (rc = set_dtype_policy(cmd, o, m)))
         goto done;
@@ -834,6 +853,8 @@ int cli_train(int argc, char **argv)
         {"augment-shift", CLI_OPT_INT, &o.augment_shift, 0, 1024, NULL},
         {"augment-rotation", CLI_OPT_REAL, &o.augment_rotation, 0, 180, NULL},
         {"from", CLI_OPT_STRING, &o.from, 0, 0, NULL},
+        {"freeze", CLI_OPT_STRING, &o.freeze, 0, 0, NULL},
+        {"replace-head", CLI_OPT_INT, &o.replace_head, 1, 1 << 20, NULL},
         CLI_SCALE_OPTION(&o.scale),
         {NULL, 0, NULL, 0, 0, NULL},
     };

@@ -67,6 +67,28 @@ for f in mlperf-tiny-resnet8-cifar10.h5 mlperf-tiny-mobilenetv1-vww96.h5; do
     expect 0 "summary $f (Functional)" summary "$root/models/mlperf-tiny/$f"
     has "$tmp/out" "Connected to" "summary $f"
 done
+# transfer learning on ResNet-8: a 3-class head, the base frozen, one epoch
+python3 - "$tmp" <<'EOF'
+import struct, sys
+def idx(path, dims, body):
+    with open(path, 'wb') as f:
+        f.write(struct.pack('>BBBB', 0, 0, 8, len(dims)) + b''.join(struct.pack('>I', d) for d in dims) + body)
+idx(sys.argv[1] + '/rgb-images', [8, 32, 32, 3], bytes((i * 7) % 256 for i in range(8 * 32 * 32 * 3)))
+idx(sys.argv[1] + '/rgb-labels', [8], bytes(i % 3 for i in range(8)))
+EOF
+expect 0 "train --replace-head 3 --freeze activation_6" train \
+    "$root/models/mlperf-tiny/mlperf-tiny-resnet8-cifar10.h5" --train-images "$tmp/rgb-images" \
+    --train-labels "$tmp/rgb-labels" --scale 1 --replace-head 3 --freeze activation_6 \
+    --epochs 1 --batch-size 4 --threads 1 --no-checkpoint --save "$tmp/head.cnn"
+expect 0 "summary of the new head" summary "$tmp/head.cnn"
+has "$tmp/out" "Trainable params: 195" "summary of the new head"
+has "$tmp/out" "dense (Dense)                   (None, 3)            195" "summary of the new head"
+expect 2 "train --freeze with --resume" train "$tmp/head.cnn" --resume "$tmp/head.cnn" \
+    --train-images "$tmp/rgb-images" --train-labels "$tmp/rgb-labels" --freeze conv2d
+has "$tmp/err" "--freeze and --replace-head start a new training" "--freeze with --resume"
+expect 1 "train --freeze unknown" train "$root/models/mlperf-tiny/mlperf-tiny-resnet8-cifar10.h5" \
+    --train-images "$tmp/rgb-images" --train-labels "$tmp/rgb-labels" --freeze nope --no-checkpoint
+has "$tmp/err" "freeze: no layer named \"nope\"" "--freeze unknown"
 
 # The rest needs the two MNIST models.
 for f in "$h5" "$k3"; do

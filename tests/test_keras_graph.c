@@ -227,14 +227,98 @@ static void test_determinism(void)
     free(w[1]);
 }
 
+/* Transfer learning on ResNet-8: a new 3-class head, the base frozen
+ * through activation_6 (Keras 3 semantics: the frozen BatchNormalizations
+ * run in inference mode). One epoch changes the head only: every base
+ * weight, moving statistics included, keeps its bits. The frozen flags
+ * survive .cnn and .keras. */
+static void test_transfer(void)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_load_keras("models/mlperf-tiny/mlperf-tiny-resnet8-cifar10.h5", &m, NULL));
+    if (!m)
+        return;
+    CHECK_FAILS(cnn_model_freeze_through(m, "nope"), CNN_ERR_INVALID_ARGUMENT,
+                "freeze: no layer named \"nope\"");
+    CHECK_FAILS(cnn_model_replace_head(m, 0), CNN_ERR_INVALID_ARGUMENT, "units must be >= 1");
+    CHECK_OK(cnn_model_set_threads(m, 1));
+    const int L = cnn_model_layer_count(m);
+    int64_t base = 0;
+    for (int i = 0; i < L - 1; i++)
+        base += cnn_model_layer_param_count(m, i);
+    float *before = malloc((size_t)base * sizeof(float));
+    CHECK_OK(cnn_model_replace_head(m, 3));
+    CHECK(cnn_model_output_shape(m).dims[0] == 3);
+    CHECK(strcmp(cnn_model_layer_name(m, L - 1), "dense") == 0);
+    CHECK_OK(cnn_model_freeze_through(m, "activation_6"));
+    CHECK(cnn_model_trainable_param_count(m) == 64 * 3 + 3);
+    CHECK(!cnn_model_layer_trainable(m, 0) && cnn_model_layer_trainable(m, L - 1));
+    int64_t off = 0;
+    for (int i = 0; i < L - 1; i++)
+        for (int k = 0; k < CNN_MAX_LAYER_WEIGHTS; k++) {
+            int64_t count;
+            const float *v = cnn_model_layer_weights(m, i, k, &count);
+            if (v)
+                memcpy(before + off, v, (size_t)count * sizeof(float));
+            off += v ? count : 0;
+        }
+    int64_t hc;
+    float head0 = cnn_model_layer_weights(m, L - 1, 0, &hc)[0];
+    cnn_tensor *x = inputs(cnn_model_input_shape(m), 4, 1.0f), *y = NULL;
+    CHECK_OK(cnn_tensor_create(&y, 1, (int64_t[]){4}));
+    for (int i = 0; y && i < 4; i++)
+        y->data[i] = (float)(i % 3);
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                              .optimizer = cnn_adam())));
+    CHECK_OK(cnn_model_fit(m, x, y, cnn_fit(.epochs = 1, .batch_size = 2), NULL));
+    bool same = true;
+    off = 0;
+    for (int i = 0; i < L - 1; i++)
+        for (int k = 0; k < CNN_MAX_LAYER_WEIGHTS; k++) {
+            int64_t count;
+            const float *v = cnn_model_layer_weights(m, i, k, &count);
+            if (v && memcmp(before + off, v, (size_t)count * sizeof(float)) != 0) {
+                fprintf(stderr, "transfer: %s weight %d changed\n", cnn_model_layer_name(m, i), k);
+                same = false;
+            }
+            off += v ? count : 0;
+        }
+    CHECK(same);
+    CHECK(cnn_model_layer_weights(m, L - 1, 0, &hc)[0] != head0);
+    static const char *const ext[] = {"cnn", "keras", "h5"};
+    for (int f = 0; f < 3; f++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/transfer.%s", tmpdir, ext[f]);
+        CHECK_OK(f == 0 ? cnn_model_save(m, path) : f == 1 ? cnn_model_save_keras(m, path)
+                                                           : cnn_model_save_keras_h5(m, path));
+        cnn_model *back = NULL;
+        CHECK_OK(f == 0 ? cnn_model_load(path, &back) : cnn_model_load_keras(path, &back, NULL));
+        CHECK(back && cnn_model_trainable_param_count(back) == 64 * 3 + 3);
+        CHECK(back && !cnn_model_layer_trainable(back, 1) && cnn_model_layer_trainable(back, L - 1));
+        cnn_model_free(back);
+    }
+    /* replace_head needs a Dense last */
+    cnn_model *g = NULL;
+    CHECK_OK(cnn_model_create(&g, cnn_shape_flat(4)));
+    CHECK_OK(cnn_model_add_dropout(g, cnn_dropout(.rate = 0.5f)));
+    CHECK_FAILS(cnn_model_replace_head(g, 2), CNN_ERR_INVALID_ARGUMENT,
+                "the last layer, dropout, is a Dropout; expected a Dense classifier");
+    cnn_model_free(g);
+    free(before);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+    cnn_model_free(m);
+}
+
 int main(void)
 {
-    test_determinism();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/cnn-graph-XXXXXX");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;
     }
+    test_determinism();
+    test_transfer();
     real_model("resnet8", "models/mlperf-tiny/mlperf-tiny-resnet8-cifar10.h5", 1.0f, true);
     real_model("mobilenet", "models/mlperf-tiny/mlperf-tiny-mobilenetv1-vww96.h5", 1.0f / 255,
                false);
