@@ -109,6 +109,8 @@ static void test_examples(void)
     check_example("examples/fashion_bn.model", 422314, 15);
     /* 288 + 128 + 18432 + 256 + 36864 + 256 + 3136*256 + 1024 + 2570 */
     check_example("examples/fashion_bn_stretch.model", 862634, 18);
+    /* the ResNet: 288 + 128 + 2 * (9216 + 128) + 18432 + 256 + 36864 + 256 + 2048 + 256 + 650 */
+    check_example("examples/resnet_fashion.model", 77866, 24);
 
     /* The seed note's flow stops where its golden summary does. */
     cnn_model *m = NULL;

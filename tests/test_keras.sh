@@ -1,7 +1,8 @@
 #!/bin/sh
 # The cnn tool on real Keras models. Always: the MLPerf Tiny models shipped in
-# models/mlperf-tiny/ (their checksums; Functional: summary's Connected to). With mnist-keras2.2.4.h5 and mnist-keras3.14.keras, which have no
-# licence and are not in the repository ($CNN_KERAS_MODELS, else
+# models/mlperf-tiny/ (their checksums; Functional: summary's Connected to;
+# transfer learning with --replace-head and --freeze). With mnist-keras2.2.4.h5
+# and mnist-keras3.14.keras, which have no licence and are not in the repository ($CNN_KERAS_MODELS, else
 # ../shared/keras-models): summary, evaluate and predict with --scale,
 # fine-tuning one epoch with --from and saving back to .keras and .h5, whose
 # layout tests/keras/check_layout.py compares with Keras's own files (h5py),

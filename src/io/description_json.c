@@ -637,7 +637,8 @@ static cnn_status read_functional(json_reader *r, const json_t *config, cnn_mode
             if (m || !name || strcmp(name, input) != 0)
                 st = jfail(r, CNN_ERR_FORMAT, "a second input, or not the model's input (%s):"
                            " models with several inputs are not supported", input);
-            else if (!(st = shape_from(r, "batch_shape", s ? s : json_object_get(c, "batch_input_shape"), &shape))
+            else if (!(st = shape_from(r, "batch_shape",
+                                       s ? s : json_object_get(c, "batch_input_shape"), &shape))
                      && (st = cnn_desc_create(&m, shape)) == CNN_OK)
                 st = cnn_model_set_input_name(m, name);
         } else if (!m) {

@@ -352,7 +352,8 @@ static json_t *k3_functional(const cnn_model *m, json_t *input)
     for (int i = 0; i < m->n_layers; i++) {
         const cnn_layer *l = m->layers[i];
         json_t *o = k3_object("keras.layers", l->ops->type_name, layer_config(m, l, false));
-        json_object_set_new(o, "build_config", json_pack("{s:o}", "input_shape", k3_build_shape(l)));
+        json_object_set_new(o, "build_config",
+                            json_pack("{s:o}", "input_shape", k3_build_shape(l)));
         json_object_set_new(o, "name", json_string(l->name));
         json_object_set_new(o, "inbound_nodes", k3_node(m, i));
         json_array_append_new(layers, o);

@@ -3,11 +3,19 @@
 
 static cnn_status create(cnn_layer **out, const cnn_layer_spec *spec, const char *name);
 
-static void forward(cnn_layer *l, const cnn_layer_io *io) { cnn_merge_forward(CNN_MERGE_MAXIMUM, l, io); }
-static void backward(cnn_layer *l, const cnn_layer_io *io) { cnn_merge_backward(CNN_MERGE_MAXIMUM, l, io); }
+static void forward(cnn_layer *l, const cnn_layer_io *io)
+{
+    cnn_merge_forward(CNN_MERGE_MAXIMUM, l, io);
+}
+
+static void backward(cnn_layer *l, const cnn_layer_io *io)
+{
+    cnn_merge_backward(CNN_MERGE_MAXIMUM, l, io);
+}
 
 const cnn_layer_ops cnn_maximum_ops =
-    CNN_MERGE_OPS(CNN_LAYER_MAXIMUM, "Maximum", "maximum", 2, CNN_MAX_LAYER_INPUTS, forward, backward, create);
+    CNN_MERGE_OPS(CNN_LAYER_MAXIMUM, "Maximum", "maximum", 2, CNN_MAX_LAYER_INPUTS,
+                  forward, backward, create);
 
 static cnn_status create(cnn_layer **out, const cnn_layer_spec *spec, const char *name)
 {
