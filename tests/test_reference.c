@@ -257,6 +257,37 @@ static cnn_status build_g(cnn_model *m)
     return cnn_model_add_dense(m, cnn_dense(.units = 4, .activation = CNN_ACTIVATION_SELU));
 }
 
+/* i) issue 15: a graph with every merge kind (tests/reference/graph.txt) */
+static cnn_status build_i(cnn_model *m)
+{
+    cnn_status st;
+#define FROM(...) cnn_model_set_next_inputs(m, sizeof((const char *[]){__VA_ARGS__}) \
+                                                / sizeof(const char *),             \
+                                            (const char *[]){__VA_ARGS__})
+    if ((st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {3, 3},
+                                                 .padding = CNN_PADDING_SAME, .name = "a",
+                                                 .activation = CNN_ACTIVATION_TANH)))
+        || (st = FROM("input_layer"))
+        || (st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {1, 1},
+                                                    .name = "b")))
+        || (st = FROM("a", "b")) || (st = cnn_model_add_add(m, cnn_merge()))
+        || (st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {3, 3},
+                                                    .padding = CNN_PADDING_SAME, .name = "c",
+                                                    .activation = CNN_ACTIVATION_TANH)))
+        || (st = FROM("c", "a")) || (st = cnn_model_add_multiply(m, cnn_merge()))
+        || (st = FROM("multiply", "b")) || (st = cnn_model_add_subtract(m, cnn_merge()))
+        || (st = FROM("subtract", "c")) || (st = cnn_model_add_maximum(m, cnn_merge()))
+        || (st = FROM("maximum", "a")) || (st = cnn_model_add_minimum(m, cnn_merge()))
+        || (st = FROM("minimum", "add")) || (st = cnn_model_add_average(m, cnn_merge()))
+        || (st = FROM("average", "b")) || (st = cnn_model_add_concatenate(m, cnn_concatenate()))
+        || (st = FROM("concatenate", "concatenate"))
+        || (st = cnn_model_add_concatenate(m, cnn_concatenate(.axis = 1)))
+        || (st = cnn_model_add_global_average_pooling2d(m, cnn_global_pool2d())))
+        return st;
+#undef FROM
+    return cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = CNN_ACTIVATION_SOFTMAX));
+}
+
 /* h) the rest of them */
 static cnn_status build_h(cnn_model *m)
 {
@@ -346,6 +377,7 @@ static const ref_case cases[] = {
     {"logits_categorical.txt", cnn_shape_flat(6), CNN_LOSS_CATEGORICAL_CROSSENTROPY,
      build_logits5, true},
     {"logits_binary.txt", cnn_shape_flat(6), CNN_LOSS_BINARY_CROSSENTROPY, build_logits3, true},
+    {"graph.txt", cnn_shape_hwc(6, 5, 3), CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, build_i, false},
     {"transpose_upsampling.txt", cnn_shape_hwc(3, 3, 2), CNN_LOSS_MSE, build_j, false},
     {"normalization_softmax.txt", cnn_shape_hwc(3, 4, 5), CNN_LOSS_CATEGORICAL_CROSSENTROPY,
      build_k, false},

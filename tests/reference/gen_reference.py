@@ -704,6 +704,52 @@ def normalization_softmax():
                 "input (2,3,4,5); LayerNormalization Conv2D(4,1x1) Softmax Flatten "
                 "Dense(6) LayerNormalization(0.01, no beta) Dense(3) Softmax; categorical CE")
     finish_weights(case, *draw(build, 1200))
+
+
+def graph_net():
+    """i) issue 15: a graph with every merge kind. The input feeds a and b; a
+    is read by Add, Multiply and Minimum, b by Add, Subtract and Concatenate,
+    so their gradients are sums; Maximum and Minimum keep their inputs apart
+    by MARGIN (a tie is a kink)."""
+
+    def build(gen, kinks):
+        x = uniform(gen, (2, 6, 5, 3), -1, 1).requires_grad_()
+        ka = glorot(gen, (3, 3, 3, 4), 27, 36).requires_grad_()
+        ba = uniform(gen, (4,), -0.1, 0.1).requires_grad_()
+        kb = glorot(gen, (1, 1, 3, 4), 3, 4).requires_grad_()
+        bb = uniform(gen, (4,), -0.1, 0.1).requires_grad_()
+        kc = glorot(gen, (3, 3, 4, 4), 36, 36).requires_grad_()
+        bc = uniform(gen, (4,), -0.1, 0.1).requires_grad_()
+        kd = glorot(gen, (8, 3), 8, 3).requires_grad_()
+        bd = uniform(gen, (3,), -0.1, 0.1).requires_grad_()
+        labels = torch.tensor([2, 0])
+        h = x.permute(0, 3, 1, 2)
+        a = torch.tanh(conv2d(h, ka, ba, padding="same"))                # 0 a
+        b = conv2d(h, kb, bb)                                            # 1 b
+        add = a + b                                                      # 2 Add
+        c = torch.tanh(conv2d(add, kc, bc, padding="same"))              # 3 c
+        mul = c * a                                                      # 4 Multiply
+        diff = mul - b                                                   # 5 Subtract
+        kinks.relu_input(diff - c)
+        mx = torch.maximum(diff, c)                                      # 6 Maximum
+        kinks.relu_input(mx - a)
+        mn = torch.minimum(mx, a)                                        # 7 Minimum
+        avg = (mn + add) / 2                                             # 8 Average
+        cat = torch.cat([avg, b], dim=1)                                 # 9 Concatenate -1
+        rows = torch.cat([cat, cat], dim=2)                              # 10 Concatenate 1
+        pooled = rows.mean((2, 3))                                       # 11 GAP
+        logits = dense(pooled, kd, bd)                                   # 12 Dense
+        loss = F.cross_entropy(logits, labels)
+        weights = [(0, "kernel", ka, True), (0, "bias", ba, True),
+                   (1, "kernel", kb, True), (1, "bias", bb, True),
+                   (3, "kernel", kc, True), (3, "bias", bc, True),
+                   (12, "kernel", kd, True), (12, "bias", bd, True)]
+        return x, labels.to(torch.float64), weights, torch.softmax(logits, dim=-1), loss
+
+    case = Case("graph",
+                "input (2,6,5,3); Conv2D a, b; Add Conv2D Multiply Subtract Maximum "
+                "Minimum Average Concatenate(-1) Concatenate(1) GAP Dense(3,softmax)")
+    finish_weights(case, *draw(build, 700))
     return case
 
 
@@ -713,7 +759,7 @@ def main():
                  lambda: small_net(True), batchnorm_net, separable_net, activations_conv,
                  activations_dense, lambda: from_logits("sparse"),
                  lambda: from_logits("categorical"), lambda: from_logits("binary"),
-                 transpose_upsampling, normalization_softmax):
+                 graph_net, transpose_upsampling, normalization_softmax):
         case = make()
         path = case.write()
         total += os.path.getsize(path)
