@@ -90,6 +90,22 @@ has "$tmp/err" "--freeze and --replace-head start a new training" "--freeze with
 expect 1 "train --freeze unknown" train "$root/models/mlperf-tiny/mlperf-tiny-resnet8-cifar10.h5" \
     --train-images "$tmp/rgb-images" --train-labels "$tmp/rgb-labels" --freeze nope --no-checkpoint
 has "$tmp/err" "freeze: no layer named \"nope\"" "--freeze unknown"
+# a Sequential nested in a Functional model (tf.keras 2's layout, made from our own .h5 by
+# tests/keras/nest_sequential.py): the same predictions as the flat model
+printf 'input shape=32,32,3\nConv2D 2 3 name=c1\nFlatten name=f\nDense 4 relu name=h\nDense 3 softmax name=d\n' \
+    >"$tmp/flat.model"
+expect 0 "train the flat model" train "$tmp/flat.model" --train-images "$tmp/rgb-images" \
+    --train-labels "$tmp/rgb-labels" --epochs 1 --batch-size 4 --no-checkpoint --save "$tmp/flat.h5"
+if /usr/bin/python3 "$root/tests/keras/nest_sequential.py" "$tmp/flat.h5" "$tmp/nested.h5"; then
+    expect 0 "predict flat" predict "$tmp/flat.h5" "$tmp/rgb-images" --top 3
+    cp "$tmp/out" "$tmp/flat.out"
+    expect 0 "predict nested" predict "$tmp/nested.h5" "$tmp/rgb-images" --top 3
+    if cmp -s "$tmp/out" "$tmp/flat.out"; then ok; else bad "nested Sequential: predictions differ"; fi
+    expect 0 "summary nested" summary "$tmp/nested.h5"
+    has "$tmp/out" "h (Dense)                       (None, 4)            7204        f[0][0]" "summary nested"
+else
+    bad "tests/keras/nest_sequential.py failed (python3-h5py)"
+fi
 
 # The rest needs the two MNIST models.
 for f in "$h5" "$k3"; do

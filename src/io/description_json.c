@@ -611,6 +611,35 @@ static cnn_status endpoint(json_reader *r, const json_t *config, const char *key
 
 static cnn_status add_layer(json_reader *r, size_t i, const json_t *layer, cnn_model *m);
 
+/* A Sequential used as a layer of a Functional model: its layers (after
+ * its own InputLayer, if any) join the graph as a chain reading what the
+ * Sequential reads; its name then stands for its last layer. */
+static cnn_status add_nested(json_reader *r, size_t i, const json_t *config, cnn_model *m,
+                             const char **last)
+{
+    const json_t *layers = json_is_array(config) ? config : json_object_get(config, "layers");
+    size_t n = json_array_size(layers), j;
+    const json_t *inner;
+    cnn_status st;
+    int added = 0;
+    json_array_foreach(layers, j, inner) {
+        const char *cls = string_of(inner, "class_name");
+        if (cls && strcmp(cls, "InputLayer") == 0 && j == 0)
+            continue;
+        if (cls && (strcmp(cls, "Sequential") == 0 || strcmp(cls, "Functional") == 0))
+            return jfail(r, CNN_ERR_FORMAT, "a model nested two deep is not supported");
+        if ((st = add_layer(r, i, inner, m)))
+            return st;
+        added++;
+    }
+    if (!n || !added)
+        return jfail(r, CNN_ERR_FORMAT, "the nested Sequential has no layers");
+    *last = cnn_model_layer_name(m, cnn_model_layer_count(m) - 1);
+    return CNN_OK;
+}
+
+#define MAX_NESTED 64
+
 static cnn_status read_functional(json_reader *r, const json_t *config, cnn_model **out)
 {
     const json_t *layers = json_object_get(config, "layers");
@@ -625,6 +654,9 @@ static cnn_status read_functional(json_reader *r, const json_t *config, cnn_mode
     cnn_model *m = NULL;
     size_t i;
     const json_t *layer;
+    /* nested Sequentials' names and their last layers' */
+    const char *alias[MAX_NESTED], *target[MAX_NESTED];
+    int n_alias = 0;
     json_array_foreach(layers, i, layer) {
         const char *cls = string_of(layer, "class_name");
         const json_t *c = json_object_get(layer, "config");
@@ -646,16 +678,30 @@ static cnn_status read_functional(json_reader *r, const json_t *config, cnn_mode
         } else {
             const char *names[CNN_MAX_LAYER_INPUTS];
             int n;
-            if (!(st = inbound(r, layer, names, &n)))
+            if (!(st = inbound(r, layer, names, &n))) {
+                for (int k = 0; k < n; k++)
+                    for (int a = 0; a < n_alias; a++)
+                        if (strcmp(names[k], alias[a]) == 0)
+                            names[k] = target[a];
                 if (cnn_model_set_next_inputs(m, n, names))
                     st = jfail(r, CNN_ERR_FORMAT, "inbound_nodes: %s", cnn_last_error());
-            if (!st)
+            }
+            bool nested = cls && strcmp(cls, "Sequential") == 0;
+            if (!st && nested && (n_alias == MAX_NESTED || !name))
+                st = jfail(r, CNN_ERR_FORMAT, "more than %d nested models, or one without a name",
+                           MAX_NESTED);
+            if (!st && nested && (st = add_nested(r, i, c, m, &target[n_alias])) == CNN_OK)
+                alias[n_alias++] = name;
+            else if (!st && !nested)
                 st = add_layer(r, i, layer, m);
         }
         if (st)
             break;
     }
     r->where[0] = '\0';
+    for (int a = 0; a < n_alias; a++)
+        if (strcmp(output, alias[a]) == 0)
+            output = target[a];
     int last = m ? cnn_model_layer_count(m) - 1 : -1;
     if (!st && (last < 0 || strcmp(cnn_model_layer_name(m, last), output) != 0))
         st = jfail(r, CNN_ERR_FORMAT, "output_layers: %s must be the last layer listed", output);

@@ -291,7 +291,36 @@ static cnn_status h5_weights(cnn_model *m, hid_t f, const char *file)
     if (!st)
         st = h5_weight_groups(mw, file, &groups, &ngroups);
     int nw = st ? 0 : weighted_layers(m, idx);
-    if (!st && nw != ngroups) {
+    /* Each group holds one layer's weights, except a nested model's (a
+     * Sequential inside a Functional model: its group, named after it,
+     * holds its layers' weights in order), which the next layers share. */
+    int *grp = calloc((size_t)nw + 1, sizeof *grp), *first = calloc((size_t)nw + 1, sizeof *first);
+    int g = 0, at = 0, mapped = 0;
+    if (!st && (!grp || !first))
+        st = cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", file);
+    for (int k = 0; k < nw && !st && g < ngroups; k++) {
+        const cnn_layer *l = m->layers[idx[k]];
+        bool nested = at > 0 || (strcmp(groups[g].name, l->name) != 0 && groups[g].n > l->n_params);
+        grp[k] = g;
+        first[k] = at;
+        mapped++;
+        if (!nested) {
+            g++;
+            continue;
+        }
+        if (at + l->n_params > groups[g].n) {
+            st = cnn_fail(CNN_ERR_FORMAT, "%s: model_weights/%s (a nested model) has %d weights,"
+                          " too few for its layers up to %s (%s)", file, groups[g].name,
+                          groups[g].n, l->name, l->ops->type_name);
+            break;
+        }
+        at += l->n_params;
+        if (at == groups[g].n) {
+            g++;
+            at = 0;
+        }
+    }
+    if (!st && (g != ngroups || at || mapped != nw)) {
         char list[512] = "";
         size_t used = 0;
         for (int g = 0; g < ngroups && used < sizeof list; g++)
@@ -305,8 +334,9 @@ static cnn_status h5_weights(cnn_model *m, hid_t f, const char *file)
         st = build(m, file);
     for (int k = 0; k < nw && !st; k++) {
         cnn_layer *l = m->layers[idx[k]];
-        h5_layer *g = &groups[k];
-        if (g->n != l->n_params) {
+        h5_layer *g = &groups[grp[k]];
+        const bool shared = (k > 0 && grp[k - 1] == grp[k]) || (k + 1 < nw && grp[k + 1] == grp[k]);
+        if (!shared && g->n != l->n_params) {
             st = cnn_fail(CNN_ERR_FORMAT, "%s: model_weights/%s has %d weight%s for layer %s"
                           " (%s), which has %d", file, g->name, g->n, g->n == 1 ? "" : "s",
                           l->name, l->ops->type_name, l->n_params);
@@ -318,11 +348,13 @@ static cnn_status h5_weights(cnn_model *m, hid_t f, const char *file)
         for (int p = 0; p < l->n_params && !st; p++) {
             char what[160];
             weight_label(l, p, what, sizeof what);
-            st = cnn_h5_read_floats(lg, g->weights[p], file, what, l->params[p].rank,
+            st = cnn_h5_read_floats(lg, g->weights[first[k] + p], file, what, l->params[p].rank,
                                     l->params[p].dims, l->params[p].value);
         }
         H5Gclose(lg);
     }
+    free(grp);
+    free(first);
     free_h5_layers(groups, ngroups);
     free(idx);
     H5Gclose(mw);
