@@ -7,9 +7,12 @@
  * tests/keras/graph_outputs.txt), fine-tunes one epoch, and round-trips
  * through our .keras and .h5 export and the .cnn file with identical
  * predictions. Run from the repository root. */
+#include <hdf5.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "io/keras.h"
+#include "model/model.h"
 #include "test.h"
 
 #define N 2
@@ -310,6 +313,55 @@ static void test_transfer(void)
     cnn_model_free(m);
 }
 
+/* Keras 3's legacy writer (model.save("x.h5") in Keras 3) puts the Keras 3
+ * Functional config (keras_history nodes) into model_config: our .h5 of
+ * ResNet-8 with its model_config replaced by that form and keras_version
+ * 3.3.3 loads as the same graph with the same predictions. */
+static void test_keras3_legacy_h5(void)
+{
+    cnn_model *m = NULL, *back = NULL;
+    CHECK_OK(cnn_model_load_keras("models/mlperf-tiny/mlperf-tiny-resnet8-cifar10.h5", &m, NULL));
+    if (!m)
+        return;
+    char path[128];
+    snprintf(path, sizeof path, "%s/keras3-legacy.h5", tmpdir);
+    CHECK_OK(cnn_model_save_keras_h5(m, path));
+    json_t *config = cnn_keras3_config(m);
+    char *text = config ? cnn_keras_dumps(config) : NULL;
+    json_decref(config);
+    const char *attrs[2][2] = {{"model_config", text}, {"keras_version", "3.3.3"}};
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    for (int i = 0; i < 2 && f >= 0 && text; i++) {
+        H5Adelete(f, attrs[i][0]);
+        hid_t t = H5Tcopy(H5T_C_S1), s = H5Screate(H5S_SCALAR);
+        H5Tset_size(t, H5T_VARIABLE);
+        hid_t a = H5Acreate2(f, attrs[i][0], t, s, H5P_DEFAULT, H5P_DEFAULT);
+        CHECK(H5Awrite(a, t, &attrs[i][1]) >= 0);
+        H5Aclose(a);
+        H5Sclose(s);
+        H5Tclose(t);
+    }
+    if (f >= 0)
+        H5Fclose(f);
+    CHECK(text != NULL);
+    free(text);
+    CHECK_OK(cnn_model_load_keras(path, &back, NULL));
+    if (back) {
+        CHECK(cnn_model_is_graph(back) && cnn_model_layer_count(back) == cnn_model_layer_count(m));
+        CHECK_OK(cnn_model_set_threads(m, 1));
+        CHECK_OK(cnn_model_set_threads(back, 1));
+        cnn_tensor *x = inputs(cnn_model_input_shape(m), N, 1.0f);
+        long n1 = 0, n2 = 0;
+        float *a = predictions(m, x, &n1), *b = predictions(back, x, &n2);
+        CHECK(a && b && n1 == n2 && memcmp(a, b, (size_t)n1 * sizeof *a) == 0);
+        free(a);
+        free(b);
+        cnn_tensor_free(x);
+    }
+    cnn_model_free(back);
+    cnn_model_free(m);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/cnn-graph-XXXXXX");
@@ -319,6 +371,7 @@ int main(void)
     }
     test_determinism();
     test_transfer();
+    test_keras3_legacy_h5();
     real_model("resnet8", "models/mlperf-tiny/mlperf-tiny-resnet8-cifar10.h5", 1.0f, true);
     real_model("mobilenet", "models/mlperf-tiny/mlperf-tiny-mobilenetv1-vww96.h5", 1.0f / 255,
                false);
