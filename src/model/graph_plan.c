@@ -8,9 +8,8 @@
  * must not overlap in memory. Placement is first fit in layer order, at
  * the lowest offset clear of every placed buffer alive at the same time:
  * deterministic, and for the skip connections of ResNets and U-Nets
- * within a few buffers of the peak of live data. O(L^3) in the layers at
- * worst, which for the hundreds of layers of real models is nothing next
- * to one forward pass. */
+ * within a few buffers of the peak of live data. O(L^2 log L) in the
+ * layers, and done once per batch size. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -75,25 +74,33 @@ typedef struct span {
     int start, end; /* steps, inclusive; size 0 = no buffer */
 } span;
 
-/* First fit of spans[0..n) in order; returns the peak end offset. */
-static size_t place(span *s, int n)
+typedef struct block {
+    size_t offset, end;
+} block;
+
+static int by_offset(const void *a, const void *b)
+{
+    const block *x = a, *y = b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* First fit of spans[0..n) in order, at the lowest offset clear of the
+ * placed spans alive at the same time (gathered and sorted into live, n
+ * entries): O(n^2 log n). Returns the peak end offset. */
+static size_t place(span *s, int n, block *live)
 {
     size_t peak = 0;
     for (int i = 0; i < n; i++) {
         if (!s[i].size)
             continue;
+        int k = 0;
+        for (int j = 0; j < i; j++)
+            if (s[j].size && s[j].start <= s[i].end && s[i].start <= s[j].end)
+                live[k++] = (block){s[j].offset, sat_add(s[j].offset, s[j].size)};
+        qsort(live, (size_t)k, sizeof *live, by_offset);
         size_t at = 0;
-        for (bool moved = true; moved;) {
-            moved = false;
-            for (int j = 0; j < i; j++) {
-                bool alive = s[j].size && s[j].start <= s[i].end && s[i].start <= s[j].end;
-                size_t j_end = sat_add(s[j].offset, s[j].size);
-                if (alive && s[j].offset < sat_add(at, s[i].size) && at < j_end) {
-                    at = j_end;
-                    moved = true;
-                }
-            }
-        }
+        for (int j = 0; j < k && live[j].offset < sat_add(at, s[i].size); j++)
+            at = live[j].end > at ? live[j].end : at;
         s[i].offset = at;
         if (sat_add(at, s[i].size) > peak)
             peak = sat_add(at, s[i].size);
@@ -106,8 +113,12 @@ cnn_status cnn_graph_plan(const cnn_model *m, int batch, bool training, size_t *
 {
     const int L = m->n_layers;
     span *s = calloc((size_t)(L ? L : 1), sizeof *s);
-    if (!s)
+    block *live = malloc((size_t)(L ? L : 1) * sizeof *live);
+    if (!s || !live) {
+        free(s);
+        free(live);
         return cnn_fail(CNN_ERR_NO_MEMORY, "model: out of memory planning the activations");
+    }
     *scratch = 0;
     for (int i = 0; i < L; i++) {
         const cnn_layer *l = m->layers[i];
@@ -128,7 +139,8 @@ cnn_status cnn_graph_plan(const cnn_model *m, int batch, bool training, size_t *
                 *scratch = sum;
         }
     }
-    *total = place(s, L);
+    *total = place(s, L, live);
+    free(live);
     for (int i = 0; offsets && i < L; i++)
         offsets[i] = s[i].size ? s[i].offset : SIZE_MAX;
     free(s);
