@@ -59,11 +59,17 @@ int cli_model_same(const char *cmd, const cnn_model *a, const char *a_name, cons
         cli_format_shape(cnn_model_layer_output_shape(b, i), sb, sizeof sb);
         if (strcmp(cnn_model_layer_type(a, i), cnn_model_layer_type(b, i)) != 0
             || strcmp(sa, sb) != 0
-            || cnn_model_layer_param_count(a, i) != cnn_model_layer_param_count(b, i))
+            || cnn_model_layer_param_count(a, i) != cnn_model_layer_param_count(b, i)
+            || cnn_model_layer_input_count(a, i) != cnn_model_layer_input_count(b, i))
             return cli_failf(cmd, "layer %d differs: %s (%s) %s in %s, %s (%s) %s in %s", i,
                              cnn_model_layer_name(a, i), cnn_model_layer_type(a, i), sa, a_name,
                              cnn_model_layer_name(b, i), cnn_model_layer_type(b, i), sb, b_name);
     }
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < cnn_model_layer_input_count(a, i); k++)
+            if (cnn_model_layer_input(a, i, k) != cnn_model_layer_input(b, i, k))
+                return cli_failf(cmd, "layer %d (%s) reads other layers in %s than in %s: not the"
+                                 " same graph", i, cnn_model_layer_name(a, i), a_name, b_name);
     return CLI_OK;
 }
 

@@ -128,7 +128,9 @@ static int save_kernels(const char *cmd, cnn_model *m, const char *dir, int *lay
         cnn_layer_spec spec;
         if (cnn_model_layer_spec(m, i, &spec) || spec.kind != CNN_LAYER_CONV2D)
             continue;
-        cnn_shape in = i ? cnn_model_layer_output_shape(m, i - 1) : cnn_model_input_shape(m);
+        /* what the layer reads (in a graph, not always the layer before) */
+        int from = cnn_model_layer_input(m, i, 0);
+        cnn_shape in = from >= 0 ? cnn_model_layer_output_shape(m, from) : cnn_model_input_shape(m);
         int kh = spec.u.conv2d.kernel_size[0], kw = spec.u.conv2d.kernel_size[1];
         int filters = spec.u.conv2d.filters;
         int64_t count = 0;

@@ -90,6 +90,12 @@ has "$tmp/err" "--freeze and --replace-head start a new training" "--freeze with
 expect 1 "train --freeze unknown" train "$root/models/mlperf-tiny/mlperf-tiny-resnet8-cifar10.h5" \
     --train-images "$tmp/rgb-images" --train-labels "$tmp/rgb-labels" --freeze nope --no-checkpoint
 has "$tmp/err" "freeze: no layer named \"nope\"" "--freeze unknown"
+# visualize on a graph: the first Conv2D reads the input, not the layer before it
+printf 'input shape=8,8,3 name=x\nDepthwiseConv2D 3 padding=same depth_multiplier=2 name=dw\nConv2D 4 3 padding=same inputs=x name=c\nConcatenate inputs=dw,c\nGlobalAveragePooling2D\nDense 2 softmax\n' \
+    >"$tmp/branch.model"
+expect 0 "visualize a graph" visualize "$tmp/branch.model" "$tmp/rgb-images" --index 0 --resize \
+    --out "$tmp/vis"
+if [ -f "$tmp/vis/kernels_c.png" ]; then ok; else bad "visualize a graph: no kernels_c.png"; fi
 # a Sequential nested in a Functional model (tf.keras 2's layout, made from our own .h5 by
 # tests/keras/nest_sequential.py): the same predictions as the flat model
 printf 'input shape=32,32,3\nConv2D 2 3 name=c1\nFlatten name=f\nDense 4 relu name=h\nDense 3 softmax name=d\n' \
