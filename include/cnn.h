@@ -553,12 +553,14 @@ typedef struct cnn_layer_spec {
 CNN_API const char *cnn_layer_kind_name(cnn_layer_kind kind);
 CNN_API cnn_status cnn_layer_kind_from_name(const char *keras_class_name, cnn_layer_kind *out);
 
-/* ---- Sequential model ---------------------------------------------------- */
+/* ---- Models: Sequential, and Functional graphs (below) -------------------- */
 typedef struct cnn_model cnn_model;
 
-/* Creates an empty Sequential model for inputs of the given per-example
- * shape. Weights are initialised from seed 0 unless cnn_model_set_seed is
- * called before the first add. Free with cnn_model_free. */
+/* Creates an empty model for inputs of the given per-example shape: each
+ * layer added reads the one before (Sequential) unless
+ * cnn_model_set_next_inputs says otherwise (a Functional graph). Weights
+ * are initialised from seed 0 unless cnn_model_set_seed is called before
+ * the first add. Free with cnn_model_free. */
 CNN_API cnn_status cnn_model_create(cnn_model **out, cnn_shape input_shape);
 CNN_API void cnn_model_free(cnn_model *m);
 /* Seed for weight initialisation, dropout and shuffling. */
