@@ -213,6 +213,45 @@ static cnn_status scenario_train_save(void)
     return st;
 }
 
+/* Issue 15: a graph from a description (a skip connection and a merge),
+ * compiled, predicted, trained, summarised, saved and loaded again. */
+static cnn_status scenario_graph(void)
+{
+    static const char text[] = "input shape=6,6,1 name=x\n"
+                               "Conv2D 2 3 padding=same activation=relu name=a\n"
+                               "Conv2D 2 1 inputs=x name=b\n"
+                               "Add inputs=a,b\nConcatenate inputs=add,a\n"
+                               "MaxPooling2D 2\nFlatten\nDense 3 softmax\n";
+    cnn_model *m = NULL, *back = NULL;
+    cnn_tensor *x = NULL, *y = NULL, *p = NULL;
+    char *summary = NULL, path[160];
+    snprintf(path, sizeof path, "%s/graph.cnn", dir);
+    cnn_status st = cnn_model_from_description_memory(text, sizeof text - 1, "g.model", &m);
+    if (!st)
+        st = data(&x, &y);
+    if (!st)
+        st = cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                              .optimizer = cnn_adam()));
+    if (!st)
+        st = cnn_model_predict(m, x, 2, &p);
+    if (!st)
+        st = cnn_model_fit(m, x, y, cnn_fit(.epochs = 1, .batch_size = 2), NULL);
+    if (!st)
+        st = cnn_model_summary(m, &summary);
+    if (!st)
+        st = cnn_model_save(m, path);
+    if (!st)
+        st = cnn_model_load(path, &back);
+    free(summary);
+    cnn_tensor_free(p);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+    cnn_model_free(back);
+    cnn_model_free(m);
+    unlink(path);
+    return st;
+}
+
 /* Load (file or memory), then predict. */
 static cnn_status loaded(cnn_status st, cnn_model *m)
 {
@@ -437,6 +476,7 @@ int main(void)
         {"gzip IDX file", scenario_idx_gzip},
         {"PNG, resize", scenario_png},
         {"progressive JPEG", scenario_jpeg},
+        {"graph: description, compile, predict, fit, summary, save, load", scenario_graph},
     };
     for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
         if (scenarios[i].fn == scenario_load_memory) {
