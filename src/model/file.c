@@ -1,4 +1,4 @@
-/* The model file (.cnn): save and load a Sequential model with its weights
+/* The model file (.cnn): save and load a model (a chain or a graph) with its weights
  * and, when compiled, its optimizer state and training position.
  * docs/MODEL_FILE.md is the layout; in short:
  *
