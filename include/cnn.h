@@ -673,16 +673,16 @@ CNN_API bool cnn_model_is_graph(const cnn_model *m);
  * Keras 3, a frozen BatchNormalization runs in inference mode even while
  * the model trains (its moving statistics are used and kept). Backward
  * stops below the lowest layer that trains. Saved in .cnn and Keras files. */
-cnn_status cnn_model_set_trainable(cnn_model *m, int index, bool trainable);
-bool cnn_model_layer_trainable(const cnn_model *m, int index);
+CNN_API cnn_status cnn_model_set_trainable(cnn_model *m, int index, bool trainable);
+CNN_API bool cnn_model_layer_trainable(const cnn_model *m, int index);
 /* Freezes every layer up to and including the one named (cnn train
  * --freeze LAYER). */
-cnn_status cnn_model_freeze_through(cnn_model *m, const char *name);
+CNN_API cnn_status cnn_model_freeze_through(cnn_model *m, const char *name);
 /* Replaces the last layer, which must be a Dense, by a new Dense of units
  * outputs with the same activation and name, newly initialised, reading
  * what the old one read (cnn train --replace-head N); the other weights
  * are kept. The model must be compiled again. */
-cnn_status cnn_model_replace_head(cnn_model *m, int units);
+CNN_API cnn_status cnn_model_replace_head(cnn_model *m, int units);
 
 /* Introspection. */
 /* The layer's full configuration with defaults filled in (the name points
