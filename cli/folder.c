@@ -261,7 +261,8 @@ static int walk(const char *cmd, const char *dir, int depth, cli_paths *out)
             rc = cli_failf(cmd, "out of memory");
             break;
         }
-        snprintf(path, len, "%s/%s", dir, names[i]);
+        size_t dl = strlen(dir); /* "new-photos/" names files new-photos/x.jpg */
+        snprintf(path, len, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", names[i]);
         struct stat s, ls;
         bool is_dir = stat(path, &s) == 0 && S_ISDIR(s.st_mode);
         bool is_link = lstat(path, &ls) == 0 && S_ISLNK(ls.st_mode);

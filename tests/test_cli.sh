@@ -567,6 +567,8 @@ if cmp -s "$tmp/two.cnn" "$tmp/two_a.cnn"; then ok; else bad "folder training: -
 expect 0 "predict a directory" predict "$tmp/two.cnn" "$photos/test" --format csv
 if [ "$(grep -c '\.png,' "$tmp/out")" -eq 16 ]; then ok; else bad "predict DIR: expected 16 images"; fi
 has "$tmp/out" "image,index,class,name,probability,cat,dog" "predict DIR prints the class names"
+expect 0 "predict a directory named with a trailing /" predict "$tmp/two.cnn" "$photos/test/"
+if grep -q '//' "$tmp/out"; then bad "predict DIR/: a doubled / in the file names"; else ok; fi
 expect 0 "evaluate a folder" evaluate "$tmp/two.cnn" --data "$photos/test"
 has "$tmp/out" "Evaluated 16 images" "evaluate a folder: every image"
 fails_cleanly "10-class model on 2 class folders" train "$tmp/small.model" --data "$photos/train" --no-checkpoint
