@@ -45,7 +45,11 @@ int main(void)
 }
 C
 cp "$lib" "$tmp/libcnn.so.0" # the soname the program asks for
-if ${CC:-cc} -I"$root/include" "$tmp/v.c" -o "$tmp/v" "$tmp/libcnn.so.0" 2>"$tmp/err"; then
+# A library built with the sanitizers (make sanitize) needs their runtime
+# first in the program too.
+san=""
+if ldd "$lib" 2>/dev/null | grep -q libasan; then san="-fsanitize=address,undefined"; fi
+if ${CC:-cc} $san -I"$root/include" "$tmp/v.c" -o "$tmp/v" "$tmp/libcnn.so.0" 2>"$tmp/err"; then
     out=$(LD_LIBRARY_PATH="$tmp" "$tmp/v" 2>&1)
     case "$out" in
         *" same") passed=$((passed + 1)) ;;
