@@ -24,23 +24,8 @@ if [ ! -x "$cnn" ]; then
     exit 1
 fi
 
-ok() { passed=$((passed + 1)); }
-bad() {
-    failed=$((failed + 1))
-    echo "test_cli: failed: $*" >&2
-    if [ -s "$tmp/err" ]; then sed 's/^/    /' "$tmp/err" | head -n 5 >&2; fi
-}
-# run ARGS...: cnn's output goes to $tmp/out and $tmp/err, its status to $rc.
-run() { "$cnn" "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?; }
-# expect STATUS WHAT ARGS...
-expect() {
-    want=$1 what=$2
-    shift 2
-    run "$@"
-    if [ "$rc" -eq "$want" ]; then ok; else bad "$what: exit $rc, expected $want"; fi
-}
-# has FILE TEXT WHAT: FILE contains TEXT.
-has() { if grep -q -F -- "$2" "$1"; then ok; else bad "$3: '$2' not found in $(basename "$1")"; fi; }
+test_name=test_cli
+. "$root/tests/cli_checks.sh"
 # fails_cleanly WHAT ARGS...: exits 1 (not a crash, not success) with a message.
 fails_cleanly() {
     what=$1

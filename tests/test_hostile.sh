@@ -20,20 +20,8 @@ if [ -z "$CNN" ] && ! make -s -C "$root" all >"$tmp/make.log" 2>&1; then
     exit 1
 fi
 
-ok() { passed=$((passed + 1)); }
-bad() {
-    failed=$((failed + 1))
-    echo "test_hostile: failed: $*" >&2
-    if [ -s "$tmp/err" ]; then sed 's/^/    /' "$tmp/err" | head -n 5 >&2; fi
-}
-run() { "$cnn" "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?; }
-expect() {
-    want=$1 what=$2
-    shift 2
-    run "$@"
-    if [ "$rc" -eq "$want" ]; then ok; else bad "$what: exit $rc, expected $want"; fi
-}
-has() { if grep -q -F -- "$2" "$1"; then ok; else bad "$3: '$2' not found in $(basename "$1")"; fi; }
+test_name=test_hostile
+. "$root/tests/cli_checks.sh"
 no_epoch() { if grep -q "^Epoch" "$tmp/out"; then bad "$1: training started"; else ok; fi; }
 
 # ---- data: 64 images of 8x8 and their labels ----
