@@ -1,0 +1,76 @@
+#!/bin/bash
+# Runs libFuzzer harnesses for a set amount of *CPU* time each (not wall time),
+# so that a long campaign can share the machine: the fuzzers run under `nice`,
+# may be paused with SIGSTOP (a benchmark needs the cores) and resumed with
+# SIGCONT, and each still gets its full CPU budget. Used by `make fuzz-hours`.
+#
+#   bash scripts/fuzz_hours.sh CPU_SECONDS JOBS HARNESS...
+#
+# Needs the harnesses built (`make fuzz-build`, in build-fuzz/). Each harness
+# grows its corpus in build-fuzz/corpus/HARNESS/, writes crashes to
+# build-fuzz/crashes/, its log to build-fuzz/logs/HARNESS.log, and, when it is
+# done, one line to build-fuzz/logs/summary.txt:
+#   HARNESS cpu_s=... wall_s=... execs=... corpus=... crashes=...
+# CPU time counts the harness and its reaped children (the isolated HDF5
+# reader runs in a child process). Exit status 1 if any harness found a crash.
+set -u
+[ $# -ge 3 ] || { echo "usage: bash scripts/fuzz_hours.sh CPU_SECONDS JOBS HARNESS..." >&2; exit 2; }
+budget=$1; jobs=$2; shift 2
+root=$(cd "$(dirname "$0")/.." && pwd)
+fb=${FUZZ_BUILD:-$root/build-fuzz}
+rss=${FUZZ_RSS_MB:-2048}
+mkdir -p "$fb/logs" "$fb/crashes"
+ticks=$(getconf CLK_TCK)
+
+# utime + stime + cutime + cstime of PID, in seconds.
+cpu_seconds() {
+    awk -v t="$ticks" '{ sub(/^.*\) /, ""); print int(($12 + $13 + $14 + $15) / t) }' "/proc/$1/stat" 2>/dev/null
+}
+
+run_one() {
+    h=$1
+    exe=$fb/fuzz/fuzz_$h
+    [ -x "$exe" ] || { echo "fuzz_hours: $exe is missing (make fuzz-build)" >&2; return 1; }
+    mkdir -p "$fb/corpus/$h" "$root/fuzz/regressions/$h"
+    dict=""
+    [ -f "$root/fuzz/$h.dict" ] && dict="-dict=$root/fuzz/$h.dict"
+    start=$(date +%s)
+    LSAN_OPTIONS=suppressions=$root/fuzz/lsan.supp nice -n 19 "$exe" -rss_limit_mb="$rss" \
+        -timeout=20 -print_final_stats=1 -artifact_prefix="$fb/crashes/$h-" $dict \
+        "$fb/corpus/$h" "$root/fuzz/corpus/$h" "$root/fuzz/regressions/$h" \
+        >"$fb/logs/$h.log" 2>&1 &
+    pid=$!
+    used=0
+    while kill -0 "$pid" 2>/dev/null; do
+        used=$(cpu_seconds "$pid")
+        [ -n "$used" ] && [ "$used" -ge "$budget" ] && { kill -INT "$pid"; break; }
+        sleep 5
+    done
+    wait "$pid"
+    rc=$?
+    wall=$(( $(date +%s) - start ))
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$fb/logs/$h.log" | tail -1)
+    [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' "$fb/logs/$h.log" | tail -1 | tr -d '#')
+    corpus=$(ls "$fb/corpus/$h" | wc -l)
+    crashes=$(ls "$fb/crashes" | grep -c "^$h-")
+    # libFuzzer exits 0 on SIGINT after its budget; anything else is a finding.
+    status=ok
+    [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ] && [ "$rc" -ne 72 ] && status="rc=$rc"
+    echo "$h cpu_s=$used wall_s=$wall execs=${execs:-?} corpus=$corpus crashes=$crashes $status" |
+        tee -a "$fb/logs/summary.txt"
+    [ "$crashes" -eq 0 ]
+}
+
+failed=0
+running=0
+for h in "$@"; do
+    run_one "$h" &
+    running=$((running + 1))
+    if [ "$running" -ge "$jobs" ]; then
+        wait -n 2>/dev/null || wait
+        running=$((running - 1))
+    fi
+done
+wait
+grep -q 'crashes=[1-9]' "$fb/logs/summary.txt" 2>/dev/null && failed=1
+exit $failed
