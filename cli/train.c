@@ -58,8 +58,9 @@ static const char help[] =
     "  --from-logits            the cross-entropy loss takes the model's output as\n"
     "                           logits (Keras from_logits=True): for a last layer\n"
     "                           without softmax/sigmoid\n"
-    "  --seed S                 seeds the weights of a description, dropout and\n"
-    "                           the shuffling (default 0); the same seed and\n"
+    "  --seed S                 seeds the weights of a description (or of\n"
+    "                           --replace-head's new head), dropout and the\n"
+    "                           shuffling (default 0); the same seed and\n"
     "                           --threads give the same weights\n"
     "  --threads T              worker threads (default 0: all cores)\n"
     "  --max-memory BYTES       the memory budget (default 4G; suffixes K, M, G)\n"
@@ -72,8 +73,8 @@ static const char help[] =
     "\n"
     "Transfer learning (with a trained MODEL; not with --resume):\n"
     "  --replace-head N         replace the last Dense by a new one with N outputs\n"
-    "                           (same activation, fresh weights): the model is\n"
-    "                           compiled anew\n"
+    "                           (same activation, fresh weights from --seed): the\n"
+    "                           model is compiled anew\n"
     "  --freeze LAYER           do not train LAYER and every layer before it (Keras\n"
     "                           trainable=False; a frozen BatchNormalization uses its\n"
     "                           moving statistics); cnn summary lists the names\n"
@@ -665,7 +666,7 @@ static int run(const char *cmd, train_opts *o, const char *model_path, int argc,
         goto done;
     r.m = m;
     /* transfer learning: a new head first, then the base frozen */
-    if ((o->replace_head && cnn_model_replace_head(m, o->replace_head))
+    if ((o->replace_head && cnn_model_replace_head_seeded(m, o->replace_head, o->seed))
         || (o->freeze && cnn_model_freeze_through(m, o->freeze))) {
         rc = cli_fail(cmd);
         goto done;

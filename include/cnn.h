@@ -681,8 +681,11 @@ CNN_API cnn_status cnn_model_freeze_through(cnn_model *m, const char *name);
 /* Replaces the last layer, which must be a Dense, by a new Dense of units
  * outputs with the same activation and name, newly initialised, reading
  * what the old one read (cnn train --replace-head N); the other weights
- * are kept. The model must be compiled again. */
+ * are kept. The model must be compiled again. The new weights are drawn
+ * from the model's seed; _seeded draws them from seed (which becomes the
+ * model's seed: a loaded model's cannot be set with cnn_model_set_seed). */
 CNN_API cnn_status cnn_model_replace_head(cnn_model *m, int units);
+CNN_API cnn_status cnn_model_replace_head_seeded(cnn_model *m, int units, uint64_t seed);
 
 /* Introspection. */
 /* The layer's full configuration with defaults filled in (the name points

@@ -6,12 +6,17 @@ read:
     OUT/train/<class>/00000.png ... (60,000 images)
     OUT/test/<class>/00000.png ...  (10,000 images)
 
+--train-per-class N and --test-per-class N keep only the first N images
+of each class (in IDX order): a small subset for quick runs (the
+transfer-learning walk-through, scripts/transfer_demo.sh).
+
 Folders are named after the classes ("T-shirt/top" becomes "T-shirt_top":
 a folder name cannot hold a slash); a file's name is its index in the IDX
 file, so a folder's listing order (class, then file name) is the IDX order
 within each class. Only the standard library: no NumPy, no Pillow.
 
-usage: scripts/fashion_to_folders.py OUT [IDX_DIR]
+usage: scripts/fashion_to_folders.py [--train-per-class N] [--test-per-class N]
+                                     OUT [IDX_DIR]
        (IDX_DIR: default /usr/share/datasets/fashion-mnist)"""
 import gzip
 import os
@@ -51,7 +56,7 @@ def find(src, name):
     sys.exit("fashion_to_folders: %s[.gz] not found in %s" % (name, src))
 
 
-def convert(src, out, part, prefix):
+def convert(src, out, part, prefix, per_class=None):
     (n, rows, cols), pixels = read_idx(find(src, prefix + "-images-idx3-ubyte"))
     (m,), labels = read_idx(find(src, prefix + "-labels-idx1-ubyte"))
     if n != m:
@@ -59,20 +64,33 @@ def convert(src, out, part, prefix):
     for name in CLASSES:
         os.makedirs(os.path.join(out, part, name), exist_ok=True)
     size = rows * cols
+    kept = [0] * len(CLASSES)
     for i in range(n):
+        if per_class is not None:
+            if kept[labels[i]] >= per_class:
+                continue
+            kept[labels[i]] += 1
         path = os.path.join(out, part, CLASSES[labels[i]], "%05d.png" % i)
         with open(path, "wb") as f:
             f.write(png(rows, cols, pixels[i * size:(i + 1) * size]))
-    print("%s: %d images in %d class folders" % (os.path.join(out, part), n, len(CLASSES)))
+    written = sum(kept) if per_class is not None else n
+    print("%s: %d images in %d class folders" % (os.path.join(out, part), written, len(CLASSES)))
 
 
 def main():
-    if len(sys.argv) not in (2, 3):
+    args = sys.argv[1:]
+    limits = {"--train-per-class": None, "--test-per-class": None}
+    while args and args[0] in limits:
+        if len(args) < 2 or not args[1].isdigit() or int(args[1]) < 1:
+            sys.exit("fashion_to_folders: %s needs a count >= 1\n\n%s" % (args[0], __doc__))
+        limits[args[0]] = int(args[1])
+        args = args[2:]
+    if len(args) not in (1, 2) or args[0].startswith("-"):
         sys.exit(__doc__)
-    out = sys.argv[1]
-    src = sys.argv[2] if len(sys.argv) == 3 else "/usr/share/datasets/fashion-mnist"
-    convert(src, out, "train", "train")
-    convert(src, out, "test", "t10k")
+    out = args[0]
+    src = args[1] if len(args) == 2 else "/usr/share/datasets/fashion-mnist"
+    convert(src, out, "train", "train", limits["--train-per-class"])
+    convert(src, out, "test", "t10k", limits["--test-per-class"])
 
 
 if __name__ == "__main__":

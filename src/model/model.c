@@ -582,6 +582,11 @@ cnn_status cnn_model_freeze_through(cnn_model *m, const char *name)
 
 cnn_status cnn_model_replace_head(cnn_model *m, int units)
 {
+    return cnn_model_replace_head_seeded(m, units, m ? m->seed : 0);
+}
+
+cnn_status cnn_model_replace_head_seeded(cnn_model *m, int units, uint64_t seed)
+{
     if (!m || m->n_layers == 0)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "replace_head: the model has no layers");
     cnn_layer *old = m->layers[m->n_layers - 1];
@@ -633,7 +638,11 @@ cnn_status cnn_model_replace_head(cnn_model *m, int units)
     m->last_kept = false;
     cnn_model_release_arena(m);
     cnn_model_clear_class_names(m);
-    /* the new head draws its initial weights from the model's seed */
+    /* the new head draws its initial weights from seed, which becomes the
+     * model's: a loaded model's weights exist already, so its seed could
+     * not be set before (cnn_model_set_seed), and cnn train --seed must
+     * still choose the head */
+    m->seed = seed;
     if ((st = cnn_model_build(m)) == CNN_OK)
         memcpy(m->params, weights, (size_t)kept * sizeof *weights);
     free(weights);
