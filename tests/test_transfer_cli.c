@@ -186,6 +186,50 @@ static void test_upper_blocks(cnn_model *orig)
     cnn_model_free(tuned);
 }
 
+/* cnn evaluate NAME.cnn on the training folder: its loss, NAN if none. */
+static double evaluate_loss(const char *name)
+{
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "'%s' evaluate '%s/%s.cnn' --data '%s/data' >'%s/eval' 2>&1", tool,
+             tmp, name, tmp, tmp);
+    CHECK(system(cmd) == 0);
+    FILE *f = fopen(test_path(tmp, "eval"), "r");
+    double loss = NAN;
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "loss: %lf", &loss) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return loss;
+}
+
+/* A frozen BatchNormalization runs in inference mode while the model
+ * trains: with one step over every image and a rate too small to move
+ * the head, the training loss is the loss cnn evaluate computes with the
+ * moving statistics. Unfrozen, the BNs normalise with the batch's own
+ * statistics and the two differ (so the comparison can tell). */
+static void test_frozen_bn_inference(void)
+{
+    for (int frozen = 1; frozen >= 0; frozen--) {
+        char args[600];
+        snprintf(args, sizeof args,
+                 "--replace-head 3 %s --epochs 1 --batch-size 12 --lr 1e-9 --seed 3"
+                 " --history '%s/bn.csv' --save '%s/bn.cnn'",
+                 frozen ? "--freeze activation_26" : "", tmp, tmp);
+        CHECK(train(args));
+        double first, last;
+        history_losses("bn.csv", &first, &last);
+        double eval = evaluate_loss("bn");
+        fprintf(stderr, "transfer: %s: training loss %.5f, evaluate %.5f\n",
+                frozen ? "frozen" : "unfrozen", first, eval);
+        if (frozen)
+            CHECK(fabs(first - eval) <= 2e-4 + 1e-4 * fabs(eval));
+        else
+            CHECK(fabs(first - eval) > 1e-2);
+    }
+}
+
 /* The new head is drawn from --seed: with a learning rate too small to
  * move it, the saved head is the one cnn_model_replace_head_seeded draws
  * from that seed, not seed 0's. */
@@ -245,6 +289,7 @@ int main(int argc, char **argv)
         test_upper_blocks(orig);
     }
     test_head_seed();
+    test_frozen_bn_inference();
     cnn_model_free(orig);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
