@@ -55,6 +55,7 @@ fi
 classes=$(find "$train" -mindepth 1 -maxdepth 1 -type d | wc -l)
 
 now() { date +%s.%N; }
+calc() { awk "BEGIN { print ($1) }"; }
 # run NAME LABEL MODEL [TRANSFER OPTIONS...]: epochs while the next fits in
 # the budget; the model is saved as OUT/NAME.cnn.
 run() {
@@ -63,7 +64,7 @@ run() {
     ck=$out/$name.cnn
     rm -f "$ck"
     epochs=0 elapsed=0 last=0
-    while [ "$(echo "$elapsed + $last <= $budget" | bc)" -eq 1 ]; do
+    while [ "$(calc "$elapsed + $last <= $budget")" -eq 1 ]; do
         epochs=$((epochs + 1))
         start=$(now)
         if [ "$epochs" -eq 1 ]; then
@@ -74,19 +75,19 @@ run() {
                 --seed "$seed" --threads "$threads" --skip-bad-images --checkpoint "$ck" \
                 >>"$out/$name.log" 2>&1
         fi || { echo "$name: cnn train failed, see $out/$name.log" >&2; exit 1; }
-        last=$(echo "$(now) - $start" | bc)
-        elapsed=$(echo "$elapsed + $last" | bc)
+        last=$(calc "$(now) - $start")
+        elapsed=$(calc "$elapsed + $last")
     done
     "$cnn" evaluate "$ck" --data "$test" --skip-bad-images >"$out/$name.eval" 2>&1 \
         || { echo "$name: cnn evaluate failed, see $out/$name.eval" >&2; exit 1; }
     acc=$(sed -n 's/^accuracy: \([0-9.]*\).*/\1/p' "$out/$name.eval" | head -n 1)
     train_acc=$(grep 'accuracy:' "$out/$name.log" | tail -n 1 | sed 's/.* accuracy: \([0-9.]*\).*/\1/')
-    printf '%-34s %6d %9.0f s %14s %13s\n' "$label" "$epochs" "$elapsed" "$train_acc" "$acc"
+    printf '%-38s %6d %9.0f s %14s %13s\n' "$label" "$epochs" "$elapsed" "$train_acc" "$acc"
 }
 
 echo "data: $train ($classes classes), test: $test; budget ${budget} s per run," \
     "--seed $seed --threads $threads"
-printf '%-34s %6s %11s %14s %13s\n' run epochs "wall time" "train accuracy" "test accuracy"
+printf '%-38s %6s %11s %14s %13s\n' run epochs "wall time" "train accuracy" "test accuracy"
 run head "head only (--freeze activation_26)" "$model" --replace-head "$classes" --freeze activation_26
 run upper "upper blocks (--freeze $freeze)" "$model" --replace-head "$classes" --freeze "$freeze"
 if [ "$classes" -ne 10 ]; then
