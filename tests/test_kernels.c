@@ -294,6 +294,20 @@ static void test_depthwise(cnn_isa isa)
         s.g.ow = cnn_conv_out_size(24, 3, stride, 1, 1, &s.g.pad_left);
         dw_case(isa, &s);
     }
+    /* MobileNetV1's: 3x3, stride 1 and 2, same and valid, 8 to 256 channels
+     * (8 and 24 leave the 16-wide clones an 8-channel remainder) */
+    static const int mobilenet_channels[] = {8, 16, 24, 64, 256};
+    for (int ci = 0; ci < 5; ci++)
+        for (int stride = 1; stride <= 2; stride++)
+            for (int same = 0; same <= 1; same++) {
+                int hw = mobilenet_channels[ci] > 64 ? 6 : 11;
+                dw_shape m = {.batch = 1, .mult = 1,
+                              .g = {.h = hw, .w = hw, .c = mobilenet_channels[ci], .kh = 3,
+                                    .kw = 3, .sh = stride, .sw = stride, .dh = 1, .dw = 1}};
+                m.g.oh = cnn_conv_out_size(hw, 3, stride, 1, same, &m.g.pad_top);
+                m.g.ow = cnn_conv_out_size(hw, 3, stride, 1, same, &m.g.pad_left);
+                dw_case(isa, &m);
+            }
 }
 
 /* Hand-worked: a 3x3 single-channel image 1..9, a 2x2 kernel of ones,

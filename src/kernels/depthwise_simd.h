@@ -2,6 +2,20 @@
  * a template included once per vector width CNN_SIMD_W (kernels/isa.h).
  * No include guard on purpose. */
 
+/* One pixel's CNN_SIMD_W channels from x0, k0 (its first in-bounds tap):
+ * the nky x nkx taps summed in a register, in the naive loop's tap order.
+ * The 16-wide bodies use the 8-wide copy for a remainder of 8 or more. */
+CNN_ISA_BODY void CNN_SIMD_NAME(forward_lanes)(const float *xr, const float *kr, int nky,
+                                               int nkx, int64_t row_step, int64_t col_step,
+                                               int64_t krow_step, int C, float *dm)
+{
+    CNN_V acc = {0};
+    for (int ky = 0; ky < nky; ky++, xr += row_step, kr += krow_step)
+        for (int kx = 0; kx < nkx; kx++)
+            acc += CNN_VLOAD(xr + kx * col_step) * CNN_VLOAD(kr + (int64_t)kx * C);
+    CNN_VSTORE(dm, acc);
+}
+
 /* Forward: each pixel's in-bounds taps summed in a register per
  * CNN_SIMD_W channels, in the naive loop's tap order. */
 CNN_ISA_BODY void CNN_SIMD_NAME(forward_body)(const cnn_conv_geom *g, const float *x,
@@ -23,14 +37,14 @@ CNN_ISA_BODY void CNN_SIMD_NAME(forward_body)(const cnn_conv_geom *g, const floa
         const float *x0 = x + walk_tap(g, &p, p.ky0, p.kx0) * C;
         const float *k0 = kernel + (int64_t)(p.ky0 * KW + p.kx0) * C;
         int c = 0;
-        for (; c + CNN_SIMD_W <= C; c += CNN_SIMD_W) {
-            CNN_V acc = {0};
-            const float *xr = x0 + c, *kr = k0 + c;
-            for (int ky = 0; ky < nky; ky++, xr += row_step, kr += (int64_t)KW * C)
-                for (int kx = 0; kx < nkx; kx++)
-                    acc += CNN_VLOAD(xr + kx * col_step) * CNN_VLOAD(kr + (int64_t)kx * C);
-            CNN_VSTORE(dm + c, acc);
-        }
+        for (; c + CNN_SIMD_W <= C; c += CNN_SIMD_W)
+            CNN_SIMD_NAME(forward_lanes)(x0 + c, k0 + c, nky, nkx, row_step, col_step,
+                                         (int64_t)KW * C, C, dm + c);
+#if CNN_SIMD_W == 16 /* 8 channels left (MobileNet's first layers have 8 in all) */
+        for (; c + 8 <= C; c += 8)
+            forward_lanes_8(x0 + c, k0 + c, nky, nkx, row_step, col_step, (int64_t)KW * C, C,
+                            dm + c);
+#endif
         for (; c < C; c++) {
             float acc = 0;
             const float *xr = x0 + c, *kr = k0 + c;
@@ -40,6 +54,25 @@ CNN_ISA_BODY void CNN_SIMD_NAME(forward_body)(const cnn_conv_geom *g, const floa
             dm[c] = acc;
         }
     }
+}
+
+/* One tap's CNN_SIMD_W channels along n columns of an output row: the
+ * dkernel vector summed in a register, dx (may be NULL) accumulated. */
+CNN_ISA_BODY void CNN_SIMD_NAME(backward_lanes)(const float *xt, const float *k, const float *gr,
+                                                int n, int64_t t_step, int C, float *dk,
+                                                float *dxt)
+{
+    CNN_V acc = CNN_VLOAD(dk);
+    const CNN_V kv = CNN_VLOAD(k);
+    for (int i = 0; i < n; i++, xt += t_step, gr += C) {
+        const CNN_V gv = CNN_VLOAD(gr);
+        acc += CNN_VLOAD(xt) * gv;
+        if (dxt) {
+            CNN_VSTORE(dxt, CNN_VLOAD(dxt) + kv * gv);
+            dxt += t_step;
+        }
+    }
+    CNN_VSTORE(dk, acc);
 }
 
 /* Backward over one segment of an output row (sample n, row oy, columns
@@ -71,21 +104,15 @@ CNN_ISA_BODY void CNN_SIMD_NAME(backward_row)(const cnn_conv_geom *g, const floa
             const int64_t t0 = (row + (int64_t)lo * g->sw - shift) * C, t_step = (int64_t)g->sw * C;
             const float *ddr = dd + (int64_t)(lo - ox0) * C;
             int c = c0;
-            for (; c + CNN_SIMD_W <= c1; c += CNN_SIMD_W) {
-                CNN_V acc = CNN_VLOAD(dkernel + ko + c);
-                const CNN_V kv = CNN_VLOAD(kernel + ko + c);
-                const float *xt = x + t0 + c, *gr = ddr + c;
-                float *dxt = dx ? dx + t0 + c : NULL;
-                for (int ox = lo; ox < hi; ox++, xt += t_step, gr += C) {
-                    const CNN_V gv = CNN_VLOAD(gr);
-                    acc += CNN_VLOAD(xt) * gv;
-                    if (dxt) {
-                        CNN_VSTORE(dxt, CNN_VLOAD(dxt) + kv * gv);
-                        dxt += t_step;
-                    }
-                }
-                CNN_VSTORE(dkernel + ko + c, acc);
-            }
+            for (; c + CNN_SIMD_W <= c1; c += CNN_SIMD_W)
+                CNN_SIMD_NAME(backward_lanes)(x + t0 + c, kernel + ko + c, ddr + c, hi - lo,
+                                              t_step, C, dkernel + ko + c,
+                                              dx ? dx + t0 + c : NULL);
+#if CNN_SIMD_W == 16
+            for (; c + 8 <= c1; c += 8)
+                backward_lanes_8(x + t0 + c, kernel + ko + c, ddr + c, hi - lo, t_step, C,
+                                 dkernel + ko + c, dx ? dx + t0 + c : NULL);
+#endif
             for (; c < c1; c++) {
                 float acc = dkernel[ko + c];
                 const float kv = kernel[ko + c], *xt = x + t0 + c, *gr = ddr + c;
