@@ -461,8 +461,9 @@ typedef struct cnn_layer_normalization_config {
 } cnn_layer_normalization_config;
 #define cnn_layer_normalization(...) ((cnn_layer_normalization_config){__VA_ARGS__})
 /* Merge layers (Keras Add, Subtract, Multiply, Average, Maximum, Minimum):
- * elementwise over two or more inputs of one shape (Subtract: exactly two,
- * the first minus the second). Name their inputs with
+ * elementwise over two or more inputs (Subtract: exactly two, the first
+ * minus the second) whose shapes broadcast as Keras's do: matched from the
+ * last axis, each pair of sizes equal or one of them 1. Name their inputs with
  * cnn_model_set_next_inputs before the add. No weights. */
 typedef struct cnn_merge_config {
     const char *name;

@@ -778,6 +778,80 @@ static void test_issue15_graphs(void)
     graph_check("concatenating block", m, cnn_shape_hwc(5, 5, 3));
 }
 
+/* Broadcasting merges (Keras's rule: sizes matched from the last axis,
+ * equal or 1): branches of the input (3, 4, 5), each built only if named:
+ * "a" (3, 4, 3), "row" (1, 4, 3), "col" (3, 1, 3), "gap" (3); then the
+ * next layer reads the named ones in that order. */
+static cnn_model *broadcast_branches(int n, const char *const *names)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(3, 4, 5)));
+    for (int k = 0; k < n; k++) {
+        CHECK_OK(cnn_model_set_next_inputs(m, 1, (const char *[]){"input_layer"}));
+        if (strcmp(names[k], "a") == 0)
+            CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {3, 3},
+                                                        .padding = CNN_PADDING_SAME, .name = "a",
+                                                        .activation = CNN_ACTIVATION_TANH)));
+        else if (strcmp(names[k], "row") == 0)
+            CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {3, 1},
+                                                        .name = "row",
+                                                        .activation = CNN_ACTIVATION_SIGMOID)));
+        else if (strcmp(names[k], "col") == 0)
+            CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {1, 4},
+                                                        .name = "col",
+                                                        .activation = CNN_ACTIVATION_TANH)));
+        else {
+            CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {1, 1},
+                                                        .activation = CNN_ACTIVATION_TANH)));
+            CHECK_OK(cnn_model_add_global_average_pooling2d(m, cnn_global_pool2d(.name = "gap")));
+        }
+    }
+    CHECK_OK(cnn_model_set_next_inputs(m, n, names));
+    return m;
+}
+
+static void test_broadcasting_merges(void)
+{
+    static const struct {
+        const char *name;
+        cnn_status (*add)(cnn_model *, cnn_merge_config);
+    } merges[] = {{"Add", cnn_model_add_add},         {"Subtract", cnn_model_add_subtract},
+                  {"Multiply", cnn_model_add_multiply}, {"Average", cnn_model_add_average},
+                  {"Maximum", cnn_model_add_maximum}, {"Minimum", cnn_model_add_minimum}};
+    for (size_t i = 0; i < sizeof merges / sizeof merges[0]; i++) {
+        char name[96];
+        cnn_model *m = broadcast_branches(2, (const char *[]){"a", "row"});
+        CHECK_OK(merges[i].add(m, cnn_merge()));
+        snprintf(name, sizeof name, "%s (3,4,3) with (1,4,3)", merges[i].name);
+        graph_check(name, m, cnn_shape_hwc(3, 4, 5));
+        /* the broadcast input first, and one of rank 1 (a squeeze-excite gate) */
+        const bool two = merges[i].add == cnn_model_add_subtract; /* takes exactly 2 */
+        m = broadcast_branches(two ? 2 : 3, (const char *[]){"gap", "a", "col"});
+        CHECK_OK(merges[i].add(m, cnn_merge()));
+        snprintf(name, sizeof name, "%s (3) with (3,4,3)%s", merges[i].name,
+                 two ? "" : " and (3,1,3)");
+        graph_check(name, m, cnn_shape_hwc(3, 4, 5));
+        /* (1,4,3) with (3,1,3): both broadcast, to (3,4,3) */
+        m = broadcast_branches(2, (const char *[]){"row", "col"});
+        CHECK_OK(merges[i].add(m, cnn_merge()));
+        const cnn_shape out = cnn_model_output_shape(m);
+        CHECK(out.rank == 3 && out.dims[0] == 3 && out.dims[1] == 4 && out.dims[2] == 3);
+        snprintf(name, sizeof name, "%s (1,4,3) with (3,1,3)", merges[i].name);
+        graph_check(name, m, cnn_shape_hwc(3, 4, 5));
+    }
+    /* sizes neither equal nor 1: refused, naming both inputs' shapes */
+    cnn_model *m = broadcast_branches(2, (const char *[]){"row", "a"});
+    CHECK_OK(cnn_model_set_next_inputs(m, 1, (const char *[]){"input_layer"}));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 2, .kernel_size = {1, 1},
+                                                .name = "two")));
+    CHECK_OK(cnn_model_set_next_inputs(m, 3, (const char *[]){"row", "a", "two"}));
+    CHECK(cnn_model_add_add(m, cnn_merge(.name = "bad")) == CNN_ERR_SHAPE);
+    CHECK(strstr(cnn_last_error(), "bad (Add): inputs have incompatible shapes: input 0 is"
+                                   " (None, 1, 4, 3), input 2 is (None, 3, 4, 2)")
+          != NULL);
+    cnn_model_free(m);
+}
+
 int main(void)
 {
     /* Conv2D: both paddings, strides 1 and 2, odd sizes, dilation, no bias, 1x1. */
@@ -894,5 +968,6 @@ int main(void)
                CNN_LOSS_BINARY_CROSSENTROPY, 3, true);
     test_issue15_layers();
     test_issue15_graphs();
+    test_broadcasting_merges();
     return test_finish("test_gradcheck");
 }

@@ -288,6 +288,36 @@ static cnn_status build_i(cnn_model *m)
     return cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = CNN_ACTIVATION_SOFTMAX));
 }
 
+/* l) broadcasting merges (tests/reference/broadcast_merge.txt) */
+static cnn_status build_l(cnn_model *m)
+{
+    cnn_status st;
+#define FROM(...) cnn_model_set_next_inputs(m, sizeof((const char *[]){__VA_ARGS__}) \
+                                                / sizeof(const char *),             \
+                                            (const char *[]){__VA_ARGS__})
+    if ((st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {3, 3},
+                                                 .padding = CNN_PADDING_SAME, .name = "a",
+                                                 .activation = CNN_ACTIVATION_TANH)))
+        || (st = FROM("input_layer"))
+        || (st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {5, 1},
+                                                    .name = "r",
+                                                    .activation = CNN_ACTIVATION_TANH)))
+        || (st = FROM("a", "r")) || (st = cnn_model_add_add(m, cnn_merge()))
+        || (st = cnn_model_add_global_average_pooling2d(m, cnn_global_pool2d(.name = "g")))
+        || (st = FROM("add", "g")) || (st = cnn_model_add_multiply(m, cnn_merge()))
+        || (st = FROM("input_layer"))
+        || (st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {1, 4},
+                                                    .name = "col")))
+        || (st = FROM("multiply", "col")) || (st = cnn_model_add_subtract(m, cnn_merge()))
+        || (st = FROM("subtract", "r")) || (st = cnn_model_add_maximum(m, cnn_merge()))
+        || (st = FROM("col", "maximum")) || (st = cnn_model_add_minimum(m, cnn_merge()))
+        || (st = FROM("minimum", "g", "a")) || (st = cnn_model_add_average(m, cnn_merge()))
+        || (st = cnn_model_add_global_average_pooling2d(m, cnn_global_pool2d())))
+        return st;
+#undef FROM
+    return cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = CNN_ACTIVATION_SOFTMAX));
+}
+
 /* h) the rest of them */
 static cnn_status build_h(cnn_model *m)
 {
@@ -378,6 +408,8 @@ static const ref_case cases[] = {
      build_logits5, true},
     {"logits_binary.txt", cnn_shape_flat(6), CNN_LOSS_BINARY_CROSSENTROPY, build_logits3, true},
     {"graph.txt", cnn_shape_hwc(6, 5, 3), CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY, build_i, false},
+    {"broadcast_merge.txt", cnn_shape_hwc(5, 4, 3), CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+     build_l, false},
     {"transpose_upsampling.txt", cnn_shape_hwc(3, 3, 2), CNN_LOSS_MSE, build_j, false},
     {"normalization_softmax.txt", cnn_shape_hwc(3, 4, 5), CNN_LOSS_CATEGORICAL_CROSSENTROPY,
      build_k, false},

@@ -20,19 +20,48 @@ static bool same_shape(cnn_shape a, cnn_shape b)
     return true;
 }
 
+/* Keras's _compute_elemwise_op_output_shape on two per-example shapes
+ * (the batch axis is never broadcast): axes matched from the last, each
+ * pair equal or one of them 1, the longer shape's leading axes kept.
+ * False if some pair is neither. */
+static bool broadcast(cnn_shape a, cnn_shape b, cnn_shape *out)
+{
+    if (a.rank < b.rank) {
+        cnn_shape t = a;
+        a = b;
+        b = t;
+    }
+    *out = a;
+    for (int i = 1; i <= b.rank; i++) {
+        int x = a.dims[a.rank - i], y = b.dims[b.rank - i];
+        if (x != y && x != 1 && y != 1)
+            return false;
+        out->dims[a.rank - i] = x == 1 ? y : x;
+    }
+    return true;
+}
+
 cnn_status cnn_merge_infer(cnn_layer *l, const cnn_shape *in, int n)
 {
-    for (int k = 1; k < n; k++)
-        if (!same_shape(in[0], in[k])) {
-            char a[64], b[64];
-            cnn_shape_format(in[0], a, sizeof a);
-            cnn_shape_format(in[k], b, sizeof b);
-            return cnn_fail(CNN_ERR_SHAPE,
-                            "%s (%s): inputs have incompatible shapes: input 0 is %s, input %d"
-                            " is %s; they must be equal",
-                            l->name, l->ops->type_name, a, k, b);
-        }
-    l->out = in[0];
+    cnn_shape out = in[0];
+    for (int k = 1; k < n; k++) {
+        if (broadcast(out, in[k], &out))
+            continue;
+        /* the shape so far came from earlier inputs: name one that clashes */
+        int j = 0;
+        cnn_shape scratch;
+        while (j < k - 1 && broadcast(in[j], in[k], &scratch))
+            j++;
+        char a[64], b[64];
+        cnn_shape_format(in[j], a, sizeof a);
+        cnn_shape_format(in[k], b, sizeof b);
+        return cnn_fail(CNN_ERR_SHAPE,
+                        "%s (%s): inputs have incompatible shapes: input %d is %s, input %d"
+                        " is %s; matched from the last axis, each pair of sizes must be equal"
+                        " or one of them 1",
+                        l->name, l->ops->type_name, j, a, k, b);
+    }
+    l->out = out;
     return CNN_OK;
 }
 
@@ -50,9 +79,139 @@ static size_t values(const cnn_layer *l, const cnn_layer_io *io)
     return (size_t)io->batch * (size_t)cnn_shape_size(l->out);
 }
 
+/* ---- Broadcasting ------------------------------------------------------
+ * Shapes padded on the left to rank 3; input k's element for output index
+ * (i0, i1, i2) of example b is at b * size_k + i0 s0 + i1 s1 + i2 s2, its
+ * stride 0 along an axis it broadcasts. */
+typedef struct {
+    int64_t dims[3];
+    int64_t size[CNN_MAX_LAYER_INPUTS];
+    int64_t stride[CNN_MAX_LAYER_INPUTS][3];
+} bcast_map;
+
+static bool broadcasts(const cnn_layer *l, int n)
+{
+    for (int k = 0; k < n; k++)
+        if (!same_shape(l->ins[k], l->out))
+            return true;
+    return false;
+}
+
+static void bcast_plan(const cnn_layer *l, int n, bcast_map *b)
+{
+    const int R = l->out.rank;
+    for (int a = 0; a < 3; a++)
+        b->dims[a] = a < 3 - R ? 1 : l->out.dims[a - (3 - R)];
+    for (int k = 0; k < n; k++) {
+        const cnn_shape s = l->ins[k];
+        int64_t stride = 1;
+        for (int a = 2; a >= 0; a--) {
+            const int axis = a - (3 - s.rank); /* the input's axis, < 0 if it has none */
+            const int64_t d = axis >= 0 ? s.dims[axis] : 1;
+            b->stride[k][a] = d == 1 ? 0 : stride;
+            stride *= d;
+        }
+        b->size[k] = stride;
+    }
+}
+
+static float combine(cnn_merge_op op, float y, float x)
+{
+    switch (op) {
+    case CNN_MERGE_SUBTRACT: return y - x;
+    case CNN_MERGE_MULTIPLY: return y * x;
+    case CNN_MERGE_MAXIMUM: return x > y ? x : y; /* ties keep the earlier input */
+    case CNN_MERGE_MINIMUM: return x < y ? x : y;
+    default: return y + x; /* Add, Average */
+    }
+}
+
+/* The forward pass when some input broadcasts: the same operations, in the
+ * same order, as the loops of equal shapes below. */
+static void bcast_forward(cnn_merge_op op, const cnn_layer *l, const cnn_layer_io *io)
+{
+    const int n = io->n_inputs;
+    bcast_map b;
+    bcast_plan(l, n, &b);
+    const float scale = 1.0f / (float)n;
+    float *y = io->y;
+    for (int64_t e = 0; e < io->batch; e++)
+        for (int64_t i0 = 0; i0 < b.dims[0]; i0++)
+            for (int64_t i1 = 0; i1 < b.dims[1]; i1++)
+                for (int64_t i2 = 0; i2 < b.dims[2]; i2++) {
+                    float v = 0;
+                    for (int k = 0; k < n; k++) {
+                        const int64_t *s = b.stride[k];
+                        const float x =
+                            io->xs[k][e * b.size[k] + i0 * s[0] + i1 * s[1] + i2 * s[2]];
+                        v = k ? combine(op, v, x) : x;
+                    }
+                    *y++ = op == CNN_MERGE_AVERAGE ? v * scale : v;
+                }
+}
+
+/* The backward pass when some input broadcasts: each input's gradient is
+ * the sum, over the output elements it fed, of dy times the output's
+ * partial derivative by it (so summed over the axes it broadcasts). */
+static void bcast_backward(cnn_merge_op op, const cnn_layer *l, const cnn_layer_io *io)
+{
+    const int n = io->n_inputs;
+    bcast_map b;
+    bcast_plan(l, n, &b);
+    for (int k = 0; k < n; k++)
+        if (io->dxs[k])
+            memset(io->dxs[k], 0, (size_t)(io->batch * b.size[k]) * sizeof(float));
+    const float scale = 1.0f / (float)n;
+    const float *dy = io->dy;
+    for (int64_t e = 0; e < io->batch; e++)
+        for (int64_t i0 = 0; i0 < b.dims[0]; i0++)
+            for (int64_t i1 = 0; i1 < b.dims[1]; i1++)
+                for (int64_t i2 = 0; i2 < b.dims[2]; i2++, dy++) {
+                    int64_t at[CNN_MAX_LAYER_INPUTS];
+                    for (int k = 0; k < n; k++) {
+                        const int64_t *s = b.stride[k];
+                        at[k] = e * b.size[k] + i0 * s[0] + i1 * s[1] + i2 * s[2];
+                    }
+                    int best = 0;
+                    if (op == CNN_MERGE_MAXIMUM || op == CNN_MERGE_MINIMUM)
+                        for (int k = 1; k < n; k++) {
+                            const float x = io->xs[k][at[k]], m = io->xs[best][at[best]];
+                            if (op == CNN_MERGE_MAXIMUM ? x > m : x < m)
+                                best = k;
+                        }
+                    for (int k = 0; k < n; k++) {
+                        if (!io->dxs[k])
+                            continue;
+                        float g = *dy;
+                        switch (op) {
+                        case CNN_MERGE_SUBTRACT: g = k ? -g : g; break;
+                        case CNN_MERGE_AVERAGE: g *= scale; break;
+                        case CNN_MERGE_MULTIPLY: /* the product of the other inputs */
+                            for (int o = 0; o < n; o++)
+                                if (o != k)
+                                    g *= io->xs[o][at[o]];
+                            break;
+                        case CNN_MERGE_MAXIMUM:
+                        case CNN_MERGE_MINIMUM:
+                            if (k != best)
+                                continue;
+                            break;
+                        default: break;
+                        }
+                        io->dxs[k][at[k]] += g;
+                    }
+                }
+}
+
+/* ---- Inputs of one shape ------------------------------------------------ */
+
 void cnn_merge_forward(cnn_merge_op op, const cnn_layer *l, const cnn_layer_io *io)
 {
     const size_t count = values(l, io);
+    if (broadcasts(l, io->n_inputs)) {
+        bcast_forward(op, l, io);
+        return;
+    }
     const int n = io->n_inputs;
     float *y = io->y;
     memcpy(y, io->xs[0], count * sizeof(float));
@@ -111,6 +270,10 @@ void cnn_merge_backward(cnn_merge_op op, const cnn_layer *l, const cnn_layer_io 
 {
     const size_t count = values(l, io);
     const int n = io->n_inputs;
+    if (broadcasts(l, n)) {
+        bcast_backward(op, l, io);
+        return;
+    }
     if (op == CNN_MERGE_MAXIMUM || op == CNN_MERGE_MINIMUM) {
         extreme_backward(op == CNN_MERGE_MAXIMUM, io, count);
         return;

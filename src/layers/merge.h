@@ -19,8 +19,10 @@ typedef enum cnn_merge_op {
 /* The one config field of every elementwise merge: its name. */
 extern const cnn_layer_field cnn_merge_fields[1];
 
-/* Every input of one shape (Keras broadcasts only the batch axis), else
- * an error naming the layer and both shapes. */
+/* Keras's shape rule: the inputs' shapes (the batch axis aside) matched
+ * from the last axis, each pair of sizes equal or one of them 1, which
+ * then broadcasts (forward repeats it, backward sums its gradient over
+ * the repeats); else an error naming the layer and both clashing shapes. */
 cnn_status cnn_merge_infer(cnn_layer *l, const cnn_shape *in, int n);
 cnn_status cnn_merge_create(cnn_layer **out, const cnn_layer_spec *spec, const char *name,
                             const cnn_layer_ops *ops);

@@ -704,6 +704,7 @@ def normalization_softmax():
                 "input (2,3,4,5); LayerNormalization Conv2D(4,1x1) Softmax Flatten "
                 "Dense(6) LayerNormalization(0.01, no beta) Dense(3) Softmax; categorical CE")
     finish_weights(case, *draw(build, 1200))
+    return case
 
 
 def graph_net():
@@ -753,13 +754,59 @@ def graph_net():
     return case
 
 
+def broadcast_merge():
+    """l) Keras's broadcasting in the merge layers: per-example sizes matched
+    from the last axis, equal or 1. r (1,4,4), col (5,1,4) and g (4) broadcast
+    against (5,4,4); their gradients are sums over the repeated axes. In NCHW
+    here, so g is reshaped to (n,4,1,1), what Keras's (n,1,1,4) is in NHWC."""
+
+    def build(gen, kinks):
+        x = uniform(gen, (2, 5, 4, 3), -1, 1).requires_grad_()
+        ka = glorot(gen, (3, 3, 3, 4), 27, 36).requires_grad_()
+        ba = uniform(gen, (4,), -0.1, 0.1).requires_grad_()
+        kr = glorot(gen, (5, 1, 3, 4), 15, 20).requires_grad_()
+        br = uniform(gen, (4,), -0.1, 0.1).requires_grad_()
+        kc = glorot(gen, (1, 4, 3, 4), 12, 16).requires_grad_()
+        bc = uniform(gen, (4,), -0.1, 0.1).requires_grad_()
+        kd = glorot(gen, (4, 3), 4, 3).requires_grad_()
+        bd = uniform(gen, (3,), -0.1, 0.1).requires_grad_()
+        labels = torch.tensor([1, 2])
+        h = x.permute(0, 3, 1, 2)
+        a = torch.tanh(conv2d(h, ka, ba, padding="same"))   # 0 a (5,4,4)
+        r = torch.tanh(conv2d(h, kr, br))                   # 1 r (1,4,4)
+        add = a + r                                         # 2 Add
+        g = add.mean((2, 3))                                # 3 GAP g (4)
+        mul = add * g.reshape(-1, 4, 1, 1)                  # 4 Multiply (5,4,4) x (4)
+        col = conv2d(h, kc, bc)                             # 5 col (5,1,4)
+        sub = mul - col                                     # 6 Subtract
+        kinks.relu_input(sub - r)
+        mx = torch.maximum(sub, r)                          # 7 Maximum
+        kinks.relu_input(col - mx)
+        mn = torch.minimum(col, mx)                         # 8 Minimum (5,1,4) first
+        avg = (mn + g.reshape(-1, 4, 1, 1) + a) / 3         # 9 Average of three
+        pooled = avg.mean((2, 3))                           # 10 GAP
+        logits = dense(pooled, kd, bd)                      # 11 Dense
+        loss = F.cross_entropy(logits, labels)
+        weights = [(0, "kernel", ka, True), (0, "bias", ba, True),
+                   (1, "kernel", kr, True), (1, "bias", br, True),
+                   (5, "kernel", kc, True), (5, "bias", bc, True),
+                   (11, "kernel", kd, True), (11, "bias", bd, True)]
+        return x, labels.to(torch.float64), weights, torch.softmax(logits, dim=-1), loss
+
+    case = Case("broadcast_merge",
+                "input (2,5,4,3); Conv2D a (5,4,4), r (1,4,4); Add GAP Multiply; Conv2D col "
+                "(5,1,4); Subtract Maximum Minimum Average(3) GAP Dense(3,softmax)")
+    finish_weights(case, *draw(build, 1500))
+    return case
+
+
 def main():
     total = 0
     for make in (lambda: small_net(False), padding_stride_dilation, dense_bce,
                  lambda: small_net(True), batchnorm_net, separable_net, activations_conv,
                  activations_dense, lambda: from_logits("sparse"),
                  lambda: from_logits("categorical"), lambda: from_logits("binary"),
-                 graph_net, transpose_upsampling, normalization_softmax):
+                 graph_net, transpose_upsampling, normalization_softmax, broadcast_merge):
         case = make()
         path = case.write()
         total += os.path.getsize(path)
