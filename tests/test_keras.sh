@@ -112,6 +112,41 @@ if /usr/bin/python3 "$root/tests/keras/nest_sequential.py" "$tmp/flat.h5" "$tmp/
 else
     bad "tests/keras/nest_sequential.py failed (python3-h5py)"
 fi
+# the same in Keras 3's .keras layout (tests/keras/nest_sequential_keras3.py): the nested
+# layers' variables under layers/sequential/layers/<key>/, the outer Dense dense_1 at
+# layers/dense/ (numbered among the outer model's layers)
+printf 'input shape=32,32,3\nConv2D 2 3 name=c1\nFlatten name=f\nDense 4 relu\nDense 3 softmax\n' \
+    >"$tmp/flat3.model"
+for f in flat flat3; do
+    expect 0 "train $f.model (.keras)" train "$tmp/$f.model" --train-images "$tmp/rgb-images" \
+        --train-labels "$tmp/rgb-labels" --epochs 1 --batch-size 4 --no-checkpoint \
+        --save "$tmp/$f.keras"
+    if /usr/bin/python3 "$root/tests/keras/nest_sequential_keras3.py" "$tmp/$f.keras" \
+        "$tmp/nested-$f.keras"; then
+        expect 0 "predict $f.keras" predict "$tmp/$f.keras" "$tmp/rgb-images" --top 3
+        cp "$tmp/out" "$tmp/flat.out"
+        expect 0 "predict nested-$f.keras" predict "$tmp/nested-$f.keras" "$tmp/rgb-images" --top 3
+        if cmp -s "$tmp/out" "$tmp/flat.out"; then ok; else bad "nested-$f.keras: predictions differ"; fi
+    else
+        bad "tests/keras/nest_sequential_keras3.py failed (python3-h5py)"
+    fi
+done
+expect 0 "summary nested .keras" summary "$tmp/nested-flat3.keras"
+has "$tmp/out" "dense_1 (Dense)                 (None, 3)            15          dense[0][0]" \
+    "summary nested .keras"
+# a Functional model as a layer: refused, saying what is supported
+python3 - "$tmp/nested-flat3.keras" "$tmp/nested-functional.keras" <<'EOF'
+import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+with zipfile.ZipFile(sys.argv[2], "w") as o:
+    for n in z.namelist():
+        b = z.read(n)
+        o.writestr(n, b.replace(b'"class_name": "Sequential"', b'"class_name": "Functional"')
+                   if n == "config.json" else b)
+EOF
+expect 1 "nested Functional" summary "$tmp/nested-functional.keras"
+has "$tmp/err" "a Functional model used as a layer of another is not supported (a nested Sequential is)" \
+    "nested Functional"
 
 # The rest needs the two MNIST models.
 for f in "$h5" "$k3"; do
@@ -126,6 +161,17 @@ for f in "$h5" "$k3"; do
         finish
     fi
 done
+
+# ---- Keras's own Sequential .keras nested in a Functional model: the same predictions ----
+if /usr/bin/python3 "$root/tests/keras/nest_sequential_keras3.py" "$k3" "$tmp/nested-k3.keras"; then
+    expect 0 "predict .keras flat" predict "$k3" "$images" --index 55 --top 3 --scale 1/255
+    cp "$tmp/out" "$tmp/flat.out"
+    expect 0 "predict .keras nested" predict "$tmp/nested-k3.keras" "$images" --index 55 --top 3 \
+        --scale 1/255
+    if cmp -s "$tmp/out" "$tmp/flat.out"; then ok; else bad "nested $k3: predictions differ"; fi
+else
+    bad "tests/keras/nest_sequential_keras3.py $k3 failed"
+fi
 
 # ---- summary: Keras's names, shapes and parameter counts ----
 expect 0 "summary .h5" summary "$h5"

@@ -687,6 +687,9 @@ static cnn_status read_functional(json_reader *r, const json_t *config, cnn_mode
                     st = jfail(r, CNN_ERR_FORMAT, "inbound_nodes: %s", cnn_last_error());
             }
             bool nested = cls && strcmp(cls, "Sequential") == 0;
+            if (!st && cls && (strcmp(cls, "Functional") == 0 || strcmp(cls, "Model") == 0))
+                st = jfail(r, CNN_ERR_FORMAT, "a Functional model used as a layer of another is"
+                           " not supported (a nested Sequential is)");
             if (!st && nested && (n_alias == MAX_NESTED || !name))
                 st = jfail(r, CNN_ERR_FORMAT, "more than %d nested models, or one without a name",
                            MAX_NESTED);

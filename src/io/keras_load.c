@@ -521,11 +521,85 @@ static cnn_status find_vars(hid_t w, const cnn_model *m, int i, const int *class
     return CNN_OK;
 }
 
-static cnn_status zip_weights(cnn_model *m, hid_t w, const char *file)
+/* A Sequential nested in a Functional model keeps its layers' variables
+ * under its own key, numbered per class among its own layers:
+ *   layers/sequential/layers/conv2d/vars, layers/sequential/layers/dense/vars
+ * while the outer model's layers are numbered among the outer list (the
+ * Sequential counting as one "sequential"). The description reader
+ * flattened the nested layers into the graph under their names; this
+ * records, for each layer of a model with a nested Sequential, where Keras
+ * put its variables (other models keep find_vars's search). */
+#define NESTED_PATH_MAX 300
+
+static void nested_paths(const json_t *root, const cnn_model *m, char (*paths)[NESTED_PATH_MAX])
+{
+    const json_t *outer = json_object_get(json_object_get(root, "config"), "layers");
+    json_t *seen = json_object(), *inner_seen = NULL;
+    size_t i, j;
+    const json_t *layer, *inner;
+    bool any = false;
+    json_array_foreach(outer, i, layer) {
+        const char *cls = json_string_value(json_object_get(layer, "class_name"));
+        any = any || (cls && strcmp(cls, "Sequential") == 0);
+    }
+    json_array_foreach(outer, i, layer) {
+        const char *cls = json_string_value(json_object_get(layer, "class_name"));
+        char snake[96], key[128];
+        if (!cls || !seen)
+            continue;
+        cnn_keras_snake_case(cls, snake, sizeof snake);
+        json_int_t n = json_integer_value(json_object_get(seen, snake));
+        json_object_set_new(seen, snake, json_integer(n + 1));
+        if (!any)
+            break;
+        if (n)
+            snprintf(key, sizeof key, "%s_%lld", snake, (long long)n);
+        else
+            snprintf(key, sizeof key, "%s", snake);
+        if (strcmp(cls, "Sequential") != 0) {
+            const char *name =
+                json_string_value(json_object_get(json_object_get(layer, "config"), "name"));
+            for (int l = 0; name && l < m->n_layers; l++)
+                if (strcmp(cnn_model_layer_name(m, l), name) == 0)
+                    snprintf(paths[l], NESTED_PATH_MAX, "layers/%s/vars", key);
+            continue;
+        }
+        inner_seen = json_object();
+        const json_t *layers = json_object_get(json_object_get(layer, "config"), "layers");
+        json_array_foreach(layers, j, inner) {
+            const char *icls = json_string_value(json_object_get(inner, "class_name"));
+            const char *name =
+                json_string_value(json_object_get(json_object_get(inner, "config"), "name"));
+            /* Sequential.layers, which Keras walks, leaves out its InputLayer */
+            if (!icls || !name || !inner_seen || strcmp(icls, "InputLayer") == 0)
+                continue;
+            char isnake[96], ikey[128];
+            cnn_keras_snake_case(icls, isnake, sizeof isnake);
+            json_int_t k = json_integer_value(json_object_get(inner_seen, isnake));
+            json_object_set_new(inner_seen, isnake, json_integer(k + 1));
+            if (k)
+                snprintf(ikey, sizeof ikey, "%s_%lld", isnake, (long long)k);
+            else
+                snprintf(ikey, sizeof ikey, "%s", isnake);
+            for (int l = 0; l < m->n_layers; l++)
+                if (strcmp(cnn_model_layer_name(m, l), name) == 0)
+                    snprintf(paths[l], NESTED_PATH_MAX, "layers/%s/layers/%s/vars", key, ikey);
+        }
+        json_decref(inner_seen);
+    }
+    json_decref(seen);
+}
+
+static cnn_status zip_weights(cnn_model *m, hid_t w, const json_t *root, const char *file)
 {
     int *class_index = calloc((size_t)m->n_layers + 1, sizeof *class_index);
-    if (!class_index)
+    char(*nested)[NESTED_PATH_MAX] = calloc((size_t)m->n_layers + 1, sizeof *nested);
+    if (!class_index || !nested) {
+        free(class_index);
+        free(nested);
         return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", file);
+    }
+    nested_paths(root, m, nested);
     /* Keras numbers the keys per class: conv2d, conv2d_1, ... */
     for (int i = 0; i < m->n_layers; i++)
         for (int j = 0; j < i; j++)
@@ -533,10 +607,19 @@ static cnn_status zip_weights(cnn_model *m, hid_t w, const char *file)
     cnn_status st = build(m, file);
     for (int i = 0; i < m->n_layers && !st; i++) {
         cnn_layer *l = m->layers[i];
-        char path[300];
-        bool found;
-        if ((st = find_vars(w, m, i, class_index, file, path, sizeof path, &found)))
+        char path[NESTED_PATH_MAX];
+        bool found = nested[i][0] != '\0';
+        if (found)
+            snprintf(path, sizeof path, "%s", nested[i]);
+        else if ((st = find_vars(w, m, i, class_index, file, path, sizeof path, &found)))
             break;
+        if (found && nested[i][0] && !cnn_h5_exists(w, path)) {
+            if (l->n_params)
+                st = cnn_fail(CNN_ERR_FORMAT, "%s: no weights for layer %s (%s) of a model with"
+                              " a nested Sequential: expected the group %s", file, l->name,
+                              l->ops->type_name, path);
+            continue;
+        }
         if (!found) {
             if (l->n_params)
                 st = cnn_fail(CNN_ERR_FORMAT, "%s: no weights for layer %s (%s): expected a"
@@ -563,6 +646,7 @@ static cnn_status zip_weights(cnn_model *m, hid_t w, const char *file)
         H5Gclose(g);
     }
     free(class_index);
+    free(nested);
     return st;
 }
 
@@ -646,7 +730,7 @@ static cnn_status load_zip(const void *bytes, size_t size, const char *name, cnn
         st = cnn_h5_open_image(weights, weights_size, wname, &w);
     free(weights);
     if (!st)
-        st = zip_weights(m, w, wname);
+        st = zip_weights(m, w, root, wname);
     const json_t *cc = json_object_get(root, "compile_config");
     if (!st && json_is_object(cc))
         st = compile_from(m, json_object_get(cc, "optimizer"), json_object_get(cc, "loss"),
