@@ -2,11 +2,14 @@
  * bench_torch.py, printed as the same JSON lines (run by bench/run.py).
  *
  * usage: bench_cnn train|infer NET BATCH THREADS STEPS
+ *        bench_cnn keras train|infer FILE BATCH THREADS STEPS
  *        bench_cnn conv BATCH H W CIN COUT K THREADS REPS
  *        bench_cnn large forward|train SIZE THREADS
  *        bench_cnn fashion STEPS THREADS   (peak RSS of real training)
  * NET: tutorial (Conv 32@5x5 same -> pool -> Conv 64@5x5 same -> pool ->
- * Dense 1024 -> Dense 10) or lenet5. */
+ * Dense 1024 -> Dense 10) or lenet5; FILE: a Keras model (the MLPerf Tiny
+ * ones in models/mlperf-tiny/), which bench_torch.py runs as the same graph
+ * with the same weights. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,17 +88,23 @@ static cnn_model *network(const char *name, int threads)
     return m;
 }
 
-static void bench_train(const char *net, int batch, int threads, int steps, bool infer)
+/* Timed steps of m (compiled; it is freed) on random inputs of its input
+ * shape and random labels below its output size. */
+static void bench_steps(cnn_model *m, const char *net, int batch, int threads, int steps,
+                        bool infer)
 {
-    cnn_model *m = network(net, threads);
+    cnn_shape in = cnn_model_input_shape(m), classes = cnn_model_output_shape(m);
+    int64_t dims[4] = {batch, 1, 1, 1};
+    for (int d = 0; d < in.rank; d++)
+        dims[d + 1] = in.dims[d];
     cnn_tensor *x, *y;
-    cnn_tensor_create(&x, 4, (int64_t[]){batch, 28, 28, 1});
+    cnn_tensor_create(&x, in.rank + 1, dims);
     cnn_tensor_create(&y, 1, (int64_t[]){batch});
     srand(0);
     for (int64_t i = 0; i < cnn_tensor_size(x); i++)
         x->data[i] = (float)rand() / (float)RAND_MAX;
     for (int i = 0; i < batch; i++)
-        y->data[i] = (float)(rand() % 10);
+        y->data[i] = (float)(rand() % classes.dims[classes.rank - 1]);
     double *t = calloc((size_t)steps, sizeof *t);
     cnn_tensor *out = NULL;
     for (int i = 0; i < steps + 3; i++) { /* 3 warm-up steps */
@@ -121,6 +130,28 @@ static void bench_train(const char *net, int batch, int threads, int steps, bool
     cnn_tensor_free(x);
     cnn_tensor_free(y);
     cnn_model_free(m);
+}
+
+static void bench_train(const char *net, int batch, int threads, int steps, bool infer)
+{
+    bench_steps(network(net, threads), net, batch, threads, steps, infer);
+}
+
+/* A Keras file: its graph and weights, trained as the networks above are
+ * (SGD with momentum, sparse cross-entropy; BatchNormalization on batch
+ * statistics). */
+static void bench_keras(const char *mode, const char *path, int batch, int threads, int steps)
+{
+    cnn_model *m = NULL;
+    if (cnn_model_load_keras(path, &m, NULL))
+        die(path);
+    cnn_model_set_threads(m, threads);
+    if (cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                         .optimizer = cnn_sgd(.learning_rate = 0.01f,
+                                                              .momentum = 0.9f))))
+        die("compile");
+    const char *base = strrchr(path, '/');
+    bench_steps(m, base ? base + 1 : path, batch, threads, steps, strcmp(mode, "infer") == 0);
 }
 
 /* Conv2D (same padding) forward, backward-weights and backward-data timed
@@ -278,6 +309,8 @@ int main(int argc, char **argv)
     if (argc >= 6 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "infer") == 0))
         bench_train(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]),
                     strcmp(argv[1], "infer") == 0);
+    else if (argc >= 7 && strcmp(argv[1], "keras") == 0)
+        bench_keras(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
     else if (argc >= 10 && strcmp(argv[1], "conv") == 0)
         bench_conv(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]),
                    atoi(argv[7]), atoi(argv[8]), atoi(argv[9]));
@@ -287,6 +320,7 @@ int main(int argc, char **argv)
         bench_large(argv[2], atoi(argv[3]), atoi(argv[4]));
     else {
         fprintf(stderr, "usage: bench_cnn train|infer NET BATCH THREADS STEPS\n"
+                        "       bench_cnn keras train|infer FILE BATCH THREADS STEPS\n"
                         "       bench_cnn conv BATCH H W CIN COUT K THREADS REPS\n"
                         "       bench_cnn large forward|train SIZE THREADS\n"
                         "       bench_cnn fashion STEPS THREADS\n");

@@ -5,12 +5,14 @@ OPENBLAS_CORETYPE=SKYLAKEX, OPENBLAS_NUM_THREADS=1, glibc malloc tunables
 that keep freed tensors mapped, torch.set_num_threads(threads).
 
 usage: bench_torch.py train|infer NET BATCH THREADS STEPS
+       bench_torch.py keras train|infer FILE BATCH THREADS STEPS
        bench_torch.py conv BATCH H W CIN COUT K THREADS REPS
        bench_torch.py large forward|train SIZE THREADS
        bench_torch.py fashion STEPS THREADS
 """
 import gzip
 import json
+import os
 import resource
 import sys
 import time
@@ -18,6 +20,11 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+# the Keras graph as PyTorch runs it, shared with the fixture generator
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tests", "keras"))
+import keras_torch  # noqa: E402
 
 
 class SamePad(nn.Module):
@@ -82,6 +89,35 @@ def bench_train(net, batch, threads, steps, infer):
             times.append(time.perf_counter() - t0)
     emit(kind="infer" if infer else "train", net=net, batch=batch, threads=threads,
          step_s=times)
+
+
+def bench_keras(mode, path, batch, threads, steps):
+    """A Keras file's graph and weights (tests/keras/keras_torch.py), float32:
+    inference without autograd, or training steps (batch statistics in
+    BatchNormalization, cross-entropy from the logits, SGD with momentum)."""
+    torch.manual_seed(0)
+    config, weights = keras_torch.load(path)
+    model = keras_torch.KerasGraph(config, weights, torch.float32)
+    h, w, c = keras_torch.input_shape(config)
+    x = torch.rand(batch, c, h, w).permute(0, 2, 3, 1)  # NCHW in memory, as users keep it
+    classes = model(x[:1])[1].shape[-1]
+    y = torch.randint(0, classes, (batch,))
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01,
+                          momentum=0.9)
+    model.train(mode == "train")
+    times = []
+    for i in range(steps + 3):  # 3 warm-up steps
+        t0 = time.perf_counter()
+        if mode == "infer":
+            with torch.no_grad():
+                model(x)
+        else:
+            opt.zero_grad(set_to_none=False)
+            F.cross_entropy(model(x, logits=True)[1], y).backward()
+            opt.step()
+        if i >= 3:
+            times.append(time.perf_counter() - t0)
+    emit(kind=mode, net=os.path.basename(path), batch=batch, threads=threads, step_s=times)
 
 
 def bench_conv(batch, h, w, cin, cout, k, threads, reps):
@@ -165,6 +201,10 @@ def main(argv):
         net, batch, threads, steps = argv[2], int(argv[3]), int(argv[4]), int(argv[5])
         torch.set_num_threads(threads)
         bench_train(net, batch, threads, steps, mode == "infer")
+    elif mode == "keras":
+        batch, threads, steps = int(argv[4]), int(argv[5]), int(argv[6])
+        torch.set_num_threads(threads)
+        bench_keras(argv[2], argv[3], batch, threads, steps)
     elif mode == "conv":
         args = [int(a) for a in argv[2:10]]
         torch.set_num_threads(args[6])

@@ -75,6 +75,44 @@ def machine():
     return model, os.cpu_count(), torch_version, gcc
 
 
+REAL_MODELS = [("ResNet-8 (CIFAR-10, 32x32x3)", "mlperf-tiny-resnet8-cifar10.h5"),
+               ("MobileNetV1 0.25 (VWW, 96x96x3)", "mlperf-tiny-mobilenetv1-vww96.h5")]
+
+
+def real_models_section(say, threads_list, rounds, steps):
+    """The MLPerf Tiny Keras files against PyTorch running the same graph with
+    the same weights (tests/keras/keras_torch.py): inference at batch 1 and
+    64, training at batch 32."""
+    say("## Real models: MLPerf Tiny ResNet-8 and MobileNetV1 (Keras files)")
+    say()
+    say("Both sides load `models/mlperf-tiny/*.h5`: cnn with `cnn_model_load_keras`, PyTorch "
+        "as the same graph with the same weights (`tests/keras/keras_torch.py`, float32, "
+        "the tests' reference translation; BatchNormalization by `F.batch_norm`). Inputs "
+        "uniform in [0, 1), random labels; training is forward + backward + SGD-momentum "
+        "step with the cross-entropy from the logits and BatchNormalization on batch "
+        "statistics, as Keras trains. Ratio: cnn / PyTorch (images/s: higher is better for "
+        "cnn; latency: lower is).")
+    say()
+    say("| network | measurement | threads | cnn | PyTorch | ratio cnn/PyTorch |")
+    say("|---|---|---|---|---|---|")
+    for name, file in REAL_MODELS:
+        path = os.path.join(ROOT, "models", "mlperf-tiny", file)
+        for t in threads_list:
+            res = both(["keras", "infer", path, 1, t, steps * 4], rounds)
+            ours = stats([statistics.median(r["step_s"]) * 1e3 for r in res["cnn"]])
+            theirs = stats([statistics.median(r["step_s"]) * 1e3 for r in res["pytorch"]])
+            say(f"| {name} | inference, batch 1 latency, ms | {t} | {fmt(*ours, 3)} | "
+                f"{fmt(*theirs, 3)} | {ours[0] / theirs[0]:.2f} |")
+        for kind, batch, label in (("infer", 64, "inference, batch 64, images/s"),
+                                   ("train", 32, "training, batch 32, images/s")):
+            for t in threads_list:
+                res = both(["keras", kind, path, batch, t, steps], rounds)
+                ours, theirs = throughput(res["cnn"], batch), throughput(res["pytorch"], batch)
+                say(f"| {name} | {label} | {t} | {fmt(*ours)} | {fmt(*theirs)} | "
+                    f"{ours[0] / theirs[0]:.2f} |")
+    say()
+
+
 def main():
     quick = "--quick" in sys.argv
     out_path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
@@ -149,6 +187,9 @@ def main():
         say(f"| batch 1 latency, ms (lower is better) | {t} | {fmt(*ours, 3)} | "
             f"{fmt(*theirs, 3)} | {ours[0] / theirs[0]:.2f} |")
     say()
+
+    # --quick: two rounds of 4 steps (each run loads a model and starts Python)
+    real_models_section(say, threads_list, 2 if quick else rounds, 4 if quick else steps)
 
     say("## Conv2D layers (GFLOP/s, fraction of the measured peak)")
     say()
