@@ -112,6 +112,15 @@ if /usr/bin/python3 "$root/tests/keras/nest_sequential.py" "$tmp/flat.h5" "$tmp/
 else
     bad "tests/keras/nest_sequential.py failed (python3-h5py)"
 fi
+# ... and as Keras 3's legacy .h5 writer saves it (weights named by their paths, inner/h/kernel)
+if /usr/bin/python3 "$root/tests/keras/nest_sequential.py" --keras3 "$tmp/flat.h5" \
+    "$tmp/nested3.h5"; then
+    expect 0 "predict nested (Keras 3 legacy .h5)" predict "$tmp/nested3.h5" "$tmp/rgb-images" \
+        --top 3
+    if cmp -s "$tmp/out" "$tmp/flat.out"; then ok; else bad "nested3.h5: predictions differ"; fi
+else
+    bad "tests/keras/nest_sequential.py --keras3 failed (python3-h5py)"
+fi
 # the same in Keras 3's .keras layout (tests/keras/nest_sequential_keras3.py): the nested
 # layers' variables under layers/sequential/layers/<key>/, the outer Dense dense_1 at
 # layers/dense/ (numbered among the outer model's layers)
