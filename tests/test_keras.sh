@@ -143,6 +143,22 @@ done
 expect 0 "summary nested .keras" summary "$tmp/nested-flat3.keras"
 has "$tmp/out" "dense_1 (Dense)                 (None, 3)            15          dense[0][0]" \
     "summary nested .keras"
+# a broadcasting Multiply (a squeeze-and-excitation gate, (8, 8, 16) x (16)) trains and
+# round-trips through .keras and .h5 with the same predictions as the .cnn
+printf 'input shape=32,32,3 name=x\nConv2D 16 3 activation=relu padding=same name=features\nGlobalAveragePooling2D\nDense 16 sigmoid name=gate\nMultiply inputs=features,gate\nGlobalAveragePooling2D\nDense 3 softmax\n' \
+    >"$tmp/se.model"
+for f in cnn keras h5; do
+    expect 0 "train the broadcasting block (.$f)" train "$tmp/se.model" --train-images \
+        "$tmp/rgb-images" --train-labels "$tmp/rgb-labels" --epochs 1 --batch-size 4 --threads 1 \
+        --no-checkpoint --save "$tmp/se.$f"
+    expect 0 "predict the broadcasting block (.$f)" predict "$tmp/se.$f" "$tmp/rgb-images" --top 3
+    cp "$tmp/out" "$tmp/se-$f.out"
+done
+if cmp -s "$tmp/se-cnn.out" "$tmp/se-keras.out" && cmp -s "$tmp/se-cnn.out" "$tmp/se-h5.out"; then
+    ok
+else
+    bad "the broadcasting block: predictions differ between .cnn, .keras and .h5"
+fi
 # a Functional model as a layer: refused, saying what is supported
 python3 - "$tmp/nested-flat3.keras" "$tmp/nested-functional.keras" <<'EOF'
 import sys, zipfile
