@@ -410,10 +410,10 @@ static void test_global_pool_values(void)
  * depth multiplier 2) -> global pooling -> Dense, big enough for the
  * layers to split their work (BN by channels, depthwise by pixels then
  * channels). */
-static cnn_model *layers_model(int threads, bool max_pool)
+static cnn_model *layers_model(int threads, bool max_pool, int channels)
 {
     cnn_model *m = NULL;
-    if (cnn_model_create(&m, cnn_shape_hwc(16, 16, 24)))
+    if (cnn_model_create(&m, cnn_shape_hwc(16, 16, channels)))
         return NULL;
     cnn_model_set_seed(m, 7);
     cnn_model_set_threads(m, threads);
@@ -442,16 +442,19 @@ static cnn_model *layers_model(int threads, bool max_pool)
     return m;
 }
 
-static void test_layers_threads(bool max_pool)
+/* channels: 24, or 20 (the depthwise backward's blocks of 8 channels per
+ * thread then end in a partial one) */
+static void test_layers_threads(bool max_pool, int channels)
 {
     cnn_tensor *x = NULL, *y = NULL;
-    CHECK_OK(cnn_tensor_create(&x, 4, (int64_t[]){48, 16, 16, 24}));
+    CHECK_OK(cnn_tensor_create(&x, 4, (int64_t[]){48, 16, 16, channels}));
     CHECK_OK(cnn_tensor_create(&y, 1, (int64_t[]){48}));
-    cnn_model *one = layers_model(1, max_pool), *two = layers_model(2, max_pool);
+    cnn_model *one = layers_model(1, max_pool, channels),
+              *two = layers_model(2, max_pool, channels);
     if (!x || !y || !one || !two)
         goto done;
-    for (int64_t i = 0; i < 48 * 16 * 16 * 24; i++)
-        x->data[i] = uniform(-1, 1) + (float)(i % 24) * 0.1f;
+    for (int64_t i = 0; i < 48 * 16 * 16 * channels; i++)
+        x->data[i] = uniform(-1, 1) + (float)(i % channels) * 0.1f;
     for (int i = 0; i < 48; i++)
         y->data[i] = (float)below(3);
     CHECK_OK(cnn_model_fit(one, x, y, cnn_fit(.epochs = 2, .batch_size = 16), NULL));
@@ -467,8 +470,8 @@ static void test_layers_threads(bool max_pool)
                 continue;
             }
             char what[80];
-            snprintf(what, sizeof what, "layer %d weight %d, 1 vs 2 threads (max=%d)", l, w,
-                     max_pool);
+            snprintf(what, sizeof what, "layer %d weight %d, 1 vs 2 threads (max=%d, %d channels)",
+                     l, w, max_pool, channels);
             CHECK(n1 == n2);
             same_bits(what, a, b, (size_t)n1 * sizeof(float));
         }
@@ -531,7 +534,8 @@ int main(void)
     test_bn_values();
     test_depthwise_values();
     test_global_pool_values();
-    test_layers_threads(false);
-    test_layers_threads(true);
+    test_layers_threads(false, 24);
+    test_layers_threads(true, 24);
+    test_layers_threads(false, 20);
     return test_finish("test_kernels");
 }
