@@ -90,8 +90,9 @@ def real_models_section(say, threads_list, rounds, steps):
         "the tests' reference translation; BatchNormalization by `F.batch_norm`). Inputs "
         "uniform in [0, 1), random labels; training is forward + backward + SGD-momentum "
         "step with the cross-entropy from the logits and BatchNormalization on batch "
-        "statistics, as Keras trains. Ratio: cnn / PyTorch (images/s: higher is better for "
-        "cnn; latency: lower is).")
+        f"statistics, as Keras trains. {rounds} rounds of {steps} timed steps ({steps * 4} at "
+        "batch 1) after 3 warm-up steps. Ratio: cnn / PyTorch (images/s: higher is better "
+        "for cnn; latency: lower is).")
     say()
     say("| network | measurement | threads | cnn | PyTorch | ratio cnn/PyTorch |")
     say("|---|---|---|---|---|---|")
