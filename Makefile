@@ -178,7 +178,7 @@ FUZZ_CC ?= clang
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_RSS_MB ?= 2048
-FUZZ_HARNESSES := idx model description image keras decode
+FUZZ_HARNESSES := idx model description image keras decode dataset keras_isolated
 SOAK_RUNS ?= 500
 
 # clang -O1 with the sanitizers spends over 20 CPU minutes on conv_direct.c's

@@ -10,11 +10,18 @@
  *                 channels the harness asks for)
  *   keras/        a tiny model as .keras and .h5, uncompiled and compiled
  *                 with Adam's state, and truncated copies
+ *   dataset/      trees of class folders and CSV lists (fuzz_dataset.c's
+ *                 records) holding the image/ seeds, odd names, subfolders,
+ *                 links, bad files, and every option
+ *   keras_isolated/  the keras/ seeds, and two .h5 files that crash and
+ *                 hang libhdf5 1.10.8 (as tests/test_keras_isolate.c makes them)
  *   decode/       every PNG and JPEG kind of tests/images/ (16-bit,
  *                 palette, interlaced, CMYK, progressive, ...) and the
  *                 image/ seeds of the other formats (two leading bytes:
  *                 the channels and the minimum size for DCT scaling)
  * Run from the repository root. */
+#define _GNU_SOURCE /* memmem */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,6 +425,226 @@ static void gen_images(void)
     write_image("one.gif", 2, gif, sizeof gif);
 }
 
+
+/* ---- Data sets (fuzz_dataset.c) -------------------------------------------- */
+
+typedef struct {
+    unsigned char b[1 << 16];
+    size_t n;
+} ds_input;
+
+/* The harness's record: [kind][name length][name][content length LE][content]. */
+static void ds_record(ds_input *in, int kind, const char *name, const void *content,
+                      size_t len)
+{
+    size_t nl = strlen(name);
+    if (in->n + 4 + nl + len > sizeof in->b) {
+        fprintf(stderr, "gen_corpus: data set seed too big\n");
+        failures++;
+        return;
+    }
+    in->b[in->n++] = (unsigned char)kind;
+    in->b[in->n++] = (unsigned char)nl;
+    memcpy(in->b + in->n, name, nl);
+    in->n += nl;
+    in->b[in->n++] = (unsigned char)(len & 0xff);
+    in->b[in->n++] = (unsigned char)(len >> 8);
+    memcpy(in->b + in->n, content, len);
+    in->n += len;
+}
+
+/* An image/ seed without its leading channel byte. */
+static size_t image_seed(const char *name, unsigned char *out, size_t cap)
+{
+    char path[256];
+    snprintf(path, sizeof path, "fuzz/corpus/image/%s", name);
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(out, 1, cap, f) : 0;
+    if (f)
+        fclose(f);
+    if (n < 2) {
+        fprintf(stderr, "gen_corpus: cannot read %s\n", path);
+        failures++;
+        return 0;
+    }
+    memmove(out, out + 1, n - 1);
+    return n - 1;
+}
+
+/* Kinds: 0 class folder, 1 file, 2 subfolder, 3 link, 4 CSV text or a
+ * stray file; a file's extension is extensions[kind / 5] (.png, .jpg,
+ * .jpeg, .bmp, .gif, .PNG, .JpG, .txt, none). */
+enum { K_CLASS = 0, K_PNG = 1, K_JPG = 6, K_JPEG = 11, K_BMP = 16, K_GIF = 21, K_PNG_UPPER = 26,
+       K_TXT = 36, K_SUBDIR = 2, K_LINK = 43, K_LINK_PNG = 3, K_CSV = 4 };
+
+static void ds_header(ds_input *in, unsigned char b0, unsigned char b1, unsigned char b2,
+                      unsigned char b3)
+{
+    in->n = 0;
+    in->b[in->n++] = b0;
+    in->b[in->n++] = b1;
+    in->b[in->n++] = b2;
+    in->b[in->n++] = b3;
+}
+
+static void gen_dataset(void)
+{
+    static unsigned char png[4096], jpg[4096], bmp[4096], gif[256], grey[4096];
+    size_t npng = image_seed("rgb.png", png, sizeof png), njpg = image_seed("rgb.jpg", jpg, sizeof jpg),
+           nbmp = image_seed("rgb.bmp", bmp, sizeof bmp), ngif = image_seed("one.gif", gif, sizeof gif),
+           ngrey = image_seed("grey.png", grey, sizeof grey);
+    static ds_input in;
+
+    /* two classes (one UTF-8 name), every format, int labels, RGB 4x4 */
+    ds_header(&in, 0x00, 3, 3, 1);
+    ds_record(&in, K_CLASS, "cat", NULL, 0);
+    ds_record(&in, K_PNG, "a", png, npng);
+    ds_record(&in, K_JPG, "b", jpg, njpg);
+    ds_record(&in, K_CLASS, "caf\xc3\xa9", NULL, 0);
+    ds_record(&in, K_BMP, "c", bmp, nbmp);
+    ds_record(&in, K_GIF, "d", gif, ngif);
+    ds_record(&in, K_JPEG, "e", jpg, njpg);
+    write_bytes("dataset", "two_classes", in.b, in.n);
+
+    /* binary, grayscale, skip bad images, no shuffle: subfolders, a hidden
+     * class, a text file, a stray root file, a bad PNG, odd bytes in names */
+    ds_header(&in, 0x04 | 0x18 | 0x40 | 0x80, 1, 2, 7);
+    ds_record(&in, K_CLASS, "no", NULL, 0);
+    ds_record(&in, K_PNG_UPPER, "x\x01\x7f\xff", grey, ngrey);
+    ds_record(&in, K_SUBDIR, "deeper", NULL, 0);
+    ds_record(&in, K_PNG, "y", png, npng);
+    ds_record(&in, K_TXT, "notes", "not an image", 12);
+    ds_record(&in, K_CLASS, "yes", NULL, 0);
+    ds_record(&in, K_PNG, "bad", png, npng / 2);
+    ds_record(&in, K_JPG, "z", jpg, njpg);
+    ds_record(&in, K_CLASS, ".hidden", NULL, 0);
+    ds_record(&in, K_PNG, "h", png, npng);
+    ds_record(&in, K_CSV, "stray", png, npng);
+    write_bytes("dataset", "binary_grey_skip", in.b, in.n);
+
+    /* categorical, RGBA, a 0.5 split, a cache, two decode threads, a
+     * random crop, crop to aspect ratio, scale 1/127 */
+    ds_header(&in, 0x02 | 0x10 | 0x20, 5 | 8, 2 | 0x10 | 0x20 | 0x40 | 0x80, 42);
+    for (int k = 0; k < 3; k++) {
+        char name[8];
+        snprintf(name, sizeof name, "c%d", k);
+        ds_record(&in, K_CLASS, name, NULL, 0);
+        ds_record(&in, K_PNG, "p", png, npng);
+        ds_record(&in, K_BMP, "q", bmp, nbmp);
+    }
+    write_bytes("dataset", "categorical_split_cache", in.b, in.n);
+
+    /* links with follow_links: a loop to the class itself, one to its
+     * parent, one to a file, one to another class */
+    ds_header(&in, 0x00, 2, 2 | 0x08, 0);
+    ds_record(&in, K_CLASS, "a", NULL, 0);
+    ds_record(&in, K_PNG, "one", png, npng);
+    ds_record(&in, K_CLASS, "b", NULL, 0);
+    ds_record(&in, K_LINK, "loop", (unsigned char[]){0}, 1);
+    ds_record(&in, K_LINK, "up", (unsigned char[]){1}, 1);
+    ds_record(&in, K_LINK_PNG, "file", (unsigned char[]){3}, 1); /* made[1]: a/one.png */
+    ds_record(&in, K_LINK, "other", (unsigned char[]){2}, 1);    /* made[0]: a */
+    write_bytes("dataset", "links_followed", in.b, in.n);
+
+    /* CSV list: header, class names, a comma in a path, spaces */
+    static const char csv[] = "path,label\nimgs/a.png,dog\n  imgs/b,1.jpg , cat\nimgs/a.png,dog\n";
+    ds_header(&in, 0x01, 3, 3, 5);
+    ds_record(&in, K_CLASS, "imgs", NULL, 0);
+    ds_record(&in, K_PNG, "a", png, npng);
+    ds_record(&in, K_JPG, "b,1", jpg, njpg);
+    ds_record(&in, K_CSV, "", csv, sizeof csv - 1);
+    write_bytes("dataset", "csv_names", in.b, in.n);
+
+    /* CSV list with integer labels, and a line without a comma */
+    static const char csv_int[] = "x/p.bmp,0\nx/q.gif,2\n";
+    ds_header(&in, 0x01 | 0x40, 2, 3, 9);
+    ds_record(&in, K_SUBDIR, "x", NULL, 0);
+    ds_record(&in, K_BMP, "p", bmp, nbmp);
+    ds_record(&in, K_GIF, "q", gif, ngif);
+    ds_record(&in, K_CSV, "", csv_int, sizeof csv_int - 1);
+    write_bytes("dataset", "csv_indices", in.b, in.n);
+    static const char csv_bad[] = "x/p.bmp 0\n";
+    ds_record(&in, K_CSV, "", csv_bad, sizeof csv_bad - 1);
+    write_bytes("dataset", "csv_malformed", in.b, in.n);
+
+    /* a bad image without skip_bad_images: the stream's error */
+    ds_header(&in, 0x00, 1, 1, 0);
+    ds_record(&in, K_CLASS, "only", NULL, 0);
+    ds_record(&in, K_PNG, "good", png, npng);
+    ds_record(&in, K_JPG, "cut", jpg, njpg / 3);
+    write_bytes("dataset", "bad_image", in.b, in.n);
+
+    /* no class folders: files in the root only */
+    ds_header(&in, 0x00, 1, 1, 0);
+    ds_record(&in, K_PNG, "lonely", png, npng);
+    write_bytes("dataset", "no_classes", in.b, in.n);
+}
+
+/* ---- Keras through the wall (fuzz_keras_isolated.c) ----------------------------- */
+
+static size_t read_into(const char *path, unsigned char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, cap, f) : 0;
+    if (f)
+        fclose(f);
+    if (!n) {
+        fprintf(stderr, "gen_corpus: cannot read %s\n", path);
+        failures++;
+    }
+    return n;
+}
+
+static void gen_keras_isolated(void)
+{
+    static const char *const seeds[] = {"tiny.h5", "tiny.keras", "tiny_adam.h5",
+                                        "tiny_adam.keras", "tiny_truncated.h5"};
+    for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++) {
+        char src[256];
+        snprintf(src, sizeof src, "fuzz/corpus/keras/%s", seeds[i]);
+        copy_file("keras_isolated", seeds[i], src);
+    }
+    /* libhdf5 1.10.8's known failures, made from tiny.h5's global heap
+     * collection (16-byte header, then objects: index 2, refcount 2,
+     * reserved 4, size 8, data padded to 8) */
+    static unsigned char b[1 << 16];
+    size_t n = read_into("fuzz/corpus/keras/tiny.h5", b, sizeof b);
+    const unsigned char *g = n ? memmem(b, n, "GCOL", 4) : NULL;
+    if (!g) {
+        fprintf(stderr, "gen_corpus: tiny.h5 has no global heap\n");
+        failures++;
+        return;
+    }
+    size_t first = (size_t)(g - b) + 16, p = first, best = 0;
+    uint64_t best_size = 0;
+    while (p + 16 <= n) {
+        unsigned idx = b[p] | b[p + 1] << 8;
+        uint64_t size = 0;
+        for (int k = 7; k >= 0; k--)
+            size = size << 8 | b[p + 8 + k];
+        if (idx == 0 || size > n)
+            break;
+        if (size > best_size)
+            best_size = size, best = p;
+        p += 16 + (size + 7) / 8 * 8;
+    }
+    if (!best) {
+        fprintf(stderr, "gen_corpus: tiny.h5's global heap is empty\n");
+        failures++;
+        return;
+    }
+    /* the largest object claims 256 MiB: H5HG_read copies past the end */
+    static unsigned char crash[1 << 16];
+    memcpy(crash, b, n);
+    for (int k = 0; k < 8; k++)
+        crash[best + 8 + k] = (unsigned char)(((uint64_t)1 << 28) >> 8 * k);
+    write_bytes("keras_isolated", "hdf5_crash_global_heap.h5", crash, n);
+    /* the first object becomes free space of size 0: the deserializer
+     * never advances */
+    memset(b + first, 0, 16);
+    write_bytes("keras_isolated", "hdf5_hang_free_space.h5", b, n);
+}
+
 /* ---- Decoding (fuzz_decode.c) -------------------------------------------- */
 
 static void write_decode(const char *name, unsigned char channels, unsigned char min,
@@ -473,7 +700,8 @@ int main(void)
 {
     const char *dirs[] = {"fuzz/corpus", "fuzz/corpus/idx", "fuzz/corpus/model",
                           "fuzz/corpus/description", "fuzz/corpus/image",
-                          "fuzz/corpus/keras", "fuzz/corpus/decode"};
+                          "fuzz/corpus/keras", "fuzz/corpus/decode",
+                          "fuzz/corpus/dataset", "fuzz/corpus/keras_isolated"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
         mkdir(dirs[i], 0755);
     gen_idx();
@@ -482,6 +710,8 @@ int main(void)
     gen_images();
     gen_keras();
     gen_decode();
+    gen_dataset();
+    gen_keras_isolated();
     if (failures)
         fprintf(stderr, "gen_corpus: %d failures\n", failures);
     return failures ? 1 : 0;

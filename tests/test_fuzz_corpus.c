@@ -43,6 +43,12 @@ static int fuzz_invariants_failed;
 #define LLVMFuzzerTestOneInput fuzz_decode_one
 #include "../fuzz/fuzz_decode.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_dataset_one
+#include "../fuzz/fuzz_dataset.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_keras_isolated_one
+#include "../fuzz/fuzz_keras_isolated.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*harness_fn)(const uint8_t *data, size_t size);
 
@@ -146,6 +152,8 @@ int main(void)
         {"image", fuzz_image_one},
         {"keras", fuzz_keras_one},
         {"decode", fuzz_decode_one},
+        {"dataset", fuzz_dataset_one},
+        {"keras_isolated", fuzz_keras_isolated_one},
     };
     for (size_t i = 0; i < sizeof harnesses / sizeof harnesses[0]; i++) {
         char dir[256];
