@@ -5,7 +5,9 @@
  * outstanding before. Scenarios: building, compiling, running, training
  * and saving a small model; loading it back from a file and from memory;
  * reading descriptions (text and Keras JSON), IDX files (plain and gzip)
- * and a PNG; the summary text.
+ * and a PNG; the summary text; a folder data set and a CSV list opened,
+ * a batch read (resized, cropped, cached) and freed; a folder data set
+ * evaluated through the decode threads' stream.
  *
  * How: this program defines malloc, calloc, realloc, free, aligned_alloc,
  * posix_memalign and memalign itself. Linked statically against libcnn.a,
@@ -39,6 +41,7 @@ int main(void)
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 /* ---- The counting, failing allocator ---------------------------------------- */
@@ -145,6 +148,7 @@ void *valloc(size_t size) { return memalign((size_t)sysconf(_SC_PAGESIZE), size)
 
 static char dir[] = "/tmp/cnn_test_alloc_XXXXXX";
 static char model_path[128], idx_path[128], gz_path[128], png_path[128];
+static char ds_dir[128], csv_path[128];
 static unsigned char *model_bytes;
 static size_t model_size;
 
@@ -358,6 +362,51 @@ static cnn_status scenario_jpeg(void)
     return tensor_result(st, t);
 }
 
+/* A data set of the folder ds_dir (two classes, three PNGs) or of its CSV
+ * list: opened, a batch of two read (resized to 3x3, cropped to 2x3,
+ * cached), freed. */
+static cnn_status dataset_read(bool list)
+{
+    cnn_dataset *ds = (cnn_dataset *)&ds;
+    cnn_dataset_config cfg = cnn_dataset_options(.image_size = {3, 3}, .random_crop = {2, 3},
+                                                 .seed = 4, .workers = 1, .cache_bytes = 1 << 16);
+    cnn_status st = list ? cnn_dataset_from_list(csv_path, cfg, &ds)
+                         : cnn_dataset_from_directory(ds_dir, cfg, &ds);
+    if (st)
+        return ds ? CNN_ERR_STATE : st; /* the output must be NULL */
+    float x[2 * 2 * 3 * 3], y[2];
+    st = cnn_dataset_read(ds, 0, 2, x, y);
+    cnn_dataset_free(ds);
+    return st;
+}
+
+static cnn_status scenario_dataset_folder(void) { return dataset_read(false); }
+static cnn_status scenario_dataset_list(void) { return dataset_read(true); }
+
+/* The folder evaluated by a small model through the stream: a decode
+ * thread's failed allocation comes back from the call. */
+static cnn_status scenario_dataset_stream(void)
+{
+    cnn_dataset *ds = NULL;
+    cnn_status st = cnn_dataset_from_directory(
+        ds_dir, cnn_dataset_options(.image_size = {3, 3}, .seed = 4, .workers = 1), &ds);
+    cnn_model *m = NULL;
+    double loss, acc;
+    if (!st && !(st = cnn_model_create(&m, cnn_shape_hwc(3, 3, 3))))
+        st = cnn_model_set_threads(m, 1);
+    if (!st)
+        st = cnn_model_add_flatten(m, cnn_flatten());
+    if (!st)
+        st = cnn_model_add_dense(m, cnn_dense(.units = 2, .activation = CNN_ACTIVATION_SOFTMAX));
+    if (!st)
+        st = cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY));
+    if (!st)
+        st = cnn_model_evaluate_dataset(m, ds, 2, &loss, &acc);
+    cnn_model_free(m);
+    cnn_dataset_free(ds);
+    return st;
+}
+
 /* ---- The driver ------------------------------------------------------------------ */
 
 /* Fails allocation k = 1, 2, ... of scenario until a run makes fewer than k
@@ -389,7 +438,8 @@ static long run_every_failure(const char *name, cnn_status (*scenario)(void))
         long left = atomic_load(&live) - base;
         bool hit = atomic_load(&injected);
         /* A failure a decoder absorbs (stb tries another format, libjpeg
-         * retries a smaller pool) may end
+         * retries a smaller pool), or the data set's cache (an image it
+         * could not keep is decoded again when needed) may end
          * in success. jansson 2.14 turns some failed allocations into a
          * syntax error, or drops a character from a token (lex_save
          * ignores strbuffer's failure), which the reader then refuses as
@@ -413,8 +463,8 @@ static long run_every_failure(const char *name, cnn_status (*scenario)(void))
     else
         test_passed++;
     if (absorbed)
-        printf("test_alloc_fail: %s: %ld failed allocations absorbed or reported as malformed"
-               " input by a third-party decoder\n", name, absorbed);
+        printf("test_alloc_fail: %s: %ld failed allocations absorbed (by a decoder or a cache)"
+               " or reported as malformed input by a third-party decoder\n", name, absorbed);
     return total;
 }
 
@@ -446,6 +496,23 @@ static void setup(void)
     for (int i = 0; i < 60; i++)
         px[i] = (uint8_t)(i * 4);
     CHECK_OK(cnn_image_save_png(png_path, px, 5, 4, 3));
+    /* the data set: ds/a/0.png, ds/a/1.png, ds/b/2.png and ds/list.csv */
+    snprintf(ds_dir, sizeof ds_dir, "%s/ds", dir);
+    CHECK(snprintf(csv_path, sizeof csv_path, "%s/list.csv", ds_dir) < (int)sizeof csv_path);
+    CHECK(mkdir(ds_dir, 0755) == 0);
+    for (int k = 0; k < 2; k++) {
+        char path[192];
+        snprintf(path, sizeof path, "%s/%c", ds_dir, 'a' + k);
+        CHECK(mkdir(path, 0755) == 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        char path[192];
+        snprintf(path, sizeof path, "%s/%c/%d.png", ds_dir, i < 2 ? 'a' : 'b', i);
+        px[i] = (uint8_t)(200 + i);
+        CHECK_OK(cnn_image_save_png(path, px, 5, 4, 3));
+    }
+    static const char csv[] = "path,label\na/0.png,cat\nb/2.png,dog\na/1.png,cat\n";
+    CHECK(write_file(csv_path, csv, sizeof csv - 1));
 }
 
 static void teardown(void)
@@ -453,6 +520,17 @@ static void teardown(void)
     const char *files[] = {model_path, idx_path, gz_path, png_path};
     for (int i = 0; i < 4; i++)
         unlink(files[i]);
+    char path[192];
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%c/%d.png", ds_dir, i < 2 ? 'a' : 'b', i);
+        unlink(path);
+    }
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%c", ds_dir, 'a' + k);
+        CHECK(rmdir(path) == 0);
+    }
+    unlink(csv_path);
+    CHECK(rmdir(ds_dir) == 0);
     CHECK(rmdir(dir) == 0);
 }
 
@@ -477,6 +555,9 @@ int main(void)
         {"PNG, resize", scenario_png},
         {"progressive JPEG", scenario_jpeg},
         {"graph: description, compile, predict, fit, summary, save, load", scenario_graph},
+        {"folder data set: open, read a batch, free", scenario_dataset_folder},
+        {"CSV list data set: open, read a batch, free", scenario_dataset_list},
+        {"folder data set: evaluate through the stream", scenario_dataset_stream},
     };
     for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
         if (scenarios[i].fn == scenario_load_memory) {

@@ -20,7 +20,7 @@ cnn_status cnn_io_error(const char *name, const char *what, int err)
     char msg[128];
     if (strerror_r(err, msg, sizeof msg) != 0)
         snprintf(msg, sizeof msg, "error %d", err);
-    return cnn_fail(CNN_ERR_IO, "%s: %s: %s", name, what, msg);
+    return cnn_fail(err == ENOMEM ? CNN_ERR_NO_MEMORY : CNN_ERR_IO, "%s: %s: %s", name, what, msg);
 }
 
 /* "a FIFO": what a file that is not a regular one is, for messages. */

@@ -21,7 +21,9 @@
 
 #include "cnn.h"
 
-/* CNN_ERR_IO with "name: what: strerror(err)". */
+/* CNN_ERR_IO with "name: what: strerror(err)"; CNN_ERR_NO_MEMORY when err
+ * is ENOMEM (opendir, fopen and the like allocate: that failure is memory,
+ * not the file). */
 cnn_status cnn_io_error(const char *name, const char *what, int err);
 /* Reads exactly size bytes of fd into buf, then checks that nothing follows. */
 cnn_status cnn_read_exact(int fd, unsigned char *buf, size_t size, const char *path);

@@ -353,7 +353,12 @@ cnn_status cnn_dataset_from_list(const char *csv_path, cnn_dataset_config cfg, c
     }
     /* paths are relative to the list's directory */
     char *base = strdup(csv_path);
-    char *slash = base ? strrchr(base, '/') : NULL;
+    if (!base) {
+        free(text);
+        cnn_dataset_free(ds);
+        return cnn_fail(CNN_ERR_NO_MEMORY, "%s: out of memory", csv_path);
+    }
+    char *slash = strrchr(base, '/');
     if (slash)
         *slash = '\0';
     strings paths = {0}, label_text = {0};
