@@ -168,6 +168,11 @@ endif
 # ---- Hostile input: fuzzing, sanitizers, soak (SECURITY.md) ----------------
 # make fuzz [FUZZ_SECONDS=60]   each libFuzzer harness for FUZZ_SECONDS under
 #                               ASan + UBSan (clang), corpus in build-fuzz/
+# make fuzz-hours [FUZZ_CPU_SECONDS=1800] [FUZZ_JOBS=2]
+#                               the long campaign: each harness for that much
+#                               CPU time, niced, FUZZ_JOBS at once
+#                               (scripts/fuzz_hours.sh; summary in
+#                               build-fuzz/logs/summary.txt)
 # make sanitize                 the whole suite built with ASan + UBSan and
 #                               -DNDEBUG in build-asan/ (sanitize-build: build)
 # make soak [SOAK_RUNS=500]     the SIGKILL-during-training test, longer
@@ -178,6 +183,8 @@ FUZZ_CC ?= clang
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_RSS_MB ?= 2048
+FUZZ_CPU_SECONDS ?= 1800
+FUZZ_JOBS ?= 2
 FUZZ_HARNESSES := idx model description image keras decode dataset keras_isolated
 SOAK_RUNS ?= 500
 
@@ -218,6 +225,10 @@ fuzz: fuzz-build
 			$(FUZZ_BUILD)/corpus/$$h fuzz/corpus/$$h fuzz/regressions/$$h || exit 1; \
 	done
 
+fuzz-hours: fuzz-build
+	FUZZ_BUILD='$(abspath $(FUZZ_BUILD))' FUZZ_RSS_MB=$(FUZZ_RSS_MB) \
+		bash scripts/fuzz_hours.sh $(FUZZ_CPU_SECONDS) $(FUZZ_JOBS) $(FUZZ_HARNESSES)
+
 # The sanitizer build also defines NDEBUG: the suite passes without asserts.
 # The kill test runs fewer times there (each run starts an instrumented tool).
 sanitize-build:
@@ -236,4 +247,4 @@ fuzz-corpus: $(BUILD)/libcnn.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) fuzz/gen_corpus.c -o $(BUILD)/fuzz/gen_corpus $(BUILD)/libcnn.a $(LDLIBS)
 	$(BUILD)/fuzz/gen_corpus
 
-.PHONY: fuzz fuzz-build sanitize sanitize-build soak fuzz-corpus
+.PHONY: fuzz fuzz-build fuzz-hours sanitize sanitize-build soak fuzz-corpus
