@@ -17,7 +17,9 @@
 # (a harness already at its budget is skipped). Exit status 1 if any harness
 # found a crash. FUZZ_NICE (19) is the niceness; FUZZ_TIMEOUT (300 s) is
 # libFuzzer's per-input timeout, which counts wall time: a niced fuzzer on a
-# busy machine would report a 20 s wall-clock stall as a hang.
+# busy machine would report a 20 s wall-clock stall as a hang. To end a
+# campaign early and keep its figures, create build-fuzz/logs/stop: each
+# running harness stops and writes its line, and no other starts.
 set -u
 [ $# -ge 3 ] || { echo "usage: bash scripts/fuzz_hours.sh CPU_SECONDS JOBS HARNESS..." >&2; exit 2; }
 budget=$1; jobs=$2; shift 2
@@ -55,7 +57,9 @@ run_one() {
     used=0
     while kill -0 "$pid" 2>/dev/null; do
         used=$(cpu_seconds "$pid")
+        [ -n "$used" ] && echo "$used" >"$fb/logs/$h.cpu"
         [ -n "$used" ] && [ "$used" -ge "$left" ] && { kill -INT "$pid"; break; }
+        [ -e "$fb/logs/stop" ] && { kill -INT "$pid"; break; }
         sleep 5
     done
     wait "$pid"
@@ -75,7 +79,9 @@ run_one() {
 
 failed=0
 running=0
+rm -f "$fb/logs/stop"
 for h in "$@"; do
+    [ -e "$fb/logs/stop" ] && break
     run_one "$h" &
     running=$((running + 1))
     if [ "$running" -ge "$jobs" ]; then
