@@ -144,4 +144,21 @@ static inline void fuzz_exercise_model(cnn_model *m)
     cnn_tensor_free(x);
 }
 
+/* A model a Keras reader returned: what its info says agrees with the model
+ * (format, a terminated version string, compiled only with a training
+ * config, optimizer state only when compiled), then it is exercised. Frees
+ * it. Used by fuzz_keras.c and fuzz_keras_isolated.c. */
+static inline void fuzz_check_keras_model(cnn_model *m, const cnn_keras_info *info)
+{
+    FUZZ_CHECK(m != NULL);
+    FUZZ_CHECK(info->format == CNN_KERAS_H5 || info->format == CNN_KERAS_ZIP);
+    FUZZ_CHECK(memchr(info->keras_version, '\0', sizeof info->keras_version) != NULL);
+    FUZZ_CHECK(!info->compiled || info->has_training_config);
+    FUZZ_CHECK(!info->optimizer_state || info->compiled);
+    cnn_compile_config cfg;
+    FUZZ_CHECK((cnn_model_compile_config(m, &cfg) == CNN_OK) == info->compiled);
+    fuzz_exercise_model(m);
+    cnn_model_free(m);
+}
+
 #endif

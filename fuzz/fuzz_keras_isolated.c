@@ -104,14 +104,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         return 0;
     }
-    FUZZ_CHECK(m != NULL);
-    FUZZ_CHECK(info.format == CNN_KERAS_H5 || info.format == CNN_KERAS_ZIP);
-    FUZZ_CHECK(memchr(info.keras_version, '\0', sizeof info.keras_version) != NULL);
-    FUZZ_CHECK(!info.compiled || info.has_training_config);
-    FUZZ_CHECK(!info.optimizer_state || info.compiled);
-    cnn_compile_config cfg;
-    FUZZ_CHECK((cnn_model_compile_config(m, &cfg) == CNN_OK) == info.compiled);
-    fuzz_exercise_model(m);
-    cnn_model_free(m);
+    fuzz_check_keras_model(m, &info);
     return 0;
 }

@@ -31,6 +31,7 @@
 #include <stb/stb_image_write.h>
 
 #include "cnn.h"
+#include "h5_heap.h"
 
 static int failures;
 
@@ -609,25 +610,7 @@ static void gen_keras_isolated(void)
      * reserved 4, size 8, data padded to 8) */
     static unsigned char b[1 << 16];
     size_t n = read_into("fuzz/corpus/keras/tiny.h5", b, sizeof b);
-    const unsigned char *g = n ? memmem(b, n, "GCOL", 4) : NULL;
-    if (!g) {
-        fprintf(stderr, "gen_corpus: tiny.h5 has no global heap\n");
-        failures++;
-        return;
-    }
-    size_t first = (size_t)(g - b) + 16, p = first, best = 0;
-    uint64_t best_size = 0;
-    while (p + 16 <= n) {
-        unsigned idx = b[p] | b[p + 1] << 8;
-        uint64_t size = 0;
-        for (int k = 7; k >= 0; k--)
-            size = size << 8 | b[p + 8 + k];
-        if (idx == 0 || size > n)
-            break;
-        if (size > best_size)
-            best_size = size, best = p;
-        p += 16 + (size + 7) / 8 * 8;
-    }
+    size_t first = 0, best = n ? h5_largest_heap_object(b, n, &first) : 0;
     if (!best) {
         fprintf(stderr, "gen_corpus: tiny.h5's global heap is empty\n");
         failures++;

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../fuzz/h5_heap.h"
 #include "test.h"
 
 static char tmpdir[64];
@@ -101,32 +102,6 @@ static double compare(const char *path, const char *what)
     return t2 - t1;
 }
 
-/* The global heap collection ("GCOL") of an HDF5 file and its objects:
- * 16-byte header (signature, version, reserved, size), then objects of
- * index (2), reference count (2), reserved (4), size (8) and data padded
- * to 8 bytes. Returns the offset of the largest object's header. */
-static size_t largest_heap_object(const unsigned char *b, size_t n, size_t *first)
-{
-    const unsigned char *g = memmem(b, n, "GCOL", 4);
-    if (!g)
-        return 0;
-    size_t at = (size_t)(g - b), p = at + 16, best = 0;
-    uint64_t best_size = 0;
-    *first = p;
-    while (p + 16 <= n) {
-        unsigned idx = b[p] | b[p + 1] << 8;
-        uint64_t size = 0;
-        for (int k = 7; k >= 0; k--)
-            size = size << 8 | b[p + 8 + k];
-        if (idx == 0 || size > n)
-            break;
-        if (size > best_size)
-            best_size = size, best = p;
-        p += 16 + (size + 7) / 8 * 8;
-    }
-    return best;
-}
-
 static void put_u64(unsigned char *p, uint64_t v)
 {
     for (int k = 0; k < 8; k++)
@@ -185,7 +160,7 @@ static void test_crash_and_hang(void)
     const char *h5 = test_path(tmpdir, "m.h5");
     size_t n, first = 0;
     unsigned char *b = slurp(h5, &n);
-    size_t obj = b ? largest_heap_object(b, n, &first) : 0;
+    size_t obj = b ? h5_largest_heap_object(b, n, &first) : 0;
     CHECK(obj != 0); /* the saver keeps model_config in the global heap */
     if (!obj) {
         free(b);
