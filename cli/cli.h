@@ -28,6 +28,7 @@ int cli_train(int argc, char **argv);
 int cli_evaluate(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_visualize(int argc, char **argv);
+int cli_export(int argc, char **argv);
 
 /* ---- args.c: options and messages -------------------------------------------- */
 typedef enum cli_opt_type {

@@ -14,6 +14,7 @@ static const struct {
     {"evaluate", cli_evaluate, "loss, accuracy, confusion matrix and per-class accuracy"},
     {"predict", cli_predict, "the top classes of images (PNG, JPEG, BMP, PGM) or IDX files"},
     {"visualize", cli_visualize, "every layer's feature maps for an image, as PNGs + index.html"},
+    {"export", cli_export, "the model as dependency-free C (NAME.h, NAME.c, test vectors)"},
 };
 
 static void usage(FILE *out)
@@ -70,7 +71,7 @@ int main(int argc, char **argv)
         if (strcmp(name, commands[i].name) == 0)
             return commands[i].run(argc, argv);
     fprintf(stderr, "cnn: unknown command '%s'\nCommands: summary, train, evaluate, predict,"
-                    " visualize. Try 'cnn --help'.\n", argc >= 3 && strcmp(name, "help") == 0
+                    " visualize, export. Try 'cnn --help'.\n", argc >= 3 && strcmp(name, "help") == 0
                                                            ? argv[2] : name);
     return CLI_USAGE;
 }

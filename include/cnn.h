@@ -1224,6 +1224,25 @@ CNN_API cnn_status cnn_model_file_format(const char *path, cnn_model_format *out
 CNN_API cnn_status cnn_model_open(const char *path, cnn_model **out, cnn_model_format *format,
                           cnn_keras_info *keras);
 
+/* ---- Export to C (docs/DEPLOY.md) ------------------------------------------ */
+/* What cnn_model_export_c wrote. */
+typedef struct cnn_export_info {
+    int64_t arena_bytes;   /* NAME_ARENA_BYTES: activations, from the memory planner */
+    int64_t weight_bytes;  /* the model's parameters as float32 */
+    int test_vectors;      /* in NAME_test.c */
+} cnn_export_info;
+/* Writes dir/NAME.h, dir/NAME.c and dir/NAME_test.c (dir is made if
+ * missing): the model's inference as C99 that needs nothing but a compiler
+ * (no malloc, stdio or libm; weights as const arrays; one static arena or
+ * the caller's), with `int NAME_predict(const float *input, float *output)`,
+ * and test vectors from cnn_model_predict. name (NULL = "model") must be a C
+ * identifier; a target that exists and is not a regular file is refused; a
+ * layer kind or activation with no exported kernel is refused naming the
+ * layer and its kind (CNN_ERR_INVALID_ARGUMENT), before anything is
+ * written. Each file is written atomically. info may be NULL. */
+CNN_API cnn_status cnn_model_export_c(cnn_model *m, const char *dir, const char *name,
+                                      cnn_export_info *info);
+
 /* ---- Data sets that stream from files ----------------------------------------- */
 /* A data set of examples read on demand: a directory of class folders
  * (Keras's image_dataset_from_directory), a CSV list of files, or tensors

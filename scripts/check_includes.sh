@@ -33,6 +33,7 @@ allowed_for() {
     src/model) echo "cnn.h core/ kernels/ layers/ model/" ;;
     src/io) echo "cnn.h core/ kernels/ layers/ model/ io/" ;;
     src/quant) echo "cnn.h core/ kernels/ quant/" ;;
+    src/export) echo "cnn.h core/ kernels/ layers/ model/ quant/ export/" ;;
     include) echo "cnn.h" ;;
     cli) echo "cnn.h cnn_mpi.h cli.h" ;;
     mpi) echo "cnn.h cnn_mpi.h core/error.h" ;;
@@ -43,7 +44,7 @@ allowed_for() {
 out=$(mktemp) || exit 2
 trap 'rm -f "$out"' EXIT
 files=0
-for folder in src/core src/kernels src/layers src/model src/io src/quant include cli mpi examples; do
+for folder in src/core src/kernels src/layers src/model src/io src/quant src/export include cli mpi examples; do
     [ -d "$folder" ] || continue
     list=$(find "$folder" -type f \( -name '*.c' -o -name '*.h' \) | sort)
     [ -n "$list" ] || continue

@@ -1,0 +1,305 @@
+/* cnn_model_export_c: a model as NAME.h, NAME.c and NAME_test.c in a
+ * directory. The checks come first (the name, every target path, every
+ * layer), then the three texts are built in memory, then each file is
+ * written atomically: a refused export writes nothing. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/error.h"
+#include "core/fileio.h"
+#include "export/export.h"
+#include "model/memory.h"
+
+enum { NAME_MAX_LEN = 48, TEST_VECTORS = 3 };
+
+static const char *const c_keywords[] = {
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
+    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
+    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch",
+    "typedef", "union", "unsigned", "void", "volatile", "while", "main"};
+
+static cnn_status check_name(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    bool ok = n > 0 && n <= NAME_MAX_LEN && !(name[0] >= '0' && name[0] <= '9') &&
+              name[0] != '_';
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = name[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_';
+    }
+    for (size_t k = 0; ok && k < sizeof c_keywords / sizeof c_keywords[0]; k++)
+        ok = strcmp(name, c_keywords[k]) != 0;
+    if (!ok)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "export: name '%s': expected a C identifier of 1 to %d letters, digits "
+                        "and underscores, starting with a letter, not a C keyword",
+                        name ? name : "(null)", NAME_MAX_LEN);
+    return CNN_OK;
+}
+
+/* The directory exists (or is made) and each target is missing or a
+ * regular file: checked before anything is written. */
+static cnn_status check_paths(const char *dir, char paths[3][4096], const char *name)
+{
+    struct stat st;
+    if (!dir || !*dir)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "export: no output directory given");
+    if (stat(dir, &st) != 0) {
+        if (errno != ENOENT || mkdir(dir, 0777) != 0)
+            return cnn_io_error(dir, "output directory", errno);
+    } else if (!S_ISDIR(st.st_mode)) {
+        return cnn_fail(CNN_ERR_IO, "%s: expected a directory for the exported files", dir);
+    }
+    static const char *const suffix[3] = {".h", ".c", "_test.c"};
+    for (int k = 0; k < 3; k++) {
+        int len = snprintf(paths[k], 4096, "%s/%s%s", dir, name, suffix[k]);
+        if (len < 0 || len >= 4096)
+            return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "export: %s: path too long", dir);
+        if (stat(paths[k], &st) == 0) {
+            if (!S_ISREG(st.st_mode))
+                return cnn_fail(CNN_ERR_IO, "%s: exists and is not a regular file; not "
+                                            "replaced", paths[k]);
+        } else if (errno != ENOENT) {
+            return cnn_io_error(paths[k], "output file", errno);
+        }
+    }
+    return CNN_OK;
+}
+
+static void upper(const char *name, char *out)
+{
+    size_t i = 0;
+    for (; name[i]; i++)
+        out[i] = name[i] >= 'a' && name[i] <= 'z' ? (char)(name[i] - 'a' + 'A') : name[i];
+    out[i] = '\0';
+}
+
+static int64_t shape_size(cnn_shape s)
+{
+    int64_t n = 1;
+    for (int d = 0; d < s.rank; d++)
+        n *= s.dims[d];
+    return n;
+}
+
+static void header(export_text *t, const cnn_model *m, const char *name, const char *N,
+                   size_t arena)
+{
+    cnn_shape in = m->input_shape, out = m->layers[m->n_layers - 1]->out;
+    export_printf(t,
+                  "/* %s: a neural network exported by cnn %s (cnn export --c).\n"
+                  " *\n"
+                  " * C99 with no dependency: no malloc, no stdio, no libm. Input and output\n"
+                  " * are float arrays in Keras's layout (rows, cols, channels; NHWC).\n"
+                  " * %s_predict uses one static arena of %s_ARENA_BYTES (not reentrant);\n"
+                  " * %s_predict_with_arena works in the caller's %s_ARENA_FLOATS floats.\n"
+                  " * Both return 0, or -1 for a NULL pointer. */\n"
+                  "#ifndef %s_H\n#define %s_H\n\n",
+                  name, cnn_version(), name, N, name, N, N, N);
+    export_printf(t, "/* input (%d", in.dims[0]);
+    for (int d = 1; d < in.rank; d++)
+        export_printf(t, ", %d", in.dims[d]);
+    export_printf(t, "%s), output (%d", in.rank == 1 ? "," : "", out.dims[0]);
+    for (int d = 1; d < out.rank; d++)
+        export_printf(t, ", %d", out.dims[d]);
+    export_printf(t, "%s) */\n", out.rank == 1 ? "," : "");
+    export_printf(t, "#define %s_INPUT_SIZE %lld\n#define %s_OUTPUT_SIZE %lld\n", N,
+                  (long long)shape_size(in), N, (long long)shape_size(out));
+    export_printf(t, "/* the activation arena, from libcnn's memory planner */\n"
+                     "#define %s_ARENA_FLOATS %zu\n#define %s_ARENA_BYTES %zu\n\n",
+                  N, arena ? arena : 1, N, (arena ? arena : 1) * sizeof(float));
+    export_printf(t,
+                  "int %s_predict(const float *input, float *output);\n"
+                  "int %s_predict_with_arena(const float *input, float *output, float *arena);\n"
+                  "\n#endif\n",
+                  name, name);
+}
+
+static void source(export_text *t, const char *name, const char *N, unsigned need,
+                   const export_text *weights, const export_text *body)
+{
+    export_printf(t,
+                  "/* %s: generated by cnn %s (cnn export --c); see %s.h. */\n"
+                  "#include <stdint.h>\n\n#include \"%s.h\"\n\n",
+                  name, cnn_version(), name, name);
+    export_emit_runtime(t, need);
+    export_puts(t, "/* ---- weights ---- */\n");
+    if (weights->len)
+        export_puts(t, weights->data);
+    export_printf(t,
+                  "\n/* ---- the network ---- */\n"
+                  "int %s_predict_with_arena(const float *input, float *output, float *arena)\n"
+                  "{\n"
+                  "    if (!input || !output || !arena)\n"
+                  "        return -1;\n",
+                  name);
+    if (body->len)
+        export_puts(t, body->data);
+    export_printf(t,
+                  "    return 0;\n}\n\n"
+                  "static float %s_arena[%s_ARENA_FLOATS];\n\n"
+                  "int %s_predict(const float *input, float *output)\n"
+                  "{\n"
+                  "    return %s_predict_with_arena(input, output, %s_arena);\n"
+                  "}\n",
+                  name, N, name, name, name);
+}
+
+/* splitmix64: the test inputs, uniform in [0, 1), the same on every machine */
+static uint64_t next_random(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static cnn_status test_source(export_text *t, cnn_model *m, const char *name, const char *N)
+{
+    int64_t in = shape_size(m->input_shape);
+    int64_t dims[CNN_MAX_RANK] = {TEST_VECTORS};
+    for (int d = 0; d < m->input_shape.rank; d++)
+        dims[d + 1] = m->input_shape.dims[d];
+    cnn_tensor *x = NULL, *y = NULL;
+    cnn_status st = cnn_tensor_create(&x, m->input_shape.rank + 1, dims);
+    if (st)
+        return st;
+    uint64_t seed = 20261204;
+    for (int64_t i = 0; i < TEST_VECTORS * in; i++)
+        x->data[i] = (float)(next_random(&seed) >> 40) / 16777216.0f;
+    if ((st = cnn_model_predict(m, x, TEST_VECTORS, &y))) {
+        cnn_error_prefix("export: test vectors");
+        cnn_tensor_free(x);
+        return st;
+    }
+    int64_t out = cnn_tensor_size(y) / TEST_VECTORS;
+    export_printf(t,
+                  "/* Test vectors for %s, made by libcnn %s: inputs uniform in [0, 1) and\n"
+                  " * the outputs of cnn_model_predict for them. Passes when every output is\n"
+                  " * within 1e-5 of the expected value, relative to the larger of its\n"
+                  " * magnitude and 1%% of the vector's largest. --dump prints the outputs'\n"
+                  " * bits (compare machines with diff). */\n"
+                  "#include <stdio.h>\n#include <string.h>\n\n#include \"%s.h\"\n\n"
+                  "#define TEST_VECTORS %d\n\n",
+                  name, cnn_version(), name, TEST_VECTORS);
+    export_float_array(t, "test_input", x->data, TEST_VECTORS * in);
+    export_float_array(t, "test_expected", y->data, TEST_VECTORS * out);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+    export_printf(t,
+                  "\nstatic float arena[%s_ARENA_FLOATS];\n"
+                  "static float got[%s_OUTPUT_SIZE];\n\n"
+                  "static double magnitude(double v) { return v < 0 ? -v : v; }\n\n"
+                  "int main(int argc, char **argv)\n"
+                  "{\n"
+                  "    int dump = argc > 1 && strcmp(argv[1], \"--dump\") == 0;\n"
+                  "    int t, j, failed = 0;\n"
+                  "    double worst = 0;\n"
+                  "    for (t = 0; t < TEST_VECTORS; t++) {\n"
+                  "        const float *want = test_expected + (long)t * %s_OUTPUT_SIZE;\n"
+                  "        double peak = 0;\n"
+                  "        /* odd vectors through the caller's arena, even ones the static one */\n"
+                  "        int rc = t %% 2 ? %s_predict_with_arena(test_input + (long)t * %s_INPUT_SIZE, got, arena)\n"
+                  "                       : %s_predict(test_input + (long)t * %s_INPUT_SIZE, got);\n"
+                  "        if (rc != 0) {\n"
+                  "            printf(\"vector %%d: predict returned %%d\\n\", t, rc);\n"
+                  "            failed++;\n"
+                  "            continue;\n"
+                  "        }\n"
+                  "        for (j = 0; j < %s_OUTPUT_SIZE; j++)\n"
+                  "            if (magnitude(want[j]) > peak)\n"
+                  "                peak = magnitude(want[j]);\n"
+                  "        for (j = 0; j < %s_OUTPUT_SIZE; j++) {\n"
+                  "            double scale = magnitude(want[j]) > 0.01 * peak ? magnitude(want[j]) : 0.01 * peak;\n"
+                  "            double rel = scale > 0 ? magnitude((double)got[j] - want[j]) / scale\n"
+                  "                                   : magnitude((double)got[j] - want[j]);\n"
+                  "            if (!(rel <= 1e-5)) {\n"
+                  "                if (failed < 10)\n"
+                  "                    printf(\"vector %%d output %%d: got %%.9g, expected %%.9g\\n\", t, j, got[j], want[j]);\n"
+                  "                failed++;\n"
+                  "            }\n"
+                  "            if (rel > worst)\n"
+                  "                worst = rel;\n"
+                  "            if (dump) {\n"
+                  "                unsigned char b[sizeof(float)];\n"
+                  "                memcpy(b, &got[j], sizeof b);\n"
+                  "                printf(\"%%d %%d %%02x%%02x%%02x%%02x %%.9g\\n\", t, j, b[3], b[2], b[1], b[0], got[j]);\n"
+                  "            }\n"
+                  "        }\n"
+                  "    }\n"
+                  "    printf(\"%s_test: %%d vectors of %%d outputs, largest relative difference %%.3g "
+                  "(tolerance 1e-5): %%s\\n\",\n"
+                  "           TEST_VECTORS, %s_OUTPUT_SIZE, worst, failed ? \"FAILED\" : \"ok\");\n"
+                  "    return failed ? 1 : 0;\n"
+                  "}\n",
+                  N, N, N, name, N, name, N, N, N, name, N);
+    return CNN_OK;
+}
+
+static cnn_status write_text(const char *path, const export_text *t)
+{
+    return cnn_file_write_atomic(path, t->data, t->len);
+}
+
+cnn_status cnn_model_export_c(cnn_model *m, const char *dir, const char *name,
+                              cnn_export_info *info)
+{
+    if (info)
+        *info = (cnn_export_info){0};
+    if (!m)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "export: no model");
+    if (!name)
+        name = "model";
+    cnn_status st = check_name(name);
+    if (st)
+        return st;
+    if (m->n_layers == 0)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "export: the model has no layers");
+    if ((st = cnn_model_build(m)) || (st = export_float_check(m)))
+        return st;
+    char paths[3][4096];
+    if ((st = check_paths(dir, paths, name)))
+        return st;
+
+    size_t *offsets = malloc((size_t)m->n_layers * sizeof *offsets);
+    if (!offsets)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "export: out of memory");
+    size_t arena = 0, scratch = 0;
+    export_text w = {0}, body = {0}, h = {0}, c = {0}, test = {0};
+    char N[NAME_MAX_LEN + 1];
+    upper(name, N);
+    unsigned need = 0;
+    if ((st = cnn_graph_plan(m, 1, false, offsets, &arena, &scratch)))
+        goto done;
+    if ((st = export_float_layers(m, offsets, &w, &body, &need)))
+        goto done;
+    header(&h, m, name, N, arena);
+    source(&c, name, N, need, &w, &body);
+    if ((st = test_source(&test, m, name, N)))
+        goto done;
+    if (w.failed || body.failed || h.failed || c.failed || test.failed) {
+        st = cnn_fail(CNN_ERR_NO_MEMORY, "export: out of memory building the C files");
+        goto done;
+    }
+    if ((st = write_text(paths[0], &h)) || (st = write_text(paths[1], &c)) ||
+        (st = write_text(paths[2], &test)))
+        goto done;
+    if (info) {
+        info->arena_bytes = (int64_t)((arena ? arena : 1) * sizeof(float));
+        for (int i = 0; i < m->n_layers; i++)
+            info->weight_bytes += cnn_model_layer_param_count(m, i) * (int64_t)sizeof(float);
+        info->test_vectors = TEST_VECTORS;
+    }
+done:
+    free(offsets);
+    export_text_free(&w);
+    export_text_free(&body);
+    export_text_free(&h);
+    export_text_free(&c);
+    export_text_free(&test);
+    return st;
+}
