@@ -5,7 +5,7 @@
 #include "cli.h"
 
 static const char help[] =
-    "Usage: cnn export MODEL --c DIR [--name NAME]\n"
+    "Usage: cnn export MODEL --c DIR [--name NAME] [--int8 [--calibrate IDX] [--count N]]\n"
     "\n"
     "Writes MODEL (a description, a saved .cnn model or a Keras .h5/.keras file)\n"
     "as C99 that needs nothing but a C compiler: DIR/NAME.h, DIR/NAME.c and\n"
@@ -30,13 +30,26 @@ static const char help[] =
     "  --c DIR       the directory to write to (made if missing)\n"
     "  --name NAME   prefix of the files and functions, a C identifier (default\n"
     "                model)\n"
+    "  --int8        quantize to int8 first (docs/QUANTIZATION.md): int8 weights,\n"
+    "                integer kernels bit-identical to libcnn's, and also\n"
+    "                int NAME_predict_int8(const int8_t *input, int8_t *output);\n"
+    "                chains (Sequential) only so far\n"
+    "  --calibrate IDX  images to calibrate the int8 ranges on (IDX, pixels scaled\n"
+    "                to [0, 1]); without it, 64 inputs uniform in [0, 1), which\n"
+    "                size the model but do not keep its accuracy\n"
+    "  --count N     calibrate on the first N images (default 500)\n"
     "  -h, --help    show this help\n";
 
 int cli_export(int argc, char **argv)
 {
     const char *cmd = "export";
-    const char *dir = NULL, *name = "model";
+    const char *dir = NULL, *name = "model", *calibrate = NULL;
+    bool int8 = false;
+    int count = 500;
     const cli_option opts[] = {
+        {"int8", CLI_OPT_FLAG, &int8, 0, 0, NULL},
+        {"calibrate", CLI_OPT_STRING, &calibrate, 0, 0, NULL},
+        {"count", CLI_OPT_INT, &count, 1, 1 << 30, NULL},
         {"c", CLI_OPT_STRING, &dir, 0, 0, NULL},
         {"name", CLI_OPT_STRING, &name, 0, 0, NULL},
         {NULL, 0, NULL, 0, 0, NULL},
@@ -51,8 +64,23 @@ int cli_export(int argc, char **argv)
     cnn_model *m = NULL;
     if ((rc = cli_model_open(cmd, pos[0], 0, 0, 1, &m)))
         return rc;
+    if (calibrate && !int8) {
+        cnn_model_free(m);
+        return cli_usage_error(cmd, "--calibrate is for --int8");
+    }
+    cnn_tensor *calib = NULL;
+    if (calibrate && (rc = cli_load_idx_images(cmd, calibrate, 0, &calib))) {
+        cnn_model_free(m);
+        return rc;
+    }
+    if (int8 && !calibrate)
+        fprintf(stderr, "cnn export: warning: no --calibrate data: the int8 ranges come from "
+                        "inputs uniform in [0, 1)\n");
     cnn_export_info info;
-    if (cnn_model_export_c(m, dir, name, &info)) {
+    cnn_status st = int8 ? cnn_model_export_c_int8(m, calib, count, dir, name, &info)
+                         : cnn_model_export_c(m, dir, name, &info);
+    cnn_tensor_free(calib);
+    if (st) {
         cnn_model_free(m);
         return cli_fail(cmd);
     }
@@ -66,8 +94,9 @@ int cli_export(int argc, char **argv)
     for (; name[i] && i + 1 < sizeof upper; i++)
         upper[i] = name[i] >= 'a' && name[i] <= 'z' ? (char)(name[i] - 'a' + 'A') : name[i];
     upper[i] = '\0';
-    printf("Arena: %lld bytes (%s; %s_ARENA_BYTES), weights: %s as float32 const data.\n",
-           (long long)info.arena_bytes, arena, upper, weights);
+    printf("Arena: %lld bytes (%s; %s_ARENA_BYTES), weights: %s as %s const data.\n",
+           (long long)info.arena_bytes, arena, upper, weights,
+           int8 ? "int8 (+ int32 bias and requantization)" : "float32");
     printf("Test: cc -std=c99 -O2 %s/%s.c %s/%s_test.c -o %s_test && ./%s_test\n", dir, name, dir,
            name, name, name);
     cnn_model_free(m);

@@ -1242,6 +1242,17 @@ typedef struct cnn_export_info {
  * written. Each file is written atomically. info may be NULL. */
 CNN_API cnn_status cnn_model_export_c(cnn_model *m, const char *dir, const char *name,
                                       cnn_export_info *info);
+/* The same files for the model quantized to int8 (docs/QUANTIZATION.md),
+ * calibrated on the first count examples of calibration (0 = all; NULL =
+ * 64 inputs uniform in [0, 1), which sizes the model but does not keep its
+ * accuracy); the first three are the test vectors, whose int8 outputs
+ * NAME_test.c checks bit for bit against libcnn's. Adds
+ * `int NAME_predict_int8(const int8_t *input, int8_t *output)`. A layer
+ * the quantizer cannot take is refused by name; so far the quantizer takes
+ * chains (Sequential), not graphs. */
+CNN_API cnn_status cnn_model_export_c_int8(cnn_model *m, const cnn_tensor *calibration,
+                                           int64_t count, const char *dir, const char *name,
+                                           cnn_export_info *info);
 
 /* ---- Data sets that stream from files ----------------------------------------- */
 /* A data set of examples read on demand: a directory of class folders

@@ -12,6 +12,7 @@
 
 #include "cnn.h"
 #include "model/model.h"
+#include "quant/qmodel.h"
 
 /* A growing text; an allocation failure sets failed and later prints do
  * nothing, so callers check once at the end. */
@@ -58,5 +59,11 @@ void export_emit_runtime(export_text *t, unsigned need);
 cnn_status export_float_check(const cnn_model *m);
 cnn_status export_float_layers(const cnn_model *m, const size_t *offsets, export_text *weights,
                                export_text *body, unsigned *need);
+
+/* The int8 model's ops (export_int8.c): the integer kernels they call and
+ * their weights go to *weights, the body of NAME_predict_int8_with_arena
+ * to *body; *arena_bytes is what the ops need (two alternating buffers). */
+cnn_status export_int8_ops(cnn_qmodel *q, const char *N, export_text *weights, export_text *body,
+                           int64_t *arena_bytes, int64_t *weight_bytes);
 
 #endif

@@ -625,3 +625,86 @@ cnn_status cnn_qmodel_predict(cnn_qmodel *q, const cnn_tensor *x, float *out)
     free(acc);
     return CNN_OK;
 }
+
+/* ---- The op list, for the C exporter ---------------------------------- */
+
+int cnn_qmodel_op_count(const cnn_qmodel *q) { return q->nops; }
+
+void cnn_qmodel_op_info(const cnn_qmodel *q, int k, cnn_qop_info *out)
+{
+    const qop *op = &q->ops[k];
+    static const cnn_qop_kind kinds[] = {
+        [QOP_CONV] = CNN_QOP_CONV,       [QOP_DEPTHWISE] = CNN_QOP_DEPTHWISE,
+        [QOP_DENSE] = CNN_QOP_DENSE,     [QOP_MAXPOOL] = CNN_QOP_MAXPOOL,
+        [QOP_AVGPOOL] = CNN_QOP_AVGPOOL, [QOP_CLAMP] = CNN_QOP_CLAMP};
+    *out = (cnn_qop_info){.kind = kinds[op->kind], .layer = op->layer, .g = op->g,
+                          .mult = op->mult, .N = op->N, .in_elems = op->in_elems,
+                          .out_elems = op->out_elems, .bias = op->bias,
+                          .multiplier = op->multiplier, .shift = op->shift, .in = op->in,
+                          .out = op->out, .lo = op->lo, .hi = op->hi};
+    if (op->packed)
+        out->weight_count = (int64_t)op->packed->K * op->packed->N;
+    else if (op->dw_kernel)
+        out->weight_count = (int64_t)op->g.kh * op->g.kw * op->N;
+}
+
+void cnn_qmodel_op_weights(const cnn_qmodel *q, int k, int8_t *w)
+{
+    const qop *op = &q->ops[k];
+    if (op->dw_kernel) {
+        memcpy(w, op->dw_kernel, (size_t)op->g.kh * op->g.kw * (size_t)op->N);
+        return;
+    }
+    if (!op->packed)
+        return;
+    /* undo cnn_qpacked_create: byte (c, t) of group g in panel p is
+     * B[4g + t, 16p + c] */
+    const cnn_qpacked *p = op->packed;
+    for (int pn = 0; pn < p->panels; pn++)
+        for (int g = 0; g < p->groups; g++) {
+            const int8_t *src = p->data + ((size_t)pn * p->groups + g) * 64;
+            for (int c = 0; c < 16; c++)
+                for (int t = 0; t < 4; t++) {
+                    int kk = g * 4 + t, n = pn * 16 + c;
+                    if (kk < p->K && n < p->N)
+                        w[(int64_t)kk * p->N + n] = src[c * 4 + t];
+                }
+        }
+}
+
+cnn_qparams cnn_qmodel_output_params(const cnn_qmodel *q) { return q->output; }
+
+bool cnn_qmodel_ends_in_softmax(const cnn_qmodel *q) { return q->softmax; }
+
+cnn_status cnn_qmodel_predict_int8(cnn_qmodel *q, const int8_t *x, int64_t n, int8_t *y)
+{
+    size_t act = (size_t)(QMODEL_BATCH * q->max_elems);
+    size_t nth = (size_t)cnn_pool_threads(q->pool);
+    int8_t *a = malloc(act), *b = malloc(act), *col = malloc(nth * (size_t)q->max_col + 1);
+    int32_t *acc = malloc((nth * (size_t)q->max_channels + 1) * sizeof(int32_t));
+    if (!a || !b || !col || !acc) {
+        free(a);
+        free(b);
+        free(col);
+        free(acc);
+        return cnn_fail(CNN_ERR_NO_MEMORY, "quantized predict: cannot allocate %zu bytes", 2 * act);
+    }
+    for (int64_t start = 0; start < n; start += QMODEL_BATCH) {
+        int64_t cnt = n - start < QMODEL_BATCH ? n - start : QMODEL_BATCH;
+        memcpy(a, x + start * q->in_elems, (size_t)(cnt * q->in_elems));
+        int8_t *cur = a, *next = b;
+        for (int k = 0; k < q->nops; k++) {
+            op_job job = {q, &q->ops[k], cnt, cur, next, col, acc};
+            cnn_pool_run(q->pool, op_worker, &job);
+            int8_t *t = cur;
+            cur = next;
+            next = t;
+        }
+        memcpy(y + start * q->out_elems, cur, (size_t)(cnt * q->out_elems));
+    }
+    free(a);
+    free(b);
+    free(col);
+    free(acc);
+    return CNN_OK;
+}

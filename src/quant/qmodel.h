@@ -51,4 +51,36 @@ int64_t cnn_qmodel_weight_bytes(const cnn_qmodel *q);
 /* The quantization parameters of the model's input. */
 cnn_qparams cnn_qmodel_input_params(const cnn_qmodel *q);
 
+/* ---- The op list as it runs, for the C exporter (src/export/) --------- */
+typedef enum cnn_qop_kind {
+    CNN_QOP_CONV,
+    CNN_QOP_DEPTHWISE,
+    CNN_QOP_DENSE,
+    CNN_QOP_MAXPOOL,
+    CNN_QOP_AVGPOOL,
+    CNN_QOP_CLAMP
+} cnn_qop_kind;
+typedef struct cnn_qop_info {
+    cnn_qop_kind kind;
+    int layer;                /* the float layer whose output the op yields */
+    cnn_conv_geom g;          /* conv, depthwise, pooling */
+    int mult;                 /* depthwise multiplier */
+    int N;                    /* output channels or units */
+    int64_t in_elems, out_elems, weight_count; /* per example; weight bytes */
+    const int32_t *bias, *multiplier, *shift;  /* N each (conv, depthwise, dense) */
+    cnn_qparams in, out;
+    int32_t lo, hi;           /* the output clamp */
+} cnn_qop_info;
+int cnn_qmodel_op_count(const cnn_qmodel *q);
+void cnn_qmodel_op_info(const cnn_qmodel *q, int k, cnn_qop_info *out);
+/* Op k's int8 weights in Keras's layout (K x N; depthwise (kh, kw, c *
+ * mult)) into w, weight_count bytes. */
+void cnn_qmodel_op_weights(const cnn_qmodel *q, int k, int8_t *w);
+cnn_qparams cnn_qmodel_output_params(const cnn_qmodel *q);
+/* Whether the float output is the softmax of the dequantized last op. */
+bool cnn_qmodel_ends_in_softmax(const cnn_qmodel *q);
+/* n examples from int8 input (the input's parameters) to the last op's
+ * int8 output (before dequantization and softmax). */
+cnn_status cnn_qmodel_predict_int8(cnn_qmodel *q, const int8_t *x, int64_t n, int8_t *y);
+
 #endif
