@@ -28,10 +28,11 @@ test_name=test_export
 skip() { skipped=$((skipped + 1)); echo "skipped: $*"; }
 flags="-std=c99 -Wall -Wextra -pedantic -Werror -O2"
 
-# export MODEL NAME: exports, compiles with each compiler, runs the vectors
+# export MODEL NAME [OPTIONS]: exports, compiles with each compiler, runs the vectors
 export_and_test() {
     model=$1 name=$2 dir="$tmp/$2"
-    expect 0 "export $name" export "$model" --c "$dir" --name "$name"
+    shift 2
+    expect 0 "export $name" export "$model" --c "$dir" --name "$name" "$@"
     has "$tmp/out" "Arena:" "export $name prints the arena"
     arena=$(sed -n "s/^#define $(echo "$name" | tr a-z A-Z)_ARENA_BYTES \([0-9]*\)$/\1/p" "$dir/$name.h")
     if [ -n "$arena" ] && grep -q "^Arena: $arena bytes" "$tmp/out"; then ok; else
@@ -66,6 +67,37 @@ export_and_test "$root/tests/data/export/zoo.model" zoo
 export_and_test "$root/examples/resnet_fashion.model" resnet_fashion
 export_and_test "$root/examples/lenet5.model" lenet5
 export_and_test "$root/models/mlperf-tiny/mlperf-tiny-resnet8-cifar10.h5" resnet8
+
+# ---- int8: the integer outputs are libcnn's, bit for bit ----
+export_and_test "$root/tests/data/export/chain_int8.model" chain8 --int8
+has "$tmp/vec" "int8 outputs identical" "chain8: the int8 outputs are checked"
+export_and_test "$root/examples/fashion_bn.model" fashion8 --int8
+# calibrated on images from an IDX file
+python3 - "$tmp" <<'PY' || bad "cannot write the calibration IDX"
+import struct, sys
+n = 32
+body = bytes((i * 37 + p * 11) % 256 for i in range(n) for p in range(14 * 12))
+with open(sys.argv[1] + '/calib.idx', 'wb') as f:
+    f.write(struct.pack('>BBBBIII', 0, 0, 8, 3, n, 14, 12) + body)
+PY
+printf 'input shape=14,12,1\nConv2D 4 3 activation=relu\nMaxPooling2D 2\nFlatten\nDense 3 activation=softmax\n' \
+    >"$tmp/gray.model"
+export_and_test "$tmp/gray.model" gray8 --int8 --calibrate "$tmp/calib.idx" --count 20
+# the test inputs are the first calibration images: pixel 11 is 11/255
+if grep -q "0.0431372[0-9]*f" "$tmp/gray8/gray8_test.c"; then ok; else
+    bad "gray8: the test inputs are not the calibration images"; fi
+# a changed int8 expectation fails the test
+sed 's/^static const int8_t test_expected_q\[\([0-9]*\)\] = {$/&\n    (int8_t)(1 +/; ' "$tmp/chain8/chain8_test.c" |
+    awk 'f == 1 { sub(/,/, "),"); f = 2 } /\(int8_t\)\(1 \+$/ { f = 1 } { print }' >"$tmp/tampered8.c"
+if gcc -std=c99 -O2 "$tmp/chain8/chain8.c" "$tmp/tampered8.c" -I"$tmp/chain8" -o "$tmp/tampered8" 2>"$tmp/err" &&
+    ! "$tmp/tampered8" >"$tmp/vec"; then ok; else bad "a wrong int8 expectation passes"; fi
+has "$tmp/vec" "int8 outputs DIFFERENT" "the tampered int8 vectors report"
+expect 1 "int8 of a graph is refused" export "$root/examples/resnet_fashion.model" --c "$tmp/g8" --int8
+has "$tmp/err" "graph" "the graph refusal says why"
+expect 1 "int8 of tanh is refused" export "$root/examples/lenet5.model" --c "$tmp/t8" --int8
+has "$tmp/err" "layer 0 'conv2d' (Conv2D)" "the int8 refusal names the layer"
+if [ -e "$tmp/t8/model.c" ]; then bad "a refused int8 export wrote model.c"; else ok; fi
+expect 2 "--calibrate without --int8" export "$root/examples/lenet5.model" --c "$tmp/t9" --calibrate "$tmp/calib.idx"
 
 # ---- a test that can fail: one expected value changed ----
 sed 's/^static const float test_expected\[\([0-9]*\)\] = {$/&\n    1000.0f +/' "$tmp/zoo/zoo_test.c" \
@@ -112,7 +144,7 @@ if grep -q "model_predict_with_arena" "$tmp/again/model.c"; then ok; else bad "m
 
 # ---- ARM: Linux (qemu-arm) and a Cortex-M4 ----
 if command -v arm-linux-gnueabihf-gcc >/dev/null 2>&1 && command -v qemu-arm >/dev/null 2>&1; then
-    for name in zoo resnet8; do
+    for name in zoo resnet8 chain8 fashion8; do
         d="$tmp/$name"
         if arm-linux-gnueabihf-gcc -std=c99 -Wall -Wextra -pedantic -Werror -O2 -static \
             "$d/$name.c" "$d/${name}_test.c" -o "$tmp/$name.arm" 2>"$tmp/err"; then ok; else
@@ -127,7 +159,7 @@ else
     skip "arm-linux-gnueabihf-gcc or qemu-arm not installed (the ARM Linux runs)"
 fi
 if command -v arm-none-eabi-gcc >/dev/null 2>&1; then
-    for name in zoo resnet8; do
+    for name in zoo resnet8 chain8; do
         if arm-none-eabi-gcc -std=c99 -Wall -Wextra -pedantic -Werror -mcpu=cortex-m4 -mthumb -Os \
             -c "$tmp/$name/$name.c" -o "$tmp/$name.m4.o" 2>"$tmp/err"; then ok; else
             bad "$name does not compile for a Cortex-M4"; fi
