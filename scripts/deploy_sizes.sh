@@ -5,7 +5,8 @@
 # (data + bss: the static arena) from arm-none-eabi-size; then builds
 # NAME.c + NAME_test.c for ARM Linux (arm-linux-gnueabihf-gcc -static) and
 # runs the test vectors under qemu-arm, and says whether the outputs' bits
-# equal x86's (gcc -O2).
+# equal x86's (gcc -O2). Each model twice: float, and int8 (--int8,
+# calibrated on uniform inputs: the sizes do not depend on the data).
 #
 #   sh scripts/deploy_sizes.sh [MODEL...]     (default: the table's models)
 #
@@ -32,12 +33,14 @@ sections() {
 
 echo "| model | kind | flash (text + rodata) | RAM (data + bss) | arena | qemu-arm vectors | bits = x86 |"
 echo "|---|---|---:|---:|---:|---|---|"
-for model in "$@"; do
-    name=$(basename "$model" | sed 's/\.[^.]*$//; s/[^A-Za-z0-9_]/_/g; s/^[^A-Za-z]/m&/')
+row() { # MODEL KIND [OPTIONS]
+    model=$1 kind=$2
+    shift 2
+    name=$(basename "$model" | sed 's/\.[^.]*$//; s/[^A-Za-z0-9_]/_/g; s/^[^A-Za-z]/m&/')_$kind
     d="$tmp/$name"
-    if ! "$cnn" export "$model" --c "$d" --name "$name" >"$tmp/log" 2>&1; then
-        echo "| $(basename "$model") | float | refused: $(tail -n 1 "$tmp/log") | | | | |"
-        continue
+    if ! "$cnn" export "$model" --c "$d" --name "$name" "$@" >"$tmp/log" 2>&1; then
+        echo "| $(basename "$model") | $kind | refused: $(grep -v warning "$tmp/log" | tail -n 1 | sed 's/^cnn export: export: //') | | | | |"
+        return
     fi
     arm-none-eabi-gcc -std=c99 -mcpu=cortex-m4 -mthumb -Os -c "$d/$name.c" -o "$d/m4.o" || exit 1
     flash=$(sections "$d/m4.o" ".text .rodata")
@@ -49,5 +52,10 @@ for model in "$@"; do
     "$d/x86" --dump >"$d/x86.dump"
     qemu-arm "$d/arm" --dump >"$d/arm.dump"
     if cmp -s "$d/x86.dump" "$d/arm.dump"; then same=yes; else same=no; fi
-    echo "| $(basename "$model") | float | $flash | $ram | $arena | $vec | $same |"
+    echo "| $(basename "$model") | $kind | $flash | $ram | $arena | $vec | $same |"
+}
+
+for model in "$@"; do
+    row "$model" float
+    row "$model" int8 --int8
 done
