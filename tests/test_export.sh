@@ -96,7 +96,7 @@ expect 1 "int8 of a graph is refused" export "$root/examples/resnet_fashion.mode
 has "$tmp/err" "graph" "the graph refusal says why"
 expect 1 "int8 of tanh is refused" export "$root/examples/lenet5.model" --c "$tmp/t8" --int8
 has "$tmp/err" "layer 0 'conv2d' (Conv2D)" "the int8 refusal names the layer"
-if [ -e "$tmp/t8/model.c" ]; then bad "a refused int8 export wrote model.c"; else ok; fi
+if [ -e "$tmp/t8" ]; then bad "a refused int8 export made its directory"; else ok; fi
 expect 2 "--calibrate without --int8" export "$root/examples/lenet5.model" --c "$tmp/t9" --calibrate "$tmp/calib.idx"
 
 # ---- a test that can fail: one expected value changed ----
@@ -110,7 +110,7 @@ has "$tmp/vec" "FAILED" "the tampered vectors report"
 printf 'input shape=8,8,2\nConv2D 4 3\nSeparableConv2D 4 3 name=sep\nFlatten\nDense 2\n' >"$tmp/sep.model"
 expect 1 "SeparableConv2D is refused" export "$tmp/sep.model" --c "$tmp/refused" --name sep
 has "$tmp/err" "layer 1 'sep' (SeparableConv2D)" "the refusal names the layer and its kind"
-if [ -e "$tmp/refused/sep.c" ]; then bad "a refused export wrote sep.c"; else ok; fi
+if [ -e "$tmp/refused" ]; then bad "a refused export made its directory"; else ok; fi
 printf 'input shape=4\nDense 3 activation=gelu name=g\n' >"$tmp/gelu.model"
 expect 1 "gelu is refused" export "$tmp/gelu.model" --c "$tmp/refused" --name g
 has "$tmp/err" "'g' (Dense): activation 'gelu'" "the refusal names the activation"

@@ -545,9 +545,6 @@ cnn_status cnn_model_export_c_int8(cnn_model *m, const cnn_tensor *calib, int64_
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
                         "export: int8: the model is a graph; the quantizer takes chains "
                         "(Sequential) only so far - export it as float");
-    char paths[3][4096];
-    if ((st = check_paths(dir, paths, name)))
-        return st;
     cnn_tensor *x = NULL;
     if ((st = calibration_inputs(m, calib, &x)))
         return st;
@@ -564,6 +561,10 @@ cnn_status cnn_model_export_c_int8(cnn_model *m, const cnn_tensor *calib, int64_
     }
     cnn_qmodel_set_isa(q, CNN_QISA_GENERIC);
     export_text w = {0}, body = {0}, h = {0}, c = {0}, test = {0};
+    /* the paths once the model is known to quantize: a refusal makes no directory */
+    char paths[3][4096];
+    if ((st = check_paths(dir, paths, name)))
+        goto done;
     char N[NAME_MAX_LEN + 1];
     upper(name, N);
     int64_t ops_bytes = 0, weight_bytes = 0;
