@@ -65,13 +65,19 @@ cnn_status export_float_check(const cnn_model *m)
         case CNN_LAYER_RESHAPE:
         case CNN_LAYER_ZERO_PADDING2D:
         case CNN_LAYER_CROPPING2D:
+        case CNN_LAYER_CONCATENATE:
+            break;
         case CNN_LAYER_ADD:
         case CNN_LAYER_SUBTRACT:
         case CNN_LAYER_MULTIPLY:
         case CNN_LAYER_AVERAGE:
         case CNN_LAYER_MAXIMUM:
         case CNN_LAYER_MINIMUM:
-        case CNN_LAYER_CONCATENATE:
+            /* k_merge reads every input at the output's size */
+            for (int k = 0; k < l->n_inputs; k++)
+                if (shape_size(l->ins[k]) != shape_size(l->out))
+                    return refuse(m, i, "a broadcasting merge (inputs of different shapes) "
+                                        "has no exported kernel");
             break;
         case CNN_LAYER_UP_SAMPLING2D:
             if (l->spec.u.up_sampling2d.interpolation != CNN_INTERPOLATION_NEAREST)
