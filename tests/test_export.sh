@@ -114,10 +114,6 @@ if [ -e "$tmp/refused" ]; then bad "a refused export made its directory"; else o
 printf 'input shape=4\nDense 3 activation=gelu name=g\n' >"$tmp/gelu.model"
 expect 1 "gelu is refused" export "$tmp/gelu.model" --c "$tmp/refused" --name g
 has "$tmp/err" "'g' (Dense): activation 'gelu'" "the refusal names the activation"
-printf 'input shape=4,4,3\nConv2D 3 1 name=a\nGlobalAveragePooling2D name=g\nMultiply inputs=a,g name=gate\n' \
-    >"$tmp/se.model"
-expect 1 "a broadcasting Multiply is refused" export "$tmp/se.model" --c "$tmp/refused"
-has "$tmp/err" "layer 2 'gate' (Multiply): a broadcasting merge" "the refusal names the merge"
 printf 'input shape=4\nLayerNormalization name=ln\n' >"$tmp/ln.model"
 expect 1 "LayerNormalization is refused" export "$tmp/ln.model" --c "$tmp/refused"
 has "$tmp/err" "'ln' (LayerNormalization)" "the refusal names LayerNormalization"

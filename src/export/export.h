@@ -46,7 +46,8 @@ enum {
     EXPORT_NEED_MERGE = 1u << 10,
     EXPORT_NEED_CONCAT = 1u << 11,
     EXPORT_NEED_WINDOW = 1u << 12,
-    EXPORT_NEED_UPSAMPLE = 1u << 13
+    EXPORT_NEED_UPSAMPLE = 1u << 13,
+    EXPORT_NEED_MERGE_B = 1u << 14
 };
 void export_emit_runtime(export_text *t, unsigned need);
 

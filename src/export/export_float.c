@@ -73,11 +73,6 @@ cnn_status export_float_check(const cnn_model *m)
         case CNN_LAYER_AVERAGE:
         case CNN_LAYER_MAXIMUM:
         case CNN_LAYER_MINIMUM:
-            /* k_merge reads every input at the output's size */
-            for (int k = 0; k < l->n_inputs; k++)
-                if (shape_size(l->ins[k]) != shape_size(l->out))
-                    return refuse(m, i, "a broadcasting merge (inputs of different shapes) "
-                                        "has no exported kernel");
             break;
         case CNN_LAYER_UP_SAMPLING2D:
             if (l->spec.u.up_sampling2d.interpolation != CNN_INTERPOLATION_NEAREST)
@@ -345,14 +340,41 @@ cnn_status export_float_layers(const cnn_model *m, const size_t *offsets, export
                     op = k;
             if (op < 0)
                 return refuse(m, i, "this layer kind has no exported kernel");
+            bool broadcast = false;
+            for (int k = 0; k < l->n_inputs; k++)
+                broadcast |= shape_size(l->ins[k]) != n;
             export_printf(body, "    {\n        const float *xs[%d];\n", l->n_inputs);
+            if (broadcast) {
+                /* Keras's rule: shapes aligned at the last axis, a size 1 repeated */
+                long od[3] = {1, 1, 1};
+                for (int d = 0; d < l->out.rank; d++)
+                    od[3 - l->out.rank + d] = l->out.dims[d];
+                export_printf(body, "        static const long od[3] = {%ldL, %ldL, %ldL};\n"
+                              "        static const long st[%d][3] = {", od[0], od[1], od[2],
+                              l->n_inputs);
+                for (int k = 0; k < l->n_inputs; k++) {
+                    long e[3] = {1, 1, 1};
+                    for (int d = 0; d < l->ins[k].rank; d++)
+                        e[3 - l->ins[k].rank + d] = l->ins[k].dims[d];
+                    export_printf(body, "%s{%ldL, %ldL, %ldL}", k ? ", " : "",
+                                  e[0] == 1 ? 0 : e[1] * e[2], e[1] == 1 ? 0 : e[2],
+                                  e[2] == 1 ? 0L : 1L);
+                }
+                export_puts(body, "};\n");
+            }
             for (int k = 0; k < l->n_inputs; k++) {
                 input_expr(m, offsets, i, k, x, sizeof x);
                 export_printf(body, "        xs[%d] = %s;\n", k, x);
             }
-            export_printf(body, "        k_merge(xs, %d, %ldL, %d, %s);\n    }\n", l->n_inputs,
-                          n, op, y);
-            *need |= EXPORT_NEED_MERGE;
+            if (broadcast) {
+                export_printf(body, "        k_merge_b(xs, st, %d, od, %d, %s);\n    }\n",
+                              l->n_inputs, op, y);
+                *need |= EXPORT_NEED_MERGE_B;
+            } else {
+                export_printf(body, "        k_merge(xs, %d, %ldL, %d, %s);\n    }\n",
+                              l->n_inputs, n, op, y);
+                *need |= EXPORT_NEED_MERGE;
+            }
             break;
         }
         }

@@ -311,6 +311,29 @@ static const char piece_merge[] =
     "}\n"
     "\n";
 
+static const char piece_merge_b[] =
+    "/* the same with broadcasting (Keras's rule): output (od[0], od[1], od[2]),\n"
+    "   input k's element at (a, b, c) at a st[k][0] + b st[k][1] + c st[k][2]\n"
+    "   (stride 0 along an axis of size 1) */\n"
+    "static void k_merge_b(const float *const *xs, const long (*st)[3], int nx, const long *od,\n"
+    "                      int op, float *y)\n"
+    "{\n"
+    "    long a, b, c;\n"
+    "    int k;\n"
+    "    for (a = 0; a < od[0]; a++)\n"
+    "        for (b = 0; b < od[1]; b++)\n"
+    "            for (c = 0; c < od[2]; c++) {\n"
+    "                float v = xs[0][a * st[0][0] + b * st[0][1] + c * st[0][2]];\n"
+    "                for (k = 1; k < nx; k++) {\n"
+    "                    float u = xs[k][a * st[k][0] + b * st[k][1] + c * st[k][2]];\n"
+    "                    v = op == 0 || op == 3 ? v + u : op == 1 ? v - u : op == 2 ? v * u\n"
+    "                        : op == 4 ? (u > v ? u : v) : (u < v ? u : v);\n"
+    "                }\n"
+    "                *y++ = op == 3 ? v / (float)nx : v;\n"
+    "            }\n"
+    "}\n"
+    "\n";
+
 static const char piece_concat[] =
     "/* Concatenate: each of outer rows joins the inputs' rows of inner[k] */\n"
     "static void k_concat(const float *const *xs, const long *inner, int nx, long outer,\n"
@@ -371,6 +394,7 @@ static const struct {
     {EXPORT_NEED_COPY, piece_copy},
     {EXPORT_NEED_RELU, piece_relu},
     {EXPORT_NEED_MERGE, piece_merge},
+    {EXPORT_NEED_MERGE_B, piece_merge_b},
     {EXPORT_NEED_CONCAT, piece_concat},
     {EXPORT_NEED_WINDOW, piece_pad},
     {EXPORT_NEED_UPSAMPLE, piece_upsample},
