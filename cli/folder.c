@@ -68,6 +68,11 @@ int cli_dataset_open(const char *cmd, const char *dir, const cnn_model *m, cnn_l
                             .scale = (float)scale, .skip_bad_images = f->skip_bad_images,
                             .workers = f->workers, .cache_bytes = f->cache,
                             .scan_progress = on_scan, .scan_user = (void *)dir};
+    /* --max-memory bounds each decode too (cli_dataset_tensors decodes
+     * outside fit and evaluate, where only the data set's budget applies) */
+    const int64_t budget = cnn_model_max_memory(m);
+    if (budget >= 4096 && budget < CNN_DEFAULT_MAX_DECODE_BYTES)
+        c.max_decode_bytes = budget;
     int rc;
     if (f->image_size && (rc = parse_size(cmd, f->image_size, &c.image_size[0], &c.image_size[1])))
         return rc;

@@ -1309,7 +1309,16 @@ typedef struct cnn_dataset_config {
                                   .cache()); 0 = none */
     cnn_dataset_scan_fn scan_progress; /* NULL = silent */
     void *scan_user;
+    int64_t max_decode_bytes;  /* what decoding one image may allocate (the decoder's
+                                  buffers and pixels): a file declaring more is refused
+                                  (CNN_ERR_NO_MEMORY, naming it, its size and this)
+                                  before the allocation, in cnn_dataset_read and in
+                                  fit/evaluate (there also within what the model's
+                                  budget leaves); 0 = CNN_DEFAULT_MAX_DECODE_BYTES */
 } cnn_dataset_config;
+/* Default max_decode_bytes: 96 MiB, a 24-megapixel RGBA photo (a large
+ * JPEG is decoded at 1/2, 1/4 or 1/8 scale when the target is smaller). */
+#define CNN_DEFAULT_MAX_DECODE_BYTES ((int64_t)96 << 20)
 #define cnn_dataset_options(...) ((cnn_dataset_config){__VA_ARGS__})
 
 /* The file types a directory scan takes (Keras's): .bmp .gif .jpeg .jpg

@@ -39,6 +39,13 @@ cnn_status cnn_dataset_alloc(const cnn_dataset_config *cfg, const char *name, cn
                         "%s: scale must be finite and >= 0, workers in [0, 256], cache_bytes >= 0;"
                         " got %g, %d, %lld",
                         name, (double)cfg->scale, cfg->workers, (long long)cfg->cache_bytes);
+    /* below a page nothing decodes: a mistake (a unit lost), not a budget */
+    if (cfg->max_decode_bytes < 0 || (cfg->max_decode_bytes > 0 && cfg->max_decode_bytes < 4096))
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "%s: max_decode_bytes must be 0 (the default, %lld) or at least 4096,"
+                        " got %lld",
+                        name, (long long)CNN_DEFAULT_MAX_DECODE_BYTES,
+                        (long long)cfg->max_decode_bytes);
     cnn_dataset *ds = calloc(1, sizeof *ds);
     if (!ds || !(ds->name = strdup(name))) {
         free(ds);
@@ -46,6 +53,8 @@ cnn_status cnn_dataset_alloc(const cnn_dataset_config *cfg, const char *name, cn
     }
     ds->cfg = *cfg;
     pthread_mutex_init(&ds->lock, NULL);
+    if (!ds->cfg.max_decode_bytes)
+        ds->cfg.max_decode_bytes = CNN_DEFAULT_MAX_DECODE_BYTES;
     if (!ds->cfg.image_size[0])
         ds->cfg.image_size[0] = 256;
     if (!ds->cfg.image_size[1])
@@ -482,7 +491,7 @@ cnn_status cnn_dataset_read(cnn_dataset *ds, int64_t start, int64_t count, float
     cnn_status st = CNN_OK;
     for (int64_t i = 0; i < count && st == CNN_OK; i++)
         st = cnn_dataset_load_example(ds, start + i, x + i * ds->x_row, y ? y + i * ds->y_row : NULL,
-                                      &buf, &cap, 0, 0);
+                                      &buf, &cap, ds->cfg.max_decode_bytes, 0);
     free(buf);
     return st;
 }

@@ -10,10 +10,6 @@
 #include "io/dataset.h"
 #include "model/fit.h"
 
-/* A decode's allocations are bounded by this, or less when the budget is
- * tight: enough for a 24-megapixel RGBA photo. */
-#define DECODE_BYTES_MAX ((int64_t)96 << 20)
-
 /* The model must take the data set's examples and targets. */
 static cnn_status check_dataset(const cnn_model *m, const cnn_dataset *ds, const char *what)
 {
@@ -45,8 +41,8 @@ static cnn_status check_dataset(const cnn_model *m, const cnn_dataset *ds, const
 /* The stream's settings for batch examples of ds, within the model's
  * budget: what the model itself needs, the cache, the queue (2 batches
  * per decode thread + 2, fewer down to 2 when the budget is tight), and
- * one decode per thread (bounded by what is left, at most
- * DECODE_BYTES_MAX). */
+ * one decode per thread (bounded by what is left, at most the data
+ * set's max_decode_bytes). */
 static cnn_status plan_stream(const cnn_model *m, const cnn_dataset *ds, int batch, bool training,
                               cnn_dataset_stream_config *c, const char *what)
 {
@@ -67,8 +63,9 @@ static cnn_status plan_stream(const cnn_model *m, const cnn_dataset *ds, int bat
     }
     if ((st = cnn_model_check_budget(m, fixed + least_decode, what)))
         return st;
-    const int64_t room = (m->max_memory - fixed) / w;
-    c->decode_bytes = ds->x ? 0 : room < DECODE_BYTES_MAX ? room : DECODE_BYTES_MAX;
+    /* the data set's own decode budget, or less when the model's is tight */
+    const int64_t room = (m->max_memory - fixed) / w, own = ds->cfg.max_decode_bytes;
+    c->decode_bytes = ds->x ? 0 : room < own ? room : own;
     return CNN_OK;
 }
 

@@ -1,0 +1,181 @@
+/* A data set's decode budget (cnn_dataset_config.max_decode_bytes): a tiny
+ * PNG or JPEG that declares a huge image, read through cnn_dataset_read,
+ * is refused before the decoder allocates, with a message naming the file,
+ * the declared size and the budget; the process's peak RSS stays small.
+ * Before the budget existed cnn_dataset_read decoded within the default
+ * 4 GiB, so these files were given gigabytes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "test.h"
+
+/* Under AddressSanitizer RSS says nothing about the library (shadow
+ * memory, quarantine): the statuses are still checked. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_MEANINGLESS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_MEANINGLESS 1
+#endif
+#endif
+
+#define BUDGET ((int64_t)1 << 20)
+
+static char root[] = "/tmp/cnn_test_dataset_decode_budget_XXXXXX";
+
+static const char *at(const char *rel)
+{
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", root, rel);
+    return buf[k];
+}
+
+static void write_bytes(const char *rel, const void *bytes, size_t n)
+{
+    FILE *f = fopen(at(rel), "wb");
+    CHECK(f != NULL);
+    if (f) {
+        CHECK(fwrite(bytes, 1, n, f) == n);
+        fclose(f);
+    }
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+}
+
+/* 57 bytes: a PNG declaring w x h RGB, 8-bit, valid CRCs, an empty IDAT. */
+static void write_png(const char *rel, uint32_t w, uint32_t h)
+{
+    unsigned char png[8 + 25 + 12 + 12], *c = png + 8;
+    memcpy(png, "\x89PNG\r\n\x1a\n", 8);
+    put32(c, 13);
+    memcpy(c + 4, "IHDR", 4);
+    put32(c + 8, w);
+    put32(c + 12, h);
+    c[16] = 8, c[17] = 2, c[18] = 0, c[19] = 0, c[20] = 0;
+    put32(c + 21, (uint32_t)crc32(0, c + 4, 17));
+    c += 25;
+    put32(c, 0);
+    memcpy(c + 4, "IDAT", 4);
+    put32(c + 8, (uint32_t)crc32(0, c + 4, 4));
+    c += 12;
+    put32(c, 0);
+    memcpy(c + 4, "IEND", 4);
+    put32(c + 8, (uint32_t)crc32(0, c + 4, 4));
+    write_bytes(rel, png, sizeof png);
+}
+
+/* A small baseline JPEG (tests/data/images/gray.jpg, 8x6, one component)
+ * whose SOF0 is patched to declare w x h. */
+static void write_jpeg(const char *rel, int w, int h)
+{
+    FILE *f = fopen("tests/data/images/gray.jpg", "rb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    unsigned char b[4096];
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    size_t sof = 0;
+    for (size_t i = 2; i + 9 < n && !sof; i++)
+        if (b[i] == 0xFF && b[i + 1] == 0xC0)
+            sof = i;
+    CHECK(sof > 0);
+    /* FF C0, length (2), precision (1), height (2), width (2) */
+    b[sof + 5] = (unsigned char)(h >> 8), b[sof + 6] = (unsigned char)h;
+    b[sof + 7] = (unsigned char)(w >> 8), b[sof + 8] = (unsigned char)w;
+    write_bytes(rel, b, n);
+}
+
+/* Reads the data set's only example (rows x cols grey) and checks the
+ * refusal: CNN_ERR_NO_MEMORY naming file, declared size and budget. */
+static void check_refused(const char *dir, const char *file, const char *declares, int64_t budget)
+{
+    cnn_dataset *ds = NULL;
+    cnn_dataset_config cfg = cnn_dataset_options(.image_size = {32, 32},
+                                                 .color_mode = CNN_COLOR_GRAYSCALE,
+                                                 .max_decode_bytes = budget, .workers = 1);
+    CHECK_OK(cnn_dataset_from_directory(at(dir), cfg, &ds));
+    if (!ds)
+        return;
+    CHECK(cnn_dataset_count(ds) == 1);
+    float x[32 * 32], y[1];
+    cnn_status st = cnn_dataset_read(ds, 0, 1, x, y);
+    const char *msg = cnn_last_error();
+    char allowed[64];
+    snprintf(allowed, sizeof allowed, "the allowed %lld", (long long)(budget ? budget : CNN_DEFAULT_MAX_DECODE_BYTES));
+    CHECK(st == CNN_ERR_NO_MEMORY);
+    CHECK(strstr(msg, file) != NULL);
+    CHECK(strstr(msg, declares) != NULL);
+    CHECK(strstr(msg, allowed) != NULL);
+    if (st != CNN_ERR_NO_MEMORY || !strstr(msg, declares) || !strstr(msg, allowed))
+        fprintf(stderr, "  status %d: %s\n", (int)st, msg);
+    cnn_dataset_free(ds);
+}
+
+int main(void)
+{
+    CHECK(mkdtemp(root) != NULL);
+    mkdir(at("png"), 0755);
+    mkdir(at("png/a"), 0755);
+    mkdir(at("jpg"), 0755);
+    mkdir(at("jpg/a"), 0755);
+    /* 30000 x 30000 RGB: 2.7 GB of pixels, within the old 4 GiB default */
+    write_png("png/a/huge.png", 30000, 30000);
+    /* 60000 x 60000 grey, decoded at 1/8 scale: ~56 MB, within the old
+     * default, beyond a 1 MiB budget */
+    write_jpeg("jpg/a/huge.jpg", 60000, 60000);
+
+    check_refused("png", "huge.png", "PNG declares 30000 x 30000", BUDGET);
+    check_refused("jpg", "huge.jpg", "JPEG declares 60000 x 60000", BUDGET);
+    /* the default budget (96 MiB) refuses the PNG too */
+    check_refused("png", "huge.png", "PNG declares 30000 x 30000", 0);
+
+    /* a budget below a page, or negative, is a mistake */
+    cnn_dataset *ds = NULL;
+    CHECK(cnn_dataset_from_directory(at("png"), cnn_dataset_options(.max_decode_bytes = 100), &ds)
+          == CNN_ERR_INVALID_ARGUMENT);
+    CHECK(ds == NULL && strstr(cnn_last_error(), "max_decode_bytes") != NULL);
+    CHECK(cnn_dataset_from_directory(at("png"), cnn_dataset_options(.max_decode_bytes = -1), &ds)
+          == CNN_ERR_INVALID_ARGUMENT);
+
+    /* an image within the budget still decodes */
+    mkdir(at("ok"), 0755);
+    mkdir(at("ok/a"), 0755);
+    write_jpeg("ok/a/small.jpg", 8, 6);
+    CHECK_OK(cnn_dataset_from_directory(at("ok"),
+                                        cnn_dataset_options(.image_size = {6, 8},
+                                                            .color_mode = CNN_COLOR_GRAYSCALE,
+                                                            .max_decode_bytes = 4096),
+                                        &ds));
+    float x[48];
+    if (ds)
+        CHECK_OK(cnn_dataset_read(ds, 0, 1, x, NULL));
+    cnn_dataset_free(ds);
+
+    struct rusage ru;
+    CHECK(getrusage(RUSAGE_SELF, &ru) == 0);
+    const int64_t peak = (int64_t)ru.ru_maxrss * 1024;
+#ifndef RSS_MEANINGLESS
+    /* the process itself is a few MB; a decode given its way would be GBs */
+    CHECK(peak < ((int64_t)64 << 20));
+#endif
+    printf("  peak RSS %lld KiB\n", (long long)ru.ru_maxrss);
+
+    const char *files[] = {"png/a/huge.png", "png/a", "png", "jpg/a/huge.jpg", "jpg/a", "jpg",
+                           "ok/a/small.jpg", "ok/a", "ok"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+        remove(at(files[i]));
+    rmdir(root);
+    return test_finish("test_dataset_decode_budget");
+}
