@@ -97,6 +97,29 @@ static void write_jpeg(const char *rel, int w, int h)
     write_bytes(rel, b, n);
 }
 
+static void put16le(unsigned char *p, uint32_t v) { p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8); }
+static void put32le(unsigned char *p, uint32_t v)
+{
+    put16le(p, v);
+    put16le(p + 2, v >> 16);
+}
+
+/* 54 bytes: a 24-bit BMP header declaring w x h and no pixels. stb reads
+ * past the end as zeros, so a decoder given its way fills (touches) the
+ * whole w x h x 3 buffer: the case where RSS shows it. */
+static void write_bmp(const char *rel, uint32_t w, uint32_t h)
+{
+    unsigned char b[54] = {'B', 'M'};
+    put32le(b + 2, 54 + w * h * 3);
+    put32le(b + 10, 54);
+    put32le(b + 14, 40);
+    put32le(b + 18, w);
+    put32le(b + 22, h);
+    put16le(b + 26, 1);
+    put16le(b + 28, 24);
+    write_bytes(rel, b, sizeof b);
+}
+
 /* Reads the data set's only example (rows x cols grey) and checks the
  * refusal: CNN_ERR_NO_MEMORY naming file, declared size and budget. */
 static void check_refused(const char *dir, const char *file, const char *declares, int64_t budget)
@@ -135,9 +158,14 @@ int main(void)
     /* 60000 x 60000 grey, decoded at 1/8 scale: ~56 MB, within the old
      * default, beyond a 1 MiB budget */
     write_jpeg("jpg/a/huge.jpg", 60000, 60000);
+    /* 8000 x 8000 x 3: 192 MB that stb would zero-fill from 54 bytes */
+    mkdir(at("bmp"), 0755);
+    mkdir(at("bmp/a"), 0755);
+    write_bmp("bmp/a/huge.bmp", 8000, 8000);
 
     check_refused("png", "huge.png", "PNG declares 30000 x 30000", BUDGET);
     check_refused("jpg", "huge.jpg", "JPEG declares 60000 x 60000", BUDGET);
+    check_refused("bmp", "huge.bmp", "image declares 8000 x 8000 x 3", BUDGET);
     /* the default budget (96 MiB) refuses the PNG too */
     check_refused("png", "huge.png", "PNG declares 30000 x 30000", 0);
 
@@ -173,6 +201,7 @@ int main(void)
     printf("  peak RSS %lld KiB\n", (long long)ru.ru_maxrss);
 
     const char *files[] = {"png/a/huge.png", "png/a", "png", "jpg/a/huge.jpg", "jpg/a", "jpg",
+                           "bmp/a/huge.bmp", "bmp/a", "bmp",
                            "ok/a/small.jpg", "ok/a", "ok"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++)
         remove(at(files[i]));
