@@ -1,6 +1,7 @@
 /* Fuzz harness: image-folder data sets (cnn_dataset_from_directory and
- * cnn_dataset_from_list, then cnn_model_evaluate_dataset and
- * cnn_model_fit_dataset over them: listing, labels, shuffle and split,
+ * cnn_dataset_from_list, then cnn_dataset_read, cnn_model_evaluate_dataset
+ * and cnn_model_fit_dataset over them: listing, labels, shuffle and split,
+ * the decoding in the calling thread within the data set's decode budget,
  * the decode threads, the stream and the memory budget).
  *
  * The input describes a small tree, written into a directory of its own
@@ -22,8 +23,11 @@
  *                    in the data directory's root otherwise
  * A failure must be a status a data set documents for bad content, with a
  * message; a data set that opens must have consistent counts, labels and
- * shapes, and must stream: evaluated and trained for an epoch (batches of
- * two, a tiny model under a small memory budget, one or two decode threads). */
+ * shapes; its first examples read one by one (cnn_dataset_read, decodes
+ * within a 1 MiB max_decode_bytes: a header declaring a huge image is
+ * refused, not allocated) must give pixels in range and the right targets;
+ * and it must stream: evaluated and trained for an epoch (batches of two,
+ * a tiny model under a small memory budget, one or two decode threads). */
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -35,7 +39,9 @@ enum {
     DS_MAX_ENTRIES = 48,   /* records that make something */
     DS_MAX_NAME = 40,      /* bytes of a name taken from the input */
     DS_MAX_CLASSES = 64,   /* more: the model is not built (its Dense would be big) */
-    DS_BUDGET = 8 << 20    /* the model's memory budget: stream, queue, decodes */
+    DS_BUDGET = 8 << 20,   /* the model's memory budget: stream, queue, decodes */
+    DS_DECODE = 1 << 20,   /* the data set's decode budget (cnn_dataset_read) */
+    DS_READS = 4           /* examples read with cnn_dataset_read */
 };
 
 static char ds_root[64];   /* the process's own directory, made once */
@@ -190,6 +196,7 @@ static ds_options ds_options_from(const uint8_t *h)
     c->workers = h[2] & 0x40 ? 2 : 1;
     c->scale = h[2] & 0x80 ? 1.0f / 127 : 0;
     c->seed = h[3];
+    c->max_decode_bytes = DS_DECODE;
     return o;
 }
 
@@ -329,6 +336,39 @@ static void ds_check_dataset(const ds_options *o, const cnn_dataset *ds)
     FUZZ_CHECK(t == (o->cfg.label_mode == CNN_LABEL_CATEGORICAL ? k : 1));
 }
 
+/* The first examples, decoded in this thread: a failure is a documented
+ * status with a message; a success gives pixels within 0..255 times the
+ * scale and the example's target. A range past the end is refused. */
+static void ds_check_read(const ds_options *o, cnn_dataset *ds)
+{
+    const cnn_shape s = cnn_dataset_element_shape(ds);
+    const int64_t n = cnn_dataset_count(ds), t = cnn_dataset_target_size(ds);
+    const int64_t row = (int64_t)s.dims[0] * s.dims[1] * s.dims[2];
+    const float top = 255.0f * (o->cfg.scale > 0 ? o->cfg.scale : 1.0f / 255) * 1.001f + 1e-4f;
+    float x[8 * 8 * 4];
+    float *y = malloc((size_t)t * sizeof *y);
+    FUZZ_CHECK(row <= (int64_t)(sizeof x / sizeof *x));
+    if (!y)
+        return;
+    for (int64_t i = 0; i < n && i < DS_READS; i++) {
+        cnn_status st = cnn_dataset_read(ds, i, 1, x, y);
+        if (st) {
+            fuzz_check_failure(st, NULL, ds_allowed, 4);
+            continue;
+        }
+        for (int64_t j = 0; j < row; j++)
+            FUZZ_CHECK(x[j] >= 0 && x[j] <= top);
+        const int label = cnn_dataset_label(ds, i);
+        if (o->cfg.label_mode == CNN_LABEL_CATEGORICAL)
+            for (int64_t j = 0; j < t; j++)
+                FUZZ_CHECK(y[j] == (j == label ? 1.0f : 0.0f));
+        else
+            FUZZ_CHECK(t == 1 && y[0] == (float)label);
+    }
+    free(y);
+    FUZZ_CHECK(cnn_dataset_read(ds, n, 1, x, NULL) == CNN_ERR_INVALID_ARGUMENT);
+}
+
 static void ds_check_skipped(const cnn_dataset *ds)
 {
     int64_t s = cnn_dataset_skipped(ds);
@@ -387,6 +427,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cnn_dataset *train = NULL, *val = NULL;
     if (ds_open_part(&o, split ? CNN_SUBSET_TRAINING : CNN_SUBSET_ALL, &train) == CNN_OK) {
         ds_check_dataset(&o, train);
+        ds_check_read(&o, train);
         if (split && ds_open_part(&o, CNN_SUBSET_VALIDATION, &val) == CNN_OK) {
             ds_check_dataset(&o, val);
             FUZZ_CHECK(cnn_dataset_class_count(val) == cnn_dataset_class_count(train));
