@@ -250,5 +250,26 @@ expect 1 "train on an .h5 that crashes libhdf5" train "$tmp/crash.h5" --train-im
 has "$tmp/err" "the HDF5 library crashed" "train crash"
 expect 0 "the undamaged .h5" summary "$tmp/k.h5"
 
+# ---- a folder image whose header declares more than --max-memory lets a decode take ----
+# 54 bytes declaring 4000x4000 RGB (48 MB, which stb would zero-fill): within the old
+# 4 GiB decode limit of a folder read into memory, beyond --max-memory 2M
+python3 - "$tmp/folder" <<'EOF'
+import os, struct, sys
+def bmp(path, w, h, pixels=b''):
+    with open(path, 'wb') as f:
+        f.write(b'BM' + struct.pack('<IHHI', 54 + w * h * 3, 0, 0, 54)
+                + struct.pack('<IiiHHIIiiII', 40, w, h, 1, 24, 0, 0, 0, 0, 0, 0) + pixels)
+for k in range(4):
+    os.makedirs('%s/c%d' % (sys.argv[1], k))
+    bmp('%s/c%d/ok.bmp' % (sys.argv[1], k), 8, 8, bytes(range(192)))
+bmp(sys.argv[1] + '/c0/huge.bmp', 4000, 4000)
+EOF
+expect 1 "evaluate a folder with a huge image header" evaluate "$tmp/s.cnn" --data "$tmp/folder" \
+    --max-memory 2M --threads 1
+has "$tmp/err" "$tmp/folder/c0/huge.bmp: image declares 4000 x 4000 x 3, which needs" "decode budget"
+has "$tmp/err" "more than the allowed 2097152" "decode budget named"
+expect 0 "the same folder skipping bad images" evaluate "$tmp/s.cnn" --data "$tmp/folder" \
+    --max-memory 2M --threads 1 --skip-bad-images
+
 echo "test_hostile: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
