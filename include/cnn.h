@@ -1207,7 +1207,8 @@ typedef enum cnn_model_format {
     CNN_MODEL_FORMAT_DESCRIPTION = 1, /* text or Keras JSON (cnn_model_from_description) */
     CNN_MODEL_FORMAT_CNN = 2,         /* the library's .cnn (cnn_model_load) */
     CNN_MODEL_FORMAT_KERAS_H5 = 3,    /* legacy Keras HDF5 (cnn_model_load_keras) */
-    CNN_MODEL_FORMAT_KERAS_ZIP = 4    /* Keras 3 .keras (cnn_model_load_keras) */
+    CNN_MODEL_FORMAT_KERAS_ZIP = 4,   /* Keras 3 .keras (cnn_model_load_keras) */
+    CNN_MODEL_FORMAT_QUANTIZED = 5    /* an int8 model, "CNNQUANT" (cnn_qmodel_load) */
 } cnn_model_format;
 /* The format of the file at path, told by its content alone (the name
  * plays no part): the .cnn magic "CNNMODEL", HDF5's signature (at offset 0,
@@ -1385,6 +1386,72 @@ CNN_API cnn_status cnn_model_fit_dataset(cnn_model *m, cnn_dataset *train, cnn_d
 /* cnn_model_evaluate over a data set, streamed. */
 CNN_API cnn_status cnn_model_evaluate_dataset(cnn_model *m, cnn_dataset *ds, int batch_size,
                                       double *loss, double *accuracy);
+
+/* ---- int8 quantized models (docs/QUANTIZATION.md) --------------------------- */
+/* Post-training quantization in TensorFlow Lite's scheme: weights int8 per
+ * output channel, symmetric; activations int8 per tensor, asymmetric; int32
+ * biases; rescaling by fixed-point multiplier and shift. A quantized model
+ * runs inference only, on integer kernels (portable C, AVX2 and AVX-512
+ * VNNI give the same integers). It is its own object, independent of the
+ * float model it came from; the same thread rules as a cnn_model apply. */
+typedef struct cnn_qmodel cnn_qmodel;
+#define CNN_QUANTIZE_DEFAULT_EXAMPLES 500
+/* Quantizes m (a chain or a graph; unchanged, but its forward buffers are
+ * used) with the first count examples of calib, shaped (n, the model's
+ * input shape): the float model runs over them and the range of every
+ * tensor is recorded. count 0 = CNN_QUANTIZE_DEFAULT_EXAMPLES; fewer
+ * examples than count = all of them. Layers: Conv2D, DepthwiseConv2D,
+ * Dense, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
+ * GlobalMaxPooling2D, Add (two inputs), Concatenate (last axis),
+ * ZeroPadding2D, BatchNormalization right after a linear Conv2D,
+ * DepthwiseConv2D or Dense (folded), ReLU/ReLU6 and other elementwise
+ * activations, Flatten, Reshape, Dropout, and a softmax at the end (in
+ * float). Anything else is refused with CNN_ERR_INVALID_ARGUMENT naming the
+ * layer and its kind; CNN_ERR_SHAPE for calibration data of another shape,
+ * CNN_ERR_NUMERIC for non-finite values. Free with cnn_qmodel_free. */
+CNN_API cnn_status cnn_qmodel_create(cnn_qmodel **out, cnn_model *m, const cnn_tensor *calib,
+                                     int64_t count);
+/* The same with the first count examples of a data set (any source: IDX,
+ * a folder of class folders, a list), read in the calling thread. */
+CNN_API cnn_status cnn_qmodel_create_dataset(cnn_qmodel **out, cnn_model *m, cnn_dataset *calib,
+                                             int64_t count);
+CNN_API void cnn_qmodel_free(cnn_qmodel *q);
+/* Worker threads for predict and evaluate (default: the float model's
+ * count, 1 after loading); results do not depend on it.
+ * CNN_ERR_INVALID_ARGUMENT outside 1..1024. */
+CNN_API cnn_status cnn_qmodel_set_threads(cnn_qmodel *q, int threads);
+CNN_API cnn_shape cnn_qmodel_input_shape(const cnn_qmodel *q);
+CNN_API cnn_shape cnn_qmodel_output_shape(const cnn_qmodel *q);
+/* Outputs for every example of x (n, input shape) as float: out receives
+ * n * (output size) values, probabilities when the model ends in softmax. */
+CNN_API cnn_status cnn_qmodel_predict(cnn_qmodel *q, const cnn_tensor *x, float *out);
+/* Mean loss and accuracy over (x, y) as cnn_model_evaluate computes them
+ * for a classifier: y holds class indices (n) or (n, 1), or one-hot rows
+ * (n, classes); the loss is the cross-entropy of the output probabilities
+ * (a softmax output; a single sigmoid unit: binary). */
+CNN_API cnn_status cnn_qmodel_evaluate(cnn_qmodel *q, const cnn_tensor *x, const cnn_tensor *y,
+                                       double *loss, double *accuracy);
+CNN_API cnn_status cnn_qmodel_evaluate_dataset(cnn_qmodel *q, cnn_dataset *ds, double *loss,
+                                               double *accuracy);
+/* Sizes for a summary: the int8 weights with their int32 biases and
+ * multipliers, and the activation arena one example needs (the planner
+ * reuses the memory of tensors no longer read). */
+CNN_API int64_t cnn_qmodel_weight_bytes(const cnn_qmodel *q);
+CNN_API int64_t cnn_qmodel_arena_bytes(const cnn_qmodel *q);
+/* Ops in the int8 model (after fusing) and op k's kind ("Conv2D", "Add", ...)
+ * and float layer name; NULL out of range. */
+CNN_API int cnn_qmodel_op_count(const cnn_qmodel *q);
+CNN_API const char *cnn_qmodel_op_type(const cnn_qmodel *q, int k);
+CNN_API const char *cnn_qmodel_op_name(const cnn_qmodel *q, int k);
+/* The quantized model file (docs/QUANTIZATION.md, "File format"): magic
+ * "CNNQUANT", version, every op with its int8 weights, a CRC-32. Saving is
+ * atomic; loading checks every field and names the file, the field and what
+ * was expected (CNN_ERR_FORMAT). */
+CNN_API cnn_status cnn_qmodel_save(const cnn_qmodel *q, const char *path);
+CNN_API cnn_status cnn_qmodel_load(const char *path, cnn_qmodel **out);
+/* The same from bytes in memory; name labels messages. */
+CNN_API cnn_status cnn_qmodel_load_memory(const void *bytes, size_t size, const char *name,
+                                          cnn_qmodel **out);
 
 /* ---- Lower level: one step at a time (for tests and custom loops) ---------- */
 /* Forward pass of a batch; training enables dropout. The returned pointer

@@ -194,14 +194,18 @@ static void test_refusals(void)
         cnn_layer_spec first;
         const char *expect;
     } cases[] = {
-        {{.kind = CNN_LAYER_BATCH_NORMALIZATION}, "'batch_normalization' (BatchNormalization): "
-                                                  "this layer kind has no int8 kernel"},
+        {{.kind = CNN_LAYER_BATCH_NORMALIZATION},
+         "layer 0 'batch_normalization' (BatchNormalization): int8 folds a BatchNormalization "
+         "only into the linear Conv2D"},
         {{.kind = CNN_LAYER_CONV2D,
-          .u.conv2d = {.filters = 2, .kernel_size = {3, 3}, .activation = CNN_ACTIVATION_SIGMOID}},
-         "int8 fuses linear, relu, relu6"},
+          .u.conv2d = {.filters = 2, .kernel_size = {3, 3}, .activation = CNN_ACTIVATION_ELU}},
+         "int8 fuses linear, relu, relu6, tanh, sigmoid"},
         {{.kind = CNN_LAYER_ACTIVATION, .u.activation = {.activation = CNN_ACTIVATION_SOFTMAX}},
          "softmax is only quantized as the last layer"},
-        {{.kind = CNN_LAYER_LEAKY_RELU}, "(LeakyReLU): this layer kind has no int8 kernel"},
+        {{.kind = CNN_LAYER_UP_SAMPLING2D},
+         "layer 0 'up_sampling2d' (UpSampling2D): this layer kind has no int8 kernel"},
+        {{.kind = CNN_LAYER_LAYER_NORMALIZATION},
+         "(LayerNormalization): this layer kind has no int8 kernel"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         cnn_model *m = NULL;

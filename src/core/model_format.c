@@ -2,7 +2,8 @@
  * a file is read through the library's one reader (fileio.c), so a FIFO or
  * a device is refused rather than waited on.
  *
- * The signatures: .cnn files start with "CNNMODEL" (model/file.c); Keras's
+ * The signatures: .cnn files start with "CNNMODEL" (model/file.c), int8
+ * quantized models with "CNNQUANT" (quant/qmodel_file.c); Keras's
  * legacy .h5 files are HDF5, whose signature \x89HDF\r\n\x1a\n HDF5 looks
  * for at 0, 512, 1024, 2048, ... (a user block may come first); Keras 3's
  * .keras files are zip archives ("PK\3\4", or "PK\5\6" when empty).
@@ -21,6 +22,7 @@
 #include "core/fileio.h"
 
 static const unsigned char CNN_MAGIC[8] = {'C', 'N', 'N', 'M', 'O', 'D', 'E', 'L'};
+static const unsigned char QUANT_MAGIC[8] = {'C', 'N', 'N', 'Q', 'U', 'A', 'N', 'T'};
 static const unsigned char HDF5_MAGIC[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
 /* a file shorter than the magic that starts with this much of it is a cut
  * .cnn file: its loader says so */
@@ -70,6 +72,8 @@ static cnn_model_format detect(source *s)
         return CNN_MODEL_FORMAT_DESCRIPTION;
     if (head >= CNN_MAGIC_PREFIX && memcmp(b, CNN_MAGIC, head) == 0)
         return CNN_MODEL_FORMAT_CNN;
+    if (head >= CNN_MAGIC_PREFIX && memcmp(b, QUANT_MAGIC, head) == 0)
+        return CNN_MODEL_FORMAT_QUANTIZED;
     if (head >= 4 && b[0] == 'P' && b[1] == 'K'
         && ((b[2] == 3 && b[3] == 4) || (b[2] == 5 && b[3] == 6)))
         return CNN_MODEL_FORMAT_KERAS_ZIP;

@@ -26,6 +26,9 @@ cnn_status cnn_model_open(const char *path, cnn_model **out, cnn_model_format *f
     case CNN_MODEL_FORMAT_CNN: return cnn_model_load(path, out);
     case CNN_MODEL_FORMAT_KERAS_H5:
     case CNN_MODEL_FORMAT_KERAS_ZIP: return cnn_model_load_keras_isolated(path, 0, out, keras);
+    case CNN_MODEL_FORMAT_QUANTIZED:
+        return cnn_fail(CNN_ERR_FORMAT, "%s: an int8 quantized model (load it with "
+                        "cnn_qmodel_load), not a float model", path);
     default: return cnn_model_from_description(path, out);
     }
 }

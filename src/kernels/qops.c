@@ -394,3 +394,38 @@ void cnn_qadd(cnn_qisa isa, const cnn_qadd_spec *p, const int8_t *a, const int8_
     (void)isa;
     cnn_qadd_ref(p, a, b, n, y);
 }
+
+void cnn_qconcat(int n, const int8_t *const *x, const int *channels, const int32_t *in_zero,
+                 const int32_t *mult, const int32_t *shift, const bool *same, int32_t out_zero,
+                 int64_t p0, int64_t p1, int8_t *y)
+{
+    for (int64_t p = p0; p < p1; p++) {
+        for (int k = 0; k < n; k++) {
+            const int8_t *src = x[k] + p * channels[k];
+            if (same[k]) {
+                memcpy(y, src, (size_t)channels[k]);
+            } else {
+                for (int c = 0; c < channels[k]; c++)
+                    y[c] = cnn_q_requant_one(src[c], in_zero[k], mult[k], shift[k], out_zero);
+            }
+            y += channels[k];
+        }
+    }
+}
+
+void cnn_qzeropad(const cnn_conv_geom *g, const int pad[4], const int8_t *x, int8_t zero,
+                  int64_t r0, int64_t r1, int8_t *y)
+{
+    const int64_t row = (int64_t)g->ow * g->c, in_row = (int64_t)g->w * g->c;
+    for (int64_t r = r0; r < r1; r++, y += row) {
+        int64_t n = r / g->oh;
+        int oy = (int)(r - n * g->oh), iy = oy - pad[0];
+        if (iy < 0 || iy >= g->h) {
+            memset(y, zero, (size_t)row);
+            continue;
+        }
+        memset(y, zero, (size_t)pad[2] * (size_t)g->c);
+        memcpy(y + (int64_t)pad[2] * g->c, x + (n * g->h + iy) * in_row, (size_t)in_row);
+        memset(y + (int64_t)pad[2] * g->c + in_row, zero, (size_t)pad[3] * (size_t)g->c);
+    }
+}

@@ -7,6 +7,7 @@
 #ifndef CNN_KERNELS_QOPS_H
 #define CNN_KERNELS_QOPS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "kernels/conv.h"
@@ -63,5 +64,33 @@ void cnn_qadd_ref(const cnn_qadd_spec *p, const int8_t *a, const int8_t *b, int6
  * otherwise). */
 void cnn_qadd(cnn_qisa isa, const cnn_qadd_spec *p, const int8_t *a, const int8_t *b, int64_t n,
               int8_t *y);
+
+
+/* Requantization of one tensor to another's parameters, TFLite's
+ * REQUANTIZE for int8: with m = quantize_multiplier(s_in / s_out),
+ *   y = clamp(z_out + cnn_q_mul(x - z_in, m), -128, 127)
+ * (|x - z_in| <= 255, so no left shift saturates before m >= 2^23). */
+static inline int8_t cnn_q_requant_one(int8_t x, int32_t in_zero, int32_t mult, int32_t shift,
+                                       int32_t out_zero)
+{
+    int64_t v = (int64_t)cnn_q_mul((int32_t)x - in_zero, mult, shift) + out_zero;
+    return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
+}
+
+/* Concatenation along the last axis of n inputs of pixels [p0, p1): pixel
+ * p of input k holds channels[k] values at x[k] + p * channels[k]; the
+ * output pixel is their channels in order (sum of channels[k] values, row 0
+ * being pixel p0). An input whose parameters equal the output's
+ * (same[k]) is copied; the others go through cnn_q_requant_one with
+ * mult[k], shift[k] and their zero points. */
+void cnn_qconcat(int n, const int8_t *const *x, const int *channels, const int32_t *in_zero,
+                 const int32_t *mult, const int32_t *shift, const bool *same, int32_t out_zero,
+                 int64_t p0, int64_t p1, int8_t *y);
+
+/* ZeroPadding2D: x (n, h, w, c) -> y (n, top + h + bottom, left + w + right, c)
+ * with the zero point around (real 0). Works on output rows
+ * r = n * oh + oy in [r0, r1), y starting at row r0. */
+void cnn_qzeropad(const cnn_conv_geom *g, const int pad[4], const int8_t *x, int8_t zero,
+                  int64_t r0, int64_t r1, int8_t *y);
 
 #endif

@@ -1,56 +1,15 @@
-/* cnn_qmodel: calibration, conversion and int8 inference for Sequential
- * models (quant/qmodel.h). Uses only the float model's public accessors. */
-#include "quant/qmodel.h"
-
+/* cnn_qmodel_create: calibration and conversion of a float model - a chain
+ * or a graph - into int8 ops (quant/qmodel.h). Uses only the float model's
+ * public accessors. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
-#include "core/threadpool.h"
-#include "kernels/qops.h"
+#include "kernels/activation.h"
+#include "quant/qmodel_impl.h"
 
-typedef enum {
-    QOP_CONV,
-    QOP_DEPTHWISE,
-    QOP_DENSE,
-    QOP_MAXPOOL,
-    QOP_AVGPOOL,
-    QOP_CLAMP, /* a ReLU or ReLU6 on its input's parameters */
-} qop_kind;
-
-typedef struct qop {
-    qop_kind kind;
-    int layer;        /* the float model's layer whose output this op yields */
-    int wlayer;       /* the layer holding its weights (layer, or before a fused relu) */
-    int bnlayer;      /* a BatchNormalization folded into the weights, or 0 */
-    float bn_eps;
-    cnn_conv_geom g;  /* conv, depthwise, pooling */
-    int mult;         /* depthwise multiplier */
-    int64_t in_elems, out_elems; /* per example */
-    int N;            /* output channels or units */
-    cnn_qpacked *packed;         /* conv, dense */
-    int8_t *dw_kernel;           /* depthwise (kh, kw, c * mult) */
-    int32_t *bias, *multiplier, *shift;
-    cnn_qparams in, out;
-    cnn_qoutput stage;
-    int32_t lo, hi;
-} qop;
-
-struct cnn_qmodel {
-    qop *ops;
-    int nops;
-    cnn_shape input_shape;
-    int64_t in_elems, out_elems, max_elems, max_col, max_channels;
-    cnn_qparams input, output;
-    bool softmax;
-    cnn_qisa isa;
-    cnn_pool *pool; /* the float model's thread count, by default */
-};
-
-enum { QMODEL_BATCH = 64, QMODEL_COL_ROWS = 256 };
-
-static int64_t shape_elems(cnn_shape s)
+int64_t cnn_qshape_elems(cnn_shape s)
 {
     int64_t n = 1;
     for (int i = 0; i < s.rank; i++)
@@ -58,14 +17,14 @@ static int64_t shape_elems(cnn_shape s)
     return n;
 }
 
-static cnn_shape layer_in_shape(const cnn_model *m, int i)
+static cnn_shape in_shape_of(const cnn_model *m, int layer)
 {
-    return i == 0 ? cnn_model_input_shape(m) : cnn_model_layer_output_shape(m, i - 1);
+    return layer < 0 ? cnn_model_input_shape(m) : cnn_model_layer_output_shape(m, layer);
 }
 
 /* ---- Which layers, fused how ----------------------------------------- */
 
-/* The fused clamp of a relu-like layer spec: 1 relu, 2 relu6, 0 none/other. */
+/* The clamp of a relu-like layer spec: 1 relu, 2 relu6, 0 none/other. */
 static int relu_kind(const cnn_layer_spec *s)
 {
     if (s->kind == CNN_LAYER_ACTIVATION) {
@@ -90,22 +49,9 @@ static cnn_status refuse(const cnn_model *m, int i, const char *why)
                     cnn_model_layer_name(m, i), cnn_model_layer_type(m, i), why);
 }
 
-static cnn_qact act_of(int relu)
+static cnn_qact act_of(int clamp)
 {
-    return relu == 2 ? CNN_QACT_RELU6 : relu == 1 ? CNN_QACT_RELU : CNN_QACT_NONE;
-}
-
-/* An activation fused into a conv or dense: 0 linear, 1 relu, 2 relu6,
- * 3 softmax; -1 for one int8 cannot do. */
-static int fused_activation(cnn_activation a)
-{
-    switch (a) {
-    case CNN_ACTIVATION_LINEAR: return 0;
-    case CNN_ACTIVATION_RELU: return 1;
-    case CNN_ACTIVATION_RELU6: return 2;
-    case CNN_ACTIVATION_SOFTMAX: return 3;
-    default: return -1;
-    }
+    return clamp == 2 ? CNN_QACT_RELU6 : clamp == 1 ? CNN_QACT_RELU : CNN_QACT_NONE;
 }
 
 static void conv_geom(cnn_shape in, int kh, int kw, int sh, int sw, int dh, int dw, bool same,
@@ -117,188 +63,486 @@ static void conv_geom(cnn_shape in, int kh, int kw, int sh, int sw, int dh, int 
     g->ow = cnn_conv_out_size(g->w, kw, sw, dw, same, &g->pad_left);
 }
 
-/* Plans the ops (kinds, geometry, the layer whose output range each needs)
- * without weights; op->lo holds the fused clamp (0 none, 1 relu, 2 relu6)
- * until the parameters are known. *softmax: the model's output is the
- * softmax of the last op's output. */
-static cnn_status plan(cnn_model *m, qop *ops, int *nops, bool *softmax)
+/* The planner's state over the float layers. */
+typedef struct {
+    cnn_model *m;
+    cnn_qmodel *q;
+    int L;
+    int *val;     /* per layer: the value holding its output, -1 not yet */
+    int *readers; /* per layer: how many layers read it (+1 for the model's output) */
+    int *reader;  /* per layer: one of them */
+    int cap_ops, cap_values;
+} planner;
+
+static cnn_status new_value(planner *p, int64_t elems, int *id)
 {
-    int n = cnn_model_layer_count(m), k = 0;
-    *softmax = false;
-    for (int i = 0; i < n; i++) {
-        cnn_layer_spec s;
-        cnn_status st = cnn_model_layer_spec(m, i, &s);
-        if (st)
-            return st;
-        cnn_shape in = layer_in_shape(m, i), outs = cnn_model_layer_output_shape(m, i);
-        qop *op = &ops[k];
-        memset(op, 0, sizeof *op);
-        op->layer = op->wlayer = i;
-        op->in_elems = shape_elems(in);
-        op->out_elems = shape_elems(outs);
-        int act = 0;
-        switch (s.kind) {
-        case CNN_LAYER_CONV2D: {
-            const cnn_conv2d_config *c = &s.u.conv2d;
-            op->kind = QOP_CONV;
-            op->N = c->filters;
-            conv_geom(in, c->kernel_size[0], c->kernel_size[1], c->strides[0], c->strides[1],
-                      c->dilation_rate[0], c->dilation_rate[1], c->padding == CNN_PADDING_SAME,
-                      &op->g);
-            if ((int64_t)op->g.kh * op->g.kw * op->g.c > CNN_QGEMM_MAX_K)
-                return refuse(m, i, "kernel_size x input channels exceeds 65536");
-            act = fused_activation(c->activation);
-            break;
-        }
-        case CNN_LAYER_DEPTHWISE_CONV2D: {
-            const cnn_depthwise_conv2d_config *c = &s.u.depthwise_conv2d;
-            op->kind = QOP_DEPTHWISE;
-            op->mult = c->depth_multiplier;
-            conv_geom(in, c->kernel_size[0], c->kernel_size[1], c->strides[0], c->strides[1],
-                      c->dilation_rate[0], c->dilation_rate[1], c->padding == CNN_PADDING_SAME,
-                      &op->g);
-            op->N = op->g.c * op->mult;
-            act = fused_activation(c->activation);
-            break;
-        }
-        case CNN_LAYER_DENSE:
-            if (in.rank != 1)
-                return refuse(m, i, "int8 Dense takes a flat input (add Flatten)");
-            if (op->in_elems > CNN_QGEMM_MAX_K)
-                return refuse(m, i, "more than 65536 inputs");
-            op->kind = QOP_DENSE;
-            op->N = s.u.dense.units;
-            act = fused_activation(s.u.dense.activation);
-            break;
-        case CNN_LAYER_MAX_POOLING2D:
-        case CNN_LAYER_AVERAGE_POOLING2D: {
-            const cnn_pool2d_config *c = &s.u.pool2d;
-            op->kind = s.kind == CNN_LAYER_MAX_POOLING2D ? QOP_MAXPOOL : QOP_AVGPOOL;
-            conv_geom(in, c->pool_size[0], c->pool_size[1], c->strides[0], c->strides[1], 1, 1,
-                      c->padding == CNN_PADDING_SAME, &op->g);
-            break;
-        }
-        case CNN_LAYER_FLATTEN:
-        case CNN_LAYER_RESHAPE:
-        case CNN_LAYER_DROPOUT:
-            continue; /* the same bytes, the same parameters */
-        case CNN_LAYER_ACTIVATION:
-        case CNN_LAYER_RELU:
-            if (s.kind == CNN_LAYER_ACTIVATION &&
-                s.u.activation.activation == CNN_ACTIVATION_SOFTMAX) {
-                if (i != n - 1)
-                    return refuse(m, i, "softmax is only quantized as the last layer");
-                if (k == 0)
-                    return refuse(m, i, "nothing to quantize before the softmax");
-                *softmax = true;
-                continue;
-            }
-            if (s.kind == CNN_LAYER_ACTIVATION &&
-                s.u.activation.activation == CNN_ACTIVATION_LINEAR)
-                continue;
-            if (!relu_kind(&s))
-                return refuse(m, i, "int8 supports relu and relu6 only (max_value 0 or 6, "
-                                    "no negative_slope or threshold)");
-            op->kind = QOP_CLAMP;
-            op->lo = relu_kind(&s); /* remembered until the parameters are known */
-            break;
-        default:
-            return refuse(m, i, "this layer kind has no int8 kernel");
-        }
-        if (act < 0)
-            return refuse(m, i, "int8 fuses linear, relu, relu6 and a final softmax only");
-        if (act == 3) {
-            if (i != n - 1 || op->kind != QOP_DENSE)
-                return refuse(m, i, "softmax is only quantized on the last Dense layer");
-            *softmax = true;
-            act = 0;
-        }
-        op->lo = op->kind == QOP_CLAMP ? op->lo : act; /* the clamp to apply (see build) */
-        bool weighted = op->kind == QOP_CONV || op->kind == QOP_DEPTHWISE || op->kind == QOP_DENSE;
-        /* a linear conv/dense followed by BatchNormalization: folded into
-         * its weights and bias (inference uses the moving statistics) */
-        cnn_layer_spec next;
-        if (weighted && act == 0 && i + 1 < n && cnn_model_layer_spec(m, i + 1, &next) == CNN_OK &&
-            next.kind == CNN_LAYER_BATCH_NORMALIZATION) {
-            op->bnlayer = i + 1;
-            op->bn_eps = next.u.batch_normalization.epsilon;
-            op->layer = ++i;
-        }
-        /* then a relu layer: fused into the output clamp */
-        if (weighted && act == 0 && i + 1 < n) {
-            if (cnn_model_layer_spec(m, i + 1, &next) == CNN_OK && relu_kind(&next)) {
-                op->lo = relu_kind(&next);
-                op->layer = ++i;
-            }
-        }
-        k++;
+    cnn_qmodel *q = p->q;
+    if (q->nvalues == p->cap_values) {
+        int cap = p->cap_values ? 2 * p->cap_values : 16;
+        cnn_qvalue *v = realloc(q->values, (size_t)cap * sizeof *v);
+        if (!v)
+            return cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
+        q->values = v;
+        p->cap_values = cap;
     }
-    *nops = k;
-    if (k == 0)
+    q->values[q->nvalues] = (cnn_qvalue){.elems = elems, .p = {1.0f, 0}};
+    *id = q->nvalues++;
+    return CNN_OK;
+}
+
+static cnn_status new_op(planner *p, cnn_qop_kind kind, int layer, cnn_qop **out)
+{
+    cnn_qmodel *q = p->q;
+    if (q->nops == p->cap_ops) {
+        int cap = p->cap_ops ? 2 * p->cap_ops : 16;
+        cnn_qop *o = realloc(q->ops, (size_t)cap * sizeof *o);
+        if (!o)
+            return cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
+        q->ops = o;
+        p->cap_ops = cap;
+    }
+    cnn_qop *op = &q->ops[q->nops++];
+    memset(op, 0, sizeof *op);
+    op->kind = kind;
+    op->layer = op->wlayer = layer;
+    op->bnlayer = -1;
+    snprintf(op->name, sizeof op->name, "%s", cnn_model_layer_name(p->m, layer));
+    *out = op;
+    return CNN_OK;
+}
+
+/* The single layer reading layer i, if it reads nothing else, or -1. */
+static int sole_reader(const planner *p, int i)
+{
+    if (i == p->L - 1 || p->readers[i] != 1)
+        return -1;
+    int r = p->reader[i];
+    return cnn_model_layer_input_count(p->m, r) == 1 ? r : -1;
+}
+
+/* After a weighted op or an Add whose float output is layer *last: folds
+ * a BatchNormalization (weighted ops with a linear activation only) and
+ * fuses a relu that are its only readers; returns the layer whose output
+ * the op yields in *last. */
+static void absorb(planner *p, cnn_qop *op, bool weighted, int *last)
+{
+    cnn_layer_spec s;
+    int r = sole_reader(p, *last);
+    if (weighted && r >= 0 && cnn_model_layer_spec(p->m, r, &s) == CNN_OK &&
+        s.kind == CNN_LAYER_BATCH_NORMALIZATION) {
+        op->bnlayer = r;
+        op->bn_eps = s.u.batch_normalization.epsilon;
+        *last = r;
+        r = sole_reader(p, r);
+    }
+    if (r >= 0 && cnn_model_layer_spec(p->m, r, &s) == CNN_OK && relu_kind(&s)) {
+        op->clamp = relu_kind(&s);
+        *last = r;
+    }
+}
+
+/* Gives the layers absorbed up to last (through the sole-reader chain from
+ * first) the op's output value. */
+static void assign_chain(planner *p, int first, int last, int value)
+{
+    for (int i = first;; i = p->reader[i]) {
+        p->val[i] = value;
+        if (i == last)
+            break;
+    }
+}
+
+static int value_of(const planner *p, int layer) { return layer < 0 ? 0 : p->val[layer]; }
+
+/* A weighted op (conv, depthwise, dense) for layer i with fused activation
+ * act. */
+static cnn_status plan_weighted(planner *p, int i, cnn_qop *op, cnn_activation act)
+{
+    int last = i, in = cnn_model_layer_input(p->m, i, 0);
+    op->n_inputs = 1;
+    op->inputs[0] = value_of(p, in);
+    op->calib = true;
+    int lut = 0;
+    switch (act) {
+    case CNN_ACTIVATION_LINEAR: absorb(p, op, true, &last); break;
+    case CNN_ACTIVATION_RELU: op->clamp = 1; break;
+    case CNN_ACTIVATION_RELU6: op->clamp = 2; break;
+    case CNN_ACTIVATION_TANH: op->preact = 1; lut = 1; break;
+    case CNN_ACTIVATION_SIGMOID: op->preact = 2; lut = 1; break;
+    case CNN_ACTIVATION_SOFTMAX:
+        if (i != p->L - 1 || op->kind != CNN_QOP_DENSE)
+            return refuse(p->m, i, "softmax is only quantized on the last Dense layer");
+        op->preact = 3;
+        p->q->softmax = true;
+        break;
+    default:
+        return refuse(p->m, i, "int8 fuses linear, relu, relu6, tanh, sigmoid and a final "
+                               "softmax only");
+    }
+    op->layer = last;
+    cnn_status st = new_value(p, cnn_qshape_elems(cnn_model_layer_output_shape(p->m, i)),
+                              &op->output);
+    if (st)
+        return st;
+    if (!lut) {
+        assign_chain(p, i, last, op->output);
+        return CNN_OK;
+    }
+    /* the table after it maps the pre-activation value onto the layer's output */
+    int pre = op->output;
+    cnn_qop *t;
+    if ((st = new_op(p, CNN_QOP_LUT, i, &t)))
+        return st;
+    t->n_inputs = 1;
+    t->inputs[0] = pre;
+    t->lut_fn = 1;
+    t->lut_act = act;
+    if ((st = new_value(p, p->q->values[pre].elems, &t->output)))
+        return st;
+    p->val[i] = t->output;
+    return CNN_OK;
+}
+
+/* TFLite's fixed output parameters of int8 tanh and sigmoid. */
+static bool fixed_lut_params(cnn_activation a, cnn_qparams *p)
+{
+    if (a == CNN_ACTIVATION_TANH) {
+        *p = (cnn_qparams){1.0f / 128, 0};
+        return true;
+    }
+    if (a == CNN_ACTIVATION_SIGMOID) {
+        *p = (cnn_qparams){1.0f / 256, -128};
+        return true;
+    }
+    return false;
+}
+
+/* An elementwise op (clamp or table) for layer i reading its one input. */
+static cnn_status plan_elementwise(planner *p, int i, const cnn_layer_spec *s)
+{
+    cnn_qop *op;
+    int clamp = relu_kind(s);
+    cnn_status st = new_op(p, clamp ? CNN_QOP_CLAMP : CNN_QOP_LUT, i, &op);
+    if (st)
+        return st;
+    op->n_inputs = 1;
+    op->inputs[0] = value_of(p, cnn_model_layer_input(p->m, i, 0));
+    op->clamp = clamp;
+    if (!clamp) {
+        op->calib = true;
+        switch (s->kind) {
+        case CNN_LAYER_ACTIVATION:
+            op->lut_fn = 1;
+            op->lut_act = s->u.activation.activation;
+            break;
+        case CNN_LAYER_LEAKY_RELU:
+            op->lut_fn = 2;
+            op->lut_a = s->u.leaky_relu.negative_slope;
+            break;
+        case CNN_LAYER_ELU:
+            op->lut_fn = 3;
+            op->lut_a = s->u.elu.alpha;
+            break;
+        default: /* CNN_LAYER_RELU with a slope, threshold or another cap */
+            op->lut_fn = 4;
+            op->lut_a = s->u.relu.max_value;
+            op->lut_b = s->u.relu.negative_slope;
+            op->lut_c = s->u.relu.threshold;
+            break;
+        }
+    }
+    if ((st = new_value(p, cnn_qshape_elems(cnn_model_layer_output_shape(p->m, i)), &op->output)))
+        return st;
+    p->val[i] = op->output;
+    return CNN_OK;
+}
+
+static cnn_status plan_layer(planner *p, int i)
+{
+    cnn_model *m = p->m;
+    cnn_layer_spec s;
+    cnn_status st = cnn_model_layer_spec(m, i, &s);
+    if (st)
+        return st;
+    int nin = cnn_model_layer_input_count(m, i), in0 = cnn_model_layer_input(m, i, 0);
+    cnn_shape in = in_shape_of(m, in0), outs = cnn_model_layer_output_shape(m, i);
+    cnn_qop *op = NULL;
+    switch (s.kind) {
+    case CNN_LAYER_CONV2D: {
+        const cnn_conv2d_config *c = &s.u.conv2d;
+        if ((st = new_op(p, CNN_QOP_CONV, i, &op)))
+            return st;
+        op->N = c->filters;
+        conv_geom(in, c->kernel_size[0], c->kernel_size[1], c->strides[0], c->strides[1],
+                  c->dilation_rate[0], c->dilation_rate[1], c->padding == CNN_PADDING_SAME, &op->g);
+        if ((int64_t)op->g.kh * op->g.kw * op->g.c > CNN_QGEMM_MAX_K)
+            return refuse(m, i, "kernel_size x input channels exceeds 65536");
+        op->K = op->g.kh * op->g.kw * op->g.c;
+        return plan_weighted(p, i, op, c->activation);
+    }
+    case CNN_LAYER_DEPTHWISE_CONV2D: {
+        const cnn_depthwise_conv2d_config *c = &s.u.depthwise_conv2d;
+        if ((st = new_op(p, CNN_QOP_DEPTHWISE, i, &op)))
+            return st;
+        op->mult = c->depth_multiplier;
+        conv_geom(in, c->kernel_size[0], c->kernel_size[1], c->strides[0], c->strides[1],
+                  c->dilation_rate[0], c->dilation_rate[1], c->padding == CNN_PADDING_SAME, &op->g);
+        op->N = op->g.c * op->mult;
+        op->K = op->g.kh * op->g.kw;
+        return plan_weighted(p, i, op, c->activation);
+    }
+    case CNN_LAYER_DENSE:
+        if (in.rank != 1)
+            return refuse(m, i, "int8 Dense takes a flat input (add Flatten)");
+        if (in.dims[0] > CNN_QGEMM_MAX_K)
+            return refuse(m, i, "more than 65536 inputs");
+        if ((st = new_op(p, CNN_QOP_DENSE, i, &op)))
+            return st;
+        op->N = s.u.dense.units;
+        op->K = in.dims[0];
+        return plan_weighted(p, i, op, s.u.dense.activation);
+    case CNN_LAYER_MAX_POOLING2D:
+    case CNN_LAYER_AVERAGE_POOLING2D: {
+        const cnn_pool2d_config *c = &s.u.pool2d;
+        if ((st = new_op(p, s.kind == CNN_LAYER_MAX_POOLING2D ? CNN_QOP_MAXPOOL : CNN_QOP_AVGPOOL,
+                         i, &op)))
+            return st;
+        conv_geom(in, c->pool_size[0], c->pool_size[1], c->strides[0], c->strides[1], 1, 1,
+                  c->padding == CNN_PADDING_SAME, &op->g);
+        break;
+    }
+    case CNN_LAYER_GLOBAL_AVERAGE_POOLING2D:
+    case CNN_LAYER_GLOBAL_MAX_POOLING2D:
+        if (in.rank != 3)
+            return refuse(m, i, "global pooling takes an image");
+        if ((st = new_op(p, s.kind == CNN_LAYER_GLOBAL_MAX_POOLING2D ? CNN_QOP_GLOBAL_MAX
+                                                                      : CNN_QOP_GLOBAL_AVG,
+                         i, &op)))
+            return st;
+        op->g = (cnn_conv_geom){.h = in.dims[0], .w = in.dims[1], .c = in.dims[2],
+                                .kh = in.dims[0], .kw = in.dims[1], .sh = in.dims[0],
+                                .sw = in.dims[1], .dh = 1, .dw = 1, .oh = 1, .ow = 1};
+        break;
+    case CNN_LAYER_ZERO_PADDING2D:
+        if ((st = new_op(p, CNN_QOP_PAD, i, &op)))
+            return st;
+        op->g = (cnn_conv_geom){.h = in.dims[0], .w = in.dims[1], .c = in.dims[2],
+                                .oh = outs.dims[0], .ow = outs.dims[1]};
+        memcpy(op->pad, s.u.zero_padding2d.padding, sizeof op->pad);
+        if (!op->pad[0] && !op->pad[1] && !op->pad[2] && !op->pad[3])
+            op->pad[0] = op->pad[1] = op->pad[2] = op->pad[3] = 1;
+        break;
+    case CNN_LAYER_ADD: {
+        if (nin != 2)
+            return refuse(m, i, "int8 Add takes exactly two inputs");
+        if (cnn_qshape_elems(in) != cnn_qshape_elems(in_shape_of(m, cnn_model_layer_input(m, i, 1))))
+            return refuse(m, i, "int8 Add does not broadcast");
+        if ((st = new_op(p, CNN_QOP_ADD, i, &op)))
+            return st;
+        op->n_inputs = 2;
+        op->inputs[0] = value_of(p, in0);
+        op->inputs[1] = value_of(p, cnn_model_layer_input(m, i, 1));
+        op->calib = true;
+        int last = i;
+        absorb(p, op, false, &last);
+        op->layer = last;
+        if ((st = new_value(p, cnn_qshape_elems(outs), &op->output)))
+            return st;
+        assign_chain(p, i, last, op->output);
+        return CNN_OK;
+    }
+    case CNN_LAYER_CONCATENATE: {
+        int axis = s.u.concatenate.axis;
+        if (axis != 0 && axis != -1 && axis != in.rank)
+            return refuse(m, i, "int8 Concatenate joins the last axis only");
+        if ((st = new_op(p, CNN_QOP_CONCAT, i, &op)))
+            return st;
+        op->n_inputs = nin;
+        op->channels = calloc((size_t)nin, sizeof(int));
+        if (!op->channels)
+            return cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
+        for (int k = 0; k < nin; k++) {
+            int src = cnn_model_layer_input(m, i, k);
+            cnn_shape sh = in_shape_of(m, src);
+            op->inputs[k] = value_of(p, src);
+            op->channels[k] = sh.dims[sh.rank - 1];
+        }
+        op->calib = true;
+        break;
+    }
+    case CNN_LAYER_FLATTEN:
+    case CNN_LAYER_RESHAPE:
+    case CNN_LAYER_DROPOUT:
+    case CNN_LAYER_SPATIAL_DROPOUT2D:
+        p->val[i] = value_of(p, in0); /* the same bytes, the same parameters */
+        return CNN_OK;
+    case CNN_LAYER_SOFTMAX:
+    case CNN_LAYER_ACTIVATION:
+        if (s.kind == CNN_LAYER_SOFTMAX ||
+            s.u.activation.activation == CNN_ACTIVATION_SOFTMAX) {
+            if (i != p->L - 1)
+                return refuse(m, i, "softmax is only quantized as the last layer");
+            if (p->q->nops == 0)
+                return refuse(m, i, "nothing to quantize before the softmax");
+            if (s.kind == CNN_LAYER_SOFTMAX && outs.rank != 1)
+                return refuse(m, i, "int8 softmax takes a flat input");
+            p->q->softmax = true;
+            p->val[i] = value_of(p, in0);
+            return CNN_OK;
+        }
+        if (s.u.activation.activation == CNN_ACTIVATION_LINEAR) {
+            p->val[i] = value_of(p, in0);
+            return CNN_OK;
+        }
+        return plan_elementwise(p, i, &s);
+    case CNN_LAYER_RELU:
+    case CNN_LAYER_LEAKY_RELU:
+    case CNN_LAYER_ELU:
+        return plan_elementwise(p, i, &s);
+    case CNN_LAYER_BATCH_NORMALIZATION:
+        return refuse(m, i, "int8 folds a BatchNormalization only into the linear Conv2D, "
+                            "DepthwiseConv2D or Dense it alone reads");
+    default:
+        return refuse(m, i, "this layer kind has no int8 kernel");
+    }
+    /* one input, the output keeps or calibrates parameters as set above */
+    if (op->kind != CNN_QOP_CONCAT) {
+        op->n_inputs = 1;
+        op->inputs[0] = value_of(p, in0);
+    }
+    if ((st = new_value(p, cnn_qshape_elems(outs), &op->output)))
+        return st;
+    p->val[i] = op->output;
+    return CNN_OK;
+}
+
+static cnn_status plan(planner *p)
+{
+    cnn_model *m = p->m;
+    p->L = cnn_model_layer_count(m);
+    if (p->L < 1)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "quantize: the model has no layers");
+    size_t n = (size_t)p->L;
+    p->val = malloc(n * sizeof(int));
+    p->readers = calloc(n, sizeof(int));
+    p->reader = calloc(n, sizeof(int));
+    if (!p->val || !p->readers || !p->reader)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
+    for (int i = 0; i < p->L; i++) {
+        p->val[i] = -1;
+        for (int k = 0; k < cnn_model_layer_input_count(m, i); k++) {
+            int j = cnn_model_layer_input(m, i, k);
+            if (j >= 0) {
+                p->readers[j]++;
+                p->reader[j] = i;
+            }
+        }
+    }
+    p->readers[p->L - 1]++; /* the model's output is read from outside */
+    int input;
+    cnn_status st = new_value(p, cnn_qshape_elems(cnn_model_input_shape(m)), &input);
+    for (int i = 0; i < p->L && !st; i++)
+        if (p->val[i] < 0)
+            st = plan_layer(p, i);
+    if (st)
+        return st;
+    if (p->q->nops == 0)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "quantize: the model has no layer to quantize");
+    p->q->output_value = p->val[p->L - 1];
     return CNN_OK;
 }
 
 /* ---- Calibration ------------------------------------------------------ */
 
-static void range_of(const float *p, int64_t n, float *lo, float *hi)
+static void range_of(const float *x, int64_t n, float *lo, float *hi)
 {
     for (int64_t i = 0; i < n; i++) {
-        if (p[i] < *lo)
-            *lo = p[i];
-        if (p[i] > *hi)
-            *hi = p[i];
+        if (x[i] < *lo)
+            *lo = x[i];
+        if (x[i] > *hi)
+            *hi = x[i];
     }
 }
 
-/* Every op's output range over the calibration examples; a final Dense
- * with softmax is measured on its logits, recomputed from its input. */
-static cnn_status calibrate(cnn_model *m, const qop *ops, int nops, bool dense_softmax,
-                            const cnn_tensor *calib, int64_t count, float *lo, float *hi,
-                            float *in_lo, float *in_hi)
+/* A final Dense's logits for b examples, recomputed from its input (the
+ * layer's output is the softmax of them). */
+static void dense_logit_range(cnn_model *m, const cnn_qop *op, const float *x, int64_t b,
+                              float *lo, float *hi)
 {
-    const int64_t in_elems = shape_elems(cnn_model_input_shape(m));
+    int64_t wn, bn;
+    const float *w = cnn_model_layer_weights(m, op->wlayer, 0, &wn);
+    const float *bias = cnn_model_layer_weights(m, op->wlayer, 1, &bn);
+    for (int64_t e = 0; e < b; e++)
+        for (int j = 0; j < op->N; j++) {
+            double z = bias ? bias[j] : 0;
+            for (int64_t i = 0; i < op->K; i++)
+                z += (double)x[e * op->K + i] * w[i * op->N + j];
+            float zf = (float)z;
+            range_of(&zf, 1, lo, hi);
+        }
+}
+
+/* The calibration examples in batches through the float model: the
+ * input's range and every calibrated op's output range. next(user, start,
+ * b, &view) supplies examples [start, start + b). */
+typedef cnn_status (*batch_fn)(void *user, int64_t start, int64_t b, cnn_tensor *view);
+
+static cnn_status calibrate(cnn_model *m, cnn_qmodel *q, int64_t count, batch_fn next, void *user,
+                            float *lo, float *hi)
+{
     cnn_status st = CNN_OK;
     for (int64_t start = 0; start < count && st == CNN_OK; start += QMODEL_BATCH) {
         int64_t b = count - start < QMODEL_BATCH ? count - start : QMODEL_BATCH;
-        cnn_tensor view = *calib;
-        view.dims[0] = b;
-        view.data = calib->data + start * in_elems;
-        range_of(view.data, b * in_elems, in_lo, in_hi);
-        const float *outp;
-        if ((st = cnn_model_forward(m, &view, false, &outp)) != CNN_OK)
+        cnn_tensor view;
+        if ((st = next(user, start, b, &view)))
             break;
-        for (int k = 0; k < nops; k++) {
-            const qop *op = &ops[k];
-            if (k == nops - 1 && dense_softmax) {
-                const float *x =
-                    op->wlayer == 0 ? view.data : cnn_model_layer_output(m, op->wlayer - 1);
-                int64_t wn, bn;
-                const float *w = cnn_model_layer_weights(m, op->wlayer, 0, &wn);
-                const float *bias = cnn_model_layer_weights(m, op->wlayer, 1, &bn);
-                for (int64_t e = 0; e < b; e++)
-                    for (int j = 0; j < op->N; j++) {
-                        double z = bias ? bias[j] : 0;
-                        for (int64_t i = 0; i < op->in_elems; i++)
-                            z += (double)x[e * op->in_elems + i] * w[i * op->N + j];
-                        float zf = (float)z;
-                        range_of(&zf, 1, &lo[k], &hi[k]);
-                    }
+        range_of(view.data, b * q->values[0].elems, &lo[0], &hi[0]);
+        if ((st = cnn_model_forward(m, &view, false, NULL)) != CNN_OK)
+            break;
+        for (int k = 0; k < q->nops; k++) {
+            const cnn_qop *op = &q->ops[k];
+            int v = op->output;
+            if (!op->calib)
+                continue;
+            if (op->preact == 3) {
+                int src = cnn_model_layer_input(m, op->wlayer, 0);
+                const float *x = src < 0 ? view.data : cnn_model_layer_output(m, src);
+                dense_logit_range(m, op, x, b, &lo[v], &hi[v]);
                 continue;
             }
-            range_of(cnn_model_layer_output(m, op->layer), b * op->out_elems, &lo[k], &hi[k]);
+            int64_t n = b * cnn_qshape_elems(cnn_model_layer_output_shape(m, op->layer));
+            range_of(cnn_model_layer_output(m, op->layer), n, &lo[v], &hi[v]);
         }
     }
     return st;
 }
 
+/* The pre-activation range behind a tanh's or sigmoid's output range; the
+ * saturated ends map to where the table's output no longer changes. */
+static void inverse_range(int preact, float *lo, float *hi)
+{
+    const double edge = 1 - 1e-6;
+    double l = *lo, h = *hi;
+    if (preact == 1) {
+        l = atanh(fmax(-edge, fmin(edge, l)));
+        h = atanh(fmax(-edge, fmin(edge, h)));
+    } else {
+        l = fmax(1e-6, fmin(edge, l));
+        h = fmax(1e-6, fmin(edge, h));
+        l = log(l / (1 - l));
+        h = log(h / (1 - h));
+    }
+    *lo = (float)l;
+    *hi = (float)h;
+}
+
 /* ---- Conversion ------------------------------------------------------- */
 
-/* Quantizes the weights and bias with the following BatchNormalization
- * folded in: per output channel j, s = gamma / sqrt(variance + epsilon),
+/* Quantizes the weights and bias with the BatchNormalization folded in:
+ * per output channel j, s = gamma / sqrt(variance + epsilon),
  * w'[., j] = w[., j] * s and b' = (b - mean) * s + beta. */
-static cnn_status fold_batch_norm(cnn_model *m, qop *op, const float *w, const float *b,
-                                  int64_t rows, float *scales, int8_t *q)
+static cnn_status fold_batch_norm(cnn_model *m, cnn_qop *op, const float *w, const float *b,
+                                  int64_t rows, float *scales, int8_t *q, cnn_qparams in)
 {
     const float *stat[4];
     for (int k = 0; k < 4; k++) {
@@ -322,163 +566,161 @@ static cnn_status fold_batch_norm(cnn_model *m, qop *op, const float *w, const f
         bf[j] = (float)(((b ? b[j] : 0.0) - stat[2][j]) * s + stat[1][j]);
     }
     cnn_q_weights(wf, rows, op->N, scales, q);
-    cnn_q_bias(bf, op->N, op->in.scale, scales, op->bias);
+    cnn_q_bias(bf, op->N, in.scale, scales, op->bias);
     free(wf);
     free(bf);
     return CNN_OK;
 }
 
-static cnn_status convert_weights(cnn_model *m, qop *op)
+static cnn_status convert_weights(cnn_model *m, cnn_qop *op, cnn_qparams in, cnn_qparams out)
 {
-    int w_layer = op->wlayer;
     int64_t wn = 0, bn = 0;
-    const float *w = cnn_model_layer_weights(m, w_layer, 0, &wn);
-    const float *b = cnn_model_layer_weights(m, w_layer, 1, &bn);
-    if (!w || wn % op->N != 0)
-        return cnn_fail(CNN_ERR_STATE, "quantize: layer %d: unexpected weights", w_layer);
-    int64_t rows = wn / op->N;
+    const float *w = cnn_model_layer_weights(m, op->wlayer, 0, &wn);
+    const float *b = cnn_model_layer_weights(m, op->wlayer, 1, &bn);
+    if (!w || wn != (int64_t)op->K * op->N)
+        return cnn_fail(CNN_ERR_STATE, "quantize: layer %d: unexpected weights", op->wlayer);
     float *scales = malloc((size_t)op->N * sizeof(float));
-    int8_t *q = malloc((size_t)wn);
+    op->weights = malloc((size_t)wn);
     op->bias = calloc((size_t)op->N, sizeof(int32_t));
     op->multiplier = malloc((size_t)op->N * sizeof(int32_t));
     op->shift = malloc((size_t)op->N * sizeof(int32_t));
     cnn_status st = CNN_OK;
-    if (!scales || !q || !op->bias || !op->multiplier || !op->shift) {
+    if (!scales || !op->weights || !op->bias || !op->multiplier || !op->shift) {
         st = cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
-        goto done;
-    }
-    if (op->bnlayer) {
-        st = fold_batch_norm(m, op, w, b && bn == op->N ? b : NULL, rows, scales, q);
-        if (st)
-            goto done;
+    } else if (op->bnlayer >= 0) {
+        st = fold_batch_norm(m, op, w, b && bn == op->N ? b : NULL, op->K, scales, op->weights,
+                             in);
     } else {
-        cnn_q_weights(w, rows, op->N, scales, q);
+        cnn_q_weights(w, op->K, op->N, scales, op->weights);
         if (b && bn == op->N)
-            cnn_q_bias(b, op->N, op->in.scale, scales, op->bias);
+            cnn_q_bias(b, op->N, in.scale, scales, op->bias);
     }
-    cnn_q_output_multipliers(op->in.scale, scales, op->N, op->out.scale, op->multiplier,
-                             op->shift);
-    if (op->kind == QOP_DEPTHWISE) {
-        op->dw_kernel = q;
-        q = NULL;
-    } else {
-        st = cnn_qpacked_create(&op->packed, q, (int)rows, op->N);
-        if (st)
-            cnn_error_prefix("quantize: layer %d", w_layer);
-    }
-done:
+    if (!st)
+        cnn_q_output_multipliers(in.scale, scales, op->N, out.scale, op->multiplier, op->shift);
     free(scales);
-    free(q);
     return st;
 }
 
-void cnn_qmodel_free(cnn_qmodel *q)
+/* The float function of a table op at x. */
+static float lut_function(const cnn_qop *op, float x)
 {
-    if (!q)
-        return;
-    for (int k = 0; k < q->nops; k++) {
-        cnn_qpacked_free(q->ops[k].packed);
-        free(q->ops[k].dw_kernel);
-        free(q->ops[k].bias);
-        free(q->ops[k].multiplier);
-        free(q->ops[k].shift);
+    switch (op->lut_fn) {
+    case 1: {
+        float y = x;
+        cnn_activation_forward(op->lut_act, &y, 1, 1);
+        return y;
     }
-    free(q->ops);
-    cnn_pool_free(q->pool);
-    free(q);
+    case 2: return x >= 0 ? x : op->lut_a * x;
+    case 3: return x > 0 ? x : op->lut_a * (expf(x) - 1);
+    default: {
+        float y = x >= op->lut_c ? x : op->lut_b * (x - op->lut_c);
+        return op->lut_a > 0 && y > op->lut_a ? op->lut_a : y;
+    }
+    }
 }
 
-cnn_status cnn_qmodel_create(cnn_qmodel **out, cnn_model *m, const cnn_tensor *calib,
-                             int64_t count)
+/* Parameters for every value and the op's integers, in op order. */
+static cnn_status convert(cnn_model *m, cnn_qmodel *q, float *lo, float *hi)
+{
+    for (int k = 0; k < q->nops; k++) {
+        cnn_qop *op = &q->ops[k];
+        cnn_qparams in = q->values[op->inputs[0]].p;
+        cnn_qvalue *out = &q->values[op->output];
+        if (op->kind == CNN_QOP_LUT && fixed_lut_params(op->lut_act, &out->p) && op->lut_fn == 1) {
+            /* TFLite's fixed parameters */
+        } else if (op->calib) {
+            float l = lo[op->output], h = hi[op->output];
+            if (op->preact == 1 || op->preact == 2)
+                inverse_range(op->preact, &l, &h);
+            if (!(isfinite(l) && isfinite(h)))
+                return cnn_fail(CNN_ERR_NUMERIC, "quantize: layer %d '%s': calibrated range not "
+                                                 "finite", op->layer, op->name);
+            out->p = cnn_q_choose_params(l, h);
+        } else {
+            out->p = in; /* pooling, padding and clamps keep their input's parameters */
+        }
+        cnn_q_activation_range(act_of(op->clamp), out->p, &op->lo, &op->hi);
+        cnn_status st = CNN_OK;
+        switch (op->kind) {
+        case CNN_QOP_CONV:
+        case CNN_QOP_DEPTHWISE:
+        case CNN_QOP_DENSE: st = convert_weights(m, op, in, out->p); break;
+        case CNN_QOP_ADD:
+            cnn_qadd_prepare(in, q->values[op->inputs[1]].p, out->p, act_of(op->clamp), &op->add);
+            break;
+        case CNN_QOP_CONCAT:
+            op->multiplier = calloc((size_t)op->n_inputs, sizeof(int32_t));
+            op->shift = calloc((size_t)op->n_inputs, sizeof(int32_t));
+            if (!op->multiplier || !op->shift)
+                return cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
+            for (int i = 0; i < op->n_inputs; i++)
+                cnn_q_multiplier((double)q->values[op->inputs[i]].p.scale / (double)out->p.scale,
+                                 &op->multiplier[i], &op->shift[i]);
+            break;
+        case CNN_QOP_LUT:
+            for (int v = -128; v < 128; v++) {
+                float x = in.scale * (float)(v - in.zero_point);
+                op->lut[v + 128] = cnn_q_quantize_one(lut_function(op, x), out->p);
+            }
+            break;
+        default: break;
+        }
+        if (st)
+            return st;
+    }
+    return CNN_OK;
+}
+
+/* ---- Entry points ----------------------------------------------------- */
+
+typedef struct {
+    const cnn_tensor *t;
+    int64_t elems;
+} tensor_src;
+
+static cnn_status tensor_batch(void *user, int64_t start, int64_t b, cnn_tensor *view)
+{
+    const tensor_src *s = user;
+    *view = *s->t;
+    view->dims[0] = b;
+    view->data = s->t->data + start * s->elems;
+    return CNN_OK;
+}
+
+static cnn_status create(cnn_qmodel **out, cnn_model *m, int64_t count, batch_fn next,
+                         void *user)
 {
     *out = NULL;
-    cnn_shape in = cnn_model_input_shape(m);
-    int64_t in_elems = shape_elems(in);
-    if (!calib || calib->rank != in.rank + 1 || calib->dims[0] < 1)
-        return cnn_fail(CNN_ERR_SHAPE, "quantize: calibration data: expected (n, %s), got rank %d",
-                        in.rank == 3 ? "rows, cols, channels" : "features",
-                        calib ? calib->rank : 0);
-    for (int d = 0; d < in.rank; d++)
-        if (calib->dims[d + 1] != in.dims[d])
-            return cnn_fail(CNN_ERR_SHAPE,
-                            "quantize: calibration data: dimension %d is %lld, the model "
-                            "expects %d",
-                            d + 1, (long long)calib->dims[d + 1], in.dims[d]);
-    if (count <= 0 || count > calib->dims[0])
-        count = calib->dims[0];
-    int n = cnn_model_layer_count(m);
-    cnn_qmodel *q = calloc(1, sizeof *q);
+    cnn_qmodel *q = NULL;
+    cnn_status st = cnn_qmodel_alloc(&q, cnn_model_threads(m));
+    if (st)
+        return st;
+    q->input_shape = cnn_model_input_shape(m);
+    q->output_shape = cnn_model_output_shape(m);
+    planner p = {.m = m, .q = q};
     float *lo = NULL, *hi = NULL;
-    if (!q || !(q->ops = calloc((size_t)(n > 0 ? n : 1), sizeof *q->ops)) ||
-        !(lo = calloc((size_t)(n > 0 ? n : 1), sizeof *lo)) ||
-        !(hi = calloc((size_t)(n > 0 ? n : 1), sizeof *hi))) {
-        free(lo);
-        cnn_qmodel_free(q);
-        return cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
-    }
-    q->isa = CNN_QISA_AUTO;
-    if (cnn_pool_create(&q->pool, cnn_model_threads(m)) != CNN_OK) {
-        free(lo);
-        free(hi);
-        cnn_qmodel_free(q);
-        return cnn_fail(CNN_ERR_NO_MEMORY, "quantize: cannot start %d threads",
-                        cnn_model_threads(m));
-    }
-    q->input_shape = in;
-    q->in_elems = in_elems;
-    cnn_status st = plan(m, q->ops, &q->nops, &q->softmax);
-    float in_lo = 0, in_hi = 0;
-    bool dense_softmax = false;
+    st = plan(&p);
     if (!st) {
-        cnn_layer_spec last;
-        cnn_model_layer_spec(m, q->ops[q->nops - 1].layer, &last);
-        dense_softmax = last.kind == CNN_LAYER_DENSE &&
-                        last.u.dense.activation == CNN_ACTIVATION_SOFTMAX;
-        st = calibrate(m, q->ops, q->nops, dense_softmax, calib, count, lo, hi, &in_lo, &in_hi);
+        lo = calloc((size_t)q->nvalues, sizeof *lo);
+        hi = calloc((size_t)q->nvalues, sizeof *hi);
+        if (!lo || !hi)
+            st = cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
     }
-    if (!st && !(isfinite(in_lo) && isfinite(in_hi)))
+    if (!st)
+        st = calibrate(m, q, count, next, user, lo, hi);
+    if (!st && !(isfinite(lo[0]) && isfinite(hi[0])))
         st = cnn_fail(CNN_ERR_NUMERIC, "quantize: calibration data: not finite");
     if (!st) {
-        q->input = cnn_q_choose_params(in_lo, in_hi);
-        cnn_qparams cur = q->input;
-        q->max_elems = in_elems;
-        for (int k = 0; k < q->nops && !st; k++) {
-            qop *op = &q->ops[k];
-            op->in = cur;
-            if (op->kind == QOP_MAXPOOL || op->kind == QOP_AVGPOOL || op->kind == QOP_CLAMP) {
-                op->out = cur; /* pooling and relu keep their input's parameters */
-            } else {
-                if (!(isfinite(lo[k]) && isfinite(hi[k]))) {
-                    st = cnn_fail(CNN_ERR_NUMERIC, "quantize: layer %d '%s': calibrated range "
-                                                   "not finite",
-                                  op->layer, cnn_model_layer_name(m, op->layer));
-                    break;
-                }
-                op->out = cnn_q_choose_params(lo[k], hi[k]);
-            }
-            int relu = op->lo; /* plan left the clamp kind here */
-            cnn_q_activation_range(act_of(relu), op->out, &op->lo, &op->hi);
-            if (op->kind == QOP_CONV || op->kind == QOP_DEPTHWISE || op->kind == QOP_DENSE) {
-                st = convert_weights(m, op);
-                op->stage = (cnn_qoutput){op->bias, op->multiplier, op->shift,
-                                          op->out.zero_point, op->lo, op->hi};
-            }
-            if (op->out_elems > q->max_elems)
-                q->max_elems = op->out_elems;
-            if (op->kind == QOP_CONV) {
-                int64_t kdim = (int64_t)op->g.kh * op->g.kw * op->g.c;
-                if (kdim * QMODEL_COL_ROWS > q->max_col)
-                    q->max_col = kdim * QMODEL_COL_ROWS;
-            }
-            if (op->N > q->max_channels)
-                q->max_channels = op->N;
-            cur = op->out;
-        }
-        q->output = cur;
-        q->out_elems = shape_elems(cnn_model_output_shape(m));
+        q->values[0].p = cnn_q_choose_params(lo[0], hi[0]);
+        st = convert(m, q, lo, hi);
     }
+    if (!st)
+        st = cnn_qmodel_prepare(q);
     free(lo);
     free(hi);
+    free(p.val);
+    free(p.readers);
+    free(p.reader);
     if (st) {
         cnn_qmodel_free(q);
         return st;
@@ -487,224 +729,88 @@ cnn_status cnn_qmodel_create(cnn_qmodel **out, cnn_model *m, const cnn_tensor *c
     return CNN_OK;
 }
 
-void cnn_qmodel_set_isa(cnn_qmodel *q, cnn_qisa isa) { q->isa = isa; }
-
-cnn_status cnn_qmodel_set_threads(cnn_qmodel *q, int threads)
+static cnn_status check_calib_shape(const cnn_model *m, const int64_t *dims, int rank)
 {
-    if (threads < 1 || threads > 1024)
-        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
-                        "quantized model: threads: expected 1 to 1024, got %d", threads);
-    cnn_pool *pool = NULL;
-    cnn_status st = cnn_pool_create(&pool, threads);
+    cnn_shape in = cnn_model_input_shape(m);
+    if (rank != in.rank + 1 || dims[0] < 1)
+        return cnn_fail(CNN_ERR_SHAPE, "quantize: calibration data: expected (n, %s), got rank %d",
+                        in.rank == 3 ? "rows, cols, channels" : "features", rank);
+    for (int d = 0; d < in.rank; d++)
+        if (dims[d + 1] != in.dims[d])
+            return cnn_fail(CNN_ERR_SHAPE,
+                            "quantize: calibration data: dimension %d is %lld, the model "
+                            "expects %d",
+                            d + 1, (long long)dims[d + 1], in.dims[d]);
+    return CNN_OK;
+}
+
+cnn_status cnn_qmodel_create(cnn_qmodel **out, cnn_model *m, const cnn_tensor *calib,
+                             int64_t count)
+{
+    if (!out || !m)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "quantize: out and model must not be NULL");
+    *out = NULL;
+    if (!calib)
+        return cnn_fail(CNN_ERR_SHAPE, "quantize: calibration data: none given");
+    cnn_status st = check_calib_shape(m, calib->dims, calib->rank);
     if (st)
         return st;
-    cnn_pool_free(q->pool);
-    q->pool = pool;
+    if (count <= 0)
+        count = CNN_QUANTIZE_DEFAULT_EXAMPLES;
+    if (count > calib->dims[0])
+        count = calib->dims[0];
+    tensor_src src = {calib, cnn_qshape_elems(cnn_model_input_shape(m))};
+    return create(out, m, count, tensor_batch, &src);
+}
+
+typedef struct {
+    cnn_dataset *ds;
+    cnn_shape shape;
+    float *x, *y;
+} dataset_src;
+
+static cnn_status dataset_batch(void *user, int64_t start, int64_t b, cnn_tensor *view)
+{
+    dataset_src *s = user;
+    cnn_status st = cnn_dataset_read(s->ds, start, b, s->x, s->y);
+    if (st)
+        return st;
+    memset(view, 0, sizeof *view);
+    view->rank = s->shape.rank + 1;
+    view->dims[0] = b;
+    for (int d = 0; d < s->shape.rank; d++)
+        view->dims[d + 1] = s->shape.dims[d];
+    view->data = s->x;
     return CNN_OK;
 }
 
-int64_t cnn_qmodel_weight_bytes(const cnn_qmodel *q)
+cnn_status cnn_qmodel_create_dataset(cnn_qmodel **out, cnn_model *m, cnn_dataset *calib,
+                                     int64_t count)
 {
-    int64_t bytes = 0;
-    for (int k = 0; k < q->nops; k++) {
-        const qop *op = &q->ops[k];
-        if (op->packed)
-            bytes += (int64_t)op->packed->K * op->packed->N;
-        if (op->dw_kernel)
-            bytes += (int64_t)op->g.kh * op->g.kw * op->N;
-        if (op->bias)
-            bytes += 3 * (int64_t)sizeof(int32_t) * op->N;
-    }
-    return bytes;
-}
-
-cnn_qparams cnn_qmodel_input_params(const cnn_qmodel *q) { return q->input; }
-
-/* ---- Inference -------------------------------------------------------- */
-
-/* One op over a batch, its output rows (pixels, examples or elements)
- * split between the pool's workers; each has its own scratch. */
-typedef struct op_job {
-    const cnn_qmodel *q;
-    const qop *op;
-    int64_t b;
-    const int8_t *x;
-    int8_t *y, *col;
-    int32_t *acc;
-} op_job;
-
-static void op_worker(void *arg, int ith, int nth)
-{
-    const op_job *j = arg;
-    const qop *op = j->op;
-    const cnn_qmodel *q = j->q;
-    int64_t rows = op->kind == QOP_DENSE   ? j->b
-                   : op->kind == QOP_CLAMP ? j->b * op->out_elems
-                                           : j->b * op->g.oh * op->g.ow;
-    long r0, r1;
-    cnn_split_range((long)rows, ith, nth, &r0, &r1);
-    if (r0 >= r1)
-        return;
-    int8_t *col = j->col + (int64_t)ith * q->max_col;
-    int32_t *acc = j->acc + (int64_t)ith * q->max_channels;
-    switch (op->kind) {
-    case QOP_CONV:
-        cnn_qconv(q->isa, &op->g, j->x, op->in.zero_point, op->packed, &op->stage, r0, r1, col,
-                  QMODEL_COL_ROWS, j->y + r0 * op->N);
-        break;
-    case QOP_DEPTHWISE:
-        cnn_qdepthwise(q->isa, &op->g, op->mult, j->x, op->in.zero_point, op->dw_kernel,
-                       &op->stage, r0, r1, acc, j->y + r0 * op->N);
-        break;
-    case QOP_DENSE:
-        cnn_qgemm(q->isa, r1 - r0, j->x + r0 * op->in_elems, op->in_elems, op->in.zero_point,
-                  op->packed, &op->stage, j->y + r0 * op->N, op->N);
-        break;
-    case QOP_MAXPOOL:
-        cnn_qmaxpool(q->isa, &op->g, j->x, op->lo, op->hi, r0, r1, j->y + r0 * op->g.c);
-        break;
-    case QOP_AVGPOOL:
-        cnn_qavgpool(&op->g, j->x, op->lo, op->hi, r0, r1, j->y + r0 * op->g.c);
-        break;
-    case QOP_CLAMP:
-        for (int64_t i = r0; i < r1; i++)
-            j->y[i] = (int8_t)cnn_q_clamp(j->x[i], op->lo, op->hi);
-        break;
-    }
-}
-
-cnn_status cnn_qmodel_predict(cnn_qmodel *q, const cnn_tensor *x, float *out)
-{
-    if (!x || x->rank != q->input_shape.rank + 1)
-        return cnn_fail(CNN_ERR_SHAPE, "quantized predict: expected input of rank %d, got %d",
-                        q->input_shape.rank + 1, x ? x->rank : 0);
-    for (int d = 0; d < q->input_shape.rank; d++)
-        if (x->dims[d + 1] != q->input_shape.dims[d])
-            return cnn_fail(CNN_ERR_SHAPE,
-                            "quantized predict: input dimension %d is %lld, expected %d", d + 1,
-                            (long long)x->dims[d + 1], q->input_shape.dims[d]);
-    size_t act = (size_t)(QMODEL_BATCH * q->max_elems);
-    size_t nth = (size_t)cnn_pool_threads(q->pool);
-    int8_t *a = malloc(act), *b = malloc(act), *col = malloc(nth * (size_t)q->max_col + 1);
-    int32_t *acc = malloc((nth * (size_t)q->max_channels + 1) * sizeof(int32_t));
-    if (!a || !b || !col || !acc) {
-        free(a);
-        free(b);
-        free(col);
-        free(acc);
-        return cnn_fail(CNN_ERR_NO_MEMORY, "quantized predict: cannot allocate %zu bytes", 2 * act);
-    }
-    for (int64_t start = 0; start < x->dims[0]; start += QMODEL_BATCH) {
-        int64_t n = x->dims[0] - start < QMODEL_BATCH ? x->dims[0] - start : QMODEL_BATCH;
-        cnn_q_quantize(x->data + start * q->in_elems, n * q->in_elems, q->input, a);
-        int8_t *cur = a, *next = b;
-        for (int k = 0; k < q->nops; k++) {
-            op_job job = {q, &q->ops[k], n, cur, next, col, acc};
-            cnn_pool_run(q->pool, op_worker, &job);
-            int8_t *t = cur;
-            cur = next;
-            next = t;
-        }
-        float *o = out + start * q->out_elems;
-        cnn_q_dequantize(cur, n * q->out_elems, q->output, o);
-        if (!q->softmax)
-            continue;
-        for (int64_t e = 0; e < n; e++, o += q->out_elems) {
-            float mx = o[0], sum = 0;
-            for (int64_t j = 1; j < q->out_elems; j++)
-                mx = o[j] > mx ? o[j] : mx;
-            for (int64_t j = 0; j < q->out_elems; j++)
-                sum += o[j] = expf(o[j] - mx);
-            for (int64_t j = 0; j < q->out_elems; j++)
-                o[j] /= sum;
-        }
-    }
-    free(a);
-    free(b);
-    free(col);
-    free(acc);
-    return CNN_OK;
-}
-
-/* ---- The op list, for the C exporter ---------------------------------- */
-
-int cnn_qmodel_op_count(const cnn_qmodel *q) { return q->nops; }
-
-void cnn_qmodel_op_info(const cnn_qmodel *q, int k, cnn_qop_info *out)
-{
-    const qop *op = &q->ops[k];
-    static const cnn_qop_kind kinds[] = {
-        [QOP_CONV] = CNN_QOP_CONV,       [QOP_DEPTHWISE] = CNN_QOP_DEPTHWISE,
-        [QOP_DENSE] = CNN_QOP_DENSE,     [QOP_MAXPOOL] = CNN_QOP_MAXPOOL,
-        [QOP_AVGPOOL] = CNN_QOP_AVGPOOL, [QOP_CLAMP] = CNN_QOP_CLAMP};
-    *out = (cnn_qop_info){.kind = kinds[op->kind], .layer = op->layer, .g = op->g,
-                          .mult = op->mult, .N = op->N, .in_elems = op->in_elems,
-                          .out_elems = op->out_elems, .bias = op->bias,
-                          .multiplier = op->multiplier, .shift = op->shift, .in = op->in,
-                          .out = op->out, .lo = op->lo, .hi = op->hi};
-    if (op->packed)
-        out->weight_count = (int64_t)op->packed->K * op->packed->N;
-    else if (op->dw_kernel)
-        out->weight_count = (int64_t)op->g.kh * op->g.kw * op->N;
-}
-
-void cnn_qmodel_op_weights(const cnn_qmodel *q, int k, int8_t *w)
-{
-    const qop *op = &q->ops[k];
-    if (op->dw_kernel) {
-        memcpy(w, op->dw_kernel, (size_t)op->g.kh * op->g.kw * (size_t)op->N);
-        return;
-    }
-    if (!op->packed)
-        return;
-    /* undo cnn_qpacked_create: byte (c, t) of group g in panel p is
-     * B[4g + t, 16p + c] */
-    const cnn_qpacked *p = op->packed;
-    for (int pn = 0; pn < p->panels; pn++)
-        for (int g = 0; g < p->groups; g++) {
-            const int8_t *src = p->data + ((size_t)pn * p->groups + g) * 64;
-            for (int c = 0; c < 16; c++)
-                for (int t = 0; t < 4; t++) {
-                    int kk = g * 4 + t, n = pn * 16 + c;
-                    if (kk < p->K && n < p->N)
-                        w[(int64_t)kk * p->N + n] = src[c * 4 + t];
-                }
-        }
-}
-
-cnn_qparams cnn_qmodel_output_params(const cnn_qmodel *q) { return q->output; }
-
-bool cnn_qmodel_ends_in_softmax(const cnn_qmodel *q) { return q->softmax; }
-
-cnn_status cnn_qmodel_predict_int8(cnn_qmodel *q, const int8_t *x, int64_t n, int8_t *y)
-{
-    size_t act = (size_t)(QMODEL_BATCH * q->max_elems);
-    size_t nth = (size_t)cnn_pool_threads(q->pool);
-    int8_t *a = malloc(act), *b = malloc(act), *col = malloc(nth * (size_t)q->max_col + 1);
-    int32_t *acc = malloc((nth * (size_t)q->max_channels + 1) * sizeof(int32_t));
-    if (!a || !b || !col || !acc) {
-        free(a);
-        free(b);
-        free(col);
-        free(acc);
-        return cnn_fail(CNN_ERR_NO_MEMORY, "quantized predict: cannot allocate %zu bytes", 2 * act);
-    }
-    for (int64_t start = 0; start < n; start += QMODEL_BATCH) {
-        int64_t cnt = n - start < QMODEL_BATCH ? n - start : QMODEL_BATCH;
-        memcpy(a, x + start * q->in_elems, (size_t)(cnt * q->in_elems));
-        int8_t *cur = a, *next = b;
-        for (int k = 0; k < q->nops; k++) {
-            op_job job = {q, &q->ops[k], cnt, cur, next, col, acc};
-            cnn_pool_run(q->pool, op_worker, &job);
-            int8_t *t = cur;
-            cur = next;
-            next = t;
-        }
-        memcpy(y + start * q->out_elems, cur, (size_t)(cnt * q->out_elems));
-    }
-    free(a);
-    free(b);
-    free(col);
-    free(acc);
-    return CNN_OK;
+    if (!out || !m || !calib)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "quantize: out, model and data set must not "
+                                                  "be NULL");
+    *out = NULL;
+    cnn_shape shape = cnn_dataset_element_shape(calib);
+    int64_t dims[CNN_MAX_RANK + 1] = {cnn_dataset_count(calib)};
+    for (int d = 0; d < shape.rank; d++)
+        dims[d + 1] = shape.dims[d];
+    cnn_status st = check_calib_shape(m, dims, shape.rank + 1);
+    if (st)
+        return st;
+    if (count <= 0)
+        count = CNN_QUANTIZE_DEFAULT_EXAMPLES;
+    if (count > dims[0])
+        count = dims[0];
+    int64_t tsize = cnn_dataset_target_size(calib);
+    dataset_src src = {calib, shape,
+                       malloc((size_t)(QMODEL_BATCH * cnn_qshape_elems(shape)) * sizeof(float)),
+                       malloc((size_t)(QMODEL_BATCH * (tsize > 0 ? tsize : 1)) * sizeof(float))};
+    if (!src.x || !src.y)
+        st = cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
+    else
+        st = create(out, m, count, dataset_batch, &src);
+    free(src.x);
+    free(src.y);
+    return st;
 }
