@@ -399,9 +399,22 @@ static cnn_status plan_layer(planner *p, int i)
     case CNN_LAYER_LEAKY_RELU:
     case CNN_LAYER_ELU:
         return plan_elementwise(p, i, &s);
-    case CNN_LAYER_BATCH_NORMALIZATION:
-        return refuse(m, i, "int8 folds a BatchNormalization only into the linear Conv2D, "
-                            "DepthwiseConv2D or Dense it alone reads");
+    case CNN_LAYER_BATCH_NORMALIZATION: {
+        /* not folded (it follows a relu, or its input has other readers):
+         * a per-channel affine map, so a 1x1 depthwise convolution */
+        int h = in.rank == 3 ? in.dims[0] : 1, w = in.rank == 3 ? in.dims[1] : 1;
+        int c = in.dims[in.rank - 1];
+        if ((st = new_op(p, CNN_QOP_DEPTHWISE, i, &op)))
+            return st;
+        op->g = (cnn_conv_geom){.h = h, .w = w, .c = c, .kh = 1, .kw = 1, .sh = 1, .sw = 1,
+                                .dh = 1, .dw = 1, .oh = h, .ow = w};
+        op->mult = 1;
+        op->N = c;
+        op->K = 1;
+        op->bn_alone = true;
+        op->bn_eps = s.u.batch_normalization.epsilon;
+        return plan_weighted(p, i, op, CNN_ACTIVATION_LINEAR);
+    }
     default:
         return refuse(m, i, "this layer kind has no int8 kernel");
     }
@@ -572,11 +585,49 @@ static cnn_status fold_batch_norm(cnn_model *m, cnn_qop *op, const float *w, con
     return CNN_OK;
 }
 
+/* A BatchNormalization on its own as weights (1, N) and a bias:
+ * w = gamma / sqrt(variance + epsilon), b = beta - mean * w. */
+static cnn_status batch_norm_weights(cnn_model *m, const cnn_qop *op, float **w, float **b)
+{
+    const float *stat[4];
+    for (int k = 0; k < 4; k++) {
+        int64_t count = 0;
+        stat[k] = cnn_model_layer_weights(m, op->wlayer, k, &count);
+        if (!stat[k] || count != op->N)
+            return cnn_fail(CNN_ERR_STATE, "quantize: layer %d: unexpected BatchNormalization "
+                                           "weights", op->wlayer);
+    }
+    *w = malloc((size_t)op->N * sizeof(float));
+    *b = malloc((size_t)op->N * sizeof(float));
+    if (!*w || !*b)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
+    for (int j = 0; j < op->N; j++) {
+        double s = stat[0][j] / sqrt((double)stat[3][j] + op->bn_eps);
+        (*w)[j] = (float)s;
+        (*b)[j] = (float)(stat[1][j] - stat[2][j] * s);
+    }
+    return CNN_OK;
+}
+
 static cnn_status convert_weights(cnn_model *m, cnn_qop *op, cnn_qparams in, cnn_qparams out)
 {
     int64_t wn = 0, bn = 0;
-    const float *w = cnn_model_layer_weights(m, op->wlayer, 0, &wn);
-    const float *b = cnn_model_layer_weights(m, op->wlayer, 1, &bn);
+    float *own_w = NULL, *own_b = NULL;
+    const float *w, *b;
+    if (op->bn_alone) {
+        cnn_status st = batch_norm_weights(m, op, &own_w, &own_b);
+        if (st) {
+            free(own_w);
+            free(own_b);
+            return st;
+        }
+        w = own_w;
+        b = own_b;
+        wn = bn = op->N;
+    } else {
+        w = cnn_model_layer_weights(m, op->wlayer, 0, &wn);
+        b = cnn_model_layer_weights(m, op->wlayer, 1, &bn);
+    }
     if (!w || wn != (int64_t)op->K * op->N)
         return cnn_fail(CNN_ERR_STATE, "quantize: layer %d: unexpected weights", op->wlayer);
     float *scales = malloc((size_t)op->N * sizeof(float));
@@ -598,6 +649,8 @@ static cnn_status convert_weights(cnn_model *m, cnn_qop *op, cnn_qparams in, cnn
     if (!st)
         cnn_q_output_multipliers(in.scale, scales, op->N, out.scale, op->multiplier, op->shift);
     free(scales);
+    free(own_w);
+    free(own_b);
     return st;
 }
 

@@ -83,6 +83,7 @@ typedef struct cnn_qop {
     bool calib;   /* the output's parameters come from its calibrated range */
     int wlayer, bnlayer; /* the layer with the weights; a folded BatchNormalization or -1 */
     float bn_eps;
+    bool bn_alone; /* a BatchNormalization on its own, as a 1x1 depthwise convolution */
     int clamp;    /* the fused clamp: 0 none, 1 relu, 2 relu6 */
     int lut_fn;   /* the table's function: 1 an activation, 2 LeakyReLU, 3 ELU, 4 ReLU */
     cnn_activation lut_act;
