@@ -627,6 +627,63 @@ static void test_qadd(cnn_rng *r)
     CHECK(same);
 }
 
+/* Requantization, Concatenate, ZeroPadding2D and global average pooling,
+ * by hand (docs/QUANTIZATION.md sections 7a-7c). */
+static void test_graph_ops(void)
+{
+    /* requantize: scale 0.5 -> 0.25 is m = 2 = (2^30, shift 2); 3 steps
+     * above zero point 10 are 6 steps above -5 */
+    int32_t mult, shift;
+    cnn_q_multiplier((double)0.5f / (double)0.25f, &mult, &shift);
+    CHECK(mult == 1 << 30 && shift == 2);
+    CHECK(cnn_q_requant_one(13, 10, mult, shift, -5) == 1);
+    CHECK(cnn_q_requant_one(127, 10, mult, shift, -5) == 127); /* 229: saturates */
+    /* scale 0.25 -> 0.5 is m = 0.5: ties go up in the high multiply
+     * (1.5 -> 2, -1.5 -> -1) */
+    cnn_q_multiplier((double)0.25f / (double)0.5f, &mult, &shift);
+    CHECK(mult == 1 << 30 && shift == 0);
+    CHECK(cnn_q_requant_one(3, 0, mult, shift, -1) == 1);
+    CHECK(cnn_q_requant_one(-3, 0, mult, shift, -1) == -2);
+    CHECK(cnn_q_requant_one(5, 0, mult, shift, 0) == 3); /* 2.5 -> 3 */
+
+    /* concatenation of two pixels: input 0 (1 channel, the output's
+     * parameters: copied), input 1 (2 channels, zero point 4, m = 0.5) */
+    int8_t x0[2] = {-7, 9}, x1[4] = {4, 10, -2, 127};
+    const int8_t *xs[2] = {x0, x1};
+    int channels[2] = {1, 2};
+    int32_t zeros[2] = {0, 4}, mults[2] = {0, mult}, shifts[2] = {0, shift};
+    bool same[2] = {true, false};
+    int8_t y[6];
+    cnn_qconcat(2, xs, channels, zeros, mults, shifts, same, 0, 0, 2, y);
+    /* (4 - 4) / 2 = 0, (10 - 4) / 2 = 3, (-2 - 4) / 2 = -3, (127 - 4) / 2 = 61.5 -> 62 */
+    const int8_t want[6] = {-7, 0, 3, 9, -3, 62};
+    CHECK(memcmp(y, want, 6) == 0);
+    /* pixel 1 alone lands at the start of its own output rows */
+    memset(y, 0, sizeof y);
+    cnn_qconcat(2, xs, channels, zeros, mults, shifts, same, 0, 1, 2, y);
+    CHECK(memcmp(y, want + 3, 3) == 0);
+
+    /* zero padding: (1, 2, 1) {1, 2}, top 1, right 1 -> (2, 3, 1) with the
+     * zero point 7 around */
+    cnn_conv_geom g = {.h = 1, .w = 2, .c = 1, .oh = 2, .ow = 3};
+    int pad[4] = {1, 0, 0, 1};
+    int8_t px[2] = {1, 2}, py[6];
+    cnn_qzeropad(&g, pad, px, 7, 0, 2, py);
+    const int8_t pwant[6] = {7, 7, 7, 1, 2, 7};
+    CHECK(memcmp(py, pwant, 6) == 0);
+    memset(py, 0, sizeof py);
+    cnn_qzeropad(&g, pad, px, 7, 1, 2, py); /* row 1 only */
+    CHECK(memcmp(py, pwant + 3, 3) == 0);
+
+    /* global average pooling: the average over the whole map, rounded half
+     * away from zero: 11 / 4 = 2.75 -> 3, -11 / 4 -> -3, 10 / 4 = 2.5 -> 3 */
+    cnn_conv_geom ga = {.h = 2, .w = 2, .c = 3, .kh = 2, .kw = 2, .sh = 2, .sw = 2, .dh = 1,
+                        .dw = 1, .oh = 1, .ow = 1};
+    int8_t gx[12] = {1, -1, 1, 2, -2, 2, 3, -3, 3, 5, -5, 4}, gy[3];
+    cnn_qavgpool(&ga, gx, -128, 127, 0, 1, gy);
+    CHECK(gy[0] == 3 && gy[1] == -3 && gy[2] == 3);
+}
+
 int main(void)
 {
     cnn_rng r;
@@ -642,6 +699,7 @@ int main(void)
     test_qdepthwise(&r);
     test_qpool(&r);
     test_qadd(&r);
+    test_graph_ops();
     for (size_t i = 0; i < sizeof all_isas / sizeof *all_isas; i++)
         fprintf(stderr, "%s: %s\n", cnn_qisa_name(all_isas[i]),
                 cnn_qisa_supported(all_isas[i]) ? "tested" : "not on this CPU");
