@@ -29,6 +29,7 @@ int cli_evaluate(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_visualize(int argc, char **argv);
 int cli_export(int argc, char **argv);
+int cli_quantize(int argc, char **argv);
 
 /* ---- args.c: options and messages -------------------------------------------- */
 typedef enum cli_opt_type {
@@ -423,5 +424,16 @@ typedef struct cli_outputs {
 int cli_outputs_claim(const char *cmd, const cli_output *outs, int n_out, const cli_input *ins,
                       int n_in, cli_outputs *held);
 void cli_outputs_release(cli_outputs *held);
+
+/* ---- quantize.c: int8 quantized model files ------------------------------------- */
+/* True if path is a quantized model file (by its content). */
+bool cli_is_quantized(const char *path);
+/* cnn_qmodel_load with threads (0: the default). */
+int cli_qmodel_open(const char *cmd, const char *path, int threads, cnn_qmodel **out);
+/* cnn evaluate, cnn summary of a quantized file; predict's outputs for x. */
+int cli_evaluate_quantized(const char *cmd, const char *path, const cli_data *data,
+                           int threads, cli_format format);
+int cli_summary_quantized(const char *cmd, const char *path);
+int cli_predict_quantized(const char *cmd, cnn_qmodel *q, const cnn_tensor *x, cnn_tensor **out);
 
 #endif

@@ -311,6 +311,8 @@ int cli_evaluate(int argc, char **argv)
         || (rc = cli_format_parse(cmd, format, false, &fmt))
         || (rc = cli_input_scale(cmd, scale, &data.scale)))
         return rc;
+    if (cli_is_quantized(pos[0]))
+        return cli_evaluate_quantized(cmd, pos[0], &data, threads, fmt);
     cnn_loss loss_kind;
     if (loss && cnn_loss_from_name(loss, &loss_kind))
         return cli_usage_error(cmd, "--loss: %s", cnn_last_error());

@@ -13,6 +13,7 @@ static const struct {
     {"train", cli_train, "train a model on IDX data (MNIST / Fashion-MNIST layout)"},
     {"evaluate", cli_evaluate, "loss, accuracy, confusion matrix and per-class accuracy"},
     {"predict", cli_predict, "the top classes of images (PNG, JPEG, BMP, PGM) or IDX files"},
+    {"quantize", cli_quantize, "post-training int8 quantization (evaluate/predict/summary run it)"},
     {"visualize", cli_visualize, "every layer's feature maps for an image, as PNGs + index.html"},
     {"export", cli_export, "the model as dependency-free C (NAME.h, NAME.c, test vectors)"},
 };

@@ -54,6 +54,7 @@ typedef struct predict_out {
     int top;
     const cli_class_names *names;
     bool first;
+    cnn_qmodel *q; /* a quantized model runs instead of m (a stand-in with its input shape) */
 } predict_out;
 
 /* order[0..shown) = the classes of out (units values) best first. */
@@ -176,11 +177,12 @@ static int predict_file(const char *cmd, cnn_model *m, const char *path,
     int rc = cli_input_load(cmd, m, path, in, &x, &first);
     if (rc)
         return rc;
-    if (cnn_model_predict(m, x, batch, &probs)) {
+    if (o->q ? cli_predict_quantized(cmd, o->q, x, &probs) != CLI_OK
+             : cnn_model_predict(m, x, batch, &probs) != CNN_OK) {
         cnn_tensor_free(x);
-        return cli_fail(cmd);
+        return o->q ? CLI_FAILURE : cli_fail(cmd);
     }
-    int units = cnn_model_output_shape(m).dims[0];
+    int units = o->q ? cnn_qmodel_output_shape(o->q).dims[0] : cnn_model_output_shape(m).dims[0];
     bool many = x->dims[0] > 1 || in->index >= 0;
     for (int64_t i = 0; i < x->dims[0]; i++) {
         char label[4200];
@@ -233,12 +235,26 @@ int cli_predict(int argc, char **argv)
     }
     cli_class_names names = {0};
     cnn_model *m = NULL;
-    if ((rc = cli_model_open(cmd, pos[0], 0, max_memory, threads, &m))
-        || (rc = cli_class_names_resolve(cmd, class_names, m, &names)))
+    if (cli_is_quantized(pos[0])) {
+        /* the quantized model runs; a layerless float model with its input
+         * shape stands in for reading the images */
+        if ((rc = cli_qmodel_open(cmd, pos[0], threads, &out.q)))
+            goto done;
+        if (cnn_model_create(&m, cnn_qmodel_input_shape(out.q))) {
+            rc = cli_fail(cmd);
+            goto done;
+        }
+        if ((rc = cli_class_names_resolve(cmd, class_names, m, &names)))
+            goto done;
+    } else if ((rc = cli_model_open(cmd, pos[0], 0, max_memory, threads, &m))
+               || (rc = cli_class_names_resolve(cmd, class_names, m, &names))) {
         goto done;
+    }
     out.names = &names;
-    cli_warn_untrained(cmd, pos[0]);
-    int classes = cli_model_classes(m);
+    if (!out.q)
+        cli_warn_untrained(cmd, pos[0]);
+    cnn_shape qout = out.q ? cnn_qmodel_output_shape(out.q) : (cnn_shape){0};
+    int classes = out.q ? (qout.rank == 1 ? qout.dims[0] : 0) : cli_model_classes(m);
     if (!classes) {
         rc = cli_failf(cmd, "%s: the model's output is not a vector of class scores", pos[0]);
         goto done;
@@ -302,6 +318,7 @@ int cli_predict(int argc, char **argv)
         printf("\n ]}\n");
 done:
     cnn_model_free(m);
+    cnn_qmodel_free(out.q);
     cli_class_names_free(&names);
     free(pos);
     return rc;

@@ -100,6 +100,8 @@ int cli_summary(int argc, char **argv)
     int npos, rc = cli_parse(cmd, help, argc - 2, argv + 2, opts, 1, 1, pos, &npos);
     if (rc)
         return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
+    if (cli_is_quantized(pos[0]))
+        return cli_summary_quantized(cmd, pos[0]);
 
     cnn_model *m = NULL;
     if ((rc = cli_model_open(cmd, pos[0], 0, max_memory, 1, &m)))

@@ -1438,6 +1438,9 @@ CNN_API cnn_status cnn_qmodel_evaluate_dataset(cnn_qmodel *q, cnn_dataset *ds, d
  * reuses the memory of tensors no longer read). */
 CNN_API int64_t cnn_qmodel_weight_bytes(const cnn_qmodel *q);
 CNN_API int64_t cnn_qmodel_arena_bytes(const cnn_qmodel *q);
+/* The parameter count of the float model it was quantized from (float32:
+ * 4 bytes each), kept in the file for comparison. */
+CNN_API int64_t cnn_qmodel_float_params(const cnn_qmodel *q);
 /* Ops in the int8 model (after fusing) and op k's kind ("Conv2D", "Add", ...)
  * and float layer name; NULL out of range. */
 CNN_API int cnn_qmodel_op_count(const cnn_qmodel *q);

@@ -177,6 +177,7 @@ static void test_graph(void)
         CHECK(memcmp(ref, got, sizeof ref) == 0);
         CHECK(cnn_qmodel_weight_bytes(l) == cnn_qmodel_weight_bytes(q));
         CHECK(cnn_qmodel_arena_bytes(l) == cnn_qmodel_arena_bytes(q));
+        CHECK(cnn_qmodel_float_params(l) == cnn_model_param_count(m));
         CHECK_OK(cnn_qmodel_save(l, path2));
         cnn_model_format f;
         CHECK_OK(cnn_model_file_format(path, &f));
@@ -428,8 +429,8 @@ static void test_hostile_files(void)
     CHECK_FAILS(cnn_qmodel_load_memory(c, n, "m.q", &q), CNN_ERR_FORMAT, "m.q: magic");
     /* fields changed with the checksum fixed: the first value's zero point
      * (magic 8, version 4, flags 4, two shapes of 4 + 3 * 4 and 4 + 4,
-     * value count 4, then size 8 and scale 4) */
-    size_t zp_at = 8 + 4 + 4 + 16 + 8 + 4 + 8 + 4;
+     * float parameters 8, value count 4, then size 8 and scale 4) */
+    size_t zp_at = 8 + 4 + 4 + 16 + 8 + 8 + 4 + 8 + 4;
     memcpy(c, b, n);
     c[zp_at] = 200;
     c[zp_at + 1] = c[zp_at + 2] = c[zp_at + 3] = 0;
@@ -443,8 +444,8 @@ static void test_hostile_files(void)
     CHECK_FAILS(cnn_qmodel_load_memory(c, n, "s.q", &q), CNN_ERR_FORMAT,
                 "s.q: value 0: scale: expected a finite number above 0");
     /* the first op's kind (after the values and the output value and op count) */
-    int nvalues = b[8 + 4 + 4 + 16 + 8];
-    size_t kind_at = 8 + 4 + 4 + 16 + 8 + 4 + (size_t)nvalues * 16 + 8;
+    int nvalues = b[8 + 4 + 4 + 16 + 8 + 8];
+    size_t kind_at = 8 + 4 + 4 + 16 + 8 + 8 + 4 + (size_t)nvalues * 16 + 8;
     memcpy(c, b, n);
     c[kind_at] = 99;
     fix_crc(c, n);

@@ -213,6 +213,27 @@ cnn_status export_int8_ops(cnn_qmodel *q, const char *N, export_text *weights, e
     int64_t largest = 0;
     *weight_bytes = 0;
     bool conv = false, dw = false, pool = false, clamp = false;
+    /* the generated code runs a chain of these kinds; the quantizer makes
+     * more (graphs, tables, global pooling): refused by op, not miscompiled */
+    if (!cnn_qmodel_is_chain(q))
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "export: int8: the quantized model is not a "
+                                                  "chain of ops");
+    for (int k = 0; k < nops; k++) {
+        cnn_qop_info op;
+        cnn_qmodel_op_info(q, k, &op);
+        switch (op.kind) {
+        case CNN_QOP_CONV:
+        case CNN_QOP_DENSE:
+        case CNN_QOP_DEPTHWISE:
+        case CNN_QOP_MAXPOOL:
+        case CNN_QOP_AVGPOOL:
+        case CNN_QOP_CLAMP: break;
+        default:
+            return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "export: int8: op %d '%s' (%s) has no "
+                                                      "exported int8 kernel yet",
+                            k, cnn_qmodel_op_name(q, k), cnn_qmodel_op_type(q, k));
+        }
+    }
     /* two alternating buffers of the largest tensor before the last op */
     for (int k = 0; k < nops; k++) {
         cnn_qop_info op;
@@ -298,6 +319,7 @@ cnn_status export_int8_ops(cnn_qmodel *q, const char *N, export_text *weights, e
                           (long long)op.out_elems, (long)op.lo, (long)op.hi, y);
             clamp = true;
             break;
+        default: break; /* refused above */
         }
     }
     (void)N;

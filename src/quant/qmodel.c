@@ -750,6 +750,7 @@ static cnn_status create(cnn_qmodel **out, cnn_model *m, int64_t count, batch_fn
         return st;
     q->input_shape = cnn_model_input_shape(m);
     q->output_shape = cnn_model_output_shape(m);
+    q->float_params = cnn_model_param_count(m);
     planner p = {.m = m, .q = q};
     float *lo = NULL, *hi = NULL;
     st = plan(&p);

@@ -143,6 +143,7 @@ static cnn_status serialize(const cnn_qmodel *q, unsigned char **out, size_t *si
     put_u32(&w, q->softmax ? 1 : 0);
     put_shape(&w, q->input_shape);
     put_shape(&w, q->output_shape);
+    put_i64(&w, q->float_params);
     put_u32(&w, (uint32_t)q->nvalues);
     for (int v = 0; v < q->nvalues; v++) {
         put_i64(&w, q->values[v].elems);
@@ -519,8 +520,15 @@ static cnn_status parse(rbuf *r, cnn_qmodel *q)
         return st;
     q->softmax = v == 1;
     if ((st = get_shape(r, "input shape", &q->input_shape)) ||
-        (st = get_shape(r, "output shape", &q->output_shape)) ||
-        (st = get_int(r, "value count", 2, QFILE_MAX_OPS + 1, &v)))
+        (st = get_shape(r, "output shape", &q->output_shape)))
+        return st;
+    uint32_t plo, phi;
+    if ((st = get_u32(r, "float parameters", &plo)) || (st = get_u32(r, "float parameters", &phi)))
+        return st;
+    if (phi >> 31)
+        return bad(r, "float parameters", "a count of 0 or more", (long long)phi);
+    q->float_params = (int64_t)((uint64_t)phi << 32 | plo);
+    if ((st = get_int(r, "value count", 2, QFILE_MAX_OPS + 1, &v)))
         return st;
     q->values = calloc((size_t)v, sizeof *q->values);
     if (!q->values)

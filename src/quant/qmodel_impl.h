@@ -15,6 +15,7 @@ struct cnn_qmodel {
     int output_value;
     cnn_shape input_shape, output_shape;
     bool softmax;
+    int64_t float_params; /* the float model's parameter count (for a summary) */
     int64_t arena_elems;  /* per example, from cnn_qmodel_prepare */
     int64_t max_col, max_channels;
     cnn_qisa isa;

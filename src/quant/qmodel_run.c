@@ -162,6 +162,7 @@ int64_t cnn_qmodel_weight_bytes(const cnn_qmodel *q)
     return bytes;
 }
 
+int64_t cnn_qmodel_float_params(const cnn_qmodel *q) { return q ? q->float_params : 0; }
 int64_t cnn_qmodel_arena_bytes(const cnn_qmodel *q) { return q ? q->arena_elems : 0; }
 cnn_qparams cnn_qmodel_input_params(const cnn_qmodel *q) { return q->values[0].p; }
 cnn_shape cnn_qmodel_input_shape(const cnn_qmodel *q) { return q->input_shape; }
