@@ -679,6 +679,62 @@ static void gen_decode(void)
     }
 }
 
+/* ---- Quantized model files (read by fuzz_model for their magic) ----------- */
+
+static void save_quantized(cnn_model *m, const char *name)
+{
+    cnn_shape in = cnn_model_input_shape(m);
+    int64_t dims[4] = {8, in.dims[0], in.dims[1], in.dims[2]};
+    cnn_tensor *x = NULL;
+    cnn_qmodel *q = NULL;
+    char path[512];
+    snprintf(path, sizeof path, "fuzz/corpus/model/%s", name);
+    if (cnn_tensor_create(&x, in.rank + 1, dims)) {
+        fail(name);
+        return;
+    }
+    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
+        x->data[i] = (float)((i * 13) % 17) / 17.0f;
+    if (cnn_qmodel_create(&q, m, x, 0) || cnn_qmodel_save(q, path))
+        fail(name);
+    cnn_qmodel_free(q);
+    cnn_tensor_free(x);
+}
+
+/* A graph with every graph op int8 has: padding, Add (relu fused),
+ * Concatenate, global average pooling. */
+static cnn_model *quant_graph(void)
+{
+    cnn_model *m = NULL;
+    if (cnn_model_create(&m, cnn_shape_hwc(5, 5, 2)) || cnn_model_set_seed(m, 4)
+        || cnn_model_add_conv2d(m, cnn_conv2d(.filters = 3, .kernel_size = {3, 3},
+                                              .padding = CNN_PADDING_SAME, .name = "a"))
+        || cnn_model_add_zero_padding2d(m, cnn_zero_padding2d())
+        || cnn_model_add_depthwise_conv2d(m, cnn_depthwise_conv2d(.kernel_size = {3, 3},
+                                                                  .name = "b"))
+        || cnn_model_set_next_inputs(m, 2, (const char *[]){"a", "b"})
+        || cnn_model_add_add(m, cnn_merge(.name = "sum"))
+        || cnn_model_add_relu(m, cnn_relu(.name = "r"))
+        || cnn_model_set_next_inputs(m, 2, (const char *[]){"input_layer", "r"})
+        || cnn_model_add_concatenate(m, cnn_concatenate())
+        || cnn_model_add_global_average_pooling2d(m, cnn_global_pool2d())
+        || cnn_model_add_dense(m, cnn_dense(.units = 2, .activation = CNN_ACTIVATION_SOFTMAX)))
+        fail("quant_graph");
+    return m;
+}
+
+static void gen_quantized(void)
+{
+    cnn_model *(*makers[])(void) = {every_kind, global_pools, quant_graph};
+    const char *names[] = {"quant_chain", "quant_pools", "quant_graph"};
+    for (int i = 0; i < 3; i++) {
+        cnn_model *m = makers[i]();
+        if (m)
+            save_quantized(m, names[i]);
+        cnn_model_free(m);
+    }
+}
+
 int main(void)
 {
     const char *dirs[] = {"fuzz/corpus", "fuzz/corpus/idx", "fuzz/corpus/model",
@@ -689,6 +745,7 @@ int main(void)
         mkdir(dirs[i], 0755);
     gen_idx();
     gen_models();
+    gen_quantized();
     gen_descriptions();
     gen_images();
     gen_keras();
