@@ -682,6 +682,21 @@ static void test_graph_ops(void)
     int8_t gx[12] = {1, -1, 1, 2, -2, 2, 3, -3, 3, 5, -5, 4}, gy[3];
     cnn_qavgpool(&ga, gx, -128, 127, 0, 1, gy);
     CHECK(gy[0] == 3 && gy[1] == -3 && gy[2] == 3);
+
+    /* with its own output parameters: input scale 0.5, zero point 1; output
+     * scale 0.25, zero point -10: m = 0.5 / (4 * 0.25) = 0.5 = (2^30, 0).
+     * Channel 0: sum (x - 1) = 7, 3.5 -> 4 (ties up), y = -6; channel 1:
+     * -15 -> -7.5 -> -7, y = -17; channel 2: 6 -> 3, y = -7 */
+    int32_t gm[3], gs[3];
+    for (int c = 0; c < 3; c++)
+        cnn_q_multiplier((double)0.5f / ((double)0.25f * 4), &gm[c], &gs[c]);
+    CHECK(gm[0] == 1 << 30 && gs[0] == 0);
+    cnn_qoutput go = {NULL, gm, gs, -10, -128, 127};
+    cnn_qglobal_avg(&ga, gx, 1, &go, 0, 1, gy);
+    CHECK(gy[0] == -6 && gy[1] == -17 && gy[2] == -7);
+    go.lo = -10; /* a fused relu: [zero point, 127] */
+    cnn_qglobal_avg(&ga, gx, 1, &go, 0, 1, gy);
+    CHECK(gy[0] == -6 && gy[1] == -10 && gy[2] == -7);
 }
 
 int main(void)

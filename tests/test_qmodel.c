@@ -194,9 +194,6 @@ static void test_refusals(void)
         cnn_layer_spec first;
         const char *expect;
     } cases[] = {
-        {{.kind = CNN_LAYER_BATCH_NORMALIZATION},
-         "layer 0 'batch_normalization' (BatchNormalization): int8 folds a BatchNormalization "
-         "only into the linear Conv2D"},
         {{.kind = CNN_LAYER_CONV2D,
           .u.conv2d = {.filters = 2, .kernel_size = {3, 3}, .activation = CNN_ACTIVATION_ELU}},
          "int8 fuses linear, relu, relu6, tanh, sigmoid"},

@@ -429,3 +429,20 @@ void cnn_qzeropad(const cnn_conv_geom *g, const int pad[4], const int8_t *x, int
         memset(y + (int64_t)pad[2] * g->c + in_row, zero, (size_t)pad[3] * (size_t)g->c);
     }
 }
+
+void cnn_qglobal_avg(const cnn_conv_geom *g, const int8_t *x, int32_t x_zero,
+                     const cnn_qoutput *out, int64_t m0, int64_t m1, int8_t *y)
+{
+    const int64_t plane = (int64_t)g->h * g->w;
+    for (int64_t m = m0; m < m1; m++) {
+        const int8_t *xm = x + m * plane * g->c;
+        for (int c = 0; c < g->c; c++) {
+            /* at most 65536 * 65536 pixels of |x - zero| <= 255 would overflow;
+             * the loader and the planner keep h * w <= 2^22 */
+            int32_t acc = 0;
+            for (int64_t p = 0; p < plane; p++)
+                acc += (int32_t)xm[p * g->c + c] - x_zero;
+            *y++ = cnn_q_requant(out, c, acc);
+        }
+    }
+}

@@ -87,6 +87,14 @@ void cnn_qconcat(int n, const int8_t *const *x, const int *channels, const int32
                  const int32_t *mult, const int32_t *shift, const bool *same, int32_t out_zero,
                  int64_t p0, int64_t p1, int8_t *y);
 
+/* GlobalAveragePooling2D with its own output parameters (TFLite's MEAN
+ * over rows and columns): for examples [m0, m1) and channel c,
+ *   acc = sum over the h * w pixels of (x - x_zero)            (int32)
+ *   y   = cnn_q_requant(out, c, acc)
+ * with out's multiplier ~ s_in / (h * w * s_out) and no bias. y: (m1 - m0, c). */
+void cnn_qglobal_avg(const cnn_conv_geom *g, const int8_t *x, int32_t x_zero,
+                     const cnn_qoutput *out, int64_t m0, int64_t m1, int8_t *y);
+
 /* ZeroPadding2D: x (n, h, w, c) -> y (n, top + h + bottom, left + w + right, c)
  * with the zero point around (real 0). Works on output rows
  * r = n * oh + oy in [r0, r1), y starting at row r0. */

@@ -322,6 +322,13 @@ static cnn_status plan_layer(planner *p, int i)
         op->g = (cnn_conv_geom){.h = in.dims[0], .w = in.dims[1], .c = in.dims[2],
                                 .kh = in.dims[0], .kw = in.dims[1], .sh = in.dims[0],
                                 .sw = in.dims[1], .dh = 1, .dw = 1, .oh = 1, .ow = 1};
+        if ((int64_t)in.dims[0] * in.dims[1] > (1 << 22))
+            return refuse(m, i, "more than 2^22 pixels to average");
+        if (op->kind == CNN_QOP_GLOBAL_AVG) {
+            /* its own output parameters: the average's range is far smaller than its input's */
+            op->calib = true;
+            op->N = in.dims[2];
+        }
         break;
     case CNN_LAYER_ZERO_PADDING2D:
         if ((st = new_op(p, CNN_QOP_PAD, i, &op)))
@@ -710,6 +717,17 @@ static cnn_status convert(cnn_model *m, cnn_qmodel *q, float *lo, float *hi)
                 cnn_q_multiplier((double)q->values[op->inputs[i]].p.scale / (double)out->p.scale,
                                  &op->multiplier[i], &op->shift[i]);
             break;
+        case CNN_QOP_GLOBAL_AVG: {
+            op->multiplier = calloc((size_t)op->N, sizeof(int32_t));
+            op->shift = calloc((size_t)op->N, sizeof(int32_t));
+            if (!op->multiplier || !op->shift)
+                return cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
+            double n = (double)op->g.h * op->g.w;
+            for (int c = 0; c < op->N; c++)
+                cnn_q_multiplier((double)in.scale / ((double)out->p.scale * n), &op->multiplier[c],
+                                 &op->shift[c]);
+            break;
+        }
         case CNN_QOP_LUT:
             for (int v = -128; v < 128; v++) {
                 float x = in.scale * (float)(v - in.zero_point);

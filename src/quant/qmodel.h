@@ -9,8 +9,8 @@
  * output channel, int32 biases; a BatchNormalization reading only them
  * folded into the weights, a ReLU/ReLU6 reading only them fused into the
  * output clamp; a fused tanh or sigmoid becomes a table lookup after them),
- * MaxPooling2D, AveragePooling2D and the global poolings (on their input's
- * parameters), Add (TFLite's ADD, a following ReLU fused), Concatenate on
+ * MaxPooling2D, AveragePooling2D and GlobalMaxPooling2D (on their input's
+ * parameters), GlobalAveragePooling2D (its own: TFLite's MEAN), Add (TFLite's ADD, a following ReLU fused), Concatenate on
  * the channel axis (inputs requantized to the output's parameters),
  * ZeroPadding2D (the zero point), ReLU/ReLU6 alone (a clamp), other
  * elementwise activations (a 256-entry table), Flatten, Reshape and Dropout
@@ -49,7 +49,7 @@ typedef enum cnn_qop_kind {
     CNN_QOP_CONCAT,      /* cnn_qconcat along channels */
     CNN_QOP_PAD,         /* cnn_qzeropad with pad[4] */
     CNN_QOP_LUT,         /* y = lut[x + 128] */
-    CNN_QOP_GLOBAL_AVG,  /* cnn_qavgpool over the whole map (g.kh = h, g.kw = w) */
+    CNN_QOP_GLOBAL_AVG,  /* cnn_qglobal_avg: N = c multipliers and shifts */
     CNN_QOP_GLOBAL_MAX,  /* cnn_qmaxpool over the whole map */
     CNN_QOP_KIND_END
 } cnn_qop_kind;

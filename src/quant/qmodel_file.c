@@ -128,6 +128,10 @@ static void put_op(wbuf *w, const cnn_qop *op)
             put_i32(w, op->shift[i]);
         }
         break;
+    case CNN_QOP_GLOBAL_AVG:
+        put_i32s(w, op->multiplier, op->N);
+        put_i32s(w, op->shift, op->N);
+        break;
     case CNN_QOP_PAD: put_i32s(w, op->pad, 4); break;
     case CNN_QOP_LUT: put(w, op->lut, 256); break;
     default: break;
@@ -476,6 +480,16 @@ static cnn_status read_op(rbuf *r, cnn_qmodel *q, int k)
                 st = get_i32(r, "shift", &op->shift[i]);
         }
         if (st || (st = check_multipliers(r, op->multiplier, op->shift, op->n_inputs, 30)))
+            return st;
+        break;
+    case CNN_QOP_GLOBAL_AVG:
+        if (N != g[2])
+            return bad(r, "N", "c (one multiplier per channel)", N);
+        if ((int64_t)g[0] * g[1] > (1 << 22))
+            return bad(r, "h", "h * w at most 2^22", (long long)g[0] * g[1]);
+        if ((st = get_i32_array(r, "multiplier", N, &op->multiplier)) ||
+            (st = get_i32_array(r, "shift", N, &op->shift)) ||
+            (st = check_multipliers(r, op->multiplier, op->shift, N, 30)))
             return st;
         break;
     case CNN_QOP_PAD:

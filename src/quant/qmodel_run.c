@@ -123,6 +123,9 @@ cnn_status cnn_qmodel_prepare(cnn_qmodel *q)
             if (op->N > q->max_channels)
                 q->max_channels = op->N;
         }
+        if (op->kind == CNN_QOP_GLOBAL_AVG)
+            op->stage = (cnn_qoutput){NULL, op->multiplier, op->shift, out->p.zero_point, op->lo,
+                                      op->hi};
         if (op->kind == CNN_QOP_CONV && (int64_t)op->K * QMODEL_COL_ROWS > q->max_col)
             q->max_col = (int64_t)op->K * QMODEL_COL_ROWS;
     }
@@ -158,6 +161,8 @@ int64_t cnn_qmodel_weight_bytes(const cnn_qmodel *q)
             bytes += (int64_t)op->K * op->N + 3 * (int64_t)sizeof(int32_t) * op->N;
         if (op->kind == CNN_QOP_LUT)
             bytes += 256;
+        if (op->kind == CNN_QOP_GLOBAL_AVG)
+            bytes += 2 * (int64_t)sizeof(int32_t) * op->N;
     }
     return bytes;
 }
@@ -261,8 +266,10 @@ static void op_worker(void *arg, int ith, int nth)
     case CNN_QOP_GLOBAL_MAX:
         cnn_qmaxpool(q->isa, &op->g, j->x[0], op->lo, op->hi, r0, r1, j->y + r0 * op->g.c);
         break;
-    case CNN_QOP_AVGPOOL:
     case CNN_QOP_GLOBAL_AVG:
+        cnn_qglobal_avg(&op->g, j->x[0], in_zero, &op->stage, r0, r1, j->y + r0 * op->g.c);
+        break;
+    case CNN_QOP_AVGPOOL:
         cnn_qavgpool(&op->g, j->x[0], op->lo, op->hi, r0, r1, j->y + r0 * op->g.c);
         break;
     case CNN_QOP_CLAMP:
