@@ -559,6 +559,11 @@ cnn_status cnn_model_export_c_int8(cnn_model *m, const cnn_tensor *calib, int64_
         cnn_tensor_free(x);
         return st;
     }
+    if ((st = export_int8_check(q))) {
+        cnn_qmodel_free(q);
+        cnn_tensor_free(x);
+        return st;
+    }
     cnn_qmodel_set_isa(q, CNN_QISA_GENERIC);
     export_text w = {0}, body = {0}, h = {0}, c = {0}, test = {0};
     /* the paths once the model is known to quantize: a refusal makes no directory */

@@ -64,6 +64,8 @@ cnn_status export_float_layers(const cnn_model *m, const size_t *offsets, export
 /* The int8 model's ops (export_int8.c): the integer kernels they call and
  * their weights go to *weights, the body of NAME_predict_int8_with_arena
  * to *body; *arena_bytes is what the ops need (two alternating buffers). */
+/* CNN_ERR_INVALID_ARGUMENT naming the first op the int8 exporter cannot run. */
+cnn_status export_int8_check(const cnn_qmodel *q);
 cnn_status export_int8_ops(cnn_qmodel *q, const char *N, export_text *weights, export_text *body,
                            int64_t *arena_bytes, int64_t *weight_bytes);
 

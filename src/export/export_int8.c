@@ -206,19 +206,15 @@ static void int32_array(export_text *t, const char *name, const int32_t *v, int6
     export_puts(t, "\n};\n");
 }
 
-cnn_status export_int8_ops(cnn_qmodel *q, const char *N, export_text *weights, export_text *body,
-                           int64_t *arena_bytes, int64_t *weight_bytes)
+/* The generated code runs a chain of these kinds; the quantizer makes more
+ * (graphs, tables, global pooling): refused by op, before anything is
+ * written, not miscompiled. */
+cnn_status export_int8_check(const cnn_qmodel *q)
 {
-    const int nops = cnn_qmodel_op_count(q);
-    int64_t largest = 0;
-    *weight_bytes = 0;
-    bool conv = false, dw = false, pool = false, clamp = false;
-    /* the generated code runs a chain of these kinds; the quantizer makes
-     * more (graphs, tables, global pooling): refused by op, not miscompiled */
     if (!cnn_qmodel_is_chain(q))
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "export: int8: the quantized model is not a "
                                                   "chain of ops");
-    for (int k = 0; k < nops; k++) {
+    for (int k = 0; k < cnn_qmodel_op_count(q); k++) {
         cnn_qop_info op;
         cnn_qmodel_op_info(q, k, &op);
         switch (op.kind) {
@@ -234,6 +230,16 @@ cnn_status export_int8_ops(cnn_qmodel *q, const char *N, export_text *weights, e
                             k, cnn_qmodel_op_name(q, k), cnn_qmodel_op_type(q, k));
         }
     }
+    return CNN_OK;
+}
+
+cnn_status export_int8_ops(cnn_qmodel *q, const char *N, export_text *weights, export_text *body,
+                           int64_t *arena_bytes, int64_t *weight_bytes)
+{
+    const int nops = cnn_qmodel_op_count(q);
+    int64_t largest = 0;
+    *weight_bytes = 0;
+    bool conv = false, dw = false, pool = false, clamp = false;
     /* two alternating buffers of the largest tensor before the last op */
     for (int k = 0; k < nops; k++) {
         cnn_qop_info op;
