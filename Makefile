@@ -60,7 +60,7 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) tests/test.h $(BUILD)/libcnn.a
 
 # The benchmark against PyTorch (needs python3-torch; see bench/run.py).
 BENCH_BIN := $(BUILD)/bench/bench_cnn $(BUILD)/bench/peak $(BUILD)/bench/bench_kernels \
-	$(BUILD)/bench/bench_data
+	$(BUILD)/bench/bench_data $(BUILD)/bench/bench_int8
 $(BUILD)/bench/bench_cnn: bench/bench_cnn.c $(BUILD)/libcnn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS)
@@ -76,8 +76,8 @@ $(BUILD)/bench/bench_data: bench/bench_data.c $(BUILD)/libcnn.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS)
 
 # int8 against float: the GEMM (bench_qgemm) and a trained model's accuracy
-# and speed (bench_quant), run by hand.
-$(BUILD)/bench/bench_qgemm $(BUILD)/bench/bench_quant: $(BUILD)/bench/%: bench/%.c $(BUILD)/libcnn.a
+# and speed (bench_quant), run by hand; bench_int8: make bench's int8 section.
+$(BUILD)/bench/bench_qgemm $(BUILD)/bench/bench_quant $(BUILD)/bench/bench_int8: $(BUILD)/bench/%: bench/%.c $(BUILD)/libcnn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS)
 

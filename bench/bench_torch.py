@@ -9,6 +9,8 @@ usage: bench_torch.py train|infer NET BATCH THREADS STEPS
        bench_torch.py conv BATCH H W CIN COUT K THREADS REPS
        bench_torch.py large forward|train SIZE THREADS
        bench_torch.py fashion STEPS THREADS
+       bench_torch.py qaccuracy MODEL.h5 NCAL ENGINE
+       bench_torch.py qinfer MODEL.h5 float|int8 BATCH THREADS STEPS NCAL ENGINE
 """
 import gzip
 import json
@@ -195,6 +197,163 @@ def bench_fashion(steps, threads):
          step_s=[(time.perf_counter() - t0) / steps])
 
 
+# ---- int8 inference (bench/int8_run.py; bench_int8.c is our side) ----------
+
+def keras_sequential(path):
+    """A Keras Sequential .h5 saved by cnn (the same trained weights) as an
+    eager nn.Sequential a PyTorch user would write, plus the groups to fuse
+    and whether it ends in softmax. Flatten: Keras flattens NHWC, so the
+    following Dense's rows are permuted to NCHW order instead of the
+    activations. A Dense's BatchNormalization is folded in eval mode
+    (fuse_modules has no Linear+BatchNorm1d+ReLU in this torch)."""
+    config, weights = keras_torch.load(path)
+    t = lambda a: torch.tensor(a, dtype=torch.float32)
+    mods, fuse, hwc, flat_hwc = [], [], [28, 28, 1], None
+    layers = [l for l in config["config"]["layers"] if l["class_name"] != "InputLayer"]
+    softmax = False
+    for n, layer in enumerate(layers):
+        cls, c = layer["class_name"], layer["config"]
+        w = weights.get(c["name"], [])
+        act = c.get("activation", "linear")
+        if cls == "Conv2D":
+            k = c["kernel_size"][0]
+            assert c["padding"] == "same" and k % 2 == 1 and c["strides"] == [1, 1]
+            conv = nn.Conv2d(hwc[2], c["filters"], k, padding=k // 2, bias=len(w) > 1)
+            conv.weight.data = t(w[0]).permute(3, 2, 0, 1).contiguous()
+            if len(w) > 1:
+                conv.bias.data = t(w[1])
+            mods.append(conv)
+            hwc[2] = c["filters"]
+        elif cls == "Dense":
+            lin = nn.Linear(w[0].shape[0], w[0].shape[1], bias=len(w) > 1)
+            wt = t(w[0])
+            if flat_hwc is not None:
+                h, ww, ch = flat_hwc
+                wt = wt.reshape(h, ww, ch, -1).permute(2, 0, 1, 3).reshape(h * ww * ch, -1)
+                flat_hwc = None
+            lin.weight.data = wt.t().contiguous()
+            if len(w) > 1:
+                lin.bias.data = t(w[1])
+            mods.append(lin)
+        elif cls == "BatchNormalization":
+            gamma, beta, mean, var = (t(a) for a in w)
+            if isinstance(mods[-1], nn.Linear):
+                lin = mods[-1]
+                scale = gamma / torch.sqrt(var + c["epsilon"])
+                bias = lin.bias.data if lin.bias is not None else torch.zeros_like(mean)
+                fused = nn.Linear(lin.in_features, lin.out_features)
+                fused.weight.data = lin.weight.data * scale[:, None]
+                fused.bias.data = (bias - mean) * scale + beta
+                mods[-1] = fused
+            else:
+                bn = nn.BatchNorm2d(len(gamma), eps=c["epsilon"])
+                bn.weight.data, bn.bias.data = gamma, beta
+                bn.running_mean.data, bn.running_var.data = mean, var
+                mods.append(bn)
+        elif cls == "MaxPooling2D":
+            assert c["pool_size"] == [2, 2] and c["strides"] == [2, 2] and c["padding"] == "valid"
+            mods.append(nn.MaxPool2d(2))
+            hwc[0], hwc[1] = hwc[0] // 2, hwc[1] // 2
+        elif cls == "Flatten":
+            mods.append(nn.Flatten())
+            flat_hwc = list(hwc)
+        elif cls == "Dropout":
+            pass
+        elif cls == "Activation":
+            pass  # its activation is appended below
+        else:
+            raise SystemExit("int8 bench: layer class %s not handled" % cls)
+        if act == "relu":
+            mods.append(nn.ReLU())
+        elif act == "softmax":
+            assert n == len(layers) - 1
+            softmax = True
+        elif act != "linear":
+            raise SystemExit("int8 bench: activation %s not handled" % act)
+    # fusion groups: conv(+bn)(+relu), linear+relu
+    i = 0
+    while i < len(mods):
+        if isinstance(mods[i], (nn.Conv2d, nn.Linear)):
+            g = [i]
+            if i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm2d):
+                g.append(i + 1)
+            if g[-1] + 1 < len(mods) and isinstance(mods[g[-1] + 1], nn.ReLU):
+                g.append(g[-1] + 1)
+            if len(g) > 1:
+                fuse.append([str(j) for j in g])
+            i = g[-1]
+        i += 1
+    return nn.Sequential(*mods), fuse, softmax
+
+
+class QNet(nn.Module):
+    """QuantStub -> the body -> DeQuantStub (-> softmax in float, as ours)."""
+
+    def __init__(self, body, softmax):
+        super().__init__()
+        self.quant, self.body = torch.quantization.QuantStub(), body
+        self.dequant, self.softmax = torch.quantization.DeQuantStub(), softmax
+
+    def forward(self, x):
+        y = self.dequant(self.body(self.quant(x)))
+        return F.softmax(y, dim=-1) if self.softmax else y
+
+
+def fashion(ncal):
+    d = "/usr/share/datasets/fashion-mnist/"
+    cal = read_idx(d + "train-images-idx3-ubyte.gz")[:ncal].float().div_(255).unsqueeze(1)
+    tx = read_idx(d + "t10k-images-idx3-ubyte.gz").float().div_(255).unsqueeze(1)
+    ty = read_idx(d + "t10k-labels-idx1-ubyte.gz").long()
+    return cal, tx, ty
+
+
+def quantized(path, cal, engine):
+    """Eager post-training static quantization: fuse, the engine's default
+    qconfig with a per-channel symmetric weight observer, calibrate on cal,
+    convert. Returns (float model, int8 model)."""
+    body, fuse, softmax = keras_sequential(path)
+    net = QNet(body, softmax).eval()
+    import copy
+    q = copy.deepcopy(net)
+    torch.backends.quantized.engine = engine
+    q.body = torch.quantization.fuse_modules(q.body, fuse) if fuse else q.body
+    base = torch.quantization.get_default_qconfig(engine)
+    q.qconfig = torch.quantization.QConfig(
+        activation=base.activation, weight=torch.quantization.default_per_channel_weight_observer)
+    torch.quantization.prepare(q, inplace=True)
+    with torch.no_grad():
+        for i in range(0, cal.shape[0], 100):
+            q(cal[i:i + 100])
+    torch.quantization.convert(q, inplace=True)
+    return net, q
+
+
+def bench_qaccuracy(path, ncal, engine):
+    cal, tx, ty = fashion(ncal)
+    net, q = quantized(path, cal, engine)
+    with torch.no_grad():
+        pf = torch.cat([net(tx[i:i + 500]).argmax(1) for i in range(0, tx.shape[0], 500)])
+        pq = torch.cat([q(tx[i:i + 500]).argmax(1) for i in range(0, tx.shape[0], 500)])
+    n = tx.shape[0]
+    emit(kind="qaccuracy", engine=engine, test_images=n, float=(pf == ty).sum().item() / n,
+         int8=(pq == ty).sum().item() / n, agreement=(pf == pq).sum().item() / n)
+
+
+def bench_qinfer(path, dtype, batch, threads, steps, ncal, engine):
+    cal, tx, _ = fashion(ncal)
+    net, q = quantized(path, cal, engine)
+    model = q if dtype == "int8" else net
+    x = tx[:batch].contiguous()
+    times = []
+    with torch.no_grad():
+        for i in range(steps + 3):  # 3 warm-up calls
+            t0 = time.perf_counter()
+            model(x)
+            if i >= 3:
+                times.append(time.perf_counter() - t0)
+    emit(kind="qinfer", dtype=dtype, engine=engine, batch=batch, threads=threads, step_s=times)
+
+
 def main(argv):
     mode = argv[1]
     if mode in ("train", "infer"):
@@ -215,6 +374,13 @@ def main(argv):
     elif mode == "large":
         torch.set_num_threads(int(argv[4]))
         bench_large(argv[2], int(argv[3]), int(argv[4]))
+    elif mode == "qaccuracy":  # MODEL.h5 NCAL ENGINE
+        torch.set_num_threads(1)
+        bench_qaccuracy(argv[2], int(argv[3]), argv[4])
+    elif mode == "qinfer":  # MODEL.h5 float|int8 BATCH THREADS STEPS NCAL ENGINE
+        torch.set_num_threads(int(argv[5]))
+        bench_qinfer(argv[2], argv[3], int(argv[4]), int(argv[5]), int(argv[6]), int(argv[7]),
+                     argv[8])
     else:
         raise SystemExit(__doc__)
 
