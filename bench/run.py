@@ -248,6 +248,8 @@ def main():
     sys.path.insert(0, os.path.join(ROOT, "bench"))
     import data_run  # the data-pipeline side-by-side (issue 14)
     data_run.section(say, quick)
+    import int8_run  # int8 inference against PyTorch's quantization (issue 16)
+    int8_run.section(say, quick)
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     with open(out_path, "w") as f:
         f.write("\n".join(lines) + "\n")
