@@ -9,9 +9,10 @@
  *        bench_int8 qaccuracy MODEL.cnn NCAL
  *            float and int8 test accuracy; calibration: the first NCAL
  *            training images
- *        bench_int8 qinfer MODEL.cnn float|int8 BATCH THREADS STEPS NCAL
+ *        bench_int8 qinfer MODEL.cnn|FILE.h5 float|int8 BATCH THREADS STEPS NCAL
  *            seconds per predict of BATCH test images, STEPS timed after 3
- *            warm-up calls
+ *            warm-up calls; a Keras .h5 (the MLPerf Tiny models, no data
+ *            here) is calibrated on and fed uniform [0, 1) images
  * The int8 model is src/quant/qmodel.h's (internal; bench/ may use it). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,32 @@ static void load(const char *path, int ncal, cnn_model **m, cnn_qmodel **q, cnn_
     cnn_tensor_free(x);
 }
 
+/* A Keras file (the MLPerf Tiny models: no data for them here): its int8
+ * twin calibrated on ncal images uniform in [0, 1) (seeded), and as "test
+ * images" 64 more such images. */
+static void load_keras(const char *path, int ncal, cnn_model **m, cnn_qmodel **q,
+                       cnn_tensor **tx)
+{
+    if (cnn_model_load_keras(path, m, NULL))
+        die(path);
+    cnn_shape in = cnn_model_input_shape(*m);
+    int64_t dims[4] = {ncal + 64, 1, 1, 1};
+    for (int d = 0; d < in.rank; d++)
+        dims[d + 1] = in.dims[d];
+    cnn_tensor *all, *cal;
+    if (cnn_tensor_create(&all, in.rank + 1, dims))
+        die("input tensor");
+    srand(0);
+    for (int64_t i = 0; i < cnn_tensor_size(all); i++)
+        all->data[i] = (float)rand() / (float)RAND_MAX;
+    if (cnn_tensor_slice(all, 0, ncal, &cal) || cnn_tensor_slice(all, ncal, 64, tx))
+        die("slice");
+    if (cnn_qmodel_create(q, *m, cal, 0))
+        die("quantize");
+    cnn_tensor_free(cal);
+    cnn_tensor_free(all);
+}
+
 static void qaccuracy(const char *path, int ncal)
 {
     cnn_model *m;
@@ -122,14 +149,22 @@ static void qinfer(const char *path, const char *kind, int batch, int threads, i
 {
     cnn_model *m;
     cnn_qmodel *q;
-    cnn_tensor *tx, *ty, *xb, *out = NULL;
-    load(path, ncal, &m, &q, &tx, &ty);
+    cnn_tensor *tx, *ty = NULL, *xb, *out = NULL;
+    size_t len = strlen(path);
+    if (len > 3 && strcmp(path + len - 3, ".h5") == 0)
+        load_keras(path, ncal, &m, &q, &tx);
+    else
+        load(path, ncal, &m, &q, &tx, &ty);
     bool int8 = strcmp(kind, "int8") == 0;
     if (cnn_model_set_threads(m, threads) || cnn_qmodel_set_threads(q, threads))
         die("threads");
     if (cnn_tensor_slice(tx, 0, batch, &xb))
         die("batch slice");
-    float *p = malloc((size_t)batch * (size_t)cnn_model_output_shape(m).dims[0] * sizeof(float));
+    cnn_shape os = cnn_model_output_shape(m);
+    int64_t outs = 1;
+    for (int d = 0; d < os.rank; d++)
+        outs *= os.dims[d];
+    float *p = malloc((size_t)batch * (size_t)outs * sizeof(float));
     double *t = calloc((size_t)steps, sizeof *t);
     if (!p || !t)
         die("out of memory");
@@ -168,7 +203,7 @@ int main(int argc, char **argv)
     else {
         fprintf(stderr, "usage: bench_int8 prepare DESCRIPTION STEPS OUT.cnn OUT.h5\n"
                         "       bench_int8 qaccuracy MODEL.cnn NCAL\n"
-                        "       bench_int8 qinfer MODEL.cnn float|int8 BATCH THREADS STEPS NCAL\n");
+                        "       bench_int8 qinfer MODEL.cnn|FILE.h5 float|int8 BATCH THREADS STEPS NCAL\n");
         return 2;
     }
     return 0;

@@ -5,7 +5,7 @@
 # permuted, Dense BatchNormalization folded) must give our float accuracy
 # on the 10 000 test images - the same weights, or the side-by-side means
 # nothing; both int8 paths stay near their float; qinfer prints one time per
-# requested call. Needs Fashion-MNIST and Debian's python3-torch (skipped,
+# requested call, for a Keras graph too (ResNet-8). Needs Fashion-MNIST and Debian's python3-torch (skipped,
 # counted, without them).
 root=$(cd "$(dirname "$0")/.." && pwd)
 fashion=/usr/share/datasets/fashion-mnist
@@ -42,6 +42,11 @@ near() { /usr/bin/python3 -c "import sys; sys.exit(abs(float(sys.argv[1]) - floa
 
 "$b" >/dev/null 2>&1
 if [ $? -eq 2 ]; then ok; else bad "bench_int8 without arguments: expected exit 2"; fi
+
+# a Keras graph (ResNet-8, shipped in models/): quantized on random images, timed
+"$b" qinfer "$root/models/mlperf-tiny/mlperf-tiny-resnet8-cifar10.h5" int8 2 1 2 10 \
+    >"$tmp/out" 2>"$tmp/err" && [ "$(field "$tmp/out" step_s | tr -cd , | wc -c)" -eq 1 ] && ok ||
+    bad "ResNet-8 .h5: our qinfer int8: expected 2 times"
 
 for case in "tutorial_convnet onednn" "fashion_bn qnnpack"; do
     set -- $case
