@@ -1249,8 +1249,9 @@ CNN_API cnn_status cnn_model_export_c(cnn_model *m, const char *dir, const char 
  * accuracy); the first three are the test vectors, whose int8 outputs
  * NAME_test.c checks bit for bit against libcnn's. Adds
  * `int NAME_predict_int8(const int8_t *input, int8_t *output)`. A layer
- * the quantizer cannot take is refused by name; so far the quantizer takes
- * chains (Sequential), not graphs. */
+ * the quantizer cannot take is refused by name. Chains and graphs (Add,
+ * Concatenate, ZeroPadding2D, global pooling, tables); the arena is the
+ * quantizer's memory plan (cnn_qmodel_arena_bytes). */
 CNN_API cnn_status cnn_model_export_c_int8(cnn_model *m, const cnn_tensor *calibration,
                                            int64_t count, const char *dir, const char *name,
                                            cnn_export_info *info);
@@ -1455,6 +1456,10 @@ CNN_API cnn_status cnn_qmodel_load(const char *path, cnn_qmodel **out);
 /* The same from bytes in memory; name labels messages. */
 CNN_API cnn_status cnn_qmodel_load_memory(const void *bytes, size_t size, const char *name,
                                           cnn_qmodel **out);
+/* cnn_model_export_c_int8's C files for a model already quantized (a
+ * `cnn quantize` file); its three test vectors are inputs uniform in [0, 1). */
+CNN_API cnn_status cnn_qmodel_export_c(cnn_qmodel *q, const char *dir, const char *name,
+                                       cnn_export_info *info);
 
 /* ---- Lower level: one step at a time (for tests and custom loops) ---------- */
 /* Forward pass of a batch; training enables dropout. The returned pointer

@@ -61,12 +61,14 @@ cnn_status export_float_check(const cnn_model *m);
 cnn_status export_float_layers(const cnn_model *m, const size_t *offsets, export_text *weights,
                                export_text *body, unsigned *need);
 
-/* The int8 model's ops (export_int8.c): the integer kernels they call and
- * their weights go to *weights, the body of NAME_predict_int8_with_arena
- * to *body; *arena_bytes is what the ops need (two alternating buffers). */
+/* The int8 model's ops (export_int8.c), a chain or a graph: the integer
+ * kernels they call and their weights (and tables) go to *weights, the
+ * body of the static run(arena) to *body, each op reading and writing
+ * "arena + offset" at the quantizer's own plan (cnn_qmodel_value(q,
+ * v)->offset; the arena is cnn_qmodel_arena_bytes). */
 /* CNN_ERR_INVALID_ARGUMENT naming the first op the int8 exporter cannot run. */
 cnn_status export_int8_check(const cnn_qmodel *q);
-cnn_status export_int8_ops(cnn_qmodel *q, const char *N, export_text *weights, export_text *body,
-                           int64_t *arena_bytes, int64_t *weight_bytes);
+cnn_status export_int8_ops(cnn_qmodel *q, export_text *weights, export_text *body,
+                           int64_t *weight_bytes);
 
 #endif

@@ -186,6 +186,82 @@ static const char piece_qio[] =
     "}\n"
     "\n";
 
+static const char piece_qadd[] =
+    "/* Add, TFLite's ADD (libcnn's cnn_qadd_ref): both inputs rescaled with 20\n"
+    "   bits of headroom, summed, requantized */\n"
+    "static void q_add(const int8_t *a, const int8_t *b, long n, int32_t az, int32_t am,\n"
+    "                  int32_t as, int32_t bz, int32_t bm, int32_t bs, int32_t yz, int32_t ym,\n"
+    "                  int32_t ys, int32_t lo, int32_t hi, int8_t *y)\n"
+    "{\n"
+    "    long i;\n"
+    "    for (i = 0; i < n; i++) {\n"
+    "        int32_t sa = ((int32_t)a[i] - az) * ((int32_t)1 << 20);\n"
+    "        int32_t sb = ((int32_t)b[i] - bz) * ((int32_t)1 << 20);\n"
+    "        y[i] = q_requant(q_mul(sa, am, as) + q_mul(sb, bm, bs), 0, ym, ys, yz, lo, hi);\n"
+    "    }\n"
+    "}\n"
+    "\n";
+
+static const char piece_qconcat[] =
+    "/* one input of a Concatenate on channels: its c channels of each of the\n"
+    "   pixels to channels [at, at + c) of the output's total, copied when its\n"
+    "   parameters are the output's, requantized (REQUANTIZE) otherwise */\n"
+    "static void q_concat(const int8_t *x, long pixels, int c, int total, int at, int same,\n"
+    "                     int32_t xz, int32_t mult, int32_t shift, int32_t yz, int8_t *y)\n"
+    "{\n"
+    "    long p;\n"
+    "    int i;\n"
+    "    for (p = 0; p < pixels; p++)\n"
+    "        for (i = 0; i < c; i++)\n"
+    "            y[p * total + at + i] = same ? x[p * c + i]\n"
+    "                : q_requant((int32_t)x[p * c + i] - xz, 0, mult, shift, yz, -128, 127);\n"
+    "}\n"
+    "\n";
+
+static const char piece_qpad[] =
+    "/* ZeroPadding2D: the zero point around the map */\n"
+    "static void q_pad(const int8_t *x, int h, int w, int c, int top, int left, int oh, int ow,\n"
+    "                  int8_t zero, int8_t *y)\n"
+    "{\n"
+    "    long oy, ox, i;\n"
+    "    for (oy = 0; oy < oh; oy++)\n"
+    "        for (ox = 0; ox < ow; ox++)\n"
+    "            for (i = 0; i < c; i++) {\n"
+    "                long iy = oy - top, ix = ox - left;\n"
+    "                *y++ = iy < 0 || iy >= h || ix < 0 || ix >= w ? zero\n"
+    "                       : x[(iy * w + ix) * c + i];\n"
+    "            }\n"
+    "}\n"
+    "\n";
+
+static const char piece_qgavg[] =
+    "/* GlobalAveragePooling2D, TFLite's MEAN: the sum over the pixels,\n"
+    "   requantized per channel to its own parameters */\n"
+    "static void q_global_avg(const int8_t *x, long plane, int c, int32_t xz,\n"
+    "                         const int32_t *mult, const int32_t *shift, int32_t zp, int32_t lo,\n"
+    "                         int32_t hi, int8_t *y)\n"
+    "{\n"
+    "    long p;\n"
+    "    int i;\n"
+    "    for (i = 0; i < c; i++) {\n"
+    "        int32_t acc = 0;\n"
+    "        for (p = 0; p < plane; p++)\n"
+    "            acc += (int32_t)x[p * c + i] - xz;\n"
+    "        y[i] = q_requant(acc, 0, mult[i], shift[i], zp, lo, hi);\n"
+    "    }\n"
+    "}\n"
+    "\n";
+
+static const char piece_qlut[] =
+    "/* an elementwise activation as a 256-entry table */\n"
+    "static void q_lut(const int8_t *x, long n, const int8_t *lut, int8_t *y)\n"
+    "{\n"
+    "    long i;\n"
+    "    for (i = 0; i < n; i++)\n"
+    "        y[i] = lut[x[i] + 128];\n"
+    "}\n"
+    "\n";
+
 static void int8_array(export_text *t, const char *name, const int8_t *v, int64_t n)
 {
     export_printf(t, "static const int8_t %s[%lld] = {", name, (long long)n);
@@ -206,24 +282,26 @@ static void int32_array(export_text *t, const char *name, const int32_t *v, int6
     export_puts(t, "\n};\n");
 }
 
-/* The generated code runs a chain of these kinds; the quantizer makes more
- * (graphs, tables, global pooling): refused by op, before anything is
- * written, not miscompiled. */
+/* The kinds the generated code has kernels for: every kind the quantizer
+ * makes. A kind added there without a kernel here is refused by op, before
+ * anything is written, not miscompiled. */
 cnn_status export_int8_check(const cnn_qmodel *q)
 {
-    if (!cnn_qmodel_is_chain(q))
-        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "export: int8: the quantized model is not a "
-                                                  "chain of ops");
     for (int k = 0; k < cnn_qmodel_op_count(q); k++) {
-        cnn_qop_info op;
-        cnn_qmodel_op_info(q, k, &op);
-        switch (op.kind) {
+        const cnn_qop *op = cnn_qmodel_op(q, k);
+        switch (op->kind) {
         case CNN_QOP_CONV:
         case CNN_QOP_DENSE:
         case CNN_QOP_DEPTHWISE:
         case CNN_QOP_MAXPOOL:
         case CNN_QOP_AVGPOOL:
-        case CNN_QOP_CLAMP: break;
+        case CNN_QOP_CLAMP:
+        case CNN_QOP_ADD:
+        case CNN_QOP_CONCAT:
+        case CNN_QOP_PAD:
+        case CNN_QOP_LUT:
+        case CNN_QOP_GLOBAL_AVG:
+        case CNN_QOP_GLOBAL_MAX: break;
         default:
             return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "export: int8: op %d '%s' (%s) has no "
                                                       "exported int8 kernel yet",
@@ -233,54 +311,52 @@ cnn_status export_int8_check(const cnn_qmodel *q)
     return CNN_OK;
 }
 
-cnn_status export_int8_ops(cnn_qmodel *q, const char *N, export_text *weights, export_text *body,
-                           int64_t *arena_bytes, int64_t *weight_bytes)
+/* "arena + OFFSET" of value v: the quantizer's own memory plan (its
+ * offsets per example; a value's bytes are reused after its last reader) */
+static void at(const cnn_qmodel *q, int v, char *buf, size_t size)
+{
+    snprintf(buf, size, "arena + %lld", (long long)cnn_qmodel_value(q, v)->offset);
+}
+
+static bool emit_weights(cnn_qmodel *q, int k, const cnn_qop_info *op, export_text *weights,
+                         int64_t *weight_bytes)
+{
+    int8_t *w = malloc((size_t)op->weight_count);
+    if (!w)
+        return false;
+    cnn_qmodel_op_weights(q, k, w);
+    char name[32];
+    snprintf(name, sizeof name, "Q%d_weights", k);
+    int8_array(weights, name, w, op->weight_count);
+    free(w);
+    snprintf(name, sizeof name, "Q%d_bias", k);
+    int32_array(weights, name, op->bias, op->N);
+    snprintf(name, sizeof name, "Q%d_multiplier", k);
+    int32_array(weights, name, op->multiplier, op->N);
+    snprintf(name, sizeof name, "Q%d_shift", k);
+    int32_array(weights, name, op->shift, op->N);
+    *weight_bytes += op->weight_count + 12 * (int64_t)op->N;
+    return true;
+}
+
+cnn_status export_int8_ops(cnn_qmodel *q, export_text *weights, export_text *body,
+                           int64_t *weight_bytes)
 {
     const int nops = cnn_qmodel_op_count(q);
-    int64_t largest = 0;
     *weight_bytes = 0;
-    bool conv = false, dw = false, pool = false, clamp = false;
-    /* two alternating buffers of the largest tensor before the last op */
+    bool conv = false, dw = false, pool = false, clamp = false, add = false, concat = false,
+         pad = false, gavg = false, lut = false;
     for (int k = 0; k < nops; k++) {
         cnn_qop_info op;
         cnn_qmodel_op_info(q, k, &op);
-        if (op.in_elems > largest)
-            largest = op.in_elems;
-        if (k < nops - 1 && op.out_elems > largest)
-            largest = op.out_elems;
-    }
-    *arena_bytes = 2 * largest;
-    for (int k = 0; k < nops; k++) {
-        cnn_qop_info op;
-        cnn_qmodel_op_info(q, k, &op);
+        const cnn_qop *full = cnn_qmodel_op(q, k);
         char x[48], y[48];
-        snprintf(x, sizeof x, k == 0 ? "input" : "arena + %lld",
-                 (long long)((k - 1) % 2 ? largest : 0));
-        if (k == nops - 1)
-            snprintf(y, sizeof y, "output");
-        else
-            snprintf(y, sizeof y, "arena + %lld", (long long)(k % 2 ? largest : 0));
-        static const char *const names[] = {"Conv2D", "DepthwiseConv2D", "Dense",
-                                            "MaxPooling2D", "AveragePooling2D", "clamp"};
-        export_printf(body, "    /* op %d: %s, to the output of layer %d */\n", k,
-                      names[op.kind], op.layer);
-        if (op.weight_count > 0) {
-            int8_t *w = malloc((size_t)op.weight_count);
-            if (!w)
-                return cnn_fail(CNN_ERR_NO_MEMORY, "export: out of memory");
-            cnn_qmodel_op_weights(q, k, w);
-            char name[32];
-            snprintf(name, sizeof name, "Q%d_weights", k);
-            int8_array(weights, name, w, op.weight_count);
-            free(w);
-            snprintf(name, sizeof name, "Q%d_bias", k);
-            int32_array(weights, name, op.bias, op.N);
-            snprintf(name, sizeof name, "Q%d_multiplier", k);
-            int32_array(weights, name, op.multiplier, op.N);
-            snprintf(name, sizeof name, "Q%d_shift", k);
-            int32_array(weights, name, op.shift, op.N);
-            *weight_bytes += op.weight_count + 12 * (int64_t)op.N;
-        }
+        at(q, full->inputs[0], x, sizeof x);
+        at(q, full->output, y, sizeof y);
+        export_printf(body, "    /* op %d: %s '%s' */\n", k, cnn_qmodel_op_type(q, k),
+                      cnn_qmodel_op_name(q, k));
+        if (op.weight_count > 0 && !emit_weights(q, k, &op, weights, weight_bytes))
+            return cnn_fail(CNN_ERR_NO_MEMORY, "export: out of memory");
         const cnn_conv_geom *g = &op.g;
         switch (op.kind) {
         case CNN_QOP_CONV:
@@ -312,11 +388,12 @@ cnn_status export_int8_ops(cnn_qmodel *q, const char *N, export_text *weights, e
             break;
         case CNN_QOP_MAXPOOL:
         case CNN_QOP_AVGPOOL:
+        case CNN_QOP_GLOBAL_MAX: /* a window over the whole map */
             export_printf(body,
                           "    q_pool(%s, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d, %ld, "
                           "%ld, %s);\n",
                           x, g->h, g->w, g->c, g->kh, g->kw, g->sh, g->sw, g->pad_top,
-                          g->pad_left, g->oh, g->ow, op.kind == CNN_QOP_MAXPOOL, (long)op.lo,
+                          g->pad_left, g->oh, g->ow, op.kind != CNN_QOP_AVGPOOL, (long)op.lo,
                           (long)op.hi, y);
             pool = true;
             break;
@@ -325,10 +402,74 @@ cnn_status export_int8_ops(cnn_qmodel *q, const char *N, export_text *weights, e
                           (long long)op.out_elems, (long)op.lo, (long)op.hi, y);
             clamp = true;
             break;
-        default: break; /* refused above */
+        case CNN_QOP_LUT: {
+            char name[32];
+            snprintf(name, sizeof name, "Q%d_table", k);
+            int8_array(weights, name, full->lut, 256);
+            *weight_bytes += 256;
+            export_printf(body, "    q_lut(%s, %lldL, %s, %s);\n", x, (long long)op.out_elems,
+                          name, y);
+            lut = true;
+            break;
+        }
+        case CNN_QOP_GLOBAL_AVG: {
+            char name[32];
+            snprintf(name, sizeof name, "Q%d_multiplier", k);
+            int32_array(weights, name, full->multiplier, full->N);
+            snprintf(name, sizeof name, "Q%d_shift", k);
+            int32_array(weights, name, full->shift, full->N);
+            *weight_bytes += 8 * (int64_t)full->N;
+            export_printf(body,
+                          "    q_global_avg(%s, %lldL, %d, %ld, Q%d_multiplier, Q%d_shift, %ld, "
+                          "%ld, %ld, %s);\n",
+                          x, (long long)g->h * g->w, g->c, (long)op.in.zero_point, k, k,
+                          (long)op.out.zero_point, (long)op.lo, (long)op.hi, y);
+            gavg = true;
+            break;
+        }
+        case CNN_QOP_ADD: {
+            char b[48];
+            at(q, full->inputs[1], b, sizeof b);
+            const cnn_qadd_spec *s = &full->add;
+            export_printf(body,
+                          "    q_add(%s, %s, %lldL, %ld, %ld, %ld, %ld, %ld, %ld, %ld, %ld, %ld, "
+                          "%ld, %ld, %s);\n",
+                          x, b, (long long)op.out_elems, (long)s->a_zero, (long)s->a_mult,
+                          (long)s->a_shift, (long)s->b_zero, (long)s->b_mult, (long)s->b_shift,
+                          (long)s->y_zero, (long)s->y_mult, (long)s->y_shift, (long)s->lo,
+                          (long)s->hi, y);
+            add = true;
+            break;
+        }
+        case CNN_QOP_CONCAT: {
+            int total = 0, start = 0;
+            for (int i = 0; i < full->n_inputs; i++)
+                total += full->channels[i];
+            const cnn_qparams out = op.out;
+            for (int i = 0; i < full->n_inputs; i++) {
+                cnn_qparams p = cnn_qmodel_value(q, full->inputs[i])->p;
+                char xi[48];
+                at(q, full->inputs[i], xi, sizeof xi);
+                export_printf(body,
+                              "    q_concat(%s, %lldL, %d, %d, %d, %d, %ld, %ld, %ld, %ld, %s);\n",
+                              xi, (long long)(op.out_elems / total), full->channels[i], total,
+                              start, p.scale == out.scale && p.zero_point == out.zero_point,
+                              (long)p.zero_point, (long)full->multiplier[i],
+                              (long)full->shift[i], (long)out.zero_point, y);
+                start += full->channels[i];
+            }
+            concat = true;
+            break;
+        }
+        case CNN_QOP_PAD:
+            export_printf(body, "    q_pad(%s, %d, %d, %d, %d, %d, %d, %d, %ld, %s);\n", x, g->h,
+                          g->w, g->c, full->pad[0], full->pad[2], g->oh, g->ow,
+                          (long)op.out.zero_point, y);
+            pad = true;
+            break;
+        default: break; /* refused by export_int8_check */
         }
     }
-    (void)N;
     /* the pieces, before the weights: emitted into the caller's runtime */
     export_text pieces = {0};
     export_puts(&pieces, piece_qmath);
@@ -340,6 +481,16 @@ cnn_status export_int8_ops(cnn_qmodel *q, const char *N, export_text *weights, e
         export_puts(&pieces, piece_qpool);
     if (clamp)
         export_puts(&pieces, piece_qclamp);
+    if (add)
+        export_puts(&pieces, piece_qadd);
+    if (concat)
+        export_puts(&pieces, piece_qconcat);
+    if (pad)
+        export_puts(&pieces, piece_qpad);
+    if (gavg)
+        export_puts(&pieces, piece_qgavg);
+    if (lut)
+        export_puts(&pieces, piece_qlut);
     export_puts(&pieces, piece_qio);
     /* prepend: pieces then weights */
     if (weights->len)
