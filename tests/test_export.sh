@@ -92,10 +92,39 @@ sed 's/^static const int8_t test_expected_q\[\([0-9]*\)\] = {$/&\n    (int8_t)(1
 if gcc -std=c99 -O2 "$tmp/chain8/chain8.c" "$tmp/tampered8.c" -I"$tmp/chain8" -o "$tmp/tampered8" 2>"$tmp/err" &&
     ! "$tmp/tampered8" >"$tmp/vec"; then ok; else bad "a wrong int8 expectation passes"; fi
 has "$tmp/vec" "int8 outputs DIFFERENT" "the tampered int8 vectors report"
-expect 1 "int8 of a graph is refused" export "$root/examples/resnet_fashion.model" --c "$tmp/g8" --int8
-has "$tmp/err" "graph" "the graph refusal says why"
-expect 1 "int8 of tanh is refused" export "$root/examples/lenet5.model" --c "$tmp/t8" --int8
-has "$tmp/err" "op 1 'conv2d' (Lookup) has no exported int8 kernel" "the int8 refusal names the op (tanh: a table)"
+# graphs: every op kind the quantizer makes (pad, tables, Add, Concatenate
+# requantized, global pooling), the arena at the quantizer's own plan
+export_and_test "$root/tests/data/export/graph_int8.model" graph8 --int8
+has "$tmp/vec" "int8 outputs identical" "graph8: the int8 outputs are checked"
+for kernel in q_pad q_lut q_add q_concat q_global_avg q_depthwise; do
+    if grep -q "^    $kernel(arena" "$tmp/graph8/graph8.c"; then ok; else
+        bad "graph8: no $kernel call (the test model lost an op kind)"; fi
+done
+# MLPerf Tiny ResNet-8 (Keras .h5) int8, calibrated on RGB images; then the
+# same file through cnn quantize and cnn export QUANTIZED: no Python anywhere
+python3 - "$tmp" <<'PY' || bad "cannot write the RGB calibration IDX"
+import struct, sys
+n = 8
+body = bytes((i * 37 + p * 11) % 256 for i in range(n) for p in range(32 * 32 * 3))
+with open(sys.argv[1] + '/rgb.idx', 'wb') as f:
+    f.write(struct.pack('>BBBBIIII', 0, 0, 8, 4, n, 32, 32, 3) + body)
+PY
+r8="$root/models/mlperf-tiny/mlperf-tiny-resnet8-cifar10.h5"
+export_and_test "$r8" resnet8q --int8 --calibrate "$tmp/rgb.idx"
+has "$tmp/vec" "int8 outputs identical" "resnet8q: the int8 outputs are checked"
+if grep -q "^    q_add(arena" "$tmp/resnet8q/resnet8q.c"; then ok; else bad "resnet8q: no Add"; fi
+expect 0 "quantize ResNet-8 (.h5)" quantize "$r8" --calibrate "$tmp/rgb.idx" --out "$tmp/r8.q"
+export_and_test "$tmp/r8.q" resnet8file
+has "$tmp/vec" "int8 outputs identical" "resnet8file: the int8 outputs are checked"
+# the arena is the quantizer's plan: what cnn quantize reports per image
+kib=$(sed -n 's/^Arena: [0-9]* bytes (\([0-9.]*\) KiB;.*/\1/p' "$tmp/out")
+if [ -n "$kib" ] && "$cnn" summary "$tmp/r8.q" 2>/dev/null | grep -q "$kib KiB"; then ok; else
+    bad "resnet8file: the arena ($kib KiB) is not the quantized model's"; fi
+expect 2 "--int8 on a quantized file" export "$tmp/r8.q" --c "$tmp/q2" --int8
+has "$tmp/err" "already quantized" "the quantized-file refusal says why"
+# a layer the quantizer cannot take: refused by name, nothing written
+expect 1 "int8 of Rescaling is refused" export "$root/tests/data/export/zoo.model" --c "$tmp/t8" --int8
+has "$tmp/err" "layer 0 'rescaling' (Rescaling)" "the int8 refusal names the layer"
 if [ -e "$tmp/t8" ]; then bad "a refused int8 export made its directory"; else ok; fi
 expect 2 "--calibrate without --int8" export "$root/examples/lenet5.model" --c "$tmp/t9" --calibrate "$tmp/calib.idx"
 
@@ -144,7 +173,7 @@ if grep -q "model_predict_with_arena" "$tmp/again/model.c"; then ok; else bad "m
 
 # ---- ARM: Linux (qemu-arm) and a Cortex-M4 ----
 if command -v arm-linux-gnueabihf-gcc >/dev/null 2>&1 && command -v qemu-arm >/dev/null 2>&1; then
-    for name in zoo resnet8 chain8 fashion8; do
+    for name in zoo resnet8 chain8 fashion8 graph8 resnet8q resnet8file; do
         d="$tmp/$name"
         if arm-linux-gnueabihf-gcc -std=c99 -Wall -Wextra -pedantic -Werror -O2 -static \
             "$d/$name.c" "$d/${name}_test.c" -o "$tmp/$name.arm" 2>"$tmp/err"; then ok; else
@@ -159,7 +188,7 @@ else
     skip "arm-linux-gnueabihf-gcc or qemu-arm not installed (the ARM Linux runs)"
 fi
 if command -v arm-none-eabi-gcc >/dev/null 2>&1; then
-    for name in zoo resnet8 chain8; do
+    for name in zoo resnet8 chain8 graph8 resnet8q; do
         if arm-none-eabi-gcc -std=c99 -Wall -Wextra -pedantic -Werror -mcpu=cortex-m4 -mthumb -Os \
             -c "$tmp/$name/$name.c" -o "$tmp/$name.m4.o" 2>"$tmp/err"; then ok; else
             bad "$name does not compile for a Cortex-M4"; fi
