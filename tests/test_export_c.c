@@ -152,7 +152,8 @@ int main(void)
           (long)info.arena_bytes);
     cnn_tensor_free(x);
 
-    /* int8 of a graph: refused (the quantizer takes chains so far) */
+    /* int8 of a graph: exported, its arena the quantizer's own plan; the
+     * same through cnn_qmodel_export_c */
     cnn_model *g = NULL;
     CHECK_OK(cnn_model_create(&g, cnn_shape_flat(4)));
     CHECK_OK(cnn_model_add_dense(g, cnn_dense(.units = 4, .name = "a")));
@@ -160,9 +161,30 @@ int main(void)
     const char *both[] = {"a", "b"};
     CHECK_OK(cnn_model_set_next_inputs(g, 2, both));
     CHECK_OK(cnn_model_add_add(g, cnn_merge()));
-    CHECK_FAILS(cnn_model_export_c_int8(g, NULL, 0, test_path(dir, "g8"), "g", NULL),
-                CNN_ERR_INVALID_ARGUMENT, "graph");
-    CHECK(access(test_path(dir, "g8"), F_OK) != 0);
+    CHECK_OK(cnn_model_export_c_int8(g, NULL, 0, test_path(dir, "g8"), "g", &info));
+    cnn_qmodel *gq = NULL;
+    int64_t gdims[2] = {64, 4};
+    cnn_tensor *gx = NULL;
+    CHECK_OK(cnn_tensor_create(&gx, 2, gdims));
+    for (int64_t i = 0; i < cnn_tensor_size(gx); i++)
+        gx->data[i] = (float)((i * 29) % 97) / 97.0f;
+    CHECK_OK(cnn_qmodel_create(&gq, g, gx, 0));
+    if (gq) {
+        /* Dense, Dense, Add: three tensors live at once besides the input */
+        CHECK(info.arena_bytes == cnn_qmodel_arena_bytes(gq));
+        CHECK(header_define(test_path(dir, "g8/g.h"), "#define G_ARENA_BYTES ") ==
+              (long)cnn_qmodel_arena_bytes(gq));
+        CHECK_OK(cnn_qmodel_export_c(gq, test_path(dir, "gq"), "gq", &info));
+        CHECK(info.test_vectors == 3 && info.arena_bytes == cnn_qmodel_arena_bytes(gq));
+        CHECK(access(test_path(dir, "gq/gq_test.c"), F_OK) == 0);
+        CHECK_FAILS(cnn_qmodel_export_c(gq, test_path(dir, "never"), "1x", NULL),
+                    CNN_ERR_INVALID_ARGUMENT, "C identifier");
+        cnn_qmodel_free(gq);
+    }
+    CHECK_FAILS(cnn_qmodel_export_c(NULL, test_path(dir, "never"), "n", NULL),
+                CNN_ERR_INVALID_ARGUMENT, "no quantized model");
+    CHECK(access(test_path(dir, "never"), F_OK) != 0);
+    cnn_tensor_free(gx);
     cnn_model_free(g);
     cnn_model_free(m);
 
