@@ -105,7 +105,7 @@ int cnn_qmodel_output_value(const cnn_qmodel *q);
 bool cnn_qmodel_softmax_output(const cnn_qmodel *q);
 
 
-/* ---- The exporter's view (src/export/, chains): one op's fields ---------- */
+/* ---- The exporter's view (src/export/): one op's fields ------------------- */
 typedef struct cnn_qop_info {
     cnn_qop_kind kind;
     int layer;                /* the float layer whose output the op yields */
