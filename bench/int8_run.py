@@ -116,7 +116,10 @@ def mlperf_rows(say, rounds, steps, threads_list):
 def section(say, quick=False, tiny=False):
     rounds = 1 if tiny else 3 if quick else 5
     steps = 2 if tiny else 8 if quick else 15
-    train_steps = 10 if tiny else 100 if quick else 300
+    # 300 steps in --quick too: after 100, the BN recipe's moving statistics
+    # (momentum 0.99) still carry 37% of their initial values and both float
+    # models scored 0.1000 in the 2026-12-05 quick run.
+    train_steps = 10 if tiny else 300
     threads_list = [1, 2] if (os.cpu_count() or 1) >= 2 else [1]
     work = tempfile.mkdtemp(prefix="cnn-bench-int8-")
     try:
