@@ -13,7 +13,8 @@
 #   HARNESS cpu_s=... wall_s=... execs=... corpus=... crashes=...
 # CPU time counts the harness and its reaped children (the isolated HDF5
 # reader runs in a child process). A campaign may be spread over several
-# runs: the CPU seconds of earlier lines for a harness count toward its budget
+# runs (a pause must stay shorter than FUZZ_TIMEOUT, or libFuzzer reports it as a
+# timeout): the CPU seconds of earlier lines for a harness count toward its budget
 # (a harness already at its budget is skipped). Exit status 1 if any harness
 # found a crash. FUZZ_NICE (19) is the niceness; FUZZ_TIMEOUT (300 s) is
 # libFuzzer's per-input timeout, which counts wall time: a niced fuzzer on a
