@@ -27,6 +27,11 @@ static const char help[] =
     "  --out FILE                   the quantized model to write (required; atomic)\n"
     "  --calibration-images N       how many images (default 500; fewer if DATA has\n"
     "                               fewer)\n"
+    "  --calibration-method M       how each tensor's range is taken from the values\n"
+    "                               it took (docs/QUANTIZATION.md 5a): minmax (default,\n"
+    "                               TFLite's), percentile[:P] (clip the tails beyond\n"
+    "                               the P-th percentile, default 99.99) or mse (least\n"
+    "                               squared error, as PyTorch's HistogramObserver)\n"
     "  --threads T                  worker threads (default 0: all cores)\n"
     "  -h, --help                   show this help\n"
     "\n"
@@ -68,8 +73,31 @@ static int open_folder(const char *cmd, const char *dir, cnn_shape in, double sc
     return cnn_dataset_from_directory(dir, cfg, out) ? cli_fail(cmd) : CLI_OK;
 }
 
+/* "minmax", "mse", "percentile" or "percentile:P". */
+static int parse_method(const char *cmd, const char *text, cnn_qcalib_options *how)
+{
+    *how = (cnn_qcalib_options){CNN_QCALIB_MINMAX, 0};
+    if (!text || !strcmp(text, "minmax"))
+        return CLI_OK;
+    if (!strcmp(text, "mse")) {
+        how->method = CNN_QCALIB_MSE;
+        return CLI_OK;
+    }
+    if (!strncmp(text, "percentile", 10) && (text[10] == 0 || text[10] == ':')) {
+        how->method = CNN_QCALIB_PERCENTILE;
+        if (!text[10])
+            return CLI_OK;
+        char *end;
+        how->percentile = strtod(text + 11, &end);
+        if (end != text + 11 && !*end && how->percentile >= 50 && how->percentile <= 100)
+            return CLI_OK;
+    }
+    return cli_usage_error(cmd, "--calibration-method: expected minmax, percentile, "
+                           "percentile:P (P in 50..100) or mse");
+}
+
 static int quantize(const char *cmd, cnn_model *m, const char *data, int64_t count, double scale,
-                    cnn_qmodel **q)
+                    const cnn_qcalib_options *how, cnn_qmodel **q)
 {
     struct stat st;
     if (stat(data, &st) != 0)
@@ -79,7 +107,7 @@ static int quantize(const char *cmd, cnn_model *m, const char *data, int64_t cou
         int rc = open_folder(cmd, data, cnn_model_input_shape(m), scale, &ds);
         if (rc)
             return rc;
-        rc = cnn_qmodel_create_dataset(q, m, ds, count) ? cli_fail(cmd) : CLI_OK;
+        rc = cnn_qmodel_create_dataset_calibrated(q, m, ds, count, how) ? cli_fail(cmd) : CLI_OK;
         cnn_dataset_free(ds);
         return rc;
     }
@@ -95,7 +123,7 @@ static int quantize(const char *cmd, cnn_model *m, const char *data, int64_t cou
     }
     if (rc)
         return rc;
-    rc = cnn_qmodel_create(q, m, x, count) ? cli_fail(cmd) : CLI_OK;
+    rc = cnn_qmodel_create_calibrated(q, m, x, count, how) ? cli_fail(cmd) : CLI_OK;
     cnn_tensor_free(x);
     return rc;
 }
@@ -103,12 +131,13 @@ static int quantize(const char *cmd, cnn_model *m, const char *data, int64_t cou
 int cli_quantize(int argc, char **argv)
 {
     const char *cmd = "quantize";
-    const char *data = NULL, *out = NULL, *scale_text = NULL;
+    const char *data = NULL, *out = NULL, *scale_text = NULL, *method = NULL;
     int threads = 0, count = CNN_QUANTIZE_DEFAULT_EXAMPLES;
     const cli_option opts[] = {
         {"calibrate", CLI_OPT_STRING, &data, 0, 0, NULL},
         {"out", CLI_OPT_STRING, &out, 0, 0, NULL},
         {"calibration-images", CLI_OPT_INT, &count, 1, 1 << 30, NULL},
+        {"calibration-method", CLI_OPT_STRING, &method, 0, 0, NULL},
         {"threads", CLI_OPT_INT, &threads, 0, 1024, NULL},
         CLI_SCALE_OPTION(&scale_text),
         {NULL, 0, NULL, 0, 0, NULL},
@@ -124,6 +153,9 @@ int cli_quantize(int argc, char **argv)
     double scale;
     if ((rc = cli_input_scale(cmd, scale_text, &scale)))
         return rc;
+    cnn_qcalib_options how;
+    if ((rc = parse_method(cmd, method, &how)))
+        return rc;
     if (cli_is_quantized(pos[0]))
         return cli_failf(cmd, "%s: already an int8 quantized model", pos[0]);
     cnn_model *m = NULL;
@@ -131,7 +163,7 @@ int cli_quantize(int argc, char **argv)
     if ((rc = cli_model_open(cmd, pos[0], 0, 0, threads, &m)))
         return rc;
     cli_warn_untrained(cmd, pos[0]);
-    if (!(rc = quantize(cmd, m, data, count, scale, &q))) {
+    if (!(rc = quantize(cmd, m, data, count, scale, &how, &q))) {
         if (cnn_qmodel_save(q, out)) {
             rc = cli_fail(cmd);
         } else {
@@ -139,8 +171,8 @@ int cli_quantize(int argc, char **argv)
             cli_format_bytes(cnn_model_param_count(m) * 4, fb, sizeof fb);
             cli_format_bytes(cnn_qmodel_weight_bytes(q), qb, sizeof qb);
             cli_format_bytes(cnn_qmodel_arena_bytes(q), ab, sizeof ab);
-            printf("Quantized %s to int8 (%d ops), calibrated on up to %d images of %s\n",
-                   pos[0], cnn_qmodel_op_count(q), count, data);
+            printf("Quantized %s to int8 (%d ops), calibrated (%s) on up to %d images of %s\n",
+                   pos[0], cnn_qmodel_op_count(q), method ? method : "minmax", count, data);
             printf("Weights: %s int8 (float32: %s); activations: %s per image\n", qb, fb, ab);
             printf("Saved %s\n", out);
         }

@@ -1416,6 +1416,37 @@ CNN_API cnn_status cnn_qmodel_create(cnn_qmodel **out, cnn_model *m, const cnn_t
  * a folder of class folders, a list), read in the calling thread. */
 CNN_API cnn_status cnn_qmodel_create_dataset(cnn_qmodel **out, cnn_model *m, cnn_dataset *calib,
                                              int64_t count);
+/* How calibration turns the values a tensor took into its int8 range
+ * (docs/QUANTIZATION.md section 5a, the exact rules). MINMAX (the default,
+ * TFLite's): the smallest and largest value. PERCENTILE: the tails beyond
+ * the percentile-th percentile on each side are clipped (percentile 0 =
+ * 99.99). MSE: the range that minimizes the expected squared quantization
+ * error (clipping plus rounding), as PyTorch's HistogramObserver. The
+ * last two use a 2048-bin histogram over the min/max range (a second pass
+ * over the calibration examples); the input and the logits of a final
+ * softmax keep min/max. */
+typedef enum {
+    CNN_QCALIB_MINMAX = 0,
+    CNN_QCALIB_PERCENTILE = 1,
+    CNN_QCALIB_MSE = 2
+} cnn_qcalib_method;
+typedef struct {
+    cnn_qcalib_method method;
+    double percentile; /* PERCENTILE only: 50..100, 0 = 99.99 */
+} cnn_qcalib_options;
+/* cnn_qmodel_create and _create_dataset with a calibration method (NULL =
+ * min/max); CNN_ERR_INVALID_ARGUMENT for an unknown method or percentile. */
+CNN_API cnn_status cnn_qmodel_create_calibrated(cnn_qmodel **out, cnn_model *m,
+                                                const cnn_tensor *calib, int64_t count,
+                                                const cnn_qcalib_options *how);
+CNN_API cnn_status cnn_qmodel_create_dataset_calibrated(cnn_qmodel **out, cnn_model *m,
+                                                        cnn_dataset *calib, int64_t count,
+                                                        const cnn_qcalib_options *how);
+/* The range [*lo, *hi] the method picks for n values (widened to contain
+ * 0, as every calibrated range is): the rule calibration applies to each
+ * tensor, for checking another implementation against. */
+CNN_API cnn_status cnn_qcalib_range(const cnn_qcalib_options *how, const float *x, int64_t n,
+                                    float *lo, float *hi);
 CNN_API void cnn_qmodel_free(cnn_qmodel *q);
 /* Worker threads for predict and evaluate (default: the float model's
  * count, 1 after loading); results do not depend on it.

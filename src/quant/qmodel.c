@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "kernels/activation.h"
+#include "quant/qcalib.h"
 #include "quant/qmodel_impl.h"
 
 int64_t cnn_qshape_elems(cnn_shape s)
@@ -507,8 +508,10 @@ static void dense_logit_range(cnn_model *m, const cnn_qop *op, const float *x, i
  * b, &view) supplies examples [start, start + b). */
 typedef cnn_status (*batch_fn)(void *user, int64_t start, int64_t b, cnn_tensor *view);
 
+/* With hist (the second pass of a histogram method), each value with a
+ * histogram (hist[v] not NULL) is added to it instead. */
 static cnn_status calibrate(cnn_model *m, cnn_qmodel *q, int64_t count, batch_fn next, void *user,
-                            float *lo, float *hi)
+                            float *lo, float *hi, cnn_qhist **hist)
 {
     cnn_status st = CNN_OK;
     for (int64_t start = 0; start < count && st == CNN_OK; start += QMODEL_BATCH) {
@@ -516,14 +519,22 @@ static cnn_status calibrate(cnn_model *m, cnn_qmodel *q, int64_t count, batch_fn
         cnn_tensor view;
         if ((st = next(user, start, b, &view)))
             break;
-        range_of(view.data, b * q->values[0].elems, &lo[0], &hi[0]);
+        if (!hist)
+            range_of(view.data, b * q->values[0].elems, &lo[0], &hi[0]);
+        else if (hist[0])
+            cnn_qhist_add(hist[0], view.data, b * q->values[0].elems);
         if ((st = cnn_model_forward(m, &view, false, NULL)) != CNN_OK)
             break;
         for (int k = 0; k < q->nops; k++) {
             const cnn_qop *op = &q->ops[k];
             int v = op->output;
-            if (!op->calib)
+            if (!op->calib || (hist && !hist[v]))
                 continue;
+            if (hist) {
+                int64_t n = b * cnn_qshape_elems(cnn_model_layer_output_shape(m, op->layer));
+                cnn_qhist_add(hist[v], cnn_model_layer_output(m, op->layer), n);
+                continue;
+            }
             if (op->preact == 3) {
                 int src = cnn_model_layer_input(m, op->wlayer, 0);
                 const float *x = src < 0 ? view.data : cnn_model_layer_output(m, src);
@@ -534,6 +545,43 @@ static cnn_status calibrate(cnn_model *m, cnn_qmodel *q, int64_t count, batch_fn
             range_of(cnn_model_layer_output(m, op->layer), n, &lo[v], &hi[v]);
         }
     }
+    return st;
+}
+
+/* The second pass of a histogram method: the input and every calibrated
+ * op's own output (not a softmax's logits nor a table's inverse range)
+ * get the method's narrower range. */
+static cnn_status calibrate_hist(cnn_model *m, cnn_qmodel *q, int64_t count, batch_fn next,
+                                 void *user, float *lo, float *hi, const cnn_qcalib_options *how)
+{
+    if (!how || how->method == CNN_QCALIB_MINMAX)
+        return CNN_OK;
+    cnn_qhist **hist = calloc((size_t)q->nvalues, sizeof *hist);
+    cnn_status st = hist ? CNN_OK : cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
+    if (!st && !(hist[0] = malloc(sizeof *hist[0])))
+        st = cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
+    if (!st)
+        cnn_qhist_init(hist[0], lo[0], hi[0]);
+    for (int k = 0; k < q->nops && !st; k++) {
+        const cnn_qop *op = &q->ops[k];
+        int v = op->output;
+        if (!op->calib || op->preact != 0 || hist[v])
+            continue;
+        if (!(isfinite(lo[v]) && isfinite(hi[v])))
+            continue; /* refused by convert */
+        if (!(hist[v] = malloc(sizeof *hist[v])))
+            st = cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
+        else
+            cnn_qhist_init(hist[v], lo[v], hi[v]);
+    }
+    if (!st)
+        st = calibrate(m, q, count, next, user, lo, hi, hist);
+    for (int v = 0; hist && v < q->nvalues; v++) {
+        if (hist[v] && !st)
+            cnn_qhist_choose(hist[v], how, &lo[v], &hi[v]);
+        free(hist[v]);
+    }
+    free(hist);
     return st;
 }
 
@@ -759,9 +807,12 @@ static cnn_status tensor_batch(void *user, int64_t start, int64_t b, cnn_tensor 
 }
 
 static cnn_status create(cnn_qmodel **out, cnn_model *m, int64_t count, batch_fn next,
-                         void *user)
+                         void *user, const cnn_qcalib_options *how)
 {
     *out = NULL;
+    cnn_status cst = cnn_qcalib_check(how);
+    if (cst)
+        return cst;
     cnn_qmodel *q = NULL;
     cnn_status st = cnn_qmodel_alloc(&q, cnn_model_threads(m));
     if (st)
@@ -779,9 +830,11 @@ static cnn_status create(cnn_qmodel **out, cnn_model *m, int64_t count, batch_fn
             st = cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
     }
     if (!st)
-        st = calibrate(m, q, count, next, user, lo, hi);
+        st = calibrate(m, q, count, next, user, lo, hi, NULL);
     if (!st && !(isfinite(lo[0]) && isfinite(hi[0])))
         st = cnn_fail(CNN_ERR_NUMERIC, "quantize: calibration data: not finite");
+    if (!st)
+        st = calibrate_hist(m, q, count, next, user, lo, hi, how);
     if (!st) {
         q->values[0].p = cnn_q_choose_params(lo[0], hi[0]);
         st = convert(m, q, lo, hi);
@@ -819,6 +872,12 @@ static cnn_status check_calib_shape(const cnn_model *m, const int64_t *dims, int
 cnn_status cnn_qmodel_create(cnn_qmodel **out, cnn_model *m, const cnn_tensor *calib,
                              int64_t count)
 {
+    return cnn_qmodel_create_calibrated(out, m, calib, count, NULL);
+}
+
+cnn_status cnn_qmodel_create_calibrated(cnn_qmodel **out, cnn_model *m, const cnn_tensor *calib,
+                                        int64_t count, const cnn_qcalib_options *how)
+{
     if (!out || !m)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "quantize: out and model must not be NULL");
     *out = NULL;
@@ -832,7 +891,7 @@ cnn_status cnn_qmodel_create(cnn_qmodel **out, cnn_model *m, const cnn_tensor *c
     if (count > calib->dims[0])
         count = calib->dims[0];
     tensor_src src = {calib, cnn_qshape_elems(cnn_model_input_shape(m))};
-    return create(out, m, count, tensor_batch, &src);
+    return create(out, m, count, tensor_batch, &src, how);
 }
 
 typedef struct {
@@ -859,6 +918,13 @@ static cnn_status dataset_batch(void *user, int64_t start, int64_t b, cnn_tensor
 cnn_status cnn_qmodel_create_dataset(cnn_qmodel **out, cnn_model *m, cnn_dataset *calib,
                                      int64_t count)
 {
+    return cnn_qmodel_create_dataset_calibrated(out, m, calib, count, NULL);
+}
+
+cnn_status cnn_qmodel_create_dataset_calibrated(cnn_qmodel **out, cnn_model *m,
+                                                cnn_dataset *calib, int64_t count,
+                                                const cnn_qcalib_options *how)
+{
     if (!out || !m || !calib)
         return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "quantize: out, model and data set must not "
                                                   "be NULL");
@@ -881,7 +947,7 @@ cnn_status cnn_qmodel_create_dataset(cnn_qmodel **out, cnn_model *m, cnn_dataset
     if (!src.x || !src.y)
         st = cnn_fail(CNN_ERR_NO_MEMORY, "quantize: out of memory");
     else
-        st = create(out, m, count, dataset_batch, &src);
+        st = create(out, m, count, dataset_batch, &src, how);
     free(src.x);
     free(src.y);
     return st;
