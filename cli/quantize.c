@@ -28,7 +28,7 @@ static const char help[] =
     "  --calibration-images N       how many images (default 500; fewer if DATA has\n"
     "                               fewer)\n"
     "  --calibration-method M       how each tensor's range is taken from the values\n"
-    "                               it took (docs/QUANTIZATION.md 5a): minmax (default,\n"
+    "                               it took (docs/QUANTIZATION.md 2a): minmax (default,\n"
     "                               TFLite's), percentile[:P] (clip the tails beyond\n"
     "                               the P-th percentile, default 99.99) or mse (least\n"
     "                               squared error, as PyTorch's HistogramObserver)\n"

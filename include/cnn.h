@@ -1417,7 +1417,7 @@ CNN_API cnn_status cnn_qmodel_create(cnn_qmodel **out, cnn_model *m, const cnn_t
 CNN_API cnn_status cnn_qmodel_create_dataset(cnn_qmodel **out, cnn_model *m, cnn_dataset *calib,
                                              int64_t count);
 /* How calibration turns the values a tensor took into its int8 range
- * (docs/QUANTIZATION.md section 5a, the exact rules). MINMAX (the default,
+ * (docs/QUANTIZATION.md section 2a, the exact rules). MINMAX (the default,
  * TFLite's): the smallest and largest value. PERCENTILE: the tails beyond
  * the percentile-th percentile on each side are clipped (percentile 0 =
  * 99.99). MSE: the range that minimizes the expected squared quantization

@@ -1,4 +1,4 @@
-"""Reference for docs/QUANTIZATION.md section 5a (percentile and MSE
+"""Reference for docs/QUANTIZATION.md section 2a (percentile and MSE
 calibration), written from the text: the expected ranges in
 tests/test_qcalib.c come from here. Usage: python3 scripts/qcalib_ref.py"""
 import math

@@ -1,4 +1,4 @@
-/* Calibration methods (docs/QUANTIZATION.md section 5a): the exact ranges
+/* Calibration methods (docs/QUANTIZATION.md section 2a): the exact ranges
  * percentile and MSE pick on a hand-made distribution (the numbers come
  * from scripts/qcalib_ref.py, written from the documented rule), that they
  * cut the quantization error of values with an outlier, and that a model

@@ -1,4 +1,4 @@
-/* Percentile and MSE calibration (docs/QUANTIZATION.md section 5a). Both
+/* Percentile and MSE calibration (docs/QUANTIZATION.md section 2a). Both
  * work on a 2048-bin histogram over the tensor's min/max range, so one
  * more pass over the calibration data and no stored activations. */
 #include <math.h>

@@ -1,4 +1,4 @@
-/* Calibration methods beyond min/max (docs/QUANTIZATION.md section 5a): a
+/* Calibration methods beyond min/max (docs/QUANTIZATION.md section 2a): a
  * fixed-width histogram of one tensor's values over its min/max range, and
  * the rule each method uses to pick a narrower range from it. */
 #ifndef CNN_QUANT_QCALIB_H
