@@ -93,6 +93,7 @@ expect 0 "train the small model" train "$tmp/small.model" --data "$data" --epoch
 expect 0 "quantize --help" quantize --help
 has "$tmp/out" "--calibrate DATA" "quantize --help"
 has "$tmp/out" "--calibration-images N" "quantize --help"
+has "$tmp/out" "--calibration-method M" "quantize --help names the method option"
 run --help
 has "$tmp/out" "quantize" "cnn --help lists quantize"
 expect 2 "quantize without --calibrate" quantize "$tmp/small.cnn" --out "$tmp/q"
@@ -116,6 +117,21 @@ if cmp -s "$tmp/small.q" "$tmp/idx.q"; then ok; else
 expect 0 "quantize (folder)" quantize "$tmp/small.cnn" --calibrate "$data/folder" \
     --out "$tmp/folder.q"
 has "$tmp/out" "Saved" "quantize from a folder"
+
+# ---- --calibration-method: a different file; minmax is the default ----
+for m in percentile percentile:99.9 mse; do
+    expect 0 "quantize --calibration-method $m" quantize "$tmp/small.cnn" --calibrate "$data" \
+        --calibration-images 100 --out "$tmp/m.q" --calibration-method $m
+    has "$tmp/out" "calibrated ($m)" "quantize names the method"
+done
+expect 0 "quantize --calibration-method minmax" quantize "$tmp/small.cnn" --calibrate "$data" \
+    --calibration-images 100 --out "$tmp/mm.q" --calibration-method minmax
+if cmp -s "$tmp/small.q" "$tmp/mm.q"; then ok; else bad "minmax is not the default"; fi
+for m in median percentile:49 percentile:x mse:1; do
+    expect 2 "quantize --calibration-method $m" quantize "$tmp/small.cnn" --calibrate "$data" \
+        --out "$tmp/q" --calibration-method $m
+    has "$tmp/err" "--calibration-method: expected minmax, percentile" "bad method named"
+done
 
 # ---- summary, evaluate, predict of the quantized file ----
 expect 0 "summary of a quantized file" summary "$tmp/small.q"
