@@ -29,7 +29,7 @@ static cnn_status decode(const unsigned char *bytes, size_t size, const char *na
     int c = channels ? channels : comp == 2 ? 1 : comp == 4 ? 3 : comp;
     if (max_bytes <= 0)
         max_bytes = CNN_DEFAULT_MAX_MEMORY;
-    int64_t need, floats = (int64_t)w * h * c * (int64_t)sizeof(float);
+    int64_t need;
     if (__builtin_mul_overflow((int64_t)w * h, comp + (int64_t)sizeof(float) * c, &need))
         need = INT64_MAX;
     if (need > max_bytes)
@@ -37,6 +37,9 @@ static cnn_status decode(const unsigned char *bytes, size_t size, const char *na
                         "%s: image declares %d x %d x %d, which needs %lld bytes to load, more"
                         " than the allowed %lld",
                         name, w, h, c, (long long)need, (long long)max_bytes);
+    /* after the check: need bounds it, so this product cannot overflow (fuzz_image found
+     * w * h * c * 4 computed first, overflowing for a header declaring 2^31 x 2^31) */
+    int64_t floats = (int64_t)w * h * c * (int64_t)sizeof(float);
     cnn_decoded_image img;
     st = cnn_decode_image(bytes, size, name, c, 0, 0, max_bytes - floats, &img);
     if (st)
