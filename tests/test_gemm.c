@@ -2,8 +2,9 @@
  * sizes from 1 to 67 and a few large ones that cross every cache block,
  * alpha/beta variants, beta == 0 over a NaN-filled C, leading dimensions
  * larger than needed (whose padding must stay untouched), pools of 1 and 2
- * threads whose results must be bit-identical, and every micro-kernel this
- * CPU can run. */
+ * threads whose results must be bit-identical, every micro-kernel this
+ * CPU can run, and the narrow path (few rows, B in place) against the
+ * packed one, bit for bit. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -112,6 +113,8 @@ static void test_kernel(cnn_gemm_ctx *one, cnn_gemm_ctx *two, cnn_rng *r)
             make_case(ta, tb, 37, 700, 45, 1, 1.0f, 1.0f),    /* N > NC, split by columns */
             make_case(ta, tb, 1000, 19, 23, 2, 1.0f, 0.0f),   /* split by rows */
             make_case(ta, tb, 13, 33, 1500, 0, 2.0f, 1.0f),   /* several K blocks */
+            make_case(ta, tb, 1, 3000, 700, 0, 1.0f, 0.0f),   /* batch-1 Dense: narrow */
+            make_case(ta, tb, 3, 2100, 900, 5, -0.5f, 0.75f), /* narrow, column slices */
         };
         for (size_t i = 0; i < sizeof big / sizeof *big; i++)
             run_case(one, two, &big[i], r);
@@ -126,6 +129,50 @@ static void test_kernel(cnn_gemm_ctx *one, cnn_gemm_ctx *two, cnn_rng *r)
     };
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
         run_case(one, two, &shapes[i], r);
+}
+
+/* A C of at most 4 rows with B not transposed reads B in place
+ * (gemm_narrow.c) beside the AVX-512 kernel: its rows must be the same bits
+ * as the packed path gives the same rows of a 13-row product, for both
+ * layouts of A, several K blocks and column slices, and every beta. */
+static void test_narrow_matches_packed(cnn_gemm_ctx *ctx, cnn_rng *r)
+{
+    if (strcmp(cnn_gemm_ctx_kernel_name(ctx), "avx512") != 0)
+        return;
+    enum { ROWS = 13, N = 2100, K = 1500, LDB = N + 5, LDC = N + 3 };
+    float *A = alloc_floats((long)ROWS * K), *B = alloc_floats((long)K * LDB);
+    float *C0 = alloc_floats((long)ROWS * LDC), *packed = alloc_floats((long)ROWS * LDC);
+    float *narrow = alloc_floats((long)ROWS * LDC);
+    for (long i = 0; i < (long)ROWS * K; i++)
+        A[i] = uniform(r, -1, 1);
+    for (long i = 0; i < (long)K * LDB; i++)
+        B[i] = uniform(r, -1, 1);
+    for (long i = 0; i < (long)ROWS * LDC; i++)
+        C0[i] = uniform(r, -1, 1);
+    static const float betas[] = {0.0f, 1.0f, 0.75f};
+    for (int ta = 0; ta < 2; ta++) {
+        int lda = ta ? ROWS : K;
+        for (int b = 0; b < 3; b++) {
+            memcpy(packed, C0, (size_t)ROWS * LDC * sizeof(float));
+            cnn_gemm(ctx, ta, false, ROWS, N, K, 1.5f, A, lda, B, LDB, betas[b], packed, LDC);
+            for (int M = 1; M <= 4; M++) {
+                memcpy(narrow, C0, (size_t)ROWS * LDC * sizeof(float));
+                cnn_gemm(ctx, ta, false, M, N, K, 1.5f, A, lda, B, LDB, betas[b], narrow, LDC);
+                bool same = memcmp(narrow, packed, (size_t)M * LDC * sizeof(float)) == 0 &&
+                            memcmp(narrow + (long)M * LDC, C0 + (long)M * LDC,
+                                   (size_t)(ROWS - M) * LDC * sizeof(float)) == 0;
+                if (!same)
+                    fprintf(stderr, "narrow M=%d ta=%d beta=%g: not the packed path's bits\n", M,
+                            ta, (double)betas[b]);
+                CHECK(same);
+            }
+        }
+    }
+    free(A);
+    free(B);
+    free(C0);
+    free(packed);
+    free(narrow);
 }
 
 /* alpha == 0 and K == 0 only scale C; beta == 0 clears it, NaNs and all. */
@@ -176,6 +223,8 @@ int main(void)
         }
         CHECK(strcmp(cnn_gemm_ctx_kernel_name(one), kernels[i]) == 0);
         test_kernel(one, two, &r);
+        test_narrow_matches_packed(one, &r);
+        test_narrow_matches_packed(two, &r);
         test_degenerate(one);
         test_degenerate(two);
     }

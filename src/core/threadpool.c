@@ -1,19 +1,40 @@
 #include "core/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "core/error.h"
+
+/* Waking a thread blocked on a condition variable costs a futex call and,
+ * on a virtual machine whose other CPU is idle, an inter-processor
+ * interrupt: tens of microseconds. A batch-1 forward pass hands the pool
+ * dozens of jobs of a few microseconds each, so with blocking waits alone
+ * 2 threads ran slower than 1. Both sides therefore spin for a short while
+ * first (workers waiting for a job, the caller waiting for the workers) and
+ * only then block. SPIN_NS bounds the CPU time a waiting thread burns after
+ * the last job of a burst. */
+#define SPIN_NS 100000L
+#define YIELD_NS 10000L
 
 struct cnn_pool {
     int threads;
     pthread_t *workers;
     pthread_mutex_t lock;
     pthread_cond_t work_ready, work_done;
-    /* Each run bumps generation; workers run the job once per generation. */
-    unsigned long generation;
-    int pending;
-    bool quit;
+    /* Each run bumps generation (after writing fn, ctx and pending);
+     * workers run the job once per generation. */
+    atomic_ulong generation;
+    atomic_int pending;
+    /* Who is blocked (or about to block) on a condition variable: the
+     * other side signals only then. Each side stores its flag and then
+     * reads the other's state (sequentially consistent), so at least one
+     * of them sees the other and no wake-up is lost. */
+    atomic_int sleepers;
+    atomic_bool caller_sleeping;
+    atomic_bool quit;
     cnn_pool_fn fn;
     void *ctx;
 };
@@ -23,28 +44,74 @@ typedef struct {
     int ith;
 } worker_arg;
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static long elapsed_ns(const struct timespec *since)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - since->tv_sec) * 1000000000L + (t.tv_nsec - since->tv_nsec);
+}
+
+/* Whether a spin that began at start should end. Past YIELD_NS it yields
+ * the CPU on each check: with more threads than free cores (a busy machine,
+ * or threads > cores) the thread it waits for may need this very core. */
+static bool spin_expired(const struct timespec *start)
+{
+    long ns = elapsed_ns(start);
+    if (ns > YIELD_NS)
+        sched_yield();
+    return ns > SPIN_NS;
+}
+
+/* Spins until generation differs from seen or quit is set, for at most
+ * SPIN_NS; returns whether it did. */
+static bool spin_for_job(cnn_pool *pool, unsigned long seen)
+{
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(&pool->generation, memory_order_acquire) != seen
+            || atomic_load_explicit(&pool->quit, memory_order_relaxed))
+            return true;
+        cpu_relax();
+        if (i % 64 == 0 && spin_expired(&start))
+            return false;
+    }
+}
+
 static void *worker_main(void *p)
 {
     worker_arg arg = *(worker_arg *)p;
     free(p);
     cnn_pool *pool = arg.pool;
     unsigned long seen = 0;
-    pthread_mutex_lock(&pool->lock);
     for (;;) {
-        while (!pool->quit && pool->generation == seen)
-            pthread_cond_wait(&pool->work_ready, &pool->lock);
-        if (pool->quit)
+        if (!spin_for_job(pool, seen)) {
+            pthread_mutex_lock(&pool->lock);
+            atomic_fetch_add(&pool->sleepers, 1);
+            while (!atomic_load(&pool->quit) && atomic_load(&pool->generation) == seen)
+                pthread_cond_wait(&pool->work_ready, &pool->lock);
+            atomic_fetch_sub(&pool->sleepers, 1);
+            pthread_mutex_unlock(&pool->lock);
+        }
+        if (atomic_load(&pool->quit))
             break;
-        seen = pool->generation;
-        cnn_pool_fn fn = pool->fn;
-        void *ctx = pool->ctx;
-        pthread_mutex_unlock(&pool->lock);
-        fn(ctx, arg.ith, pool->threads);
-        pthread_mutex_lock(&pool->lock);
-        if (--pool->pending == 0)
+        seen = atomic_load_explicit(&pool->generation, memory_order_acquire);
+        pool->fn(pool->ctx, arg.ith, pool->threads);
+        if (atomic_fetch_sub(&pool->pending, 1) == 1 && atomic_load(&pool->caller_sleeping)) {
+            pthread_mutex_lock(&pool->lock);
             pthread_cond_signal(&pool->work_done);
+            pthread_mutex_unlock(&pool->lock);
+        }
     }
-    pthread_mutex_unlock(&pool->lock);
     return NULL;
 }
 
@@ -57,6 +124,11 @@ cnn_status cnn_pool_create(cnn_pool **out, int threads)
     if (!pool)
         return cnn_fail(CNN_ERR_NO_MEMORY, "thread pool: out of memory");
     pool->threads = threads;
+    atomic_init(&pool->generation, 0);
+    atomic_init(&pool->pending, 0);
+    atomic_init(&pool->sleepers, 0);
+    atomic_init(&pool->caller_sleeping, false);
+    atomic_init(&pool->quit, false);
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->work_ready, NULL);
     pthread_cond_init(&pool->work_done, NULL);
@@ -87,8 +159,8 @@ void cnn_pool_free(cnn_pool *pool)
 {
     if (!pool)
         return;
+    atomic_store(&pool->quit, true);
     pthread_mutex_lock(&pool->lock);
-    pool->quit = true;
     pthread_cond_broadcast(&pool->work_ready);
     pthread_mutex_unlock(&pool->lock);
     for (int i = 1; i < pool->threads; i++)
@@ -102,22 +174,43 @@ void cnn_pool_free(cnn_pool *pool)
 
 int cnn_pool_threads(const cnn_pool *pool) { return pool ? pool->threads : 1; }
 
+/* Spins until every worker has finished, for at most SPIN_NS; returns
+ * whether they have. */
+static bool spin_for_workers(cnn_pool *pool)
+{
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(&pool->pending, memory_order_acquire) == 0)
+            return true;
+        cpu_relax();
+        if (i % 64 == 0 && spin_expired(&start))
+            return false;
+    }
+}
+
 void cnn_pool_run(cnn_pool *pool, cnn_pool_fn fn, void *ctx)
 {
     if (!pool || pool->threads == 1) {
         fn(ctx, 0, 1);
         return;
     }
-    pthread_mutex_lock(&pool->lock);
     pool->fn = fn;
     pool->ctx = ctx;
-    pool->pending = pool->threads - 1;
-    pool->generation++;
-    pthread_cond_broadcast(&pool->work_ready);
-    pthread_mutex_unlock(&pool->lock);
+    atomic_store(&pool->pending, pool->threads - 1);
+    atomic_fetch_add(&pool->generation, 1);
+    if (atomic_load(&pool->sleepers) > 0) {
+        pthread_mutex_lock(&pool->lock);
+        pthread_cond_broadcast(&pool->work_ready);
+        pthread_mutex_unlock(&pool->lock);
+    }
     fn(ctx, 0, pool->threads);
+    if (spin_for_workers(pool))
+        return;
     pthread_mutex_lock(&pool->lock);
-    while (pool->pending > 0)
+    atomic_store(&pool->caller_sleeping, true);
+    while (atomic_load(&pool->pending) > 0)
         pthread_cond_wait(&pool->work_done, &pool->lock);
+    atomic_store(&pool->caller_sleeping, false);
     pthread_mutex_unlock(&pool->lock);
 }

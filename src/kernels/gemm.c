@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/gemm_narrow.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define GEMM_X86 1
@@ -611,6 +612,7 @@ struct cnn_gemm_ctx {
     const gemm_kernel *kernel; /* the fast path's micro-kernel */
     bool naive;
     bool bf16;                 /* cnn_gemm_bf16 uses bfloat16 (gemm_bf16.c) */
+    bool narrow;               /* few-row products read B in place (gemm_narrow.c) */
     float *buffers;            /* threads x per_thread floats, 64-byte aligned */
     size_t per_thread;         /* Ap (MR x KC) then Bp (KC x NC), in floats */
 };
@@ -638,6 +640,9 @@ cnn_status cnn_gemm_ctx_create(cnn_gemm_ctx **out, cnn_pool *pool)
             ctx->per_thread = need;
     }
     ctx->bf16 = cnn_gemm_bf16_supported();
+    ctx->narrow = cnn_gemm_narrow_supported();
+    if (gemm_round16((size_t)GEMM_NARROW_MAX_M * GEMM_NARROW_COLUMNS) > ctx->per_thread)
+        ctx->per_thread = gemm_round16((size_t)GEMM_NARROW_MAX_M * GEMM_NARROW_COLUMNS);
     if (gemm_round16(cnn_gemm_bf16_buffer_floats()) > ctx->per_thread)
         ctx->per_thread = gemm_round16(cnn_gemm_bf16_buffer_floats());
     size_t bytes = (size_t)ctx->threads * ctx->per_thread * sizeof(float);
@@ -844,6 +849,54 @@ static bool gemm_split_by_columns(const gemm_kernel *kern, long M, long N, long 
     return by_cols < by_rows;
 }
 
+/* A C of a few rows, B not transposed: gemm_narrow.c reads B in place.
+ * Only beside the AVX-512 micro-kernel, whose bits it reproduces (a test
+ * forcing another kernel gets that kernel everywhere). */
+static bool gemm_use_narrow(const cnn_gemm_ctx *ctx, bool trans_b, int M)
+{
+    return ctx->narrow && !trans_b && M <= GEMM_NARROW_MAX_M
+           && strcmp(ctx->kernel->name, "avx512") == 0;
+}
+
+typedef struct {
+    const cnn_gemm_ctx *ctx;
+    bool trans_a;
+    int M, N, K;
+    long kstep;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    long lda, ldb, ldc;
+} narrow_job;
+
+/* Threads take 16-aligned column ranges; each element's sum is the same
+ * whatever the split. */
+static void narrow_worker(void *arg, int ith, int nth)
+{
+    const narrow_job *j = arg;
+    long b, e;
+    cnn_split_range((j->N + 15) / 16, ith, nth, &b, &e);
+    long n0 = b * 16, n1 = e * 16 < j->N ? e * 16 : j->N;
+    if (n0 < n1)
+        cnn_gemm_narrow(j->M, n0, n1, j->K, j->kstep, j->trans_a, j->alpha, j->A, j->lda, j->B,
+                        j->ldb, j->beta, j->C, j->ldc, cnn_gemm_ctx_buffer((cnn_gemm_ctx *)j->ctx, ith));
+}
+
+static void gemm_narrow(cnn_gemm_ctx *ctx, bool trans_a, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                        int ldc)
+{
+    /* gemm_block's K blocks. */
+    long kblocks = (K + ctx->kernel->kc - 1) / ctx->kernel->kc;
+    narrow_job job = {.ctx = ctx, .trans_a = trans_a, .M = M, .N = N, .K = K,
+                      .kstep = (K + kblocks - 1) / kblocks, .alpha = alpha, .beta = beta,
+                      .A = A, .B = B, .C = C, .lda = lda, .ldb = ldb, .ldc = ldc};
+    /* Memory-bound: the second core brings its own share of bandwidth, but
+     * only above the packed path's threshold is it worth a round trip. */
+    bool parallel = ctx->threads > 1 && (double)M * N * K >= 1048576 && N >= 32;
+    cnn_pool_run(parallel ? ctx->pool : NULL, narrow_worker, &job);
+}
+
 void cnn_gemm(cnn_gemm_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
@@ -860,17 +913,23 @@ void cnn_gemm(cnn_gemm_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K
                 C[i * ldc + q] = beta == 0 ? 0.0f : beta * C[i * ldc + q];
         return;
     }
+    if (gemm_use_narrow(ctx, trans_b, M)) {
+        gemm_narrow(ctx, trans_a, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     gemm_job job = {
         .kern = ctx->kernel, .buffers = ctx->buffers, .per_thread = ctx->per_thread,
         .trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K,
         .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C,
         .lda = lda, .ldb = ldb, .ldc = ldc,
     };
-    /* Below ~1M multiply-adds (about 15 us on one core) waking the pool
-     * costs more than it saves: a cnn_pool_run round trip took 16-20 us
-     * on this shared 2-core machine, and half of 1M is about that. Small
-     * networks (LeNet-5's Dense 84 and 10, batch-1 layers) stay on one
-     * thread, so a second thread never makes them slower. */
+    /* Below ~1M multiply-adds (about 15 us on one core) a split costs
+     * more than it saves: the pool's round trip is now a microsecond or
+     * two (threadpool.c spins before it blocks), but the other core then
+     * reads A and writes C through its own cache. Small networks (LeNet-5's
+     * Dense 84 and 10, batch-1 layers) stay on one thread, so a second
+     * thread never makes them slower (measured: 256K, 512K and 1M gave the
+     * same batch-1 MobileNetV1 and ResNet-8 latency within 3%). */
     if (ctx->threads == 1 || (double)M * N * K < 1048576) {
         gemm_worker(&job, 0, 1);
         return;
