@@ -60,7 +60,7 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) tests/test.h $(BUILD)/libcnn.a
 
 # The benchmark against PyTorch (needs python3-torch; see bench/run.py).
 BENCH_BIN := $(BUILD)/bench/bench_cnn $(BUILD)/bench/peak $(BUILD)/bench/bench_kernels \
-	$(BUILD)/bench/bench_data $(BUILD)/bench/bench_int8
+	$(BUILD)/bench/bench_data $(BUILD)/bench/bench_int8 $(BUILD)/examples/fashion_mnist
 $(BUILD)/bench/bench_cnn: bench/bench_cnn.c $(BUILD)/libcnn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libcnn.a $(LDLIBS)

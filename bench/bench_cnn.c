@@ -1,15 +1,17 @@
 /* Our side of the benchmark: the same networks and measurements as
  * bench_torch.py, printed as the same JSON lines (run by bench/run.py).
  *
- * usage: bench_cnn train|infer NET BATCH THREADS STEPS
+ * usage: bench_cnn train|infer NET BATCH THREADS STEPS [POLICY]
  *        bench_cnn keras train|infer FILE BATCH THREADS STEPS
- *        bench_cnn conv BATCH H W CIN COUT K THREADS REPS
+ *        bench_cnn conv BATCH H W CIN COUT K THREADS REPS [POLICY]
+ *        bench_cnn dense BATCH IN UNITS THREADS REPS [POLICY]
  *        bench_cnn large forward|train SIZE THREADS
  *        bench_cnn fashion STEPS THREADS   (peak RSS of real training)
  * NET: tutorial (Conv 32@5x5 same -> pool -> Conv 64@5x5 same -> pool ->
  * Dense 1024 -> Dense 10) or lenet5; FILE: a Keras model (the MLPerf Tiny
  * ones in models/mlperf-tiny/), which bench_torch.py runs as the same graph
- * with the same weights. */
+ * with the same weights. POLICY: float32 (the default) or mixed_bfloat16
+ * (bench/bf16_run.py). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include <time.h>
 
 #include "cnn.h"
+#include "core/tensor.h"
 #include "model/model.h" /* per-layer timing calls the layer directly */
 
 static double now(void)
@@ -132,9 +135,13 @@ static void bench_steps(cnn_model *m, const char *net, int batch, int threads, i
     cnn_model_free(m);
 }
 
-static void bench_train(const char *net, int batch, int threads, int steps, bool infer)
+static void bench_train(const char *net, int batch, int threads, int steps, bool infer,
+                        cnn_dtype_policy policy)
 {
-    bench_steps(network(net, threads), net, batch, threads, steps, infer);
+    cnn_model *m = network(net, threads);
+    if (cnn_model_set_dtype_policy(m, policy))
+        die("dtype policy");
+    bench_steps(m, net, batch, threads, steps, infer);
 }
 
 /* A Keras file: its graph and weights, trained as the networks above are
@@ -154,30 +161,38 @@ static void bench_keras(const char *mode, const char *path, int batch, int threa
     bench_steps(m, base ? base + 1 : path, batch, threads, steps, strcmp(mode, "infer") == 0);
 }
 
-/* Conv2D (same padding) forward, backward-weights and backward-data timed
- * separately by calling the layer: backward without dx computes only the
- * weight gradients; the data part is the difference to a backward with dx. */
-static void bench_conv(int batch, int h, int w, int cin, int cout, int k, int threads, int reps)
+/* The dtype policy named on the command line (float32 when absent). */
+static cnn_dtype_policy policy_arg(int argc, char **argv, int i)
 {
-    cnn_model *m = NULL;
-    cnn_model_create(&m, cnn_shape_hwc(h, w, cin));
-    cnn_model_set_threads(m, threads);
-    if (cnn_model_add_conv2d(m, cnn_conv2d(.filters = cout, .kernel_size = {k, k},
-                                           .padding = CNN_PADDING_SAME))
-        || cnn_model_ensure_gradients(m) || cnn_model_reserve(m, batch, true))
-        die("conv layer");
-    size_t nx = (size_t)batch * h * w * cin;
+    cnn_dtype_policy p = CNN_DTYPE_POLICY_FLOAT32;
+    if (argc > i && cnn_dtype_policy_from_name(argv[i], &p))
+        die("dtype policy");
+    return p;
+}
+
+/* One layer, the model's only one (built on m's input shape), timed by
+ * calling it: forward, backward without dx (the weight gradients only) and
+ * backward with dx; the data part is the difference of the two backwards.
+ * Prints the JSON line bench/run.py reads ("kind": the layer). */
+static void bench_one_layer(cnn_model *m, const char *kind, const char *shape_json, int batch,
+                            int threads, int reps, double flops, cnn_dtype_policy policy)
+{
+    if (cnn_model_set_dtype_policy(m, policy) || cnn_model_ensure_gradients(m)
+        || cnn_model_reserve(m, batch, true))
+        die(kind);
+    cnn_layer *l = m->layers[0];
+    size_t nx = (size_t)batch * cnn_shape_size(cnn_model_input_shape(m));
+    size_t ny = (size_t)batch * cnn_shape_size(cnn_model_output_shape(m));
     float *x = malloc(nx * sizeof(float)), *dx = malloc(nx * sizeof(float));
+    float *dy = malloc(ny * sizeof(float));
     for (size_t i = 0; i < nx; i++)
         x[i] = (float)rand() / (float)RAND_MAX;
-    cnn_layer *l = m->layers[0];
-    size_t ny = (size_t)batch * h * w * cout;
-    float *dy = malloc(ny * sizeof(float));
     for (size_t i = 0; i < ny; i++)
         dy[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     cnn_layer_io io = {.batch = batch, .training = true, .x = x, .y = m->arena.outputs[0],
                        .dy = dy, .workspace = m->arena.workspace,
-                       .tile_floats = m->tile_floats, .pool = m->pool, .gemm = m->gemm};
+                       .tile_floats = m->tile_floats, .pool = m->pool, .gemm = m->gemm,
+                       .bf16 = policy == CNN_DTYPE_POLICY_MIXED_BFLOAT16};
     double *tf = calloc((size_t)reps, sizeof(double)), *tw = calloc((size_t)reps, sizeof(double)),
            *td = calloc((size_t)reps, sizeof(double));
     for (int r = 0; r < reps + 2; r++) { /* 2 warm-up rounds */
@@ -196,9 +211,9 @@ static void bench_conv(int batch, int h, int w, int cin, int cout, int k, int th
             td[r - 2] = (t3 - t2) - (t2 - t1);
         }
     }
-    printf("{\"impl\": \"cnn\", \"kind\": \"conv\", \"batch\": %d, \"h\": %d, \"w\": %d, \"cin\": %d,"
-           " \"cout\": %d, \"k\": %d, \"threads\": %d, \"flops\": %.1f, \"step_s\": {",
-           batch, h, w, cin, cout, k, threads, 2.0 * batch * h * w * cin * cout * k * k);
+    printf("{\"impl\": \"cnn\", \"kind\": \"%s\", \"batch\": %d, %s, \"threads\": %d,"
+           " \"dtype_policy\": \"%s\", \"flops\": %.1f, \"step_s\": {",
+           kind, batch, shape_json, threads, cnn_dtype_policy_name(policy), flops);
     print_times("forward", tf, reps);
     printf(", ");
     print_times("backward_data", td, reps);
@@ -208,6 +223,37 @@ static void bench_conv(int batch, int h, int w, int cin, int cout, int k, int th
            cnn_gemm_ctx_kernel_name(m->gemm));
     free(x), free(dx), free(dy), free(tf), free(tw), free(td);
     cnn_model_free(m);
+}
+
+/* Conv2D, same padding, with its bias: the layer as users add it. */
+static void bench_conv(int batch, int h, int w, int cin, int cout, int k, int threads, int reps,
+                       cnn_dtype_policy policy)
+{
+    cnn_model *m = NULL;
+    cnn_model_create(&m, cnn_shape_hwc(h, w, cin));
+    cnn_model_set_threads(m, threads);
+    if (cnn_model_add_conv2d(m, cnn_conv2d(.filters = cout, .kernel_size = {k, k},
+                                           .padding = CNN_PADDING_SAME)))
+        die("conv layer");
+    char shape[128];
+    snprintf(shape, sizeof shape, "\"h\": %d, \"w\": %d, \"cin\": %d, \"cout\": %d, \"k\": %d",
+             h, w, cin, cout, k);
+    bench_one_layer(m, "conv", shape, batch, threads, reps,
+                    2.0 * batch * h * w * cin * cout * k * k, policy);
+}
+
+/* Dense on a flat input of `in` features. */
+static void bench_dense(int batch, int in, int units, int threads, int reps,
+                        cnn_dtype_policy policy)
+{
+    cnn_model *m = NULL;
+    cnn_model_create(&m, cnn_shape_flat(in));
+    cnn_model_set_threads(m, threads);
+    if (cnn_model_add_dense(m, cnn_dense(.units = units)))
+        die("dense layer");
+    char shape[64];
+    snprintf(shape, sizeof shape, "\"in\": %d, \"units\": %d", in, units);
+    bench_one_layer(m, "dense", shape, batch, threads, reps, 2.0 * batch * in * units, policy);
 }
 
 /* The seed network on one size x size x 3 image (see bench_torch.py). */
@@ -308,20 +354,24 @@ int main(int argc, char **argv)
 {
     if (argc >= 6 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "infer") == 0))
         bench_train(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]),
-                    strcmp(argv[1], "infer") == 0);
+                    strcmp(argv[1], "infer") == 0, policy_arg(argc, argv, 6));
     else if (argc >= 7 && strcmp(argv[1], "keras") == 0)
         bench_keras(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
     else if (argc >= 10 && strcmp(argv[1], "conv") == 0)
         bench_conv(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]),
-                   atoi(argv[7]), atoi(argv[8]), atoi(argv[9]));
+                   atoi(argv[7]), atoi(argv[8]), atoi(argv[9]), policy_arg(argc, argv, 10));
+    else if (argc >= 7 && strcmp(argv[1], "dense") == 0)
+        bench_dense(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]),
+                    policy_arg(argc, argv, 7));
     else if (argc >= 4 && strcmp(argv[1], "fashion") == 0)
         bench_fashion(atoi(argv[2]), atoi(argv[3]));
     else if (argc >= 5 && strcmp(argv[1], "large") == 0)
         bench_large(argv[2], atoi(argv[3]), atoi(argv[4]));
     else {
-        fprintf(stderr, "usage: bench_cnn train|infer NET BATCH THREADS STEPS\n"
+        fprintf(stderr, "usage: bench_cnn train|infer NET BATCH THREADS STEPS [POLICY]\n"
                         "       bench_cnn keras train|infer FILE BATCH THREADS STEPS\n"
-                        "       bench_cnn conv BATCH H W CIN COUT K THREADS REPS\n"
+                        "       bench_cnn conv BATCH H W CIN COUT K THREADS REPS [POLICY]\n"
+                        "       bench_cnn dense BATCH IN UNITS THREADS REPS [POLICY]\n"
                         "       bench_cnn large forward|train SIZE THREADS\n"
                         "       bench_cnn fashion STEPS THREADS\n");
         return 2;

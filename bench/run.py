@@ -250,6 +250,8 @@ def main():
     data_run.section(say, quick)
     import int8_run  # int8 inference against PyTorch's quantization (issue 16)
     int8_run.section(say, quick)
+    import bf16_run  # bfloat16 mixed precision against float32 (issue 17)
+    bf16_run.section(say, quick)
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     with open(out_path, "w") as f:
         f.write("\n".join(lines) + "\n")
