@@ -252,7 +252,7 @@ static void pack_strided(int kc, int w, int P, const float *src, long ld, float 
  * Reading A in place saves the packing when a panel would serve only a few
  * micro-tiles (small N), and it overlaps the reads of A with the FMAs.
  * The values read, hence the results, are the same either way. */
-enum { GEMM_A_PACKED, GEMM_A_ROWS, GEMM_A_COLS };
+enum { GEMM_A_PACKED, GEMM_A_ROWS, GEMM_A_COLS, GEMM_A_GATHER };
 
 /* C[m x n] (row stride ldc) = alpha * op(A) * b + beta * C for m <= MR,
  * n <= NR, where b is a packed micro-panel [kc][NR] of op(B) (64-byte
@@ -389,8 +389,11 @@ static void ukernel_generic_6x8(int kc, const float *a, long lda, int amode, con
  * masked loads and stores. */
 __attribute__((target("avx512f"), always_inline)) static inline void
 avx512_body(const int MODE, const int ROWS, const int NV, int kc, const float *a, long lda,
-            const float *b, float *c, long ldc, float alpha, float beta, int n)
+            const float *b, float *c, long ldc, float alpha, float beta, int n,
+            const float *const *pa, const int *koff)
 {
+    /* GEMM_A_GATHER: (i, k) at pa[i][koff[k]] (cnn_gemm_gather) */
+#define GEMM_A_AT_G(i) (MODE == GEMM_A_GATHER ? pa[i][ko] : GEMM_A_AT(i))
     for (int i = 0; i < ROWS; i++) {
         __builtin_prefetch(c + i * ldc, 1);
         if (NV == 2)
@@ -401,17 +404,21 @@ avx512_body(const int MODE, const int ROWS, const int NV, int kc, const float *a
 #undef DECL
     for (int k = 0; k < kc; k++, b += 32) {
         __m512 b0 = _mm512_load_ps(b), b1 = NV == 2 ? _mm512_load_ps(b + 16) : b0;
+        long ko = MODE == GEMM_A_GATHER ? koff[k] : 0;
+        (void)ko;
 #define STEP(i)                                                                    \
     if ((i) < ROWS) {                                                              \
-        __m512 ai = _mm512_set1_ps(GEMM_A_AT(i));                                  \
+        __m512 ai = _mm512_set1_ps(GEMM_A_AT_G(i));                                \
         c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                \
         if (NV == 2)                                                               \
             c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                            \
     }
         GEMM_ROWS12(STEP)
 #undef STEP
-        GEMM_A_NEXT(12);
+        if (MODE != GEMM_A_GATHER)
+            GEMM_A_NEXT(12);
     }
+#undef GEMM_A_AT_G
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     if (n == 16 * NV) {
 #define ROW(p, acc)                                                                \
@@ -456,7 +463,8 @@ __attribute__((target("avx512f"))) static void
 ukernel_avx512_12x32(int kc, const float *a, long lda, int amode, const float *b, float *c,
                      long ldc, float alpha, float beta, int m, int n)
 {
-#define BODY(mode, rows, nv) avx512_body(mode, rows, nv, kc, a, lda, b, c, ldc, alpha, beta, n)
+#define BODY(mode, rows, nv)                                                       \
+    avx512_body(mode, rows, nv, kc, a, lda, b, c, ldc, alpha, beta, n, NULL, NULL)
     int nv = n > 16 ? 2 : 1;
     if (amode == GEMM_A_ROWS) {
         if (nv == 2)
@@ -474,6 +482,18 @@ ukernel_avx512_12x32(int kc, const float *a, long lda, int amode, const float *b
         GEMM_DISPATCH_ROWS12(BODY, 1)
     }
 #undef BODY
+}
+
+/* The 12 x 32 kernel on gathered A: row i of the tile at pa[i], column k
+ * at offset koff[k] (m is always 12). */
+__attribute__((target("avx512f"))) static void
+ukernel_avx512_gather(int kc, const float *const *pa, const int *koff, const float *b, float *c,
+                      long ldc, float beta, int n)
+{
+    if (n > 16)
+        avx512_body(GEMM_A_GATHER, 12, 2, kc, NULL, 0, b, c, ldc, 1.0f, beta, n, pa, koff);
+    else
+        avx512_body(GEMM_A_GATHER, 12, 1, kc, NULL, 0, b, c, ldc, 1.0f, beta, n, pa, koff);
 }
 
 /* AVX2 + FMA, 6 x 16: 12 ymm accumulators + 2 for b + 1 broadcast. Partial
@@ -707,6 +727,7 @@ typedef struct {
     int M, N, K;
     float alpha, beta;
     const float *A, *B;
+    const float *bpacked; /* op(B) packed whole by cnn_gemm_pack_b, or NULL */
     float *C;
     long lda, ldb, ldc;
 } gemm_job;
@@ -777,7 +798,10 @@ static void gemm_block(const gemm_job *j, long m0, long m1, long n0, long n1, fl
             int kc = (int)(j->K - pc < kstep ? j->K - pc : kstep);
             /* beta applies once; later K blocks accumulate. */
             float beta = pc == 0 ? j->beta : 1.0f;
-            pack_b(j, pc, kc, jc, nc, bp);
+            if (j->bpacked)
+                bp = (float *)j->bpacked + jc * j->K + pc * (long)((nc + nr - 1) / nr * nr);
+            else
+                pack_b(j, pc, kc, jc, nc, bp);
             bool in_place = kern->in_place && nc <= GEMM_IN_PLACE_TILES * nr;
             /* The next block: the next K block, else the first of the next
              * column block, else none. */
@@ -790,7 +814,7 @@ static void gemm_block(const gemm_job *j, long m0, long m1, long n0, long n1, fl
             int next_nc = (int)(n1 - next_jc < nstep ? n1 - next_jc : nstep);
             long panels = (m1 - m0 + mr - 1) / mr;
             for (long ir = m0; ir < m1; ir += mr) {
-                if (next_jc < n1)
+                if (next_jc < n1 && !j->bpacked)
                     prefetch_b(j, next_pc, next_kc, next_jc, next_nc, (ir - m0) / mr, panels);
                 int m = (int)(m1 - ir < mr ? m1 - ir : mr);
                 const float *a = ap;
@@ -897,22 +921,111 @@ static void gemm_narrow(cnn_gemm_ctx *ctx, bool trans_a, int M, int N, int K, fl
     cnn_pool_run(parallel ? ctx->pool : NULL, narrow_worker, &job);
 }
 
-void cnn_gemm(cnn_gemm_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
-              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+/* The cases every entry point handles alike: the reference, an empty
+ * product. Returns true when it has done the whole product. */
+static bool gemm_trivial(cnn_gemm_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K,
+                         float alpha, const float *A, int lda, const float *B, int ldb,
+                         float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0)
-        return;
+        return true;
     if (ctx->naive) {
         cnn_gemm_naive(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
+        return true;
     }
     if (K <= 0 || alpha == 0) {
         /* Nothing to multiply: C = beta * C (beta == 0 clears NaNs too). */
         for (long i = 0; i < M; i++)
             for (long q = 0; q < N; q++)
                 C[i * ldc + q] = beta == 0 ? 0.0f : beta * C[i * ldc + q];
+        return true;
+    }
+    return false;
+}
+
+void cnn_gemm_serial(cnn_gemm_ctx *ctx, int ith, bool trans_a, bool trans_b, int M, int N, int K,
+                     float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                     float *C, int ldc)
+{
+    if (gemm_trivial(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+        return;
+    float *buffer = cnn_gemm_ctx_buffer(ctx, ith);
+    if (gemm_use_narrow(ctx, trans_b, M)) {
+        long kblocks = (K + ctx->kernel->kc - 1) / ctx->kernel->kc;
+        cnn_gemm_narrow(M, 0, N, K, (K + kblocks - 1) / kblocks, trans_a, alpha, A, lda, B, ldb,
+                        beta, C, ldc, buffer);
         return;
     }
+    gemm_job job = {
+        .kern = ctx->kernel, .trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K,
+        .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C,
+        .lda = lda, .ldb = ldb, .ldc = ldc,
+    };
+    gemm_block(&job, 0, M, 0, N, buffer,
+               buffer + gemm_round16((size_t)job.kern->mr * job.kern->kc));
+}
+
+/* gemm_block's column blocks for C columns [0, N): nstep columns each. */
+static long gemm_nstep(const gemm_kernel *kern, long N)
+{
+    long nblocks = (N + kern->nc - 1) / kern->nc, nr = kern->nr;
+    return ((N + nblocks - 1) / nblocks + nr - 1) / nr * nr;
+}
+
+size_t cnn_gemm_packed_b_floats(int K, int N)
+{
+    return (size_t)K * (size_t)((N + 31) / 32 * 32);
+}
+
+/* The blocks gemm_block packs for columns [0, N), in its order (column
+ * block jc, then K block pc), back to back: block (jc, pc) starts at
+ * jc * K + pc * (its width rounded up to NR), which is where gemm_block
+ * looks for it. */
+void cnn_gemm_pack_b(const cnn_gemm_ctx *ctx, bool trans_b, int N, int K, const float *B,
+                     int ldb, float *dst)
+{
+    if (ctx->naive || N <= 0 || K <= 0)
+        return;
+    gemm_job job = {.kern = ctx->kernel, .trans_b = trans_b, .N = N, .K = K, .B = B, .ldb = ldb};
+    const gemm_kernel *kern = ctx->kernel;
+    long kblocks = (K + kern->kc - 1) / kern->kc, kstep = (K + kblocks - 1) / kblocks;
+    long nstep = gemm_nstep(kern, N);
+    for (long jc = 0; jc < N; jc += nstep) {
+        int nc = (int)(N - jc < nstep ? N - jc : nstep);
+        for (long pc = 0; pc < K; pc += kstep) {
+            int kc = (int)(K - pc < kstep ? K - pc : kstep);
+            pack_b(&job, pc, kc, jc, nc,
+                   dst + jc * K + pc * (long)((nc + kern->nr - 1) / kern->nr * kern->nr));
+        }
+    }
+}
+
+void cnn_gemm_serial_packed_b(cnn_gemm_ctx *ctx, int ith, bool trans_a, bool trans_b, int M,
+                              int N, int K, float alpha, const float *A, int lda,
+                              const float *B, int ldb, const float *bpacked, float beta,
+                              float *C, int ldc)
+{
+    if (gemm_trivial(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+        return;
+    if (gemm_use_narrow(ctx, trans_b, M)) {
+        cnn_gemm_serial(ctx, ith, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    float *buffer = cnn_gemm_ctx_buffer(ctx, ith);
+    gemm_job job = {
+        .kern = ctx->kernel, .trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K,
+        .alpha = alpha, .beta = beta, .A = A, .B = B, .bpacked = bpacked, .C = C,
+        .lda = lda, .ldb = ldb, .ldc = ldc,
+    };
+    gemm_block(&job, 0, M, 0, N, buffer,
+               buffer + gemm_round16((size_t)job.kern->mr * job.kern->kc));
+}
+
+void cnn_gemm(cnn_gemm_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (gemm_trivial(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+        return;
     if (gemm_use_narrow(ctx, trans_b, M)) {
         gemm_narrow(ctx, trans_a, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
@@ -936,4 +1049,57 @@ void cnn_gemm(cnn_gemm_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K
     }
     job.split_n = gemm_split_by_columns(job.kern, M, N, K, ctx->threads);
     cnn_pool_run(ctx->pool, gemm_worker, &job);
+}
+
+bool cnn_gemm_gather_supported(const cnn_gemm_ctx *ctx)
+{
+#ifdef GEMM_X86
+    return !ctx->naive && strcmp(ctx->kernel->name, "avx512") == 0;
+#else
+    (void)ctx;
+    return false;
+#endif
+}
+
+void cnn_gemm_gather(cnn_gemm_ctx *ctx, int ith, int M, int N, int K, const float *const *rows,
+                     const int *koff, const float *bpacked, float beta, float *C, int ldc)
+{
+#ifdef GEMM_X86
+    const gemm_kernel *kern = ctx->kernel;
+    const int mr = kern->mr, nr = kern->nr;
+    /* gemm_block's K and column blocks, so every element is summed as there */
+    long kblocks = (K + kern->kc - 1) / kern->kc, kstep = (K + kblocks - 1) / kblocks;
+    long nstep = gemm_nstep(kern, N);
+    float *ap = cnn_gemm_ctx_buffer(ctx, ith);
+    for (long ir = 0; ir < M; ir += mr) {
+        int m = (int)(M - ir < mr ? M - ir : mr);
+        for (long jc = 0; jc < N; jc += nstep) {
+            int nc = (int)(N - jc < nstep ? N - jc : nstep);
+            for (long pc = 0; pc < K; pc += kstep) {
+                int kc = (int)(K - pc < kstep ? K - pc : kstep);
+                float b = pc == 0 ? beta : 1.0f;
+                const float *bp = bpacked + jc * K + pc * (long)((nc + nr - 1) / nr * nr);
+                if (m < mr) {
+                    /* a partial panel: packed, zero-padded, as gemm_block does */
+                    for (int k = 0; k < kc; k++)
+                        for (int i = 0; i < mr; i++)
+                            ap[k * mr + i] = i < m ? rows[ir + i][koff[pc + k]] : 0.0f;
+                }
+                for (int jr = 0; jr < nc; jr += nr) {
+                    int n = nc - jr < nr ? nc - jr : nr;
+                    float *c = C + ir * ldc + jc + jr;
+                    if (m < mr)
+                        kern->kernel(kc, ap, 0, GEMM_A_PACKED, bp + (long)jr * kc, c, ldc, 1.0f, b,
+                                     m, n);
+                    else
+                        ukernel_avx512_gather(kc, rows + ir, koff + pc, bp + (long)jr * kc, c,
+                                              ldc, b, n);
+                }
+            }
+        }
+    }
+#else
+    (void)ctx, (void)ith, (void)M, (void)N, (void)K, (void)rows, (void)koff, (void)bpacked;
+    (void)beta, (void)C, (void)ldc;
+#endif
 }

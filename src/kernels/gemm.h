@@ -36,6 +36,38 @@ bool cnn_gemm_ctx_force_kernel(cnn_gemm_ctx *ctx, const char *name);
 void cnn_gemm(cnn_gemm_ctx *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* The same product on the calling thread alone, with worker ith's packing
+ * buffer (ith < the pool's thread count): for callers that already run on
+ * the pool and give each worker its own rows (Conv2D's fused im2col).
+ * Bit-identical to cnn_gemm. */
+void cnn_gemm_serial(cnn_gemm_ctx *ctx, int ith, bool trans_a, bool trans_b, int M, int N, int K,
+                     float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                     float *C, int ldc);
+
+/* op(B) (K x N) packed once for many cnn_gemm_serial_packed_b calls that
+ * share it (Conv2D's fused blocks, each worker's, all read the kernel):
+ * dst holds cnn_gemm_packed_b_floats(K, N) floats, 64-byte aligned. The
+ * packed B belongs to ctx's current micro-kernel; with the naive kernel
+ * nothing is packed and the product reads B itself. Bit-identical to
+ * cnn_gemm. */
+size_t cnn_gemm_packed_b_floats(int K, int N);
+void cnn_gemm_pack_b(const cnn_gemm_ctx *ctx, bool trans_b, int N, int K, const float *B,
+                     int ldb, float *dst);
+void cnn_gemm_serial_packed_b(cnn_gemm_ctx *ctx, int ith, bool trans_a, bool trans_b, int M,
+                              int N, int K, float alpha, const float *A, int lda,
+                              const float *B, int ldb, const float *bpacked, float beta,
+                              float *C, int ldc);
+
+/* C[M x N] = A * B + beta * C on the calling thread (worker ith's buffer),
+ * with A gathered: A(i, k) = rows[i][koff[k]], so a convolution reads its
+ * input in place instead of through im2col columns; B packed by
+ * cnn_gemm_pack_b (not transposed). Each element is summed as cnn_gemm
+ * sums it, bit for bit. Only beside the AVX-512 micro-kernel:
+ * cnn_gemm_gather_supported says whether it can run. */
+bool cnn_gemm_gather_supported(const cnn_gemm_ctx *ctx);
+void cnn_gemm_gather(cnn_gemm_ctx *ctx, int ith, int M, int N, int K, const float *const *rows,
+                     const int *koff, const float *bpacked, float beta, float *C, int ldc);
+
 /* ---- bfloat16 (gemm_bf16.c) ------------------------------------------------
  * The mixed_bfloat16 policy's products: op(A) and op(B) rounded to bfloat16
  * (round to nearest even), exact products, float sums; the exact arithmetic

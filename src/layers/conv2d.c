@@ -132,16 +132,6 @@ static bool direct_isa(const cnn_layer_io *io, cnn_isa *isa)
     return true;
 }
 
-static size_t conv2d_workspace(const cnn_layer *l, int batch, int64_t tile_floats)
-{
-    const conv2d_layer *c = (const conv2d_layer *)l;
-    size_t direct = (size_t)(direct_block(c, batch, tile_floats) * direct_sample_floats(c));
-    if (columns_are_input(&c->geom))
-        return 0;
-    size_t gemm = (size_t)(tile_rows(c, batch, tile_floats) * c->geom.kh * c->geom.kw * c->geom.c);
-    return direct > gemm ? direct : gemm;
-}
-
 static int64_t conv2d_flops(const cnn_layer *l)
 {
     const conv2d_layer *c = (const conv2d_layer *)l;
@@ -215,6 +205,323 @@ static const float *columns(const conv2d_layer *c, const cnn_layer_io *io, int64
     im2col_job job = {g, io->x, m0, m1, io->workspace};
     cnn_pool_run((m1 - m0) > 64 ? io->pool : NULL, im2col_worker, &job);
     return io->workspace;
+}
+
+/* ---- The fused path --------------------------------------------------------
+ * im2col and GEMM per worker and per block of rows small enough to stay in
+ * L2: each worker takes its own rows of the tile, writes their columns
+ * FUSED_BLOCK_FLOATS at a time into its part of the tile's workspace and
+ * multiplies them there (cnn_gemm_serial) while they are still in its
+ * cache, then adds the bias and applies the activation to the rows it just
+ * wrote. One tile-sized im2col followed by one GEMM made every column
+ * travel to memory and back (the tile is megabytes): conv2 forward went
+ * from 89% to ~93% of the FMA peak (see docs/ARCHITECTURE.md). Every output
+ * element is the same micro-kernel sum over the same K blocks as with the
+ * unfused path, so the results are bit-identical to it for any thread
+ * count. */
+enum { FUSED_BLOCK_FLOATS = 48 * 1024 };
+
+static int64_t fused_block_rows(int64_t K)
+{
+    int64_t r = FUSED_BLOCK_FLOATS / K / 12 * 12;
+    return r < 12 ? 12 : r;
+}
+
+/* The kernel (K x F) is packed once per pass for all the blocks
+ * (cnn_gemm_pack_b) at the start of the workspace, unless it would take
+ * more than half of the workspace limit. Returns its floats, 0 for none. */
+static int64_t fused_packed_floats(int64_t K, int F, int64_t tile_floats)
+{
+    /* + 16: the workspace need not be 64-byte aligned, the packed panels must */
+    int64_t n = ((int64_t)cnn_gemm_packed_b_floats((int)K, F) + 15) / 16 * 16 + 16;
+    return n <= tile_floats / 2 ? n : 0;
+}
+
+/* Output rows per tile of the fused path: the columns of a tile share the
+ * workspace limit with the packed kernel. */
+static int64_t fused_tile_rows(int64_t M, int64_t K, int F, int64_t tile_floats)
+{
+    int64_t rows = (tile_floats - fused_packed_floats(K, F, tile_floats)) / K;
+    if (rows < 1)
+        rows = 1;
+    return rows < M ? rows : M;
+}
+
+typedef struct {
+    const cnn_conv_geom *g; /* the product's geometry (backward-data: the transposed one) */
+    const float *x;         /* its input */
+    const float *w;         /* K x F */
+    const float *wpacked;   /* w packed by cnn_gemm_pack_b, or NULL */
+    bool implicit;          /* cnn_gemm_gather can run (and wpacked is set) */
+    const float *bias;      /* F, or NULL */
+    int F;
+    bool activate;
+    cnn_activation activation;
+    int64_t m0, m1;         /* the tile's output rows */
+    float *y;               /* output row m at y + m * F */
+    float *scratch;         /* the tile's columns, row m at scratch + (m - m0) * K */
+    cnn_gemm_ctx *gemm;
+} fused_job;
+
+/* ---- Implicit GEMM: no columns at all ----
+ * With the AVX-512 micro-kernel the fused path skips im2col: the GEMM
+ * gathers each row of A straight from the input (cnn_gemm_gather: row i of
+ * a 12-row tile at its pixel's receptive-field corner, column k at a fixed
+ * offset koff[k] from there). Padding needs zeros at those offsets, so a
+ * worker first copies the sample it is on into a zero-bordered copy
+ * (unless the layer has no padding); the copy reads each input float once
+ * where im2col wrote kh * kw of them. Same sums, same bits. */
+enum { IMPLICIT_BLOCK_ROWS = 96 };
+
+/* The padded sample: pitch floats a row. */
+typedef struct {
+    int64_t hp, wp;
+    bool copy; /* false: the input itself serves (no padding) */
+} implicit_layout;
+
+static implicit_layout implicit_layout_of(const cnn_conv_geom *g)
+{
+    implicit_layout L;
+    L.hp = (int64_t)(g->oh - 1) * g->sh + (int64_t)(g->kh - 1) * g->dh + 1;
+    L.wp = (int64_t)(g->ow - 1) * g->sw + (int64_t)(g->kw - 1) * g->dw + 1;
+    L.copy = !(g->pad_top == 0 && g->pad_left == 0 && L.hp <= g->h && L.wp <= g->w);
+    if (!L.copy)
+        L.wp = g->w;
+    return L;
+}
+
+/* Floats of a worker's implicit scratch: koff, the row pointers, the
+ * padded sample (64-byte aligned pieces). */
+static int64_t implicit_floats(const cnn_conv_geom *g, int64_t K)
+{
+    implicit_layout L = implicit_layout_of(g);
+    int64_t n = (K + 15) / 16 * 16 + 2 * IMPLICIT_BLOCK_ROWS + 16;
+    return n + (L.copy ? L.hp * L.wp * g->c : 0) + 16;
+}
+
+static void implicit_pad(const cnn_conv_geom *g, const implicit_layout *L, const float *xn,
+                         float *dst)
+{
+    const int64_t C = g->c, row = L->wp * C;
+    for (int64_t py = 0; py < L->hp; py++, dst += row) {
+        int64_t iy = py - g->pad_top;
+        if (iy < 0 || iy >= g->h) {
+            memset(dst, 0, (size_t)row * sizeof(float));
+            continue;
+        }
+        int64_t x0 = g->pad_left, x1 = g->pad_left + g->w; /* padded columns holding x */
+        if (x1 > L->wp)
+            x1 = L->wp;
+        memset(dst, 0, (size_t)(x0 * C) * sizeof(float));
+        memcpy(dst + x0 * C, xn + iy * g->w * C, (size_t)((x1 - x0) * C) * sizeof(float));
+        memset(dst + x1 * C, 0, (size_t)((L->wp - x1) * C) * sizeof(float));
+    }
+}
+
+static void implicit_rows(const fused_job *j, int ith, int64_t r0, int64_t r1, float *scratch)
+{
+    const cnn_conv_geom *g = j->g;
+    const int64_t K = (int64_t)g->kh * g->kw * g->c, C = g->c, plane = (int64_t)g->oh * g->ow;
+    const implicit_layout L = implicit_layout_of(g);
+    const int64_t pitch = L.wp * C;
+    float *base = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    int *koff = (int *)base;
+    const float **rows = (const float **)(base + (K + 15) / 16 * 16);
+    float *xp = (float *)(rows + IMPLICIT_BLOCK_ROWS + 8);
+    xp = (float *)(((uintptr_t)xp + 63) & ~(uintptr_t)63);
+    for (int ky = 0, k = 0; ky < g->kh; ky++)
+        for (int kx = 0; kx < g->kw; kx++)
+            for (int ci = 0; ci < C; ci++, k++)
+                koff[k] = (int)((int64_t)ky * g->dh * pitch + (int64_t)kx * g->dw * C + ci);
+    int64_t cur = -1;
+    const float *src = NULL;
+    for (int64_t a = r0; a < r1;) {
+        int64_t n = a / plane, end = (n + 1) * plane;
+        int64_t b = a + IMPLICIT_BLOCK_ROWS;
+        b = b < end ? b : end;
+        b = b < r1 ? b : r1;
+        if (n != cur) {
+            const float *xn = j->x + n * (int64_t)g->h * g->w * C;
+            if (L.copy) {
+                implicit_pad(g, &L, xn, xp);
+                src = xp;
+            } else {
+                src = xn;
+            }
+            cur = n;
+        }
+        for (int64_t m = a; m < b; m++) {
+            int64_t rest = m - n * plane, oy = rest / g->ow, ox = rest % g->ow;
+            rows[m - a] = src + oy * g->sh * pitch + ox * g->sw * C;
+        }
+        float *y = j->y + a * j->F;
+        cnn_gemm_gather(j->gemm, ith, (int)(b - a), j->F, (int)K, rows, koff, j->wpacked, 0.0f,
+                        y, j->F);
+        if (j->bias)
+            cnn_add_bias_rows(y, j->bias, b - a, j->F);
+        if (j->activate)
+            cnn_activation_forward(j->activation, y, b - a, j->F);
+        a = b;
+    }
+}
+
+static void fused_worker(void *p, int ith, int nth)
+{
+    const fused_job *j = p;
+    const int64_t K = (int64_t)j->g->kh * j->g->kw * j->g->c, R = fused_block_rows(K);
+    long b, e;
+    cnn_split_range((long)(j->m1 - j->m0), ith, nth, &b, &e);
+    float *col = j->scratch + b * K;
+    if (b >= e)
+        return;
+    if (j->implicit && implicit_floats(j->g, K) <= (e - b) * K) {
+        implicit_rows(j, ith, j->m0 + b, j->m0 + e, col);
+        return;
+    }
+    for (int64_t r0 = j->m0 + b; r0 < j->m0 + e; r0 += R) {
+        int64_t r1 = r0 + R < j->m0 + e ? r0 + R : j->m0 + e;
+        float *y = j->y + r0 * j->F;
+        cnn_im2col_rows(j->g, j->x, r0, r1, col);
+        /* y[rows x F] = col[rows x K] * w[K x F] */
+        cnn_gemm_serial_packed_b(j->gemm, ith, false, false, (int)(r1 - r0), j->F, (int)K, 1.0f,
+                                 col, (int)K, j->w, j->F, j->wpacked, 0.0f, y, j->F);
+        if (j->bias)
+            cnn_add_bias_rows(y, j->bias, r1 - r0, j->F);
+        if (j->activate)
+            cnn_activation_forward(j->activation, y, r1 - r0, j->F);
+    }
+}
+
+/* y = conv(x, w) (+ bias, activation) over the geometry g, M output rows,
+ * in tiles of `tile` rows whose columns fit the workspace. */
+static void fused_run(fused_job *job, const cnn_layer_io *io, int64_t M, float *ws,
+                      int64_t ws_floats)
+{
+    const int64_t K = (int64_t)job->g->kh * job->g->kw * job->g->c;
+    const int64_t packed = fused_packed_floats(K, job->F, ws_floats);
+    const int64_t tile = fused_tile_rows(M, K, job->F, ws_floats);
+    job->scratch = ws + packed;
+    job->wpacked = NULL;
+    if (packed) {
+        float *at = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+        cnn_gemm_pack_b(io->gemm, false, job->F, (int)K, job->w, job->F, at);
+        job->wpacked = at;
+    }
+    job->implicit = job->wpacked && cnn_gemm_gather_supported(io->gemm)
+                 && implicit_floats(job->g, K) < INT32_MAX; /* int koff */
+    for (int64_t m0 = 0; m0 < M; m0 += tile) {
+        job->m0 = m0;
+        job->m1 = m0 + tile < M ? m0 + tile : M;
+        bool parallel = (double)(job->m1 - m0) * K * job->F >= 1048576.0;
+        cnn_pool_run(parallel ? io->pool : NULL, fused_worker, job);
+    }
+}
+
+/* The fused path serves every float32 product that needs columns; the
+ * bfloat16 one keeps cnn_gemm_bf16 on whole tiles. */
+static bool fused_ok(const cnn_conv_geom *g, const cnn_layer_io *io)
+{
+    return !io->bf16 && !columns_are_input(g);
+}
+
+/* ---- Backward-data as a convolution -----------------------------------------
+ * For stride 1, dx is the convolution of dy with the kernel turned by 180
+ * degrees and its in/out channels swapped, over dy padded by span - 1 -
+ * pad: dx[iy, ix, c] = sum over (ky', kx', f) of dy[iy - pad' + ky' dh,
+ * ix - pad' + kx' dw, f] * rot[ky', kx', f, c]. It runs on the fused path
+ * (a GEMM of N = channels, K = kh kw filters) and writes dx once, where
+ * the GEMM + col2im path wrote a column tile to memory, read it back and
+ * scattered it into dx with adds. Each dx element is then one dot
+ * product in (ky', kx', f) order instead of kh kw partial dot products
+ * added in tap order: not the same bits as the col2im path, but the same
+ * sum (tests compare both with the reference within the usual tolerance).
+ * Few channels (the direct path's layers) keep col2im: an N of 1 or 3
+ * would waste the micro-kernel's 32 columns. */
+enum { TRANSPOSED_MIN_CHANNELS = 16 };
+
+static bool transposed_ok(const cnn_conv_geom *g, const cnn_layer_io *io)
+{
+    return g->sh == 1 && g->sw == 1 && g->c >= TRANSPOSED_MIN_CHANNELS && !io->bf16
+        && !columns_are_input(g);
+}
+
+static cnn_conv_geom transposed_geom(const cnn_conv_geom *g, int F)
+{
+    cnn_conv_geom t = *g;
+    t.h = g->oh, t.w = g->ow, t.c = F;
+    t.oh = g->h, t.ow = g->w;
+    t.pad_top = (g->kh - 1) * g->dh - g->pad_top;
+    t.pad_left = (g->kw - 1) * g->dw - g->pad_left;
+    return t;
+}
+
+/* The rotated kernel's floats, rounded to whole cache lines. */
+static int64_t rotated_floats(const conv2d_layer *c)
+{
+    const cnn_conv_geom *g = &c->geom;
+    return ((int64_t)g->kh * g->kw * g->c * c->base.spec.u.conv2d.filters + 15) / 16 * 16;
+}
+
+/* rot[((ky' kw + kx') F + f) C + c] = kernel[((kh-1-ky') kw + kw-1-kx') C + c][f] */
+static void rotate_kernel(const cnn_conv_geom *g, int F, const float *w, float *rot)
+{
+    const int C = g->c, taps = g->kh * g->kw;
+    for (int t = 0; t < taps; t++) {
+        const float *src = w + (int64_t)(taps - 1 - t) * C * F;
+        float *dst = rot + (int64_t)t * F * C;
+        for (int ci = 0; ci < C; ci++)
+            for (int f = 0; f < F; f++)
+                dst[(int64_t)f * C + ci] = src[(int64_t)ci * F + f];
+    }
+}
+
+static size_t transposed_workspace(const conv2d_layer *c, int batch, int64_t tile_floats)
+{
+    const cnn_conv_geom *g = &c->geom;
+    const int F = c->base.spec.u.conv2d.filters;
+    const int64_t K = (int64_t)g->kh * g->kw * F, M = (int64_t)batch * g->h * g->w;
+    const int64_t avail = tile_floats - rotated_floats(c);
+    if (avail < K)
+        return (size_t)(rotated_floats(c) + K); /* one row: the limit is tiny */
+    return (size_t)(rotated_floats(c) + fused_packed_floats(K, g->c, avail)
+                    + fused_tile_rows(M, K, g->c, avail) * K);
+}
+
+static void transposed_backward(conv2d_layer *c, const cnn_layer_io *io)
+{
+    const cnn_conv_geom *g = &c->geom;
+    const int F = c->base.spec.u.conv2d.filters;
+    const cnn_conv_geom t = transposed_geom(g, F);
+    float *rot = io->workspace;
+    int64_t avail = io->tile_floats - rotated_floats(c), K = (int64_t)g->kh * g->kw * F;
+    if (avail < K)
+        avail = K;
+    rotate_kernel(g, F, c->base.params[0].value, rot);
+    fused_job job = {.g = &t, .x = io->dy, .w = rot, .F = g->c, .y = io->dx, .gemm = io->gemm};
+    fused_run(&job, io, (int64_t)io->batch * g->h * g->w, rot + rotated_floats(c), avail);
+}
+
+static size_t conv2d_workspace(const cnn_layer *l, int batch, int64_t tile_floats)
+{
+    const conv2d_layer *c = (const conv2d_layer *)l;
+    size_t direct = (size_t)(direct_block(c, batch, tile_floats) * direct_sample_floats(c));
+    if (columns_are_input(&c->geom))
+        return 0;
+    const cnn_conv_geom *g = &c->geom;
+    const int64_t K = (int64_t)g->kh * g->kw * g->c, F = l->spec.u.conv2d.filters;
+    size_t gemm = (size_t)(tile_rows(c, batch, tile_floats) * K);
+    int64_t M = (int64_t)batch * g->oh * g->ow;
+    size_t fused = (size_t)(fused_packed_floats(K, (int)F, tile_floats)
+                            + fused_tile_rows(M, K, (int)F, tile_floats) * K);
+    if (fused > gemm)
+        gemm = fused;
+    /* backward-data when it may run transposed (bf16 is a per-pass choice) */
+    if (g->sh == 1 && g->sw == 1 && g->c >= TRANSPOSED_MIN_CHANNELS) {
+        size_t t = transposed_workspace(c, batch, tile_floats);
+        if (t > gemm)
+            gemm = t;
+    }
+    return direct > gemm ? direct : gemm;
 }
 
 /* One block of samples [n0, n0 + nb) on the direct path. Forward splits
@@ -362,6 +669,14 @@ static void conv2d_forward(cnn_layer *l, const cnn_layer_io *io)
         direct_forward(c, io, isa, nb);
         return;
     }
+    if (fused_ok(g, io)) {
+        fused_job job = {.g = g, .x = io->x, .w = l->params[0].value,
+                         .bias = l->n_params > 1 ? l->params[1].value : NULL, .F = F,
+                         .activate = io->fuse_activation, .activation = l->activation,
+                         .y = io->y, .gemm = io->gemm};
+        fused_run(&job, io, M, io->workspace, io->tile_floats);
+        return;
+    }
     for (int64_t m0 = 0; m0 < M; m0 += tile) {
         int64_t m1 = m0 + tile < M ? m0 + tile : M;
         const float *col = columns(c, io, m0, m1);
@@ -386,30 +701,34 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
     cnn_isa isa;
     int64_t nb = direct_block(c, io->batch, io->tile_floats);
     const bool weights_direct = nb > 0 && direct_isa(io, &isa);
-    if (io->dx)
-        memset(io->dx, 0, (size_t)io->batch * g->h * g->w * g->c * sizeof(float));
+    /* Through the activation first: both gradients below read dy. */
+    if (io->fuse_activation)
+        cnn_activation_backward(l->activation, io->y, io->dy, M, F);
     if (weights_direct) {
-        if (io->fuse_activation)
-            cnn_activation_backward(l->activation, io->y, io->dy, M, F);
         direct_weights(c, io, isa, nb); /* and the bias's */
-        if (!io->dx)
-            return;
-    }
-    for (int64_t m0 = 0; m0 < M; m0 += tile) {
-        int64_t m1 = m0 + tile < M ? m0 + tile : M;
-        int rows = (int)(m1 - m0);
-        float *dy = io->dy + m0 * F;
-        if (!weights_direct) {
-            if (io->fuse_activation)
-                cnn_activation_backward(l->activation, io->y + m0 * F, dy, rows, F);
+    } else {
+        for (int64_t m0 = 0; m0 < M; m0 += tile) {
+            int64_t m1 = m0 + tile < M ? m0 + tile : M;
+            int rows = (int)(m1 - m0);
+            float *dy = io->dy + m0 * F;
             const float *col = columns(c, io, m0, m1);
             /* dkernel[K x F] += col^T[K x rows] * dy[rows x F] */
             cnn_layer_gemm(io, true, false, K, F, rows, col, K, dy, F, 1.0f, l->params[0].grad, F);
             if (l->n_params > 1)
                 cnn_bias_grad_rows(dy, rows, F, l->params[1].grad);
         }
-        if (!io->dx)
-            continue;
+    }
+    if (!io->dx)
+        return;
+    if (transposed_ok(g, io)) {
+        transposed_backward(c, io); /* writes every dx */
+        return;
+    }
+    memset(io->dx, 0, (size_t)io->batch * g->h * g->w * g->c * sizeof(float));
+    for (int64_t m0 = 0; m0 < M; m0 += tile) {
+        int64_t m1 = m0 + tile < M ? m0 + tile : M;
+        int rows = (int)(m1 - m0);
+        float *dy = io->dy + m0 * F;
         if (direct) {
             /* dx rows = dy * kernel^T directly */
             cnn_layer_gemm(io, false, true, rows, K, F, dy, F, l->params[0].value, F, 0.0f,
