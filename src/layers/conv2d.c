@@ -296,7 +296,7 @@ static int64_t implicit_floats(const cnn_conv_geom *g, int64_t K)
 {
     implicit_layout L = implicit_layout_of(g);
     int64_t n = (K + 15) / 16 * 16 + 2 * IMPLICIT_BLOCK_ROWS + 16;
-    return n + (L.copy ? L.hp * L.wp * g->c : 0) + 16;
+    return n + (L.copy ? 2 * ((L.hp * L.wp * g->c + 15) / 16 * 16) : 0) + 16;
 }
 
 static void implicit_pad(const cnn_conv_geom *g, const implicit_layout *L, const float *xn,
@@ -333,26 +333,30 @@ static void implicit_rows(const fused_job *j, int ith, int64_t r0, int64_t r1, f
         for (int kx = 0; kx < g->kw; kx++)
             for (int ci = 0; ci < C; ci++, k++)
                 koff[k] = (int)((int64_t)ky * g->dh * pitch + (int64_t)kx * g->dw * C + ci);
-    int64_t cur = -1;
-    const float *src = NULL;
+    /* Two padded samples, slot n % 2 holding sample n: a block may run
+     * from one sample into the next, so only a worker's last 12-row panel
+     * is ever partial. */
+    const int64_t slot = (L.hp * L.wp * C + 15) / 16 * 16;
+    int64_t held[2] = {-1, -1};
     for (int64_t a = r0; a < r1;) {
-        int64_t n = a / plane, end = (n + 1) * plane;
-        int64_t b = a + IMPLICIT_BLOCK_ROWS;
-        b = b < end ? b : end;
+        int64_t n = a / plane, b = a + IMPLICIT_BLOCK_ROWS;
+        b = b < (n + 2) * plane ? b : (n + 2) * plane;
         b = b < r1 ? b : r1;
-        if (n != cur) {
-            const float *xn = j->x + n * (int64_t)g->h * g->w * C;
+        const float *src[2];
+        for (int64_t s = n; s <= (b - 1) / plane; s++) {
+            const float *xs = j->x + s * (int64_t)g->h * g->w * C;
+            src[s - n] = xs;
             if (L.copy) {
-                implicit_pad(g, &L, xn, xp);
-                src = xp;
-            } else {
-                src = xn;
+                float *d = xp + (s % 2) * slot;
+                if (held[s % 2] != s)
+                    implicit_pad(g, &L, xs, d);
+                held[s % 2] = s;
+                src[s - n] = d;
             }
-            cur = n;
         }
         for (int64_t m = a; m < b; m++) {
-            int64_t rest = m - n * plane, oy = rest / g->ow, ox = rest % g->ow;
-            rows[m - a] = src + oy * g->sh * pitch + ox * g->sw * C;
+            int64_t q = m / plane - n, rest = m % plane, oy = rest / g->ow, ox = rest % g->ow;
+            rows[m - a] = src[q] + oy * g->sh * pitch + ox * g->sw * C;
         }
         float *y = j->y + a * j->F;
         cnn_gemm_gather(j->gemm, ith, (int)(b - a), j->F, (int)K, rows, koff, j->wpacked, 0.0f,

@@ -1,0 +1,210 @@
+/* Conv2D's fused path (conv2d.c): per-worker im2col blocks, the implicit
+ * GEMM (cnn_gemm_gather) and backward-data as a convolution of dy with the
+ * rotated kernel.
+ *  - cnn_gemm_gather and cnn_gemm_serial_packed_b give cnn_gemm's bits;
+ *  - the layer's forward output gives the bits of im2col + cnn_gemm + bias
+ *    (the unfused path it replaces), on 1 and 2 threads;
+ *  - every gradient, dx included, is the same on 1 and 2 threads and agrees
+ *    with the reference GEMM's path within the usual tolerance,
+ * over random shapes with 16 or more channels (strides, dilation, same and
+ * valid padding, rectangular kernels, batches whose samples split 12-row
+ * panels). */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "kernels/conv.h"
+#include "kernels/gemm.h"
+#include "model/model.h"
+#include "test.h"
+
+static cnn_rng rng;
+
+static int below(int n) { return (int)(cnn_rng_next(&rng) % (uint64_t)n); }
+
+static float *random_floats(int64_t n)
+{
+    float *p = malloc((size_t)(n ? n : 1) * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "test_conv_fused: out of memory\n");
+        exit(1);
+    }
+    for (int64_t i = 0; i < n; i++)
+        p[i] = 2 * cnn_rng_uniform(&rng) - 1;
+    return p;
+}
+
+static bool same_bits(const char *what, const float *a, const float *b, int64_t n)
+{
+    bool same = memcmp(a, b, (size_t)n * sizeof(float)) == 0;
+    if (!same)
+        fprintf(stderr, "test_conv_fused: %s: not the same bits\n", what);
+    return same;
+}
+
+/* The serial entry points against cnn_gemm, A (M x K) stored with a
+ * row stride, beta 0 and 1. */
+static void test_gemm_entry_points(int M, int N, int K)
+{
+    cnn_gemm_ctx *ctx = NULL;
+    CHECK_OK(cnn_gemm_ctx_create(&ctx, NULL));
+    const int lda = K + 3;
+    float *A = random_floats((int64_t)M * lda), *B = random_floats((int64_t)K * N);
+    float *C0 = random_floats((int64_t)M * N), *C1 = malloc((size_t)M * N * sizeof(float));
+    float *C2 = malloc((size_t)M * N * sizeof(float));
+    float *bp = aligned_alloc(64, (cnn_gemm_packed_b_floats(K, N) * sizeof(float) + 63) / 64 * 64);
+    const float **rows = malloc((size_t)M * sizeof *rows);
+    int *koff = malloc((size_t)K * sizeof *koff);
+    for (int i = 0; i < M; i++)
+        rows[i] = A + (int64_t)i * lda;
+    for (int k = 0; k < K; k++)
+        koff[k] = k;
+    cnn_gemm_pack_b(ctx, false, N, K, B, N, bp);
+    char what[80];
+    for (int b = 0; b < 2; b++) {
+        float beta = (float)b;
+        memcpy(C1, C0, (size_t)M * N * sizeof(float));
+        memcpy(C2, C0, (size_t)M * N * sizeof(float));
+        cnn_gemm(ctx, false, false, M, N, K, 1.0f, A, lda, B, N, beta, C1, N);
+        cnn_gemm_serial_packed_b(ctx, 0, false, false, M, N, K, 1.0f, A, lda, B, N, bp, beta, C2,
+                                 N);
+        snprintf(what, sizeof what, "packed B %dx%dx%d beta %d", M, N, K, b);
+        CHECK(same_bits(what, C1, C2, (int64_t)M * N));
+        if (cnn_gemm_gather_supported(ctx)) {
+            memcpy(C2, C0, (size_t)M * N * sizeof(float));
+            cnn_gemm_gather(ctx, 0, M, N, K, rows, koff, bp, beta, C2, N);
+            snprintf(what, sizeof what, "gather %dx%dx%d beta %d", M, N, K, b);
+            CHECK(same_bits(what, C1, C2, (int64_t)M * N));
+        }
+    }
+    free(A), free(B), free(C0), free(C1), free(C2), free(bp), free(rows), free(koff);
+    cnn_gemm_ctx_free(ctx);
+}
+
+typedef struct {
+    int batch, h, w, c, filters, kh, kw, sh, sw, dh, dw;
+    bool same, bias;
+} shape;
+
+static shape random_shape(void)
+{
+    static const int channels[] = {16, 17, 32, 33};
+    shape s = {.batch = 1 + below(4), .h = 3 + below(12), .w = 3 + below(12),
+               .c = channels[below(4)], .filters = 1 + below(70), .kh = 1 + below(5),
+               .kw = 1 + below(5), .sh = 1, .sw = 1, .dh = 1, .dw = 1, .same = below(2),
+               .bias = below(2)};
+    if (s.kh == 1 && s.kw == 1)
+        s.kh = 3; /* 1x1 reads its input as columns: not this path */
+    if (below(3) == 0)
+        s.sh = 1 + below(3), s.sw = 1 + below(3);
+    else if (below(3) == 0)
+        s.dh = 1 + below(2), s.dw = 1 + below(2);
+    int pad;
+    if (cnn_conv_out_size(s.h, s.kh, s.sh, s.dh, s.same, &pad) < 1
+        || cnn_conv_out_size(s.w, s.kw, s.sw, s.dw, s.same, &pad) < 1)
+        s.same = true;
+    return s;
+}
+
+/* A 3x3 convolution from 2 channels to s.c feeds the layer under test, so
+ * that its dx is computed; then Flatten and a softmax Dense. */
+static cnn_model *model_for(const shape *s, int threads, bool naive)
+{
+    cnn_model *m = NULL;
+    CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(s->h, s->w, 2)));
+    CHECK_OK(cnn_model_set_threads(m, threads));
+    CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = s->c, .kernel_size = {3, 3},
+                                                .padding = CNN_PADDING_SAME)));
+    CHECK_OK(cnn_model_add_conv2d(
+        m, cnn_conv2d(.filters = s->filters, .kernel_size = {s->kh, s->kw},
+                      .strides = {s->sh, s->sw}, .dilation_rate = {s->dh, s->dw},
+                      .padding = s->same ? CNN_PADDING_SAME : CNN_PADDING_VALID,
+                      .no_bias = !s->bias)));
+    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
+    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = CNN_ACTIVATION_SOFTMAX)));
+    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                              .optimizer = cnn_sgd(.learning_rate = 0.1f))));
+    CHECK_OK(cnn_model_build(m));
+    cnn_gemm_ctx_use_naive(m->gemm, naive);
+    return m;
+}
+
+/* The unfused forward: im2col of the whole batch, cnn_gemm, bias. */
+static float *unfused_forward(cnn_model *m, const shape *s)
+{
+    const cnn_layer *l = m->layers[1];
+    cnn_conv_geom g = {.h = s->h, .w = s->w, .c = s->c, .kh = s->kh, .kw = s->kw, .sh = s->sh,
+                       .sw = s->sw, .dh = s->dh, .dw = s->dw};
+    g.oh = cnn_conv_out_size(s->h, s->kh, s->sh, s->dh, s->same, &g.pad_top);
+    g.ow = cnn_conv_out_size(s->w, s->kw, s->sw, s->dw, s->same, &g.pad_left);
+    const int64_t M = (int64_t)s->batch * g.oh * g.ow, K = (int64_t)s->kh * s->kw * s->c;
+    float *col = random_floats(M * K), *y = random_floats(M * s->filters);
+    cnn_im2col_rows(&g, m->arena.outputs[0], 0, M, col);
+    cnn_gemm(m->gemm, false, false, (int)M, s->filters, (int)K, 1.0f, col, (int)K,
+             l->params[0].value, s->filters, 0.0f, y, s->filters);
+    if (s->bias)
+        cnn_add_bias_rows(y, l->params[1].value, M, s->filters);
+    free(col);
+    return y;
+}
+
+static void check_shape(const shape *s)
+{
+    char what[160];
+    snprintf(what, sizeof what, "batch %d %dx%dx%d -> %d, kernel %dx%d stride %dx%d dilation %dx%d %s",
+             s->batch, s->h, s->w, s->c, s->filters, s->kh, s->kw, s->sh, s->sw, s->dh, s->dw,
+             s->same ? "same" : "valid");
+    cnn_tensor *x = NULL, *y = NULL;
+    CHECK_OK(cnn_tensor_create(&x, 4, (int64_t[]){s->batch, s->h, s->w, 2}));
+    CHECK_OK(cnn_tensor_create(&y, 1, (int64_t[]){s->batch}));
+    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
+        x->data[i] = 2 * cnn_rng_uniform(&rng) - 1;
+    for (int i = 0; i < s->batch; i++)
+        y->data[i] = (float)below(3);
+    cnn_model *m[3] = {model_for(s, 1, false), model_for(s, 2, false), model_for(s, 1, true)};
+    for (int i = 0; i < 3; i++) {
+        cnn_model_zero_gradients(m[i]);
+        CHECK_OK(cnn_model_forward(m[i], x, true, NULL));
+        CHECK_OK(cnn_model_backward(m[i], y, NULL, NULL));
+    }
+    const int64_t out = cnn_shape_size(m[0]->layers[1]->out) * s->batch;
+    float *ref = unfused_forward(m[0], s);
+    CHECK(same_bits(what, ref, m[0]->arena.outputs[1], out));
+    CHECK(same_bits(what, ref, m[1]->arena.outputs[1], out));
+    CHECK(test_close(what, m[0]->arena.outputs[1], m[2]->arena.outputs[1], (long)out, 1e-5, 1e-4));
+    free(ref);
+    /* both layers' kernel and bias gradients: the first one's come from
+     * the tested layer's dx */
+    for (int l = 0; l < 2; l++) {
+        for (int p = 0; p < m[0]->layers[l]->n_params; p++) {
+            const cnn_param *a = &m[0]->layers[l]->params[p], *b = &m[1]->layers[l]->params[p],
+                            *r = &m[2]->layers[l]->params[p];
+            CHECK(same_bits(what, a->grad, b->grad, a->count));
+            CHECK(test_close(what, a->grad, r->grad, (long)a->count, 1e-5, 1e-4));
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        cnn_model_free(m[i]);
+    cnn_tensor_free(x);
+    cnn_tensor_free(y);
+}
+
+int main(void)
+{
+    cnn_rng_seed(&rng, 20261205);
+    static const int sizes[][3] = {{1, 1, 1},    {12, 32, 100}, {37, 70, 900},
+                                   {25, 64, 800}, {13, 5, 385},  {100, 33, 17}};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        test_gemm_entry_points(sizes[i][0], sizes[i][1], sizes[i][2]);
+    for (int t = 0; t < 60; t++) {
+        shape s = random_shape();
+        check_shape(&s);
+    }
+    /* conv2 of the tutorial at batch 2: 196 rows a sample, panels of 12
+     * across sample boundaries */
+    shape conv2 = {.batch = 2, .h = 14, .w = 14, .c = 32, .filters = 64, .kh = 5, .kw = 5,
+                   .sh = 1, .sw = 1, .dh = 1, .dw = 1, .same = true, .bias = true};
+    check_shape(&conv2);
+    return test_finish("test_conv_fused");
+}
