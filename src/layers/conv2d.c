@@ -505,6 +505,109 @@ static void transposed_backward(conv2d_layer *c, const cnn_layer_io *io)
     fused_run(&job, io, (int64_t)io->batch * g->h * g->w, rot + rotated_floats(c), avail);
 }
 
+/* ---- Backward-weights, implicit ------------------------------------------
+ * dkernel[K x F] += colsᵀ · dy as a gathered GEMM too: its rows are the
+ * taps (row k at tap k's offset in the padded sample), its K axis the
+ * pixels (pixel p at its receptive-field corner, koff[p]), its B the dy
+ * rows packed WEIGHTS_BLOCK_ROWS at a time. Each worker takes its own
+ * 12-aligned range of taps over all pixels, so no sum is split between
+ * threads, and the pixel blocks are the same for any thread count: the
+ * results do not depend on it. They differ from the tile-wise GEMM's only
+ * in where the pixel sums are cut into blocks. */
+enum { WEIGHTS_BLOCK_ROWS = 384 };
+
+static int64_t weights_worker_floats(const conv2d_layer *c)
+{
+    const cnn_conv_geom *g = &c->geom;
+    const int F = c->base.spec.u.conv2d.filters;
+    const int64_t K = (int64_t)g->kh * g->kw * g->c;
+    implicit_layout L = implicit_layout_of(g);
+    return 2 * K + WEIGHTS_BLOCK_ROWS + 16                  /* pointers, koff */
+         + (int64_t)cnn_gemm_packed_b_floats(WEIGHTS_BLOCK_ROWS, F) + 16
+         + (L.copy ? 2 * ((L.hp * L.wp * g->c + 15) / 16 * 16) : 0) + 16;
+}
+
+typedef struct {
+    const conv2d_layer *c;
+    const cnn_layer_io *io;
+    int64_t per_worker; /* floats of workspace each worker has */
+} weights_job;
+
+static void weights_worker(void *p, int ith, int nth)
+{
+    const weights_job *j = p;
+    const cnn_conv_geom *g = &j->c->geom;
+    const int F = j->c->base.spec.u.conv2d.filters;
+    const int64_t K = (int64_t)g->kh * g->kw * g->c, C = g->c, plane = (int64_t)g->oh * g->ow;
+    const int64_t M = (int64_t)j->io->batch * plane, sample = (int64_t)g->h * g->w * C;
+    long b, e;
+    cnn_split_range((long)((K + 11) / 12), ith, nth, &b, &e);
+    const int64_t k0 = b * 12, k1 = e * 12 < K ? e * 12 : K;
+    if (k0 >= k1)
+        return;
+    const implicit_layout L = implicit_layout_of(g);
+    const int64_t pitch = L.wp * C, slot = (L.hp * L.wp * C + 15) / 16 * 16;
+    float *base = (float *)(((uintptr_t)(j->io->workspace + ith * j->per_worker) + 63)
+                            & ~(uintptr_t)63);
+    float *bp = base;
+    const float **rows = (const float **)(bp + (cnn_gemm_packed_b_floats(WEIGHTS_BLOCK_ROWS, F) + 15) / 16 * 16);
+    int *koff = (int *)(rows + (k1 - k0));
+    float *xp = (float *)(((uintptr_t)(koff + WEIGHTS_BLOCK_ROWS) + 63) & ~(uintptr_t)63);
+    int64_t held[2] = {-1, -1};
+    for (int64_t a = 0; a < M;) {
+        int64_t n = a / plane, z = a + WEIGHTS_BLOCK_ROWS;
+        z = z < (n + 2) * plane ? z : (n + 2) * plane;
+        z = z < M ? z : M;
+        /* the block's samples: padded copies in slot s % 2, or x itself */
+        const float *origin = L.copy ? xp : j->io->x + n * sample;
+        int64_t where[2];
+        for (int64_t s = n; s <= (z - 1) / plane; s++) {
+            if (L.copy) {
+                if (held[s % 2] != s)
+                    implicit_pad(g, &L, j->io->x + s * sample, xp + (s % 2) * slot);
+                held[s % 2] = s;
+                where[s - n] = (s % 2) * slot;
+            } else {
+                where[s - n] = (s - n) * sample;
+            }
+        }
+        for (int64_t m = a; m < z; m++) {
+            int64_t q = m / plane - n, rest = m % plane, oy = rest / g->ow, ox = rest % g->ow;
+            koff[m - a] = (int)(where[q] + oy * g->sh * pitch + ox * g->sw * C);
+        }
+        for (int64_t k = k0; k < k1; k++) {
+            int64_t ci = k % C, t = k / C, ky = t / g->kw, kx = t % g->kw;
+            rows[k - k0] = origin + ky * g->dh * pitch + kx * g->dw * C + ci;
+        }
+        cnn_gemm_pack_b(j->io->gemm, false, F, (int)(z - a), j->io->dy + a * F, F, bp);
+        cnn_gemm_gather(j->io->gemm, ith, (int)(k1 - k0), F, (int)(z - a), rows, koff, bp, 1.0f,
+                        j->c->base.params[0].grad + k0 * F, F);
+        a = z;
+    }
+}
+
+/* Whether the implicit backward-weights can run, and each worker's share:
+ * whether it runs depends on the workspace only, never on the thread
+ * count (that would change the sums); when the workspace cannot give
+ * every worker its share, one worker does it all. */
+static bool weights_implicit_ok(const conv2d_layer *c, const cnn_layer_io *io, int64_t ws_floats,
+                                int64_t *per_worker, bool *parallel)
+{
+    const cnn_conv_geom *g = &c->geom;
+    if (io->bf16 || columns_are_input(g) || !cnn_gemm_gather_supported(io->gemm))
+        return false;
+    implicit_layout L = implicit_layout_of(g);
+    int64_t two = L.copy ? 2 * (L.hp * L.wp * g->c + 16) : 2 * (int64_t)g->h * g->w * g->c;
+    if (two >= INT32_MAX)
+        return false;
+    const int64_t need = weights_worker_floats(c);
+    *per_worker = ws_floats / cnn_pool_threads(io->pool) / 16 * 16;
+    *parallel = *per_worker >= need;
+    if (!*parallel)
+        *per_worker = ws_floats;
+    return ws_floats >= need;
+}
+
 static size_t conv2d_workspace(const cnn_layer *l, int batch, int64_t tile_floats)
 {
     const conv2d_layer *c = (const conv2d_layer *)l;
@@ -519,6 +622,10 @@ static size_t conv2d_workspace(const cnn_layer *l, int batch, int64_t tile_float
                             + fused_tile_rows(M, K, (int)F, tile_floats) * K);
     if (fused > gemm)
         gemm = fused;
+    /* one worker's implicit backward-weights, within the limit */
+    if (!columns_are_input(g) && (int64_t)gemm < weights_worker_floats(c)
+        && weights_worker_floats(c) <= tile_floats)
+        gemm = (size_t)weights_worker_floats(c);
     /* backward-data when it may run transposed (bf16 is a per-pass choice) */
     if (g->sh == 1 && g->sw == 1 && g->c >= TRANSPOSED_MIN_CHANNELS) {
         size_t t = transposed_workspace(c, batch, tile_floats);
@@ -708,8 +815,17 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
     /* Through the activation first: both gradients below read dy. */
     if (io->fuse_activation)
         cnn_activation_backward(l->activation, io->y, io->dy, M, F);
+    int64_t per_worker;
+    bool parallel;
     if (weights_direct) {
         direct_weights(c, io, isa, nb); /* and the bias's */
+    } else if (weights_implicit_ok(c, io, (int64_t)conv2d_workspace(l, io->batch, io->tile_floats),
+                                   &per_worker, &parallel)) {
+        weights_job job = {c, io, per_worker};
+        parallel = parallel && (double)M * K * F >= 1048576.0;
+        cnn_pool_run(parallel ? io->pool : NULL, weights_worker, &job);
+        if (l->n_params > 1)
+            cnn_bias_grad_rows(io->dy, M, F, l->params[1].grad);
     } else {
         for (int64_t m0 = 0; m0 < M; m0 += tile) {
             int64_t m1 = m0 + tile < M ? m0 + tile : M;
