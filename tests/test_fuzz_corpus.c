@@ -107,7 +107,10 @@ static int replay_dir(const char *dir, harness_fn fn)
         names[n++] = strdup(e->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, compare_names);
+    /* An empty folder (make fuzz-hours creates fuzz/regressions/HARNESS/
+     * before anything is in it) leaves names NULL: qsort must not see it. */
+    if (n > 1)
+        qsort(names, n, sizeof *names, compare_names);
     int count = 0;
     for (size_t i = 0; i < n; i++) {
         char path[1024];
