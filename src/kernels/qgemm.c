@@ -309,39 +309,12 @@ qgemm_avx2(int64_t M, const int8_t *A, int64_t lda, int32_t a_zero, const cnn_qp
 
 #define VNNI_TARGET CNN_QAVX512_TARGET
 
-/* Rows m0 .. m0 + MR - 1 against panels pn .. pn + NP - 1: MR x NP
- * accumulators of 16 lanes, one vpdpbusd per row and panel per group. */
+/* The output stage of an MR x NP tile: the zero-point correction, bias,
+ * requantization, and MR rows of up to NP * 16 bytes (masked past N). */
 VNNI_TARGET __attribute__((always_inline)) static inline void
-vnni_tile(int MR, int NP, const int8_t *A, int64_t lda, int32_t a_zero, const cnn_qpacked *B,
-          int pn, const cnn_qoutput *out, int8_t *Y, int64_t ldy)
+vnni_store(int MR, int NP, __m512i acc[6][4], int32_t a_zero, const cnn_qpacked *B, int pn,
+           const cnn_qoutput *out, int8_t *Y, int64_t ldy)
 {
-    __m512i acc[6][4];
-#pragma GCC unroll 6
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 4
-        for (int j = 0; j < NP; j++)
-            acc[r][j] = _mm512_setzero_si512();
-    const size_t pstride = (size_t)B->groups * QBLOCK;
-    const int8_t *bp = B->data + pn * pstride;
-    const int full = B->K / QG;
-    for (int g = 0; g < B->groups; g++, bp += QBLOCK) {
-        __m512i b[4];
-#pragma GCC unroll 4
-        for (int j = 0; j < NP; j++)
-            b[j] = _mm512_load_si512((const void *)(bp + j * pstride));
-#pragma GCC unroll 6
-        for (int r = 0; r < MR; r++) {
-            uint32_t w;
-            if (g < full)
-                memcpy(&w, A + r * lda + g * QG, 4);
-            else
-                w = group_word(A + r * lda, g, B->K);
-            __m512i a = _mm512_set1_epi32((int)(w ^ 0x80808080u)); /* A + 128, unsigned */
-#pragma GCC unroll 4
-            for (int j = 0; j < NP; j++)
-                acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], a, b[j]);
-        }
-    }
     const __m512i zp = _mm512_set1_epi32(out->zero_point), lo = _mm512_set1_epi32(out->lo),
                   hi = _mm512_set1_epi32(out->hi);
 #pragma GCC unroll 4
@@ -363,6 +336,61 @@ vnni_tile(int MR, int NP, const int8_t *A, int64_t lda, int32_t a_zero, const cn
             _mm_mask_storeu_epi8(Y + r * ldy + n0, k, y);
         }
     }
+}
+
+
+/* Rows m0 .. m0 + MR - 1 against panels pn .. pn + NP - 1: MR x NP
+ * accumulators of 16 lanes, one vpdpbusd per row and panel per group. The
+ * main loop runs over whole groups only, each row's 4 bytes broadcast
+ * straight from memory and flipped to unsigned in the vector unit (the
+ * path through a general register costs a shuffle uop per row and, with a
+ * tail test inside, made GCC spill accumulators); the last, partial group
+ * (K % 4 != 0) comes once after it. */
+VNNI_TARGET __attribute__((always_inline)) static inline void
+vnni_tile(int MR, int NP, const int8_t *A, int64_t lda, int32_t a_zero, const cnn_qpacked *B,
+          int pn, const cnn_qoutput *out, int8_t *Y, int64_t ldy)
+{
+    __m512i acc[6][4];
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NP; j++)
+            acc[r][j] = _mm512_setzero_si512();
+    const size_t pstride = (size_t)B->groups * QBLOCK;
+    const int8_t *bp = B->data + pn * pstride;
+    const int full = B->K / QG;
+    const __m512i flip = _mm512_set1_epi32((int)0x80808080u);
+    const int8_t *ar = A;
+    for (int g = 0; g < full; g++, bp += QBLOCK, ar += QG) {
+        __m512i b[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < NP; j++)
+            b[j] = _mm512_load_si512((const void *)(bp + j * pstride));
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; r++) {
+            int32_t w;
+            memcpy(&w, ar + r * lda, 4);
+            __m512i a = _mm512_xor_si512(_mm512_set1_epi32(w), flip); /* A + 128, unsigned */
+#pragma GCC unroll 4
+            for (int j = 0; j < NP; j++)
+                acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], a, b[j]);
+        }
+    }
+    if (full < B->groups) {
+        __m512i b[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < NP; j++)
+            b[j] = _mm512_load_si512((const void *)(bp + j * pstride));
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; r++) {
+            uint32_t w = group_word(A + r * lda, full, B->K);
+            __m512i a = _mm512_set1_epi32((int)(w ^ 0x80808080u));
+#pragma GCC unroll 4
+            for (int j = 0; j < NP; j++)
+                acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], a, b[j]);
+        }
+    }
+    vnni_store(MR, NP, acc, a_zero, B, pn, out, Y, ldy);
 }
 
 /* One instantiation per (rows, panels) pair, so the tiles stay in registers. */
@@ -392,6 +420,99 @@ VNNI_TARGET static void qgemm_vnni(int64_t M, const int8_t *A, int64_t lda, int3
         }
     }
 }
+
+/* ---- AVX-512 VNNI Conv2D without im2col --------------------------------- */
+
+/* When c % 4 == 0 no group of 4 k-values straddles two taps, so the tile
+ * can read each tap's c bytes where they lie: ptr[t * 6 + r] is row r's
+ * tap t (the input pixel, or padrow - c bytes of the input's zero point -
+ * for a tap in the padding). Same sums, same order of groups as the GEMM
+ * over im2col's rows, without writing and re-reading those rows. */
+VNNI_TARGET __attribute__((always_inline)) static inline void
+vnni_conv_tile(int MR, int NP, const int8_t *const *ptr, int taps, int cg, int32_t a_zero,
+               const cnn_qpacked *B, int pn, const cnn_qoutput *out, int8_t *Y, int64_t ldy)
+{
+    __m512i acc[6][4];
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NP; j++)
+            acc[r][j] = _mm512_setzero_si512();
+    const size_t pstride = (size_t)B->groups * QBLOCK;
+    const int8_t *bp = B->data + pn * pstride;
+    const __m512i flip = _mm512_set1_epi32((int)0x80808080u);
+    for (int t = 0; t < taps; t++) {
+        const int8_t *ar[6];
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; r++)
+            ar[r] = ptr[t * 6 + r];
+        for (int g = 0; g < cg; g++, bp += QBLOCK) {
+            __m512i b[4];
+#pragma GCC unroll 4
+            for (int j = 0; j < NP; j++)
+                b[j] = _mm512_load_si512((const void *)(bp + j * pstride));
+#pragma GCC unroll 6
+            for (int r = 0; r < MR; r++) {
+                int32_t w;
+                memcpy(&w, ar[r] + g * QG, 4);
+                __m512i a = _mm512_xor_si512(_mm512_set1_epi32(w), flip);
+#pragma GCC unroll 4
+                for (int j = 0; j < NP; j++)
+                    acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], a, b[j]);
+            }
+        }
+    }
+    vnni_store(MR, NP, acc, a_zero, B, pn, out, Y, ldy);
+}
+
+#define VNNI_CONV_CASE(mr, np)                                                             \
+    case (mr) * 8 + (np):                                                                  \
+        vnni_conv_tile(mr, np, ptr, taps, cg, a_zero, B, pn, out, Y, ldy);                 \
+        break;
+#define VNNI_CONV_ROWS(mr) \
+    VNNI_CONV_CASE(mr, 1) VNNI_CONV_CASE(mr, 2) VNNI_CONV_CASE(mr, 3) VNNI_CONV_CASE(mr, 4)
+
+VNNI_TARGET static void vnni_conv_block(int mr, int np, const int8_t *const *ptr, int taps,
+                                        int cg, int32_t a_zero, const cnn_qpacked *B, int pn,
+                                        const cnn_qoutput *out, int8_t *Y, int64_t ldy)
+{
+    switch (mr * 8 + np) {
+        VNNI_CONV_ROWS(1) VNNI_CONV_ROWS(2) VNNI_CONV_ROWS(3) VNNI_CONV_ROWS(4)
+        VNNI_CONV_ROWS(5) VNNI_CONV_ROWS(6)
+    default: break;
+    }
+}
+
+VNNI_TARGET static void qconv_vnni_implicit(const cnn_conv_geom *g, const int8_t *x,
+                                            int32_t a_zero, const cnn_qpacked *B,
+                                            const cnn_qoutput *out, int64_t m0, int64_t m1,
+                                            const int8_t *padrow, int8_t *Y)
+{
+    const int C = g->c, taps = g->kh * g->kw, N = B->N;
+    const int64_t plane = (int64_t)g->oh * g->ow;
+    const int8_t *ptr[CNN_QCONV_MAX_TAPS * 6];
+    for (int64_t m = m0; m < m1; m += 6) {
+        int mr = m1 - m < 6 ? (int)(m1 - m) : 6;
+        for (int r = 0; r < mr; r++) {
+            int64_t n = (m + r) / plane;
+            int rest = (int)(m + r - n * plane), oy = rest / g->ow, ox = rest % g->ow;
+            const int8_t *xn = x + n * (int64_t)g->h * g->w * C;
+            for (int ky = 0; ky < g->kh; ky++) {
+                int iy = oy * g->sh - g->pad_top + ky * g->dh;
+                for (int kx = 0; kx < g->kw; kx++) {
+                    int ix = ox * g->sw - g->pad_left + kx * g->dw;
+                    bool in = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w;
+                    ptr[(ky * g->kw + kx) * 6 + r] =
+                        in ? xn + ((int64_t)iy * g->w + ix) * C : padrow;
+                }
+            }
+        }
+        for (int pn = 0; pn < B->panels; pn += 4) {
+            int np = B->panels - pn < 4 ? B->panels - pn : 4;
+            vnni_conv_block(mr, np, ptr, taps, C / QG, a_zero, B, pn, out, Y + (m - m0) * N, N);
+        }
+    }
+}
 #endif
 
 void cnn_qgemm(cnn_qisa isa, int64_t M, const int8_t *A, int64_t lda, int32_t a_zero,
@@ -404,4 +525,22 @@ void cnn_qgemm(cnn_qisa isa, int64_t M, const int8_t *A, int64_t lda, int32_t a_
 #endif
     default: qgemm_generic(M, A, lda, a_zero, B, out, Y, ldy); return;
     }
+}
+
+bool cnn_qconv_implicit(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t x_zero,
+                        const cnn_qpacked *kernel, const cnn_qoutput *out, int64_t m0,
+                        int64_t m1, int8_t *padrow, int8_t *y)
+{
+#ifdef QGEMM_X86
+    if (cnn_qisa_resolve(isa) == CNN_QISA_VNNI && g->c % QG == 0 &&
+        g->kh * g->kw <= CNN_QCONV_MAX_TAPS && kernel->K == g->kh * g->kw * g->c) {
+        memset(padrow, x_zero, (size_t)g->c);
+        qconv_vnni_implicit(g, x, x_zero, kernel, out, m0, m1, padrow, y);
+        return true;
+    }
+#else
+    (void)isa, (void)g, (void)x, (void)x_zero, (void)kernel, (void)out, (void)m0, (void)m1;
+    (void)padrow, (void)y;
+#endif
+    return false;
 }

@@ -84,9 +84,23 @@ void cnn_qim2col_rows(const cnn_conv_geom *g, const int8_t *x, int8_t pad, int64
 void cnn_qconv_ref(const cnn_conv_geom *g, const int8_t *x, int32_t x_zero, const int8_t *kernel,
                    int N, const cnn_qoutput *out, int64_t m0, int64_t m1, int8_t *y);
 
+/* Taps of the largest window cnn_qconv_implicit takes (its pointer table
+ * lives on the stack). */
+#define CNN_QCONV_MAX_TAPS 64
+
+/* Conv2D without im2col on AVX-512 VNNI when c % 4 == 0 and the window has
+ * at most CNN_QCONV_MAX_TAPS taps: each tap's channels are read in place
+ * (padrow, c bytes of scratch, stands for the padding). Returns false,
+ * doing nothing, when the CPU (or isa) or the geometry does not allow it.
+ * Same bytes as cnn_qconv_ref. y: (m1 - m0, N). */
+bool cnn_qconv_implicit(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t x_zero,
+                        const cnn_qpacked *kernel, const cnn_qoutput *out, int64_t m0,
+                        int64_t m1, int8_t *padrow, int8_t *y);
+
 /* The fast Conv2D: im2col of chunk pixels at a time into col (chunk * K
  * bytes, K = kh * kw * c), then cnn_qgemm; a 1x1, stride-1, unpadded
- * convolution reads x in place. */
+ * convolution reads x in place, and cnn_qconv_implicit's cases skip
+ * im2col. */
 void cnn_qconv(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t x_zero,
                const cnn_qpacked *kernel, const cnn_qoutput *out, int64_t m0, int64_t m1,
                int8_t *col, int64_t chunk, int8_t *y);
