@@ -5,16 +5,44 @@
 
 #include "kernels/qgemm.h"
 
-/* Copies n bytes; short runs (few channels) inline, where a memcpy call
- * costs more than the copy. */
+#if defined(__x86_64__) || defined(__i386__)
+#define QCONV_X86 1
+#include <immintrin.h>
+
+#include "kernels/qrequant_avx512.h"
+#endif
+
+/* Copies n bytes: short runs (few channels, narrow windows: 5 bytes for a
+ * 5x5 window over one channel) as two overlapping fixed-size moves, which
+ * beat both a byte loop and a memcpy call there. */
 static inline void copy_bytes(int8_t *dst, const int8_t *src, int n)
 {
-    if (n > 32) {
-        memcpy(dst, src, (size_t)n);
-        return;
+    if (n >= 16) {
+        if (n > 32) {
+            memcpy(dst, src, (size_t)n);
+            return;
+        }
+        int8_t head[16], tail[16];
+        memcpy(head, src, 16);
+        memcpy(tail, src + n - 16, 16);
+        memcpy(dst, head, 16);
+        memcpy(dst + n - 16, tail, 16);
+    } else if (n >= 8) {
+        uint64_t head, tail;
+        memcpy(&head, src, 8);
+        memcpy(&tail, src + n - 8, 8);
+        memcpy(dst, &head, 8);
+        memcpy(dst + n - 8, &tail, 8);
+    } else if (n >= 4) {
+        uint32_t head, tail;
+        memcpy(&head, src, 4);
+        memcpy(&tail, src + n - 4, 4);
+        memcpy(dst, &head, 4);
+        memcpy(dst + n - 4, &tail, 4);
+    } else {
+        for (int i = 0; i < n; i++)
+            dst[i] = src[i];
     }
-    for (int i = 0; i < n; i++)
-        dst[i] = src[i];
 }
 
 void cnn_qim2col_rows(const cnn_conv_geom *g, const int8_t *x, int8_t pad, int64_t m0, int64_t m1,
@@ -22,9 +50,12 @@ void cnn_qim2col_rows(const cnn_conv_geom *g, const int8_t *x, int8_t pad, int64
 {
     const int C = g->c, K = g->kh * g->kw * C;
     const int64_t plane = (int64_t)g->oh * g->ow;
+    if (m0 >= m1)
+        return;
+    /* pixel m0's (image, row, column), then stepped: no division per row */
+    int64_t n = m0 / plane;
+    int rest = (int)(m0 - n * plane), oy = rest / g->ow, ox = rest % g->ow;
     for (int64_t m = m0; m < m1; m++) {
-        int64_t n = m / plane;
-        int rest = (int)(m - n * plane), oy = rest / g->ow, ox = rest % g->ow;
         const int8_t *xn = x + n * (int64_t)g->h * g->w * C;
         int8_t *row = col + (m - m0) * K;
         const int ix0 = ox * g->sw - g->pad_left;
@@ -47,7 +78,77 @@ void cnn_qim2col_rows(const cnn_conv_geom *g, const int8_t *x, int8_t pad, int64
                     copy_bytes(row + kx * C, src + (int64_t)ix * C, C);
             }
         }
+        if (++ox == g->ow) {
+            ox = 0;
+            if (++oy == g->oh) {
+                oy = 0;
+                n++;
+            }
+        }
     }
+}
+
+#ifdef QCONV_X86
+/* cnn_qim2col_rows for windows whose rows are at most 64 bytes (kw * c <=
+ * 64, no column dilation: the first convolution of most networks, one to
+ * three channels) with AVX-512 byte masks: each window row is one masked
+ * load and store, where the generic copy of 3 or 5 bytes ran byte by byte;
+ * at the borders the row is first filled with pad, then its in-bounds
+ * part copied over it. Masked-off bytes are neither read nor written. */
+CNN_QAVX512_TARGET static void qim2col_avx512(const cnn_conv_geom *g, const int8_t *x, int8_t pad,
+                                              int64_t m0, int64_t m1, int8_t *col)
+{
+    const int C = g->c, K = g->kh * g->kw * C, RW = g->kw * C;
+    const int64_t plane = (int64_t)g->oh * g->ow;
+    const __mmask64 full = RW == 64 ? ~(__mmask64)0 : (((__mmask64)1 << RW) - 1);
+    const __m512i padv = _mm512_set1_epi8(pad);
+    int64_t n = m0 / plane;
+    int rest = (int)(m0 - n * plane), oy = rest / g->ow, ox = rest % g->ow;
+    for (int64_t m = m0; m < m1; m++) {
+        const int8_t *xn = x + n * (int64_t)g->h * g->w * C;
+        int8_t *row = col + (m - m0) * K;
+        const int ix0 = ox * g->sw - g->pad_left;
+        const int lo = ix0 < 0 ? -ix0 : 0, hi = ix0 + g->kw > g->w ? g->w - ix0 : g->kw;
+        for (int ky = 0; ky < g->kh; ky++, row += RW) {
+            int iy = oy * g->sh - g->pad_top + ky * g->dh;
+            if (iy < 0 || iy >= g->h || lo >= hi) {
+                _mm512_mask_storeu_epi8(row, full, padv);
+                continue;
+            }
+            const int8_t *src = xn + ((int64_t)iy * g->w + ix0 + lo) * C;
+            if (lo == 0 && hi == g->kw) {
+                _mm512_mask_storeu_epi8(row, full, _mm512_maskz_loadu_epi8(full, src));
+                continue;
+            }
+            int nb = (hi - lo) * C;
+            __mmask64 part = nb == 64 ? ~(__mmask64)0 : (((__mmask64)1 << nb) - 1);
+            _mm512_mask_storeu_epi8(row, full, padv);
+            _mm512_mask_storeu_epi8(row + lo * C, part, _mm512_maskz_loadu_epi8(part, src));
+        }
+        if (++ox == g->ow) {
+            ox = 0;
+            if (++oy == g->oh) {
+                oy = 0;
+                n++;
+            }
+        }
+    }
+}
+#endif
+
+/* The im2col the fast Conv2D uses: the AVX-512 one where it applies. */
+static void qim2col_fast(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int8_t pad,
+                         int64_t m0, int64_t m1, int8_t *col)
+{
+#ifdef QCONV_X86
+    if (m0 < m1 && isa == CNN_QISA_VNNI && g->dw == 1 && g->kw * g->c <= 64) {
+        qim2col_avx512(g, x, pad, m0, m1, col);
+        return;
+    }
+#else
+    (void)isa;
+#endif
+    cnn_qim2col_rows(g, x, pad, m0, m1, col);
 }
 
 void cnn_qconv_ref(const cnn_conv_geom *g, const int8_t *x, int32_t x_zero, const int8_t *kernel,
@@ -85,6 +186,7 @@ void cnn_qconv(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t x_
                int8_t *col, int64_t chunk, int8_t *y)
 {
     const int K = kernel->K, N = kernel->N;
+    const cnn_qisa use = cnn_qisa_resolve(isa);
     const bool pointwise = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 &&
                            g->pad_top == 0 && g->pad_left == 0 && g->oh == g->h && g->ow == g->w;
     if (pointwise) { /* the input rows are the GEMM's rows */
@@ -95,7 +197,7 @@ void cnn_qconv(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t x_
         return;
     for (int64_t m = m0; m < m1; m += chunk) {
         int64_t rows = m1 - m < chunk ? m1 - m : chunk;
-        cnn_qim2col_rows(g, x, (int8_t)x_zero, m, m + rows, col);
+        qim2col_fast(use, g, x, (int8_t)x_zero, m, m + rows, col);
         cnn_qgemm(isa, rows, col, K, x_zero, kernel, out, y + (m - m0) * N, N);
     }
 }

@@ -491,19 +491,33 @@ VNNI_TARGET static void qconv_vnni_implicit(const cnn_conv_geom *g, const int8_t
     const int C = g->c, taps = g->kh * g->kw, N = B->N;
     const int64_t plane = (int64_t)g->oh * g->ow;
     const int8_t *ptr[CNN_QCONV_MAX_TAPS * 6];
+    if (m0 >= m1)
+        return;
+    /* pixel m0's (image, row, column), then stepped: no division per pixel */
+    int64_t n = m0 / plane;
+    int rest = (int)(m0 - n * plane), oy = rest / g->ow, ox = rest % g->ow;
     for (int64_t m = m0; m < m1; m += 6) {
         int mr = m1 - m < 6 ? (int)(m1 - m) : 6;
         for (int r = 0; r < mr; r++) {
-            int64_t n = (m + r) / plane;
-            int rest = (int)(m + r - n * plane), oy = rest / g->ow, ox = rest % g->ow;
             const int8_t *xn = x + n * (int64_t)g->h * g->w * C;
+            const int iy0 = oy * g->sh - g->pad_top, ix0 = ox * g->sw - g->pad_left;
+            const bool inside = iy0 >= 0 && iy0 + (g->kh - 1) * g->dh < g->h && ix0 >= 0 &&
+                                ix0 + (g->kw - 1) * g->dw < g->w;
+            const int8_t **pr = ptr + r;
             for (int ky = 0; ky < g->kh; ky++) {
-                int iy = oy * g->sh - g->pad_top + ky * g->dh;
-                for (int kx = 0; kx < g->kw; kx++) {
-                    int ix = ox * g->sw - g->pad_left + kx * g->dw;
-                    bool in = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w;
-                    ptr[(ky * g->kw + kx) * 6 + r] =
-                        in ? xn + ((int64_t)iy * g->w + ix) * C : padrow;
+                int iy = iy0 + ky * g->dh;
+                for (int kx = 0; kx < g->kw; kx++, pr += 6) {
+                    int ix = ix0 + kx * g->dw;
+                    *pr = inside || (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w)
+                              ? xn + ((int64_t)iy * g->w + ix) * C
+                              : padrow;
+                }
+            }
+            if (++ox == g->ow) {
+                ox = 0;
+                if (++oy == g->oh) {
+                    oy = 0;
+                    n++;
                 }
             }
         }
