@@ -413,7 +413,7 @@ static void test_qconv(cnn_rng *r)
         int8_t *x = xmalloc((size_t)xn), *kern = xmalloc((size_t)K * N);
         int8_t *ref = xmalloc((size_t)(pixels * N)), *y = xmalloc((size_t)(pixels * N));
         int64_t chunk = rnd(r, 1, 50);
-        int8_t *col = xmalloc((size_t)(chunk * K));
+        int8_t *col = xmalloc((size_t)(chunk * cnn_qconv_col_stride(K)));
         fill_i8(r, x, xn, -128, 127);
         fill_i8(r, kern, (int64_t)K * N, -127, 127);
         int32_t zx = rnd(r, -128, 127);
@@ -451,7 +451,7 @@ static void test_qconv(cnn_rng *r)
                        .dh = 1, .dw = 1};
     g.oh = cnn_conv_out_size(4, 3, 1, 1, 1, &g.pad_top);
     g.ow = cnn_conv_out_size(4, 3, 1, 1, 1, &g.pad_left);
-    int8_t x[32], kern[18], y[16], col[16 * 18];
+    int8_t x[32], kern[18], y[16], col[16 * 20];
     memset(x, -20, sizeof x);
     memset(kern, 100, sizeof kern);
     int32_t bias = 80, mult = 1 << 30, shift = -2; /* 80 * 0.125 = 10 */

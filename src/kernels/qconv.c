@@ -45,8 +45,9 @@ static inline void copy_bytes(int8_t *dst, const int8_t *src, int n)
     }
 }
 
-void cnn_qim2col_rows(const cnn_conv_geom *g, const int8_t *x, int8_t pad, int64_t m0, int64_t m1,
-                      int8_t *col)
+/* Rows ldc bytes apart; the bytes from K to ldc are set to 0. */
+static void qim2col_generic(const cnn_conv_geom *g, const int8_t *x, int8_t pad, int64_t m0,
+                            int64_t m1, int8_t *col, int64_t ldc)
 {
     const int C = g->c, K = g->kh * g->kw * C;
     const int64_t plane = (int64_t)g->oh * g->ow;
@@ -57,7 +58,9 @@ void cnn_qim2col_rows(const cnn_conv_geom *g, const int8_t *x, int8_t pad, int64
     int rest = (int)(m0 - n * plane), oy = rest / g->ow, ox = rest % g->ow;
     for (int64_t m = m0; m < m1; m++) {
         const int8_t *xn = x + n * (int64_t)g->h * g->w * C;
-        int8_t *row = col + (m - m0) * K;
+        int8_t *row = col + (m - m0) * ldc;
+        for (int i = K; i < ldc; i++)
+            row[i] = 0;
         const int ix0 = ox * g->sw - g->pad_left;
         for (int ky = 0; ky < g->kh; ky++, row += g->kw * C) {
             int iy = oy * g->sh - g->pad_top + ky * g->dh;
@@ -88,15 +91,21 @@ void cnn_qim2col_rows(const cnn_conv_geom *g, const int8_t *x, int8_t pad, int64
     }
 }
 
+void cnn_qim2col_rows(const cnn_conv_geom *g, const int8_t *x, int8_t pad, int64_t m0, int64_t m1,
+                      int8_t *col)
+{
+    qim2col_generic(g, x, pad, m0, m1, col, (int64_t)g->kh * g->kw * g->c);
+}
+
 #ifdef QCONV_X86
-/* cnn_qim2col_rows for windows whose rows are at most 64 bytes (kw * c <=
+/* qim2col_generic for windows whose rows are at most 64 bytes (kw * c <=
  * 64, no column dilation: the first convolution of most networks, one to
  * three channels) with AVX-512 byte masks: each window row is one masked
  * load and store, where the generic copy of 3 or 5 bytes ran byte by byte;
  * at the borders the row is first filled with pad, then its in-bounds
  * part copied over it. Masked-off bytes are neither read nor written. */
 CNN_QAVX512_TARGET static void qim2col_avx512(const cnn_conv_geom *g, const int8_t *x, int8_t pad,
-                                              int64_t m0, int64_t m1, int8_t *col)
+                                              int64_t m0, int64_t m1, int8_t *col, int64_t ldc)
 {
     const int C = g->c, K = g->kh * g->kw * C, RW = g->kw * C;
     const int64_t plane = (int64_t)g->oh * g->ow;
@@ -106,7 +115,9 @@ CNN_QAVX512_TARGET static void qim2col_avx512(const cnn_conv_geom *g, const int8
     int rest = (int)(m0 - n * plane), oy = rest / g->ow, ox = rest % g->ow;
     for (int64_t m = m0; m < m1; m++) {
         const int8_t *xn = x + n * (int64_t)g->h * g->w * C;
-        int8_t *row = col + (m - m0) * K;
+        int8_t *row = col + (m - m0) * ldc;
+        for (int i = K; i < ldc; i++)
+            row[i] = 0;
         const int ix0 = ox * g->sw - g->pad_left;
         const int lo = ix0 < 0 ? -ix0 : 0, hi = ix0 + g->kw > g->w ? g->w - ix0 : g->kw;
         for (int ky = 0; ky < g->kh; ky++, row += RW) {
@@ -138,17 +149,17 @@ CNN_QAVX512_TARGET static void qim2col_avx512(const cnn_conv_geom *g, const int8
 
 /* The im2col the fast Conv2D uses: the AVX-512 one where it applies. */
 static void qim2col_fast(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int8_t pad,
-                         int64_t m0, int64_t m1, int8_t *col)
+                         int64_t m0, int64_t m1, int8_t *col, int64_t ldc)
 {
 #ifdef QCONV_X86
     if (m0 < m1 && isa == CNN_QISA_VNNI && g->dw == 1 && g->kw * g->c <= 64) {
-        qim2col_avx512(g, x, pad, m0, m1, col);
+        qim2col_avx512(g, x, pad, m0, m1, col, ldc);
         return;
     }
 #else
     (void)isa;
 #endif
-    cnn_qim2col_rows(g, x, pad, m0, m1, col);
+    qim2col_generic(g, x, pad, m0, m1, col, ldc);
 }
 
 void cnn_qconv_ref(const cnn_conv_geom *g, const int8_t *x, int32_t x_zero, const int8_t *kernel,
@@ -187,6 +198,7 @@ void cnn_qconv(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t x_
 {
     const int K = kernel->K, N = kernel->N;
     const cnn_qisa use = cnn_qisa_resolve(isa);
+    const int64_t ldc = cnn_qconv_col_stride(K);
     const bool pointwise = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 &&
                            g->pad_top == 0 && g->pad_left == 0 && g->oh == g->h && g->ow == g->w;
     if (pointwise) { /* the input rows are the GEMM's rows */
@@ -197,7 +209,7 @@ void cnn_qconv(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t x_
         return;
     for (int64_t m = m0; m < m1; m += chunk) {
         int64_t rows = m1 - m < chunk ? m1 - m : chunk;
-        qim2col_fast(use, g, x, (int8_t)x_zero, m, m + rows, col);
-        cnn_qgemm(isa, rows, col, K, x_zero, kernel, out, y + (m - m0) * N, N);
+        qim2col_fast(use, g, x, (int8_t)x_zero, m, m + rows, col, ldc);
+        cnn_qgemm_padded(use, rows, col, ldc, x_zero, kernel, out, y + (m - m0) * N, N);
     }
 }

@@ -193,7 +193,8 @@ static void qgemm_generic(int64_t M, const int8_t *A, int64_t lda, int32_t a_zer
  * k-values (broadcast) leaves 2 partial sums per column, added pairwise at
  * the end. */
 __attribute__((target("avx2"), always_inline)) static inline void
-avx2_tile(int MR, const int8_t *A, int64_t lda, const cnn_qpacked *B, int pn, int32_t acc[][QP])
+avx2_tile(int MR, const int8_t *A, int64_t lda, const cnn_qpacked *B, int pn, int full,
+          int32_t acc[][QP])
 {
     __m256i s[3][4];
 #pragma GCC unroll 3
@@ -202,7 +203,6 @@ avx2_tile(int MR, const int8_t *A, int64_t lda, const cnn_qpacked *B, int pn, in
         for (int i = 0; i < 4; i++)
             s[r][i] = _mm256_setzero_si256();
     const int8_t *bp = B->data + (size_t)pn * B->groups * QBLOCK;
-    const int full = B->K / QG;
     for (int g = 0; g < B->groups; g++, bp += QBLOCK) {
         __m256i b[4];
 #pragma GCC unroll 4
@@ -282,18 +282,18 @@ store_row_avx2(const cnn_qpacked *B, int pn, const int32_t *acc, int32_t a_zero,
 
 __attribute__((target("avx2"))) static void
 qgemm_avx2(int64_t M, const int8_t *A, int64_t lda, int32_t a_zero, const cnn_qpacked *B,
-           const cnn_qoutput *out, int8_t *Y, int64_t ldy)
+           const cnn_qoutput *out, int8_t *Y, int64_t ldy, int full)
 {
     int32_t acc[3][QP];
     for (int pn = 0; pn < B->panels; pn++) {
         for (int64_t m = 0; m < M; m += 3) {
             int mr = M - m < 3 ? (int)(M - m) : 3;
             if (mr == 3)
-                avx2_tile(3, A + m * lda, lda, B, pn, acc);
+                avx2_tile(3, A + m * lda, lda, B, pn, full, acc);
             else if (mr == 2)
-                avx2_tile(2, A + m * lda, lda, B, pn, acc);
+                avx2_tile(2, A + m * lda, lda, B, pn, full, acc);
             else
-                avx2_tile(1, A + m * lda, lda, B, pn, acc);
+                avx2_tile(1, A + m * lda, lda, B, pn, full, acc);
             bool whole = (pn + 1) * QP <= B->N; /* partial panels: the scalar stage */
             for (int r = 0; r < mr; r++) {
                 if (whole)
@@ -333,7 +333,10 @@ vnni_store(int MR, int NP, __m512i acc[6][4], int32_t a_zero, const cnn_qpacked 
         for (int r = 0; r < MR; r++) {
             __m512i v = _mm512_add_epi32(acc[r][j], corr);
             __m128i y = cnn_qavx512_requant(v, mult, shift, zp, lo, hi);
-            _mm_mask_storeu_epi8(Y + r * ldy + n0, k, y);
+            if (nc == QP) /* masked stores are slow on Zen 4: only for the last panel */
+                _mm_storeu_si128((__m128i *)(Y + r * ldy + n0), y);
+            else
+                _mm_mask_storeu_epi8(Y + r * ldy + n0, k, y);
         }
     }
 }
@@ -348,7 +351,7 @@ vnni_store(int MR, int NP, __m512i acc[6][4], int32_t a_zero, const cnn_qpacked 
  * (K % 4 != 0) comes once after it. */
 VNNI_TARGET __attribute__((always_inline)) static inline void
 vnni_tile(int MR, int NP, const int8_t *A, int64_t lda, int32_t a_zero, const cnn_qpacked *B,
-          int pn, const cnn_qoutput *out, int8_t *Y, int64_t ldy)
+          int pn, int full, const cnn_qoutput *out, int8_t *Y, int64_t ldy)
 {
     __m512i acc[6][4];
 #pragma GCC unroll 6
@@ -358,7 +361,6 @@ vnni_tile(int MR, int NP, const int8_t *A, int64_t lda, int32_t a_zero, const cn
             acc[r][j] = _mm512_setzero_si512();
     const size_t pstride = (size_t)B->groups * QBLOCK;
     const int8_t *bp = B->data + pn * pstride;
-    const int full = B->K / QG;
     const __m512i flip = _mm512_set1_epi32((int)0x80808080u);
     const int8_t *ar = A;
     for (int g = 0; g < full; g++, bp += QBLOCK, ar += QG) {
@@ -395,12 +397,12 @@ vnni_tile(int MR, int NP, const int8_t *A, int64_t lda, int32_t a_zero, const cn
 
 /* One instantiation per (rows, panels) pair, so the tiles stay in registers. */
 #define VNNI_CASE(mr, np) \
-    case (mr) * 8 + (np): vnni_tile(mr, np, A, lda, a_zero, B, pn, out, Y, ldy); break;
+    case (mr) * 8 + (np): vnni_tile(mr, np, A, lda, a_zero, B, pn, full, out, Y, ldy); break;
 #define VNNI_ROWS(mr) VNNI_CASE(mr, 1) VNNI_CASE(mr, 2) VNNI_CASE(mr, 3) VNNI_CASE(mr, 4)
 
 VNNI_TARGET static void vnni_block(int mr, int np, const int8_t *A, int64_t lda, int32_t a_zero,
-                                   const cnn_qpacked *B, int pn, const cnn_qoutput *out,
-                                   int8_t *Y, int64_t ldy)
+                                   const cnn_qpacked *B, int pn, int full,
+                                   const cnn_qoutput *out, int8_t *Y, int64_t ldy)
 {
     switch (mr * 8 + np) {
         VNNI_ROWS(1) VNNI_ROWS(2) VNNI_ROWS(3) VNNI_ROWS(4) VNNI_ROWS(5) VNNI_ROWS(6)
@@ -410,13 +412,13 @@ VNNI_TARGET static void vnni_block(int mr, int np, const int8_t *A, int64_t lda,
 
 VNNI_TARGET static void qgemm_vnni(int64_t M, const int8_t *A, int64_t lda, int32_t a_zero,
                                    const cnn_qpacked *B, const cnn_qoutput *out, int8_t *Y,
-                                   int64_t ldy)
+                                   int64_t ldy, int full)
 {
     for (int pn = 0; pn < B->panels; pn += 4) {
         int np = B->panels - pn < 4 ? B->panels - pn : 4;
         for (int64_t m = 0; m < M; m += 6) {
             int mr = M - m < 6 ? (int)(M - m) : 6;
-            vnni_block(mr, np, A + m * lda, lda, a_zero, B, pn, out, Y + m * ldy, ldy);
+            vnni_block(mr, np, A + m * lda, lda, a_zero, B, pn, full, out, Y + m * ldy, ldy);
         }
     }
 }
@@ -529,16 +531,31 @@ VNNI_TARGET static void qconv_vnni_implicit(const cnn_conv_geom *g, const int8_t
 }
 #endif
 
-void cnn_qgemm(cnn_qisa isa, int64_t M, const int8_t *A, int64_t lda, int32_t a_zero,
-               const cnn_qpacked *B, const cnn_qoutput *out, int8_t *Y, int64_t ldy)
+/* full: the groups of 4 bytes the kernels may load whole from each row of
+ * A; the rest (the last, partial group) is gathered byte by byte. */
+static void qgemm_run(cnn_qisa isa, int64_t M, const int8_t *A, int64_t lda, int32_t a_zero,
+                      const cnn_qpacked *B, const cnn_qoutput *out, int8_t *Y, int64_t ldy,
+                      int full)
 {
     switch (cnn_qisa_resolve(isa)) {
 #ifdef QGEMM_X86
-    case CNN_QISA_VNNI: qgemm_vnni(M, A, lda, a_zero, B, out, Y, ldy); return;
-    case CNN_QISA_AVX2: qgemm_avx2(M, A, lda, a_zero, B, out, Y, ldy); return;
+    case CNN_QISA_VNNI: qgemm_vnni(M, A, lda, a_zero, B, out, Y, ldy, full); return;
+    case CNN_QISA_AVX2: qgemm_avx2(M, A, lda, a_zero, B, out, Y, ldy, full); return;
 #endif
-    default: qgemm_generic(M, A, lda, a_zero, B, out, Y, ldy); return;
+    default: (void)full; qgemm_generic(M, A, lda, a_zero, B, out, Y, ldy); return;
     }
+}
+
+void cnn_qgemm(cnn_qisa isa, int64_t M, const int8_t *A, int64_t lda, int32_t a_zero,
+               const cnn_qpacked *B, const cnn_qoutput *out, int8_t *Y, int64_t ldy)
+{
+    qgemm_run(isa, M, A, lda, a_zero, B, out, Y, ldy, B->K / QG);
+}
+
+void cnn_qgemm_padded(cnn_qisa isa, int64_t M, const int8_t *A, int64_t lda, int32_t a_zero,
+                      const cnn_qpacked *B, const cnn_qoutput *out, int8_t *Y, int64_t ldy)
+{
+    qgemm_run(isa, M, A, lda, a_zero, B, out, Y, ldy, B->groups);
 }
 
 bool cnn_qconv_implicit(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t x_zero,

@@ -71,6 +71,16 @@ void cnn_qpacked_free(cnn_qpacked *p);
 void cnn_qgemm(cnn_qisa isa, int64_t M, const int8_t *A, int64_t lda, int32_t a_zero,
                const cnn_qpacked *B, const cnn_qoutput *out, int8_t *Y, int64_t ldy);
 
+/* cnn_qgemm for A whose rows may be read up to the next multiple of 4
+ * bytes past K (lda >= that; those bytes meet zero weights, so any values
+ * do): the im2col rows. Spares the kernels the partial last group's byte-
+ * wise gather. */
+void cnn_qgemm_padded(cnn_qisa isa, int64_t M, const int8_t *A, int64_t lda, int32_t a_zero,
+                      const cnn_qpacked *B, const cnn_qoutput *out, int8_t *Y, int64_t ldy);
+
+/* K rounded up to a multiple of 4: the row stride of cnn_qconv's im2col. */
+static inline int64_t cnn_qconv_col_stride(int K) { return ((int64_t)K + 3) / 4 * 4; }
+
 /* ---- Convolution ------------------------------------------------------- */
 
 /* cnn_im2col_rows for int8: taps in the padding get pad (the input's zero
@@ -97,8 +107,8 @@ bool cnn_qconv_implicit(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, i
                         const cnn_qpacked *kernel, const cnn_qoutput *out, int64_t m0,
                         int64_t m1, int8_t *padrow, int8_t *y);
 
-/* The fast Conv2D: im2col of chunk pixels at a time into col (chunk * K
- * bytes, K = kh * kw * c), then cnn_qgemm; a 1x1, stride-1, unpadded
+/* The fast Conv2D: im2col of chunk pixels at a time into col (chunk *
+ * cnn_qconv_col_stride(K) bytes, K = kh * kw * c), then cnn_qgemm_padded; a 1x1, stride-1, unpadded
  * convolution reads x in place, and cnn_qconv_implicit's cases skip
  * im2col. */
 void cnn_qconv(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t x_zero,

@@ -126,8 +126,8 @@ cnn_status cnn_qmodel_prepare(cnn_qmodel *q)
         if (op->kind == CNN_QOP_GLOBAL_AVG)
             op->stage = (cnn_qoutput){NULL, op->multiplier, op->shift, out->p.zero_point, op->lo,
                                       op->hi};
-        if (op->kind == CNN_QOP_CONV && (int64_t)op->K * QMODEL_COL_ROWS > q->max_col)
-            q->max_col = (int64_t)op->K * QMODEL_COL_ROWS;
+        if (op->kind == CNN_QOP_CONV && cnn_qconv_col_stride(op->K) * QMODEL_COL_ROWS > q->max_col)
+            q->max_col = cnn_qconv_col_stride(op->K) * QMODEL_COL_ROWS;
     }
     return plan_arena(q);
 }
