@@ -45,7 +45,8 @@ static inline void copy_bytes(int8_t *dst, const int8_t *src, int n)
     }
 }
 
-/* Rows ldc bytes apart; the bytes from K to ldc are set to 0. */
+/* Rows ldc bytes apart; the bytes from K to ldc are set to 0 (they meet
+ * zero weights in cnn_qgemm_padded: any initialized value would do). */
 static void qim2col_generic(const cnn_conv_geom *g, const int8_t *x, int8_t pad, int64_t m0,
                             int64_t m1, int8_t *col, int64_t ldc)
 {
@@ -111,13 +112,18 @@ CNN_QAVX512_TARGET static void qim2col_avx512(const cnn_conv_geom *g, const int8
     const int64_t plane = (int64_t)g->oh * g->ow;
     const __mmask64 full = RW == 64 ? ~(__mmask64)0 : (((__mmask64)1 << RW) - 1);
     const __m512i padv = _mm512_set1_epi8(pad);
+    const int8_t *const end = col + (m1 - m0) * ldc;
     int64_t n = m0 / plane;
     int rest = (int)(m0 - n * plane), oy = rest / g->ow, ox = rest % g->ow;
     for (int64_t m = m0; m < m1; m++) {
         const int8_t *xn = x + n * (int64_t)g->h * g->w * C;
         int8_t *row = col + (m - m0) * ldc;
-        for (int i = K; i < ldc; i++)
-            row[i] = 0;
+        if (ldc > K) { /* the bytes past K meet zero weights; they only need to be
+                        * initialized: a zero word first, which the window's bytes (and the
+                        * plain stores' spill) may overwrite */
+            const uint32_t zero = 0;
+            memcpy(row + ldc - 4, &zero, 4);
+        }
         const int ix0 = ox * g->sw - g->pad_left;
         const int lo = ix0 < 0 ? -ix0 : 0, hi = ix0 + g->kw > g->w ? g->w - ix0 : g->kw;
         for (int ky = 0; ky < g->kh; ky++, row += RW) {
@@ -128,7 +134,11 @@ CNN_QAVX512_TARGET static void qim2col_avx512(const cnn_conv_geom *g, const int8
             }
             const int8_t *src = xn + ((int64_t)iy * g->w + ix0 + lo) * C;
             if (lo == 0 && hi == g->kw) {
-                _mm512_mask_storeu_epi8(row, full, _mm512_maskz_loadu_epi8(full, src));
+                __m512i v = _mm512_maskz_loadu_epi8(full, src);
+                if (RW <= 16 && row + 16 <= end) /* plain: later bytes overwrite the rest */
+                    _mm_storeu_si128((__m128i *)row, _mm512_castsi512_si128(v));
+                else
+                    _mm512_mask_storeu_epi8(row, full, v);
                 continue;
             }
             int nb = (hi - lo) * C;
