@@ -237,6 +237,26 @@ static int64_t op_rows(const cnn_qmodel *q, const cnn_qop *op, int64_t b)
     }
 }
 
+/* Work of one op over b examples, in multiply-adds of the VNNI kernels;
+ * the byte-wise ops (pooling, Add, ...) run some 30 times slower per
+ * element, so each element counts 32. */
+static int64_t op_work(const cnn_qmodel *q, const cnn_qop *op, int64_t b)
+{
+    int64_t rows = op_rows(q, op, b);
+    switch (op->kind) {
+    case CNN_QOP_CONV:
+    case CNN_QOP_DENSE: return rows * op->K * op->N;
+    case CNN_QOP_DEPTHWISE: return rows * op->g.kh * op->g.kw * op->N * 32;
+    default: return b * q->values[op->output].elems * 32;
+    }
+}
+
+/* Below this much work an op runs on the calling thread alone: waking the
+ * pool's workers costs tens of microseconds on this 2-core machine, more
+ * than such an op takes (at batch 1 the split made every network slower on
+ * 2 threads than on 1). */
+#define QMODEL_SPLIT_WORK (INT64_C(4) << 20)
+
 static void op_worker(void *arg, int ith, int nth)
 {
     const op_job *j = arg;
@@ -356,7 +376,8 @@ cnn_status cnn_qmodel_predict(cnn_qmodel *q, const cnn_tensor *x, float *out)
                           .y = a + q->values[op->output].offset * QMODEL_BATCH};
             for (int i = 0; i < op->n_inputs; i++)
                 job.x[i] = a + q->values[op->inputs[i]].offset * QMODEL_BATCH;
-            cnn_pool_run(q->pool, op_worker, &job);
+            cnn_pool_run(op_work(q, op, job.b) < QMODEL_SPLIT_WORK ? NULL : q->pool, op_worker,
+                         &job);
         }
         float *o = out + start * ov->elems;
         cnn_q_dequantize(a + ov->offset * QMODEL_BATCH, n * ov->elems, ov->p, o);
@@ -548,7 +569,8 @@ cnn_status cnn_qmodel_predict_int8(cnn_qmodel *q, const int8_t *x, int64_t n, in
                           .y = a + q->values[op->output].offset * QMODEL_BATCH};
             for (int i = 0; i < op->n_inputs; i++)
                 job.x[i] = a + q->values[op->inputs[i]].offset * QMODEL_BATCH;
-            cnn_pool_run(q->pool, op_worker, &job);
+            cnn_pool_run(op_work(q, op, job.b) < QMODEL_SPLIT_WORK ? NULL : q->pool, op_worker,
+                         &job);
         }
         memcpy(y + start * ov->elems, a + ov->offset * QMODEL_BATCH, (size_t)(b * ov->elems));
     }
