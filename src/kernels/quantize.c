@@ -3,6 +3,7 @@
 #include "kernels/quantize.h"
 
 #include <math.h>
+#include <stdbool.h>
 
 void cnn_q_multiplier(double m, int32_t *multiplier, int32_t *shift)
 {
@@ -55,10 +56,62 @@ int8_t cnn_q_quantize_one(float x, cnn_qparams p)
     return (int8_t)cnn_q_clamp((int32_t)r + p.zero_point, -128, 127);
 }
 
-void cnn_q_quantize(const float *x, int64_t n, cnn_qparams p, int8_t *q)
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+/* cnn_q_quantize_one on 16 floats at a time (AVX-512F): the same float
+ * division; round-half-away-from-zero as truncation plus one step away
+ * from zero when the dropped fraction (exact: v - trunc(v)) is at least
+ * 1/2; NaN to the zero point; the same clamps. Same bytes as the scalar
+ * loop for every float, infinities and -0.5 included. */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void
+quantize_avx512(const float *x, int64_t n, cnn_qparams p, int8_t *q)
+{
+    const __m512 scale = _mm512_set1_ps(p.scale), half = _mm512_set1_ps(0.5f);
+    const __m512 lim = _mm512_set1_ps(1000.0f), nlim = _mm512_set1_ps(-1000.0f);
+    const __m512i sign = _mm512_set1_epi32(INT32_MIN), one = _mm512_set1_epi32(0x3F800000);
+    const __m512i zp = _mm512_set1_epi32(p.zero_point);
+    const __m512i lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(k, x + i), scale);
+        __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        __m512 frac = _mm512_abs_ps(_mm512_sub_ps(v, t));
+        __mmask16 up = _mm512_cmp_ps_mask(frac, half, _CMP_GE_OQ);
+        __m512 step = _mm512_castsi512_ps( /* +-1.0f, v's sign */
+            _mm512_or_si512(one, _mm512_and_si512(sign, _mm512_castps_si512(v))));
+        t = _mm512_mask_add_ps(t, up, t, step);
+        t = _mm512_min_ps(_mm512_max_ps(t, nlim), lim);
+        __m512i r = _mm512_add_epi32(_mm512_cvttps_epi32(t), zp);
+        r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), zp);
+        r = _mm512_min_epi32(_mm512_max_epi32(r, lo), hi);
+        _mm_mask_storeu_epi8(q + i, k, _mm512_cvtepi32_epi8(r));
+    }
+}
+
+static bool have_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
+#endif
+
+void cnn_q_quantize_ref(const float *x, int64_t n, cnn_qparams p, int8_t *q)
 {
     for (int64_t i = 0; i < n; i++)
         q[i] = cnn_q_quantize_one(x[i], p);
+}
+
+void cnn_q_quantize(const float *x, int64_t n, cnn_qparams p, int8_t *q)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (have_avx512()) {
+        quantize_avx512(x, n, p, q);
+        return;
+    }
+#endif
+    cnn_q_quantize_ref(x, n, p, q);
 }
 
 void cnn_q_dequantize(const int8_t *q, int64_t n, cnn_qparams p, float *x)

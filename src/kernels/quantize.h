@@ -118,7 +118,10 @@ cnn_qparams cnn_q_choose_params(float min, float max);
  * from zero, the division in float as TFLite's Quantize does; NaN gives
  * the zero point. */
 int8_t cnn_q_quantize_one(float x, cnn_qparams p);
+/* cnn_q_quantize_one over n floats: with AVX-512 when the CPU has it (the
+ * same bytes), else the _ref loop. */
 void cnn_q_quantize(const float *x, int64_t n, cnn_qparams p, int8_t *q);
+void cnn_q_quantize_ref(const float *x, int64_t n, cnn_qparams p, int8_t *q);
 /* x = scale * (q - zero_point), in float. */
 void cnn_q_dequantize(const int8_t *q, int64_t n, cnn_qparams p, float *x);
 

@@ -1,0 +1,295 @@
+/* The int8 fast paths added for speed, each against its reference for
+ * exact equality: the vector float -> int8 quantization (special values,
+ * ties, every tail length), Conv2D without im2col (c % 4 == 0, windows up
+ * to and past its tap limit, N with partial panels, pixel sub-ranges), the
+ * im2col path with padded rows (one to three channels, the first layer of
+ * most networks) and cnn_qgemm_padded. On a CPU without AVX-512 VNNI the
+ * same calls run the other kernels and must still agree. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "kernels/qgemm.h"
+#include "kernels/quantize.h"
+#include "test.h"
+
+static int rnd(cnn_rng *r, int lo, int hi) /* in [lo, hi] */
+{
+    return lo + (int)(cnn_rng_next(r) % (uint64_t)(hi - lo + 1));
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "test_qfast: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static void fill_i8(cnn_rng *r, int8_t *p, int64_t n, int lo, int hi)
+{
+    for (int64_t i = 0; i < n; i++)
+        p[i] = (int8_t)rnd(r, lo, hi);
+}
+
+/* ---- Quantization --------------------------------------------------------- */
+
+static void test_quantize(cnn_rng *r)
+{
+    enum { N = 1000 };
+    float *x = xmalloc(N * sizeof(float));
+    int8_t *ref = xmalloc(N), *q = xmalloc(N + 16);
+    const float special[] = {0.0f, -0.0f, 0.5f, -0.5f, 1.5f, -1.5f, 2.5f, -2.5f, 126.5f,
+                             -127.5f, 1e30f, -1e30f, INFINITY, -INFINITY, NAN, 8388609.0f,
+                             0.49999997f, -0.49999997f, 1000.5f, -1000.5f};
+    const int ns = (int)(sizeof special / sizeof *special);
+    const cnn_qparams params[] = {{1.0f, 0}, {1.0f, -128}, {0.5f, 127}, {0.1f, -3},
+                                  {0.0392157f, -128}, {3.0f, 17}};
+    int all_same = 1;
+    for (size_t pi = 0; pi < sizeof params / sizeof *params; pi++) {
+        cnn_qparams p = params[pi];
+        for (int i = 0; i < N; i++) {
+            if (i < ns)
+                x[i] = special[i] * p.scale; /* ties stay ties after the division */
+            else if (i % 3 == 0) /* exact halves around the grid */
+                x[i] = ((float)rnd(r, -300, 300) + 0.5f) * p.scale;
+            else
+                x[i] = (float)(cnn_rng_uniform(r) * 400.0 - 200.0) * p.scale;
+        }
+        x[7] = NAN;
+        cnn_q_quantize_ref(x, N, p, ref);
+        for (int n = 0; n <= 40; n++) { /* every tail length, and the whole */
+            int len = n == 40 ? N : n;
+            memset(q, 0x5A, N + 16);
+            cnn_q_quantize(x, len, p, q);
+            int same = memcmp(q, ref, (size_t)len) == 0 && q[len] == 0x5A;
+            if (!same)
+                fprintf(stderr, "quantize: scale %g zero %d, n = %d differs\n", p.scale,
+                        p.zero_point, len);
+            all_same &= same;
+        }
+    }
+    CHECK(all_same);
+    /* by hand: ties away from zero, NaN to the zero point, clamps */
+    float h[6] = {0.5f, -0.5f, 2.5f, NAN, 1e9f, -1e9f};
+    int8_t o[6];
+    cnn_q_quantize(h, 6, (cnn_qparams){1.0f, 3}, o);
+    CHECK(o[0] == 4 && o[1] == 2 && o[2] == 6 && o[3] == 3 && o[4] == 127 && o[5] == -128);
+    free(x);
+    free(ref);
+    free(q);
+}
+
+/* ---- Output stages ------------------------------------------------------- */
+
+typedef struct stage {
+    int32_t *bias, *mult, *shift;
+    cnn_qoutput o;
+} stage;
+
+/* Per-channel multipliers aimed at the accumulators' range, some with left
+ * shifts (the vector stage's second path), some exact 2^-k (ties). */
+static void stage_make(stage *s, cnn_rng *r, int n, int K)
+{
+    s->bias = xmalloc((size_t)n * sizeof(int32_t));
+    s->mult = xmalloc((size_t)n * sizeof(int32_t));
+    s->shift = xmalloc((size_t)n * sizeof(int32_t));
+    bool left = rnd(r, 0, 1);
+    for (int j = 0; j < n; j++) {
+        double m = ldexp(1.0 + cnn_rng_uniform(r), -rnd(r, 2, 16)) / sqrt((double)K);
+        if (left && j % 7 == 3)
+            m = ldexp(1.0 + cnn_rng_uniform(r), rnd(r, -2, 1));
+        cnn_q_multiplier(m, &s->mult[j], &s->shift[j]);
+        if (j % 5 == 1) {
+            s->mult[j] = 1 << 30;
+            s->shift[j] = -rnd(r, 0, 3);
+        }
+        s->bias[j] = rnd(r, -(1 << 16), 1 << 16);
+    }
+    s->o = (cnn_qoutput){.bias = rnd(r, 0, 3) ? s->bias : NULL, .multiplier = s->mult,
+                         .shift = s->shift, .zero_point = rnd(r, -128, 127), .lo = -128,
+                         .hi = 127};
+    if (rnd(r, 0, 2) == 0) { /* a fused relu-like clamp */
+        s->o.lo = rnd(r, -128, 0);
+        s->o.hi = rnd(r, s->o.lo, 127);
+    }
+}
+
+static void stage_free(stage *s)
+{
+    free(s->bias);
+    free(s->mult);
+    free(s->shift);
+}
+
+static const cnn_qisa all_isas[] = {CNN_QISA_GENERIC, CNN_QISA_AVX2, CNN_QISA_VNNI};
+
+/* ---- Convolution ----------------------------------------------------------- */
+
+/* One Conv2D against the direct reference on every supported instruction
+ * set, through cnn_qconv (which picks im2col or the in-place path). */
+static int conv_case(cnn_rng *r, cnn_conv_geom g, int batch, int N)
+{
+    int K = g.kh * g.kw * g.c;
+    int64_t pixels = (int64_t)batch * g.oh * g.ow, xn = (int64_t)batch * g.h * g.w * g.c;
+    int8_t *x = xmalloc((size_t)xn), *kern = xmalloc((size_t)K * N);
+    int8_t *ref = xmalloc((size_t)(pixels * N)), *y = xmalloc((size_t)(pixels * N));
+    int64_t chunk = rnd(r, 1, 40);
+    int8_t *col = xmalloc((size_t)(chunk * cnn_qconv_col_stride(K)));
+    fill_i8(r, x, xn, -128, 127);
+    fill_i8(r, kern, (int64_t)K * N, -127, 127);
+    int32_t zx = rnd(r, -128, 127);
+    stage s;
+    stage_make(&s, r, N, K);
+    int64_t m0 = rnd(r, 0, (int)(pixels - 1)), m1 = rnd(r, (int)m0 + 1, (int)pixels);
+    if (rnd(r, 0, 1))
+        m0 = 0, m1 = pixels;
+    cnn_qconv_ref(&g, x, zx, kern, N, &s.o, m0, m1, ref);
+    cnn_qpacked *P = NULL;
+    CHECK_OK(cnn_qpacked_create(&P, kern, K, N));
+    int ok = P != NULL;
+    for (size_t i = 0; P && i < sizeof all_isas / sizeof *all_isas; i++) {
+        if (!cnn_qisa_supported(all_isas[i]))
+            continue;
+        memset(y, 0x5A, (size_t)(pixels * N));
+        cnn_qconv(all_isas[i], &g, x, zx, P, &s.o, m0, m1, col, chunk, y);
+        int same = memcmp(y, ref, (size_t)((m1 - m0) * N)) == 0;
+        if (!same)
+            fprintf(stderr, "qconv %s: %dx%dx%d k%dx%d s%d,%d d%d,%d pad %d,%d N=%d differs\n",
+                    cnn_qisa_name(all_isas[i]), g.h, g.w, g.c, g.kh, g.kw, g.sh, g.sw, g.dh,
+                    g.dw, g.pad_top, g.pad_left, N);
+        ok &= same;
+    }
+    cnn_qpacked_free(P);
+    stage_free(&s);
+    free(x);
+    free(kern);
+    free(ref);
+    free(y);
+    free(col);
+    return ok;
+}
+
+static cnn_conv_geom geom(cnn_rng *r, int c, int kmax)
+{
+    cnn_conv_geom g = {0};
+    do {
+        g.h = rnd(r, 1, 14);
+        g.w = rnd(r, 1, 14);
+        g.c = c;
+        g.kh = rnd(r, 1, kmax);
+        g.kw = rnd(r, 1, kmax);
+        g.sh = rnd(r, 1, 2);
+        g.sw = rnd(r, 1, 2);
+        g.dh = rnd(r, 0, 3) ? 1 : 2;
+        g.dw = rnd(r, 0, 3) ? 1 : 2;
+        int same = rnd(r, 0, 1);
+        g.oh = cnn_conv_out_size(g.h, g.kh, g.sh, g.dh, same, &g.pad_top);
+        g.ow = cnn_conv_out_size(g.w, g.kw, g.sw, g.dw, same, &g.pad_left);
+    } while (g.oh < 1 || g.ow < 1);
+    return g;
+}
+
+static void test_conv_in_place(cnn_rng *r)
+{
+    int ok = 1;
+    for (int t = 0; t < 80; t++) { /* c % 4 == 0: no im2col on VNNI */
+        cnn_conv_geom g = geom(r, 4 * rnd(r, 1, 12), t % 8 == 0 ? 9 : 5);
+        ok &= conv_case(r, g, rnd(r, 1, 3), rnd(r, 1, 90));
+    }
+    CHECK(ok);
+    /* the tap limit: 8x8 = 64 taps in place, 9x9 = 81 through im2col */
+    for (int k = 8; k <= 9; k++) {
+        cnn_conv_geom g = {.h = 10, .w = 11, .c = 4, .kh = k, .kw = k, .sh = 1, .sw = 1,
+                           .dh = 1, .dw = 1};
+        g.oh = cnn_conv_out_size(g.h, k, 1, 1, 1, &g.pad_top);
+        g.ow = cnn_conv_out_size(g.w, k, 1, 1, 1, &g.pad_left);
+        CHECK(conv_case(r, g, 2, 33));
+    }
+    /* cnn_qconv_implicit itself: taken on VNNI for c % 4 == 0 only */
+    cnn_conv_geom g = {.h = 3, .w = 3, .c = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                       .dh = 1, .dw = 1, .oh = 1, .ow = 1};
+    int8_t x[36] = {0}, kern[36 * 2] = {0}, y[2], pad[4];
+    int32_t mult[2] = {1 << 30, 1 << 30}, shift[2] = {0, 0};
+    cnn_qoutput o = {NULL, mult, shift, 0, -128, 127};
+    cnn_qpacked *P = NULL;
+    CHECK_OK(cnn_qpacked_create(&P, kern, 36, 2));
+    if (P) {
+        bool vnni = cnn_qisa_supported(CNN_QISA_VNNI);
+        CHECK(cnn_qconv_implicit(CNN_QISA_AUTO, &g, x, 0, P, &o, 0, 1, pad, y) == vnni);
+        CHECK(!cnn_qconv_implicit(CNN_QISA_GENERIC, &g, x, 0, P, &o, 0, 1, pad, y));
+        cnn_conv_geom g3 = g;
+        g3.c = 3; /* groups of 4 would straddle taps */
+        CHECK(!cnn_qconv_implicit(CNN_QISA_AUTO, &g3, x, 0, P, &o, 0, 1, pad, y));
+    }
+    cnn_qpacked_free(P);
+}
+
+static void test_conv_few_channels(cnn_rng *r)
+{
+    int ok = 1;
+    for (int t = 0; t < 120; t++) { /* 1-3 channels: im2col rows padded to 4 bytes */
+        cnn_conv_geom g = geom(r, rnd(r, 1, 3), t % 10 == 0 ? 11 : 7);
+        ok &= conv_case(r, g, rnd(r, 1, 3), rnd(r, 1, 40));
+    }
+    for (int t = 0; t < 20; t++) { /* window rows near the 64-byte vector */
+        cnn_conv_geom g = geom(r, rnd(r, 5, 13), 5);
+        ok &= conv_case(r, g, rnd(r, 1, 2), rnd(r, 1, 20));
+    }
+    CHECK(ok);
+}
+
+/* ---- cnn_qgemm_padded ------------------------------------------------------ */
+
+static void test_gemm_padded(cnn_rng *r)
+{
+    int ok = 1;
+    for (int t = 0; t < 60; t++) {
+        int M = rnd(r, 1, 40), N = rnd(r, 1, 80), K = rnd(r, 1, 70);
+        int64_t lda = cnn_qconv_col_stride(K) + 4 * rnd(r, 0, 2), ldy = N + rnd(r, 0, 3);
+        int8_t *A = xmalloc((size_t)(M * lda)), *B = xmalloc((size_t)K * N);
+        int8_t *ref = xmalloc((size_t)(M * ldy)), *y = xmalloc((size_t)(M * ldy));
+        fill_i8(r, A, M * lda, -128, 127); /* the bytes past K too: they must not count */
+        fill_i8(r, B, (int64_t)K * N, -127, 127);
+        int32_t a_zero = rnd(r, -128, 127);
+        stage s;
+        stage_make(&s, r, N, K);
+        memset(ref, 0x5A, (size_t)(M * ldy));
+        cnn_qgemm_ref(M, N, K, A, lda, a_zero, B, &s.o, ref, ldy);
+        cnn_qpacked *P = NULL;
+        CHECK_OK(cnn_qpacked_create(&P, B, K, N));
+        for (size_t i = 0; P && i < sizeof all_isas / sizeof *all_isas; i++) {
+            if (!cnn_qisa_supported(all_isas[i]))
+                continue;
+            memset(y, 0x5A, (size_t)(M * ldy));
+            cnn_qgemm_padded(all_isas[i], M, A, lda, a_zero, P, &s.o, y, ldy);
+            int same = memcmp(y, ref, (size_t)(M * ldy)) == 0;
+            if (!same)
+                fprintf(stderr, "qgemm_padded %s: M=%d N=%d K=%d differs\n",
+                        cnn_qisa_name(all_isas[i]), M, N, K);
+            ok &= same;
+        }
+        cnn_qpacked_free(P);
+        stage_free(&s);
+        free(A);
+        free(B);
+        free(ref);
+        free(y);
+    }
+    CHECK(ok);
+}
+
+int main(void)
+{
+    cnn_rng r;
+    cnn_rng_seed(&r, 1616);
+    test_quantize(&r);
+    test_conv_in_place(&r);
+    test_conv_few_channels(&r);
+    test_gemm_padded(&r);
+    return test_finish("test_qfast");
+}
