@@ -81,44 +81,93 @@ static void qdepthwise_generic(const cnn_conv_geom *g, int mult, const int8_t *x
 }
 
 #ifdef QOPS_X86
-/* Multiplier 1, 16 channels per vector: each block's sum stays in a
- * register over the pixel's taps, then the vector output stage. */
+/* Multiplier 1, 16 channels per vector, channel blocks outermost so each
+ * block's kernel taps (widened to int32) stay in registers over all the
+ * pixels. A pixel whose window lies inside the image sums x * k over the
+ * taps and takes the zero point off once, as x_zero * sum(k), folded into
+ * the bias (modulo 2^32, like every sum here, so the same integers); a
+ * border pixel sums (x - x_zero) * k over its in-bounds taps, as the
+ * reference does. Pixel indices are stepped, not divided. */
+enum { QDW_MAX_TAPS = 25 };
+
 CNN_QAVX512_TARGET static void qdepthwise_avx512(const cnn_conv_geom *g, const int8_t *x,
                                                  int32_t x_zero, const int8_t *kernel,
                                                  const cnn_qoutput *out, int64_t m0, int64_t m1,
                                                  int8_t *y)
 {
-    const int C = g->c;
+    const int C = g->c, taps = g->kh * g->kw;
+    const int64_t plane = (int64_t)g->oh * g->ow, image = (int64_t)g->h * g->w * C;
     const __m512i zx = _mm512_set1_epi32(x_zero), zp = _mm512_set1_epi32(out->zero_point),
                   lo = _mm512_set1_epi32(out->lo), hi = _mm512_set1_epi32(out->hi);
-    for (int64_t m = m0; m < m1; m++) {
-        qpixel p = qpixel_of(g, m);
-        const int8_t *xn = x + p.n * (int64_t)g->h * g->w * C;
-        for (int c0 = 0; c0 < C; c0 += 16) {
-            __mmask16 k = (__mmask16)(C - c0 >= 16 ? 0xFFFFu : (1u << (C - c0)) - 1);
-            __m512i acc = _mm512_setzero_si512();
-            for (int ky = 0; ky < g->kh; ky++) {
-                int iy = p.oy * g->sh - g->pad_top + ky * g->dh;
-                if (iy < 0 || iy >= g->h)
-                    continue;
-                for (int kx = 0; kx < g->kw; kx++) {
-                    int ix = p.ox * g->sw - g->pad_left + kx * g->dw;
-                    if (ix < 0 || ix >= g->w)
+    int64_t off[QDW_MAX_TAPS]; /* tap t's offset from the window's corner */
+    for (int ky = 0; ky < g->kh; ky++)
+        for (int kx = 0; kx < g->kw; kx++)
+            off[ky * g->kw + kx] = ((int64_t)ky * g->dh * g->w + (int64_t)kx * g->dw) * C;
+    const int span_h = (g->kh - 1) * g->dh, span_w = (g->kw - 1) * g->dw;
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        const bool whole = C - c0 >= 16;
+        const __mmask16 k = (__mmask16)(whole ? 0xFFFFu : (1u << (C - c0)) - 1);
+        __m512i kv[QDW_MAX_TAPS], ksum = _mm512_setzero_si512();
+        for (int t = 0; t < taps; t++) {
+            kv[t] = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, kernel + (int64_t)t * C + c0));
+            ksum = _mm512_add_epi32(ksum, kv[t]);
+        }
+        const __m512i bias = out->bias ? _mm512_maskz_loadu_epi32(k, out->bias + c0)
+                                       : _mm512_setzero_si512();
+        const __m512i inner = _mm512_sub_epi32(bias, _mm512_mullo_epi32(zx, ksum));
+        const __m512i mul = _mm512_maskz_loadu_epi32(k, out->multiplier + c0);
+        const __m512i sh = _mm512_maskz_loadu_epi32(k, out->shift + c0);
+        int64_t n = m0 / plane;
+        int rest = (int)(m0 - n * plane), oy = rest / g->ow, ox = rest % g->ow;
+        for (int64_t m = m0; m < m1; m++) {
+            const int8_t *xn = x + n * image + c0;
+            const int iy0 = oy * g->sh - g->pad_top, ix0 = ox * g->sw - g->pad_left;
+            __m512i acc;
+            if (iy0 >= 0 && iy0 + span_h < g->h && ix0 >= 0 && ix0 + span_w < g->w) {
+                const int8_t *px = xn + ((int64_t)iy0 * g->w + ix0) * C;
+                acc = inner;
+                if (whole)
+                    for (int t = 0; t < taps; t++)
+                        acc = _mm512_add_epi32(
+                            acc, _mm512_mullo_epi32(
+                                     _mm512_cvtepi8_epi32(
+                                         _mm_loadu_si128((const __m128i *)(px + off[t]))),
+                                     kv[t]));
+                else
+                    for (int t = 0; t < taps; t++)
+                        acc = _mm512_add_epi32(
+                            acc, _mm512_mullo_epi32(
+                                     _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, px + off[t])),
+                                     kv[t]));
+            } else {
+                acc = bias;
+                for (int ky = 0; ky < g->kh; ky++) {
+                    int iy = iy0 + ky * g->dh;
+                    if (iy < 0 || iy >= g->h)
                         continue;
-                    const int8_t *px = xn + ((int64_t)iy * g->w + ix) * C + c0;
-                    const int8_t *kp = kernel + (int64_t)(ky * g->kw + kx) * C + c0;
-                    __m512i xv =
-                        _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, px)), zx);
-                    __m512i kv = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, kp));
-                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(xv, kv));
+                    for (int kx = 0; kx < g->kw; kx++) {
+                        int ix = ix0 + kx * g->dw;
+                        if (ix < 0 || ix >= g->w)
+                            continue;
+                        const int8_t *px = xn + ((int64_t)iy * g->w + ix) * C;
+                        __m512i xv =
+                            _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, px)), zx);
+                        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(xv, kv[ky * g->kw + kx]));
+                    }
                 }
             }
-            if (out->bias)
-                acc = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(k, out->bias + c0));
-            __m512i mul = _mm512_maskz_loadu_epi32(k, out->multiplier + c0);
-            __m512i sh = _mm512_maskz_loadu_epi32(k, out->shift + c0);
             __m128i q = cnn_qavx512_requant(acc, mul, sh, zp, lo, hi);
-            _mm_mask_storeu_epi8(y + (m - m0) * C + c0, k, q);
+            if (whole)
+                _mm_storeu_si128((__m128i *)(y + (m - m0) * C + c0), q);
+            else
+                _mm_mask_storeu_epi8(y + (m - m0) * C + c0, k, q);
+            if (++ox == g->ow) {
+                ox = 0;
+                if (++oy == g->oh) {
+                    oy = 0;
+                    n++;
+                }
+            }
         }
     }
 }
@@ -181,7 +230,7 @@ void cnn_qdepthwise(cnn_qisa isa, const cnn_conv_geom *g, int mult, const int8_t
 {
     cnn_qisa use = mult == 1 ? cnn_qisa_resolve(isa) : CNN_QISA_GENERIC;
 #ifdef QOPS_X86
-    if (use == CNN_QISA_VNNI) {
+    if (use == CNN_QISA_VNNI && g->kh * g->kw <= QDW_MAX_TAPS) {
         qdepthwise_avx512(g, x, x_zero, kernel, out, m0, m1, y);
         return;
     }
