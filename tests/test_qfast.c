@@ -3,7 +3,8 @@
  * ties, every tail length), Conv2D without im2col (c % 4 == 0, windows up
  * to and past its tap limit, N with partial panels, pixel sub-ranges), the
  * im2col path with padded rows (one to three channels, the first layer of
- * most networks) and cnn_qgemm_padded. On a CPU without AVX-512 VNNI the
+ * most networks), cnn_qgemm_padded, and the depthwise kernel's interior
+ * (zero point folded into the bias) and border pixels over pixel ranges. On a CPU without AVX-512 VNNI the
  * same calls run the other kernels and must still agree. */
 #include <math.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 
 #include "core/rng.h"
 #include "kernels/qgemm.h"
+#include "kernels/qops.h"
 #include "kernels/quantize.h"
 #include "test.h"
 
@@ -178,8 +180,8 @@ static cnn_conv_geom geom(cnn_rng *r, int c, int kmax)
 {
     cnn_conv_geom g = {0};
     do {
-        g.h = rnd(r, 1, 14);
-        g.w = rnd(r, 1, 14);
+        g.h = rnd(r, 1, 20);
+        g.w = rnd(r, 1, 20);
         g.c = c;
         g.kh = rnd(r, 1, kmax);
         g.kw = rnd(r, 1, kmax);
@@ -283,6 +285,52 @@ static void test_gemm_padded(cnn_rng *r)
     CHECK(ok);
 }
 
+/* ---- Depthwise ------------------------------------------------------------- */
+
+static void test_depthwise(cnn_rng *r)
+{
+    int ok = 1;
+    for (int t = 0; t < 80; t++) {
+        /* larger images than the kernel tests': most windows inside, some
+         * borders; 6x6 windows (36 taps) take the other path */
+        cnn_conv_geom g = geom(r, rnd(r, 1, 70), t % 10 == 0 ? 6 : 5);
+        int batch = rnd(r, 1, 3);
+        int64_t pixels = (int64_t)batch * g.oh * g.ow, xn = (int64_t)batch * g.h * g.w * g.c;
+        int taps = g.kh * g.kw;
+        int8_t *x = xmalloc((size_t)xn), *kern = xmalloc((size_t)taps * g.c);
+        int8_t *ref = xmalloc((size_t)(pixels * g.c)), *y = xmalloc((size_t)(pixels * g.c));
+        int32_t *acc = xmalloc((size_t)g.c * sizeof(int32_t));
+        fill_i8(r, x, xn, -128, 127);
+        fill_i8(r, kern, (int64_t)taps * g.c, -127, 127);
+        int32_t zx = rnd(r, -128, 127);
+        stage s;
+        stage_make(&s, r, g.c, taps);
+        int64_t m0 = rnd(r, 0, (int)(pixels - 1)), m1 = rnd(r, (int)m0 + 1, (int)pixels);
+        cnn_qdepthwise_ref(&g, 1, x, zx, kern, &s.o, m0, m1, ref);
+        for (size_t i = 0; i < sizeof all_isas / sizeof *all_isas; i++) {
+            if (!cnn_qisa_supported(all_isas[i]))
+                continue;
+            memset(y, 0x5A, (size_t)(pixels * g.c));
+            cnn_qdepthwise(all_isas[i], &g, 1, x, zx, kern, &s.o, m0, m1, acc, y);
+            int same = memcmp(y, ref, (size_t)((m1 - m0) * g.c)) == 0 &&
+                       (m1 - m0 == pixels || y[(m1 - m0) * g.c] == 0x5A);
+            if (!same)
+                fprintf(stderr, "qdepthwise %s: %dx%dx%d k%dx%d s%d,%d d%d,%d pixels %lld-%lld "
+                                "differs\n",
+                        cnn_qisa_name(all_isas[i]), g.h, g.w, g.c, g.kh, g.kw, g.sh, g.sw, g.dh,
+                        g.dw, (long long)m0, (long long)m1);
+            ok &= same;
+        }
+        stage_free(&s);
+        free(x);
+        free(kern);
+        free(ref);
+        free(y);
+        free(acc);
+    }
+    CHECK(ok);
+}
+
 int main(void)
 {
     cnn_rng r;
@@ -291,5 +339,6 @@ int main(void)
     test_conv_in_place(&r);
     test_conv_few_channels(&r);
     test_gemm_padded(&r);
+    test_depthwise(&r);
     return test_finish("test_qfast");
 }
