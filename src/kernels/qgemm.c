@@ -493,6 +493,10 @@ VNNI_TARGET static void qconv_vnni_implicit(const cnn_conv_geom *g, const int8_t
     const int C = g->c, taps = g->kh * g->kw, N = B->N;
     const int64_t plane = (int64_t)g->oh * g->ow;
     const int8_t *ptr[CNN_QCONV_MAX_TAPS * 6];
+    int64_t off[CNN_QCONV_MAX_TAPS]; /* tap t's offset from the window's corner */
+    for (int ky = 0; ky < g->kh; ky++)
+        for (int kx = 0; kx < g->kw; kx++)
+            off[ky * g->kw + kx] = ((int64_t)ky * g->dh * g->w + (int64_t)kx * g->dw) * C;
     if (m0 >= m1)
         return;
     /* pixel m0's (image, row, column), then stepped: no division per pixel */
@@ -506,15 +510,20 @@ VNNI_TARGET static void qconv_vnni_implicit(const cnn_conv_geom *g, const int8_t
             const bool inside = iy0 >= 0 && iy0 + (g->kh - 1) * g->dh < g->h && ix0 >= 0 &&
                                 ix0 + (g->kw - 1) * g->dw < g->w;
             const int8_t **pr = ptr + r;
-            for (int ky = 0; ky < g->kh; ky++) {
-                int iy = iy0 + ky * g->dh;
-                for (int kx = 0; kx < g->kw; kx++, pr += 6) {
-                    int ix = ix0 + kx * g->dw;
-                    *pr = inside || (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w)
-                              ? xn + ((int64_t)iy * g->w + ix) * C
-                              : padrow;
+            if (inside) { /* the common case: the corner plus each tap's offset */
+                const int8_t *corner = xn + ((int64_t)iy0 * g->w + ix0) * C;
+                for (int t = 0; t < taps; t++)
+                    pr[t * 6] = corner + off[t];
+            } else
+                for (int ky = 0; ky < g->kh; ky++) {
+                    int iy = iy0 + ky * g->dh;
+                    for (int kx = 0; kx < g->kw; kx++, pr += 6) {
+                        int ix = ix0 + kx * g->dw;
+                        *pr = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w
+                                  ? xn + ((int64_t)iy * g->w + ix) * C
+                                  : padrow;
+                    }
                 }
-            }
             if (++ox == g->ow) {
                 ox = 0;
                 if (++oy == g->oh) {
