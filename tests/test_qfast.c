@@ -153,6 +153,10 @@ static int conv_case(cnn_rng *r, cnn_conv_geom g, int batch, int N)
     cnn_qconv_ref(&g, x, zx, kern, N, &s.o, m0, m1, ref);
     cnn_qpacked *P = NULL;
     CHECK_OK(cnn_qpacked_create(&P, kern, K, N));
+    /* half the few-channel cases with the window-row layout too (used when
+     * it adds no group over im2col's rows) */
+    if (P && g.c % 4 != 0 && g.kw * g.c <= 64 && rnd(r, 0, 1))
+        CHECK_OK(cnn_qpacked_add_rows(P, kern, g.kh, g.kw * g.c));
     int ok = P != NULL;
     for (size_t i = 0; P && i < sizeof all_isas / sizeof *all_isas; i++) {
         if (!cnn_qisa_supported(all_isas[i]))
@@ -222,11 +226,16 @@ static void test_conv_in_place(cnn_rng *r)
     CHECK_OK(cnn_qpacked_create(&P, kern, 36, 2));
     if (P) {
         bool vnni = cnn_qisa_supported(CNN_QISA_VNNI);
-        CHECK(cnn_qconv_implicit(CNN_QISA_AUTO, &g, x, 0, P, &o, 0, 1, pad, y) == vnni);
-        CHECK(!cnn_qconv_implicit(CNN_QISA_GENERIC, &g, x, 0, P, &o, 0, 1, pad, y));
+        CHECK(cnn_qconv_implicit(CNN_QISA_AUTO, &g, x, 0, P, &o, 0, 1, pad, 4, y) == vnni);
+        CHECK(!cnn_qconv_implicit(CNN_QISA_GENERIC, &g, x, 0, P, &o, 0, 1, pad, 4, y));
         cnn_conv_geom g3 = g;
         g3.c = 3; /* groups of 4 would straddle taps */
-        CHECK(!cnn_qconv_implicit(CNN_QISA_AUTO, &g3, x, 0, P, &o, 0, 1, pad, y));
+        CHECK(!cnn_qconv_implicit(CNN_QISA_AUTO, &g3, x, 0, P, &o, 0, 1, pad, 4, y));
+        /* the window-row layout: kh * kw * c must be K, kw * c at most 64 */
+        CHECK(cnn_qpacked_add_rows(P, kern, 5, 7) == CNN_ERR_INVALID_ARGUMENT);
+        CHECK(cnn_qpacked_add_rows(P, kern, 2, 20) == CNN_ERR_INVALID_ARGUMENT);
+        CHECK_OK(cnn_qpacked_add_rows(P, kern, 3, 12));
+        CHECK(P->rows && P->rows->K == 36 && P->row_kh == 3 && P->row_width == 12);
     }
     cnn_qpacked_free(P);
 }
@@ -236,6 +245,17 @@ static void test_conv_few_channels(cnn_rng *r)
     int ok = 1;
     for (int t = 0; t < 120; t++) { /* 1-3 channels: im2col rows padded to 4 bytes */
         cnn_conv_geom g = geom(r, rnd(r, 1, 3), t % 10 == 0 ? 11 : 7);
+        ok &= conv_case(r, g, rnd(r, 1, 3), rnd(r, 1, 40));
+    }
+    for (int t = 0; t < 60; t++) { /* window rows of whole groups: read in place */
+        static const int cw[][2] = {{1, 4}, {2, 2}, {1, 3}, {3, 1}, {1, 8}, {2, 6}, {3, 4}};
+        int pick = rnd(r, 0, 6);
+        cnn_conv_geom g = geom(r, cw[pick][0], 5);
+        g.kw = cw[pick][1];
+        g.dw = 1;
+        g.ow = cnn_conv_out_size(g.w, g.kw, g.sw, 1, rnd(r, 0, 1), &g.pad_left);
+        if (g.ow < 1)
+            continue;
         ok &= conv_case(r, g, rnd(r, 1, 3), rnd(r, 1, 40));
     }
     for (int t = 0; t < 20; t++) { /* window rows near the 64-byte vector */

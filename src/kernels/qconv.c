@@ -215,7 +215,7 @@ void cnn_qconv(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t x_
         cnn_qgemm(isa, m1 - m0, x + m0 * K, K, x_zero, kernel, out, y, N);
         return;
     }
-    if (cnn_qconv_implicit(isa, g, x, x_zero, kernel, out, m0, m1, col, y))
+    if (cnn_qconv_implicit(isa, g, x, x_zero, kernel, out, m0, m1, col, chunk * ldc, y))
         return;
     for (int64_t m = m0; m < m1; m += chunk) {
         int64_t rows = m1 - m < chunk ? m1 - m : chunk;

@@ -124,10 +124,35 @@ cnn_status cnn_qpacked_create(cnn_qpacked **out, const int8_t *B, int K, int N)
     return CNN_OK;
 }
 
+cnn_status cnn_qpacked_add_rows(cnn_qpacked *p, const int8_t *B, int kh, int kwc)
+{
+    if (kh < 1 || kwc < 1 || kwc > 64 || (int64_t)kh * kwc != p->K)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT,
+                        "int8 gemm: kernel rows: expected kh * kw * c = %d with kw * c <= 64, "
+                        "got %d x %d", p->K, kh, kwc);
+    const int w4 = (kwc + QG - 1) / QG * QG;
+    int8_t *wide = calloc((size_t)kh * (size_t)w4 * (size_t)p->N, 1);
+    if (!wide)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "int8 gemm: out of memory");
+    for (int ky = 0; ky < kh; ky++)
+        memcpy(wide + (size_t)ky * w4 * p->N, B + (size_t)ky * kwc * p->N, (size_t)kwc * p->N);
+    cnn_qpacked *rows = NULL;
+    cnn_status st = cnn_qpacked_create(&rows, wide, kh * w4, p->N);
+    free(wide);
+    if (st)
+        return st;
+    cnn_qpacked_free(p->rows);
+    p->rows = rows;
+    p->row_kh = kh;
+    p->row_width = kwc;
+    return CNN_OK;
+}
+
 void cnn_qpacked_free(cnn_qpacked *p)
 {
     if (!p)
         return;
+    cnn_qpacked_free(p->rows);
     free(p->data);
     free(p->colsum);
     free(p);
@@ -538,6 +563,63 @@ VNNI_TARGET static void qconv_vnni_implicit(const cnn_conv_geom *g, const int8_t
         }
     }
 }
+
+/* Conv2D over few channels with p->rows (cnn_qpacked_add_rows): each of a
+ * pixel's kh window rows is one "tap" of w4 bytes (the kw * c bytes it
+ * covers, rounded up to whole groups; the extra bytes meet zero weights),
+ * read in place when those w4 bytes lie inside the pixel's image and its
+ * row has no padding; otherwise copied, padding as the zero point, into
+ * stage (6 * kh * w4 bytes). padrow: w4 bytes of the zero point. */
+VNNI_TARGET static void qconv_vnni_rows(const cnn_conv_geom *g, const int8_t *x, int32_t a_zero,
+                                        const cnn_qpacked *B, const cnn_qoutput *out,
+                                        int64_t m0, int64_t m1, const int8_t *padrow,
+                                        int8_t *stage, int8_t *Y)
+{
+    const int C = g->c, kh = g->kh, rw = g->kw * C, w4 = (rw + QG - 1) / QG * QG, N = B->N;
+    const int64_t plane = (int64_t)g->oh * g->ow, rowb = (int64_t)g->w * C;
+    const int64_t image = (int64_t)g->h * rowb;
+    const int8_t *ptr[CNN_QCONV_MAX_TAPS * 6];
+    int64_t n = m0 / plane;
+    int rest = (int)(m0 - n * plane), oy = rest / g->ow, ox = rest % g->ow;
+    for (int64_t m = m0; m < m1; m += 6) {
+        int mr = m1 - m < 6 ? (int)(m1 - m) : 6;
+        for (int r = 0; r < mr; r++) {
+            const int8_t *xn = x + n * image;
+            const int iy0 = oy * g->sh - g->pad_top;
+            const int64_t start = (int64_t)(ox * g->sw - g->pad_left) * C; /* byte in the row */
+            for (int ky = 0; ky < kh; ky++) {
+                int iy = iy0 + ky * g->dh;
+                const int8_t **pr = &ptr[ky * 6 + r];
+                if (iy < 0 || iy >= g->h) {
+                    *pr = padrow;
+                    continue;
+                }
+                int64_t at = (int64_t)iy * rowb + start;
+                if (start >= 0 && start + rw <= rowb && at + w4 <= image) {
+                    *pr = xn + at;
+                    continue;
+                }
+                int8_t *dst = stage + (r * kh + ky) * w4;
+                memset(dst, a_zero, (size_t)w4);
+                int64_t lo = start < 0 ? 0 : start, hi = start + rw < rowb ? start + rw : rowb;
+                if (lo < hi)
+                    memcpy(dst + (lo - start), xn + (int64_t)iy * rowb + lo, (size_t)(hi - lo));
+                *pr = dst;
+            }
+            if (++ox == g->ow) {
+                ox = 0;
+                if (++oy == g->oh) {
+                    oy = 0;
+                    n++;
+                }
+            }
+        }
+        for (int pn = 0; pn < B->panels; pn += 4) {
+            int np = B->panels - pn < 4 ? B->panels - pn : 4;
+            vnni_conv_block(mr, np, ptr, kh, w4 / QG, a_zero, B, pn, out, Y + (m - m0) * N, N);
+        }
+    }
+}
 #endif
 
 /* full: the groups of 4 bytes the kernels may load whole from each row of
@@ -569,18 +651,31 @@ void cnn_qgemm_padded(cnn_qisa isa, int64_t M, const int8_t *A, int64_t lda, int
 
 bool cnn_qconv_implicit(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t x_zero,
                         const cnn_qpacked *kernel, const cnn_qoutput *out, int64_t m0,
-                        int64_t m1, int8_t *padrow, int8_t *y)
+                        int64_t m1, int8_t *scratch, int64_t scratch_bytes, int8_t *y)
 {
 #ifdef QGEMM_X86
-    if (cnn_qisa_resolve(isa) == CNN_QISA_VNNI && g->c % QG == 0 &&
-        g->kh * g->kw <= CNN_QCONV_MAX_TAPS && kernel->K == g->kh * g->kw * g->c) {
-        memset(padrow, x_zero, (size_t)g->c);
-        qconv_vnni_implicit(g, x, x_zero, kernel, out, m0, m1, padrow, y);
+    if (cnn_qisa_resolve(isa) != CNN_QISA_VNNI || kernel->K != g->kh * g->kw * g->c ||
+        m0 >= m1)
+        return false;
+    if (g->c % QG == 0 && g->kh * g->kw <= CNN_QCONV_MAX_TAPS && scratch_bytes >= g->c) {
+        memset(scratch, x_zero, (size_t)g->c);
+        qconv_vnni_implicit(g, x, x_zero, kernel, out, m0, m1, scratch, y);
+        return true;
+    }
+    const int64_t w4 = ((int64_t)g->kw * g->c + QG - 1) / QG * QG;
+    /* only when the rows' padding adds no group over im2col's (3 channels
+     * by 3 or 1 by 3: 12 bytes either way); with more (1 channel by 5: 40
+     * bytes against 28) the extra multiply-adds cost more than im2col */
+    if (kernel->rows && kernel->row_kh == g->kh && kernel->row_width == g->kw * g->c &&
+        g->dw == 1 && g->kh <= CNN_QCONV_MAX_TAPS && scratch_bytes >= w4 * (6 * g->kh + 1) &&
+        w4 * g->kh <= cnn_qconv_col_stride(kernel->K)) {
+        memset(scratch, x_zero, (size_t)w4);
+        qconv_vnni_rows(g, x, x_zero, kernel->rows, out, m0, m1, scratch, scratch + w4, y);
         return true;
     }
 #else
     (void)isa, (void)g, (void)x, (void)x_zero, (void)kernel, (void)out, (void)m0, (void)m1;
-    (void)padrow, (void)y;
+    (void)scratch, (void)scratch_bytes, (void)y;
 #endif
     return false;
 }

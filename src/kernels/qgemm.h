@@ -59,6 +59,11 @@ typedef struct cnn_qpacked {
     int groups, panels; /* ceil(K / 4), ceil(N / 16) */
     int8_t *data;       /* panels x groups x 64 bytes, 64-byte aligned */
     int32_t *colsum;    /* panels * 16 entries, 0 beyond N */
+    /* Optional (cnn_qpacked_add_rows): the same Conv2D kernel with each of
+     * its row_kh window rows (row_width = kw * c taps) padded with zero
+     * weights to a multiple of 4, for cnn_qconv over few channels. */
+    struct cnn_qpacked *rows;
+    int row_kh, row_width;
 } cnn_qpacked;
 
 /* Packs B (K x N). CNN_ERR_INVALID_ARGUMENT for K outside
@@ -66,6 +71,14 @@ typedef struct cnn_qpacked {
  * cnn_qpacked_free. */
 cnn_status cnn_qpacked_create(cnn_qpacked **out, const int8_t *B, int K, int N);
 void cnn_qpacked_free(cnn_qpacked *p);
+
+/* Adds p->rows for a Conv2D kernel B (kh x kwc x N, kwc = kw * c, the
+ * layout p packs): with it, cnn_qconv on AVX-512 VNNI reads a window row
+ * of a convolution whose c is not a multiple of 4 (the first layer's 1 or
+ * 3 channels) straight from the input, with no im2col, when kwc <= 64 and
+ * there is no column dilation. CNN_ERR_INVALID_ARGUMENT when kh * kwc is
+ * not p->K or kwc > 64, CNN_ERR_NO_MEMORY. Freed with p. */
+cnn_status cnn_qpacked_add_rows(cnn_qpacked *p, const int8_t *B, int kh, int kwc);
 
 /* The fast path on one thread (callers split M between threads). */
 void cnn_qgemm(cnn_qisa isa, int64_t M, const int8_t *A, int64_t lda, int32_t a_zero,
@@ -98,14 +111,18 @@ void cnn_qconv_ref(const cnn_conv_geom *g, const int8_t *x, int32_t x_zero, cons
  * lives on the stack). */
 #define CNN_QCONV_MAX_TAPS 64
 
-/* Conv2D without im2col on AVX-512 VNNI when c % 4 == 0 and the window has
- * at most CNN_QCONV_MAX_TAPS taps: each tap's channels are read in place
- * (padrow, c bytes of scratch, stands for the padding). Returns false,
- * doing nothing, when the CPU (or isa) or the geometry does not allow it.
- * Same bytes as cnn_qconv_ref. y: (m1 - m0, N). */
+/* Conv2D without im2col on AVX-512 VNNI, in two cases: c % 4 == 0 and at
+ * most CNN_QCONV_MAX_TAPS taps (each tap's channels read in place), or a
+ * kernel with rows (cnn_qpacked_add_rows), no column dilation, at most
+ * CNN_QCONV_MAX_TAPS window rows and no more groups than im2col's rows
+ * (kh * w4 <= cnn_qconv_col_stride(K)): each window row read in place.
+ * scratch (scratch_bytes of it) stands for the padding: c bytes, or
+ * w4 * (6 * kh + 1) with w4 = kw * c rounded up to a multiple of 4.
+ * Returns false, doing nothing, when the CPU (or isa), the geometry or the
+ * scratch does not allow it. Same bytes as cnn_qconv_ref. y: (m1 - m0, N). */
 bool cnn_qconv_implicit(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t x_zero,
                         const cnn_qpacked *kernel, const cnn_qoutput *out, int64_t m0,
-                        int64_t m1, int8_t *padrow, int8_t *y);
+                        int64_t m1, int8_t *scratch, int64_t scratch_bytes, int8_t *y);
 
 /* The fast Conv2D: im2col of chunk pixels at a time into col (chunk *
  * cnn_qconv_col_stride(K) bytes, K = kh * kw * c), then cnn_qgemm_padded; a 1x1, stride-1, unpadded
