@@ -263,13 +263,11 @@ static int64_t op_work(const cnn_qmodel *q, const cnn_qop *op, int64_t b)
  * 2 threads than on 1). */
 #define QMODEL_SPLIT_WORK (INT64_C(4) << 20)
 
-static void op_worker(void *arg, int ith, int nth)
+/* Op j's output rows [r0, r1) on worker ith (its scratch). */
+static void op_run_rows(const op_job *j, int ith, long r0, long r1)
 {
-    const op_job *j = arg;
     const cnn_qop *op = j->op;
     const cnn_qmodel *q = j->q;
-    long r0, r1;
-    cnn_split_range((long)op_rows(q, op, j->b), ith, nth, &r0, &r1);
     if (r0 >= r1)
         return;
     int8_t *col = j->col + (int64_t)ith * q->max_col;
@@ -332,6 +330,90 @@ static void op_worker(void *arg, int ith, int nth)
     }
 }
 
+static void op_worker(void *arg, int ith, int nth)
+{
+    const op_job *j = arg;
+    long r0, r1;
+    cnn_split_range((long)op_rows(j->q, j->op, j->b), ith, nth, &r0, &r1);
+    op_run_rows(j, ith, r0, r1);
+}
+
+/* Op k over the b examples in arena a, whose plan offsets are scaled by
+ * scale (>= b) so the values alive together stay disjoint. */
+static op_job job_for(const cnn_qmodel *q, int k, int8_t *a, int64_t b, int64_t scale,
+                      int8_t *col, int32_t *acc)
+{
+    const cnn_qop *op = &q->ops[k];
+    op_job job = {.q = q, .op = op, .b = b, .col = col, .acc = acc,
+                  .y = a + q->values[op->output].offset * scale};
+    for (int i = 0; i < op->n_inputs; i++)
+        job.x[i] = a + q->values[op->inputs[i]].offset * scale;
+    return job;
+}
+
+/* One batch of b <= QMODEL_BATCH examples: the input (float xf, quantized
+ * here, or int8 xi), the output (float of, or int8 oi). */
+typedef struct batch_job {
+    const cnn_qmodel *q;
+    int8_t *a, *col;
+    int32_t *acc;
+    int64_t b;
+    const float *xf;
+    const int8_t *xi;
+    float *of;
+    int8_t *oi;
+} batch_job;
+
+/* Examples [e0, e1) in their own arena of e1 - e0 examples. */
+static void batch_range(const batch_job *bj, int8_t *a, int64_t scale, int64_t e0, int64_t e1,
+                        int ith, bool split_ops)
+{
+    const cnn_qmodel *q = bj->q;
+    const int64_t n = e1 - e0, in = q->values[0].elems;
+    const cnn_qvalue *ov = &q->values[q->output_value];
+    int8_t *xa = a + q->values[0].offset * scale, *oa = a + ov->offset * scale;
+    if (bj->xf)
+        cnn_q_quantize(bj->xf + e0 * in, n * in, q->values[0].p, xa);
+    else
+        memcpy(xa, bj->xi + e0 * in, (size_t)(n * in));
+    for (int k = 0; k < q->nops; k++) {
+        op_job j = job_for(q, k, a, n, scale, bj->col, bj->acc);
+        if (!split_ops)
+            op_run_rows(&j, ith, 0, (long)op_rows(q, j.op, n));
+        else
+            cnn_pool_run(op_work(q, j.op, n) < QMODEL_SPLIT_WORK ? NULL : q->pool, op_worker,
+                         &j);
+    }
+    if (bj->of)
+        cnn_q_dequantize(oa, n * ov->elems, ov->p, bj->of + e0 * ov->elems);
+    else
+        memcpy(bj->oi + e0 * ov->elems, oa, (size_t)(n * ov->elems));
+}
+
+/* Worker ith's share of the examples through the whole network, in its
+ * own slice of the arena (examples e0.. start at e0 * arena_elems): no op
+ * waits for the other workers. */
+static void batch_worker(void *arg, int ith, int nth)
+{
+    const batch_job *bj = arg;
+    long e0, e1;
+    cnn_split_range((long)bj->b, ith, nth, &e0, &e1);
+    if (e0 < e1)
+        batch_range(bj, bj->a + e0 * bj->q->arena_elems, e1 - e0, e0, e1, ith, false);
+}
+
+/* With at least two examples per thread each thread runs the whole network
+ * on its share, one pool wake-up per batch instead of one per op;
+ * otherwise each op is split by rows (small ops on the calling thread). */
+static void run_batch(const batch_job *bj)
+{
+    int nth = cnn_pool_threads(bj->q->pool);
+    if (nth > 1 && bj->b >= 2 * (int64_t)nth)
+        cnn_pool_run(bj->q->pool, batch_worker, (void *)bj);
+    else
+        batch_range(bj, bj->a, QMODEL_BATCH, 0, bj->b, 0, true);
+}
+
 static void softmax_rows(float *o, int64_t n, int64_t width)
 {
     for (int64_t e = 0; e < n; e++, o += width) {
@@ -374,19 +456,10 @@ cnn_status cnn_qmodel_predict(cnn_qmodel *q, const cnn_tensor *x, float *out)
         int64_t n = x->dims[0] - start < QMODEL_BATCH ? x->dims[0] - start : QMODEL_BATCH;
         /* value v lives at offset * QMODEL_BATCH: the plan's offsets scaled
          * by the batch stay disjoint */
-        cnn_q_quantize(x->data + start * in_elems, n * in_elems, q->values[0].p,
-                       a + q->values[0].offset * QMODEL_BATCH);
-        for (int k = 0; k < q->nops; k++) {
-            const cnn_qop *op = &q->ops[k];
-            op_job job = {.q = q, .op = op, .b = n, .col = col, .acc = acc,
-                          .y = a + q->values[op->output].offset * QMODEL_BATCH};
-            for (int i = 0; i < op->n_inputs; i++)
-                job.x[i] = a + q->values[op->inputs[i]].offset * QMODEL_BATCH;
-            cnn_pool_run(op_work(q, op, job.b) < QMODEL_SPLIT_WORK ? NULL : q->pool, op_worker,
-                         &job);
-        }
         float *o = out + start * ov->elems;
-        cnn_q_dequantize(a + ov->offset * QMODEL_BATCH, n * ov->elems, ov->p, o);
+        batch_job bj = {.q = q, .a = a, .col = col, .acc = acc, .b = n,
+                        .xf = x->data + start * in_elems, .of = o};
+        run_batch(&bj);
         if (q->softmax)
             softmax_rows(o, n, ov->elems);
     }
@@ -568,17 +641,9 @@ cnn_status cnn_qmodel_predict_int8(cnn_qmodel *q, const int8_t *x, int64_t n, in
     const cnn_qvalue *ov = &q->values[q->output_value];
     for (int64_t start = 0; start < n; start += QMODEL_BATCH) {
         int64_t b = n - start < QMODEL_BATCH ? n - start : QMODEL_BATCH;
-        memcpy(a + q->values[0].offset * QMODEL_BATCH, x + start * in_elems, (size_t)(b * in_elems));
-        for (int k = 0; k < q->nops; k++) {
-            const cnn_qop *op = &q->ops[k];
-            op_job job = {.q = q, .op = op, .b = b, .col = col, .acc = acc,
-                          .y = a + q->values[op->output].offset * QMODEL_BATCH};
-            for (int i = 0; i < op->n_inputs; i++)
-                job.x[i] = a + q->values[op->inputs[i]].offset * QMODEL_BATCH;
-            cnn_pool_run(op_work(q, op, job.b) < QMODEL_SPLIT_WORK ? NULL : q->pool, op_worker,
-                         &job);
-        }
-        memcpy(y + start * ov->elems, a + ov->offset * QMODEL_BATCH, (size_t)(b * ov->elems));
+        batch_job bj = {.q = q, .a = a, .col = col, .acc = acc, .b = b,
+                        .xi = x + start * in_elems, .oi = y + start * ov->elems};
+        run_batch(&bj);
     }
     free(a);
     free(col);
