@@ -4,6 +4,9 @@
 #ifndef CNN_QUANT_QMODEL_IMPL_H
 #define CNN_QUANT_QMODEL_IMPL_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
+
 #include "core/threadpool.h"
 #include "quant/qmodel.h"
 
@@ -20,6 +23,10 @@ struct cnn_qmodel {
     int64_t max_col, max_channels;
     cnn_qisa isa;
     cnn_pool *pool;
+    /* predict's working memory, kept between calls (qmodel_run.c) */
+    void *scratch;
+    size_t scratch_bytes;
+    atomic_bool scratch_busy;
 };
 
 /* The examples one predict pass holds. */

@@ -14,6 +14,7 @@ cnn_status cnn_qmodel_alloc(cnn_qmodel **out, int threads)
     if (!q)
         return cnn_fail(CNN_ERR_NO_MEMORY, "quantized model: out of memory");
     q->isa = CNN_QISA_AUTO;
+    atomic_init(&q->scratch_busy, false);
     if (cnn_pool_create(&q->pool, threads > 0 ? threads : 1) != CNN_OK) {
         free(q);
         return cnn_fail(CNN_ERR_NO_MEMORY, "quantized model: cannot start %d threads", threads);
@@ -44,6 +45,7 @@ void cnn_qmodel_free(cnn_qmodel *q)
         cnn_qop_clear(&q->ops[k]);
     free(q->ops);
     free(q->values);
+    free(q->scratch);
     cnn_pool_free(q->pool);
     free(q);
 }
@@ -414,6 +416,48 @@ static void run_batch(const batch_job *bj)
         batch_range(bj, bj->a, QMODEL_BATCH, 0, bj->b, 0, true);
 }
 
+/* The arena, im2col rows and accumulators of one predict call, in one
+ * block kept by the model: a fresh malloc of a few megabytes per call came
+ * back as new pages from the kernel each time, their faults a measurable
+ * part of a batch. A call that finds the block in use (predict running
+ * concurrently on one model) gets a block of its own, freed by
+ * scratch_put. */
+static cnn_status scratch_get(cnn_qmodel *q, int8_t **a, int8_t **col, int32_t **acc,
+                              void **owned)
+{
+    size_t nth = (size_t)cnn_pool_threads(q->pool);
+    size_t arena = ((size_t)(QMODEL_BATCH * q->arena_elems) + 63) / 64 * 64;
+    size_t cols = (nth * (size_t)q->max_col + 64) / 64 * 64;
+    size_t need = arena + cols + (nth * (size_t)q->max_channels + 1) * sizeof(int32_t);
+    void *block = NULL;
+    *owned = NULL;
+    if (!atomic_exchange(&q->scratch_busy, true)) {
+        if (q->scratch_bytes < need) {
+            free(q->scratch);
+            q->scratch = malloc(need);
+            q->scratch_bytes = q->scratch ? need : 0;
+        }
+        block = q->scratch;
+        if (!block)
+            atomic_store(&q->scratch_busy, false);
+    } else
+        block = *owned = malloc(need);
+    if (!block)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "quantized predict: cannot allocate %zu bytes", need);
+    *a = block;
+    *col = *a + arena;
+    *acc = (int32_t *)(void *)(*col + cols);
+    return CNN_OK;
+}
+
+static void scratch_put(cnn_qmodel *q, void *owned)
+{
+    if (owned)
+        free(owned);
+    else
+        atomic_store(&q->scratch_busy, false);
+}
+
 static void softmax_rows(float *o, int64_t n, int64_t width)
 {
     for (int64_t e = 0; e < n; e++, o += width) {
@@ -440,16 +484,12 @@ cnn_status cnn_qmodel_predict(cnn_qmodel *q, const cnn_tensor *x, float *out)
             return cnn_fail(CNN_ERR_SHAPE,
                             "quantized predict: input dimension %d is %lld, expected %d", d + 1,
                             (long long)x->dims[d + 1], q->input_shape.dims[d]);
-    size_t arena = (size_t)(QMODEL_BATCH * q->arena_elems);
-    size_t nth = (size_t)cnn_pool_threads(q->pool);
-    int8_t *a = malloc(arena), *col = malloc(nth * (size_t)q->max_col + 1);
-    int32_t *acc = malloc((nth * (size_t)q->max_channels + 1) * sizeof(int32_t));
-    if (!a || !col || !acc) {
-        free(a);
-        free(col);
-        free(acc);
-        return cnn_fail(CNN_ERR_NO_MEMORY, "quantized predict: cannot allocate %zu bytes", arena);
-    }
+    int8_t *a, *col;
+    int32_t *acc;
+    void *owned;
+    cnn_status st = scratch_get(q, &a, &col, &acc, &owned);
+    if (st)
+        return st;
     const int64_t in_elems = q->values[0].elems;
     const cnn_qvalue *ov = &q->values[q->output_value];
     for (int64_t start = 0; start < x->dims[0]; start += QMODEL_BATCH) {
@@ -463,9 +503,7 @@ cnn_status cnn_qmodel_predict(cnn_qmodel *q, const cnn_tensor *x, float *out)
         if (q->softmax)
             softmax_rows(o, n, ov->elems);
     }
-    free(a);
-    free(col);
-    free(acc);
+    scratch_put(q, owned);
     return CNN_OK;
 }
 
@@ -627,16 +665,12 @@ bool cnn_qmodel_is_chain(const cnn_qmodel *q)
 
 cnn_status cnn_qmodel_predict_int8(cnn_qmodel *q, const int8_t *x, int64_t n, int8_t *y)
 {
-    size_t arena = (size_t)(QMODEL_BATCH * q->arena_elems);
-    size_t nth = (size_t)cnn_pool_threads(q->pool);
-    int8_t *a = malloc(arena), *col = malloc(nth * (size_t)q->max_col + 1);
-    int32_t *acc = malloc((nth * (size_t)q->max_channels + 1) * sizeof(int32_t));
-    if (!a || !col || !acc) {
-        free(a);
-        free(col);
-        free(acc);
-        return cnn_fail(CNN_ERR_NO_MEMORY, "quantized predict: cannot allocate %zu bytes", arena);
-    }
+    int8_t *a, *col;
+    int32_t *acc;
+    void *owned;
+    cnn_status st = scratch_get(q, &a, &col, &acc, &owned);
+    if (st)
+        return st;
     const int64_t in_elems = q->values[0].elems;
     const cnn_qvalue *ov = &q->values[q->output_value];
     for (int64_t start = 0; start < n; start += QMODEL_BATCH) {
@@ -645,8 +679,6 @@ cnn_status cnn_qmodel_predict_int8(cnn_qmodel *q, const int8_t *x, int64_t n, in
                         .xi = x + start * in_elems, .oi = y + start * ov->elems};
         run_batch(&bj);
     }
-    free(a);
-    free(col);
-    free(acc);
+    scratch_put(q, owned);
     return CNN_OK;
 }
