@@ -4,7 +4,8 @@
  * to and past its tap limit, N with partial panels, pixel sub-ranges), the
  * im2col path with padded rows (one to three channels, the first layer of
  * most networks), cnn_qgemm_padded, and the depthwise kernel's interior
- * (zero point folded into the bias) and border pixels over pixel ranges. On a CPU without AVX-512 VNNI the
+ * (zero point folded into the bias) and border pixels over pixel ranges,
+ * max pooling over pixel ranges. On a CPU without AVX-512 VNNI the
  * same calls run the other kernels and must still agree. */
 #include <math.h>
 #include <stdint.h>
@@ -351,6 +352,47 @@ static void test_depthwise(cnn_rng *r)
     CHECK(ok);
 }
 
+/* ---- Max pooling ------------------------------------------------------------ */
+
+static void test_maxpool(cnn_rng *r)
+{
+    int ok = 1;
+    for (int t = 0; t < 60; t++) {
+        cnn_conv_geom g = geom(r, rnd(r, 1, 150), 3); /* 64- and 32-byte blocks, tails */
+        g.dh = g.dw = 1;
+        int same = rnd(r, 0, 1);
+        g.oh = cnn_conv_out_size(g.h, g.kh, g.sh, 1, same, &g.pad_top);
+        g.ow = cnn_conv_out_size(g.w, g.kw, g.sw, 1, same, &g.pad_left);
+        if (g.oh < 1 || g.ow < 1)
+            continue;
+        int batch = rnd(r, 1, 3);
+        int64_t pixels = (int64_t)batch * g.oh * g.ow, xn = (int64_t)batch * g.h * g.w * g.c;
+        int8_t *x = xmalloc((size_t)xn), *ref = xmalloc((size_t)(pixels * g.c) + 1);
+        int8_t *y = xmalloc((size_t)(pixels * g.c) + 1);
+        fill_i8(r, x, xn, -128, 127);
+        int32_t lo = rnd(r, -128, 20), hi = rnd(r, lo, 127);
+        int64_t m0 = rnd(r, 0, (int)(pixels - 1)), m1 = rnd(r, (int)m0 + 1, (int)pixels);
+        cnn_qmaxpool_ref(&g, x, lo, hi, m0, m1, ref);
+        for (size_t i = 0; i < sizeof all_isas / sizeof *all_isas; i++) {
+            if (!cnn_qisa_supported(all_isas[i]))
+                continue;
+            memset(y, 0x5A, (size_t)(pixels * g.c) + 1);
+            cnn_qmaxpool(all_isas[i], &g, x, lo, hi, m0, m1, y);
+            int same_bytes = memcmp(y, ref, (size_t)((m1 - m0) * g.c)) == 0 &&
+                             y[(m1 - m0) * g.c] == 0x5A;
+            if (!same_bytes)
+                fprintf(stderr, "qmaxpool %s: %dx%dx%d k%dx%d pixels %lld-%lld differs\n",
+                        cnn_qisa_name(all_isas[i]), g.h, g.w, g.c, g.kh, g.kw, (long long)m0,
+                        (long long)m1);
+            ok &= same_bytes;
+        }
+        free(x);
+        free(ref);
+        free(y);
+    }
+    CHECK(ok);
+}
+
 int main(void)
 {
     cnn_rng r;
@@ -360,5 +402,6 @@ int main(void)
     test_conv_few_channels(&r);
     test_gemm_padded(&r);
     test_depthwise(&r);
+    test_maxpool(&r);
     return test_finish("test_qfast");
 }

@@ -323,34 +323,68 @@ __attribute__((target("avx2"))) static void qmaxpool_avx2(const cnn_conv_geom *g
     QMAXPOOL_BODY(32, __m256i, QMP_LOAD32, QMP_STORE32, _mm256_max_epi8, QMP_SET32)
 }
 
-/* 64 channels per vector, the last block masked. */
+/* 64 channels per vector, then 32, the last block masked (masked stores
+ * are slow on Zen 4: whole blocks take plain ones); pixel indices stepped,
+ * not divided. */
+#define QMP512_WINDOW(LOAD, VT, MAXOP, best)                                               \
+    for (int ky = 0; ky < g->kh; ky++) {                                                   \
+        int iy = iy0 + ky;                                                                 \
+        if (iy < 0 || iy >= g->h)                                                          \
+            continue;                                                                      \
+        for (int kx = 0; kx < g->kw; kx++) {                                               \
+            int ix = ix0 + kx;                                                             \
+            if (ix >= 0 && ix < g->w)                                                      \
+                best = MAXOP(best, LOAD(xn + ((int64_t)iy * g->w + ix) * g->c + c));       \
+        }                                                                                  \
+    }
+
 CNN_QAVX512_TARGET static void qmaxpool_avx512(const cnn_conv_geom *g, const int8_t *x, int32_t lo,
                                                int32_t hi, int64_t m0, int64_t m1, int8_t *y)
 {
     const __m512i vlo = _mm512_set1_epi8((char)lo), vhi = _mm512_set1_epi8((char)hi);
+    const __m256i vlo32 = _mm256_set1_epi8((char)lo), vhi32 = _mm256_set1_epi8((char)hi);
+    if (m0 >= m1)
+        return;
+    const int64_t plane = (int64_t)g->oh * g->ow;
+    int64_t n = m0 / plane;
+    int rest = (int)(m0 - n * plane), oy = rest / g->ow, ox = rest % g->ow;
     for (int64_t m = m0; m < m1; m++) {
-        qpixel p = qpixel_of(g, m);
-        const int8_t *xn = x + p.n * (int64_t)g->h * g->w * g->c;
+        const int8_t *xn = x + n * (int64_t)g->h * g->w * g->c;
+        const int iy0 = oy * g->sh - g->pad_top, ix0 = ox * g->sw - g->pad_left;
         int8_t *yr = y + (m - m0) * g->c;
-        for (int c = 0; c < g->c; c += 64) {
-            __mmask64 k = g->c - c >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (g->c - c)) - 1;
+        int c = 0;
+        for (; c + 64 <= g->c; c += 64) {
             __m512i best = vlo; /* from lo up, min with hi: the clamp */
-            for (int ky = 0; ky < g->kh; ky++) {
-                int iy = p.oy * g->sh - g->pad_top + ky;
-                if (iy < 0 || iy >= g->h)
-                    continue;
-                for (int kx = 0; kx < g->kw; kx++) {
-                    int ix = p.ox * g->sw - g->pad_left + kx;
-                    if (ix >= 0 && ix < g->w)
-                        best = _mm512_max_epi8(
-                            best, _mm512_maskz_loadu_epi8(
-                                      k, xn + ((int64_t)iy * g->w + ix) * g->c + c));
-                }
-            }
+#define QMP512_LOAD(p) _mm512_loadu_si512((const void *)(p))
+            QMP512_WINDOW(QMP512_LOAD, __m512i, _mm512_max_epi8, best)
+            _mm512_storeu_si512((void *)(yr + c), _mm512_min_epi8(best, vhi));
+        }
+        for (; c + 32 <= g->c; c += 32) {
+            __m256i best = vlo32;
+#define QMP256_LOAD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+            QMP512_WINDOW(QMP256_LOAD, __m256i, _mm256_max_epi8, best)
+            _mm256_storeu_si256((__m256i *)(void *)(yr + c), _mm256_min_epi8(best, vhi32));
+        }
+        if (c < g->c) {
+            __mmask64 k = ((__mmask64)1 << (g->c - c)) - 1;
+            __m512i best = vlo;
+#define QMP512_MLOAD(p) _mm512_maskz_loadu_epi8(k, p)
+            QMP512_WINDOW(QMP512_MLOAD, __m512i, _mm512_max_epi8, best)
             _mm512_mask_storeu_epi8(yr + c, k, _mm512_min_epi8(best, vhi));
+        }
+        if (++ox == g->ow) {
+            ox = 0;
+            if (++oy == g->oh) {
+                oy = 0;
+                n++;
+            }
         }
     }
 }
+#undef QMP512_LOAD
+#undef QMP256_LOAD
+#undef QMP512_MLOAD
+#undef QMP512_WINDOW
 #endif
 
 void cnn_qmaxpool(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t lo, int32_t hi,
