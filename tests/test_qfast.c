@@ -141,7 +141,9 @@ static int conv_case(cnn_rng *r, cnn_conv_geom g, int batch, int N)
     int64_t pixels = (int64_t)batch * g.oh * g.ow, xn = (int64_t)batch * g.h * g.w * g.c;
     int8_t *x = xmalloc((size_t)xn), *kern = xmalloc((size_t)K * N);
     int8_t *ref = xmalloc((size_t)(pixels * N)), *y = xmalloc((size_t)(pixels * N));
-    int64_t chunk = rnd(r, 1, 40);
+    /* short chunks leave the in-place paths too little scratch for their
+     * padding; the model's (256 rows) leaves enough */
+    int64_t chunk = rnd(r, 0, 1) ? rnd(r, 1, 40) : 256;
     int8_t *col = xmalloc((size_t)(chunk * cnn_qconv_col_stride(K)));
     fill_i8(r, x, xn, -128, 127);
     fill_i8(r, kern, (int64_t)K * N, -127, 127);

@@ -568,8 +568,9 @@ VNNI_TARGET static void qconv_vnni_implicit(const cnn_conv_geom *g, const int8_t
  * pixel's kh window rows is one "tap" of w4 bytes (the kw * c bytes it
  * covers, rounded up to whole groups; the extra bytes meet zero weights),
  * read in place when those w4 bytes lie inside the pixel's image and its
- * row has no padding; otherwise copied, padding as the zero point, into
- * stage (6 * kh * w4 bytes). padrow: w4 bytes of the zero point. */
+ * row has no padding; otherwise composed, padding as the zero point, in a
+ * 64-byte slot of stage (6 * kh slots). padrow: 64 bytes of the zero
+ * point. */
 VNNI_TARGET static void qconv_vnni_rows(const cnn_conv_geom *g, const int8_t *x, int32_t a_zero,
                                         const cnn_qpacked *B, const cnn_qoutput *out,
                                         int64_t m0, int64_t m1, const int8_t *padrow,
@@ -577,7 +578,9 @@ VNNI_TARGET static void qconv_vnni_rows(const cnn_conv_geom *g, const int8_t *x,
 {
     const int C = g->c, kh = g->kh, rw = g->kw * C, w4 = (rw + QG - 1) / QG * QG, N = B->N;
     const int64_t plane = (int64_t)g->oh * g->ow, rowb = (int64_t)g->w * C;
-    const int64_t image = (int64_t)g->h * rowb;
+    const int64_t image = (int64_t)g->h * rowb, step = (int64_t)g->dh * rowb;
+    const int span = (kh - 1) * g->dh;
+    const __m512i padv = _mm512_set1_epi8((char)a_zero);
     const int8_t *ptr[CNN_QCONV_MAX_TAPS * 6];
     int64_t n = m0 / plane;
     int rest = (int)(m0 - n * plane), oy = rest / g->ow, ox = rest % g->ow;
@@ -587,25 +590,37 @@ VNNI_TARGET static void qconv_vnni_rows(const cnn_conv_geom *g, const int8_t *x,
             const int8_t *xn = x + n * image;
             const int iy0 = oy * g->sh - g->pad_top;
             const int64_t start = (int64_t)(ox * g->sw - g->pad_left) * C; /* byte in the row */
-            for (int ky = 0; ky < kh; ky++) {
-                int iy = iy0 + ky * g->dh;
-                const int8_t **pr = &ptr[ky * 6 + r];
-                if (iy < 0 || iy >= g->h) {
-                    *pr = padrow;
-                    continue;
+            const bool cols_in = start >= 0 && start + rw <= rowb;
+            if (cols_in && iy0 >= 0 && iy0 + span < g->h &&
+                (int64_t)(iy0 + span) * rowb + start + w4 <= image) {
+                const int8_t *p = xn + (int64_t)iy0 * rowb + start; /* the usual case */
+                for (int ky = 0; ky < kh; ky++, p += step)
+                    ptr[ky * 6 + r] = p;
+            } else
+                for (int ky = 0; ky < kh; ky++) {
+                    int iy = iy0 + ky * g->dh;
+                    const int8_t **pr = &ptr[ky * 6 + r];
+                    if (iy < 0 || iy >= g->h) {
+                        *pr = padrow;
+                        continue;
+                    }
+                    int64_t at = (int64_t)iy * rowb + start;
+                    if (cols_in && at + w4 <= image) {
+                        *pr = xn + at;
+                        continue;
+                    }
+                    int8_t *dst = stage + (r * kh + ky) * 64;
+                    _mm512_storeu_si512((void *)dst, padv);
+                    int64_t lo = start < 0 ? 0 : start, hi = start + rw < rowb ? start + rw : rowb;
+                    if (lo < hi) {
+                        __mmask64 k = hi - lo >= 64 ? ~(__mmask64)0
+                                                    : ((__mmask64)1 << (hi - lo)) - 1;
+                        _mm512_mask_storeu_epi8(
+                            dst + (lo - start), k,
+                            _mm512_maskz_loadu_epi8(k, xn + (int64_t)iy * rowb + lo));
+                    }
+                    *pr = dst;
                 }
-                int64_t at = (int64_t)iy * rowb + start;
-                if (start >= 0 && start + rw <= rowb && at + w4 <= image) {
-                    *pr = xn + at;
-                    continue;
-                }
-                int8_t *dst = stage + (r * kh + ky) * w4;
-                memset(dst, a_zero, (size_t)w4);
-                int64_t lo = start < 0 ? 0 : start, hi = start + rw < rowb ? start + rw : rowb;
-                if (lo < hi)
-                    memcpy(dst + (lo - start), xn + (int64_t)iy * rowb + lo, (size_t)(hi - lo));
-                *pr = dst;
-            }
             if (++ox == g->ow) {
                 ox = 0;
                 if (++oy == g->oh) {
@@ -667,10 +682,10 @@ bool cnn_qconv_implicit(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, i
      * by 3 or 1 by 3: 12 bytes either way); with more (1 channel by 5: 40
      * bytes against 28) the extra multiply-adds cost more than im2col */
     if (kernel->rows && kernel->row_kh == g->kh && kernel->row_width == g->kw * g->c &&
-        g->dw == 1 && g->kh <= CNN_QCONV_MAX_TAPS && scratch_bytes >= w4 * (6 * g->kh + 1) &&
+        g->dw == 1 && g->kh <= CNN_QCONV_MAX_TAPS && scratch_bytes >= 64 * (6 * g->kh + 1) &&
         w4 * g->kh <= cnn_qconv_col_stride(kernel->K)) {
-        memset(scratch, x_zero, (size_t)w4);
-        qconv_vnni_rows(g, x, x_zero, kernel->rows, out, m0, m1, scratch, scratch + w4, y);
+        memset(scratch, x_zero, 64);
+        qconv_vnni_rows(g, x, x_zero, kernel->rows, out, m0, m1, scratch, scratch + 64, y);
         return true;
     }
 #else

@@ -117,7 +117,7 @@ void cnn_qconv_ref(const cnn_conv_geom *g, const int8_t *x, int32_t x_zero, cons
  * CNN_QCONV_MAX_TAPS window rows and no more groups than im2col's rows
  * (kh * w4 <= cnn_qconv_col_stride(K)): each window row read in place.
  * scratch (scratch_bytes of it) stands for the padding: c bytes, or
- * w4 * (6 * kh + 1) with w4 = kw * c rounded up to a multiple of 4.
+ * 64 * (6 * kh + 1) for the window rows.
  * Returns false, doing nothing, when the CPU (or isa), the geometry or the
  * scratch does not allow it. Same bytes as cnn_qconv_ref. y: (m1 - m0, N). */
 bool cnn_qconv_implicit(cnn_qisa isa, const cnn_conv_geom *g, const int8_t *x, int32_t x_zero,
