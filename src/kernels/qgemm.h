@@ -113,9 +113,8 @@ void cnn_qconv_ref(const cnn_conv_geom *g, const int8_t *x, int32_t x_zero, cons
 
 /* Conv2D without im2col on AVX-512 VNNI, in two cases: c % 4 == 0 and at
  * most CNN_QCONV_MAX_TAPS taps (each tap's channels read in place), or a
- * kernel with rows (cnn_qpacked_add_rows), no column dilation, at most
- * CNN_QCONV_MAX_TAPS window rows and no more groups than im2col's rows
- * (kh * w4 <= cnn_qconv_col_stride(K)): each window row read in place.
+ * kernel with rows (cnn_qpacked_add_rows), no column dilation and at
+ * most CNN_QCONV_MAX_TAPS window rows: each window row read in place.
  * scratch (scratch_bytes of it) stands for the padding: c bytes, or
  * 64 * (6 * kh + 1) for the window rows.
  * Returns false, doing nothing, when the CPU (or isa), the geometry or the

@@ -119,8 +119,7 @@ cnn_status cnn_qmodel_prepare(cnn_qmodel *q)
                 cnn_status st = cnn_qpacked_create(&op->packed, op->weights, op->K, op->N);
                 /* few channels: the layout that reads window rows in place */
                 if (!st && op->kind == CNN_QOP_CONV && op->g.c % 4 != 0 && op->g.dw == 1 &&
-                    op->g.kw * op->g.c <= 64 &&
-                    (op->g.kw * op->g.c + 3) / 4 * 4 * op->g.kh <= cnn_qconv_col_stride(op->K))
+                    op->g.kw * op->g.c <= 64)
                     st = cnn_qpacked_add_rows(op->packed, op->weights, op->g.kh,
                                               op->g.kw * op->g.c);
                 if (st) {
