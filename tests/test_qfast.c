@@ -316,7 +316,8 @@ static void test_depthwise(cnn_rng *r)
     for (int t = 0; t < 80; t++) {
         /* larger images than the kernel tests': most windows inside, some
          * borders; 6x6 windows (36 taps) take the other path */
-        cnn_conv_geom g = geom(r, rnd(r, 1, 70), t % 10 == 0 ? 6 : 5);
+        /* a third with 8 channels: two pixels per vector */
+        cnn_conv_geom g = geom(r, t % 3 == 0 ? 8 : rnd(r, 1, 70), t % 10 == 0 ? 6 : 5);
         int batch = rnd(r, 1, 3);
         int64_t pixels = (int64_t)batch * g.oh * g.ow, xn = (int64_t)batch * g.h * g.w * g.c;
         int taps = g.kh * g.kw;

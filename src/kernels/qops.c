@@ -90,6 +90,85 @@ static void qdepthwise_generic(const cnn_conv_geom *g, int mult, const int8_t *x
  * reference does. Pixel indices are stepped, not divided. */
 enum { QDW_MAX_TAPS = 25 };
 
+/* 8 channels: the 16 lanes hold pixels m and m + 1 (their outputs are
+ * adjacent in y), the kernel and output stage repeated in both halves. A
+ * pair whose two windows lie inside the image is summed as x * w with the
+ * zero point folded into the bias, as below; other pixels go one at a
+ * time on the low half, the reference's way. */
+CNN_QAVX512_TARGET static void qdepthwise_avx512_c8(const cnn_conv_geom *g, const int8_t *x,
+                                                    int32_t x_zero, const int8_t *kernel,
+                                                    const cnn_qoutput *out, int64_t m0,
+                                                    int64_t m1, const int64_t *off, int8_t *y)
+{
+    const int C = 8, taps = g->kh * g->kw;
+    const int64_t plane = (int64_t)g->oh * g->ow, image = (int64_t)g->h * g->w * C;
+    const __mmask16 low = 0x00FF;
+    const __m512i zx = _mm512_set1_epi32(x_zero), zp = _mm512_set1_epi32(out->zero_point),
+                  lo = _mm512_set1_epi32(out->lo), hi = _mm512_set1_epi32(out->hi);
+    const int span_h = (g->kh - 1) * g->dh, span_w = (g->kw - 1) * g->dw;
+    __m512i kv[QDW_MAX_TAPS], ksum = _mm512_setzero_si512();
+    for (int t = 0; t < taps; t++) {
+        __m128i k8 = _mm_loadl_epi64((const __m128i *)(kernel + (int64_t)t * C));
+        kv[t] = _mm512_cvtepi8_epi32(_mm_unpacklo_epi64(k8, k8));
+        ksum = _mm512_add_epi32(ksum, kv[t]);
+    }
+    __m256i b8 = out->bias ? _mm256_loadu_si256((const __m256i *)out->bias) : _mm256_setzero_si256();
+    __m256i m8 = _mm256_loadu_si256((const __m256i *)out->multiplier);
+    __m256i s8 = _mm256_loadu_si256((const __m256i *)out->shift);
+    const __m512i bias = _mm512_inserti64x4(_mm512_castsi256_si512(b8), b8, 1);
+    const __m512i mul = _mm512_inserti64x4(_mm512_castsi256_si512(m8), m8, 1);
+    const __m512i sh = _mm512_inserti64x4(_mm512_castsi256_si512(s8), s8, 1);
+    const __m512i inner = _mm512_sub_epi32(bias, _mm512_mullo_epi32(zx, ksum));
+    int64_t n = m0 / plane;
+    int rest = (int)(m0 - n * plane), oy = rest / g->ow, ox = rest % g->ow;
+    for (int64_t m = m0; m < m1;) {
+        const int iy0 = oy * g->sh - g->pad_top, ix0 = ox * g->sw - g->pad_left;
+        const int8_t *xn = x + n * image;
+        /* the pair (m, m + 1) on one image row, both windows inside */
+        if (m + 1 < m1 && ox + 1 < g->ow && iy0 >= 0 && iy0 + span_h < g->h && ix0 >= 0 &&
+            ix0 + g->sw + span_w < g->w) {
+            const int8_t *p0 = xn + ((int64_t)iy0 * g->w + ix0) * C, *p1 = p0 + g->sw * C;
+            __m512i acc = inner;
+            for (int t = 0; t < taps; t++) {
+                __m128i v = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(p0 + off[t])),
+                                               _mm_loadl_epi64((const __m128i *)(p1 + off[t])));
+                acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepi8_epi32(v), kv[t]));
+            }
+            _mm_storeu_si128((__m128i *)(y + (m - m0) * C),
+                             cnn_qavx512_requant(acc, mul, sh, zp, lo, hi));
+            m += 2;
+            ox += 2;
+        } else {
+            __m512i acc = bias;
+            for (int ky = 0; ky < g->kh; ky++) {
+                int iy = iy0 + ky * g->dh;
+                if (iy < 0 || iy >= g->h)
+                    continue;
+                for (int kx = 0; kx < g->kw; kx++) {
+                    int ix = ix0 + kx * g->dw;
+                    if (ix < 0 || ix >= g->w)
+                        continue;
+                    const int8_t *px = xn + ((int64_t)iy * g->w + ix) * C;
+                    __m512i xv = _mm512_sub_epi32(
+                        _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(low, px)), zx);
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(xv, kv[ky * g->kw + kx]));
+                }
+            }
+            __m128i q = cnn_qavx512_requant(acc, mul, sh, zp, lo, hi);
+            _mm_storel_epi64((__m128i *)(y + (m - m0) * C), q);
+            m += 1;
+            ox += 1;
+        }
+        if (ox == g->ow) {
+            ox = 0;
+            if (++oy == g->oh) {
+                oy = 0;
+                n++;
+            }
+        }
+    }
+}
+
 CNN_QAVX512_TARGET static void qdepthwise_avx512(const cnn_conv_geom *g, const int8_t *x,
                                                  int32_t x_zero, const int8_t *kernel,
                                                  const cnn_qoutput *out, int64_t m0, int64_t m1,
@@ -104,6 +183,10 @@ CNN_QAVX512_TARGET static void qdepthwise_avx512(const cnn_conv_geom *g, const i
         for (int kx = 0; kx < g->kw; kx++)
             off[ky * g->kw + kx] = ((int64_t)ky * g->dh * g->w + (int64_t)kx * g->dw) * C;
     const int span_h = (g->kh - 1) * g->dh, span_w = (g->kw - 1) * g->dw;
+    if (C == 8) { /* two pixels per vector (MobileNet's first depthwise layer) */
+        qdepthwise_avx512_c8(g, x, x_zero, kernel, out, m0, m1, off, y);
+        return;
+    }
     for (int c0 = 0; c0 < C; c0 += 16) {
         const bool whole = C - c0 >= 16;
         const __mmask16 k = (__mmask16)(whole ? 0xFFFFu : (1u << (C - c0)) - 1);
