@@ -290,20 +290,44 @@ static implicit_layout implicit_layout_of(const cnn_conv_geom *g)
     return L;
 }
 
-/* Floats of a worker's implicit scratch: koff, the row pointers, the
- * padded sample (64-byte aligned pieces). */
-static int64_t implicit_floats(const cnn_conv_geom *g, int64_t K)
+/* ---- Bands of padded rows ----
+ * A worker does not copy its whole sample with its padding but a band of
+ * padded rows, at least those one block of `block` output pixels reads and
+ * up to PAD_BAND_FLOATS: the large layer's padded 56x56x64 sample is 860 KB,
+ * and two of them held overflowed Zen 4's 1 MiB L2 next to the packed
+ * kernel (forward ~88%, backward-data ~90% of the FMA peak). Small samples
+ * (conv2's 18x18x32, 41 KB) still fit whole in one band, copied once. The
+ * band slides down the sample as the blocks do: when a block needs rows
+ * past its end it is copied again from the block's first row. The values
+ * gathered are the same as from a whole copy: same sums, same bits. */
+enum { PAD_BAND_FLOATS = 64 * 1024 };
+
+/* Padded rows in a band: all the sample's, or as many as fit
+ * PAD_BAND_FLOATS but never fewer than one block of `block` output pixels
+ * needs. */
+static int64_t band_rows(const cnn_conv_geom *g, const implicit_layout *L, int64_t block)
 {
-    implicit_layout L = implicit_layout_of(g);
-    int64_t n = (K + 15) / 16 * 16 + 2 * IMPLICIT_BLOCK_ROWS + 16;
-    return n + (L.copy ? 2 * ((L.hp * L.wp * g->c + 15) / 16 * 16) : 0) + 16;
+    int64_t out_rows = (block + g->ow - 2) / g->ow + 1; /* a block touches at most */
+    if (out_rows > g->oh)
+        out_rows = g->oh;
+    int64_t need = (out_rows - 1) * g->sh + (int64_t)(g->kh - 1) * g->dh + 1;
+    int64_t rows = PAD_BAND_FLOATS / (L->wp * g->c);
+    rows = rows > need ? rows : need;
+    return rows < L->hp ? rows : L->hp;
 }
 
+/* Floats of one band slot, 64-byte aligned. */
+static int64_t band_floats(const cnn_conv_geom *g, const implicit_layout *L, int64_t block)
+{
+    return (band_rows(g, L, block) * L->wp * g->c + 15) / 16 * 16;
+}
+
+/* Padded rows [p0, p1) of sample xn into dst. */
 static void implicit_pad(const cnn_conv_geom *g, const implicit_layout *L, const float *xn,
-                         float *dst)
+                         int64_t p0, int64_t p1, float *dst)
 {
     const int64_t C = g->c, row = L->wp * C;
-    for (int64_t py = 0; py < L->hp; py++, dst += row) {
+    for (int64_t py = p0; py < p1; py++, dst += row) {
         int64_t iy = py - g->pad_top;
         if (iy < 0 || iy >= g->h) {
             memset(dst, 0, (size_t)row * sizeof(float));
@@ -316,6 +340,45 @@ static void implicit_pad(const cnn_conv_geom *g, const implicit_layout *L, const
         memcpy(dst + x0 * C, xn + iy * g->w * C, (size_t)((x1 - x0) * C) * sizeof(float));
         memset(dst + x1 * C, 0, (size_t)((L->wp - x1) * C) * sizeof(float));
     }
+}
+
+/* What a band slot holds: padded rows [r0, r1) of sample `sample`. */
+typedef struct {
+    int64_t sample, r0, r1;
+} band_held;
+
+/* Makes the slot hold sample s's padded rows [p0, p1), copying from p0
+ * on when it does not yet; returns the padded row at the slot's start. */
+static int64_t band_hold(const cnn_conv_geom *g, const implicit_layout *L, int64_t rows,
+                         const float *x, int64_t s, int64_t p0, int64_t p1, float *slot,
+                         band_held *h)
+{
+    if (h->sample == s && h->r0 <= p0 && p1 <= h->r1)
+        return h->r0;
+    int64_t r1 = p0 + rows < L->hp ? p0 + rows : L->hp;
+    implicit_pad(g, L, x + s * (int64_t)g->h * g->w * g->c, p0, r1, slot);
+    h->sample = s, h->r0 = p0, h->r1 = r1;
+    return p0;
+}
+
+/* The padded rows the output pixels [m0, m1) of sample s read. */
+static void band_need(const cnn_conv_geom *g, int64_t s, int64_t m0, int64_t m1, int64_t *p0,
+                      int64_t *p1)
+{
+    const int64_t plane = (int64_t)g->oh * g->ow;
+    int64_t first = m0 > s * plane ? m0 : s * plane;
+    int64_t last = (m1 < (s + 1) * plane ? m1 : (s + 1) * plane) - 1;
+    *p0 = (first - s * plane) / g->ow * g->sh;
+    *p1 = (last - s * plane) / g->ow * g->sh + (int64_t)(g->kh - 1) * g->dh + 1;
+}
+
+/* Floats of a worker's implicit scratch: koff, the row pointers, two band
+ * slots (64-byte aligned pieces). */
+static int64_t implicit_floats(const cnn_conv_geom *g, int64_t K)
+{
+    implicit_layout L = implicit_layout_of(g);
+    int64_t n = (K + 15) / 16 * 16 + 2 * IMPLICIT_BLOCK_ROWS + 16;
+    return n + (L.copy ? 2 * band_floats(g, &L, IMPLICIT_BLOCK_ROWS) : 0) + 16;
 }
 
 static void implicit_rows(const fused_job *j, int ith, int64_t r0, int64_t r1, float *scratch)
@@ -333,30 +396,31 @@ static void implicit_rows(const fused_job *j, int ith, int64_t r0, int64_t r1, f
         for (int kx = 0; kx < g->kw; kx++)
             for (int ci = 0; ci < C; ci++, k++)
                 koff[k] = (int)((int64_t)ky * g->dh * pitch + (int64_t)kx * g->dw * C + ci);
-    /* Two padded samples, slot n % 2 holding sample n: a block may run
-     * from one sample into the next, so only a worker's last 12-row panel
-     * is ever partial. */
-    const int64_t slot = (L.hp * L.wp * C + 15) / 16 * 16;
-    int64_t held[2] = {-1, -1};
+    /* Two band slots, slot n % 2 for sample n: a block may run from one
+     * sample into the next, so only a worker's last 12-row panel is ever
+     * partial. */
+    const int64_t slot = band_floats(g, &L, IMPLICIT_BLOCK_ROWS);
+    const int64_t band = band_rows(g, &L, IMPLICIT_BLOCK_ROWS);
+    band_held held[2] = {{-1, 0, 0}, {-1, 0, 0}};
     for (int64_t a = r0; a < r1;) {
         int64_t n = a / plane, b = a + IMPLICIT_BLOCK_ROWS;
         b = b < (n + 2) * plane ? b : (n + 2) * plane;
         b = b < r1 ? b : r1;
         const float *src[2];
+        int64_t top[2] = {0, 0}; /* the padded row at src */
         for (int64_t s = n; s <= (b - 1) / plane; s++) {
-            const float *xs = j->x + s * (int64_t)g->h * g->w * C;
-            src[s - n] = xs;
+            src[s - n] = j->x + s * (int64_t)g->h * g->w * C;
             if (L.copy) {
+                int64_t p0, p1;
                 float *d = xp + (s % 2) * slot;
-                if (held[s % 2] != s)
-                    implicit_pad(g, &L, xs, d);
-                held[s % 2] = s;
+                band_need(g, s, a, b, &p0, &p1);
+                top[s - n] = band_hold(g, &L, band, j->x, s, p0, p1, d, &held[s % 2]);
                 src[s - n] = d;
             }
         }
         for (int64_t m = a; m < b; m++) {
             int64_t q = m / plane - n, rest = m % plane, oy = rest / g->ow, ox = rest % g->ow;
-            rows[m - a] = src[q] + oy * g->sh * pitch + ox * g->sw * C;
+            rows[m - a] = src[q] + (oy * g->sh - top[q]) * pitch + ox * g->sw * C;
         }
         float *y = j->y + a * j->F;
         cnn_gemm_gather(j->gemm, ith, (int)(b - a), j->F, (int)K, rows, koff, j->wpacked, 0.0f,
@@ -524,7 +588,7 @@ static int64_t weights_worker_floats(const conv2d_layer *c)
     implicit_layout L = implicit_layout_of(g);
     return 2 * K + WEIGHTS_BLOCK_ROWS + 16                  /* pointers, koff */
          + (int64_t)cnn_gemm_packed_b_floats(WEIGHTS_BLOCK_ROWS, F) + 16
-         + (L.copy ? 2 * ((L.hp * L.wp * g->c + 15) / 16 * 16) : 0) + 16;
+         + (L.copy ? 2 * band_floats(g, &L, WEIGHTS_BLOCK_ROWS) : 0) + 16;
 }
 
 typedef struct {
@@ -546,27 +610,31 @@ static void weights_worker(void *p, int ith, int nth)
     if (k0 >= k1)
         return;
     const implicit_layout L = implicit_layout_of(g);
-    const int64_t pitch = L.wp * C, slot = (L.hp * L.wp * C + 15) / 16 * 16;
+    const int64_t pitch = L.wp * C, slot = band_floats(g, &L, WEIGHTS_BLOCK_ROWS);
+    const int64_t band = band_rows(g, &L, WEIGHTS_BLOCK_ROWS);
     float *base = (float *)(((uintptr_t)(j->io->workspace + ith * j->per_worker) + 63)
                             & ~(uintptr_t)63);
     float *bp = base;
     const float **rows = (const float **)(bp + (cnn_gemm_packed_b_floats(WEIGHTS_BLOCK_ROWS, F) + 15) / 16 * 16);
     int *koff = (int *)(rows + (k1 - k0));
     float *xp = (float *)(((uintptr_t)(koff + WEIGHTS_BLOCK_ROWS) + 63) & ~(uintptr_t)63);
-    int64_t held[2] = {-1, -1};
+    band_held held[2] = {{-1, 0, 0}, {-1, 0, 0}};
     for (int64_t a = 0; a < M;) {
         int64_t n = a / plane, z = a + WEIGHTS_BLOCK_ROWS;
         z = z < (n + 2) * plane ? z : (n + 2) * plane;
         z = z < M ? z : M;
-        /* the block's samples: padded copies in slot s % 2, or x itself */
+        /* the block's samples: bands of padded rows in slot s % 2 (where[]
+         * places padded row 0 of the sample, so that its pixels' offsets
+         * from the slot's start come out >= 0), or x itself */
         const float *origin = L.copy ? xp : j->io->x + n * sample;
         int64_t where[2];
         for (int64_t s = n; s <= (z - 1) / plane; s++) {
             if (L.copy) {
-                if (held[s % 2] != s)
-                    implicit_pad(g, &L, j->io->x + s * sample, xp + (s % 2) * slot);
-                held[s % 2] = s;
-                where[s - n] = (s % 2) * slot;
+                int64_t p0, p1;
+                band_need(g, s, a, z, &p0, &p1);
+                int64_t top = band_hold(g, &L, band, j->io->x, s, p0, p1, xp + (s % 2) * slot,
+                                        &held[s % 2]);
+                where[s - n] = (s % 2) * slot - top * pitch;
             } else {
                 where[s - n] = (s - n) * sample;
             }
