@@ -8,7 +8,7 @@
  *    with the reference GEMM's path within the usual tolerance,
  * over random shapes with 16 or more channels (strides, dilation, same and
  * valid padding, rectangular kernels, batches whose samples split 12-row
- * panels). */
+ * panels) and large ones whose padded rows are copied in bands. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -206,5 +206,20 @@ int main(void)
     shape conv2 = {.batch = 2, .h = 14, .w = 14, .c = 32, .filters = 64, .kh = 5, .kw = 5,
                    .sh = 1, .sw = 1, .dh = 1, .dw = 1, .same = true, .bias = true};
     check_shape(&conv2);
+    /* Samples whose padded copy is larger than a band (conv2d.c's
+     * PAD_BAND_FLOATS): the workers pad bands of rows that slide down the
+     * sample and blocks that cross into the next sample, in the forward,
+     * the backward-weights and (64 filters: a wide dy) the transposed
+     * backward-data; strided, dilated and rectangular kernels too. */
+    static const shape banded[] = {
+        {.batch = 2, .h = 40, .w = 40, .c = 64, .filters = 64, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .dh = 1, .dw = 1, .same = true, .bias = true},
+        {.batch = 3, .h = 45, .w = 37, .c = 48, .filters = 33, .kh = 5, .kw = 3, .sh = 2,
+         .sw = 2, .dh = 1, .dw = 1, .same = true, .bias = false},
+        {.batch = 2, .h = 38, .w = 38, .c = 64, .filters = 20, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .dh = 2, .dw = 2, .same = true, .bias = true},
+    };
+    for (size_t i = 0; i < sizeof banded / sizeof *banded; i++)
+        check_shape(&banded[i]);
     return test_finish("test_conv_fused");
 }
