@@ -268,9 +268,9 @@ typedef struct {
  * gathers each row of A straight from the input (cnn_gemm_gather: row i of
  * a 12-row tile at its pixel's receptive-field corner, column k at a fixed
  * offset koff[k] from there). Padding needs zeros at those offsets, so a
- * worker first copies the sample it is on into a zero-bordered copy
- * (unless the layer has no padding); the copy reads each input float once
- * where im2col wrote kh * kw of them. Same sums, same bits. */
+ * worker first copies the rows it reads into a zero-bordered band (below;
+ * unless the layer has no padding); the copy reads each input float about
+ * once where im2col wrote kh * kw of them. Same sums, same bits. */
 enum { IMPLICIT_BLOCK_ROWS = 96 };
 
 /* The padded sample: pitch floats a row. */
