@@ -308,6 +308,62 @@ static void test_gemm_padded(cnn_rng *r)
     CHECK(ok);
 }
 
+/* The VNNI output stage packs 2 or 4 whole panels (32 or 64 columns) per
+ * store through int16 and int8 with saturation: sums placed at the edges of
+ * those ranges (+-32768, +-128 around every zero point and clamp) must give
+ * the reference's bytes, for odd and even row counts and a row stride
+ * wider than N. */
+static void test_gemm_packed_edges(cnn_rng *r)
+{
+    static const int32_t edge[] = {32767, 32768, -32768, -32769, 127, 128, -128, -129,
+                                   255, -256, 32767 + 128, -32768 - 128, INT32_MAX / 2,
+                                   INT32_MIN / 2, 0, 1};
+    enum { NE = sizeof edge / sizeof *edge };
+    int ok = 1;
+    for (int t = 0; t < 24; t++) {
+        int N = t % 3 == 0 ? 32 : t % 3 == 1 ? 64 : 128, K = 4, M = rnd(r, 1, 13);
+        int64_t ldy = N + 16 * (t % 2);
+        int8_t A[13 * 4], B[4 * 128], *ref = xmalloc((size_t)(M * ldy)),
+               *y = xmalloc((size_t)(M * ldy));
+        int32_t bias[128], mult[128], shift[128];
+        fill_i8(r, A, M * K, -3, 3);
+        fill_i8(r, B, K * N, -3, 3);
+        for (int j = 0; j < N; j++) { /* v = round(acc / 2): bias 2 * edge, acc within +-36 */
+            int64_t e = (int64_t)edge[(j + t) % NE] * 2;
+            bias[j] = (int32_t)(e > INT32_MAX ? INT32_MAX : e < INT32_MIN ? INT32_MIN : e);
+            mult[j] = 1 << 30;
+            shift[j] = 0;
+        }
+        int32_t zp = t % 4 == 0 ? -128 : t % 4 == 1 ? 127 : rnd(r, -128, 127);
+        cnn_qoutput o = {bias, mult, shift, zp, -128, 127};
+        if (t % 5 == 2) {
+            o.lo = rnd(r, -128, 0);
+            o.hi = rnd(r, o.lo, 127);
+        }
+        cnn_qgemm_ref(M, N, K, A, K, 0, B, &o, ref, ldy);
+        cnn_qpacked *P = NULL;
+        CHECK_OK(cnn_qpacked_create(&P, B, K, N));
+        for (size_t i = 0; P && i < sizeof all_isas / sizeof *all_isas; i++) {
+            if (!cnn_qisa_supported(all_isas[i]))
+                continue;
+            memset(y, 0x5A, (size_t)(M * ldy));
+            cnn_qgemm(all_isas[i], M, A, K, 0, P, &o, y, ldy);
+            int same = 1;
+            for (int m = 0; m < M; m++)
+                same &= memcmp(y + m * ldy, ref + m * ldy, (size_t)N) == 0 &&
+                        (ldy == N || y[m * ldy + N] == 0x5A);
+            if (!same)
+                fprintf(stderr, "qgemm edges %s: M=%d N=%d zp=%d differs\n",
+                        cnn_qisa_name(all_isas[i]), M, N, (int)zp);
+            ok &= same;
+        }
+        cnn_qpacked_free(P);
+        free(ref);
+        free(y);
+    }
+    CHECK(ok);
+}
+
 /* ---- Depthwise ------------------------------------------------------------- */
 
 static void test_depthwise(cnn_rng *r)
@@ -404,6 +460,7 @@ int main(void)
     test_conv_in_place(&r);
     test_conv_few_channels(&r);
     test_gemm_padded(&r);
+    test_gemm_packed_edges(&r);
     test_depthwise(&r);
     test_maxpool(&r);
     return test_finish("test_qfast");
