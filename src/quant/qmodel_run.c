@@ -258,11 +258,12 @@ static int64_t op_work(const cnn_qmodel *q, const cnn_qop *op, int64_t b)
     }
 }
 
-/* Below this much work an op runs on the calling thread alone: waking the
- * pool's workers costs tens of microseconds on this 2-core machine, more
- * than such an op takes (at batch 1 the split made every network slower on
- * 2 threads than on 1). */
-#define QMODEL_SPLIT_WORK (INT64_C(4) << 20)
+/* Below this much work an op runs on the calling thread alone. With the
+ * pool's spinning hand-over (a microsecond or two) 1M is where a split
+ * starts to pay: batch-1 latency on 2 threads, 4M -> 1M: ResNet-8 0.142 ->
+ * 0.101 ms, the BN recipe 0.045 -> 0.030, MobileNetV1 0.167 -> 0.160; one
+ * thread unchanged (bench_int8 qinfer ... int8 1 T 200 100). */
+#define QMODEL_SPLIT_WORK (INT64_C(1) << 20)
 
 /* Op j's output rows [r0, r1) on worker ith (its scratch). */
 static void op_run_rows(const op_job *j, int ith, long r0, long r1)
