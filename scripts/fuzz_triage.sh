@@ -26,10 +26,13 @@ for f in "$fb/crashes/$h"-crash-* "$fb/crashes/$h"-timeout-* "$fb/crashes/$h"-oo
           -rss_limit_mb="${FUZZ_RSS_MB:-2048}" "$f" 2>&1)
     # The first stack frame that is neither libFuzzer, the sanitizer runtime
     # (its interceptors - strdup, memcpy, malloc - sit in the harness binary
-    # with no source line: "in strdup (.../fuzz_keras+0x...)") nor libc:
-    # where the fault, the hang or the allocation is.
+    # with no source line: "in strdup (.../fuzz_keras+0x...)") nor libc
+    # (named by its file, or - with glibc's debug symbols installed - by
+    # glibc's own source tree: "in __memcpy_avx512_unaligned_erms
+    # string/../sysdeps/x86_64/..."): where the fault, the hang or the
+    # allocation is.
     frame=$(printf '%s\n' "$log" | grep -E '^ +#[0-9]+ 0x' |
-        grep -vE 'fuzzer::|__sanitizer|__asan|__ubsan|__lsan|__interceptor|libclang_rt|/libc\.so|libc_start|_start |/fuzz_[a-z_]+\+0x' |
+        grep -vE 'fuzzer::|__sanitizer|__asan|__ubsan|__lsan|__interceptor|libclang_rt|/libc\.so|libc_start|_start |/fuzz_[a-z_]+\+0x| [a-z]+/\.\./sysdeps/' |
         head -1)
     case $frame in
     *libhdf5*) where=libhdf5; libhdf5=$((libhdf5 + 1)) ;;

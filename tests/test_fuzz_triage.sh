@@ -27,6 +27,14 @@ fake hdf5 "==1==ERROR: AddressSanitizer: heap-buffer-overflow
 out=$(FUZZ_BUILD="$tmp/hdf5" bash "$triage" keras 2>&1); rc=$?
 check "libhdf5's crash is libhdf5's" '[ $rc -eq 0 ] && echo "$out" | grep -q "keras-crash-0001: libhdf5"'
 
+fake glibc "==1==ERROR: AddressSanitizer: SEGV on unknown address 0x6130000105c8
+    #0 0x7f in __memcpy_avx512_unaligned_erms string/../sysdeps/x86_64/multiarch/memmove-vec-unaligned-erms.S:350
+    #1 0x55 in __interceptor_memcpy (/work/build-fuzz/fuzz/fuzz_keras+0x248ca7) (BuildId: 1)
+    #2 0x7f  (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x190f18) (BuildId: 2)
+    #3 0x7f in H5O__msg_iterate_real (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x1b4ca4) (BuildId: 2)"
+out=$(FUZZ_BUILD="$tmp/glibc" bash "$triage" keras 2>&1); rc=$?
+check "glibc's memcpy (symbolized by its source) called from libhdf5 is libhdf5's" '[ $rc -eq 0 ] && echo "$out" | grep -q "keras-crash-0001: libhdf5"'
+
 fake ours "==1==ERROR: AddressSanitizer: heap-buffer-overflow
     #0 0x55 in __asan_memcpy (/work/build-fuzz/fuzz/fuzz_keras+0x1) (BuildId: 1)
     #1 0x55 in read_strings /work/src/io/keras_h5.c:252:13
