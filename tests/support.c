@@ -1,6 +1,11 @@
+/* nftw() is XSI. */
+#define _XOPEN_SOURCE 700
+
+#include <ftw.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "test.h"
 
@@ -55,11 +60,37 @@ int test_finish(const char *name)
 
 const char *test_path(const char *dir, const char *name)
 {
-    static char buf[4][320];
+    static char buf[8][512];
     static int next;
-    char *p = buf[next++ % 4];
+    char *p = buf[next++ % 8];
     snprintf(p, sizeof buf[0], "%s/%s", dir, name);
     return p;
+}
+
+static char tmpdir[256];
+
+const char *test_tmpdir(const char *name)
+{
+    if (!tmpdir[0]) {
+        char t[sizeof tmpdir];
+        snprintf(t, sizeof t, "/tmp/cnn_%s_XXXXXX", name);
+        if (!mkdtemp(t))
+            return NULL;
+        memcpy(tmpdir, t, sizeof t);
+    }
+    return tmpdir;
+}
+
+const char *test_tmp(const char *rel)
+{
+    return test_path(tmpdir, rel);
+}
+
+int test_tmpdir_remove(void)
+{
+    int ok = tmpdir[0] && test_remove_tree(tmpdir);
+    tmpdir[0] = '\0';
+    return ok;
 }
 
 unsigned char *test_read_file(const char *path, size_t *size)
@@ -123,4 +154,66 @@ cnn_status test_full_disk(long limit, cnn_status (*fn)(void *ctx), void *ctx, ch
     }
     signal(SIGXFSZ, handler);
     return st;
+}
+
+int test_rnd(cnn_rng *r, int lo, int hi)
+{
+    return lo + (int)(cnn_rng_next(r) % (uint64_t)(hi - lo + 1));
+}
+
+void *test_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "out of memory (%zu bytes)\n", n);
+        exit(1);
+    }
+    return p;
+}
+
+void test_fill_i8(cnn_rng *r, int8_t *p, int64_t n, int lo, int hi)
+{
+    for (int64_t i = 0; i < n; i++)
+        p[i] = (int8_t)test_rnd(r, lo, hi);
+}
+
+cnn_tensor *test_random_images(int64_t n, int h, int w, int c, float scale, uint64_t seed)
+{
+    int64_t dims[4] = {n, h, w, c};
+    cnn_tensor *t = NULL;
+    if (cnn_tensor_create(&t, 4, dims) != CNN_OK)
+        return NULL;
+    cnn_rng r;
+    cnn_rng_seed(&r, seed);
+    for (int64_t i = 0; i < cnn_tensor_size(t); i++)
+        t->data[i] = scale * (float)cnn_rng_uniform(&r);
+    return t;
+}
+
+int test_argmax(const float *p, int64_t n)
+{
+    int best = 0;
+    for (int j = 1; j < n; j++)
+        if (p[j] > p[best])
+            best = j;
+    return best;
+}
+
+void test_put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+int test_remove_tree(const char *dir)
+{
+    return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0;
 }

@@ -6,10 +6,12 @@
 #define CNN_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cnn.h"
+#include "core/rng.h"
 
 extern int test_passed, test_failed, test_skipped;
 
@@ -54,8 +56,16 @@ extern int test_passed, test_failed, test_skipped;
 int test_close(const char *what, const float *a, const float *b, long n, double atol,
                double rtol);
 
-/* dir/name in one of four rotating buffers (so a call may take several). */
+/* dir/name in one of eight rotating buffers (so a call may take several). */
 const char *test_path(const char *dir, const char *name);
+
+/* The test program's own temporary directory, /tmp/cnn_<name>_XXXXXX, made
+ * by the first call (NULL if it cannot be made); test_tmp(rel) is rel in it
+ * (test_path's buffers); test_tmpdir_remove removes it and everything in it
+ * (1 on success). */
+const char *test_tmpdir(const char *name);
+const char *test_tmp(const char *rel);
+int test_tmpdir_remove(void);
 
 /* A whole file, malloc'd (NULL if it cannot be read), its length in *size;
  * and n bytes written as a whole file (1 on success). */
@@ -67,6 +77,25 @@ int test_write_file(const char *path, const void *bytes, size_t n);
  * limit cannot be set) with cnn_last_error() copied into msg. */
 cnn_status test_full_disk(long limit, cnn_status (*fn)(void *ctx), void *ctx, char *msg,
                           size_t cap);
+
+/* Random test data: an int in [lo, hi]; n int8 values in [lo, hi]; an
+ * n x h x w x c tensor of scale * uniform [0, 1) from seed (NULL if it
+ * cannot be made). */
+int test_rnd(cnn_rng *r, int lo, int hi);
+void test_fill_i8(cnn_rng *r, int8_t *p, int64_t n, int lo, int hi);
+cnn_tensor *test_random_images(int64_t n, int h, int w, int c, float scale, uint64_t seed);
+
+/* malloc(n) (n == 0 allowed); out of memory ends the test program. */
+void *test_xmalloc(size_t n);
+
+/* The index of the largest of p[0..n) (the first of equals). */
+int test_argmax(const float *p, int64_t n);
+
+/* v big-endian into p[0..4) (PNG fields). */
+void test_put_be32(unsigned char *p, uint32_t v);
+
+/* Removes dir and everything below it, links not followed (1 on success). */
+int test_remove_tree(const char *dir);
 
 /* Records that part of a test cannot run because something from outside
  * the repository is missing (a data set, a third-party model file): prints

@@ -468,15 +468,6 @@ static long run_every_failure(const char *name, cnn_status (*scenario)(void))
     return total;
 }
 
-static bool write_file(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    bool ok = f && fwrite(p, 1, n, f) == n;
-    if (f && fclose(f) != 0)
-        ok = false;
-    return ok;
-}
-
 static void setup(void)
 {
     CHECK(mkdtemp(dir) != NULL);
@@ -489,7 +480,7 @@ static void setup(void)
     memcpy(idx, head, 16);
     for (size_t i = 16; i < sizeof idx; i++)
         idx[i] = (unsigned char)(i * 7);
-    CHECK(write_file(idx_path, idx, sizeof idx));
+    CHECK(test_write_file(idx_path, idx, sizeof idx));
     gzFile g = gzopen(gz_path, "wb");
     CHECK(g && gzwrite(g, idx, sizeof idx) == (int)sizeof idx && gzclose(g) == Z_OK);
     uint8_t px[5 * 4 * 3];
@@ -512,7 +503,7 @@ static void setup(void)
         CHECK_OK(cnn_image_save_png(path, px, 5, 4, 3));
     }
     static const char csv[] = "path,label\na/0.png,cat\nb/2.png,dog\na/1.png,cat\n";
-    CHECK(write_file(csv_path, csv, sizeof csv - 1));
+    CHECK(test_write_file(csv_path, csv, sizeof csv - 1));
 }
 
 static void teardown(void)

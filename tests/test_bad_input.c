@@ -75,29 +75,14 @@ static bool sparse_file(const char *path, const void *head, size_t head_len, off
     return close(fd) == 0 && ok;
 }
 
-static bool write_file(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    bool ok = f && fwrite(p, 1, n, f) == n;
-    if (f && fclose(f) != 0)
-        ok = false;
-    return ok;
-}
-
-static void put_be32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (24 - 8 * i));
-}
-
 /* ---- 1. Limits before allocation -------------------------------------------------- */
 
 static void test_idx_limits(void)
 {
     cnn_tensor *t = NULL;
     unsigned char h[16] = {0, 0, 0x0C, 2};
-    put_be32(h + 4, 1000000);
-    put_be32(h + 8, 1000);
+    test_put_be32(h + 4, 1000000);
+    test_put_be32(h + 8, 1000);
     probe p = probe_start();
     CHECK_FAILS(cnn_dataset_load_idx_memory(h, 12, "big.idx", &t), CNN_ERR_FORMAT,
                 "big.idx: data: expected 4000000000 bytes of data for int32 (1000000, 1000),"
@@ -108,7 +93,7 @@ static void test_idx_limits(void)
     unsigned char gz[64];
     uLongf gz_len = sizeof gz;
     h[2] = 0x08;
-    put_be32(h + 4, 2000000);
+    test_put_be32(h + 4, 2000000);
     z_stream zs = {0};
     CHECK(deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK);
     zs.next_in = h;
@@ -127,7 +112,7 @@ static void test_idx_limits(void)
     /* A file whose size matches its header but whose floats exceed the
      * budget: 1.2e9 bytes (a hole) become 4.8 GB of float32. */
     unsigned char h1[8] = {0, 0, 0x08, 1};
-    put_be32(h1 + 4, 1200000000u);
+    test_put_be32(h1 + 4, 1200000000u);
     const char *path = path_in_dir("huge.idx");
     CHECK(sparse_file(path, h1, sizeof h1, (off_t)8 + 1200000000));
     p = probe_start();
@@ -338,7 +323,7 @@ static void test_special_files(void)
 
     /* an empty description file */
     const char *empty = path_in_dir("empty.model");
-    CHECK(write_file(empty, "", 0));
+    CHECK(test_write_file(empty, "", 0));
     CHECK_FAILS(cnn_model_from_description(empty, &m), CNN_ERR_FORMAT,
                 "empty.model:1:1: empty description: expected 'input shape=H,W,C'");
     alarm(0);

@@ -10,33 +10,22 @@
 #include "io/dataset.h"
 #include "test.h"
 
-static char root[] = "/tmp/cnn_test_dataset_XXXXXX";
-
-static const char *at(const char *rel)
-{
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", root, rel);
-    return buf[k];
-}
-
 static void mkdirs(const char *rel)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", root, rel);
-    for (char *p = path + strlen(root) + 1; *p; p++)
+    char part[512];
+    snprintf(part, sizeof part, "%s", rel);
+    for (char *p = part; *p; p++)
         if (*p == '/') {
             *p = '\0';
-            mkdir(path, 0755);
+            mkdir(test_tmp(part), 0755);
             *p = '/';
         }
-    mkdir(path, 0755);
+    mkdir(test_tmp(part), 0755);
 }
 
 static void write_text(const char *rel, const char *text)
 {
-    FILE *f = fopen(at(rel), "wb");
+    FILE *f = fopen(test_tmp(rel), "wb");
     if (f) {
         fputs(text, f);
         fclose(f);
@@ -49,7 +38,7 @@ static void write_png(const char *rel, int rows, int cols, int channels, int v)
     uint8_t *px = malloc((size_t)rows * cols * channels);
     for (int i = 0; px && i < rows * cols * channels; i++)
         px[i] = (uint8_t)(v + i);
-    CHECK(px && cnn_image_save_png(at(rel), px, rows, cols, channels) == CNN_OK);
+    CHECK(px && cnn_image_save_png(test_tmp(rel), px, rows, cols, channels) == CNN_OK);
     free(px);
 }
 
@@ -105,7 +94,8 @@ static bool ends_with(const char *s, const char *tail)
 static void test_listing(void)
 {
     cnn_dataset *ds = NULL;
-    CHECK_OK(cnn_dataset_from_directory(at("tree"), cnn_dataset_options(.no_shuffle = true), &ds));
+    CHECK_OK(
+        cnn_dataset_from_directory(test_tmp("tree"), cnn_dataset_options(.no_shuffle = true), &ds));
     if (!ds)
         return;
     CHECK(cnn_dataset_class_count(ds) == 3);
@@ -133,14 +123,15 @@ static void test_listing(void)
     int64_t perm[7];
     CHECK_OK(cnn_numpy_shuffle_permutation(1337, 7, perm));
     cnn_dataset *tr = NULL, *va = NULL;
-    CHECK_OK(cnn_dataset_from_directory(
-        at("tree"), cnn_dataset_options(.seed = 1337, .validation_split = 0.3f,
-                                        .subset = CNN_SUBSET_TRAINING, .label_mode = CNN_LABEL_CATEGORICAL),
-        &tr));
-    CHECK_OK(cnn_dataset_from_directory(
-        at("tree"), cnn_dataset_options(.seed = 1337, .validation_split = 0.3f,
-                                        .subset = CNN_SUBSET_VALIDATION),
-        &va));
+    CHECK_OK(cnn_dataset_from_directory(test_tmp("tree"),
+                                        cnn_dataset_options(.seed = 1337, .validation_split = 0.3f,
+                                                            .subset = CNN_SUBSET_TRAINING,
+                                                            .label_mode = CNN_LABEL_CATEGORICAL),
+                                        &tr));
+    CHECK_OK(cnn_dataset_from_directory(test_tmp("tree"),
+                                        cnn_dataset_options(.seed = 1337, .validation_split = 0.3f,
+                                                            .subset = CNN_SUBSET_VALIDATION),
+                                        &va));
     CHECK(cnn_dataset_count(tr) == 5 && cnn_dataset_count(va) == 2);
     for (int i = 0; tr && va && i < 7; i++) {
         const char *f = i < 5 ? cnn_dataset_file(tr, i) : cnn_dataset_file(va, i - 5);
@@ -151,26 +142,28 @@ static void test_listing(void)
     cnn_dataset_free(va);
 
     /* errors */
-    CHECK_FAILS(cnn_dataset_from_directory(at("tree"), cnn_dataset_options(.validation_split = 0.1f,
-                                                                         .subset = CNN_SUBSET_TRAINING),
-                                           &ds),
+    CHECK_FAILS(cnn_dataset_from_directory(
+                    test_tmp("tree"),
+                    cnn_dataset_options(.validation_split = 0.1f, .subset = CNN_SUBSET_TRAINING),
+                    &ds),
                 CNN_ERR_INVALID_ARGUMENT, "leaves 7 for training and 0 for validation");
     CHECK(ds == NULL);
-    CHECK_FAILS(cnn_dataset_from_directory(at("tree"), cnn_dataset_options(.validation_split = 0.5f),
-                                           &ds),
+    CHECK_FAILS(cnn_dataset_from_directory(test_tmp("tree"),
+                                           cnn_dataset_options(.validation_split = 0.5f), &ds),
                 CNN_ERR_INVALID_ARGUMENT, "validation_split and subset");
-    CHECK_FAILS(cnn_dataset_from_directory(at("tree"), cnn_dataset_options(.label_mode = CNN_LABEL_BINARY),
-                                           &ds),
+    CHECK_FAILS(cnn_dataset_from_directory(
+                    test_tmp("tree"), cnn_dataset_options(.label_mode = CNN_LABEL_BINARY), &ds),
                 CNN_ERR_INVALID_ARGUMENT, "exactly 2 classes, found 3");
-    CHECK_FAILS(cnn_dataset_from_directory(at("tree/empty"), cnn_dataset_options(0), &ds),
+    CHECK_FAILS(cnn_dataset_from_directory(test_tmp("tree/empty"), cnn_dataset_options(0), &ds),
                 CNN_ERR_INVALID_ARGUMENT, "no class folders");
-    CHECK_FAILS(cnn_dataset_from_directory(at("tree/README.txt"), cnn_dataset_options(0), &ds),
-                CNN_ERR_INVALID_ARGUMENT, "expected a directory");
-    CHECK_FAILS(cnn_dataset_from_directory(at("missing"), cnn_dataset_options(0), &ds), CNN_ERR_IO,
-                "missing");
+    CHECK_FAILS(
+        cnn_dataset_from_directory(test_tmp("tree/README.txt"), cnn_dataset_options(0), &ds),
+        CNN_ERR_INVALID_ARGUMENT, "expected a directory");
+    CHECK_FAILS(cnn_dataset_from_directory(test_tmp("missing"), cnn_dataset_options(0), &ds),
+                CNN_ERR_IO, "missing");
     mkdirs("noimages/a");
     write_text("noimages/a/x.txt", "x");
-    CHECK_FAILS(cnn_dataset_from_directory(at("noimages"), cnn_dataset_options(0), &ds),
+    CHECK_FAILS(cnn_dataset_from_directory(test_tmp("noimages"), cnn_dataset_options(0), &ds),
                 CNN_ERR_INVALID_ARGUMENT, "no image files found");
 }
 
@@ -180,11 +173,11 @@ static void test_single_class(void)
     mkdirs("one/only");
     write_png("one/only/a.png", 3, 3, 1, 0);
     cnn_dataset *ds = NULL;
-    CHECK_OK(cnn_dataset_from_directory(at("one"), cnn_dataset_options(0), &ds));
+    CHECK_OK(cnn_dataset_from_directory(test_tmp("one"), cnn_dataset_options(0), &ds));
     CHECK(cnn_dataset_class_count(ds) == 1 && cnn_dataset_count(ds) == 1);
     cnn_dataset_free(ds);
-    CHECK_FAILS(cnn_dataset_from_directory(at("one"), cnn_dataset_options(.label_mode = CNN_LABEL_BINARY),
-                                           &ds),
+    CHECK_FAILS(cnn_dataset_from_directory(
+                    test_tmp("one"), cnn_dataset_options(.label_mode = CNN_LABEL_BINARY), &ds),
                 CNN_ERR_INVALID_ARGUMENT, "found 1");
 }
 
@@ -196,15 +189,15 @@ static void test_links(void)
     mkdirs("links/b");
     write_png("links/a/real/r.png", 2, 2, 1, 0);
     write_png("links/b/q.png", 2, 2, 1, 0);
-    CHECK(symlink("../b", at("links/a/to_b")) == 0);
-    CHECK(symlink("..", at("links/a/real/loop")) == 0);
+    CHECK(symlink("../b", test_tmp("links/a/to_b")) == 0);
+    CHECK(symlink("..", test_tmp("links/a/real/loop")) == 0);
     cnn_dataset *ds = NULL;
-    CHECK_OK(cnn_dataset_from_directory(at("links"), cnn_dataset_options(.no_shuffle = true), &ds));
+    CHECK_OK(cnn_dataset_from_directory(test_tmp("links"), cnn_dataset_options(.no_shuffle = true),
+                                        &ds));
     CHECK(cnn_dataset_class_files(ds, 0) == 1);
     cnn_dataset_free(ds);
-    CHECK_OK(cnn_dataset_from_directory(at("links"),
-                                        cnn_dataset_options(.no_shuffle = true, .follow_links = true),
-                                        &ds));
+    CHECK_OK(cnn_dataset_from_directory(
+        test_tmp("links"), cnn_dataset_options(.no_shuffle = true, .follow_links = true), &ds));
     /* a/real/r.png and a/to_b/q.png; the loop back to a is not re-entered */
     CHECK(cnn_dataset_class_files(ds, 0) == 2);
     CHECK(ends_with(cnn_dataset_file(ds, 1), "a/to_b/q.png"));
@@ -218,8 +211,9 @@ static void test_list(void)
     write_png("list/img/q.png", 2, 2, 1, 9);
     write_text("list/names.csv", "path,label\nimg/p.png,zebra\r\n\nimg/q.png,ant\n");
     cnn_dataset *ds = NULL;
-    CHECK_OK(cnn_dataset_from_list(at("list/names.csv"),
-                                   cnn_dataset_options(.no_shuffle = true, .image_size = {2, 2}), &ds));
+    CHECK_OK(cnn_dataset_from_list(test_tmp("list/names.csv"),
+                                   cnn_dataset_options(.no_shuffle = true, .image_size = {2, 2}),
+                                   &ds));
     CHECK(cnn_dataset_count(ds) == 2 && cnn_dataset_class_count(ds) == 2);
     CHECK(ds && strcmp(cnn_dataset_class_name(ds, 0), "ant") == 0);
     CHECK(cnn_dataset_label(ds, 0) == 1 && cnn_dataset_label(ds, 1) == 0);
@@ -230,23 +224,25 @@ static void test_list(void)
     cnn_dataset_free(ds);
 
     write_text("list/ints.csv", "img/p.png,3\nimg/q.png,0\n");
-    CHECK_OK(cnn_dataset_from_list(at("list/ints.csv"), cnn_dataset_options(.no_shuffle = true), &ds));
+    CHECK_OK(cnn_dataset_from_list(test_tmp("list/ints.csv"),
+                                   cnn_dataset_options(.no_shuffle = true), &ds));
     CHECK(cnn_dataset_class_count(ds) == 4 && cnn_dataset_label(ds, 0) == 3);
     cnn_dataset_free(ds);
 
     /* the label follows the last comma: a path may hold commas */
     write_png("list/img/a,b.png", 2, 2, 1, 0);
     write_text("list/comma.csv", "img/a,b.png,cat\n");
-    CHECK_OK(cnn_dataset_from_list(at("list/comma.csv"), cnn_dataset_options(.image_size = {2, 2}), &ds));
+    CHECK_OK(cnn_dataset_from_list(test_tmp("list/comma.csv"),
+                                   cnn_dataset_options(.image_size = {2, 2}), &ds));
     CHECK(ends_with(cnn_dataset_file(ds, 0), "img/a,b.png") && cnn_dataset_class_count(ds) == 1);
     CHECK_OK(cnn_dataset_read(ds, 0, 1, x, y));
     cnn_dataset_free(ds);
 
     write_text("list/bad.csv", "img/p.png,3\nno comma here\n");
-    CHECK_FAILS(cnn_dataset_from_list(at("list/bad.csv"), cnn_dataset_options(0), &ds),
+    CHECK_FAILS(cnn_dataset_from_list(test_tmp("list/bad.csv"), cnn_dataset_options(0), &ds),
                 CNN_ERR_FORMAT, "bad.csv:2: expected \"path,label\"");
     write_text("list/empty.csv", "path,label\n");
-    CHECK_FAILS(cnn_dataset_from_list(at("list/empty.csv"), cnn_dataset_options(0), &ds),
+    CHECK_FAILS(cnn_dataset_from_list(test_tmp("list/empty.csv"), cnn_dataset_options(0), &ds),
                 CNN_ERR_FORMAT, "no files listed");
 }
 
@@ -258,28 +254,29 @@ static void test_decode_resize(void)
     uint8_t g[16];
     for (int i = 0; i < 16; i++)
         g[i] = (uint8_t)(i * 10);
-    CHECK_OK(cnn_image_save_png(at("px/k/g.png"), g, 4, 4, 1));
+    CHECK_OK(cnn_image_save_png(test_tmp("px/k/g.png"), g, 4, 4, 1));
     cnn_dataset *ds = NULL;
-    CHECK_OK(cnn_dataset_from_directory(at("px"), cnn_dataset_options(.image_size = {2, 2},
-                                                                     .color_mode = CNN_COLOR_GRAYSCALE,
-                                                                     .scale = 1),
-                                        &ds));
+    CHECK_OK(cnn_dataset_from_directory(
+        test_tmp("px"),
+        cnn_dataset_options(.image_size = {2, 2}, .color_mode = CNN_COLOR_GRAYSCALE, .scale = 1),
+        &ds));
     float x[12], y[1];
     CHECK_OK(cnn_dataset_read(ds, 0, 1, x, y));
     /* output (0, 0) reads input (0.5, 0.5): the mean of 0, 10, 40, 50 */
     CHECK(x[0] == 25.0f && x[1] == 45.0f && x[2] == 105.0f && x[3] == 125.0f);
     cnn_dataset_free(ds);
-    CHECK_OK(cnn_dataset_from_directory(at("px"), cnn_dataset_options(.image_size = {4, 4}), &ds));
+    CHECK_OK(
+        cnn_dataset_from_directory(test_tmp("px"), cnn_dataset_options(.image_size = {4, 4}), &ds));
     float rgb[48];
     CHECK_OK(cnn_dataset_read(ds, 0, 1, rgb, y));
     CHECK(rgb[15] == 50.0f / 255.0f && rgb[16] == 50.0f / 255.0f && rgb[17] == 50.0f / 255.0f);
     cnn_dataset_free(ds);
     /* crop_to_aspect_ratio: 4x4 to 1x2 crops rows 1..2 (int((4-2)/2) = 1) */
-    CHECK_OK(cnn_dataset_from_directory(at("px"), cnn_dataset_options(.image_size = {1, 2},
-                                                                     .color_mode = CNN_COLOR_GRAYSCALE,
-                                                                     .crop_to_aspect_ratio = true,
-                                                                     .scale = 1),
-                                        &ds));
+    CHECK_OK(cnn_dataset_from_directory(
+        test_tmp("px"),
+        cnn_dataset_options(.image_size = {1, 2}, .color_mode = CNN_COLOR_GRAYSCALE,
+                            .crop_to_aspect_ratio = true, .scale = 1),
+        &ds));
     CHECK_OK(cnn_dataset_read(ds, 0, 1, x, y));
     /* the 2x4 window rows 1, 2 resized to 1x2: (40+50+80+90)/4 = 65, 85 */
     CHECK(x[0] == 65.0f && x[1] == 85.0f);
@@ -329,8 +326,8 @@ static void test_stream(void)
         write_png(name, 5 + i % 3, 6, i % 2 ? 3 : 1, i);
     }
     cnn_dataset *ds = NULL;
-    CHECK_OK(cnn_dataset_from_directory(at("many"), cnn_dataset_options(.image_size = {4, 4}, .seed = 5),
-                                        &ds));
+    CHECK_OK(cnn_dataset_from_directory(test_tmp("many"),
+                                        cnn_dataset_options(.image_size = {4, 4}, .seed = 5), &ds));
     if (!ds)
         return;
     int64_t order[23];
@@ -354,9 +351,9 @@ static void test_stream(void)
     free(resumed);
     /* the cache gives the same values */
     cnn_dataset_free(ds);
-    CHECK_OK(cnn_dataset_from_directory(at("many"), cnn_dataset_options(.image_size = {4, 4}, .seed = 5,
-                                                                       .cache_bytes = 10 * 48 * 4),
-                                        &ds));
+    CHECK_OK(cnn_dataset_from_directory(
+        test_tmp("many"),
+        cnn_dataset_options(.image_size = {4, 4}, .seed = 5, .cache_bytes = 10 * 48 * 4), &ds));
     one = run_stream(ds, order, 23, 4, 2, 0, NULL, &r1);
     four = run_stream(ds, order, 23, 4, 2, 0, NULL, &r4);
     CHECK(ds && ds->cache_used == 10 * 48 * 4);
@@ -378,19 +375,18 @@ static void test_random_crop(void)
     for (int f = 0; f < 6; f++) {
         char name[64];
         snprintf(name, sizeof name, "crop/k/%d.png", f);
-        CHECK_OK(cnn_image_save_png(at(name), g, 8, 8, 1));
+        CHECK_OK(cnn_image_save_png(test_tmp(name), g, 8, 8, 1));
     }
     cnn_dataset *ds = NULL;
-    CHECK_FAILS(cnn_dataset_from_directory(at("crop"),
-                                           cnn_dataset_options(.image_size = {8, 8},
-                                                               .random_crop = {9, 2}),
-                                           &ds),
+    CHECK_FAILS(cnn_dataset_from_directory(
+                    test_tmp("crop"),
+                    cnn_dataset_options(.image_size = {8, 8}, .random_crop = {9, 2}), &ds),
                 CNN_ERR_INVALID_ARGUMENT, "random_crop 9x2 must be");
-    CHECK_OK(cnn_dataset_from_directory(at("crop"),
-                                        cnn_dataset_options(.image_size = {8, 8}, .random_crop = {3, 2},
-                                                            .color_mode = CNN_COLOR_GRAYSCALE,
-                                                            .scale = 1, .no_shuffle = true),
-                                        &ds));
+    CHECK_OK(cnn_dataset_from_directory(
+        test_tmp("crop"),
+        cnn_dataset_options(.image_size = {8, 8}, .random_crop = {3, 2},
+                            .color_mode = CNN_COLOR_GRAYSCALE, .scale = 1, .no_shuffle = true),
+        &ds));
     if (!ds)
         return;
     cnn_shape s = cnn_dataset_element_shape(ds);
@@ -428,7 +424,7 @@ static void test_random_crop(void)
 
 int main(void)
 {
-    CHECK(mkdtemp(root) != NULL);
+    CHECK(test_tmpdir("test_dataset") != NULL);
     test_numpy_shuffle();
     make_tree();
     test_listing();
@@ -438,8 +434,6 @@ int main(void)
     test_decode_resize();
     test_stream();
     test_random_crop();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    CHECK(system(cmd) == 0);
+    CHECK(test_tmpdir_remove());
     return test_finish("test_dataset");
 }

@@ -14,35 +14,6 @@
 #include "io/dataset.h"
 #include "test.h"
 
-static char root[] = "/tmp/cnn_test_dataset_bad_XXXXXX";
-
-static const char *at(const char *rel)
-{
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", root, rel);
-    return buf[k];
-}
-
-static void write_bytes(const char *rel, const void *bytes, size_t n)
-{
-    FILE *f = fopen(at(rel), "wb");
-    CHECK(f != NULL);
-    if (f) {
-        CHECK(fwrite(bytes, 1, n, f) == n);
-        fclose(f);
-    }
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
 /* A PNG whose header declares width x height (grey, 8-bit) with a valid
  * CRC, followed by a tiny IDAT: the size is what the test is about. */
 static void write_png_header(const char *rel, uint32_t width, uint32_t height)
@@ -50,21 +21,21 @@ static void write_png_header(const char *rel, uint32_t width, uint32_t height)
     unsigned char png[8 + 25 + 12 + 12];
     memcpy(png, "\x89PNG\r\n\x1a\n", 8);
     unsigned char *c = png + 8;
-    put32(c, 13);
+    test_put_be32(c, 13);
     memcpy(c + 4, "IHDR", 4);
-    put32(c + 8, width);
-    put32(c + 12, height);
+    test_put_be32(c + 8, width);
+    test_put_be32(c + 12, height);
     c[16] = 8, c[17] = 0, c[18] = 0, c[19] = 0, c[20] = 0;
-    put32(c + 21, (uint32_t)crc32(0, c + 4, 17));
+    test_put_be32(c + 21, (uint32_t)crc32(0, c + 4, 17));
     c += 25;
-    put32(c, 0);
+    test_put_be32(c, 0);
     memcpy(c + 4, "IDAT", 4);
-    put32(c + 8, (uint32_t)crc32(0, c + 4, 4));
+    test_put_be32(c + 8, (uint32_t)crc32(0, c + 4, 4));
     c += 12;
-    put32(c, 0);
+    test_put_be32(c, 0);
     memcpy(c + 4, "IEND", 4);
-    put32(c + 8, (uint32_t)crc32(0, c + 4, 4));
-    write_bytes(rel, png, sizeof png);
+    test_put_be32(c + 8, (uint32_t)crc32(0, c + 4, 4));
+    CHECK(test_write_file(test_tmp(rel), png, sizeof png));
 }
 
 static void copy_fixture(const char *name, const char *rel)
@@ -78,7 +49,7 @@ static void copy_fixture(const char *name, const char *rel)
     unsigned char buf[4096];
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
-    write_bytes(rel, buf, n);
+    CHECK(test_write_file(test_tmp(rel), buf, n));
 }
 
 /* Every kind decodes to the asked channels; a 16-bit PNG's samples are
@@ -88,18 +59,17 @@ static void test_kinds(void)
     static const char *const kinds[] = {"palette.png", "gray.jpg",  "cmyk.jpg",
                                         "progressive.jpg", "rgba.png", "rgb.bmp",
                                         "anim.gif",    "gray16.png", "rgb16.png"};
-    mkdir(at("kinds"), 0755);
-    mkdir(at("kinds/all"), 0755);
+    mkdir(test_tmp("kinds"), 0755);
+    mkdir(test_tmp("kinds/all"), 0755);
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
         char rel[128];
         snprintf(rel, sizeof rel, "kinds/all/%s", kinds[i]);
         copy_fixture(kinds[i], rel);
     }
     cnn_dataset *ds = NULL;
-    CHECK_OK(cnn_dataset_from_directory(at("kinds"),
-                                        cnn_dataset_options(.no_shuffle = true, .image_size = {6, 8},
-                                                            .scale = 1),
-                                        &ds));
+    CHECK_OK(cnn_dataset_from_directory(
+        test_tmp("kinds"),
+        cnn_dataset_options(.no_shuffle = true, .image_size = {6, 8}, .scale = 1), &ds));
     CHECK(cnn_dataset_count(ds) == 9);
     float x[6 * 8 * 3];
     for (int64_t i = 0; ds && i < cnn_dataset_count(ds); i++) {
@@ -128,10 +98,10 @@ static void make_bad(void)
 {
     const char *classes[] = {"bad", "bad/a", "bad/b"};
     for (int i = 0; i < 3; i++)
-        mkdir(at(classes[i]), 0755);
+        mkdir(test_tmp(classes[i]), 0755);
     uint8_t px[16] = {0};
-    CHECK_OK(cnn_image_save_png(at("bad/a/good1.png"), px, 4, 4, 1));
-    CHECK_OK(cnn_image_save_png(at("bad/b/good2.png"), px, 4, 4, 1));
+    CHECK_OK(cnn_image_save_png(test_tmp("bad/a/good1.png"), px, 4, 4, 1));
+    CHECK_OK(cnn_image_save_png(test_tmp("bad/b/good2.png"), px, 4, 4, 1));
 }
 
 static int64_t count_read_errors(cnn_dataset *ds, const char *name, cnn_status want_status)
@@ -177,25 +147,27 @@ static void test_bad_files(void)
 {
     make_bad();
     uint8_t px[16 * 3] = {0};
-    CHECK_OK(cnn_image_save_png(at("bad/a/truncated.png"), px, 4, 4, 3));
-    FILE *f = fopen(at("bad/a/truncated.png"), "r+b");
+    CHECK_OK(cnn_image_save_png(test_tmp("bad/a/truncated.png"), px, 4, 4, 3));
+    FILE *f = fopen(test_tmp("bad/a/truncated.png"), "r+b");
     if (f) {
         CHECK(ftruncate(fileno(f), 40) == 0);
         fclose(f);
     }
-    write_bytes("bad/a/corrupt.jpg", "\xff\xd8\xff\xe0 garbage garbage garbage", 28);
-    write_bytes("bad/a/text.png", "just some text\n", 15);
-    write_bytes("bad/a/empty.gif", "", 0);
+    CHECK(test_write_file(test_tmp("bad/a/corrupt.jpg"), "\xff\xd8\xff\xe0 garbage garbage garbage",
+                          28));
+    CHECK(test_write_file(test_tmp("bad/a/text.png"), "just some text\n", 15));
+    CHECK(test_write_file(test_tmp("bad/a/empty.gif"), "", 0));
     write_png_header("bad/b/huge.png", 100000, 100000);
     write_png_header("bad/b/zero.png", 0, 7);
-    CHECK(symlink("does-not-exist.png", at("bad/b/dangling.png")) == 0);
-    mkdir(at("bad/b/dir.png"), 0755); /* a directory named like an image: not a file */
+    CHECK(symlink("does-not-exist.png", test_tmp("bad/b/dangling.png")) == 0);
+    mkdir(test_tmp("bad/b/dir.png"), 0755); /* a directory named like an image: not a file */
 
     cnn_dataset *ds = NULL;
-    CHECK_OK(cnn_dataset_from_directory(at("bad"),
-                                        cnn_dataset_options(.no_shuffle = true, .image_size = {4, 4},
-                                                            .color_mode = CNN_COLOR_GRAYSCALE),
-                                        &ds));
+    CHECK_OK(
+        cnn_dataset_from_directory(test_tmp("bad"),
+                                   cnn_dataset_options(.no_shuffle = true, .image_size = {4, 4},
+                                                       .color_mode = CNN_COLOR_GRAYSCALE),
+                                   &ds));
     if (!ds)
         return;
     CHECK(cnn_dataset_count(ds) == 9);
@@ -219,11 +191,11 @@ static void test_bad_files(void)
     cnn_dataset_free(ds);
 
     /* skipped: 2 good images arrive, 7 files are listed */
-    CHECK_OK(cnn_dataset_from_directory(at("bad"),
-                                        cnn_dataset_options(.no_shuffle = true, .image_size = {4, 4},
-                                                            .color_mode = CNN_COLOR_GRAYSCALE,
-                                                            .skip_bad_images = true),
-                                        &ds));
+    CHECK_OK(cnn_dataset_from_directory(
+        test_tmp("bad"),
+        cnn_dataset_options(.no_shuffle = true, .image_size = {4, 4},
+                            .color_mode = CNN_COLOR_GRAYSCALE, .skip_bad_images = true),
+        &ds));
     CHECK_OK(stream_all(ds, &rows));
     CHECK(rows == 2);
     CHECK(cnn_dataset_skipped(ds) == 7);
@@ -239,11 +211,9 @@ static void test_bad_files(void)
 
 int main(void)
 {
-    CHECK(mkdtemp(root) != NULL);
+    CHECK(test_tmpdir("test_dataset_bad") != NULL);
     test_kinds();
     test_bad_files();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    CHECK(system(cmd) == 0);
+    CHECK(test_tmpdir_remove());
     return test_finish("test_dataset_bad");
 }

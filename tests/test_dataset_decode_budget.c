@@ -26,53 +26,26 @@
 
 #define BUDGET ((int64_t)1 << 20)
 
-static char root[] = "/tmp/cnn_test_dataset_decode_budget_XXXXXX";
-
-static const char *at(const char *rel)
-{
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", root, rel);
-    return buf[k];
-}
-
-static void write_bytes(const char *rel, const void *bytes, size_t n)
-{
-    FILE *f = fopen(at(rel), "wb");
-    CHECK(f != NULL);
-    if (f) {
-        CHECK(fwrite(bytes, 1, n, f) == n);
-        fclose(f);
-    }
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
-}
-
 /* 57 bytes: a PNG declaring w x h RGB, 8-bit, valid CRCs, an empty IDAT. */
 static void write_png(const char *rel, uint32_t w, uint32_t h)
 {
     unsigned char png[8 + 25 + 12 + 12], *c = png + 8;
     memcpy(png, "\x89PNG\r\n\x1a\n", 8);
-    put32(c, 13);
+    test_put_be32(c, 13);
     memcpy(c + 4, "IHDR", 4);
-    put32(c + 8, w);
-    put32(c + 12, h);
+    test_put_be32(c + 8, w);
+    test_put_be32(c + 12, h);
     c[16] = 8, c[17] = 2, c[18] = 0, c[19] = 0, c[20] = 0;
-    put32(c + 21, (uint32_t)crc32(0, c + 4, 17));
+    test_put_be32(c + 21, (uint32_t)crc32(0, c + 4, 17));
     c += 25;
-    put32(c, 0);
+    test_put_be32(c, 0);
     memcpy(c + 4, "IDAT", 4);
-    put32(c + 8, (uint32_t)crc32(0, c + 4, 4));
+    test_put_be32(c + 8, (uint32_t)crc32(0, c + 4, 4));
     c += 12;
-    put32(c, 0);
+    test_put_be32(c, 0);
     memcpy(c + 4, "IEND", 4);
-    put32(c + 8, (uint32_t)crc32(0, c + 4, 4));
-    write_bytes(rel, png, sizeof png);
+    test_put_be32(c + 8, (uint32_t)crc32(0, c + 4, 4));
+    CHECK(test_write_file(test_tmp(rel), png, sizeof png));
 }
 
 /* A small baseline JPEG (tests/data/images/gray.jpg, 8x6, one component)
@@ -94,7 +67,7 @@ static void write_jpeg(const char *rel, int w, int h)
     /* FF C0, length (2), precision (1), height (2), width (2) */
     b[sof + 5] = (unsigned char)(h >> 8), b[sof + 6] = (unsigned char)h;
     b[sof + 7] = (unsigned char)(w >> 8), b[sof + 8] = (unsigned char)w;
-    write_bytes(rel, b, n);
+    CHECK(test_write_file(test_tmp(rel), b, n));
 }
 
 static void put16le(unsigned char *p, uint32_t v) { p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8); }
@@ -117,7 +90,7 @@ static void write_bmp(const char *rel, uint32_t w, uint32_t h)
     put32le(b + 22, h);
     put16le(b + 26, 1);
     put16le(b + 28, 24);
-    write_bytes(rel, b, sizeof b);
+    CHECK(test_write_file(test_tmp(rel), b, sizeof b));
 }
 
 /* Reads the data set's only example (rows x cols grey) and checks the
@@ -128,7 +101,7 @@ static void check_refused(const char *dir, const char *file, const char *declare
     cnn_dataset_config cfg = cnn_dataset_options(.image_size = {32, 32},
                                                  .color_mode = CNN_COLOR_GRAYSCALE,
                                                  .max_decode_bytes = budget, .workers = 1);
-    CHECK_OK(cnn_dataset_from_directory(at(dir), cfg, &ds));
+    CHECK_OK(cnn_dataset_from_directory(test_tmp(dir), cfg, &ds));
     if (!ds)
         return;
     CHECK(cnn_dataset_count(ds) == 1);
@@ -148,19 +121,19 @@ static void check_refused(const char *dir, const char *file, const char *declare
 
 int main(void)
 {
-    CHECK(mkdtemp(root) != NULL);
-    mkdir(at("png"), 0755);
-    mkdir(at("png/a"), 0755);
-    mkdir(at("jpg"), 0755);
-    mkdir(at("jpg/a"), 0755);
+    CHECK(test_tmpdir("test_dataset_decode_budget") != NULL);
+    mkdir(test_tmp("png"), 0755);
+    mkdir(test_tmp("png/a"), 0755);
+    mkdir(test_tmp("jpg"), 0755);
+    mkdir(test_tmp("jpg/a"), 0755);
     /* 30000 x 30000 RGB: 2.7 GB of pixels, within the old 4 GiB default */
     write_png("png/a/huge.png", 30000, 30000);
     /* 60000 x 60000 grey, decoded at 1/8 scale: ~56 MB, within the old
      * default, beyond a 1 MiB budget */
     write_jpeg("jpg/a/huge.jpg", 60000, 60000);
     /* 8000 x 8000 x 3: 192 MB that stb would zero-fill from 54 bytes */
-    mkdir(at("bmp"), 0755);
-    mkdir(at("bmp/a"), 0755);
+    mkdir(test_tmp("bmp"), 0755);
+    mkdir(test_tmp("bmp/a"), 0755);
     write_bmp("bmp/a/huge.bmp", 8000, 8000);
 
     check_refused("png", "huge.png", "PNG declares 30000 x 30000", BUDGET);
@@ -171,17 +144,17 @@ int main(void)
 
     /* a budget below a page, or negative, is a mistake */
     cnn_dataset *ds = NULL;
-    CHECK(cnn_dataset_from_directory(at("png"), cnn_dataset_options(.max_decode_bytes = 100), &ds)
-          == CNN_ERR_INVALID_ARGUMENT);
+    CHECK(cnn_dataset_from_directory(test_tmp("png"), cnn_dataset_options(.max_decode_bytes = 100),
+                                     &ds) == CNN_ERR_INVALID_ARGUMENT);
     CHECK(ds == NULL && strstr(cnn_last_error(), "max_decode_bytes") != NULL);
-    CHECK(cnn_dataset_from_directory(at("png"), cnn_dataset_options(.max_decode_bytes = -1), &ds)
-          == CNN_ERR_INVALID_ARGUMENT);
+    CHECK(cnn_dataset_from_directory(test_tmp("png"), cnn_dataset_options(.max_decode_bytes = -1),
+                                     &ds) == CNN_ERR_INVALID_ARGUMENT);
 
     /* an image within the budget still decodes */
-    mkdir(at("ok"), 0755);
-    mkdir(at("ok/a"), 0755);
+    mkdir(test_tmp("ok"), 0755);
+    mkdir(test_tmp("ok/a"), 0755);
     write_jpeg("ok/a/small.jpg", 8, 6);
-    CHECK_OK(cnn_dataset_from_directory(at("ok"),
+    CHECK_OK(cnn_dataset_from_directory(test_tmp("ok"),
                                         cnn_dataset_options(.image_size = {6, 8},
                                                             .color_mode = CNN_COLOR_GRAYSCALE,
                                                             .max_decode_bytes = 4096),
@@ -200,11 +173,6 @@ int main(void)
 #endif
     printf("  peak RSS %lld KiB\n", (long long)ru.ru_maxrss);
 
-    const char *files[] = {"png/a/huge.png", "png/a", "png", "jpg/a/huge.jpg", "jpg/a", "jpg",
-                           "bmp/a/huge.bmp", "bmp/a", "bmp",
-                           "ok/a/small.jpg", "ok/a", "ok"};
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
-        remove(at(files[i]));
-    rmdir(root);
+    CHECK(test_tmpdir_remove());
     return test_finish("test_dataset_decode_budget");
 }

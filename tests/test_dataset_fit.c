@@ -13,17 +13,6 @@
 
 #include "test.h"
 
-static char root[] = "/tmp/cnn_test_dataset_fit_XXXXXX";
-
-static const char *at(const char *rel)
-{
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", root, rel);
-    return buf[k];
-}
-
 /* The demo network (examples/tutorial_convnet.model), for rows x cols
  * grey images and `classes` outputs; dense units smaller for speed. */
 static cnn_model *demo_model(int rows, int cols, int classes, int dense)
@@ -66,11 +55,11 @@ static void make_folder(const char *rel, const uint8_t *pixels, const int *label
                         int rows, int cols, int classes, const char *const *names,
                         cnn_tensor **x, cnn_tensor **y)
 {
-    mkdir(at(rel), 0755);
+    mkdir(test_tmp(rel), 0755);
     for (int k = 0; k < classes; k++) {
         char d[256];
         snprintf(d, sizeof d, "%s/%s", rel, names[k]);
-        mkdir(at(d), 0755);
+        mkdir(test_tmp(d), 0755);
     }
     const int64_t dims[4] = {n, rows, cols, 1}, ydims[1] = {n};
     CHECK_OK(cnn_tensor_create(x, 4, dims));
@@ -83,7 +72,7 @@ static void make_folder(const char *rel, const uint8_t *pixels, const int *label
                 continue;
             char f[256];
             snprintf(f, sizeof f, "%s/%s/%05d.png", rel, names[k], i);
-            CHECK_OK(cnn_image_save_png(at(f), pixels + (size_t)i * size, rows, cols, 1));
+            CHECK_OK(cnn_image_save_png(test_tmp(f), pixels + (size_t)i * size, rows, cols, 1));
             for (int p = 0; p < size; p++)
                 (*x)->data[out * size + p] = pixels[(size_t)i * size + p] / 255.0f;
             (*y)->data[out++] = (float)k;
@@ -117,8 +106,9 @@ static void same_weights(const char *rel, cnn_tensor *x, cnn_tensor *y, int clas
     for (int workers = 1; workers <= 3; workers += 2) {
         cnn_dataset *ds = NULL;
         CHECK_OK(cnn_dataset_from_directory(
-            at(rel), cnn_dataset_options(.no_shuffle = true, .image_size = {rows, cols},
-                                         .color_mode = CNN_COLOR_GRAYSCALE, .workers = workers),
+            test_tmp(rel),
+            cnn_dataset_options(.no_shuffle = true, .image_size = {rows, cols},
+                                .color_mode = CNN_COLOR_GRAYSCALE, .workers = workers),
             &ds));
         cnn_model *b = demo_model(rows, cols, classes, dense);
         cnn_history *h = NULL;
@@ -177,14 +167,14 @@ static void test_synthetic(void)
     /* validation from a second data set; its loss is the final model's */
     cnn_dataset *tr = NULL, *va = NULL;
     CHECK_OK(cnn_dataset_from_directory(
-        at("synth"), cnn_dataset_options(.seed = 3, .validation_split = 0.2f,
-                                         .subset = CNN_SUBSET_TRAINING, .image_size = {R, C},
-                                         .color_mode = CNN_COLOR_GRAYSCALE),
+        test_tmp("synth"),
+        cnn_dataset_options(.seed = 3, .validation_split = 0.2f, .subset = CNN_SUBSET_TRAINING,
+                            .image_size = {R, C}, .color_mode = CNN_COLOR_GRAYSCALE),
         &tr));
     CHECK_OK(cnn_dataset_from_directory(
-        at("synth"), cnn_dataset_options(.seed = 3, .validation_split = 0.2f,
-                                         .subset = CNN_SUBSET_VALIDATION, .image_size = {R, C},
-                                         .color_mode = CNN_COLOR_GRAYSCALE),
+        test_tmp("synth"),
+        cnn_dataset_options(.seed = 3, .validation_split = 0.2f, .subset = CNN_SUBSET_VALIDATION,
+                            .image_size = {R, C}, .color_mode = CNN_COLOR_GRAYSCALE),
         &va));
     CHECK(cnn_dataset_count(tr) == 72 && cnn_dataset_count(va) == 18);
     cnn_model *m = demo_model(R, C, K, 32);
@@ -215,9 +205,9 @@ static void test_synthetic(void)
     for (int w = 0; w < 2; w++) {
         cnn_dataset *cds = NULL;
         CHECK_OK(cnn_dataset_from_directory(
-            at("synth"), cnn_dataset_options(.no_shuffle = true, .image_size = {R, C},
-                                             .random_crop = {10, 10},
-                                             .color_mode = CNN_COLOR_GRAYSCALE, .workers = 1 + 2 * w),
+            test_tmp("synth"),
+            cnn_dataset_options(.no_shuffle = true, .image_size = {R, C}, .random_crop = {10, 10},
+                                .color_mode = CNN_COLOR_GRAYSCALE, .workers = 1 + 2 * w),
             &cds));
         cnn_model *cm = demo_model(10, 10, K, 16);
         CHECK_OK(cnn_model_fit_dataset(cm, cds, NULL, cnn_fit(.epochs = 2, .batch_size = 16, .seed = 9),
@@ -229,21 +219,20 @@ static void test_synthetic(void)
     CHECK(crop_sum[0] == crop_sum[1]);
 
     /* a bad file: an error naming it, or skipped and listed */
-    FILE *f = fopen(at("synth/square/00000-bad.png"), "wb");
+    FILE *f = fopen(test_tmp("synth/square/00000-bad.png"), "wb");
     if (f) {
         fputs("\x89PNG\r\n\x1a\n this is not an image", f);
         fclose(f);
     }
     cnn_dataset *ds = NULL;
     m = demo_model(R, C, K, 32);
-    CHECK_OK(cnn_dataset_from_directory(at("synth"),
-                                        cnn_dataset_options(.image_size = {R, C},
-                                                            .color_mode = CNN_COLOR_GRAYSCALE),
-                                        &ds));
+    CHECK_OK(cnn_dataset_from_directory(
+        test_tmp("synth"),
+        cnn_dataset_options(.image_size = {R, C}, .color_mode = CNN_COLOR_GRAYSCALE), &ds));
     CHECK_FAILS(cnn_model_fit_dataset(m, ds, NULL, cnn_fit(.batch_size = 16), NULL),
                 CNN_ERR_FORMAT, "00000-bad.png");
     cnn_dataset_free(ds);
-    CHECK_OK(cnn_dataset_from_directory(at("synth"),
+    CHECK_OK(cnn_dataset_from_directory(test_tmp("synth"),
                                         cnn_dataset_options(.image_size = {R, C},
                                                             .color_mode = CNN_COLOR_GRAYSCALE,
                                                             .skip_bad_images = true),
@@ -311,11 +300,9 @@ static void test_fashion_slice(void)
 
 int main(void)
 {
-    CHECK(mkdtemp(root) != NULL);
+    CHECK(test_tmpdir("test_dataset_fit") != NULL);
     test_synthetic();
     test_fashion_slice();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    CHECK(system(cmd) == 0);
+    CHECK(test_tmpdir_remove());
     return test_finish("test_dataset_fit");
 }

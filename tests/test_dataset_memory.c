@@ -78,8 +78,6 @@ int main(void)
 #endif
     cnn_model_free(m);
     cnn_dataset_free(ds);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    CHECK(system(cmd) == 0);
+    CHECK(test_remove_tree(root));
     return test_finish("test_dataset_memory");
 }

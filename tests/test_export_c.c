@@ -188,9 +188,7 @@ int main(void)
     cnn_model_free(g);
     cnn_model_free(m);
 
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (!test_remove_tree(dir))
         fprintf(stderr, "could not remove %s\n", dir);
     return test_finish("test_export_c");
 }

@@ -220,18 +220,6 @@ static void test_reader(void)
     free(buf);
 }
 
-static void remove_all(void)
-{
-    DIR *d = opendir(dir);
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            if (unlink(in_dir(e->d_name)) != 0)
-                rmdir(in_dir(e->d_name));
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
-
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -247,6 +235,6 @@ int main(void)
     test_failure_keeps_old();
     test_reader();
     cnn_model_free(model);
-    remove_all();
+    CHECK(test_remove_tree(dir));
     return test_finish("test_fileio");
 }

@@ -16,20 +16,6 @@
 #include "io/decode.h"
 #include "test.h"
 
-static unsigned char *slurp(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = n > 0 ? malloc((size_t)n) : NULL;
-    *size = b ? fread(b, 1, (size_t)n, f) : 0;
-    fclose(f);
-    return b;
-}
-
 /* The files under dir (recursively) whose names end in one of exts. */
 static int list_files(const char *dir, const char *const *exts, char ***out, int n)
 {
@@ -108,7 +94,7 @@ static void test_photos(void)
     double worst_scale = 0, worst_stb = 0;
     for (int i = 0; i < n; i++) {
         size_t size;
-        unsigned char *b = slurp(files[i], &size);
+        unsigned char *b = test_read_file(files[i], &size);
         cnn_decoded_image full, small;
         cnn_status st = b ? cnn_decode_image(b, size, files[i], 3, 0, 0, 0, &full)
                           : CNN_ERR_IO;
@@ -177,7 +163,7 @@ static void test_skimage(void)
     int same = 0;
     for (int i = 0; i < n; i++) {
         size_t size;
-        unsigned char *b = slurp(files[i], &size);
+        unsigned char *b = test_read_file(files[i], &size);
         cnn_decoded_image img;
         cnn_status st = b ? cnn_decode_image(b, size, files[i], 0, 0, 0, 0, &img) : CNN_ERR_IO;
         CHECK_OK(st);

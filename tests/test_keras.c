@@ -46,24 +46,6 @@ static bool model_file(char *buf, size_t size, const char *file, const char *wha
     return false;
 }
 
-static unsigned char *slurp(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return b;
-}
-
 /* ---- Fixtures ------------------------------------------------------------------------- */
 
 /* Reads tensor name from tests/keras/outputs.txt into a malloc'd array. */
@@ -107,15 +89,6 @@ static cnn_tensor *digits(float scale)
     cnn_tensor_scale(x, scale);
     cnn_tensor_expand_dims(x);
     return x;
-}
-
-static int argmax(const float *p, int n)
-{
-    int best = 0;
-    for (int k = 1; k < n; k++)
-        if (p[k] > p[best])
-            best = k;
-    return best;
 }
 
 /* ---- The real models -------------------------------------------------------------------- */
@@ -189,8 +162,8 @@ static void check_outputs(const char *what, cnn_model *m, const cnn_tensor *x, c
     CHECK(test_close(what, p->data, want, n, 1e-4, 0));
     int same = 0, correct = 0;
     for (int i = 0; i < 100; i++) {
-        int k = argmax(p->data + 10 * i, 10);
-        same += k == argmax(want + 10 * i, 10);
+        int k = test_argmax(p->data + 10 * i, 10);
+        same += k == test_argmax(want + 10 * i, 10);
         correct += k == (int)labels[i];
     }
     CHECK(same == 100);
@@ -578,7 +551,7 @@ static void test_damaged(void)
         if (!model_file(path, sizeof path, files[f], what))
             continue;
         size_t size;
-        unsigned char *b = slurp(path, &size);
+        unsigned char *b = test_read_file(path, &size);
         CHECK(b != NULL);
         if (!b)
             continue;
@@ -646,7 +619,7 @@ static void test_bad_archives(void)
     path_in(out, sizeof out, tmpdir, "bad.keras");
     CHECK_OK(cnn_model_save_keras(m, out));
     size_t zsize;
-    unsigned char *zbytes = slurp(out, &zsize);
+    unsigned char *zbytes = test_read_file(out, &zsize);
     zip_error_t ze;
     zip_error_init(&ze);
     zip_source_t *src = zip_source_buffer_create(zbytes, zsize, 0, &ze);
@@ -715,7 +688,7 @@ static void test_bad_archives(void)
     path_in(small_path, sizeof small_path, tmpdir, "small.keras");
     CHECK_OK(cnn_model_save_keras(small, small_path));
     cnn_model_free(small);
-    unsigned char *sbytes = slurp(small_path, &size);
+    unsigned char *sbytes = test_read_file(small_path, &size);
     zip_error_init(&ze);
     src = zip_source_buffer_create(sbytes, size, 0, &ze);
     za = zip_open_from_source(src, ZIP_RDONLY, &ze);
@@ -768,7 +741,7 @@ static void test_bad_h5(void)
     cnn_model *m = NULL;
     CHECK_OK(cnn_model_from_description("tests/data/keras2_mnist.json", &m));
     size_t size;
-    unsigned char *b = slurp("tests/data/keras2_mnist.json", &size);
+    unsigned char *b = test_read_file("tests/data/keras2_mnist.json", &size);
     CHECK(b != NULL);
     if (!m || !b) {
         cnn_model_free(m);
@@ -787,7 +760,7 @@ static void test_bad_h5(void)
     CHECK_OK(cnn_model_save_keras_h5(m, out));
     rewrite_attr(out, "/", "model_config", edited);
     size_t bsize;
-    unsigned char *bad = slurp(out, &bsize);
+    unsigned char *bad = test_read_file(out, &bsize);
     expect_refused(bad, bsize, "units 11", "dense_1/kernel:0 has shape (1568, 10), the"
                                            " architecture needs (1568, 11)");
     free(bad);
@@ -807,7 +780,7 @@ static void test_bad_h5(void)
     H5Sclose(s);
     H5Gclose(g);
     H5Fclose(f);
-    bad = slurp(out, &bsize);
+    bad = test_read_file(out, &bsize);
     expect_refused(bad, bsize, "one weight", "has 1 weight for layer conv2d_1 (Conv2D), which"
                                              " has 2");
     free(bad);
@@ -816,7 +789,7 @@ static void test_bad_h5(void)
     f = H5Fopen(out, H5F_ACC_RDWR, H5P_DEFAULT);
     H5Adelete(f, "model_config");
     H5Fclose(f);
-    bad = slurp(out, &bsize);
+    bad = test_read_file(out, &bsize);
     expect_refused(bad, bsize, "weights only", "weights only");
     free(bad);
     /* an unsupported training config leaves the model uncompiled, with why */
@@ -893,7 +866,7 @@ static void test_hard_sigmoid(void)
     back = NULL;
     /* a .keras of tf.keras 2.13 (it wrote the format too) */
     size_t zsize;
-    unsigned char *zbytes = slurp(keras, &zsize);
+    unsigned char *zbytes = test_read_file(keras, &zsize);
     zip_error_t ze;
     zip_error_init(&ze);
     zip_source_t *src = zbytes ? zip_source_buffer_create(zbytes, zsize, 0, &ze) : NULL;
@@ -947,9 +920,7 @@ int main(void)
     test_bad_archives();
     test_bad_h5();
     test_hard_sigmoid();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
+    if (!test_remove_tree(tmpdir))
         fprintf(stderr, "could not remove %s\n", tmpdir);
     return test_finish("test_keras");
 }

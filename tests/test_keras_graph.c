@@ -421,9 +421,7 @@ int main(void)
         real_model("resnet_mnist", path, 1.0f / 255, true);
     else
         test_skip("resnet-mnist-keras3.11.keras", "not found; set CNN_KERAS_MODELS");
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
+    if (!test_remove_tree(tmpdir))
         fprintf(stderr, "could not remove %s\n", tmpdir);
     return test_finish("test_keras_graph");
 }

@@ -34,32 +34,6 @@ static double seconds(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static unsigned char *slurp(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return b;
-}
-
-static void spill(const char *path, const unsigned char *b, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    CHECK(f && fwrite(b, 1, n, f) == n);
-    if (f)
-        fclose(f);
-}
-
 /* Loads path both ways and checks they agree; returns the isolated time. */
 static double compare(const char *path, const char *what)
 {
@@ -139,11 +113,11 @@ static void test_same_as_in_process(cnn_model *m)
     compare(keras, "saved .keras");
     /* a refusal crosses the wall unchanged */
     size_t n;
-    unsigned char *b = slurp(h5, &n);
+    unsigned char *b = test_read_file(h5, &n);
     CHECK(b != NULL);
     if (b) {
         const char *cut = test_path(tmpdir, "cut.h5");
-        spill(cut, b, n / 2);
+        CHECK(test_write_file(cut, b, n / 2));
         compare(cut, "truncated .h5");
     }
     free(b);
@@ -159,7 +133,7 @@ static void test_crash_and_hang(void)
 {
     const char *h5 = test_path(tmpdir, "m.h5");
     size_t n, first = 0;
-    unsigned char *b = slurp(h5, &n);
+    unsigned char *b = test_read_file(h5, &n);
     size_t obj = b ? h5_largest_heap_object(b, n, &first) : 0;
     CHECK(obj != 0); /* the saver keeps model_config in the global heap */
     if (!obj) {
@@ -173,7 +147,7 @@ static void test_crash_and_hang(void)
         memcpy(crash, b, n);
         put_u64(crash + obj + 8, (uint64_t)1 << 28);
         const char *path = test_path(tmpdir, "crash.h5");
-        spill(path, crash, n);
+        CHECK(test_write_file(path, crash, n));
         cnn_model *out = (cnn_model *)&out;
         cnn_status st = cnn_model_load_keras_isolated(path, 0, &out, NULL);
         if (st != CNN_ERR_IO || !strstr(cnn_last_error(), "crash.h5: the HDF5 library crashed ("))
@@ -186,7 +160,7 @@ static void test_crash_and_hang(void)
     /* 3. the first object becomes free space of size 0 */
     memset(b + first, 0, 16);
     const char *path = test_path(tmpdir, "hang.h5");
-    spill(path, b, n);
+    CHECK(test_write_file(path, b, n));
     cnn_model *out = (cnn_model *)&out;
     double t0 = seconds();
     CHECK_FAILS(cnn_model_load_keras_isolated(path, 1, &out, NULL), CNN_ERR_IO,
@@ -231,9 +205,7 @@ int main(void)
     }
     cnn_model_free(m);
     test_real_models();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
+    if (!test_remove_tree(tmpdir))
         fprintf(stderr, "could not remove %s\n", tmpdir);
     return test_finish("test_keras_isolate");
 }

@@ -1108,17 +1108,6 @@ static void test_atomic_save(void)
     cnn_model_free(big);
 }
 
-static void remove_dir(void)
-{
-    DIR *d = opendir(dir);
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlink(path_in_dir(e->d_name));
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
-
 /* Issue 18.4: a file with a valid checksum whose optimizer step count is
  * INT64_MAX (the next step overflowed), or whose position lies past the
  * end of an epoch (fit skipped the epoch's rest), is refused: at load for
@@ -1200,6 +1189,6 @@ int main(void)
     test_old_files_unchanged();
     test_from_logits_file();
     test_atomic_save();
-    remove_dir();
+    CHECK(test_remove_tree(dir));
     return test_finish("test_model_file");
 }

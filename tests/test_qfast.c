@@ -18,34 +18,13 @@
 #include "kernels/quantize.h"
 #include "test.h"
 
-static int rnd(cnn_rng *r, int lo, int hi) /* in [lo, hi] */
-{
-    return lo + (int)(cnn_rng_next(r) % (uint64_t)(hi - lo + 1));
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "test_qfast: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
-static void fill_i8(cnn_rng *r, int8_t *p, int64_t n, int lo, int hi)
-{
-    for (int64_t i = 0; i < n; i++)
-        p[i] = (int8_t)rnd(r, lo, hi);
-}
-
 /* ---- Quantization --------------------------------------------------------- */
 
 static void test_quantize(cnn_rng *r)
 {
     enum { N = 1000 };
-    float *x = xmalloc(N * sizeof(float));
-    int8_t *ref = xmalloc(N), *q = xmalloc(N + 16);
+    float *x = test_xmalloc(N * sizeof(float));
+    int8_t *ref = test_xmalloc(N), *q = test_xmalloc(N + 16);
     const float special[] = {0.0f, -0.0f, 0.5f, -0.5f, 1.5f, -1.5f, 2.5f, -2.5f, 126.5f,
                              -127.5f, 1e30f, -1e30f, INFINITY, -INFINITY, NAN, 8388609.0f,
                              0.49999997f, -0.49999997f, 1000.5f, -1000.5f};
@@ -59,7 +38,7 @@ static void test_quantize(cnn_rng *r)
             if (i < ns)
                 x[i] = special[i] * p.scale; /* ties stay ties after the division */
             else if (i % 3 == 0) /* exact halves around the grid */
-                x[i] = ((float)rnd(r, -300, 300) + 0.5f) * p.scale;
+                x[i] = ((float)test_rnd(r, -300, 300) + 0.5f) * p.scale;
             else
                 x[i] = (float)(cnn_rng_uniform(r) * 400.0 - 200.0) * p.scale;
         }
@@ -98,27 +77,30 @@ typedef struct stage {
  * shifts (the vector stage's second path), some exact 2^-k (ties). */
 static void stage_make(stage *s, cnn_rng *r, int n, int K)
 {
-    s->bias = xmalloc((size_t)n * sizeof(int32_t));
-    s->mult = xmalloc((size_t)n * sizeof(int32_t));
-    s->shift = xmalloc((size_t)n * sizeof(int32_t));
-    bool left = rnd(r, 0, 1);
+    s->bias = test_xmalloc((size_t)n * sizeof(int32_t));
+    s->mult = test_xmalloc((size_t)n * sizeof(int32_t));
+    s->shift = test_xmalloc((size_t)n * sizeof(int32_t));
+    bool left = test_rnd(r, 0, 1);
     for (int j = 0; j < n; j++) {
-        double m = ldexp(1.0 + cnn_rng_uniform(r), -rnd(r, 2, 16)) / sqrt((double)K);
+        double m = ldexp(1.0 + cnn_rng_uniform(r), -test_rnd(r, 2, 16)) / sqrt((double)K);
         if (left && j % 7 == 3)
-            m = ldexp(1.0 + cnn_rng_uniform(r), rnd(r, -2, 1));
+            m = ldexp(1.0 + cnn_rng_uniform(r), test_rnd(r, -2, 1));
         cnn_q_multiplier(m, &s->mult[j], &s->shift[j]);
         if (j % 5 == 1) {
             s->mult[j] = 1 << 30;
-            s->shift[j] = -rnd(r, 0, 3);
+            s->shift[j] = -test_rnd(r, 0, 3);
         }
-        s->bias[j] = rnd(r, -(1 << 16), 1 << 16);
+        s->bias[j] = test_rnd(r, -(1 << 16), 1 << 16);
     }
-    s->o = (cnn_qoutput){.bias = rnd(r, 0, 3) ? s->bias : NULL, .multiplier = s->mult,
-                         .shift = s->shift, .zero_point = rnd(r, -128, 127), .lo = -128,
+    s->o = (cnn_qoutput){.bias = test_rnd(r, 0, 3) ? s->bias : NULL,
+                         .multiplier = s->mult,
+                         .shift = s->shift,
+                         .zero_point = test_rnd(r, -128, 127),
+                         .lo = -128,
                          .hi = 127};
-    if (rnd(r, 0, 2) == 0) { /* a fused relu-like clamp */
-        s->o.lo = rnd(r, -128, 0);
-        s->o.hi = rnd(r, s->o.lo, 127);
+    if (test_rnd(r, 0, 2) == 0) { /* a fused relu-like clamp */
+        s->o.lo = test_rnd(r, -128, 0);
+        s->o.hi = test_rnd(r, s->o.lo, 127);
     }
 }
 
@@ -139,26 +121,26 @@ static int conv_case(cnn_rng *r, cnn_conv_geom g, int batch, int N)
 {
     int K = g.kh * g.kw * g.c;
     int64_t pixels = (int64_t)batch * g.oh * g.ow, xn = (int64_t)batch * g.h * g.w * g.c;
-    int8_t *x = xmalloc((size_t)xn), *kern = xmalloc((size_t)K * N);
-    int8_t *ref = xmalloc((size_t)(pixels * N)), *y = xmalloc((size_t)(pixels * N));
+    int8_t *x = test_xmalloc((size_t)xn), *kern = test_xmalloc((size_t)K * N);
+    int8_t *ref = test_xmalloc((size_t)(pixels * N)), *y = test_xmalloc((size_t)(pixels * N));
     /* short chunks leave the in-place paths too little scratch for their
      * padding; the model's (256 rows) leaves enough */
-    int64_t chunk = rnd(r, 0, 1) ? rnd(r, 1, 40) : 256;
-    int8_t *col = xmalloc((size_t)(chunk * cnn_qconv_col_stride(K)));
-    fill_i8(r, x, xn, -128, 127);
-    fill_i8(r, kern, (int64_t)K * N, -127, 127);
-    int32_t zx = rnd(r, -128, 127);
+    int64_t chunk = test_rnd(r, 0, 1) ? test_rnd(r, 1, 40) : 256;
+    int8_t *col = test_xmalloc((size_t)(chunk * cnn_qconv_col_stride(K)));
+    test_fill_i8(r, x, xn, -128, 127);
+    test_fill_i8(r, kern, (int64_t)K * N, -127, 127);
+    int32_t zx = test_rnd(r, -128, 127);
     stage s;
     stage_make(&s, r, N, K);
-    int64_t m0 = rnd(r, 0, (int)(pixels - 1)), m1 = rnd(r, (int)m0 + 1, (int)pixels);
-    if (rnd(r, 0, 1))
+    int64_t m0 = test_rnd(r, 0, (int)(pixels - 1)), m1 = test_rnd(r, (int)m0 + 1, (int)pixels);
+    if (test_rnd(r, 0, 1))
         m0 = 0, m1 = pixels;
     cnn_qconv_ref(&g, x, zx, kern, N, &s.o, m0, m1, ref);
     cnn_qpacked *P = NULL;
     CHECK_OK(cnn_qpacked_create(&P, kern, K, N));
     /* half the few-channel cases with the window-row layout too (used when
      * it adds no group over im2col's rows) */
-    if (P && g.c % 4 != 0 && g.kw * g.c <= 64 && rnd(r, 0, 1))
+    if (P && g.c % 4 != 0 && g.kw * g.c <= 64 && test_rnd(r, 0, 1))
         CHECK_OK(cnn_qpacked_add_rows(P, kern, g.kh, g.kw * g.c));
     int ok = P != NULL;
     for (size_t i = 0; P && i < sizeof all_isas / sizeof *all_isas; i++) {
@@ -187,16 +169,16 @@ static cnn_conv_geom geom(cnn_rng *r, int c, int kmax)
 {
     cnn_conv_geom g = {0};
     do {
-        g.h = rnd(r, 1, 20);
-        g.w = rnd(r, 1, 20);
+        g.h = test_rnd(r, 1, 20);
+        g.w = test_rnd(r, 1, 20);
         g.c = c;
-        g.kh = rnd(r, 1, kmax);
-        g.kw = rnd(r, 1, kmax);
-        g.sh = rnd(r, 1, 2);
-        g.sw = rnd(r, 1, 2);
-        g.dh = rnd(r, 0, 3) ? 1 : 2;
-        g.dw = rnd(r, 0, 3) ? 1 : 2;
-        int same = rnd(r, 0, 1);
+        g.kh = test_rnd(r, 1, kmax);
+        g.kw = test_rnd(r, 1, kmax);
+        g.sh = test_rnd(r, 1, 2);
+        g.sw = test_rnd(r, 1, 2);
+        g.dh = test_rnd(r, 0, 3) ? 1 : 2;
+        g.dw = test_rnd(r, 0, 3) ? 1 : 2;
+        int same = test_rnd(r, 0, 1);
         g.oh = cnn_conv_out_size(g.h, g.kh, g.sh, g.dh, same, &g.pad_top);
         g.ow = cnn_conv_out_size(g.w, g.kw, g.sw, g.dw, same, &g.pad_left);
     } while (g.oh < 1 || g.ow < 1);
@@ -207,8 +189,8 @@ static void test_conv_in_place(cnn_rng *r)
 {
     int ok = 1;
     for (int t = 0; t < 80; t++) { /* c % 4 == 0: no im2col on VNNI */
-        cnn_conv_geom g = geom(r, 4 * rnd(r, 1, 12), t % 8 == 0 ? 9 : 5);
-        ok &= conv_case(r, g, rnd(r, 1, 3), rnd(r, 1, 90));
+        cnn_conv_geom g = geom(r, 4 * test_rnd(r, 1, 12), t % 8 == 0 ? 9 : 5);
+        ok &= conv_case(r, g, test_rnd(r, 1, 3), test_rnd(r, 1, 90));
     }
     CHECK(ok);
     /* the tap limit: 8x8 = 64 taps in place, 9x9 = 81 through im2col */
@@ -247,23 +229,23 @@ static void test_conv_few_channels(cnn_rng *r)
 {
     int ok = 1;
     for (int t = 0; t < 120; t++) { /* 1-3 channels: im2col rows padded to 4 bytes */
-        cnn_conv_geom g = geom(r, rnd(r, 1, 3), t % 10 == 0 ? 11 : 7);
-        ok &= conv_case(r, g, rnd(r, 1, 3), rnd(r, 1, 40));
+        cnn_conv_geom g = geom(r, test_rnd(r, 1, 3), t % 10 == 0 ? 11 : 7);
+        ok &= conv_case(r, g, test_rnd(r, 1, 3), test_rnd(r, 1, 40));
     }
     for (int t = 0; t < 60; t++) { /* window rows of whole groups: read in place */
         static const int cw[][2] = {{1, 4}, {2, 2}, {1, 3}, {3, 1}, {1, 8}, {2, 6}, {3, 4}};
-        int pick = rnd(r, 0, 6);
+        int pick = test_rnd(r, 0, 6);
         cnn_conv_geom g = geom(r, cw[pick][0], 5);
         g.kw = cw[pick][1];
         g.dw = 1;
-        g.ow = cnn_conv_out_size(g.w, g.kw, g.sw, 1, rnd(r, 0, 1), &g.pad_left);
+        g.ow = cnn_conv_out_size(g.w, g.kw, g.sw, 1, test_rnd(r, 0, 1), &g.pad_left);
         if (g.ow < 1)
             continue;
-        ok &= conv_case(r, g, rnd(r, 1, 3), rnd(r, 1, 40));
+        ok &= conv_case(r, g, test_rnd(r, 1, 3), test_rnd(r, 1, 40));
     }
     for (int t = 0; t < 20; t++) { /* window rows near the 64-byte vector */
-        cnn_conv_geom g = geom(r, rnd(r, 5, 13), 5);
-        ok &= conv_case(r, g, rnd(r, 1, 2), rnd(r, 1, 20));
+        cnn_conv_geom g = geom(r, test_rnd(r, 5, 13), 5);
+        ok &= conv_case(r, g, test_rnd(r, 1, 2), test_rnd(r, 1, 20));
     }
     CHECK(ok);
 }
@@ -274,13 +256,13 @@ static void test_gemm_padded(cnn_rng *r)
 {
     int ok = 1;
     for (int t = 0; t < 60; t++) {
-        int M = rnd(r, 1, 40), N = rnd(r, 1, 80), K = rnd(r, 1, 70);
-        int64_t lda = cnn_qconv_col_stride(K) + 4 * rnd(r, 0, 2), ldy = N + rnd(r, 0, 3);
-        int8_t *A = xmalloc((size_t)(M * lda)), *B = xmalloc((size_t)K * N);
-        int8_t *ref = xmalloc((size_t)(M * ldy)), *y = xmalloc((size_t)(M * ldy));
-        fill_i8(r, A, M * lda, -128, 127); /* the bytes past K too: they must not count */
-        fill_i8(r, B, (int64_t)K * N, -127, 127);
-        int32_t a_zero = rnd(r, -128, 127);
+        int M = test_rnd(r, 1, 40), N = test_rnd(r, 1, 80), K = test_rnd(r, 1, 70);
+        int64_t lda = cnn_qconv_col_stride(K) + 4 * test_rnd(r, 0, 2), ldy = N + test_rnd(r, 0, 3);
+        int8_t *A = test_xmalloc((size_t)(M * lda)), *B = test_xmalloc((size_t)K * N);
+        int8_t *ref = test_xmalloc((size_t)(M * ldy)), *y = test_xmalloc((size_t)(M * ldy));
+        test_fill_i8(r, A, M * lda, -128, 127); /* the bytes past K too: they must not count */
+        test_fill_i8(r, B, (int64_t)K * N, -127, 127);
+        int32_t a_zero = test_rnd(r, -128, 127);
         stage s;
         stage_make(&s, r, N, K);
         memset(ref, 0x5A, (size_t)(M * ldy));
@@ -321,24 +303,24 @@ static void test_gemm_packed_edges(cnn_rng *r)
     enum { NE = sizeof edge / sizeof *edge };
     int ok = 1;
     for (int t = 0; t < 24; t++) {
-        int N = t % 3 == 0 ? 32 : t % 3 == 1 ? 64 : 128, K = 4, M = rnd(r, 1, 13);
+        int N = t % 3 == 0 ? 32 : t % 3 == 1 ? 64 : 128, K = 4, M = test_rnd(r, 1, 13);
         int64_t ldy = N + 16 * (t % 2);
-        int8_t A[13 * 4], B[4 * 128], *ref = xmalloc((size_t)(M * ldy)),
-               *y = xmalloc((size_t)(M * ldy));
+        int8_t A[13 * 4], B[4 * 128], *ref = test_xmalloc((size_t)(M * ldy)),
+                                      *y = test_xmalloc((size_t)(M * ldy));
         int32_t bias[128], mult[128], shift[128];
-        fill_i8(r, A, M * K, -3, 3);
-        fill_i8(r, B, K * N, -3, 3);
+        test_fill_i8(r, A, M * K, -3, 3);
+        test_fill_i8(r, B, K * N, -3, 3);
         for (int j = 0; j < N; j++) { /* v = round(acc / 2): bias 2 * edge, acc within +-36 */
             int64_t e = (int64_t)edge[(j + t) % NE] * 2;
             bias[j] = (int32_t)(e > INT32_MAX ? INT32_MAX : e < INT32_MIN ? INT32_MIN : e);
             mult[j] = 1 << 30;
             shift[j] = 0;
         }
-        int32_t zp = t % 4 == 0 ? -128 : t % 4 == 1 ? 127 : rnd(r, -128, 127);
+        int32_t zp = t % 4 == 0 ? -128 : t % 4 == 1 ? 127 : test_rnd(r, -128, 127);
         cnn_qoutput o = {bias, mult, shift, zp, -128, 127};
         if (t % 5 == 2) {
-            o.lo = rnd(r, -128, 0);
-            o.hi = rnd(r, o.lo, 127);
+            o.lo = test_rnd(r, -128, 0);
+            o.hi = test_rnd(r, o.lo, 127);
         }
         cnn_qgemm_ref(M, N, K, A, K, 0, B, &o, ref, ldy);
         cnn_qpacked *P = NULL;
@@ -373,19 +355,20 @@ static void test_depthwise(cnn_rng *r)
         /* larger images than the kernel tests': most windows inside, some
          * borders; 6x6 windows (36 taps) take the other path */
         /* a third with 8 channels: two pixels per vector */
-        cnn_conv_geom g = geom(r, t % 3 == 0 ? 8 : rnd(r, 1, 70), t % 10 == 0 ? 6 : 5);
-        int batch = rnd(r, 1, 3);
+        cnn_conv_geom g = geom(r, t % 3 == 0 ? 8 : test_rnd(r, 1, 70), t % 10 == 0 ? 6 : 5);
+        int batch = test_rnd(r, 1, 3);
         int64_t pixels = (int64_t)batch * g.oh * g.ow, xn = (int64_t)batch * g.h * g.w * g.c;
         int taps = g.kh * g.kw;
-        int8_t *x = xmalloc((size_t)xn), *kern = xmalloc((size_t)taps * g.c);
-        int8_t *ref = xmalloc((size_t)(pixels * g.c)), *y = xmalloc((size_t)(pixels * g.c));
-        int32_t *acc = xmalloc((size_t)g.c * sizeof(int32_t));
-        fill_i8(r, x, xn, -128, 127);
-        fill_i8(r, kern, (int64_t)taps * g.c, -127, 127);
-        int32_t zx = rnd(r, -128, 127);
+        int8_t *x = test_xmalloc((size_t)xn), *kern = test_xmalloc((size_t)taps * g.c);
+        int8_t *ref = test_xmalloc((size_t)(pixels * g.c)),
+               *y = test_xmalloc((size_t)(pixels * g.c));
+        int32_t *acc = test_xmalloc((size_t)g.c * sizeof(int32_t));
+        test_fill_i8(r, x, xn, -128, 127);
+        test_fill_i8(r, kern, (int64_t)taps * g.c, -127, 127);
+        int32_t zx = test_rnd(r, -128, 127);
         stage s;
         stage_make(&s, r, g.c, taps);
-        int64_t m0 = rnd(r, 0, (int)(pixels - 1)), m1 = rnd(r, (int)m0 + 1, (int)pixels);
+        int64_t m0 = test_rnd(r, 0, (int)(pixels - 1)), m1 = test_rnd(r, (int)m0 + 1, (int)pixels);
         cnn_qdepthwise_ref(&g, 1, x, zx, kern, &s.o, m0, m1, ref);
         for (size_t i = 0; i < sizeof all_isas / sizeof *all_isas; i++) {
             if (!cnn_qisa_supported(all_isas[i]))
@@ -417,20 +400,20 @@ static void test_maxpool(cnn_rng *r)
 {
     int ok = 1;
     for (int t = 0; t < 60; t++) {
-        cnn_conv_geom g = geom(r, rnd(r, 1, 150), 3); /* 64- and 32-byte blocks, tails */
+        cnn_conv_geom g = geom(r, test_rnd(r, 1, 150), 3); /* 64- and 32-byte blocks, tails */
         g.dh = g.dw = 1;
-        int same = rnd(r, 0, 1);
+        int same = test_rnd(r, 0, 1);
         g.oh = cnn_conv_out_size(g.h, g.kh, g.sh, 1, same, &g.pad_top);
         g.ow = cnn_conv_out_size(g.w, g.kw, g.sw, 1, same, &g.pad_left);
         if (g.oh < 1 || g.ow < 1)
             continue;
-        int batch = rnd(r, 1, 3);
+        int batch = test_rnd(r, 1, 3);
         int64_t pixels = (int64_t)batch * g.oh * g.ow, xn = (int64_t)batch * g.h * g.w * g.c;
-        int8_t *x = xmalloc((size_t)xn), *ref = xmalloc((size_t)(pixels * g.c) + 1);
-        int8_t *y = xmalloc((size_t)(pixels * g.c) + 1);
-        fill_i8(r, x, xn, -128, 127);
-        int32_t lo = rnd(r, -128, 20), hi = rnd(r, lo, 127);
-        int64_t m0 = rnd(r, 0, (int)(pixels - 1)), m1 = rnd(r, (int)m0 + 1, (int)pixels);
+        int8_t *x = test_xmalloc((size_t)xn), *ref = test_xmalloc((size_t)(pixels * g.c) + 1);
+        int8_t *y = test_xmalloc((size_t)(pixels * g.c) + 1);
+        test_fill_i8(r, x, xn, -128, 127);
+        int32_t lo = test_rnd(r, -128, 20), hi = test_rnd(r, lo, 127);
+        int64_t m0 = test_rnd(r, 0, (int)(pixels - 1)), m1 = test_rnd(r, (int)m0 + 1, (int)pixels);
         cnn_qmaxpool_ref(&g, x, lo, hi, m0, m1, ref);
         for (size_t i = 0; i < sizeof all_isas / sizeof *all_isas; i++) {
             if (!cnn_qisa_supported(all_isas[i]))

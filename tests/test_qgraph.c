@@ -15,28 +15,6 @@
 #include "quant/qmodel.h"
 #include "test.h"
 
-static cnn_tensor *random_images(int64_t n, int h, int w, int c, float scale, uint64_t seed)
-{
-    int64_t dims[4] = {n, h, w, c};
-    cnn_tensor *t = NULL;
-    if (cnn_tensor_create(&t, 4, dims) != CNN_OK)
-        return NULL;
-    cnn_rng r;
-    cnn_rng_seed(&r, seed);
-    for (int64_t i = 0; i < cnn_tensor_size(t); i++)
-        t->data[i] = scale * (float)cnn_rng_uniform(&r);
-    return t;
-}
-
-static int argmax(const float *p, int64_t n)
-{
-    int best = 0;
-    for (int j = 1; j < n; j++)
-        if (p[j] > p[best])
-            best = j;
-    return best;
-}
-
 /* A graph using every graph op: input -> conv a (relu) -> zero padding ->
  * conv b (valid, linear) -> BN folded -> relu; Add(a, b') -> relu fused;
  * conv c (tanh, a table after it) reading the input; Concatenate(add, c);
@@ -106,8 +84,8 @@ static void test_graph(void)
     if (!m)
         return;
     CHECK(cnn_model_is_graph(m));
-    cnn_tensor *calib = random_images(64, 10, 10, 3, 1.0f, 11);
-    cnn_tensor *x = random_images(100, 10, 10, 3, 1.0f, 12);
+    cnn_tensor *calib = test_random_images(64, 10, 10, 3, 1.0f, 11);
+    cnn_tensor *x = test_random_images(100, 10, 10, 3, 1.0f, 12);
     cnn_qmodel *q = NULL;
     CHECK_OK(cnn_qmodel_create(&q, m, calib, 0));
     if (!q)
@@ -138,7 +116,7 @@ static void test_graph(void)
     int agree = 0;
     float worst = 0;
     for (int e = 0; e < 100; e++) {
-        agree += argmax(ref + 6 * e, 6) == argmax(fp->data + 6 * e, 6);
+        agree += test_argmax(ref + 6 * e, 6) == test_argmax(fp->data + 6 * e, 6);
         for (int j = 0; j < 6; j++) {
             float d = fabsf(ref[6 * e + j] - fp->data[6 * e + j]);
             worst = d > worst ? d : worst;
@@ -218,7 +196,7 @@ static void test_graph(void)
     CHECK_OK(cnn_tensor_create(&y, 1, ydims));
     double want_loss = 0;
     for (int e = 0; e < 100; e++) {
-        int k = argmax(ref + 6 * e, 6);
+        int k = test_argmax(ref + 6 * e, 6);
         y->data[e] = (float)k;
         want_loss -= log(ref[6 * e + k]);
     }
@@ -261,7 +239,7 @@ done:
 /* Layers and arrangements int8 cannot run are refused by name and kind. */
 static void test_refusals(void)
 {
-    cnn_tensor *calib = random_images(4, 6, 6, 2, 1.0f, 9);
+    cnn_tensor *calib = test_random_images(4, 6, 6, 2, 1.0f, 9);
     cnn_qmodel *q = (cnn_qmodel *)1;
     cnn_model *m = NULL;
 
@@ -303,7 +281,7 @@ static void test_refusals(void)
                 "'sm' (Conv2D): softmax is only quantized on the last Dense layer");
 
     /* calibration data of the wrong shape, from a tensor and a data set */
-    cnn_tensor *wrong = random_images(4, 6, 5, 2, 1.0f, 3);
+    cnn_tensor *wrong = test_random_images(4, 6, 5, 2, 1.0f, 3);
     CHECK_FAILS(cnn_qmodel_create(&q, m, wrong, 0), CNN_ERR_SHAPE,
                 "calibration data: dimension 2 is 5, the model expects 6");
     int64_t ydims[1] = {4};
@@ -330,8 +308,8 @@ static void mlperf(const char *path, float scale, int min_agree)
     if (!m)
         return;
     cnn_shape s = cnn_model_input_shape(m);
-    cnn_tensor *calib = random_images(32, s.dims[0], s.dims[1], s.dims[2], scale, 21);
-    cnn_tensor *x = random_images(20, s.dims[0], s.dims[1], s.dims[2], scale, 22);
+    cnn_tensor *calib = test_random_images(32, s.dims[0], s.dims[1], s.dims[2], scale, 21);
+    cnn_tensor *x = test_random_images(20, s.dims[0], s.dims[1], s.dims[2], scale, 22);
     cnn_qmodel *q = NULL;
     CHECK_OK(cnn_qmodel_create(&q, m, calib, 0));
     if (q) {
@@ -342,7 +320,7 @@ static void mlperf(const char *path, float scale, int min_agree)
         CHECK_OK(cnn_model_predict(m, x, 20, &fp));
         int agree = 0;
         for (int e = 0; fp && e < 20; e++)
-            agree += argmax(p + e * units, units) == argmax(fp->data + e * units, units);
+            agree += test_argmax(p + e * units, units) == test_argmax(fp->data + e * units, units);
         printf("%s: %d ops, int8 weights %lld bytes, arena %lld bytes, top-1 agreement %d/20\n",
                path, cnn_qmodel_op_count(q), (long long)cnn_qmodel_weight_bytes(q),
                (long long)cnn_qmodel_arena_bytes(q), agree);
@@ -360,7 +338,7 @@ static void mlperf(const char *path, float scale, int min_agree)
 static unsigned char *saved_bytes(size_t *size)
 {
     cnn_model *m = graph_model();
-    cnn_tensor *calib = random_images(8, 10, 10, 3, 1.0f, 1);
+    cnn_tensor *calib = test_random_images(8, 10, 10, 3, 1.0f, 1);
     cnn_qmodel *q = NULL;
     unsigned char *b = NULL;
     char path[] = "/tmp/test_qgraph3_XXXXXX";
@@ -478,7 +456,7 @@ static void test_hostile_files(void)
         clean += (st == CNN_OK && q) || (st == CNN_ERR_FORMAT && !q);
         if (q) {
             cnn_shape in = cnn_qmodel_input_shape(q);
-            cnn_tensor *x = random_images(2, in.dims[0], in.dims[1], in.dims[2], 1.0f, 5);
+            cnn_tensor *x = test_random_images(2, in.dims[0], in.dims[1], in.dims[2], 1.0f, 5);
             cnn_shape os = cnn_qmodel_output_shape(q);
             float *out = malloc((size_t)(2 * os.dims[0]) * sizeof(float));
             if (in.rank == 3 && os.rank == 1 && x && out &&

@@ -13,27 +13,6 @@
 #include "kernels/quantize.h"
 #include "test.h"
 
-static int rnd(cnn_rng *r, int lo, int hi) /* in [lo, hi] */
-{
-    return lo + (int)(cnn_rng_next(r) % (uint64_t)(hi - lo + 1));
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "test_qkernels: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
-static void fill_i8(cnn_rng *r, int8_t *p, int64_t n, int lo, int hi)
-{
-    for (int64_t i = 0; i < n; i++)
-        p[i] = (int8_t)rnd(r, lo, hi);
-}
-
 /* ---- The fixed-point helpers, by hand ------------------------------------ */
 
 static void test_srdhm(void)
@@ -58,7 +37,7 @@ static void test_srdhm(void)
     for (int i = 0; i < 200000; i++) {
         int32_t a = (int32_t)(uint32_t)cnn_rng_next(&r), b = (int32_t)(cnn_rng_next(&r) >> 33);
         if (i % 4 == 0)
-            a >>= rnd(&r, 0, 30);
+            a >>= test_rnd(&r, 0, 30);
         int64_t alt = ((int64_t)a * b + (INT64_C(1) << 30)) >> 31;
         agree &= alt == cnn_q_srdhm(a, b);
     }
@@ -218,32 +197,37 @@ typedef struct {
 
 static void stage_make(stage *s, cnn_rng *r, int n, int K)
 {
-    s->bias = xmalloc((size_t)n * sizeof(int32_t));
-    s->mult = xmalloc((size_t)n * sizeof(int32_t));
-    s->shift = xmalloc((size_t)n * sizeof(int32_t));
+    s->bias = test_xmalloc((size_t)n * sizeof(int32_t));
+    s->mult = test_xmalloc((size_t)n * sizeof(int32_t));
+    s->shift = test_xmalloc((size_t)n * sizeof(int32_t));
     /* half the stages have no left shift: the VNNI output stage has a
      * separate path for those */
-    bool left = rnd(r, 0, 1);
+    bool left = test_rnd(r, 0, 1);
     for (int j = 0; j < n; j++) {
         /* an accumulator spans about sqrt(K) * 127 * 73: aim most outputs into range */
-        double m = ldexp(1.0 + cnn_rng_uniform(r), -rnd(r, 2, 20)) / sqrt((double)K);
+        double m = ldexp(1.0 + cnn_rng_uniform(r), -test_rnd(r, 2, 20)) / sqrt((double)K);
         if (left && j % 7 == 3)
-            m = ldexp(1.0 + cnn_rng_uniform(r), rnd(r, -2, 1)); /* some saturate, left shifts */
+            m = ldexp(1.0 + cnn_rng_uniform(r),
+                      test_rnd(r, -2, 1)); /* some saturate, left shifts */
         cnn_q_multiplier(m, &s->mult[j], &s->shift[j]);
         if (j % 5 == 1) { /* 2^-k exactly: ties in both roundings, often */
             s->mult[j] = 1 << 30;
-            s->shift[j] = -rnd(r, 0, 3);
-            s->bias[j] = rnd(r, -300, 300);
+            s->shift[j] = -test_rnd(r, 0, 3);
+            s->bias[j] = test_rnd(r, -300, 300);
             continue;
         }
-        s->bias[j] = rnd(r, -(1 << 20), 1 << 20);
+        s->bias[j] = test_rnd(r, -(1 << 20), 1 << 20);
     }
-    int zp = rnd(r, -128, 127);
-    s->o = (cnn_qoutput){.bias = rnd(r, 0, 3) ? s->bias : NULL, .multiplier = s->mult,
-                         .shift = s->shift, .zero_point = zp, .lo = -128, .hi = 127};
-    if (rnd(r, 0, 2) == 0) { /* a fused relu6-like clamp */
+    int zp = test_rnd(r, -128, 127);
+    s->o = (cnn_qoutput){.bias = test_rnd(r, 0, 3) ? s->bias : NULL,
+                         .multiplier = s->mult,
+                         .shift = s->shift,
+                         .zero_point = zp,
+                         .lo = -128,
+                         .hi = 127};
+    if (test_rnd(r, 0, 2) == 0) { /* a fused relu6-like clamp */
         s->o.lo = zp;
-        s->o.hi = cnn_q_clamp(zp + rnd(r, 0, 200), -128, 127);
+        s->o.hi = cnn_q_clamp(zp + test_rnd(r, 0, 200), -128, 127);
     }
 }
 
@@ -262,10 +246,10 @@ static void gemm_case(cnn_rng *r, int M, int N, int K, int pad, int a_lo, int a_
                       int b_hi, int32_t a_zero)
 {
     int64_t lda = K + pad, ldy = N + pad;
-    int8_t *A = xmalloc((size_t)(M * lda)), *B = xmalloc((size_t)K * N);
-    int8_t *ref = xmalloc((size_t)(M * ldy)), *y = xmalloc((size_t)(M * ldy));
-    fill_i8(r, A, M * lda, a_lo, a_hi);
-    fill_i8(r, B, (int64_t)K * N, b_lo, b_hi);
+    int8_t *A = test_xmalloc((size_t)(M * lda)), *B = test_xmalloc((size_t)K * N);
+    int8_t *ref = test_xmalloc((size_t)(M * ldy)), *y = test_xmalloc((size_t)(M * ldy));
+    test_fill_i8(r, A, M * lda, a_lo, a_hi);
+    test_fill_i8(r, B, (int64_t)K * N, b_lo, b_hi);
     stage s;
     stage_make(&s, r, N, K);
     memset(ref, 0x5A, (size_t)(M * ldy));
@@ -300,8 +284,8 @@ static void gemm_case(cnn_rng *r, int M, int N, int K, int pad, int a_lo, int a_
 static void test_qgemm(cnn_rng *r)
 {
     for (int t = 0; t < 300; t++) /* tails of every kind: rows, panels, groups */
-        gemm_case(r, rnd(r, 1, 20), rnd(r, 1, 70), rnd(r, 1, 100), rnd(r, 0, 2) * 3, -128, 127,
-                  -127, 127, rnd(r, -128, 127));
+        gemm_case(r, test_rnd(r, 1, 20), test_rnd(r, 1, 70), test_rnd(r, 1, 100),
+                  test_rnd(r, 0, 2) * 3, -128, 127, -127, 127, test_rnd(r, -128, 127));
     /* the library's own shapes: conv 5x5x1 -> 32, 3x3x32 -> 64, dense 3136 -> 128, 128 -> 10 */
     gemm_case(r, 784, 32, 25, 0, -128, 127, -127, 127, -128);
     gemm_case(r, 196, 64, 288, 0, -128, 127, -127, 127, 17);
@@ -379,17 +363,17 @@ static cnn_conv_geom random_geom(cnn_rng *r, int *batch)
 {
     cnn_conv_geom g = {0};
     for (;;) {
-        *batch = rnd(r, 1, 3);
-        g.h = rnd(r, 1, 12);
-        g.w = rnd(r, 1, 12);
-        g.c = rnd(r, 1, 40);
-        g.kh = rnd(r, 1, 5);
-        g.kw = rnd(r, 1, 5);
-        g.sh = rnd(r, 1, 3);
-        g.sw = rnd(r, 1, 3);
-        g.dh = rnd(r, 0, 3) ? 1 : 2;
-        g.dw = rnd(r, 0, 3) ? 1 : 2;
-        int same = rnd(r, 0, 1);
+        *batch = test_rnd(r, 1, 3);
+        g.h = test_rnd(r, 1, 12);
+        g.w = test_rnd(r, 1, 12);
+        g.c = test_rnd(r, 1, 40);
+        g.kh = test_rnd(r, 1, 5);
+        g.kw = test_rnd(r, 1, 5);
+        g.sh = test_rnd(r, 1, 3);
+        g.sw = test_rnd(r, 1, 3);
+        g.dh = test_rnd(r, 0, 3) ? 1 : 2;
+        g.dw = test_rnd(r, 0, 3) ? 1 : 2;
+        int same = test_rnd(r, 0, 1);
         g.oh = cnn_conv_out_size(g.h, g.kh, g.sh, g.dh, same, &g.pad_top);
         g.ow = cnn_conv_out_size(g.w, g.kw, g.sw, g.dw, same, &g.pad_left);
         if (g.oh > 0 && g.ow > 0)
@@ -408,19 +392,19 @@ static void test_qconv(cnn_rng *r)
             g.oh = g.h;
             g.ow = g.w;
         }
-        int N = rnd(r, 1, 70), K = g.kh * g.kw * g.c;
+        int N = test_rnd(r, 1, 70), K = g.kh * g.kw * g.c;
         int64_t pixels = (int64_t)batch * g.oh * g.ow, xn = (int64_t)batch * g.h * g.w * g.c;
-        int8_t *x = xmalloc((size_t)xn), *kern = xmalloc((size_t)K * N);
-        int8_t *ref = xmalloc((size_t)(pixels * N)), *y = xmalloc((size_t)(pixels * N));
-        int64_t chunk = rnd(r, 1, 50);
-        int8_t *col = xmalloc((size_t)(chunk * cnn_qconv_col_stride(K)));
-        fill_i8(r, x, xn, -128, 127);
-        fill_i8(r, kern, (int64_t)K * N, -127, 127);
-        int32_t zx = rnd(r, -128, 127);
+        int8_t *x = test_xmalloc((size_t)xn), *kern = test_xmalloc((size_t)K * N);
+        int8_t *ref = test_xmalloc((size_t)(pixels * N)), *y = test_xmalloc((size_t)(pixels * N));
+        int64_t chunk = test_rnd(r, 1, 50);
+        int8_t *col = test_xmalloc((size_t)(chunk * cnn_qconv_col_stride(K)));
+        test_fill_i8(r, x, xn, -128, 127);
+        test_fill_i8(r, kern, (int64_t)K * N, -127, 127);
+        int32_t zx = test_rnd(r, -128, 127);
         stage s;
         stage_make(&s, r, N, K);
         /* a sub-range of pixels, as a thread would get */
-        int64_t m0 = rnd(r, 0, (int)(pixels - 1)), m1 = rnd(r, (int)m0 + 1, (int)pixels);
+        int64_t m0 = test_rnd(r, 0, (int)(pixels - 1)), m1 = test_rnd(r, (int)m0 + 1, (int)pixels);
         cnn_qconv_ref(&g, x, zx, kern, N, &s.o, m0, m1, ref);
         cnn_qpacked *P = NULL;
         CHECK_OK(cnn_qpacked_create(&P, kern, K, N));
@@ -475,12 +459,12 @@ static void test_qdepthwise(cnn_rng *r)
         cnn_conv_geom g = random_geom(r, &batch);
         int CO = g.c * mult;
         int64_t pixels = (int64_t)batch * g.oh * g.ow, xn = (int64_t)batch * g.h * g.w * g.c;
-        int8_t *x = xmalloc((size_t)xn), *kern = xmalloc((size_t)g.kh * g.kw * CO);
-        int8_t *ref = xmalloc((size_t)(pixels * CO)), *y = xmalloc((size_t)(pixels * CO));
-        int32_t *acc = xmalloc((size_t)CO * sizeof(int32_t));
-        fill_i8(r, x, xn, -128, 127);
-        fill_i8(r, kern, (int64_t)g.kh * g.kw * CO, -127, 127);
-        int32_t zx = rnd(r, -128, 127);
+        int8_t *x = test_xmalloc((size_t)xn), *kern = test_xmalloc((size_t)g.kh * g.kw * CO);
+        int8_t *ref = test_xmalloc((size_t)(pixels * CO)), *y = test_xmalloc((size_t)(pixels * CO));
+        int32_t *acc = test_xmalloc((size_t)CO * sizeof(int32_t));
+        test_fill_i8(r, x, xn, -128, 127);
+        test_fill_i8(r, kern, (int64_t)g.kh * g.kw * CO, -127, 127);
+        int32_t zx = test_rnd(r, -128, 127);
         stage s;
         stage_make(&s, r, CO, g.kh * g.kw);
         cnn_qdepthwise_ref(&g, mult, x, zx, kern, &s.o, 0, pixels, ref);
@@ -522,21 +506,22 @@ static void test_qpool(cnn_rng *r)
         int batch;
         cnn_conv_geom q = random_geom(r, &batch);
         q.dh = q.dw = 1;
-        q.c = rnd(r, 1, 150); /* whole vectors of 32 and 64 channels, and tails */
-        int same = rnd(r, 0, 1);
+        q.c = test_rnd(r, 1, 150); /* whole vectors of 32 and 64 channels, and tails */
+        int same = test_rnd(r, 0, 1);
         q.oh = cnn_conv_out_size(q.h, q.kh, q.sh, 1, same, &q.pad_top);
         q.ow = cnn_conv_out_size(q.w, q.kw, q.sw, 1, same, &q.pad_left);
         if (q.oh == 0 || q.ow == 0)
             continue;
         int64_t pixels = (int64_t)batch * q.oh * q.ow, xn = (int64_t)batch * q.h * q.w * q.c;
-        int8_t *xs = xmalloc((size_t)xn), *ya = xmalloc((size_t)(pixels * q.c));
-        int8_t *ym = xmalloc((size_t)(pixels * q.c));
-        fill_i8(r, xs, xn, -128, 127);
+        int8_t *xs = test_xmalloc((size_t)xn), *ya = test_xmalloc((size_t)(pixels * q.c));
+        int8_t *ym = test_xmalloc((size_t)(pixels * q.c));
+        test_fill_i8(r, xs, xn, -128, 127);
         cnn_qavgpool(&q, xs, -128, 127, 0, pixels, ya);
         cnn_qmaxpool_ref(&q, xs, -128, 127, 0, pixels, ym);
         /* every ISA against the reference, with a random clamp */
-        int32_t lo = rnd(r, -128, 20), hi = rnd(r, lo, 127);
-        int8_t *want = xmalloc((size_t)(pixels * q.c)), *got = xmalloc((size_t)(pixels * q.c));
+        int32_t lo = test_rnd(r, -128, 20), hi = test_rnd(r, lo, 127);
+        int8_t *want = test_xmalloc((size_t)(pixels * q.c)),
+               *got = test_xmalloc((size_t)(pixels * q.c));
         cnn_qmaxpool_ref(&q, xs, lo, hi, 0, pixels, want);
         for (size_t i = 0; i < sizeof all_isas / sizeof *all_isas; i++) {
             if (!cnn_qisa_supported(all_isas[i]))
@@ -595,16 +580,19 @@ static void test_qadd(cnn_rng *r)
     /* random parameters: within one step of the float sum */
     int ok = 1, same = 1;
     for (int t = 0; t < 200; t++) {
-        cnn_qparams pa = {(float)ldexp(1 + cnn_rng_uniform(r), -rnd(r, 1, 8)), rnd(r, -128, 127)};
-        cnn_qparams pb = {(float)ldexp(1 + cnn_rng_uniform(r), -rnd(r, 1, 8)), rnd(r, -128, 127)};
-        cnn_qparams py = {(float)ldexp(1 + cnn_rng_uniform(r), -rnd(r, 0, 7)), rnd(r, -128, 127)};
+        cnn_qparams pa = {(float)ldexp(1 + cnn_rng_uniform(r), -test_rnd(r, 1, 8)),
+                          test_rnd(r, -128, 127)};
+        cnn_qparams pb = {(float)ldexp(1 + cnn_rng_uniform(r), -test_rnd(r, 1, 8)),
+                          test_rnd(r, -128, 127)};
+        cnn_qparams py = {(float)ldexp(1 + cnn_rng_uniform(r), -test_rnd(r, 0, 7)),
+                          test_rnd(r, -128, 127)};
         cnn_qadd_prepare(pa, pb, py, t % 3 == 0 ? CNN_QACT_RELU6 : CNN_QACT_NONE, &p);
         int8_t qa[64], qb[64], qy[64];
-        fill_i8(r, qa, 64, -128, 127);
-        fill_i8(r, qb, 64, -128, 127);
+        test_fill_i8(r, qa, 64, -128, 127);
+        test_fill_i8(r, qb, 64, -128, 127);
         cnn_qadd_ref(&p, qa, qb, 64, qy);
         /* every ISA against the reference, on a length with a tail */
-        int n = rnd(r, 1, 64);
+        int n = test_rnd(r, 1, 64);
         for (size_t i = 0; i < sizeof all_isas / sizeof *all_isas; i++) {
             if (!cnn_qisa_supported(all_isas[i]))
                 continue;

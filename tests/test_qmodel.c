@@ -11,28 +11,6 @@
 #include "quant/qmodel.h"
 #include "test.h"
 
-static cnn_tensor *random_images(int64_t n, int h, int w, int c, uint64_t seed)
-{
-    int64_t dims[4] = {n, h, w, c};
-    cnn_tensor *t = NULL;
-    if (cnn_tensor_create(&t, 4, dims) != CNN_OK)
-        return NULL;
-    cnn_rng r;
-    cnn_rng_seed(&r, seed);
-    for (int64_t i = 0; i < cnn_tensor_size(t); i++)
-        t->data[i] = (float)cnn_rng_uniform(&r);
-    return t;
-}
-
-static int argmax(const float *p, int n)
-{
-    int best = 0;
-    for (int j = 1; j < n; j++)
-        if (p[j] > p[best])
-            best = j;
-    return best;
-}
-
 /* Every supported layer, random weights: int8 against float. */
 static void test_all_layers(void)
 {
@@ -58,7 +36,8 @@ static void test_all_layers(void)
     CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 32, .activation = CNN_ACTIVATION_RELU)));
     CHECK_OK(cnn_model_add_dropout(m, cnn_dropout(.rate = 0.3f)));
     CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 10, .activation = CNN_ACTIVATION_SOFTMAX)));
-    cnn_tensor *calib = random_images(200, 12, 12, 3, 5), *x = random_images(100, 12, 12, 3, 6);
+    cnn_tensor *calib = test_random_images(200, 12, 12, 3, 1.0f, 5);
+    cnn_tensor *x = test_random_images(100, 12, 12, 3, 1.0f, 6);
     cnn_qmodel *q = NULL;
     CHECK_OK(cnn_qmodel_create(&q, m, calib, 0));
     if (!q || !x) {
@@ -77,12 +56,12 @@ static void test_all_layers(void)
     int agree = 0;
     for (int e = 0; e < 100; e++) {
         /* random weights give nearly flat outputs: a near-tie may flip */
-        int top = argmax(fl + e * 10, 10);
+        int top = test_argmax(fl + e * 10, 10);
         float second = -1;
         for (int j = 0; j < 10; j++)
             if (j != top && fl[e * 10 + j] > second)
                 second = fl[e * 10 + j];
-        agree += top == argmax(ref + e * 10, 10) || fl[e * 10 + top] - second < 1e-3f;
+        agree += top == test_argmax(ref + e * 10, 10) || fl[e * 10 + top] - second < 1e-3f;
         for (int j = 0; j < 10; j++)
             worst = fmax(worst, fabs(fl[e * 10 + j] - ref[e * 10 + j]));
     }
@@ -109,7 +88,7 @@ static void test_all_layers(void)
     CHECK_FAILS(cnn_qmodel_set_threads(q, 0), CNN_ERR_INVALID_ARGUMENT,
                 "threads: expected 1 to 1024, got 0");
     /* wrong shapes */
-    cnn_tensor *bad = random_images(2, 12, 11, 3, 1);
+    cnn_tensor *bad = test_random_images(2, 12, 11, 3, 1.0f, 1);
     CHECK_FAILS(cnn_qmodel_predict(q, bad, got), CNN_ERR_SHAPE, "dimension 2 is 11, expected 12");
     cnn_qmodel *q2 = (cnn_qmodel *)1;
     CHECK_FAILS(cnn_qmodel_create(&q2, m, bad, 0), CNN_ERR_SHAPE, "dimension 2 is 11");
@@ -159,7 +138,8 @@ static void test_batch_norm_folding(void)
                 w[j] = lo[k] + span[k] * (float)cnn_rng_uniform(&r);
         }
     }
-    cnn_tensor *calib = random_images(300, 10, 10, 2, 21), *x = random_images(50, 10, 10, 2, 22);
+    cnn_tensor *calib = test_random_images(300, 10, 10, 2, 1.0f, 21);
+    cnn_tensor *x = test_random_images(50, 10, 10, 2, 1.0f, 22);
     cnn_qmodel *q = NULL;
     CHECK_OK(cnn_qmodel_create(&q, m, calib, 0));
     float got[50 * 5];
@@ -189,7 +169,7 @@ static void test_batch_norm_folding(void)
 /* Layers without an int8 kernel are refused, naming the layer. */
 static void test_refusals(void)
 {
-    cnn_tensor *calib = random_images(4, 6, 6, 1, 9);
+    cnn_tensor *calib = test_random_images(4, 6, 6, 1, 1.0f, 9);
     struct {
         cnn_layer_spec first;
         const char *expect;
@@ -267,7 +247,7 @@ static void test_fashion(void)
         CHECK_OK(cnn_qmodel_predict(q, stx, p));
         int right = 0;
         for (int e = 0; e < 2000; e++)
-            right += argmax(p + e * 10, 10) == (int)sty->data[e];
+            right += test_argmax(p + e * 10, 10) == (int)sty->data[e];
         double qacc = right / 2000.0;
         printf("fashion slice: float test accuracy %.4f, int8 %.4f (drop %.2f points); "
                "weights %lld bytes\n",

@@ -291,9 +291,7 @@ int main(int argc, char **argv)
     test_head_seed();
     test_frozen_bn_inference();
     cnn_model_free(orig);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0)
+    if (!test_remove_tree(tmp))
         fprintf(stderr, "could not remove %s\n", tmp);
     return test_finish("test_transfer_cli");
 }

@@ -214,17 +214,6 @@ static void test_read_all(void)
                 "max_bytes");
 }
 
-static void remove_all(void)
-{
-    DIR *d = opendir(dir);
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlink(in_dir(e->d_name));
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
-
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -237,6 +226,6 @@ int main(void)
     test_layer_kinds();
     test_formats();
     test_read_all();
-    remove_all();
+    CHECK(test_remove_tree(dir));
     return test_finish("test_vocabulary");
 }
