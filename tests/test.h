@@ -97,6 +97,23 @@ void test_put_be32(unsigned char *p, uint32_t v);
 /* Removes dir and everything below it, links not followed (1 on success). */
 int test_remove_tree(const char *dir);
 
+/* Layer tests that run a model three ways (tests/support_model.c):
+ * n floats uniform in [lo, hi) (malloc'd; out of memory ends the program);
+ * x (dims) uniform in [lo, hi) and y (dims[0] labels below classes);
+ * Flatten, a 3-unit softmax Dense, compile (SGD) and build appended to m,
+ * the reference GEMM chosen when naive; whether n floats have the same bits
+ * (printing what otherwise); and one step on m = {1 thread, 2 threads,
+ * reference GEMM}: forward and backward of x, y in each, then the
+ * gradients of the first `layers` layers checked: the same bits on 1 and 2
+ * threads, within 1e-5 + 1e-4 relative of the reference's. */
+float *test_random_floats(cnn_rng *r, int64_t n, float lo, float hi);
+void test_random_batch(cnn_rng *r, const int64_t dims[4], float lo, float hi, int classes,
+                       cnn_tensor **x, cnn_tensor **y);
+cnn_model *test_classifier_head(cnn_model *m, bool naive);
+int test_same_bits(const char *what, const float *a, const float *b, int64_t n);
+void test_three_way_step(cnn_model *const m[3], const cnn_tensor *x, const cnn_tensor *y,
+                         int layers, const char *what);
+
 /* Records that part of a test cannot run because something from outside
  * the repository is missing (a data set, a third-party model file): prints
  * "skipped: WHAT (WHY)", which tests/run.sh lists, and counts a skip. With

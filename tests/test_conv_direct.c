@@ -24,17 +24,7 @@ static cnn_rng rng;
 
 static int below(int n) { return (int)(cnn_rng_next(&rng) % (uint64_t)n); }
 
-static float *random_floats(int64_t n)
-{
-    float *p = malloc((size_t)(n ? n : 1) * sizeof(float));
-    if (!p) {
-        fprintf(stderr, "test_conv_direct: out of memory\n");
-        exit(1);
-    }
-    for (int64_t i = 0; i < n; i++)
-        p[i] = 2 * cnn_rng_uniform(&rng) - 1;
-    return p;
-}
+static float *random_floats(int64_t n) { return test_random_floats(&rng, n, -1, 1); }
 
 static float *copy_of(const float *src, int64_t n)
 {
@@ -239,46 +229,19 @@ static cnn_model *conv_model(int threads, bool naive, int c, int filters)
                                                 .activation = CNN_ACTIVATION_TANH)));
     CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 4, .kernel_size = {3, 3},
                                                 .strides = {2, 2})));
-    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
-    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = CNN_ACTIVATION_SOFTMAX)));
-    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
-                                              .optimizer = cnn_sgd(.learning_rate = 0.1f))));
-    CHECK_OK(cnn_model_build(m));
-    cnn_gemm_ctx_use_naive(m->gemm, naive);
-    return m;
+    return test_classifier_head(m, naive);
 }
 
 static void test_layer(int c, int filters)
 {
     const int batch = 9;
     cnn_tensor *x = NULL, *y = NULL;
-    CHECK_OK(cnn_tensor_create(&x, 4, (int64_t[]){batch, 13, 11, c}));
-    CHECK_OK(cnn_tensor_create(&y, 1, (int64_t[]){batch}));
-    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
-        x->data[i] = cnn_rng_uniform(&rng);
-    for (int i = 0; i < batch; i++)
-        y->data[i] = (float)below(3);
+    test_random_batch(&rng, (int64_t[]){batch, 13, 11, c}, 0, 1, 3, &x, &y);
     cnn_model *m[3] = {conv_model(1, false, c, filters), conv_model(2, false, c, filters),
                        conv_model(1, true, c, filters)};
-    for (int i = 0; i < 3; i++) {
-        cnn_model_zero_gradients(m[i]);
-        CHECK_OK(cnn_model_forward(m[i], x, true, NULL));
-        CHECK_OK(cnn_model_backward(m[i], y, NULL, NULL));
-    }
-    for (int p = 0; p < 2; p++) { /* kernel and bias of each convolution */
-        for (int l = 0; l < 2; l++) {
-            const cnn_param *a = &m[0]->layers[l]->params[p], *b = &m[1]->layers[l]->params[p],
-                            *r = &m[2]->layers[l]->params[p];
-            char what[96];
-            snprintf(what, sizeof what, "layer c=%d filters=%d: conv %d param %d gradient", c,
-                     filters, l, p);
-            bool same = memcmp(a->grad, b->grad, (size_t)a->count * sizeof(float)) == 0;
-            if (!same)
-                fprintf(stderr, "%s: 1 and 2 threads differ\n", what);
-            CHECK(same);
-            CHECK(test_close(what, a->grad, r->grad, (long)a->count, 1e-5, 1e-4));
-        }
-    }
+    char what[64];
+    snprintf(what, sizeof what, "layer c=%d filters=%d", c, filters);
+    test_three_way_step(m, x, y, 2, what); /* kernel and bias of each convolution */
     const int64_t out = cnn_shape_size(m[0]->layers[0]->out) * batch;
     CHECK(memcmp(m[0]->arena.outputs[0], m[1]->arena.outputs[0], (size_t)out * sizeof(float))
           == 0);

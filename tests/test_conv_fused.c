@@ -23,25 +23,7 @@ static cnn_rng rng;
 
 static int below(int n) { return (int)(cnn_rng_next(&rng) % (uint64_t)n); }
 
-static float *random_floats(int64_t n)
-{
-    float *p = malloc((size_t)(n ? n : 1) * sizeof(float));
-    if (!p) {
-        fprintf(stderr, "test_conv_fused: out of memory\n");
-        exit(1);
-    }
-    for (int64_t i = 0; i < n; i++)
-        p[i] = 2 * cnn_rng_uniform(&rng) - 1;
-    return p;
-}
-
-static bool same_bits(const char *what, const float *a, const float *b, int64_t n)
-{
-    bool same = memcmp(a, b, (size_t)n * sizeof(float)) == 0;
-    if (!same)
-        fprintf(stderr, "test_conv_fused: %s: not the same bits\n", what);
-    return same;
-}
+static float *random_floats(int64_t n) { return test_random_floats(&rng, n, -1, 1); }
 
 /* The serial entry points against cnn_gemm, A (M x K) stored with a
  * row stride, beta 0 and 1. */
@@ -70,12 +52,12 @@ static void test_gemm_entry_points(int M, int N, int K)
         cnn_gemm_serial_packed_b(ctx, 0, false, false, M, N, K, 1.0f, A, lda, B, N, bp, beta, C2,
                                  N);
         snprintf(what, sizeof what, "packed B %dx%dx%d beta %d", M, N, K, b);
-        CHECK(same_bits(what, C1, C2, (int64_t)M * N));
+        CHECK(test_same_bits(what, C1, C2, (int64_t)M * N));
         if (cnn_gemm_gather_supported(ctx)) {
             memcpy(C2, C0, (size_t)M * N * sizeof(float));
             cnn_gemm_gather(ctx, 0, M, N, K, rows, koff, bp, beta, C2, N);
             snprintf(what, sizeof what, "gather %dx%dx%d beta %d", M, N, K, b);
-            CHECK(same_bits(what, C1, C2, (int64_t)M * N));
+            CHECK(test_same_bits(what, C1, C2, (int64_t)M * N));
         }
     }
     free(A), free(B), free(C0), free(C1), free(C2), free(bp), free(rows), free(koff);
@@ -121,13 +103,7 @@ static cnn_model *model_for(const shape *s, int threads, bool naive)
                       .strides = {s->sh, s->sw}, .dilation_rate = {s->dh, s->dw},
                       .padding = s->same ? CNN_PADDING_SAME : CNN_PADDING_VALID,
                       .no_bias = !s->bias)));
-    CHECK_OK(cnn_model_add_flatten(m, cnn_flatten()));
-    CHECK_OK(cnn_model_add_dense(m, cnn_dense(.units = 3, .activation = CNN_ACTIVATION_SOFTMAX)));
-    CHECK_OK(cnn_model_compile(m, cnn_compile(.loss = CNN_LOSS_SPARSE_CATEGORICAL_CROSSENTROPY,
-                                              .optimizer = cnn_sgd(.learning_rate = 0.1f))));
-    CHECK_OK(cnn_model_build(m));
-    cnn_gemm_ctx_use_naive(m->gemm, naive);
-    return m;
+    return test_classifier_head(m, naive);
 }
 
 /* The unfused forward: im2col of the whole batch, cnn_gemm, bias. */
@@ -156,34 +132,17 @@ static void check_shape(const shape *s)
              s->batch, s->h, s->w, s->c, s->filters, s->kh, s->kw, s->sh, s->sw, s->dh, s->dw,
              s->same ? "same" : "valid");
     cnn_tensor *x = NULL, *y = NULL;
-    CHECK_OK(cnn_tensor_create(&x, 4, (int64_t[]){s->batch, s->h, s->w, 2}));
-    CHECK_OK(cnn_tensor_create(&y, 1, (int64_t[]){s->batch}));
-    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
-        x->data[i] = 2 * cnn_rng_uniform(&rng) - 1;
-    for (int i = 0; i < s->batch; i++)
-        y->data[i] = (float)below(3);
+    test_random_batch(&rng, (int64_t[]){s->batch, s->h, s->w, 2}, -1, 1, 3, &x, &y);
     cnn_model *m[3] = {model_for(s, 1, false), model_for(s, 2, false), model_for(s, 1, true)};
-    for (int i = 0; i < 3; i++) {
-        cnn_model_zero_gradients(m[i]);
-        CHECK_OK(cnn_model_forward(m[i], x, true, NULL));
-        CHECK_OK(cnn_model_backward(m[i], y, NULL, NULL));
-    }
-    const int64_t out = cnn_shape_size(m[0]->layers[1]->out) * s->batch;
-    float *ref = unfused_forward(m[0], s);
-    CHECK(same_bits(what, ref, m[0]->arena.outputs[1], out));
-    CHECK(same_bits(what, ref, m[1]->arena.outputs[1], out));
-    CHECK(test_close(what, m[0]->arena.outputs[1], m[2]->arena.outputs[1], (long)out, 1e-5, 1e-4));
-    free(ref);
     /* both layers' kernel and bias gradients: the first one's come from
      * the tested layer's dx */
-    for (int l = 0; l < 2; l++) {
-        for (int p = 0; p < m[0]->layers[l]->n_params; p++) {
-            const cnn_param *a = &m[0]->layers[l]->params[p], *b = &m[1]->layers[l]->params[p],
-                            *r = &m[2]->layers[l]->params[p];
-            CHECK(same_bits(what, a->grad, b->grad, a->count));
-            CHECK(test_close(what, a->grad, r->grad, (long)a->count, 1e-5, 1e-4));
-        }
-    }
+    test_three_way_step(m, x, y, 2, what);
+    const int64_t out = cnn_shape_size(m[0]->layers[1]->out) * s->batch;
+    float *ref = unfused_forward(m[0], s);
+    CHECK(test_same_bits(what, ref, m[0]->arena.outputs[1], out));
+    CHECK(test_same_bits(what, ref, m[1]->arena.outputs[1], out));
+    CHECK(test_close(what, m[0]->arena.outputs[1], m[2]->arena.outputs[1], (long)out, 1e-5, 1e-4));
+    free(ref);
     for (int i = 0; i < 3; i++)
         cnn_model_free(m[i]);
     cnn_tensor_free(x);

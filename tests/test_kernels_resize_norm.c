@@ -14,14 +14,6 @@
 
 static cnn_rng rng;
 
-static float *random_floats(int64_t n, float lo, float hi)
-{
-    float *p = malloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; p && i < n; i++)
-        p[i] = lo + (hi - lo) * cnn_rng_uniform(&rng);
-    return p;
-}
-
 static void test_layer_norm(void)
 {
     /* hand values: (1, 2, 3) has mean 2, variance 2/3 */
@@ -38,8 +30,9 @@ static void test_layer_norm(void)
     for (size_t k = 0; k < sizeof widths / sizeof *widths; k++) {
         const int n = widths[k];
         const int64_t rows = 5;
-        float *xs = random_floats(rows * n, -1, 1), *g = random_floats(n, 0.5f, 1.5f);
-        float *b = random_floats(n, -0.5f, 0.5f);
+        float *xs = test_random_floats(&rng, rows * n, -1, 1);
+        float *g = test_random_floats(&rng, n, 0.5f, 1.5f);
+        float *b = test_random_floats(&rng, n, -0.5f, 0.5f);
         float *y0 = malloc((size_t)rows * n * sizeof(float));
         float *y1 = malloc((size_t)rows * n * sizeof(float));
         float m[5], r[5];
@@ -84,8 +77,8 @@ static void test_resize(void)
     CHECK(fabsf(y2[(2 * 4 + 1) * 2 + 1] - (want2 + 10)) < 1e-5f);
     /* the backward pass is the adjoint: <R x, d> = <x, R^T d> */
     const int n = 2, h = 3, w = 5, c = 3, oh = 7, ow = 10;
-    float *xs = random_floats((int64_t)n * h * w * c, -1, 1);
-    float *d = random_floats((int64_t)n * oh * ow * c, -1, 1);
+    float *xs = test_random_floats(&rng, (int64_t)n * h * w * c, -1, 1);
+    float *d = test_random_floats(&rng, (int64_t)n * oh * ow * c, -1, 1);
     float *rx = malloc((size_t)n * oh * ow * c * sizeof(float));
     float *rd = malloc((size_t)n * h * w * c * sizeof(float));
     if (xs && d && rx && rd) {
