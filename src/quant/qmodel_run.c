@@ -471,6 +471,39 @@ static void softmax_rows(float *o, int64_t n, int64_t width)
     }
 }
 
+/* n examples, QMODEL_BATCH at a time: float xf in, float of out (softmax
+ * applied when the model ends in one), or int8 xi in, int8 oi out. Value v
+ * lives at offset * QMODEL_BATCH: the plan's offsets scaled by the batch
+ * stay disjoint. */
+static cnn_status run_batches(cnn_qmodel *q, int64_t n, const float *xf, const int8_t *xi,
+                              float *of, int8_t *oi)
+{
+    int8_t *a = NULL, *col = NULL;
+    int32_t *acc = NULL;
+    void *owned = NULL;
+    cnn_status st = scratch_get(q, &a, &col, &acc, &owned);
+    if (st)
+        return st;
+    const int64_t in_elems = q->values[0].elems;
+    const cnn_qvalue *ov = &q->values[q->output_value];
+    for (int64_t start = 0; start < n; start += QMODEL_BATCH) {
+        int64_t b = n - start < QMODEL_BATCH ? n - start : QMODEL_BATCH;
+        batch_job bj = {.q = q, .a = a, .col = col, .acc = acc, .b = b};
+        if (xf) {
+            bj.xf = xf + start * in_elems;
+            bj.of = of + start * ov->elems;
+        } else {
+            bj.xi = xi + start * in_elems;
+            bj.oi = oi + start * ov->elems;
+        }
+        run_batch(&bj);
+        if (xf && q->softmax)
+            softmax_rows(bj.of, b, ov->elems);
+    }
+    scratch_put(q, owned);
+    return CNN_OK;
+}
+
 cnn_status cnn_qmodel_predict(cnn_qmodel *q, const cnn_tensor *x, float *out)
 {
     if (!q || !out)
@@ -484,27 +517,7 @@ cnn_status cnn_qmodel_predict(cnn_qmodel *q, const cnn_tensor *x, float *out)
             return cnn_fail(CNN_ERR_SHAPE,
                             "quantized predict: input dimension %d is %lld, expected %d", d + 1,
                             (long long)x->dims[d + 1], q->input_shape.dims[d]);
-    int8_t *a, *col;
-    int32_t *acc;
-    void *owned;
-    cnn_status st = scratch_get(q, &a, &col, &acc, &owned);
-    if (st)
-        return st;
-    const int64_t in_elems = q->values[0].elems;
-    const cnn_qvalue *ov = &q->values[q->output_value];
-    for (int64_t start = 0; start < x->dims[0]; start += QMODEL_BATCH) {
-        int64_t n = x->dims[0] - start < QMODEL_BATCH ? x->dims[0] - start : QMODEL_BATCH;
-        /* value v lives at offset * QMODEL_BATCH: the plan's offsets scaled
-         * by the batch stay disjoint */
-        float *o = out + start * ov->elems;
-        batch_job bj = {.q = q, .a = a, .col = col, .acc = acc, .b = n,
-                        .xf = x->data + start * in_elems, .of = o};
-        run_batch(&bj);
-        if (q->softmax)
-            softmax_rows(o, n, ov->elems);
-    }
-    scratch_put(q, owned);
-    return CNN_OK;
+    return run_batches(q, x->dims[0], x->data, NULL, out, NULL);
 }
 
 /* ---- Evaluation ------------------------------------------------------- */
@@ -665,20 +678,5 @@ bool cnn_qmodel_is_chain(const cnn_qmodel *q)
 
 cnn_status cnn_qmodel_predict_int8(cnn_qmodel *q, const int8_t *x, int64_t n, int8_t *y)
 {
-    int8_t *a, *col;
-    int32_t *acc;
-    void *owned;
-    cnn_status st = scratch_get(q, &a, &col, &acc, &owned);
-    if (st)
-        return st;
-    const int64_t in_elems = q->values[0].elems;
-    const cnn_qvalue *ov = &q->values[q->output_value];
-    for (int64_t start = 0; start < n; start += QMODEL_BATCH) {
-        int64_t b = n - start < QMODEL_BATCH ? n - start : QMODEL_BATCH;
-        batch_job bj = {.q = q, .a = a, .col = col, .acc = acc, .b = b,
-                        .xi = x + start * in_elems, .oi = y + start * ov->elems};
-        run_batch(&bj);
-    }
-    scratch_put(q, owned);
-    return CNN_OK;
+    return run_batches(q, n, NULL, x, NULL, y);
 }
