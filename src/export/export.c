@@ -10,6 +10,8 @@
 
 #include "core/error.h"
 #include "core/fileio.h"
+#include "core/rng.h"
+#include "core/tensor.h"
 #include "export/export.h"
 #include "kernels/quantize.h"
 #include "model/memory.h"
@@ -79,14 +81,6 @@ static void upper(const char *name, char *out)
     out[i] = '\0';
 }
 
-static int64_t shape_size(cnn_shape s)
-{
-    int64_t n = 1;
-    for (int d = 0; d < s.rank; d++)
-        n *= s.dims[d];
-    return n;
-}
-
 static void header(export_text *t, const cnn_model *m, const char *name, const char *N,
                    size_t arena)
 {
@@ -101,15 +95,12 @@ static void header(export_text *t, const cnn_model *m, const char *name, const c
                   " * Both return 0, or -1 for a NULL pointer. */\n"
                   "#ifndef %s_H\n#define %s_H\n\n",
                   name, cnn_version(), name, N, name, N, N, N);
-    export_printf(t, "/* input (%d", in.dims[0]);
-    for (int d = 1; d < in.rank; d++)
-        export_printf(t, ", %d", in.dims[d]);
-    export_printf(t, "%s), output (%d", in.rank == 1 ? "," : "", out.dims[0]);
-    for (int d = 1; d < out.rank; d++)
-        export_printf(t, ", %d", out.dims[d]);
-    export_printf(t, "%s) */\n", out.rank == 1 ? "," : "");
+    char in_s[64], out_s[64];
+    export_shape_text(in, in_s, sizeof in_s);
+    export_shape_text(out, out_s, sizeof out_s);
+    export_printf(t, "/* input %s, output %s */\n", in_s, out_s);
     export_printf(t, "#define %s_INPUT_SIZE %lld\n#define %s_OUTPUT_SIZE %lld\n", N,
-                  (long long)shape_size(in), N, (long long)shape_size(out));
+                  (long long)cnn_shape_size(in), N, (long long)cnn_shape_size(out));
     export_printf(t, "/* the activation arena, from libcnn's memory planner */\n"
                      "#define %s_ARENA_FLOATS %zu\n#define %s_ARENA_BYTES %zu\n\n",
                   N, arena ? arena : 1, N, (arena ? arena : 1) * sizeof(float));
@@ -150,18 +141,57 @@ static void source(export_text *t, const char *name, const char *N, unsigned nee
                   name, N, name, name, name);
 }
 
-/* splitmix64: the test inputs, uniform in [0, 1), the same on every machine */
-static uint64_t next_random(uint64_t *s)
+/* n inputs uniform in [0, 1) from splitmix64: the test (and stand-in
+ * calibration) inputs, the same on every machine */
+static void uniform_inputs(float *x, int64_t n)
 {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    uint64_t seed = 20261204;
+    for (int64_t i = 0; i < n; i++)
+        x[i] = (float)(cnn_splitmix64(&seed) >> 40) / 16777216.0f;
+}
+
+/* The test program's includes, after its opening comment. */
+static void test_includes(export_text *t, const char *name)
+{
+    export_printf(t,
+                  "#include <stdio.h>\n#include <string.h>\n\n#include \"%s.h\"\n\n"
+                  "#define TEST_VECTORS %d\n\n",
+                  name, TEST_VECTORS);
+}
+
+/* The test program's main up to its vector loop, after its static arrays. */
+static void test_main_start(export_text *t)
+{
+    export_puts(t, "static double magnitude(double v) { return v < 0 ? -v : v; }\n\n"
+                   "int main(int argc, char **argv)\n"
+                   "{\n"
+                   "    int dump = argc > 1 && strcmp(argv[1], \"--dump\") == 0;\n");
+}
+
+/* The float outputs of vector t against want, within 1e-5 of the largest
+ * magnitude (peak), up to the bytes of the output the dump prints. */
+static void test_compare_floats(export_text *t, const char *N)
+{
+    export_printf(t,
+                  "        for (j = 0; j < %s_OUTPUT_SIZE; j++) {\n"
+                  "            double rel = peak > 0 ? magnitude((double)got[j] - want[j]) / peak\n"
+                  "                                  : magnitude((double)got[j] - want[j]);\n"
+                  "            if (!(rel <= 1e-5)) {\n"
+                  "                if (failed < 10)\n"
+                  "                    printf(\"vector %%d output %%d: got %%.9g, expected %%.9g\\n\", t, j, got[j], want[j]);\n"
+                  "                failed++;\n"
+                  "            }\n"
+                  "            if (rel > worst)\n"
+                  "                worst = rel;\n"
+                  "            if (dump) {\n"
+                  "                unsigned char b[sizeof(float)];\n"
+                  "                memcpy(b, &got[j], sizeof b);\n",
+                  N);
 }
 
 static cnn_status test_source(export_text *t, cnn_model *m, const char *name, const char *N)
 {
-    int64_t in = shape_size(m->input_shape);
+    int64_t in = cnn_shape_size(m->input_shape);
     int64_t dims[CNN_MAX_RANK] = {TEST_VECTORS};
     for (int d = 0; d < m->input_shape.rank; d++)
         dims[d + 1] = m->input_shape.dims[d];
@@ -169,9 +199,7 @@ static cnn_status test_source(export_text *t, cnn_model *m, const char *name, co
     cnn_status st = cnn_tensor_create(&x, m->input_shape.rank + 1, dims);
     if (st)
         return st;
-    uint64_t seed = 20261204;
-    for (int64_t i = 0; i < TEST_VECTORS * in; i++)
-        x->data[i] = (float)(next_random(&seed) >> 40) / 16777216.0f;
+    uniform_inputs(x->data, TEST_VECTORS * in);
     if ((st = cnn_model_predict(m, x, TEST_VECTORS, &y))) {
         cnn_error_prefix("export: test vectors");
         cnn_tensor_free(x);
@@ -184,21 +212,19 @@ static cnn_status test_source(export_text *t, cnn_model *m, const char *name, co
                   " * within 1e-5 of the expected value relative to the largest magnitude in\n"
                   " * its vector (rounding in the sums is relative to the values summed, not\n"
                   " * to an output that happens to be near 0). --dump prints the outputs'\n"
-                  " * bits (compare machines with diff). */\n"
-                  "#include <stdio.h>\n#include <string.h>\n\n#include \"%s.h\"\n\n"
-                  "#define TEST_VECTORS %d\n\n",
-                  name, cnn_version(), name, TEST_VECTORS);
+                  " * bits (compare machines with diff). */\n",
+                  name, cnn_version());
+    test_includes(t, name);
     export_float_array(t, "test_input", x->data, TEST_VECTORS * in);
     export_float_array(t, "test_expected", y->data, TEST_VECTORS * out);
     cnn_tensor_free(x);
     cnn_tensor_free(y);
     export_printf(t,
                   "\nstatic float arena[%s_ARENA_FLOATS];\n"
-                  "static float got[%s_OUTPUT_SIZE];\n\n"
-                  "static double magnitude(double v) { return v < 0 ? -v : v; }\n\n"
-                  "int main(int argc, char **argv)\n"
-                  "{\n"
-                  "    int dump = argc > 1 && strcmp(argv[1], \"--dump\") == 0;\n"
+                  "static float got[%s_OUTPUT_SIZE];\n\n",
+                  N, N);
+    test_main_start(t);
+    export_printf(t,
                   "    int t, j, failed = 0;\n"
                   "    double worst = 0;\n"
                   "    for (t = 0; t < TEST_VECTORS; t++) {\n"
@@ -214,20 +240,10 @@ static cnn_status test_source(export_text *t, cnn_model *m, const char *name, co
                   "        }\n"
                   "        for (j = 0; j < %s_OUTPUT_SIZE; j++)\n"
                   "            if (magnitude(want[j]) > peak)\n"
-                  "                peak = magnitude(want[j]);\n"
-                  "        for (j = 0; j < %s_OUTPUT_SIZE; j++) {\n"
-                  "            double rel = peak > 0 ? magnitude((double)got[j] - want[j]) / peak\n"
-                  "                                  : magnitude((double)got[j] - want[j]);\n"
-                  "            if (!(rel <= 1e-5)) {\n"
-                  "                if (failed < 10)\n"
-                  "                    printf(\"vector %%d output %%d: got %%.9g, expected %%.9g\\n\", t, j, got[j], want[j]);\n"
-                  "                failed++;\n"
-                  "            }\n"
-                  "            if (rel > worst)\n"
-                  "                worst = rel;\n"
-                  "            if (dump) {\n"
-                  "                unsigned char b[sizeof(float)];\n"
-                  "                memcpy(b, &got[j], sizeof b);\n"
+                  "                peak = magnitude(want[j]);\n",
+                  N, name, N, name, N, N);
+    test_compare_floats(t, N);
+    export_printf(t,
                   "                printf(\"%%d %%d %%02x%%02x%%02x%%02x %%.9g\\n\", t, j, b[3], b[2], b[1], b[0], got[j]);\n"
                   "            }\n"
                   "        }\n"
@@ -237,25 +253,57 @@ static cnn_status test_source(export_text *t, cnn_model *m, const char *name, co
                   "           TEST_VECTORS, %s_OUTPUT_SIZE, worst, failed ? \"FAILED\" : \"ok\");\n"
                   "    return failed ? 1 : 0;\n"
                   "}\n",
-                  N, N, N, name, N, name, N, N, N, name, N);
+                  name, N);
     return CNN_OK;
 }
 
-static cnn_status write_text(const char *path, const export_text *t)
+/* What every entry point checks first: info zeroed, a model given
+ * (missing says what is not), the name (NULL = "model") a C identifier. */
+static cnn_status begin(const void *model, const char *missing, const char **name,
+                        cnn_export_info *info)
 {
-    return cnn_file_write_atomic(path, t->data, t->len);
+    if (info)
+        *info = (cnn_export_info){0};
+    if (!model)
+        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "export: %s", missing);
+    if (!*name)
+        *name = "model";
+    return check_name(*name);
+}
+
+/* The texts of one export: the weights and the body go into c. */
+typedef struct files {
+    export_text w, body, h, c, test;
+} files;
+
+/* h, c and test written atomically to paths (NAME.h, NAME.c, NAME_test.c)
+ * once every text is known to be whole. */
+static cnn_status files_write(const files *f, char paths[3][4096])
+{
+    if (f->w.failed || f->body.failed || f->h.failed || f->c.failed || f->test.failed)
+        return cnn_fail(CNN_ERR_NO_MEMORY, "export: out of memory building the C files");
+    const export_text *t[3] = {&f->h, &f->c, &f->test};
+    for (int k = 0; k < 3; k++) {
+        cnn_status st = cnn_file_write_atomic(paths[k], t[k]->data, t[k]->len);
+        if (st)
+            return st;
+    }
+    return CNN_OK;
+}
+
+static void files_free(files *f)
+{
+    export_text_free(&f->w);
+    export_text_free(&f->body);
+    export_text_free(&f->h);
+    export_text_free(&f->c);
+    export_text_free(&f->test);
 }
 
 cnn_status cnn_model_export_c(cnn_model *m, const char *dir, const char *name,
                               cnn_export_info *info)
 {
-    if (info)
-        *info = (cnn_export_info){0};
-    if (!m)
-        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "export: no model");
-    if (!name)
-        name = "model";
-    cnn_status st = check_name(name);
+    cnn_status st = begin(m, "no model", &name, info);
     if (st)
         return st;
     if (m->n_layers == 0)
@@ -270,24 +318,17 @@ cnn_status cnn_model_export_c(cnn_model *m, const char *dir, const char *name,
     if (!offsets)
         return cnn_fail(CNN_ERR_NO_MEMORY, "export: out of memory");
     size_t arena = 0, scratch = 0;
-    export_text w = {0}, body = {0}, h = {0}, c = {0}, test = {0};
+    files f = {0};
     char N[NAME_MAX_LEN + 1];
     upper(name, N);
     unsigned need = 0;
     if ((st = cnn_graph_plan(m, 1, false, offsets, &arena, &scratch)))
         goto done;
-    if ((st = export_float_layers(m, offsets, &w, &body, &need)))
+    if ((st = export_float_layers(m, offsets, &f.w, &f.body, &need)))
         goto done;
-    header(&h, m, name, N, arena);
-    source(&c, name, N, need, &w, &body);
-    if ((st = test_source(&test, m, name, N)))
-        goto done;
-    if (w.failed || body.failed || h.failed || c.failed || test.failed) {
-        st = cnn_fail(CNN_ERR_NO_MEMORY, "export: out of memory building the C files");
-        goto done;
-    }
-    if ((st = write_text(paths[0], &h)) || (st = write_text(paths[1], &c)) ||
-        (st = write_text(paths[2], &test)))
+    header(&f.h, m, name, N, arena);
+    source(&f.c, name, N, need, &f.w, &f.body);
+    if ((st = test_source(&f.test, m, name, N)) || (st = files_write(&f, paths)))
         goto done;
     if (info) {
         info->arena_bytes = (int64_t)((arena ? arena : 1) * sizeof(float));
@@ -297,23 +338,11 @@ cnn_status cnn_model_export_c(cnn_model *m, const char *dir, const char *name,
     }
 done:
     free(offsets);
-    export_text_free(&w);
-    export_text_free(&body);
-    export_text_free(&h);
-    export_text_free(&c);
-    export_text_free(&test);
+    files_free(&f);
     return st;
 }
 
 /* ---- int8 ------------------------------------------------------------- */
-
-static void int8_vector(export_text *t, const char *name, const int8_t *v, int64_t n)
-{
-    export_printf(t, "static const int8_t %s[%lld] = {", name, (long long)n);
-    for (int64_t i = 0; i < n; i++)
-        export_printf(t, "%s%d", i % 16 ? ", " : i ? ",\n    " : "\n    ", v[i]);
-    export_puts(t, "\n};\n");
-}
 
 static void int8_header(export_text *t, cnn_qmodel *q, const char *name, const char *N,
                         int64_t arena, int64_t in, int64_t out)
@@ -437,22 +466,20 @@ static cnn_status int8_test_source(export_text *t, cnn_qmodel *q, const cnn_tens
                   " * outputs. Passes when %s_predict_int8 gives the int8 outputs exactly\n"
                   " * and %s_predict the float ones within 1e-5 relative to the largest in\n"
                   " * each vector (the float softmax uses the exported exp, not libm's).\n"
-                  " * --dump prints the outputs' bits (compare machines with diff). */\n"
-                  "#include <stdio.h>\n#include <string.h>\n\n#include \"%s.h\"\n\n"
-                  "#define TEST_VECTORS %d\n\n",
-                  name, cnn_version(), name, name, name, TEST_VECTORS);
+                  " * --dump prints the outputs' bits (compare machines with diff). */\n",
+                  name, cnn_version(), name, name);
+    test_includes(t, name);
     export_float_array(t, "test_input", x->data, TEST_VECTORS * in);
-    int8_vector(t, "test_input_q", xq, TEST_VECTORS * in);
-    int8_vector(t, "test_expected_q", yq, TEST_VECTORS * out);
+    export_int8_array(t, "test_input_q", xq, TEST_VECTORS * in);
+    export_int8_array(t, "test_expected_q", yq, TEST_VECTORS * out);
     export_float_array(t, "test_expected", y, TEST_VECTORS * out);
     export_printf(t,
                   "\nstatic int8_t arena[%s_ARENA_BYTES];\n"
                   "static int8_t got_q[%s_OUTPUT_SIZE];\n"
-                  "static float got[%s_OUTPUT_SIZE];\n\n"
-                  "static double magnitude(double v) { return v < 0 ? -v : v; }\n\n"
-                  "int main(int argc, char **argv)\n"
-                  "{\n"
-                  "    int dump = argc > 1 && strcmp(argv[1], \"--dump\") == 0;\n"
+                  "static float got[%s_OUTPUT_SIZE];\n\n",
+                  N, N, N);
+    test_main_start(t);
+    export_printf(t,
                   "    int t, j, failed = 0, int8_wrong = 0;\n"
                   "    double worst = 0;\n"
                   "    for (t = 0; t < TEST_VECTORS; t++) {\n"
@@ -476,20 +503,10 @@ static cnn_status int8_test_source(export_text *t, cnn_qmodel *q, const cnn_tens
                   "            }\n"
                   "            if (magnitude(want[j]) > peak)\n"
                   "                peak = magnitude(want[j]);\n"
-                  "        }\n"
-                  "        for (j = 0; j < %s_OUTPUT_SIZE; j++) {\n"
-                  "            double rel = peak > 0 ? magnitude((double)got[j] - want[j]) / peak\n"
-                  "                                  : magnitude((double)got[j] - want[j]);\n"
-                  "            if (!(rel <= 1e-5)) {\n"
-                  "                if (failed < 10)\n"
-                  "                    printf(\"vector %%d output %%d: got %%.9g, expected %%.9g\\n\", t, j, got[j], want[j]);\n"
-                  "                failed++;\n"
-                  "            }\n"
-                  "            if (rel > worst)\n"
-                  "                worst = rel;\n"
-                  "            if (dump) {\n"
-                  "                unsigned char b[sizeof(float)];\n"
-                  "                memcpy(b, &got[j], sizeof b);\n"
+                  "        }\n",
+                  N, N, name, N, name, N, name, N, name, N, N);
+    test_compare_floats(t, N);
+    export_printf(t,
                   "                printf(\"%%d %%d %%d %%02x%%02x%%02x%%02x %%.9g\\n\", t, j, got_q[j], b[3], b[2], b[1], b[0], got[j]);\n"
                   "            }\n"
                   "        }\n"
@@ -499,7 +516,7 @@ static cnn_status int8_test_source(export_text *t, cnn_qmodel *q, const cnn_tens
                   "           int8_wrong ? \"DIFFERENT\" : \"identical\", worst, failed || int8_wrong ? \"FAILED\" : \"ok\");\n"
                   "    return failed || int8_wrong ? 1 : 0;\n"
                   "}\n",
-                  N, N, N, N, N, name, N, name, N, name, N, name, N, N, N, name, N);
+                  name, N);
 done:
     free(xq);
     free(yq);
@@ -531,9 +548,7 @@ static cnn_status calibration_inputs(cnn_shape shape, const cnn_tensor *calib,
         }
         memcpy((*out)->data, calib->data, (size_t)n * sizeof(float));
     } else {
-        uint64_t seed = 20261204;
-        for (int64_t i = 0; i < n; i++)
-            (*out)->data[i] = (float)(next_random(&seed) >> 40) / 16777216.0f;
+        uniform_inputs((*out)->data, n);
     }
     return CNN_OK;
 }
@@ -547,7 +562,7 @@ static cnn_status export_qmodel(cnn_qmodel *q, const cnn_tensor *x, const char *
     if (st)
         return st;
     cnn_qmodel_set_isa(q, CNN_QISA_GENERIC);
-    export_text w = {0}, body = {0}, h = {0}, c = {0}, test = {0};
+    files f = {0};
     /* the paths once the model is known to export: a refusal makes no directory */
     char paths[3][4096];
     if ((st = check_paths(dir, paths, name)))
@@ -555,23 +570,17 @@ static cnn_status export_qmodel(cnn_qmodel *q, const cnn_tensor *x, const char *
     char N[NAME_MAX_LEN + 1];
     upper(name, N);
     int64_t weight_bytes = 0;
-    int64_t in = shape_size(cnn_qmodel_input_shape(q));
-    int64_t out = shape_size(cnn_qmodel_output_shape(q));
-    if ((st = export_int8_ops(q, &w, &body, &weight_bytes)))
+    int64_t in = cnn_shape_size(cnn_qmodel_input_shape(q));
+    int64_t out = cnn_shape_size(cnn_qmodel_output_shape(q));
+    if ((st = export_int8_ops(q, &f.w, &f.body, &weight_bytes)))
         goto done;
     int64_t arena = cnn_qmodel_arena_bytes(q);
-    int8_header(&h, q, name, N, arena, in, out);
-    int8_source(&c, q, name, N, &w, &body);
+    int8_header(&f.h, q, name, N, arena, in, out);
+    int8_source(&f.c, q, name, N, &f.w, &f.body);
     cnn_tensor view = *x;
     view.dims[0] = TEST_VECTORS;
-    if ((st = int8_test_source(&test, q, &view, in, out, name, N)))
-        goto done;
-    if (w.failed || body.failed || h.failed || c.failed || test.failed) {
-        st = cnn_fail(CNN_ERR_NO_MEMORY, "export: out of memory building the C files");
-        goto done;
-    }
-    if ((st = write_text(paths[0], &h)) || (st = write_text(paths[1], &c)) ||
-        (st = write_text(paths[2], &test)))
+    if ((st = int8_test_source(&f.test, q, &view, in, out, name, N)) ||
+        (st = files_write(&f, paths)))
         goto done;
     if (info) {
         info->arena_bytes = arena;
@@ -579,24 +588,14 @@ static cnn_status export_qmodel(cnn_qmodel *q, const cnn_tensor *x, const char *
         info->test_vectors = TEST_VECTORS;
     }
 done:
-    export_text_free(&w);
-    export_text_free(&body);
-    export_text_free(&h);
-    export_text_free(&c);
-    export_text_free(&test);
+    files_free(&f);
     return st;
 }
 
 cnn_status cnn_model_export_c_int8(cnn_model *m, const cnn_tensor *calib, int64_t count,
                                    const char *dir, const char *name, cnn_export_info *info)
 {
-    if (info)
-        *info = (cnn_export_info){0};
-    if (!m)
-        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "export: no model");
-    if (!name)
-        name = "model";
-    cnn_status st = check_name(name);
+    cnn_status st = begin(m, "no model", &name, info);
     if (st)
         return st;
     if ((st = cnn_model_build(m)))
@@ -625,13 +624,7 @@ cnn_status cnn_model_export_c_int8(cnn_model *m, const cnn_tensor *calib, int64_
 cnn_status cnn_qmodel_export_c(cnn_qmodel *q, const char *dir, const char *name,
                                cnn_export_info *info)
 {
-    if (info)
-        *info = (cnn_export_info){0};
-    if (!q)
-        return cnn_fail(CNN_ERR_INVALID_ARGUMENT, "export: no quantized model");
-    if (!name)
-        name = "model";
-    cnn_status st = check_name(name);
+    cnn_status st = begin(q, "no quantized model", &name, info);
     if (st)
         return st;
     /* no calibration data in the file: test inputs uniform in [0, 1) */

@@ -30,6 +30,10 @@ void export_text_free(export_text *t);
 void export_float(export_text *t, float v);
 /* static const float NAME[n] = {...}; eight values a line */
 void export_float_array(export_text *t, const char *name, const float *v, int64_t n);
+/* static const int8_t NAME[n] = {...}; sixteen values a line */
+void export_int8_array(export_text *t, const char *name, const int8_t *v, int64_t n);
+/* A shape as Python writes a tuple: "(28, 28, 1)", "(10,)". */
+void export_shape_text(cnn_shape s, char *buf, size_t size);
 
 /* Runtime pieces (runtime.c) a model needs. */
 enum {

@@ -12,14 +12,6 @@
 #include "export/export.h"
 #include "kernels/conv.h"
 
-static int64_t shape_size(cnn_shape s)
-{
-    int64_t n = 1;
-    for (int d = 0; d < s.rank; d++)
-        n *= s.dims[d];
-    return n;
-}
-
 static cnn_status refuse(const cnn_model *m, int i, const char *why)
 {
     const cnn_layer *l = m->layers[i];
@@ -129,34 +121,23 @@ cnn_status export_float_layers(const cnn_model *m, const size_t *offsets, export
     for (int i = 0; i < m->n_layers; i++) {
         const cnn_layer *l = m->layers[i];
         const cnn_layer_spec *s = &l->spec;
-        char x[48], y[48], out_s[64] = "", in_s[64] = "";
+        char x[48], y[48], out_s[64], in_s[64];
         input_expr(m, offsets, i, 0, x, sizeof x);
         /* the last layer writes the caller's output (nothing reads it) */
         if (i == m->n_layers - 1)
             snprintf(y, sizeof y, "output");
         else
             snprintf(y, sizeof y, "arena + %zu", offsets[i]);
-        const long n = (long)shape_size(l->out);
+        const long n = (long)cnn_shape_size(l->out);
         const int H = l->in.dims[0], W = l->in.dims[1], C = l->in.dims[l->in.rank - 1];
         const int OH = l->out.dims[0], OW = l->out.dims[1];
         const int last = l->out.dims[l->out.rank - 1];
-        char *ins = in_s, *outs = out_s;
         char bias[32] = "0";
         if (l->n_params > 1 && l->params[l->n_params - 1].count > 0 &&
             strcmp(l->params[l->n_params - 1].name, "bias") == 0)
             snprintf(bias, sizeof bias, "L%d_bias", i);
-        {
-            int off = 0;
-            for (int d = 0; d < l->in.rank; d++)
-                off += snprintf(ins + off, sizeof in_s - (size_t)off, d ? ", %d" : "(%d",
-                                l->in.dims[d]);
-            snprintf(ins + off, sizeof in_s - (size_t)off, l->in.rank == 1 ? ",)" : ")");
-            off = 0;
-            for (int d = 0; d < l->out.rank; d++)
-                off += snprintf(outs + off, sizeof out_s - (size_t)off, d ? ", %d" : "(%d",
-                                l->out.dims[d]);
-            snprintf(outs + off, sizeof out_s - (size_t)off, l->out.rank == 1 ? ",)" : ")");
-        }
+        export_shape_text(l->in, in_s, sizeof in_s);
+        export_shape_text(l->out, out_s, sizeof out_s);
         export_printf(body, "    /* %d %s (%s): %s -> %s */\n", i, l->name, l->ops->type_name,
                       in_s, out_s);
         switch (l->ops->kind) {
@@ -198,7 +179,7 @@ cnn_status export_float_layers(const cnn_model *m, const size_t *offsets, export
             for (int p = 0; p < l->n_params; p++)
                 weights_of(weights, i, &l->params[p]);
             export_printf(body, "    k_dense(%s, %ldL, %d, L%d_kernel, %s, %d, %s);\n", x,
-                          (long)(shape_size(l->in) / C), C, i, bias,
+                          (long)(cnn_shape_size(l->in) / C), C, i, bias,
                           s->u.dense.units, y);
             *need |= EXPORT_NEED_DENSE;
             break;
@@ -342,7 +323,7 @@ cnn_status export_float_layers(const cnn_model *m, const size_t *offsets, export
                 return refuse(m, i, "this layer kind has no exported kernel");
             bool broadcast = false;
             for (int k = 0; k < l->n_inputs; k++)
-                broadcast |= shape_size(l->ins[k]) != n;
+                broadcast |= cnn_shape_size(l->ins[k]) != n;
             export_printf(body, "    {\n        const float *xs[%d];\n", l->n_inputs);
             if (broadcast) {
                 /* Keras's rule: shapes aligned at the last axis, a size 1 repeated */

@@ -262,14 +262,6 @@ static const char piece_qlut[] =
     "}\n"
     "\n";
 
-static void int8_array(export_text *t, const char *name, const int8_t *v, int64_t n)
-{
-    export_printf(t, "static const int8_t %s[%lld] = {", name, (long long)n);
-    for (int64_t i = 0; i < n; i++)
-        export_printf(t, "%s%d", i % 16 ? ", " : i ? ",\n    " : "\n    ", v[i]);
-    export_puts(t, "\n};\n");
-}
-
 static void int32_array(export_text *t, const char *name, const int32_t *v, int64_t n)
 {
     export_printf(t, "static const int32_t %s[%lld] = {", name, (long long)n);
@@ -327,7 +319,7 @@ static bool emit_weights(cnn_qmodel *q, int k, const cnn_qop_info *op, export_te
     cnn_qmodel_op_weights(q, k, w);
     char name[32];
     snprintf(name, sizeof name, "Q%d_weights", k);
-    int8_array(weights, name, w, op->weight_count);
+    export_int8_array(weights, name, w, op->weight_count);
     free(w);
     snprintf(name, sizeof name, "Q%d_bias", k);
     int32_array(weights, name, op->bias, op->N);
@@ -405,7 +397,7 @@ cnn_status export_int8_ops(cnn_qmodel *q, export_text *weights, export_text *bod
         case CNN_QOP_LUT: {
             char name[32];
             snprintf(name, sizeof name, "Q%d_table", k);
-            int8_array(weights, name, full->lut, 256);
+            export_int8_array(weights, name, full->lut, 256);
             *weight_bytes += 256;
             export_printf(body, "    q_lut(%s, %lldL, %s, %s);\n", x, (long long)op.out_elems,
                           name, y);

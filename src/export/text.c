@@ -80,3 +80,20 @@ void export_float_array(export_text *t, const char *name, const float *v, int64_
     }
     export_puts(t, "\n};\n");
 }
+
+void export_int8_array(export_text *t, const char *name, const int8_t *v, int64_t n)
+{
+    export_printf(t, "static const int8_t %s[%lld] = {", name, (long long)n);
+    for (int64_t i = 0; i < n; i++)
+        export_printf(t, "%s%d", i % 16 ? ", " : i ? ",\n    " : "\n    ", v[i]);
+    export_puts(t, "\n};\n");
+}
+
+void export_shape_text(cnn_shape s, char *buf, size_t size)
+{
+    int off = 0;
+    for (int d = 0; d < s.rank && off >= 0 && (size_t)off < size; d++)
+        off += snprintf(buf + off, size - (size_t)off, d ? ", %d" : "(%d", s.dims[d]);
+    if (off >= 0 && (size_t)off < size)
+        snprintf(buf + off, size - (size_t)off, s.rank == 1 ? ",)" : ")");
+}
