@@ -15,6 +15,17 @@
 
 extern int test_passed, test_failed, test_skipped;
 
+/* Under AddressSanitizer freed memory stays in its quarantine and every
+ * allocation has shadow memory: the process's RSS says nothing about the
+ * library then, and tests that bound it only report it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_RSS_MEANINGLESS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_RSS_MEANINGLESS 1
+#endif
+#endif
+
 #define CHECK(cond)                                                                \
     do {                                                                           \
         if (cond) {                                                                \

@@ -10,16 +10,6 @@
 
 #include "test.h"
 
-/* Under AddressSanitizer freed memory stays in its quarantine and every
- * allocation has shadow memory: RSS says nothing about the library then. */
-#if defined(__SANITIZE_ADDRESS__)
-#define RSS_MEANINGLESS 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RSS_MEANINGLESS 1
-#endif
-#endif
-
 enum { N = 400, R = 128, C = 128, CH = 3 };
 #define BUDGET ((int64_t)32 << 20)
 
@@ -71,7 +61,7 @@ int main(void)
     const int64_t peak = (int64_t)ru.ru_maxrss * 1024;
     printf("decoded images %lld MiB, budget %lld MiB, peak RSS %.1f MiB\n",
            (long long)(decoded >> 20), (long long)(BUDGET >> 20), (double)peak / (1 << 20));
-#ifdef RSS_MEANINGLESS
+#ifdef TEST_RSS_MEANINGLESS
     printf("(AddressSanitizer: the peak RSS is not compared with the budget)\n");
 #else
     CHECK(peak < BUDGET);
