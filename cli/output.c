@@ -25,37 +25,12 @@ int cli_format_parse(const char *cmd, const char *text, bool csv_allowed, cli_fo
                            csv_allowed ? " or csv" : "", text);
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t utf8_length(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0], cp, min;
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2, cp = c & 0x1F, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, cp = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, cp = c & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    return cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ? 0 : len;
-}
-
 size_t cli_escape_controls(const char *text, char *out, size_t cap)
 {
     const unsigned char *s = (const unsigned char *)text;
     size_t n = strlen(text), o = 0;
     for (size_t i = 0; i < n;) {
-        size_t k = utf8_length(s + i, n - i);
+        size_t k = cnn_utf8_length(text + i, n - i);
         bool c1 = k == 2 && s[i] == 0xC2 && s[i + 1] < 0xA0; /* U+0080..U+009F */
         char esc[8];
         const char *piece = (const char *)s + i;
@@ -105,7 +80,7 @@ void cli_json_string(FILE *f, const char *text)
         } else {
             /* a file name need not be UTF-8: a byte that is not valid
              * UTF-8 becomes U+FFFD, so the document stays valid JSON */
-            size_t k = utf8_length(s + i, n - i);
+            size_t k = cnn_utf8_length(text + i, n - i);
             if (!k) {
                 fputs("\\ufffd", f);
                 i++;

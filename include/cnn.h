@@ -726,6 +726,10 @@ CNN_API cnn_status cnn_model_set_class_names(cnn_model *m, const char *const *na
  * model's array: read-only, owned by the model, valid until the names are
  * set again, a layer is added or the model is freed. */
 CNN_API int cnn_model_class_names(const cnn_model *m, const char *const **names);
+/* Length in bytes of the valid UTF-8 sequence at s (n >= 1 bytes left), 0
+ * if there is none: overlong forms, surrogates and code points above
+ * U+10FFFF are refused (RFC 3629), as in class names. */
+CNN_API size_t cnn_utf8_length(const char *s, size_t n);
 
 /* The classic Keras summary table. text_out receives a malloc'd string the
  * caller frees with free(). */

@@ -882,6 +882,26 @@ static void test_crafted_class_names(void)
     CHECK_FAILS(load_crafted(c, &m), CNN_ERR_FORMAT, "unknown flags 0x41 (known: 0x3f)");
 }
 
+/* cnn_utf8_length, the check class names use and the tool escapes with:
+ * sequences of 1 to 4 bytes; overlong forms, surrogates, code points past
+ * U+10FFFF, stray continuation bytes and sequences cut short are not UTF-8. */
+static void test_utf8_length(void)
+{
+    CHECK(cnn_utf8_length("a", 1) == 1);
+    CHECK(cnn_utf8_length("\xc3\xa9x", 3) == 2);         /* U+00E9 */
+    CHECK(cnn_utf8_length("\xe2\x82\xac", 3) == 3);     /* U+20AC */
+    CHECK(cnn_utf8_length("\xf0\x9f\x98\x80", 4) == 4); /* U+1F600 */
+    CHECK(cnn_utf8_length("\xf4\x8f\xbf\xbf", 4) == 4); /* U+10FFFF */
+    CHECK(cnn_utf8_length("\xc0\x80", 2) == 0);         /* overlong NUL */
+    CHECK(cnn_utf8_length("\xe0\x9f\xbf", 3) == 0);     /* overlong U+07FF */
+    CHECK(cnn_utf8_length("\xed\xa0\x80", 3) == 0);     /* surrogate U+D800 */
+    CHECK(cnn_utf8_length("\xf4\x90\x80\x80", 4) == 0); /* U+110000 */
+    CHECK(cnn_utf8_length("\x80", 1) == 0);
+    CHECK(cnn_utf8_length("\xff", 1) == 0);
+    CHECK(cnn_utf8_length("\xe2\x82\xac", 2) == 0);     /* cut short by n */
+    CHECK(cnn_utf8_length("\xe2\x82x", 3) == 0);         /* not a continuation */
+}
+
 /* The API: copies, validation naming the field, clearing, and the file:
  * names round-trip, and a model without them is saved as before. */
 static void test_class_names(void)
@@ -1185,6 +1205,7 @@ int main(void)
     test_training_position();
     test_crafted();
     test_crafted_class_names();
+    test_utf8_length();
     test_class_names();
     test_old_files_unchanged();
     test_from_logits_file();

@@ -9,11 +9,11 @@
 #include "core/error.h"
 #include "model/model.h"
 
-/* Length in bytes of the valid UTF-8 sequence at s (n bytes left), or 0 if
- * it is invalid: overlong forms, surrogates and code points above U+10FFFF
- * are refused (RFC 3629). */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
+/* The one UTF-8 check of the tree (cnn.h): class names here, and the
+ * tool's escaping of what it prints. */
+size_t cnn_utf8_length(const char *text, size_t n)
 {
+    const unsigned char *s = (const unsigned char *)text;
     unsigned c = s[0];
     size_t len;
     unsigned cp, min;
@@ -52,7 +52,7 @@ static const char *name_problem(const char *name, size_t len)
             return "contains a NUL byte";
         if (s[i] < 0x20 || s[i] == 0x7F)
             return "contains a control character";
-        size_t k = utf8_sequence(s + i, len - i);
+        size_t k = cnn_utf8_length(name + i, len - i);
         if (!k)
             return "is not valid UTF-8";
         i += k;
