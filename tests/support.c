@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "test.h"
 
@@ -205,6 +206,27 @@ void test_put_be32(unsigned char *p, uint32_t v)
     p[1] = (unsigned char)(v >> 16);
     p[2] = (unsigned char)(v >> 8);
     p[3] = (unsigned char)v;
+}
+
+void test_png_header(unsigned char png[TEST_PNG_HEADER_BYTES], uint32_t width, uint32_t height,
+                     int color_type)
+{
+    memcpy(png, "\x89PNG\r\n\x1a\n", 8);
+    unsigned char *c = png + 8;
+    test_put_be32(c, 13);
+    memcpy(c + 4, "IHDR", 4);
+    test_put_be32(c + 8, width);
+    test_put_be32(c + 12, height);
+    c[16] = 8, c[17] = (unsigned char)color_type, c[18] = 0, c[19] = 0, c[20] = 0;
+    test_put_be32(c + 21, (uint32_t)crc32(0, c + 4, 17));
+    c += 25;
+    test_put_be32(c, 0);
+    memcpy(c + 4, "IDAT", 4);
+    test_put_be32(c + 8, (uint32_t)crc32(0, c + 4, 4));
+    c += 12;
+    test_put_be32(c, 0);
+    memcpy(c + 4, "IEND", 4);
+    test_put_be32(c + 8, (uint32_t)crc32(0, c + 4, 4));
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -105,6 +105,13 @@ int test_argmax(const float *p, int64_t n);
 /* v big-endian into p[0..4) (PNG fields). */
 void test_put_be32(unsigned char *p, uint32_t v);
 
+/* A PNG that declares width x height, 8-bit, of color_type (0 grey, 2
+ * RGB), with valid CRCs and an empty IDAT: the size is what such tests
+ * are about. */
+enum { TEST_PNG_HEADER_BYTES = 8 + 25 + 12 + 12 };
+void test_png_header(unsigned char png[TEST_PNG_HEADER_BYTES], uint32_t width, uint32_t height,
+                     int color_type);
+
 /* Removes dir and everything below it, links not followed (1 on success). */
 int test_remove_tree(const char *dir);
 

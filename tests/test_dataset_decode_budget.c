@@ -10,7 +10,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "test.h"
 
@@ -19,22 +18,8 @@
 /* 57 bytes: a PNG declaring w x h RGB, 8-bit, valid CRCs, an empty IDAT. */
 static void write_png(const char *rel, uint32_t w, uint32_t h)
 {
-    unsigned char png[8 + 25 + 12 + 12], *c = png + 8;
-    memcpy(png, "\x89PNG\r\n\x1a\n", 8);
-    test_put_be32(c, 13);
-    memcpy(c + 4, "IHDR", 4);
-    test_put_be32(c + 8, w);
-    test_put_be32(c + 12, h);
-    c[16] = 8, c[17] = 2, c[18] = 0, c[19] = 0, c[20] = 0;
-    test_put_be32(c + 21, (uint32_t)crc32(0, c + 4, 17));
-    c += 25;
-    test_put_be32(c, 0);
-    memcpy(c + 4, "IDAT", 4);
-    test_put_be32(c + 8, (uint32_t)crc32(0, c + 4, 4));
-    c += 12;
-    test_put_be32(c, 0);
-    memcpy(c + 4, "IEND", 4);
-    test_put_be32(c + 8, (uint32_t)crc32(0, c + 4, 4));
+    unsigned char png[TEST_PNG_HEADER_BYTES];
+    test_png_header(png, w, h, 2);
     CHECK(test_write_file(test_tmp(rel), png, sizeof png));
 }
 
