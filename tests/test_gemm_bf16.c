@@ -7,6 +7,10 @@
  *     shapes (odd K, tails of M and N, several K and N blocks, all four
  *     transposes, alpha/beta, padded leading dimensions), on 1 and 2
  *     threads;
+ *   - the implicit-GEMM entry points (B packed once; A in rows with a stride,
+ *     or gathered: rows of adjacent floats, runs of koff of every length,
+ *     scattered floats) bit-identical to the reference, with odd K, two K
+ *     blocks, two column blocks, ragged panels, beta 0 and 1;
  *   - without bfloat16 (allow_bf16 false) it is cnn_gemm exactly. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -152,6 +156,84 @@ static void test_shapes(cnn_gemm_ctx *one, cnn_gemm_ctx *two, cnn_rng *r)
     }
 }
 
+/* cnn_gemm_bf16_pack_b + cnn_gemm_bf16_serial_packed_b / _gather against
+ * the reference: A (M x K) in rows of stride lda, then the same values
+ * gathered three ways. `layout` 0: rows[i] = A + i lda, koff[k] = k (one
+ * run); 1: each row's k in runs of `run` floats placed `run + 3` apart;
+ * 2: the transpose's view, rows adjacent (rows[i] = base + i) and koff[k]
+ * = k * stride, as Conv2D's backward-weights reads taps over pixels. */
+static void gather_case(cnn_gemm_ctx *ctx, int M, int N, int K, int run, float beta, cnn_rng *r)
+{
+    const int lda = K + 5, gap = run + 3, stride = M + 2;
+    const long spread = (long)(K / run + 1) * gap;
+    float *A = malloc((size_t)M * lda * sizeof *A), *B = malloc((size_t)K * N * sizeof *B);
+    float *G = malloc((size_t)M * spread * sizeof *G), *T = malloc((size_t)K * stride * sizeof *T);
+    float *C0 = malloc((size_t)M * N * sizeof *C0), *ref = malloc((size_t)M * N * sizeof *ref);
+    float *out = malloc((size_t)M * N * sizeof *out);
+    float *bp = aligned_alloc(64, (cnn_gemm_bf16_packed_b_floats(K, N) * sizeof(float) + 63) / 64 * 64);
+    const float **rows = malloc((size_t)M * sizeof *rows);
+    int *koff = malloc((size_t)K * sizeof *koff);
+    if (!A || !B || !G || !T || !C0 || !ref || !out || !bp || !rows || !koff) {
+        fprintf(stderr, "test_gemm_bf16: out of memory\n");
+        exit(1);
+    }
+    for (long i = 0; i < (long)M * lda; i++)
+        A[i] = uniform(r, -2, 2);
+    for (long i = 0; i < (long)K * N; i++)
+        B[i] = uniform(r, -2, 2);
+    for (long i = 0; i < (long)M * N; i++)
+        C0[i] = beta == 0 ? NAN : uniform(r, -1, 1);
+    for (long i = 0; i < (long)M * spread; i++)
+        G[i] = NAN; /* never read */
+    for (int i = 0; i < M; i++)
+        for (int k = 0; k < K; k++) {
+            G[i * spread + (long)(k / run) * gap + k % run] = A[(long)i * lda + k];
+            T[(long)k * stride + i] = A[(long)i * lda + k];
+        }
+    memcpy(ref, C0, (size_t)M * N * sizeof *ref);
+    cnn_gemm_bf16_reference(false, false, M, N, K, 1.0f, A, lda, B, N, beta, ref, N);
+    cnn_gemm_bf16_pack_b(ctx, N, K, B, N, bp);
+    char what[120];
+    for (int layout = -1; layout < 3; layout++) {
+        for (int i = 0; i < M; i++)
+            rows[i] = layout == 0 ? A + (long)i * lda : layout == 1 ? G + i * spread : T + i;
+        for (int k = 0; k < K; k++)
+            koff[k] = layout == 0 ? k : layout == 1 ? (k / run) * gap + k % run : k * stride;
+        memcpy(out, C0, (size_t)M * N * sizeof *out);
+        if (layout < 0)
+            cnn_gemm_bf16_serial_packed_b(ctx, 0, M, N, K, A, lda, bp, beta, out, N);
+        else
+            cnn_gemm_bf16_gather(ctx, 0, M, N, K, rows, koff, bp, beta, out, N);
+        snprintf(what, sizeof what, "layout %d M=%d N=%d K=%d run=%d beta=%g", layout, M, N, K,
+                 run, (double)beta);
+        long bad = -1;
+        for (long i = 0; i < (long)M * N && bad < 0; i++)
+            if (memcmp(&out[i], &ref[i], sizeof(float)) != 0)
+                bad = i;
+        if (bad >= 0)
+            fprintf(stderr, "%s: %.9g, reference %.9g at (%ld, %ld)\n", what, (double)out[bad],
+                    (double)ref[bad], bad / N, bad % N);
+        CHECK(bad < 0);
+    }
+    free(A), free(B), free(G), free(T), free(C0), free(ref), free(out), free(bp), free(rows);
+    free(koff);
+}
+
+static void test_gather(cnn_gemm_ctx *ctx, cnn_rng *r)
+{
+    if (!cnn_gemm_bf16_gather_supported(ctx))
+        return;
+    static const int cases[][4] = {
+        /* M, N, K, run */
+        {12, 32, 100, 32}, {37, 70, 901, 7}, {96, 64, 800, 32}, {25, 64, 800, 33},
+        {13, 5, 385, 1},   {100, 33, 17, 16}, {11, 530, 1100, 64}, {30, 40, 2201, 130},
+        {1, 1, 1, 1},      {64, 64, 384, 20},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int b = 0; b < 2; b++)
+            gather_case(ctx, cases[i][0], cases[i][1], cases[i][2], cases[i][3], (float)b, r);
+}
+
 /* Without bfloat16 cnn_gemm_bf16 is cnn_gemm, bit for bit; trivial calls
  * follow cnn_gemm's rules either way. */
 static void test_fallback(cnn_gemm_ctx *ctx, cnn_rng *r)
@@ -197,6 +279,7 @@ int main(void)
     if (!cnn_gemm_bf16_supported())
         printf("test_gemm_bf16: no AVX512_BF16 on this CPU: reference and fallback only\n");
     test_shapes(one, two, &r);
+    test_gather(one, &r);
     test_fallback(one, &r);
     cnn_gemm_ctx_free(one);
     cnn_gemm_ctx_free(two);

@@ -93,6 +93,24 @@ float cnn_bf16_to_float(uint16_t h);
  * can) or make it float32; returns whether bfloat16 is now in use. */
 bool cnn_gemm_ctx_allow_bf16(cnn_gemm_ctx *ctx, bool allow);
 
+/* Conv2D's implicit GEMM in bfloat16, on the calling thread (worker ith's
+ * buffer), as cnn_gemm_pack_b / cnn_gemm_serial_packed_b / cnn_gemm_gather
+ * are in float: op(B) (K x N, not transposed) packed once into
+ * cnn_gemm_bf16_packed_b_floats(K, N) floats (64-byte aligned); then
+ * C[M x N] = A * B + beta * C with A(i, k) = A[i * lda + k] or gathered,
+ * rows[i][koff[k]]. Each element is summed as cnn_gemm_bf16 sums it, bit for
+ * bit. Only where cnn_gemm_bf16_gather_supported (AVX512_BF16, not naive). */
+bool cnn_gemm_bf16_gather_supported(const cnn_gemm_ctx *ctx);
+size_t cnn_gemm_bf16_packed_b_floats(int K, int N);
+void cnn_gemm_bf16_pack_b(const cnn_gemm_ctx *ctx, int N, int K, const float *B, int ldb,
+                          float *dst);
+void cnn_gemm_bf16_serial_packed_b(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
+                                   const float *A, int lda, const float *bpacked, float beta,
+                                   float *C, int ldc);
+void cnn_gemm_bf16_gather(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
+                          const float *const *rows, const int *koff, const float *bpacked,
+                          float beta, float *C, int ldc);
+
 /* For gemm_bf16.c, which shares the context's pool and packing buffers. */
 bool cnn_gemm_ctx_is_naive(const cnn_gemm_ctx *ctx);
 bool cnn_gemm_ctx_has_bf16(const cnn_gemm_ctx *ctx);

@@ -481,6 +481,127 @@ BF16_TARGET static void bf16_block(const bf16_job *j, long m0, long m1, long n0,
     }
 }
 
+/* ---- Pre-packed B and gathered A (Conv2D's implicit GEMM) ------------------
+ * op(B) is packed once for many products (cnn_gemm_bf16_pack_b): block
+ * (jc, pc) of bf16_block's column and K blocks at word jc * K2 + pc / 2 *
+ * (its width rounded up to NR), K2 = ceil(K / 2) (kstep is even, so every
+ * block but the last has kstep / 2 pairs). A is read as A(i, k) =
+ * rows[i][koff[k]] (koff NULL: k) and packed per panel and K block:
+ *   - where the panel's rows are adjacent floats (rows[i] = rows[0] + i:
+ *     Conv2D's backward-weights, rows = input channels of one tap), as
+ *     [kc2][MR], each word two k of one row from two loads of m floats;
+ *   - else as [MR][kc2], each row's runs of consecutive koff (a tap's
+ *     channels) converted 32 floats at a time.
+ * The same words as pack_a on op(A) written out, the same K blocks, the
+ * same micro-kernel: the same bits as cnn_gemm_bf16. */
+
+static long bf16_nstep(long N)
+{
+    long nblocks = (N + BF16_NC - 1) / BF16_NC;
+    return ((N + nblocks - 1) / nblocks + BF16_NR - 1) / BF16_NR * BF16_NR;
+}
+
+/* A run of consecutive koff within a K block: k values [k, k + len) at
+ * offset off (in floats) from each row's start. */
+typedef struct {
+    int k, len;
+    long off;
+} bf16_run;
+
+/* kc floats, from s, as bfloat16 at d[0..kc) (d not word aligned). */
+BF16_TARGET static inline void convert_halves(int kc, const float *s, uint16_t *d)
+{
+    for (int k = 0; k < kc; k += 32) {
+        int left = kc - k;
+        __mmask16 m0 = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1);
+        __mmask16 m1 = (__mmask16)(left >= 32 ? 0xFFFFu : left > 16 ? (1u << (left - 16)) - 1 : 0);
+        __mmask32 st = left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1;
+        __m512 lo = _mm512_maskz_loadu_ps(m0, s + k);
+        __m512 hi = m1 ? _mm512_maskz_loadu_ps(m1, s + k + 16) : _mm512_setzero_ps();
+        _mm512_mask_storeu_epi16(d + k, st, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+}
+
+/* The panel of rows r[0..m) over k = pc .. pc + kc - 1 (runs of this K
+ * block, or koff NULL: one run) into ap; returns its layout. */
+BF16_TARGET static int pack_a_gather(const float *const *r, int m, const int *koff, int pc,
+                                     int kc, const bf16_run *runs, int nruns, uint32_t *ap)
+{
+    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const int kc2 = (kc + 1) / 2;
+    bool adjacent = koff != NULL;
+    for (int i = 1; i < m && adjacent; i++)
+        adjacent = r[i] == r[0] + i;
+    if (adjacent) {
+        const __m512i idx = _mm512_loadu_si512(order);
+        const __mmask16 lm = (__mmask16)((1u << m) - 1);
+        const int *ko = koff + pc;
+        for (int k = 0; k < kc; k += 2, ap += BF16_MR) {
+            __m512 v0 = _mm512_maskz_loadu_ps(lm, r[0] + ko[k]);
+            __m512 v1 = k + 1 < kc ? _mm512_maskz_loadu_ps(lm, r[0] + ko[k + 1])
+                                   : _mm512_setzero_ps();
+            __m512i pairs = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
+            _mm512_mask_storeu_epi32(ap, lm, pairs);
+        }
+        return BF16_A_KMAJOR;
+    }
+    for (int i = 0; i < m; i++) {
+        uint16_t *d = (uint16_t *)(ap + (long)i * kc2);
+        if (!koff) {
+            convert_row(kc, r[i] + pc, ap + (long)i * kc2);
+            continue;
+        }
+        for (int q = 0; q < nruns; q++)
+            convert_halves(runs[q].len, r[i] + runs[q].off, d + runs[q].k);
+        if (kc & 1)
+            d[kc] = 0; /* the missing k + 1 of the last pair */
+    }
+    return BF16_A_IMAJOR;
+}
+
+BF16_TARGET static void bf16_gather_run(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
+                                        const float *const *rows, const float *A, long lda,
+                                        const int *koff, const uint32_t *bpacked, float beta,
+                                        float *C, int ldc)
+{
+    const int kstep = cnn_gemm_bf16_kstep(K);
+    const long nstep = bf16_nstep(N), K2 = (K + 1) / 2;
+    const int panels = (M + BF16_MR - 1) / BF16_MR;
+    uint32_t *ap = (uint32_t *)cnn_gemm_ctx_buffer(ctx, ith);
+    bf16_run runs[BF16_KC];
+    const float *r[BF16_MR];
+    for (int pc = 0; pc < K; pc += kstep) {
+        int kc = K - pc < kstep ? K - pc : kstep, kc2 = (kc + 1) / 2, nruns = 0;
+        float b = pc == 0 ? beta : 1.0f; /* later K blocks accumulate */
+        for (int k = 0; koff && k < kc;) {
+            int len = 1;
+            while (k + len < kc && koff[pc + k + len] == koff[pc + k] + len)
+                len++;
+            runs[nruns++] = (bf16_run){k, len, koff[pc + k]};
+            k += len;
+        }
+        /* panels of (nearly) equal rows: a caller giving one tap's
+         * channels at a time (backward-weights) gets no row-starved one */
+        for (int p = 0; p < panels; p++) {
+            int i0 = (int)((long)M * p / panels), m = (int)((long)M * (p + 1) / panels) - i0;
+            for (int i = 0; i < m; i++)
+                r[i] = rows ? rows[i0 + i] : A + (long)(i0 + i) * lda;
+            int amode = pack_a_gather(r, m, koff, pc, kc, runs, nruns, ap);
+            for (long jc = 0; jc < N; jc += nstep) {
+                int nc = (int)(N - jc < nstep ? N - jc : nstep);
+                long ncpad = (nc + BF16_NR - 1) / BF16_NR * BF16_NR;
+                const uint32_t *bp = bpacked + jc * K2 + (long)(pc / 2) * ncpad;
+                for (int jr = 0; jr < nc; jr += BF16_NR) {
+                    int n = nc - jr < BF16_NR ? nc - jr : BF16_NR;
+                    ukernel_bf16_12x32(kc2, ap, amode, bp + (long)jr * kc2,
+                                       C + (long)i0 * ldc + jc + jr, ldc, 1.0f, b, m, n, NULL, 0);
+                }
+            }
+        }
+    }
+}
+
 static void bf16_worker(void *arg, int ith, int nth)
 {
     const bf16_job *j = arg;
@@ -541,4 +662,63 @@ void cnn_gemm_bf16(cnn_gemm_ctx *ctx, bool trans_a, bool trans_b, int M, int N, 
     }
 #endif
     cnn_gemm(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+size_t cnn_gemm_bf16_packed_b_floats(int K, int N)
+{
+    return (size_t)((K + 1) / 2) * (size_t)((N + BF16_NR - 1) / BF16_NR * BF16_NR);
+}
+
+void cnn_gemm_bf16_pack_b(const cnn_gemm_ctx *ctx, int N, int K, const float *B, int ldb,
+                          float *dst)
+{
+#ifdef BF16_X86
+    if (!cnn_gemm_ctx_has_bf16(ctx) || cnn_gemm_ctx_is_naive(ctx) || N <= 0 || K <= 0)
+        return;
+    const long kstep = cnn_gemm_bf16_kstep(K), nstep = bf16_nstep(N), K2 = (K + 1) / 2;
+    for (long jc = 0; jc < N; jc += nstep) {
+        int nc = (int)(N - jc < nstep ? N - jc : nstep);
+        long ncpad = (nc + BF16_NR - 1) / BF16_NR * BF16_NR;
+        for (long pc = 0; pc < K; pc += kstep) {
+            int kc = (int)(K - pc < kstep ? K - pc : kstep);
+            pack_pairs_block(kc, nc, B + pc * ldb + jc, ldb,
+                             (uint32_t *)dst + jc * K2 + pc / 2 * ncpad);
+        }
+    }
+#else
+    (void)ctx, (void)N, (void)K, (void)B, (void)ldb, (void)dst;
+#endif
+}
+
+bool cnn_gemm_bf16_gather_supported(const cnn_gemm_ctx *ctx)
+{
+    return cnn_gemm_ctx_has_bf16(ctx) && !cnn_gemm_ctx_is_naive(ctx);
+}
+
+void cnn_gemm_bf16_gather(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
+                          const float *const *rows, const int *koff, const float *bpacked,
+                          float beta, float *C, int ldc)
+{
+#ifdef BF16_X86
+    if (M > 0 && N > 0 && K > 0)
+        bf16_gather_run(ctx, ith, M, N, K, rows, NULL, 0, koff, (const uint32_t *)bpacked, beta,
+                        C, ldc);
+#else
+    (void)ctx, (void)ith, (void)M, (void)N, (void)K, (void)rows, (void)koff, (void)bpacked;
+    (void)beta, (void)C, (void)ldc;
+#endif
+}
+
+void cnn_gemm_bf16_serial_packed_b(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
+                                   const float *A, int lda, const float *bpacked, float beta,
+                                   float *C, int ldc)
+{
+#ifdef BF16_X86
+    if (M > 0 && N > 0 && K > 0)
+        bf16_gather_run(ctx, ith, M, N, K, NULL, A, lda, NULL, (const uint32_t *)bpacked, beta,
+                        C, ldc);
+#else
+    (void)ctx, (void)ith, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)bpacked;
+    (void)beta, (void)C, (void)ldc;
+#endif
 }

@@ -35,6 +35,14 @@ static bool columns_are_input(const cnn_conv_geom *g)
         && g->pad_left == 0;
 }
 
+/* The mixed_bfloat16 policy's products on AVX512_BF16 (not the naive GEMM):
+ * they take the fused and implicit paths as float32 does, through the
+ * bfloat16 twins of its GEMM entry points. */
+static bool bf16_fast(const cnn_layer_io *io)
+{
+    return io->bf16 && cnn_gemm_bf16_gather_supported(io->gemm);
+}
+
 static cnn_status conv2d_infer(cnn_layer *l, cnn_shape in)
 {
     conv2d_layer *c = (conv2d_layer *)l;
@@ -251,8 +259,9 @@ typedef struct {
     const cnn_conv_geom *g; /* the product's geometry (backward-data: the transposed one) */
     const float *x;         /* its input */
     const float *w;         /* K x F */
-    const float *wpacked;   /* w packed by cnn_gemm_pack_b, or NULL */
+    const float *wpacked;   /* w packed by cnn_gemm_pack_b (bf16: cnn_gemm_bf16_pack_b) or NULL */
     bool implicit;          /* cnn_gemm_gather can run (and wpacked is set) */
+    bool bf16;              /* the products in bfloat16 (cnn_gemm_bf16_*) */
     const float *bias;      /* F, or NULL */
     int F;
     bool activate;
@@ -423,8 +432,12 @@ static void implicit_rows(const fused_job *j, int ith, int64_t r0, int64_t r1, f
             rows[m - a] = src[q] + (oy * g->sh - top[q]) * pitch + ox * g->sw * C;
         }
         float *y = j->y + a * j->F;
-        cnn_gemm_gather(j->gemm, ith, (int)(b - a), j->F, (int)K, rows, koff, j->wpacked, 0.0f,
-                        y, j->F);
+        if (j->bf16)
+            cnn_gemm_bf16_gather(j->gemm, ith, (int)(b - a), j->F, (int)K, rows, koff,
+                                 j->wpacked, 0.0f, y, j->F);
+        else
+            cnn_gemm_gather(j->gemm, ith, (int)(b - a), j->F, (int)K, rows, koff, j->wpacked,
+                            0.0f, y, j->F);
         if (j->bias)
             cnn_add_bias_rows(y, j->bias, b - a, j->F);
         if (j->activate)
@@ -451,8 +464,12 @@ static void fused_worker(void *p, int ith, int nth)
         float *y = j->y + r0 * j->F;
         cnn_im2col_rows(j->g, j->x, r0, r1, col);
         /* y[rows x F] = col[rows x K] * w[K x F] */
-        cnn_gemm_serial_packed_b(j->gemm, ith, false, false, (int)(r1 - r0), j->F, (int)K, 1.0f,
-                                 col, (int)K, j->w, j->F, j->wpacked, 0.0f, y, j->F);
+        if (j->bf16)
+            cnn_gemm_bf16_serial_packed_b(j->gemm, ith, (int)(r1 - r0), j->F, (int)K, col,
+                                          (int)K, j->wpacked, 0.0f, y, j->F);
+        else
+            cnn_gemm_serial_packed_b(j->gemm, ith, false, false, (int)(r1 - r0), j->F, (int)K,
+                                     1.0f, col, (int)K, j->w, j->F, j->wpacked, 0.0f, y, j->F);
         if (j->bias)
             cnn_add_bias_rows(y, j->bias, r1 - r0, j->F);
         if (j->activate)
@@ -470,12 +487,17 @@ static void fused_run(fused_job *job, const cnn_layer_io *io, int64_t M, float *
     const int64_t tile = fused_tile_rows(M, K, job->F, ws_floats);
     job->scratch = ws + packed;
     job->wpacked = NULL;
+    job->bf16 = bf16_fast(io);
     if (packed) {
+        /* (the bfloat16 panels take half the floats of the float32 ones) */
         float *at = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
-        cnn_gemm_pack_b(io->gemm, false, job->F, (int)K, job->w, job->F, at);
+        if (job->bf16)
+            cnn_gemm_bf16_pack_b(io->gemm, job->F, (int)K, job->w, job->F, at);
+        else
+            cnn_gemm_pack_b(io->gemm, false, job->F, (int)K, job->w, job->F, at);
         job->wpacked = at;
     }
-    job->implicit = job->wpacked && cnn_gemm_gather_supported(io->gemm)
+    job->implicit = job->wpacked && (job->bf16 || cnn_gemm_gather_supported(io->gemm))
                  && implicit_floats(job->g, K) < INT32_MAX; /* int koff */
     for (int64_t m0 = 0; m0 < M; m0 += tile) {
         job->m0 = m0;
@@ -485,11 +507,19 @@ static void fused_run(fused_job *job, const cnn_layer_io *io, int64_t M, float *
     }
 }
 
-/* The fused path serves every float32 product that needs columns; the
- * bfloat16 one keeps cnn_gemm_bf16 on whole tiles. */
-static bool fused_ok(const cnn_conv_geom *g, const cnn_layer_io *io)
+/* The fused path serves every float32 product that needs columns, and the
+ * bfloat16 ones where AVX512_BF16 runs them (cnn_gemm_bf16_gather; the
+ * kernel must then be packed once, within half the workspace); otherwise
+ * bfloat16 keeps cnn_gemm_bf16 on whole tiles (its float32 fallback, or
+ * the reference under the naive GEMM). */
+static bool fused_ok(const cnn_conv_geom *g, int F, const cnn_layer_io *io, int64_t ws_floats)
 {
-    return !io->bf16 && !columns_are_input(g);
+    if (columns_are_input(g))
+        return false;
+    if (!io->bf16)
+        return true;
+    return bf16_fast(io)
+        && fused_packed_floats((int64_t)g->kh * g->kw * g->c, F, ws_floats) > 0;
 }
 
 /* ---- Backward-data as a convolution -----------------------------------------
@@ -507,10 +537,19 @@ static bool fused_ok(const cnn_conv_geom *g, const cnn_layer_io *io)
  * would waste the micro-kernel's 32 columns. */
 enum { TRANSPOSED_MIN_CHANNELS = 16 };
 
-static bool transposed_ok(const cnn_conv_geom *g, const cnn_layer_io *io)
+static int64_t rotated_floats(const conv2d_layer *c);
+
+static bool transposed_ok(const conv2d_layer *c, const cnn_layer_io *io)
 {
-    return g->sh == 1 && g->sw == 1 && g->c >= TRANSPOSED_MIN_CHANNELS && !io->bf16
-        && !columns_are_input(g);
+    const cnn_conv_geom *g = &c->geom;
+    if (!(g->sh == 1 && g->sw == 1 && g->c >= TRANSPOSED_MIN_CHANNELS && !columns_are_input(g)))
+        return false;
+    if (!io->bf16)
+        return true;
+    /* transposed_backward's product, on the fused path (fused_ok) */
+    const int F = c->base.spec.u.conv2d.filters;
+    const int64_t K = (int64_t)g->kh * g->kw * F, avail = io->tile_floats - rotated_floats(c);
+    return bf16_fast(io) && fused_packed_floats(K, g->c, avail > K ? avail : K) > 0;
 }
 
 static cnn_conv_geom transposed_geom(const cnn_conv_geom *g, int F)
@@ -597,6 +636,23 @@ typedef struct {
     int64_t per_worker; /* floats of workspace each worker has */
 } weights_job;
 
+/* Rows [k0, k1) of dkernel += this block's product in bfloat16, one tap at
+ * a time: the rows of a panel are then adjacent channels, which
+ * cnn_gemm_bf16_gather packs as pairs of pixels with two vector loads
+ * (rows across a tap boundary would be gathered one float at a time). */
+static void weights_bf16_rows(const weights_job *j, int ith, int64_t k0, int64_t k1, int pixels,
+                              const float **rows, const int *koff, const float *bp)
+{
+    const int64_t C = j->c->geom.c;
+    const int F = j->c->base.spec.u.conv2d.filters;
+    for (int64_t k = k0; k < k1;) {
+        int64_t end = (k / C + 1) * C < k1 ? (k / C + 1) * C : k1;
+        cnn_gemm_bf16_gather(j->io->gemm, ith, (int)(end - k), F, pixels, rows + (k - k0), koff,
+                             bp, 1.0f, j->c->base.params[0].grad + k * F, F);
+        k = end;
+    }
+}
+
 static void weights_worker(void *p, int ith, int nth)
 {
     const weights_job *j = p;
@@ -604,9 +660,19 @@ static void weights_worker(void *p, int ith, int nth)
     const int F = j->c->base.spec.u.conv2d.filters;
     const int64_t K = (int64_t)g->kh * g->kw * g->c, C = g->c, plane = (int64_t)g->oh * g->ow;
     const int64_t M = (int64_t)j->io->batch * plane, sample = (int64_t)g->h * g->w * C;
+    const bool bf16 = bf16_fast(j->io);
     long b, e;
-    cnn_split_range((long)((K + 11) / 12), ith, nth, &b, &e);
-    const int64_t k0 = b * 12, k1 = e * 12 < K ? e * 12 : K;
+    int64_t k0, k1;
+    if (bf16) {
+        /* whole panels of one tap's channels (weights_bf16_rows) */
+        const int64_t per_tap = (C + 11) / 12, taps = (int64_t)g->kh * g->kw;
+        cnn_split_range((long)(taps * per_tap), ith, nth, &b, &e);
+        k0 = b / per_tap * C + C * (b % per_tap) / per_tap;
+        k1 = e / per_tap * C + C * (e % per_tap) / per_tap;
+    } else {
+        cnn_split_range((long)((K + 11) / 12), ith, nth, &b, &e);
+        k0 = b * 12, k1 = e * 12 < K ? e * 12 : K;
+    }
     if (k0 >= k1)
         return;
     const implicit_layout L = implicit_layout_of(g);
@@ -647,9 +713,14 @@ static void weights_worker(void *p, int ith, int nth)
             int64_t ci = k % C, t = k / C, ky = t / g->kw, kx = t % g->kw;
             rows[k - k0] = origin + ky * g->dh * pitch + kx * g->dw * C + ci;
         }
-        cnn_gemm_pack_b(j->io->gemm, false, F, (int)(z - a), j->io->dy + a * F, F, bp);
-        cnn_gemm_gather(j->io->gemm, ith, (int)(k1 - k0), F, (int)(z - a), rows, koff, bp, 1.0f,
-                        j->c->base.params[0].grad + k0 * F, F);
+        if (bf16) {
+            cnn_gemm_bf16_pack_b(j->io->gemm, F, (int)(z - a), j->io->dy + a * F, F, bp);
+            weights_bf16_rows(j, ith, k0, k1, (int)(z - a), rows, koff, bp);
+        } else {
+            cnn_gemm_pack_b(j->io->gemm, false, F, (int)(z - a), j->io->dy + a * F, F, bp);
+            cnn_gemm_gather(j->io->gemm, ith, (int)(k1 - k0), F, (int)(z - a), rows, koff, bp,
+                            1.0f, j->c->base.params[0].grad + k0 * F, F);
+        }
         a = z;
     }
 }
@@ -662,7 +733,8 @@ static bool weights_implicit_ok(const conv2d_layer *c, const cnn_layer_io *io, i
                                 int64_t *per_worker, bool *parallel)
 {
     const cnn_conv_geom *g = &c->geom;
-    if (io->bf16 || columns_are_input(g) || !cnn_gemm_gather_supported(io->gemm))
+    if (columns_are_input(g)
+        || !(io->bf16 ? bf16_fast(io) : cnn_gemm_gather_supported(io->gemm)))
         return false;
     implicit_layout L = implicit_layout_of(g);
     int64_t two = L.copy ? 2 * (L.hp * L.wp * g->c + 16) : 2 * (int64_t)g->h * g->w * g->c;
@@ -848,7 +920,7 @@ static void conv2d_forward(cnn_layer *l, const cnn_layer_io *io)
         direct_forward(c, io, isa, nb);
         return;
     }
-    if (fused_ok(g, io)) {
+    if (fused_ok(g, F, io, io->tile_floats)) {
         fused_job job = {.g = g, .x = io->x, .w = l->params[0].value,
                          .bias = l->n_params > 1 ? l->params[1].value : NULL, .F = F,
                          .activate = io->fuse_activation, .activation = l->activation,
@@ -908,7 +980,7 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
     }
     if (!io->dx)
         return;
-    if (transposed_ok(g, io)) {
+    if (transposed_ok(c, io)) {
         transposed_backward(c, io); /* writes every dx */
         return;
     }
