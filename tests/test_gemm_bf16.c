@@ -147,7 +147,8 @@ static void test_shapes(cnn_gemm_ctx *one, cnn_gemm_ctx *two, cnn_rng *r)
         bf16_case big[] = {
             {ta, tb, 100, 70, 2201, 1, 1.0f, 1.0f},  /* three K blocks, odd */
             {ta, tb, 30, 600, 1100, 0, 1.0f, 0.0f},  /* two K blocks, two column blocks */
-            {ta, tb, 37, 1100, 45, 0, 1.0f, 0.0f},   /* N > NC: column blocks, split by columns */
+            {ta, tb, 37, 1100, 45, 0, 1.0f, 0.0f},   /* short K: all columns in one B block */
+            {ta, tb, 20, 1100, 1024, 0, 1.0f, 0.5f}, /* K = KC: three column blocks */
             {ta, tb, 500, 19, 23, 2, -0.5f, 0.75f},  /* split by rows */
             {ta, tb, 64, 64, 800, 0, 1.0f, 0.0f},    /* conv2 forward, 8 x 8 pixels */
         };
@@ -227,7 +228,7 @@ static void test_gather(cnn_gemm_ctx *ctx, cnn_rng *r)
         /* M, N, K, run */
         {12, 32, 100, 32}, {37, 70, 901, 7}, {96, 64, 800, 32}, {25, 64, 800, 33},
         {13, 5, 385, 1},   {100, 33, 17, 16}, {11, 530, 1100, 64}, {30, 40, 2201, 130},
-        {1, 1, 1, 1},      {64, 64, 384, 20},
+        {1, 1, 1, 1},      {64, 64, 384, 20},  {11, 1100, 1024, 64},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         for (int b = 0; b < 2; b++)
