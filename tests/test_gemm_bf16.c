@@ -8,9 +8,10 @@
  *     transposes, alpha/beta, padded leading dimensions), on 1 and 2
  *     threads;
  *   - the implicit-GEMM entry points (B packed once; A in rows with a stride,
- *     or gathered: rows of adjacent floats, runs of koff of every length,
- *     scattered floats) bit-identical to the reference, with odd K, two K
+ *     or gathered: rows of adjacent floats or bfloat16 bits, runs of koff of
+ *     every length, scattered floats) bit-identical to the reference, with odd K, two K
  *     blocks, two column blocks, ragged panels, beta 0 and 1;
+ *   - cnn_bf16_convert rounds as cnn_bf16_from_float;
  *   - without bfloat16 (allow_bf16 false) it is cnn_gemm exactly. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -171,10 +172,12 @@ static void gather_case(cnn_gemm_ctx *ctx, int M, int N, int K, int run, float b
     float *G = malloc((size_t)M * spread * sizeof *G), *T = malloc((size_t)K * stride * sizeof *T);
     float *C0 = malloc((size_t)M * N * sizeof *C0), *ref = malloc((size_t)M * N * sizeof *ref);
     float *out = malloc((size_t)M * N * sizeof *out);
-    float *bp = aligned_alloc(64, (cnn_gemm_bf16_packed_b_floats(K, N) * sizeof(float) + 63) / 64 * 64);
+    size_t bytes = (cnn_gemm_bf16_packed_b_floats(K, N) * sizeof(float) + 63) / 64 * 64;
+    float *bp = aligned_alloc(64, bytes);
+    uint16_t *T16 = malloc((size_t)K * stride * sizeof *T16);
     const float **rows = malloc((size_t)M * sizeof *rows);
     int *koff = malloc((size_t)K * sizeof *koff);
-    if (!A || !B || !G || !T || !C0 || !ref || !out || !bp || !rows || !koff) {
+    if (!A || !B || !G || !T || !C0 || !ref || !out || !bp || !rows || !koff || !T16) {
         fprintf(stderr, "test_gemm_bf16: out of memory\n");
         exit(1);
     }
@@ -191,18 +194,24 @@ static void gather_case(cnn_gemm_ctx *ctx, int M, int N, int K, int run, float b
             G[i * spread + (long)(k / run) * gap + k % run] = A[(long)i * lda + k];
             T[(long)k * stride + i] = A[(long)i * lda + k];
         }
+    for (long i = 0; i < (long)K * stride; i++)
+        T[i] = i % stride < M ? T[i] : 0.0f;
+    cnn_bf16_convert(T, T16, (long)K * stride);
     memcpy(ref, C0, (size_t)M * N * sizeof *ref);
     cnn_gemm_bf16_reference(false, false, M, N, K, 1.0f, A, lda, B, N, beta, ref, N);
     cnn_gemm_bf16_pack_b(ctx, N, K, B, N, bp);
     char what[120];
-    for (int layout = -1; layout < 3; layout++) {
+    for (int layout = -1; layout < 4; layout++) {
         for (int i = 0; i < M; i++)
             rows[i] = layout == 0 ? A + (long)i * lda : layout == 1 ? G + i * spread : T + i;
         for (int k = 0; k < K; k++)
             koff[k] = layout == 0 ? k : layout == 1 ? (k / run) * gap + k % run : k * stride;
+        /* 3: layout 2 from bfloat16 bits (cnn_gemm_bf16_gather16) */
         memcpy(out, C0, (size_t)M * N * sizeof *out);
         if (layout < 0)
             cnn_gemm_bf16_serial_packed_b(ctx, 0, M, N, K, A, lda, bp, beta, out, N);
+        else if (layout == 3)
+            cnn_gemm_bf16_gather16(ctx, 0, M, N, K, T16, koff, bp, beta, out, N);
         else
             cnn_gemm_bf16_gather(ctx, 0, M, N, K, rows, koff, bp, beta, out, N);
         snprintf(what, sizeof what, "layout %d M=%d N=%d K=%d run=%d beta=%g", layout, M, N, K,
@@ -217,7 +226,27 @@ static void gather_case(cnn_gemm_ctx *ctx, int M, int N, int K, int run, float b
         CHECK(bad < 0);
     }
     free(A), free(B), free(G), free(T), free(C0), free(ref), free(out), free(bp), free(rows);
-    free(koff);
+    free(koff), free(T16);
+}
+
+/* cnn_bf16_convert rounds as cnn_bf16_from_float, tails and special values
+ * included. */
+static void test_convert(cnn_rng *r)
+{
+    float src[77];
+    uint16_t got[78];
+    static const uint32_t special[] = {0x3f808000u, 0x3f818000u, 0x7f800001u, 0x00400000u,
+                                       0x80400000u, 0x7f7fffffu, 0xff800000u, 0x3f807fffu};
+    for (int i = 0; i < 77; i++)
+        src[i] = i < 8 ? from_bits(special[i]) : uniform(r, -1e3f, 1e3f);
+    for (int n = 0; n <= 77; n += 11) {
+        memset(got, 0xAB, sizeof got);
+        cnn_bf16_convert(src, got, n);
+        bool same = got[n] == 0xABAB; /* nothing past n */
+        for (int i = 0; i < n; i++)
+            same &= got[i] == cnn_bf16_from_float(src[i]);
+        CHECK(same);
+    }
 }
 
 static void test_gather(cnn_gemm_ctx *ctx, cnn_rng *r)
@@ -281,6 +310,7 @@ int main(void)
         printf("test_gemm_bf16: no AVX512_BF16 on this CPU: reference and fallback only\n");
     test_shapes(one, two, &r);
     test_gather(one, &r);
+    test_convert(&r);
     test_fallback(one, &r);
     cnn_gemm_ctx_free(one);
     cnn_gemm_ctx_free(two);

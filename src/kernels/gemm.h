@@ -111,6 +111,15 @@ void cnn_gemm_bf16_gather(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
                           const float *const *rows, const int *koff, const float *bpacked,
                           float beta, float *C, int ldc);
 
+/* The same with A(i, k) = a[i + koff[k]] in bfloat16 bits (M adjacent rows:
+ * Conv2D's backward-weights, one tap's channels over pixels, from a band
+ * converted once by cnn_bf16_convert); the same bits as cnn_gemm_bf16 on
+ * those values. */
+void cnn_gemm_bf16_gather16(cnn_gemm_ctx *ctx, int ith, int M, int N, int K, const uint16_t *a,
+                            const int *koff, const float *bpacked, float beta, float *C, int ldc);
+/* dst[i] = cnn_bf16_from_float(src[i]), i < n (vcvtne2ps2bf16 where it can). */
+void cnn_bf16_convert(const float *src, uint16_t *dst, long n);
+
 /* For gemm_bf16.c, which shares the context's pool and packing buffers. */
 bool cnn_gemm_ctx_is_naive(const cnn_gemm_ctx *ctx);
 bool cnn_gemm_ctx_has_bf16(const cnn_gemm_ctx *ctx);

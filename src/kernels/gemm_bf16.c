@@ -316,7 +316,9 @@ BF16_TARGET static void convert_row(int kc, const float *s, uint32_t *d)
 
 /* ---- Micro-kernel ------------------------------------------------------------ */
 
-enum { BF16_A_KMAJOR, BF16_A_IMAJOR }; /* A panel [kc2][MR] or [MR][kc2] */
+/* A panel [kc2][MR], [MR][kc2], or [kc2][16] (pack_group16: each pair's
+ * words one aligned 64-byte store) */
+enum { BF16_A_KMAJOR, BF16_A_IMAJOR, BF16_A_KMAJOR16 };
 
 #define BF16_ROWS12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
@@ -328,7 +330,8 @@ bf16_body(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t 
           const uint32_t *b, float *c, long ldc, float alpha, float beta, int n,
           const float *pf, long pf_ld)
 {
-    const long si = MODE == BF16_A_KMAJOR ? 1 : kc2, sk = MODE == BF16_A_KMAJOR ? BF16_MR : 1;
+    const long si = MODE == BF16_A_IMAJOR ? kc2 : 1;
+    const long sk = MODE == BF16_A_IMAJOR ? 1 : MODE == BF16_A_KMAJOR ? BF16_MR : 16;
     /* C's rows, read by the epilogue: a short K (Dense's backward-weights,
      * K = the batch) leaves the dot products too little time to hide them */
     for (int i = 0; i < ROWS; i++) {
@@ -407,6 +410,11 @@ BF16_TARGET static void ukernel_bf16_12x32(int kc2, const uint32_t *a, int amode
             BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 2)
         else
             BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 1)
+    } else if (amode == BF16_A_KMAJOR16) {
+        if (n > 16)
+            BF16_DISPATCH_ROWS(BF16_A_KMAJOR16, 2)
+        else
+            BF16_DISPATCH_ROWS(BF16_A_KMAJOR16, 1)
     } else {
         if (n > 16)
             BF16_DISPATCH_ROWS(BF16_A_IMAJOR, 2)
@@ -527,7 +535,8 @@ BF16_TARGET static inline void convert_halves(int kc, const float *s, uint16_t *
     for (int k = 0; k < kc; k += 32) {
         int left = kc - k;
         __mmask16 m0 = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1);
-        __mmask16 m1 = (__mmask16)(left >= 32 ? 0xFFFFu : left > 16 ? (1u << (left - 16)) - 1 : 0);
+        __mmask16 m1 =
+            (__mmask16)(left >= 32 ? 0xFFFFu : left > 16 ? (1u << (left - 16)) - 1 : 0);
         __mmask32 st = left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1;
         __m512 lo = _mm512_maskz_loadu_ps(m0, s + k);
         __m512 hi = m1 ? _mm512_maskz_loadu_ps(m1, s + k + 16) : _mm512_setzero_ps();
@@ -622,6 +631,112 @@ BF16_TARGET static void bf16_gather_run(cnn_gemm_ctx *ctx, int ith, int M, int N
                 }
             }
         }
+    }
+}
+
+/* ---- Adjacent rows from bfloat16 (Conv2D's backward-weights) ---------------
+ * A(i, k) = a[i + koff[k]], bfloat16 bits (the input band converted once),
+ * M adjacent rows (one tap's channels): a pair of k is two loads of 32
+ * rows and two word interleaves, stored into every panel they cover; the
+ * float gather converted and interleaved each 12-row panel's floats. */
+enum { BF16_GROUP_PANELS = 32 }; /* panels packed at once, within the buffer (gemm_bf16_buffer) */
+
+/* Panel p of the group (rows i0[p] .. i0[p + 1]) at ap + p * stride words,
+ * [kc2][16] (BF16_A_KMAJOR16): each pair's words one aligned store, where
+ * [kc2][MR]'s 48-byte rows split three stores in four across cache lines
+ * (the packing took a fifth of the large layer's backward-weights). */
+static long group_stride(int kc2) { return (long)kc2 * 16; }
+
+BF16_TARGET static void pack_group16(const uint16_t *a, const int *koff, int pc, int kc,
+                                     const int *i0, int np, uint32_t *ap)
+{
+    /* word j of lo = (x0[j], x1[j]), of hi = (x0[16 + j], x1[16 + j]) */
+    static const uint16_t lo_idx[32] = {0,  32, 1,  33, 2,  34, 3,  35, 4,  36, 5,
+                                        37, 6,  38, 7,  39, 8,  40, 9,  41, 10, 42,
+                                        11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+    static const uint16_t hi_idx[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21,
+                                        53, 22, 54, 23, 55, 24, 56, 25, 57, 26, 58,
+                                        27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
+    const __m512i il = _mm512_loadu_si512(lo_idx), ih = _mm512_loadu_si512(hi_idx);
+    const int r0 = i0[0], rows = i0[np] - r0, vecs = (rows + 15) / 16;
+    const long stride = group_stride((kc + 1) / 2);
+    /* panel p's 16 words from vectors first[p] and first[p] + 1, shifted */
+    int first[BF16_GROUP_PANELS];
+    __m512i sel[BF16_GROUP_PANELS];
+    for (int p = 0; p < np; p++) {
+        int off = i0[p] - r0, sh = off % 16;
+        uint32_t idx[16];
+        for (int q = 0; q < 16; q++)
+            idx[q] = (uint32_t)(sh + q); /* 16.. : the next vector's */
+        first[p] = off / 16;
+        sel[p] = _mm512_loadu_si512(idx);
+    }
+    __m512i v[2 * BF16_GROUP_PANELS * BF16_MR / 16 + 2];
+    const int *ko = koff + pc;
+    for (int k = 0, k2 = 0; k < kc; k += 2, k2++) {
+        const uint16_t *s0 = a + ko[k] + r0, *s1 = k + 1 < kc ? a + ko[k + 1] + r0 : NULL;
+        for (int c = 0; c < vecs; c += 2) {
+            int left = rows - 16 * c;
+            __mmask32 lm = left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1;
+            __m512i x0 = _mm512_maskz_loadu_epi16(lm, s0 + 16 * c);
+            __m512i x1 = s1 ? _mm512_maskz_loadu_epi16(lm, s1 + 16 * c) : _mm512_setzero_si512();
+            v[c] = _mm512_permutex2var_epi16(x0, il, x1);
+            v[c + 1] = _mm512_permutex2var_epi16(x0, ih, x1);
+        }
+        v[vecs + (vecs & 1)] = _mm512_setzero_si512();
+        for (int p = 0; p < np; p++)
+            _mm512_store_si512(ap + p * stride + (long)k2 * 16,
+                                _mm512_permutex2var_epi32(v[first[p]], sel[p], v[first[p] + 1]));
+    }
+}
+
+BF16_TARGET static void bf16_gather16_run(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
+                                          const uint16_t *a, const int *koff,
+                                          const uint32_t *bpacked, float beta, float *C, int ldc)
+{
+    const int kstep = cnn_gemm_bf16_kstep(K);
+    const long nstep = bf16_nstep(N, kstep), K2 = (K + 1) / 2;
+    const int panels = (M + BF16_MR - 1) / BF16_MR;
+    uint32_t *ap = (uint32_t *)cnn_gemm_ctx_buffer(ctx, ith);
+    int i0[BF16_GROUP_PANELS + 1];
+    for (int pc = 0; pc < K; pc += kstep) {
+        int kc = K - pc < kstep ? K - pc : kstep, kc2 = (kc + 1) / 2;
+        float b = pc == 0 ? beta : 1.0f;
+        for (int g0 = 0; g0 < panels; g0 += BF16_GROUP_PANELS) {
+            int np = panels - g0 < BF16_GROUP_PANELS ? panels - g0 : BF16_GROUP_PANELS;
+            for (int p = 0; p <= np; p++)
+                i0[p] = (int)((long)M * (g0 + p) / panels);
+            pack_group16(a, koff, pc, kc, i0, np, ap);
+            for (int p = 0; p < np; p++) {
+                int m = i0[p + 1] - i0[p];
+                const uint32_t *pa = ap + p * group_stride(kc2);
+                for (long jc = 0; jc < N; jc += nstep) {
+                    int nc = (int)(N - jc < nstep ? N - jc : nstep);
+                    long ncpad = (nc + BF16_NR - 1) / BF16_NR * BF16_NR;
+                    const uint32_t *bp = bpacked + jc * K2 + (long)(pc / 2) * ncpad;
+                    for (int jr = 0; jr < nc; jr += BF16_NR) {
+                        int n = nc - jr < BF16_NR ? nc - jr : BF16_NR;
+                        ukernel_bf16_12x32(kc2, pa, BF16_A_KMAJOR16, bp + (long)jr * kc2,
+                                           C + (long)i0[p] * ldc + jc + jr, ldc, 1.0f, b, m, n,
+                                           NULL, 0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+BF16_TARGET static void convert_bf16(const float *s, uint16_t *d, long n)
+{
+    for (long k = 0; k < n; k += 32) {
+        long left = n - k;
+        __mmask16 m0 = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1);
+        __mmask16 m1 =
+            (__mmask16)(left >= 32 ? 0xFFFFu : left > 16 ? (1u << (left - 16)) - 1 : 0);
+        __mmask32 st = left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1;
+        __m512 lo = _mm512_maskz_loadu_ps(m0, s + k);
+        __m512 hi = m1 ? _mm512_maskz_loadu_ps(m1, s + k + 16) : _mm512_setzero_ps();
+        _mm512_mask_storeu_epi16(d + k, st, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
     }
 }
 
@@ -742,6 +857,35 @@ void cnn_gemm_bf16_serial_packed_b(cnn_gemm_ctx *ctx, int ith, int M, int N, int
                         C, ldc);
 #else
     (void)ctx, (void)ith, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)bpacked;
+    (void)beta, (void)C, (void)ldc;
+#endif
+}
+
+void cnn_bf16_convert(const float *src, uint16_t *dst, long n)
+{
+#ifdef BF16_X86
+    /* CPUID, cached: it traps to the hypervisor in a VM (microseconds) */
+    static int has = -1;
+    int h = __atomic_load_n(&has, __ATOMIC_RELAXED);
+    if (h < 0)
+        __atomic_store_n(&has, h = cnn_gemm_bf16_supported(), __ATOMIC_RELAXED);
+    if (h) {
+        convert_bf16(src, dst, n);
+        return;
+    }
+#endif
+    for (long i = 0; i < n; i++)
+        dst[i] = cnn_bf16_from_float(src[i]);
+}
+
+void cnn_gemm_bf16_gather16(cnn_gemm_ctx *ctx, int ith, int M, int N, int K, const uint16_t *a,
+                            const int *koff, const float *bpacked, float beta, float *C, int ldc)
+{
+#ifdef BF16_X86
+    if (M > 0 && N > 0 && K > 0)
+        bf16_gather16_run(ctx, ith, M, N, K, a, koff, (const uint32_t *)bpacked, beta, C, ldc);
+#else
+    (void)ctx, (void)ith, (void)M, (void)N, (void)K, (void)a, (void)koff, (void)bpacked;
     (void)beta, (void)C, (void)ldc;
 #endif
 }
