@@ -73,16 +73,23 @@ run_one() {
         [ -e "$fb/logs/stop" ] && { kill -INT "$pid"; break; }
         sleep 5
     done
+    # libFuzzer's fork mode (fuzz_keras) may keep starting jobs after SIGINT:
+    # give it 30 s to finish its job and write its stats, then SIGTERM it.
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    termed=0
+    kill -0 "$pid" 2>/dev/null && { kill -TERM "$pid"; termed=1; }
     wait "$pid"
     rc=$?
     wall=$(( $(date +%s) - start ))
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$fb/logs/$h.log.$start" | tail -1)
-    [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' "$fb/logs/$h.log.$start" | tail -1 | tr -d '#')
+    # fork mode's own stats say 0: its progress lines ("#N: cov: ...") count the jobs' runs
+    [ -n "$execs" ] && [ "$execs" != 0 ] || execs=$(grep -o '^#[0-9]*' "$fb/logs/$h.log.$start" | tail -1 | tr -d '#')
     corpus=$(ls "$fb/corpus/$h" | wc -l)
     crashes=$(ls "$fb/crashes" | grep "^$h-" | grep -vc "^$h-slow-unit-")
     # libFuzzer exits 0 on SIGINT after its budget; anything else is a finding.
     status=ok
     [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ] && [ "$rc" -ne 72 ] && status="rc=$rc"
+    [ "$termed" -eq 1 ] && [ "$rc" -eq 143 ] && status=ok
     echo "$h cpu_s=$used wall_s=$wall execs=${execs:-?} corpus=$corpus crashes=$crashes $status" |
         tee -a "$fb/logs/summary.txt"
     [ "$crashes" -eq 0 ]
