@@ -529,11 +529,11 @@ typedef struct {
     long off;
 } bf16_run;
 
-/* kc floats, from s, as bfloat16 at d[0..kc) (d not word aligned). */
-BF16_TARGET static inline void convert_halves(int kc, const float *s, uint16_t *d)
+/* n floats, from s, as bfloat16 at d[0..n) (d need not be word aligned). */
+BF16_TARGET static inline void convert_bf16(const float *s, uint16_t *d, long n)
 {
-    for (int k = 0; k < kc; k += 32) {
-        int left = kc - k;
+    for (long k = 0; k < n; k += 32) {
+        long left = n - k;
         __mmask16 m0 = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1);
         __mmask16 m1 =
             (__mmask16)(left >= 32 ? 0xFFFFu : left > 16 ? (1u << (left - 16)) - 1 : 0);
@@ -592,7 +592,7 @@ BF16_TARGET static int pack_a_gather(const float *const *r, int m, const int *ko
             continue;
         }
         for (int q = 0; q < *nruns; q++)
-            convert_halves(runs[q].len, r[i] + runs[q].off, d + runs[q].k);
+            convert_bf16(r[i] + runs[q].off, d + runs[q].k, runs[q].len);
         if (kc & 1)
             d[kc] = 0; /* the missing k + 1 of the last pair */
     }
@@ -723,20 +723,6 @@ BF16_TARGET static void bf16_gather16_run(cnn_gemm_ctx *ctx, int ith, int M, int
                 }
             }
         }
-    }
-}
-
-BF16_TARGET static void convert_bf16(const float *s, uint16_t *d, long n)
-{
-    for (long k = 0; k < n; k += 32) {
-        long left = n - k;
-        __mmask16 m0 = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1);
-        __mmask16 m1 =
-            (__mmask16)(left >= 32 ? 0xFFFFu : left > 16 ? (1u << (left - 16)) - 1 : 0);
-        __mmask32 st = left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1;
-        __m512 lo = _mm512_maskz_loadu_ps(m0, s + k);
-        __m512 hi = m1 ? _mm512_maskz_loadu_ps(m1, s + k + 16) : _mm512_setzero_ps();
-        _mm512_mask_storeu_epi16(d + k, st, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
     }
 }
 
