@@ -1,10 +1,11 @@
 /* Trains the TensorFlow tutorial convnet on Fashion-MNIST:
  *   Conv2D(32, 5x5, same, relu) -> MaxPool 2x2 -> Conv2D(64, 5x5, same, relu)
  *   -> MaxPool 2x2 -> Flatten -> Dense(1024, relu) -> Dropout(0.4) -> Dense(10, softmax)
- * usage: fashion_mnist [DATA_DIR] [EPOCHS] [THREADS] [DTYPE_POLICY]
+ * usage: fashion_mnist [DATA_DIR] [EPOCHS] [THREADS] [DTYPE_POLICY] [SEED]
  * DATA_DIR defaults to /usr/share/datasets/fashion-mnist (Debian package
  * dataset-fashion-mnist); DTYPE_POLICY is float32 (the default) or
- * mixed_bfloat16. */
+ * mixed_bfloat16; SEED (default 42) sets the initial weights, the shuffling
+ * and the dropout masks (bench/bf16_accuracy.py trains with several). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -25,6 +26,7 @@ int main(int argc, char **argv)
     cnn_dtype_policy policy = CNN_DTYPE_POLICY_FLOAT32;
     if (argc > 4 && cnn_dtype_policy_from_name(argv[4], &policy))
         return fail("the dtype policy");
+    unsigned long long seed = argc > 5 ? strtoull(argv[5], NULL, 10) : 42;
     cnn_tensor *x = NULL, *y = NULL, *tx = NULL, *ty = NULL;
     if (cnn_dataset_load_mnist(dir, &x, &y, &tx, &ty))
         return fail("loading the data");
@@ -34,7 +36,7 @@ int main(int argc, char **argv)
 
     cnn_model *m = NULL;
     cnn_model_create(&m, cnn_shape_hwc(28, 28, 1));
-    cnn_model_set_seed(m, 42);
+    cnn_model_set_seed(m, seed);
     cnn_model_set_threads(m, threads);
     cnn_model_set_dtype_policy(m, policy);
     cnn_model_add_conv2d(m, cnn_conv2d(.filters = 32, .kernel_size = {5, 5},
