@@ -28,10 +28,10 @@ $(BUILD)/%.o: %.c $(wildcard include/*.h) $(wildcard src/*/*.h) $(wildcard cli/*
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
-# activation.c's wide tanh helpers take and return vectors but are always
-# inlined into functions built for their instruction set: no call crosses the
-# ABI GCC's -Wpsabi notes are about.
-$(BUILD)/src/kernels/activation.o: CFLAGS += -Wno-psabi
+# activation_simd.h's wide helpers (tanh, derivatives; activation.c, pool.c)
+# take and return vectors but are always inlined into functions built for
+# their instruction set: no call crosses the ABI GCC's -Wpsabi notes are about.
+$(BUILD)/src/kernels/activation.o $(BUILD)/src/kernels/pool.o: CFLAGS += -Wno-psabi
 
 # Only the API that include/cnn.h marks CNN_API leaves libcnn.so
 # (tests/test_exports.sh checks it); tests and fuzzers that need internals

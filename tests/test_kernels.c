@@ -1,5 +1,6 @@
 /* The batch-norm, depthwise and global-pooling kernels against their naive
- * twins, for every instruction set this CPU runs: random shapes with odd
+ * twins, and the MaxPooling2D ones against their generic (4-wide) build,
+ * for every instruction set this CPU runs: random shapes with odd
  * channel counts (vector tails), row strides wider than the channels,
  * forward and every backward pass. Where the fast kernel promises the same
  * bits as the naive one it must match exactly; where it sums differently
@@ -17,6 +18,7 @@
 #include "kernels/batch_norm.h"
 #include "kernels/depthwise.h"
 #include "kernels/global_pool.h"
+#include "kernels/pool.h"
 #include "test.h"
 
 static cnn_rng rng;
@@ -404,6 +406,162 @@ static void test_global_pool_values(void)
     CHECK(dx[0] == 5 && dx[1] == 10 && dx[2] == 5 && dx[3] == 10);
 }
 
+/* ---- MaxPooling2D -------------------------------------------------------------------- */
+
+/* Equal bits (so -0 != 0), any NaN matching any NaN: the fast paths must
+ * put NaN where the reference does, not its payload. */
+static void same_floats(const char *what, const float *a, const float *b, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float)) != 0 && !(isnan(a[i]) && isnan(b[i]))) {
+            fprintf(stderr, "%s: element %lld: %.9g != %.9g\n", what, (long long)i, (double)a[i],
+                    (double)b[i]);
+            CHECK(0);
+            return;
+        }
+    CHECK(1);
+}
+
+/* Values with many ties (so the first maximum must win), both zeros, and
+ * now and then NaN and infinities when special. */
+static float tie_value(bool special)
+{
+    static const float plain[] = {-1.5f, -0.5f, -0.0f, 0.0f, 0.5f, 2.0f};
+    int k = below(special ? 40 : 6);
+    if (k < 6)
+        return plain[k];
+    if (k == 6)
+        return NAN;
+    if (k == 7)
+        return INFINITY;
+    if (k == 8)
+        return -INFINITY;
+    return uniform(-3, 3);
+}
+
+static float *tie_floats(int64_t n, bool special)
+{
+    float *p = alloc_bytes((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        p[i] = tie_value(special);
+    return p;
+}
+
+static cnn_conv_geom pool_geom(int h, int w, int c, int kh, int kw, int sh, int sw, bool same)
+{
+    cnn_conv_geom g = {.h = h, .w = w, .c = c, .kh = kh, .kw = kw, .sh = sh, .sw = sw, .dh = 1,
+                       .dw = 1};
+    g.oh = cnn_conv_out_size(h, kh, sh, 1, same, &g.pad_top);
+    g.ow = cnn_conv_out_size(w, kw, sw, 1, same, &g.pad_left);
+    return g;
+}
+
+/* Every activation a layer before MaxPooling2D may fold into its backward
+ * (those whose derivative follows from the output). */
+static const cnn_activation folded[] = {
+    CNN_ACTIVATION_LINEAR,   CNN_ACTIVATION_RELU,         CNN_ACTIVATION_SIGMOID,
+    CNN_ACTIVATION_TANH,     CNN_ACTIVATION_SELU,         CNN_ACTIVATION_ELU,
+    CNN_ACTIVATION_SOFTPLUS, CNN_ACTIVATION_SOFTSIGN,     CNN_ACTIVATION_HARD_SIGMOID,
+    CNN_ACTIVATION_EXPONENTIAL, CNN_ACTIVATION_RELU6,     CNN_ACTIVATION_LEAKY_RELU};
+
+/* isa against the generic build on one geometry: forward, backward (into
+ * a dx holding values, -0 among them) and, where the windows tile the
+ * input, backward over x for every folded activation; each whole and
+ * split in two row ranges as threads split it. */
+static void maxpool_case(cnn_isa isa, int batch, const cnn_conv_geom *g, bool special)
+{
+    char what[200];
+    snprintf(what, sizeof what,
+             "maxpool %s batch=%d %dx%dx%d pool %dx%d strides %dx%d pad %d,%d special=%d",
+             cnn_isa_name(isa), batch, g->h, g->w, g->c, g->kh, g->kw, g->sh, g->sw, g->pad_top,
+             g->pad_left, special);
+    const int64_t rows = (int64_t)batch * g->oh, xn = (int64_t)batch * g->h * g->w * g->c,
+                  yn = rows * g->ow * g->c, split = rows / 2;
+    float *x = tie_floats(xn, special), *dy = tie_floats(yn, special);
+    float *y0 = random_floats(yn, -1, 1), *y = random_floats(yn, -1, 1);
+    cnn_maxpool_forward(CNN_ISA_GENERIC, g, x, y0, 0, rows);
+    cnn_maxpool_forward(isa, g, x, y, 0, split);
+    cnn_maxpool_forward(isa, g, x, y, split, rows);
+    same_floats(what, y, y0, yn);
+
+    float *dx0 = tie_floats(xn, false), *dx = copy_floats(dx0, xn);
+    cnn_maxpool_backward(CNN_ISA_GENERIC, g, x, y0, dy, dx0, 0, rows);
+    cnn_maxpool_backward(isa, g, x, y0, dy, dx, 0, split);
+    cnn_maxpool_backward(isa, g, x, y0, dy, dx, split, rows);
+    same_floats(what, dx, dx0, xn);
+
+    if (g->sh == g->kh && g->sw == g->kw)
+        for (size_t a = 0; a < sizeof folded / sizeof *folded; a++) {
+            char act[240];
+            snprintf(act, sizeof act, "%s over x, %s", what, cnn_activation_name(folded[a]));
+            memcpy(dx0, x, (size_t)xn * sizeof(float));
+            memcpy(dx, x, (size_t)xn * sizeof(float));
+            cnn_maxpool_backward_over_x(CNN_ISA_GENERIC, g, dx0, y0, dy, folded[a], 0, rows);
+            cnn_maxpool_backward_over_x(isa, g, dx, y0, dy, folded[a], 0, split);
+            cnn_maxpool_backward_over_x(isa, g, dx, y0, dy, folded[a], split, rows);
+            same_floats(act, dx, dx0, xn);
+        }
+    free(x), free(dy), free(y0), free(y), free(dx0), free(dx);
+}
+
+static void test_maxpool(cnn_isa isa)
+{
+    /* 1, 3: all tail; 4, 7: the 4-wide run; 17, 29: 16 + (8) + (4) + tail */
+    static const int channels[] = {1, 3, 4, 7, 17, 29, 32, 64};
+    static const struct {
+        int kh, kw, sh, sw;
+    } pools[] = {
+        {2, 2, 2, 2}, {3, 3, 3, 3}, {1, 2, 1, 2}, /* tiling: backward over x too */
+        {3, 3, 2, 2}, {3, 2, 1, 1},               /* overlapping windows */
+        {2, 2, 3, 3}, {2, 1, 3, 2},               /* gaps between windows */
+    };
+    for (size_t i = 0; i < sizeof channels / sizeof *channels; i++)
+        for (size_t p = 0; p < sizeof pools / sizeof *pools; p++)
+            for (int same = 0; same < 2; same++) {
+                int h = pools[p].kh + below(7), w = pools[p].kw + below(7);
+                cnn_conv_geom g = pool_geom(h, w, channels[i], pools[p].kh, pools[p].kw,
+                                            pools[p].sh, pools[p].sw, same);
+                maxpool_case(isa, 1 + below(3), &g, below(2));
+            }
+    /* the tutorial convnet's two layers, with NaN and infinities */
+    cnn_conv_geom g1 = pool_geom(28, 28, 32, 2, 2, 2, 2, false);
+    cnn_conv_geom g2 = pool_geom(14, 14, 64, 2, 2, 2, 2, false);
+    maxpool_case(isa, 3, &g1, true);
+    maxpool_case(isa, 3, &g2, true);
+}
+
+/* Hand-worked: a tie goes to the first tap, NaN is never the maximum, and
+ * backward adds to the cell it hits only: a vector lane (channels 0-3)
+ * keeps -0 where it does not hit, as the scalar tail (channel 4) does. */
+static void test_maxpool_values(void)
+{
+    /* 1x2 input, 5 channels, one 1x2 window */
+    cnn_conv_geom g = pool_geom(1, 2, 5, 1, 2, 1, 2, false);
+    const float x[10] = {1, 4, NAN, -1, 7, 3, 4, 2, -1, 7};
+    const float dy[5] = {10, 20, 30, 40, 50};
+    static const cnn_isa isas[] = {CNN_ISA_GENERIC, CNN_ISA_AVX2, CNN_ISA_AVX512};
+    for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
+        if (!cnn_isa_supported(isas[i]))
+            continue;
+        float y[5], dx[10];
+        cnn_maxpool_forward(isas[i], &g, x, y, 0, 1);
+        CHECK(y[0] == 3 && y[1] == 4 && y[2] == 2 && y[3] == -1 && y[4] == 7);
+        for (int k = 0; k < 10; k++)
+            dx[k] = -0.0f;
+        cnn_maxpool_backward(isas[i], &g, x, y, dy, dx, 0, 1);
+        CHECK(dx[5] == 10 && dx[1] == 20 && dx[7] == 30 && dx[3] == 40 && dx[4] == 50);
+        CHECK(signbit(dx[0]) && signbit(dx[6]) && signbit(dx[2]) && signbit(dx[8])
+              && signbit(dx[9]));
+        float over[10];
+        memcpy(over, x, sizeof over);
+        cnn_maxpool_backward_over_x(isas[i], &g, over, y, dy, CNN_ACTIVATION_RELU, 0, 1);
+        /* relu: f'(y) = 0 at y = -1 (channel 3) */
+        CHECK(over[5] == 10 && over[1] == 20 && over[7] == 30 && over[4] == 50);
+        CHECK(over[0] == 0 && over[6] == 0 && over[2] == 0 && over[3] == 0 && over[8] == 0
+              && over[9] == 0);
+    }
+}
+
 /* ---- Through the layers: 1 and 2 threads --------------------------------------------- */
 
 /* DepthwiseConv2D -> BatchNormalization -> SeparableConv2D (stride 2,
@@ -529,11 +687,13 @@ int main(void)
         test_bn(isas[i]);
         test_depthwise(isas[i]);
         test_global_pool(isas[i]);
+        test_maxpool(isas[i]);
     }
     test_tanh_widths();
     test_bn_values();
     test_depthwise_values();
     test_global_pool_values();
+    test_maxpool_values();
     test_layers_threads(false, 24);
     test_layers_threads(true, 24);
     test_layers_threads(false, 20);

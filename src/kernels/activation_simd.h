@@ -2,7 +2,9 @@
  * kernels/activation.c: the same operations as v4_exp and v4_tanh there,
  * lane by lane and in the same order (no fused multiply-add: the file
  * turns contraction off), so every lane gets the bits the 4-wide code
- * gives. A template included once per width; no include guard on purpose. */
+ * gives. And cnn_activation_derivative at that width, for kernels that
+ * fold it into their own pass (kernels/pool.c). A template included once
+ * per width; no include guard on purpose. */
 
 #define WSPLAT(v) ((CNN_V){0} + (v))
 #define WSIGN ((CNN_VI){0} + INT32_MIN)
@@ -49,6 +51,40 @@ CNN_ISA_BODY void CNN_SIMD_NAME(tanh_body)(float *y, int64_t n, int64_t *done)
     for (; i + CNN_SIMD_W <= n; i += CNN_SIMD_W)
         CNN_VSTORE(y + i, CNN_SIMD_NAME(wide_tanh)(CNN_VLOAD(y + i)));
     *done = i;
+}
+
+/* cnn_activation_derivative(a, y) lane by lane, with the same operations
+ * (so the same bits, NaN included, where the includer turns contraction
+ * off); softplus (libm's expm1f) and the ones it is never asked for (1)
+ * lane by lane through it. Inlined with a constant a, the switch folds. */
+CNN_ISA_BODY CNN_V CNN_SIMD_NAME(wide_derivative)(cnn_activation a, CNN_V y)
+{
+    const CNN_V zero = WSPLAT(0.0f), one = WSPLAT(1.0f);
+    switch (a) {
+    case CNN_ACTIVATION_LINEAR: return one;
+    case CNN_ACTIVATION_RELU: return CNN_VSELECT(y > zero, one, zero);
+    case CNN_ACTIVATION_SIGMOID: return y * (one - y);
+    case CNN_ACTIVATION_TANH: return one - y * y;
+    case CNN_ACTIVATION_SELU:
+        return CNN_VSELECT(y > zero, WSPLAT(CNN_SELU_SCALE),
+                           y + WSPLAT(CNN_SELU_SCALE * CNN_SELU_ALPHA));
+    case CNN_ACTIVATION_ELU: return CNN_VSELECT(y > zero, one, y + one);
+    case CNN_ACTIVATION_SOFTSIGN: {
+        CNN_V r = one - CNN_VSELECT(y < zero, -y, y); /* not a sign mask: NaN keeps its sign */
+        return r * r;
+    }
+    case CNN_ACTIVATION_HARD_SIGMOID:
+        return CNN_VSELECT((y > zero) & (y < one), WSPLAT(1.0f / 6.0f), zero);
+    case CNN_ACTIVATION_EXPONENTIAL: return y;
+    case CNN_ACTIVATION_RELU6: return CNN_VSELECT((y > zero) & (y < WSPLAT(6.0f)), one, zero);
+    case CNN_ACTIVATION_LEAKY_RELU: return CNN_VSELECT(y > zero, one, WSPLAT(CNN_LEAKY_RELU_SLOPE));
+    default: {
+        CNN_V d;
+        for (int i = 0; i < CNN_SIMD_W; i++)
+            d[i] = cnn_activation_derivative(a, y[i]);
+        return d;
+    }
+    }
 }
 
 #undef WSPLAT

@@ -51,13 +51,14 @@ static void pool_worker(void *p, int ith, int nth)
     cnn_split_range((long)io->batch * g->oh, ith, nth, &r0, &r1);
     bool max = j->l->ops->kind == CNN_LAYER_MAX_POOLING2D;
     if (j->backward && io->dx_over_x)
-        cnn_maxpool_backward_over_x(g, io->dx, io->y, io->dy, io->x_activation, r0, r1);
+        cnn_maxpool_backward_over_x(CNN_ISA_AUTO, g, io->dx, io->y, io->dy, io->x_activation, r0,
+                                    r1);
     else if (!j->backward && max)
-        cnn_maxpool_forward(g, io->x, io->y, r0, r1);
+        cnn_maxpool_forward(CNN_ISA_AUTO, g, io->x, io->y, r0, r1);
     else if (!j->backward)
         cnn_avgpool_forward(g, io->x, io->y, r0, r1);
     else if (max)
-        cnn_maxpool_backward(g, io->x, io->y, io->dy, io->dx, r0, r1);
+        cnn_maxpool_backward(CNN_ISA_AUTO, g, io->x, io->y, io->dy, io->dx, r0, r1);
     else
         cnn_avgpool_backward(g, io->dy, io->dx, r0, r1);
 }
