@@ -1,6 +1,7 @@
 /* Micro-benchmark of the batch-norm, depthwise and global-pooling kernels:
  * each naive twin against the fast version on every instruction set this
- * CPU runs, single-threaded, on one realistic shape each. Prints the best
+ * CPU runs, single-threaded, on one realistic shape each; and MaxPooling2D
+ * (no naive twin: its generic build is the reference). Prints the best
  * of REPS runs in milliseconds.
  *
  * usage: bench_kernels [REPS]        (make build/bench/bench_kernels) */
@@ -12,6 +13,7 @@
 #include "kernels/batch_norm.h"
 #include "kernels/depthwise.h"
 #include "kernels/global_pool.h"
+#include "kernels/pool.h"
 
 static double now(void)
 {
@@ -42,13 +44,18 @@ enum {
     GAP_BACKWARD,
     GMP_FORWARD,
     GMP_BACKWARD,
+    MP_FORWARD,
+    MP_BACKWARD,
+    MP_OVER_X,
     N_OPS
 };
 static const char *const op_names[N_OPS] = {
     "batch_norm forward (64,28,28,32)",     "batch_norm backward (64,28,28,32)",
     "depthwise 3x3 forward (64,48,48,32)",  "depthwise 3x3 backward (64,48,48,32)",
     "global avg pool forward (64,7,7,256)", "global avg pool backward (64,7,7,256)",
-    "global max pool forward (64,7,7,256)", "global max pool backward (64,7,7,256)"};
+    "global max pool forward (64,7,7,256)", "global max pool backward (64,7,7,256)",
+    "maxpool 2x2 forward (64,28,28,32)",    "maxpool 2x2 backward (64,28,28,32)",
+    "maxpool 2x2 backward over x, relu"};
 
 typedef struct {
     /* batch norm: rows x C */
@@ -64,6 +71,9 @@ typedef struct {
     int64_t gp_batch, gp_hw;
     int gp_c;
     float *gp_x, *gp_y, *gp_dy, *gp_dx;
+    /* max pooling 2x2 */
+    cnn_conv_geom mp;
+    float *mp_x, *mp_y, *mp_dy, *mp_dx;
 } bench_data;
 
 static void run(bench_data *b, int op, int isa)
@@ -133,6 +143,17 @@ static void run(bench_data *b, int op, int isa)
             cnn_global_maxpool_backward(s, b->gp_x, b->gp_dy, b->gp_dx, b->gp_batch, b->gp_hw,
                                         b->gp_c);
         break;
+    case MP_FORWARD:
+        cnn_maxpool_forward(s, &b->mp, b->mp_x, b->mp_y, 0, 64 * b->mp.oh);
+        break;
+    case MP_BACKWARD:
+        memset(b->mp_dx, 0, (size_t)64 * 28 * 28 * 32 * sizeof(float)); /* as the layer does */
+        cnn_maxpool_backward(s, &b->mp, b->mp_x, b->mp_y, b->mp_dy, b->mp_dx, 0, 64 * b->mp.oh);
+        break;
+    case MP_OVER_X: /* mp_dx holds a copy of x (made untimed) */
+        cnn_maxpool_backward_over_x(s, &b->mp, b->mp_dx, b->mp_y, b->mp_dy, CNN_ACTIVATION_RELU,
+                                    0, 64 * b->mp.oh);
+        break;
     }
 }
 
@@ -166,18 +187,29 @@ int main(int argc, char **argv)
     b.gp_x = floats(gp_n, -1, 1), b.gp_dx = floats(gp_n, 0, 1);
     b.gp_y = floats(b.gp_batch * b.gp_c, 0, 1), b.gp_dy = floats(b.gp_batch * b.gp_c, -1, 1);
 
+    b.mp = (cnn_conv_geom){
+        .h = 28, .w = 28, .c = 32, .kh = 2, .kw = 2, .sh = 2, .sw = 2, .dh = 1, .dw = 1};
+    b.mp.oh = cnn_conv_out_size(28, 2, 2, 1, 0, &b.mp.pad_top);
+    b.mp.ow = cnn_conv_out_size(28, 2, 2, 1, 0, &b.mp.pad_left);
+    int64_t mp_n = (int64_t)64 * 28 * 28 * 32, mp_out = (int64_t)64 * 14 * 14 * 32;
+    b.mp_x = floats(mp_n, 0, 1), b.mp_dx = floats(mp_n, 0, 0);
+    b.mp_y = floats(mp_out, 0, 0), b.mp_dy = floats(mp_out, -1, 1);
+    cnn_maxpool_forward(CNN_ISA_GENERIC, &b.mp, b.mp_x, b.mp_y, 0, 64 * b.mp.oh);
+
     static const cnn_isa isas[] = {CNN_ISA_GENERIC, CNN_ISA_AVX2, CNN_ISA_AVX512};
     printf("%-40s %10s %10s %10s %10s  (ms, best of %d, 1 thread)\n", "kernel", "naive", "generic",
            "avx2", "avx512", reps);
     for (int op = 0; op < N_OPS; op++) {
         printf("%-40s", op_names[op]);
         for (int v = -1; v < 3; v++) {
-            if (v >= 0 && !cnn_isa_supported(isas[v])) {
+            if ((v >= 0 && !cnn_isa_supported(isas[v])) || (v < 0 && op >= MP_FORWARD)) {
                 printf(" %10s", "-");
                 continue;
             }
             double best = 1e30;
             for (int r = 0; r < reps + 1; r++) { /* one warm-up run */
+                if (op == MP_OVER_X)
+                    memcpy(b.mp_dx, b.mp_x, (size_t)mp_n * sizeof(float));
                 double t0 = now();
                 run(&b, op, v < 0 ? -1 : (int)isas[v]);
                 double t = now() - t0;
