@@ -1,7 +1,8 @@
 /* Instruction sets for the hand-vectorised kernels (batch_norm, depthwise,
- * global_pool), chosen at run time like cnn_gemm's micro-kernels: the
- * default build has no -march, so each kernel body is compiled once per
- * instruction set (target attributes) and the caller picks one.
+ * global_pool, pool's max pooling), chosen at run time like cnn_gemm's
+ * micro-kernels: the default build has no -march, so each kernel body is
+ * compiled once per instruction set (target attributes) and the caller
+ * picks one.
  *
  * The bodies are written with GCC/clang vector types (CNN_SIMD_TYPES
  * below) of the clone's register width. They use no fused multiply-add
