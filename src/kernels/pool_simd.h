@@ -30,48 +30,37 @@ CNN_ISA_BODY int CNN_SIMD_NAME(fwd_run)(const pool_win *w, const float *x, float
 #endif
 }
 
-/* dx += dy at each window's first maximum (a masked add: dx elsewhere keeps
- * its bits, -0 included, as in the scalar tail). */
+/* The backward passes, f and over constants where inlined from the
+ * bodies below (so that the derivative folds into the loop): dy routed to
+ * each lane's first tap equal to the maximum y, there added to dst (a
+ * masked add: dst elsewhere keeps its bits, -0 included, as in the scalar
+ * tail) or, over (dst is x), dy f'(y) stored there (-0 too) and +0 at the
+ * other taps. */
 CNN_ISA_BODY int CNN_SIMD_NAME(bwd_run)(const pool_win *w, const float *x, const float *y,
-                                        const float *dy, float *dx, int c)
+                                        const float *dy, float *dst, cnn_activation f, bool over,
+                                        int c)
 {
     for (; c + CNN_SIMD_W <= w->c; c += CNN_SIMD_W) {
-        const CNN_V ymax = CNN_VLOAD(y + c), grad = CNN_VLOAD(dy + c);
+        const CNN_V ymax = CNN_VLOAD(y + c);
+        CNN_V grad = CNN_VLOAD(dy + c);
+        if (over)
+            grad = grad * CNN_SIMD_NAME(wide_derivative)(f, ymax);
         CNN_VI open = ~(CNN_VI){0};
         for (int i = 0; i < w->rows; i++)
             for (int j = 0; j < w->cols; j++) {
                 int64_t k = w->at + i * w->rs + (int64_t)j * w->c + c;
                 CNN_VI hit = (CNN_VLOAD(x + k) == ymax) & open;
-                CNN_V d = CNN_VLOAD(dx + k);
-                CNN_VSTORE(dx + k, CNN_VSELECT(hit, d + grad, d));
+                if (over) {
+                    CNN_VSTORE(dst + k, (CNN_V)((CNN_VI)grad & hit));
+                } else {
+                    CNN_V d = CNN_VLOAD(dst + k);
+                    CNN_VSTORE(dst + k, CNN_VSELECT(hit, d + grad, d));
+                }
                 open &= ~hit;
             }
     }
 #if CNN_SIMD_W > 4
-    return POOL_NARROWER(bwd_run)(w, x, y, dy, dx, c);
-#else
-    return c;
-#endif
-}
-
-/* x := dy f'(y) at each window's first maximum, 0 at its other taps. */
-CNN_ISA_BODY int CNN_SIMD_NAME(over_x_run)(const pool_win *w, float *x, const float *y,
-                                           const float *dy, cnn_activation f, int c)
-{
-    for (; c + CNN_SIMD_W <= w->c; c += CNN_SIMD_W) {
-        const CNN_V ymax = CNN_VLOAD(y + c);
-        const CNN_VI grad = (CNN_VI)(CNN_VLOAD(dy + c) * CNN_SIMD_NAME(wide_derivative)(f, ymax));
-        CNN_VI open = ~(CNN_VI){0};
-        for (int i = 0; i < w->rows; i++)
-            for (int j = 0; j < w->cols; j++) {
-                float *p = x + w->at + i * w->rs + (int64_t)j * w->c + c;
-                CNN_VI hit = (CNN_VLOAD(p) == ymax) & open;
-                CNN_VSTORE(p, (CNN_V)(grad & hit));
-                open &= ~hit;
-            }
-    }
-#if CNN_SIMD_W > 4
-    return POOL_NARROWER(over_x_run)(w, x, y, dy, f, c);
+    return POOL_NARROWER(bwd_run)(w, x, y, dy, dst, f, over, c);
 #else
     return c;
 #endif
@@ -99,9 +88,9 @@ CNN_ISA_BODY void CNN_SIMD_NAME(forward_body)(const cnn_conv_geom *g, const floa
         }
 }
 
-CNN_ISA_BODY void CNN_SIMD_NAME(backward_body)(const cnn_conv_geom *g, const float *x,
-                                               const float *y, const float *dy, float *dx,
-                                               int64_t r0, int64_t r1)
+CNN_ISA_BODY void CNN_SIMD_NAME(backward_rows)(const cnn_conv_geom *g, const float *x,
+                                               const float *y, const float *dy, float *dst,
+                                               cnn_activation f, bool over, int64_t r0, int64_t r1)
 {
     const int64_t off = r0 * g->ow * (int64_t)g->c;
     y += off;
@@ -109,35 +98,28 @@ CNN_ISA_BODY void CNN_SIMD_NAME(backward_body)(const cnn_conv_geom *g, const flo
     for (int64_t r = r0; r < r1; r++)
         for (int ox = 0; ox < g->ow; ox++, y += g->c, dy += g->c) {
             const pool_win w = window_of(g, r, ox);
-            for (int c = CNN_SIMD_NAME(bwd_run)(&w, x, y, dy, dx, 0); c < w.c; c++) {
+            for (int c = CNN_SIMD_NAME(bwd_run)(&w, x, y, dy, dst, f, over, 0); c < w.c; c++) {
                 int64_t k = first_max(&w, x, y[c], c);
+                if (!over) {
+                    if (k >= 0)
+                        dst[k] += dy[c];
+                    continue;
+                }
+                float grad = dy[c] * cnn_activation_derivative(f, y[c]);
+                for (int i = 0; i < w.rows; i++)
+                    for (int j = 0; j < w.cols; j++)
+                        dst[w.at + i * w.rs + (int64_t)j * w.c + c] = 0.0f;
                 if (k >= 0)
-                    dx[k] += dy[c];
+                    dst[k] = grad;
             }
         }
 }
 
-/* f a constant where inlined from over_x_body, so its derivative folds in */
-CNN_ISA_BODY void CNN_SIMD_NAME(over_x_rows)(const cnn_conv_geom *g, float *x, const float *y,
-                                             const float *dy, cnn_activation f, int64_t r0,
-                                             int64_t r1)
+CNN_ISA_BODY void CNN_SIMD_NAME(backward_body)(const cnn_conv_geom *g, const float *x,
+                                               const float *y, const float *dy, float *dx,
+                                               int64_t r0, int64_t r1)
 {
-    const int64_t off = r0 * g->ow * (int64_t)g->c;
-    y += off;
-    dy += off;
-    for (int64_t r = r0; r < r1; r++)
-        for (int ox = 0; ox < g->ow; ox++, y += g->c, dy += g->c) {
-            const pool_win w = window_of(g, r, ox);
-            for (int c = CNN_SIMD_NAME(over_x_run)(&w, x, y, dy, f, 0); c < w.c; c++) {
-                int64_t k = first_max(&w, x, y[c], c);
-                float grad = dy[c] * cnn_activation_derivative(f, y[c]);
-                for (int i = 0; i < w.rows; i++)
-                    for (int j = 0; j < w.cols; j++)
-                        x[w.at + i * w.rs + (int64_t)j * w.c + c] = 0.0f;
-                if (k >= 0)
-                    x[k] = grad;
-            }
-        }
+    CNN_SIMD_NAME(backward_rows)(g, x, y, dy, dx, CNN_ACTIVATION_LINEAR, false, r0, r1);
 }
 
 CNN_ISA_BODY void CNN_SIMD_NAME(over_x_body)(const cnn_conv_geom *g, float *x, const float *y,
@@ -145,11 +127,11 @@ CNN_ISA_BODY void CNN_SIMD_NAME(over_x_body)(const cnn_conv_geom *g, float *x, c
                                              int64_t r1)
 {
     if (f == CNN_ACTIVATION_RELU)
-        CNN_SIMD_NAME(over_x_rows)(g, x, y, dy, CNN_ACTIVATION_RELU, r0, r1);
+        CNN_SIMD_NAME(backward_rows)(g, x, y, dy, x, CNN_ACTIVATION_RELU, true, r0, r1);
     else if (f == CNN_ACTIVATION_LINEAR)
-        CNN_SIMD_NAME(over_x_rows)(g, x, y, dy, CNN_ACTIVATION_LINEAR, r0, r1);
+        CNN_SIMD_NAME(backward_rows)(g, x, y, dy, x, CNN_ACTIVATION_LINEAR, true, r0, r1);
     else
-        CNN_SIMD_NAME(over_x_rows)(g, x, y, dy, f, r0, r1);
+        CNN_SIMD_NAME(backward_rows)(g, x, y, dy, x, f, true, r0, r1);
 }
 
 #undef POOL_NARROWER
