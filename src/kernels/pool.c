@@ -35,7 +35,7 @@ static const float *in_row(const cnn_conv_geom *g, const float *x, int64_t n, in
 /* ---- MaxPooling2D: the reference (the baseline build's path) ------------------------ */
 
 static void maxpool_forward_ref(const cnn_conv_geom *g, const float *x, float *y, int64_t r0,
-                                    int64_t r1)
+                                int64_t r1)
 {
     const int C = g->c, C4 = C & ~3;
     y += r0 * g->ow * (int64_t)C;
@@ -61,7 +61,7 @@ static void maxpool_forward_ref(const cnn_conv_geom *g, const float *x, float *y
 }
 
 static void maxpool_backward_ref(const cnn_conv_geom *g, const float *x, const float *y,
-                                     const float *dy, float *dx, int64_t r0, int64_t r1)
+                                 const float *dy, float *dx, int64_t r0, int64_t r1)
 {
     const int C = g->c, C4 = C & ~3;
     const int64_t off = r0 * g->ow * (int64_t)C;
@@ -103,8 +103,8 @@ static void maxpool_backward_ref(const cnn_conv_geom *g, const float *x, const f
     }
 }
 
-static void maxpool_over_x_ref(const cnn_conv_geom *g, float *x, const float *y,
-                                   const float *dy, cnn_activation f, int64_t r0, int64_t r1)
+static void maxpool_over_x_ref(const cnn_conv_geom *g, float *x, const float *y, const float *dy,
+                               cnn_activation f, int64_t r0, int64_t r1)
 {
     const int C = g->c, C4 = C & ~3;
     const int64_t off = r0 * g->ow * (int64_t)C;
