@@ -596,12 +596,19 @@ typedef struct {
 } gemm_kernel;
 
 /* Fastest first. Block sizes for Zen 4 (32 KiB L1d, 1 MiB L2): the A
- * micro-panel (MR x KC, 18 KiB) stays in L1 across the jr loop, the B block
- * (KC x NC, 768 KiB) in L2 across the ir loop; measured, KC from 256 to 512
- * and NC from 256 to 1024 were all within a few percent. */
+ * micro-panel (MR x KC, 18 KiB) stays in L1 across the jr loop; measured,
+ * KC from 256 to 512 were all within a few percent. The AVX-512 B block
+ * spans 1024 columns (KC x NC, 1.5 MiB, more than L2): packing op(B) then
+ * reads whole 4 KiB rows of a 1024-wide B, where 512 columns read half a
+ * page and jumped to the next, which no hardware prefetcher follows. Dense
+ * 3136 -> 1024 at batch 64 (M = 64: the B block serves 6 row panels, B
+ * comes from memory) went from 83 to 93 GFLOP/s on one core (the same
+ * product on B packed beforehand: 104) with B out of cache; Conv2D (N = its
+ * filters) never has more than 512 columns; a square 1024 product and
+ * Dense's backward passes were the same or faster. */
 static const gemm_kernel gemm_kernels[] = {
 #ifdef GEMM_X86
-    {"avx512", 12, 32, 384, 512, ukernel_avx512_12x32, true, pack_strided_avx},
+    {"avx512", 12, 32, 384, 1024, ukernel_avx512_12x32, true, pack_strided_avx},
     {"avx2", 6, 16, 384, 512, ukernel_avx2_6x16, true, pack_strided_avx},
 #endif
     {"generic", 6, 8, 256, 256, ukernel_generic_6x8, false, pack_strided},
