@@ -62,7 +62,7 @@ def bf16_peak():
     peaks = {}
     for line in run([PEAK]).splitlines():
         p = json.loads(line)
-        if p["isa"] == "avx512bf16":
+        if p["kind"] == "peak" and p["isa"] == "avx512bf16":
             peaks[p["threads"]] = p["gflops"]
     return peaks
 

@@ -2,11 +2,16 @@
  * (AVX-512 and AVX2), on 1 and on all cores, and the bfloat16 dot-product
  * peak (vdpbf16ps, isa "avx512bf16": 64 flops an instruction) where the CPU
  * has it. Every kernel figure in docs/BENCHMARKS.md is read as a fraction
- * of the peak of its own instruction. Prints JSON lines. */
+ * of the peak of its own instruction. Also the memory read bandwidth
+ * ("kind": "bandwidth"), the limit of products whose operands come from
+ * memory once (a Dense layer's kernel at batch 1). Prints JSON lines. */
 #include <cpuid.h>
 #include <immintrin.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,6 +100,50 @@ static void measure(const char *isa, int wide, int threads)
            threads, flops / s / 1e9);
 }
 
+/* Memory read bandwidth: each thread sums its share of a buffer 16 times
+ * the size of any cache here (touched first, so no page faults count). */
+enum { BW_BYTES = 512 << 20, BW_PASSES = 3 };
+
+typedef struct {
+    const uint64_t *p;
+    long n;
+    volatile uint64_t sink;
+} bw_job;
+
+static void *bw_run(void *arg)
+{
+    bw_job *j = arg;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    for (long i = 0; i < j->n; i += 8) {
+        s0 ^= j->p[i], s1 ^= j->p[i + 1], s2 ^= j->p[i + 2], s3 ^= j->p[i + 3];
+        s4 ^= j->p[i + 4], s5 ^= j->p[i + 5], s6 ^= j->p[i + 6], s7 ^= j->p[i + 7];
+    }
+    j->sink = s0 ^ s1 ^ s2 ^ s3 ^ s4 ^ s5 ^ s6 ^ s7;
+    return NULL;
+}
+
+static void bandwidth(const uint64_t *buf, int threads)
+{
+    long words = BW_BYTES / 8, share = words / threads / 8 * 8;
+    double best = 1e30;
+    for (int pass = 0; pass < BW_PASSES; pass++) {
+        pthread_t t[64];
+        bw_job jobs[64];
+        double t0 = now();
+        for (int i = 0; i < threads; i++) {
+            jobs[i].p = buf + (long)i * share;
+            jobs[i].n = share;
+            pthread_create(&t[i], NULL, bw_run, &jobs[i]);
+        }
+        for (int i = 0; i < threads; i++)
+            pthread_join(t[i], NULL);
+        double s = now() - t0;
+        best = s < best ? s : best;
+    }
+    printf("{\"kind\": \"bandwidth\", \"threads\": %d, \"gbytes_s\": %.1f}\n", threads,
+           (double)share * threads * 8 / best / 1e9);
+}
+
 int main(void)
 {
     __builtin_cpu_init();
@@ -110,6 +159,16 @@ int main(void)
             measure("avx512bf16", 2, threads);
         if (threads * 2 > cores && threads != cores)
             threads = cores / 2;
+    }
+    uint64_t *buf = malloc(BW_BYTES);
+    if (buf) {
+        memset(buf, 1, BW_BYTES);
+        for (int threads = 1; threads <= cores; threads *= 2) {
+            bandwidth(buf, threads);
+            if (threads * 2 > cores && threads != cores)
+                threads = cores / 2;
+        }
+        free(buf);
     }
     return 0;
 }

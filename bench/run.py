@@ -138,10 +138,13 @@ def main():
     lines = []
     say = lambda s="": (print(s, flush=True), lines.append(s))
 
-    peak = {}
+    peak, bandwidth = {}, {}
     for line in subprocess.run([PEAK], capture_output=True, text=True, check=True).stdout.splitlines():
         p = json.loads(line)
-        peak[(p["isa"], p["threads"])] = p["gflops"]
+        if p["kind"] == "bandwidth":
+            bandwidth[p["threads"]] = p["gbytes_s"]
+        else:
+            peak[(p["isa"], p["threads"])] = p["gflops"]
     # float32 figures read against the FMA peak; the bf16 dot-product peak
     # (isa avx512bf16, bench/peak.c) is listed but is the peak of bf16 work only
     best_peak = {t: max(v for (isa, th), v in peak.items() if th == t and isa != "avx512bf16")
@@ -167,6 +170,10 @@ def main():
     say("|---|---|---|")
     for (isa, t), v in sorted(peak.items()):
         say(f"| {isa} | {t} | {v:.1f} |")
+    say()
+    say("Memory read bandwidth (`bench/peak.c`: each thread sums its share of 512 MiB): "
+        + ", ".join(f"{bandwidth[t]:.1f} GB/s on {t} thread{'s' if t > 1 else ''}"
+                    for t in sorted(bandwidth)) + ".")
     say()
 
     say("## Training throughput (images/s; forward + backward + SGD-momentum step)")
@@ -202,12 +209,21 @@ def main():
         bound = best_peak[t] * 1e9 / infer_flops / theirs[0]
         say(f"| batch 64, images/s | {t} | {fmt(*ours)} | {fmt(*theirs)} | "
             f"{ours[0] / theirs[0]:.2f} | {pct:.0f}% | {bound:.2f} |")
+    # batch 1 reads every weight once per image: the time of that read at
+    # the measured bandwidth is a floor besides the FMA one
+    weight_bytes = 4 * (25 * 32 + 32 + 800 * 64 + 64 + 3136 * 1024 + 1024 + 1024 * 10 + 10)
     for t in threads_list:
         res = both(["infer", "tutorial", 1, t, steps * 4], rounds)
         ours = stats([statistics.median(r["step_s"]) * 1e3 for r in res["cnn"]])
         theirs = stats([statistics.median(r["step_s"]) * 1e3 for r in res["pytorch"]])
+        floor_ms = max(infer_flops / (best_peak[t] * 1e9),
+                       weight_bytes / (bandwidth.get(t, bandwidth.get(1, 1e9)) * 1e9)) * 1e3
         say(f"| batch 1 latency, ms (lower is better) | {t} | {fmt(*ours, 3)} | "
-            f"{fmt(*theirs, 3)} | {ours[0] / theirs[0]:.2f} | | |")
+            f"{fmt(*theirs, 3)} | {ours[0] / theirs[0]:.2f} | | {floor_ms / theirs[0]:.2f} |")
+    say()
+    say(f"Batch 1 reads every weight once per image ({weight_bytes / 1e6:.1f} MB, the Dense "
+        "3136 -> 1024 kernel nearly all of it): its bound (the lowest ratio possible) is that "
+        "read at the memory bandwidth above, over PyTorch's latency.")
     say()
 
     # --quick: two rounds of 4 steps (each run loads a model and starts Python)
