@@ -113,7 +113,10 @@ def demo_rows(say, epochs, threads):
         say(f"| {policy} | {epochs} | {threads} | {m.group(2)} | {m.group(1)} | {t.group(1)} |")
     say()
     diff = (acc["mixed_bfloat16"] - acc["float32"]) * 100
-    say(f"mixed_bfloat16 - float32 test accuracy: {diff:+.2f} points (target: within 0.3).")
+    say(f"mixed_bfloat16 - float32 test accuracy: {diff:+.2f} points (target: within 0.3). "
+        "One pair of runs differs by the run-to-run spread as much as by the policy: "
+        "docs/BF16_ACCURACY.md compares the two over several seeds "
+        "(`bench/bf16_accuracy.py`).")
 
 
 def section(say, quick=False, tiny=False):
