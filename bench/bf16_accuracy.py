@@ -57,7 +57,8 @@ def main():
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). Each row is one training run "
         "of `build/examples/fashion_mnist` (the tutorial network, Adam, batch 64, "
         "the seed setting the initial weights, the shuffling and the dropout masks), "
-        "evaluated on the 10,000 test images.")
+        "evaluated on the 10,000 test images. The training times are for orientation only "
+        "(other work may have shared the machine): make bench compares the speeds.")
     say()
     say("| seed | dtype policy | epochs | threads | test accuracy | test loss | training time, s |")
     say("|---|---|---|---|---|---|---|")
