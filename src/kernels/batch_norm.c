@@ -11,10 +11,23 @@
 
 #include <string.h>
 
-/* Rows summed in float before joining the double totals. */
-#define ROW_BLOCK 64
 /* Channels whose double totals live on the stack at once. */
 #define CH_BLOCK 64
+
+/* mean and var from the double sums of x - shift and of its square. */
+static void stats_finish(const double *sum, const double *sq, int64_t rows, int n,
+                         const float *shift, double *mean, double *var)
+{
+    for (int k = 0; k < n; k++) {
+        if (rows <= 0) {
+            mean[k] = var[k] = 0;
+            continue;
+        }
+        double d = sum[k] / (double)rows, v = sq[k] / (double)rows - d * d;
+        mean[k] = shift[k] + d;
+        var[k] = v > 0 ? v : 0;
+    }
+}
 
 /* ---- The references --------------------------------------------------------- */
 
@@ -90,6 +103,43 @@ void cnn_bn_stats(cnn_isa isa, const float *x, int64_t rows, int n, int64_t ld, 
     CNN_ISA_CALL(isa, stats, (x, rows, n, ld, mean, var));
 }
 
+CNN_ISA_CLONES(stats_blocks,
+               (const float *x, int64_t rows, int n, int64_t ld, const float *shift, int64_t b0,
+                int64_t b1, float *sums),
+               (x, rows, n, ld, shift, b0, b1, sums))
+
+void cnn_bn_stats_blocks(cnn_isa isa, const float *x, int64_t rows, int n, int64_t ld,
+                         const float *shift, int64_t b0, int64_t b1, float *sums)
+{
+    CNN_ISA_CALL(isa, stats_blocks, (x, rows, n, ld, shift, b0, b1, sums));
+}
+
+void cnn_bn_stats_join(const float *sums, int64_t rows, int n, const float *shift, double *mean,
+                       double *var)
+{
+    for (int cb = 0; cb < n; cb += CH_BLOCK) {
+        const int nb = n - cb < CH_BLOCK ? n - cb : CH_BLOCK;
+        double sum[CH_BLOCK], sq[CH_BLOCK];
+        cnn_bn_join_blocks(sums + cb, rows, n, nb, sum, sq);
+        stats_finish(sum, sq, rows, nb, shift + cb, mean + cb, var + cb);
+    }
+}
+
+void cnn_bn_join_blocks(const float *sums, int64_t rows, int n, int nb, double *s1, double *s2)
+{
+    const int64_t blocks = (rows + CNN_BN_ROW_BLOCK - 1) / CNN_BN_ROW_BLOCK;
+    for (int k = 0; k < nb; k++)
+        s1[k] = s2[k] = 0;
+    /* block outer, channel inner: the channels' chains interleave */
+    for (int64_t b = 0; b < blocks; b++) {
+        const float *a = sums + b * 2 * (int64_t)n, *q = a + n;
+        for (int k = 0; k < nb; k++) {
+            s1[k] += a[k];
+            s2[k] += q[k];
+        }
+    }
+}
+
 CNN_ISA_CLONES(affine,
                (const float *x, float *y, int64_t rows, int n, int64_t ld, const float *scale,
                 const float *shift),
@@ -111,6 +161,18 @@ void cnn_bn_grad_sums(cnn_isa isa, const float *x, const float *g, int64_t rows,
                       double *sum_gx)
 {
     CNN_ISA_CALL(isa, grad_sums, (x, g, rows, n, ld, mean, inv_std, sum_g, sum_gx));
+}
+
+CNN_ISA_CLONES(grad_blocks,
+               (const float *x, const float *g, int64_t rows, int n, int64_t ld,
+                const float *mean, const float *inv_std, int64_t b0, int64_t b1, float *sums),
+               (x, g, rows, n, ld, mean, inv_std, b0, b1, sums))
+
+void cnn_bn_grad_sums_blocks(cnn_isa isa, const float *x, const float *g, int64_t rows, int n,
+                             int64_t ld, const float *mean, const float *inv_std, int64_t b0,
+                             int64_t b1, float *sums)
+{
+    CNN_ISA_CALL(isa, grad_blocks, (x, g, rows, n, ld, mean, inv_std, b0, b1, sums));
 }
 
 CNN_ISA_CLONES(grad_input,

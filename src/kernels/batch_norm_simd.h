@@ -1,53 +1,80 @@
 /* The fast batch-norm bodies (kernels/batch_norm.c), a template included
  * once per vector width CNN_SIMD_W (kernels/isa.h). No include guard on
- * purpose. */
+ * purpose. The 16-wide bodies use the 8-wide copies for a remainder of 8
+ * or more channels (MobileNet's first layers have 8 in all). */
+
+/* One block's shifted sums of CNN_SIMD_W channels: rows [r0, r1) of
+ * x - shift and of its square, in float, in row order. */
+CNN_ISA_BODY void CNN_SIMD_NAME(stats_lanes)(const float *x, int64_t r0, int64_t r1, int64_t ld,
+                                             const float *shift, float *s1out, float *s2out)
+{
+    const CNN_V s = CNN_VLOAD(shift);
+    CNN_V s1 = {0}, s2 = {0};
+    for (int64_t r = r0; r < r1; r++) {
+        CNN_V d = CNN_VLOAD(x + r * ld) - s;
+        s1 += d;
+        s2 += d * d;
+    }
+    CNN_VSTORE(s1out, s1);
+    CNN_VSTORE(s2out, s2);
+}
+
+/* Blocks [b0, b1) of CNN_BN_ROW_BLOCK rows: block b's sums at
+ * sums + (b - b0) * 2n (n sums of x - shift, then n of its square). */
+CNN_ISA_BODY void CNN_SIMD_NAME(stats_blocks_body)(const float *x, int64_t rows, int n, int64_t ld,
+                                                   const float *shift, int64_t b0, int64_t b1,
+                                                   float *sums)
+{
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t r0 = b * CNN_BN_ROW_BLOCK;
+        const int64_t r1 = r0 + CNN_BN_ROW_BLOCK < rows ? r0 + CNN_BN_ROW_BLOCK : rows;
+        float *s1 = sums + (b - b0) * 2 * n, *s2 = s1 + n;
+        int k = 0;
+        for (; k + CNN_SIMD_W <= n; k += CNN_SIMD_W)
+            CNN_SIMD_NAME(stats_lanes)(x + k, r0, r1, ld, shift + k, s1 + k, s2 + k);
+#if CNN_SIMD_W == 16
+        for (; k + 8 <= n; k += 8)
+            stats_lanes_8(x + k, r0, r1, ld, shift + k, s1 + k, s2 + k);
+#endif
+        for (; k < n; k++) {
+            float a = 0, q = 0;
+            for (int64_t r = r0; r < r1; r++) {
+                float d = x[r * ld + k] - shift[k];
+                a += d;
+                q += d * d;
+            }
+            s1[k] = a;
+            s2[k] = q;
+        }
+    }
+}
+
+/* The whole reduction: each block's float sums joined in double in block
+ * order, as cnn_bn_join_blocks does (so a caller splitting blocks between
+ * threads gets these bits). */
 CNN_ISA_BODY void CNN_SIMD_NAME(stats_body)(const float *x, int64_t rows, int n, int64_t ld,
                                             double *mean, double *var)
 {
-    if (rows <= 0) {
-        for (int k = 0; k < n; k++)
-            mean[k] = var[k] = 0;
-        return;
-    }
+    const int64_t blocks = (rows + CNN_BN_ROW_BLOCK - 1) / CNN_BN_ROW_BLOCK;
     for (int cb = 0; cb < n; cb += CH_BLOCK) {
         const int nb = n - cb < CH_BLOCK ? n - cb : CH_BLOCK;
-        const float *xb = x + cb;
         double sum[CH_BLOCK] = {0}, sq[CH_BLOCK] = {0};
-        float shift[CH_BLOCK];
-        memcpy(shift, xb, (size_t)nb * sizeof(float));
-        for (int64_t r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
-            const int64_t r1 = r0 + ROW_BLOCK < rows ? r0 + ROW_BLOCK : rows;
-            int k = 0;
-            for (; k + CNN_SIMD_W <= nb; k += CNN_SIMD_W) {
-                const CNN_V s = CNN_VLOAD(shift + k);
-                CNN_V s1 = {0}, s2 = {0};
-                for (int64_t r = r0; r < r1; r++) {
-                    CNN_V d = CNN_VLOAD(xb + r * ld + k) - s;
-                    s1 += d;
-                    s2 += d * d;
-                }
-                for (int i = 0; i < CNN_SIMD_W; i++) {
-                    sum[k + i] += s1[i];
-                    sq[k + i] += s2[i];
-                }
-            }
-            for (; k < nb; k++) {
-                float s1 = 0, s2 = 0;
-                for (int64_t r = r0; r < r1; r++) {
-                    float d = xb[r * ld + k] - shift[k];
-                    s1 += d;
-                    s2 += d * d;
-                }
-                sum[k] += s1;
-                sq[k] += s2;
+        float block[2 * CH_BLOCK];
+        for (int64_t b = 0; b < blocks; b++) {
+            CNN_SIMD_NAME(stats_blocks_body)(x + cb, rows, nb, ld, x + cb, b, b + 1, block);
+            for (int k = 0; k < nb; k++) {
+                sum[k] += block[k];
+                sq[k] += block[nb + k];
             }
         }
-        for (int k = 0; k < nb; k++) {
-            double d = sum[k] / (double)rows, v = sq[k] / (double)rows - d * d;
-            mean[cb + k] = shift[k] + d;
-            var[cb + k] = v > 0 ? v : 0;
-        }
+        stats_finish(sum, sq, rows, nb, x + cb, mean + cb, var + cb);
     }
+}
+
+CNN_ISA_BODY void CNN_SIMD_NAME(affine_lanes)(const float *xr, float *yr, const float *scale,
+                                              const float *shift)
+{
+    CNN_VSTORE(yr, CNN_VLOAD(xr) * CNN_VLOAD(scale) + CNN_VLOAD(shift));
 }
 
 CNN_ISA_BODY void CNN_SIMD_NAME(affine_body)(const float *x, float *y, int64_t rows, int n,
@@ -58,9 +85,60 @@ CNN_ISA_BODY void CNN_SIMD_NAME(affine_body)(const float *x, float *y, int64_t r
         float *yr = y + r * ld;
         int k = 0;
         for (; k + CNN_SIMD_W <= n; k += CNN_SIMD_W)
-            CNN_VSTORE(yr + k, CNN_VLOAD(xr + k) * CNN_VLOAD(scale + k) + CNN_VLOAD(shift + k));
+            CNN_SIMD_NAME(affine_lanes)(xr + k, yr + k, scale + k, shift + k);
+#if CNN_SIMD_W == 16
+        for (; k + 8 <= n; k += 8)
+            affine_lanes_8(xr + k, yr + k, scale + k, shift + k);
+#endif
         for (; k < n; k++)
             yr[k] = xr[k] * scale[k] + shift[k];
+    }
+}
+
+/* One block's backward sums of CNN_SIMD_W channels over rows [r0, r1). */
+CNN_ISA_BODY void CNN_SIMD_NAME(grad_lanes)(const float *x, const float *g, int64_t r0, int64_t r1,
+                                            int64_t ld, const float *mean, const float *inv_std,
+                                            float *s1out, float *s2out)
+{
+    const CNN_V m = CNN_VLOAD(mean), is = CNN_VLOAD(inv_std);
+    CNN_V s1 = {0}, s2 = {0};
+    for (int64_t r = r0; r < r1; r++) {
+        CNN_V gv = CNN_VLOAD(g + r * ld);
+        s1 += gv;
+        s2 += gv * ((CNN_VLOAD(x + r * ld) - m) * is);
+    }
+    CNN_VSTORE(s1out, s1);
+    CNN_VSTORE(s2out, s2);
+}
+
+/* Blocks [b0, b1): block b's sums of g and g xhat at sums + (b - b0) * 2n. */
+CNN_ISA_BODY void CNN_SIMD_NAME(grad_blocks_body)(const float *x, const float *g, int64_t rows,
+                                                  int n, int64_t ld, const float *mean,
+                                                  const float *inv_std, int64_t b0, int64_t b1,
+                                                  float *sums)
+{
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t r0 = b * CNN_BN_ROW_BLOCK;
+        const int64_t r1 = r0 + CNN_BN_ROW_BLOCK < rows ? r0 + CNN_BN_ROW_BLOCK : rows;
+        float *s1 = sums + (b - b0) * 2 * n, *s2 = s1 + n;
+        int k = 0;
+        for (; k + CNN_SIMD_W <= n; k += CNN_SIMD_W)
+            CNN_SIMD_NAME(grad_lanes)(x + k, g + k, r0, r1, ld, mean + k, inv_std + k, s1 + k,
+                                      s2 + k);
+#if CNN_SIMD_W == 16
+        for (; k + 8 <= n; k += 8)
+            grad_lanes_8(x + k, g + k, r0, r1, ld, mean + k, inv_std + k, s1 + k, s2 + k);
+#endif
+        for (; k < n; k++) {
+            float a = 0, q = 0;
+            for (int64_t r = r0; r < r1; r++) {
+                float gv = g[r * ld + k];
+                a += gv;
+                q += gv * ((x[r * ld + k] - mean[k]) * inv_std[k]);
+            }
+            s1[k] = a;
+            s2[k] = q;
+        }
     }
 }
 
@@ -68,35 +146,33 @@ CNN_ISA_BODY void CNN_SIMD_NAME(grad_sums_body)(const float *x, const float *g, 
                                                 int64_t ld, const float *mean, const float *inv_std,
                                                 double *sum_g, double *sum_gx)
 {
-    for (int k = 0; k < n; k++)
-        sum_g[k] = sum_gx[k] = 0;
-    for (int64_t r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
-        const int64_t r1 = r0 + ROW_BLOCK < rows ? r0 + ROW_BLOCK : rows;
-        int k = 0;
-        for (; k + CNN_SIMD_W <= n; k += CNN_SIMD_W) {
-            const CNN_V m = CNN_VLOAD(mean + k), is = CNN_VLOAD(inv_std + k);
-            CNN_V s1 = {0}, s2 = {0};
-            for (int64_t r = r0; r < r1; r++) {
-                CNN_V gv = CNN_VLOAD(g + r * ld + k);
-                s1 += gv;
-                s2 += gv * ((CNN_VLOAD(x + r * ld + k) - m) * is);
-            }
-            for (int i = 0; i < CNN_SIMD_W; i++) {
-                sum_g[k + i] += s1[i];
-                sum_gx[k + i] += s2[i];
+    const int64_t blocks = (rows + CNN_BN_ROW_BLOCK - 1) / CNN_BN_ROW_BLOCK;
+    for (int cb = 0; cb < n; cb += CH_BLOCK) {
+        const int nb = n - cb < CH_BLOCK ? n - cb : CH_BLOCK;
+        double s1[CH_BLOCK] = {0}, s2[CH_BLOCK] = {0};
+        float block[2 * CH_BLOCK];
+        for (int64_t b = 0; b < blocks; b++) {
+            CNN_SIMD_NAME(grad_blocks_body)(x + cb, g + cb, rows, nb, ld, mean + cb, inv_std + cb,
+                                            b, b + 1, block);
+            for (int k = 0; k < nb; k++) {
+                s1[k] += block[k];
+                s2[k] += block[nb + k];
             }
         }
-        for (; k < n; k++) {
-            float s1 = 0, s2 = 0;
-            for (int64_t r = r0; r < r1; r++) {
-                float gv = g[r * ld + k];
-                s1 += gv;
-                s2 += gv * ((x[r * ld + k] - mean[k]) * inv_std[k]);
-            }
-            sum_g[k] += s1;
-            sum_gx[k] += s2;
+        for (int k = 0; k < nb; k++) {
+            sum_g[cb + k] = s1[k];
+            sum_gx[cb + k] = s2[k];
         }
     }
+}
+
+CNN_ISA_BODY void CNN_SIMD_NAME(grad_input_lanes)(const float *xr, const float *gr, float *dr,
+                                                  const float *a, const float *mean,
+                                                  const float *inv_std, const float *mg,
+                                                  const float *mgx)
+{
+    CNN_V xh = (CNN_VLOAD(xr) - CNN_VLOAD(mean)) * CNN_VLOAD(inv_std);
+    CNN_VSTORE(dr, CNN_VLOAD(a) * (CNN_VLOAD(gr) - CNN_VLOAD(mg) - xh * CNN_VLOAD(mgx)));
 }
 
 CNN_ISA_BODY void CNN_SIMD_NAME(grad_input_body)(const float *x, const float *g, float *dx,
@@ -108,12 +184,14 @@ CNN_ISA_BODY void CNN_SIMD_NAME(grad_input_body)(const float *x, const float *g,
         const float *xr = x + r * ld, *gr = g + r * ld;
         float *dr = dx + r * ld;
         int k = 0;
-        for (; k + CNN_SIMD_W <= n; k += CNN_SIMD_W) {
-            CNN_V xh = (CNN_VLOAD(xr + k) - CNN_VLOAD(mean + k)) * CNN_VLOAD(inv_std + k);
-            CNN_VSTORE(dr + k,
-                       CNN_VLOAD(a + k)
-                           * (CNN_VLOAD(gr + k) - CNN_VLOAD(mg + k) - xh * CNN_VLOAD(mgx + k)));
-        }
+        for (; k + CNN_SIMD_W <= n; k += CNN_SIMD_W)
+            CNN_SIMD_NAME(grad_input_lanes)(xr + k, gr + k, dr + k, a + k, mean + k, inv_std + k,
+                                            mg + k, mgx + k);
+#if CNN_SIMD_W == 16
+        for (; k + 8 <= n; k += 8)
+            grad_input_lanes_8(xr + k, gr + k, dr + k, a + k, mean + k, inv_std + k, mg + k,
+                               mgx + k);
+#endif
         for (; k < n; k++)
             dr[k] = a[k] * (gr[k] - mg[k] - (xr[k] - mean[k]) * inv_std[k] * mgx[k]);
     }

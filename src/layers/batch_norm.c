@@ -10,9 +10,15 @@
  *     dx = gamma / sqrt(var + eps) (g - mean(g) - xhat mean(g xhat))
  *   backward (inference): dx = gamma / sqrt(moving_var + eps) g
  *
- * Work is split by channels, each worker reducing its channels over all N
- * rows (in float over blocks of rows, the blocks' sums in double), so the
- * result does not depend on the thread count. The
+ * The sums are taken in float over blocks of 64 rows and the blocks'
+ * sums joined in double, in block order (kernels/batch_norm.h). With many
+ * channels, work is split by channels, each worker reducing its channels
+ * over all N rows. With few (up to ROW_SPLIT_CHANNELS), a channel split
+ * would make every worker touch every cache line of the tensor and fill
+ * a fraction of a vector, so the workers split the rows instead: each
+ * writes its blocks' float sums to the workspace, the caller joins them in
+ * block order, and a second pass writes y (or dx) by rows. Both ways give
+ * the same bits, so the result does not depend on the thread count. The
  * batch's mean and 1/sqrt(var + eps) are kept from forward to backward;
  * xhat is recomputed from x, which the model keeps. */
 #include <math.h>
@@ -26,6 +32,9 @@
 enum { GAMMA, BETA, MOVING_MEAN, MOVING_VARIANCE };
 /* Channels a worker reduces at once (its accumulators live on the stack). */
 #define CHANNEL_BLOCK 64
+/* Up to this many channels the workers split rows (one CHANNEL_BLOCK, so
+ * the per-channel arrays fit on the stack). */
+#define ROW_SPLIT_CHANNELS CHANNEL_BLOCK
 
 typedef struct {
     cnn_layer base;
@@ -68,11 +77,36 @@ static size_t bn_saved(const cnn_layer *l, int batch)
     return 2 * (size_t)((const bn_layer *)l)->channels * sizeof(float);
 }
 
+static int64_t rows_of(const bn_layer *b, int batch)
+{
+    return (int64_t)batch * cnn_shape_size(b->base.in) / b->channels;
+}
+
+static int64_t blocks_of(int64_t rows)
+{
+    return (rows + CNN_BN_ROW_BLOCK - 1) / CNN_BN_ROW_BLOCK;
+}
+
+/* The row split's block sums: 2 floats per channel per block of rows,
+ * 1/32 of the tensor. */
+static size_t bn_workspace(const cnn_layer *l, int batch, int64_t tile_floats)
+{
+    (void)tile_floats;
+    const bn_layer *b = (const bn_layer *)l;
+    if (b->channels > ROW_SPLIT_CHANNELS)
+        return 0;
+    return 2 * (size_t)blocks_of(rows_of(b, batch)) * (size_t)b->channels;
+}
+
 typedef struct {
     const bn_layer *b;
     const cnn_layer_io *io;
     int64_t rows; /* N */
     float *mean, *inv_std; /* the statistics normalised with */
+    /* the row split: */
+    float *sums;           /* the blocks' sums (workspace) */
+    float scale[ROW_SPLIT_CHANNELS], shift[ROW_SPLIT_CHANNELS]; /* forward: y = x scale + shift */
+    float a[ROW_SPLIT_CHANNELS], mg[ROW_SPLIT_CHANNELS], mgx[ROW_SPLIT_CHANNELS]; /* backward */
 } bn_job;
 
 static void saved_stats(const bn_layer *b, const cnn_layer_io *io, float **mean, float **inv_std)
@@ -139,6 +173,117 @@ static void forward_infer_worker(void *p, int ith, int nth)
     }
 }
 
+/* ---- The row split (few channels) ------------------------------------------ */
+
+static void rows_share(const bn_job *j, int ith, int nth, int64_t *r0, int64_t *r1)
+{
+    long b0, b1;
+    cnn_split_range((long)blocks_of(j->rows), ith, nth, &b0, &b1);
+    *r0 = (int64_t)b0 * CNN_BN_ROW_BLOCK;
+    *r1 = (int64_t)b1 * CNN_BN_ROW_BLOCK < j->rows ? (int64_t)b1 * CNN_BN_ROW_BLOCK : j->rows;
+}
+
+static void stats_rows_worker(void *p, int ith, int nth)
+{
+    const bn_job *j = p;
+    const int C = j->b->channels;
+    long b0, b1;
+    cnn_split_range((long)blocks_of(j->rows), ith, nth, &b0, &b1);
+    /* shift: row 0 of the whole tensor, whoever sums which blocks */
+    cnn_bn_stats_blocks(CNN_ISA_AUTO, j->io->x, j->rows, C, C, j->io->x, b0, b1,
+                        j->sums + (int64_t)b0 * 2 * C);
+}
+
+static void affine_rows_worker(void *p, int ith, int nth)
+{
+    const bn_job *j = p;
+    const int64_t C = j->b->channels;
+    int64_t r0, r1;
+    rows_share(j, ith, nth, &r0, &r1);
+    cnn_bn_affine(CNN_ISA_AUTO, j->io->x + r0 * C, j->io->y + r0 * C, r1 - r0, (int)C, C,
+                  j->scale, j->shift);
+}
+
+static void grad_sums_rows_worker(void *p, int ith, int nth)
+{
+    const bn_job *j = p;
+    const int C = j->b->channels;
+    long b0, b1;
+    cnn_split_range((long)blocks_of(j->rows), ith, nth, &b0, &b1);
+    cnn_bn_grad_sums_blocks(CNN_ISA_AUTO, j->io->x, j->io->dy, j->rows, C, C, j->mean,
+                            j->inv_std, b0, b1, j->sums + (int64_t)b0 * 2 * C);
+}
+
+static void grad_input_rows_worker(void *p, int ith, int nth)
+{
+    const bn_job *j = p;
+    const cnn_layer_io *io = j->io;
+    const int64_t C = j->b->channels;
+    int64_t r0, r1;
+    rows_share(j, ith, nth, &r0, &r1);
+    cnn_bn_grad_input(CNN_ISA_AUTO, io->x + r0 * C, io->dy + r0 * C, io->dx + r0 * C, r1 - r0,
+                      (int)C, C, j->a, j->mean, j->inv_std, j->mg, j->mgx);
+}
+
+/* Forward with the rows split: statistics (training) by the arithmetic of
+ * forward_train_worker / forward_infer_worker, then y. */
+static void forward_rows(bn_job *j, cnn_pool *pool)
+{
+    const cnn_layer *l = &j->b->base;
+    const int C = j->b->channels;
+    const float eps = l->spec.u.batch_normalization.epsilon;
+    const float *gamma = l->params[GAMMA].value, *beta = l->params[BETA].value;
+    float *mm = l->params[MOVING_MEAN].value, *mv = l->params[MOVING_VARIANCE].value;
+    float *scale = j->scale, *shift = j->shift;
+    if (j->io->training && j->io->saved) {
+        const float momentum = l->spec.u.batch_normalization.momentum;
+        double mean[ROW_SPLIT_CHANNELS], var[ROW_SPLIT_CHANNELS];
+        cnn_pool_run(pool, stats_rows_worker, j);
+        cnn_bn_stats_join(j->sums, j->rows, C, j->io->x, mean, var);
+        for (int c = 0; c < C; c++) {
+            j->mean[c] = (float)mean[c];
+            j->inv_std[c] = (float)(1.0 / sqrt(var[c] + eps));
+            mm[c] = momentum * mm[c] + (1 - momentum) * (float)mean[c];
+            mv[c] = momentum * mv[c] + (1 - momentum) * (float)var[c];
+            scale[c] = gamma[c] * j->inv_std[c];
+            shift[c] = beta[c] - j->mean[c] * scale[c];
+        }
+    } else {
+        for (int c = 0; c < C; c++) {
+            float inv_std = (float)(1.0 / sqrt((double)mv[c] + eps));
+            if (j->mean) {
+                j->mean[c] = mm[c];
+                j->inv_std[c] = inv_std;
+            }
+            scale[c] = gamma[c] * inv_std;
+            shift[c] = beta[c] - mm[c] * scale[c];
+        }
+    }
+    cnn_pool_run(pool, affine_rows_worker, j);
+}
+
+static void backward_rows(bn_job *j, cnn_pool *pool)
+{
+    const cnn_layer *l = &j->b->base;
+    const cnn_layer_io *io = j->io;
+    const int C = j->b->channels;
+    const float *gamma = l->params[GAMMA].value;
+    float *dgamma = l->params[GAMMA].grad, *dbeta = l->params[BETA].grad;
+    double sum_g[ROW_SPLIT_CHANNELS], sum_gx[ROW_SPLIT_CHANNELS];
+    float *a = j->a, *mg = j->mg, *mgx = j->mgx;
+    cnn_pool_run(pool, grad_sums_rows_worker, j);
+    cnn_bn_join_blocks(j->sums, j->rows, C, C, sum_g, sum_gx);
+    for (int k = 0; k < C; k++) {
+        dbeta[k] += (float)sum_g[k];
+        dgamma[k] += (float)sum_gx[k];
+        a[k] = gamma[k] * j->inv_std[k];
+        mg[k] = io->training ? (float)(sum_g[k] / (double)j->rows) : 0.0f;
+        mgx[k] = io->training ? (float)(sum_gx[k] / (double)j->rows) : 0.0f;
+    }
+    if (io->dx)
+        cnn_pool_run(pool, grad_input_rows_worker, j);
+}
+
 /* A pass over memory that is already in this core's cache: splitting it
  * sends half to the other core, so below ~256K values (1 MiB) it is
  * slower on two threads than on one (batch-1 MobileNetV1: 0.44 ms with
@@ -151,10 +296,14 @@ static cnn_pool *pool_for(const cnn_layer_io *io, int64_t values)
 static void bn_forward(cnn_layer *l, const cnn_layer_io *io)
 {
     bn_layer *b = (bn_layer *)l;
-    bn_job job = {.b = b, .io = io, .rows = (int64_t)io->batch * cnn_shape_size(l->in) / b->channels};
+    bn_job job = {.b = b, .io = io, .rows = rows_of(b, io->batch), .sums = io->workspace};
     if (io->saved)
         saved_stats(b, io, &job.mean, &job.inv_std);
     cnn_pool *pool = pool_for(io, job.rows * b->channels);
+    if (b->channels <= ROW_SPLIT_CHANNELS && io->workspace) {
+        forward_rows(&job, pool);
+        return;
+    }
     /* Training needs somewhere to keep the statistics; the model always
      * gives training forwards their saved state. */
     if (io->training && io->saved)
@@ -197,9 +346,13 @@ static void backward_worker(void *p, int ith, int nth)
 static void bn_backward(cnn_layer *l, const cnn_layer_io *io)
 {
     bn_layer *b = (bn_layer *)l;
-    bn_job job = {.b = b, .io = io, .rows = (int64_t)io->batch * cnn_shape_size(l->in) / b->channels};
+    bn_job job = {.b = b, .io = io, .rows = rows_of(b, io->batch), .sums = io->workspace};
     saved_stats(b, io, &job.mean, &job.inv_std);
-    cnn_pool_run(pool_for(io, job.rows * b->channels), backward_worker, &job);
+    cnn_pool *pool = pool_for(io, job.rows * b->channels);
+    if (b->channels <= ROW_SPLIT_CHANNELS && io->workspace)
+        backward_rows(&job, pool);
+    else
+        cnn_pool_run(pool, backward_worker, &job);
 }
 
 static cnn_status cnn_layer_batch_normalization_create(cnn_layer **out, const cnn_layer_spec *spec,
@@ -221,6 +374,7 @@ const cnn_layer_ops cnn_batch_normalization_ops = {
     .infer = bn_infer,
     .init = bn_init,
     .saved_bytes = bn_saved,
+    .workspace_floats = bn_workspace,
     .forward = bn_forward,
     .backward = bn_backward,
     .frozen_infers = true,

@@ -6,8 +6,13 @@
  *
  * over output pixels p = (n * oh + oy) * ow + ox, with Conv2D's padding,
  * strides and dilation (cnn_conv_geom). Forward splits pixels between the
- * workers; backward splits channels (each worker owns its kernel and dx
- * channels), so results do not depend on the thread count. SeparableConv2D
+ * workers. Backward splits channels (each worker owns its kernel and dx
+ * channels) when there are many; with few (DepthwiseConv2D below
+ * DW_FEW_CHANNELS) it splits the batch into chunks of samples fixed by the
+ * shape alone: each worker writes its chunks' dx (no two samples share a
+ * dx cell) and each chunk's kernel gradient to its own slice of the
+ * workspace, which the caller adds in chunk order. Either way results do
+ * not depend on the thread count. SeparableConv2D
  * works on tiles of pixels within the workspace limit, recomputing d in
  * backward rather than keeping it. */
 #include <string.h>
@@ -36,6 +41,10 @@ typedef struct {
     const float *dd; /* backward: dLoss/dd, (m1 - m0) rows of C*M */
     float *dkernel;  /* backward: += */
     float *dx;       /* backward: +=, or NULL */
+    /* the sample split: */
+    int64_t chunk_pixels; /* output pixels per chunk */
+    int chunks;
+    float *partials;      /* chunks x the kernel's size (workspace) */
 } dw_job;
 
 static void dw_forward_worker(void *p, int ith, int nth)
@@ -69,6 +78,49 @@ static void dw_backward_worker(void *p, int ith, int nth)
                            (int)c0, (int)c1, j->dkernel, j->dx);
 }
 
+/* Backward over fewer channels than this (fewer than 4 blocks: 8 and 16
+ * in MobileNet's first layers) splits the samples; a sample chunk holds
+ * ceil(batch / DW_MAX_CHUNKS) samples (32: 16 chunks of 2). */
+#define DW_FEW_CHANNELS (4 * DW_CHANNEL_BLOCK)
+#define DW_MAX_CHUNKS 16
+
+static bool splits_samples(const dw_layer *dl)
+{
+    return dl->base.spec.kind == CNN_LAYER_DEPTHWISE_CONV2D && dl->geom.c < DW_FEW_CHANNELS;
+}
+
+static int chunk_samples(int batch)
+{
+    return (batch + DW_MAX_CHUNKS - 1) / DW_MAX_CHUNKS;
+}
+
+static void dw_backward_samples_worker(void *p, int ith, int nth)
+{
+    const dw_job *j = p;
+    const int64_t CM = (int64_t)j->g->c * j->mult, K = (int64_t)j->g->kh * j->g->kw * CM;
+    long q0, q1;
+    cnn_split_range(j->chunks, ith, nth, &q0, &q1);
+    for (long q = q0; q < q1; q++) {
+        const int64_t m0 = q * j->chunk_pixels;
+        const int64_t m1 = m0 + j->chunk_pixels < j->m1 ? m0 + j->chunk_pixels : j->m1;
+        float *dk = j->partials + q * K;
+        memset(dk, 0, (size_t)K * sizeof(float));
+        cnn_depthwise_backward(CNN_ISA_AUTO, j->g, j->mult, j->x, j->kernel, j->dd + m0 * CM,
+                               m0, m1, 0, j->g->c, dk, j->dx);
+    }
+}
+
+/* The chunks' kernel gradients: chunks x kh x kw x C x M floats. */
+static size_t dw_workspace(const cnn_layer *l, int batch, int64_t tile_floats)
+{
+    (void)tile_floats;
+    const dw_layer *dl = (const dw_layer *)l;
+    if (!splits_samples(dl))
+        return 0;
+    int chunks = (batch + chunk_samples(batch) - 1) / chunk_samples(batch);
+    return (size_t)chunks * (size_t)l->params[0].count;
+}
+
 /* work = output values x depth multiplier. Below 64K a split costs more
  * than it saves: the other core reads the input through its own cache
  * (batch-1 MobileNetV1 on 2 threads: 0.44 ms at 4K, 0.36 ms at 64K). */
@@ -94,6 +146,24 @@ static void depthwise_backward(const dw_layer *dl, const cnn_layer_io *io, int64
     cnn_pool_run(dl->geom.c > DW_CHANNEL_BLOCK ? pool_for(io, (m1 - m0) * dl->geom.c * dl->mult)
                                                : NULL,
                  dw_backward_worker, &job);
+}
+
+/* DepthwiseConv2D's backward over the whole batch by sample chunks (see
+ * the top of the file): the same bits whatever the thread count. */
+static void depthwise_backward_samples(const dw_layer *dl, const cnn_layer_io *io)
+{
+    const cnn_param *k = &dl->base.params[0];
+    const int S = chunk_samples(io->batch);
+    const int64_t plane = (int64_t)dl->geom.oh * dl->geom.ow;
+    dw_job job = {.g = &dl->geom, .mult = dl->mult, .x = io->x, .kernel = k->value, .m0 = 0,
+                  .m1 = io->batch * plane, .dd = io->dy, .dx = io->dx, .chunk_pixels = S * plane,
+                  .chunks = (io->batch + S - 1) / S, .partials = io->workspace};
+    cnn_pool_run(pool_for(io, job.m1 * dl->geom.c * dl->mult), dw_backward_samples_worker, &job);
+    for (int q = 0; q < job.chunks; q++) {
+        const float *part = job.partials + (int64_t)q * k->count;
+        for (int64_t i = 0; i < k->count; i++)
+            k->grad[i] += part[i];
+    }
 }
 
 /* ---- Shapes, shared by both kinds ------------------------------------------ */
@@ -207,7 +277,10 @@ static void depthwise_layer_backward(cnn_layer *l, const cnn_layer_io *io)
         cnn_bias_grad_rows(io->dy, M, g->c * dl->mult, l->params[1].grad);
     if (io->dx)
         memset(io->dx, 0, (size_t)io->batch * g->h * g->w * g->c * sizeof(float));
-    depthwise_backward(dl, io, 0, M, io->dy);
+    if (splits_samples(dl) && io->workspace)
+        depthwise_backward_samples(dl, io);
+    else
+        depthwise_backward(dl, io, 0, M, io->dy);
 }
 
 static cnn_status cnn_layer_depthwise_conv2d_create(cnn_layer **out, const cnn_layer_spec *spec,
@@ -240,6 +313,7 @@ const cnn_layer_ops cnn_depthwise_conv2d_ops = {
     .infer = dw_infer,
     .init = dw_init,
     .flops = dw_flops,
+    .workspace_floats = dw_workspace,
     .forward = depthwise_layer_forward,
     .backward = depthwise_layer_backward,
     CNN_LAYER_FIELDS(depthwise_conv2d_fields),
