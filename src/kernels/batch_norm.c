@@ -103,15 +103,15 @@ void cnn_bn_stats(cnn_isa isa, const float *x, int64_t rows, int n, int64_t ld, 
     CNN_ISA_CALL(isa, stats, (x, rows, n, ld, mean, var));
 }
 
-CNN_ISA_CLONES(stats_blocks,
-               (const float *x, int64_t rows, int n, int64_t ld, const float *shift, int64_t b0,
-                int64_t b1, float *sums),
-               (x, rows, n, ld, shift, b0, b1, sums))
+CNN_ISA_CLONES(blocks,
+               (const float *x, const float *g, int64_t rows, int n, int64_t ld, const float *a,
+                const float *is, int64_t b0, int64_t b1, float *sums),
+               (x, g, rows, n, ld, a, is, b0, b1, sums))
 
 void cnn_bn_stats_blocks(cnn_isa isa, const float *x, int64_t rows, int n, int64_t ld,
                          const float *shift, int64_t b0, int64_t b1, float *sums)
 {
-    CNN_ISA_CALL(isa, stats_blocks, (x, rows, n, ld, shift, b0, b1, sums));
+    CNN_ISA_CALL(isa, blocks, (x, NULL, rows, n, ld, shift, NULL, b0, b1, sums));
 }
 
 void cnn_bn_stats_join(const float *sums, int64_t rows, int n, const float *shift, double *mean,
@@ -163,16 +163,11 @@ void cnn_bn_grad_sums(cnn_isa isa, const float *x, const float *g, int64_t rows,
     CNN_ISA_CALL(isa, grad_sums, (x, g, rows, n, ld, mean, inv_std, sum_g, sum_gx));
 }
 
-CNN_ISA_CLONES(grad_blocks,
-               (const float *x, const float *g, int64_t rows, int n, int64_t ld,
-                const float *mean, const float *inv_std, int64_t b0, int64_t b1, float *sums),
-               (x, g, rows, n, ld, mean, inv_std, b0, b1, sums))
-
 void cnn_bn_grad_sums_blocks(cnn_isa isa, const float *x, const float *g, int64_t rows, int n,
                              int64_t ld, const float *mean, const float *inv_std, int64_t b0,
                              int64_t b1, float *sums)
 {
-    CNN_ISA_CALL(isa, grad_blocks, (x, g, rows, n, ld, mean, inv_std, b0, b1, sums));
+    CNN_ISA_CALL(isa, blocks, (x, g, rows, n, ld, mean, inv_std, b0, b1, sums));
 }
 
 CNN_ISA_CLONES(grad_input,

@@ -115,33 +115,84 @@ static void saved_stats(const bn_layer *b, const cnn_layer_io *io, float **mean,
     *inv_std = *mean + b->channels;
 }
 
-/* Training forward: batch statistics, moving statistics, y. */
-static void forward_train_worker(void *p, int ith, int nth)
+/* ---- Per-channel coefficients, for channels [c0, c0 + n) ------------------- */
+
+/* Training: the batch's statistics (mean, var) kept for backward, the
+ * moving statistics updated, and y = x scale + shift. */
+static void train_coefficients(const bn_job *j, long c0, int n, const double *mean,
+                               const double *var, float *scale, float *shift)
 {
-    const bn_job *j = p;
     const cnn_layer *l = &j->b->base;
-    const int C = j->b->channels;
     const float momentum = l->spec.u.batch_normalization.momentum;
     const float eps = l->spec.u.batch_normalization.epsilon;
     const float *gamma = l->params[GAMMA].value, *beta = l->params[BETA].value;
     float *mm = l->params[MOVING_MEAN].value, *mv = l->params[MOVING_VARIANCE].value;
+    for (int k = 0; k < n; k++) {
+        const long c = c0 + k;
+        j->mean[c] = (float)mean[k];
+        j->inv_std[c] = (float)(1.0 / sqrt(var[k] + eps));
+        mm[c] = momentum * mm[c] + (1 - momentum) * (float)mean[k];
+        mv[c] = momentum * mv[c] + (1 - momentum) * (float)var[k];
+        scale[k] = gamma[c] * j->inv_std[c];
+        shift[k] = beta[c] - j->mean[c] * scale[k];
+    }
+}
+
+/* Inference: from the moving statistics (kept for backward if saved). */
+static void infer_coefficients(const bn_job *j, long c0, int n, float *scale, float *shift)
+{
+    const cnn_layer *l = &j->b->base;
+    const float eps = l->spec.u.batch_normalization.epsilon;
+    const float *gamma = l->params[GAMMA].value, *beta = l->params[BETA].value;
+    const float *mm = l->params[MOVING_MEAN].value, *mv = l->params[MOVING_VARIANCE].value;
+    for (int k = 0; k < n; k++) {
+        const long c = c0 + k;
+        float inv_std = (float)(1.0 / sqrt((double)mv[c] + eps));
+        if (j->mean) {
+            j->mean[c] = mm[c];
+            j->inv_std[c] = inv_std;
+        }
+        scale[k] = gamma[c] * inv_std;
+        shift[k] = beta[c] - mm[c] * scale[k];
+    }
+}
+
+/* Backward: dbeta and dgamma accumulated from the sums, and dx's
+ * coefficients a, mg, mgx (cnn_bn_grad_input). */
+static void grad_coefficients(const bn_job *j, long c0, int n, const double *sum_g,
+                              const double *sum_gx, float *a, float *mg, float *mgx)
+{
+    const cnn_layer *l = &j->b->base;
+    const bool training = j->io->training;
+    const float *gamma = l->params[GAMMA].value;
+    float *dgamma = l->params[GAMMA].grad, *dbeta = l->params[BETA].grad;
+    for (int k = 0; k < n; k++) {
+        const long c = c0 + k;
+        dbeta[c] += (float)sum_g[k];
+        dgamma[c] += (float)sum_gx[k];
+        a[k] = gamma[c] * j->inv_std[c];
+        /* inference: the statistics are constants, dx = a g */
+        mg[k] = training ? (float)(sum_g[k] / (double)j->rows) : 0.0f;
+        mgx[k] = training ? (float)(sum_gx[k] / (double)j->rows) : 0.0f;
+    }
+}
+
+/* ---- The channel split (many channels) --------------------------------------- */
+
+/* Training forward: batch statistics, moving statistics, y. */
+static void forward_train_worker(void *p, int ith, int nth)
+{
+    const bn_job *j = p;
+    const int C = j->b->channels;
     long c0, c1;
     cnn_split_range(C, ith, nth, &c0, &c1);
     for (long cb = c0; cb < c1; cb += CHANNEL_BLOCK) {
         const int n = (int)(c1 - cb < CHANNEL_BLOCK ? c1 - cb : CHANNEL_BLOCK);
         double mean[CHANNEL_BLOCK], var[CHANNEL_BLOCK];
         cnn_bn_stats(CNN_ISA_AUTO, j->io->x + cb, j->rows, n, C, mean, var);
-        float scale[CHANNEL_BLOCK], offset[CHANNEL_BLOCK];
-        for (int k = 0; k < n; k++) {
-            const long c = cb + k;
-            j->mean[c] = (float)mean[k];
-            j->inv_std[c] = (float)(1.0 / sqrt(var[k] + eps));
-            mm[c] = momentum * mm[c] + (1 - momentum) * (float)mean[k];
-            mv[c] = momentum * mv[c] + (1 - momentum) * (float)var[k];
-            scale[k] = gamma[c] * j->inv_std[c];
-            offset[k] = beta[c] - j->mean[c] * scale[k];
-        }
-        cnn_bn_affine(CNN_ISA_AUTO, j->io->x + cb, j->io->y + cb, j->rows, n, C, scale, offset);
+        float scale[CHANNEL_BLOCK], shift[CHANNEL_BLOCK];
+        train_coefficients(j, cb, n, mean, var, scale, shift);
+        cnn_bn_affine(CNN_ISA_AUTO, j->io->x + cb, j->io->y + cb, j->rows, n, C, scale, shift);
     }
 }
 
@@ -149,27 +200,35 @@ static void forward_train_worker(void *p, int ith, int nth)
 static void forward_infer_worker(void *p, int ith, int nth)
 {
     const bn_job *j = p;
-    const cnn_layer *l = &j->b->base;
     const int C = j->b->channels;
-    const float eps = l->spec.u.batch_normalization.epsilon;
-    const float *gamma = l->params[GAMMA].value, *beta = l->params[BETA].value;
-    const float *mm = l->params[MOVING_MEAN].value, *mv = l->params[MOVING_VARIANCE].value;
     long c0, c1;
     cnn_split_range(C, ith, nth, &c0, &c1);
     for (long cb = c0; cb < c1; cb += CHANNEL_BLOCK) {
         const int n = (int)(c1 - cb < CHANNEL_BLOCK ? c1 - cb : CHANNEL_BLOCK);
         float scale[CHANNEL_BLOCK], shift[CHANNEL_BLOCK];
-        for (int k = 0; k < n; k++) {
-            const long c = cb + k;
-            float inv_std = (float)(1.0 / sqrt((double)mv[c] + eps));
-            if (j->mean) {
-                j->mean[c] = mm[c];
-                j->inv_std[c] = inv_std;
-            }
-            scale[k] = gamma[c] * inv_std;
-            shift[k] = beta[c] - mm[c] * scale[k];
-        }
+        infer_coefficients(j, cb, n, scale, shift);
         cnn_bn_affine(CNN_ISA_AUTO, j->io->x + cb, j->io->y + cb, j->rows, n, C, scale, shift);
+    }
+}
+
+static void backward_worker(void *p, int ith, int nth)
+{
+    const bn_job *j = p;
+    const cnn_layer_io *io = j->io;
+    const int C = j->b->channels;
+    long c0, c1;
+    cnn_split_range(C, ith, nth, &c0, &c1);
+    for (long cb = c0; cb < c1; cb += CHANNEL_BLOCK) {
+        const int n = (int)(c1 - cb < CHANNEL_BLOCK ? c1 - cb : CHANNEL_BLOCK);
+        const float *mean = j->mean + cb, *inv_std = j->inv_std + cb;
+        double sum_g[CHANNEL_BLOCK], sum_gx[CHANNEL_BLOCK];
+        cnn_bn_grad_sums(CNN_ISA_AUTO, io->x + cb, io->dy + cb, j->rows, n, C, mean, inv_std,
+                         sum_g, sum_gx);
+        float a[CHANNEL_BLOCK], mg[CHANNEL_BLOCK], mgx[CHANNEL_BLOCK];
+        grad_coefficients(j, cb, n, sum_g, sum_gx, a, mg, mgx);
+        if (io->dx)
+            cnn_bn_grad_input(CNN_ISA_AUTO, io->x + cb, io->dy + cb, io->dx + cb, j->rows, n, C,
+                              a, mean, inv_std, mg, mgx);
     }
 }
 
@@ -225,62 +284,30 @@ static void grad_input_rows_worker(void *p, int ith, int nth)
                       (int)C, C, j->a, j->mean, j->inv_std, j->mg, j->mgx);
 }
 
-/* Forward with the rows split: statistics (training) by the arithmetic of
- * forward_train_worker / forward_infer_worker, then y. */
+/* Forward with the rows split: the statistics' block sums (training),
+ * joined here, then y. */
 static void forward_rows(bn_job *j, cnn_pool *pool)
 {
-    const cnn_layer *l = &j->b->base;
     const int C = j->b->channels;
-    const float eps = l->spec.u.batch_normalization.epsilon;
-    const float *gamma = l->params[GAMMA].value, *beta = l->params[BETA].value;
-    float *mm = l->params[MOVING_MEAN].value, *mv = l->params[MOVING_VARIANCE].value;
-    float *scale = j->scale, *shift = j->shift;
     if (j->io->training && j->io->saved) {
-        const float momentum = l->spec.u.batch_normalization.momentum;
         double mean[ROW_SPLIT_CHANNELS], var[ROW_SPLIT_CHANNELS];
         cnn_pool_run(pool, stats_rows_worker, j);
         cnn_bn_stats_join(j->sums, j->rows, C, j->io->x, mean, var);
-        for (int c = 0; c < C; c++) {
-            j->mean[c] = (float)mean[c];
-            j->inv_std[c] = (float)(1.0 / sqrt(var[c] + eps));
-            mm[c] = momentum * mm[c] + (1 - momentum) * (float)mean[c];
-            mv[c] = momentum * mv[c] + (1 - momentum) * (float)var[c];
-            scale[c] = gamma[c] * j->inv_std[c];
-            shift[c] = beta[c] - j->mean[c] * scale[c];
-        }
+        train_coefficients(j, 0, C, mean, var, j->scale, j->shift);
     } else {
-        for (int c = 0; c < C; c++) {
-            float inv_std = (float)(1.0 / sqrt((double)mv[c] + eps));
-            if (j->mean) {
-                j->mean[c] = mm[c];
-                j->inv_std[c] = inv_std;
-            }
-            scale[c] = gamma[c] * inv_std;
-            shift[c] = beta[c] - mm[c] * scale[c];
-        }
+        infer_coefficients(j, 0, C, j->scale, j->shift);
     }
     cnn_pool_run(pool, affine_rows_worker, j);
 }
 
 static void backward_rows(bn_job *j, cnn_pool *pool)
 {
-    const cnn_layer *l = &j->b->base;
-    const cnn_layer_io *io = j->io;
     const int C = j->b->channels;
-    const float *gamma = l->params[GAMMA].value;
-    float *dgamma = l->params[GAMMA].grad, *dbeta = l->params[BETA].grad;
     double sum_g[ROW_SPLIT_CHANNELS], sum_gx[ROW_SPLIT_CHANNELS];
-    float *a = j->a, *mg = j->mg, *mgx = j->mgx;
     cnn_pool_run(pool, grad_sums_rows_worker, j);
     cnn_bn_join_blocks(j->sums, j->rows, C, C, sum_g, sum_gx);
-    for (int k = 0; k < C; k++) {
-        dbeta[k] += (float)sum_g[k];
-        dgamma[k] += (float)sum_gx[k];
-        a[k] = gamma[k] * j->inv_std[k];
-        mg[k] = io->training ? (float)(sum_g[k] / (double)j->rows) : 0.0f;
-        mgx[k] = io->training ? (float)(sum_gx[k] / (double)j->rows) : 0.0f;
-    }
-    if (io->dx)
+    grad_coefficients(j, 0, C, sum_g, sum_gx, j->a, j->mg, j->mgx);
+    if (j->io->dx)
         cnn_pool_run(pool, grad_input_rows_worker, j);
 }
 
@@ -310,37 +337,6 @@ static void bn_forward(cnn_layer *l, const cnn_layer_io *io)
         cnn_pool_run(pool, forward_train_worker, &job);
     else
         cnn_pool_run(pool, forward_infer_worker, &job);
-}
-
-static void backward_worker(void *p, int ith, int nth)
-{
-    const bn_job *j = p;
-    const cnn_layer *l = &j->b->base;
-    const cnn_layer_io *io = j->io;
-    const int C = j->b->channels;
-    const float *gamma = l->params[GAMMA].value;
-    float *dgamma = l->params[GAMMA].grad, *dbeta = l->params[BETA].grad;
-    long c0, c1;
-    cnn_split_range(C, ith, nth, &c0, &c1);
-    for (long cb = c0; cb < c1; cb += CHANNEL_BLOCK) {
-        const int n = (int)(c1 - cb < CHANNEL_BLOCK ? c1 - cb : CHANNEL_BLOCK);
-        const float *mean = j->mean + cb, *inv_std = j->inv_std + cb;
-        double sum_g[CHANNEL_BLOCK], sum_gx[CHANNEL_BLOCK];
-        cnn_bn_grad_sums(CNN_ISA_AUTO, io->x + cb, io->dy + cb, j->rows, n, C, mean, inv_std,
-                         sum_g, sum_gx);
-        float a[CHANNEL_BLOCK], mg[CHANNEL_BLOCK], mgx[CHANNEL_BLOCK];
-        for (int k = 0; k < n; k++) {
-            dbeta[cb + k] += (float)sum_g[k];
-            dgamma[cb + k] += (float)sum_gx[k];
-            a[k] = gamma[cb + k] * inv_std[k];
-            /* inference: the statistics are constants, dx = a g */
-            mg[k] = io->training ? (float)(sum_g[k] / (double)j->rows) : 0.0f;
-            mgx[k] = io->training ? (float)(sum_gx[k] / (double)j->rows) : 0.0f;
-        }
-        if (io->dx)
-            cnn_bn_grad_input(CNN_ISA_AUTO, io->x + cb, io->dy + cb, io->dx + cb, j->rows, n, C,
-                              a, mean, inv_std, mg, mgx);
-    }
 }
 
 static void bn_backward(cnn_layer *l, const cnn_layer_io *io)
