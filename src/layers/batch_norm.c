@@ -32,9 +32,11 @@
 enum { GAMMA, BETA, MOVING_MEAN, MOVING_VARIANCE };
 /* Channels a worker reduces at once (its accumulators live on the stack). */
 #define CHANNEL_BLOCK 64
-/* Up to this many channels the workers split rows (one CHANNEL_BLOCK, so
- * the per-channel arrays fit on the stack). */
-#define ROW_SPLIT_CHANNELS CHANNEL_BLOCK
+/* Up to this many channels the workers split rows. From 32 up a channel
+ * split gives each of 2 workers whole cache lines and vectors, and
+ * measured as fast or faster (BN alone at batch 32, 12x12x64: 0.085 ms
+ * forward by channels on 2 threads, 0.132 ms by rows). */
+#define ROW_SPLIT_CHANNELS 31
 
 typedef struct {
     cnn_layer base;
@@ -234,6 +236,13 @@ static void backward_worker(void *p, int ith, int nth)
 
 /* ---- The row split (few channels) ------------------------------------------ */
 
+/* Rows, given the workspace (a caller without one gets the channel split:
+ * the same bits). */
+static bool splits_rows(const bn_layer *b, const cnn_layer_io *io)
+{
+    return b->channels <= ROW_SPLIT_CHANNELS && io->workspace;
+}
+
 static void rows_share(const bn_job *j, int ith, int nth, int64_t *r0, int64_t *r1)
 {
     long b0, b1;
@@ -327,7 +336,7 @@ static void bn_forward(cnn_layer *l, const cnn_layer_io *io)
     if (io->saved)
         saved_stats(b, io, &job.mean, &job.inv_std);
     cnn_pool *pool = pool_for(io, job.rows * b->channels);
-    if (b->channels <= ROW_SPLIT_CHANNELS && io->workspace) {
+    if (splits_rows(b, io)) {
         forward_rows(&job, pool);
         return;
     }
@@ -345,7 +354,7 @@ static void bn_backward(cnn_layer *l, const cnn_layer_io *io)
     bn_job job = {.b = b, .io = io, .rows = rows_of(b, io->batch), .sums = io->workspace};
     saved_stats(b, io, &job.mean, &job.inv_std);
     cnn_pool *pool = pool_for(io, job.rows * b->channels);
-    if (b->channels <= ROW_SPLIT_CHANNELS && io->workspace)
+    if (splits_rows(b, io))
         backward_rows(&job, pool);
     else
         cnn_pool_run(pool, backward_worker, &job);
