@@ -320,6 +320,44 @@ static void check_layers(void)
                         .same = true});
 }
 
+/* A model reserved for 20 samples runs batches of 16 (a last, partial
+ * batch): 16 has more depthwise chunks (16 of 1) than 20 (10 of 2), and
+ * the workspace must hold them. The arena's input buffer follows the
+ * workspace: a canary there must survive, and the results equal those
+ * of a model reserved for 16. */
+static void check_smaller_batch(void)
+{
+    const spec s = {.kind = DW, .batch = 16, .h = 33, .w = 31, .c = 8, .stride = 1, .mult = 1,
+                    .same = true};
+    cnn_model *probe = one_layer(&s, 1, (float[96]){0});
+    const int64_t np = param_count(probe), nx = 16 * 33 * 31 * 8;
+    cnn_model_free(probe);
+    float *params = test_random_floats(&rng, np, -1.0f, 1.0f);
+    float *x = test_random_floats(&rng, nx, -1.0f, 1.0f);
+    float *dy = test_random_floats(&rng, nx, -1.0f, 1.0f);
+    float *dx[2] = {test_xmalloc((size_t)nx * sizeof(float)),
+                    test_xmalloc((size_t)nx * sizeof(float))};
+    cnn_model *big = one_layer(&(spec){.kind = DW, .batch = 20, .h = 33, .w = 31, .c = 8,
+                                       .stride = 1, .mult = 1, .same = true},
+                               2, params);
+    cnn_model *exact = one_layer(&s, 2, params);
+    const int64_t canary_n = 20 * 33 * 31 * 8;
+    for (int64_t i = 0; i < canary_n; i++)
+        big->arena.input[i] = (float)i;
+    run_layer(big, &s, true, true, x, dy, dx[0]);
+    run_layer(exact, &s, true, true, x, dy, dx[1]);
+    int intact = 1;
+    for (int64_t i = 0; i < canary_n; i++)
+        intact &= big->arena.input[i] == (float)i;
+    CHECK(intact);
+    CHECK(test_same_bits("batch 16 in an arena for 20: dx", dx[0], dx[1], nx));
+    CHECK(test_same_bits("batch 16 in an arena for 20: dkernel", big->layers[0]->params[0].grad,
+                         exact->layers[0]->params[0].grad, big->layers[0]->params[0].count));
+    cnn_model_free(big);
+    cnn_model_free(exact);
+    free(params), free(x), free(dy), free(dx[0]), free(dx[1]);
+}
+
 /* ---- A small MobileNet-like model trained on 1 and 2 threads --------------- */
 
 static cnn_model *mobile(int threads)
@@ -401,6 +439,7 @@ int main(void)
     for (size_t i = 0; i < sizeof bn_shapes / sizeof *bn_shapes; i++)
         check_bn_blocks(bn_shapes[i][0], bn_shapes[i][1]);
     check_layers();
+    check_smaller_batch();
     check_training();
     return test_finish("test_threads_few_channels");
 }

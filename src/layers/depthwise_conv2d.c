@@ -12,7 +12,8 @@
  * shape alone: each worker writes its chunks' dx (no two samples share a
  * dx cell) and each chunk's kernel gradient to its own slice of the
  * workspace, which the caller adds in chunk order. Either way results do
- * not depend on the thread count. SeparableConv2D
+ * not depend on the thread count (a caller without a workspace gets the
+ * channel split, whose kernel gradient rounds differently). SeparableConv2D
  * works on tiles of pixels within the workspace limit, recomputing d in
  * backward rather than keeping it. */
 #include <string.h>
@@ -78,15 +79,16 @@ static void dw_backward_worker(void *p, int ith, int nth)
                            (int)c0, (int)c1, j->dkernel, j->dx);
 }
 
-/* Backward over fewer channels than this (fewer than 4 blocks: 8 and 16
- * in MobileNet's first layers) splits the samples; a sample chunk holds
- * ceil(batch / DW_MAX_CHUNKS) samples (32: 16 chunks of 2). */
+/* Backward over fewer output channels than this (fewer than 4 blocks: 8
+ * and 16 in MobileNet's first layers) splits the samples; a sample chunk
+ * holds ceil(batch / DW_MAX_CHUNKS) samples (32: 16 chunks of 2). */
 #define DW_FEW_CHANNELS (4 * DW_CHANNEL_BLOCK)
 #define DW_MAX_CHUNKS 16
 
 static bool splits_samples(const dw_layer *dl)
 {
-    return dl->base.spec.kind == CNN_LAYER_DEPTHWISE_CONV2D && dl->geom.c < DW_FEW_CHANNELS;
+    return dl->base.spec.kind == CNN_LAYER_DEPTHWISE_CONV2D
+        && (int64_t)dl->geom.c * dl->mult < DW_FEW_CHANNELS;
 }
 
 static int chunk_samples(int batch)
@@ -110,15 +112,16 @@ static void dw_backward_samples_worker(void *p, int ith, int nth)
     }
 }
 
-/* The chunks' kernel gradients: chunks x kh x kw x C x M floats. */
+/* The chunks' kernel gradients: chunks x kh x kw x C x M floats, for any
+ * batch up to `batch` (which may have more chunks than `batch` itself:
+ * 20 has 10 of 2, 16 has 16 of 1), so min(batch, DW_MAX_CHUNKS) of them. */
 static size_t dw_workspace(const cnn_layer *l, int batch, int64_t tile_floats)
 {
     (void)tile_floats;
     const dw_layer *dl = (const dw_layer *)l;
     if (!splits_samples(dl))
         return 0;
-    int chunks = (batch + chunk_samples(batch) - 1) / chunk_samples(batch);
-    return (size_t)chunks * (size_t)l->params[0].count;
+    return (size_t)(batch < DW_MAX_CHUNKS ? batch : DW_MAX_CHUNKS) * (size_t)l->params[0].count;
 }
 
 /* work = output values x depth multiplier. Below 64K a split costs more
