@@ -214,3 +214,32 @@ void cnn_pool_run(cnn_pool *pool, cnn_pool_fn fn, void *ctx)
     atomic_store(&pool->caller_sleeping, false);
     pthread_mutex_unlock(&pool->lock);
 }
+
+typedef struct {
+    int64_t n;
+    cnn_pool_range_fn fn;
+    void *ctx;
+} elementwise_job;
+
+static void elementwise_worker(void *p, int ith, int nth)
+{
+    const elementwise_job *j = p;
+    /* in 16-value (64-byte) units: no two threads write one cache line */
+    long b, e;
+    cnn_split_range((long)((j->n + 15) / 16), ith, nth, &b, &e);
+    int64_t begin = (int64_t)b * 16, end = (int64_t)e * 16 < j->n ? (int64_t)e * 16 : j->n;
+    if (begin < end)
+        j->fn(j->ctx, begin, end);
+}
+
+void cnn_pool_elementwise(cnn_pool *pool, int64_t n, cnn_pool_range_fn fn, void *ctx)
+{
+    if (n <= 0)
+        return;
+    if (!pool || pool->threads == 1 || n < CNN_POOL_ELEMENTWISE_MIN) {
+        fn(ctx, 0, n);
+        return;
+    }
+    elementwise_job job = {n, fn, ctx};
+    cnn_pool_run(pool, elementwise_worker, &job);
+}

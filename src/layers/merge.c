@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "core/threadpool.h"
 
 const cnn_layer_field cnn_merge_fields[1] = {
     {"name", CNN_FIELD_NAME, CNN_SPEC_FIELD(merge.name), 0, 0},
@@ -205,47 +206,60 @@ static void bcast_backward(cnn_merge_op op, const cnn_layer *l, const cnn_layer_
 
 /* ---- Inputs of one shape ------------------------------------------------ */
 
+typedef struct {
+    cnn_merge_op op;
+    const cnn_layer_io *io;
+} merge_job;
+
+/* Values [b, e) of the output: the first input copied, the others
+ * combined in input order, all within one range while it is in cache. */
+static void forward_range(void *p, int64_t b, int64_t e)
+{
+    const merge_job *j = p;
+    const int n = j->io->n_inputs;
+    float *y = j->io->y;
+    memcpy(y + b, j->io->xs[0] + b, (size_t)(e - b) * sizeof(float));
+    for (int k = 1; k < n; k++) {
+        const float *x = j->io->xs[k];
+        switch (j->op) {
+        case CNN_MERGE_ADD:
+        case CNN_MERGE_AVERAGE:
+            for (int64_t i = b; i < e; i++)
+                y[i] += x[i];
+            break;
+        case CNN_MERGE_SUBTRACT:
+            for (int64_t i = b; i < e; i++)
+                y[i] -= x[i];
+            break;
+        case CNN_MERGE_MULTIPLY:
+            for (int64_t i = b; i < e; i++)
+                y[i] *= x[i];
+            break;
+        case CNN_MERGE_MAXIMUM: /* ties keep the earlier input, as Keras's pairwise reduce */
+            for (int64_t i = b; i < e; i++)
+                y[i] = x[i] > y[i] ? x[i] : y[i];
+            break;
+        case CNN_MERGE_MINIMUM:
+            for (int64_t i = b; i < e; i++)
+                y[i] = x[i] < y[i] ? x[i] : y[i];
+            break;
+        }
+    }
+    if (j->op == CNN_MERGE_AVERAGE) {
+        const float scale = 1.0f / (float)n;
+        for (int64_t i = b; i < e; i++)
+            y[i] *= scale;
+    }
+}
+
 void cnn_merge_forward(cnn_merge_op op, const cnn_layer *l, const cnn_layer_io *io)
 {
-    const size_t count = values(l, io);
     if (broadcasts(l, io->n_inputs)) {
         bcast_forward(op, l, io);
         return;
     }
-    const int n = io->n_inputs;
-    float *y = io->y;
-    memcpy(y, io->xs[0], count * sizeof(float));
-    for (int k = 1; k < n; k++) {
-        const float *x = io->xs[k];
-        switch (op) {
-        case CNN_MERGE_ADD:
-        case CNN_MERGE_AVERAGE:
-            for (size_t j = 0; j < count; j++)
-                y[j] += x[j];
-            break;
-        case CNN_MERGE_SUBTRACT:
-            for (size_t j = 0; j < count; j++)
-                y[j] -= x[j];
-            break;
-        case CNN_MERGE_MULTIPLY:
-            for (size_t j = 0; j < count; j++)
-                y[j] *= x[j];
-            break;
-        case CNN_MERGE_MAXIMUM: /* ties keep the earlier input, as Keras's pairwise reduce */
-            for (size_t j = 0; j < count; j++)
-                y[j] = x[j] > y[j] ? x[j] : y[j];
-            break;
-        case CNN_MERGE_MINIMUM:
-            for (size_t j = 0; j < count; j++)
-                y[j] = x[j] < y[j] ? x[j] : y[j];
-            break;
-        }
-    }
-    if (op == CNN_MERGE_AVERAGE) {
-        const float scale = 1.0f / (float)n;
-        for (size_t j = 0; j < count; j++)
-            y[j] *= scale;
-    }
+    merge_job j = {op, io};
+    cnn_pool_elementwise(io->pool, (int64_t)values(l, io), forward_range, &j);
 }
 
 /* Maximum and Minimum: the gradient goes to the first input holding the
@@ -266,6 +280,40 @@ static void extreme_backward(bool max, const cnn_layer_io *io, size_t count)
     }
 }
 
+/* Values [b, e) of every input's gradient. */
+static void backward_range(void *p, int64_t b, int64_t e)
+{
+    const merge_job *j = p;
+    const cnn_layer_io *io = j->io;
+    const int n = io->n_inputs;
+    const float *dy = io->dy;
+    for (int k = 0; k < n; k++) {
+        float *dx = io->dxs[k];
+        if (!dx)
+            continue;
+        switch (j->op) {
+        case CNN_MERGE_ADD: memcpy(dx + b, dy + b, (size_t)(e - b) * sizeof(float)); break;
+        case CNN_MERGE_SUBTRACT:
+            for (int64_t i = b; i < e; i++)
+                dx[i] = k ? -dy[i] : dy[i];
+            break;
+        case CNN_MERGE_AVERAGE: {
+            const float scale = 1.0f / (float)n;
+            for (int64_t i = b; i < e; i++)
+                dx[i] = dy[i] * scale;
+            break;
+        }
+        case CNN_MERGE_MULTIPLY: /* the product of the other inputs */
+            memcpy(dx + b, dy + b, (size_t)(e - b) * sizeof(float));
+            for (int o = 0; o < n; o++)
+                for (int64_t i = b; o != k && i < e; i++)
+                    dx[i] *= io->xs[o][i];
+            break;
+        default: break;
+        }
+    }
+}
+
 void cnn_merge_backward(cnn_merge_op op, const cnn_layer *l, const cnn_layer_io *io)
 {
     const size_t count = values(l, io);
@@ -278,29 +326,6 @@ void cnn_merge_backward(cnn_merge_op op, const cnn_layer *l, const cnn_layer_io 
         extreme_backward(op == CNN_MERGE_MAXIMUM, io, count);
         return;
     }
-    for (int k = 0; k < n; k++) {
-        float *dx = io->dxs[k];
-        if (!dx)
-            continue;
-        switch (op) {
-        case CNN_MERGE_ADD: memcpy(dx, io->dy, count * sizeof(float)); break;
-        case CNN_MERGE_SUBTRACT:
-            for (size_t j = 0; j < count; j++)
-                dx[j] = k ? -io->dy[j] : io->dy[j];
-            break;
-        case CNN_MERGE_AVERAGE: {
-            const float scale = 1.0f / (float)n;
-            for (size_t j = 0; j < count; j++)
-                dx[j] = io->dy[j] * scale;
-            break;
-        }
-        case CNN_MERGE_MULTIPLY: /* the product of the other inputs */
-            memcpy(dx, io->dy, count * sizeof(float));
-            for (int o = 0; o < n; o++)
-                for (size_t j = 0; o != k && j < count; j++)
-                    dx[j] *= io->xs[o][j];
-            break;
-        default: break;
-        }
-    }
+    merge_job j = {op, io};
+    cnn_pool_elementwise(io->pool, (int64_t)count, backward_range, &j);
 }

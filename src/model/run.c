@@ -157,6 +157,50 @@ static void activation_rows(const cnn_layer *l, int batch, int64_t *rows, int *n
     *rows = cnn_shape_size(l->out) / *n * batch;
 }
 
+/* The activation passes the model applies itself, elementwise ones split
+ * between the threads (cnn_pool_elementwise); softmax normalises whole
+ * rows and stays on the caller. */
+typedef struct {
+    cnn_activation a;
+    float *y, *dy, *sum;
+    const float *z, *ys, *add;
+} activation_job;
+
+static void forward_range(void *p, int64_t b, int64_t e)
+{
+    const activation_job *j = p;
+    cnn_activation_forward(j->a, j->y + b, 1, (int)(e - b));
+}
+
+static void backward_range(void *p, int64_t b, int64_t e)
+{
+    const activation_job *j = p;
+    if (j->z)
+        cnn_activation_backward_input(j->a, j->z + b, j->dy + b, e - b);
+    else
+        cnn_activation_backward(j->a, j->ys + b, j->dy + b, 1, (int)(e - b));
+}
+
+static void sum_range(void *p, int64_t b, int64_t e)
+{
+    const activation_job *j = p;
+    for (int64_t i = b; i < e; i++)
+        j->sum[i] += j->add[i];
+}
+
+/* Ranges of at most this many values: each is one call (an int count). */
+enum { RANGE_MAX = 1 << 30 };
+
+static void apply_activation(cnn_model *m, cnn_activation a, float *y, int64_t rows, int n)
+{
+    if (!cnn_activation_is_elementwise(a) || rows * n >= RANGE_MAX) {
+        cnn_activation_forward(a, y, rows, n);
+        return;
+    }
+    activation_job j = {.a = a, .y = y};
+    cnn_pool_elementwise(m->pool, rows * n, forward_range, &j);
+}
+
 cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool training,
                                  bool keep)
 {
@@ -184,7 +228,7 @@ cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool t
             memcpy(m->arena.logits, io.y, (size_t)(rows * n) * sizeof(float));
         if (m->arena.pre[i])
             memcpy(m->arena.pre[i], io.y, (size_t)(rows * n) * sizeof(float));
-        cnn_activation_forward(l->activation, io.y, rows, n);
+        apply_activation(m, l->activation, io.y, rows, n);
     }
     return CNN_OK;
 }
@@ -259,8 +303,13 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
             io.fuse_activation = false;
         else if (!(i == L - 1 && m->last_fused) && !io.fuse_activation) {
             activation_rows(l, batch, &rows, &n);
+            activation_job j = {.a = l->activation, .dy = dy, .ys = io.y};
             if (cnn_activation_needs_input(l->activation))
-                cnn_activation_backward_input(l->activation, m->arena.pre[i], dy, rows * n);
+                j.z = m->arena.pre[i];
+            if (cnn_activation_is_elementwise(l->activation) && rows * n < RANGE_MAX)
+                cnn_pool_elementwise(m->pool, rows * n, backward_range, &j);
+            else if (j.z)
+                cnn_activation_backward_input(l->activation, j.z, dy, rows * n);
             else
                 cnn_activation_backward(l->activation, io.y, dy, rows, n);
         }
@@ -291,9 +340,11 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
          * step leaves the gradients it skips */
         for (int p = 0; l->frozen && p < l->n_params; p++)
             memset(l->params[p].grad, 0, (size_t)l->params[p].count * sizeof(float));
-        for (int k = 0; k < l->n_inputs; k++)
-            for (size_t j = 0; sums[k] && j < sizes[k]; j++)
-                sums[k][j] += dxs[k][j];
+        for (int k = 0; k < l->n_inputs; k++) {
+            activation_job j = {.sum = sums[k], .add = dxs[k]};
+            if (sums[k])
+                cnn_pool_elementwise(m->pool, (int64_t)sizes[k], sum_range, &j);
+        }
     }
     return CNN_OK;
 }
