@@ -26,7 +26,7 @@ typedef void (*cnn_pool_range_fn)(void *ctx, int64_t begin, int64_t end);
 void cnn_pool_elementwise(cnn_pool *pool, int64_t n, cnn_pool_range_fn fn, void *ctx);
 /* A pass over data in this core's cache: below this many values (1 MiB)
  * handing half to the other core costs more than it saves (measured on
- * BatchNormalization at batch 1, src/layers/batch_norm.c). */
+ * BatchNormalization at batch 1, which splits at the same size). */
 #define CNN_POOL_ELEMENTWISE_MIN 262144
 
 /* The [begin, end) share of n items for worker ith of nth. */

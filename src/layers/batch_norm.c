@@ -26,6 +26,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "core/threadpool.h"
 #include "kernels/batch_norm.h"
 #include "layers/layer.h"
 
@@ -323,10 +324,11 @@ static void backward_rows(bn_job *j, cnn_pool *pool)
 /* A pass over memory that is already in this core's cache: splitting it
  * sends half to the other core, so below ~256K values (1 MiB) it is
  * slower on two threads than on one (batch-1 MobileNetV1: 0.44 ms with
- * 2 threads at the old 16K threshold, 0.36 ms at 256K, as on 1 thread). */
+ * 2 threads at the old 16K threshold, 0.36 ms at 256K, as on 1 thread).
+ * The elementwise passes elsewhere split at the same size. */
 static cnn_pool *pool_for(const cnn_layer_io *io, int64_t values)
 {
-    return values >= 262144 ? io->pool : NULL;
+    return values >= CNN_POOL_ELEMENTWISE_MIN ? io->pool : NULL;
 }
 
 static void bn_forward(cnn_layer *l, const cnn_layer_io *io)
