@@ -599,6 +599,25 @@ BF16_TARGET static int pack_a_gather(const float *const *r, int m, const int *ko
     return BF16_A_IMAJOR;
 }
 
+/* One packed A panel (m rows, K block at pc of kc2 pairs, layout amode)
+ * times every column of op(B) packed whole by cnn_gemm_bf16_pack_b (block
+ * (jc, pc) at word jc * K2 + pc / 2 * its padded width), into C's m rows. */
+BF16_TARGET static void panel_by_packed_b(int kc2, const uint32_t *pa, int amode, int m,
+                                          const uint32_t *bpacked, long K2, int pc, int N,
+                                          long nstep, float *C, int ldc, float beta)
+{
+    for (long jc = 0; jc < N; jc += nstep) {
+        int nc = (int)(N - jc < nstep ? N - jc : nstep);
+        long ncpad = (nc + BF16_NR - 1) / BF16_NR * BF16_NR;
+        const uint32_t *bp = bpacked + jc * K2 + (long)(pc / 2) * ncpad;
+        for (int jr = 0; jr < nc; jr += BF16_NR) {
+            int n = nc - jr < BF16_NR ? nc - jr : BF16_NR;
+            ukernel_bf16_12x32(kc2, pa, amode, bp + (long)jr * kc2, C + jc + jr, ldc, 1.0f, beta,
+                               m, n, NULL, 0);
+        }
+    }
+}
+
 BF16_TARGET static void bf16_gather_run(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
                                         const float *const *rows, const float *A, long lda,
                                         const int *koff, const uint32_t *bpacked, float beta,
@@ -620,16 +639,8 @@ BF16_TARGET static void bf16_gather_run(cnn_gemm_ctx *ctx, int ith, int M, int N
             for (int i = 0; i < m; i++)
                 r[i] = rows ? rows[i0 + i] : A + (long)(i0 + i) * lda;
             int amode = pack_a_gather(r, m, koff, pc, kc, runs, &nruns, ap);
-            for (long jc = 0; jc < N; jc += nstep) {
-                int nc = (int)(N - jc < nstep ? N - jc : nstep);
-                long ncpad = (nc + BF16_NR - 1) / BF16_NR * BF16_NR;
-                const uint32_t *bp = bpacked + jc * K2 + (long)(pc / 2) * ncpad;
-                for (int jr = 0; jr < nc; jr += BF16_NR) {
-                    int n = nc - jr < BF16_NR ? nc - jr : BF16_NR;
-                    ukernel_bf16_12x32(kc2, ap, amode, bp + (long)jr * kc2,
-                                       C + (long)i0 * ldc + jc + jr, ldc, 1.0f, b, m, n, NULL, 0);
-                }
-            }
+            panel_by_packed_b(kc2, ap, amode, m, bpacked, K2, pc, N, nstep,
+                              C + (long)i0 * ldc, ldc, b);
         }
     }
 }
@@ -709,18 +720,8 @@ BF16_TARGET static void bf16_gather16_run(cnn_gemm_ctx *ctx, int ith, int M, int
             pack_group16(a, koff, pc, kc, i0, np, ap);
             for (int p = 0; p < np; p++) {
                 int m = i0[p + 1] - i0[p];
-                const uint32_t *pa = ap + p * group_stride(kc2);
-                for (long jc = 0; jc < N; jc += nstep) {
-                    int nc = (int)(N - jc < nstep ? N - jc : nstep);
-                    long ncpad = (nc + BF16_NR - 1) / BF16_NR * BF16_NR;
-                    const uint32_t *bp = bpacked + jc * K2 + (long)(pc / 2) * ncpad;
-                    for (int jr = 0; jr < nc; jr += BF16_NR) {
-                        int n = nc - jr < BF16_NR ? nc - jr : BF16_NR;
-                        ukernel_bf16_12x32(kc2, pa, BF16_A_KMAJOR16, bp + (long)jr * kc2,
-                                           C + (long)i0[p] * ldc + jc + jr, ldc, 1.0f, b, m, n,
-                                           NULL, 0);
-                    }
-                }
+                panel_by_packed_b(kc2, ap + p * group_stride(kc2), BF16_A_KMAJOR16, m, bpacked,
+                                  K2, pc, N, nstep, C + (long)i0[p] * ldc, ldc, b);
             }
         }
     }
