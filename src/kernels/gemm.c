@@ -603,9 +603,10 @@ typedef struct {
  * page and jumped to the next, which no hardware prefetcher follows. Dense
  * 3136 -> 1024 at batch 64 (M = 64: the B block serves 6 row panels, B
  * comes from memory) went from 83 to 93 GFLOP/s on one core (the same
- * product on B packed beforehand: 104) with B out of cache; Conv2D (N = its
- * filters) never has more than 512 columns; a square 1024 product and
- * Dense's backward passes were the same or faster. */
+ * product on B packed beforehand: 104) with B out of cache; a square 1024
+ * product, Dense's backward passes and 2048-wide products were the same
+ * or faster. Conv2D's N is its filter count (16 to 64 in the tutorial and
+ * MLPerf Tiny models), below one block either way. */
 static const gemm_kernel gemm_kernels[] = {
 #ifdef GEMM_X86
     {"avx512", 12, 32, 384, 1024, ukernel_avx512_12x32, true, pack_strided_avx},

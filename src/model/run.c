@@ -157,24 +157,25 @@ static void activation_rows(const cnn_layer *l, int batch, int64_t *rows, int *n
     *rows = cnn_shape_size(l->out) / *n * batch;
 }
 
-/* The activation passes the model applies itself, elementwise ones split
- * between the threads (cnn_pool_elementwise); softmax normalises whole
- * rows and stays on the caller. */
+/* The elementwise passes the model runs itself - activations, their
+ * derivatives, gradient sums - split between the threads
+ * (cnn_pool_elementwise); softmax normalises whole rows and stays on the
+ * caller. */
 typedef struct {
     cnn_activation a;
     float *y, *dy, *sum;
     const float *z, *ys, *add;
-} activation_job;
+} pass_job;
 
 static void forward_range(void *p, int64_t b, int64_t e)
 {
-    const activation_job *j = p;
+    const pass_job *j = p;
     cnn_activation_forward(j->a, j->y + b, 1, (int)(e - b));
 }
 
 static void backward_range(void *p, int64_t b, int64_t e)
 {
-    const activation_job *j = p;
+    const pass_job *j = p;
     if (j->z)
         cnn_activation_backward_input(j->a, j->z + b, j->dy + b, e - b);
     else
@@ -183,7 +184,7 @@ static void backward_range(void *p, int64_t b, int64_t e)
 
 static void sum_range(void *p, int64_t b, int64_t e)
 {
-    const activation_job *j = p;
+    const pass_job *j = p;
     for (int64_t i = b; i < e; i++)
         j->sum[i] += j->add[i];
 }
@@ -191,14 +192,32 @@ static void sum_range(void *p, int64_t b, int64_t e)
 /* Ranges of at most this many values: each is one call (an int count). */
 enum { RANGE_MAX = 1 << 30 };
 
+static bool splits(cnn_activation a, int64_t count)
+{
+    return cnn_activation_is_elementwise(a) && count < RANGE_MAX;
+}
+
 static void apply_activation(cnn_model *m, cnn_activation a, float *y, int64_t rows, int n)
 {
-    if (!cnn_activation_is_elementwise(a) || rows * n >= RANGE_MAX) {
+    pass_job j = {.a = a, .y = y};
+    if (splits(a, rows * n))
+        cnn_pool_elementwise(m->pool, rows * n, forward_range, &j);
+    else
         cnn_activation_forward(a, y, rows, n);
-        return;
-    }
-    activation_job j = {.a = a, .y = y};
-    cnn_pool_elementwise(m->pool, rows * n, forward_range, &j);
+}
+
+/* dy := dy f'(.), from the pre-activation z where the activation needs it,
+ * else from the output y. */
+static void apply_derivative(cnn_model *m, cnn_activation a, const float *z, const float *y,
+                             float *dy, int64_t rows, int n)
+{
+    pass_job j = {.a = a, .dy = dy, .ys = y, .z = z};
+    if (splits(a, rows * n))
+        cnn_pool_elementwise(m->pool, rows * n, backward_range, &j);
+    else if (z)
+        cnn_activation_backward_input(a, z, dy, rows * n);
+    else
+        cnn_activation_backward(a, y, dy, rows, n);
 }
 
 cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool training,
@@ -303,15 +322,9 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
             io.fuse_activation = false;
         else if (!(i == L - 1 && m->last_fused) && !io.fuse_activation) {
             activation_rows(l, batch, &rows, &n);
-            activation_job j = {.a = l->activation, .dy = dy, .ys = io.y};
-            if (cnn_activation_needs_input(l->activation))
-                j.z = m->arena.pre[i];
-            if (cnn_activation_is_elementwise(l->activation) && rows * n < RANGE_MAX)
-                cnn_pool_elementwise(m->pool, rows * n, backward_range, &j);
-            else if (j.z)
-                cnn_activation_backward_input(l->activation, j.z, dy, rows * n);
-            else
-                cnn_activation_backward(l->activation, io.y, dy, rows, n);
+            apply_derivative(m, l->activation,
+                             cnn_activation_needs_input(l->activation) ? m->arena.pre[i] : NULL,
+                             io.y, dy, rows, n);
         }
         io.dy = dy;
         /* Each input's gradient: the first written (by its last reader)
@@ -341,7 +354,7 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
         for (int p = 0; l->frozen && p < l->n_params; p++)
             memset(l->params[p].grad, 0, (size_t)l->params[p].count * sizeof(float));
         for (int k = 0; k < l->n_inputs; k++) {
-            activation_job j = {.sum = sums[k], .add = dxs[k]};
+            pass_job j = {.sum = sums[k], .add = dxs[k]};
             if (sums[k])
                 cnn_pool_elementwise(m->pool, (int64_t)sizes[k], sum_range, &j);
         }
