@@ -390,9 +390,10 @@ static void ukernel_generic_6x8(int kc, const float *a, long lda, int amode, con
 __attribute__((target("avx512f"), always_inline)) static inline void
 avx512_body(const int MODE, const int ROWS, const int NV, int kc, const float *a, long lda,
             const float *b, float *c, long ldc, float alpha, float beta, int n,
-            const float *const *pa, const int *koff)
+            const float *const *pa, const int *koff, const int *spans, int nspans)
 {
-    /* GEMM_A_GATHER: (i, k) at pa[i][koff[k]] (cnn_gemm_gather) */
+    /* GEMM_A_GATHER: (i, k) at pa[i][koff[k]] (cnn_gemm_gather), k only
+     * within the spans [spans[2s], spans[2s + 1]) of the block */
 #define GEMM_A_AT_G(i) (MODE == GEMM_A_GATHER ? pa[i][ko] : GEMM_A_AT(i))
     for (int i = 0; i < ROWS; i++) {
         __builtin_prefetch(c + i * ldc, 1);
@@ -402,7 +403,11 @@ avx512_body(const int MODE, const int ROWS, const int NV, int kc, const float *a
 #define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
     GEMM_ROWS12(DECL)
 #undef DECL
-    for (int k = 0; k < kc; k++, b += 32) {
+    const float *b_block = b;
+    for (int s = 0; s < (MODE == GEMM_A_GATHER ? nspans : 1); s++) {
+    int k_end = MODE == GEMM_A_GATHER ? spans[2 * s + 1] : kc;
+    int k = MODE == GEMM_A_GATHER ? spans[2 * s] : 0;
+    for (b = b_block + (long)k * 32; k < k_end; k++, b += 32) {
         __m512 b0 = _mm512_load_ps(b), b1 = NV == 2 ? _mm512_load_ps(b + 16) : b0;
         long ko = MODE == GEMM_A_GATHER ? koff[k] : 0;
         (void)ko;
@@ -417,6 +422,7 @@ avx512_body(const int MODE, const int ROWS, const int NV, int kc, const float *a
 #undef STEP
         if (MODE != GEMM_A_GATHER)
             GEMM_A_NEXT(12);
+    }
     }
 #undef GEMM_A_AT_G
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -464,7 +470,7 @@ ukernel_avx512_12x32(int kc, const float *a, long lda, int amode, const float *b
                      long ldc, float alpha, float beta, int m, int n)
 {
 #define BODY(mode, rows, nv)                                                       \
-    avx512_body(mode, rows, nv, kc, a, lda, b, c, ldc, alpha, beta, n, NULL, NULL)
+    avx512_body(mode, rows, nv, kc, a, lda, b, c, ldc, alpha, beta, n, NULL, NULL, NULL, 0)
     int nv = n > 16 ? 2 : 1;
     if (amode == GEMM_A_ROWS) {
         if (nv == 2)
@@ -485,15 +491,18 @@ ukernel_avx512_12x32(int kc, const float *a, long lda, int amode, const float *b
 }
 
 /* The 12 x 32 kernel on gathered A: row i of the tile at pa[i], column k
- * at offset koff[k] (m is always 12). */
+ * at offset koff[k] (m is always 12), over the block's columns in the
+ * nspans spans [spans[2s], spans[2s + 1]) only (none: C = beta * C). */
 __attribute__((target("avx512f"))) static void
-ukernel_avx512_gather(int kc, const float *const *pa, const int *koff, const float *b, float *c,
-                      long ldc, float beta, int n)
+ukernel_avx512_gather(const float *const *pa, const int *koff, const int *spans, int nspans,
+                      const float *b, float *c, long ldc, float beta, int n)
 {
     if (n > 16)
-        avx512_body(GEMM_A_GATHER, 12, 2, kc, NULL, 0, b, c, ldc, 1.0f, beta, n, pa, koff);
+        avx512_body(GEMM_A_GATHER, 12, 2, 0, NULL, 0, b, c, ldc, 1.0f, beta, n, pa, koff, spans,
+                    nspans);
     else
-        avx512_body(GEMM_A_GATHER, 12, 1, kc, NULL, 0, b, c, ldc, 1.0f, beta, n, pa, koff);
+        avx512_body(GEMM_A_GATHER, 12, 1, 0, NULL, 0, b, c, ldc, 1.0f, beta, n, pa, koff, spans,
+                    nspans);
 }
 
 /* AVX2 + FMA, 6 x 16: 12 ymm accumulators + 2 for b + 1 broadcast. Partial
@@ -1069,8 +1078,30 @@ bool cnn_gemm_gather_supported(const cnn_gemm_ctx *ctx)
 #endif
 }
 
+/* The spans of [k0, k1) among `spans` (sorted, disjoint), shifted to start
+ * at k0, into out; returns how many. */
+static int spans_in_block(const int *spans, int nspans, int k0, int k1, int *out)
+{
+    int n = 0;
+    for (int s = 0; s < nspans; s++) {
+        int a = spans[2 * s] > k0 ? spans[2 * s] : k0;
+        int b = spans[2 * s + 1] < k1 ? spans[2 * s + 1] : k1;
+        if (a < b)
+            out[2 * n] = a - k0, out[2 * n + 1] = b - k0, n++;
+    }
+    return n;
+}
+
 void cnn_gemm_gather(cnn_gemm_ctx *ctx, int ith, int M, int N, int K, const float *const *rows,
                      const int *koff, const float *bpacked, float beta, float *C, int ldc)
+{
+    int all[2] = {0, K};
+    cnn_gemm_gather_spans(ctx, ith, M, N, K, rows, koff, all, 1, bpacked, beta, C, ldc);
+}
+
+void cnn_gemm_gather_spans(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
+                           const float *const *rows, const int *koff, const int *spans,
+                           int nspans, const float *bpacked, float beta, float *C, int ldc)
 {
 #ifdef GEMM_X86
     const gemm_kernel *kern = ctx->kernel;
@@ -1079,35 +1110,49 @@ void cnn_gemm_gather(cnn_gemm_ctx *ctx, int ith, int M, int N, int K, const floa
     long kblocks = (K + kern->kc - 1) / kern->kc, kstep = (K + kblocks - 1) / kblocks;
     long nstep = gemm_nstep(kern, N);
     float *ap = cnn_gemm_ctx_buffer(ctx, ith);
+    /* a block's spans, in the panel buffer's place (full panels never use it) */
+    int *block_spans = (int *)ap;
     for (long ir = 0; ir < M; ir += mr) {
         int m = (int)(M - ir < mr ? M - ir : mr);
         for (long jc = 0; jc < N; jc += nstep) {
             int nc = (int)(N - jc < nstep ? N - jc : nstep);
+            bool summed = false; /* a block has been stored (beta applied) */
             for (long pc = 0; pc < K; pc += kstep) {
                 int kc = (int)(K - pc < kstep ? K - pc : kstep);
-                float b = pc == 0 ? beta : 1.0f;
                 const float *bp = bpacked + jc * K + pc * (long)((nc + nr - 1) / nr * nr);
                 if (m < mr) {
-                    /* a partial panel: packed, zero-padded, as gemm_block does */
+                    /* a partial panel: packed, zero-padded, as gemm_block
+                     * does; the columns out of the spans are zeros anyway */
+                    float b = pc == 0 ? beta : 1.0f;
                     for (int k = 0; k < kc; k++)
                         for (int i = 0; i < mr; i++)
                             ap[k * mr + i] = i < m ? rows[ir + i][koff[pc + k]] : 0.0f;
+                    for (int jr = 0; jr < nc; jr += nr) {
+                        int n = nc - jr < nr ? nc - jr : nr;
+                        kern->kernel(kc, ap, 0, GEMM_A_PACKED, bp + (long)jr * kc,
+                                     C + ir * ldc + jc + jr, ldc, 1.0f, b, m, n);
+                    }
+                    continue;
                 }
+                /* A block with no span adds only zero products: skipped,
+                 * unless it is the last and none before it stored C. The
+                 * products skipped are exact zeros (A is zero there), so
+                 * the sums keep their bits. */
+                int ns = spans_in_block(spans, nspans, (int)pc, (int)(pc + kc), block_spans);
+                if (ns == 0 && (summed || pc + kc < K))
+                    continue;
+                float b = summed ? 1.0f : beta;
+                summed = true;
                 for (int jr = 0; jr < nc; jr += nr) {
                     int n = nc - jr < nr ? nc - jr : nr;
-                    float *c = C + ir * ldc + jc + jr;
-                    if (m < mr)
-                        kern->kernel(kc, ap, 0, GEMM_A_PACKED, bp + (long)jr * kc, c, ldc, 1.0f, b,
-                                     m, n);
-                    else
-                        ukernel_avx512_gather(kc, rows + ir, koff + pc, bp + (long)jr * kc, c,
-                                              ldc, b, n);
+                    ukernel_avx512_gather(rows + ir, koff + pc, block_spans, ns,
+                                          bp + (long)jr * kc, C + ir * ldc + jc + jr, ldc, b, n);
                 }
             }
         }
     }
 #else
     (void)ctx, (void)ith, (void)M, (void)N, (void)K, (void)rows, (void)koff, (void)bpacked;
-    (void)beta, (void)C, (void)ldc;
+    (void)beta, (void)C, (void)ldc, (void)spans, (void)nspans, (void)spans_in_block;
 #endif
 }

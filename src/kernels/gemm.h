@@ -67,6 +67,14 @@ void cnn_gemm_serial_packed_b(cnn_gemm_ctx *ctx, int ith, bool trans_a, bool tra
 bool cnn_gemm_gather_supported(const cnn_gemm_ctx *ctx);
 void cnn_gemm_gather(cnn_gemm_ctx *ctx, int ith, int M, int N, int K, const float *const *rows,
                      const int *koff, const float *bpacked, float beta, float *C, int ldc);
+/* The same where every row of A is zero outside the nspans column spans
+ * [spans[2s], spans[2s + 1]) (sorted, disjoint): the columns out of them
+ * are skipped, so a convolution does not multiply the taps that fall on
+ * its zero padding. The skipped products are exact zeros: the same bits as
+ * cnn_gemm_gather (whose weights are finite). */
+void cnn_gemm_gather_spans(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
+                           const float *const *rows, const int *koff, const int *spans,
+                           int nspans, const float *bpacked, float beta, float *C, int ldc);
 
 /* ---- bfloat16 (gemm_bf16.c) ------------------------------------------------
  * The mixed_bfloat16 policy's products: op(A) and op(B) rounded to bfloat16

@@ -401,12 +401,61 @@ static void band_need(const cnn_conv_geom *g, int64_t s, int64_t m0, int64_t m1,
     *p1 = (last - s * plane) / g->ow * g->sh + (int64_t)(g->kh - 1) * g->dh + 1;
 }
 
-/* Floats of a worker's implicit scratch: koff, the row pointers, two band
- * slots (64-byte aligned pieces). */
+/* ---- Taps on the padding ----
+ * A tap that falls on the zero padding for every pixel of a panel adds
+ * only zero products: cnn_gemm_gather_spans skips it (conv2's 5x5 'same'
+ * taps over 14x14: 16% of them are on the padding). */
+
+/* The taps [*lo, *hi) of a kernel axis (k taps, dilation d) that read
+ * inside the input (n wide) for output position o (stride s, padding pad
+ * before); *lo >= *hi when none does. */
+static void taps_inside(int64_t o, int s, int pad, int d, int n, int k, int *lo, int *hi)
+{
+    *lo = k, *hi = 0;
+    for (int t = 0; t < k; t++) {
+        int64_t i = o * s - pad + (int64_t)t * d;
+        if (i >= 0 && i < n) {
+            *lo = t < *lo ? t : *lo;
+            *hi = t + 1;
+        }
+    }
+}
+
+/* The K spans (im2col column order: ky, kx, channel) that some output
+ * pixel of [m0, m1) reads inside the input, over the hull of their taps,
+ * into spans (at most kh pairs); returns how many. */
+static int pixel_spans(const cnn_conv_geom *g, int64_t m0, int64_t m1, int *spans)
+{
+    const int64_t plane = (int64_t)g->oh * g->ow;
+    int y0 = g->kh, y1 = 0, x0 = g->kw, x1 = 0;
+    for (int64_t m = m0; m < m1; m++) {
+        int64_t oy = m % plane / g->ow, ox = m % plane % g->ow;
+        int lo, hi;
+        taps_inside(oy, g->sh, g->pad_top, g->dh, g->h, g->kh, &lo, &hi);
+        if (lo < hi)
+            y0 = lo < y0 ? lo : y0, y1 = hi > y1 ? hi : y1;
+        taps_inside(ox, g->sw, g->pad_left, g->dw, g->w, g->kw, &lo, &hi);
+        if (lo < hi)
+            x0 = lo < x0 ? lo : x0, x1 = hi > x1 ? hi : x1;
+    }
+    if (y0 >= y1 || x0 >= x1)
+        return 0;
+    const int row = g->kw * g->c;
+    if (x0 == 0 && x1 == g->kw) {
+        spans[0] = y0 * row, spans[1] = y1 * row;
+        return 1;
+    }
+    for (int ky = y0; ky < y1; ky++)
+        spans[2 * (ky - y0)] = ky * row + x0 * g->c, spans[2 * (ky - y0) + 1] = ky * row + x1 * g->c;
+    return y1 - y0;
+}
+
+/* Floats of a worker's implicit scratch: koff, the row pointers, the
+ * spans, two band slots (64-byte aligned pieces). */
 static int64_t implicit_floats(const cnn_conv_geom *g, int64_t K)
 {
     implicit_layout L = implicit_layout_of(g);
-    int64_t n = (K + 15) / 16 * 16 + 2 * IMPLICIT_BLOCK_ROWS + 16;
+    int64_t n = (K + 15) / 16 * 16 + 2 * IMPLICIT_BLOCK_ROWS + 16 + 2 * (int64_t)g->kh + 16;
     return n + (L.copy ? 2 * band_floats(g, &L, IMPLICIT_BLOCK_ROWS) : 0) + 16;
 }
 
@@ -419,7 +468,8 @@ static void implicit_rows(const fused_job *j, int ith, int64_t r0, int64_t r1, f
     float *base = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     int *koff = (int *)base;
     const float **rows = (const float **)(base + (K + 15) / 16 * 16);
-    float *xp = (float *)(rows + IMPLICIT_BLOCK_ROWS + 8);
+    int *spans = (int *)(rows + IMPLICIT_BLOCK_ROWS + 8);
+    float *xp = (float *)(spans + 2 * g->kh);
     xp = (float *)(((uintptr_t)xp + 63) & ~(uintptr_t)63);
     for (int ky = 0, k = 0; ky < g->kh; ky++)
         for (int kx = 0; kx < g->kw; kx++)
@@ -456,8 +506,13 @@ static void implicit_rows(const fused_job *j, int ith, int64_t r0, int64_t r1, f
             cnn_gemm_bf16_gather(j->gemm, ith, (int)(b - a), j->F, (int)K, rows, koff,
                                  j->wpacked, 0.0f, y, j->F);
         else
-            cnn_gemm_gather(j->gemm, ith, (int)(b - a), j->F, (int)K, rows, koff, j->wpacked,
-                            0.0f, y, j->F);
+            for (int64_t p = a; p < b; p += 12) {
+                int64_t q = p + 12 < b ? p + 12 : b;
+                int ns = pixel_spans(g, p, q, spans);
+                cnn_gemm_gather_spans(j->gemm, ith, (int)(q - p), j->F, (int)K, rows + (p - a),
+                                      koff, spans, ns, j->wpacked, 0.0f, y + (p - a) * j->F,
+                                      j->F);
+            }
         if (j->bias)
             cnn_add_bias_rows(y, j->bias, b - a, j->F);
         if (j->activate)
