@@ -694,6 +694,49 @@ static void transposed_backward(conv2d_layer *c, const cnn_layer_io *io)
  * in where the pixel sums are cut into blocks. */
 enum { WEIGHTS_BLOCK_ROWS = 384 };
 
+/* The pixel spans of the block [a, z) (offsets from a) that some tap of
+ * [t0, t1] reads inside the input, over the hull of their output rows and
+ * columns, into spans (at most one pair per output row the block
+ * touches); returns how many. */
+static int tap_spans(const cnn_conv_geom *g, int64_t t0, int64_t t1, int64_t a, int64_t z,
+                     int *spans)
+{
+    int64_t y0 = g->oh, y1 = 0, x0 = g->ow, x1 = 0;
+    for (int64_t t = t0; t <= t1; t++) {
+        int64_t ky = t / g->kw, kx = t % g->kw;
+        for (int64_t oy = 0; oy < g->oh; oy++) {
+            int64_t iy = oy * g->sh - g->pad_top + ky * g->dh;
+            if (iy >= 0 && iy < g->h)
+                y0 = oy < y0 ? oy : y0, y1 = oy + 1 > y1 ? oy + 1 : y1;
+        }
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            int64_t ix = ox * g->sw - g->pad_left + kx * g->dw;
+            if (ix >= 0 && ix < g->w)
+                x0 = ox < x0 ? ox : x0, x1 = ox + 1 > x1 ? ox + 1 : x1;
+        }
+    }
+    if (y0 >= y1 || x0 >= x1)
+        return 0;
+    const int64_t plane = (int64_t)g->oh * g->ow;
+    int n = 0;
+    for (int64_t r = a / g->ow; r * g->ow < z; r++) { /* r: sample * oh + oy */
+        int64_t oy = r % g->oh;
+        if (oy < y0 || oy >= y1)
+            continue;
+        int64_t p0 = r / g->oh * plane + oy * g->ow + x0 - a;
+        int64_t p1 = p0 + (x1 - x0);
+        p0 = p0 > 0 ? p0 : 0;
+        p1 = p1 < z - a ? p1 : z - a;
+        if (p0 >= p1)
+            continue;
+        if (n > 0 && spans[2 * n - 1] == p0)
+            spans[2 * n - 1] = (int)p1; /* joins the last */
+        else
+            spans[2 * n] = (int)p0, spans[2 * n + 1] = (int)p1, n++;
+    }
+    return n;
+}
+
 static int64_t weights_worker_floats(const conv2d_layer *c)
 {
     const cnn_conv_geom *g = &c->geom;
@@ -705,6 +748,7 @@ static int64_t weights_worker_floats(const conv2d_layer *c)
     if (bands < band_floats(g, &L16, WEIGHTS_BLOCK_ROWS))
         bands = band_floats(g, &L16, WEIGHTS_BLOCK_ROWS);
     return 2 * K + WEIGHTS_BLOCK_ROWS + 16                  /* pointers, koff */
+         + 2 * WEIGHTS_BLOCK_ROWS + 16                      /* tap_spans */
          + (int64_t)cnn_gemm_packed_b_floats(WEIGHTS_BLOCK_ROWS, F) + 16 + bands + 16;
 }
 
@@ -768,7 +812,8 @@ static void weights_worker(void *p, int ith, int nth)
     float *bp = base;
     const float **rows = (const float **)(bp + (cnn_gemm_packed_b_floats(WEIGHTS_BLOCK_ROWS, F) + 15) / 16 * 16);
     int *koff = (int *)(rows + (k1 - k0));
-    float *xp = (float *)(((uintptr_t)(koff + WEIGHTS_BLOCK_ROWS) + 63) & ~(uintptr_t)63);
+    int *spans = koff + WEIGHTS_BLOCK_ROWS;
+    float *xp = (float *)(((uintptr_t)(spans + 2 * WEIGHTS_BLOCK_ROWS + 4) + 63) & ~(uintptr_t)63);
     band_held held[2] = {{-1, 0, 0}, {-1, 0, 0}};
     for (int64_t a = 0; a < M;) {
         int64_t n = a / plane, z = a + WEIGHTS_BLOCK_ROWS;
@@ -809,8 +854,13 @@ static void weights_worker(void *p, int ith, int nth)
         }
         {
             cnn_gemm_pack_b(j->io->gemm, false, F, (int)(z - a), j->io->dy + a * F, F, bp);
-            cnn_gemm_gather(j->io->gemm, ith, (int)(k1 - k0), F, (int)(z - a), rows, koff, bp,
-                            1.0f, j->c->base.params[0].grad + k0 * F, F);
+            for (int64_t k = k0; k < k1; k += 12) {
+                int64_t e = k + 12 < k1 ? k + 12 : k1;
+                int ns = tap_spans(g, k / C, (e - 1) / C, a, z, spans);
+                cnn_gemm_gather_spans(j->io->gemm, ith, (int)(e - k), F, (int)(z - a),
+                                      rows + (k - k0), koff, spans, ns, bp, 1.0f,
+                                      j->c->base.params[0].grad + k * F, F);
+            }
         }
         a = z;
     }
