@@ -64,6 +64,70 @@ static void test_gemm_entry_points(int M, int N, int K)
     cnn_gemm_ctx_free(ctx);
 }
 
+/* cnn_gemm_gather_spans against cnn_gemm on an A that is zero outside the
+ * spans: the same bits (the skipped products are exact zeros), beta 0 and
+ * 1, spans that leave whole K blocks (384 wide) empty, and none at all. */
+static void test_gather_spans(int M, int N, int K, const int *spans, int nspans)
+{
+    cnn_gemm_ctx *ctx = NULL;
+    CHECK_OK(cnn_gemm_ctx_create(&ctx, NULL));
+    if (!cnn_gemm_gather_supported(ctx)) {
+        cnn_gemm_ctx_free(ctx);
+        return;
+    }
+    float *A = random_floats((int64_t)M * K), *B = random_floats((int64_t)K * N);
+    float *C0 = random_floats((int64_t)M * N), *C1 = malloc((size_t)M * N * sizeof(float));
+    float *C2 = malloc((size_t)M * N * sizeof(float));
+    float *bp = aligned_alloc(64, (cnn_gemm_packed_b_floats(K, N) * sizeof(float) + 63) / 64 * 64);
+    const float **rows = malloc((size_t)M * sizeof *rows);
+    int *koff = malloc((size_t)K * sizeof *koff);
+    for (int k = 0; k < K; k++) {
+        bool inside = false;
+        for (int s = 0; s < nspans; s++)
+            inside = inside || (spans[2 * s] <= k && k < spans[2 * s + 1]);
+        koff[k] = k;
+        for (int i = 0; !inside && i < M; i++)
+            A[(int64_t)i * K + k] = 0.0f;
+    }
+    for (int i = 0; i < M; i++)
+        rows[i] = A + (int64_t)i * K;
+    cnn_gemm_pack_b(ctx, false, N, K, B, N, bp);
+    char what[96];
+    for (int b = 0; b < 2; b++) {
+        memcpy(C1, C0, (size_t)M * N * sizeof(float));
+        memcpy(C2, C0, (size_t)M * N * sizeof(float));
+        cnn_gemm(ctx, false, false, M, N, K, 1.0f, A, K, B, N, (float)b, C1, N);
+        cnn_gemm_gather_spans(ctx, 0, M, N, K, rows, koff, spans, nspans, bp, (float)b, C2, N);
+        snprintf(what, sizeof what, "gather spans %dx%dx%d (%d spans) beta %d", M, N, K, nspans,
+                 b);
+        CHECK(test_same_bits(what, C1, C2, (int64_t)M * N));
+    }
+    /* a product inside a span that was skipped would change C: a nonzero
+     * A there must show */
+    if (nspans > 0) {
+        A[spans[0]] = 1000.0f;
+        memcpy(C1, C0, (size_t)M * N * sizeof(float));
+        memcpy(C2, C0, (size_t)M * N * sizeof(float));
+        cnn_gemm(ctx, false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C1, N);
+        cnn_gemm_gather_spans(ctx, 0, M, N, K, rows, koff, spans, nspans, bp, 0.0f, C2, N);
+        CHECK(test_same_bits("gather spans, a large first value", C1, C2, (int64_t)M * N));
+    }
+    free(A), free(B), free(C0), free(C1), free(C2), free(bp), free(rows), free(koff);
+    cnn_gemm_ctx_free(ctx);
+}
+
+static void test_gather_spans_cases(void)
+{
+    static const int none[] = {0, 0}, first[] = {0, 5}, middle[] = {300, 420, 500, 520},
+                     last[] = {790, 800}, odd[] = {1, 2, 3, 17, 40, 41, 383, 385};
+    test_gather_spans(24, 64, 800, none, 0);
+    test_gather_spans(24, 64, 800, first, 1);
+    test_gather_spans(36, 40, 800, middle, 2);
+    test_gather_spans(12, 70, 800, last, 1);
+    test_gather_spans(29, 33, 800, odd, 4); /* 29: a partial last panel */
+    test_gather_spans(12, 16, 100, odd, 3);
+}
+
 typedef struct {
     int batch, h, w, c, filters, kh, kw, sh, sw, dh, dw;
     bool same, bias;
@@ -156,6 +220,7 @@ int main(void)
                                    {25, 64, 800}, {13, 5, 385},  {100, 33, 17}};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
         test_gemm_entry_points(sizes[i][0], sizes[i][1], sizes[i][2]);
+    test_gather_spans_cases();
     for (int t = 0; t < 60; t++) {
         shape s = random_shape();
         check_shape(&s);
