@@ -368,20 +368,20 @@ static void ukernel_generic_6x8(int kc, const float *a, long lda, int amode, con
         a += MODE == GEMM_A_PACKED ? (MR) : MODE == GEMM_A_ROWS ? 1 : lda;         \
     } while (0)
 
-#define GEMM_DISPATCH_ROWS12(BODY, nv)                                             \
+#define GEMM_DISPATCH_ROWS12(BODY, mode, nv)                                       \
     switch (m) {                                                                   \
-    case 1: BODY(GEMM_A_PACKED, 1, nv); return;                                    \
-    case 2: BODY(GEMM_A_PACKED, 2, nv); return;                                    \
-    case 3: BODY(GEMM_A_PACKED, 3, nv); return;                                    \
-    case 4: BODY(GEMM_A_PACKED, 4, nv); return;                                    \
-    case 5: BODY(GEMM_A_PACKED, 5, nv); return;                                    \
-    case 6: BODY(GEMM_A_PACKED, 6, nv); return;                                    \
-    case 7: BODY(GEMM_A_PACKED, 7, nv); return;                                    \
-    case 8: BODY(GEMM_A_PACKED, 8, nv); return;                                    \
-    case 9: BODY(GEMM_A_PACKED, 9, nv); return;                                    \
-    case 10: BODY(GEMM_A_PACKED, 10, nv); return;                                  \
-    case 11: BODY(GEMM_A_PACKED, 11, nv); return;                                  \
-    default: BODY(GEMM_A_PACKED, 12, nv); return;                                  \
+    case 1: BODY(mode, 1, nv); return;                                    \
+    case 2: BODY(mode, 2, nv); return;                                    \
+    case 3: BODY(mode, 3, nv); return;                                    \
+    case 4: BODY(mode, 4, nv); return;                                    \
+    case 5: BODY(mode, 5, nv); return;                                    \
+    case 6: BODY(mode, 6, nv); return;                                    \
+    case 7: BODY(mode, 7, nv); return;                                    \
+    case 8: BODY(mode, 8, nv); return;                                    \
+    case 9: BODY(mode, 9, nv); return;                                    \
+    case 10: BODY(mode, 10, nv); return;                                  \
+    case 11: BODY(mode, 11, nv); return;                                  \
+    default: BODY(mode, 12, nv); return;                                           \
     }
 
 /* AVX-512F, 12 x 32: 24 zmm accumulators + 2 for b + 1 broadcast. Each k
@@ -483,26 +483,28 @@ ukernel_avx512_12x32(int kc, const float *a, long lda, int amode, const float *b
         else
             BODY(GEMM_A_COLS, 12, 1);
     } else if (nv == 2) {
-        GEMM_DISPATCH_ROWS12(BODY, 2)
+        GEMM_DISPATCH_ROWS12(BODY, GEMM_A_PACKED, 2)
     } else {
-        GEMM_DISPATCH_ROWS12(BODY, 1)
+        GEMM_DISPATCH_ROWS12(BODY, GEMM_A_PACKED, 1)
     }
 #undef BODY
 }
 
-/* The 12 x 32 kernel on gathered A: row i of the tile at pa[i], column k
- * at offset koff[k] (m is always 12), over the block's columns in the
- * nspans spans [spans[2s], spans[2s + 1]) only (none: C = beta * C). */
+/* The m x 32 kernel (m <= 12) on gathered A: row i of the tile at pa[i],
+ * column k at offset koff[k], over the block's columns in the nspans spans
+ * [spans[2s], spans[2s + 1]) only (none: C = beta * C). */
 __attribute__((target("avx512f"))) static void
-ukernel_avx512_gather(const float *const *pa, const int *koff, const int *spans, int nspans,
-                      const float *b, float *c, long ldc, float beta, int n)
+ukernel_avx512_gather(int m, const float *const *pa, const int *koff, const int *spans,
+                      int nspans, const float *b, float *c, long ldc, float beta, int n)
 {
-    if (n > 16)
-        avx512_body(GEMM_A_GATHER, 12, 2, 0, NULL, 0, b, c, ldc, 1.0f, beta, n, pa, koff, spans,
-                    nspans);
-    else
-        avx512_body(GEMM_A_GATHER, 12, 1, 0, NULL, 0, b, c, ldc, 1.0f, beta, n, pa, koff, spans,
-                    nspans);
+#define BODY(mode, rows, nv)                                                       \
+    avx512_body(mode, rows, nv, 0, NULL, 0, b, c, ldc, 1.0f, beta, n, pa, koff, spans, nspans)
+    if (n > 16) {
+        GEMM_DISPATCH_ROWS12(BODY, GEMM_A_GATHER, 2)
+    } else {
+        GEMM_DISPATCH_ROWS12(BODY, GEMM_A_GATHER, 1)
+    }
+#undef BODY
 }
 
 /* AVX2 + FMA, 6 x 16: 12 ymm accumulators + 2 for b + 1 broadcast. Partial
@@ -1106,12 +1108,11 @@ void cnn_gemm_gather_spans(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
 #ifdef GEMM_X86
     const gemm_kernel *kern = ctx->kernel;
     const int mr = kern->mr, nr = kern->nr;
-    /* gemm_block's K and column blocks, so every element is summed as there */
+    /* gemm_block's K and column blocks, so every element is summed as there
+     * (a partial panel too: the micro-kernel's rows are independent) */
     long kblocks = (K + kern->kc - 1) / kern->kc, kstep = (K + kblocks - 1) / kblocks;
     long nstep = gemm_nstep(kern, N);
-    float *ap = cnn_gemm_ctx_buffer(ctx, ith);
-    /* a block's spans, in the panel buffer's place (full panels never use it) */
-    int *block_spans = (int *)ap;
+    int *block_spans = (int *)cnn_gemm_ctx_buffer(ctx, ith); /* at most kc pairs */
     for (long ir = 0; ir < M; ir += mr) {
         int m = (int)(M - ir < mr ? M - ir : mr);
         for (long jc = 0; jc < N; jc += nstep) {
@@ -1120,20 +1121,6 @@ void cnn_gemm_gather_spans(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
             for (long pc = 0; pc < K; pc += kstep) {
                 int kc = (int)(K - pc < kstep ? K - pc : kstep);
                 const float *bp = bpacked + jc * K + pc * (long)((nc + nr - 1) / nr * nr);
-                if (m < mr) {
-                    /* a partial panel: packed, zero-padded, as gemm_block
-                     * does; the columns out of the spans are zeros anyway */
-                    float b = pc == 0 ? beta : 1.0f;
-                    for (int k = 0; k < kc; k++)
-                        for (int i = 0; i < mr; i++)
-                            ap[k * mr + i] = i < m ? rows[ir + i][koff[pc + k]] : 0.0f;
-                    for (int jr = 0; jr < nc; jr += nr) {
-                        int n = nc - jr < nr ? nc - jr : nr;
-                        kern->kernel(kc, ap, 0, GEMM_A_PACKED, bp + (long)jr * kc,
-                                     C + ir * ldc + jc + jr, ldc, 1.0f, b, m, n);
-                    }
-                    continue;
-                }
                 /* A block with no span adds only zero products: skipped,
                  * unless it is the last and none before it stored C. The
                  * products skipped are exact zeros (A is zero there), so
@@ -1145,7 +1132,7 @@ void cnn_gemm_gather_spans(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
                 summed = true;
                 for (int jr = 0; jr < nc; jr += nr) {
                     int n = nc - jr < nr ? nc - jr : nr;
-                    ukernel_avx512_gather(rows + ir, koff + pc, block_spans, ns,
+                    ukernel_avx512_gather(m, rows + ir, koff + pc, block_spans, ns,
                                           bp + (long)jr * kc, C + ir * ldc + jc + jr, ldc, b, n);
                 }
             }
