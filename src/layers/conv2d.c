@@ -979,21 +979,16 @@ static void weights_worker(void *p, int ith, int nth)
     const weights_job *j = p;
     const cnn_conv_geom *g = &j->c->geom;
     const int F = j->c->base.spec.u.conv2d.filters;
-    const int64_t K = (int64_t)g->kh * g->kw * g->c, C = g->c, plane = (int64_t)g->oh * g->ow;
+    const int64_t C = g->c, plane = (int64_t)g->oh * g->ow;
     const int64_t M = (int64_t)j->io->batch * plane, sample = (int64_t)g->h * g->w * C;
     const bool bf16 = bf16_fast(j->io);
+    /* whole panels of one tap's channels (weights_bf16_rows; float32: each
+     * panel then skips exactly its tap's pixels on the padding) */
+    const int64_t per_tap = (C + 11) / 12, taps = (int64_t)g->kh * g->kw;
     long b, e;
-    int64_t k0, k1;
-    if (bf16) {
-        /* whole panels of one tap's channels (weights_bf16_rows) */
-        const int64_t per_tap = (C + 11) / 12, taps = (int64_t)g->kh * g->kw;
-        cnn_split_range((long)(taps * per_tap), ith, nth, &b, &e);
-        k0 = b / per_tap * C + C * (b % per_tap) / per_tap;
-        k1 = e / per_tap * C + C * (e % per_tap) / per_tap;
-    } else {
-        cnn_split_range((long)((K + 11) / 12), ith, nth, &b, &e);
-        k0 = b * 12, k1 = e * 12 < K ? e * 12 : K;
-    }
+    cnn_split_range((long)(taps * per_tap), ith, nth, &b, &e);
+    const int64_t k0 = b / per_tap * C + C * (b % per_tap) / per_tap;
+    const int64_t k1 = e / per_tap * C + C * (e % per_tap) / per_tap;
     if (k0 >= k1)
         return;
     const implicit_layout L = bf16 ? implicit_layout_copied(g) : implicit_layout_of(g);
@@ -1046,12 +1041,13 @@ static void weights_worker(void *p, int ith, int nth)
         }
         {
             cnn_gemm_pack_b(j->io->gemm, false, F, (int)(z - a), j->io->dy + a * F, F, bp);
-            for (int64_t k = k0; k < k1; k += 12) {
-                int64_t e = k + 12 < k1 ? k + 12 : k1;
-                int ns = tap_spans(g, k / C, (e - 1) / C, a, z, spans);
+            for (int64_t k = k0; k < k1;) { /* a tap's channels in [k0, k1) */
+                int64_t t = k / C, e = (t + 1) * C < k1 ? (t + 1) * C : k1;
+                int ns = tap_spans(g, t, t, a, z, spans);
                 cnn_gemm_gather_spans(j->io->gemm, ith, (int)(e - k), F, (int)(z - a),
                                       rows + (k - k0), koff, spans, ns, bp, 1.0f,
                                       j->c->base.params[0].grad + k * F, F);
+                k = e;
             }
         }
         a = z;
