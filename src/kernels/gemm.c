@@ -1107,14 +1107,17 @@ void cnn_gemm_gather_spans(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
 {
 #ifdef GEMM_X86
     const gemm_kernel *kern = ctx->kernel;
-    const int mr = kern->mr, nr = kern->nr;
+    const int nr = kern->nr;
     /* gemm_block's K and column blocks, so every element is summed as there
      * (a partial panel too: the micro-kernel's rows are independent) */
     long kblocks = (K + kern->kc - 1) / kern->kc, kstep = (K + kblocks - 1) / kblocks;
     long nstep = gemm_nstep(kern, N);
     int *block_spans = (int *)cnn_gemm_ctx_buffer(ctx, ith); /* at most kc pairs */
-    for (long ir = 0; ir < M; ir += mr) {
-        int m = (int)(M - ir < mr ? M - ir : mr);
+    /* near-equal panels of at most CNN_GEMM_GATHER_ROWS rows (the rows are
+     * independent: any cut gives the same bits) */
+    const long panels = (M + CNN_GEMM_GATHER_ROWS - 1) / CNN_GEMM_GATHER_ROWS;
+    for (long ir = 0, p = 0; ir < M; p++) {
+        int m = (int)(M / panels + (p < M % panels));
         for (long jc = 0; jc < N; jc += nstep) {
             int nc = (int)(N - jc < nstep ? N - jc : nstep);
             bool summed = false; /* a block has been stored (beta applied) */
@@ -1137,6 +1140,7 @@ void cnn_gemm_gather_spans(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
                 }
             }
         }
+        ir += m;
     }
 #else
     (void)ctx, (void)ith, (void)M, (void)N, (void)K, (void)rows, (void)koff, (void)bpacked;

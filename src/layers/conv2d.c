@@ -581,13 +581,13 @@ typedef struct {
 
 /* n pixels from pixel p, stride apart (1: along a row; ow: down a
  * column), all reading (at most) the taps of `spans`, in near-equal
- * panels of at most 12. */
+ * panels of at most CNN_GEMM_GATHER_ROWS. */
 static void grid_run(const grid_ctx *c, int64_t p, int64_t n, int64_t stride, int ns)
 {
     const cnn_conv_geom *g = c->j->g;
     const int F = c->j->F;
-    const float *rows[12];
-    int64_t pieces = (n + 11) / 12;
+    const float *rows[CNN_GEMM_GATHER_ROWS];
+    int64_t pieces = (n + CNN_GEMM_GATHER_ROWS - 1) / CNN_GEMM_GATHER_ROWS;
     for (int64_t i = 0; i < pieces; i++) {
         int64_t m = n / pieces + (i < n % pieces);
         for (int64_t r = 0; r < m; r++) {
