@@ -549,7 +549,7 @@ static void implicit_rows(const fused_job *j, int ith, int64_t r0, int64_t r1, f
  * is an exact zero, so each output element has cnn_gemm's bits whatever
  * the panels (and the thread count). conv2 (14x14, 5x5 'same'): 15% of the
  * products skipped. */
-enum { GRID_ROWS = 12 };
+enum { GRID_ROWS = 12, GRID_MIN_PANEL = 4 };
 
 /* The grid's blocks: as many output rows (up to GRID_ROWS) as the band
  * holds within PAD_BAND_FLOATS, at least one. */
@@ -622,7 +622,17 @@ static void implicit_grid(const fused_job *j, int ith, int64_t r0, int64_t r1, f
         if (lo == 0 && hi == g->kw)
             xi0 = ox < xi0 ? ox : xi0, xi1 = ox + 1;
     }
-    const bool columns = xi0 < xi1 && (xi0 > 0 || xi1 < g->ow);
+    /* the rows that read every kernel row */
+    int64_t rows_full = 0;
+    for (int64_t oy = 0; oy < g->oh; oy++) {
+        int lo, hi;
+        taps_inside(oy, g->sh, g->pad_top, g->dh, g->h, g->kh, &lo, &hi);
+        rows_full += lo == 0 && hi == g->kh;
+    }
+    /* some columns miss kernel columns; the edge ones go in column panels
+     * unless the panels would be too short to pay (a 3x3 image) */
+    const bool hpad = xi0 > 0 || xi1 < g->ow;
+    const bool columns = hpad && xi1 - xi0 >= GRID_MIN_PANEL && rows_full >= GRID_MIN_PANEL;
     const int64_t band = band_rows(g, &L, R * g->ow);
     band_held held = {-1, 0, 0};
     grid_ctx c = {.j = j, .ith = ith, .K = (int)K, .koff = koff, .spans = spans, .pitch = pitch};
@@ -646,7 +656,7 @@ static void implicit_grid(const fused_job *j, int ith, int64_t r0, int64_t r1, f
             int lo, hi;
             taps_inside(oy, g->sh, g->pad_top, g->dh, g->h, g->kh, &lo, &hi);
             const bool full = lo == 0 && hi == g->kh && xi0 < xi1;
-            if (full && !columns) { /* every pixel of the row reads all of K */
+            if (full && !hpad) { /* every pixel of the row reads all of K */
                 if (run_ns != 1) {
                     if (run_ns >= 0)
                         grid_run(&c, run, xa - run, 1, (int)run_ns);
@@ -658,7 +668,7 @@ static void implicit_grid(const fused_job *j, int ith, int64_t r0, int64_t r1, f
             if (run_ns >= 0)
                 grid_run(&c, run, xa - run, 1, (int)run_ns);
             run_ns = -1;
-            if (full) { /* the interior columns here, the edge ones below */
+            if (full && columns) { /* the interior columns here, the edge ones below */
                 int64_t p = xa - (s * plane + oy * g->ow) > xi0 ? xa : s * plane + oy * g->ow + xi0;
                 int64_t q = s * plane + oy * g->ow + xi1 < xb ? s * plane + oy * g->ow + xi1 : xb;
                 spans[0] = 0, spans[1] = (int)K;
@@ -666,10 +676,11 @@ static void implicit_grid(const fused_job *j, int ith, int64_t r0, int64_t r1, f
                     grid_run(&c, p, q - p, 1, 1);
                 continue;
             }
-            for (int64_t p = xa; p < xb;) { /* the top and bottom rows: hulls */
-                int64_t q = p + 12 < xb ? p + 12 : xb;
-                if (xb - p > 12 && xb - p < 24)
-                    q = p + (xb - p + 1) / 2;
+            /* the top and bottom rows (or all, without column panels):
+             * near-equal panels, each with the hull of its taps */
+            int64_t pieces = (xb - xa + CNN_GEMM_GATHER_ROWS - 1) / CNN_GEMM_GATHER_ROWS;
+            for (int64_t i = 0, p = xa; i < pieces; i++) {
+                int64_t q = p + (xb - xa) / pieces + (i < (xb - xa) % pieces);
                 grid_run(&c, p, q - p, 1, pixel_spans(g, p, q, spans));
                 p = q;
             }
