@@ -124,6 +124,14 @@ void cnn_gemm_bf16_serial_packed_b(cnn_gemm_ctx *ctx, int ith, int M, int N, int
 void cnn_gemm_bf16_gather(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
                           const float *const *rows, const int *koff, const float *bpacked,
                           float beta, float *C, int ldc);
+/* The same where every row of A is zero outside the nspans column spans
+ * [spans[2s], spans[2s + 1]) (sorted, disjoint), as cnn_gemm_gather_spans:
+ * the pairs of k with no column in a span are skipped (a span's ends are
+ * rounded out to whole pairs). The same bits as cnn_gemm_bf16 on that A,
+ * the sign of a zero included (bf16_body), where B is finite. */
+void cnn_gemm_bf16_gather_spans(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
+                                const float *const *rows, const int *koff, const int *spans,
+                                int nspans, const float *bpacked, float beta, float *C, int ldc);
 
 /* The same with A(i, k) = a[i + koff[k]] in bfloat16 bits (M adjacent rows:
  * Conv2D's backward-weights, one tap's channels over pixels, from a band
@@ -131,6 +139,10 @@ void cnn_gemm_bf16_gather(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
  * those values. */
 void cnn_gemm_bf16_gather16(cnn_gemm_ctx *ctx, int ith, int M, int N, int K, const uint16_t *a,
                             const int *koff, const float *bpacked, float beta, float *C, int ldc);
+/* The same with A zero outside the spans (cnn_gemm_bf16_gather_spans). */
+void cnn_gemm_bf16_gather16_spans(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
+                                  const uint16_t *a, const int *koff, const int *spans,
+                                  int nspans, const float *bpacked, float beta, float *C, int ldc);
 /* dst[i] = cnn_bf16_from_float(src[i]), i < n (vcvtne2ps2bf16 where it can). */
 void cnn_bf16_convert(const float *src, uint16_t *dst, long n);
 

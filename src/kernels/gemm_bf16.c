@@ -324,11 +324,25 @@ enum { BF16_A_KMAJOR, BF16_A_IMAJOR, BF16_A_KMAJOR16 };
 
 /* 12 x 32: 24 zmm accumulators; each pair step is 2 loads of b, 12
  * broadcasts of a word of A and 24 vdpbf16ps. The epilogue is avx512_body's
- * in gemm.c: t = alpha * acc, then C = beta * C + t. */
+ * in gemm.c: t = alpha * acc, then C = beta * C + t.
+ *
+ * ps (not NULL): the block's pairs are summed over the nps spans of pairs
+ * [ps[2s], ps[2s + 1]) only, A being zero in every other pair (the taps of
+ * a convolution on its zero padding); the words of A out of the spans are
+ * never read (they need not be packed). Skipping a pair (0, 0) x (b, b')
+ * changes no bits but a zero's sign: acc is never subnormal between steps
+ * (each step flushes it), so acc + 0 * b is acc, except that an acc of -0
+ * (a flushed negative subnormal) becomes +0 where b or b' is >= +0. So
+ * where a pair was skipped and an accumulator ends at -0, the tile is
+ * summed again over all the pairs, the skipped ones as vdpbf16ps with a
+ * zero A word: the reference's bits always, at the cost of one compare per
+ * accumulator (a -0 needs partial sums under 2^-126: never in practice).
+ * A skipped -0 that a later product turns nonzero leaves no trace, as the
+ * sums are otherwise equal. */
 BF16_TARGET __attribute__((always_inline)) static inline void
 bf16_body(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t *a,
           const uint32_t *b, float *c, long ldc, float alpha, float beta, int n,
-          const float *pf, long pf_ld)
+          const float *pf, long pf_ld, const int *ps, int nps)
 {
     const long si = MODE == BF16_A_IMAJOR ? kc2 : 1;
     const long sk = MODE == BF16_A_IMAJOR ? 1 : MODE == BF16_A_KMAJOR ? BF16_MR : 16;
@@ -339,26 +353,70 @@ bf16_body(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t 
         if (NV == 2)
             __builtin_prefetch(c + i * ldc + 16, 1);
     }
+    const int spans = ps ? nps : 1;
+    const bool gaps = ps && !(nps == 1 && ps[0] == 0 && ps[1] == kc2);
 #define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
     BF16_ROWS12(DECL)
 #undef DECL
-    for (int k = 0; k < kc2; k++, a += sk, b += BF16_NR) {
-        /* one cache line of each row of the next A panel every 8 pairs */
-        if (pf && (k & 7) == 0)
-            for (int i = 0; i < BF16_MR; i++)
-                __builtin_prefetch(pf + i * pf_ld + 2 * k);
-        __m512bh b0 = (__m512bh)_mm512_load_si512(b);
-        __m512bh b1 = NV == 2 ? (__m512bh)_mm512_load_si512(b + 16) : b0;
 #define STEP(i)                                                                    \
     if ((i) < ROWS) {                                                              \
-        __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[(i) * si]);               \
+        __m512bh ai = (__m512bh)_mm512_set1_epi32((int)ak[(i) * si]);              \
         c##i##0 = _mm512_dpbf16_ps(c##i##0, ai, b0);                               \
         if (NV == 2)                                                               \
             c##i##1 = _mm512_dpbf16_ps(c##i##1, ai, b1);                           \
     }
-        BF16_ROWS12(STEP)
-#undef STEP
+    for (int s = 0; s < spans; s++) {
+        int k = ps ? ps[2 * s] : 0, end = ps ? ps[2 * s + 1] : kc2;
+        const uint32_t *ak = a + k * sk, *bk = b + (long)k * BF16_NR;
+        for (; k < end; k++, ak += sk, bk += BF16_NR) {
+            /* one cache line of each row of the next A panel every 8 pairs */
+            if (pf && (k & 7) == 0)
+                for (int i = 0; i < BF16_MR; i++)
+                    __builtin_prefetch(pf + i * pf_ld + 2 * k);
+            __m512bh b0 = (__m512bh)_mm512_load_si512(bk);
+            __m512bh b1 = NV == 2 ? (__m512bh)_mm512_load_si512(bk + 16) : b0;
+            BF16_ROWS12(STEP)
+        }
     }
+    if (gaps) {
+        const __m512i negzero = _mm512_set1_epi32((int)0x80000000u);
+        __mmask16 nz = 0;
+#define NEGZERO(i)                                                                 \
+    if ((i) < ROWS) {                                                              \
+        nz |= _mm512_cmpeq_epi32_mask((__m512i)c##i##0, negzero);                  \
+        if (NV == 2)                                                               \
+            nz |= _mm512_cmpeq_epi32_mask((__m512i)c##i##1, negzero);              \
+    }
+        BF16_ROWS12(NEGZERO)
+#undef NEGZERO
+        if (nz) {
+            /* the reference's order: every pair, zero words out of the spans */
+#define ZERO(i) c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+            BF16_ROWS12(ZERO)
+#undef ZERO
+            const __m512bh az = (__m512bh)_mm512_setzero_si512();
+            for (int k = 0, s = 0; k < kc2; k++) {
+                while (s < nps && ps[2 * s + 1] <= k)
+                    s++;
+                const uint32_t *ak = a + k * sk, *bk = b + (long)k * BF16_NR;
+                __m512bh b0 = (__m512bh)_mm512_load_si512(bk);
+                __m512bh b1 = NV == 2 ? (__m512bh)_mm512_load_si512(bk + 16) : b0;
+                if (s < nps && ps[2 * s] <= k) {
+                    BF16_ROWS12(STEP)
+                } else {
+#define ZSTEP(i)                                                                   \
+    if ((i) < ROWS) {                                                              \
+        c##i##0 = _mm512_dpbf16_ps(c##i##0, az, b0);                               \
+        if (NV == 2)                                                               \
+            c##i##1 = _mm512_dpbf16_ps(c##i##1, az, b1);                           \
+    }
+                    BF16_ROWS12(ZSTEP)
+#undef ZSTEP
+                }
+            }
+        }
+    }
+#undef STEP
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     __mmask16 k0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
     __mmask16 k1 = (__mmask16)(n >= 32 ? 0xFFFFu : n > 16 ? (1u << (n - 16)) - 1 : 0);
@@ -398,13 +456,15 @@ bf16_body(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t 
 
 /* pf, when not NULL, is the next panel's source (MR rows of row stride
  * pf_ld, 2 kc2 floats each), prefetched while this tile computes so that
- * streaming op(A) from memory overlaps the dot products. */
+ * streaming op(A) from memory overlaps the dot products. ps, nps: the
+ * spans of pairs A is not zero in (bf16_body), or NULL: all. */
 BF16_TARGET static void ukernel_bf16_12x32(int kc2, const uint32_t *a, int amode,
                                            const uint32_t *b, float *c, long ldc, float alpha,
-                                           float beta, int m, int n, const float *pf, long pf_ld)
+                                           float beta, int m, int n, const float *pf, long pf_ld,
+                                           const int *ps, int nps)
 {
 #define BODY(mode, rows, nv) \
-    bf16_body(mode, rows, nv, kc2, a, b, c, ldc, alpha, beta, n, pf, pf_ld)
+    bf16_body(mode, rows, nv, kc2, a, b, c, ldc, alpha, beta, n, pf, pf_ld, ps, nps)
     if (amode == BF16_A_KMAJOR) {
         if (n > 16)
             BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 2)
@@ -500,7 +560,7 @@ BF16_TARGET static void bf16_block(const bf16_job *j, long m0, long m1, long n0,
                     int n = nc - jr < BF16_NR ? nc - jr : BF16_NR;
                     ukernel_bf16_12x32(kc2, ap, amode, bp + (long)jr * kc2,
                                        j->C + ir * j->ldc + jc + jr, j->ldc, j->alpha, beta, m, n,
-                                       pf, j->lda);
+                                       pf, j->lda, NULL, 0);
                 }
             }
         }
@@ -544,6 +604,28 @@ BF16_TARGET static inline void convert_bf16(const float *s, uint16_t *d, long n)
     }
 }
 
+/* The K spans [spans[2s], spans[2s + 1]) (sorted, disjoint) within the
+ * block [pc, pc + kc), as the block's spans of pairs [ps[2s], ps[2s + 1]):
+ * ends rounded outward to whole pairs (a pair with one zero term is still
+ * summed), spans that then meet merged. Returns how many: at most
+ * (kc2 + 1) / 2, as two of them are a skipped pair apart. */
+static int pair_spans(const int *spans, int nspans, int pc, int kc, int *ps)
+{
+    int n = 0;
+    for (int s = 0; s < nspans; s++) {
+        int a = spans[2 * s] > pc ? spans[2 * s] : pc;
+        int b = spans[2 * s + 1] < pc + kc ? spans[2 * s + 1] : pc + kc;
+        if (a >= b)
+            continue;
+        int p0 = (a - pc) / 2, p1 = (b - pc + 1) / 2;
+        if (n > 0 && p0 <= ps[2 * n - 1])
+            ps[2 * n - 1] = p1 > ps[2 * n - 1] ? p1 : ps[2 * n - 1];
+        else
+            ps[2 * n] = p0, ps[2 * n + 1] = p1, n++;
+    }
+    return n;
+}
+
 /* The runs of koff[pc .. pc + kc) into runs; returns their count. */
 static int find_runs(const int *koff, int pc, int kc, bf16_run *runs)
 {
@@ -558,11 +640,13 @@ static int find_runs(const int *koff, int pc, int kc, bf16_run *runs)
     return nruns;
 }
 
-/* The panel of rows r[0..m) over k = pc .. pc + kc - 1 into ap; returns
- * its layout. The runs of the K block (koff not NULL) are found on the
- * first panel that needs them (*nruns < 0 until then). */
+/* The panel of rows r[0..m) over k = pc .. pc + kc - 1 into ap, the
+ * pairs in the nps spans ps only (pair_spans); returns its layout. The
+ * runs of the K block (koff not NULL) are found on the first panel that
+ * needs them (*nruns < 0 until then). */
 BF16_TARGET static int pack_a_gather(const float *const *r, int m, const int *koff, int pc,
-                                     int kc, bf16_run *runs, int *nruns, uint32_t *ap)
+                                     int kc, const int *ps, int nps, bf16_run *runs, int *nruns,
+                                     uint32_t *ap)
 {
     static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
                                        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
@@ -574,13 +658,15 @@ BF16_TARGET static int pack_a_gather(const float *const *r, int m, const int *ko
         const __m512i idx = _mm512_loadu_si512(order);
         const __mmask16 lm = (__mmask16)((1u << m) - 1);
         const int *ko = koff + pc;
-        for (int k = 0; k < kc; k += 2, ap += BF16_MR) {
-            __m512 v0 = _mm512_maskz_loadu_ps(lm, r[0] + ko[k]);
-            __m512 v1 = k + 1 < kc ? _mm512_maskz_loadu_ps(lm, r[0] + ko[k + 1])
-                                   : _mm512_setzero_ps();
-            __m512i pairs = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
-            _mm512_mask_storeu_epi32(ap, lm, pairs);
-        }
+        for (int s = 0; s < nps; s++)
+            for (int k = 2 * ps[2 * s]; k < 2 * ps[2 * s + 1]; k += 2) {
+                __m512 v0 = _mm512_maskz_loadu_ps(lm, r[0] + ko[k]);
+                __m512 v1 = k + 1 < kc ? _mm512_maskz_loadu_ps(lm, r[0] + ko[k + 1])
+                                       : _mm512_setzero_ps();
+                __m512i pairs =
+                    _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
+                _mm512_mask_storeu_epi32(ap + (long)(k / 2) * BF16_MR, lm, pairs);
+            }
         return BF16_A_KMAJOR;
     }
     if (koff && *nruns < 0)
@@ -591,8 +677,18 @@ BF16_TARGET static int pack_a_gather(const float *const *r, int m, const int *ko
             convert_row(kc, r[i] + pc, ap + (long)i * kc2);
             continue;
         }
-        for (int q = 0; q < *nruns; q++)
-            convert_bf16(r[i] + runs[q].off, d + runs[q].k, runs[q].len);
+        /* each run's part within each span (both sorted by k) */
+        for (int q = 0, s = 0; q < *nruns && s < nps;) {
+            int k0 = runs[q].k, k1 = k0 + runs[q].len;
+            int s0 = 2 * ps[2 * s], s1 = 2 * ps[2 * s + 1] < kc ? 2 * ps[2 * s + 1] : kc;
+            int lo = k0 > s0 ? k0 : s0, hi = k1 < s1 ? k1 : s1;
+            if (lo < hi)
+                convert_bf16(r[i] + runs[q].off + (lo - k0), d + lo, hi - lo);
+            if (k1 <= s1)
+                q++;
+            else
+                s++;
+        }
         if (kc & 1)
             d[kc] = 0; /* the missing k + 1 of the last pair */
     }
@@ -604,7 +700,8 @@ BF16_TARGET static int pack_a_gather(const float *const *r, int m, const int *ko
  * (jc, pc) at word jc * K2 + pc / 2 * its padded width), into C's m rows. */
 BF16_TARGET static void panel_by_packed_b(int kc2, const uint32_t *pa, int amode, int m,
                                           const uint32_t *bpacked, long K2, int pc, int N,
-                                          long nstep, float *C, int ldc, float beta)
+                                          long nstep, float *C, int ldc, float beta,
+                                          const int *ps, int nps)
 {
     for (long jc = 0; jc < N; jc += nstep) {
         int nc = (int)(N - jc < nstep ? N - jc : nstep);
@@ -613,34 +710,38 @@ BF16_TARGET static void panel_by_packed_b(int kc2, const uint32_t *pa, int amode
         for (int jr = 0; jr < nc; jr += BF16_NR) {
             int n = nc - jr < BF16_NR ? nc - jr : BF16_NR;
             ukernel_bf16_12x32(kc2, pa, amode, bp + (long)jr * kc2, C + jc + jr, ldc, 1.0f, beta,
-                               m, n, NULL, 0);
+                               m, n, NULL, 0, ps, nps);
         }
     }
 }
 
 BF16_TARGET static void bf16_gather_run(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
                                         const float *const *rows, const float *A, long lda,
-                                        const int *koff, const uint32_t *bpacked, float beta,
-                                        float *C, int ldc)
+                                        const int *koff, const int *spans, int nspans,
+                                        const uint32_t *bpacked, float beta, float *C, int ldc)
 {
     const int kstep = cnn_gemm_bf16_kstep(K);
     const long nstep = bf16_nstep(N, kstep), K2 = (K + 1) / 2;
     const int panels = (M + BF16_MR - 1) / BF16_MR;
     uint32_t *ap = (uint32_t *)cnn_gemm_ctx_buffer(ctx, ith);
     bf16_run runs[BF16_KC];
+    int ps[BF16_KC2 + 2];
     const float *r[BF16_MR];
     for (int pc = 0; pc < K; pc += kstep) {
         int kc = K - pc < kstep ? K - pc : kstep, kc2 = (kc + 1) / 2, nruns = -1;
-        float b = pc == 0 ? beta : 1.0f; /* later K blocks accumulate */
+        int nps = pair_spans(spans, nspans, pc, kc, ps);
+        /* later K blocks accumulate; a block with no span still runs the
+         * epilogue (C = b * C + 0), whose bits the reference has */
+        float b = pc == 0 ? beta : 1.0f;
         /* panels of (nearly) equal rows: a caller giving one tap's
          * channels at a time (backward-weights) gets no row-starved one */
         for (int p = 0; p < panels; p++) {
             int i0 = (int)((long)M * p / panels), m = (int)((long)M * (p + 1) / panels) - i0;
             for (int i = 0; i < m; i++)
                 r[i] = rows ? rows[i0 + i] : A + (long)(i0 + i) * lda;
-            int amode = pack_a_gather(r, m, koff, pc, kc, runs, &nruns, ap);
+            int amode = pack_a_gather(r, m, koff, pc, kc, ps, nps, runs, &nruns, ap);
             panel_by_packed_b(kc2, ap, amode, m, bpacked, K2, pc, N, nstep,
-                              C + (long)i0 * ldc, ldc, b);
+                              C + (long)i0 * ldc, ldc, b, ps, nps);
         }
     }
 }
@@ -658,8 +759,10 @@ enum { BF16_GROUP_PANELS = 32 }; /* panels packed at once, within the buffer (ge
  * (the packing took a fifth of the large layer's backward-weights). */
 static long group_stride(int kc2) { return (long)kc2 * 16; }
 
+/* The group's panels over the pairs in the nps spans ps (pair_spans) of
+ * the K block at pc; the other pairs' words are left as they were. */
 BF16_TARGET static void pack_group16(const uint16_t *a, const int *koff, int pc, int kc,
-                                     const int *i0, int np, uint32_t *ap)
+                                     const int *ps, int nps, const int *i0, int np, uint32_t *ap)
 {
     /* word j of lo = (x0[j], x1[j]), of hi = (x0[16 + j], x1[16 + j]) */
     static const uint16_t lo_idx[32] = {0,  32, 1,  33, 2,  34, 3,  35, 4,  36, 5,
@@ -684,44 +787,50 @@ BF16_TARGET static void pack_group16(const uint16_t *a, const int *koff, int pc,
     }
     __m512i v[2 * BF16_GROUP_PANELS * BF16_MR / 16 + 2];
     const int *ko = koff + pc;
-    for (int k = 0, k2 = 0; k < kc; k += 2, k2++) {
-        const uint16_t *s0 = a + ko[k] + r0, *s1 = k + 1 < kc ? a + ko[k + 1] + r0 : NULL;
-        for (int c = 0; c < vecs; c += 2) {
-            int left = rows - 16 * c;
-            __mmask32 lm = left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1;
-            __m512i x0 = _mm512_maskz_loadu_epi16(lm, s0 + 16 * c);
-            __m512i x1 = s1 ? _mm512_maskz_loadu_epi16(lm, s1 + 16 * c) : _mm512_setzero_si512();
-            v[c] = _mm512_permutex2var_epi16(x0, il, x1);
-            v[c + 1] = _mm512_permutex2var_epi16(x0, ih, x1);
+    for (int s = 0; s < nps; s++) {
+        for (int k2 = ps[2 * s], k = 2 * k2; k2 < ps[2 * s + 1]; k += 2, k2++) {
+            const uint16_t *s0 = a + ko[k] + r0, *s1 = k + 1 < kc ? a + ko[k + 1] + r0 : NULL;
+            for (int c = 0; c < vecs; c += 2) {
+                int left = rows - 16 * c;
+                __mmask32 lm = left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1;
+                __m512i x0 = _mm512_maskz_loadu_epi16(lm, s0 + 16 * c);
+                __m512i x1 =
+                    s1 ? _mm512_maskz_loadu_epi16(lm, s1 + 16 * c) : _mm512_setzero_si512();
+                v[c] = _mm512_permutex2var_epi16(x0, il, x1);
+                v[c + 1] = _mm512_permutex2var_epi16(x0, ih, x1);
+            }
+            v[vecs + (vecs & 1)] = _mm512_setzero_si512();
+            for (int p = 0; p < np; p++)
+                _mm512_store_si512(
+                    ap + p * stride + (long)k2 * 16,
+                    _mm512_permutex2var_epi32(v[first[p]], sel[p], v[first[p] + 1]));
         }
-        v[vecs + (vecs & 1)] = _mm512_setzero_si512();
-        for (int p = 0; p < np; p++)
-            _mm512_store_si512(ap + p * stride + (long)k2 * 16,
-                                _mm512_permutex2var_epi32(v[first[p]], sel[p], v[first[p] + 1]));
     }
 }
 
 BF16_TARGET static void bf16_gather16_run(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
-                                          const uint16_t *a, const int *koff,
-                                          const uint32_t *bpacked, float beta, float *C, int ldc)
+                                          const uint16_t *a, const int *koff, const int *spans,
+                                          int nspans, const uint32_t *bpacked, float beta,
+                                          float *C, int ldc)
 {
     const int kstep = cnn_gemm_bf16_kstep(K);
     const long nstep = bf16_nstep(N, kstep), K2 = (K + 1) / 2;
     const int panels = (M + BF16_MR - 1) / BF16_MR;
     uint32_t *ap = (uint32_t *)cnn_gemm_ctx_buffer(ctx, ith);
-    int i0[BF16_GROUP_PANELS + 1];
+    int i0[BF16_GROUP_PANELS + 1], ps[BF16_KC2 + 2];
     for (int pc = 0; pc < K; pc += kstep) {
         int kc = K - pc < kstep ? K - pc : kstep, kc2 = (kc + 1) / 2;
+        int nps = pair_spans(spans, nspans, pc, kc, ps);
         float b = pc == 0 ? beta : 1.0f;
         for (int g0 = 0; g0 < panels; g0 += BF16_GROUP_PANELS) {
             int np = panels - g0 < BF16_GROUP_PANELS ? panels - g0 : BF16_GROUP_PANELS;
             for (int p = 0; p <= np; p++)
                 i0[p] = (int)((long)M * (g0 + p) / panels);
-            pack_group16(a, koff, pc, kc, i0, np, ap);
+            pack_group16(a, koff, pc, kc, ps, nps, i0, np, ap);
             for (int p = 0; p < np; p++) {
                 int m = i0[p + 1] - i0[p];
                 panel_by_packed_b(kc2, ap + p * group_stride(kc2), BF16_A_KMAJOR16, m, bpacked,
-                                  K2, pc, N, nstep, C + (long)i0[p] * ldc, ldc, b);
+                                  K2, pc, N, nstep, C + (long)i0[p] * ldc, ldc, b, ps, nps);
             }
         }
     }
@@ -824,13 +933,21 @@ void cnn_gemm_bf16_gather(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
                           const float *const *rows, const int *koff, const float *bpacked,
                           float beta, float *C, int ldc)
 {
+    const int all[2] = {0, K};
+    cnn_gemm_bf16_gather_spans(ctx, ith, M, N, K, rows, koff, all, 1, bpacked, beta, C, ldc);
+}
+
+void cnn_gemm_bf16_gather_spans(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
+                                const float *const *rows, const int *koff, const int *spans,
+                                int nspans, const float *bpacked, float beta, float *C, int ldc)
+{
 #ifdef BF16_X86
     if (M > 0 && N > 0 && K > 0)
-        bf16_gather_run(ctx, ith, M, N, K, rows, NULL, 0, koff, (const uint32_t *)bpacked, beta,
-                        C, ldc);
+        bf16_gather_run(ctx, ith, M, N, K, rows, NULL, 0, koff, spans, nspans,
+                        (const uint32_t *)bpacked, beta, C, ldc);
 #else
     (void)ctx, (void)ith, (void)M, (void)N, (void)K, (void)rows, (void)koff, (void)bpacked;
-    (void)beta, (void)C, (void)ldc;
+    (void)beta, (void)C, (void)ldc, (void)spans, (void)nspans;
 #endif
 }
 
@@ -839,9 +956,10 @@ void cnn_gemm_bf16_serial_packed_b(cnn_gemm_ctx *ctx, int ith, int M, int N, int
                                    float *C, int ldc)
 {
 #ifdef BF16_X86
+    const int all[2] = {0, K};
     if (M > 0 && N > 0 && K > 0)
-        bf16_gather_run(ctx, ith, M, N, K, NULL, A, lda, NULL, (const uint32_t *)bpacked, beta,
-                        C, ldc);
+        bf16_gather_run(ctx, ith, M, N, K, NULL, A, lda, NULL, all, 1, (const uint32_t *)bpacked,
+                        beta, C, ldc);
 #else
     (void)ctx, (void)ith, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)bpacked;
     (void)beta, (void)C, (void)ldc;
@@ -868,11 +986,20 @@ void cnn_bf16_convert(const float *src, uint16_t *dst, long n)
 void cnn_gemm_bf16_gather16(cnn_gemm_ctx *ctx, int ith, int M, int N, int K, const uint16_t *a,
                             const int *koff, const float *bpacked, float beta, float *C, int ldc)
 {
+    const int all[2] = {0, K};
+    cnn_gemm_bf16_gather16_spans(ctx, ith, M, N, K, a, koff, all, 1, bpacked, beta, C, ldc);
+}
+
+void cnn_gemm_bf16_gather16_spans(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
+                                  const uint16_t *a, const int *koff, const int *spans,
+                                  int nspans, const float *bpacked, float beta, float *C, int ldc)
+{
 #ifdef BF16_X86
     if (M > 0 && N > 0 && K > 0)
-        bf16_gather16_run(ctx, ith, M, N, K, a, koff, (const uint32_t *)bpacked, beta, C, ldc);
+        bf16_gather16_run(ctx, ith, M, N, K, a, koff, spans, nspans, (const uint32_t *)bpacked,
+                          beta, C, ldc);
 #else
     (void)ctx, (void)ith, (void)M, (void)N, (void)K, (void)a, (void)koff, (void)bpacked;
-    (void)beta, (void)C, (void)ldc;
+    (void)beta, (void)C, (void)ldc, (void)spans, (void)nspans;
 #endif
 }
