@@ -626,17 +626,28 @@ static int pair_spans(const int *spans, int nspans, int pc, int kc, int *ps)
     return n;
 }
 
-/* The runs of koff[pc .. pc + kc) into runs; returns their count. */
-static int find_runs(const int *koff, int pc, int kc, bf16_run *runs)
+/* The runs of koff[pc .. pc + kc) into runs; returns their count. A run
+ * ends where koff[k] != koff[k - 1] + 1, found 16 k at a time: Conv2D's
+ * forward asks once per 12-pixel panel (pixel_spans), where the scalar
+ * walk over K took a tenth of the time of the panel's products. */
+BF16_TARGET static int find_runs(const int *koff, int pc, int kc, bf16_run *runs)
 {
-    int nruns = 0;
-    for (int k = 0; k < kc;) {
-        int len = 1;
-        while (k + len < kc && koff[pc + k + len] == koff[pc + k] + len)
-            len++;
-        runs[nruns++] = (bf16_run){k, len, koff[pc + k]};
-        k += len;
+    const int *ko = koff + pc;
+    const __m512i one = _mm512_set1_epi32(1);
+    int nruns = 0, start = 0;
+    for (int k = 1; k < kc; k += 16) {
+        int left = kc - k;
+        __mmask16 m = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1);
+        __m512i cur = _mm512_maskz_loadu_epi32(m, ko + k);
+        __m512i prev = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, ko + k - 1), one);
+        for (unsigned ends = _mm512_mask_cmpneq_epi32_mask(m, cur, prev); ends;
+             ends &= ends - 1) {
+            int e = k + __builtin_ctz(ends);
+            runs[nruns++] = (bf16_run){start, e - start, ko[start]};
+            start = e;
+        }
     }
+    runs[nruns++] = (bf16_run){start, kc - start, ko[start]};
     return nruns;
 }
 
