@@ -11,6 +11,10 @@
  *     or gathered: rows of adjacent floats or bfloat16 bits, runs of koff of
  *     every length, scattered floats) bit-identical to the reference, with odd K, two K
  *     blocks, two column blocks, ragged panels, beta 0 and 1;
+ *   - their spans variants (A zero outside column spans, skipped) too: spans
+ *     ending at odd k, K blocks with no span, no span at all, and the sign
+ *     of a zero where a skipped pair would have turned an accumulator's -0
+ *     (a flushed negative subnormal) into +0;
  *   - cnn_bf16_convert rounds as cnn_bf16_from_float;
  *   - without bfloat16 (allow_bf16 false) it is cnn_gemm exactly. */
 #include <stdint.h>
@@ -158,13 +162,40 @@ static void test_shapes(cnn_gemm_ctx *one, cnn_gemm_ctx *two, cnn_rng *r)
     }
 }
 
+/* The spans of k where A may be nonzero (the _spans entry points), and
+ * whether A, B and C are the tiny values of negzero_fill. */
+typedef struct {
+    const int *spans; /* NULL: the plain entry points */
+    int nspans;
+    bool tiny;
+} gather_spans;
+
+/* Values whose sums are a negative subnormal, flushed to -0 by the first
+ * pair (k = 0: 1e-20 * -1e-20 in columns j % 4 < 2), then zero pairs whose
+ * B is +1 (j even) or -1 (j odd): the reference turns the -0 into +0 only
+ * in the columns where some zero pair's B is +1, so a skipped pair shows
+ * as a -0 left where the reference has +0 (and C = -0 under beta 1). */
+static void negzero_fill(int M, int N, int K, float *A, int lda, float *B, float *C0, float beta)
+{
+    for (int i = 0; i < M; i++)
+        for (int k = 0; k < K; k++)
+            A[(long)i * lda + k] = k == 0 ? 1e-20f : 0.0f;
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < N; j++)
+            B[(long)k * N + j] = k == 0 ? (j % 4 < 2 ? -1e-20f : 1e-20f) : j % 2 ? -1.0f : 1.0f;
+    for (long i = 0; i < (long)M * N; i++)
+        C0[i] = beta == 0 ? NAN : -0.0f;
+}
+
 /* cnn_gemm_bf16_pack_b + cnn_gemm_bf16_serial_packed_b / _gather against
  * the reference: A (M x K) in rows of stride lda, then the same values
  * gathered three ways. `layout` 0: rows[i] = A + i lda, koff[k] = k (one
  * run); 1: each row's k in runs of `run` floats placed `run + 3` apart;
  * 2: the transpose's view, rows adjacent (rows[i] = base + i) and koff[k]
- * = k * stride, as Conv2D's backward-weights reads taps over pixels. */
-static void gather_case(cnn_gemm_ctx *ctx, int M, int N, int K, int run, float beta, cnn_rng *r)
+ * = k * stride, as Conv2D's backward-weights reads taps over pixels. With
+ * sp.spans, A is zero outside them and the gathers are the _spans ones. */
+static void gather_case(cnn_gemm_ctx *ctx, int M, int N, int K, int run, float beta, cnn_rng *r,
+                        gather_spans sp)
 {
     const int lda = K + 5, gap = run + 3, stride = M + 2;
     const long spread = (long)(K / run + 1) * gap;
@@ -187,6 +218,15 @@ static void gather_case(cnn_gemm_ctx *ctx, int M, int N, int K, int run, float b
         B[i] = uniform(r, -2, 2);
     for (long i = 0; i < (long)M * N; i++)
         C0[i] = beta == 0 ? NAN : uniform(r, -1, 1);
+    if (sp.tiny)
+        negzero_fill(M, N, K, A, lda, B, C0, beta);
+    for (int k = 0, s = 0; sp.spans && k < K; k++) {
+        while (s < sp.nspans && sp.spans[2 * s + 1] <= k)
+            s++;
+        if (s == sp.nspans || k < sp.spans[2 * s])
+            for (int i = 0; i < M; i++)
+                A[(long)i * lda + k] = 0.0f; /* out of the spans */
+    }
     for (long i = 0; i < (long)M * spread; i++)
         G[i] = NAN; /* never read */
     for (int i = 0; i < M; i++)
@@ -210,12 +250,18 @@ static void gather_case(cnn_gemm_ctx *ctx, int M, int N, int K, int run, float b
         memcpy(out, C0, (size_t)M * N * sizeof *out);
         if (layout < 0)
             cnn_gemm_bf16_serial_packed_b(ctx, 0, M, N, K, A, lda, bp, beta, out, N);
+        else if (sp.spans && layout == 3)
+            cnn_gemm_bf16_gather16_spans(ctx, 0, M, N, K, T16, koff, sp.spans, sp.nspans, bp,
+                                         beta, out, N);
+        else if (sp.spans)
+            cnn_gemm_bf16_gather_spans(ctx, 0, M, N, K, rows, koff, sp.spans, sp.nspans, bp,
+                                       beta, out, N);
         else if (layout == 3)
             cnn_gemm_bf16_gather16(ctx, 0, M, N, K, T16, koff, bp, beta, out, N);
         else
             cnn_gemm_bf16_gather(ctx, 0, M, N, K, rows, koff, bp, beta, out, N);
-        snprintf(what, sizeof what, "layout %d M=%d N=%d K=%d run=%d beta=%g", layout, M, N, K,
-                 run, (double)beta);
+        snprintf(what, sizeof what, "layout %d M=%d N=%d K=%d run=%d beta=%g spans %d%s", layout,
+                 M, N, K, run, (double)beta, sp.spans ? sp.nspans : -1, sp.tiny ? " tiny" : "");
         long bad = -1;
         for (long i = 0; i < (long)M * N && bad < 0; i++)
             if (memcmp(&out[i], &ref[i], sizeof(float)) != 0)
@@ -261,7 +307,61 @@ static void test_gather(cnn_gemm_ctx *ctx, cnn_rng *r)
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         for (int b = 0; b < 2; b++)
-            gather_case(ctx, cases[i][0], cases[i][1], cases[i][2], cases[i][3], (float)b, r);
+            gather_case(ctx, cases[i][0], cases[i][1], cases[i][2], cases[i][3], (float)b, r,
+                        (gather_spans){NULL, 0, false});
+}
+
+/* The _spans entry points: A zero outside the spans, the same bits as the
+ * reference on that A. */
+static void test_gather_spans(cnn_gemm_ctx *ctx, cnn_rng *r)
+{
+    if (!cnn_gemm_bf16_gather_supported(ctx))
+        return;
+    /* ends at odd k, a span of one k, a pair shared by two spans */
+    static const int odd[] = {3, 11, 13, 14, 100, 500, 897, 901};
+    /* K = 2201 is three blocks [0, 734) [734, 1468) [1468, 2201): the
+     * middle one, then the first two, have no span */
+    static const int middle[] = {0, 1, 1500, 1601}, last[] = {1500, 2201};
+    /* Conv2D's: taps of whole rows, and of part rows */
+    static const int taps[] = {64, 160, 224, 320, 384, 480}, none[] = {0, 0};
+    static const int ends[] = {0, 5, 1000, 1024}, one[] = {1, 2};
+    static const struct {
+        int M, N, K, run;
+        const int *spans;
+        int nspans;
+    } cases[] = {
+        {37, 70, 901, 7, odd, 4},    {30, 40, 2201, 130, middle, 2}, {30, 40, 2201, 130, last, 1},
+        {96, 64, 800, 32, taps, 3},  {25, 64, 800, 33, taps, 3},     {12, 32, 100, 32, none, 0},
+        {11, 530, 1024, 64, ends, 2}, {13, 5, 385, 1, odd, 4},        {100, 33, 17, 16, one, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int b = 0; b < 2; b++)
+            gather_case(ctx, cases[i].M, cases[i].N, cases[i].K, cases[i].run, (float)b, r,
+                        (gather_spans){cases[i].spans, cases[i].nspans, false});
+    /* -0 from a flushed subnormal, then skipped pairs: within the block
+     * (K = 100: the tile is summed again), and in K blocks with no span
+     * (K = 2201: their epilogue C = C + 0 still runs) */
+    static const int first[] = {0, 1};
+    for (int b = 0; b < 2; b++) {
+        gather_case(ctx, 12, 32, 100, 32, (float)b, r, (gather_spans){first, 1, true});
+        gather_case(ctx, 24, 64, 2201, 130, (float)b, r, (gather_spans){first, 1, true});
+    }
+}
+
+/* negzero_fill's case is what it claims: the reference ends at +0 where
+ * some skipped pair's B was +1 and at -0 elsewhere (beta 0), so that the
+ * comparison of gather_case can tell a skipped pair. */
+static void test_negzero_reference(void)
+{
+    enum { M = 2, N = 4, K = 6 };
+    float A[M * K], B[K * N], C[M * N];
+    negzero_fill(M, N, K, A, K, B, C, 0.0f);
+    cnn_gemm_bf16_reference(false, false, M, N, 2, 1.0f, A, K, B, N, 0.0f, C, N);
+    CHECK(signbit(C[0]) && C[0] == 0 && signbit(C[1]) && C[1] == 0); /* the first pair alone */
+    cnn_gemm_bf16_reference(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+    CHECK(!signbit(C[0]) && C[0] == 0); /* a zero pair with B = +1 */
+    CHECK(signbit(C[1]) && C[1] == 0);  /* zero pairs with B = -1 only */
+    CHECK(C[2] == 0 && !signbit(C[2]));
 }
 
 /* Without bfloat16 cnn_gemm_bf16 is cnn_gemm, bit for bit; trivial calls
@@ -310,6 +410,8 @@ int main(void)
         printf("test_gemm_bf16: no AVX512_BF16 on this CPU: reference and fallback only\n");
     test_shapes(one, two, &r);
     test_gather(one, &r);
+    test_gather_spans(one, &r);
+    test_negzero_reference();
     test_convert(&r);
     test_fallback(one, &r);
     cnn_gemm_ctx_free(one);
