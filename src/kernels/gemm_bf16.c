@@ -324,25 +324,11 @@ enum { BF16_A_KMAJOR, BF16_A_IMAJOR, BF16_A_KMAJOR16 };
 
 /* 12 x 32: 24 zmm accumulators; each pair step is 2 loads of b, 12
  * broadcasts of a word of A and 24 vdpbf16ps. The epilogue is avx512_body's
- * in gemm.c: t = alpha * acc, then C = beta * C + t.
- *
- * ps (not NULL): the block's pairs are summed over the nps spans of pairs
- * [ps[2s], ps[2s + 1]) only, A being zero in every other pair (the taps of
- * a convolution on its zero padding); the words of A out of the spans are
- * never read (they need not be packed). Skipping a pair (0, 0) x (b, b')
- * changes no bits but a zero's sign: acc is never subnormal between steps
- * (each step flushes it), so acc + 0 * b is acc, except that an acc of -0
- * (a flushed negative subnormal) becomes +0 where b or b' is >= +0. So
- * where a pair was skipped and an accumulator ends at -0, the tile is
- * summed again over all the pairs, the skipped ones as vdpbf16ps with a
- * zero A word: the reference's bits always, at the cost of one compare per
- * accumulator (a -0 needs partial sums under 2^-126: never in practice).
- * A skipped -0 that a later product turns nonzero leaves no trace, as the
- * sums are otherwise equal. */
+ * in gemm.c: t = alpha * acc, then C = beta * C + t. */
 BF16_TARGET __attribute__((always_inline)) static inline void
 bf16_body(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t *a,
           const uint32_t *b, float *c, long ldc, float alpha, float beta, int n,
-          const float *pf, long pf_ld, const int *ps, int nps)
+          const float *pf, long pf_ld)
 {
     const long si = MODE == BF16_A_IMAJOR ? kc2 : 1;
     const long sk = MODE == BF16_A_IMAJOR ? 1 : MODE == BF16_A_KMAJOR ? BF16_MR : 16;
@@ -353,70 +339,26 @@ bf16_body(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t 
         if (NV == 2)
             __builtin_prefetch(c + i * ldc + 16, 1);
     }
-    const int spans = ps ? nps : 1;
-    const bool gaps = ps && !(nps == 1 && ps[0] == 0 && ps[1] == kc2);
 #define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
     BF16_ROWS12(DECL)
 #undef DECL
+    for (int k = 0; k < kc2; k++, a += sk, b += BF16_NR) {
+        /* one cache line of each row of the next A panel every 8 pairs */
+        if (pf && (k & 7) == 0)
+            for (int i = 0; i < BF16_MR; i++)
+                __builtin_prefetch(pf + i * pf_ld + 2 * k);
+        __m512bh b0 = (__m512bh)_mm512_load_si512(b);
+        __m512bh b1 = NV == 2 ? (__m512bh)_mm512_load_si512(b + 16) : b0;
 #define STEP(i)                                                                    \
     if ((i) < ROWS) {                                                              \
-        __m512bh ai = (__m512bh)_mm512_set1_epi32((int)ak[(i) * si]);              \
+        __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[(i) * si]);               \
         c##i##0 = _mm512_dpbf16_ps(c##i##0, ai, b0);                               \
         if (NV == 2)                                                               \
             c##i##1 = _mm512_dpbf16_ps(c##i##1, ai, b1);                           \
     }
-    for (int s = 0; s < spans; s++) {
-        int k = ps ? ps[2 * s] : 0, end = ps ? ps[2 * s + 1] : kc2;
-        const uint32_t *ak = a + k * sk, *bk = b + (long)k * BF16_NR;
-        for (; k < end; k++, ak += sk, bk += BF16_NR) {
-            /* one cache line of each row of the next A panel every 8 pairs */
-            if (pf && (k & 7) == 0)
-                for (int i = 0; i < BF16_MR; i++)
-                    __builtin_prefetch(pf + i * pf_ld + 2 * k);
-            __m512bh b0 = (__m512bh)_mm512_load_si512(bk);
-            __m512bh b1 = NV == 2 ? (__m512bh)_mm512_load_si512(bk + 16) : b0;
-            BF16_ROWS12(STEP)
-        }
-    }
-    if (gaps) {
-        const __m512i negzero = _mm512_set1_epi32((int)0x80000000u);
-        __mmask16 nz = 0;
-#define NEGZERO(i)                                                                 \
-    if ((i) < ROWS) {                                                              \
-        nz |= _mm512_cmpeq_epi32_mask((__m512i)c##i##0, negzero);                  \
-        if (NV == 2)                                                               \
-            nz |= _mm512_cmpeq_epi32_mask((__m512i)c##i##1, negzero);              \
-    }
-        BF16_ROWS12(NEGZERO)
-#undef NEGZERO
-        if (nz) {
-            /* the reference's order: every pair, zero words out of the spans */
-#define ZERO(i) c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
-            BF16_ROWS12(ZERO)
-#undef ZERO
-            const __m512bh az = (__m512bh)_mm512_setzero_si512();
-            for (int k = 0, s = 0; k < kc2; k++) {
-                while (s < nps && ps[2 * s + 1] <= k)
-                    s++;
-                const uint32_t *ak = a + k * sk, *bk = b + (long)k * BF16_NR;
-                __m512bh b0 = (__m512bh)_mm512_load_si512(bk);
-                __m512bh b1 = NV == 2 ? (__m512bh)_mm512_load_si512(bk + 16) : b0;
-                if (s < nps && ps[2 * s] <= k) {
-                    BF16_ROWS12(STEP)
-                } else {
-#define ZSTEP(i)                                                                   \
-    if ((i) < ROWS) {                                                              \
-        c##i##0 = _mm512_dpbf16_ps(c##i##0, az, b0);                               \
-        if (NV == 2)                                                               \
-            c##i##1 = _mm512_dpbf16_ps(c##i##1, az, b1);                           \
-    }
-                    BF16_ROWS12(ZSTEP)
-#undef ZSTEP
-                }
-            }
-        }
-    }
+        BF16_ROWS12(STEP)
 #undef STEP
+    }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     __mmask16 k0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
     __mmask16 k1 = (__mmask16)(n >= 32 ? 0xFFFFu : n > 16 ? (1u << (n - 16)) - 1 : 0);
@@ -456,15 +398,147 @@ bf16_body(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t 
 
 /* pf, when not NULL, is the next panel's source (MR rows of row stride
  * pf_ld, 2 kc2 floats each), prefetched while this tile computes so that
- * streaming op(A) from memory overlaps the dot products. ps, nps: the
- * spans of pairs A is not zero in (bf16_body), or NULL: all. */
+ * streaming op(A) from memory overlaps the dot products. */
 BF16_TARGET static void ukernel_bf16_12x32(int kc2, const uint32_t *a, int amode,
                                            const uint32_t *b, float *c, long ldc, float alpha,
-                                           float beta, int m, int n, const float *pf, long pf_ld,
-                                           const int *ps, int nps)
+                                           float beta, int m, int n, const float *pf, long pf_ld)
 {
 #define BODY(mode, rows, nv) \
-    bf16_body(mode, rows, nv, kc2, a, b, c, ldc, alpha, beta, n, pf, pf_ld, ps, nps)
+    bf16_body(mode, rows, nv, kc2, a, b, c, ldc, alpha, beta, n, pf, pf_ld)
+    if (amode == BF16_A_KMAJOR) {
+        if (n > 16)
+            BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 2)
+        else
+            BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 1)
+    } else if (amode == BF16_A_KMAJOR16) {
+        if (n > 16)
+            BF16_DISPATCH_ROWS(BF16_A_KMAJOR16, 2)
+        else
+            BF16_DISPATCH_ROWS(BF16_A_KMAJOR16, 1)
+    } else {
+        if (n > 16)
+            BF16_DISPATCH_ROWS(BF16_A_IMAJOR, 2)
+        else
+            BF16_DISPATCH_ROWS(BF16_A_IMAJOR, 1)
+    }
+#undef BODY
+}
+
+/* ---- Spans of pairs (the gathers' _spans entry points) -------------------- */
+
+/* bf16_body where A is zero outside the nps spans of pairs [ps[2s],
+ * ps[2s + 1]) of the block (a convolution's taps on its zero padding): the
+ * other pairs are skipped, their words of A never read (nor packed). A
+ * twin, not a branch in bf16_body: the span loop there cost the full
+ * blocks 2% (register allocation) on the 56x56 3x3 layer.
+ *
+ * Skipping a pair (0, 0) x (b, b') changes no bits but a zero's sign: acc
+ * is never subnormal between steps (each one flushes it), so acc + 0 * b
+ * is acc, except that an acc of -0 (a flushed negative subnormal sum)
+ * becomes +0 where b or b' >= +0. Where a pair was skipped and an
+ * accumulator ends at -0, the tile is summed again over every pair, the
+ * skipped ones by vdpbf16ps with a zero word of A: the reference's bits
+ * always, for one compare per accumulator (a -0 needs partial sums below
+ * 2^-126, never seen in training). A -0 that a later nonzero product
+ * replaces leaves no trace, the sums being otherwise equal. B must be
+ * finite (0 * inf is NaN in the reference), as for cnn_gemm_gather_spans. */
+BF16_TARGET __attribute__((always_inline)) static inline void
+bf16_body_spans(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t *a,
+                const uint32_t *b, float *c, long ldc, float beta, int n, const int *ps,
+                int nps)
+{
+    const long si = MODE == BF16_A_IMAJOR ? kc2 : 1;
+    const long sk = MODE == BF16_A_IMAJOR ? 1 : MODE == BF16_A_KMAJOR ? BF16_MR : 16;
+    for (int i = 0; i < ROWS; i++) {
+        __builtin_prefetch(c + i * ldc, 1);
+        if (NV == 2)
+            __builtin_prefetch(c + i * ldc + 16, 1);
+    }
+    const bool gaps = !(nps == 1 && ps[0] == 0 && ps[1] == kc2);
+#define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+    BF16_ROWS12(DECL)
+#undef DECL
+#define STEP(i)                                                                    \
+    if ((i) < ROWS) {                                                              \
+        __m512bh ai = (__m512bh)_mm512_set1_epi32((int)ak[(i) * si]);              \
+        c##i##0 = _mm512_dpbf16_ps(c##i##0, ai, b0);                               \
+        if (NV == 2)                                                               \
+            c##i##1 = _mm512_dpbf16_ps(c##i##1, ai, b1);                           \
+    }
+    for (int s = 0; s < nps; s++) {
+        const uint32_t *ak = a + ps[2 * s] * sk, *bk = b + (long)ps[2 * s] * BF16_NR;
+        for (int k = ps[2 * s]; k < ps[2 * s + 1]; k++, ak += sk, bk += BF16_NR) {
+            __m512bh b0 = (__m512bh)_mm512_load_si512(bk);
+            __m512bh b1 = NV == 2 ? (__m512bh)_mm512_load_si512(bk + 16) : b0;
+            BF16_ROWS12(STEP)
+        }
+    }
+    __mmask16 nz = 0;
+    if (gaps) {
+        const __m512i negzero = _mm512_set1_epi32((int)0x80000000u);
+#define NEGZERO(i)                                                                 \
+    if ((i) < ROWS) {                                                              \
+        nz |= _mm512_cmpeq_epi32_mask((__m512i)c##i##0, negzero);                  \
+        if (NV == 2)                                                               \
+            nz |= _mm512_cmpeq_epi32_mask((__m512i)c##i##1, negzero);              \
+    }
+        BF16_ROWS12(NEGZERO)
+#undef NEGZERO
+    }
+    if (nz) {
+        /* the reference's steps: every pair, zero words out of the spans */
+#define ZERO(i) c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+        BF16_ROWS12(ZERO)
+#undef ZERO
+        const __m512bh az = (__m512bh)_mm512_setzero_si512();
+        for (int k = 0, s = 0; k < kc2; k++) {
+            while (s < nps && ps[2 * s + 1] <= k)
+                s++;
+            const uint32_t *ak = a + k * sk, *bk = b + (long)k * BF16_NR;
+            __m512bh b0 = (__m512bh)_mm512_load_si512(bk);
+            __m512bh b1 = NV == 2 ? (__m512bh)_mm512_load_si512(bk + 16) : b0;
+            if (s < nps && ps[2 * s] <= k) {
+                BF16_ROWS12(STEP)
+            } else {
+#define ZSTEP(i)                                                                   \
+    if ((i) < ROWS) {                                                              \
+        c##i##0 = _mm512_dpbf16_ps(c##i##0, az, b0);                               \
+        if (NV == 2)                                                               \
+            c##i##1 = _mm512_dpbf16_ps(c##i##1, az, b1);                           \
+    }
+                BF16_ROWS12(ZSTEP)
+#undef ZSTEP
+            }
+        }
+    }
+#undef STEP
+    /* bf16_body's epilogue */
+    __m512 vb = _mm512_set1_ps(beta);
+    __mmask16 k0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
+    __mmask16 k1 = (__mmask16)(n >= 32 ? 0xFFFFu : n > 16 ? (1u << (n - 16)) - 1 : 0);
+#define ROW(p, acc, mask)                                                          \
+    {                                                                              \
+        __m512 t = acc; /* alpha * acc, alpha = 1 */                               \
+        if (beta != 0)                                                             \
+            t = _mm512_add_ps(_mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, p)), t); \
+        _mm512_mask_storeu_ps(p, mask, t);                                         \
+    }
+#define STORE(i)                                                                   \
+    if ((i) < ROWS) {                                                              \
+        ROW(c + (i) * ldc, c##i##0, k0)                                            \
+        if (NV == 2)                                                               \
+            ROW(c + (i) * ldc + 16, c##i##1, k1)                                   \
+    }
+    BF16_ROWS12(STORE)
+#undef STORE
+#undef ROW
+}
+
+BF16_TARGET static void ukernel_bf16_spans(int kc2, const uint32_t *a, int amode,
+                                           const uint32_t *b, float *c, long ldc, float beta,
+                                           int m, int n, const int *ps, int nps)
+{
+#define BODY(mode, rows, nv) bf16_body_spans(mode, rows, nv, kc2, a, b, c, ldc, beta, n, ps, nps)
     if (amode == BF16_A_KMAJOR) {
         if (n > 16)
             BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 2)
@@ -560,7 +634,7 @@ BF16_TARGET static void bf16_block(const bf16_job *j, long m0, long m1, long n0,
                     int n = nc - jr < BF16_NR ? nc - jr : BF16_NR;
                     ukernel_bf16_12x32(kc2, ap, amode, bp + (long)jr * kc2,
                                        j->C + ir * j->ldc + jc + jr, j->ldc, j->alpha, beta, m, n,
-                                       pf, j->lda, NULL, 0);
+                                       pf, j->lda);
                 }
             }
         }
@@ -708,20 +782,29 @@ BF16_TARGET static int pack_a_gather(const float *const *r, int m, const int *ko
 
 /* One packed A panel (m rows, K block at pc of kc2 pairs, layout amode)
  * times every column of op(B) packed whole by cnn_gemm_bf16_pack_b (block
- * (jc, pc) at word jc * K2 + pc / 2 * its padded width), into C's m rows. */
+ * (jc, pc) at word jc * K2 + pc / 2 * its padded width), into C's m rows,
+ * over the nps spans of pairs ps of A only (ukernel_bf16_spans). A block
+ * with no span still runs the epilogue, C = beta * C + 0: the reference's
+ * bits (-0 + +0 is +0), and beta applied where it applies. */
 BF16_TARGET static void panel_by_packed_b(int kc2, const uint32_t *pa, int amode, int m,
                                           const uint32_t *bpacked, long K2, int pc, int N,
                                           long nstep, float *C, int ldc, float beta,
                                           const int *ps, int nps)
 {
+    if (nps == 1 && ps[0] == 0 && ps[1] == kc2)
+        ps = NULL; /* every pair: the plain kernel */
     for (long jc = 0; jc < N; jc += nstep) {
         int nc = (int)(N - jc < nstep ? N - jc : nstep);
         long ncpad = (nc + BF16_NR - 1) / BF16_NR * BF16_NR;
         const uint32_t *bp = bpacked + jc * K2 + (long)(pc / 2) * ncpad;
         for (int jr = 0; jr < nc; jr += BF16_NR) {
             int n = nc - jr < BF16_NR ? nc - jr : BF16_NR;
-            ukernel_bf16_12x32(kc2, pa, amode, bp + (long)jr * kc2, C + jc + jr, ldc, 1.0f, beta,
-                               m, n, NULL, 0, ps, nps);
+            if (ps)
+                ukernel_bf16_spans(kc2, pa, amode, bp + (long)jr * kc2, C + jc + jr, ldc, beta,
+                                   m, n, ps, nps);
+            else
+                ukernel_bf16_12x32(kc2, pa, amode, bp + (long)jr * kc2, C + jc + jr, ldc, 1.0f,
+                                   beta, m, n, NULL, 0);
         }
     }
 }

@@ -473,6 +473,32 @@ static int64_t implicit_floats(const cnn_conv_geom *g, int64_t K)
     return n + (L.copy ? 2 * band_floats(g, &L, IMPLICIT_BLOCK_ROWS) : 0) + 16;
 }
 
+/* implicit_rows' product of the block [a, b) in bfloat16: in one call
+ * where no 12-pixel panel has a tap on the padding (the per-call setup, a
+ * few percent of a panel's products, made the 56x56 3x3 forward 3% slower
+ * per panel), else panel by panel over their pixel_spans. */
+static void implicit_bf16(const fused_job *j, int ith, int64_t a, int64_t b,
+                          const float *const *rows, const int *koff, int *spans, float *y)
+{
+    const cnn_conv_geom *g = j->g;
+    const int K = g->kh * g->kw * g->c;
+    bool whole = true;
+    for (int64_t p = a; p < b && whole; p += 12)
+        whole = pixel_spans(g, p, p + 12 < b ? p + 12 : b, spans) == 1 && spans[0] == 0
+             && spans[1] == K;
+    if (whole) {
+        cnn_gemm_bf16_gather(j->gemm, ith, (int)(b - a), j->F, K, rows, koff, j->wpacked, 0.0f,
+                             y, j->F);
+        return;
+    }
+    for (int64_t p = a; p < b; p += 12) {
+        int64_t q = p + 12 < b ? p + 12 : b;
+        int ns = pixel_spans(g, p, q, spans);
+        cnn_gemm_bf16_gather_spans(j->gemm, ith, (int)(q - p), j->F, K, rows + (p - a), koff,
+                                   spans, ns, j->wpacked, 0.0f, y + (p - a) * j->F, j->F);
+    }
+}
+
 static void implicit_rows(const fused_job *j, int ith, int64_t r0, int64_t r1, float *scratch)
 {
     const cnn_conv_geom *g = j->g;
@@ -517,13 +543,7 @@ static void implicit_rows(const fused_job *j, int ith, int64_t r0, int64_t r1, f
         }
         float *y = j->y + a * j->F;
         if (j->bf16)
-            for (int64_t p = a; p < b; p += 12) {
-                int64_t q = p + 12 < b ? p + 12 : b;
-                int ns = pixel_spans(g, p, q, spans);
-                cnn_gemm_bf16_gather_spans(j->gemm, ith, (int)(q - p), j->F, (int)K,
-                                           rows + (p - a), koff, spans, ns, j->wpacked, 0.0f,
-                                           y + (p - a) * j->F, j->F);
-            }
+            implicit_bf16(j, ith, a, b, rows, koff, spans, y);
         else
             for (int64_t p = a; p < b; p += 12) {
                 int64_t q = p + 12 < b ? p + 12 : b;
