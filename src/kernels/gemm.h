@@ -128,7 +128,7 @@ void cnn_gemm_bf16_gather(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
  * [spans[2s], spans[2s + 1]) (sorted, disjoint), as cnn_gemm_gather_spans:
  * the pairs of k with no column in a span are skipped (a span's ends are
  * rounded out to whole pairs). The same bits as cnn_gemm_bf16 on that A,
- * the sign of a zero included (bf16_body), where B is finite. */
+ * the sign of a zero included (ukernel_bf16_spans), where B is finite. */
 void cnn_gemm_bf16_gather_spans(cnn_gemm_ctx *ctx, int ith, int M, int N, int K,
                                 const float *const *rows, const int *koff, const int *spans,
                                 int nspans, const float *bpacked, float beta, float *C, int ldc);

@@ -17,7 +17,9 @@
  *     add), beta' = beta for the first block and 1 after; beta == 0 does
  *     not read C.
  * Threads take disjoint MR/NR-aligned ranges of C, so results do not
- * depend on the thread count.
+ * depend on the thread count. The gathers' _spans variants skip the pairs
+ * where A is zero and keep these bits, a zero's sign included
+ * (ukernel_bf16_spans).
  *
  * Packed layouts, in 32-bit words that each hold a bfloat16 pair (k even
  * in the low half, k + 1 in the high half), kc2 = ceil(kc / 2) pairs:
