@@ -651,8 +651,13 @@ static void grid_run(const grid_ctx *c, int64_t p, int64_t n, int64_t stride, in
             int64_t q = p + r * stride - c->sample, oy = q / g->ow, ox = q % g->ow;
             rows[r] = c->src + (oy * g->sh - c->top) * c->pitch + ox * g->sw * g->c;
         }
-        cnn_gemm_gather_spans(c->j->gemm, c->ith, (int)m, F, c->K, rows, c->koff, c->spans, ns,
-                              c->j->wpacked, 0.0f, c->j->y + p * F, (int)(stride * F));
+        if (c->j->bf16)
+            cnn_gemm_bf16_gather_spans(c->j->gemm, c->ith, (int)m, F, c->K, rows, c->koff,
+                                       c->spans, ns, c->j->wpacked, 0.0f, c->j->y + p * F,
+                                       (int)(stride * F));
+        else
+            cnn_gemm_gather_spans(c->j->gemm, c->ith, (int)m, F, c->K, rows, c->koff, c->spans,
+                                  ns, c->j->wpacked, 0.0f, c->j->y + p * F, (int)(stride * F));
         p += m * stride;
     }
 }
@@ -786,7 +791,7 @@ static void fused_worker(void *p, int ith, int nth)
     float *col = j->scratch + b * K;
     if (b >= e)
         return;
-    if (j->implicit && !j->bf16 && grid_floats(j->g, K) <= (e - b) * K) {
+    if (j->implicit && grid_floats(j->g, K) <= (e - b) * K) {
         implicit_grid(j, ith, j->m0 + b, j->m0 + e, col);
         return;
     }
