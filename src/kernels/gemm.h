@@ -145,6 +145,14 @@ void cnn_gemm_bf16_gather16_spans(cnn_gemm_ctx *ctx, int ith, int M, int N, int 
                                   int nspans, const float *bpacked, float beta, float *C, int ldc);
 /* dst[i] = cnn_bf16_from_float(src[i]), i < n (vcvtne2ps2bf16 where it can). */
 void cnn_bf16_convert(const float *src, uint16_t *dst, long n);
+/* cnn_gemm_bf16_gather_spans where A is bfloat16 bits, A(i, k) =
+ * rows[i][koff[k]], and every pair (k, k + 1), k even, is adjacent
+ * (koff[k + 1] == koff[k] + 1): its words are read in place, nothing is
+ * packed. K even. The same bits. */
+void cnn_gemm_bf16_gather_pairs_spans(cnn_gemm_ctx *ctx, int M, int N, int K,
+                                      const uint16_t *const *rows, const int *koff,
+                                      const int *spans, int nspans, const float *bpacked,
+                                      float beta, float *C, int ldc);
 
 /* For gemm_bf16.c, which shares the context's pool and packing buffers. */
 bool cnn_gemm_ctx_is_naive(const cnn_gemm_ctx *ctx);

@@ -320,7 +320,7 @@ BF16_TARGET static void convert_row(int kc, const float *s, uint32_t *d)
 
 /* A panel [kc2][MR], [MR][kc2], or [kc2][16] (pack_group16: each pair's
  * words one aligned 64-byte store) */
-enum { BF16_A_KMAJOR, BF16_A_IMAJOR, BF16_A_KMAJOR16 };
+enum { BF16_A_KMAJOR, BF16_A_IMAJOR, BF16_A_KMAJOR16, BF16_A_PAIRS };
 
 #define BF16_ROWS12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
@@ -444,11 +444,21 @@ BF16_TARGET static void ukernel_bf16_12x32(int kc2, const uint32_t *a, int amode
  * 2^-126, never seen in training). A -0 that a later nonzero product
  * replaces leaves no trace, the sums being otherwise equal. B must be
  * finite (0 * inf is NaN in the reference), as for cnn_gemm_gather_spans. */
+/* Two adjacent bfloat16 values as one word (unaligned is fine on x86). */
+static inline int bf16_word(const uint16_t *p)
+{
+    uint32_t w;
+    memcpy(&w, p, sizeof w);
+    return (int)w;
+}
+
 BF16_TARGET __attribute__((always_inline)) static inline void
 bf16_body_spans(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t *a,
                 const uint32_t *b, float *c, long ldc, float beta, int n, const int *ps,
-                int nps)
+                int nps, const uint16_t *const *pa, const int *kop)
 {
+    /* BF16_A_PAIRS: pair k of row i is the word at pa[i] + kop[2 k] (two
+     * adjacent bfloat16 values, k even in the low half) */
     const long si = MODE == BF16_A_IMAJOR ? kc2 : 1;
     const long sk = MODE == BF16_A_IMAJOR ? 1 : MODE == BF16_A_KMAJOR ? BF16_MR : 16;
     for (int i = 0; i < ROWS; i++) {
@@ -460,9 +470,11 @@ bf16_body_spans(const int MODE, const int ROWS, const int NV, int kc2, const uin
 #define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
     BF16_ROWS12(DECL)
 #undef DECL
+#define A_WORD(i)                                                                  \
+    (MODE == BF16_A_PAIRS ? bf16_word(pa[i] + kop[2 * k]) : (int)ak[(i) * si])
 #define STEP(i)                                                                    \
     if ((i) < ROWS) {                                                              \
-        __m512bh ai = (__m512bh)_mm512_set1_epi32((int)ak[(i) * si]);              \
+        __m512bh ai = (__m512bh)_mm512_set1_epi32(A_WORD(i));                      \
         c##i##0 = _mm512_dpbf16_ps(c##i##0, ai, b0);                               \
         if (NV == 2)                                                               \
             c##i##1 = _mm512_dpbf16_ps(c##i##1, ai, b1);                           \
@@ -514,6 +526,7 @@ bf16_body_spans(const int MODE, const int ROWS, const int NV, int kc2, const uin
         }
     }
 #undef STEP
+#undef A_WORD
     /* bf16_body's epilogue */
     __m512 vb = _mm512_set1_ps(beta);
     __mmask16 k0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
@@ -540,7 +553,8 @@ BF16_TARGET static void ukernel_bf16_spans(int kc2, const uint32_t *a, int amode
                                            const uint32_t *b, float *c, long ldc, float beta,
                                            int m, int n, const int *ps, int nps)
 {
-#define BODY(mode, rows, nv) bf16_body_spans(mode, rows, nv, kc2, a, b, c, ldc, beta, n, ps, nps)
+#define BODY(mode, rows, nv)                                                       \
+    bf16_body_spans(mode, rows, nv, kc2, a, b, c, ldc, beta, n, ps, nps, NULL, NULL)
     if (amode == BF16_A_KMAJOR) {
         if (n > 16)
             BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 2)
@@ -932,6 +946,54 @@ BF16_TARGET static void bf16_gather16_run(cnn_gemm_ctx *ctx, int ith, int M, int
     }
 }
 
+/* ---- Pairs gathered from bfloat16 (Conv2D's implicit GEMM) ------------------
+ * A(i, k) = rows[i][koff[k]], bfloat16 bits (the padded input band
+ * converted once), where every pair (k, k + 1), k even, is adjacent
+ * (koff[k + 1] = koff[k] + 1: a tap's channels, C even): the micro-kernel
+ * broadcasts each pair's word straight from the band, nothing is packed.
+ * The same words as pack_a_gather converts, the same K blocks and
+ * vdpbf16ps steps: the same bits as cnn_gemm_bf16_gather_spans. */
+BF16_TARGET static void ukernel_bf16_pairs(int kc2, const uint16_t *const *pa, const int *kop,
+                                           const uint32_t *b, float *c, long ldc, float beta,
+                                           int m, int n, const int *ps, int nps)
+{
+#define BODY(mode, rows, nv)                                                       \
+    bf16_body_spans(mode, rows, nv, kc2, NULL, b, c, ldc, beta, n, ps, nps, pa, kop)
+    if (n > 16)
+        BF16_DISPATCH_ROWS(BF16_A_PAIRS, 2)
+    else
+        BF16_DISPATCH_ROWS(BF16_A_PAIRS, 1)
+#undef BODY
+}
+
+BF16_TARGET static void bf16_pairs_run(int M, int N, int K, const uint16_t *const *rows,
+                                       const int *koff, const int *spans, int nspans,
+                                       const uint32_t *bpacked, float beta, float *C, int ldc)
+{
+    const int kstep = cnn_gemm_bf16_kstep(K);
+    const long nstep = bf16_nstep(N, kstep), K2 = (K + 1) / 2;
+    const int panels = (M + CNN_GEMM_GATHER_ROWS - 1) / CNN_GEMM_GATHER_ROWS;
+    int ps[BF16_KC2 + 2];
+    for (int pc = 0; pc < K; pc += kstep) {
+        int kc = K - pc < kstep ? K - pc : kstep, kc2 = (kc + 1) / 2;
+        int nps = pair_spans(spans, nspans, pc, kc, ps);
+        float b = pc == 0 ? beta : 1.0f;
+        for (int p = 0; p < panels; p++) {
+            int i0 = (int)((long)M * p / panels), m = (int)((long)M * (p + 1) / panels) - i0;
+            for (long jc = 0; jc < N; jc += nstep) {
+                int nc = (int)(N - jc < nstep ? N - jc : nstep);
+                long ncpad = (nc + BF16_NR - 1) / BF16_NR * BF16_NR;
+                const uint32_t *bp = bpacked + jc * K2 + (long)(pc / 2) * ncpad;
+                for (int jr = 0; jr < nc; jr += BF16_NR) {
+                    int n = nc - jr < BF16_NR ? nc - jr : BF16_NR;
+                    ukernel_bf16_pairs(kc2, rows + i0, koff + pc, bp + (long)jr * kc2,
+                                       C + (long)i0 * ldc + jc + jr, ldc, b, m, n, ps, nps);
+                }
+            }
+        }
+    }
+}
+
 static void bf16_worker(void *arg, int ith, int nth)
 {
     const bf16_job *j = arg;
@@ -1096,6 +1158,22 @@ void cnn_gemm_bf16_gather16_spans(cnn_gemm_ctx *ctx, int ith, int M, int N, int 
                           beta, C, ldc);
 #else
     (void)ctx, (void)ith, (void)M, (void)N, (void)K, (void)a, (void)koff, (void)bpacked;
+    (void)beta, (void)C, (void)ldc, (void)spans, (void)nspans;
+#endif
+}
+
+void cnn_gemm_bf16_gather_pairs_spans(cnn_gemm_ctx *ctx, int M, int N, int K,
+                                      const uint16_t *const *rows, const int *koff,
+                                      const int *spans, int nspans, const float *bpacked,
+                                      float beta, float *C, int ldc)
+{
+#ifdef BF16_X86
+    (void)ctx;
+    if (M > 0 && N > 0 && K > 0)
+        bf16_pairs_run(M, N, K, rows, koff, spans, nspans, (const uint32_t *)bpacked, beta, C,
+                       ldc);
+#else
+    (void)ctx, (void)M, (void)N, (void)K, (void)rows, (void)koff, (void)bpacked;
     (void)beta, (void)C, (void)ldc, (void)spans, (void)nspans;
 #endif
 }

@@ -618,10 +618,23 @@ static int64_t grid_rows(const cnn_conv_geom *g, const implicit_layout *L)
     return r;
 }
 
-/* Floats of a worker's grid scratch: koff, the spans, one band slot. */
-static int64_t grid_floats(const cnn_conv_geom *g, int64_t K)
+/* Whether the grid reads bfloat16 pairs in place from a converted band
+ * (cnn_gemm_bf16_gather_pairs_spans): a tap's channels must pair up. */
+static bool grid_pairs(const fused_job *j) { return j->bf16 && j->g->c % 2 == 0; }
+
+/* The grid's band layout: the bfloat16 pairs need a converted copy even
+ * without padding. */
+static implicit_layout grid_layout(const fused_job *j)
 {
-    implicit_layout L = implicit_layout_of(g);
+    return grid_pairs(j) ? implicit_layout_copied(j->g) : implicit_layout_of(j->g);
+}
+
+/* Floats of a worker's grid scratch: koff, the spans, one band slot (of
+ * floats, or of bfloat16 in half the bytes). */
+static int64_t grid_floats(const fused_job *j, int64_t K)
+{
+    const cnn_conv_geom *g = j->g;
+    implicit_layout L = grid_layout(j);
     int64_t n = (K + 15) / 16 * 16 + 2 * (int64_t)g->kh + 16;
     return n + (L.copy ? band_floats(g, &L, grid_rows(g, &L) * g->ow) : 0) + 16;
 }
@@ -631,7 +644,9 @@ typedef struct {
     int ith, K;
     const int *koff;
     int *spans;
-    const float *src;   /* the sample's padded row `top` */
+    bool pairs;           /* bfloat16 pairs from src16 (grid_pairs) */
+    const float *src;     /* the sample's padded row `top` */
+    const uint16_t *src16;
     int64_t top, pitch; /* the padded row at src, floats a padded row */
     int64_t sample;     /* the sample's first pixel */
 } grid_ctx;
@@ -644,14 +659,23 @@ static void grid_run(const grid_ctx *c, int64_t p, int64_t n, int64_t stride, in
     const cnn_conv_geom *g = c->j->g;
     const int F = c->j->F;
     const float *rows[CNN_GEMM_GATHER_ROWS];
+    const uint16_t *rows16[CNN_GEMM_GATHER_ROWS];
     int64_t pieces = (n + CNN_GEMM_GATHER_ROWS - 1) / CNN_GEMM_GATHER_ROWS;
     for (int64_t i = 0; i < pieces; i++) {
         int64_t m = n / pieces + (i < n % pieces);
         for (int64_t r = 0; r < m; r++) {
             int64_t q = p + r * stride - c->sample, oy = q / g->ow, ox = q % g->ow;
-            rows[r] = c->src + (oy * g->sh - c->top) * c->pitch + ox * g->sw * g->c;
+            int64_t at = (oy * g->sh - c->top) * c->pitch + ox * g->sw * g->c;
+            if (c->pairs)
+                rows16[r] = c->src16 + at;
+            else
+                rows[r] = c->src + at;
         }
-        if (c->j->bf16)
+        if (c->pairs)
+            cnn_gemm_bf16_gather_pairs_spans(c->j->gemm, (int)m, F, c->K, rows16, c->koff,
+                                             c->spans, ns, c->j->wpacked, 0.0f, c->j->y + p * F,
+                                             (int)(stride * F));
+        else if (c->j->bf16)
             cnn_gemm_bf16_gather_spans(c->j->gemm, c->ith, (int)m, F, c->K, rows, c->koff,
                                        c->spans, ns, c->j->wpacked, 0.0f, c->j->y + p * F,
                                        (int)(stride * F));
@@ -666,7 +690,8 @@ static void implicit_grid(const fused_job *j, int ith, int64_t r0, int64_t r1, f
 {
     const cnn_conv_geom *g = j->g;
     const int64_t K = (int64_t)g->kh * g->kw * g->c, C = g->c, plane = (int64_t)g->oh * g->ow;
-    const implicit_layout L = implicit_layout_of(g);
+    const bool pairs = grid_pairs(j);
+    const implicit_layout L = grid_layout(j);
     const int64_t pitch = L.wp * C, R = grid_rows(g, &L);
     float *base = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     int *koff = (int *)base;
@@ -697,7 +722,8 @@ static void implicit_grid(const fused_job *j, int ith, int64_t r0, int64_t r1, f
     const bool columns = hpad && xi1 - xi0 >= GRID_MIN_PANEL && rows_full >= GRID_MIN_PANEL;
     const int64_t band = band_rows(g, &L, R * g->ow);
     band_held held = {-1, 0, 0};
-    grid_ctx c = {.j = j, .ith = ith, .K = (int)K, .koff = koff, .spans = spans, .pitch = pitch};
+    grid_ctx c = {.j = j, .ith = ith, .K = (int)K, .koff = koff, .spans = spans, .pitch = pitch,
+                  .pairs = pairs, .src16 = (const uint16_t *)slot};
     for (int64_t a = r0; a < r1;) {
         const int64_t s = a / plane, y0 = a % plane / g->ow;
         const int64_t y1 = y0 + R < g->oh ? y0 + R : g->oh;
@@ -707,7 +733,7 @@ static void implicit_grid(const fused_job *j, int ith, int64_t r0, int64_t r1, f
         if (L.copy) {
             int64_t p0, p1;
             band_need(g, s, a, e, &p0, &p1);
-            c.top = band_hold(g, &L, band, j->x, s, p0, p1, slot, false, &held);
+            c.top = band_hold(g, &L, band, j->x, s, p0, p1, slot, pairs, &held);
             c.src = slot;
         }
         /* rows: a run of consecutive pixels while the spans stay the same */
@@ -791,7 +817,7 @@ static void fused_worker(void *p, int ith, int nth)
     float *col = j->scratch + b * K;
     if (b >= e)
         return;
-    if (j->implicit && grid_floats(j->g, K) <= (e - b) * K) {
+    if (j->implicit && grid_floats(j, K) <= (e - b) * K) {
         implicit_grid(j, ith, j->m0 + b, j->m0 + e, col);
         return;
     }
