@@ -206,9 +206,12 @@ static void gather_case(cnn_gemm_ctx *ctx, int M, int N, int K, int run, float b
     size_t bytes = (cnn_gemm_bf16_packed_b_floats(K, N) * sizeof(float) + 63) / 64 * 64;
     float *bp = aligned_alloc(64, bytes);
     uint16_t *T16 = malloc((size_t)K * stride * sizeof *T16);
+    uint16_t *G16 = malloc((size_t)M * spread * sizeof *G16);
+    const uint16_t **rows16 = malloc((size_t)M * sizeof *rows16);
     const float **rows = malloc((size_t)M * sizeof *rows);
     int *koff = malloc((size_t)K * sizeof *koff);
-    if (!A || !B || !G || !T || !C0 || !ref || !out || !bp || !rows || !koff || !T16) {
+    if (!A || !B || !G || !T || !C0 || !ref || !out || !bp || !rows || !koff || !T16 || !G16
+        || !rows16) {
         fprintf(stderr, "test_gemm_bf16: out of memory\n");
         exit(1);
     }
@@ -237,18 +240,32 @@ static void gather_case(cnn_gemm_ctx *ctx, int M, int N, int K, int run, float b
     for (long i = 0; i < (long)K * stride; i++)
         T[i] = i % stride < M ? T[i] : 0.0f;
     cnn_bf16_convert(T, T16, (long)K * stride);
+    cnn_bf16_convert(G, G16, (long)M * spread);
     memcpy(ref, C0, (size_t)M * N * sizeof *ref);
     cnn_gemm_bf16_reference(false, false, M, N, K, 1.0f, A, lda, B, N, beta, ref, N);
     cnn_gemm_bf16_pack_b(ctx, N, K, B, N, bp);
     char what[120];
-    for (int layout = -1; layout < 4; layout++) {
-        for (int i = 0; i < M; i++)
+    for (int layout = -1; layout < 5; layout++) {
+        /* 4: layout 1 from bfloat16 bits, pairs read in place
+         * (cnn_gemm_bf16_gather_pairs_spans: pairs must not straddle runs) */
+        if (layout == 4 && (run % 2 || K % 2))
+            continue;
+        for (int i = 0; i < M; i++) {
             rows[i] = layout == 0 ? A + (long)i * lda : layout == 1 ? G + i * spread : T + i;
+            rows16[i] = G16 + i * spread;
+        }
         for (int k = 0; k < K; k++)
-            koff[k] = layout == 0 ? k : layout == 1 ? (k / run) * gap + k % run : k * stride;
+            koff[k] = layout == 0            ? k
+                    : layout == 1 || layout == 4 ? (k / run) * gap + k % run
+                                                 : k * stride;
         /* 3: layout 2 from bfloat16 bits (cnn_gemm_bf16_gather16) */
         memcpy(out, C0, (size_t)M * N * sizeof *out);
-        if (layout < 0)
+        const int all[2] = {0, K};
+        if (layout == 4)
+            cnn_gemm_bf16_gather_pairs_spans(ctx, M, N, K, rows16, koff,
+                                             sp.spans ? sp.spans : all, sp.spans ? sp.nspans : 1,
+                                             bp, beta, out, N);
+        else if (layout < 0)
             cnn_gemm_bf16_serial_packed_b(ctx, 0, M, N, K, A, lda, bp, beta, out, N);
         else if (sp.spans && layout == 3)
             cnn_gemm_bf16_gather16_spans(ctx, 0, M, N, K, T16, koff, sp.spans, sp.nspans, bp,
@@ -272,7 +289,7 @@ static void gather_case(cnn_gemm_ctx *ctx, int M, int N, int K, int run, float b
         CHECK(bad < 0);
     }
     free(A), free(B), free(G), free(T), free(C0), free(ref), free(out), free(bp), free(rows);
-    free(koff), free(T16);
+    free(koff), free(T16), free(G16), free(rows16);
 }
 
 /* cnn_bf16_convert rounds as cnn_bf16_from_float, tails and special values
