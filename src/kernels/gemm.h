@@ -145,6 +145,9 @@ void cnn_gemm_bf16_gather16_spans(cnn_gemm_ctx *ctx, int ith, int M, int N, int 
                                   int nspans, const float *bpacked, float beta, float *C, int ldc);
 /* dst[i] = cnn_bf16_from_float(src[i]), i < n (vcvtne2ps2bf16 where it can). */
 void cnn_bf16_convert(const float *src, uint16_t *dst, long n);
+/* dst[i] = x0[i] | x1[i] << 16 (x1 NULL: zero high halves): pairs of
+ * bfloat16 values as words. */
+void cnn_bf16_interleave(const uint16_t *x0, const uint16_t *x1, uint32_t *dst, long n);
 /* cnn_gemm_bf16_gather_spans where A is bfloat16 bits, A(i, k) =
  * rows[i][koff[k]], and every pair (k, k + 1), k even, is adjacent
  * (koff[k + 1] == koff[k] + 1): its words are read in place, nothing is

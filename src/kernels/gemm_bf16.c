@@ -946,6 +946,30 @@ BF16_TARGET static void bf16_gather16_run(cnn_gemm_ctx *ctx, int ith, int M, int
     }
 }
 
+/* dst[i] = x0[i] | x1[i] << 16 (x1 NULL: zeros), 32 at a time. */
+BF16_TARGET static void interleave_avx512(const uint16_t *x0, const uint16_t *x1, uint32_t *dst,
+                                          long n)
+{
+    static const uint16_t lo_idx[32] = {0,  32, 1,  33, 2,  34, 3,  35, 4,  36, 5,
+                                        37, 6,  38, 7,  39, 8,  40, 9,  41, 10, 42,
+                                        11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+    static const uint16_t hi_idx[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21,
+                                        53, 22, 54, 23, 55, 24, 56, 25, 57, 26, 58,
+                                        27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
+    const __m512i il = _mm512_loadu_si512(lo_idx), ih = _mm512_loadu_si512(hi_idx);
+    for (long i = 0; i < n; i += 32) {
+        long left = n - i;
+        __mmask32 lm = left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1;
+        __mmask16 m0 = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1);
+        __mmask16 m1 = (__mmask16)(left >= 32 ? 0xFFFFu : left > 16 ? (1u << (left - 16)) - 1 : 0);
+        __m512i a = _mm512_maskz_loadu_epi16(lm, x0 + i);
+        __m512i b = x1 ? _mm512_maskz_loadu_epi16(lm, x1 + i) : _mm512_setzero_si512();
+        _mm512_mask_storeu_epi32(dst + i, m0, _mm512_permutex2var_epi16(a, il, b));
+        if (m1)
+            _mm512_mask_storeu_epi32(dst + i + 16, m1, _mm512_permutex2var_epi16(a, ih, b));
+    }
+}
+
 /* ---- Pairs gathered from bfloat16 (Conv2D's implicit GEMM) ------------------
  * A(i, k) = rows[i][koff[k]], bfloat16 bits (the padded input band
  * converted once), where every pair (k, k + 1), k even, is adjacent
@@ -1176,4 +1200,20 @@ void cnn_gemm_bf16_gather_pairs_spans(cnn_gemm_ctx *ctx, int M, int N, int K,
     (void)ctx, (void)M, (void)N, (void)K, (void)rows, (void)koff, (void)bpacked;
     (void)beta, (void)C, (void)ldc, (void)spans, (void)nspans;
 #endif
+}
+
+void cnn_bf16_interleave(const uint16_t *x0, const uint16_t *x1, uint32_t *dst, long n)
+{
+#ifdef BF16_X86
+    static int has = -1;
+    int h = __atomic_load_n(&has, __ATOMIC_RELAXED);
+    if (h < 0)
+        __atomic_store_n(&has, h = cnn_gemm_bf16_supported(), __ATOMIC_RELAXED);
+    if (h) {
+        interleave_avx512(x0, x1, dst, n);
+        return;
+    }
+#endif
+    for (long i = 0; i < n; i++)
+        dst[i] = (uint32_t)x0[i] | (x1 ? (uint32_t)x1[i] << 16 : 0u);
 }

@@ -1028,6 +1028,46 @@ static int tap_spans(const cnn_conv_geom *g, int64_t t0, int64_t t1, int64_t a, 
     return n;
 }
 
+/* ---- bfloat16 backward-weights from pixel pairs in place ----
+ * Its K axis is the pixels, taken in pairs (k, k + 1): at stride 1 with an
+ * even output width, the two pixels of a pair sit side by side in one
+ * output row, so for every tap they read two adjacent columns of the
+ * padded band. The band is interleaved once per load into words of those
+ * column pairs (`pair_band`: parity q pairs columns q + 2j and q + 2j + 1,
+ * channel c a word), and cnn_gemm_bf16_gather_pairs_spans reads each
+ * channel row's pair in place, where cnn_gemm_bf16_gather16 packed the
+ * panels of every block (a fifth of the pass). The same words, the same
+ * bits. */
+static bool weights_pairs_ok(const cnn_conv_geom *g) { return g->sw == 1 && g->ow % 2 == 0; }
+
+/* Words of one (parity, slot) of the interleaved band: as many padded
+ * rows as a band slot, ceil(wp / 2) column pairs of C channels each. */
+static int64_t pair_band_words(const cnn_conv_geom *g, const implicit_layout *L)
+{
+    return (band_rows(g, L, WEIGHTS_BLOCK_ROWS) * ((L->wp + 1) / 2) * g->c + 15) / 16 * 16;
+}
+
+/* The interleaved rows [0, rows) of both parities of a slot from its
+ * bfloat16 band (pitch elements a padded row): pairs at words
+ * w[q * 2 * words + row * pitch2 + j * C + c], pitch2 = ceil(wp / 2) C. */
+static void pair_band(const cnn_conv_geom *g, const implicit_layout *L, const uint16_t *band,
+                      int64_t rows, uint32_t *w, int64_t words)
+{
+    const int64_t C = g->c, pitch = L->wp * C, pairs = (L->wp + 1) / 2, pitch2 = pairs * C;
+    for (int q = 0; q < 2; q++)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t jj = 0; jj < pairs; jj++) {
+                int64_t col = q + 2 * jj;
+                uint32_t *d = w + q * 2 * words + r * pitch2 + jj * C;
+                if (col >= L->wp) {
+                    memset(d, 0, (size_t)C * sizeof *d);
+                    continue;
+                }
+                const uint16_t *x0 = band + r * pitch + col * C;
+                cnn_bf16_interleave(x0, col + 1 < L->wp ? x0 + C : NULL, d, (long)C);
+            }
+}
+
 static int64_t weights_worker_floats(const conv2d_layer *c)
 {
     const cnn_conv_geom *g = &c->geom;
@@ -1036,8 +1076,12 @@ static int64_t weights_worker_floats(const conv2d_layer *c)
     implicit_layout L = implicit_layout_of(g), L16 = implicit_layout_copied(g);
     /* two band slots of floats, or (bfloat16) two of half the bytes */
     int64_t bands = L.copy ? 2 * band_floats(g, &L, WEIGHTS_BLOCK_ROWS) : 0;
-    if (bands < band_floats(g, &L16, WEIGHTS_BLOCK_ROWS))
-        bands = band_floats(g, &L16, WEIGHTS_BLOCK_ROWS);
+    /* (bfloat16: two slots of half the bytes, then the interleaved pairs
+     * of both parities for both slots) */
+    int64_t b16 = band_floats(g, &L16, WEIGHTS_BLOCK_ROWS) + 16
+                + (weights_pairs_ok(g) ? 4 * pair_band_words(g, &L16) : 0);
+    if (bands < b16)
+        bands = b16;
     return 2 * K + WEIGHTS_BLOCK_ROWS + 16                  /* pointers, koff */
          + 2 * WEIGHTS_BLOCK_ROWS + 16                      /* tap_spans */
          + (int64_t)cnn_gemm_packed_b_floats(WEIGHTS_BLOCK_ROWS, F) + 16 + bands + 16;
@@ -1104,6 +1148,11 @@ static void weights_worker(void *p, int ith, int nth)
     int *spans = koff + WEIGHTS_BLOCK_ROWS;
     float *xp = (float *)(((uintptr_t)(spans + 2 * WEIGHTS_BLOCK_ROWS + 4) + 63) & ~(uintptr_t)63);
     band_held held[2] = {{-1, 0, 0}, {-1, 0, 0}};
+    /* bfloat16 pairs in place: the interleaved bands after the two slots */
+    const bool pairs = bf16 && weights_pairs_ok(g);
+    const int64_t pwords = pairs ? pair_band_words(g, &L) : 0, pitch2 = (L.wp + 1) / 2 * C;
+    uint32_t *pw = (uint32_t *)(((uintptr_t)(xp + slot) + 63) & ~(uintptr_t)63);
+    int64_t pwhere[2] = {0, 0};
     for (int64_t a = 0; a < M;) {
         int64_t n = a / plane, z = a + WEIGHTS_BLOCK_ROWS;
         z = z < (n + 2) * plane ? z : (n + 2) * plane;
@@ -1120,8 +1169,14 @@ static void weights_worker(void *p, int ith, int nth)
                 /* slot: floats, or bfloat16 elements (half the bytes) */
                 void *d = bf16 ? (void *)((uint16_t *)xp + (s % 2) * slot)
                                : (void *)(xp + (s % 2) * slot);
+                band_held before = held[s % 2];
                 int64_t top = band_hold(g, &L, band, j->io->x, s, p0, p1, d, bf16, &held[s % 2]);
                 where[s - n] = (s % 2) * slot - top * pitch;
+                band_held *h = &held[s % 2];
+                if (pairs && (before.sample != h->sample || before.r0 != h->r0
+                              || before.r1 != h->r1))
+                    pair_band(g, &L, d, h->r1 - h->r0, pw + (s % 2) * pwords, pwords);
+                pwhere[s - n] = (s % 2) * pwords - top * pitch2;
             } else {
                 where[s - n] = (s - n) * sample;
             }
@@ -1129,6 +1184,31 @@ static void weights_worker(void *p, int ith, int nth)
         for (int64_t m = a; m < z; m++) {
             int64_t q = m / plane - n, rest = m % plane, oy = rest / g->ow, ox = rest % g->ow;
             koff[m - a] = (int)(where[q] + oy * g->sh * pitch + ox * g->sw * C);
+        }
+        if (pairs) {
+            /* koff[2 i]: pixel pair i's first word, in bfloat16 elements */
+            for (int64_t m = a; m < z; m += 2) {
+                int64_t q = m / plane - n, rest = m % plane, oy = rest / g->ow, ox = rest % g->ow;
+                koff[m - a] = (int)(2 * (pwhere[q] + oy * g->sh * pitch2 + ox / 2 * C));
+                koff[m - a + 1] = koff[m - a] + 1;
+            }
+            cnn_gemm_bf16_pack_b(j->io->gemm, F, (int)(z - a), j->io->dy + a * F, F, bp);
+            const uint16_t **rows16 = (const uint16_t **)rows;
+            for (int64_t k = k0; k < k1;) { /* a tap's channels in [k0, k1) */
+                int64_t t = k / C, e = (t + 1) * C < k1 ? (t + 1) * C : k1;
+                int64_t ky = t / g->kw, kx = t % g->kw, q = kx * g->dw % 2;
+                const uint32_t *tap = pw + q * 2 * pwords + ky * g->dh * pitch2
+                                    + (kx * g->dw - q) / 2 * C;
+                for (int64_t i = k; i < e; i++)
+                    rows16[i - k] = (const uint16_t *)(tap + i % C);
+                int ns = tap_spans(g, t, t, a, z, spans);
+                cnn_gemm_bf16_gather_pairs_spans(j->io->gemm, (int)(e - k), F, (int)(z - a),
+                                                 rows16, koff, spans, ns, bp, 1.0f,
+                                                 j->c->base.params[0].grad + k * F, F);
+                k = e;
+            }
+            a = z;
+            continue;
         }
         if (bf16) {
             cnn_gemm_bf16_pack_b(j->io->gemm, F, (int)(z - a), j->io->dy + a * F, F, bp);
