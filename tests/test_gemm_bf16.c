@@ -312,6 +312,25 @@ static void test_convert(cnn_rng *r)
     }
 }
 
+/* cnn_bf16_interleave: word i = x0[i] | x1[i] << 16, zero high halves
+ * without x1, nothing written past n. */
+static void test_interleave(cnn_rng *r)
+{
+    uint16_t x0[77], x1[77];
+    uint32_t got[78];
+    for (int i = 0; i < 77; i++)
+        x0[i] = (uint16_t)cnn_rng_next(r), x1[i] = (uint16_t)cnn_rng_next(r);
+    for (int n = 0; n <= 77; n += 7)
+        for (int half = 0; half < 2; half++) {
+            memset(got, 0xAB, sizeof got);
+            cnn_bf16_interleave(x0, half ? x1 : NULL, got, n);
+            bool same = got[n] == 0xABABABABu;
+            for (int i = 0; i < n; i++)
+                same &= got[i] == ((uint32_t)x0[i] | (half ? (uint32_t)x1[i] << 16 : 0u));
+            CHECK(same);
+        }
+}
+
 static void test_gather(cnn_gemm_ctx *ctx, cnn_rng *r)
 {
     if (!cnn_gemm_bf16_gather_supported(ctx))
@@ -428,6 +447,7 @@ int main(void)
     test_shapes(one, two, &r);
     test_gather(one, &r);
     test_gather_spans(one, &r);
+    test_interleave(&r);
     test_negzero_reference();
     test_convert(&r);
     test_fallback(one, &r);
