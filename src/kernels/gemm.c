@@ -368,20 +368,20 @@ static void ukernel_generic_6x8(int kc, const float *a, long lda, int amode, con
         a += MODE == GEMM_A_PACKED ? (MR) : MODE == GEMM_A_ROWS ? 1 : lda;         \
     } while (0)
 
-#define GEMM_DISPATCH_ROWS12(BODY, mode, nv)                                       \
-    switch (m) {                                                                   \
-    case 1: BODY(mode, 1, nv); return;                                    \
-    case 2: BODY(mode, 2, nv); return;                                    \
-    case 3: BODY(mode, 3, nv); return;                                    \
-    case 4: BODY(mode, 4, nv); return;                                    \
-    case 5: BODY(mode, 5, nv); return;                                    \
-    case 6: BODY(mode, 6, nv); return;                                    \
-    case 7: BODY(mode, 7, nv); return;                                    \
-    case 8: BODY(mode, 8, nv); return;                                    \
-    case 9: BODY(mode, 9, nv); return;                                    \
-    case 10: BODY(mode, 10, nv); return;                                  \
-    case 11: BODY(mode, 11, nv); return;                                  \
-    default: BODY(mode, 12, nv); return;                                           \
+#define GEMM_DISPATCH_ROWS12(BODY, mode, nv)                                      \
+    switch (m) {                                                                  \
+    case 1: BODY(mode, 1, nv); return;                                            \
+    case 2: BODY(mode, 2, nv); return;                                            \
+    case 3: BODY(mode, 3, nv); return;                                            \
+    case 4: BODY(mode, 4, nv); return;                                            \
+    case 5: BODY(mode, 5, nv); return;                                            \
+    case 6: BODY(mode, 6, nv); return;                                            \
+    case 7: BODY(mode, 7, nv); return;                                            \
+    case 8: BODY(mode, 8, nv); return;                                            \
+    case 9: BODY(mode, 9, nv); return;                                            \
+    case 10: BODY(mode, 10, nv); return;                                          \
+    case 11: BODY(mode, 11, nv); return;                                          \
+    default: BODY(mode, 12, nv); return;                                          \
     }
 
 /* AVX-512F, 12 x 32: 24 zmm accumulators + 2 for b + 1 broadcast. Each k
@@ -405,12 +405,12 @@ avx512_body(const int MODE, const int ROWS, const int NV, int kc, const float *a
 #undef DECL
     const float *b_block = b;
     for (int s = 0; s < (MODE == GEMM_A_GATHER ? nspans : 1); s++) {
-    int k_end = MODE == GEMM_A_GATHER ? spans[2 * s + 1] : kc;
-    int k = MODE == GEMM_A_GATHER ? spans[2 * s] : 0;
-    for (b = b_block + (long)k * 32; k < k_end; k++, b += 32) {
-        __m512 b0 = _mm512_load_ps(b), b1 = NV == 2 ? _mm512_load_ps(b + 16) : b0;
-        long ko = MODE == GEMM_A_GATHER ? koff[k] : 0;
-        (void)ko;
+        int k_end = MODE == GEMM_A_GATHER ? spans[2 * s + 1] : kc;
+        int k = MODE == GEMM_A_GATHER ? spans[2 * s] : 0;
+        for (b = b_block + (long)k * 32; k < k_end; k++, b += 32) {
+            __m512 b0 = _mm512_load_ps(b), b1 = NV == 2 ? _mm512_load_ps(b + 16) : b0;
+            long ko = MODE == GEMM_A_GATHER ? koff[k] : 0;
+            (void)ko;
 #define STEP(i)                                                                    \
     if ((i) < ROWS) {                                                              \
         __m512 ai = _mm512_set1_ps(GEMM_A_AT_G(i));                                \
@@ -418,11 +418,11 @@ avx512_body(const int MODE, const int ROWS, const int NV, int kc, const float *a
         if (NV == 2)                                                               \
             c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                            \
     }
-        GEMM_ROWS12(STEP)
+            GEMM_ROWS12(STEP)
 #undef STEP
-        if (MODE != GEMM_A_GATHER)
-            GEMM_A_NEXT(12);
-    }
+            if (MODE != GEMM_A_GATHER)
+                GEMM_A_NEXT(12);
+        }
     }
 #undef GEMM_A_AT_G
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
