@@ -324,6 +324,31 @@ enum { BF16_A_KMAJOR, BF16_A_IMAJOR, BF16_A_KMAJOR16, BF16_A_PAIRS };
 
 #define BF16_ROWS12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
+/* The micro-kernels' epilogue (avx512_body's in gemm.c): t = alpha * acc,
+ * then C = beta * C + t with separate multiplies and adds, masked to n
+ * columns; beta == 0 does not read C. */
+#define BF16_ROW(p, acc, mask)                                                     \
+    {                                                                              \
+        __m512 t = _mm512_mul_ps(va, acc);                                         \
+        if (beta != 0)                                                             \
+            t = _mm512_add_ps(_mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, p)), t); \
+        _mm512_mask_storeu_ps(p, mask, t);                                         \
+    }
+#define BF16_STORE(i)                                                              \
+    if ((i) < ROWS) {                                                              \
+        BF16_ROW(c + (i) * ldc, c##i##0, k0)                                       \
+        if (NV == 2)                                                               \
+            BF16_ROW(c + (i) * ldc + 16, c##i##1, k1)                              \
+    }
+#define BF16_EPILOGUE(alpha)                                                       \
+    do {                                                                           \
+        __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);             \
+        __mmask16 k0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);             \
+        __mmask16 k1 =                                                             \
+            (__mmask16)(n >= 32 ? 0xFFFFu : n > 16 ? (1u << (n - 16)) - 1 : 0);    \
+        BF16_ROWS12(BF16_STORE)                                                    \
+    } while (0)
+
 /* 12 x 32: 24 zmm accumulators; each pair step is 2 loads of b, 12
  * broadcasts of a word of A and 24 vdpbf16ps. The epilogue is avx512_body's
  * in gemm.c: t = alpha * acc, then C = beta * C + t. */
@@ -361,25 +386,7 @@ bf16_body(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t 
         BF16_ROWS12(STEP)
 #undef STEP
     }
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    __mmask16 k0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
-    __mmask16 k1 = (__mmask16)(n >= 32 ? 0xFFFFu : n > 16 ? (1u << (n - 16)) - 1 : 0);
-#define ROW(p, acc, mask)                                                          \
-    {                                                                              \
-        __m512 t = _mm512_mul_ps(va, acc);                                         \
-        if (beta != 0)                                                             \
-            t = _mm512_add_ps(_mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, p)), t); \
-        _mm512_mask_storeu_ps(p, mask, t);                                         \
-    }
-#define STORE(i)                                                                   \
-    if ((i) < ROWS) {                                                              \
-        ROW(c + (i) * ldc, c##i##0, k0)                                            \
-        if (NV == 2)                                                               \
-            ROW(c + (i) * ldc + 16, c##i##1, k1)                                   \
-    }
-    BF16_ROWS12(STORE)
-#undef STORE
-#undef ROW
+    BF16_EPILOGUE(alpha);
 }
 
 #define BF16_DISPATCH_ROWS(MODE, NV)                                               \
@@ -398,6 +405,25 @@ bf16_body(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t 
     default: BODY(MODE, 12, NV); return;                                           \
     }
 
+/* BODY(mode, rows, nv) for the packed layout amode, n columns and m rows */
+#define BF16_DISPATCH_PACKED                                                       \
+    if (amode == BF16_A_KMAJOR) {                                                  \
+        if (n > 16)                                                                \
+            BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 2)                                   \
+        else                                                                       \
+            BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 1)                                   \
+    } else if (amode == BF16_A_KMAJOR16) {                                         \
+        if (n > 16)                                                                \
+            BF16_DISPATCH_ROWS(BF16_A_KMAJOR16, 2)                                 \
+        else                                                                       \
+            BF16_DISPATCH_ROWS(BF16_A_KMAJOR16, 1)                                 \
+    } else {                                                                       \
+        if (n > 16)                                                                \
+            BF16_DISPATCH_ROWS(BF16_A_IMAJOR, 2)                                   \
+        else                                                                       \
+            BF16_DISPATCH_ROWS(BF16_A_IMAJOR, 1)                                   \
+    }
+
 /* pf, when not NULL, is the next panel's source (MR rows of row stride
  * pf_ld, 2 kc2 floats each), prefetched while this tile computes so that
  * streaming op(A) from memory overlaps the dot products. */
@@ -407,22 +433,7 @@ BF16_TARGET static void ukernel_bf16_12x32(int kc2, const uint32_t *a, int amode
 {
 #define BODY(mode, rows, nv) \
     bf16_body(mode, rows, nv, kc2, a, b, c, ldc, alpha, beta, n, pf, pf_ld)
-    if (amode == BF16_A_KMAJOR) {
-        if (n > 16)
-            BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 2)
-        else
-            BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 1)
-    } else if (amode == BF16_A_KMAJOR16) {
-        if (n > 16)
-            BF16_DISPATCH_ROWS(BF16_A_KMAJOR16, 2)
-        else
-            BF16_DISPATCH_ROWS(BF16_A_KMAJOR16, 1)
-    } else {
-        if (n > 16)
-            BF16_DISPATCH_ROWS(BF16_A_IMAJOR, 2)
-        else
-            BF16_DISPATCH_ROWS(BF16_A_IMAJOR, 1)
-    }
+    BF16_DISPATCH_PACKED
 #undef BODY
 }
 
@@ -527,26 +538,7 @@ bf16_body_spans(const int MODE, const int ROWS, const int NV, int kc2, const uin
     }
 #undef STEP
 #undef A_WORD
-    /* bf16_body's epilogue */
-    __m512 vb = _mm512_set1_ps(beta);
-    __mmask16 k0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
-    __mmask16 k1 = (__mmask16)(n >= 32 ? 0xFFFFu : n > 16 ? (1u << (n - 16)) - 1 : 0);
-#define ROW(p, acc, mask)                                                          \
-    {                                                                              \
-        __m512 t = acc; /* alpha * acc, alpha = 1 */                               \
-        if (beta != 0)                                                             \
-            t = _mm512_add_ps(_mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, p)), t); \
-        _mm512_mask_storeu_ps(p, mask, t);                                         \
-    }
-#define STORE(i)                                                                   \
-    if ((i) < ROWS) {                                                              \
-        ROW(c + (i) * ldc, c##i##0, k0)                                            \
-        if (NV == 2)                                                               \
-            ROW(c + (i) * ldc + 16, c##i##1, k1)                                   \
-    }
-    BF16_ROWS12(STORE)
-#undef STORE
-#undef ROW
+    BF16_EPILOGUE(1.0f); /* 1 * acc is acc, bit for bit */
 }
 
 BF16_TARGET static void ukernel_bf16_spans(int kc2, const uint32_t *a, int amode,
@@ -555,22 +547,7 @@ BF16_TARGET static void ukernel_bf16_spans(int kc2, const uint32_t *a, int amode
 {
 #define BODY(mode, rows, nv)                                                       \
     bf16_body_spans(mode, rows, nv, kc2, a, b, c, ldc, beta, n, ps, nps, NULL, NULL)
-    if (amode == BF16_A_KMAJOR) {
-        if (n > 16)
-            BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 2)
-        else
-            BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 1)
-    } else if (amode == BF16_A_KMAJOR16) {
-        if (n > 16)
-            BF16_DISPATCH_ROWS(BF16_A_KMAJOR16, 2)
-        else
-            BF16_DISPATCH_ROWS(BF16_A_KMAJOR16, 1)
-    } else {
-        if (n > 16)
-            BF16_DISPATCH_ROWS(BF16_A_IMAJOR, 2)
-        else
-            BF16_DISPATCH_ROWS(BF16_A_IMAJOR, 1)
-    }
+    BF16_DISPATCH_PACKED
 #undef BODY
 }
 
