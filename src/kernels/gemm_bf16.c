@@ -846,18 +846,20 @@ enum { BF16_GROUP_PANELS = 32 }; /* panels packed at once, within the buffer (ge
  * (the packing took a fifth of the large layer's backward-weights). */
 static long group_stride(int kc2) { return (long)kc2 * 16; }
 
+/* vpermt2w indices interleaving the 16-bit words of two vectors x0, x1:
+ * word j of lo = (x0[j], x1[j]), of hi = (x0[16 + j], x1[16 + j]) */
+static const uint16_t lo_idx[32] = {0,  32, 1,  33, 2,  34, 3,  35, 4,  36, 5,
+                                    37, 6,  38, 7,  39, 8,  40, 9,  41, 10, 42,
+                                    11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+static const uint16_t hi_idx[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21,
+                                    53, 22, 54, 23, 55, 24, 56, 25, 57, 26, 58,
+                                    27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
+
 /* The group's panels over the pairs in the nps spans ps (pair_spans) of
  * the K block at pc; the other pairs' words are left as they were. */
 BF16_TARGET static void pack_group16(const uint16_t *a, const int *koff, int pc, int kc,
                                      const int *ps, int nps, const int *i0, int np, uint32_t *ap)
 {
-    /* word j of lo = (x0[j], x1[j]), of hi = (x0[16 + j], x1[16 + j]) */
-    static const uint16_t lo_idx[32] = {0,  32, 1,  33, 2,  34, 3,  35, 4,  36, 5,
-                                        37, 6,  38, 7,  39, 8,  40, 9,  41, 10, 42,
-                                        11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
-    static const uint16_t hi_idx[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21,
-                                        53, 22, 54, 23, 55, 24, 56, 25, 57, 26, 58,
-                                        27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
     const __m512i il = _mm512_loadu_si512(lo_idx), ih = _mm512_loadu_si512(hi_idx);
     const int r0 = i0[0], rows = i0[np] - r0, vecs = (rows + 15) / 16;
     const long stride = group_stride((kc + 1) / 2);
@@ -927,12 +929,6 @@ BF16_TARGET static void bf16_gather16_run(cnn_gemm_ctx *ctx, int ith, int M, int
 BF16_TARGET static void interleave_avx512(const uint16_t *x0, const uint16_t *x1, uint32_t *dst,
                                           long n)
 {
-    static const uint16_t lo_idx[32] = {0,  32, 1,  33, 2,  34, 3,  35, 4,  36, 5,
-                                        37, 6,  38, 7,  39, 8,  40, 9,  41, 10, 42,
-                                        11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
-    static const uint16_t hi_idx[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21,
-                                        53, 22, 54, 23, 55, 24, 56, 25, 57, 26, 58,
-                                        27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
     const __m512i il = _mm512_loadu_si512(lo_idx), ih = _mm512_loadu_si512(hi_idx);
     for (long i = 0; i < n; i += 32) {
         long left = n - i;
