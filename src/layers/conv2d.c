@@ -1191,10 +1191,6 @@ static void weights_worker(void *p, int ith, int nth)
                 where[s - n] = (s - n) * sample;
             }
         }
-        for (int64_t m = a; m < z; m++) {
-            int64_t q = m / plane - n, rest = m % plane, oy = rest / g->ow, ox = rest % g->ow;
-            koff[m - a] = (int)(where[q] + oy * g->sh * pitch + ox * g->sw * C);
-        }
         if (pairs) {
             /* koff[2 i]: pixel pair i's first word, in bfloat16 elements */
             for (int64_t m = a; m < z; m += 2) {
@@ -1219,6 +1215,11 @@ static void weights_worker(void *p, int ith, int nth)
             }
             a = z;
             continue;
+        }
+        /* the pixels' offsets (the pairs above have their own) */
+        for (int64_t m = a; m < z; m++) {
+            int64_t q = m / plane - n, rest = m % plane, oy = rest / g->ow, ox = rest % g->ow;
+            koff[m - a] = (int)(where[q] + oy * g->sh * pitch + ox * g->sw * C);
         }
         if (bf16) {
             cnn_gemm_bf16_pack_b(j->io->gemm, F, (int)(z - a), j->io->dy + a * F, F, bp);
