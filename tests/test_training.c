@@ -403,6 +403,48 @@ static void test_l2(void)
     free_data(&d);
 }
 
+/* Backward adds to the gradients it finds (cnn.h), whether the previous
+ * backward or the caller put them there; only after cnn_model_zero_gradients
+ * (or a step) may a layer overwrite them (Dense does, not reading zeros). */
+static void test_gradients_accumulate(void)
+{
+    data d = make_data(8);
+    cnn_model *m = small_model(0.1f);
+    int64_t n;
+    double loss;
+    cnn_model_zero_gradients(m);
+    CHECK_OK(cnn_model_forward(m, d.x, true, NULL));
+    CHECK_OK(cnn_model_backward(m, d.y, &loss, NULL));
+    float *g = cnn_model_layer_gradients(m, 1, 0, &n);
+    float *once = malloc((size_t)n * sizeof(float));
+    memcpy(once, g, (size_t)n * sizeof(float));
+    bool nonzero = false;
+    for (int64_t i = 0; i < n; i++)
+        nonzero |= once[i] != 0;
+    CHECK(nonzero);
+    /* a second backward without clearing: twice the first, exactly */
+    CHECK_OK(cnn_model_forward(m, d.x, true, NULL));
+    CHECK_OK(cnn_model_backward(m, d.y, &loss, NULL));
+    int twice = 0;
+    for (int64_t i = 0; i < n; i++)
+        twice += g[i] == 2 * once[i];
+    CHECK(twice == n);
+    /* cleared, then written by the caller: backward adds to what it wrote */
+    cnn_model_zero_gradients(m);
+    g = cnn_model_layer_gradients(m, 1, 0, NULL);
+    for (int64_t i = 0; i < n; i++)
+        g[i] = 1.0f;
+    CHECK_OK(cnn_model_forward(m, d.x, true, NULL));
+    CHECK_OK(cnn_model_backward(m, d.y, &loss, NULL));
+    int added = 0;
+    for (int64_t i = 0; i < n; i++)
+        added += g[i] == 1.0f + once[i];
+    CHECK(added == n);
+    free(once);
+    cnn_model_free(m);
+    free_data(&d);
+}
+
 /* clipnorm bounds each tensor's step, global_clipnorm all of them. */
 static void test_clipping(void)
 {
@@ -612,6 +654,7 @@ int main(void)
     test_terminate_on_nan();
     test_schedules();
     test_l2();
+    test_gradients_accumulate();
     test_clipping();
     test_augment_images();
     test_augmented_fit();

@@ -56,8 +56,10 @@ static void dense_backward(cnn_layer *l, const cnn_layer_io *io)
     int rows = (int)(io->batch * d->rows_per_example), U = l->spec.u.dense.units, In = d->in_features;
     if (io->fuse_activation)
         cnn_activation_backward(l->activation, io->y, io->dy, rows, U);
-    /* dkernel[In x U] += x^T[In x rows] * dy[rows x U] */
-    cnn_layer_gemm(io, true, false, In, U, rows, io->x, In, io->dy, U, 1.0f, l->params[0].grad, U);
+    /* dkernel[In x U] += x^T[In x rows] * dy[rows x U] (= when it holds zeros:
+     * not reading the zeros saves a pass over the kernel's size) */
+    cnn_layer_gemm(io, true, false, In, U, rows, io->x, In, io->dy, U, io->grads_zero ? 0.0f : 1.0f,
+                   l->params[0].grad, U);
     if (l->n_params > 1)
         cnn_bias_grad_rows(io->dy, rows, U, l->params[1].grad);
     /* dx[rows x In] = dy[rows x U] * kernel^T */

@@ -57,6 +57,10 @@ typedef struct cnn_layer_io {
                              in forward and its derivative to dy in backward,
                              tile by tile while the data is in cache */
     float *dx;         /* backward: overwritten with dLoss/dx; NULL = not needed */
+    bool grads_zero;   /* backward: the weight gradients hold zeros (nothing has been
+                          added since they were cleared), so a layer may overwrite
+                          them instead of adding to them: Dense's 3136 x 1024 kernel
+                          gradient is then written without being read */
     /* Merge kinds (ops->max_inputs > 1): their n_inputs inputs and the
      * gradients to overwrite (an entry NULL = not needed); x and dx are
      * entry 0. */

@@ -519,7 +519,12 @@ float *cnn_model_layer_weights(cnn_model *m, int i, int which, int64_t *count)
 }
 float *cnn_model_layer_gradients(cnn_model *m, int i, int which, int64_t *count)
 {
-    return param_view(m, i, which, count, true);
+    float *view = param_view(m, i, which, count, true);
+    /* the caller may write through the view: the next backward must add to
+     * what it finds there, and cnn_model_zero_gradients must clear it */
+    if (view)
+        m->grads_zero = false;
+    return view;
 }
 
 void cnn_model_training_position(const cnn_model *m, int *epoch, int64_t *step)

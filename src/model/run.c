@@ -302,6 +302,7 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
     cnn_status st = cnn_loss_compute(&lb, loss_sum, correct_sum, grad);
     if (st || !backward)
         return st;
+    const bool grads_zero = m->grads_zero;
     m->grads_zero = false;
     /* Below the lowest layer that trains, backward has nothing to do
      * (transfer learning's frozen base) unless the input's gradient is
@@ -348,6 +349,7 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
         io.x_activation = p0 >= 0 ? m->layers[p0]->activation : CNN_ACTIVATION_LINEAR;
         io.dx = dxs[0];
         io.dxs = dxs;
+        io.grads_zero = grads_zero;
         l->ops->backward(l, &io);
         /* a frozen layer's weight gradients stay zero, as the optimizer's
          * step leaves the gradients it skips */
