@@ -280,7 +280,6 @@ typedef struct {
  * worker first copies the rows it reads into a zero-bordered band (below;
  * unless the layer has no padding); the copy reads each input float about
  * once where im2col wrote kh * kw of them. Same sums, same bits. */
-enum { IMPLICIT_BLOCK_ROWS = 96 };
 
 /* The padded sample: pitch floats a row. */
 typedef struct {
@@ -464,135 +463,7 @@ static int pixel_spans(const cnn_conv_geom *g, int64_t m0, int64_t m1, int *span
     return box_spans(g, hull, spans);
 }
 
-/* Floats of a worker's implicit scratch: koff, the row pointers, the
- * spans, two band slots (64-byte aligned pieces). */
-static int64_t implicit_floats(const cnn_conv_geom *g, int64_t K)
-{
-    implicit_layout L = implicit_layout_of(g);
-    int64_t n = (K + 15) / 16 * 16 + 2 * IMPLICIT_BLOCK_ROWS + 16 + 2 * (int64_t)g->kh + 16;
-    return n + (L.copy ? 2 * band_floats(g, &L, IMPLICIT_BLOCK_ROWS) : 0) + 16;
-}
-
-/* Whether every 12-pixel panel of [a, b) reads all the taps (pixel_spans:
- * one span, all K), found without walking its pixels: the block within
- * one sample, its first and last output rows (so every row between) read
- * every kernel row inside the input, and the pixels that read a kernel
- * column outside (the ends of each row, adjacent across rows) fewer in a
- * run than the pixels of a panel, so that each panel has one reading all.
- * Only a shortcut: either answer gives the same bits. */
-static bool panels_read_all(const cnn_conv_geom *g, int64_t a, int64_t b)
-{
-    const int64_t plane = (int64_t)g->oh * g->ow;
-    int lo, hi;
-    if (a / plane != (b - 1) / plane)
-        return false;
-    for (int e = 0; e < 2; e++) {
-        taps_inside((e ? b - 1 : a) % plane / g->ow, g->sh, g->pad_top, g->dh, g->h, g->kh, &lo,
-                    &hi);
-        if (lo != 0 || hi != g->kh)
-            return false;
-    }
-    int64_t left = 0, right = 0; /* output columns at either end reading outside */
-    for (; left < g->ow; left++) {
-        taps_inside(left, g->sw, g->pad_left, g->dw, g->w, g->kw, &lo, &hi);
-        if (lo == 0 && hi == g->kw)
-            break;
-    }
-    if (left == g->ow)
-        return false;
-    for (;; right++) {
-        taps_inside(g->ow - 1 - right, g->sw, g->pad_left, g->dw, g->w, g->kw, &lo, &hi);
-        if (lo == 0 && hi == g->kw)
-            break;
-    }
-    int64_t shortest = (b - a) % 12 ? (b - a) % 12 : 12;
-    return left + right < shortest;
-}
-
-/* implicit_rows' product of the block [a, b) in bfloat16: in one call
- * where no 12-pixel panel has a tap on the padding (per panel, the calls'
- * setup and pixel_spans made the 56x56 3x3 forward 2.5% slower), else
- * panel by panel over their pixel_spans. */
-static void implicit_bf16(const fused_job *j, int ith, int64_t a, int64_t b,
-                          const float *const *rows, const int *koff, int *spans, float *y)
-{
-    const cnn_conv_geom *g = j->g;
-    const int K = g->kh * g->kw * g->c;
-    if (panels_read_all(g, a, b)) {
-        cnn_gemm_bf16_gather(j->gemm, ith, (int)(b - a), j->F, K, rows, koff, j->wpacked, 0.0f,
-                             y, j->F);
-        return;
-    }
-    for (int64_t p = a; p < b; p += 12) {
-        int64_t q = p + 12 < b ? p + 12 : b;
-        int ns = pixel_spans(g, p, q, spans);
-        cnn_gemm_bf16_gather_spans(j->gemm, ith, (int)(q - p), j->F, K, rows + (p - a), koff,
-                                   spans, ns, j->wpacked, 0.0f, y + (p - a) * j->F, j->F);
-    }
-}
-
-static void implicit_rows(const fused_job *j, int ith, int64_t r0, int64_t r1, float *scratch)
-{
-    const cnn_conv_geom *g = j->g;
-    const int64_t K = (int64_t)g->kh * g->kw * g->c, C = g->c, plane = (int64_t)g->oh * g->ow;
-    const implicit_layout L = implicit_layout_of(g);
-    const int64_t pitch = L.wp * C;
-    float *base = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    int *koff = (int *)base;
-    const float **rows = (const float **)(base + (K + 15) / 16 * 16);
-    int *spans = (int *)(rows + IMPLICIT_BLOCK_ROWS + 8);
-    float *xp = (float *)(spans + 2 * g->kh);
-    xp = (float *)(((uintptr_t)xp + 63) & ~(uintptr_t)63);
-    for (int ky = 0, k = 0; ky < g->kh; ky++)
-        for (int kx = 0; kx < g->kw; kx++)
-            for (int ci = 0; ci < C; ci++, k++)
-                koff[k] = (int)((int64_t)ky * g->dh * pitch + (int64_t)kx * g->dw * C + ci);
-    /* Two band slots, slot n % 2 for sample n: a block may run from one
-     * sample into the next, so only a worker's last 12-row panel is ever
-     * partial. */
-    const int64_t slot = band_floats(g, &L, IMPLICIT_BLOCK_ROWS);
-    const int64_t band = band_rows(g, &L, IMPLICIT_BLOCK_ROWS);
-    band_held held[2] = {{-1, 0, 0}, {-1, 0, 0}};
-    for (int64_t a = r0; a < r1;) {
-        int64_t n = a / plane, b = a + IMPLICIT_BLOCK_ROWS;
-        b = b < (n + 2) * plane ? b : (n + 2) * plane;
-        b = b < r1 ? b : r1;
-        const float *src[2];
-        int64_t top[2] = {0, 0}; /* the padded row at src */
-        for (int64_t s = n; s <= (b - 1) / plane; s++) {
-            src[s - n] = j->x + s * (int64_t)g->h * g->w * C;
-            if (L.copy) {
-                int64_t p0, p1;
-                float *d = xp + (s % 2) * slot;
-                band_need(g, s, a, b, &p0, &p1);
-                top[s - n] = band_hold(g, &L, band, j->x, s, p0, p1, d, false, &held[s % 2]);
-                src[s - n] = d;
-            }
-        }
-        for (int64_t m = a; m < b; m++) {
-            int64_t q = m / plane - n, rest = m % plane, oy = rest / g->ow, ox = rest % g->ow;
-            rows[m - a] = src[q] + (oy * g->sh - top[q]) * pitch + ox * g->sw * C;
-        }
-        float *y = j->y + a * j->F;
-        if (j->bf16)
-            implicit_bf16(j, ith, a, b, rows, koff, spans, y);
-        else
-            for (int64_t p = a; p < b; p += 12) {
-                int64_t q = p + 12 < b ? p + 12 : b;
-                int ns = pixel_spans(g, p, q, spans);
-                cnn_gemm_gather_spans(j->gemm, ith, (int)(q - p), j->F, (int)K, rows + (p - a),
-                                      koff, spans, ns, j->wpacked, 0.0f, y + (p - a) * j->F,
-                                      j->F);
-            }
-        if (j->bias)
-            cnn_add_bias_rows(y, j->bias, b - a, j->F);
-        if (j->activate)
-            cnn_activation_forward(j->activation, y, b - a, j->F);
-        a = b;
-    }
-}
-
-/* ---- Float32 implicit GEMM in panels of pixels that read the same taps ----
+/* ---- The implicit GEMM in panels of pixels that read the same taps ----
  * A 12-pixel panel of consecutive pixels straddles the image's edge
  * columns, so the hull of its taps is nearly all of them (5% of conv2's
  * products skipped of the 16% on the padding). Here each block of up to
@@ -605,7 +476,9 @@ static void implicit_rows(const fused_job *j, int ith, int64_t r0, int64_t r1, f
  * rows are one run of consecutive pixels, as before. Every product skipped
  * is an exact zero, so each output element has cnn_gemm's bits whatever
  * the panels (and the thread count). conv2 (14x14, 5x5 'same'): 15% of the
- * products skipped. */
+ * products skipped. The forward's only implicit path, float32 and bfloat16
+ * (and the transposed backward-data's): where a worker's share of the
+ * scratch is too small for it (grid_plan_fit), im2col blocks. */
 enum { GRID_ROWS = 12, GRID_MIN_PANEL = 4 };
 
 /* The grid's blocks: as many output rows (up to GRID_ROWS) as the band
@@ -622,21 +495,79 @@ static int64_t grid_rows(const cnn_conv_geom *g, const implicit_layout *L)
  * (cnn_gemm_bf16_gather_pairs_spans): a tap's channels must pair up. */
 static bool grid_pairs(const fused_job *j) { return j->bf16 && j->g->c % 2 == 0; }
 
-/* The grid's band layout: the bfloat16 pairs need a converted copy even
- * without padding. */
-static implicit_layout grid_layout(const fused_job *j)
+/* Whether the grid's ints hold: K and the spans, koff up to the last tap
+ * in the widest layout it may read (grid_plan_fit), C's row stride down a
+ * column panel (ow * F). */
+static bool grid_ints_fit(const cnn_conv_geom *g, int F)
 {
-    return grid_pairs(j) ? implicit_layout_copied(j->g) : implicit_layout_of(j->g);
+    const int64_t wp_of = implicit_layout_of(g).wp, wp_copied = implicit_layout_copied(g).wp;
+    const int64_t pitch = (wp_of > wp_copied ? wp_of : wp_copied) * g->c;
+    const int64_t last = (int64_t)(g->kh - 1) * g->dh * pitch + (int64_t)(g->kw - 1) * g->dw * g->c
+                       + g->c;
+    return (int64_t)g->kh * g->kw * g->c < INT32_MAX && last < INT32_MAX
+        && (int64_t)g->ow * F < INT32_MAX;
 }
 
-/* Floats of a worker's grid scratch: koff, the spans, one band slot (of
- * floats, or of bfloat16 in half the bytes). */
-static int64_t grid_floats(const fused_job *j, int64_t K)
+/* How a worker runs the grid in its share of the scratch (koff, the
+ * spans, one band slot): the usual plan (grid_pairs' layout, grid_rows
+ * blocks, band_rows bands) where it fits; in a smaller share a band of
+ * the rows the share holds, with blocks of as many output rows as such a
+ * band serves, at least one (a band of the kernel's span); where not even
+ * that fits the pairs' converted band, the float32 layout, which needs no
+ * band at all without padding. So it runs wherever the share holds koff,
+ * the spans and (with padding) the span's rows: the old implicit_rows
+ * needed more (two bands of two or more output rows' reach, row
+ * pointers). Bands and blocks only change which rows are copied when and
+ * where the panels are cut: same bits. */
+typedef struct {
+    bool pairs;         /* bfloat16 pairs from a converted band (grid_pairs) */
+    implicit_layout L;  /* the band's layout (L.copy false: the input itself) */
+    int64_t R;          /* output rows a block */
+    int64_t band;       /* padded rows a band slot holds (L.copy) */
+} grid_plan;
+
+/* Floats of the scratch for plan p: koff and the spans (+ 16: the slot is
+ * 64-byte aligned), the band slot of floats or of bfloat16 (+ 16: so is
+ * the scratch). */
+static int64_t grid_plan_floats(const cnn_conv_geom *g, const grid_plan *p)
+{
+    const int64_t K = (int64_t)g->kh * g->kw * g->c;
+    int64_t n = (K + 15) / 16 * 16 + 2 * (int64_t)g->kh + 16;
+    if (p->L.copy) {
+        int64_t elems = p->band * p->L.wp * g->c;
+        n += ((p->pairs ? (elems + 1) / 2 : elems) + 15) / 16 * 16;
+    }
+    return n + 16;
+}
+
+/* The plan for a share of `share` floats; false: none fits (im2col). */
+static bool grid_plan_fit(const fused_job *j, int64_t share, grid_plan *p)
 {
     const cnn_conv_geom *g = j->g;
-    implicit_layout L = grid_layout(j);
-    int64_t n = (K + 15) / 16 * 16 + 2 * (int64_t)g->kh + 16;
-    return n + (L.copy ? band_floats(g, &L, grid_rows(g, &L) * g->ow) : 0) + 16;
+    const int64_t span = (int64_t)(g->kh - 1) * g->dh + 1; /* padded rows an output row reads */
+    for (int paired = grid_pairs(j); paired >= 0; paired--) {
+        p->pairs = paired;
+        p->L = paired ? implicit_layout_copied(g) : implicit_layout_of(g);
+        p->R = grid_rows(g, &p->L);
+        p->band = p->L.copy ? band_rows(g, &p->L, p->R * g->ow) : 0;
+        if (grid_plan_floats(g, p) <= share)
+            return true;
+        if (!p->L.copy)
+            continue;
+        grid_plan bare = *p;
+        bare.L.copy = false;
+        /* the slot's floats a multiple of 16 within what the share leaves */
+        int64_t room = (share - grid_plan_floats(g, &bare)) / 16 * 16;
+        int64_t rows = room > 0 ? room * (paired ? 2 : 1) / (p->L.wp * g->c) : 0;
+        if (rows < span)
+            continue;
+        p->band = rows < p->band ? rows : p->band;
+        /* R rows of blocks read (R - 1) * sh + span padded rows (band_need) */
+        int64_t R = (p->band - span) / g->sh + 1;
+        p->R = R < p->R ? R : p->R;
+        return true;
+    }
+    return false;
 }
 
 typedef struct {
@@ -686,13 +617,14 @@ static void grid_run(const grid_ctx *c, int64_t p, int64_t n, int64_t stride, in
     }
 }
 
-static void implicit_grid(const fused_job *j, int ith, int64_t r0, int64_t r1, float *scratch)
+static void implicit_grid(const fused_job *j, const grid_plan *plan, int ith, int64_t r0,
+                          int64_t r1, float *scratch)
 {
     const cnn_conv_geom *g = j->g;
     const int64_t K = (int64_t)g->kh * g->kw * g->c, C = g->c, plane = (int64_t)g->oh * g->ow;
-    const bool pairs = grid_pairs(j);
-    const implicit_layout L = grid_layout(j);
-    const int64_t pitch = L.wp * C, R = grid_rows(g, &L);
+    const bool pairs = plan->pairs;
+    const implicit_layout L = plan->L;
+    const int64_t pitch = L.wp * C, R = plan->R;
     float *base = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     int *koff = (int *)base;
     int *spans = koff + (K + 15) / 16 * 16;
@@ -720,7 +652,7 @@ static void implicit_grid(const fused_job *j, int ith, int64_t r0, int64_t r1, f
      * unless the panels would be too short to pay (a 3x3 image) */
     const bool hpad = xi0 > 0 || xi1 < g->ow;
     const bool columns = hpad && xi1 - xi0 >= GRID_MIN_PANEL && rows_full >= GRID_MIN_PANEL;
-    const int64_t band = band_rows(g, &L, R * g->ow);
+    const int64_t band = plan->band;
     band_held held = {-1, 0, 0};
     grid_ctx c = {.j = j, .ith = ith, .K = (int)K, .koff = koff, .spans = spans, .pitch = pitch,
                   .pairs = pairs, .src16 = (const uint16_t *)slot};
@@ -817,12 +749,9 @@ static void fused_worker(void *p, int ith, int nth)
     float *col = j->scratch + b * K;
     if (b >= e)
         return;
-    if (j->implicit && grid_floats(j, K) <= (e - b) * K) {
-        implicit_grid(j, ith, j->m0 + b, j->m0 + e, col);
-        return;
-    }
-    if (j->implicit && implicit_floats(j->g, K) <= (e - b) * K) {
-        implicit_rows(j, ith, j->m0 + b, j->m0 + e, col);
+    grid_plan plan;
+    if (j->implicit && grid_plan_fit(j, (e - b) * K, &plan)) {
+        implicit_grid(j, &plan, ith, j->m0 + b, j->m0 + e, col);
         return;
     }
     for (int64_t r0 = j->m0 + b; r0 < j->m0 + e; r0 += R) {
@@ -864,7 +793,7 @@ static void fused_run(fused_job *job, const cnn_layer_io *io, int64_t M, float *
         job->wpacked = at;
     }
     job->implicit = job->wpacked && (job->bf16 || cnn_gemm_gather_supported(io->gemm))
-                 && implicit_floats(job->g, K) < INT32_MAX; /* int koff */
+                 && grid_ints_fit(job->g, job->F);
     for (int64_t m0 = 0; m0 < M; m0 += tile) {
         job->m0 = m0;
         job->m1 = m0 + tile < M ? m0 + tile : M;
