@@ -284,6 +284,33 @@ int main(void)
          .sw = 1, .dh = 1, .dw = 1, .same = true, .bias = true, .limit = 160 * 1024},
         {.batch = 2, .h = 12, .w = 12, .c = 32, .filters = 40, .kh = 5, .kw = 5, .sh = 1,
          .sw = 1, .dh = 1, .dw = 1, .same = true, .bias = true, .limit = 200 * 1024},
+        /* shares too small for the implicit grid's usual band (conv2d.c's
+         * grid_plan_fit; they took implicit_rows before it was folded
+         * into the grid): 200 columns of 16 channels without padding,
+         * whose bfloat16 pairs band is 20 rows (32000 floats). On 1
+         * thread a share of 245 rows of K = 144 holds it, 106 rows a band
+         * of 9 rows (blocks of 7 output rows), 40 rows a band of 3 (blocks
+         * of 1: the tiles straddle output rows), 33 rows none (the float32
+         * layout, read in place); 2 and 3 threads cut the shares again.
+         * A wrong band row or offset changes the forward's bits. */
+        {.batch = 1, .h = 30, .w = 200, .c = 16, .filters = 32, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .dh = 1, .dw = 1, .same = false, .bias = true, .limit = 160000},
+        {.batch = 1, .h = 30, .w = 200, .c = 16, .filters = 32, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .dh = 1, .dw = 1, .same = false, .bias = true, .limit = 80000},
+        {.batch = 1, .h = 30, .w = 200, .c = 16, .filters = 32, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .dh = 1, .dw = 1, .same = false, .bias = true, .limit = 41600},
+        {.batch = 1, .h = 30, .w = 200, .c = 16, .filters = 32, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .dh = 1, .dw = 1, .same = false, .bias = false, .limit = 38000},
+        /* shares that took im2col blocks before: bands cut to the share,
+         * of floats (odd channels, padded: 5 rows, blocks of 3) and of
+         * pairs (stride 2, padded: 15 rows, blocks of 6; dilation 2,
+         * valid: 14 rows, blocks of 10) */
+        {.batch = 2, .h = 24, .w = 150, .c = 17, .filters = 24, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .dh = 1, .dw = 1, .same = true, .bias = true, .limit = 80000},
+        {.batch = 2, .h = 24, .w = 150, .c = 18, .filters = 24, .kh = 5, .kw = 3, .sh = 2,
+         .sw = 1, .dh = 1, .dw = 1, .same = true, .bias = true, .limit = 120000},
+        {.batch = 2, .h = 24, .w = 150, .c = 18, .filters = 24, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .dh = 2, .dw = 2, .same = false, .bias = true, .limit = 100000},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
         check_shape(&fixed[i]);

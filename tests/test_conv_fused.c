@@ -131,6 +131,7 @@ static void test_gather_spans_cases(void)
 typedef struct {
     int batch, h, w, c, filters, kh, kw, sh, sw, dh, dw;
     bool same, bias;
+    int64_t limit; /* workspace limit in bytes, 0: the default */
 } shape;
 
 static shape random_shape(void)
@@ -160,6 +161,8 @@ static cnn_model *model_for(const shape *s, int threads, bool naive)
     cnn_model *m = NULL;
     CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(s->h, s->w, 2)));
     CHECK_OK(cnn_model_set_threads(m, threads));
+    if (s->limit)
+        CHECK_OK(cnn_model_set_workspace_limit(m, s->limit));
     CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = s->c, .kernel_size = {3, 3},
                                                 .padding = CNN_PADDING_SAME)));
     CHECK_OK(cnn_model_add_conv2d(
@@ -192,9 +195,10 @@ static float *unfused_forward(cnn_model *m, const shape *s)
 static void check_shape(const shape *s)
 {
     char what[160];
-    snprintf(what, sizeof what, "batch %d %dx%dx%d -> %d, kernel %dx%d stride %dx%d dilation %dx%d %s",
+    snprintf(what, sizeof what,
+             "batch %d %dx%dx%d -> %d, kernel %dx%d stride %dx%d dilation %dx%d %s limit %lld",
              s->batch, s->h, s->w, s->c, s->filters, s->kh, s->kw, s->sh, s->sw, s->dh, s->dw,
-             s->same ? "same" : "valid");
+             s->same ? "same" : "valid", (long long)s->limit);
     cnn_tensor *x = NULL, *y = NULL;
     test_random_batch(&rng, (int64_t[]){s->batch, s->h, s->w, 2}, -1, 1, 3, &x, &y);
     cnn_model *m[3] = {model_for(s, 1, false), model_for(s, 2, false), model_for(s, 1, true)};
@@ -245,5 +249,22 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof banded / sizeof *banded; i++)
         check_shape(&banded[i]);
+    /* Workspaces whose shares are too small for the usual band of 13
+     * padded rows of 152 x 32 (63232 floats): the implicit grid copies
+     * bands cut to the share (conv2d.c's grid_plan_fit; im2col blocks
+     * before), on 1 thread 5 rows with blocks of 3 output rows, and 3
+     * rows with blocks of 1; on 2 threads (a limit of 8 MB: the conv
+     * runs in one tile) and 3, whatever the shares hold. A band row or
+     * offset off by one changes the bits. */
+    static const shape tight[] = {
+        {.batch = 2, .h = 20, .w = 150, .c = 32, .filters = 16, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .dh = 1, .dw = 1, .same = true, .bias = true, .limit = 140000},
+        {.batch = 2, .h = 20, .w = 150, .c = 32, .filters = 16, .kh = 3, .kw = 3, .sh = 1,
+         .sw = 1, .dh = 1, .dw = 1, .same = true, .bias = false, .limit = 100000},
+        {.batch = 1, .h = 17, .w = 150, .c = 32, .filters = 16, .kh = 5, .kw = 3, .sh = 2,
+         .sw = 1, .dh = 1, .dw = 1, .same = true, .bias = true, .limit = 150000},
+    };
+    for (size_t i = 0; i < sizeof tight / sizeof *tight; i++)
+        check_shape(&tight[i]);
     return test_finish("test_conv_fused");
 }
