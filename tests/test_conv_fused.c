@@ -8,7 +8,8 @@
  *    with the reference GEMM's path within the usual tolerance,
  * over random shapes with 16 or more channels (strides, dilation, same and
  * valid padding, rectangular kernels, batches whose samples split 12-row
- * panels) and large ones whose padded rows are copied in bands. */
+ * panels), large ones whose padded rows are copied in bands, and small
+ * workspace limits whose worker shares cut those bands. */
 #include <stdint.h>
 #include <stdlib.h>
 
