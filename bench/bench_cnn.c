@@ -2,6 +2,7 @@
  * bench_torch.py, printed as the same JSON lines (run by bench/run.py).
  *
  * usage: bench_cnn train|infer NET BATCH THREADS STEPS [POLICY]
+ *        bench_cnn profile train|infer NET BATCH THREADS STEPS (per layer)
  *        bench_cnn keras train|infer FILE BATCH THREADS STEPS
  *        bench_cnn conv BATCH H W CIN COUT K THREADS REPS [POLICY]
  *        bench_cnn dense BATCH IN UNITS THREADS REPS [POLICY]
@@ -142,6 +143,85 @@ static void bench_train(const char *net, int batch, int threads, int steps, bool
     if (cnn_model_set_dtype_policy(m, policy))
         die("dtype policy");
     bench_steps(m, net, batch, threads, steps, infer);
+}
+
+/* Where a training step's (or a batch's inference's) time goes: each
+ * layer's forward and backward (the model's own timers, m->layer_seconds),
+ * the optimizer update (update_s: cnn_model_apply_gradients) and the whole
+ * step, per step. FLOPs are each layer's forward multiply-adds per batch,
+ * nominal (cnn_layer's flops: zero padding included). */
+static void bench_profile(const char *mode, const char *net, int batch, int threads, int steps)
+{
+    const bool infer = strcmp(mode, "infer") == 0;
+    cnn_model *m = network(net, threads);
+    cnn_shape in = cnn_model_input_shape(m), classes = cnn_model_output_shape(m);
+    int64_t dims[4] = {batch, 1, 1, 1};
+    for (int d = 0; d < in.rank; d++)
+        dims[d + 1] = in.dims[d];
+    cnn_tensor *x, *y;
+    cnn_tensor_create(&x, in.rank + 1, dims);
+    cnn_tensor_create(&y, 1, (int64_t[]){batch});
+    srand(0);
+    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
+        x->data[i] = (float)rand() / (float)RAND_MAX;
+    for (int i = 0; i < batch; i++)
+        y->data[i] = (float)(rand() % classes.dims[classes.rank - 1]);
+    const int L = m->n_layers;
+    double *per = calloc((size_t)2 * L, sizeof *per);
+    /* per step: the layers', then the update's and the step's seconds */
+    const int W = 2 * L + 2;
+    double *t = calloc((size_t)steps * W, sizeof *t);
+    m->layer_seconds = per;
+    for (int i = 0; i < steps + 3; i++) { /* 3 warm-up steps */
+        memset(per, 0, (size_t)2 * L * sizeof *per);
+        double t0 = now(), t1 = t0;
+        if (infer) { /* as bench_steps: cnn_model_predict */
+            cnn_tensor *out = NULL;
+            if (cnn_model_predict(m, x, batch, &out))
+                die("predict");
+            cnn_tensor_free(out);
+            t1 = now();
+        } else {
+            cnn_model_zero_gradients(m);
+            if (cnn_model_forward(m, x, true, NULL) || cnn_model_backward(m, y, NULL, NULL))
+                die("train step");
+            t1 = now();
+            if (cnn_model_apply_gradients(m))
+                die("train step");
+        }
+        double t2 = now();
+        if (i >= 3) {
+            memcpy(t + (size_t)(i - 3) * W, per, (size_t)2 * L * sizeof *per);
+            t[(size_t)(i - 3) * W + 2 * L] = t2 - t1;
+            t[(size_t)(i - 3) * W + 2 * L + 1] = t2 - t0;
+        }
+    }
+    m->layer_seconds = NULL;
+    printf("{\"impl\": \"cnn\", \"kind\": \"profile\", \"mode\": \"%s\", \"net\": \"%s\", "
+           "\"batch\": %d, \"threads\": %d, \"layers\": [", mode, net, batch, threads);
+    double *col = calloc((size_t)steps, sizeof *col);
+    for (int l = 0; l < L; l++) {
+        const cnn_layer *layer = m->layers[l];
+        printf("%s{\"name\": \"%s\", \"type\": \"%s\", \"flops\": %.0f, ", l ? ", " : "",
+               layer->name, layer->ops->type_name,
+               layer->ops->flops ? (double)layer->ops->flops(layer) * batch : 0.0);
+        for (int k = 0; k < 2; k++) {
+            for (int s = 0; s < steps; s++)
+                col[s] = t[(size_t)s * W + 2 * l + k];
+            print_times(k ? "backward_s" : "forward_s", col, steps);
+            printf(k ? "}" : ", ");
+        }
+    }
+    printf("], ");
+    for (int k = 0; k < 2; k++) {
+        for (int s = 0; s < steps; s++)
+            col[s] = t[(size_t)s * W + 2 * L + k];
+        print_times(k ? "step_s" : "update_s", col, steps);
+        printf(k ? "}\n" : ", ");
+    }
+    free(col), free(t), free(per);
+    cnn_tensor_free(x), cnn_tensor_free(y);
+    cnn_model_free(m);
 }
 
 /* A Keras file: its graph and weights, trained as the networks above are
@@ -355,6 +435,8 @@ int main(int argc, char **argv)
     if (argc >= 6 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "infer") == 0))
         bench_train(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]),
                     strcmp(argv[1], "infer") == 0, policy_arg(argc, argv, 6));
+    else if (argc >= 7 && strcmp(argv[1], "profile") == 0)
+        bench_profile(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
     else if (argc >= 7 && strcmp(argv[1], "keras") == 0)
         bench_keras(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
     else if (argc >= 10 && strcmp(argv[1], "conv") == 0)
@@ -369,6 +451,7 @@ int main(int argc, char **argv)
         bench_large(argv[2], atoi(argv[3]), atoi(argv[4]));
     else {
         fprintf(stderr, "usage: bench_cnn train|infer NET BATCH THREADS STEPS [POLICY]\n"
+                        "       bench_cnn profile train|infer NET BATCH THREADS STEPS\n"
                         "       bench_cnn keras train|infer FILE BATCH THREADS STEPS\n"
                         "       bench_cnn conv BATCH H W CIN COUT K THREADS REPS [POLICY]\n"
                         "       bench_cnn dense BATCH IN UNITS THREADS REPS [POLICY]\n"

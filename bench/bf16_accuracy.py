@@ -41,25 +41,10 @@ def train(epochs, threads, policy, seed):
     return float(m.group(2)), float(m.group(1)), float(t.group(1))
 
 
-def main():
-    seeds = [int(s) for s in option("--seeds", "42,1,2").split(",")]
-    epochs = int(option("--epochs", "5"))
-    threads = int(option("--threads", "1"))
-    out_path = option("--out", os.path.join(ROOT, "docs", "BF16_ACCURACY.md"))
-    if not os.path.exists(os.path.join(FASHION, "train-images-idx3-ubyte.gz")):
-        sys.exit(f"bf16_accuracy.py: no Fashion-MNIST in {FASHION} (Debian dataset-fashion-mnist)")
-    lines = []
-    say = lambda s="": (print(s, flush=True), lines.append(s))
-    say("# mixed_bfloat16 against float32: the demo's test accuracy over seeds")
-    say()
-    say(f"Command: `python3 bench/bf16_accuracy.py --seeds {','.join(map(str, seeds))} "
-        f"--epochs {epochs} --threads {threads}` (generated "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). Each row is one training run "
-        "of `build/examples/fashion_mnist` (the tutorial network, Adam, batch 64, "
-        "the seed setting the initial weights, the shuffling and the dropout masks), "
-        "evaluated on the 10,000 test images. The training times are for orientation only "
-        "(other work may have shared the machine): make bench compares the speeds.")
-    say()
+def seed_tables(say, seeds, epochs, threads):
+    """Trains the demo once per (seed, policy) and writes the runs, each
+    policy's mean and spread, and the difference of the means; returns that
+    difference in points. make bench's bfloat16 section calls it too."""
     say("| seed | dtype policy | epochs | threads | test accuracy | test loss | training time, s |")
     say("|---|---|---|---|---|---|---|")
     acc = {p: [] for p in POLICIES}
@@ -81,6 +66,29 @@ def main():
     paired = [(b - f) * 100 for b, f in zip(acc["mixed_bfloat16"], acc["float32"])]
     say(f"Mean mixed_bfloat16 - mean float32: {diff:+.2f} points (issue #17's target: within "
         f"0.3); per seed: {', '.join(f'{d:+.2f}' for d in paired)}.")
+    return diff
+
+
+def main():
+    seeds = [int(s) for s in option("--seeds", "42,1,2").split(",")]
+    epochs = int(option("--epochs", "5"))
+    threads = int(option("--threads", "1"))
+    out_path = option("--out", os.path.join(ROOT, "docs", "BF16_ACCURACY.md"))
+    if not os.path.exists(os.path.join(FASHION, "train-images-idx3-ubyte.gz")):
+        sys.exit(f"bf16_accuracy.py: no Fashion-MNIST in {FASHION} (Debian dataset-fashion-mnist)")
+    lines = []
+    say = lambda s="": (print(s, flush=True), lines.append(s))
+    say("# mixed_bfloat16 against float32: the demo's test accuracy over seeds")
+    say()
+    say(f"Command: `python3 bench/bf16_accuracy.py --seeds {','.join(map(str, seeds))} "
+        f"--epochs {epochs} --threads {threads}` (generated "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). Each row is one training run "
+        "of `build/examples/fashion_mnist` (the tutorial network, Adam, batch 64, "
+        "the seed setting the initial weights, the shuffling and the dropout masks), "
+        "evaluated on the 10,000 test images. The training times are for orientation only "
+        "(other work may have shared the machine): make bench compares the speeds.")
+    say()
+    seed_tables(say, seeds, epochs, threads)
     with open(out_path, "w") as f:
         f.write("\n".join(lines) + "\n")
 

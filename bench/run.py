@@ -127,6 +127,71 @@ def real_fraction(size, k):
     return (inside / (size * k)) ** 2
 
 
+def profile_section(say, mode, threads_list, rounds, steps, best_peak, torch_ips):
+    """Where the tutorial's training step or inference (batch 64) goes,
+    layer by layer (`bench_cnn profile`): the products at their fraction of
+    the FMA peak, the rest, and the ratio to PyTorch it would reach with
+    every product at the peak and the rest as measured. torch_ips: PyTorch's
+    images/s per thread count, from the table above."""
+    train = mode == "train"
+    say(f"### Where the {'training step' if train else 'inference'}'s time goes "
+        "(tutorial, batch 64)")
+    say()
+    say(f"`bench_cnn profile {mode} tutorial 64 THREADS STEPS`: each layer's "
+        + ("forward and backward" if train else "forward")
+        + f" (activation included) timed inside the step, medians over {rounds} rounds of "
+        f"{steps} steps. GFLOP/s count the real work (no padding taps) of every pass"
+        + (": forward, and backward-data plus backward-weights (the first layer has no "
+           "backward-data). The optimizer update (SGD with momentum) reads and writes every "
+           "weight, gradient and momentum: memory-bound. Rest: the loss and the step's "
+           "bookkeeping."
+           if train else ". Rest: the output's copy into the result tensor."))
+    say()
+    # the real (padding-free) fraction of each 'same' convolution of the tutorial
+    real = {"conv2d": real_fraction(28, 5), "conv2d_1": real_fraction(14, 5)}
+    for t in threads_list:
+        runs = [run([OURS, "profile", mode, "tutorial", "64", str(t), str(steps)], OUR_ENV)
+                for _ in range(rounds)]
+        step_ms = statistics.median(statistics.median(r["step_s"]) for r in runs) * 1e3
+        theirs_ms = 64 / torch_ips[t] * 1e3
+        say(f"{t} thread{'s' if t > 1 else ''}: {step_ms:.1f} ms a batch "
+            f"(PyTorch's, from the table above: {theirs_ms:.1f} ms).")
+        say()
+        cols = "forward, ms | backward, ms" if train else "forward, ms"
+        say(f"| layer | {cols} | share | GFLOP/s | % of peak |")
+        say("|---|---|" + ("---|" if train else "") + "---|---|---|")
+        matmul_ms = matmul_ideal_ms = layers_ms = 0.0
+        for i, layer in enumerate(runs[0]["layers"]):
+            f = statistics.median(statistics.median(r["layers"][i]["forward_s"]) for r in runs) * 1e3
+            b = statistics.median(statistics.median(r["layers"][i]["backward_s"]) for r in runs) * 1e3
+            layers_ms += f + b
+            rate = pct = ""
+            if layer["flops"] > 1e6:  # Conv2D and Dense: the products
+                passes = (2 if i == 0 else 3) if train else 1
+                work = layer["flops"] * real.get(layer["name"], 1.0) * passes
+                rate = f"{work / (f + b) / 1e6:.1f}"
+                pct = f"{work / (f + b) / 1e6 / best_peak[t] * 100:.0f}%"
+                matmul_ms += f + b
+                matmul_ideal_ms += work / (best_peak[t] * 1e6)
+            times = f"{f:.2f} | {b:.2f}" if train else f"{f:.2f}"
+            say(f"| {layer['name']} ({layer['type']}) | {times} | "
+                f"{(f + b) / step_ms * 100:.0f}% | {rate} | {pct} |")
+        rest = step_ms - layers_ms
+        if train:
+            update = statistics.median(statistics.median(r["update_s"]) for r in runs) * 1e3
+            say(f"| optimizer update | {update:.2f} | | {update / step_ms * 100:.0f}% | | |")
+            rest -= update
+        say(f"| rest | {rest:.2f} |{' |' if train else ''} {rest / step_ms * 100:.0f}% | | |")
+        say()
+        ideal = step_ms - matmul_ms + matmul_ideal_ms
+        say(f"The products (Conv2D, Dense) take {matmul_ms:.1f} ms, at "
+            f"{matmul_ideal_ms / matmul_ms * 100:.0f}% of the FMA peak on their real work; the "
+            f"rest {step_ms - matmul_ms:.1f} ms. With every product at the peak and the rest as "
+            f"it is, a batch would take {ideal:.1f} ms: cnn/PyTorch {theirs_ms / ideal:.2f} "
+            f"(now {theirs_ms / step_ms:.2f}).")
+        say()
+
+
 def main():
     quick = "--quick" in sys.argv
     out_path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
@@ -194,15 +259,20 @@ def main():
                       "lenet5": 3 * 2 * (784 * 25 * 6 * real_fraction(28, 5) + 100 * 150 * 16
                                          + 400 * 120 + 120 * 84 + 840)}
     train_cases = [("tutorial", b) for b in (32, 64, 128)] + [("lenet5", 64)]
+    torch_train = {}  # (net, batch, threads) -> PyTorch's images/s, for the profile below
     for net, batch in train_cases:
         for t in threads_list:
             res = both(["train", net, batch, t, steps], rounds)
             ours, theirs = throughput(res["cnn"], batch), throughput(res["pytorch"], batch)
+            torch_train[(net, batch, t)] = theirs[0]
             pct = ours[0] * flops_per_image[net] / 1e9 / best_peak[t] * 100
             bound = best_peak[t] * 1e9 / real_per_image[net] / theirs[0]
             say(f"| {net} | {batch} | {t} | {fmt(*ours)} | {fmt(*theirs)} | "
                 f"{ours[0] / theirs[0]:.2f} | {pct:.0f}% | {bound:.2f} |")
     say()
+
+    profile_section(say, "train", threads_list, rounds, steps, best_peak,
+                    {t: torch_train[("tutorial", 64, t)] for t in threads_list})
 
     say("## Inference (tutorial convnet)")
     say()
@@ -210,9 +280,11 @@ def main():
     say("|---|---|---|---|---|---|---|")
     infer_flops = flops_per_image["tutorial"] / 3  # the forward pass only
     infer_real = real_per_image["tutorial"] / 3
+    torch_infer = {}  # threads -> PyTorch's images/s, for the profile below
     for t in threads_list:
         res = both(["infer", "tutorial", 64, t, steps], rounds)
         ours, theirs = throughput(res["cnn"], 64), throughput(res["pytorch"], 64)
+        torch_infer[t] = theirs[0]
         pct = ours[0] * infer_flops / 1e9 / best_peak[t] * 100
         bound = best_peak[t] * 1e9 / infer_real / theirs[0]
         say(f"| batch 64, images/s | {t} | {fmt(*ours)} | {fmt(*theirs)} | "
@@ -233,6 +305,7 @@ def main():
         "3136 -> 1024 kernel nearly all of it): its bound (the lowest ratio possible) is that "
         "read at the memory bandwidth above, over PyTorch's latency.")
     say()
+    profile_section(say, "infer", threads_list, rounds, steps, best_peak, torch_infer)
 
     # --quick: two rounds of 4 steps (each run loads a model and starts Python)
     real_models_section(say, threads_list, 2 if quick else rounds, 4 if quick else steps)

@@ -75,6 +75,9 @@ struct cnn_model {
     int n_class_names;
 
     cnn_arena arena;
+    /* bench_cnn profile: when not NULL, each layer's forward (element 2 i)
+     * and backward (2 i + 1) add their seconds here, activation included */
+    double *layer_seconds;
     /* The last forward pass, for backward. */
     int last_batch;
     bool last_training;

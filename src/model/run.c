@@ -1,6 +1,7 @@
 /* The forward and backward passes over the activation arena. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/error.h"
 #include "core/tensor.h"
@@ -129,6 +130,14 @@ static const float *input_of(const cnn_model *m, const cnn_layer *l, int k)
 }
 
 /* xs holds a merge layer's inputs (CNN_MAX_LAYER_INPUTS entries). */
+/* For m->layer_seconds (bench_cnn profile). */
+static double seconds_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
 static cnn_layer_io layer_io(cnn_model *m, int i, int batch, bool training, const float **xs)
 {
     const cnn_layer *l = m->layers[i];
@@ -237,9 +246,13 @@ cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool t
         cnn_layer *l = m->layers[i];
         const float *xs[CNN_MAX_LAYER_INPUTS];
         cnn_layer_io io = layer_io(m, i, batch, training, xs);
+        const double t0 = m->layer_seconds ? seconds_now() : 0;
         l->ops->forward(l, &io);
-        if (io.fuse_activation)
+        if (io.fuse_activation) {
+            if (m->layer_seconds)
+                m->layer_seconds[2 * i] += seconds_now() - t0;
             continue;
+        }
         int64_t rows;
         int n;
         activation_rows(l, batch, &rows, &n);
@@ -248,6 +261,8 @@ cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool t
         if (m->arena.pre[i])
             memcpy(m->arena.pre[i], io.y, (size_t)(rows * n) * sizeof(float));
         apply_activation(m, l->activation, io.y, rows, n);
+        if (m->layer_seconds)
+            m->layer_seconds[2 * i] += seconds_now() - t0;
     }
     return CNN_OK;
 }
@@ -315,6 +330,7 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
         cnn_layer *l = m->layers[i];
         const float *xs[CNN_MAX_LAYER_INPUTS];
         cnn_layer_io io = layer_io(m, i, batch, m->last_training, xs);
+        const double t0 = m->layer_seconds ? seconds_now() : 0;
         /* A gradient written over this layer's output already carries the
          * activation's derivative. */
         bool over = cnn_model_grad_over_output(m, i);
@@ -360,6 +376,8 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
             if (sums[k])
                 cnn_pool_elementwise(m->pool, (int64_t)sizes[k], sum_range, &j);
         }
+        if (m->layer_seconds)
+            m->layer_seconds[2 * i + 1] += seconds_now() - t0;
     }
     return CNN_OK;
 }
