@@ -269,10 +269,13 @@ static void bench_one_layer(cnn_model *m, const char *kind, const char *shape_js
         x[i] = (float)rand() / (float)RAND_MAX;
     for (size_t i = 0; i < ny; i++)
         dy[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+    /* grads_zero: as in a training step, whose gradients start cleared (the
+     * layer may overwrite them: Dense does; Conv2D adds to them either way,
+     * as it does in training) */
     cnn_layer_io io = {.batch = batch, .training = true, .x = x, .y = m->arena.outputs[0],
                        .dy = dy, .workspace = m->arena.workspace,
                        .tile_floats = m->tile_floats, .pool = m->pool, .gemm = m->gemm,
-                       .bf16 = policy == CNN_DTYPE_POLICY_MIXED_BFLOAT16};
+                       .bf16 = policy == CNN_DTYPE_POLICY_MIXED_BFLOAT16, .grads_zero = true};
     double *tf = calloc((size_t)reps, sizeof(double)), *tw = calloc((size_t)reps, sizeof(double)),
            *td = calloc((size_t)reps, sizeof(double));
     for (int r = 0; r < reps + 2; r++) { /* 2 warm-up rounds */
