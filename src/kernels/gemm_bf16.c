@@ -616,6 +616,9 @@ static long bf16_nstep(long N, long kstep)
  * (161 -> 163 on 1 thread, 312 -> 306 on 2) and keeps its blocks. Columns
  * blocks do not change the sums. */
 enum { BF16_FEW_ROWS = 96, BF16_FEW_ROWS_NC = 128 };
+/* (bf16_block_few keeps its B block and all of op(A)'s panels in the B
+ * buffer, KC2 x NC words) */
+_Static_assert(BF16_FEW_ROWS_NC + BF16_FEW_ROWS <= BF16_NC, "the few-rows blocks fit the B buffer");
 
 /* Prefetches (into L2) part `part` of `parts` of the source of
  * op(B)[pc:+kc, jc:+nc]. */
@@ -631,30 +634,67 @@ static void bf16_prefetch_b(const bf16_job *j, long pc, int kc, long jc, int nc,
     }
 }
 
+/* bf16_block for BF16_FEW_ROWS: K blocks outermost, so that each converts
+ * all of op(A)'s panels once (into the B buffer, after the block) for every
+ * column block; each column block prefetches the next one's source. The
+ * same K blocks in the same order for every element: the same bits. */
+BF16_TARGET static void bf16_block_few(const bf16_job *j, long m0, long m1, long n0, long n1,
+                                       uint32_t *bp)
+{
+    const long kstep = cnn_gemm_bf16_kstep(j->K), nstep = BF16_FEW_ROWS_NC;
+    const long panels = (m1 - m0 + BF16_MR - 1) / BF16_MR;
+    uint32_t *ap = bp + (long)BF16_KC2 * BF16_FEW_ROWS_NC;
+    for (long pc = 0; pc < j->K; pc += kstep) {
+        int kc = (int)(j->K - pc < kstep ? j->K - pc : kstep), kc2 = (kc + 1) / 2;
+        float beta = pc == 0 ? j->beta : 1.0f; /* later K blocks accumulate */
+        int amode = 0;
+        for (long ir = m0; ir < m1; ir += BF16_MR)
+            amode = pack_a(j, ir, (int)(m1 - ir < BF16_MR ? m1 - ir : BF16_MR), pc, kc,
+                           ap + (ir - m0) / BF16_MR * (long)BF16_MR * kc2);
+        for (long jc = n0; jc < n1; jc += nstep) {
+            int nc = (int)(n1 - jc < nstep ? n1 - jc : nstep);
+            pack_b(j, pc, kc, jc, nc, bp);
+            /* the next block: the next columns, else the next K block's first */
+            long next_jc = jc + nstep, next_pc = pc;
+            if (next_jc >= n1) {
+                next_jc = n0;
+                next_pc = pc + kstep;
+            }
+            int next_kc = (int)(j->K - next_pc < kstep ? j->K - next_pc : kstep);
+            int next_nc = (int)(n1 - next_jc < nstep ? n1 - next_jc : nstep);
+            for (long ir = m0; ir < m1; ir += BF16_MR) {
+                if (next_pc < j->K)
+                    bf16_prefetch_b(j, next_pc, next_kc, next_jc, next_nc, (ir - m0) / BF16_MR,
+                                    panels);
+                int m = (int)(m1 - ir < BF16_MR ? m1 - ir : BF16_MR);
+                const uint32_t *a = ap + (ir - m0) / BF16_MR * (long)BF16_MR * kc2;
+                for (int jr = 0; jr < nc; jr += BF16_NR) {
+                    int n = nc - jr < BF16_NR ? nc - jr : BF16_NR;
+                    ukernel_bf16_12x32(kc2, a, amode, bp + (long)jr * kc2,
+                                       j->C + ir * j->ldc + jc + jr, j->ldc, j->alpha, beta, m, n,
+                                       NULL, j->lda);
+                }
+            }
+        }
+    }
+}
+
 BF16_TARGET static void bf16_block(const bf16_job *j, long m0, long m1, long n0, long n1,
                                    uint32_t *ap, uint32_t *bp)
 {
+    if (j->trans_b && m1 - m0 <= BF16_FEW_ROWS) {
+        bf16_block_few(j, m0, m1, n0, n1, bp);
+        return;
+    }
     const long kstep = cnn_gemm_bf16_kstep(j->K);
-    const bool few = j->trans_b && m1 - m0 <= BF16_FEW_ROWS;
-    const long nstep = few ? BF16_FEW_ROWS_NC : bf16_nstep(n1 - n0, kstep);
-    const long panels = (m1 - m0 + BF16_MR - 1) / BF16_MR;
+    long nstep = bf16_nstep(n1 - n0, kstep);
     for (long jc = n0; jc < n1; jc += nstep) {
         int nc = (int)(n1 - jc < nstep ? n1 - jc : nstep);
         for (long pc = 0; pc < j->K; pc += kstep) {
             int kc = (int)(j->K - pc < kstep ? j->K - pc : kstep), kc2 = (kc + 1) / 2;
             float beta = pc == 0 ? j->beta : 1.0f; /* later K blocks accumulate */
             pack_b(j, pc, kc, jc, nc, bp);
-            long next_pc = pc + kstep, next_jc = jc;
-            if (next_pc >= j->K) {
-                next_pc = 0;
-                next_jc = jc + nstep;
-            }
-            int next_kc = (int)(j->K - next_pc < kstep ? j->K - next_pc : kstep);
-            int next_nc = (int)(n1 - next_jc < nstep ? n1 - next_jc : nstep);
             for (long ir = m0; ir < m1; ir += BF16_MR) {
-                if (few && next_jc < n1)
-                    bf16_prefetch_b(j, next_pc, next_kc, next_jc, next_nc, (ir - m0) / BF16_MR,
-                                    panels);
                 int m = (int)(m1 - ir < BF16_MR ? m1 - ir : BF16_MR);
                 int amode = pack_a(j, ir, m, pc, kc, ap);
                 /* op(A)'s rows are A's rows: the first tile prefetches the next panel */
