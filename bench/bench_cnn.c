@@ -92,23 +92,30 @@ static cnn_model *network(const char *name, int threads)
     return m;
 }
 
-/* Timed steps of m (compiled; it is freed) on random inputs of its input
- * shape and random labels below its output size. */
-static void bench_steps(cnn_model *m, const char *net, int batch, int threads, int steps,
-                        bool infer)
+/* A batch of random inputs of m's input shape, uniform in [0, 1], and
+ * random labels below its output size (the same every run: srand(0)). */
+static void random_batch(const cnn_model *m, int batch, cnn_tensor **x, cnn_tensor **y)
 {
     cnn_shape in = cnn_model_input_shape(m), classes = cnn_model_output_shape(m);
     int64_t dims[4] = {batch, 1, 1, 1};
     for (int d = 0; d < in.rank; d++)
         dims[d + 1] = in.dims[d];
-    cnn_tensor *x, *y;
-    cnn_tensor_create(&x, in.rank + 1, dims);
-    cnn_tensor_create(&y, 1, (int64_t[]){batch});
+    cnn_tensor_create(x, in.rank + 1, dims);
+    cnn_tensor_create(y, 1, (int64_t[]){batch});
     srand(0);
-    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
-        x->data[i] = (float)rand() / (float)RAND_MAX;
+    for (int64_t i = 0; i < cnn_tensor_size(*x); i++)
+        (*x)->data[i] = (float)rand() / (float)RAND_MAX;
     for (int i = 0; i < batch; i++)
-        y->data[i] = (float)(rand() % classes.dims[classes.rank - 1]);
+        (*y)->data[i] = (float)(rand() % classes.dims[classes.rank - 1]);
+}
+
+/* Timed steps of m (compiled; it is freed) on random inputs of its input
+ * shape and random labels below its output size. */
+static void bench_steps(cnn_model *m, const char *net, int batch, int threads, int steps,
+                        bool infer)
+{
+    cnn_tensor *x, *y;
+    random_batch(m, batch, &x, &y);
     double *t = calloc((size_t)steps, sizeof *t);
     cnn_tensor *out = NULL;
     for (int i = 0; i < steps + 3; i++) { /* 3 warm-up steps */
@@ -154,18 +161,8 @@ static void bench_profile(const char *mode, const char *net, int batch, int thre
 {
     const bool infer = strcmp(mode, "infer") == 0;
     cnn_model *m = network(net, threads);
-    cnn_shape in = cnn_model_input_shape(m), classes = cnn_model_output_shape(m);
-    int64_t dims[4] = {batch, 1, 1, 1};
-    for (int d = 0; d < in.rank; d++)
-        dims[d + 1] = in.dims[d];
     cnn_tensor *x, *y;
-    cnn_tensor_create(&x, in.rank + 1, dims);
-    cnn_tensor_create(&y, 1, (int64_t[]){batch});
-    srand(0);
-    for (int64_t i = 0; i < cnn_tensor_size(x); i++)
-        x->data[i] = (float)rand() / (float)RAND_MAX;
-    for (int i = 0; i < batch; i++)
-        y->data[i] = (float)(rand() % classes.dims[classes.rank - 1]);
+    random_batch(m, batch, &x, &y);
     const int L = m->n_layers;
     double *per = calloc((size_t)2 * L, sizeof *per);
     /* per step: the layers', then the update's and the step's seconds */

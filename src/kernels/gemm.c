@@ -775,16 +775,22 @@ static void pack_b(const gemm_job *j, long pc, int kc, long jc, int nc, float *b
  * over the micro-tiles of the current block, its memory traffic overlaps
  * the FMAs instead of stalling pack_b (which matters when M is small, as in
  * Dense layers, and the B block is used by few micro-tiles). */
-static void prefetch_b(const gemm_job *j, long pc, int kc, long jc, int nc, long part,
-                       long parts)
+void cnn_gemm_prefetch_b(const float *B, long ldb, bool trans_b, long pc, int kc, long jc,
+                         int nc, long part, long parts)
 {
-    long lo = j->trans_b ? jc : pc, len = j->trans_b ? nc : kc;
-    long width = j->trans_b ? kc : nc, col = j->trans_b ? pc : jc;
+    long lo = trans_b ? jc : pc, len = trans_b ? nc : kc;
+    long width = trans_b ? kc : nc, col = trans_b ? pc : jc;
     for (long r = lo + len * part / parts; r < lo + len * (part + 1) / parts; r++) {
-        const float *row = j->B + r * j->ldb + col;
+        const float *row = B + r * ldb + col;
         for (long q = 0; q < width; q += 16)
             __builtin_prefetch(row + q, 0, 2);
     }
+}
+
+static void prefetch_b(const gemm_job *j, long pc, int kc, long jc, int nc, long part,
+                       long parts)
+{
+    cnn_gemm_prefetch_b(j->B, j->ldb, j->trans_b, pc, kc, jc, nc, part, parts);
 }
 
 /* Ap <- op(A)[i0:+m, pc:+kc] as one micro-panel [kc][MR] (m <= MR). */

@@ -58,6 +58,13 @@ void cnn_gemm_serial_packed_b(cnn_gemm_ctx *ctx, int ith, bool trans_a, bool tra
                               const float *B, int ldb, const float *bpacked, float beta,
                               float *C, int ldc);
 
+/* Prefetches (into L2) part `part` of `parts` of the rows of the source of
+ * op(B)[pc:+kc, jc:+nc] (B as cnn_gemm takes it): the block a driver will
+ * pack next, spread over the current block's row panels so that its memory
+ * traffic overlaps the products (gemm.c and gemm_bf16.c's drivers). */
+void cnn_gemm_prefetch_b(const float *B, long ldb, bool trans_b, long pc, int kc, long jc,
+                         int nc, long part, long parts);
+
 /* C[M x N] = A * B + beta * C on the calling thread (worker ith's buffer),
  * with A gathered: A(i, k) = rows[i][koff[k]], so a convolution reads its
  * input in place instead of through im2col columns; B packed by

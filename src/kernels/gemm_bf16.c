@@ -620,20 +620,6 @@ enum { BF16_FEW_ROWS = 96, BF16_FEW_ROWS_NC = 128 };
  * buffer, KC2 x NC words) */
 _Static_assert(BF16_FEW_ROWS_NC + BF16_FEW_ROWS <= BF16_NC, "the few-rows blocks fit the B buffer");
 
-/* Prefetches (into L2) part `part` of `parts` of the source of
- * op(B)[pc:+kc, jc:+nc]. */
-static void bf16_prefetch_b(const bf16_job *j, long pc, int kc, long jc, int nc, long part,
-                            long parts)
-{
-    long lo = j->trans_b ? jc : pc, len = j->trans_b ? nc : kc;
-    long width = j->trans_b ? kc : nc, col = j->trans_b ? pc : jc;
-    for (long r = lo + len * part / parts; r < lo + len * (part + 1) / parts; r++) {
-        const float *row = j->B + r * j->ldb + col;
-        for (long q = 0; q < width; q += 16)
-            __builtin_prefetch(row + q, 0, 2);
-    }
-}
-
 /* bf16_block for BF16_FEW_ROWS: K blocks outermost, so that each converts
  * all of op(A)'s panels once (into the B buffer, after the block) for every
  * column block; each column block prefetches the next one's source. The
@@ -664,8 +650,8 @@ BF16_TARGET static void bf16_block_few(const bf16_job *j, long m0, long m1, long
             int next_nc = (int)(n1 - next_jc < nstep ? n1 - next_jc : nstep);
             for (long ir = m0; ir < m1; ir += BF16_MR) {
                 if (next_pc < j->K)
-                    bf16_prefetch_b(j, next_pc, next_kc, next_jc, next_nc, (ir - m0) / BF16_MR,
-                                    panels);
+                    cnn_gemm_prefetch_b(j->B, j->ldb, j->trans_b, next_pc, next_kc, next_jc,
+                                        next_nc, (ir - m0) / BF16_MR, panels);
                 int m = (int)(m1 - ir < BF16_MR ? m1 - ir : BF16_MR);
                 const uint32_t *a = ap + (ir - m0) / BF16_MR * (long)BF16_MR * kc2;
                 for (int jr = 0; jr < nc; jr += BF16_NR) {
