@@ -775,18 +775,6 @@ static void pack_b(const gemm_job *j, long pc, int kc, long jc, int nc, float *b
  * over the micro-tiles of the current block, its memory traffic overlaps
  * the FMAs instead of stalling pack_b (which matters when M is small, as in
  * Dense layers, and the B block is used by few micro-tiles). */
-void cnn_gemm_prefetch_b(const float *B, long ldb, bool trans_b, long pc, int kc, long jc,
-                         int nc, long part, long parts)
-{
-    long lo = trans_b ? jc : pc, len = trans_b ? nc : kc;
-    long width = trans_b ? kc : nc, col = trans_b ? pc : jc;
-    for (long r = lo + len * part / parts; r < lo + len * (part + 1) / parts; r++) {
-        const float *row = B + r * ldb + col;
-        for (long q = 0; q < width; q += 16)
-            __builtin_prefetch(row + q, 0, 2);
-    }
-}
-
 static void prefetch_b(const gemm_job *j, long pc, int kc, long jc, int nc, long part,
                        long parts)
 {

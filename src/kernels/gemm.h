@@ -62,8 +62,17 @@ void cnn_gemm_serial_packed_b(cnn_gemm_ctx *ctx, int ith, bool trans_a, bool tra
  * op(B)[pc:+kc, jc:+nc] (B as cnn_gemm takes it): the block a driver will
  * pack next, spread over the current block's row panels so that its memory
  * traffic overlaps the products (gemm.c and gemm_bf16.c's drivers). */
-void cnn_gemm_prefetch_b(const float *B, long ldb, bool trans_b, long pc, int kc, long jc,
-                         int nc, long part, long parts);
+static inline void cnn_gemm_prefetch_b(const float *B, long ldb, bool trans_b, long pc, int kc,
+                                       long jc, int nc, long part, long parts)
+{
+    long lo = trans_b ? jc : pc, len = trans_b ? nc : kc;
+    long width = trans_b ? kc : nc, col = trans_b ? pc : jc;
+    for (long r = lo + len * part / parts; r < lo + len * (part + 1) / parts; r++) {
+        const float *row = B + r * ldb + col;
+        for (long q = 0; q < width; q += 16)
+            __builtin_prefetch(row + q, 0, 2);
+    }
+}
 
 /* C[M x N] = A * B + beta * C on the calling thread (worker ith's buffer),
  * with A gathered: A(i, k) = rows[i][koff[k]], so a convolution reads its
