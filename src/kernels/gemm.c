@@ -368,22 +368,6 @@ static void ukernel_generic_6x8(int kc, const float *a, long lda, int amode, con
         a += MODE == GEMM_A_PACKED ? (MR) : MODE == GEMM_A_ROWS ? 1 : lda;         \
     } while (0)
 
-#define GEMM_DISPATCH_ROWS12(BODY, mode, nv)                                      \
-    switch (m) {                                                                  \
-    case 1: BODY(mode, 1, nv); return;                                            \
-    case 2: BODY(mode, 2, nv); return;                                            \
-    case 3: BODY(mode, 3, nv); return;                                            \
-    case 4: BODY(mode, 4, nv); return;                                            \
-    case 5: BODY(mode, 5, nv); return;                                            \
-    case 6: BODY(mode, 6, nv); return;                                            \
-    case 7: BODY(mode, 7, nv); return;                                            \
-    case 8: BODY(mode, 8, nv); return;                                            \
-    case 9: BODY(mode, 9, nv); return;                                            \
-    case 10: BODY(mode, 10, nv); return;                                          \
-    case 11: BODY(mode, 11, nv); return;                                          \
-    default: BODY(mode, 12, nv); return;                                          \
-    }
-
 /* AVX-512F, 12 x 32: 24 zmm accumulators + 2 for b + 1 broadcast. Each k
  * step is 2 aligned loads, 12 broadcasts and 24 FMAs. Partial columns use
  * masked loads and stores. */
@@ -775,12 +759,6 @@ static void pack_b(const gemm_job *j, long pc, int kc, long jc, int nc, float *b
  * over the micro-tiles of the current block, its memory traffic overlaps
  * the FMAs instead of stalling pack_b (which matters when M is small, as in
  * Dense layers, and the B block is used by few micro-tiles). */
-static void prefetch_b(const gemm_job *j, long pc, int kc, long jc, int nc, long part,
-                       long parts)
-{
-    cnn_gemm_prefetch_b(j->B, j->ldb, j->trans_b, pc, kc, jc, nc, part, parts);
-}
-
 /* Ap <- op(A)[i0:+m, pc:+kc] as one micro-panel [kc][MR] (m <= MR). */
 static void pack_a(const gemm_job *j, long i0, int m, long pc, int kc, float *ap)
 {
@@ -828,7 +806,8 @@ static void gemm_block(const gemm_job *j, long m0, long m1, long n0, long n1, fl
             long panels = (m1 - m0 + mr - 1) / mr;
             for (long ir = m0; ir < m1; ir += mr) {
                 if (next_jc < n1 && !j->bpacked)
-                    prefetch_b(j, next_pc, next_kc, next_jc, next_nc, (ir - m0) / mr, panels);
+                    cnn_gemm_prefetch_b(j->B, j->ldb, j->trans_b, next_pc, next_kc, next_jc,
+                                        next_nc, (ir - m0) / mr, panels);
                 int m = (int)(m1 - ir < mr ? m1 - ir : mr);
                 const float *a = ap;
                 int amode = GEMM_A_PACKED;

@@ -173,6 +173,24 @@ void cnn_gemm_bf16_gather_pairs_spans(cnn_gemm_ctx *ctx, int M, int N, int K,
                                       const int *spans, int nspans, const float *bpacked,
                                       float beta, float *C, int ldc);
 
+/* The micro-kernels' dispatch on m, the rows of a tile (1 to 12; gemm.c and
+ * gemm_bf16.c): BODY(mode, rows, nv) instantiated once per row count. */
+#define GEMM_DISPATCH_ROWS12(BODY, mode, nv)                                      \
+    switch (m) {                                                                  \
+    case 1: BODY(mode, 1, nv); return;                                            \
+    case 2: BODY(mode, 2, nv); return;                                            \
+    case 3: BODY(mode, 3, nv); return;                                            \
+    case 4: BODY(mode, 4, nv); return;                                            \
+    case 5: BODY(mode, 5, nv); return;                                            \
+    case 6: BODY(mode, 6, nv); return;                                            \
+    case 7: BODY(mode, 7, nv); return;                                            \
+    case 8: BODY(mode, 8, nv); return;                                            \
+    case 9: BODY(mode, 9, nv); return;                                            \
+    case 10: BODY(mode, 10, nv); return;                                          \
+    case 11: BODY(mode, 11, nv); return;                                          \
+    default: BODY(mode, 12, nv); return;                                          \
+    }
+
 /* For gemm_bf16.c, which shares the context's pool and packing buffers. */
 bool cnn_gemm_ctx_is_naive(const cnn_gemm_ctx *ctx);
 bool cnn_gemm_ctx_has_bf16(const cnn_gemm_ctx *ctx);

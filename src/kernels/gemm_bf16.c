@@ -349,6 +349,22 @@ enum { BF16_A_KMAJOR, BF16_A_IMAJOR, BF16_A_KMAJOR16, BF16_A_PAIRS };
         BF16_ROWS12(BF16_STORE)                                                    \
     } while (0)
 
+/* The micro-kernels' prologue: A's strides (si between rows, sk between
+ * pairs) for the layout MODE, C's rows prefetched (read by the epilogue:
+ * a short K, Dense's backward-weights with K = the batch, leaves the dot
+ * products too little time to hide them), the 24 accumulators zeroed. */
+#define BF16_PROLOGUE                                                              \
+    const long si = MODE == BF16_A_IMAJOR ? kc2 : 1;                               \
+    const long sk = MODE == BF16_A_IMAJOR ? 1 : MODE == BF16_A_KMAJOR ? BF16_MR : 16; \
+    (void)si, (void)sk;                                                            \
+    for (int i = 0; i < ROWS; i++) {                                               \
+        __builtin_prefetch(c + i * ldc, 1);                                        \
+        if (NV == 2)                                                               \
+            __builtin_prefetch(c + i * ldc + 16, 1);                               \
+    }                                                                              \
+    BF16_ROWS12(BF16_DECL)
+#define BF16_DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+
 /* 12 x 32: 24 zmm accumulators; each pair step is 2 loads of b, 12
  * broadcasts of a word of A and 24 vdpbf16ps. The epilogue is avx512_body's
  * in gemm.c: t = alpha * acc, then C = beta * C + t. */
@@ -357,18 +373,7 @@ bf16_body(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t 
           const uint32_t *b, float *c, long ldc, float alpha, float beta, int n,
           const float *pf, long pf_ld)
 {
-    const long si = MODE == BF16_A_IMAJOR ? kc2 : 1;
-    const long sk = MODE == BF16_A_IMAJOR ? 1 : MODE == BF16_A_KMAJOR ? BF16_MR : 16;
-    /* C's rows, read by the epilogue: a short K (Dense's backward-weights,
-     * K = the batch) leaves the dot products too little time to hide them */
-    for (int i = 0; i < ROWS; i++) {
-        __builtin_prefetch(c + i * ldc, 1);
-        if (NV == 2)
-            __builtin_prefetch(c + i * ldc + 16, 1);
-    }
-#define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
-    BF16_ROWS12(DECL)
-#undef DECL
+    BF16_PROLOGUE;
     for (int k = 0; k < kc2; k++, a += sk, b += BF16_NR) {
         /* one cache line of each row of the next A panel every 8 pairs */
         if (pf && (k & 7) == 0)
@@ -389,39 +394,23 @@ bf16_body(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t 
     BF16_EPILOGUE(alpha);
 }
 
-#define BF16_DISPATCH_ROWS(MODE, NV)                                               \
-    switch (m) {                                                                   \
-    case 1: BODY(MODE, 1, NV); return;                                             \
-    case 2: BODY(MODE, 2, NV); return;                                             \
-    case 3: BODY(MODE, 3, NV); return;                                             \
-    case 4: BODY(MODE, 4, NV); return;                                             \
-    case 5: BODY(MODE, 5, NV); return;                                             \
-    case 6: BODY(MODE, 6, NV); return;                                             \
-    case 7: BODY(MODE, 7, NV); return;                                             \
-    case 8: BODY(MODE, 8, NV); return;                                             \
-    case 9: BODY(MODE, 9, NV); return;                                             \
-    case 10: BODY(MODE, 10, NV); return;                                           \
-    case 11: BODY(MODE, 11, NV); return;                                           \
-    default: BODY(MODE, 12, NV); return;                                           \
-    }
-
 /* BODY(mode, rows, nv) for the packed layout amode, n columns and m rows */
 #define BF16_DISPATCH_PACKED                                                       \
     if (amode == BF16_A_KMAJOR) {                                                  \
         if (n > 16)                                                                \
-            BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 2)                                   \
+            GEMM_DISPATCH_ROWS12(BODY, BF16_A_KMAJOR, 2)                           \
         else                                                                       \
-            BF16_DISPATCH_ROWS(BF16_A_KMAJOR, 1)                                   \
+            GEMM_DISPATCH_ROWS12(BODY, BF16_A_KMAJOR, 1)                           \
     } else if (amode == BF16_A_KMAJOR16) {                                         \
         if (n > 16)                                                                \
-            BF16_DISPATCH_ROWS(BF16_A_KMAJOR16, 2)                                 \
+            GEMM_DISPATCH_ROWS12(BODY, BF16_A_KMAJOR16, 2)                         \
         else                                                                       \
-            BF16_DISPATCH_ROWS(BF16_A_KMAJOR16, 1)                                 \
+            GEMM_DISPATCH_ROWS12(BODY, BF16_A_KMAJOR16, 1)                         \
     } else {                                                                       \
         if (n > 16)                                                                \
-            BF16_DISPATCH_ROWS(BF16_A_IMAJOR, 2)                                   \
+            GEMM_DISPATCH_ROWS12(BODY, BF16_A_IMAJOR, 2)                           \
         else                                                                       \
-            BF16_DISPATCH_ROWS(BF16_A_IMAJOR, 1)                                   \
+            GEMM_DISPATCH_ROWS12(BODY, BF16_A_IMAJOR, 1)                           \
     }
 
 /* pf, when not NULL, is the next panel's source (MR rows of row stride
@@ -470,17 +459,8 @@ bf16_body_spans(const int MODE, const int ROWS, const int NV, int kc2, const uin
 {
     /* BF16_A_PAIRS: pair k of row i is the word at pa[i] + kop[2 k] (two
      * adjacent bfloat16 values, k even in the low half) */
-    const long si = MODE == BF16_A_IMAJOR ? kc2 : 1;
-    const long sk = MODE == BF16_A_IMAJOR ? 1 : MODE == BF16_A_KMAJOR ? BF16_MR : 16;
-    for (int i = 0; i < ROWS; i++) {
-        __builtin_prefetch(c + i * ldc, 1);
-        if (NV == 2)
-            __builtin_prefetch(c + i * ldc + 16, 1);
-    }
+    BF16_PROLOGUE;
     const bool gaps = !(nps == 1 && ps[0] == 0 && ps[1] == kc2);
-#define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
-    BF16_ROWS12(DECL)
-#undef DECL
 #define A_WORD(i)                                                                  \
     (MODE == BF16_A_PAIRS ? bf16_word(pa[i] + kop[2 * k]) : (int)ak[(i) * si])
 #define STEP(i)                                                                    \
@@ -611,10 +591,13 @@ static long bf16_nstep(long N, long kstep)
  * block's rows are prefetched while this one's panels compute, in column
  * blocks of BF16_FEW_ROWS_NC so that it fits L2 beside them. Dense 3136 ->
  * 1024 at batch 64 (bench_cnn dense ... mixed_bfloat16, four rounds
- * alternating): 143 -> 147 GFLOP/s on 1 thread, 277 -> 288 on 2. The
- * forward (B not transposed: whole rows read in order) gained nothing
- * (161 -> 163 on 1 thread, 312 -> 306 on 2) and keeps its blocks. Columns
- * blocks do not change the sums. */
+ * alternating): 143 -> 147 GFLOP/s on 1 thread, 277 -> 288 on 2; then
+ * converting op(A) once per K block (bf16_block_few), 141 -> 145 on 1
+ * thread (`bench_cnn dense 64 3136 1024 1 40 mixed_bfloat16`, medians of
+ * five alternations). The forward (B not
+ * transposed: whole rows read in order) gained nothing (161 -> 163 on 1
+ * thread, 312 -> 306 on 2) and keeps its blocks. Column blocks do not
+ * change the sums. */
 enum { BF16_FEW_ROWS = 96, BF16_FEW_ROWS_NC = 128 };
 /* (bf16_block_few keeps its B block and all of op(A)'s panels in the B
  * buffer, KC2 x NC words) */
@@ -1021,9 +1004,9 @@ BF16_TARGET static void ukernel_bf16_pairs(int kc2, const uint16_t *const *pa, c
 #define BODY(mode, rows, nv)                                                       \
     bf16_body_spans(mode, rows, nv, kc2, NULL, b, c, ldc, beta, n, ps, nps, pa, kop)
     if (n > 16)
-        BF16_DISPATCH_ROWS(BF16_A_PAIRS, 2)
+        GEMM_DISPATCH_ROWS12(BODY, BF16_A_PAIRS, 2)
     else
-        BF16_DISPATCH_ROWS(BF16_A_PAIRS, 1)
+        GEMM_DISPATCH_ROWS12(BODY, BF16_A_PAIRS, 1)
 #undef BODY
 }
 

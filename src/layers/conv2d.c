@@ -1120,6 +1120,11 @@ static void weights_worker(void *p, int ith, int nth)
                 where[s - n] = (s - n) * sample;
             }
         }
+        /* the block's dy rows, B of every tap's product */
+        if (bf16)
+            cnn_gemm_bf16_pack_b(j->io->gemm, F, (int)(z - a), j->io->dy + a * F, F, bp);
+        else
+            cnn_gemm_pack_b(j->io->gemm, false, F, (int)(z - a), j->io->dy + a * F, F, bp);
         if (pairs) {
             /* koff[2 i]: pixel pair i's first word, in bfloat16 elements */
             for (int64_t m = a; m < z; m += 2) {
@@ -1127,7 +1132,6 @@ static void weights_worker(void *p, int ith, int nth)
                 koff[m - a] = (int)(2 * (pwhere[q] + oy * g->sh * pitch2 + ox / 2 * C));
                 koff[m - a + 1] = koff[m - a] + 1;
             }
-            cnn_gemm_bf16_pack_b(j->io->gemm, F, (int)(z - a), j->io->dy + a * F, F, bp);
             const uint16_t **rows16 = (const uint16_t **)rows;
             for (int64_t k = k0; k < k1;) { /* a tap's channels in [k0, k1) */
                 int64_t t = k / C, e = (t + 1) * C < k1 ? (t + 1) * C : k1;
@@ -1151,7 +1155,6 @@ static void weights_worker(void *p, int ith, int nth)
             koff[m - a] = (int)(where[q] + oy * g->sh * pitch + ox * g->sw * C);
         }
         if (bf16) {
-            cnn_gemm_bf16_pack_b(j->io->gemm, F, (int)(z - a), j->io->dy + a * F, F, bp);
             weights_bf16_rows(j, ith, k0, k1, a, (int)(z - a), (const uint16_t *)xp, pitch, koff,
                               spans, bp);
             a = z;
@@ -1161,16 +1164,13 @@ static void weights_worker(void *p, int ith, int nth)
             int64_t ci = k % C, t = k / C, ky = t / g->kw, kx = t % g->kw;
             rows[k - k0] = origin + ky * g->dh * pitch + kx * g->dw * C + ci;
         }
-        {
-            cnn_gemm_pack_b(j->io->gemm, false, F, (int)(z - a), j->io->dy + a * F, F, bp);
-            for (int64_t k = k0; k < k1;) { /* a tap's channels in [k0, k1) */
-                int64_t t = k / C, e = (t + 1) * C < k1 ? (t + 1) * C : k1;
-                int ns = tap_spans(g, t, t, a, z, spans);
-                cnn_gemm_gather_spans(j->io->gemm, ith, (int)(e - k), F, (int)(z - a),
-                                      rows + (k - k0), koff, spans, ns, bp, 1.0f,
-                                      j->c->base.params[0].grad + k * F, F);
-                k = e;
-            }
+        for (int64_t k = k0; k < k1;) { /* a tap's channels in [k0, k1) */
+            int64_t t = k / C, e = (t + 1) * C < k1 ? (t + 1) * C : k1;
+            int ns = tap_spans(g, t, t, a, z, spans);
+            cnn_gemm_gather_spans(j->io->gemm, ith, (int)(e - k), F, (int)(z - a),
+                                  rows + (k - k0), koff, spans, ns, bp, 1.0f,
+                                  j->c->base.params[0].grad + k * F, F);
+            k = e;
         }
         a = z;
     }

@@ -12,17 +12,9 @@
  * so a rank that fails or is asked to stop takes the others with it. */
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/error.h"
 #include "model/fit.h"
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* The progress callback's answer, agreed over the ranks: training goes on
  * only if every rank's callback says so. */
@@ -125,7 +117,7 @@ static cnn_status fit_step(fit_state *f, int64_t s)
     f->seen += (int)count;
     f->p = (cnn_progress){.event = CNN_PROGRESS_BATCH_END, .epoch = f->epoch,
                           .epochs = f->cfg.epochs, .step = s + 1, .steps = f->steps,
-                          .elapsed_seconds = now_seconds() - f->t0,
+                          .elapsed_seconds = cnn_model_seconds() - f->t0,
                           .loss = f->loss_sum / f->seen, .accuracy = f->correct / f->seen,
                           .val_loss = NAN, .val_accuracy = NAN, .learning_rate = f->lr};
     return report(f, &f->p, &f->keep_going);
@@ -133,7 +125,7 @@ static cnn_status fit_step(fit_state *f, int64_t s)
 
 static cnn_status epoch_begin(fit_state *f)
 {
-    f->t0 = now_seconds();
+    f->t0 = cnn_model_seconds();
     f->loss_sum = f->correct = 0;
     f->seen = 0;
     f->p = (cnn_progress){.event = CNN_PROGRESS_EPOCH_BEGIN, .epoch = f->epoch,
@@ -188,7 +180,7 @@ static cnn_status epoch_end(fit_state *f, bool *stop)
     /* the last step's report, extended */
     f->p.event = CNN_PROGRESS_EPOCH_END;
     cnn_fit_callbacks_report(&f->cb, &f->p);
-    f->p.elapsed_seconds = now_seconds() - f->t0;
+    f->p.elapsed_seconds = cnn_model_seconds() - f->t0;
     f->p.val_loss = h->val_loss[e];
     f->p.val_accuracy = h->val_accuracy[e];
     f->p.learning_rate = scheduled_rate(f);

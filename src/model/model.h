@@ -76,7 +76,8 @@ struct cnn_model {
 
     cnn_arena arena;
     /* bench_cnn profile: when not NULL, each layer's forward (element 2 i)
-     * and backward (2 i + 1) add their seconds here, activation included */
+     * and backward (2 i + 1) add their seconds here (cnn_model_seconds),
+     * activation included */
     double *layer_seconds;
     /* The last forward pass, for backward. */
     int last_batch;
@@ -195,5 +196,9 @@ cnn_status cnn_parallel_agree(const cnn_parallel *par, bool *go);
 /* At the end of an epoch: the non-trainable weights averaged over the
  * ranks, then every rank's weights checked equal (CNN_ERR_STATE if not). */
 cnn_status cnn_parallel_sync(cnn_model *m, const cnn_parallel *par, int epoch);
+
+/* The monotonic clock in seconds (run.c): fit's elapsed time, the
+ * per-layer timers. */
+double cnn_model_seconds(void);
 
 #endif

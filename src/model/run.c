@@ -129,15 +129,14 @@ static const float *input_of(const cnn_model *m, const cnn_layer *l, int k)
     return l->inputs[k] < 0 ? m->last_input : m->arena.outputs[l->inputs[k]];
 }
 
-/* xs holds a merge layer's inputs (CNN_MAX_LAYER_INPUTS entries). */
-/* For m->layer_seconds (bench_cnn profile). */
-static double seconds_now(void)
+double cnn_model_seconds(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/* xs holds a merge layer's inputs (CNN_MAX_LAYER_INPUTS entries). */
 static cnn_layer_io layer_io(cnn_model *m, int i, int batch, bool training, const float **xs)
 {
     const cnn_layer *l = m->layers[i];
@@ -246,23 +245,20 @@ cnn_status cnn_model_forward_raw(cnn_model *m, const float *x, int batch, bool t
         cnn_layer *l = m->layers[i];
         const float *xs[CNN_MAX_LAYER_INPUTS];
         cnn_layer_io io = layer_io(m, i, batch, training, xs);
-        const double t0 = m->layer_seconds ? seconds_now() : 0;
+        const double t0 = m->layer_seconds ? cnn_model_seconds() : 0;
         l->ops->forward(l, &io);
-        if (io.fuse_activation) {
-            if (m->layer_seconds)
-                m->layer_seconds[2 * i] += seconds_now() - t0;
-            continue;
+        if (!io.fuse_activation) {
+            int64_t rows;
+            int n;
+            activation_rows(l, batch, &rows, &n);
+            if (i == m->n_layers - 1 && m->last_fused)
+                memcpy(m->arena.logits, io.y, (size_t)(rows * n) * sizeof(float));
+            if (m->arena.pre[i])
+                memcpy(m->arena.pre[i], io.y, (size_t)(rows * n) * sizeof(float));
+            apply_activation(m, l->activation, io.y, rows, n);
         }
-        int64_t rows;
-        int n;
-        activation_rows(l, batch, &rows, &n);
-        if (i == m->n_layers - 1 && m->last_fused)
-            memcpy(m->arena.logits, io.y, (size_t)(rows * n) * sizeof(float));
-        if (m->arena.pre[i])
-            memcpy(m->arena.pre[i], io.y, (size_t)(rows * n) * sizeof(float));
-        apply_activation(m, l->activation, io.y, rows, n);
         if (m->layer_seconds)
-            m->layer_seconds[2 * i] += seconds_now() - t0;
+            m->layer_seconds[2 * i] += cnn_model_seconds() - t0;
     }
     return CNN_OK;
 }
@@ -330,7 +326,7 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
         cnn_layer *l = m->layers[i];
         const float *xs[CNN_MAX_LAYER_INPUTS];
         cnn_layer_io io = layer_io(m, i, batch, m->last_training, xs);
-        const double t0 = m->layer_seconds ? seconds_now() : 0;
+        const double t0 = m->layer_seconds ? cnn_model_seconds() : 0;
         /* A gradient written over this layer's output already carries the
          * activation's derivative. */
         bool over = cnn_model_grad_over_output(m, i);
@@ -377,7 +373,7 @@ cnn_status cnn_model_backward_raw(cnn_model *m, const float *target, double *los
                 cnn_pool_elementwise(m->pool, (int64_t)sizes[k], sum_range, &j);
         }
         if (m->layer_seconds)
-            m->layer_seconds[2 * i + 1] += seconds_now() - t0;
+            m->layer_seconds[2 * i + 1] += cnn_model_seconds() - t0;
     }
     return CNN_OK;
 }
