@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "cnn.h"
+#include "core/big_alloc.h"
 #include "core/tensor.h"
 #include "model/model.h" /* per-layer timing calls the layer directly */
 
@@ -260,8 +261,12 @@ static void bench_one_layer(cnn_model *m, const char *kind, const char *shape_js
     cnn_layer *l = m->layers[0];
     size_t nx = (size_t)batch * cnn_shape_size(cnn_model_input_shape(m));
     size_t ny = (size_t)batch * cnn_shape_size(cnn_model_output_shape(m));
-    float *x = malloc(nx * sizeof(float)), *dx = malloc(nx * sizeof(float));
-    float *dy = malloc(ny * sizeof(float));
+    /* allocated as the model's activations are (in a network these are
+     * its neighbours' outputs and gradients) */
+    float *x = cnn_big_alloc(nx * sizeof(float)), *dx = cnn_big_alloc(nx * sizeof(float));
+    float *dy = cnn_big_alloc(ny * sizeof(float));
+    if (!x || !dx || !dy)
+        die(kind);
     for (size_t i = 0; i < nx; i++)
         x[i] = (float)rand() / (float)RAND_MAX;
     for (size_t i = 0; i < ny; i++)
@@ -301,7 +306,8 @@ static void bench_one_layer(cnn_model *m, const char *kind, const char *shape_js
     print_times("backward_weights", tw, reps);
     printf("}, \"max_rss_kib\": %ld, \"gemm\": \"%s\"}\n", max_rss_kib(),
            cnn_gemm_ctx_kernel_name(m->gemm));
-    free(x), free(dx), free(dy), free(tf), free(tw), free(td);
+    cnn_big_free(x), cnn_big_free(dx), cnn_big_free(dy);
+    free(tf), free(tw), free(td);
     cnn_model_free(m);
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/big_alloc.h"
 #include "core/error.h"
 #include "core/tensor.h"
 #include "model/model.h"
@@ -71,7 +72,7 @@ cnn_status cnn_model_create(cnn_model **out, cnn_shape input_shape)
 
 void cnn_model_release_arena(cnn_model *m)
 {
-    free(m->arena.block);
+    cnn_big_free(m->arena.block);
     free(m->arena.outputs);
     free(m->arena.saved);
     free(m->arena.pre);
@@ -86,10 +87,10 @@ void cnn_model_free(cnn_model *m)
     for (int i = 0; i < m->n_layers; i++)
         free(m->layers[i]);
     free(m->layers);
-    free(m->params);
-    free(m->grads);
-    free(m->opt_m);
-    free(m->opt_v);
+    cnn_big_free(m->params);
+    cnn_big_free(m->grads);
+    cnn_big_free(m->opt_m);
+    cnn_big_free(m->opt_v);
     cnn_model_release_arena(m);
     cnn_model_clear_class_names(m);
     cnn_gemm_ctx_free(m->gemm);
@@ -401,7 +402,7 @@ cnn_status cnn_model_build(cnn_model *m)
     if (st)
         return st;
     size_t bytes = (size_t)(total ? total : 1) * sizeof(float);
-    m->params = malloc(bytes);
+    m->params = cnn_big_alloc(bytes);
     if (!m->params)
         return cnn_fail(CNN_ERR_NO_MEMORY, "model: cannot allocate %lld parameters (%zu bytes)",
                         (long long)total, bytes);
@@ -430,7 +431,7 @@ cnn_status cnn_model_ensure_gradients(cnn_model *m)
     const int64_t bytes = m->n_params * (int64_t)sizeof(float);
     if ((st = cnn_model_check_budget(m, 2 * bytes, "keeping parameter gradients")))
         return st;
-    m->grads = calloc((size_t)(m->n_params ? m->n_params : 1), sizeof(float));
+    m->grads = cnn_big_alloc((size_t)(m->n_params ? m->n_params : 1) * sizeof(float));
     if (!m->grads)
         return cnn_fail(CNN_ERR_NO_MEMORY, "model: cannot allocate gradients (%lld bytes)",
                         (long long)bytes);
@@ -631,10 +632,10 @@ cnn_status cnn_model_replace_head_seeded(cnn_model *m, int units, uint64_t seed)
     memcpy(weights, m->params, (size_t)kept * sizeof *weights);
     free(old);
     m->layers[m->n_layers - 1] = l;
-    free(m->params);
-    free(m->grads);
-    free(m->opt_m);
-    free(m->opt_v);
+    cnn_big_free(m->params);
+    cnn_big_free(m->grads);
+    cnn_big_free(m->opt_m);
+    cnn_big_free(m->opt_v);
     m->params = m->grads = m->opt_m = m->opt_v = NULL;
     m->built = m->compiled = false;
     m->opt_steps = m->train_step = 0;

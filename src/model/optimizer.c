@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/big_alloc.h"
 #include "core/error.h"
 #include "kernels/loss.h"
 #include "kernels/vec.h"
@@ -71,13 +72,13 @@ cnn_status cnn_optimizer_init(cnn_model *m)
     cnn_status st = cnn_model_check_budget(m, 4 * (int64_t)bytes, "the optimizer state");
     if (st)
         return st;
-    free(m->opt_m);
-    free(m->opt_v);
-    m->opt_m = calloc(1, bytes);
-    m->opt_v = calloc(1, bytes);
+    cnn_big_free(m->opt_m);
+    cnn_big_free(m->opt_v);
+    m->opt_m = cnn_big_alloc(bytes);
+    m->opt_v = cnn_big_alloc(bytes);
     if (!m->opt_m || !m->opt_v) {
-        free(m->opt_m);
-        free(m->opt_v);
+        cnn_big_free(m->opt_m);
+        cnn_big_free(m->opt_v);
         m->opt_m = m->opt_v = NULL;
         return cnn_fail(CNN_ERR_NO_MEMORY, "compile: cannot allocate optimizer state (%zu bytes)",
                         2 * bytes);

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/big_alloc.h"
 #include "core/error.h"
 #include "core/tensor.h"
 #include "kernels/activation.h"
@@ -43,7 +44,7 @@ cnn_status cnn_model_reserve(cnn_model *m, int batch, bool training)
     const int L = m->n_layers;
     const bool graph = cnn_model_is_graph(m);
     cnn_model_release_arena(m);
-    float *block = malloc(plan.total * sizeof(float));
+    float *block = cnn_big_alloc(plan.total * sizeof(float));
     float **outputs = calloc((size_t)L, sizeof *outputs);
     void **saved = calloc((size_t)L, sizeof *saved);
     float **pre = calloc((size_t)L, sizeof *pre);
@@ -52,7 +53,7 @@ cnn_status cnn_model_reserve(cnn_model *m, int batch, bool training)
     size_t region = 0, scratch = 0;
     if (!block || !outputs || !saved || !pre || !grad_of || (graph && !offsets)
         || (graph && cnn_graph_plan(m, batch, training, offsets, &region, &scratch))) {
-        free(block);
+        cnn_big_free(block);
         free(outputs);
         free(saved);
         free(pre);
