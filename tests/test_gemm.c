@@ -113,6 +113,7 @@ static void test_kernel(cnn_gemm_ctx *one, cnn_gemm_ctx *two, cnn_rng *r)
             make_case(ta, tb, 37, 700, 45, 1, 1.0f, 1.0f),    /* N > NC, split by columns */
             make_case(ta, tb, 1000, 19, 23, 2, 1.0f, 0.0f),   /* split by rows */
             make_case(ta, tb, 13, 33, 1500, 0, 2.0f, 1.0f),   /* several K blocks */
+            make_case(ta, tb, 7, 150, 33, 3, 1.0f, 0.75f),    /* first panel short, B copied */
             make_case(ta, tb, 1, 3000, 700, 0, 1.0f, 0.0f),   /* batch-1 Dense: narrow */
             make_case(ta, tb, 3, 2100, 900, 5, -0.5f, 0.75f), /* narrow, column slices */
         };

@@ -262,6 +262,10 @@ enum { GEMM_A_PACKED, GEMM_A_ROWS, GEMM_A_COLS, GEMM_A_GATHER };
  * multiplies and adds. */
 typedef void (*gemm_ukernel)(int kc, const float *a, long lda, int amode, const float *b,
                              float *c, long ldc, float alpha, float beta, int m, int n);
+/* The same on packed A, taking B's rows from src (row stride ldb) and
+ * storing them into the panel b as it goes (avx512_body_copy). */
+typedef void (*gemm_ukernel_copy)(int kc, const float *a, const float *src, long ldb, float *b,
+                                  float *c, long ldc, float alpha, float beta, int m, int n);
 
 /* The m x n corner of a scratch tile t = alpha * acc (row stride nr) into C. */
 static void tile_store(const float *t, int nr, float *c, long ldc, float beta, int m, int n)
@@ -474,6 +478,82 @@ ukernel_avx512_12x32(int kc, const float *a, long lda, int amode, const float *b
 #undef BODY
 }
 
+/* avx512_body on packed A for the first row panel of a B block where
+ * op(B) = B (a Dense forward: the kernel in memory): each k step loads
+ * its row of the tile's columns from src (row stride ldb), stores it into
+ * the packed panel b for the block's other row panels, as pack_b would
+ * have, and multiplies. The same values, the same FMAs in the same order:
+ * the same bits; but the loads run under this panel's FMAs, where packing
+ * the block first left them waiting on memory. Each step prefetches (into
+ * L2) the same row of the next tile's 32 columns: rows 4 KB apart are not
+ * followed by the hardware. Columns n..31 are zero. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+avx512_body_copy(const int ROWS, const int NV, int kc, const float *a, const float *src,
+                 long ldb, float *b, float *c, long ldc, float alpha, float beta, int n)
+{
+    const int MODE = GEMM_A_PACKED;
+    const long lda = 0;
+    (void)lda;
+    for (int i = 0; i < ROWS; i++) {
+        __builtin_prefetch(c + i * ldc, 1);
+        if (NV == 2)
+            __builtin_prefetch(c + i * ldc + 16, 1);
+    }
+#define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+    GEMM_ROWS12(DECL)
+#undef DECL
+    const __mmask16 m0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
+    const __mmask16 m1 = (__mmask16)(n >= 32 ? 0xFFFFu : n > 16 ? (1u << (n - 16)) - 1 : 0);
+    for (int k = 0; k < kc; k++, b += 32, src += ldb) {
+        _mm_prefetch((const char *)(src + 32), _MM_HINT_T1);
+        _mm_prefetch((const char *)(src + 48), _MM_HINT_T1);
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, src);
+        __m512 b1 = NV == 2 ? _mm512_maskz_loadu_ps(m1, src + 16) : _mm512_setzero_ps();
+        _mm512_store_ps(b, b0);
+        _mm512_store_ps(b + 16, b1);
+#define STEP(i)                                                                    \
+    if ((i) < ROWS) {                                                              \
+        __m512 ai = _mm512_set1_ps(GEMM_A_AT(i));                                  \
+        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                \
+        if (NV == 2)                                                               \
+            c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                            \
+    }
+        GEMM_ROWS12(STEP)
+#undef STEP
+        a += 12;
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#define ROW(p, acc, mask)                                                          \
+    {                                                                              \
+        __m512 t = _mm512_mul_ps(va, acc);                                         \
+        if (beta != 0)                                                             \
+            t = _mm512_add_ps(_mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, p)), t); \
+        _mm512_mask_storeu_ps(p, mask, t);                                         \
+    }
+#define STORE(i)                                                                   \
+    if ((i) < ROWS) {                                                              \
+        ROW(c + (i) * ldc, c##i##0, m0)                                            \
+        if (NV == 2)                                                               \
+            ROW(c + (i) * ldc + 16, c##i##1, m1)                                   \
+    }
+    GEMM_ROWS12(STORE)
+#undef STORE
+#undef ROW
+}
+
+__attribute__((target("avx512f"))) static void
+ukernel_avx512_copy(int kc, const float *a, const float *src, long ldb, float *b, float *c,
+                    long ldc, float alpha, float beta, int m, int n)
+{
+#define BODY(mode, rows, nv) avx512_body_copy(rows, nv, kc, a, src, ldb, b, c, ldc, alpha, beta, n)
+    if (n > 16) {
+        GEMM_DISPATCH_ROWS12(BODY, GEMM_A_PACKED, 2)
+    } else {
+        GEMM_DISPATCH_ROWS12(BODY, GEMM_A_PACKED, 1)
+    }
+#undef BODY
+}
+
 /* The m x 32 kernel (m <= 12) on gathered A: row i of the tile at pa[i],
  * column k at offset koff[k], over the block's columns in the nspans spans
  * [spans[2s], spans[2s + 1]) only (none: C = beta * C). */
@@ -588,6 +668,7 @@ typedef struct {
     gemm_ukernel kernel;
     bool in_place;  /* the kernel can read A in place (GEMM_A_ROWS/COLS) */
     gemm_pack pack_strided;
+    gemm_ukernel_copy kernel_copy; /* NULL: B blocks are packed before use */
 } gemm_kernel;
 
 /* Fastest first. Block sizes for Zen 4 (32 KiB L1d, 1 MiB L2): the A
@@ -604,10 +685,11 @@ typedef struct {
  * MLPerf Tiny models), below one block either way. */
 static const gemm_kernel gemm_kernels[] = {
 #ifdef GEMM_X86
-    {"avx512", 12, 32, 384, 1024, ukernel_avx512_12x32, true, pack_strided_avx},
-    {"avx2", 6, 16, 384, 512, ukernel_avx2_6x16, true, pack_strided_avx},
+    {"avx512", 12, 32, 384, 1024, ukernel_avx512_12x32, true, pack_strided_avx,
+     ukernel_avx512_copy},
+    {"avx2", 6, 16, 384, 512, ukernel_avx2_6x16, true, pack_strided_avx, NULL},
 #endif
-    {"generic", 6, 8, 256, 256, ukernel_generic_6x8, false, pack_strided},
+    {"generic", 6, 8, 256, 256, ukernel_generic_6x8, false, pack_strided, NULL},
 };
 enum { GEMM_NKERNELS = sizeof gemm_kernels / sizeof gemm_kernels[0] };
 
@@ -789,11 +871,14 @@ static void gemm_block(const gemm_job *j, long m0, long m1, long n0, long n1, fl
             int kc = (int)(j->K - pc < kstep ? j->K - pc : kstep);
             /* beta applies once; later K blocks accumulate. */
             float beta = pc == 0 ? j->beta : 1.0f;
+            bool in_place = kern->in_place && nc <= GEMM_IN_PLACE_TILES * nr;
+            /* B not transposed, A packed: the first row panel copies B's
+             * block as it multiplies (avx512_body_copy) */
+            bool copy_b = kern->kernel_copy && !j->bpacked && !j->trans_b && !in_place;
             if (j->bpacked)
                 bp = (float *)j->bpacked + jc * j->K + pc * (long)((nc + nr - 1) / nr * nr);
-            else
+            else if (!copy_b)
                 pack_b(j, pc, kc, jc, nc, bp);
-            bool in_place = kern->in_place && nc <= GEMM_IN_PLACE_TILES * nr;
             /* The next block: the next K block, else the first of the next
              * column block, else none. */
             long next_pc = pc + kstep, next_jc = jc;
@@ -821,8 +906,13 @@ static void gemm_block(const gemm_job *j, long m0, long m1, long n0, long n1, fl
                 }
                 for (int jr = 0; jr < nc; jr += nr) {
                     int n = nc - jr < nr ? nc - jr : nr;
-                    kern->kernel(kc, a, j->lda, amode, bp + (long)jr * kc,
-                                 j->C + ir * j->ldc + jc + jr, j->ldc, j->alpha, beta, m, n);
+                    float *c = j->C + ir * j->ldc + jc + jr;
+                    if (copy_b && ir == m0)
+                        kern->kernel_copy(kc, a, j->B + pc * j->ldb + jc + jr, j->ldb,
+                                          bp + (long)jr * kc, c, j->ldc, j->alpha, beta, m, n);
+                    else
+                        kern->kernel(kc, a, j->lda, amode, bp + (long)jr * kc, c, j->ldc,
+                                     j->alpha, beta, m, n);
                 }
             }
         }
