@@ -249,10 +249,11 @@ static void pack_strided(int kc, int w, int P, const float *src, long ld, float 
  *   GEMM_A_PACKED  a packed micro-panel: (i, k) at a[k * MR + i]
  *   GEMM_A_ROWS    A in place, no trans_a: (i, k) at a[i * lda + k]
  *   GEMM_A_COLS    A in place, trans_a:    (i, k) at a[k * lda + i]
+ *   GEMM_A_GATHER, GEMM_A_PACKED_COPY: see avx512_body
  * Reading A in place saves the packing when a panel would serve only a few
  * micro-tiles (small N), and it overlaps the reads of A with the FMAs.
  * The values read, hence the results, are the same either way. */
-enum { GEMM_A_PACKED, GEMM_A_ROWS, GEMM_A_COLS, GEMM_A_GATHER };
+enum { GEMM_A_PACKED, GEMM_A_ROWS, GEMM_A_COLS, GEMM_A_GATHER, GEMM_A_PACKED_COPY };
 
 /* C[m x n] (row stride ldc) = alpha * op(A) * b + beta * C for m <= MR,
  * n <= NR, where b is a packed micro-panel [kc][NR] of op(B) (64-byte
@@ -263,7 +264,7 @@ enum { GEMM_A_PACKED, GEMM_A_ROWS, GEMM_A_COLS, GEMM_A_GATHER };
 typedef void (*gemm_ukernel)(int kc, const float *a, long lda, int amode, const float *b,
                              float *c, long ldc, float alpha, float beta, int m, int n);
 /* The same on packed A, taking B's rows from src (row stride ldb) and
- * storing them into the panel b as it goes (avx512_body_copy). */
+ * storing them into the panel b as it goes (GEMM_A_PACKED_COPY). */
 typedef void (*gemm_ukernel_copy)(int kc, const float *a, const float *src, long ldb, float *b,
                                   float *c, long ldc, float alpha, float beta, int m, int n);
 
@@ -369,7 +370,9 @@ static void ukernel_generic_6x8(int kc, const float *a, long lda, int amode, con
             __builtin_prefetch(gemm_ahead(a, 8 * (uintptr_t)lda * sizeof(float))); \
             __builtin_prefetch(gemm_ahead(a + (MR) - 1, 8 * (uintptr_t)lda * sizeof(float))); \
         }                                                                          \
-        a += MODE == GEMM_A_PACKED ? (MR) : MODE == GEMM_A_ROWS ? 1 : lda;         \
+        a += MODE == GEMM_A_PACKED || MODE == GEMM_A_PACKED_COPY ? (MR)             \
+             : MODE == GEMM_A_ROWS                           ? 1                \
+                                                             : lda;             \
     } while (0)
 
 /* AVX-512F, 12 x 32: 24 zmm accumulators + 2 for b + 1 broadcast. Each k
@@ -378,10 +381,19 @@ static void ukernel_generic_6x8(int kc, const float *a, long lda, int amode, con
 __attribute__((target("avx512f"), always_inline)) static inline void
 avx512_body(const int MODE, const int ROWS, const int NV, int kc, const float *a, long lda,
             const float *b, float *c, long ldc, float alpha, float beta, int n,
-            const float *const *pa, const int *koff, const int *spans, int nspans)
+            const float *const *pa, const int *koff, const int *spans, int nspans,
+            const float *src, long ldb)
 {
     /* GEMM_A_GATHER: (i, k) at pa[i][koff[k]] (cnn_gemm_gather), k only
-     * within the spans [spans[2s], spans[2s + 1]) of the block */
+     * within the spans [spans[2s], spans[2s + 1]) of the block.
+     * GEMM_A_PACKED_COPY: A packed; B's rows are read from src (row stride
+     * ldb) and stored into the panel at b as they are used: the first row
+     * panel of a block where op(B) = B (a Dense forward, the kernel in
+     * memory) packs it for the others as it multiplies, the same values
+     * and FMAs, so the same bits, but its loads now run under the FMAs,
+     * where packing the block first left them waiting on memory. Each step
+     * prefetches (into L2) the same row of the next tile's columns: rows
+     * 4 KB apart are not followed by the hardware. Columns n..31 get zeros. */
 #define GEMM_A_AT_G(i) (MODE == GEMM_A_GATHER ? pa[i][ko] : GEMM_A_AT(i))
     for (int i = 0; i < ROWS; i++) {
         __builtin_prefetch(c + i * ldc, 1);
@@ -396,7 +408,21 @@ avx512_body(const int MODE, const int ROWS, const int NV, int kc, const float *a
         int k_end = MODE == GEMM_A_GATHER ? spans[2 * s + 1] : kc;
         int k = MODE == GEMM_A_GATHER ? spans[2 * s] : 0;
         for (b = b_block + (long)k * 32; k < k_end; k++, b += 32) {
-            __m512 b0 = _mm512_load_ps(b), b1 = NV == 2 ? _mm512_load_ps(b + 16) : b0;
+            __m512 b0, b1;
+            if (MODE == GEMM_A_PACKED_COPY) {
+                _mm_prefetch((const char *)(src + 32), _MM_HINT_T1);
+                _mm_prefetch((const char *)(src + 48), _MM_HINT_T1);
+                __mmask16 m0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
+                __mmask16 m1 = (__mmask16)(n >= 32 ? 0xFFFFu : n > 16 ? (1u << (n - 16)) - 1 : 0);
+                b0 = _mm512_maskz_loadu_ps(m0, src);
+                b1 = NV == 2 ? _mm512_maskz_loadu_ps(m1, src + 16) : _mm512_setzero_ps();
+                _mm512_store_ps((float *)b, b0); /* the caller's panel */
+                _mm512_store_ps((float *)b + 16, b1);
+                src += ldb;
+            } else {
+                b0 = _mm512_load_ps(b);
+                b1 = NV == 2 ? _mm512_load_ps(b + 16) : b0;
+            }
             long ko = MODE == GEMM_A_GATHER ? koff[k] : 0;
             (void)ko;
 #define STEP(i)                                                                    \
@@ -458,7 +484,7 @@ ukernel_avx512_12x32(int kc, const float *a, long lda, int amode, const float *b
                      long ldc, float alpha, float beta, int m, int n)
 {
 #define BODY(mode, rows, nv)                                                       \
-    avx512_body(mode, rows, nv, kc, a, lda, b, c, ldc, alpha, beta, n, NULL, NULL, NULL, 0)
+    avx512_body(mode, rows, nv, kc, a, lda, b, c, ldc, alpha, beta, n, NULL, NULL, NULL, 0, NULL, 0)
     int nv = n > 16 ? 2 : 1;
     if (amode == GEMM_A_ROWS) {
         if (nv == 2)
@@ -478,78 +504,16 @@ ukernel_avx512_12x32(int kc, const float *a, long lda, int amode, const float *b
 #undef BODY
 }
 
-/* avx512_body on packed A for the first row panel of a B block where
- * op(B) = B (a Dense forward: the kernel in memory): each k step loads
- * its row of the tile's columns from src (row stride ldb), stores it into
- * the packed panel b for the block's other row panels, as pack_b would
- * have, and multiplies. The same values, the same FMAs in the same order:
- * the same bits; but the loads run under this panel's FMAs, where packing
- * the block first left them waiting on memory. Each step prefetches (into
- * L2) the same row of the next tile's 32 columns: rows 4 KB apart are not
- * followed by the hardware. Columns n..31 are zero. */
-__attribute__((target("avx512f"), always_inline)) static inline void
-avx512_body_copy(const int ROWS, const int NV, int kc, const float *a, const float *src,
-                 long ldb, float *b, float *c, long ldc, float alpha, float beta, int n)
-{
-    const int MODE = GEMM_A_PACKED;
-    const long lda = 0;
-    (void)lda;
-    for (int i = 0; i < ROWS; i++) {
-        __builtin_prefetch(c + i * ldc, 1);
-        if (NV == 2)
-            __builtin_prefetch(c + i * ldc + 16, 1);
-    }
-#define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
-    GEMM_ROWS12(DECL)
-#undef DECL
-    const __mmask16 m0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
-    const __mmask16 m1 = (__mmask16)(n >= 32 ? 0xFFFFu : n > 16 ? (1u << (n - 16)) - 1 : 0);
-    for (int k = 0; k < kc; k++, b += 32, src += ldb) {
-        _mm_prefetch((const char *)(src + 32), _MM_HINT_T1);
-        _mm_prefetch((const char *)(src + 48), _MM_HINT_T1);
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, src);
-        __m512 b1 = NV == 2 ? _mm512_maskz_loadu_ps(m1, src + 16) : _mm512_setzero_ps();
-        _mm512_store_ps(b, b0);
-        _mm512_store_ps(b + 16, b1);
-#define STEP(i)                                                                    \
-    if ((i) < ROWS) {                                                              \
-        __m512 ai = _mm512_set1_ps(GEMM_A_AT(i));                                  \
-        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                \
-        if (NV == 2)                                                               \
-            c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                            \
-    }
-        GEMM_ROWS12(STEP)
-#undef STEP
-        a += 12;
-    }
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#define ROW(p, acc, mask)                                                          \
-    {                                                                              \
-        __m512 t = _mm512_mul_ps(va, acc);                                         \
-        if (beta != 0)                                                             \
-            t = _mm512_add_ps(_mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, p)), t); \
-        _mm512_mask_storeu_ps(p, mask, t);                                         \
-    }
-#define STORE(i)                                                                   \
-    if ((i) < ROWS) {                                                              \
-        ROW(c + (i) * ldc, c##i##0, m0)                                            \
-        if (NV == 2)                                                               \
-            ROW(c + (i) * ldc + 16, c##i##1, m1)                                   \
-    }
-    GEMM_ROWS12(STORE)
-#undef STORE
-#undef ROW
-}
-
 __attribute__((target("avx512f"))) static void
 ukernel_avx512_copy(int kc, const float *a, const float *src, long ldb, float *b, float *c,
                     long ldc, float alpha, float beta, int m, int n)
 {
-#define BODY(mode, rows, nv) avx512_body_copy(rows, nv, kc, a, src, ldb, b, c, ldc, alpha, beta, n)
+#define BODY(mode, rows, nv)                                                       \
+    avx512_body(mode, rows, nv, kc, a, 0, b, c, ldc, alpha, beta, n, NULL, NULL, NULL, 0, src, ldb)
     if (n > 16) {
-        GEMM_DISPATCH_ROWS12(BODY, GEMM_A_PACKED, 2)
+        GEMM_DISPATCH_ROWS12(BODY, GEMM_A_PACKED_COPY, 2)
     } else {
-        GEMM_DISPATCH_ROWS12(BODY, GEMM_A_PACKED, 1)
+        GEMM_DISPATCH_ROWS12(BODY, GEMM_A_PACKED_COPY, 1)
     }
 #undef BODY
 }
@@ -562,7 +526,7 @@ ukernel_avx512_gather(int m, const float *const *pa, const int *koff, const int 
                       int nspans, const float *b, float *c, long ldc, float beta, int n)
 {
 #define BODY(mode, rows, nv)                                                       \
-    avx512_body(mode, rows, nv, 0, NULL, 0, b, c, ldc, 1.0f, beta, n, pa, koff, spans, nspans)
+    avx512_body(mode, rows, nv, 0, NULL, 0, b, c, ldc, 1.0f, beta, n, pa, koff, spans, nspans, NULL, 0)
     if (n > 16) {
         GEMM_DISPATCH_ROWS12(BODY, GEMM_A_GATHER, 2)
     } else {

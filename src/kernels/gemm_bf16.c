@@ -364,6 +364,14 @@ enum { BF16_A_KMAJOR, BF16_A_IMAJOR, BF16_A_KMAJOR16, BF16_A_PAIRS };
     }                                                                              \
     BF16_ROWS12(BF16_DECL)
 #define BF16_DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+/* One pair step of row i: A's word (at a[i * si]) times the pairs b0, b1. */
+#define BF16_STEP(i)                                                               \
+    if ((i) < ROWS) {                                                              \
+        __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[(i) * si]);               \
+        c##i##0 = _mm512_dpbf16_ps(c##i##0, ai, b0);                               \
+        if (NV == 2)                                                               \
+            c##i##1 = _mm512_dpbf16_ps(c##i##1, ai, b1);                           \
+    }
 
 /* 12 x 32: 24 zmm accumulators; each pair step is 2 loads of b, 12
  * broadcasts of a word of A and 24 vdpbf16ps. The epilogue is avx512_body's
@@ -381,15 +389,7 @@ bf16_body(const int MODE, const int ROWS, const int NV, int kc2, const uint32_t 
                 __builtin_prefetch(pf + i * pf_ld + 2 * k);
         __m512bh b0 = (__m512bh)_mm512_load_si512(b);
         __m512bh b1 = NV == 2 ? (__m512bh)_mm512_load_si512(b + 16) : b0;
-#define STEP(i)                                                                    \
-    if ((i) < ROWS) {                                                              \
-        __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[(i) * si]);               \
-        c##i##0 = _mm512_dpbf16_ps(c##i##0, ai, b0);                               \
-        if (NV == 2)                                                               \
-            c##i##1 = _mm512_dpbf16_ps(c##i##1, ai, b1);                           \
-    }
-        BF16_ROWS12(STEP)
-#undef STEP
+        BF16_ROWS12(BF16_STEP)
     }
     BF16_EPILOGUE(alpha);
 }
@@ -477,15 +477,7 @@ bf16_body_convert(const int MODE, const int ROWS, const int NV, int kc, const ui
         _mm512_store_si512(b + 16, w1);
         __m512bh b0 = (__m512bh)w0, b1 = (__m512bh)w1;
         (void)b1;
-#define STEP(i)                                                                    \
-    if ((i) < ROWS) {                                                              \
-        __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[(i) * si]);               \
-        c##i##0 = _mm512_dpbf16_ps(c##i##0, ai, b0);                               \
-        if (NV == 2)                                                               \
-            c##i##1 = _mm512_dpbf16_ps(c##i##1, ai, b1);                           \
-    }
-        BF16_ROWS12(STEP)
-#undef STEP
+        BF16_ROWS12(BF16_STEP)
     }
     BF16_EPILOGUE(alpha);
 }
