@@ -4,8 +4,9 @@
  * thread). Linux gives anonymous memory huge pages only where asked
  * (transparent_hugepage=madvise, Debian's default), so the buffer is
  * mapped on its own, 2 MB aligned, and madvise'd. Below 2 MB, or where
- * mmap or madvise are missing, it is aligned_alloc'd and cleared. Each buffer starts with
- * a header (how it was made), 64 bytes before the pointer returned. */
+ * mmap or madvise are missing, it is aligned_alloc'd and cleared. Each
+ * buffer starts with a header (how it was made), 64 bytes before the
+ * pointer returned. */
 #define _DEFAULT_SOURCE
 #include "core/big_alloc.h"
 

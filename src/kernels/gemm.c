@@ -404,6 +404,10 @@ avx512_body(const int MODE, const int ROWS, const int NV, int kc, const float *a
     GEMM_ROWS12(DECL)
 #undef DECL
     const float *b_block = b;
+    /* the tile's columns: the masked epilogue's, and GEMM_A_PACKED_COPY
+     * reads B's columns n..31 as zeros */
+    const __mmask16 m0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
+    const __mmask16 m1 = (__mmask16)(n >= 32 ? 0xFFFFu : n > 16 ? (1u << (n - 16)) - 1 : 0);
     for (int s = 0; s < (MODE == GEMM_A_GATHER ? nspans : 1); s++) {
         int k_end = MODE == GEMM_A_GATHER ? spans[2 * s + 1] : kc;
         int k = MODE == GEMM_A_GATHER ? spans[2 * s] : 0;
@@ -412,8 +416,6 @@ avx512_body(const int MODE, const int ROWS, const int NV, int kc, const float *a
             if (MODE == GEMM_A_PACKED_COPY) {
                 _mm_prefetch((const char *)(src + 32), _MM_HINT_T1);
                 _mm_prefetch((const char *)(src + 48), _MM_HINT_T1);
-                __mmask16 m0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
-                __mmask16 m1 = (__mmask16)(n >= 32 ? 0xFFFFu : n > 16 ? (1u << (n - 16)) - 1 : 0);
                 b0 = _mm512_maskz_loadu_ps(m0, src);
                 b1 = NV == 2 ? _mm512_maskz_loadu_ps(m1, src + 16) : _mm512_setzero_ps();
                 _mm512_store_ps((float *)b, b0); /* the caller's panel */
@@ -459,8 +461,6 @@ avx512_body(const int MODE, const int ROWS, const int NV, int kc, const float *a
 #undef ROW
         return;
     }
-    __mmask16 k0 = (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1);
-    __mmask16 k1 = (__mmask16)(n >= 32 ? 0xFFFF : n > 16 ? (1u << (n - 16)) - 1 : 0);
 #define ROW(p, acc, mask)                                                          \
     {                                                                              \
         __m512 t = _mm512_mul_ps(va, acc);                                         \
@@ -470,9 +470,9 @@ avx512_body(const int MODE, const int ROWS, const int NV, int kc, const float *a
     }
 #define STORE(i)                                                                   \
     if ((i) < ROWS) {                                                              \
-        ROW(c + (i) * ldc, c##i##0, k0)                                            \
+        ROW(c + (i) * ldc, c##i##0, m0)                                            \
         if (NV == 2)                                                               \
-            ROW(c + (i) * ldc + 16, c##i##1, k1)                                   \
+            ROW(c + (i) * ldc + 16, c##i##1, m1)                                   \
     }
     GEMM_ROWS12(STORE)
 #undef STORE
@@ -837,7 +837,7 @@ static void gemm_block(const gemm_job *j, long m0, long m1, long n0, long n1, fl
             float beta = pc == 0 ? j->beta : 1.0f;
             bool in_place = kern->in_place && nc <= GEMM_IN_PLACE_TILES * nr;
             /* B not transposed, A packed: the first row panel copies B's
-             * block as it multiplies (avx512_body_copy) */
+             * block as it multiplies (kernel_copy, GEMM_A_PACKED_COPY) */
             bool copy_b = kern->kernel_copy && !j->bpacked && !j->trans_b && !in_place;
             if (j->bpacked)
                 bp = (float *)j->bpacked + jc * j->K + pc * (long)((nc + nr - 1) / nr * nr);

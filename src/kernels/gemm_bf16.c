@@ -172,16 +172,21 @@ static inline const void *ahead_of(const float *p, uintptr_t bytes)
     return (const void *)((uintptr_t)p + bytes);
 }
 
+/* 16 columns of rows k (lo) and k + 1 (hi) as bfloat16 pairs, the words
+ * vdpbf16ps multiplies: word j = (lo[j], hi[j]), i.e. halves j and 16 + j
+ * of vcvtne2ps2bf16(hi, lo) interleaved. */
+BF16_TARGET static inline __m512i bf16_pairs(__m512 lo, __m512 hi)
+{
+    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    return _mm512_permutexvar_epi16(_mm512_loadu_si512(order), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+}
+
 /* Where op(X)[k, p] = src[k * ld + p]: rows k and k + 1 interleaved into
  * dst[kc2][P] words; columns w..P-1 and a missing row k + 1 are zero. */
 BF16_TARGET static void pack_pairs_rows(int kc, int w, int P, const float *src, long ld,
                                         uint32_t *dst, uintptr_t ahead)
 {
-    /* word j of the result = (row k's j, row k+1's j) = halves j and 16 + j
-     * of vcvtne2ps2bf16(row k+1, row k) */
-    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i idx = _mm512_loadu_si512(order);
     for (int k = 0; k < kc; k += 2, dst += P) {
         const float *r0 = src + (long)k * ld, *r1 = r0 + ld;
         bool two = k + 1 < kc;
@@ -198,7 +203,7 @@ BF16_TARGET static void pack_pairs_rows(int kc, int w, int P, const float *src, 
                 if (two)
                     v1 = _mm512_maskz_loadu_ps(lm, r1 + q);
             }
-            __m512i pairs = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
+            __m512i pairs = bf16_pairs(v0, v1);
             _mm512_mask_storeu_epi32(dst + q, (__mmask16)(room >= 16 ? 0xFFFFu : (1u << room) - 1),
                                      pairs);
         }
@@ -211,9 +216,6 @@ BF16_TARGET static void pack_pairs_rows(int kc, int w, int P, const float *src, 
  * panel-by-panel order would jump a row stride every 128 bytes). */
 BF16_TARGET static void pack_pairs_block(int kc, int nc, const float *src, long ld, uint32_t *bp)
 {
-    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i idx = _mm512_loadu_si512(order);
     const int kc2 = (kc + 1) / 2;
     const uintptr_t ahead = 8 * (uintptr_t)ld * sizeof(float);
     for (int k = 0; k < kc; k += 2) {
@@ -227,7 +229,7 @@ BF16_TARGET static void pack_pairs_block(int kc, int nc, const float *src, long 
             __builtin_prefetch(ahead_of(r1 + q, ahead));
             __m512 v0 = _mm512_maskz_loadu_ps(lm, r0 + q);
             __m512 v1 = two ? _mm512_maskz_loadu_ps(lm, r1 + q) : _mm512_setzero_ps();
-            __m512i pairs = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
+            __m512i pairs = bf16_pairs(v0, v1);
             /* column q is in panel q / NR, at q % NR; padding columns get zeros */
             _mm512_storeu_si512(dst + (long)(q / BF16_NR) * kc2 * BF16_NR + q % BF16_NR, pairs);
         }
@@ -447,13 +449,8 @@ bf16_body_convert(const int MODE, const int ROWS, const int NV, int kc, const ui
 {
     const int kc2 = (kc + 1) / 2;
     BF16_PROLOGUE;
-    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i idx = _mm512_loadu_si512(order);
     const __mmask16 m0 = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1);
     const __mmask16 m1 = (__mmask16)(n >= 32 ? 0xFFFFu : n > 16 ? (1u << (n - 16)) - 1 : 0);
-    /* rows are 4 KB apart in a 1024-wide kernel: the hardware does not
-     * follow them, so each step prefetches the rows 16 pairs ahead */
     for (int k = 0; k < kc2; k++, a += sk, b += BF16_NR) {
         if (pf && (k & 7) == 0)
             for (int i = 0; i < BF16_MR; i++)
@@ -464,15 +461,10 @@ bf16_body_convert(const int MODE, const int ROWS, const int NV, int kc, const ui
         _mm_prefetch((const char *)(r1 + 32), _MM_HINT_T1);
         _mm_prefetch((const char *)(r0 + 48), _MM_HINT_T1);
         _mm_prefetch((const char *)(r1 + 48), _MM_HINT_T1);
-        __m512i w0 = _mm512_permutexvar_epi16(
-            idx, (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m0 & two, r1),
-                                              _mm512_maskz_loadu_ps(m0, r0)));
-        __m512i w1 = _mm512_setzero_si512();
-        if (NV == 2) {
-            w1 = _mm512_permutexvar_epi16(
-                idx, (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1 & two, r1 + 16),
-                                                  _mm512_maskz_loadu_ps(m1, r0 + 16)));
-        }
+        __m512i w0 = bf16_pairs(_mm512_maskz_loadu_ps(m0, r0), _mm512_maskz_loadu_ps(m0 & two, r1));
+        __m512i w1 = NV == 2 ? bf16_pairs(_mm512_maskz_loadu_ps(m1, r0 + 16),
+                                          _mm512_maskz_loadu_ps(m1 & two, r1 + 16))
+                             : _mm512_setzero_si512();
         _mm512_store_si512(b, w0);
         _mm512_store_si512(b + 16, w1);
         __m512bh b0 = (__m512bh)w0, b1 = (__m512bh)w1;
@@ -621,14 +613,12 @@ typedef struct {
     long lda, ldb, ldc;
 } bf16_job;
 
-/* Bp <- bf16(op(B)[pc:+kc, jc:+nc]) as micro-panels [kc2][NR]. */
+/* Bp <- bf16(op(B)[pc:+kc, jc:+nc]) as micro-panels [kc2][NR], op(B)
+ * transposed (B not transposed is converted by the first row panel's
+ * micro-kernel, ukernel_bf16_convert). */
 BF16_TARGET static void pack_b(const bf16_job *j, long pc, int kc, long jc, int nc, uint32_t *bp)
 {
     int kc2 = (kc + 1) / 2;
-    if (!j->trans_b) {
-        pack_pairs_block(kc, nc, j->B + pc * j->ldb + jc, j->ldb, bp);
-        return;
-    }
     for (int jr = 0; jr < nc; jr += BF16_NR, bp += (long)kc2 * BF16_NR) {
         int w = nc - jr < BF16_NR ? nc - jr : BF16_NR;
         /* op(B)'s columns are B's rows: converted whole, transposed in registers */
@@ -740,7 +730,7 @@ BF16_TARGET static void bf16_block(const bf16_job *j, long m0, long m1, long n0,
         for (long pc = 0; pc < j->K; pc += kstep) {
             int kc = (int)(j->K - pc < kstep ? j->K - pc : kstep), kc2 = (kc + 1) / 2;
             float beta = pc == 0 ? j->beta : 1.0f; /* later K blocks accumulate */
-            /* B not transposed: the first row panel converts it (bf16_body_convert) */
+            /* B not transposed: the first row panel converts it (ukernel_bf16_convert) */
             if (j->trans_b)
                 pack_b(j, pc, kc, jc, nc, bp);
             for (long ir = m0; ir < m1; ir += BF16_MR) {
@@ -858,14 +848,11 @@ BF16_TARGET static int pack_a_gather(const float *const *r, int m, const int *ko
                                      int kc, const int *ps, int nps, bf16_run *runs, int *nruns,
                                      uint32_t *ap)
 {
-    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
     const int kc2 = (kc + 1) / 2;
     bool adjacent = koff != NULL;
     for (int i = 1; i < m && adjacent; i++)
         adjacent = r[i] == r[0] + i;
     if (adjacent) {
-        const __m512i idx = _mm512_loadu_si512(order);
         const __mmask16 lm = (__mmask16)((1u << m) - 1);
         const int *ko = koff + pc;
         for (int s = 0; s < nps; s++)
@@ -873,8 +860,7 @@ BF16_TARGET static int pack_a_gather(const float *const *r, int m, const int *ko
                 __m512 v0 = _mm512_maskz_loadu_ps(lm, r[0] + ko[k]);
                 __m512 v1 = k + 1 < kc ? _mm512_maskz_loadu_ps(lm, r[0] + ko[k + 1])
                                        : _mm512_setzero_ps();
-                __m512i pairs =
-                    _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
+                __m512i pairs = bf16_pairs(v0, v1);
                 _mm512_mask_storeu_epi32(ap + (long)(k / 2) * BF16_MR, lm, pairs);
             }
         return BF16_A_KMAJOR;
