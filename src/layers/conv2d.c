@@ -8,6 +8,7 @@
 #include "kernels/activation.h"
 #include "kernels/conv.h"
 #include "kernels/conv_direct.h"
+#include "kernels/winograd.h"
 #include "layers/layer.h"
 
 typedef struct {
@@ -1199,6 +1200,85 @@ static bool weights_implicit_ok(const conv2d_layer *c, const cnn_layer_io *io, i
     return ws_floats >= need;
 }
 
+/* ---- Forward by Winograd's F(2x2, 5x5), in inference ---------------------------
+ * A 5x5 layer with 16 or more channels (the tutorial's conv2) takes 36
+ * multiplications per 2x2 output pixels and (channel, filter) where the
+ * direct products take 100 (kernels/winograd.h). Inference only, and for
+ * float32 only: a training step keeps the direct forward, whose output
+ * its backward passes differentiate exactly, and mixed_bfloat16 keeps its
+ * bfloat16 products. The kernel's transform U (36 c filters floats) comes
+ * first in the workspace, then one block of tiles' scratch per worker. */
+
+/* Even at batch 1 (the tutorial's conv2: 49 tiles) transforming the kernel
+ * first costs no more than it saves (0.15-0.16 ms either way, measured
+ * with bench_cnn profile infer tutorial 1 1), so every batch takes it. */
+static bool winograd_geometry(const conv2d_layer *c)
+{
+    return cnn_winograd_fits(&c->geom, c->base.spec.u.conv2d.filters);
+}
+
+/* U and two workers' blocks of the size that stays in L2. */
+static int64_t winograd_floats(const conv2d_layer *c)
+{
+    const int F = c->base.spec.u.conv2d.filters;
+    const int64_t block = cnn_winograd_block_tiles(&c->geom, F, INT64_MAX / 4);
+    return cnn_winograd_kernel_floats(&c->geom, F)
+         + 2 * cnn_winograd_scratch_floats(&c->geom, F, block);
+}
+
+typedef struct {
+    const conv2d_layer *c;
+    const cnn_layer_io *io;
+    float *u, *scratch;
+    int64_t share, block; /* scratch floats and tiles of one worker's block */
+} winograd_job;
+
+static void winograd_kernel_worker(void *p, int ith, int nth)
+{
+    const winograd_job *j = p;
+    long b, e;
+    cnn_split_range(j->c->geom.c, ith, nth, &b, &e);
+    cnn_winograd_kernel(&j->c->geom, j->c->base.spec.u.conv2d.filters,
+                        j->c->base.params[0].value, (int)b, (int)e, j->u);
+}
+
+static void winograd_worker(void *p, int ith, int nth)
+{
+    const winograd_job *j = p;
+    const cnn_layer *l = &j->c->base;
+    const cnn_activation act = j->io->fuse_activation ? l->activation : CNN_ACTIVATION_LINEAR;
+    long b, e;
+    cnn_split_range((long)cnn_winograd_tiles(&j->c->geom, j->io->batch), ith, nth, &b, &e);
+    for (int64_t t = b; t < e; t += j->block)
+        cnn_winograd_forward(&j->c->geom, l->spec.u.conv2d.filters, j->io->x, j->u,
+                             l->n_params > 1 ? l->params[1].value : NULL, act, t,
+                             t + j->block < e ? t + j->block : e, j->scratch + ith * j->share,
+                             j->io->y);
+}
+
+static size_t conv2d_workspace(const cnn_layer *l, int batch, int64_t tile_floats);
+
+/* false: not this layer or pass, or the workspace holds too little. */
+static bool winograd_forward(conv2d_layer *c, const cnn_layer_io *io)
+{
+    /* the AVX-512 micro-kernel's context only: forcing another kernel (or
+     * the reference) forces the direct products too, as direct_isa does */
+    if (io->training || io->bf16 || !winograd_geometry(c)
+        || strcmp(cnn_gemm_ctx_kernel_name(io->gemm), "avx512") != 0)
+        return false;
+    const int F = c->base.spec.u.conv2d.filters;
+    const int64_t ws = (int64_t)conv2d_workspace(&c->base, io->batch, io->tile_floats);
+    const int64_t kernel = (cnn_winograd_kernel_floats(&c->geom, F) + 15) / 16 * 16;
+    winograd_job j = {.c = c, .io = io, .u = io->workspace, .scratch = io->workspace + kernel};
+    j.share = (ws - kernel) / cnn_pool_threads(io->pool) / 16 * 16;
+    j.block = cnn_winograd_block_tiles(&c->geom, F, j.share);
+    if (j.block == 0)
+        return false;
+    cnn_pool_run(io->pool, winograd_kernel_worker, &j);
+    cnn_pool_run(io->pool, winograd_worker, &j);
+    return true;
+}
+
 static size_t conv2d_workspace(const cnn_layer *l, int batch, int64_t tile_floats)
 {
     const conv2d_layer *c = (const conv2d_layer *)l;
@@ -1223,6 +1303,8 @@ static size_t conv2d_workspace(const cnn_layer *l, int batch, int64_t tile_float
         if (t > gemm)
             gemm = t;
     }
+    if (winograd_geometry(c) && (int64_t)gemm < winograd_floats(c))
+        gemm = (size_t)winograd_floats(c);
     return direct > gemm ? direct : gemm;
 }
 
@@ -1367,6 +1449,8 @@ static void conv2d_forward(cnn_layer *l, const cnn_layer_io *io)
     const int64_t M = (int64_t)io->batch * g->oh * g->ow, tile = tile_rows(c, io->batch, io->tile_floats);
     cnn_isa isa;
     int64_t nb = direct_block(c, io->batch, io->tile_floats);
+    if (winograd_forward(c, io))
+        return;
     if (nb > 0 && direct_isa(io, &isa)) {
         direct_forward(c, io, isa, nb);
         return;
