@@ -385,6 +385,20 @@ static cnn_status build_k(cnn_model *m)
     return cnn_model_add_softmax(m, cnn_softmax());
 }
 
+/* m) a 5x5 convolution of 16 channels: the training step's direct
+ * products and cnn_model_predict's Winograd F(2x2, 5x5) (on AVX-512),
+ * both against PyTorch (output.inference) */
+static cnn_status build_m(cnn_model *m)
+{
+    cnn_status st;
+    if ((st = cnn_model_add_conv2d(m, cnn_conv2d(.filters = 16, .kernel_size = {5, 5},
+                                                 .padding = CNN_PADDING_SAME,
+                                                 .activation = CNN_ACTIVATION_RELU)))
+        || (st = cnn_model_add_global_average_pooling2d(m, cnn_global_pool2d())))
+        return st;
+    return cnn_model_add_dense(m, cnn_dense(.units = 3));
+}
+
 typedef struct ref_case {
     const char *file;
     cnn_shape input;
@@ -413,6 +427,7 @@ static const ref_case cases[] = {
     {"transpose_upsampling.txt", cnn_shape_hwc(3, 3, 2), CNN_LOSS_MSE, build_j, false},
     {"normalization_softmax.txt", cnn_shape_hwc(3, 4, 5), CNN_LOSS_CATEGORICAL_CROSSENTROPY,
      build_k, false},
+    {"winograd.txt", cnn_shape_hwc(6, 5, 16), CNN_LOSS_MSE, build_m, false},
 };
 
 /* ---- Running a case ----------------------------------------------------------- */

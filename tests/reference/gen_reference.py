@@ -800,13 +800,43 @@ def broadcast_merge():
     return case
 
 
+def winograd_net():
+    """m): a 5x5 convolution that inference runs by Winograd's F(2x2, 5x5)
+    (16 channels and filters, stride 1): the training step takes the direct
+    products, cnn_model_predict the transform, and both are compared with
+    the same output (output.inference: the same x, no layer differs)."""
+
+    def build(gen, kinks):
+        x = uniform(gen, (2, 6, 5, 16), -1, 1).requires_grad_()
+        k0 = glorot(gen, (5, 5, 16, 16), 400, 400).requires_grad_()
+        b0 = uniform(gen, (16,), -0.1, 0.1).requires_grad_()
+        k2 = glorot(gen, (16, 3), 16, 3).requires_grad_()
+        b2 = uniform(gen, (3,), -0.1, 0.1).requires_grad_()
+        y = uniform(gen, (2, 3), -1, 1)
+        h = x.permute(0, 3, 1, 2)
+        h = activate(conv2d(h, k0, b0, padding="same"), "relu", kinks)   # (2,16,6,5)
+        output = dense(h.mean(dim=(2, 3)), k2, b2)                        # GAP, Dense
+        loss = ((output - y) ** 2).mean()
+        weights = [(0, "kernel", k0, True), (0, "bias", b0, True),
+                   (2, "kernel", k2, True), (2, "bias", b2, True)]
+        return x, y, weights, output, loss, [("output.inference", output)]
+
+    case = Case("winograd",
+                "input (2,6,5,16); Conv2D(16,5x5,same,relu) GlobalAveragePooling2D Dense(3); "
+                "mse; output.inference: the same x through cnn_model_predict")
+    x, y, weights, output, loss, extra = draw(build, 1300)
+    finish_weights(case, x, y, weights, output, loss, extra)
+    return case
+
+
 def main():
     total = 0
     for make in (lambda: small_net(False), padding_stride_dilation, dense_bce,
                  lambda: small_net(True), batchnorm_net, separable_net, activations_conv,
                  activations_dense, lambda: from_logits("sparse"),
                  lambda: from_logits("categorical"), lambda: from_logits("binary"),
-                 graph_net, transpose_upsampling, normalization_softmax, broadcast_merge):
+                 graph_net, transpose_upsampling, normalization_softmax, broadcast_merge,
+                 winograd_net):
         case = make()
         path = case.write()
         total += os.path.getsize(path)
