@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Derives the matrices of Winograd's F(2, 5) that src/kernels/winograd.c
 writes out by hand, and checks them.
 
@@ -6,9 +6,9 @@ Aᵀ and G follow from the interpolation points (0, 1, -1, 2, -2 and
 infinity), Bᵀ is solved for so that Aᵀ [(G g) ⊙ (Bᵀ d)] is the correlation
 y[j] = sum_k g[k] d[j + k] for every g and d, exactly, in rationals
 (sympy). Then the 2-D form Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A is checked against
-the 5x5 correlation of a random 6x6 patch. Run: python3
-scripts/winograd_matrices.py (python3-sympy); it prints the three matrices
-and exits 1 if a check fails.
+the 5x5 correlation of a random 6x6 patch. Run: /usr/bin/python3
+scripts/winograd_matrices.py (Debian's python3-sympy); it prints the three
+matrices and exits 1 if a check fails.
 """
 import random
 import sys
