@@ -3,7 +3,8 @@
  * rotated kernel.
  *  - cnn_gemm_gather and cnn_gemm_serial_packed_b give cnn_gemm's bits;
  *  - the layer's forward output gives the bits of im2col + cnn_gemm + bias
- *    (the unfused path it replaces), on 1 and 2 threads;
+ *    (the unfused path it replaces), on 1 and 2 threads (the 5x5 shapes
+ *    that run Winograd's F(2x2, 5x5) instead: within tolerance of them);
  *  - every gradient, dx included, is the same on 1 and 2 threads and agrees
  *    with the reference GEMM's path within the usual tolerance,
  * over random shapes with 16 or more channels (strides, dilation, same and
@@ -17,6 +18,7 @@
 #include "core/tensor.h"
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
+#include "kernels/winograd.h"
 #include "model/model.h"
 #include "test.h"
 
@@ -193,6 +195,16 @@ static float *unfused_forward(cnn_model *m, const shape *s)
     return y;
 }
 
+/* The layer runs Winograd's F(2x2, 5x5) instead of the fused path. */
+static bool winograd(const shape *s)
+{
+    cnn_conv_geom g = {.h = s->h, .w = s->w, .c = s->c, .kh = s->kh, .kw = s->kw, .sh = s->sh,
+                       .sw = s->sw, .dh = s->dh, .dw = s->dw};
+    g.oh = cnn_conv_out_size(s->h, s->kh, s->sh, s->dh, s->same, &g.pad_top);
+    g.ow = cnn_conv_out_size(s->w, s->kw, s->sw, s->dw, s->same, &g.pad_left);
+    return cnn_winograd_fits(&g, s->filters);
+}
+
 static void check_shape(const shape *s)
 {
     char what[160];
@@ -208,8 +220,13 @@ static void check_shape(const shape *s)
     test_three_way_step(m, x, y, 2, what);
     const int64_t out = cnn_shape_size(m[0]->layers[1]->out) * s->batch;
     float *ref = unfused_forward(m[0], s);
-    CHECK(test_same_bits(what, ref, m[0]->arena.outputs[1], out));
-    CHECK(test_same_bits(what, ref, m[1]->arena.outputs[1], out));
+    if (winograd(s)) { /* not this path: kernels/winograd.c, test_winograd */
+        CHECK(test_close(what, m[0]->arena.outputs[1], ref, (long)out, 1e-4, 1e-4));
+        CHECK(test_same_bits(what, m[0]->arena.outputs[1], m[1]->arena.outputs[1], out));
+    } else {
+        CHECK(test_same_bits(what, ref, m[0]->arena.outputs[1], out));
+        CHECK(test_same_bits(what, ref, m[1]->arena.outputs[1], out));
+    }
     CHECK(test_close(what, m[0]->arena.outputs[1], m[2]->arena.outputs[1], (long)out, 1e-5, 1e-4));
     free(ref);
     for (int i = 0; i < 3; i++)
@@ -231,9 +248,13 @@ int main(void)
         check_shape(&s);
     }
     /* conv2 of the tutorial at batch 2: 196 rows a sample, panels of 12
-     * across sample boundaries */
-    shape conv2 = {.batch = 2, .h = 14, .w = 14, .c = 32, .filters = 64, .kh = 5, .kw = 5,
+     * across sample boundaries; with 30 channels, as 32 would take the
+     * Winograd path, and then with them */
+    shape conv2 = {.batch = 2, .h = 14, .w = 14, .c = 30, .filters = 64, .kh = 5, .kw = 5,
                    .sh = 1, .sw = 1, .dh = 1, .dw = 1, .same = true, .bias = true};
+    CHECK(!winograd(&conv2));
+    check_shape(&conv2);
+    conv2.c = 32;
     check_shape(&conv2);
     /* Samples whose padded copy is larger than a band (conv2d.c's
      * PAD_BAND_FLOATS): the workers pad bands of rows that slide down the

@@ -7,10 +7,10 @@
  *    |x * kernel| of each output, stays within WINOGRAD_TOLERANCE, and the
  *    largest seen is printed;
  *  - the same bits whichever blocks the tiles are cut into;
- *  - the layer: inference on 1 and 2 threads gives the same bits, agrees
- *    with the direct path of a training-mode forward, and a context forced
- *    to another micro-kernel keeps the direct path (the same bits as
- *    training mode). */
+ *  - the layer: forward (training and inference alike) and backward-data
+ *    (dy convolved with the rotated kernel) give the same bits on 1 and 2
+ *    threads, and agree within tolerance with the direct products that a
+ *    context forced to another micro-kernel keeps. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -160,30 +160,46 @@ static cnn_model *tutorial_model(int threads, const char *kernel)
     return m;
 }
 
+/* One training forward and backward: the model's conv output and dx. */
+static void step(cnn_model *m, const cnn_tensor *x, const cnn_tensor *y, float *out, float *dx)
+{
+    const int64_t n = cnn_shape_size(m->layers[0]->out) * x->dims[0];
+    cnn_model_zero_gradients(m);
+    CHECK_OK(cnn_model_forward(m, x, true, NULL));
+    memcpy(out, m->arena.outputs[0], (size_t)n * sizeof(float));
+    CHECK_OK(cnn_model_backward(m, y, NULL, dx));
+}
+
 static void test_layer(void)
 {
     const int batch = 8;
     cnn_tensor *x = NULL, *y = NULL;
     test_random_batch(&rng, (int64_t[]){batch, 14, 14, 32}, -1, 1, 3, &x, &y);
-    cnn_model *one = tutorial_model(1, NULL), *two = tutorial_model(2, NULL);
-    cnn_model *avx2 = tutorial_model(1, cnn_isa_supported(CNN_ISA_AVX2) ? "avx2" : NULL);
-    const int64_t n = (int64_t)batch * 14 * 14 * 64;
-    float *train = malloc((size_t)n * sizeof(float)), *infer = malloc((size_t)n * sizeof(float));
-    CHECK_OK(cnn_model_forward(one, x, true, NULL));
-    memcpy(train, one->arena.outputs[0], (size_t)n * sizeof(float));
-    CHECK_OK(cnn_model_forward(one, x, false, NULL));
-    memcpy(infer, one->arena.outputs[0], (size_t)n * sizeof(float));
-    /* not the direct path's bits: the inference took the other path */
-    CHECK(memcmp(train, infer, (size_t)n * sizeof(float)) != 0);
-    CHECK(test_close("inference (Winograd) against training (direct)", infer, train, (long)n,
-                     1e-4, 1e-4));
-    CHECK_OK(cnn_model_forward(two, x, false, NULL));
-    CHECK(test_same_bits("inference, 2 threads", infer, two->arena.outputs[0], n));
-    CHECK_OK(cnn_model_forward(avx2, x, false, NULL));
-    if (cnn_isa_supported(CNN_ISA_AVX2))
-        CHECK(memcmp(infer, avx2->arena.outputs[0], (size_t)n * sizeof(float)) != 0);
-    free(train), free(infer);
-    cnn_model_free(one), cnn_model_free(two), cnn_model_free(avx2);
+    const bool avx2 = cnn_isa_supported(CNN_ISA_AVX2);
+    cnn_model *m[3] = {tutorial_model(1, NULL), tutorial_model(2, NULL),
+                       tutorial_model(1, avx2 ? "avx2" : "naive")};
+    const int64_t n = (int64_t)batch * 14 * 14 * 64, nx = (int64_t)batch * 14 * 14 * 32;
+    float *out[3], *dx[3], *infer = malloc((size_t)n * sizeof(float));
+    for (int i = 0; i < 3; i++) {
+        out[i] = malloc((size_t)n * sizeof(float));
+        dx[i] = malloc((size_t)nx * sizeof(float));
+        step(m[i], x, y, out[i], dx[i]);
+    }
+    CHECK_OK(cnn_model_forward(m[0], x, false, NULL));
+    memcpy(infer, m[0]->arena.outputs[0], (size_t)n * sizeof(float));
+    /* training and inference take the same path; 2 threads give its bits */
+    CHECK(test_same_bits("training and inference forward", out[0], infer, n));
+    CHECK(test_same_bits("forward, 2 threads", out[0], out[1], n));
+    CHECK(test_same_bits("backward-data, 2 threads", dx[0], dx[1], nx));
+    /* the direct products (another micro-kernel forced): other bits, the
+     * same values within tolerance, forward and dx */
+    CHECK(memcmp(out[0], out[2], (size_t)n * sizeof(float)) != 0);
+    CHECK(memcmp(dx[0], dx[2], (size_t)nx * sizeof(float)) != 0);
+    CHECK(test_close("forward against the direct products", out[0], out[2], (long)n, 1e-4, 1e-4));
+    CHECK(test_close("dx against the direct products", dx[0], dx[2], (long)nx, 1e-5, 1e-4));
+    for (int i = 0; i < 3; i++)
+        free(out[i]), free(dx[i]), cnn_model_free(m[i]);
+    free(infer);
     cnn_tensor_free(x);
     cnn_tensor_free(y);
 }

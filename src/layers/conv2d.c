@@ -1200,36 +1200,41 @@ static bool weights_implicit_ok(const conv2d_layer *c, const cnn_layer_io *io, i
     return ws_floats >= need;
 }
 
-/* ---- Forward by Winograd's F(2x2, 5x5), in inference ---------------------------
- * A 5x5 layer with 16 or more channels (the tutorial's conv2) takes 36
- * multiplications per 2x2 output pixels and (channel, filter) where the
- * direct products take 100 (kernels/winograd.h). Inference only, and for
- * float32 only: a training step keeps the direct forward, whose output
- * its backward passes differentiate exactly, and mixed_bfloat16 keeps its
- * bfloat16 products. The kernel's transform U (36 c filters floats) comes
- * first in the workspace, then one block of tiles' scratch per worker. */
+/* ---- Winograd's F(2x2, 5x5): forward and backward-data ---------------------------
+ * A 5x5 stride-1 layer with channels and filters in multiples of 16 (the
+ * tutorial's conv2) takes 36 multiplications per 2x2 output pixels and
+ * (channel, filter) where the direct products take 100 (kernels/winograd.h):
+ * its forward, and its backward-data, which for stride 1 is the forward
+ * convolution of dy with the rotated kernel (transposed_geom). float32 on
+ * the AVX-512 micro-kernel's context only: forcing another kernel (or the
+ * reference) forces the direct products too, as direct_isa does, and
+ * mixed_bfloat16 keeps its bfloat16 products. Backward-weights keeps the
+ * implicit GEMM. The kernel's transform U (36 c filters floats) comes
+ * first in the job's workspace, then one block of tiles' scratch per worker.
+ * Even at batch 1 (the tutorial's conv2: 49 tiles) transforming the kernel
+ * first costs no more than it saves (0.15-0.16 ms either way in
+ * bench_cnn profile infer tutorial 1 1), so every batch takes it. */
 
-/* Even at batch 1 (the tutorial's conv2: 49 tiles) transforming the kernel
- * first costs no more than it saves (0.15-0.16 ms either way, measured
- * with bench_cnn profile infer tutorial 1 1), so every batch takes it. */
-static bool winograd_geometry(const conv2d_layer *c)
+static bool winograd_context(const cnn_layer_io *io)
 {
-    return cnn_winograd_fits(&c->geom, c->base.spec.u.conv2d.filters);
+    return !io->bf16 && strcmp(cnn_gemm_ctx_kernel_name(io->gemm), "avx512") == 0;
 }
 
 /* U and two workers' blocks of the size that stays in L2. */
-static int64_t winograd_floats(const conv2d_layer *c)
+static int64_t winograd_floats(const cnn_conv_geom *g, int F)
 {
-    const int F = c->base.spec.u.conv2d.filters;
-    const int64_t block = cnn_winograd_block_tiles(&c->geom, F, INT64_MAX / 4);
-    return cnn_winograd_kernel_floats(&c->geom, F)
-         + 2 * cnn_winograd_scratch_floats(&c->geom, F, block);
+    const int64_t block = cnn_winograd_block_tiles(g, F, INT64_MAX / 4);
+    return (cnn_winograd_kernel_floats(g, F) + 15) / 16 * 16
+         + 2 * cnn_winograd_scratch_floats(g, F, block);
 }
 
+/* y = conv(x, kernel) (+ bias, activation) over g, F filters. */
 typedef struct {
-    const conv2d_layer *c;
-    const cnn_layer_io *io;
-    float *u, *scratch;
+    const cnn_conv_geom *g;
+    int F, batch;
+    const float *x, *kernel, *bias;
+    cnn_activation activation;
+    float *y, *u, *scratch;
     int64_t share, block; /* scratch floats and tiles of one worker's block */
 } winograd_job;
 
@@ -1237,46 +1242,88 @@ static void winograd_kernel_worker(void *p, int ith, int nth)
 {
     const winograd_job *j = p;
     long b, e;
-    cnn_split_range(j->c->geom.c, ith, nth, &b, &e);
-    cnn_winograd_kernel(&j->c->geom, j->c->base.spec.u.conv2d.filters,
-                        j->c->base.params[0].value, (int)b, (int)e, j->u);
+    cnn_split_range(j->g->c, ith, nth, &b, &e);
+    cnn_winograd_kernel(j->g, j->F, j->kernel, (int)b, (int)e, j->u);
 }
 
 static void winograd_worker(void *p, int ith, int nth)
 {
     const winograd_job *j = p;
-    const cnn_layer *l = &j->c->base;
-    const cnn_activation act = j->io->fuse_activation ? l->activation : CNN_ACTIVATION_LINEAR;
     long b, e;
-    cnn_split_range((long)cnn_winograd_tiles(&j->c->geom, j->io->batch), ith, nth, &b, &e);
+    cnn_split_range((long)cnn_winograd_tiles(j->g, j->batch), ith, nth, &b, &e);
     for (int64_t t = b; t < e; t += j->block)
-        cnn_winograd_forward(&j->c->geom, l->spec.u.conv2d.filters, j->io->x, j->u,
-                             l->n_params > 1 ? l->params[1].value : NULL, act, t,
+        cnn_winograd_forward(j->g, j->F, j->x, j->u, j->bias, j->activation, t,
                              t + j->block < e ? t + j->block : e, j->scratch + ith * j->share,
-                             j->io->y);
+                             j->y);
+}
+
+/* Runs the job in ws (ws_floats); false if the workspace is too small. */
+static bool winograd_run(winograd_job *j, const cnn_layer_io *io, float *ws, int64_t ws_floats)
+{
+    const int64_t kernel = (cnn_winograd_kernel_floats(j->g, j->F) + 15) / 16 * 16;
+    j->batch = io->batch;
+    j->u = ws;
+    j->scratch = ws + kernel;
+    j->share = ws_floats > kernel ? (ws_floats - kernel) / cnn_pool_threads(io->pool) / 16 * 16 : 0;
+    j->block = cnn_winograd_block_tiles(j->g, j->F, j->share);
+    if (j->block == 0)
+        return false;
+    cnn_pool_run(io->pool, winograd_kernel_worker, j);
+    cnn_pool_run(io->pool, winograd_worker, j);
+    return true;
 }
 
 static size_t conv2d_workspace(const cnn_layer *l, int batch, int64_t tile_floats);
 
-/* false: not this layer or pass, or the workspace holds too little. */
 static bool winograd_forward(conv2d_layer *c, const cnn_layer_io *io)
 {
-    /* the AVX-512 micro-kernel's context only: forcing another kernel (or
-     * the reference) forces the direct products too, as direct_isa does */
-    if (io->training || io->bf16 || !winograd_geometry(c)
-        || strcmp(cnn_gemm_ctx_kernel_name(io->gemm), "avx512") != 0)
+    const cnn_layer *l = &c->base;
+    const int F = l->spec.u.conv2d.filters;
+    if (!winograd_context(io) || !cnn_winograd_fits(&c->geom, F))
+        return false;
+    winograd_job j = {.g = &c->geom, .F = F, .x = io->x, .kernel = l->params[0].value,
+                      .bias = l->n_params > 1 ? l->params[1].value : NULL,
+                      .activation = io->fuse_activation ? l->activation : CNN_ACTIVATION_LINEAR,
+                      .y = io->y};
+    return winograd_run(&j, io, io->workspace,
+                        (int64_t)conv2d_workspace(l, io->batch, io->tile_floats));
+}
+
+/* The transposed geometry fits (stride 1, so transposed_geom holds). */
+static bool winograd_backward_fits(const conv2d_layer *c, cnn_conv_geom *t)
+{
+    const cnn_conv_geom *g = &c->geom;
+    if (g->sh != 1 || g->sw != 1)
+        return false;
+    *t = transposed_geom(g, c->base.spec.u.conv2d.filters);
+    return cnn_winograd_fits(t, g->c);
+}
+
+/* dx = conv(dy, rotated kernel): writes every dx. */
+static bool winograd_backward_data(conv2d_layer *c, const cnn_layer_io *io)
+{
+    cnn_conv_geom t;
+    if (!winograd_context(io) || !winograd_backward_fits(c, &t))
         return false;
     const int F = c->base.spec.u.conv2d.filters;
     const int64_t ws = (int64_t)conv2d_workspace(&c->base, io->batch, io->tile_floats);
-    const int64_t kernel = (cnn_winograd_kernel_floats(&c->geom, F) + 15) / 16 * 16;
-    winograd_job j = {.c = c, .io = io, .u = io->workspace, .scratch = io->workspace + kernel};
-    j.share = (ws - kernel) / cnn_pool_threads(io->pool) / 16 * 16;
-    j.block = cnn_winograd_block_tiles(&c->geom, F, j.share);
-    if (j.block == 0)
-        return false;
-    cnn_pool_run(io->pool, winograd_kernel_worker, &j);
-    cnn_pool_run(io->pool, winograd_worker, &j);
-    return true;
+    float *rot = io->workspace;
+    rotate_kernel(&c->geom, F, c->base.params[0].value, rot);
+    winograd_job j = {.g = &t, .F = c->geom.c, .x = io->dy, .kernel = rot,
+                      .activation = CNN_ACTIVATION_LINEAR, .y = io->dx};
+    return winograd_run(&j, io, rot + rotated_floats(c), ws - rotated_floats(c));
+}
+
+/* The most the two Winograd passes ask of the workspace. */
+static int64_t winograd_workspace(const conv2d_layer *c)
+{
+    int64_t need = 0;
+    cnn_conv_geom t;
+    if (cnn_winograd_fits(&c->geom, c->base.spec.u.conv2d.filters))
+        need = winograd_floats(&c->geom, c->base.spec.u.conv2d.filters);
+    if (winograd_backward_fits(c, &t) && rotated_floats(c) + winograd_floats(&t, c->geom.c) > need)
+        need = rotated_floats(c) + winograd_floats(&t, c->geom.c);
+    return need;
 }
 
 static size_t conv2d_workspace(const cnn_layer *l, int batch, int64_t tile_floats)
@@ -1303,8 +1350,8 @@ static size_t conv2d_workspace(const cnn_layer *l, int batch, int64_t tile_float
         if (t > gemm)
             gemm = t;
     }
-    if (winograd_geometry(c) && (int64_t)gemm < winograd_floats(c))
-        gemm = (size_t)winograd_floats(c);
+    if ((int64_t)gemm < winograd_workspace(c))
+        gemm = (size_t)winograd_workspace(c);
     return direct > gemm ? direct : gemm;
 }
 
@@ -1515,6 +1562,8 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
     }
     if (!io->dx)
         return;
+    if (winograd_backward_data(c, io))
+        return; /* wrote every dx */
     if (transposed_ok(c, io)) {
         transposed_backward(c, io); /* writes every dx */
         return;
