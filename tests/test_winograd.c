@@ -7,10 +7,13 @@
  *    |x * kernel| of each output, stays within WINOGRAD_TOLERANCE, and the
  *    largest seen is printed;
  *  - the same bits whichever blocks the tiles are cut into;
- *  - the layer: forward (training and inference alike) and backward-data
- *    (dy convolved with the rotated kernel) give the same bits on 1 and 2
- *    threads, and agree within tolerance with the direct products that a
- *    context forced to another micro-kernel keeps. */
+ *  - backward-weights (Aᵀ-spread dy against the input's transform, then
+ *    Gᵀ dU G) onto an existing gradient, in two filter ranges, against a
+ *    double-precision reference, within the same bound;
+ *  - the layer: forward (training and inference alike), backward-data (dy
+ *    convolved with the rotated kernel) and the kernel's gradient give the
+ *    same bits on 1 and 2 threads, and agree within tolerance with the
+ *    direct products that a context forced to another micro-kernel keeps. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,6 +30,11 @@
  * constants (up to 5, and 1/6, 1/24) cost about 4 bits of float32's 24
  * (the largest seen here is printed, about 1e-6). */
 #define WINOGRAD_TOLERANCE 1e-5
+/* The kernel gradient's bound, relative to the largest tap's sum of
+ * |x * dy| for its (channel, filter): its sums run over every tile of the
+ * batch, through 36 points that cancel (the largest seen over six seeds:
+ * 8.3e-6; the test prints this seed's). */
+#define WEIGHTS_TOLERANCE 3e-5
 
 static cnn_rng rng;
 
@@ -89,6 +97,49 @@ static void reference(const shape *s, const float *x, const float *k, const floa
                 }
 }
 
+/* dkernel = dk0 + sum x * dy in double, and the scale of its rounding
+ * errors: |dk0| plus the largest sum of |x * dy| over the 25 taps of that
+ * (channel, filter). Per tap would not do: a tap that reads only padding
+ * in a small image has an exact zero sum, which the transforms reach only
+ * to within their rounding of the other taps' terms. */
+static void weights_reference(const shape *s, const float *x, const float *dy, const float *dk0,
+                              double *dk, double *scale)
+{
+    const cnn_conv_geom *g = &s->g;
+    const int C = g->c, F = s->filters;
+    for (int64_t i = 0; i < (int64_t)25 * C * F; i++) {
+        dk[i] = dk0[i];
+        scale[i] = fabs(dk0[i]);
+    }
+    for (int n = 0; n < s->batch; n++)
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++)
+                for (int ky = 0; ky < 5; ky++)
+                    for (int kx = 0; kx < 5; kx++) {
+                        int iy = oy - g->pad_top + ky, ix = ox - g->pad_left + kx;
+                        if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                            continue;
+                        const float *xp = x + (((int64_t)n * g->h + iy) * g->w + ix) * C;
+                        const float *dp = dy + (((int64_t)n * g->oh + oy) * g->ow + ox) * F;
+                        for (int c = 0; c < C; c++)
+                            for (int f = 0; f < F; f++) {
+                                int64_t i = ((int64_t)(ky * 5 + kx) * C + c) * F + f;
+                                double p = (double)xp[c] * dp[f];
+                                dk[i] += p;
+                                scale[i] += fabs(p);
+                            }
+                    }
+    for (int64_t cf = 0; cf < (int64_t)C * F; cf++) {
+        double most = 0;
+        for (int t = 0; t < 25; t++) {
+            double m = scale[t * (int64_t)C * F + cf] - fabs(dk0[t * (int64_t)C * F + cf]);
+            most = m > most ? m : most;
+        }
+        for (int t = 0; t < 25; t++)
+            scale[t * (int64_t)C * F + cf] = fabs(dk0[t * (int64_t)C * F + cf]) + most;
+    }
+}
+
 /* Tiles [0, tiles) in blocks of `block` (the last one shorter). */
 static void run_blocks(const shape *s, const float *x, const float *u, const float *bias,
                        int64_t block, float *scratch, float *y)
@@ -100,7 +151,7 @@ static void run_blocks(const shape *s, const float *x, const float *u, const flo
                              t + block < tiles ? t + block : tiles, scratch, y);
 }
 
-static double worst_error;
+static double worst_error, worst_weights;
 
 static void check_case(const shape *s)
 {
@@ -142,6 +193,37 @@ static void check_case(const shape *s)
     /* other blocks (1 to 12 tiles, in 12-tile scratch): the same bits */
     run_blocks(s, x, u, bias, 1 + below(12), scratch, y2);
     CHECK(test_same_bits(what, y, y2, ny));
+
+    /* backward-weights: onto a random gradient, in two filter ranges */
+    float *dy = random_floats(ny), *dk0 = random_floats((int64_t)25 * g->c * F);
+    float *dk = malloc((size_t)25 * g->c * F * sizeof(float));
+    memcpy(dk, dk0, (size_t)25 * g->c * F * sizeof(float));
+    float *du = calloc((size_t)cnn_winograd_kernel_floats(g, F), sizeof(float));
+    const int64_t tiles = cnn_winograd_tiles(g, s->batch);
+    const int fsplit = 16 * below(F / 16 + 1);
+    for (int part = 0; part < 2; part++) {
+        const int f0 = part ? fsplit : 0, f1 = part ? F : fsplit;
+        if (f0 == f1)
+            continue;
+        for (int64_t t = 0; t < tiles; t += block)
+            cnn_winograd_weights(g, F, x, dy, t, t + block < tiles ? t + block : tiles, f0, f1,
+                                 scratch, du);
+        cnn_winograd_kernel_grad(g, F, du, f0, f1, dk);
+    }
+    double worst_w = 0;
+    const int64_t nk = (int64_t)25 * g->c * F;
+    double *dk_want = malloc((size_t)nk * sizeof(double)), *dk_scale = malloc((size_t)nk * sizeof(double));
+    weights_reference(s, x, dy, dk0, dk_want, dk_scale);
+    for (int64_t i = 0; i < nk; i++) {
+        double e = fabs(dk[i] - dk_want[i]) / dk_scale[i];
+        worst_w = e > worst_w ? e : worst_w;
+    }
+    if (!(worst_w <= WEIGHTS_TOLERANCE))
+        fprintf(stderr, "%s: kernel gradient error %.3g of the largest tap sum of |x * dy|, above %.0e\n",
+                what, worst_w, WEIGHTS_TOLERANCE);
+    CHECK(worst_w <= WEIGHTS_TOLERANCE);
+    worst_weights = worst_w > worst_weights ? worst_w : worst_weights;
+    free(dy), free(dk0), free(dk), free(du), free(dk_want), free(dk_scale);
     free(x), free(k), free(b), free(u), free(scratch), free(y), free(y2), free(want), free(scale);
 }
 
@@ -197,6 +279,20 @@ static void test_layer(void)
     CHECK(memcmp(dx[0], dx[2], (size_t)nx * sizeof(float)) != 0);
     CHECK(test_close("forward against the direct products", out[0], out[2], (long)n, 1e-4, 1e-4));
     CHECK(test_close("dx against the direct products", dx[0], dx[2], (long)nx, 1e-5, 1e-4));
+    /* the kernel's and bias's gradients: the same on 2 threads, close to
+     * the direct products' */
+    for (int w = 0; w < 2; w++) {
+        int64_t count = 0, count1 = 0, count2 = 0;
+        const float *g0 = cnn_model_layer_gradients(m[0], 0, w, &count);
+        const float *g1 = cnn_model_layer_gradients(m[1], 0, w, &count1);
+        const float *g2 = cnn_model_layer_gradients(m[2], 0, w, &count2);
+        CHECK(g0 && g1 && g2 && count == count1 && count == count2);
+        if (!(g0 && g1 && g2))
+            continue;
+        CHECK(test_same_bits("conv gradient, 2 threads", g0, g1, count));
+        CHECK(test_close("conv gradient against the direct products", g0, g2, (long)count, 1e-5,
+                         1e-4));
+    }
     for (int i = 0; i < 3; i++)
         free(out[i]), free(dx[i]), cnn_model_free(m[i]);
     free(infer);
@@ -220,6 +316,9 @@ int main(void)
     }
     printf("test_winograd: largest error %.3g of the sum of |x * kernel| (bound %.0e)\n",
            worst_error, WINOGRAD_TOLERANCE);
+    printf("test_winograd: kernel gradient, largest error %.3g of the largest tap sum of |x * dy|"
+           " (bound %.0e)\n",
+           worst_weights, WEIGHTS_TOLERANCE);
     test_layer();
     return test_finish("test_winograd");
 }

@@ -318,3 +318,163 @@ void cnn_winograd_forward(const cnn_conv_geom *g, int filters, const float *x, c
                       M + p * padded * F);
     output_block(g, F, bias, activation, t0, tiles, padded, M, y);
 }
+
+/* ---- Backward-weights ------------------------------------------------------------
+ * The gradient of Y = Aᵀ [U ⊙ V] A with U = G g Gᵀ, summed over the tiles:
+ *
+ *   dU[p] += V[p]ᵀ dM[p]  (c x filters, over the tiles),  dM = A dY Aᵀ
+ *   dkernel += Gᵀ dU G
+ *
+ * V is the forward's input transform; dM spreads a tile's 2x2 dy over the 36
+ * points (zeros past the output's last row or column). */
+
+/* m = A d: 2 values of dy to 6 points (the adjoint of output_points). */
+WINO_BODY void grad_points(const vec d[2], vec m[6])
+{
+    const vec two = vset1(2.0f);
+    m[0] = d[0];
+    m[1] = d[0] + d[1];
+    m[2] = d[0] - d[1];
+    m[3] = d[0] + two * d[1];
+    m[4] = d[0] - two * d[1];
+    m[5] = d[1];
+}
+
+/* g = Gᵀ u: 6 points to 5 taps (the adjoint of kernel_points). */
+WINO_BODY void kernel_grad_points(const vec u[6], vec g[5])
+{
+    const vec s12 = u[1] + u[2], d12 = u[2] - u[1], s34 = u[3] + u[4], d34 = u[3] - u[4];
+    const vec six = vset1(6.0f);
+    g[0] = u[0] * vset1(0.25f) - s12 / six + s34 / vset1(24.0f);
+    g[1] = d12 / six + d34 / vset1(12.0f);
+    g[2] = (s34 - s12) / six;
+    g[3] = d12 / six + d34 / vset1(3.0f);
+    g[4] = vset1(2.0f) * s34 / vset1(3.0f) - s12 / six + u[5];
+}
+
+/* dM[p][t][f - f0] for the block's tiles and filters [f0, f1), zero rows up
+ * to `padded` (as input_block's). */
+static WINO_TARGET void grad_block(const cnn_conv_geom *g, int F, const float *dy, int64_t t0,
+                                   int64_t tiles, int64_t padded, int f0, int f1, float *dM)
+{
+    const int Fs = f1 - f0;
+    const int64_t tx_n = tiles_x(g), ty_n = tiles_y(g), point = padded * Fs;
+    for (int64_t t = 0; t < tiles; t++) {
+        const int64_t q = t0 + t, n = q / (ty_n * tx_n);
+        const int oy = 2 * (int)(q / tx_n % ty_n), ox = 2 * (int)(q % tx_n);
+        const int rows = oy + 1 < g->oh ? 2 : 1, cols = ox + 1 < g->ow ? 2 : 1;
+        const float *dt = dy + ((n * g->oh + oy) * g->ow + ox) * F;
+        for (int f = f0; f < f1; f += 16) {
+            vec half[6][2]; /* A d down each column of the tile */
+#pragma GCC unroll 2
+            for (int b = 0; b < 2; b++) {
+                vec d[2], m[6];
+#pragma GCC unroll 2
+                for (int a = 0; a < 2; a++)
+                    d[a] = a < rows && b < cols ? vload(dt + ((int64_t)a * g->ow + b) * F + f)
+                                                : vset1(0.0f);
+                grad_points(d, m);
+#pragma GCC unroll 6
+                for (int i = 0; i < 6; i++)
+                    half[i][b] = m[i];
+            }
+#pragma GCC unroll 6
+            for (int i = 0; i < 6; i++) {
+                vec m[6];
+                grad_points(half[i], m);
+#pragma GCC unroll 6
+                for (int j = 0; j < 6; j++)
+                    CNN_VSTORE(dM + (i * 6 + j) * point + t * Fs + (f - f0), m[j]);
+            }
+        }
+    }
+    for (int p = 0; p < CNN_WINOGRAD_POINTS; p++)
+        memset(dM + p * point + tiles * Fs, 0, (size_t)((padded - tiles) * Fs) * sizeof(float));
+}
+
+/* du[R x 16 NV] += v[T x R]ᵀ m[T x 16 NV]: R channels by NV vectors of
+ * filters, each sum over the block's tiles in order, onto du. */
+WINO_BODY void weights_tile(const int R, const int NV, int64_t T, int C, int Fs, int F,
+                            const float *v, const float *m, float *du)
+{
+    vec acc[16][2];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int k = 0; k < NV; k++)
+            acc[r][k] = vload(du + (int64_t)r * F + 16 * k);
+    for (int64_t t = 0; t < T; t++) {
+        vec w[2];
+#pragma GCC unroll 2
+        for (int k = 0; k < NV; k++)
+            w[k] = vload(m + t * Fs + 16 * k);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            const vec a = vset1(v[t * C + r]);
+#pragma GCC unroll 2
+            for (int k = 0; k < NV; k++)
+                acc[r][k] = vfma(a, w[k], acc[r][k]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int k = 0; k < NV; k++)
+            CNN_VSTORE(du + (int64_t)r * F + 16 * k, acc[r][k]);
+}
+
+WINO_TARGET void cnn_winograd_weights(const cnn_conv_geom *g, int filters, const float *x,
+                                      const float *dy, int64_t t0, int64_t t1, int f0, int f1,
+                                      float *scratch, float *du)
+{
+    const int C = g->c, F = filters, Fs = f1 - f0;
+    const int64_t tiles = t1 - t0;
+    const int64_t padded = (tiles + TILE_ALIGN - 1) / TILE_ALIGN * TILE_ALIGN;
+    float *V = scratch, *dM = scratch + CNN_WINOGRAD_POINTS * padded * C;
+    input_block(g, x, t0, tiles, padded, V);
+    grad_block(g, F, dy, t0, tiles, padded, f0, f1, dM);
+    for (int p = 0; p < CNN_WINOGRAD_POINTS; p++) {
+        const float *vp = V + p * padded * C, *mp = dM + p * padded * Fs;
+        float *up = du + (int64_t)p * C * F + f0;
+        int f = 0;
+        for (; f + 32 <= Fs; f += 32)
+            for (int c = 0; c < C; c += 8)
+                weights_tile(8, 2, padded, C, Fs, F, vp + c, mp + f, up + (int64_t)c * F + f);
+        for (; f < Fs; f += 16)
+            for (int c = 0; c < C; c += 16)
+                weights_tile(16, 1, padded, C, Fs, F, vp + c, mp + f, up + (int64_t)c * F + f);
+    }
+}
+
+WINO_TARGET void cnn_winograd_kernel_grad(const cnn_conv_geom *g, int filters, const float *du,
+                                          int f0, int f1, float *dkernel)
+{
+    const int C = g->c, F = filters;
+    const int64_t point = (int64_t)C * F;
+    for (int ci = 0; ci < C; ci++)
+        for (int f = f0; f < f1; f += 16) {
+            /* columns of points first: q[ky][j] = (Gᵀ dU)[ky][j], then q G */
+            vec q[5][6];
+#pragma GCC unroll 6
+            for (int j = 0; j < 6; j++) {
+                vec u[6], out[5];
+#pragma GCC unroll 6
+                for (int i = 0; i < 6; i++)
+                    u[i] = vload(du + (i * 6 + j) * point + (int64_t)ci * F + f);
+                kernel_grad_points(u, out);
+#pragma GCC unroll 5
+                for (int ky = 0; ky < 5; ky++)
+                    q[ky][j] = out[ky];
+            }
+#pragma GCC unroll 5
+            for (int ky = 0; ky < 5; ky++) {
+                vec out[5];
+                kernel_grad_points(q[ky], out);
+#pragma GCC unroll 5
+                for (int kx = 0; kx < 5; kx++) {
+                    float *dk = dkernel + ((int64_t)(ky * 5 + kx) * C + ci) * F + f;
+                    CNN_VSTORE(dk, vload(dk) + out[kx]);
+                }
+            }
+        }
+}

@@ -66,4 +66,15 @@ void cnn_winograd_forward(const cnn_conv_geom *g, int filters, const float *x, c
                           const float *bias, cnn_activation activation, int64_t t0, int64_t t1,
                           float *scratch, float *y);
 
+/* Backward-weights over tiles [t0, t1) (one block, as for forward) and the
+ * filters [f0, f1) (multiples of 16): du[p][ci][f] += the sum over those
+ * tiles of V[p][t][ci] dM[p][t][f], V the input's transform and dM = A dY Aᵀ
+ * of the tile's output gradient (dy: (batch, oh, ow, filters)). Each sum
+ * runs over the tiles in order, onto du (36 c filters floats, as U). */
+void cnn_winograd_weights(const cnn_conv_geom *g, int filters, const float *x, const float *dy,
+                          int64_t t0, int64_t t1, int f0, int f1, float *scratch, float *du);
+/* dkernel[ky][kx][ci][f] += (Gᵀ du G)[ky][kx] for the filters [f0, f1). */
+void cnn_winograd_kernel_grad(const cnn_conv_geom *g, int filters, const float *du, int f0,
+                              int f1, float *dkernel);
+
 #endif

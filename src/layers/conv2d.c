@@ -1314,7 +1314,57 @@ static bool winograd_backward_data(conv2d_layer *c, const cnn_layer_io *io)
     return winograd_run(&j, io, rot + rotated_floats(c), ws - rotated_floats(c));
 }
 
-/* The most the two Winograd passes ask of the workspace. */
+/* Backward-weights: dU (36 c filters) at the start of the workspace, then
+ * each worker's block. Workers split the filters (16 at a time) and every
+ * one runs over all tiles, in blocks of the size that stays in L2 whatever
+ * the thread count: each dU sum then runs over the tiles in the same order
+ * on any number of threads. */
+typedef struct {
+    const conv2d_layer *c;
+    const cnn_layer_io *io;
+    float *du, *scratch;
+    int64_t share, block;
+} winograd_weights_job;
+
+static void winograd_weights_worker(void *p, int ith, int nth)
+{
+    const winograd_weights_job *j = p;
+    const cnn_conv_geom *g = &j->c->geom;
+    const int F = j->c->base.spec.u.conv2d.filters;
+    long b, e;
+    cnn_split_range(F / 16, ith, nth, &b, &e);
+    const int f0 = (int)b * 16, f1 = (int)e * 16;
+    if (f0 == f1)
+        return;
+    for (int64_t r = 0; r < (int64_t)CNN_WINOGRAD_POINTS * g->c; r++)
+        memset(j->du + r * F + f0, 0, (size_t)(f1 - f0) * sizeof(float));
+    const int64_t tiles = cnn_winograd_tiles(g, j->io->batch);
+    for (int64_t t = 0; t < tiles; t += j->block)
+        cnn_winograd_weights(g, F, j->io->x, j->io->dy, t, t + j->block < tiles ? t + j->block : tiles,
+                             f0, f1, j->scratch + ith * j->share, j->du);
+    cnn_winograd_kernel_grad(g, F, j->du, f0, f1, j->c->base.params[0].grad);
+}
+
+/* The kernel's gradient (the bias's is the caller's); false: not here. */
+static bool winograd_weights(conv2d_layer *c, const cnn_layer_io *io)
+{
+    const int F = c->base.spec.u.conv2d.filters;
+    if (!winograd_context(io) || !cnn_winograd_fits(&c->geom, F))
+        return false;
+    const int64_t ws = (int64_t)conv2d_workspace(&c->base, io->batch, io->tile_floats);
+    const int64_t du = (cnn_winograd_kernel_floats(&c->geom, F) + 15) / 16 * 16;
+    winograd_weights_job j = {.c = c, .io = io, .du = io->workspace,
+                              .scratch = io->workspace + du};
+    j.block = cnn_winograd_block_tiles(&c->geom, F, INT64_MAX / 4);
+    j.share = cnn_winograd_scratch_floats(&c->geom, F, j.block);
+    if (du + cnn_pool_threads(io->pool) * j.share > ws)
+        return false;
+    cnn_pool_run(io->pool, winograd_weights_worker, &j);
+    return true;
+}
+
+/* The most the Winograd passes ask of the workspace (backward-weights as
+ * the forward: a kernel's floats and two blocks). */
 static int64_t winograd_workspace(const conv2d_layer *c)
 {
     int64_t need = 0;
@@ -1541,6 +1591,9 @@ static void conv2d_backward(cnn_layer *l, const cnn_layer_io *io)
     bool parallel;
     if (weights_direct) {
         direct_weights(c, io, isa, nb); /* and the bias's */
+    } else if (winograd_weights(c, io)) {
+        if (l->n_params > 1)
+            cnn_bias_grad_rows(io->dy, M, F, l->params[1].grad);
     } else if (weights_implicit_ok(c, io, (int64_t)conv2d_workspace(l, io->batch, io->tile_floats),
                                    &per_worker, &parallel)) {
         weights_job job = {c, io, per_worker};
