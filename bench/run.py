@@ -127,6 +127,20 @@ def real_fraction(size, k):
     return (inside / (size * k)) ** 2
 
 
+def winograd_layers():
+    """The tutorial's layers that run Winograd's F(2x2, 5x5) here: conv2d_1
+    (5x5, 32 -> 64, stride 1) wherever the CPU has AVX-512F, the library's
+    rule (src/kernels/winograd.h) for this network."""
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split() for line in f if line.startswith("flags")), [])
+    return {"conv2d_1"} if "avx512f" in flags else set()
+
+
+WINOGRAD_NOTE = ("The tutorial's second convolution (5x5, 32 -> 64) runs Winograd's F(2x2, 5x5) "
+                 "in every pass on AVX-512 (36 multiplications where the direct products take "
+                 "100), so figures that count the direct products' work can pass the peak.")
+
+
 def profile_section(say, mode, threads_list, rounds, steps, best_peak, torch_ips):
     """Where the tutorial's training step or inference (batch 64) goes,
     layer by layer (`bench_cnn profile`): the products at their fraction of
@@ -146,6 +160,13 @@ def profile_section(say, mode, threads_list, rounds, steps, best_peak, torch_ips
            "weight, gradient and momentum: memory-bound. Rest: the loss and the step's "
            "bookkeeping."
            if train else ". Rest: the output's copy into the result tensor."))
+    wino = winograd_layers()
+    if wino:
+        say()
+        say(f"{', '.join(sorted(wino))} runs Winograd's F(2x2, 5x5): its GFLOP/s count the direct "
+            "products' real work over its time (it multiplies 36 times per 2x2 outputs and "
+            "channel pair where they do 100, padding included), and the bound below keeps its "
+            "measured time.")
     say()
     # the real (padding-free) fraction of each 'same' convolution of the tutorial
     real = {"conv2d": real_fraction(28, 5), "conv2d_1": real_fraction(14, 5)}
@@ -160,7 +181,7 @@ def profile_section(say, mode, threads_list, rounds, steps, best_peak, torch_ips
         cols = "forward, ms | backward, ms" if train else "forward, ms"
         say(f"| layer | {cols} | share | GFLOP/s | % of peak |")
         say("|---|---|" + ("---|" if train else "") + "---|---|---|")
-        matmul_ms = matmul_ideal_ms = layers_ms = 0.0
+        matmul_ms = matmul_ideal_ms = layers_ms = wino_ms = 0.0
         for i, layer in enumerate(runs[0]["layers"]):
             f = statistics.median(statistics.median(r["layers"][i]["forward_s"]) for r in runs) * 1e3
             b = statistics.median(statistics.median(r["layers"][i]["backward_s"]) for r in runs) * 1e3
@@ -171,10 +192,14 @@ def profile_section(say, mode, threads_list, rounds, steps, best_peak, torch_ips
                 work = layer["flops"] * real.get(layer["name"], 1.0) * passes
                 rate = f"{work / (f + b) / 1e6:.1f}"
                 pct = f"{work / (f + b) / 1e6 / best_peak[t] * 100:.0f}%"
-                matmul_ms += f + b
-                matmul_ideal_ms += work / (best_peak[t] * 1e6)
+                if layer["name"] in wino:
+                    wino_ms += f + b
+                else:
+                    matmul_ms += f + b
+                    matmul_ideal_ms += work / (best_peak[t] * 1e6)
             times = f"{f:.2f} | {b:.2f}" if train else f"{f:.2f}"
-            say(f"| {layer['name']} ({layer['type']}) | {times} | "
+            kind = layer["type"] + (", Winograd" if layer["name"] in wino else "")
+            say(f"| {layer['name']} ({kind}) | {times} | "
                 f"{(f + b) / step_ms * 100:.0f}% | {rate} | {pct} |")
         rest = step_ms - layers_ms
         if train:
@@ -184,10 +209,13 @@ def profile_section(say, mode, threads_list, rounds, steps, best_peak, torch_ips
         say(f"| rest | {rest:.2f} |{' |' if train else ''} {rest / step_ms * 100:.0f}% | | |")
         say()
         ideal = step_ms - matmul_ms + matmul_ideal_ms
-        say(f"The products (Conv2D, Dense) take {matmul_ms:.1f} ms, at "
-            f"{matmul_ideal_ms / matmul_ms * 100:.0f}% of the FMA peak on their real work; the "
-            f"rest {step_ms - matmul_ms:.1f} ms. With every product at the peak and the rest as "
-            f"it is, a batch would take {ideal:.1f} ms: cnn/PyTorch {theirs_ms / ideal:.2f} "
+        direct = "direct products" if wino else "products"
+        say(f"The {direct} (Conv2D, Dense) take {matmul_ms:.1f} ms, at "
+            f"{matmul_ideal_ms / matmul_ms * 100:.0f}% of the FMA peak on their real work"
+            + (f"; the Winograd layer {wino_ms:.1f} ms" if wino else "")
+            + f"; the rest {step_ms - matmul_ms - wino_ms:.1f} ms. With every {direct[:-1]} at "
+            f"the peak and the rest{' (the Winograd layer included)' if wino else ''} as it "
+            f"is, a batch would take {ideal:.1f} ms: cnn/PyTorch {theirs_ms / ideal:.2f} "
             f"(now {theirs_ms / step_ms:.2f}).")
         say()
 
@@ -246,7 +274,8 @@ def main():
     say("cnn % of peak counts every nominal multiply-add (zero padding included). Bound: the "
         "ratio cnn/PyTorch that cnn would reach running every multiply-add that does not fall "
         "on the zero padding (both sides skip those now) at the FMA peak measured above — a "
-        "target above it cannot be met in float32 on this CPU.")
+        "target above it cannot be met in float32 on this CPU with direct products. "
+        + (WINOGRAD_NOTE if winograd_layers() else ""))
     say()
     say("| network | batch | threads | cnn | PyTorch | ratio cnn/PyTorch | cnn % of peak | bound |")
     say("|---|---|---|---|---|---|---|---|")
@@ -318,7 +347,9 @@ def main():
         "convolution), which leaves real work of: "
         + ", ".join(f"{n.split(' (')[0]} {real_fraction(sh[1], sh[5]):.0%}"
                     for n, sh in CONV_LAYERS)
-        + " of nominal, so a figure above the peak is possible.")
+        + " of nominal, so a figure above the peak is possible. "
+        + (WINOGRAD_NOTE.replace("The tutorial's second convolution", "conv2") if winograd_layers()
+           else ""))
     say()
     say("| layer | pass | threads | cnn GFLOP/s | % peak | PyTorch GFLOP/s | ratio |")
     say("|---|---|---|---|---|---|---|")
