@@ -1400,7 +1400,9 @@ static size_t conv2d_workspace(const cnn_layer *l, int batch, int64_t tile_float
         if (t > gemm)
             gemm = t;
     }
-    if ((int64_t)gemm < winograd_workspace(c))
+    /* Winograd's passes, within the limit (else they fall back when the
+     * workspace is too small: winograd_run, winograd_weights) */
+    if ((int64_t)gemm < winograd_workspace(c) && winograd_workspace(c) <= tile_floats)
         gemm = (size_t)winograd_workspace(c);
     return direct > gemm ? direct : gemm;
 }
