@@ -13,7 +13,8 @@
  *  - the layer: forward (training and inference alike), backward-data (dy
  *    convolved with the rotated kernel) and the kernel's gradient give the
  *    same bits on 1 and 2 threads, and agree within tolerance with the
- *    direct products that a context forced to another micro-kernel keeps. */
+ *    direct products that a context forced to another micro-kernel keeps;
+ *    a workspace limit below the transforms' needs falls back to them. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -227,12 +228,15 @@ static void check_case(const shape *s)
     free(x), free(k), free(b), free(u), free(scratch), free(y), free(y2), free(want), free(scale);
 }
 
-/* The tutorial's conv2 (32 -> 64 on 14x14, same) in a model, batch 8. */
-static cnn_model *tutorial_model(int threads, const char *kernel)
+/* The tutorial's conv2 (32 -> 64 on 14x14, same) in a model, batch 8;
+ * limit: a workspace limit in bytes (0: the default). */
+static cnn_model *tutorial_model(int threads, const char *kernel, size_t limit)
 {
     cnn_model *m = NULL;
     CHECK_OK(cnn_model_create(&m, cnn_shape_hwc(14, 14, 32)));
     CHECK_OK(cnn_model_set_threads(m, threads));
+    if (limit)
+        CHECK_OK(cnn_model_set_workspace_limit(m, limit));
     CHECK_OK(cnn_model_add_conv2d(m, cnn_conv2d(.filters = 64, .kernel_size = {5, 5},
                                                 .padding = CNN_PADDING_SAME,
                                                 .activation = CNN_ACTIVATION_RELU)));
@@ -258,11 +262,14 @@ static void test_layer(void)
     cnn_tensor *x = NULL, *y = NULL;
     test_random_batch(&rng, (int64_t[]){batch, 14, 14, 32}, -1, 1, 3, &x, &y);
     const bool avx2 = cnn_isa_supported(CNN_ISA_AVX2);
-    cnn_model *m[3] = {tutorial_model(1, NULL), tutorial_model(2, NULL),
-                       tutorial_model(1, avx2 ? "avx2" : "naive")};
+    /* m[3]: a workspace limit (256 KiB) below the transforms' needs, so
+     * every pass falls back to the fused path */
+    cnn_model *m[4] = {tutorial_model(1, NULL, 0), tutorial_model(2, NULL, 0),
+                       tutorial_model(1, avx2 ? "avx2" : "naive", 0),
+                       tutorial_model(1, NULL, 256 * 1024)};
     const int64_t n = (int64_t)batch * 14 * 14 * 64, nx = (int64_t)batch * 14 * 14 * 32;
-    float *out[3], *dx[3], *infer = malloc((size_t)n * sizeof(float));
-    for (int i = 0; i < 3; i++) {
+    float *out[4], *dx[4], *infer = malloc((size_t)n * sizeof(float));
+    for (int i = 0; i < 4; i++) {
         out[i] = malloc((size_t)n * sizeof(float));
         dx[i] = malloc((size_t)nx * sizeof(float));
         step(m[i], x, y, out[i], dx[i]);
@@ -293,7 +300,12 @@ static void test_layer(void)
         CHECK(test_close("conv gradient against the direct products", g0, g2, (long)count, 1e-5,
                          1e-4));
     }
-    for (int i = 0; i < 3; i++)
+    /* the small limit: not the Winograd bits, the direct products' values */
+    CHECK(memcmp(out[0], out[3], (size_t)n * sizeof(float)) != 0);
+    CHECK(memcmp(dx[0], dx[3], (size_t)nx * sizeof(float)) != 0);
+    CHECK(test_close("small workspace: forward", out[3], out[2], (long)n, 1e-5, 1e-4));
+    CHECK(test_close("small workspace: dx", dx[3], dx[2], (long)nx, 1e-5, 1e-4));
+    for (int i = 0; i < 4; i++)
         free(out[i]), free(dx[i]), cnn_model_free(m[i]);
     free(infer);
     cnn_tensor_free(x);
