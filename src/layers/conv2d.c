@@ -1200,17 +1200,19 @@ static bool weights_implicit_ok(const conv2d_layer *c, const cnn_layer_io *io, i
     return ws_floats >= need;
 }
 
-/* ---- Winograd's F(2x2, 5x5): forward and backward-data ---------------------------
+/* ---- Winograd's F(2x2, 5x5): all three passes -----------------------------------
  * A 5x5 stride-1 layer with channels and filters in multiples of 16 (the
  * tutorial's conv2) takes 36 multiplications per 2x2 output pixels and
  * (channel, filter) where the direct products take 100 (kernels/winograd.h):
- * its forward, and its backward-data, which for stride 1 is the forward
- * convolution of dy with the rotated kernel (transposed_geom). float32 on
- * the AVX-512 micro-kernel's context only: forcing another kernel (or the
- * reference) forces the direct products too, as direct_isa does, and
- * mixed_bfloat16 keeps its bfloat16 products. Backward-weights keeps the
- * implicit GEMM. The kernel's transform U (36 c filters floats) comes
- * first in the job's workspace, then one block of tiles' scratch per worker.
+ * its forward; its backward-data, which for stride 1 is the forward
+ * convolution of dy with the rotated kernel (transposed_geom); and its
+ * backward-weights (winograd_weights, below). float32 on the AVX-512
+ * micro-kernel's context only: forcing another kernel (or the reference)
+ * forces the direct products too, as direct_isa does, and mixed_bfloat16
+ * keeps its bfloat16 products (as fast here: a bfloat16 Winograd would
+ * halve the products but not the transforms). The kernel's transform U (36
+ * c filters floats) comes first in the job's workspace, then one block of
+ * tiles' scratch per worker.
  * Even at batch 1 (the tutorial's conv2: 49 tiles) transforming the kernel
  * first costs no more than it saves (0.15-0.16 ms either way in
  * bench_cnn profile infer tutorial 1 1), so every batch takes it. */
