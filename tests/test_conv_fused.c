@@ -176,14 +176,21 @@ static cnn_model *model_for(const shape *s, int threads, bool naive)
     return test_classifier_head(m, naive);
 }
 
-/* The unfused forward: im2col of the whole batch, cnn_gemm, bias. */
-static float *unfused_forward(cnn_model *m, const shape *s)
+/* The tested layer's geometry. */
+static cnn_conv_geom geom_of(const shape *s)
 {
-    const cnn_layer *l = m->layers[1];
     cnn_conv_geom g = {.h = s->h, .w = s->w, .c = s->c, .kh = s->kh, .kw = s->kw, .sh = s->sh,
                        .sw = s->sw, .dh = s->dh, .dw = s->dw};
     g.oh = cnn_conv_out_size(s->h, s->kh, s->sh, s->dh, s->same, &g.pad_top);
     g.ow = cnn_conv_out_size(s->w, s->kw, s->sw, s->dw, s->same, &g.pad_left);
+    return g;
+}
+
+/* The unfused forward: im2col of the whole batch, cnn_gemm, bias. */
+static float *unfused_forward(cnn_model *m, const shape *s)
+{
+    const cnn_layer *l = m->layers[1];
+    const cnn_conv_geom g = geom_of(s);
     const int64_t M = (int64_t)s->batch * g.oh * g.ow, K = (int64_t)s->kh * s->kw * s->c;
     float *col = random_floats(M * K), *y = random_floats(M * s->filters);
     cnn_im2col_rows(&g, m->arena.outputs[0], 0, M, col);
@@ -198,10 +205,7 @@ static float *unfused_forward(cnn_model *m, const shape *s)
 /* The layer runs Winograd's F(2x2, 5x5) instead of the fused path. */
 static bool winograd(const shape *s)
 {
-    cnn_conv_geom g = {.h = s->h, .w = s->w, .c = s->c, .kh = s->kh, .kw = s->kw, .sh = s->sh,
-                       .sw = s->sw, .dh = s->dh, .dw = s->dw};
-    g.oh = cnn_conv_out_size(s->h, s->kh, s->sh, s->dh, s->same, &g.pad_top);
-    g.ow = cnn_conv_out_size(s->w, s->kw, s->sw, s->dw, s->same, &g.pad_left);
+    cnn_conv_geom g = geom_of(s);
     return cnn_winograd_fits(&g, s->filters);
 }
 

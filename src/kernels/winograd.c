@@ -58,6 +58,24 @@ WINO_BODY vec vfma(vec a, vec b, vec c)
 static int64_t tiles_y(const cnn_conv_geom *g) { return ((int64_t)g->oh + 1) / 2; }
 static int64_t tiles_x(const cnn_conv_geom *g) { return ((int64_t)g->ow + 1) / 2; }
 
+/* Tile q as its sample and the output pixel at its top-left corner. */
+typedef struct {
+    int64_t n;
+    int oy, ox;
+} tile_corner;
+
+static tile_corner tile_of(const cnn_conv_geom *g, int64_t q)
+{
+    const int64_t tx_n = tiles_x(g), ty_n = tiles_y(g);
+    return (tile_corner){q / (ty_n * tx_n), 2 * (int)(q / tx_n % ty_n), 2 * (int)(q % tx_n)};
+}
+
+/* A block's tiles rounded up to whole register tiles. */
+static int64_t padded_tiles(int64_t tiles)
+{
+    return (tiles + TILE_ALIGN - 1) / TILE_ALIGN * TILE_ALIGN;
+}
+
 bool cnn_winograd_fits(const cnn_conv_geom *g, int filters)
 {
 #ifdef CNN_ISA_X86
@@ -83,8 +101,7 @@ int64_t cnn_winograd_kernel_floats(const cnn_conv_geom *g, int filters)
 
 int64_t cnn_winograd_scratch_floats(const cnn_conv_geom *g, int filters, int64_t tiles)
 {
-    int64_t padded = (tiles + TILE_ALIGN - 1) / TILE_ALIGN * TILE_ALIGN;
-    return (int64_t)CNN_WINOGRAD_POINTS * padded * (g->c + filters);
+    return (int64_t)CNN_WINOGRAD_POINTS * padded_tiles(tiles) * (g->c + filters);
 }
 
 int64_t cnn_winograd_block_tiles(const cnn_conv_geom *g, int filters, int64_t floats)
@@ -176,12 +193,11 @@ static WINO_TARGET void input_block(const cnn_conv_geom *g, const float *x, int6
                                     int64_t tiles, int64_t padded, float *V)
 {
     const int C = g->c;
-    const int64_t tx_n = tiles_x(g), ty_n = tiles_y(g), point = padded * C;
+    const int64_t point = padded * C;
     for (int64_t t = 0; t < tiles; t++) {
-        const int64_t q = t0 + t, n = q / (ty_n * tx_n);
-        const int ty = (int)(q / tx_n % ty_n), tx = (int)(q % tx_n);
-        const int y0 = 2 * ty - g->pad_top, x0 = 2 * tx - g->pad_left;
-        const float *xn = x + n * g->h * g->w * C;
+        const tile_corner tc = tile_of(g, t0 + t);
+        const int y0 = tc.oy - g->pad_top, x0 = tc.ox - g->pad_left;
+        const float *xn = x + tc.n * g->h * g->w * C;
         const bool inside = y0 >= 0 && y0 + 6 <= g->h && x0 >= 0 && x0 + 6 <= g->w;
         for (int cv = 0; cv < C; cv += 16) {
             vec rows[6][6];
@@ -269,12 +285,11 @@ static WINO_TARGET void output_block(const cnn_conv_geom *g, int F, const float 
                                      cnn_activation activation, int64_t t0, int64_t tiles,
                                      int64_t padded, const float *M, float *y)
 {
-    const int64_t tx_n = tiles_x(g), ty_n = tiles_y(g), point = padded * F;
+    const int64_t point = padded * F;
     for (int64_t t = 0; t < tiles; t++) {
-        const int64_t q = t0 + t, n = q / (ty_n * tx_n);
-        const int oy = 2 * (int)(q / tx_n % ty_n), ox = 2 * (int)(q % tx_n);
-        const int rows = oy + 1 < g->oh ? 2 : 1, cols = ox + 1 < g->ow ? 2 : 1;
-        float *yt = y + ((n * g->oh + oy) * g->ow + ox) * F;
+        const tile_corner tc = tile_of(g, t0 + t);
+        const int rows = tc.oy + 1 < g->oh ? 2 : 1, cols = tc.ox + 1 < g->ow ? 2 : 1;
+        float *yt = y + ((tc.n * g->oh + tc.oy) * g->ow + tc.ox) * F;
         for (int f = 0; f < F; f += 16) {
             vec half[2][6]; /* Aᵀ m down each column of points */
 #pragma GCC unroll 6
@@ -310,7 +325,7 @@ void cnn_winograd_forward(const cnn_conv_geom *g, int filters, const float *x, c
 {
     const int C = g->c, F = filters;
     const int64_t tiles = t1 - t0;
-    const int64_t padded = (tiles + TILE_ALIGN - 1) / TILE_ALIGN * TILE_ALIGN;
+    const int64_t padded = padded_tiles(tiles);
     float *V = scratch, *M = scratch + CNN_WINOGRAD_POINTS * padded * C;
     input_block(g, x, t0, tiles, padded, V);
     for (int p = 0; p < CNN_WINOGRAD_POINTS; p++)
@@ -358,12 +373,11 @@ static WINO_TARGET void grad_block(const cnn_conv_geom *g, int F, const float *d
                                    int64_t tiles, int64_t padded, int f0, int f1, float *dM)
 {
     const int Fs = f1 - f0;
-    const int64_t tx_n = tiles_x(g), ty_n = tiles_y(g), point = padded * Fs;
+    const int64_t point = padded * Fs;
     for (int64_t t = 0; t < tiles; t++) {
-        const int64_t q = t0 + t, n = q / (ty_n * tx_n);
-        const int oy = 2 * (int)(q / tx_n % ty_n), ox = 2 * (int)(q % tx_n);
-        const int rows = oy + 1 < g->oh ? 2 : 1, cols = ox + 1 < g->ow ? 2 : 1;
-        const float *dt = dy + ((n * g->oh + oy) * g->ow + ox) * F;
+        const tile_corner tc = tile_of(g, t0 + t);
+        const int rows = tc.oy + 1 < g->oh ? 2 : 1, cols = tc.ox + 1 < g->ow ? 2 : 1;
+        const float *dt = dy + ((tc.n * g->oh + tc.oy) * g->ow + tc.ox) * F;
         for (int f = f0; f < f1; f += 16) {
             vec half[6][2]; /* A d down each column of the tile */
 #pragma GCC unroll 2
@@ -429,7 +443,7 @@ WINO_TARGET void cnn_winograd_weights(const cnn_conv_geom *g, int filters, const
 {
     const int C = g->c, F = filters, Fs = f1 - f0;
     const int64_t tiles = t1 - t0;
-    const int64_t padded = (tiles + TILE_ALIGN - 1) / TILE_ALIGN * TILE_ALIGN;
+    const int64_t padded = padded_tiles(tiles);
     float *V = scratch, *dM = scratch + CNN_WINOGRAD_POINTS * padded * C;
     input_block(g, x, t0, tiles, padded, V);
     grad_block(g, F, dy, t0, tiles, padded, f0, f1, dM);

@@ -1219,15 +1219,21 @@ static bool weights_implicit_ok(const conv2d_layer *c, const cnn_layer_io *io, i
 
 static bool winograd_context(const cnn_layer_io *io)
 {
-    return !io->bf16 && strcmp(cnn_gemm_ctx_kernel_name(io->gemm), "avx512") == 0;
+    cnn_isa isa;
+    return !io->bf16 && direct_isa(io, &isa) && isa == CNN_ISA_AVX512;
+}
+
+/* U's (or dU's) floats at the start of the workspace, whole cache lines. */
+static int64_t winograd_kernel_slot(const cnn_conv_geom *g, int F)
+{
+    return (cnn_winograd_kernel_floats(g, F) + 15) / 16 * 16;
 }
 
 /* U and two workers' blocks of the size that stays in L2. */
 static int64_t winograd_floats(const cnn_conv_geom *g, int F)
 {
     const int64_t block = cnn_winograd_block_tiles(g, F, INT64_MAX / 4);
-    return (cnn_winograd_kernel_floats(g, F) + 15) / 16 * 16
-         + 2 * cnn_winograd_scratch_floats(g, F, block);
+    return winograd_kernel_slot(g, F) + 2 * cnn_winograd_scratch_floats(g, F, block);
 }
 
 /* y = conv(x, kernel) (+ bias, activation) over g, F filters. */
@@ -1262,7 +1268,7 @@ static void winograd_worker(void *p, int ith, int nth)
 /* Runs the job in ws (ws_floats); false if the workspace is too small. */
 static bool winograd_run(winograd_job *j, const cnn_layer_io *io, float *ws, int64_t ws_floats)
 {
-    const int64_t kernel = (cnn_winograd_kernel_floats(j->g, j->F) + 15) / 16 * 16;
+    const int64_t kernel = winograd_kernel_slot(j->g, j->F);
     j->batch = io->batch;
     j->u = ws;
     j->scratch = ws + kernel;
@@ -1342,8 +1348,9 @@ static void winograd_weights_worker(void *p, int ith, int nth)
         memset(j->du + r * F + f0, 0, (size_t)(f1 - f0) * sizeof(float));
     const int64_t tiles = cnn_winograd_tiles(g, j->io->batch);
     for (int64_t t = 0; t < tiles; t += j->block)
-        cnn_winograd_weights(g, F, j->io->x, j->io->dy, t, t + j->block < tiles ? t + j->block : tiles,
-                             f0, f1, j->scratch + ith * j->share, j->du);
+        cnn_winograd_weights(g, F, j->io->x, j->io->dy, t,
+                             t + j->block < tiles ? t + j->block : tiles, f0, f1,
+                             j->scratch + ith * j->share, j->du);
     cnn_winograd_kernel_grad(g, F, j->du, f0, f1, j->c->base.params[0].grad);
 }
 
@@ -1354,7 +1361,7 @@ static bool winograd_weights(conv2d_layer *c, const cnn_layer_io *io)
     if (!winograd_context(io) || !cnn_winograd_fits(&c->geom, F))
         return false;
     const int64_t ws = (int64_t)conv2d_workspace(&c->base, io->batch, io->tile_floats);
-    const int64_t du = (cnn_winograd_kernel_floats(&c->geom, F) + 15) / 16 * 16;
+    const int64_t du = winograd_kernel_slot(&c->geom, F);
     winograd_weights_job j = {.c = c, .io = io, .du = io->workspace,
                               .scratch = io->workspace + du};
     j.block = cnn_winograd_block_tiles(&c->geom, F, INT64_MAX / 4);
@@ -1404,8 +1411,9 @@ static size_t conv2d_workspace(const cnn_layer *l, int batch, int64_t tile_float
     }
     /* Winograd's passes, within the limit (else they fall back when the
      * workspace is too small: winograd_run, winograd_weights) */
-    if ((int64_t)gemm < winograd_workspace(c) && winograd_workspace(c) <= tile_floats)
-        gemm = (size_t)winograd_workspace(c);
+    const int64_t winograd = winograd_workspace(c);
+    if ((int64_t)gemm < winograd && winograd <= tile_floats)
+        gemm = (size_t)winograd;
     return direct > gemm ? direct : gemm;
 }
 
